@@ -1,0 +1,537 @@
+"""Grant-time validation: from an envelope to the exact scope a session is allowed.
+
+:func:`validate_grant` checks an envelope against the catalog and tier rules and *expands* it:
+every capability becomes concrete permissions (target, function, value cap, rules) on the
+allowed destinations that fit its target kind; explicit permissions are added (and replace an
+expanded permission for the same target and function). The result, a :class:`Scope`, is what
+the owner signs (:meth:`Scope.grant_message`) and what the policy engine enforces, so the two
+cannot disagree.
+
+Time bounds are exact: a session is valid for ``valid_after <= now < expires_at``; the TTL
+checked against the tier is ``expires_at - now`` at grant time (authority exists from the moment
+it is granted, whatever ``validAfter`` says).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .abi import (
+    AbiType,
+    AddressType,
+    ArgumentPath,
+    ArgumentPathError,
+    BoolType,
+    FixedBytesType,
+    FunctionSignature,
+    IntType,
+    UintType,
+    compile_argument_path,
+    encode_word,
+    parse_signature,
+)
+from .catalog import TARGET, Catalog, CatalogFunction, Outflow, Tier
+from .decision import GrantRefused, Violation
+from .envelope import (
+    ACCOUNT_PLACEHOLDER,
+    ArgRule,
+    Envelope,
+    RuleOp,
+    RuleValue,
+    TokenLimit,
+)
+from .reasons import ReasonCode
+from .values import ZERO_ADDRESS, InvalidValue, format_usd, parse_address, parse_amount
+
+CUSTOM_ACTION = "custom"
+OFFCHAIN_ONLY = 0xFFFF
+_TIER_ORDER = {Tier.SAFE: 0, Tier.GUARDED: 1, Tier.FORBIDDEN: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """An argument rule typed against its ABI type.
+
+    ``values`` are Python values comparable with decoded arguments; ``words`` their ABI words
+    (the on-chain ``Rule.values``); ``offset`` the static word index or ``None`` when the rule is
+    enforced off-chain only. ``implicit`` marks recipient rules added from the catalog.
+    """
+
+    arg: str
+    op: RuleOp
+    values: tuple[object, ...]
+    words: tuple[bytes, ...]
+    offset: int | None
+    implicit: bool
+    reader: ArgumentPath
+
+    def holds(self, actual: object) -> bool:
+        op = self.op
+        if op is RuleOp.EQ:
+            return actual == self.values[0]
+        if op is RuleOp.NE:
+            return actual != self.values[0]
+        if op is RuleOp.IN:
+            return actual in self.values
+        if op is RuleOp.NOT_IN:
+            return actual not in self.values
+        if not isinstance(actual, int):  # lte/gte are only compiled for integer arguments
+            return False
+        bound = self.values[0]
+        assert isinstance(bound, int)
+        return actual <= bound if op is RuleOp.LTE else actual >= bound
+
+    @property
+    def label(self) -> str:
+        shown = ", ".join(str(v) for v in self.values)
+        return (
+            f"{self.arg} {self.op.value} [{shown}]"
+            if self.op in (RuleOp.IN, RuleOp.NOT_IN)
+            else f"{self.arg} {self.op.value} {shown}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledOutflow:
+    """A catalog :class:`Outflow` with its argument paths compiled for the function."""
+
+    token: ArgumentPath | None
+    """Where the token address is; ``None`` when the called contract is the token."""
+    amount: ArgumentPath
+    owner: ArgumentPath | None
+
+    @classmethod
+    def of(cls, sig: FunctionSignature, outflow: Outflow) -> CompiledOutflow:
+        return cls(
+            token=None if outflow.token == TARGET else compile_argument_path(sig, outflow.token),
+            amount=compile_argument_path(sig, outflow.amount),
+            owner=compile_argument_path(sig, outflow.owner) if outflow.owner else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GrantedPermission:
+    """One concrete thing the session may call."""
+
+    target: str
+    signature: FunctionSignature
+    action_class: str
+    tier: Tier
+    max_value_per_call: int
+    rules: tuple[CompiledRule, ...]
+    outflow: CompiledOutflow | None = None
+    forbid_max: ArgumentPath | None = None
+    """The approval amount whose maximum value ("unlimited") is never delegable."""
+
+    @property
+    def label(self) -> str:
+        return f"permissions[{self.target}.{self.signature.canonical}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A validated, expanded envelope bound to one account: exactly what a session may do."""
+
+    account: str
+    envelope: Envelope
+    valid_after: int
+    expires_at: int
+    permissions: Mapping[tuple[str, bytes], GrantedPermission]
+    targets: frozenset[str]
+    token_limits: Mapping[str, TokenLimit]
+    tier: Tier
+
+    @property
+    def chain_id(self) -> int:
+        return self.envelope.chain_id
+
+    @property
+    def action_classes(self) -> tuple[str, ...]:
+        return tuple(sorted({p.action_class for p in self.permissions.values()}))
+
+    def ordered_permissions(self) -> tuple[GrantedPermission, ...]:
+        """Permissions in their canonical order: by target, then selector."""
+        return tuple(self.permissions[k] for k in sorted(self.permissions))
+
+    def envelope_message(self) -> dict[str, Any]:
+        """The ``Envelope`` struct of docs/protocol.md as a message for EIP-712 hashing."""
+        env = self.envelope
+        rate = env.rate_limit
+        return {
+            "chainId": env.chain_id,
+            "validAfter": self.valid_after,
+            "expiresAt": self.expires_at,
+            "capabilities": list(env.capabilities),
+            "permissions": [
+                {
+                    "target": p.target,
+                    "selector": p.signature.selector,
+                    "function": p.signature.canonical,
+                    "actionClass": p.action_class,
+                    "maxValuePerCall": p.max_value_per_call,
+                    "rules": [
+                        {
+                            "arg": r.arg,
+                            "op": r.op.code,
+                            "offset": OFFCHAIN_ONLY if r.offset is None else r.offset,
+                            "values": list(r.words),
+                        }
+                        for r in p.rules
+                    ],
+                }
+                for p in self.ordered_permissions()
+            ],
+            "allowedDestinations": list(env.allowed_destinations),
+            "valueLimit": env.value_limit.limit if env.value_limit else 0,
+            "valuePeriod": env.value_limit.period if env.value_limit else 0,
+            "tokenLimits": [
+                {"token": t.token, "limit": t.limit, "period": t.period} for t in env.token_limits
+            ],
+            "maxValueUsd": format_usd(env.max_value_usd) if env.max_value_usd is not None else "",
+            "maxUses": env.max_uses or 0,
+            "rateCount": rate.count if rate else 0,
+            "rateInterval": rate.interval if rate else 0,
+            "maxFeeWei": env.max_fee_wei or 0,
+        }
+
+    def grant_message(
+        self, *, credential: bytes, nonce: int, epoch: int, revoker: str = ZERO_ADDRESS
+    ) -> dict[str, Any]:
+        """The ``SessionGrant`` message the owner signs (docs/protocol.md section 2)."""
+        if self.envelope.session_key is None:
+            raise ValueError("a grant needs the session key: compile the scope with session_key=")
+        return {
+            "account": self.account,
+            "sessionKey": self.envelope.session_key,
+            "credential": credential,
+            "nonce": nonce,
+            "epoch": epoch,
+            "revoker": revoker,
+            "envelope": self.envelope_message(),
+        }
+
+
+def validate_grant(
+    envelope: Envelope,
+    *,
+    catalog: Catalog,
+    account: str,
+    chain_id: int,
+    now: int,
+    credential_expires_at: int | None = None,
+    session_key: str | None = None,
+) -> Scope:
+    """Validate ``envelope`` for a grant on ``account`` at ``now`` and expand it into a :class:`Scope`.
+
+    Raises :class:`GrantRefused` listing every problem (unknown or forbidden capabilities,
+    missing or over-long expiry, empty or inverted windows, expiry past the credential's,
+    wildcard or self targets, guarded actions without caps, malformed rules). Pure: no I/O.
+    """
+    problems: list[Violation] = []
+
+    def refuse(code: ReasonCode, rule: str, detail: str) -> None:
+        problems.append(Violation(code, rule, detail))
+
+    if session_key is not None:
+        if envelope.session_key is not None and envelope.session_key != session_key:
+            refuse(
+                ReasonCode.ENVELOPE_MALFORMED,
+                "sessionKey",
+                "the session key is generated by the vault, not chosen by the caller",
+            )
+        envelope = replace(envelope, session_key=session_key)
+    if envelope.chain_id != chain_id:
+        refuse(
+            ReasonCode.CHAIN_MISMATCH,
+            "chainId",
+            f"the wallet is on chain {chain_id}, the envelope names chain {envelope.chain_id}",
+        )
+
+    # --- time window ---------------------------------------------------------------------
+    valid_after = envelope.valid_after if envelope.valid_after is not None else now
+    expires_at = envelope.expires_at
+    if expires_at is None:
+        refuse(ReasonCode.EXPIRY_MISSING, "expiresAt", "every session needs an expiry")
+    else:
+        if valid_after >= expires_at:
+            refuse(
+                ReasonCode.WINDOW_INVALID,
+                "validAfter/expiresAt",
+                "the validity window is empty or inverted",
+            )
+        elif expires_at <= now:
+            refuse(ReasonCode.WINDOW_INVALID, "expiresAt", "the session would already be expired")
+        if credential_expires_at is not None and expires_at > credential_expires_at:
+            refuse(
+                ReasonCode.EXPIRY_PAST_CREDENTIAL,
+                "expiresAt",
+                "a session cannot outlive its credential",
+            )
+    envelope = replace(envelope, valid_after=valid_after)
+
+    # --- destinations --------------------------------------------------------------------
+    for dest in envelope.allowed_destinations:
+        if dest == ZERO_ADDRESS:
+            refuse(
+                ReasonCode.WILDCARD_TARGET,
+                "allowedDestinations",
+                "the zero address is not a destination",
+            )
+        elif dest == account:
+            refuse(
+                ReasonCode.NON_DELEGABLE_ACTION,
+                "allowedDestinations",
+                "calls to the account itself are never delegable",
+            )
+    destinations = frozenset(envelope.allowed_destinations)
+    token_limits = {t.token: t for t in envelope.token_limits}
+    recipients_allowed = (account, *envelope.allowed_destinations)
+
+    # --- expansion -----------------------------------------------------------------------
+    granted: dict[tuple[str, bytes], GrantedPermission] = {}
+    forbidden_classes = catalog.forbidden_classes()
+    for name in envelope.capabilities:
+        action = catalog.actions.get(name)
+        if action is None:
+            if name in forbidden_classes:
+                refuse(
+                    ReasonCode.NON_DELEGABLE_ACTION,
+                    f"capabilities[{name}]",
+                    "this action class is never delegable",
+                )
+            else:
+                refuse(
+                    ReasonCode.UNKNOWN_CAPABILITY,
+                    f"capabilities[{name}]",
+                    "not in the action catalog",
+                )
+            continue
+        fitting = [
+            d
+            for d in envelope.allowed_destinations
+            if _fits(catalog, chain_id, d, action.target_kind, token_limits)
+        ]
+        if not fitting:
+            refuse(
+                ReasonCode.CAPABILITY_WITHOUT_TARGET,
+                f"capabilities[{name}]",
+                f"no allowed destination is a known {action.target_kind} contract",
+            )
+            continue
+        for dest in fitting:
+            for fn in action.functions:
+                value_cap = envelope.value_limit.limit if fn.payable and envelope.value_limit else 0
+                granted[(dest, fn.signature.selector)] = _permission(
+                    fn, dest, value_cap, (), recipients_allowed, account, problems
+                )
+
+    for i, explicit in enumerate(envelope.permissions):
+        where = f"permissions[{i}]"
+        try:
+            sig = parse_signature(explicit.function)
+        except ValueError as exc:
+            refuse(ReasonCode.ENVELOPE_MALFORMED, f"{where}.function", str(exc))
+            continue
+        if explicit.target == ZERO_ADDRESS:
+            refuse(
+                ReasonCode.WILDCARD_TARGET, f"{where}.target", "the zero address is not a target"
+            )
+            continue
+        if explicit.target == account:
+            refuse(
+                ReasonCode.NON_DELEGABLE_ACTION,
+                f"{where}.target",
+                "calls to the account itself are never delegable",
+            )
+            continue
+        if explicit.target not in destinations:
+            refuse(
+                ReasonCode.TARGET_NOT_ALLOWED,
+                f"{where}.target",
+                "the target must be one of allowedDestinations",
+            )
+            continue
+        if sig.selector in catalog.forbidden:
+            refuse(
+                ReasonCode.NON_DELEGABLE_ACTION,
+                f"{where}.function",
+                catalog.forbidden[sig.selector].why,
+            )
+            continue
+        known = _catalog_function(catalog, sig)
+        fn = known or CatalogFunction(action_class=CUSTOM_ACTION, signature=sig, tier=Tier.GUARDED)
+        granted[(explicit.target, sig.selector)] = _permission(
+            fn,
+            explicit.target,
+            explicit.max_value_per_call,
+            explicit.rules,
+            recipients_allowed,
+            account,
+            problems,
+            where,
+        )
+
+    if not granted and not problems:
+        refuse(ReasonCode.ENVELOPE_MALFORMED, "capabilities", "the envelope grants nothing")
+
+    tier = max((p.tier for p in granted.values()), key=_TIER_ORDER.__getitem__, default=Tier.SAFE)
+    if (
+        expires_at is not None
+        and tier in catalog.max_ttl
+        and expires_at - now > catalog.max_ttl[tier]
+    ):
+        refuse(
+            ReasonCode.TTL_EXCEEDS_TIER,
+            "expiresAt",
+            f"{tier.value} sessions live at most {catalog.max_ttl[tier]} s; this one asks {expires_at - now} s",
+        )
+    if tier is Tier.GUARDED and not _has_caps(envelope):
+        refuse(
+            ReasonCode.CAPS_REQUIRED,
+            "maxValueUsd/tokenLimits/valueLimit",
+            "guarded actions need a value cap",
+        )
+    if envelope.max_uses == 0:
+        refuse(ReasonCode.ENVELOPE_MALFORMED, "maxUses", "a session with zero uses grants nothing")
+    if envelope.rate_limit is not None and (
+        envelope.rate_limit.count == 0 or envelope.rate_limit.interval == 0
+    ):
+        refuse(ReasonCode.ENVELOPE_MALFORMED, "rateLimit", "count and interval must be positive")
+
+    if problems:
+        raise GrantRefused(tuple(problems))
+    assert expires_at is not None
+    return Scope(
+        account=account,
+        envelope=envelope,
+        valid_after=valid_after,
+        expires_at=expires_at,
+        permissions=granted,
+        targets=frozenset(target for target, _ in granted),
+        token_limits=token_limits,
+        tier=tier,
+    )
+
+
+def _fits(
+    catalog: Catalog, chain_id: int, address: str, kind: str, token_limits: Mapping[str, TokenLimit]
+) -> bool:
+    if kind in catalog.kinds_of(chain_id, address):
+        return True
+    # A token the owner put a limit on is, by the owner's word, an ERC-20.
+    return kind == "erc20" and address in token_limits
+
+
+def _catalog_function(catalog: Catalog, sig: FunctionSignature) -> CatalogFunction | None:
+    for fn in catalog.by_selector.get(sig.selector, ()):
+        if fn.signature.canonical == sig.canonical:
+            return fn
+    return None
+
+
+def _has_caps(envelope: Envelope) -> bool:
+    return (
+        envelope.max_value_usd is not None
+        or bool(envelope.token_limits)
+        or (envelope.value_limit is not None and envelope.value_limit.limit > 0)
+    )
+
+
+def _permission(
+    fn: CatalogFunction,
+    target: str,
+    max_value_per_call: int,
+    rules: tuple[ArgRule, ...],
+    recipients_allowed: tuple[str, ...],
+    account: str,
+    problems: list[Violation],
+    where: str | None = None,
+) -> GrantedPermission:
+    sig = fn.signature
+    where = where or f"permissions[{target}.{sig.canonical}]"
+    compiled: list[CompiledRule] = []
+    for j, rule in enumerate(rules):
+        try:
+            compiled.append(compile_rule(sig, rule, account))
+        except (InvalidValue, ArgumentPathError) as exc:
+            message = exc.message if isinstance(exc, InvalidValue) else str(exc)
+            problems.append(
+                Violation(ReasonCode.ENVELOPE_MALFORMED, f"{where}.rules[{j}]", message)
+            )
+    for path in fn.recipients:
+        compiled.append(
+            compile_rule(sig, ArgRule(path, RuleOp.IN, recipients_allowed), account, implicit=True)
+        )
+    tier = fn.tier
+    return GrantedPermission(
+        target=target,
+        signature=sig,
+        action_class=fn.action_class,
+        tier=tier,
+        max_value_per_call=max_value_per_call,
+        rules=tuple(compiled),
+        outflow=CompiledOutflow.of(sig, fn.outflow) if fn.outflow else None,
+        forbid_max=compile_argument_path(sig, fn.forbid_max) if fn.forbid_max else None,
+    )
+
+
+_RULE_TYPES = (AddressType, UintType, IntType, BoolType, FixedBytesType)
+
+
+def compile_rule(
+    sig: FunctionSignature, rule: ArgRule, account: str, *, implicit: bool = False
+) -> CompiledRule:
+    """Type ``rule``'s operands against the argument's ABI type; raise on mismatch."""
+    reader = compile_argument_path(sig, rule.arg)
+    abi_type = reader.type
+    if not isinstance(abi_type, _RULE_TYPES):
+        raise InvalidValue(
+            rule.arg, f"rules apply to elementary static arguments, not {abi_type.canonical}"
+        )
+    if rule.op in (RuleOp.LTE, RuleOp.GTE) and not isinstance(abi_type, UintType | IntType):
+        raise InvalidValue(
+            rule.arg, f"{rule.op.value} compares integers; {rule.arg} is {abi_type.canonical}"
+        )
+    values = tuple(_operand(abi_type, v, account, rule.arg) for v in rule.values)
+    words = tuple(encode_word(abi_type, v) for v in values)
+    offset = reader.word_offset
+    if isinstance(abi_type, IntType) and rule.op in (RuleOp.LTE, RuleOp.GTE):
+        offset = None  # the contract compares words as unsigned integers
+    return CompiledRule(rule.arg, rule.op, values, words, offset, implicit, reader)
+
+
+def _operand(abi_type: AbiType, value: RuleValue, account: str, path: str) -> object:
+    if isinstance(abi_type, AddressType):
+        if value == ACCOUNT_PLACEHOLDER:
+            return account
+        return parse_address(value, path)
+    if isinstance(abi_type, BoolType):
+        if not isinstance(value, bool):
+            raise InvalidValue(path, "expected true or false")
+        return value
+    if isinstance(abi_type, UintType):
+        return parse_amount(value, path, maximum=2**abi_type.bits - 1)
+    if isinstance(abi_type, IntType):
+        if isinstance(value, bool):
+            raise InvalidValue(path, "expected an integer")
+        try:
+            number = int(value) if isinstance(value, str) else value
+        except ValueError:
+            raise InvalidValue(path, "expected an integer") from None
+        if not isinstance(number, int) or not -(2 ** (abi_type.bits - 1)) <= number < 2 ** (
+            abi_type.bits - 1
+        ):
+            raise InvalidValue(path, "integer out of range for the argument type")
+        return number
+    assert isinstance(abi_type, FixedBytesType)
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise InvalidValue(path, "expected 0x-prefixed hex")
+    try:
+        raw = bytes.fromhex(value[2:])
+    except ValueError:
+        raise InvalidValue(path, "expected 0x-prefixed hex") from None
+    if len(raw) != abi_type.size:
+        raise InvalidValue(path, f"expected {abi_type.size} bytes")
+    return raw

@@ -1,0 +1,80 @@
+"""Stable reason codes.
+
+Every refusal anywhere in SessionWard names one of these codes. They are part of the public
+protocol (API errors, metrics labels, audit records, tests): a code is never renamed, never
+reused for another meaning, and new codes are only appended.
+"""
+
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    # Session and context (decision time).
+    SESSION_UNKNOWN = "SESSION_UNKNOWN"
+    SESSION_PENDING_APPROVAL = "SESSION_PENDING_APPROVAL"
+    SESSION_NOT_YET_VALID = "SESSION_NOT_YET_VALID"
+    SESSION_EXPIRED = "SESSION_EXPIRED"
+    SESSION_REVOKED = "SESSION_REVOKED"
+    SESSION_SUSPENDED = "SESSION_SUSPENDED"
+    CREDENTIAL_REVOKED = "CREDENTIAL_REVOKED"
+    CREDENTIAL_EXPIRED = "CREDENTIAL_EXPIRED"
+    WALLET_FROZEN = "WALLET_FROZEN"
+    GLOBAL_FREEZE = "GLOBAL_FREEZE"
+    ACTION_CLASS_FROZEN = "ACTION_CLASS_FROZEN"
+    CHAIN_MISMATCH = "CHAIN_MISMATCH"
+    ACCOUNT_MISMATCH = "ACCOUNT_MISMATCH"
+    # Calldata shape.
+    CALLDATA_MALFORMED = "CALLDATA_MALFORMED"
+    EMPTY_BATCH = "EMPTY_BATCH"
+    CALL_TYPE_FORBIDDEN = "CALL_TYPE_FORBIDDEN"
+    SELF_CALL_FORBIDDEN = "SELF_CALL_FORBIDDEN"
+    # Scope.
+    NON_DELEGABLE_ACTION = "NON_DELEGABLE_ACTION"
+    TARGET_NOT_ALLOWED = "TARGET_NOT_ALLOWED"
+    SELECTOR_NOT_ALLOWED = "SELECTOR_NOT_ALLOWED"
+    ARG_RULE_VIOLATED = "ARG_RULE_VIOLATED"
+    # Limits.
+    VALUE_CAP_EXCEEDED = "VALUE_CAP_EXCEEDED"
+    VALUE_LIMIT_EXCEEDED = "VALUE_LIMIT_EXCEEDED"
+    TOKEN_LIMIT_EXCEEDED = "TOKEN_LIMIT_EXCEEDED"
+    USD_LIMIT_EXCEEDED = "USD_LIMIT_EXCEEDED"
+    USD_PRICE_UNKNOWN = "USD_PRICE_UNKNOWN"
+    USAGE_LIMIT_REACHED = "USAGE_LIMIT_REACHED"
+    RATE_LIMITED = "RATE_LIMITED"
+    FEE_LIMIT_EXCEEDED = "FEE_LIMIT_EXCEEDED"
+    # Grant-time validation of an envelope.
+    ENVELOPE_MALFORMED = "ENVELOPE_MALFORMED"
+    UNKNOWN_CAPABILITY = "UNKNOWN_CAPABILITY"
+    EXPIRY_MISSING = "EXPIRY_MISSING"
+    TTL_EXCEEDS_TIER = "TTL_EXCEEDS_TIER"
+    WINDOW_INVALID = "WINDOW_INVALID"
+    EXPIRY_PAST_CREDENTIAL = "EXPIRY_PAST_CREDENTIAL"
+    WILDCARD_TARGET = "WILDCARD_TARGET"
+    CAPS_REQUIRED = "CAPS_REQUIRED"
+    CAPABILITY_WITHOUT_TARGET = "CAPABILITY_WITHOUT_TARGET"
+    # Signatures and requests.
+    SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    SIGNATURE_MALLEABLE = "SIGNATURE_MALLEABLE"
+    SIGNER_ZERO_ADDRESS = "SIGNER_ZERO_ADDRESS"
+    SIGNER_MISMATCH = "SIGNER_MISMATCH"
+    NONCE_REPLAYED = "NONCE_REPLAYED"
+    TIMESTAMP_OUT_OF_WINDOW = "TIMESTAMP_OUT_OF_WINDOW"
+    # Custody.
+    KEY_UNKNOWN = "KEY_UNKNOWN"
+    SIGNING_REFUSED = "SIGNING_REFUSED"
+    # Input.
+    INPUT_MALFORMED = "INPUT_MALFORMED"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+
+
+class SessionWardError(Exception):
+    """Base of every typed error SessionWard raises on purpose.
+
+    ``code`` is a stable :class:`ReasonCode`; ``message`` is for humans and never contains
+    secret material.
+    """
+
+    def __init__(self, code: ReasonCode, message: str) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message

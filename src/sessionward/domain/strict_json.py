@@ -1,0 +1,107 @@
+"""Strict JSON: what every request body and envelope goes through.
+
+Refused: duplicate keys at any depth, floats (including ``1e3`` and ``1.0``), ``NaN`` and
+``Infinity``, integers outside ``[-2**256, 2**256)``, nesting deeper than :data:`MAX_DEPTH`, and
+documents over the caller's size limit. The error is always :class:`MalformedJson` with
+``INPUT_MALFORMED`` or ``PAYLOAD_TOO_LARGE``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .reasons import ReasonCode, SessionWardError
+
+MAX_DEPTH = 32
+DEFAULT_MAX_BYTES = 256 * 1024
+_INT_BOUND = 2**256
+
+
+class MalformedJson(SessionWardError):
+    """The document is not strict JSON."""
+
+
+def _no_float(text: str) -> Any:
+    raise MalformedJson(
+        ReasonCode.INPUT_MALFORMED, f"numbers must be integers or decimal strings, got {text[:32]}"
+    )
+
+
+def _no_constant(text: str) -> Any:
+    raise MalformedJson(ReasonCode.INPUT_MALFORMED, f"{text} is not allowed")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 80:
+        raise MalformedJson(ReasonCode.INPUT_MALFORMED, "integer too large")
+    value = int(text)
+    if not -_INT_BOUND <= value < _INT_BOUND:
+        raise MalformedJson(ReasonCode.INPUT_MALFORMED, "integer out of the 256-bit range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise MalformedJson(ReasonCode.INPUT_MALFORMED, f"duplicate key {key[:64]!r}")
+        result[key] = value
+    return result
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_keys,
+    parse_float=_no_float,
+    parse_int=_bounded_int,
+    parse_constant=_no_constant,
+)
+
+
+def _depth_ok(raw: str) -> bool:
+    depth = 0
+    in_string = False
+    escaped = False
+    for ch in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def loads(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Parse ``raw`` strictly; raise :class:`MalformedJson` on anything but strict JSON."""
+    if len(raw) > max_bytes:
+        raise MalformedJson(ReasonCode.PAYLOAD_TOO_LARGE, f"document larger than {max_bytes} bytes")
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedJson(ReasonCode.INPUT_MALFORMED, "document is not UTF-8") from None
+    else:
+        text = raw
+    if not _depth_ok(text):
+        raise MalformedJson(ReasonCode.INPUT_MALFORMED, f"nesting deeper than {MAX_DEPTH}")
+    try:
+        value, end = _DECODER.raw_decode(text.strip())
+    except MalformedJson:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise MalformedJson(
+            ReasonCode.INPUT_MALFORMED, f"not valid JSON: {str(exc)[:80]}"
+        ) from None
+    if end != len(text.strip()):
+        raise MalformedJson(ReasonCode.INPUT_MALFORMED, "trailing data after the JSON document")
+    return value

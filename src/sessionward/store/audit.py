@@ -1,0 +1,138 @@
+"""The audit log's storage: append-only hash-chained streams (see
+:mod:`sessionward.domain.audit` for the chain and its verifier).
+
+:meth:`AuditLog.append` reads the stream's head and inserts the next seq in one transaction. On
+SQLite the write lock makes that atomic; on PostgreSQL two appenders may read the same head, and
+the ``(stream, seq)`` primary key lets exactly one of them insert: the other retries with the new
+head. Nothing here updates or deletes a record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from sqlalchemy import Row, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from sessionward.domain.audit import (
+    AuditHead,
+    AuditRecord,
+    AuditVerdict,
+    canonical_json,
+    next_record,
+    verify_chain,
+)
+
+from .database import Database
+from .errors import StateChurn
+from .schema import audit
+
+
+def _record(row: Row[tuple[object, ...]]) -> AuditRecord:
+    """Decode a row without ever raising: damaged fields decode to values that cannot hash
+    correctly, so the verifier reports the record instead of crashing on it."""
+    m = row._mapping
+    try:
+        payload = json.loads(m["payload"])
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        payload = {"<undecodable payload>": str(m["payload"])}
+    return AuditRecord(
+        stream=m["stream"],
+        seq=m["seq"],
+        at=m["at"],
+        kind=m["kind"],
+        payload=payload,
+        prev_hash=_unhex(m["prev_hash"]),
+        hash=_unhex(m["hash"]),
+    )
+
+
+def _unhex(value: str) -> bytes:
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return b""
+
+
+class AuditLog:
+    """Append to and read the audit streams."""
+
+    _ATTEMPTS: Final = 20
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def append(self, stream: str, kind: str, payload: Mapping[str, Any], *, at: int) -> AuditRecord:
+        """Append a record to ``stream`` (a wallet id or ``"global"``) and return it.
+
+        ``payload`` must be canonical JSON material (no floats; see
+        :func:`sessionward.domain.audit.canonical_json`), else ``ValueError``.
+        """
+        text_payload = canonical_json(payload)
+        for _ in range(self._ATTEMPTS):
+            try:
+                with self._db.writing() as conn:
+                    row = conn.execute(
+                        select(audit)
+                        .where(audit.c.stream == stream)
+                        .order_by(audit.c.seq.desc())
+                        .limit(1)
+                    ).first()
+                    head = None if row is None else _record(row)
+                    record = next_record(head, stream, kind, json.loads(text_payload), at=at)
+                    conn.execute(
+                        insert(audit).values(
+                            stream=stream,
+                            seq=record.seq,
+                            at=at,
+                            kind=kind,
+                            payload=text_payload,
+                            prev_hash=record.prev_hash.hex(),
+                            hash=record.hash.hex(),
+                        )
+                    )
+                return record
+            except IntegrityError:
+                continue  # another node appended this seq first: chain onto its record
+        raise StateChurn(f"audit stream {stream} is too contended")
+
+    def records(self, stream: str) -> list[AuditRecord]:
+        """The records of ``stream`` in seq order."""
+        statement = select(audit).where(audit.c.stream == stream).order_by(audit.c.seq)
+        with self._db.reading() as conn:
+            return [_record(row) for row in conn.execute(statement)]
+
+    def head(self, stream: str) -> AuditHead | None:
+        """The stream's last record (to be kept elsewhere as an anchor for :meth:`verify`)."""
+        statement = (
+            select(audit.c.seq, audit.c.hash)
+            .where(audit.c.stream == stream)
+            .order_by(audit.c.seq.desc())
+            .limit(1)
+        )
+        with self._db.reading() as conn:
+            row = conn.execute(statement).first()
+        return None if row is None else AuditHead(stream, row[0], bytes.fromhex(row[1]))
+
+    def streams(self) -> list[str]:
+        with self._db.reading() as conn:
+            return [
+                r[0] for r in conn.execute(select(audit.c.stream).distinct().order_by("stream"))
+            ]
+
+    def verify(
+        self, stream: str | None = None, *, heads: Mapping[str, AuditHead] | None = None
+    ) -> AuditVerdict:
+        """Verify one stream, or every stream when ``stream`` is None (``heads``: trusted
+        anchors, see :func:`sessionward.domain.audit.verify_chain`)."""
+        statement = select(audit).order_by(audit.c.stream, audit.c.seq)
+        if stream is not None:
+            statement = statement.where(audit.c.stream == stream)
+            heads = {k: v for k, v in (heads or {}).items() if k == stream}
+        with self._db.reading() as conn:
+            records = [_record(row) for row in conn.execute(statement)]
+        return verify_chain(records, heads=heads)

@@ -1,0 +1,507 @@
+"""Budget reservations: the atomic step between a decision and a signature.
+
+:meth:`Budget.reserve` does, in **one** database transaction:
+
+1. *The session check*, one conditional ``UPDATE`` of the session row (it sets
+   ``last_used_at``): the session is ``active``, not revoked, inside its validity window; its
+   credential is neither revoked nor expired; its wallet is not frozen; and no active freeze
+   covers it (global, wallet, credential, session, or the request's action class). The update
+   row-locks the session, so reservations on one session run one after another, and a revoke
+   (which updates the same row) is ordered strictly before or after each of them. Freezes and
+   credential revocations write other rows; they are ordered with reservations by the
+   revocation gate (see :mod:`sessionward.store.database`).
+2. *The charges*, one per usage bucket, each allowed only while the bucket's total stays within
+   the charge's limit. The refill rule of :mod:`sessionward.domain.usage` applies: a counter
+   stored for an older window than the charge's restarts from zero. (A counter stored for a
+   *newer* window, which only clock skew between nodes can produce, is kept and charged: the
+   store never under-counts.)
+3. *The reservation row* (``held``) remembering the charges, so they can be released.
+
+If the session check fails, the reasons are read in the same transaction and reported; if any
+charge would cross its limit, nothing at all is written and the ``reason`` of every failing
+charge is reported.
+
+Exact amounts on both engines: on PostgreSQL the totals are ``NUMERIC(78,0)`` and the check and
+addition are one conditional upsert. SQLite cannot do exact arithmetic past 2**63, so there the
+totals are decimal text and the arithmetic is done in Python *inside* the ``BEGIN IMMEDIATE``
+transaction, which holds SQLite's single write lock from the first read to the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final, Literal, cast
+
+from sqlalchemy import Connection, bindparam, insert, select, text, update
+
+from sessionward.domain.reasons import ReasonCode
+from sessionward.domain.usage import Charge, Counter, Usage
+
+from .database import Database
+from .errors import AlreadyExists, StateChurn
+from .schema import UINT256_MAX, reservations, sessions, usage
+
+ReservationStatus = Literal["held", "settled", "released"]
+
+_SESSION_CHECK: Final = text(
+    """
+    UPDATE sessions SET last_used_at = :now
+    WHERE id = :session_id
+      AND status = 'active'
+      AND revoked_at IS NULL
+      AND valid_after <= :now
+      AND expires_at > :now
+      AND EXISTS (
+        SELECT 1 FROM credentials c
+        WHERE c.id = sessions.credential_id
+          AND c.revoked_at IS NULL
+          AND (c.expires_at IS NULL OR c.expires_at > :now))
+      AND EXISTS (
+        SELECT 1 FROM wallets w WHERE w.id = sessions.wallet_id AND w.frozen_at IS NULL)
+      AND NOT EXISTS (
+        SELECT 1 FROM freezes f
+        WHERE f.lifted_at IS NULL
+          AND (f.scope = 'global'
+               OR (f.scope = 'wallet' AND f.target = sessions.wallet_id)
+               OR (f.scope = 'credential' AND f.target = sessions.credential_id)
+               OR (f.scope = 'session' AND f.target = sessions.id)
+               OR (f.scope = 'action_class' AND f.target IN :action_classes)))
+    RETURNING id
+    """
+).bindparams(bindparam("action_classes", expanding=True))
+
+# PostgreSQL: the check and the addition in one statement. The WHERE of DO UPDATE is evaluated
+# before the new row is formed, so a total that would exceed the limit never reaches the column.
+_PG_CHARGE: Final = text(
+    """
+    INSERT INTO usage (session_id, bucket, "window", amount)
+    VALUES (:session_id, :bucket, :window, :amount)
+    ON CONFLICT (session_id, bucket) DO UPDATE
+    SET "window" = GREATEST(usage."window", excluded."window"),
+        amount = CASE WHEN usage."window" >= excluded."window"
+                      THEN usage.amount + excluded.amount ELSE excluded.amount END
+    WHERE (CASE WHEN usage."window" >= excluded."window"
+                THEN usage.amount + excluded.amount ELSE excluded.amount END) <= :limit
+    RETURNING amount
+    """
+)
+
+_PG_GIVE_BACK: Final = text(
+    """
+    UPDATE usage SET amount = GREATEST(amount - :amount, 0)
+    WHERE session_id = :session_id AND bucket = :bucket AND "window" = :window
+    """
+)
+
+_SQLITE_UPSERT: Final = text(
+    """
+    INSERT INTO usage (session_id, bucket, "window", amount)
+    VALUES (:session_id, :bucket, :window, :amount)
+    ON CONFLICT (session_id, bucket) DO UPDATE
+    SET "window" = excluded."window", amount = excluded.amount
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationOutcome:
+    """What :meth:`Budget.reserve` decided.
+
+    ``accepted`` iff the reservation is held; otherwise ``reasons`` names every cause found (in a
+    stable order) and nothing was written. ``usage`` is the session's usage after the
+    reservation, or as it stands on refusal (empty for an unknown session).
+    """
+
+    reservation_id: str
+    accepted: bool
+    reasons: tuple[ReasonCode, ...]
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRecord:
+    """A stored reservation. ``settled_at``/``released_at`` are set when it leaves ``held``."""
+
+    id: str
+    session_id: str
+    charges: tuple[Charge, ...]
+    status: ReservationStatus
+    created_at: int
+    settled_at: int | None
+    released_at: int | None
+
+
+class _Refused(Exception):
+    """Raised inside a transaction to roll it back and report ``reasons``."""
+
+    def __init__(self, reasons: Sequence[ReasonCode]) -> None:
+        super().__init__("refused")
+        self.reasons = tuple(reasons)
+
+
+class Budget:
+    """Reserve, settle and release usage for sessions."""
+
+    _ATTEMPTS: Final = 5
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # ------------------------------------------------------------------ reserve
+
+    def reserve(
+        self,
+        session_id: str,
+        reservation_id: str,
+        charges: Sequence[Charge],
+        *,
+        now: int,
+        action_class: str | Sequence[str] | None = None,
+    ) -> ReservationOutcome:
+        """Atomically check the session and reserve every charge, or nothing (module docstring).
+
+        ``action_class`` is the class (or classes, for a batch) of the request, checked against
+        action-class freezes. Raises ``ValueError`` for a negative or over-uint256 amount or a
+        negative limit, :class:`AlreadyExists` if ``reservation_id`` was used before, and
+        :class:`StateChurn` if the session kept changing while a refusal was being explained.
+        """
+        for charge in charges:
+            if not 0 <= charge.amount <= UINT256_MAX or charge.limit < 0:
+                raise ValueError("a charge amount is a uint256 and its limit is non-negative")
+        classes = _classes(action_class)
+        for _ in range(self._ATTEMPTS):
+            try:
+                with self._db.writing() as conn:
+                    self._db.pass_gate(conn)
+                    passed = conn.execute(
+                        _SESSION_CHECK,
+                        {"session_id": session_id, "now": now, "action_classes": classes},
+                    ).first()
+                    if passed is None:
+                        reasons = _why_refused(conn, session_id, now, classes)
+                        if not reasons:
+                            continue  # changed between the two statements (PostgreSQL): retry
+                        raise _Refused(reasons)
+                    if conn.execute(
+                        select(reservations.c.id).where(reservations.c.id == reservation_id)
+                    ).first():
+                        raise AlreadyExists(f"reservation {reservation_id} exists")
+                    if self._db.is_postgresql:
+                        failing = _charge_in_sql(conn, session_id, charges)
+                    else:
+                        failing = _charge_in_python(conn, session_id, charges)
+                    if failing:
+                        raise _Refused(failing)
+                    conn.execute(
+                        insert(reservations).values(
+                            id=reservation_id,
+                            session_id=session_id,
+                            charges=_charges_json(charges),
+                            status="held",
+                            created_at=now,
+                        )
+                    )
+                    after = _usage(conn, session_id)
+            except _Refused as refused:
+                # Nothing was written (the rollback undid any charge): report usage as it stands.
+                return ReservationOutcome(
+                    reservation_id, False, refused.reasons, self.usage_of(session_id)
+                )
+            return ReservationOutcome(reservation_id, True, (), after)
+        raise StateChurn(f"session {session_id} kept changing while it was being checked")
+
+    # ------------------------------------------------------------ settle/release
+
+    def settle(self, reservation_id: str, *, now: int | None = None) -> bool:
+        """``held`` → ``settled`` (the transaction went through; the amounts stay spent).
+
+        True iff this call settled it; a settled or released reservation is left unchanged.
+        """
+        at = int(time.time()) if now is None else now
+        with self._db.writing() as conn:
+            result = conn.execute(
+                update(reservations)
+                .where(reservations.c.id == reservation_id, reservations.c.status == "held")
+                .values(status="settled", settled_at=at)
+            )
+        return result.rowcount == 1
+
+    def release(self, reservation_id: str, *, now: int | None = None) -> bool:
+        """``held`` → ``released``, giving the amounts back to every bucket whose counter is still
+        in the charge's window (a window that has since refilled has nothing to give back to).
+
+        Idempotent: True only for the call that released it; False for an unknown, settled or
+        already released reservation.
+        """
+        at = int(time.time()) if now is None else now
+        with self._db.writing() as conn:
+            row = conn.execute(
+                select(reservations.c.session_id).where(reservations.c.id == reservation_id)
+            ).first()
+            if row is None:
+                return False
+            session_id = row[0]
+            if self._db.is_postgresql:
+                # Same lock order as reserve (session row first), so usage updates serialise.
+                conn.execute(
+                    select(sessions.c.id).where(sessions.c.id == session_id).with_for_update()
+                )
+            released = conn.execute(
+                update(reservations)
+                .where(reservations.c.id == reservation_id, reservations.c.status == "held")
+                .values(status="released", released_at=at)
+                .returning(reservations.c.charges)
+            ).first()
+            if released is None:
+                return False
+            charges = _charges_from_json(released[0])
+            if self._db.is_postgresql:
+                for charge in charges:
+                    conn.execute(
+                        _PG_GIVE_BACK,
+                        {
+                            "session_id": session_id,
+                            "bucket": charge.bucket,
+                            "window": charge.window,
+                            "amount": Decimal(charge.amount),
+                        },
+                    )
+            else:
+                _give_back_in_python(conn, session_id, charges)
+        return True
+
+    # -------------------------------------------------------------------- reads
+
+    def usage_of(self, session_id: str) -> Usage:
+        """The session's counters (held reservations included)."""
+        with self._db.reading() as conn:
+            return _usage(conn, session_id)
+
+    def reservation(self, reservation_id: str) -> ReservationRecord | None:
+        with self._db.reading() as conn:
+            row = conn.execute(
+                select(reservations).where(reservations.c.id == reservation_id)
+            ).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return ReservationRecord(
+            id=m["id"],
+            session_id=m["session_id"],
+            charges=_charges_from_json(m["charges"]),
+            status=cast(ReservationStatus, m["status"]),
+            created_at=m["created_at"],
+            settled_at=m["settled_at"],
+            released_at=m["released_at"],
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _classes(action_class: str | Sequence[str] | None) -> list[str]:
+    if action_class is None:
+        return []
+    if isinstance(action_class, str):
+        return [action_class]
+    return list(action_class)
+
+
+def _why_refused(
+    conn: Connection, session_id: str, now: int, classes: Sequence[str]
+) -> list[ReasonCode]:
+    """Every reason the session check fails, read in the refusing transaction."""
+    row = conn.execute(
+        text(
+            """
+            SELECT s.status, s.revoked_at, s.valid_after, s.expires_at, s.wallet_id,
+                   s.credential_id, c.revoked_at AS c_revoked_at, c.expires_at AS c_expires_at,
+                   w.frozen_at AS w_frozen_at
+            FROM sessions s
+            LEFT JOIN credentials c ON c.id = s.credential_id
+            LEFT JOIN wallets w ON w.id = s.wallet_id
+            WHERE s.id = :session_id
+            """
+        ),
+        {"session_id": session_id},
+    ).first()
+    if row is None:
+        return [ReasonCode.SESSION_UNKNOWN]
+    s = row._mapping
+    reasons: list[ReasonCode] = []
+    if s["status"] == "revoked" or s["revoked_at"] is not None:
+        reasons.append(ReasonCode.SESSION_REVOKED)
+    elif s["status"] == "pending":
+        reasons.append(ReasonCode.SESSION_PENDING_APPROVAL)
+    elif s["status"] == "suspended":
+        reasons.append(ReasonCode.SESSION_SUSPENDED)
+    if s["valid_after"] > now:
+        reasons.append(ReasonCode.SESSION_NOT_YET_VALID)
+    if s["expires_at"] <= now:
+        reasons.append(ReasonCode.SESSION_EXPIRED)
+    if s["c_revoked_at"] is not None:
+        reasons.append(ReasonCode.CREDENTIAL_REVOKED)
+    elif s["c_expires_at"] is not None and s["c_expires_at"] <= now:
+        reasons.append(ReasonCode.CREDENTIAL_EXPIRED)
+    frozen = conn.execute(
+        text(
+            """
+            SELECT DISTINCT scope FROM freezes
+            WHERE lifted_at IS NULL
+              AND (scope = 'global'
+                   OR (scope = 'wallet' AND target = :wallet_id)
+                   OR (scope = 'credential' AND target = :credential_id)
+                   OR (scope = 'session' AND target = :session_id)
+                   OR (scope = 'action_class' AND target IN :action_classes))
+            """
+        ).bindparams(bindparam("action_classes", expanding=True)),
+        {
+            "wallet_id": s["wallet_id"],
+            "credential_id": s["credential_id"],
+            "session_id": session_id,
+            "action_classes": list(classes),
+        },
+    )
+    scopes = {r[0] for r in frozen}
+    if "global" in scopes:
+        reasons.append(ReasonCode.GLOBAL_FREEZE)
+    if "wallet" in scopes or s["w_frozen_at"] is not None:
+        reasons.append(ReasonCode.WALLET_FROZEN)
+    if "credential" in scopes and ReasonCode.CREDENTIAL_REVOKED not in reasons:
+        # An ops freeze of a credential: the backend is cut off as if revoked.
+        reasons.append(ReasonCode.CREDENTIAL_REVOKED)
+    if "session" in scopes and ReasonCode.SESSION_SUSPENDED not in reasons:
+        reasons.append(ReasonCode.SESSION_SUSPENDED)
+    if "action_class" in scopes:
+        reasons.append(ReasonCode.ACTION_CLASS_FROZEN)
+    return reasons
+
+
+def _charge_in_sql(
+    conn: Connection, session_id: str, charges: Sequence[Charge]
+) -> list[ReasonCode]:
+    """PostgreSQL: one conditional upsert per charge; the reasons of those refused."""
+    failing: list[ReasonCode] = []
+    for charge in charges:
+        limit = min(charge.limit, UINT256_MAX)
+        if charge.amount > limit:
+            failing.append(charge.reason)
+            continue
+        row = conn.execute(
+            _PG_CHARGE,
+            {
+                "session_id": session_id,
+                "bucket": charge.bucket,
+                "window": charge.window,
+                "amount": Decimal(charge.amount),
+                "limit": Decimal(limit),
+            },
+        ).first()
+        if row is None:
+            failing.append(charge.reason)
+    return _unique(failing)
+
+
+def _read_counters(conn: Connection, session_id: str) -> dict[str, Counter]:
+    rows = conn.execute(
+        select(usage.c.bucket, usage.c.window, usage.c.amount).where(
+            usage.c.session_id == session_id
+        )
+    )
+    return {bucket: Counter(window, amount) for bucket, window, amount in rows}
+
+
+def _charge_in_python(
+    conn: Connection, session_id: str, charges: Sequence[Charge]
+) -> list[ReasonCode]:
+    """SQLite: read, add and compare exactly in Python under the held write lock; write only if
+    every charge fits."""
+    counters = _read_counters(conn, session_id)
+    changed: set[str] = set()
+    failing: list[ReasonCode] = []
+    for charge in charges:
+        current = counters.get(charge.bucket)
+        if current is None or current.window < charge.window:
+            proposed = Counter(charge.window, charge.amount)
+        else:
+            proposed = Counter(current.window, current.amount + charge.amount)
+        if proposed.amount > min(charge.limit, UINT256_MAX):
+            failing.append(charge.reason)
+            continue
+        counters[charge.bucket] = proposed
+        changed.add(charge.bucket)
+    if failing:
+        return _unique(failing)
+    for bucket in sorted(changed):
+        counter = counters[bucket]
+        conn.execute(
+            _SQLITE_UPSERT,
+            {
+                "session_id": session_id,
+                "bucket": bucket,
+                "window": counter.window,
+                "amount": str(counter.amount),
+            },
+        )
+    return []
+
+
+def _give_back_in_python(conn: Connection, session_id: str, charges: Sequence[Charge]) -> None:
+    counters = _read_counters(conn, session_id)
+    for charge in charges:
+        current = counters.get(charge.bucket)
+        if current is None or current.window != charge.window:
+            continue
+        counters[charge.bucket] = Counter(current.window, max(0, current.amount - charge.amount))
+        conn.execute(
+            _SQLITE_UPSERT,
+            {
+                "session_id": session_id,
+                "bucket": charge.bucket,
+                "window": current.window,
+                "amount": str(counters[charge.bucket].amount),
+            },
+        )
+
+
+def _usage(conn: Connection, session_id: str) -> Usage:
+    return Usage(_read_counters(conn, session_id))
+
+
+def _unique(reasons: Sequence[ReasonCode]) -> list[ReasonCode]:
+    return list(dict.fromkeys(reasons))
+
+
+def _charges_json(charges: Sequence[Charge]) -> str:
+    """Charges as JSON, amounts and limits as decimal strings (exact beyond 2**53)."""
+    return json.dumps(
+        [
+            {
+                "bucket": c.bucket,
+                "window": c.window,
+                "amount": str(c.amount),
+                "limit": str(c.limit),
+                "reason": c.reason.value,
+            }
+            for c in charges
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _charges_from_json(document: str) -> tuple[Charge, ...]:
+    items: list[dict[str, Any]] = json.loads(document)
+    return tuple(
+        Charge(
+            bucket=item["bucket"],
+            window=int(item["window"]),
+            amount=int(item["amount"]),
+            limit=int(item["limit"]),
+            reason=ReasonCode(item["reason"]),
+        )
+        for item in items
+    )

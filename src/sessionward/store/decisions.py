@@ -1,0 +1,97 @@
+"""Decision events: one row per policy decision, the raw material of the weekly report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, cast
+
+from sqlalchemy import ColumnElement, Row, insert, select
+
+from .database import Database
+from .schema import decision_events
+
+Verdict = Literal["allow", "deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionEvent:
+    """A decision: its verdict, every reason code (empty for an allow), the rule that fired,
+    and how long the decision took (``latency_us``). ``request_kind`` names the request
+    (``prepare``, ``execute``, …)."""
+
+    id: str
+    at: int
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    latency_us: int
+    request_kind: str
+    session_id: str | None = None
+    wallet_id: str | None = None
+    credential_id: str | None = None
+    action_class: str | None = None
+    rule: str | None = None
+
+
+def _event(row: Row[tuple[object, ...]]) -> DecisionEvent:
+    m = row._mapping
+    reasons = m["reasons"]
+    return DecisionEvent(
+        id=m["id"],
+        at=m["at"],
+        verdict=cast(Verdict, m["verdict"]),
+        reasons=tuple(reasons.split(",")) if reasons else (),
+        latency_us=m["latency_us"],
+        request_kind=m["request_kind"],
+        session_id=m["session_id"],
+        wallet_id=m["wallet_id"],
+        credential_id=m["credential_id"],
+        action_class=m["action_class"],
+        rule=m["rule"],
+    )
+
+
+class Decisions:
+    """Append and read decision events."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def record(self, event: DecisionEvent) -> None:
+        """Store one event. Reason codes contain no comma (they are upper-case words)."""
+        if event.verdict not in ("allow", "deny"):
+            raise ValueError("a verdict is 'allow' or 'deny'")
+        if any("," in reason for reason in event.reasons):
+            raise ValueError("reason codes contain no comma")
+        with self._db.writing() as conn:
+            conn.execute(
+                insert(decision_events).values(
+                    id=event.id,
+                    at=event.at,
+                    session_id=event.session_id,
+                    wallet_id=event.wallet_id,
+                    credential_id=event.credential_id,
+                    action_class=event.action_class,
+                    verdict=event.verdict,
+                    reasons=",".join(event.reasons),
+                    rule=event.rule,
+                    latency_us=event.latency_us,
+                    request_kind=event.request_kind,
+                )
+            )
+
+    def between(self, since: int, until: int) -> list[DecisionEvent]:
+        """Events with ``since <= at < until``, in time order."""
+        return self._list(decision_events.c.at >= since, decision_events.c.at < until)
+
+    def of_session(self, session_id: str) -> list[DecisionEvent]:
+        """Events of one session, in time order."""
+        return self._list(decision_events.c.session_id == session_id)
+
+    def _list(self, *conditions: ColumnElement[bool]) -> list[DecisionEvent]:
+        statement = (
+            select(decision_events)
+            .where(*conditions)
+            .order_by(decision_events.c.at, decision_events.c.id)
+        )
+        with self._db.reading() as conn:
+            return [_event(row) for row in conn.execute(statement)]

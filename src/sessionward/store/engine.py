@@ -1,0 +1,111 @@
+"""Opening the store: the database, its migrations, and the repositories over it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from .alerts import Alerts
+from .audit import AuditLog
+from .budget import Budget
+from .credentials import Credentials
+from .database import Database, resolve_url
+from .decisions import Decisions
+from .freezes import Freezes
+from .nonces import Nonces, SqlReplayStore
+from .schema import ALL_TABLES
+from .sessions import Sessions
+from .vault_keys import SqlKeyRecordStore
+from .wallets import Wallets
+
+MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_LOCK: Final = 0x5E55_1011_3A7D  # advisory lock serialising concurrent upgrades
+
+
+class Store:
+    """The system of record: one repository per domain noun, over one :class:`Database`.
+
+    The schema is created and changed only by :meth:`upgrade` (Alembic, programmatically).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db: Final = db
+        self.wallets: Final = Wallets(db)
+        self.credentials: Final = Credentials(db)
+        self.sessions: Final = Sessions(db)
+        self.budget: Final = Budget(db)
+        self.nonces: Final = Nonces(db)
+        self.replay: Final = SqlReplayStore(self.nonces)
+        self.decisions: Final = Decisions(db)
+        self.alerts: Final = Alerts(db)
+        self.freezes: Final = Freezes(db)
+        self.audit: Final = AuditLog(db)
+        self.vault_keys: Final = SqlKeyRecordStore(db)
+
+    def __repr__(self) -> str:
+        return f"Store({self.db.dialect_name}, schema={self.db.schema!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def dialect_name(self) -> str:
+        return self.db.dialect_name
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Migrate the schema up to ``revision`` (creating the PostgreSQL schema if needed)."""
+        self.db.ensure_schema()
+        self._run(lambda config: command.upgrade(config, revision))
+
+    def downgrade(self, revision: str = "base") -> None:
+        """Migrate the schema down to ``revision`` (``base`` drops every table)."""
+        self._run(lambda config: command.downgrade(config, revision))
+
+    def current_revision(self) -> str | None:
+        """The migration the database is at (None when never migrated)."""
+        with self.db.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def _run(self, action: object) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+        config.set_main_option("path_separator", "os")
+        with self.db.writing() as conn:
+            if self.db.is_postgresql:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            config.attributes["connection"] = conn
+            assert callable(action)
+            action(config)
+
+    def empty(self) -> None:
+        """Delete every row of every table (tests and demos; the schema stays)."""
+        with self.db.writing() as conn:
+            for table in ALL_TABLES:
+                conn.execute(table.delete())
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_store(
+    url: str | None = None,
+    *,
+    data_dir: Path | None = None,
+    schema: str | None = None,
+    pool_size: int | None = None,
+) -> Store:
+    """Open the store at ``url``, else ``$SESSIONWARD_DATABASE_URL``, else the SQLite file
+    ``<data_dir>/sessionward.db`` (WAL, foreign keys, busy timeout).
+
+    ``postgresql://`` URLs use psycopg 3; ``schema`` (PostgreSQL) selects the ``search_path``.
+    The schema is not migrated here: call :meth:`Store.upgrade`.
+    """
+    return Store(Database(resolve_url(url, data_dir), schema=schema, pool_size=pool_size))

@@ -1,0 +1,185 @@
+"""Freezes: emergency stops by ops (and by automatic rules), and how they are lifted.
+
+A freeze has a scope — ``global``, ``wallet``, ``credential``, ``session`` or
+``action_class`` — and a target (None for ``global``). While it is active (not lifted) every
+reservation it covers is refused (see :mod:`sessionward.store.budget`). Freezing closes the
+revocation gate, so once :meth:`Freezes.freeze` returns, no reservation it covers can succeed on
+any node. A wallet freeze also sets the wallet's ``frozen_at``/``frozen_reason`` (what the
+wallet's reads show), and lifting the wallet's last freeze clears them.
+
+Lifting a *global* freeze takes two distinct, live ops credentials
+(:meth:`Freezes.lift_global_freeze`); :meth:`Freezes.lift` refuses the global scope.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Set
+from dataclasses import dataclass
+from typing import Final, Literal, cast
+
+from sqlalchemy import Connection, Row, func, insert, select, update
+
+from sessionward.domain.reasons import ReasonCode, SessionWardError
+
+from .database import Database
+from .schema import credentials, freezes, wallets
+
+Scope = Literal["global", "wallet", "credential", "session", "action_class"]
+SCOPES: Final[tuple[Scope, ...]] = ("global", "wallet", "credential", "session", "action_class")
+
+
+class FreezeLiftRefused(SessionWardError):
+    """A global freeze lift without two distinct live ops approvals."""
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeRecord:
+    id: str
+    scope: Scope
+    target: str | None
+    reason: str
+    created_by: str
+    created_at: int
+    lifted_at: int | None
+    lifted_by: str | None
+
+
+def _record(row: Row[tuple[object, ...]]) -> FreezeRecord:
+    m = row._mapping
+    return FreezeRecord(
+        id=m["id"],
+        scope=cast(Scope, m["scope"]),
+        target=m["target"],
+        reason=m["reason"],
+        created_by=m["created_by"],
+        created_at=m["created_at"],
+        lifted_at=m["lifted_at"],
+        lifted_by=m["lifted_by"],
+    )
+
+
+def _check_scope(scope: Scope, target: str | None) -> None:
+    if scope not in SCOPES:
+        raise ValueError(f"a freeze scope is one of {', '.join(SCOPES)}")
+    if (scope == "global") != (target is None):
+        raise ValueError("a global freeze has no target; every other freeze has one")
+
+
+class Freezes:
+    """Freeze and lift."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def freeze(
+        self,
+        scope: Scope,
+        target: str | None,
+        *,
+        reason: str,
+        by: str,
+        now: int,
+        freeze_id: str | None = None,
+    ) -> FreezeRecord:
+        """Start a freeze; effective for every reservation that starts after this returns."""
+        _check_scope(scope, target)
+        if not reason.strip():
+            raise ValueError("a freeze needs a written reason")
+        record = FreezeRecord(
+            id=freeze_id or f"frz_{uuid.uuid4().hex}",
+            scope=scope,
+            target=target,
+            reason=reason,
+            created_by=by,
+            created_at=now,
+            lifted_at=None,
+            lifted_by=None,
+        )
+        with self._db.writing() as conn:
+            self._db.close_gate(conn)
+            conn.execute(
+                insert(freezes).values(
+                    id=record.id,
+                    scope=scope,
+                    target=target,
+                    reason=reason,
+                    created_by=by,
+                    created_at=now,
+                )
+            )
+            if scope == "wallet":
+                conn.execute(
+                    update(wallets)
+                    .where(wallets.c.id == target, wallets.c.frozen_at.is_(None))
+                    .values(frozen_at=now, frozen_reason=reason)
+                )
+        return record
+
+    def lift(self, scope: Scope, target: str, *, by: str, now: int) -> int:
+        """Lift every active freeze of ``scope`` on ``target``; the number lifted.
+
+        Raises ``ValueError`` for the global scope (see :meth:`lift_global_freeze`).
+        """
+        if scope == "global":
+            raise ValueError("a global freeze is lifted with lift_global_freeze (two ops)")
+        _check_scope(scope, target)
+        with self._db.writing() as conn:
+            lifted = self._lift(conn, scope, target, by=by, now=now)
+            if scope == "wallet" and lifted:
+                conn.execute(
+                    update(wallets)
+                    .where(wallets.c.id == target)
+                    .values(frozen_at=None, frozen_reason=None)
+                )
+        return lifted
+
+    def lift_global_freeze(self, approvals: Set[str], *, now: int) -> int:
+        """Lift every active global freeze, approved by at least two distinct ops credentials
+        that are registered with role ``ops``, unrevoked and unexpired at ``now``.
+
+        Raises :class:`FreezeLiftRefused` (``INPUT_MALFORMED`` for fewer than two distinct
+        approvals, ``SIGNER_MISMATCH`` when an approval is not a live ops credential) and then
+        changes nothing. Returns the number of freezes lifted.
+        """
+        distinct = set(approvals)
+        if len(distinct) < 2:
+            raise FreezeLiftRefused(
+                ReasonCode.INPUT_MALFORMED, "lifting a global freeze takes two distinct ops"
+            )
+        with self._db.writing() as conn:
+            live = conn.execute(
+                select(func.count())
+                .select_from(credentials)
+                .where(
+                    credentials.c.id.in_(sorted(distinct)),
+                    credentials.c.role == "ops",
+                    credentials.c.revoked_at.is_(None),
+                    (credentials.c.expires_at.is_(None)) | (credentials.c.expires_at > now),
+                )
+            ).scalar_one()
+            if live != len(distinct):
+                raise FreezeLiftRefused(
+                    ReasonCode.SIGNER_MISMATCH, "every approval must be a live ops credential"
+                )
+            return self._lift(conn, "global", None, by="+".join(sorted(distinct)), now=now)
+
+    @staticmethod
+    def _lift(conn: Connection, scope: Scope, target: str | None, *, by: str, now: int) -> int:
+        condition = freezes.c.target.is_(None) if target is None else freezes.c.target == target
+        result = conn.execute(
+            update(freezes)
+            .where(freezes.c.scope == scope, condition, freezes.c.lifted_at.is_(None))
+            .values(lifted_at=now, lifted_by=by)
+        )
+        return result.rowcount
+
+    def active(self) -> list[FreezeRecord]:
+        """Every freeze not lifted, oldest first."""
+        statement = (
+            select(freezes)
+            .where(freezes.c.lifted_at.is_(None))
+            .order_by(freezes.c.created_at, freezes.c.id)
+        )
+        with self._db.reading() as conn:
+            return [_record(row) for row in conn.execute(statement)]

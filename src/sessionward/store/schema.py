@@ -1,0 +1,274 @@
+"""The tables, as SQLAlchemy Core metadata the repositories query.
+
+The schema itself is created **only** by the Alembic migrations in ``store/migrations``; this
+module mirrors the head revision so queries can be built with Core (a test compares the two with
+Alembic's autogenerate and fails on any drift).
+
+Conventions:
+
+- Identifiers are opaque strings chosen by the service (``String(80)``).
+- Times are integers (unix seconds unless a column says otherwise).
+- Amounts, nonces and epochs are unsigned 256-bit integers (:class:`Uint256`): ``NUMERIC(78,0)``
+  on PostgreSQL, a decimal string on SQLite (SQLite integers stop at 2**63 - 1 and its NUMERIC
+  affinity silently turns larger values into floats). Arithmetic on them is never done by SQLite.
+- JSON documents are stored as text exactly as produced by the writer.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Final
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Dialect,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+UINT256_MAX: Final = 2**256 - 1
+ID = String(80)
+
+
+class Uint256(TypeDecorator[int]):
+    """An exact unsigned 256-bit integer: ``NUMERIC(78,0)`` on PostgreSQL, text on SQLite.
+
+    Binding refuses anything outside ``[0, 2**256 - 1]`` (``ValueError``): a value that cannot be
+    represented on chain must never be stored.
+    """
+
+    impl = Numeric(78, 0)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(78))
+        return dialect.type_descriptor(Numeric(78, 0))
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("a uint256 column takes an int")
+        if not 0 <= value <= UINT256_MAX:
+            raise ValueError("value outside the uint256 range")
+        if dialect.name == "sqlite":
+            return str(value)
+        return Decimal(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        return int(value)
+
+
+metadata = MetaData()
+
+wallets = Table(
+    "wallets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("account", String(42), nullable=False),
+    Column("owner", String(42), nullable=False),
+    Column("owner_kind", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("frozen_at", BigInteger),
+    Column("frozen_reason", Text),
+    UniqueConstraint("chain_id", "account", name="uq_wallets_chain_account"),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("alg", String(32), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("app_name", Text),
+    Column("app_url", Text),
+    Column("wallet_id", ID, ForeignKey("wallets.id")),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("revoked_at", BigInteger),
+    Column("revoked_reason", Text),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("wallet_id", ID, ForeignKey("wallets.id"), nullable=False),
+    Column("credential_id", ID, ForeignKey("credentials.id"), nullable=False),
+    Column("session_key_id", ID, nullable=False),
+    Column("session_key_address", String(42), nullable=False),
+    Column("envelope", Text, nullable=False),
+    Column("grant", Text, nullable=False),
+    Column("grant_nonce", Uint256, nullable=False),
+    Column("epoch", Uint256, nullable=False),
+    Column("action_classes", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("approved_at", BigInteger),
+    Column("valid_after", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Column("revoked_by", Text),
+    Column("revoke_reason", Text),
+    Column("onchain_revoked_at", BigInteger),
+    Column("last_used_at", BigInteger),
+    Index("ix_sessions_wallet_id", "wallet_id"),
+    Index("ix_sessions_credential_id", "credential_id"),
+)
+
+usage = Table(
+    "usage",
+    metadata,
+    Column("session_id", ID, ForeignKey("sessions.id"), nullable=False),
+    Column("bucket", String(80), nullable=False),
+    Column("window", BigInteger, nullable=False, quote=True),
+    Column("amount", Uint256, nullable=False),
+    PrimaryKeyConstraint("session_id", "bucket", name="pk_usage"),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("session_id", ID, ForeignKey("sessions.id"), nullable=False),
+    Column("charges", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("settled_at", BigInteger),
+    Column("released_at", BigInteger),
+    Index("ix_reservations_session_id", "session_id"),
+)
+
+nonces = Table(
+    "nonces",
+    metadata,
+    Column("scope", String(16), nullable=False),
+    Column("key", String(80), nullable=False),
+    Column("nonce", String(78), nullable=False),
+    Column("expires_at", BigInteger),
+    PrimaryKeyConstraint("scope", "key", "nonce", name="pk_nonces"),
+    Index("ix_nonces_expires_at", "expires_at"),
+)
+
+decision_events = Table(
+    "decision_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("session_id", ID),
+    Column("wallet_id", ID),
+    Column("credential_id", ID),
+    Column("action_class", String(80)),
+    Column("verdict", String(8), nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("rule", Text),
+    Column("latency_us", BigInteger, nullable=False),
+    Column("request_kind", String(32), nullable=False),
+    Index("ix_decision_events_at", "at"),
+    Index("ix_decision_events_session_id", "session_id"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("rule", String(80), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("session_id", ID),
+    Column("wallet_id", ID),
+    Column("credential_id", ID),
+    Column("detail", Text, nullable=False),
+    Column("action_taken", Text),
+    Column("action_at", BigInteger),
+    Index("ix_alerts_at", "at"),
+)
+
+freezes = Table(
+    "freezes",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("scope", String(16), nullable=False),
+    Column("target", String(80)),
+    Column("reason", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("lifted_at", BigInteger),
+    Column("lifted_by", Text),
+    Index("ix_freezes_scope_target", "scope", "target"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("stream", String(80), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    PrimaryKeyConstraint("stream", "seq", name="pk_audit"),
+)
+
+vault_keys = Table(
+    "vault_keys",
+    metadata,
+    Column("key_id", ID, primary_key=True),
+    Column("address", String(42), nullable=False),
+    Column("wrapped_data_key", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("nonces", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("not_after", BigInteger),
+    Column("disabled_at", BigInteger),
+    Column("destroyed_at", BigInteger),
+)
+
+ALL_TABLES: Final = (
+    audit,
+    alerts,
+    decision_events,
+    freezes,
+    nonces,
+    reservations,
+    usage,
+    sessions,
+    credentials,
+    wallets,
+    vault_keys,
+)
+"""Every table, children before parents (the order to empty them in)."""
+
+__all__ = [
+    "ALL_TABLES",
+    "UINT256_MAX",
+    "Uint256",
+    "alerts",
+    "audit",
+    "credentials",
+    "decision_events",
+    "freezes",
+    "metadata",
+    "nonces",
+    "reservations",
+    "sessions",
+    "usage",
+    "vault_keys",
+    "wallets",
+]

@@ -1,0 +1,248 @@
+"""Sessions: a session key bound to one wallet and one credential, and its revocation.
+
+Lifecycle: ``pending`` (grant issued, owner has not signed) → ``active`` (approved) ⇄
+``suspended`` → ``revoked`` (final; reachable from every state).
+
+Every revocation is one conditional ``UPDATE ... WHERE revoked_at IS NULL`` of the session row:
+the first revocation wins and keeps its ``revoked_at``/``revoked_by``/``revoke_reason``; later
+ones change nothing and report False. Because a reservation updates the same row under the same
+lock (see :mod:`sessionward.store.budget`), a revoke that returned success is ordered after every
+reservation that succeeded, and before every one that did not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, cast
+
+from sqlalchemy import ColumnElement, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .database import Database
+from .errors import AlreadyExists
+from .schema import sessions
+
+Status = Literal["pending", "active", "suspended", "revoked"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A session as stored. ``envelope`` and ``grant`` are JSON texts exactly as written (the
+    grant is the EIP-712 typed-data document the owner signs)."""
+
+    id: str
+    wallet_id: str
+    credential_id: str
+    session_key_id: str
+    session_key_address: str
+    envelope: str
+    grant: str
+    grant_nonce: int
+    epoch: int
+    action_classes: tuple[str, ...]
+    status: Status
+    created_at: int
+    approved_at: int | None
+    valid_after: int
+    expires_at: int
+    revoked_at: int | None
+    revoked_by: str | None
+    revoke_reason: str | None
+    onchain_revoked_at: int | None
+    last_used_at: int | None
+
+
+def _record(row: Row[tuple[object, ...]]) -> SessionRecord:
+    m = row._mapping
+    classes = m["action_classes"]
+    return SessionRecord(
+        id=m["id"],
+        wallet_id=m["wallet_id"],
+        credential_id=m["credential_id"],
+        session_key_id=m["session_key_id"],
+        session_key_address=m["session_key_address"],
+        envelope=m["envelope"],
+        grant=m["grant"],
+        grant_nonce=m["grant_nonce"],
+        epoch=m["epoch"],
+        action_classes=tuple(classes.split(",")) if classes else (),
+        status=cast(Status, m["status"]),
+        created_at=m["created_at"],
+        approved_at=m["approved_at"],
+        valid_after=m["valid_after"],
+        expires_at=m["expires_at"],
+        revoked_at=m["revoked_at"],
+        revoked_by=m["revoked_by"],
+        revoke_reason=m["revoke_reason"],
+        onchain_revoked_at=m["onchain_revoked_at"],
+        last_used_at=m["last_used_at"],
+    )
+
+
+class Sessions:
+    """Creation, approval, lookup and revocation of sessions."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(
+        self,
+        *,
+        session_id: str,
+        wallet_id: str,
+        credential_id: str,
+        session_key_id: str,
+        session_key_address: str,
+        envelope: str,
+        grant: str,
+        grant_nonce: int,
+        epoch: int,
+        action_classes: Sequence[str],
+        valid_after: int,
+        expires_at: int,
+        now: int,
+    ) -> SessionRecord:
+        """Record a new ``pending`` session. Raises :class:`AlreadyExists` for a taken id and
+        ``ValueError`` for an empty window or an action class containing a comma."""
+        if expires_at <= valid_after:
+            raise ValueError("a session must expire after it becomes valid")
+        if any("," in c or not c for c in action_classes):
+            raise ValueError("action classes are non-empty and contain no comma")
+        values = {
+            "id": session_id,
+            "wallet_id": wallet_id,
+            "credential_id": credential_id,
+            "session_key_id": session_key_id,
+            "session_key_address": session_key_address.lower(),
+            "envelope": envelope,
+            "grant": grant,
+            "grant_nonce": grant_nonce,
+            "epoch": epoch,
+            "action_classes": ",".join(action_classes),
+            "status": "pending",
+            "created_at": now,
+            "valid_after": valid_after,
+            "expires_at": expires_at,
+        }
+        try:
+            with self._db.writing() as conn:
+                conn.execute(insert(sessions).values(values))
+        except IntegrityError:
+            raise AlreadyExists(f"session {session_id} exists or references nothing") from None
+        stored = self.get(session_id)
+        assert stored is not None  # just written
+        return stored
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        with self._db.reading() as conn:
+            row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
+        return None if row is None else _record(row)
+
+    def of_wallet(self, wallet_id: str) -> list[SessionRecord]:
+        """Sessions of a wallet, oldest first."""
+        return self._list(sessions.c.wallet_id == wallet_id)
+
+    def of_credential(self, credential_id: str) -> list[SessionRecord]:
+        """Sessions bound to a credential, oldest first."""
+        return self._list(sessions.c.credential_id == credential_id)
+
+    def _list(self, condition: ColumnElement[bool]) -> list[SessionRecord]:
+        query = select(sessions).where(condition).order_by(sessions.c.created_at, sessions.c.id)
+        with self._db.reading() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
+    def approve(self, session_id: str, *, now: int) -> bool:
+        """``pending`` → ``active`` once the owner's grant signature has been checked.
+
+        False (nothing changed) if the session is not pending, was revoked, or has expired.
+        """
+        return self._transition(
+            session_id,
+            "pending",
+            "active",
+            {"approved_at": now},
+            sessions.c.expires_at > now,
+        )
+
+    def suspend(self, session_id: str) -> bool:
+        """``active`` → ``suspended`` (reservations refused with ``SESSION_SUSPENDED``)."""
+        return self._transition(session_id, "active", "suspended", {})
+
+    def resume(self, session_id: str) -> bool:
+        """``suspended`` → ``active``."""
+        return self._transition(session_id, "suspended", "active", {})
+
+    def _transition(
+        self,
+        session_id: str,
+        source: Status,
+        target: Status,
+        extra: dict[str, object],
+        *conditions: ColumnElement[bool],
+    ) -> bool:
+        statement = (
+            update(sessions)
+            .where(
+                sessions.c.id == session_id,
+                sessions.c.status == source,
+                sessions.c.revoked_at.is_(None),
+                *conditions,
+            )
+            .values(status=target, **extra)
+        )
+        with self._db.writing() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def revoke_session(self, session_id: str, *, by: str, reason: str, now: int) -> bool:
+        """Revoke one session; True iff this call revoked it (the first revoke wins)."""
+        return bool(self._revoke(sessions.c.id == session_id, by=by, reason=reason, now=now))
+
+    def revoke_sessions_of_credential(
+        self, credential_id: str, *, by: str, reason: str, now: int
+    ) -> list[str]:
+        """Revoke every unrevoked session bound to a credential; the ids this call revoked."""
+        return self._revoke(
+            sessions.c.credential_id == credential_id, by=by, reason=reason, now=now
+        )
+
+    def revoke_sessions_of_wallet(
+        self, wallet_id: str, *, by: str, reason: str, now: int
+    ) -> list[str]:
+        """Revoke every unrevoked session of a wallet; the ids this call revoked."""
+        return self._revoke(sessions.c.wallet_id == wallet_id, by=by, reason=reason, now=now)
+
+    def _revoke(
+        self, condition: ColumnElement[bool], *, by: str, reason: str, now: int
+    ) -> list[str]:
+        statement = (
+            update(sessions)
+            .where(condition, sessions.c.revoked_at.is_(None))
+            .values(status="revoked", revoked_at=now, revoked_by=by, revoke_reason=reason)
+            .returning(sessions.c.id)
+        )
+        with self._db.writing() as conn:
+            return sorted(row[0] for row in conn.execute(statement))
+
+    def mark_onchain_revoked(self, session_id: str, *, now: int) -> bool:
+        """Record that the on-chain removal was confirmed (once; only for a revoked session)."""
+        statement = (
+            update(sessions)
+            .where(
+                sessions.c.id == session_id,
+                sessions.c.revoked_at.is_not(None),
+                sessions.c.onchain_revoked_at.is_(None),
+            )
+            .values(onchain_revoked_at=now)
+        )
+        with self._db.writing() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def awaiting_onchain_revocation(self) -> list[SessionRecord]:
+        """Revoked sessions whose on-chain removal is not confirmed yet (approved ones only:
+        a session never approved was never installed)."""
+        return self._list(
+            sessions.c.revoked_at.is_not(None)
+            & sessions.c.onchain_revoked_at.is_(None)
+            & sessions.c.approved_at.is_not(None)
+        )

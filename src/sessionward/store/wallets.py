@@ -1,0 +1,101 @@
+"""Wallets: a smart account on one chain, bound to its owner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, cast
+
+from sqlalchemy import Row, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from .database import Database
+from .errors import AlreadyExists
+from .schema import wallets
+
+OwnerKind = Literal["eoa", "erc1271"]
+
+
+@dataclass(frozen=True, slots=True)
+class WalletRecord:
+    """A registered wallet. ``account`` and ``owner`` are lower-case ``0x`` addresses."""
+
+    id: str
+    chain_id: int
+    account: str
+    owner: str
+    owner_kind: OwnerKind
+    created_at: int
+    frozen_at: int | None
+    frozen_reason: str | None
+
+
+def _record(row: Row[tuple[object, ...]]) -> WalletRecord:
+    m = row._mapping
+    return WalletRecord(
+        id=m["id"],
+        chain_id=m["chain_id"],
+        account=m["account"],
+        owner=m["owner"],
+        owner_kind=cast(OwnerKind, m["owner_kind"]),
+        created_at=m["created_at"],
+        frozen_at=m["frozen_at"],
+        frozen_reason=m["frozen_reason"],
+    )
+
+
+class Wallets:
+    """Registration and lookup of wallets. A (chain, account) pair is registered once."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(
+        self,
+        *,
+        wallet_id: str,
+        chain_id: int,
+        account: str,
+        owner: str,
+        owner_kind: OwnerKind,
+        now: int,
+    ) -> WalletRecord:
+        """Register a wallet. Raises :class:`AlreadyExists` for a taken id or (chain, account)."""
+        if owner_kind not in ("eoa", "erc1271"):
+            raise ValueError("owner_kind is 'eoa' or 'erc1271'")
+        values = {
+            "id": wallet_id,
+            "chain_id": chain_id,
+            "account": account.lower(),
+            "owner": owner.lower(),
+            "owner_kind": owner_kind,
+            "created_at": now,
+        }
+        try:
+            with self._db.writing() as conn:
+                conn.execute(insert(wallets).values(values))
+        except IntegrityError:
+            raise AlreadyExists(f"wallet {wallet_id} or its account is registered") from None
+        return WalletRecord(
+            id=wallet_id,
+            chain_id=chain_id,
+            account=account.lower(),
+            owner=owner.lower(),
+            owner_kind=owner_kind,
+            created_at=now,
+            frozen_at=None,
+            frozen_reason=None,
+        )
+
+    def get(self, wallet_id: str) -> WalletRecord | None:
+        with self._db.reading() as conn:
+            row = conn.execute(select(wallets).where(wallets.c.id == wallet_id)).first()
+        return None if row is None else _record(row)
+
+    def find(self, chain_id: int, account: str) -> WalletRecord | None:
+        """The wallet registered for ``account`` on ``chain_id``, if any."""
+        query = select(wallets).where(
+            wallets.c.chain_id == chain_id, wallets.c.account == account.lower()
+        )
+        with self._db.reading() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _record(row)

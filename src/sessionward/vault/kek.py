@@ -1,0 +1,132 @@
+"""The key-encryption key (KEK) that wraps every per-key data key of the local vault.
+
+Where it comes from, in order:
+
+1. ``$SESSIONWARD_VAULT_KEY``: 64 hex digits, or the base64 of exactly 32 bytes.
+2. The file ``<data_dir>/vault.key`` (64 hex digits): created on first run with mode 0600, and
+   refused if it is readable or writable by group or others, or is not a regular file.
+
+Errors (:class:`KeyEncryptionKeyError`) say what is wrong and never echo the value. The key
+bytes live only inside an AES-GCM object; ``repr`` shows nothing of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+ENV_VAULT_KEY: Final = "SESSIONWARD_VAULT_KEY"
+KEK_FILE_NAME: Final = "vault.key"
+_KEY_BYTES: Final = 32
+
+
+class KeyEncryptionKeyError(Exception):
+    """The KEK is missing, malformed or unsafely stored (the message never contains it)."""
+
+
+class KeyEncryptionKey:
+    """AES-256-GCM under the KEK. Construct with :meth:`load`, :meth:`from_text` or from 32
+    bytes."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes | bytearray) -> None:
+        if len(key) != _KEY_BYTES:
+            raise KeyEncryptionKeyError("the vault key must be 32 bytes")
+        self._aead = AESGCM(bytes(key))
+
+    def __repr__(self) -> str:
+        return "KeyEncryptionKey(<redacted>)"
+
+    __str__ = __repr__
+
+    @classmethod
+    def generate(cls) -> KeyEncryptionKey:
+        """A fresh random KEK (tests, and nothing else: a KEK that is not saved is lost)."""
+        return cls(secrets.token_bytes(_KEY_BYTES))
+
+    @classmethod
+    def from_text(cls, value: str, *, source: str = ENV_VAULT_KEY) -> KeyEncryptionKey:
+        """Parse 64 hex digits or the base64 of 32 bytes; ``source`` names it in errors."""
+        value = value.strip()
+        if len(value) == 2 * _KEY_BYTES:
+            try:
+                return cls(bytes.fromhex(value))
+            except ValueError:
+                pass
+        try:
+            decoded = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if len(decoded) != _KEY_BYTES:
+            raise KeyEncryptionKeyError(
+                f"{source} must be 64 hex digits or the base64 of 32 bytes"
+            ) from None
+        return cls(decoded)
+
+    @classmethod
+    def load(
+        cls, data_dir: Path | None, environ: Mapping[str, str] | None = None
+    ) -> KeyEncryptionKey:
+        """The KEK from the environment, else from ``<data_dir>/vault.key`` (made if absent)."""
+        env = os.environ if environ is None else environ
+        value = env.get(ENV_VAULT_KEY)
+        if value:
+            return cls.from_text(value)
+        if data_dir is None:
+            raise KeyEncryptionKeyError(f"no vault key: set {ENV_VAULT_KEY} or give a data_dir")
+        return cls.from_file(Path(data_dir) / KEK_FILE_NAME)
+
+    @classmethod
+    def from_file(cls, path: Path) -> KeyEncryptionKey:
+        """Read the KEK file, creating it (0600, exclusive create) if it does not exist."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return cls._read_file(path)
+        key = secrets.token_bytes(_KEY_BYTES)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, (key.hex() + "\n").encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return cls(key)
+
+    @classmethod
+    def _read_file(cls, path: Path) -> KeyEncryptionKey:
+        info = os.stat(path, follow_symlinks=False)
+        if not stat.S_ISREG(info.st_mode):
+            raise KeyEncryptionKeyError(f"{path} is not a regular file")
+        if info.st_mode & 0o077:
+            raise KeyEncryptionKeyError(
+                f"{path} is accessible by group or others (mode {stat.S_IMODE(info.st_mode):o});"
+                " it must be 0600"
+            )
+        try:
+            content = path.read_bytes().decode("ascii")
+        except UnicodeDecodeError:
+            raise KeyEncryptionKeyError(f"{path} must hold 64 hex digits") from None
+        return cls.from_text(content, source=str(path))
+
+    def wrap(self, nonce: bytes, data_key: bytes, associated_data: bytes) -> bytes:
+        """Encrypt a data key (AES-256-GCM) bound to ``associated_data``."""
+        return self._aead.encrypt(nonce, data_key, associated_data)
+
+    def unwrap_into(
+        self, nonce: bytes, wrapped: bytes, associated_data: bytes, buffer: bytearray
+    ) -> None:
+        """Decrypt a wrapped data key into ``buffer`` (wipeable by the caller).
+
+        Raises ``cryptography.exceptions.InvalidTag`` if anything was altered.
+        """
+        self._aead.decrypt_into(nonce, wrapped, associated_data, buffer)

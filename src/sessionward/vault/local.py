@@ -1,0 +1,166 @@
+"""The local vault: session keys encrypted at rest, signing in process.
+
+Each key has its own random 256-bit *data key*. The secret is encrypted with AES-256-GCM under
+the data key, with associated data binding the key id and address; the data key is encrypted
+(wrapped) with AES-256-GCM under the key-encryption key (:mod:`sessionward.vault.kek`), with
+associated data binding the key id. A record copied onto another key id, an altered address,
+ciphertext, wrapped key or nonce all fail authentication, and the vault then refuses to sign.
+
+The plaintext secret exists only inside :meth:`LocalVault.sign` (and :meth:`create_key`), in
+buffers wiped before the call returns (best effort: Python and the signing library may hold
+transient copies, but nothing is retained, logged or put in an exception).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from sessionward.crypto.secp256k1 import SECP256K1_N, address_from_secret, sign_digest
+from sessionward.domain.reasons import ReasonCode
+
+from .interface import KeyHandle, KeyRecord, KeyRecordStore, VaultRefusal
+from .kek import KeyEncryptionKey
+
+_NONCE: Final = 12
+_TAG: Final = 16
+_SECRET: Final = 32
+_WRAP_AD: Final = b"sessionward/vault/v1/data-key\x00"
+_SECRET_AD: Final = b"sessionward/vault/v1/secret\x00"
+
+
+def _wrap_ad(key_id: str) -> bytes:
+    return _WRAP_AD + key_id.encode()
+
+
+def _secret_ad(key_id: str, address: str) -> bytes:
+    return _SECRET_AD + key_id.encode() + b"\x00" + address.encode()
+
+
+@contextmanager
+def _wiped(size: int) -> Iterator[bytearray]:
+    """A scratch buffer zeroed when the block ends, however it ends."""
+    buffer = bytearray(size)
+    try:
+        yield buffer
+    finally:
+        for i in range(len(buffer)):
+            buffer[i] = 0
+
+
+class LocalVault:
+    """A :class:`sessionward.vault.interface.Vault` over encrypted :class:`KeyRecord` s."""
+
+    def __init__(
+        self,
+        records: KeyRecordStore,
+        kek: KeyEncryptionKey,
+        *,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        self._records = records
+        self._kek = kek
+        self._clock = clock or (lambda: int(time.time()))
+
+    def __repr__(self) -> str:
+        return "LocalVault(<keys encrypted at rest>)"
+
+    def create_key(self, *, not_after: int | None = None) -> KeyHandle:
+        """Generate a secp256k1 key, store it encrypted, and return its id and address."""
+        key_id = f"vk_{uuid.uuid4().hex}"
+        wrap_nonce, secret_nonce = secrets.token_bytes(_NONCE), secrets.token_bytes(_NONCE)
+        data_key = bytearray(AESGCM.generate_key(bit_length=256))
+        try:
+            secret = _new_secret()
+            address = address_from_secret(secret)
+            ciphertext = AESGCM(bytes(data_key)).encrypt(
+                secret_nonce, secret, _secret_ad(key_id, address)
+            )
+            del secret
+            wrapped = self._kek.wrap(wrap_nonce, bytes(data_key), _wrap_ad(key_id))
+        finally:
+            for i in range(len(data_key)):
+                data_key[i] = 0
+        self._records.add(
+            KeyRecord(
+                key_id=key_id,
+                address=address,
+                wrapped_data_key=wrapped,
+                ciphertext=ciphertext,
+                nonces=wrap_nonce + secret_nonce,
+                created_at=self._clock(),
+                not_after=not_after,
+            )
+        )
+        return KeyHandle(key_id, address)
+
+    def sign(self, key_id: str, digest: bytes, *, now: int) -> bytes:
+        """Sign ``digest`` (32 bytes) with the key, unless it is unknown (``KEY_UNKNOWN``) or
+        disabled, expired (``now >= not_after``), destroyed or tampered with
+        (``SIGNING_REFUSED``). A digest of the wrong length is a ``ValueError``."""
+        if not isinstance(digest, bytes) or len(digest) != 32:
+            raise ValueError("a digest is 32 bytes")
+        record = self._usable(key_id, now)
+        with _wiped(_SECRET) as data_key, _wiped(_SECRET) as secret:
+            try:
+                self._kek.unwrap_into(
+                    record.nonces[:_NONCE], record.wrapped_data_key, _wrap_ad(key_id), data_key
+                )
+                AESGCM(bytes(data_key)).decrypt_into(
+                    record.nonces[_NONCE:],
+                    record.ciphertext,
+                    _secret_ad(key_id, record.address),
+                    secret,
+                )
+            except (InvalidTag, ValueError):
+                raise VaultRefusal(
+                    ReasonCode.SIGNING_REFUSED, f"key {key_id} failed authentication at rest"
+                ) from None
+            return sign_digest(bytes(secret), digest)
+
+    def _usable(self, key_id: str, now: int) -> KeyRecord:
+        record = self._records.get(key_id)
+        if record is None:
+            raise VaultRefusal(ReasonCode.KEY_UNKNOWN, f"no key {key_id}")
+        if record.destroyed_at is not None or not record.ciphertext:
+            raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} was destroyed")
+        if record.disabled_at is not None:
+            raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} is disabled")
+        if record.not_after is not None and now >= record.not_after:
+            raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} has expired")
+        if len(record.nonces) != 2 * _NONCE or len(record.ciphertext) != _SECRET + _TAG:
+            raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} record is malformed")
+        return record
+
+    def disable(self, key_id: str, *, now: int) -> None:
+        """Never sign with the key again (idempotent). Raises ``KEY_UNKNOWN``."""
+        if not self._records.disable(key_id, now=now) and self._records.get(key_id) is None:
+            raise VaultRefusal(ReasonCode.KEY_UNKNOWN, f"no key {key_id}")
+
+    def destroy(self, key_id: str) -> None:
+        """Wipe the key's secret (idempotent). Raises ``KEY_UNKNOWN``."""
+        if not self._records.destroy(key_id, now=self._clock()) and (
+            self._records.get(key_id) is None
+        ):
+            raise VaultRefusal(ReasonCode.KEY_UNKNOWN, f"no key {key_id}")
+
+    def address_of(self, key_id: str) -> str:
+        record = self._records.get(key_id)
+        if record is None:
+            raise VaultRefusal(ReasonCode.KEY_UNKNOWN, f"no key {key_id}")
+        return record.address
+
+
+def _new_secret() -> bytes:
+    """A uniformly random secp256k1 secret in ``[1, n - 1]``."""
+    while True:
+        candidate = secrets.token_bytes(_SECRET)
+        if 0 < int.from_bytes(candidate, "big") < SECP256K1_N:
+            return candidate

@@ -1,0 +1,3 @@
+from conftest import MARK
+def test_mark() -> None:
+    assert MARK == "domain"
