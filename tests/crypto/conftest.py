@@ -12,7 +12,8 @@ from sessionward.crypto.typed_data import typed_data_document
 
 
 @pytest.fixture
-def grant() -> dict[str, Any]:
+def grant_message() -> dict[str, Any]:
+    """The realistic 8-permission grant message of ``crypto_support.build_grant``."""
     return build_grant()
 
 

@@ -12,7 +12,7 @@ from eth_account.messages import _hash_eip191_message, encode_typed_data
 
 from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.secp256k1 import address_from_secret
-from sessionward.crypto.typed_data import credential_hash, typed_data_document
+from sessionward.crypto.typed_data import credential_hash
 
 OWNER_SECRET = keccak256(b"sessionward/test/owner")
 SESSION_SECRET = keccak256(b"sessionward/test/session")

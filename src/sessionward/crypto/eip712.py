@@ -356,7 +356,10 @@ class TypedDataSchema:
             if field_name in seen:
                 raise TypedDataError(f"{struct_name}.{field_name}", "duplicate field name")
             seen.add(field_name)
-            _TypeRef.parse(field_type)  # syntax only; references are checked below
+            try:
+                _TypeRef.parse(field_type)  # syntax only; references are checked later
+            except TypedDataError as error:
+                raise error.under(f"{struct_name}.{field_name}") from None
 
     def _dependencies(self, struct_name: str) -> list[str]:
         """Struct names reachable from ``struct_name`` (excluding itself), unsorted."""

@@ -60,6 +60,7 @@ __all__ = [
     "Param",
     "SignatureSyntaxError",
     "StringType",
+    "TupleCodec",
     "TupleType",
     "UintType",
     "compile_argument_path",
@@ -84,7 +85,6 @@ MAX_FIXED_ARRAY_LENGTH = 65_535
 _ZERO_WORD = bytes(WORD)
 _ONE_WORD = (1).to_bytes(WORD, "big")
 _ZERO_12 = bytes(12)
-_UINT256_LIMIT = 1 << 256
 
 
 # ---------------------------------------------------------------------------------------------
@@ -928,8 +928,9 @@ def _encode_item(encode: _Encoder, value: object, index: int) -> bytes:
 # Compiled tuple codecs (a function's argument list is a top-level tuple)
 
 
-class _TupleCodec:
-    """Decoder and encoder of one top-level tuple, compiled once."""
+class TupleCodec:
+    """Strict decoder and canonical encoder of one top-level tuple (``abi.encode`` of its
+    components), compiled once: build it at import or configuration time and reuse it."""
 
     __slots__ = ("_dynamic", "_encode", "_read_dynamic", "_read_static", "_size", "_type")
 
@@ -942,8 +943,14 @@ class _TupleCodec:
         self._read_dynamic = _sequence_reader(items) if self._dynamic else None
         self._encode = _sequence_encoder(items)
 
-    def decode(self, data: bytes, what: str) -> tuple[object, ...]:
+    def decode(self, data: bytes, what: str = "ABI data") -> tuple[object, ...]:
+        """Strictly decode ``data`` (see the module contract); raises only CalldataMalformed.
+
+        ``what`` names the data in error messages.
+        """
         if type(data) is not bytes:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise TypeError(f"{what}: expected bytes, got {type(data).__name__}")
             data = bytes(data)
         try:
             if self._read_static is not None:
@@ -967,6 +974,7 @@ class _TupleCodec:
             raise CalldataMalformed(fault.describe(what)) from None
 
     def encode(self, values: object) -> bytes:
+        """Canonical encoding of ``values`` (a sequence, or a mapping by component names)."""
         try:
             return self._encode(_tuple_values(self._type, values))
         except _EncodeFault as fault:
@@ -975,8 +983,8 @@ class _TupleCodec:
 
 
 @lru_cache(maxsize=1024)
-def _codec(t: TupleType) -> _TupleCodec:
-    return _TupleCodec(t)
+def _codec(t: TupleType) -> TupleCodec:
+    return TupleCodec(t)
 
 
 def decode_tuple(t: TupleType, data: bytes, *, what: str = "ABI data") -> tuple[object, ...]:
@@ -1008,7 +1016,12 @@ class FunctionSignature:
     params: tuple[Param, ...]
     canonical: str = field(init=False)
     selector: bytes = field(init=False)
-    _codec: _TupleCodec = field(init=False, repr=False, compare=False)
+    _codec: TupleCodec = field(init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        # Cheap and consistent with equality (equal signatures share name and canonical text);
+        # signatures key the argument-path cache, so hashing must not walk every parameter.
+        return hash((self.name, self.canonical))
 
     def __post_init__(self) -> None:
         if _IDENTIFIER.match(self.name) is None:
@@ -1017,7 +1030,7 @@ class FunctionSignature:
         canonical = self.name + args.canonical
         object.__setattr__(self, "canonical", canonical)
         object.__setattr__(self, "selector", keccak256(canonical.encode("ascii"))[:4])
-        object.__setattr__(self, "_codec", _TupleCodec(args))
+        object.__setattr__(self, "_codec", TupleCodec(args))
 
     @property
     def args_type(self) -> TupleType:

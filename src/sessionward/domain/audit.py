@@ -30,6 +30,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Final, Literal
 
 GENESIS_HASH: Final = bytes(32)
@@ -216,7 +217,7 @@ def _verify_stream(
     problems: list[AuditProblem] = []
 
     # 1. Stored order: each record must come after a smaller seq.
-    for before, record in zip(records, records[1:], strict=False):
+    for before, record in pairwise(records):
         if record.seq <= before.seq:
             problems.append(
                 AuditProblem(

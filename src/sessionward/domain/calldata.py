@@ -54,11 +54,10 @@ from .abi import (
     CalldataError,
     CalldataMalformed,
     Param,
+    TupleCodec,
     TupleType,
     decode_arguments,
-    decode_tuple,
     encode_call,
-    encode_tuple,
     encode_word,
     parse_signature,
     parse_type,
@@ -125,7 +124,7 @@ class Call:
 EXECUTE = parse_signature("execute(bytes32 mode,bytes executionCalldata)")
 MULTISEND = parse_signature("multiSend(bytes transactions)")
 EXECUTION = parse_type("(address target,uint256 value,bytes callData)")
-_BATCH = TupleType((Param("executions", ArrayType(EXECUTION, None)),))
+_BATCH = TupleCodec(TupleType((Param("executions", ArrayType(EXECUTION, None)),)))
 
 CALLTYPE_SINGLE = 0x00
 CALLTYPE_BATCH = 0x01
@@ -200,7 +199,7 @@ def _unwrap_single(execution: bytes) -> tuple[Call, ...]:
 
 
 def _unwrap_batch(execution: bytes) -> tuple[Call, ...]:
-    (executions,) = decode_tuple(_BATCH, execution, what="batch execution")
+    (executions,) = _BATCH.decode(execution, "batch execution")
     items = cast(tuple[tuple[str, int, bytes], ...], executions)
     if not items:
         raise EmptyBatch("batch execution holds no call")
@@ -213,6 +212,10 @@ def _unwrap_batch(execution: bytes) -> tuple[Call, ...]:
 def unwrap_execution(mode: bytes, execution_calldata: bytes) -> tuple[Call, ...]:
     """The calls an ERC-7579 ``execute(mode, executionCalldata)`` makes, refusing any other mode."""
     call_type = _check_mode(mode)
+    if not isinstance(execution_calldata, bytes | bytearray):
+        raise CalldataMalformed(
+            f"execution calldata must be bytes, got {type(execution_calldata).__name__}"
+        )
     execution = bytes(execution_calldata)
     if call_type == CALLTYPE_SINGLE:
         return _unwrap_single(execution)
@@ -326,7 +329,7 @@ def encode_single_execution(call: Call) -> bytes:
 
 def encode_batch_execution(calls: Sequence[Call]) -> bytes:
     """``abi.encode(Execution[])``: the execution of :func:`mode_batch`."""
-    return encode_tuple(_BATCH, ([(c.to, c.value, _call_data(c)) for c in calls],))
+    return _BATCH.encode(([(c.to, c.value, _call_data(c)) for c in calls],))
 
 
 def encode_execute(mode: bytes, execution_calldata: bytes) -> bytes:

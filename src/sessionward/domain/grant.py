@@ -371,6 +371,7 @@ def validate_grant(
             account,
             problems,
             where,
+            rules_signature=sig,
         )
 
     if not granted and not problems:
@@ -448,13 +449,18 @@ def _permission(
     account: str,
     problems: list[Violation],
     where: str | None = None,
+    *,
+    rules_signature: FunctionSignature | None = None,
 ) -> GrantedPermission:
+    """Compile one permission. Explicit rules name arguments as the envelope's ``function``
+    text does (``rules_signature``); catalog semantics use the catalog's names. Both describe
+    the same canonical function, so their compiled paths read the same decoded values."""
     sig = fn.signature
     where = where or f"permissions[{target}.{sig.canonical}]"
     compiled: list[CompiledRule] = []
     for j, rule in enumerate(rules):
         try:
-            compiled.append(compile_rule(sig, rule, account))
+            compiled.append(compile_rule(rules_signature or sig, rule, account))
         except (InvalidValue, ArgumentPathError) as exc:
             message = exc.message if isinstance(exc, InvalidValue) else str(exc)
             problems.append(

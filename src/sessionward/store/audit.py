@@ -2,9 +2,10 @@
 :mod:`sessionward.domain.audit` for the chain and its verifier).
 
 :meth:`AuditLog.append` reads the stream's head and inserts the next seq in one transaction. On
-SQLite the write lock makes that atomic; on PostgreSQL two appenders may read the same head, and
-the ``(stream, seq)`` primary key lets exactly one of them insert: the other retries with the new
-head. Nothing here updates or deletes a record.
+SQLite the write lock makes that atomic; on PostgreSQL appenders to one stream queue on an
+advisory lock named after the stream. Even without it the ``(stream, seq)`` primary key lets only
+one of two appenders that read the same head insert; the other retries with the new head.
+Nothing here updates or deletes a record.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class AuditLog:
         for _ in range(self._ATTEMPTS):
             try:
                 with self._db.writing() as conn:
+                    self._db.lock_key(conn, f"audit:{stream}")
                     row = conn.execute(
                         select(audit)
                         .where(audit.c.stream == stream)

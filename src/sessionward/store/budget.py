@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Literal, cast
 
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import Connection, String, bindparam, insert, select, text, update
 
 from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import Charge, Counter, Usage
@@ -72,7 +72,7 @@ _SESSION_CHECK: Final = text(
                OR (f.scope = 'action_class' AND f.target IN :action_classes)))
     RETURNING id
     """
-).bindparams(bindparam("action_classes", expanding=True))
+).bindparams(bindparam("action_classes", expanding=True, type_=String()))
 
 # PostgreSQL: the check and the addition in one statement. The WHERE of DO UPDATE is evaluated
 # before the new row is formed, so a total that would exceed the limit never reaches the column.
@@ -358,7 +358,7 @@ def _why_refused(
                    OR (scope = 'session' AND target = :session_id)
                    OR (scope = 'action_class' AND target IN :action_classes))
             """
-        ).bindparams(bindparam("action_classes", expanding=True)),
+        ).bindparams(bindparam("action_classes", expanding=True, type_=String())),
         {
             "wallet_id": s["wallet_id"],
             "credential_id": s["credential_id"],

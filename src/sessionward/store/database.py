@@ -138,6 +138,13 @@ class Database:
         if self.is_postgresql:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._gate_key})
 
+    def lock_key(self, conn: Connection, name: str) -> None:
+        """Serialise transactions on ``name`` until the transaction ends (PostgreSQL advisory
+        lock; no-op on SQLite, whose write transactions are already serial)."""
+        if self.is_postgresql:
+            key = _gate_key(f"{self.schema or 'public'}:{name}")
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
     def ensure_schema(self) -> None:
         """Create the configured PostgreSQL schema if it does not exist yet."""
         if self.is_postgresql and self.schema is not None:

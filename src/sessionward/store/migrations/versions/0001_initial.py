@@ -12,6 +12,8 @@ Create Date: 2026-05-01
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -23,7 +25,7 @@ depends_on = None
 ID = sa.String(80)
 
 
-def _uint256() -> sa.types.TypeEngine[object]:
+def _uint256() -> sa.types.TypeEngine[Decimal]:
     return sa.Numeric(78, 0).with_variant(sa.String(78), "sqlite")
 
 

@@ -1,0 +1,964 @@
+# pragma version ~=0.4.3
+"""
+@title SessionWard sessions module
+@notice Initialised by SessionAccount: its state lives in the account's storage and "calling
+        the module" is calling the account, so an inner call to the module is a self-call
+        (SELF_CALL_FORBIDDEN for sessions).
+
+        - `enable_session` installs an owner-signed EIP-712 `SessionGrant` (docs/protocol.md
+          section 2, hashed here in full, nested arrays included);
+        - `execute_with_session` runs an ERC-7579 execution signed by the session key
+          (EIP-712 `SessionCall`, sequential nonce), relayed by anyone;
+        - `execute_session_op` is the same execution for an ERC-4337 user operation signed by
+          the session key (the EntryPoint's nonce and `validateUserOp` replace the call
+          signature);
+        - `revoke_session`, `revoke_session_signed`, `revoke_all` revoke.
+
+        Enforcement follows docs/protocol.md section 4 and reverts with the reason code as the
+        revert string, first violation first. See docs/contracts.md for the storage layout and
+        the rule-to-code map.
+
+        Storage: every value lives at a keccak-derived slot (HashMap entries) and the one
+        account-wide word sits under a namespaced key with a layout tag, so code the EOA
+        delegated to before (EIP-7702) cannot alias it with its sequential slots, and a future
+        layout can refuse to run on this one.
+"""
+
+from . import eip712
+from . import erc7579
+from . import account_auth
+
+uses: account_auth
+
+# ---------------------------------------------------------------------------------------------
+# Size bounds (enforced by ABI decoding: a larger grant or execution does not decode).
+
+MAX_PERMISSIONS: constant(uint256) = 16
+MAX_RULES: constant(uint256) = 4
+MAX_RULE_VALUES: constant(uint256) = 16
+MAX_CAPABILITIES: constant(uint256) = 16
+MAX_DESTINATIONS: constant(uint256) = 15
+MAX_TOKEN_LIMITS: constant(uint256) = 8
+MAX_BATCH: constant(uint256) = erc7579.MAX_BATCH
+MAX_EXECUTION_BYTES: constant(uint256) = erc7579.MAX_EXECUTION_BYTES
+MAX_OWNER_SIGNATURE: constant(uint256) = account_auth.MAX_OWNER_SIGNATURE
+
+# ---------------------------------------------------------------------------------------------
+# The typed grant, field for field the EIP-712 types of docs/protocol.md section 2.
+
+struct Rule:
+    arg: String[64]
+    op: uint8
+    offset: uint16
+    values: DynArray[bytes32, MAX_RULE_VALUES]
+
+struct Permission:
+    target: address
+    selector: bytes4
+    function: String[128]
+    actionClass: String[64]
+    maxValuePerCall: uint256
+    rules: DynArray[Rule, MAX_RULES]
+
+struct TokenLimit:
+    token: address
+    limit: uint256
+    period: uint48
+
+struct Envelope:
+    chainId: uint256
+    validAfter: uint48
+    expiresAt: uint48
+    capabilities: DynArray[String[64], MAX_CAPABILITIES]
+    permissions: DynArray[Permission, MAX_PERMISSIONS]
+    allowedDestinations: DynArray[address, MAX_DESTINATIONS]
+    valueLimit: uint256
+    valuePeriod: uint48
+    tokenLimits: DynArray[TokenLimit, MAX_TOKEN_LIMITS]
+    maxValueUsd: String[32]
+    maxUses: uint32
+    rateCount: uint32
+    rateInterval: uint32
+    maxFeeWei: uint256
+
+struct SessionGrant:
+    account: address
+    sessionKey: address
+    credential: bytes32
+    nonce: uint256
+    epoch: uint256
+    revoker: address
+    envelope: Envelope
+
+# A decoded view of a session, for relayers and reconciliation.
+struct SessionView:
+    status: uint8
+    validAfter: uint48
+    expiresAt: uint48
+    valuePeriod: uint48
+    maxUses: uint32
+    epoch: uint32
+    generation: uint32
+    nonce: uint64
+    uses: uint32
+    nativeWindow: uint48
+    nativeRemaining: uint256
+    valueLimit: uint256
+    revoker: address
+
+struct TokenOutflow:
+    token: address
+    amount: uint256
+    period: uint48
+
+# ---------------------------------------------------------------------------------------------
+# EIP-712 type hashes (encodeType: referenced structs appended in alphabetical order).
+
+RULE_TYPEHASH: constant(bytes32) = keccak256("Rule(string arg,uint8 op,uint16 offset,bytes32[] values)")
+TOKEN_LIMIT_TYPEHASH: constant(bytes32) = keccak256("TokenLimit(address token,uint256 limit,uint48 period)")
+PERMISSION_TYPEHASH: constant(bytes32) = keccak256(
+    "Permission(address target,bytes4 selector,string function,string actionClass,uint256 maxValuePerCall,Rule[] rules)Rule(string arg,uint8 op,uint16 offset,bytes32[] values)"
+)
+ENVELOPE_TYPEHASH: constant(bytes32) = keccak256(
+    "Envelope(uint256 chainId,uint48 validAfter,uint48 expiresAt,string[] capabilities,Permission[] permissions,address[] allowedDestinations,uint256 valueLimit,uint48 valuePeriod,TokenLimit[] tokenLimits,string maxValueUsd,uint32 maxUses,uint32 rateCount,uint32 rateInterval,uint256 maxFeeWei)Permission(address target,bytes4 selector,string function,string actionClass,uint256 maxValuePerCall,Rule[] rules)Rule(string arg,uint8 op,uint16 offset,bytes32[] values)TokenLimit(address token,uint256 limit,uint48 period)"
+)
+SESSION_GRANT_TYPEHASH: constant(bytes32) = keccak256(
+    "SessionGrant(address account,address sessionKey,bytes32 credential,uint256 nonce,uint256 epoch,address revoker,Envelope envelope)Envelope(uint256 chainId,uint48 validAfter,uint48 expiresAt,string[] capabilities,Permission[] permissions,address[] allowedDestinations,uint256 valueLimit,uint48 valuePeriod,TokenLimit[] tokenLimits,string maxValueUsd,uint32 maxUses,uint32 rateCount,uint32 rateInterval,uint256 maxFeeWei)Permission(address target,bytes4 selector,string function,string actionClass,uint256 maxValuePerCall,Rule[] rules)Rule(string arg,uint8 op,uint16 offset,bytes32[] values)TokenLimit(address token,uint256 limit,uint48 period)"
+)
+SESSION_CALL_TYPEHASH: constant(bytes32) = keccak256(
+    "SessionCall(address account,address sessionKey,bytes32 executionHash,uint256 nonce,uint48 deadline)"
+)
+REVOCATION_TYPEHASH: constant(bytes32) = keccak256(
+    "Revocation(address account,address sessionKey,uint256 epoch,uint256 nonce)"
+)
+
+# ---------------------------------------------------------------------------------------------
+# Rule operators (docs/protocol.md: 0 eq, 1 ne, 2 lte, 3 gte, 4 in, 5 not_in).
+
+OP_EQ: constant(uint256) = 0
+OP_NE: constant(uint256) = 1
+OP_LTE: constant(uint256) = 2
+OP_GTE: constant(uint256) = 3
+OP_IN: constant(uint256) = 4
+OP_NOT_IN: constant(uint256) = 5
+OFFCHAIN_ONLY: constant(uint16) = 65535
+
+# Selectors whose amount is a token outflow (rule 7) or whose maximum amount is non-delegable.
+SEL_TRANSFER: constant(bytes4) = 0xA9059CBB       # transfer(address,uint256)
+SEL_APPROVE: constant(bytes4) = 0x095EA7B3        # approve(address,uint256)
+SEL_INCREASE_ALLOWANCE: constant(bytes4) = 0x39509351  # increaseAllowance(address,uint256)
+SEL_TRANSFER_FROM: constant(bytes4) = 0x23B872DD  # transferFrom(address,address,uint256)
+SEL_PERMIT: constant(bytes4) = 0xD505ACCF         # permit(address,address,uint256,uint256,uint8,bytes32,bytes32)
+SEL_PERMIT2_APPROVE: constant(bytes4) = 0x87517C45  # Permit2 approve(address,address,uint160,uint48)
+
+# ---------------------------------------------------------------------------------------------
+# Packed words (bit offsets). Vyper does not pack storage, so the hot fields are packed by hand:
+# one cold SLOAD each for the session's configuration, its counters and the account word.
+
+MASK8: constant(uint256) = 2**8 - 1
+MASK16: constant(uint256) = 2**16 - 1
+MASK24: constant(uint256) = 2**24 - 1
+MASK32: constant(uint256) = 2**32 - 1
+MASK48: constant(uint256) = 2**48 - 1
+MASK64: constant(uint256) = 2**64 - 1
+MASK160: constant(uint256) = 2**160 - 1
+
+# Account word, stored at `_account[ACCOUNT_NAMESPACE]`.
+ACCOUNT_NAMESPACE: constant(bytes32) = keccak256("sessionward.account.v1")
+LAYOUT_TAG: constant(uint256) = 1
+ACC_EPOCH: constant(uint256) = 0           # uint32: current session epoch
+ACC_OWNER_NONCE: constant(uint256) = 32    # uint32: next owner-operation (revocation) nonce
+ACC_GENERATION: constant(uint256) = 64     # uint32: enables so far (keys a grant's records)
+ACC_LAYOUT: constant(uint256) = 248        # uint8: layout tag (0 = fresh, 1 = this layout)
+
+# Session configuration word (written at enable and revoke).
+STATUS_NONE: constant(uint256) = 0
+STATUS_ACTIVE: constant(uint256) = 1
+STATUS_REVOKED: constant(uint256) = 2
+CFG_VALID_AFTER: constant(uint256) = 8      # uint48
+CFG_EXPIRES_AT: constant(uint256) = 56      # uint48
+CFG_VALUE_PERIOD: constant(uint256) = 104   # uint48
+CFG_MAX_USES: constant(uint256) = 152       # uint32
+CFG_EPOCH: constant(uint256) = 184          # uint32
+CFG_GENERATION: constant(uint256) = 216     # uint32
+
+# Session counters word (written by every execution).
+HOT_USES: constant(uint256) = 64            # bits 0..63: call nonce (never reset)
+HOT_NATIVE_WINDOW: constant(uint256) = 96   # uint48
+HOT_NATIVE_REMAINING: constant(uint256) = 144  # uint112 (the limit is clamped to 96 bits)
+
+# Session auxiliary word (read on revoke and on a native window refill only).
+AUX_VALUE_LIMIT: constant(uint256) = 160    # uint96: valueLimit clamped (> total ether supply)
+MAX_NATIVE_LIMIT: constant(uint256) = 2**96 - 1
+
+# Permission word, at `_perm[base + 8*alternative]`, rule values at the next four keys.
+PERM_PRESENT: constant(uint256) = 1
+PERM_TOKEN: constant(uint256) = 2           # target has a TokenLimit in this grant
+PERM_ALTERNATIVES: constant(uint256) = 8    # uint8, on alternative 0: permissions with this (target, selector)
+PERM_RULE_COUNT: constant(uint256) = 16     # uint8: on-chain rules stored
+PERM_TOKEN_PERIOD: constant(uint256) = 24   # uint48
+PERM_RULES: constant(uint256) = 72          # 4 x 24 bits: op (8) | offset (16)
+PERM_VALUE_CAP: constant(uint256) = 168     # uint88: maxValuePerCall clamped (> total ether supply)
+MAX_VALUE_CAP: constant(uint256) = 2**88 - 1
+ALTERNATIVE_STRIDE: constant(uint256) = 8
+
+# Token state word: window (48) | remaining (208).
+TOKEN_REMAINING: constant(uint256) = 48
+MAX_TOKEN_REMAINING: constant(uint256) = 2**208 - 1
+
+# Event nonce of executions that came through the EntryPoint (they use its nonce, not ours).
+ENTRY_POINT_NONCE: constant(uint256) = max_value(uint256)
+
+# Failure codes of one permission alternative (the first alternative's failure is reported).
+FAIL_NONE: constant(uint256) = 0
+FAIL_MALFORMED: constant(uint256) = 1
+FAIL_RULE: constant(uint256) = 2
+FAIL_VALUE_CAP: constant(uint256) = 3
+
+# ---------------------------------------------------------------------------------------------
+# Storage (all HashMaps: data only at keccak-derived slots).
+
+_account: HashMap[bytes32, uint256]
+_session_cfg: HashMap[address, uint256]
+_session_hot: HashMap[address, uint256]
+_session_aux: HashMap[address, uint256]
+_grant_nonce_used: HashMap[uint256, bool]
+_perm: HashMap[uint256, uint256]
+_rule_word: HashMap[uint256, bytes32]
+_rule_member: HashMap[bytes32, bool]
+_target_known: HashMap[bytes32, bool]
+_token_limit: HashMap[bytes32, uint256]
+_token_state: HashMap[bytes32, uint256]
+
+# ---------------------------------------------------------------------------------------------
+# Events.
+
+event SessionEnabled:
+    session_key: indexed(address)
+    grant_nonce: indexed(uint256)
+    credential: bytes32
+    valid_after: uint48
+    expires_at: uint48
+    epoch: uint256
+
+event SessionExecuted:
+    session_key: indexed(address)
+    nonce: uint256
+    execution_hash: bytes32
+
+event SessionRevoked:
+    session_key: indexed(address)
+    revoked_by: indexed(address)
+
+event SessionsRevokedAll:
+    epoch: uint256
+
+
+# =============================================================================================
+# Account word.
+
+@internal
+@view
+def _account_word() -> uint256:
+    """
+    @dev The account-wide word; refuses to run on a storage layout it does not know.
+    """
+    word: uint256 = self._account[ACCOUNT_NAMESPACE]
+    layout: uint256 = word >> ACC_LAYOUT
+    assert layout == 0 or layout == LAYOUT_TAG, "STORAGE_LAYOUT_MISMATCH"
+    return word
+
+
+@internal
+def _store_account_word(word: uint256):
+    self._account[ACCOUNT_NAMESPACE] = (word & MASK160) | (LAYOUT_TAG << ACC_LAYOUT)
+
+
+# =============================================================================================
+# EIP-712 hashing of the grant.
+
+@internal
+@pure
+def _hash_words(words: DynArray[bytes32, MAX_PERMISSIONS]) -> bytes32:
+    """
+    @dev EIP-712 `encodeData` of an array: keccak256 of the concatenated 32-byte encodings.
+         `abi_encode` of a dynamic array is `0x20 ‖ length ‖ words`; the words start at 64.
+    """
+    return keccak256(slice(abi_encode(words), 64, 32 * len(words)))
+
+
+@internal
+@pure
+def _hash_rule(rule: Rule) -> bytes32:
+    return keccak256(
+        abi_encode(
+            RULE_TYPEHASH,
+            keccak256(rule.arg),
+            rule.op,
+            rule.offset,
+            keccak256(slice(abi_encode(rule.values), 64, 32 * len(rule.values))),
+        )
+    )
+
+
+@internal
+@pure
+def _hash_permission(permission: Permission) -> bytes32:
+    rule_hashes: DynArray[bytes32, MAX_PERMISSIONS] = []
+    for rule: Rule in permission.rules:
+        rule_hashes.append(self._hash_rule(rule))
+    return keccak256(
+        abi_encode(
+            PERMISSION_TYPEHASH,
+            permission.target,
+            permission.selector,
+            keccak256(permission.function),
+            keccak256(permission.actionClass),
+            permission.maxValuePerCall,
+            self._hash_words(rule_hashes),
+        )
+    )
+
+
+@internal
+@pure
+def _grant_struct_hash(grant: SessionGrant) -> bytes32:
+    """
+    @dev `hashStruct(SessionGrant)` exactly as docs/protocol.md section 2 defines it.
+    """
+    words: DynArray[bytes32, MAX_PERMISSIONS] = []
+    for capability: String[64] in grant.envelope.capabilities:
+        words.append(keccak256(capability))
+    capabilities_hash: bytes32 = self._hash_words(words)
+
+    words = []
+    for permission: Permission in grant.envelope.permissions:
+        words.append(self._hash_permission(permission))
+    permissions_hash: bytes32 = self._hash_words(words)
+
+    words = []
+    for limit: TokenLimit in grant.envelope.tokenLimits:
+        words.append(keccak256(abi_encode(TOKEN_LIMIT_TYPEHASH, limit.token, limit.limit, limit.period)))
+    token_limits_hash: bytes32 = self._hash_words(words)
+
+    destinations: DynArray[address, MAX_DESTINATIONS] = grant.envelope.allowedDestinations
+    destinations_hash: bytes32 = keccak256(slice(abi_encode(destinations), 64, 32 * len(destinations)))
+
+    envelope_hash: bytes32 = keccak256(
+        concat(
+            abi_encode(
+                ENVELOPE_TYPEHASH,
+                grant.envelope.chainId,
+                grant.envelope.validAfter,
+                grant.envelope.expiresAt,
+                capabilities_hash,
+                permissions_hash,
+                destinations_hash,
+                grant.envelope.valueLimit,
+            ),
+            abi_encode(
+                grant.envelope.valuePeriod,
+                token_limits_hash,
+                keccak256(grant.envelope.maxValueUsd),
+                grant.envelope.maxUses,
+                grant.envelope.rateCount,
+                grant.envelope.rateInterval,
+                grant.envelope.maxFeeWei,
+            ),
+        )
+    )
+    return keccak256(
+        abi_encode(
+            SESSION_GRANT_TYPEHASH,
+            grant.account,
+            grant.sessionKey,
+            grant.credential,
+            grant.nonce,
+            grant.epoch,
+            grant.revoker,
+            envelope_hash,
+        )
+    )
+
+
+@internal
+@view
+def _session_call_digest(
+    session_key: address, execution_hash: bytes32, nonce: uint256, deadline: uint48
+) -> bytes32:
+    return eip712._typed_digest(
+        keccak256(abi_encode(SESSION_CALL_TYPEHASH, self, session_key, execution_hash, nonce, deadline))
+    )
+
+
+@internal
+@view
+def _revocation_digest(session_key: address, epoch: uint256, nonce: uint256) -> bytes32:
+    return eip712._typed_digest(
+        keccak256(abi_encode(REVOCATION_TYPEHASH, self, session_key, epoch, nonce))
+    )
+
+
+# =============================================================================================
+# Enabling.
+
+@external
+def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATURE]):
+    """
+    @notice Install an owner-signed grant. Anyone may submit it (the relayer does).
+    @dev Checks, in order: account (ACCOUNT_MISMATCH), chain (CHAIN_MISMATCH), epoch
+         (SESSION_REVOKED), grant nonce never used (NONCE_REPLAYED), shape (ENVELOPE_MALFORMED,
+         WINDOW_INVALID, SELF_CALL_FORBIDDEN), then the owner's signature over the full
+         EIP-712 digest. The grant nonce is then spent forever. Re-enabling a key (after a
+         revocation, or to replace its grant) starts clean counters; only the key's call nonce
+         carries over, so no SessionCall signed under an earlier grant can be replayed.
+    """
+    assert grant.account == self, "ACCOUNT_MISMATCH"
+    assert grant.envelope.chainId == chain.id, "CHAIN_MISMATCH"
+    account_word: uint256 = self._account_word()
+    epoch: uint256 = account_word & MASK32
+    assert grant.epoch == epoch, "SESSION_REVOKED"
+    assert not self._grant_nonce_used[grant.nonce], "NONCE_REPLAYED"
+    assert grant.sessionKey != empty(address), "ENVELOPE_MALFORMED"
+    assert grant.envelope.validAfter < grant.envelope.expiresAt, "WINDOW_INVALID"
+
+    account_auth._check_owner_signature(
+        eip712._typed_digest(self._grant_struct_hash(grant)), owner_signature
+    )
+
+    self._grant_nonce_used[grant.nonce] = True
+    generation: uint256 = ((account_word >> ACC_GENERATION) & MASK32) + 1
+    assert generation <= MASK32, "ENVELOPE_MALFORMED"
+    self._store_account_word(
+        (account_word & ~(MASK32 << ACC_GENERATION)) | (generation << ACC_GENERATION)
+    )
+
+    # Token limits of this grant, keyed by (generation, token): a new grant starts clean.
+    for i: uint256 in range(MAX_TOKEN_LIMITS):
+        if i == len(grant.envelope.tokenLimits):
+            break
+        limit: TokenLimit = grant.envelope.tokenLimits[i]
+        for j: uint256 in range(MAX_TOKEN_LIMITS):
+            if j == i:
+                break
+            assert grant.envelope.tokenLimits[j].token != limit.token, "ENVELOPE_MALFORMED"
+        token_key: bytes32 = keccak256(abi_encode(generation, limit.token))
+        if limit.period != 0:
+            self._token_limit[token_key] = limit.limit
+        self._token_state[token_key] = min(limit.limit, MAX_TOKEN_REMAINING) << TOKEN_REMAINING
+
+    for permission: Permission in grant.envelope.permissions:
+        self._store_permission(generation, permission, grant.envelope.tokenLimits)
+
+    value_limit: uint256 = min(grant.envelope.valueLimit, MAX_NATIVE_LIMIT)
+    key: address = grant.sessionKey
+    self._session_cfg[key] = (
+        STATUS_ACTIVE
+        | (convert(grant.envelope.validAfter, uint256) << CFG_VALID_AFTER)
+        | (convert(grant.envelope.expiresAt, uint256) << CFG_EXPIRES_AT)
+        | (convert(grant.envelope.valuePeriod, uint256) << CFG_VALUE_PERIOD)
+        | (convert(grant.envelope.maxUses, uint256) << CFG_MAX_USES)
+        | (epoch << CFG_EPOCH)
+        | (generation << CFG_GENERATION)
+    )
+    # Keep the key's call nonce (bits 0..63); uses and the native window start from zero.
+    self._session_hot[key] = (self._session_hot[key] & MASK64) | (value_limit << HOT_NATIVE_REMAINING)
+    self._session_aux[key] = convert(grant.revoker, uint256) | (value_limit << AUX_VALUE_LIMIT)
+
+    log SessionEnabled(
+        session_key=key,
+        grant_nonce=grant.nonce,
+        credential=grant.credential,
+        valid_after=grant.envelope.validAfter,
+        expires_at=grant.envelope.expiresAt,
+        epoch=epoch,
+    )
+
+
+@internal
+def _store_permission(
+    generation: uint256, permission: Permission, token_limits: DynArray[TokenLimit, MAX_TOKEN_LIMITS]
+):
+    """
+    @dev Store one permission as an alternative for its (target, selector): a packed word at
+         `base + 8*alternative` and its rule operands at the next keys. Rules marked off-chain
+         only (offset 0xffff) are hashed but not stored.
+    """
+    assert permission.target != self, "SELF_CALL_FORBIDDEN"
+    assert permission.selector == convert(slice(keccak256(permission.function), 0, 4), bytes4), "ENVELOPE_MALFORMED"
+
+    word: uint256 = PERM_PRESENT | (min(permission.maxValuePerCall, MAX_VALUE_CAP) << PERM_VALUE_CAP)
+    for limit: TokenLimit in token_limits:
+        if limit.token == permission.target:
+            word |= PERM_TOKEN | (convert(limit.period, uint256) << PERM_TOKEN_PERIOD)
+
+    base: uint256 = convert(keccak256(abi_encode(generation, permission.target, permission.selector)), uint256)
+    head: uint256 = self._perm[base]
+    alternative: uint256 = (head >> PERM_ALTERNATIVES) & MASK8
+    key: uint256 = unsafe_add(base, alternative * ALTERNATIVE_STRIDE)
+
+    stored: uint256 = 0
+    for rule: Rule in permission.rules:
+        op: uint256 = convert(rule.op, uint256)
+        assert op <= OP_NOT_IN, "ENVELOPE_MALFORMED"
+        if rule.offset == OFFCHAIN_ONLY:
+            continue
+        slot: uint256 = unsafe_add(key, stored + 1)
+        if op == OP_IN or op == OP_NOT_IN:
+            assert len(rule.values) != 0, "ENVELOPE_MALFORMED"
+            for value: bytes32 in rule.values:
+                self._rule_member[keccak256(abi_encode(slot, value))] = True
+        else:
+            assert len(rule.values) == 1, "ENVELOPE_MALFORMED"
+            self._rule_word[slot] = rule.values[0]
+        word |= (op | (convert(rule.offset, uint256) << 8)) << (PERM_RULES + 24 * stored)
+        stored += 1
+    word |= stored << PERM_RULE_COUNT
+
+    if alternative == 0:
+        self._perm[base] = word | (1 << PERM_ALTERNATIVES)
+    else:
+        self._perm[key] = word
+        self._perm[base] = head + (1 << PERM_ALTERNATIVES)
+    self._target_known[keccak256(abi_encode(generation, permission.target))] = True
+
+
+# =============================================================================================
+# Session state.
+
+@internal
+@view
+def _known_session(session_key: address) -> uint256:
+    """
+    @dev The configuration word of an enabled, unrevoked session of the current epoch.
+    """
+    cfg: uint256 = self._session_cfg[session_key]
+    status: uint256 = cfg & MASK8
+    assert status != STATUS_NONE, "SESSION_UNKNOWN"
+    assert status == STATUS_ACTIVE, "SESSION_REVOKED"
+    assert (cfg >> CFG_EPOCH) & MASK32 == self._account_word() & MASK32, "SESSION_REVOKED"
+    return cfg
+
+
+@internal
+@view
+def _live_session(session_key: address) -> uint256:
+    """
+    @dev `_known_session` inside its validity window: validAfter <= now < expiresAt.
+    """
+    cfg: uint256 = self._known_session(session_key)
+    assert block.timestamp >= (cfg >> CFG_VALID_AFTER) & MASK48, "SESSION_NOT_YET_VALID"
+    assert block.timestamp < (cfg >> CFG_EXPIRES_AT) & MASK48, "SESSION_EXPIRED"
+    return cfg
+
+
+@internal
+@pure
+def _window(now: uint256, anchor: uint256, period: uint256) -> uint256:
+    """
+    @dev The refilling window containing `now`: `(now - anchor) // period`, 0 before the anchor
+         or without a period. A limit refills exactly at `anchor + k*period`.
+    """
+    if period == 0 or now <= anchor:
+        return 0
+    return (now - anchor) // period
+
+
+# =============================================================================================
+# Execution.
+
+@external
+def execute_with_session(
+    session_key: address,
+    mode: bytes32,
+    execution_calldata: Bytes[MAX_EXECUTION_BYTES],
+    deadline: uint48,
+    signature: Bytes[65],
+):
+    """
+    @notice Run an ERC-7579 execution with a session's authority. Anyone may relay it.
+    @dev Session state (SESSION_UNKNOWN, SESSION_REVOKED, SESSION_NOT_YET_VALID,
+         SESSION_EXPIRED), the call's deadline (`now < deadline`, else SESSION_EXPIRED), the
+         session key's signature over `SessionCall` with the stored nonce (SIGNATURE_*), then
+         docs/protocol.md section 4 (see `_enforce`). Counters and the nonce are committed
+         before any call runs.
+    """
+    cfg: uint256 = self._live_session(session_key)
+    assert block.timestamp < convert(deadline, uint256), "SESSION_EXPIRED"
+    hot: uint256 = self._session_hot[session_key]
+    nonce: uint256 = hot & MASK64
+    execution_hash: bytes32 = keccak256(concat(mode, execution_calldata))
+    signer: address = eip712._recover_strict(
+        self._session_call_digest(session_key, execution_hash, nonce, deadline), signature
+    )
+    assert signer == session_key, "SIGNATURE_INVALID"
+
+    calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata)
+    self._session_hot[session_key] = self._enforce(session_key, cfg, hot + 1, calls, execution_calldata)
+    log SessionExecuted(session_key=session_key, nonce=nonce, execution_hash=execution_hash)
+    erc7579._run(execution_calldata, calls)
+
+
+@external
+def execute_session_op(session_key: address, mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]):
+    """
+    @notice The session execution path of an ERC-4337 user operation: only the EntryPoint
+            may call it, after `validateUserOp` checked the session key's signature over the
+            userOpHash and that this call names that same key.
+    @dev Same state and section 4 checks as `execute_with_session`, without the call
+         signature and nonce (the EntryPoint's nonce covers replay).
+    """
+    assert msg.sender == account_auth.ENTRY_POINT and msg.sender != empty(address), "NOT_AUTHORIZED"
+    cfg: uint256 = self._live_session(session_key)
+    calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata)
+    self._session_hot[session_key] = self._enforce(
+        session_key, cfg, self._session_hot[session_key], calls, execution_calldata
+    )
+    log SessionExecuted(
+        session_key=session_key,
+        nonce=ENTRY_POINT_NONCE,
+        execution_hash=keccak256(concat(mode, execution_calldata)),
+    )
+    erc7579._run(execution_calldata, calls)
+
+
+@internal
+def _enforce(
+    session_key: address,
+    cfg: uint256,
+    hot: uint256,
+    calls: DynArray[erc7579.CallRef, MAX_BATCH],
+    execution_calldata: Bytes[MAX_EXECUTION_BYTES],
+) -> uint256:
+    """
+    @dev docs/protocol.md section 4 for one execution; returns the new counters word and
+         writes the token windows. Reverts with the first violation:
+         shape (CALLDATA_MALFORMED for call data under 4 bytes), then per call in order
+         1 SELF_CALL_FORBIDDEN, 2 NON_DELEGABLE_ACTION (maximum approvals),
+         3 TARGET_NOT_ALLOWED / SELECTOR_NOT_ALLOWED, 4 CALLDATA_MALFORMED / ARG_RULE_VIOLATED,
+         5 VALUE_CAP_EXCEEDED; then per execution 6 VALUE_LIMIT_EXCEEDED,
+         7 TOKEN_LIMIT_EXCEEDED, 8 USAGE_LIMIT_REACHED.
+         Several permissions may share a (target, selector): the call is allowed by the first
+         one (in grant order) whose rules and value cap pass; if none passes, the reason is
+         the first one's.
+    """
+    for c: erc7579.CallRef in calls:
+        # Plain value transfers and 1-3 byte "calls" are not delegable.
+        assert c.length >= 4, "CALLDATA_MALFORMED"
+
+    generation: uint256 = (cfg >> CFG_GENERATION) & MASK32
+    native_total: uint256 = 0
+    outflows: DynArray[TokenOutflow, MAX_BATCH] = []
+
+    for c: erc7579.CallRef in calls:
+        # 1. The account itself (its sessions module, execute, ...).
+        assert c.target != self, "SELF_CALL_FORBIDDEN"
+        selector: bytes4 = convert(slice(execution_calldata, c.start, 4), bytes4)
+
+        # 2. Maximum-amount approvals.
+        amount_word: uint256 = 0
+        if selector == SEL_APPROVE or selector == SEL_INCREASE_ALLOWANCE:
+            amount_word = 1
+        elif selector == SEL_PERMIT or selector == SEL_PERMIT2_APPROVE:
+            amount_word = 2
+        if amount_word != 0 and c.length >= 4 + 32 * (amount_word + 1):
+            amount: uint256 = extract32(
+                execution_calldata, c.start + 4 + 32 * amount_word, output_type=uint256
+            )
+            if selector == SEL_PERMIT2_APPROVE:
+                assert amount != MASK160, "NON_DELEGABLE_ACTION"
+            else:
+                assert amount != max_value(uint256), "NON_DELEGABLE_ACTION"
+
+        # 3. Target and selector.
+        base: uint256 = convert(keccak256(abi_encode(generation, c.target, selector)), uint256)
+        head: uint256 = self._perm[base]
+        if head & PERM_PRESENT == 0:
+            if self._target_known[keccak256(abi_encode(generation, c.target))]:
+                raise "SELECTOR_NOT_ALLOWED"
+            raise "TARGET_NOT_ALLOWED"
+
+        # 4-5. Rules and per-call value cap, alternative by alternative.
+        alternatives: uint256 = (head >> PERM_ALTERNATIVES) & MASK8
+        granted: uint256 = 0
+        first_failure: uint256 = FAIL_NONE
+        for a: uint256 in range(MAX_PERMISSIONS):
+            if a == alternatives:
+                break
+            key: uint256 = unsafe_add(base, a * ALTERNATIVE_STRIDE)
+            word: uint256 = head
+            if a != 0:
+                word = self._perm[key]
+            failure: uint256 = FAIL_NONE
+            rule_count: uint256 = (word >> PERM_RULE_COUNT) & MASK8
+            for i: uint256 in range(MAX_RULES):
+                if i == rule_count:
+                    break
+                spec: uint256 = (word >> (PERM_RULES + 24 * i)) & MASK24
+                op: uint256 = spec & MASK8
+                position: uint256 = 4 + 32 * (spec >> 8)
+                if position + 32 > c.length:
+                    failure = FAIL_MALFORMED
+                    break
+                argument: bytes32 = extract32(execution_calldata, c.start + position)
+                slot: uint256 = unsafe_add(key, i + 1)
+                ok: bool = False
+                if op == OP_IN:
+                    ok = self._rule_member[keccak256(abi_encode(slot, argument))]
+                elif op == OP_NOT_IN:
+                    ok = not self._rule_member[keccak256(abi_encode(slot, argument))]
+                else:
+                    operand: bytes32 = self._rule_word[slot]
+                    if op == OP_EQ:
+                        ok = argument == operand
+                    elif op == OP_NE:
+                        ok = argument != operand
+                    elif op == OP_LTE:
+                        ok = convert(argument, uint256) <= convert(operand, uint256)
+                    else:
+                        ok = convert(argument, uint256) >= convert(operand, uint256)
+                if not ok:
+                    failure = FAIL_RULE
+                    break
+            if failure == FAIL_NONE and c.value > word >> PERM_VALUE_CAP:
+                failure = FAIL_VALUE_CAP
+            if failure == FAIL_NONE:
+                granted = word
+                break
+            if first_failure == FAIL_NONE:
+                first_failure = failure
+        if granted == 0:
+            if first_failure == FAIL_MALFORMED:
+                raise "CALLDATA_MALFORMED"
+            if first_failure == FAIL_RULE:
+                raise "ARG_RULE_VIOLATED"
+            raise "VALUE_CAP_EXCEEDED"
+
+        native_total += c.value
+
+        # Token outflow of a limited token (summed per token; checked per execution).
+        if granted & PERM_TOKEN != 0:
+            amount_word = 0
+            if selector == SEL_TRANSFER or selector == SEL_APPROVE or selector == SEL_INCREASE_ALLOWANCE:
+                amount_word = 1
+            elif selector == SEL_TRANSFER_FROM or selector == SEL_PERMIT:
+                # Counts only when the account is the one paying (`from` / `owner`).
+                assert c.length >= 36, "CALLDATA_MALFORMED"
+                if extract32(execution_calldata, c.start + 4, output_type=uint256) == convert(self, uint256):
+                    amount_word = 2
+            if amount_word != 0:
+                assert c.length >= 4 + 32 * (amount_word + 1), "CALLDATA_MALFORMED"
+                amount: uint256 = extract32(
+                    execution_calldata, c.start + 4 + 32 * amount_word, output_type=uint256
+                )
+                merged: bool = False
+                for k: uint256 in range(MAX_BATCH):
+                    if k == len(outflows):
+                        break
+                    if outflows[k].token == c.target:
+                        outflows[k].amount += amount
+                        merged = True
+                        break
+                if not merged:
+                    outflows.append(
+                        TokenOutflow(
+                            token=c.target,
+                            amount=amount,
+                            period=convert((granted >> PERM_TOKEN_PERIOD) & MASK48, uint48),
+                        )
+                    )
+
+    now: uint256 = block.timestamp
+    valid_after: uint256 = (cfg >> CFG_VALID_AFTER) & MASK48
+    counters: uint256 = hot
+
+    # 6. Native value per window.
+    if native_total != 0:
+        window: uint256 = self._window(now, valid_after, (cfg >> CFG_VALUE_PERIOD) & MASK48)
+        remaining: uint256 = counters >> HOT_NATIVE_REMAINING
+        if window != (counters >> HOT_NATIVE_WINDOW) & MASK48:
+            remaining = self._session_aux[session_key] >> AUX_VALUE_LIMIT
+        assert native_total <= remaining, "VALUE_LIMIT_EXCEEDED"
+        counters = (counters & (2**HOT_NATIVE_WINDOW - 1)) | (window << HOT_NATIVE_WINDOW) | (
+            (remaining - native_total) << HOT_NATIVE_REMAINING
+        )
+
+    # 7. Token outflow per window.
+    for outflow: TokenOutflow in outflows:
+        token_key: bytes32 = keccak256(abi_encode(generation, outflow.token))
+        state: uint256 = self._token_state[token_key]
+        window: uint256 = self._window(now, valid_after, convert(outflow.period, uint256))
+        remaining: uint256 = state >> TOKEN_REMAINING
+        if window != state & MASK48:
+            remaining = min(self._token_limit[token_key], MAX_TOKEN_REMAINING)
+        assert outflow.amount <= remaining, "TOKEN_LIMIT_EXCEEDED"
+        self._token_state[token_key] = window | ((remaining - outflow.amount) << TOKEN_REMAINING)
+
+    # 8. Use count.
+    uses: uint256 = (counters >> HOT_USES) & MASK32
+    max_uses: uint256 = (cfg >> CFG_MAX_USES) & MASK32
+    assert max_uses == 0 or uses < max_uses, "USAGE_LIMIT_REACHED"
+    if uses < MASK32:
+        counters += 1 << HOT_USES
+    return counters
+
+
+# =============================================================================================
+# Revocation.
+
+@internal
+def _revoke(session_key: address, revoked_by: address):
+    cfg: uint256 = self._session_cfg[session_key]
+    status: uint256 = cfg & MASK8
+    assert status != STATUS_NONE, "SESSION_UNKNOWN"
+    assert status == STATUS_ACTIVE, "SESSION_REVOKED"
+    self._session_cfg[session_key] = (cfg & ~MASK8) | STATUS_REVOKED
+    log SessionRevoked(session_key=session_key, revoked_by=revoked_by)
+
+
+@internal
+def _bump_epoch(account_word: uint256) -> uint256:
+    epoch: uint256 = (account_word & MASK32) + 1
+    assert epoch <= MASK32, "SESSION_REVOKED"
+    self._store_account_word((account_word & ~MASK32) | epoch)
+    log SessionsRevokedAll(epoch=epoch)
+    return epoch
+
+
+@external
+def revoke_session(session_key: address):
+    """
+    @notice Revoke one session. Callable with the owner's authority or by the grant's
+            `revoker` (which can only revoke, never widen).
+    """
+    if not account_auth._is_owner_caller():
+        revoker: uint256 = self._session_aux[session_key] & MASK160
+        assert revoker != 0 and convert(msg.sender, uint256) == revoker, "NOT_AUTHORIZED"
+    self._revoke(session_key, msg.sender)
+
+
+@external
+def revoke_all():
+    """
+    @notice Revoke every session of the account at once (epoch bump). Owner authority only.
+    """
+    account_auth._check_owner_caller()
+    self._bump_epoch(self._account_word())
+
+
+@external
+def revoke_session_signed(
+    session_key: address, epoch: uint256, nonce: uint256, owner_signature: Bytes[MAX_OWNER_SIGNATURE]
+):
+    """
+    @notice Relay the owner's EIP-712 `Revocation`; `session_key = 0` revokes all (epoch bump).
+    @dev `nonce` must be the account's next owner-operation nonce and `epoch` the current
+         epoch (a stale message is NONCE_REPLAYED); the nonce is then spent.
+    """
+    account_word: uint256 = self._account_word()
+    assert nonce == (account_word >> ACC_OWNER_NONCE) & MASK32, "NONCE_REPLAYED"
+    assert epoch == account_word & MASK32, "NONCE_REPLAYED"
+    account_auth._check_owner_signature(self._revocation_digest(session_key, epoch, nonce), owner_signature)
+    account_word += 1 << ACC_OWNER_NONCE
+    if session_key == empty(address):
+        self._bump_epoch(account_word)
+    else:
+        self._store_account_word(account_word)
+        self._revoke(session_key, account_auth._owner())
+
+
+# =============================================================================================
+# Views.
+
+@external
+@view
+def session(session_key: address) -> SessionView:
+    """
+    @notice The decoded state of a session key (zeroes when never enabled).
+    """
+    cfg: uint256 = self._session_cfg[session_key]
+    hot: uint256 = self._session_hot[session_key]
+    aux: uint256 = self._session_aux[session_key]
+    return SessionView(
+        status=convert(cfg & MASK8, uint8),
+        validAfter=convert((cfg >> CFG_VALID_AFTER) & MASK48, uint48),
+        expiresAt=convert((cfg >> CFG_EXPIRES_AT) & MASK48, uint48),
+        valuePeriod=convert((cfg >> CFG_VALUE_PERIOD) & MASK48, uint48),
+        maxUses=convert((cfg >> CFG_MAX_USES) & MASK32, uint32),
+        epoch=convert((cfg >> CFG_EPOCH) & MASK32, uint32),
+        generation=convert((cfg >> CFG_GENERATION) & MASK32, uint32),
+        nonce=convert(hot & MASK64, uint64),
+        uses=convert((hot >> HOT_USES) & MASK32, uint32),
+        nativeWindow=convert((hot >> HOT_NATIVE_WINDOW) & MASK48, uint48),
+        nativeRemaining=hot >> HOT_NATIVE_REMAINING,
+        valueLimit=aux >> AUX_VALUE_LIMIT,
+        revoker=convert(aux & MASK160, address),
+    )
+
+
+@external
+@view
+def session_nonce(session_key: address) -> uint256:
+    """
+    @notice The nonce the next `SessionCall` of this key must carry.
+    """
+    return self._session_hot[session_key] & MASK64
+
+
+@external
+@view
+def token_usage(session_key: address, token: address) -> (uint256, uint256):
+    """
+    @notice `(window, remaining)` of a token limit of the session's current grant, as last
+            written (a later window reads as the full limit when next used).
+    """
+    generation: uint256 = (self._session_cfg[session_key] >> CFG_GENERATION) & MASK32
+    state: uint256 = self._token_state[keccak256(abi_encode(generation, token))]
+    return state & MASK48, state >> TOKEN_REMAINING
+
+
+@external
+@view
+def epoch() -> uint256:
+    return self._account_word() & MASK32
+
+
+@external
+@view
+def owner_nonce() -> uint256:
+    return (self._account_word() >> ACC_OWNER_NONCE) & MASK32
+
+
+@external
+@view
+def grant_nonce_used(nonce: uint256) -> bool:
+    return self._grant_nonce_used[nonce]
+
+
+@external
+@view
+def grant_digest(grant: SessionGrant) -> bytes32:
+    """
+    @notice The EIP-712 digest the owner signs for `grant` on this account.
+    """
+    return eip712._typed_digest(self._grant_struct_hash(grant))
+
+
+@external
+@view
+def session_call_digest(
+    session_key: address, mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES], nonce: uint256, deadline: uint48
+) -> bytes32:
+    """
+    @notice The EIP-712 digest a session key signs for `execute_with_session`.
+    """
+    return self._session_call_digest(session_key, keccak256(concat(mode, execution_calldata)), nonce, deadline)
+
+
+@external
+@view
+def revocation_digest(session_key: address, epoch: uint256, nonce: uint256) -> bytes32:
+    """
+    @notice The EIP-712 digest the owner signs for `revoke_session_signed`.
+    """
+    return self._revocation_digest(session_key, epoch, nonce)

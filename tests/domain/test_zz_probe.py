@@ -1,3 +1,0 @@
-from conftest import MARK
-def test_mark() -> None:
-    assert MARK == "domain"

@@ -1,0 +1,123 @@
+"""Migrations and connection setup: Alembic alone creates the schema, on both engines."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+from store_support import PG_URL
+
+from sessionward.store import Store, open_store
+from sessionward.store.database import ENV_DATABASE_URL, normalize_url, resolve_url
+from sessionward.store.schema import ALL_TABLES, metadata
+
+TABLES = {t.name for t in ALL_TABLES}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store on a database (or PostgreSQL schema) that has never been migrated."""
+    if request.param == "sqlite":
+        store = open_store(data_dir=tmp_path)
+        yield store
+        store.close()
+        return
+    schema = f"sw_mig_{uuid.uuid4().hex[:16]}"
+    store = open_store(PG_URL, schema=schema)
+    yield store
+    store.close()
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def table_names(store: Store) -> set[str]:
+    return set(inspect(store.db.engine).get_table_names())
+
+
+def test_upgrade_from_empty_creates_every_table(empty_store: Store) -> None:
+    assert empty_store.current_revision() is None
+    empty_store.upgrade()
+    assert empty_store.current_revision() == "0001"
+    assert table_names(empty_store) == TABLES | {"alembic_version"}
+
+
+def test_downgrade_to_base_and_upgrade_again_round_trips(empty_store: Store) -> None:
+    empty_store.upgrade()
+    empty_store.downgrade("base")
+    assert empty_store.current_revision() is None
+    assert table_names(empty_store) == {"alembic_version"}
+    empty_store.upgrade()
+    assert table_names(empty_store) == TABLES | {"alembic_version"}
+    empty_store.wallets.add(
+        wallet_id="w",
+        chain_id=1,
+        account="0x" + "1" * 40,
+        owner="0x" + "2" * 40,
+        owner_kind="eoa",
+        now=1,
+    )
+    assert empty_store.wallets.get("w") is not None
+
+
+def test_upgrade_is_idempotent(empty_store: Store) -> None:
+    empty_store.upgrade()
+    empty_store.upgrade()
+    assert empty_store.current_revision() == "0001"
+
+
+def test_migrated_schema_matches_the_table_metadata(empty_store: Store) -> None:
+    empty_store.upgrade()
+    with empty_store.db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
+    store = open_store(data_dir=tmp_path)
+    try:
+        with store.db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5_000
+        assert (tmp_path / "sessionward.db").exists()
+    finally:
+        store.close()
+
+
+def test_url_comes_from_the_argument_then_the_environment_then_the_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(ENV_DATABASE_URL, "postgresql://u@db:5432/sw")
+    assert resolve_url("sqlite:///x.db", tmp_path) == "sqlite:///x.db"
+    assert resolve_url(None, tmp_path) == "postgresql+psycopg://u@db:5432/sw"
+    monkeypatch.delenv(ENV_DATABASE_URL)
+    assert resolve_url(None, tmp_path) == f"sqlite:///{tmp_path / 'sessionward.db'}"
+    with pytest.raises(ValueError):
+        resolve_url(None, None)
+
+
+def test_postgres_urls_use_psycopg_3() -> None:
+    assert normalize_url("postgres://a@h/d") == "postgresql+psycopg://a@h/d"
+    assert normalize_url("postgresql://a@h/d") == "postgresql+psycopg://a@h/d"
+    assert normalize_url("postgresql+psycopg://a@h/d") == "postgresql+psycopg://a@h/d"
+
+
+def test_schema_option_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        open_store(data_dir=tmp_path, schema="s1")
+    with pytest.raises(ValueError):
+        open_store(PG_URL, schema='x"; DROP TABLE wallets; --')
+    with pytest.raises(ValueError):
+        open_store("mysql://u@h/d")
