@@ -114,8 +114,17 @@ def main() -> None:
     signable = encode_typed_data(full_message=document)
     theirs = keccak256(b"\x19" + signable.version + signable.header + signable.body)
     assert ours == theirs, "digest mismatch with eth_account"
-    ours_t = timed(lambda: grant_digest(1, ACCOUNT, message), 5000)
-    theirs_t = timed(lambda: encode_typed_data(full_message=document), 300)
+    # Every iteration hashes a different grant (nonce and expiry change, so the SessionGrant and
+    # Envelope structs are new; permissions repeat as they do for one backend's grants).
+    variants = []
+    for i in range(6000):
+        m = dict(message, nonce=1000 + i)
+        m["envelope"] = dict(message["envelope"], expiresAt=NOW + 3000 + i)
+        variants.append(m)
+    fresh = iter(variants)
+    ours_t = timed(lambda: grant_digest(1, ACCOUNT, next(fresh)), 5000)
+    documents = iter([typed_data_document("SessionGrant", 1, ACCOUNT, m) for m in variants[:400]])
+    theirs_t = timed(lambda: encode_typed_data(full_message=next(documents)), 300)
 
     # --- Cedar: the stateless part of the same decision --------------------------------------
     policies = []

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from sessionward.chain.interface import Chain
+from sessionward.chain.errors import InvalidTransaction
+from sessionward.chain.interface import Chain, FeeSuggestion
 from sessionward.chain.signer import TransactionSigner
 from sessionward.chain.transactions import (
     Authorization,
     Eip1559Transaction,
     SetCodeTransaction,
     UnsignedTransaction,
+    transaction_hash,
 )
 
 CHAIN_ID = 31337
@@ -51,3 +53,52 @@ def send(chain: Chain, signer: TransactionSigner, **fields: object) -> str:
     """Sign :func:`unsigned_tx` with ``signer`` and submit it; returns the hash."""
     raw = signer.sign_transaction(unsigned_tx(chain, signer, **fields))  # type: ignore[arg-type]
     return chain.send_raw_transaction(raw)
+
+
+class SimulatedCrash(Exception):
+    """The process 'dies' here: raised through the relayer, which must not catch it."""
+
+
+class FaultyChain:
+    """A :class:`Chain` proxy that injects faults into ``send_raw_transaction``.
+
+    - ``crash_before_send``: raise :class:`SimulatedCrash` before the node sees the bytes;
+    - ``crash_after_send``: forward, then raise (the answer is lost);
+    - ``swallow``: hashes whose bytes are acknowledged but never forwarded (a lossy node);
+    - ``reject``: hashes refused with ``InvalidTransaction``;
+    - ``fees``: a fee suggestion to report instead of the node's.
+    ``sent`` lists the hashes forwarded to the node.
+    """
+
+    def __init__(self, inner: Chain) -> None:
+        self.inner = inner
+        self.crash_before_send = False
+        self.crash_after_send = False
+        self.swallow: set[str] = set()
+        self.swallow_all = False
+        self.reject: set[str] = set()
+        self.fees: FeeSuggestion | None = None
+        self.sent: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    @property
+    def chain_id(self) -> int:
+        return self.inner.chain_id
+
+    def max_fee(self) -> FeeSuggestion:
+        return self.fees if self.fees is not None else self.inner.max_fee()
+
+    def send_raw_transaction(self, raw: bytes) -> str:
+        tx_hash = transaction_hash(raw)
+        if self.crash_before_send:
+            raise SimulatedCrash("before send")
+        if tx_hash in self.reject:
+            raise InvalidTransaction(-32003, "rejected by the test")
+        if self.swallow_all or tx_hash in self.swallow:
+            return tx_hash
+        self.sent.append(self.inner.send_raw_transaction(raw))
+        if self.crash_after_send:
+            raise SimulatedCrash("after send")
+        return tx_hash

@@ -65,6 +65,8 @@ DAI_RULE_CAP = 5 * 10**17  # explicit rule on DAI transfers: amount <= 0.5 DAI
 # --- envelopes -----------------------------------------------------------------------------
 
 _periods = st.sampled_from([0, 0, 60, 600])
+_limits = st.sampled_from([0, 10**6, 10**8, 5 * 10**8, 10**9, 10**20]) | st.integers(0, 10**9)
+_value_limits = st.sampled_from([0, 10**12, 10**15, 10**18])
 
 
 @st.composite
@@ -78,22 +80,22 @@ def envelopes(draw: st.DrawFn) -> dict[str, Any]:
         "tokenLimits": [
             {
                 "token": token,
-                "limit": draw(st.integers(0, 10**9) | st.just(10**20)),
+                "limit": draw(_limits),
                 "period": draw(_periods),
             }
             for token in limited
         ],
     }
     if draw(st.booleans()):
-        doc["valueLimit"] = {"limit": draw(st.integers(0, 10**15)), "period": draw(_periods)}
+        doc["valueLimit"] = {"limit": draw(_value_limits), "period": draw(_periods)}
     if draw(st.booleans()):
-        doc["maxValueUsd"] = draw(st.integers(0, 2000))
+        doc["maxValueUsd"] = draw(st.sampled_from([0, 1, 100, 500, 2000]))
     if draw(st.booleans()):
         doc["maxUses"] = draw(st.integers(1, 8))
     if draw(st.booleans()):
         doc["rateLimit"] = {"count": draw(st.integers(1, 3)), "interval": draw(st.sampled_from([30, 300]))}
     if draw(st.booleans()):
-        doc["maxFeeWei"] = draw(st.integers(0, 10**6))
+        doc["maxFeeWei"] = draw(st.sampled_from([0, 10**5, 10**6]))
     if draw(st.booleans()):
         doc["permissions"] = [
             {
@@ -117,29 +119,32 @@ def grant_of(doc: dict[str, Any]) -> Scope | None:
 # --- requests ------------------------------------------------------------------------------
 
 _amounts = st.one_of(
-    st.integers(0, 3 * 10**8),
-    st.integers(0, 10**19),
+    st.sampled_from([0, 1, 10**6, 5 * 10**7, 10**8, 3 * 10**8, 10**18]),
+    st.integers(0, 10**9),
     st.sampled_from([MAX_UINT256, 2**255, 10**20]),
 )
-_values = st.sampled_from([0, 0, 0, 1, 10**12, 10**15, MAX_UINT256])
-_KINDS = ("transfer", "approve", "deposit")
+_deposits = st.sampled_from([0, 1, 10**12, 10**14, 10**15, 10**18, MAX_UINT256])
+_stray_values = st.sampled_from([0, 0, 0, 0, 0, 0, 1])  # value sent along with a token call
+_KINDS = ("transfer", "transfer", "approve", "deposit")
+_RECIPIENT_MIX = (MERCHANT, MERCHANT, ACCOUNT, ROUTER_A, STRANGER)
 
-# Flat tuples keep generation cheap: (kind, token, recipient, amount, value).
+# Flat tuples keep generation cheap: (kind, token, recipient, amount, deposit, stray value).
 _call_specs = st.tuples(
     st.sampled_from(_KINDS),
     st.sampled_from(TOKENS),
-    st.sampled_from(RECIPIENTS),
+    st.sampled_from(_RECIPIENT_MIX),
     _amounts,
-    _values,
+    _deposits,
+    _stray_values,
 )
 
 
-def call_of(spec: tuple[str, str, str, int, int]) -> Call:
-    kind, token, recipient, amount, value = spec
+def call_of(spec: tuple[str, str, str, int, int, int]) -> Call:
+    kind, token, recipient, amount, deposited, stray = spec
     if kind == "deposit":
-        return Call(WETH, value, deposit())
+        return Call(WETH, deposited, deposit())
     data = transfer(recipient, amount) if kind == "transfer" else approve(recipient, amount)
-    return Call(token, value, data)
+    return Call(token, stray, data)
 
 
 @dataclass
@@ -155,7 +160,7 @@ _steps = st.builds(
     st.integers(0, 400),
     st.lists(_call_specs, min_size=1, max_size=3),
     st.booleans(),
-    st.sampled_from([0, 1, 10**5, 4 * 10**5]),
+    st.sampled_from([0, 0, 1, 10**5, 4 * 10**5]),
 )
 
 

@@ -225,6 +225,9 @@ class EmbeddedChain:
         state = self._state
         context = state.execution_context
         saved_base_fee = context._base_fee_per_gas
+        # A transaction starts with cold access lists and its storage "original values" set
+        # to the current state (EIP-2929 / EIP-2200): lock what came before, like a block does.
+        state.lock_changes()
         snapshot = state.snapshot()
         context._base_fee_per_gas = 0
         try:
@@ -370,6 +373,7 @@ class EmbeddedChain:
         state = self._state
         previous = (self._env.evm.patch.block_number, self._env.evm.patch.timestamp)
         self._open_block()
+        state.lock_changes()  # see _run_reverted: per-transaction warm sets and original values
         snapshot = state.snapshot()
         try:
             computation = state.apply_transaction(py_tx)

@@ -21,6 +21,8 @@
         `execute_session_op`).
 """
 
+from . import reasons
+
 from . import eip712
 
 
@@ -67,7 +69,8 @@ def _is_owner_caller() -> bool:
 @internal
 @view
 def _check_owner_caller():
-    assert self._is_owner_caller(), "NOT_AUTHORIZED"
+    if not (self._is_owner_caller()):
+        reasons._fail(reasons.NOT_AUTHORIZED)
 
 
 @internal
@@ -110,8 +113,11 @@ def _check_owner_signature(digest: bytes32, signature: Bytes[MAX_OWNER_SIGNATURE
     """
     owner: address = self._owner()
     if owner != self and owner.is_contract:
-        assert self._erc1271_accepts(owner, digest, signature), "SIGNATURE_INVALID"
+        if not (self._erc1271_accepts(owner, digest, signature)):
+            reasons._fail(reasons.SIGNATURE_INVALID)
         return
-    assert len(signature) == 65, "SIGNATURE_INVALID"
+    if not (len(signature) == 65):
+        reasons._fail(reasons.SIGNATURE_INVALID)
     signer: address = eip712._recover_strict(digest, slice(signature, 0, 65))
-    assert signer == owner, "SIGNATURE_INVALID"
+    if not (signer == owner):
+        reasons._fail(reasons.SIGNATURE_INVALID)

@@ -14,6 +14,8 @@
         recovers to the zero address (ecrecover's failure value).
 """
 
+from . import reasons
+
 from snekmate.utils import message_hash_utils
 
 
@@ -65,14 +67,18 @@ def _recover_strict(digest: bytes32, signature: Bytes[65]) -> address:
          wrong length or `v` (SIGNATURE_INVALID), high `s` (SIGNATURE_MALLEABLE), no signer
          (SIGNER_ZERO_ADDRESS). The caller still compares the signer with the expected one.
     """
-    assert len(signature) == 65, "SIGNATURE_INVALID"
+    if not (len(signature) == 65):
+        reasons._fail(reasons.SIGNATURE_INVALID)
     r: uint256 = extract32(signature, 0, output_type=uint256)
     s: uint256 = extract32(signature, 32, output_type=uint256)
     v: uint256 = convert(slice(signature, 64, 1), uint256)
-    assert s <= SECP256K1_HALF_N, "SIGNATURE_MALLEABLE"
-    assert v == 27 or v == 28, "SIGNATURE_INVALID"
+    if not (s <= SECP256K1_HALF_N):
+        reasons._fail(reasons.SIGNATURE_MALLEABLE)
+    if not (v == 27 or v == 28):
+        reasons._fail(reasons.SIGNATURE_INVALID)
     signer: address = ecrecover(digest, v, r, s)
-    assert signer != empty(address), "SIGNER_ZERO_ADDRESS"
+    if not (signer != empty(address)):
+        reasons._fail(reasons.SIGNER_ZERO_ADDRESS)
     return signer
 
 

@@ -21,6 +21,8 @@
         `executionCalldata`) so the calldata is never copied per call until the CALL itself.
 """
 
+from . import reasons
+
 MAX_BATCH: constant(uint256) = 8
 MAX_EXECUTION_BYTES: constant(uint256) = 4096
 
@@ -51,7 +53,8 @@ def _decode(mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]) -> Dy
     size: uint256 = len(execution_calldata)
     calls: DynArray[CallRef, MAX_BATCH] = []
     if mode == MODE_SINGLE:
-        assert size >= SINGLE_HEADER, "CALLDATA_MALFORMED"
+        if not (size >= SINGLE_HEADER):
+            reasons._fail(reasons.CALLDATA_MALFORMED)
         calls.append(
             CallRef(
                 target=convert(convert(slice(execution_calldata, 0, 20), bytes20), address),
@@ -62,37 +65,50 @@ def _decode(mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]) -> Dy
         )
         return calls
 
-    assert mode == MODE_BATCH, "CALL_TYPE_FORBIDDEN"
-    assert size >= 64, "CALLDATA_MALFORMED"
-    assert extract32(execution_calldata, 0, output_type=uint256) == 32, "CALLDATA_MALFORMED"
+    if not (mode == MODE_BATCH):
+        reasons._fail(reasons.CALL_TYPE_FORBIDDEN)
+    if not (size >= 64):
+        reasons._fail(reasons.CALLDATA_MALFORMED)
+    if not (extract32(execution_calldata, 0, output_type=uint256) == 32):
+        reasons._fail(reasons.CALLDATA_MALFORMED)
     count: uint256 = extract32(execution_calldata, 32, output_type=uint256)
     if count == 0:
-        assert size == 64, "CALLDATA_MALFORMED"
-        raise "EMPTY_BATCH"
-    assert count <= MAX_BATCH, "CALLDATA_MALFORMED"
-    assert size >= 64 + 32 * count, "CALLDATA_MALFORMED"
+        if not (size == 64):
+            reasons._fail(reasons.CALLDATA_MALFORMED)
+        reasons._fail(reasons.EMPTY_BATCH)
+    if not (count <= MAX_BATCH):
+        reasons._fail(reasons.CALLDATA_MALFORMED)
+    if not (size >= 64 + 32 * count):
+        reasons._fail(reasons.CALLDATA_MALFORMED)
 
     # `expected` is where the next element must start, relative to byte 64 (the array body).
     expected: uint256 = 32 * count
     for i: uint256 in range(MAX_BATCH):
         if i == count:
             break
-        assert extract32(execution_calldata, 64 + 32 * i, output_type=uint256) == expected, "CALLDATA_MALFORMED"
+        if not (extract32(execution_calldata, 64 + 32 * i, output_type=uint256) == expected):
+            reasons._fail(reasons.CALLDATA_MALFORMED)
         base: uint256 = 64 + expected
-        assert size >= base + ELEMENT_HEAD, "CALLDATA_MALFORMED"
+        if not (size >= base + ELEMENT_HEAD):
+            reasons._fail(reasons.CALLDATA_MALFORMED)
         target_word: uint256 = extract32(execution_calldata, base, output_type=uint256)
-        assert target_word >> 160 == 0, "CALLDATA_MALFORMED"
-        assert extract32(execution_calldata, base + 64, output_type=uint256) == 96, "CALLDATA_MALFORMED"
+        if not (target_word >> 160 == 0):
+            reasons._fail(reasons.CALLDATA_MALFORMED)
+        if not (extract32(execution_calldata, base + 64, output_type=uint256) == 96):
+            reasons._fail(reasons.CALLDATA_MALFORMED)
         length: uint256 = extract32(execution_calldata, base + 96, output_type=uint256)
         # `length <= size` also keeps the additions below far from overflow.
-        assert length <= size, "CALLDATA_MALFORMED"
+        if not (length <= size):
+            reasons._fail(reasons.CALLDATA_MALFORMED)
         padded: uint256 = (length + 31) // 32 * 32
-        assert size >= base + ELEMENT_HEAD + padded, "CALLDATA_MALFORMED"
+        if not (size >= base + ELEMENT_HEAD + padded):
+            reasons._fail(reasons.CALLDATA_MALFORMED)
         if padded != length:
             tail: uint256 = extract32(
                 execution_calldata, base + ELEMENT_HEAD + padded - 32, output_type=uint256
             )
-            assert tail % (1 << ((padded - length) * 8)) == 0, "CALLDATA_MALFORMED"
+            if not (tail % (1 << ((padded - length) * 8)) == 0):
+                reasons._fail(reasons.CALLDATA_MALFORMED)
         calls.append(
             CallRef(
                 target=convert(target_word, address),
@@ -102,7 +118,8 @@ def _decode(mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]) -> Dy
             )
         )
         expected += ELEMENT_HEAD + padded
-    assert size == 64 + expected, "CALLDATA_MALFORMED"
+    if not (size == 64 + expected):
+        reasons._fail(reasons.CALLDATA_MALFORMED)
     return calls
 
 

@@ -24,6 +24,8 @@
         layout can refuse to run on this one.
 """
 
+from . import reasons
+
 from . import eip712
 from . import erc7579
 from . import account_auth
@@ -191,16 +193,14 @@ HOT_NATIVE_REMAINING: constant(uint256) = 144  # uint112 (the limit is clamped t
 AUX_VALUE_LIMIT: constant(uint256) = 160    # uint96: valueLimit clamped (> total ether supply)
 MAX_NATIVE_LIMIT: constant(uint256) = 2**96 - 1
 
-# Permission word, at `_perm[base + 8*alternative]`, rule values at the next four keys.
+# Permission word, at `_perm[base]`; rule operands at the next four keys.
 PERM_PRESENT: constant(uint256) = 1
 PERM_TOKEN: constant(uint256) = 2           # target has a TokenLimit in this grant
-PERM_ALTERNATIVES: constant(uint256) = 8    # uint8, on alternative 0: permissions with this (target, selector)
 PERM_RULE_COUNT: constant(uint256) = 16     # uint8: on-chain rules stored
 PERM_TOKEN_PERIOD: constant(uint256) = 24   # uint48
 PERM_RULES: constant(uint256) = 72          # 4 x 24 bits: op (8) | offset (16)
 PERM_VALUE_CAP: constant(uint256) = 168     # uint88: maxValuePerCall clamped (> total ether supply)
 MAX_VALUE_CAP: constant(uint256) = 2**88 - 1
-ALTERNATIVE_STRIDE: constant(uint256) = 8
 
 # Token state word: window (48) | remaining (208).
 TOKEN_REMAINING: constant(uint256) = 48
@@ -209,11 +209,6 @@ MAX_TOKEN_REMAINING: constant(uint256) = 2**208 - 1
 # Event nonce of executions that came through the EntryPoint (they use its nonce, not ours).
 ENTRY_POINT_NONCE: constant(uint256) = max_value(uint256)
 
-# Failure codes of one permission alternative (the first alternative's failure is reported).
-FAIL_NONE: constant(uint256) = 0
-FAIL_MALFORMED: constant(uint256) = 1
-FAIL_RULE: constant(uint256) = 2
-FAIL_VALUE_CAP: constant(uint256) = 3
 
 # ---------------------------------------------------------------------------------------------
 # Storage (all HashMaps: data only at keccak-derived slots).
@@ -265,7 +260,8 @@ def _account_word() -> uint256:
     """
     word: uint256 = self._account[ACCOUNT_NAMESPACE]
     layout: uint256 = word >> ACC_LAYOUT
-    assert layout == 0 or layout == LAYOUT_TAG, "STORAGE_LAYOUT_MISMATCH"
+    if not (layout == 0 or layout == LAYOUT_TAG):
+        reasons._fail(reasons.STORAGE_LAYOUT_MISMATCH)
     return word
 
 
@@ -413,14 +409,20 @@ def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATU
          revocation, or to replace its grant) starts clean counters; only the key's call nonce
          carries over, so no SessionCall signed under an earlier grant can be replayed.
     """
-    assert grant.account == self, "ACCOUNT_MISMATCH"
-    assert grant.envelope.chainId == chain.id, "CHAIN_MISMATCH"
+    if not (grant.account == self):
+        reasons._fail(reasons.ACCOUNT_MISMATCH)
+    if not (grant.envelope.chainId == chain.id):
+        reasons._fail(reasons.CHAIN_MISMATCH)
     account_word: uint256 = self._account_word()
     epoch: uint256 = account_word & MASK32
-    assert grant.epoch == epoch, "SESSION_REVOKED"
-    assert not self._grant_nonce_used[grant.nonce], "NONCE_REPLAYED"
-    assert grant.sessionKey != empty(address), "ENVELOPE_MALFORMED"
-    assert grant.envelope.validAfter < grant.envelope.expiresAt, "WINDOW_INVALID"
+    if not (grant.epoch == epoch):
+        reasons._fail(reasons.SESSION_REVOKED)
+    if not (not self._grant_nonce_used[grant.nonce]):
+        reasons._fail(reasons.NONCE_REPLAYED)
+    if not (grant.sessionKey != empty(address)):
+        reasons._fail(reasons.ENVELOPE_MALFORMED)
+    if not (grant.envelope.validAfter < grant.envelope.expiresAt):
+        reasons._fail(reasons.WINDOW_INVALID)
 
     account_auth._check_owner_signature(
         eip712._typed_digest(self._grant_struct_hash(grant)), owner_signature
@@ -428,7 +430,8 @@ def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATU
 
     self._grant_nonce_used[grant.nonce] = True
     generation: uint256 = ((account_word >> ACC_GENERATION) & MASK32) + 1
-    assert generation <= MASK32, "ENVELOPE_MALFORMED"
+    if not (generation <= MASK32):
+        reasons._fail(reasons.ENVELOPE_MALFORMED)
     self._store_account_word(
         (account_word & ~(MASK32 << ACC_GENERATION)) | (generation << ACC_GENERATION)
     )
@@ -441,7 +444,8 @@ def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATU
         for j: uint256 in range(MAX_TOKEN_LIMITS):
             if j == i:
                 break
-            assert grant.envelope.tokenLimits[j].token != limit.token, "ENVELOPE_MALFORMED"
+            if not (grant.envelope.tokenLimits[j].token != limit.token):
+                reasons._fail(reasons.ENVELOPE_MALFORMED)
         token_key: bytes32 = keccak256(abi_encode(generation, limit.token))
         if limit.period != 0:
             self._token_limit[token_key] = limit.limit
@@ -480,12 +484,16 @@ def _store_permission(
     generation: uint256, permission: Permission, token_limits: DynArray[TokenLimit, MAX_TOKEN_LIMITS]
 ):
     """
-    @dev Store one permission as an alternative for its (target, selector): a packed word at
-         `base + 8*alternative` and its rule operands at the next keys. Rules marked off-chain
-         only (offset 0xffff) are hashed but not stored.
+    @dev Store one permission: a packed word at `base = keccak(generation, target, selector)`
+         and its rule operands at `base + 1 + i` (scalar operators) or as members of the set
+         keyed `keccak(base + 1 + i, value)` (`in` / `not_in`). Rules marked off-chain only
+         (offset 0xffff) are hashed but not stored. A (target, selector) appears at most once
+         per grant, as in the off-chain scope (ENVELOPE_MALFORMED otherwise).
     """
-    assert permission.target != self, "SELF_CALL_FORBIDDEN"
-    assert permission.selector == convert(slice(keccak256(permission.function), 0, 4), bytes4), "ENVELOPE_MALFORMED"
+    if permission.target == self:
+        reasons._fail(reasons.SELF_CALL_FORBIDDEN)
+    if permission.selector != convert(slice(keccak256(permission.function), 0, 4), bytes4):
+        reasons._fail(reasons.ENVELOPE_MALFORMED)
 
     word: uint256 = PERM_PRESENT | (min(permission.maxValuePerCall, MAX_VALUE_CAP) << PERM_VALUE_CAP)
     for limit: TokenLimit in token_limits:
@@ -493,33 +501,29 @@ def _store_permission(
             word |= PERM_TOKEN | (convert(limit.period, uint256) << PERM_TOKEN_PERIOD)
 
     base: uint256 = convert(keccak256(abi_encode(generation, permission.target, permission.selector)), uint256)
-    head: uint256 = self._perm[base]
-    alternative: uint256 = (head >> PERM_ALTERNATIVES) & MASK8
-    key: uint256 = unsafe_add(base, alternative * ALTERNATIVE_STRIDE)
+    if self._perm[base] != 0:
+        reasons._fail(reasons.ENVELOPE_MALFORMED)
 
     stored: uint256 = 0
     for rule: Rule in permission.rules:
         op: uint256 = convert(rule.op, uint256)
-        assert op <= OP_NOT_IN, "ENVELOPE_MALFORMED"
+        if op > OP_NOT_IN:
+            reasons._fail(reasons.ENVELOPE_MALFORMED)
         if rule.offset == OFFCHAIN_ONLY:
             continue
-        slot: uint256 = unsafe_add(key, stored + 1)
+        slot: uint256 = unsafe_add(base, stored + 1)
         if op == OP_IN or op == OP_NOT_IN:
-            assert len(rule.values) != 0, "ENVELOPE_MALFORMED"
+            if len(rule.values) == 0:
+                reasons._fail(reasons.ENVELOPE_MALFORMED)
             for value: bytes32 in rule.values:
                 self._rule_member[keccak256(abi_encode(slot, value))] = True
         else:
-            assert len(rule.values) == 1, "ENVELOPE_MALFORMED"
+            if len(rule.values) != 1:
+                reasons._fail(reasons.ENVELOPE_MALFORMED)
             self._rule_word[slot] = rule.values[0]
         word |= (op | (convert(rule.offset, uint256) << 8)) << (PERM_RULES + 24 * stored)
         stored += 1
-    word |= stored << PERM_RULE_COUNT
-
-    if alternative == 0:
-        self._perm[base] = word | (1 << PERM_ALTERNATIVES)
-    else:
-        self._perm[key] = word
-        self._perm[base] = head + (1 << PERM_ALTERNATIVES)
+    self._perm[base] = word | (stored << PERM_RULE_COUNT)
     self._target_known[keccak256(abi_encode(generation, permission.target))] = True
 
 
@@ -534,9 +538,12 @@ def _known_session(session_key: address) -> uint256:
     """
     cfg: uint256 = self._session_cfg[session_key]
     status: uint256 = cfg & MASK8
-    assert status != STATUS_NONE, "SESSION_UNKNOWN"
-    assert status == STATUS_ACTIVE, "SESSION_REVOKED"
-    assert (cfg >> CFG_EPOCH) & MASK32 == self._account_word() & MASK32, "SESSION_REVOKED"
+    if not (status != STATUS_NONE):
+        reasons._fail(reasons.SESSION_UNKNOWN)
+    if not (status == STATUS_ACTIVE):
+        reasons._fail(reasons.SESSION_REVOKED)
+    if not ((cfg >> CFG_EPOCH) & MASK32 == self._account_word() & MASK32):
+        reasons._fail(reasons.SESSION_REVOKED)
     return cfg
 
 
@@ -547,8 +554,10 @@ def _live_session(session_key: address) -> uint256:
     @dev `_known_session` inside its validity window: validAfter <= now < expiresAt.
     """
     cfg: uint256 = self._known_session(session_key)
-    assert block.timestamp >= (cfg >> CFG_VALID_AFTER) & MASK48, "SESSION_NOT_YET_VALID"
-    assert block.timestamp < (cfg >> CFG_EXPIRES_AT) & MASK48, "SESSION_EXPIRED"
+    if not (block.timestamp >= (cfg >> CFG_VALID_AFTER) & MASK48):
+        reasons._fail(reasons.SESSION_NOT_YET_VALID)
+    if not (block.timestamp < (cfg >> CFG_EXPIRES_AT) & MASK48):
+        reasons._fail(reasons.SESSION_EXPIRED)
     return cfg
 
 
@@ -584,14 +593,16 @@ def execute_with_session(
          before any call runs.
     """
     cfg: uint256 = self._live_session(session_key)
-    assert block.timestamp < convert(deadline, uint256), "SESSION_EXPIRED"
+    if not (block.timestamp < convert(deadline, uint256)):
+        reasons._fail(reasons.SESSION_EXPIRED)
     hot: uint256 = self._session_hot[session_key]
     nonce: uint256 = hot & MASK64
     execution_hash: bytes32 = keccak256(concat(mode, execution_calldata))
     signer: address = eip712._recover_strict(
         self._session_call_digest(session_key, execution_hash, nonce, deadline), signature
     )
-    assert signer == session_key, "SIGNATURE_INVALID"
+    if not (signer == session_key):
+        reasons._fail(reasons.SIGNATURE_INVALID)
 
     calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata)
     self._session_hot[session_key] = self._enforce(session_key, cfg, hot + 1, calls, execution_calldata)
@@ -608,7 +619,8 @@ def execute_session_op(session_key: address, mode: bytes32, execution_calldata: 
     @dev Same state and section 4 checks as `execute_with_session`, without the call
          signature and nonce (the EntryPoint's nonce covers replay).
     """
-    assert msg.sender == account_auth.ENTRY_POINT and msg.sender != empty(address), "NOT_AUTHORIZED"
+    if not (msg.sender == account_auth.ENTRY_POINT and msg.sender != empty(address)):
+        reasons._fail(reasons.NOT_AUTHORIZED)
     cfg: uint256 = self._live_session(session_key)
     calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata)
     self._session_hot[session_key] = self._enforce(
@@ -638,13 +650,11 @@ def _enforce(
          3 TARGET_NOT_ALLOWED / SELECTOR_NOT_ALLOWED, 4 CALLDATA_MALFORMED / ARG_RULE_VIOLATED,
          5 VALUE_CAP_EXCEEDED; then per execution 6 VALUE_LIMIT_EXCEEDED,
          7 TOKEN_LIMIT_EXCEEDED, 8 USAGE_LIMIT_REACHED.
-         Several permissions may share a (target, selector): the call is allowed by the first
-         one (in grant order) whose rules and value cap pass; if none passes, the reason is
-         the first one's.
     """
     for c: erc7579.CallRef in calls:
         # Plain value transfers and 1-3 byte "calls" are not delegable.
-        assert c.length >= 4, "CALLDATA_MALFORMED"
+        if c.length < 4:
+            reasons._fail(reasons.CALLDATA_MALFORMED)
 
     generation: uint256 = (cfg >> CFG_GENERATION) & MASK32
     native_total: uint256 = 0
@@ -652,7 +662,8 @@ def _enforce(
 
     for c: erc7579.CallRef in calls:
         # 1. The account itself (its sessions module, execute, ...).
-        assert c.target != self, "SELF_CALL_FORBIDDEN"
+        if c.target == self:
+            reasons._fail(reasons.SELF_CALL_FORBIDDEN)
         selector: bytes4 = convert(slice(execution_calldata, c.start, 4), bytes4)
 
         # 2. Maximum-amount approvals.
@@ -662,92 +673,69 @@ def _enforce(
         elif selector == SEL_PERMIT or selector == SEL_PERMIT2_APPROVE:
             amount_word = 2
         if amount_word != 0 and c.length >= 4 + 32 * (amount_word + 1):
-            amount: uint256 = extract32(
+            approved: uint256 = extract32(
                 execution_calldata, c.start + 4 + 32 * amount_word, output_type=uint256
             )
-            if selector == SEL_PERMIT2_APPROVE:
-                assert amount != MASK160, "NON_DELEGABLE_ACTION"
-            else:
-                assert amount != max_value(uint256), "NON_DELEGABLE_ACTION"
+            if approved == max_value(uint256) or (selector == SEL_PERMIT2_APPROVE and approved == MASK160):
+                reasons._fail(reasons.NON_DELEGABLE_ACTION)
 
         # 3. Target and selector.
         base: uint256 = convert(keccak256(abi_encode(generation, c.target, selector)), uint256)
-        head: uint256 = self._perm[base]
-        if head & PERM_PRESENT == 0:
+        word: uint256 = self._perm[base]
+        if word == 0:
             if self._target_known[keccak256(abi_encode(generation, c.target))]:
-                raise "SELECTOR_NOT_ALLOWED"
-            raise "TARGET_NOT_ALLOWED"
+                reasons._fail(reasons.SELECTOR_NOT_ALLOWED)
+            reasons._fail(reasons.TARGET_NOT_ALLOWED)
 
-        # 4-5. Rules and per-call value cap, alternative by alternative.
-        alternatives: uint256 = (head >> PERM_ALTERNATIVES) & MASK8
-        granted: uint256 = 0
-        first_failure: uint256 = FAIL_NONE
-        for a: uint256 in range(MAX_PERMISSIONS):
-            if a == alternatives:
+        # 4. Argument rules (static words only; off-chain-only rules were not stored).
+        rule_count: uint256 = (word >> PERM_RULE_COUNT) & MASK8
+        for i: uint256 in range(MAX_RULES):
+            if i == rule_count:
                 break
-            key: uint256 = unsafe_add(base, a * ALTERNATIVE_STRIDE)
-            word: uint256 = head
-            if a != 0:
-                word = self._perm[key]
-            failure: uint256 = FAIL_NONE
-            rule_count: uint256 = (word >> PERM_RULE_COUNT) & MASK8
-            for i: uint256 in range(MAX_RULES):
-                if i == rule_count:
-                    break
-                spec: uint256 = (word >> (PERM_RULES + 24 * i)) & MASK24
-                op: uint256 = spec & MASK8
-                position: uint256 = 4 + 32 * (spec >> 8)
-                if position + 32 > c.length:
-                    failure = FAIL_MALFORMED
-                    break
-                argument: bytes32 = extract32(execution_calldata, c.start + position)
-                slot: uint256 = unsafe_add(key, i + 1)
-                ok: bool = False
-                if op == OP_IN:
-                    ok = self._rule_member[keccak256(abi_encode(slot, argument))]
-                elif op == OP_NOT_IN:
-                    ok = not self._rule_member[keccak256(abi_encode(slot, argument))]
+            spec: uint256 = (word >> (PERM_RULES + 24 * i)) & MASK24
+            op: uint256 = spec & MASK8
+            position: uint256 = 4 + 32 * (spec >> 8)
+            if position + 32 > c.length:
+                reasons._fail(reasons.CALLDATA_MALFORMED)
+            argument: bytes32 = extract32(execution_calldata, c.start + position)
+            slot: uint256 = unsafe_add(base, i + 1)
+            ok: bool = False
+            if op == OP_IN:
+                ok = self._rule_member[keccak256(abi_encode(slot, argument))]
+            elif op == OP_NOT_IN:
+                ok = not self._rule_member[keccak256(abi_encode(slot, argument))]
+            else:
+                operand: bytes32 = self._rule_word[slot]
+                if op == OP_EQ:
+                    ok = argument == operand
+                elif op == OP_NE:
+                    ok = argument != operand
+                elif op == OP_LTE:
+                    ok = convert(argument, uint256) <= convert(operand, uint256)
                 else:
-                    operand: bytes32 = self._rule_word[slot]
-                    if op == OP_EQ:
-                        ok = argument == operand
-                    elif op == OP_NE:
-                        ok = argument != operand
-                    elif op == OP_LTE:
-                        ok = convert(argument, uint256) <= convert(operand, uint256)
-                    else:
-                        ok = convert(argument, uint256) >= convert(operand, uint256)
-                if not ok:
-                    failure = FAIL_RULE
-                    break
-            if failure == FAIL_NONE and c.value > word >> PERM_VALUE_CAP:
-                failure = FAIL_VALUE_CAP
-            if failure == FAIL_NONE:
-                granted = word
-                break
-            if first_failure == FAIL_NONE:
-                first_failure = failure
-        if granted == 0:
-            if first_failure == FAIL_MALFORMED:
-                raise "CALLDATA_MALFORMED"
-            if first_failure == FAIL_RULE:
-                raise "ARG_RULE_VIOLATED"
-            raise "VALUE_CAP_EXCEEDED"
+                    ok = convert(argument, uint256) >= convert(operand, uint256)
+            if not ok:
+                reasons._fail(reasons.ARG_RULE_VIOLATED)
 
+        # 5. Per-call native value.
+        if c.value > word >> PERM_VALUE_CAP:
+            reasons._fail(reasons.VALUE_CAP_EXCEEDED)
         native_total += c.value
 
-        # Token outflow of a limited token (summed per token; checked per execution).
-        if granted & PERM_TOKEN != 0:
+        # Token outflow of a limited token (summed per token, checked per execution below).
+        if word & PERM_TOKEN != 0:
             amount_word = 0
             if selector == SEL_TRANSFER or selector == SEL_APPROVE or selector == SEL_INCREASE_ALLOWANCE:
                 amount_word = 1
             elif selector == SEL_TRANSFER_FROM or selector == SEL_PERMIT:
                 # Counts only when the account is the one paying (`from` / `owner`).
-                assert c.length >= 36, "CALLDATA_MALFORMED"
+                if c.length < 36:
+                    reasons._fail(reasons.CALLDATA_MALFORMED)
                 if extract32(execution_calldata, c.start + 4, output_type=uint256) == convert(self, uint256):
                     amount_word = 2
             if amount_word != 0:
-                assert c.length >= 4 + 32 * (amount_word + 1), "CALLDATA_MALFORMED"
+                if c.length < 4 + 32 * (amount_word + 1):
+                    reasons._fail(reasons.CALLDATA_MALFORMED)
                 amount: uint256 = extract32(
                     execution_calldata, c.start + 4 + 32 * amount_word, output_type=uint256
                 )
@@ -764,7 +752,7 @@ def _enforce(
                         TokenOutflow(
                             token=c.target,
                             amount=amount,
-                            period=convert((granted >> PERM_TOKEN_PERIOD) & MASK48, uint48),
+                            period=convert((word >> PERM_TOKEN_PERIOD) & MASK48, uint48),
                         )
                     )
 
@@ -778,9 +766,12 @@ def _enforce(
         remaining: uint256 = counters >> HOT_NATIVE_REMAINING
         if window != (counters >> HOT_NATIVE_WINDOW) & MASK48:
             remaining = self._session_aux[session_key] >> AUX_VALUE_LIMIT
-        assert native_total <= remaining, "VALUE_LIMIT_EXCEEDED"
-        counters = (counters & (2**HOT_NATIVE_WINDOW - 1)) | (window << HOT_NATIVE_WINDOW) | (
-            (remaining - native_total) << HOT_NATIVE_REMAINING
+        if native_total > remaining:
+            reasons._fail(reasons.VALUE_LIMIT_EXCEEDED)
+        counters = (
+            (counters & (2**HOT_NATIVE_WINDOW - 1))
+            | (window << HOT_NATIVE_WINDOW)
+            | ((remaining - native_total) << HOT_NATIVE_REMAINING)
         )
 
     # 7. Token outflow per window.
@@ -791,13 +782,15 @@ def _enforce(
         remaining: uint256 = state >> TOKEN_REMAINING
         if window != state & MASK48:
             remaining = min(self._token_limit[token_key], MAX_TOKEN_REMAINING)
-        assert outflow.amount <= remaining, "TOKEN_LIMIT_EXCEEDED"
+        if outflow.amount > remaining:
+            reasons._fail(reasons.TOKEN_LIMIT_EXCEEDED)
         self._token_state[token_key] = window | ((remaining - outflow.amount) << TOKEN_REMAINING)
 
     # 8. Use count.
     uses: uint256 = (counters >> HOT_USES) & MASK32
     max_uses: uint256 = (cfg >> CFG_MAX_USES) & MASK32
-    assert max_uses == 0 or uses < max_uses, "USAGE_LIMIT_REACHED"
+    if max_uses != 0 and uses >= max_uses:
+        reasons._fail(reasons.USAGE_LIMIT_REACHED)
     if uses < MASK32:
         counters += 1 << HOT_USES
     return counters
@@ -810,8 +803,10 @@ def _enforce(
 def _revoke(session_key: address, revoked_by: address):
     cfg: uint256 = self._session_cfg[session_key]
     status: uint256 = cfg & MASK8
-    assert status != STATUS_NONE, "SESSION_UNKNOWN"
-    assert status == STATUS_ACTIVE, "SESSION_REVOKED"
+    if not (status != STATUS_NONE):
+        reasons._fail(reasons.SESSION_UNKNOWN)
+    if not (status == STATUS_ACTIVE):
+        reasons._fail(reasons.SESSION_REVOKED)
     self._session_cfg[session_key] = (cfg & ~MASK8) | STATUS_REVOKED
     log SessionRevoked(session_key=session_key, revoked_by=revoked_by)
 
@@ -819,7 +814,8 @@ def _revoke(session_key: address, revoked_by: address):
 @internal
 def _bump_epoch(account_word: uint256) -> uint256:
     epoch: uint256 = (account_word & MASK32) + 1
-    assert epoch <= MASK32, "SESSION_REVOKED"
+    if not (epoch <= MASK32):
+        reasons._fail(reasons.SESSION_REVOKED)
     self._store_account_word((account_word & ~MASK32) | epoch)
     log SessionsRevokedAll(epoch=epoch)
     return epoch
@@ -833,7 +829,8 @@ def revoke_session(session_key: address):
     """
     if not account_auth._is_owner_caller():
         revoker: uint256 = self._session_aux[session_key] & MASK160
-        assert revoker != 0 and convert(msg.sender, uint256) == revoker, "NOT_AUTHORIZED"
+        if not (revoker != 0 and convert(msg.sender, uint256) == revoker):
+            reasons._fail(reasons.NOT_AUTHORIZED)
     self._revoke(session_key, msg.sender)
 
 
@@ -856,8 +853,10 @@ def revoke_session_signed(
          epoch (a stale message is NONCE_REPLAYED); the nonce is then spent.
     """
     account_word: uint256 = self._account_word()
-    assert nonce == (account_word >> ACC_OWNER_NONCE) & MASK32, "NONCE_REPLAYED"
-    assert epoch == account_word & MASK32, "NONCE_REPLAYED"
+    if not (nonce == (account_word >> ACC_OWNER_NONCE) & MASK32):
+        reasons._fail(reasons.NONCE_REPLAYED)
+    if not (epoch == account_word & MASK32):
+        reasons._fail(reasons.NONCE_REPLAYED)
     account_auth._check_owner_signature(self._revocation_digest(session_key, epoch, nonce), owner_signature)
     account_word += 1 << ACC_OWNER_NONCE
     if session_key == empty(address):

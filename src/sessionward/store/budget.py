@@ -10,12 +10,13 @@
    (which updates the same row) is ordered strictly before or after each of them. Freezes and
    credential revocations write other rows; they are ordered with reservations by the
    revocation gate (see :mod:`sessionward.store.database`).
-2. *The charges*, one per usage bucket, each allowed only while the bucket's total stays within
+2. *The reservation row* (``held``) remembering the charges, so they can be released (written
+   before the charges; a reused reservation id aborts everything).
+3. *The charges*, one per usage bucket, each allowed only while the bucket's total stays within
    the charge's limit. The refill rule of :mod:`sessionward.domain.usage` applies: a counter
    stored for an older window than the charge's restarts from zero. (A counter stored for a
    *newer* window, which only clock skew between nodes can produce, is kept and charged: the
    store never under-counts.)
-3. *The reservation row* (``held``) remembering the charges, so they can be released.
 
 If the session check fails, the reasons are read in the same transaction and reported; if any
 charge would cross its limit, nothing at all is written and the ``reason`` of every failing
@@ -37,6 +38,7 @@ from decimal import Decimal
 from typing import Any, Final, Literal, cast
 
 from sqlalchemy import Connection, String, bindparam, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import Charge, Counter, Usage
@@ -186,25 +188,25 @@ class Budget:
                         if not reasons:
                             continue  # changed between the two statements (PostgreSQL): retry
                         raise _Refused(reasons)
-                    if conn.execute(
-                        select(reservations.c.id).where(reservations.c.id == reservation_id)
-                    ).first():
-                        raise AlreadyExists(f"reservation {reservation_id} exists")
+                    try:
+                        conn.execute(
+                            insert(reservations).values(
+                                id=reservation_id,
+                                session_id=session_id,
+                                charges=_charges_json(charges),
+                                status="held",
+                                created_at=now,
+                            )
+                        )
+                    except IntegrityError:
+                        # Leaving the block rolls the whole transaction back.
+                        raise AlreadyExists(f"reservation {reservation_id} exists") from None
                     if self._db.is_postgresql:
                         failing = _charge_in_sql(conn, session_id, charges)
                     else:
                         failing = _charge_in_python(conn, session_id, charges)
                     if failing:
                         raise _Refused(failing)
-                    conn.execute(
-                        insert(reservations).values(
-                            id=reservation_id,
-                            session_id=session_id,
-                            charges=_charges_json(charges),
-                            status="held",
-                            created_at=now,
-                        )
-                    )
                     after = _usage(conn, session_id)
             except _Refused as refused:
                 # Nothing was written (the rollback undid any charge): report usage as it stands.

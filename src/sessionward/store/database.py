@@ -11,6 +11,12 @@ Transactions
     :meth:`Database.reading` opens a transaction that only reads (deferred ``BEGIN`` on SQLite, so
     readers never wait for the writer in WAL mode).
 
+    On SQLite, writers of one process also queue on a process-local lock before ``BEGIN
+    IMMEDIATE``. That is scheduling, not enforcement: SQLite's busy handler polls with growing
+    sleeps, so threads contending for the write lock leave it idle and some wait for seconds;
+    queueing them in-process keeps the lock busy and the waits fair. Correctness still rests on
+    the database lock (other processes, and other ``Database`` objects, contend on it directly).
+
 The revocation gate (PostgreSQL only)
     A reservation checks, in one ``UPDATE`` of the session row, that no freeze covers it and that
     its credential is live. Row locks make that linearizable with a revoke of *the session* (it
@@ -27,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -103,6 +110,7 @@ class Database:
         if self.dialect_name == "sqlite":
             _install_sqlite_discipline(self.engine, busy_timeout_s)
         self._gate_key: Final = _gate_key(schema or "public")
+        self._sqlite_writers: Final = threading.RLock()
 
     @property
     def is_postgresql(self) -> bool:
@@ -115,9 +123,12 @@ class Database:
     @contextmanager
     def writing(self) -> Iterator[Connection]:
         """A transaction that may write; committed on normal exit, rolled back on exception."""
-        with self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+        if not self.is_sqlite:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._sqlite_writers, self.engine.connect() as conn:
+            conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
             with conn.begin():
                 yield conn
 
