@@ -76,7 +76,9 @@ def test_jobs_are_submitted_in_order_and_executed_once(
 ) -> None:
     relayer = new_relayer()
     for index in range(3):
-        relayer.enqueue(f"job-{index}", to=probe.address, data=store_call(probe, 20 + index), value=1)
+        relayer.enqueue(
+            f"job-{index}", to=probe.address, data=store_call(probe, 20 + index), value=1
+        )
     jobs = settle(relayer, "job-0", "job-1", "job-2")
     assert [job.state for job in jobs] == [JobState.EXECUTED] * 3
     assert [job.nonce for job in jobs] == [0, 1, 2]
@@ -178,9 +180,9 @@ def test_fee_spike_before_signing_refuses_the_job_without_burning_a_nonce(
     faulty = FaultyChain(chain)
     relayer = new_relayer(faulty, fee_ttl_s=0.0)
     relayer.enqueue("spiked", to=probe.address, data=store_call(probe, 5), gas_limit=100_000)
-    relayer.enqueue("cheap", to=probe.address, data=store_call(probe, 6), gas_limit=30_000)
+    relayer.enqueue("cheap", to=probe.address, data=store_call(probe, 6), gas_limit=60_000)
     normal = chain.max_fee()
-    spike = CAP // 50_000  # 100k gas no longer fits under the cap, 30k still does
+    spike = CAP // 80_000  # 100k gas no longer fits under the cap, 60k still does
     faulty.fees = FeeSuggestion(normal.base_fee, normal.max_priority_fee_per_gas, spike)
     relayer.submit()
     spiked = relayer.job("spiked")

@@ -54,7 +54,9 @@ TOKEN_Y = "0x7171717171717171717171717171717171717171"  # unknown to every catal
 DAI = "0x6b175474e89094c44da98b954eedeac495271d0f"
 PERMIT2 = "0x000000000022d473030f116ddee9f6b43ac78ba3"
 MULTISEND = "0x40a2accbd92bca938b02010e17a5b8929b49130d"
-ROUTER_A_CHECKSUM = "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"  # EIP-55 form, as Etherscan shows it
+ROUTER_A_CHECKSUM = (
+    "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"  # EIP-55 form, as Etherscan shows it
+)
 
 USDC_UNIT = 10**6
 ETHER = 10**18
@@ -82,7 +84,9 @@ DEPOSIT = parse_signature("deposit()")
 WITHDRAW = parse_signature("withdraw(uint256 wad)")
 TRANSFER_OWNERSHIP = parse_signature("transferOwnership(address newOwner)")
 SET_APPROVAL_FOR_ALL = parse_signature("setApprovalForAll(address operator,bool approved)")
-INSTALL_MODULE = parse_signature("installModule(uint256 moduleTypeId,address module,bytes initData)")
+INSTALL_MODULE = parse_signature(
+    "installModule(uint256 moduleTypeId,address module,bytes initData)"
+)
 UPGRADE_TO_AND_CALL = parse_signature("upgradeToAndCall(address newImplementation,bytes data)")
 
 
@@ -194,7 +198,9 @@ def batch_request(calls: Sequence[Call], *, mode: bytes | None = None) -> CallRe
 
 def single_request(call: Call, *, mode: bytes | None = None) -> CallRequest:
     """``account.execute(mode_single, abi.encodePacked(call))``."""
-    return call_request(ACCOUNT, encode_execute(mode or mode_single(), encode_single_execution(call)))
+    return call_request(
+        ACCOUNT, encode_execute(mode or mode_single(), encode_single_execution(call))
+    )
 
 
 # --- usage bookkeeping ---------------------------------------------------------------------
@@ -254,18 +260,21 @@ def assert_refused(
     code: ReasonCode,
     *,
     usage: Usage,
-    before: Mapping[str, Counter],
+    before: Mapping[str, Counter] | None = None,
     call_index: int | None = None,
 ) -> Violation:
     """The security-test contract: ``decision`` denies with ``code`` and nothing changed.
 
-    Nothing changed means: the decision is not allowed, ``usage`` still holds exactly ``before``
-    and, for a limit code, the charge behind it could not be reserved either. Returns the first
-    violation with ``code`` (at ``call_index`` when given).
+    Nothing changed means: the decision is not allowed and carries the violation, ``usage``
+    still holds exactly ``before`` (the :func:`decide` fixture also snapshots every usage it
+    passes in, before evaluating) and, for a limit code, the charge behind it could not be
+    reserved against ``usage`` either. Returns the first violation with ``code`` (at
+    ``call_index`` when given).
     """
     assert not decision.allowed
     assert code in decision.reasons, decision.violations
-    assert dict(usage.counters) == dict(before)
+    if before is not None:
+        assert dict(usage.counters) == dict(before)
     matching = [
         v
         for v in decision.violations
@@ -292,7 +301,11 @@ def scope_of(catalog: Catalog) -> Callable[..., Scope]:
 
 @pytest.fixture
 def decide(catalog: Catalog, active: Callable[..., SessionView]) -> Callable[..., Decision]:
-    """``decide(request, scope_or_view, usage=Usage(), now=NOW, prices=DEFAULT_PRICES)``."""
+    """``decide(request, scope_or_view, usage=Usage(), now=NOW, prices=DEFAULT_PRICES)``.
+
+    Evaluates against the shared test catalog and checks, for every decision, that the usage
+    passed in is exactly what it was before (the engine is pure: it never records anything).
+    """
 
     def run(
         request: CallRequest,
@@ -302,9 +315,11 @@ def decide(catalog: Catalog, active: Callable[..., SessionView]) -> Callable[...
         prices: PriceSource = DEFAULT_PRICES,
     ) -> Decision:
         view = active(session) if isinstance(session, Scope) else session
-        return evaluate(
-            request, view, usage if usage is not None else Usage(), now, catalog=catalog, prices=prices
-        )
+        usage = usage if usage is not None else Usage()
+        before = snapshot(usage)
+        decision = evaluate(request, view, usage, now, catalog=catalog, prices=prices)
+        assert snapshot(usage) == before, "evaluate changed the usage it was given"
+        return decision
 
     return run
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import (
     APPROVE,
     CHAIN_ID,
@@ -33,7 +34,6 @@ from conftest import (
     WETH,
     WITHDRAW,
 )
-
 from sessionward.domain.abi import parse_signature, validate_argument_path
 from sessionward.domain.catalog import (
     TARGET,
@@ -111,7 +111,13 @@ def test_the_rest_of_the_never_delegable_set_is_forbidden(text: str) -> None:
 
 def test_forbidden_classes_name_every_never_delegable_class() -> None:
     assert default_catalog().forbidden_classes() == frozenset(
-        {"account.ownership", "account.modules", "account.upgrade", "account.guards", "nft.approveAll"}
+        {
+            "account.ownership",
+            "account.modules",
+            "account.upgrade",
+            "account.guards",
+            "nft.approveAll",
+        }
     )
 
 
@@ -240,14 +246,31 @@ def test_later_documents_win_for_the_same_names() -> None:
         (_with(tiers={"safe": {"max_ttl": 86400}}), "guarded"),
         (_with(tiers={"safe": {"max_ttl": 1}, "guarded": {"max_ttl": 0}}), "max_ttl"),
         (_with(tiers={"safe": {"max_ttl": 1}, "guarded": {"max_ttl": "1h"}}), "max_ttl"),
-        (_with(tiers={"safe": {"max_ttl": 1}, "guarded": {"max_ttl": 1}, "forbidden": {"max_ttl": 1}}), "forbidden"),
-        (_with(tiers={"safe": {"max_ttl": 1}, "guarded": {"max_ttl": 1}, "risky": {"max_ttl": 1}}), "risky"),
+        (
+            _with(
+                tiers={
+                    "safe": {"max_ttl": 1},
+                    "guarded": {"max_ttl": 1},
+                    "forbidden": {"max_ttl": 1},
+                }
+            ),
+            "forbidden",
+        ),
+        (
+            _with(
+                tiers={"safe": {"max_ttl": 1}, "guarded": {"max_ttl": 1}, "risky": {"max_ttl": 1}}
+            ),
+            "risky",
+        ),
         (
             _with(actions={"x": {"tier": "forbidden", "functions": [{"signature": "f()"}]}}),
             "forbidden",
         ),
         (_with(actions={"x": {"tier": "guarded", "functions": []}}), "at least one function"),
-        (_with(actions={"x": {"tier": "guarded", "functions": [{"signature": "f(uint256"}]}}), "actions.x"),
+        (
+            _with(actions={"x": {"tier": "guarded", "functions": [{"signature": "f(uint256"}]}}),
+            "actions.x",
+        ),
         (
             _with(
                 actions={
@@ -265,7 +288,10 @@ def test_later_documents_win_for_the_same_names() -> None:
                     "x": {
                         "tier": "guarded",
                         "functions": [
-                            {"signature": "f(address to)", "outflow": {"token": "$target", "amount": "amount"}}
+                            {
+                                "signature": "f(address to)",
+                                "outflow": {"token": "$target", "amount": "amount"},
+                            }
                         ],
                     }
                 }

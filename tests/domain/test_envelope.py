@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import pytest
+
 from conftest import (
     CHAIN_ID,
     MERCHANT,
@@ -23,7 +24,6 @@ from conftest import (
     USDC,
     seed_doc,
 )
-
 from sessionward.domain import strict_json
 from sessionward.domain.envelope import (
     MAX_LIST,
@@ -141,7 +141,9 @@ def test_every_field_round_trips_through_to_json() -> None:
 
 
 def test_amounts_may_be_json_integers_or_decimal_strings() -> None:
-    as_int = Envelope.from_json(seed_doc(maxFeeWei=10**30, tokenLimits=[{"token": USDC, "limit": 5}]))
+    as_int = Envelope.from_json(
+        seed_doc(maxFeeWei=10**30, tokenLimits=[{"token": USDC, "limit": 5}])
+    )
     as_str = Envelope.from_json(
         seed_doc(maxFeeWei=str(10**30), tokenLimits=[{"token": USDC, "limit": "5"}])
     )
@@ -184,7 +186,11 @@ def test_rule_operator_codes_are_the_on_chain_values() -> None:
         (
             seed_doc(
                 permissions=[
-                    {"target": ROUTER_A, "function": "f(uint256 a)", "rules": [{"arg": "a", "op": "eq", "value": 1, "note": "x"}]}
+                    {
+                        "target": ROUTER_A,
+                        "function": "f(uint256 a)",
+                        "rules": [{"arg": "a", "op": "eq", "value": 1, "note": "x"}],
+                    }
                 ]
             ),
             "note",
@@ -250,7 +256,9 @@ def test_floats_for_amounts_are_refused_naming_the_field(
         (seed_doc(expiresAt=-1), "expiresAt"),
         (seed_doc(maxUses=2**32), "maxUses"),
         (
-            seed_doc(permissions=[{"target": ROUTER_A, "function": "f()", "maxValuePerCall": 2**256}]),
+            seed_doc(
+                permissions=[{"target": ROUTER_A, "function": "f()", "maxValuePerCall": 2**256}]
+            ),
             "permissions[0].maxValuePerCall",
         ),
     ],
@@ -308,7 +316,14 @@ def test_all_lower_and_all_upper_case_addresses_are_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    "address", ["7a250d5630b4cf539739df2c5dacb4c659f2488d", ROUTER_A[:-1], ROUTER_A + "0", "0x" + "g" * 40, 12]
+    "address",
+    [
+        "7a250d5630b4cf539739df2c5dacb4c659f2488d",
+        ROUTER_A[:-1],
+        ROUTER_A + "0",
+        "0x" + "g" * 40,
+        12,
+    ],
 )
 def test_malformed_addresses_are_refused(address: object) -> None:
     assert "allowedDestinations[0]" in malformed(seed_doc(allowedDestinations=[address]))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from conftest import (
     ACCOUNT,
     CHAIN_ID,
@@ -33,7 +34,6 @@ from conftest import (
     compile_scope,
     seed_doc,
 )
-
 from sessionward.domain.abi import encode_word, parse_signature, parse_type
 from sessionward.domain.catalog import Catalog, Tier
 from sessionward.domain.decision import GrantRefused
@@ -74,7 +74,9 @@ WETH_SAFE: dict[str, Any] = {
 }
 
 
-def test_the_shared_seed_and_this_folders_seed_agree(grant: Callable[..., Scope], catalog: Catalog) -> None:
+def test_the_shared_seed_and_this_folders_seed_agree(
+    grant: Callable[..., Scope], catalog: Catalog
+) -> None:
     assert grant() == compile_scope(catalog)
 
 
@@ -165,7 +167,8 @@ def test_an_unknown_capability_is_refused(catalog: Catalog) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["account.ownership", "account.modules", "account.upgrade", "account.guards", "nft.approveAll"]
+    "name",
+    ["account.ownership", "account.modules", "account.upgrade", "account.guards", "nft.approveAll"],
 )
 def test_a_forbidden_capability_class_is_non_delegable_not_unknown(
     catalog: Catalog, name: str
@@ -252,7 +255,9 @@ def test_a_capability_without_a_fitting_destination_is_refused(catalog: Catalog)
 
 
 def test_an_unknown_token_without_a_limit_does_not_fit_erc20(catalog: Catalog) -> None:
-    refused = refusal(catalog, capabilities=["erc20.transfer"], allowedDestinations=[TOKEN_Y, MERCHANT])
+    refused = refusal(
+        catalog, capabilities=["erc20.transfer"], allowedDestinations=[TOKEN_Y, MERCHANT]
+    )
     only(refused, ReasonCode.CAPABILITY_WITHOUT_TARGET)
 
 
@@ -342,7 +347,11 @@ def test_malformed_rules_are_refused_naming_the_rule(
 
 
 def test_a_bad_function_signature_is_malformed(catalog: Catalog) -> None:
-    refused = refusal(catalog, allowedDestinations=[ROUTER_A, TOKEN_X], permissions=[explicit(TOKEN_X, "f(uint256")])
+    refused = refusal(
+        catalog,
+        allowedDestinations=[ROUTER_A, TOKEN_X],
+        permissions=[explicit(TOKEN_X, "f(uint256")],
+    )
     only(refused, ReasonCode.ENVELOPE_MALFORMED)
     assert refused.violations[0].rule == "permissions[0].function"
 
@@ -534,7 +543,9 @@ def test_signed_integer_range_rules_are_enforced_off_chain_only(catalog: Catalog
     scope = compile_scope(
         catalog,
         allowedDestinations=[ROUTER_A, TOKEN_X],
-        permissions=[explicit(TOKEN_X, "shift(int256 delta)", {"arg": "delta", "op": "gte", "value": -5})],
+        permissions=[
+            explicit(TOKEN_X, "shift(int256 delta)", {"arg": "delta", "op": "gte", "value": -5})
+        ],
     )
     (permission,) = (p for p in scope.permissions.values() if p.target == TOKEN_X)
     assert permission.rules[0].offset is None

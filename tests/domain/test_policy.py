@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from conftest import (
     ACCOUNT,
     DAI,
@@ -53,9 +54,9 @@ from conftest import (
     usage_of,
     usd,
 )
-
 from sessionward.domain.abi import encode_call
 from sessionward.domain.calldata import Call, encode_execute, encode_multisend, mode_batch
+from sessionward.domain.catalog import Catalog
 from sessionward.domain.decision import Decision
 from sessionward.domain.grant import Scope
 from sessionward.domain.policy import SessionStatus, SessionView, evaluate
@@ -87,8 +88,10 @@ TOKEN_ONLY: dict[str, Any] = {
 def refused(
     decision: Decision, code: ReasonCode, usage: Usage | None = None, call_index: int | None = None
 ) -> None:
-    usage = usage if usage is not None else Usage()
-    assert_refused(decision, code, usage=usage, before=snapshot(usage), call_index=call_index)
+    """Denied with ``code`` and nothing changed (``decide`` already checked ``usage`` is untouched)."""
+    assert_refused(
+        decision, code, usage=usage if usage is not None else Usage(), call_index=call_index
+    )
 
 
 def allowed(decision: Decision) -> None:
@@ -107,7 +110,9 @@ def test_a_swap_within_the_cap_is_allowed(scope_of: ScopeOf, decide: Decide) -> 
     assert intent.function == SWAP_V2.canonical and intent.arguments[0] == 100 * USDC_UNIT
 
 
-def test_an_allowed_swap_charges_its_usd_value_and_one_use(scope_of: ScopeOf, decide: Decide) -> None:
+def test_an_allowed_swap_charges_its_usd_value_and_one_use(
+    scope_of: ScopeOf, decide: Decide
+) -> None:
     decision = decide(call_request(ROUTER_A, SWAP_100), scope_of())
     assert set(decision.charges) == {
         Charge(USD, 0, usd(100), usd(500), ReasonCode.USD_LIMIT_EXCEEDED),
@@ -116,13 +121,18 @@ def test_an_allowed_swap_charges_its_usd_value_and_one_use(scope_of: ScopeOf, de
     assert reservable(Usage(), decision.charges)
 
 
-def test_the_same_swap_on_another_router_is_target_not_allowed(scope_of: ScopeOf, decide: Decide) -> None:
+def test_the_same_swap_on_another_router_is_target_not_allowed(
+    scope_of: ScopeOf, decide: Decide
+) -> None:
     decision = decide(call_request(ROUTER_B, SWAP_100), scope_of())
     refused(decision, ReasonCode.TARGET_NOT_ALLOWED, call_index=0)
 
 
 def test_a_swap_over_the_usd_cap_is_refused(scope_of: ScopeOf, decide: Decide) -> None:
-    refused(decide(call_request(ROUTER_A, swap_v2(501 * USDC_UNIT)), scope_of()), ReasonCode.USD_LIMIT_EXCEEDED)
+    refused(
+        decide(call_request(ROUTER_A, swap_v2(501 * USDC_UNIT)), scope_of()),
+        ReasonCode.USD_LIMIT_EXCEEDED,
+    )
 
 
 def test_the_usd_cap_is_cumulative_and_reaching_it_exactly_is_allowed(
@@ -141,7 +151,9 @@ def test_transfer_ownership_is_non_delegable(scope_of: ScopeOf, decide: Decide) 
 
 
 def test_a_request_for_another_chain_is_refused(scope_of: ScopeOf, decide: Decide) -> None:
-    refused(decide(call_request(ROUTER_A, SWAP_100, chain_id=10), scope_of()), ReasonCode.CHAIN_MISMATCH)
+    refused(
+        decide(call_request(ROUTER_A, SWAP_100, chain_id=10), scope_of()), ReasonCode.CHAIN_MISMATCH
+    )
 
 
 def test_a_request_for_another_account_is_refused(scope_of: ScopeOf, decide: Decide) -> None:
@@ -152,7 +164,10 @@ def test_a_request_for_another_account_is_refused(scope_of: ScopeOf, decide: Dec
 def test_a_swap_at_expiry_is_refused_and_one_second_before_is_allowed(
     scope_of: ScopeOf, decide: Decide
 ) -> None:
-    refused(decide(call_request(ROUTER_A, SWAP_100), scope_of(), now=SEED_EXPIRY), ReasonCode.SESSION_EXPIRED)
+    refused(
+        decide(call_request(ROUTER_A, SWAP_100), scope_of(), now=SEED_EXPIRY),
+        ReasonCode.SESSION_EXPIRED,
+    )
     allowed(decide(call_request(ROUTER_A, SWAP_100), scope_of(), now=SEED_EXPIRY - 1))
 
 
@@ -198,7 +213,9 @@ def test_credential_and_freeze_state_refuse_everything(
 def test_a_credential_is_valid_until_the_second_before_its_expiry(
     scope_of: ScopeOf, decide: Decide, active: Callable[..., SessionView]
 ) -> None:
-    allowed(decide(call_request(ROUTER_A, SWAP_100), active(scope_of(), credential_expires_at=NOW + 1)))
+    allowed(
+        decide(call_request(ROUTER_A, SWAP_100), active(scope_of(), credential_expires_at=NOW + 1))
+    )
 
 
 def test_a_frozen_action_class_is_refused_and_others_are_not(
@@ -212,7 +229,7 @@ def test_a_frozen_action_class_is_refused_and_others_are_not(
     allowed(decide(call_request(ROUTER_A, SWAP_100), other))
 
 
-def test_an_unknown_session_is_refused(catalog: Any) -> None:
+def test_an_unknown_session_is_refused(catalog: Catalog) -> None:
     decision = evaluate(call_request(ROUTER_A, SWAP_100), None, Usage(), NOW, catalog=catalog)
     refused(decision, ReasonCode.SESSION_UNKNOWN)
 
@@ -220,7 +237,9 @@ def test_an_unknown_session_is_refused(catalog: Any) -> None:
 # --- decision-time windows -----------------------------------------------------------------
 
 
-def test_valid_after_is_inclusive_and_expires_at_exclusive(scope_of: ScopeOf, decide: Decide) -> None:
+def test_valid_after_is_inclusive_and_expires_at_exclusive(
+    scope_of: ScopeOf, decide: Decide
+) -> None:
     scope = scope_of(validAfter=NOW + 10)
     request = call_request(ROUTER_A, SWAP_100)
     refused(decide(request, scope, now=NOW + 9), ReasonCode.SESSION_NOT_YET_VALID)
@@ -247,13 +266,18 @@ def test_an_inverted_window_allows_nothing_at_any_time(
     for broken in (scope, inverted):
         decision = decide(call_request(ROUTER_A, SWAP_100), broken, now=NOW + offset)
         assert not decision.allowed
-        assert set(decision.reasons) & {ReasonCode.SESSION_NOT_YET_VALID, ReasonCode.SESSION_EXPIRED}
+        assert set(decision.reasons) & {
+            ReasonCode.SESSION_NOT_YET_VALID,
+            ReasonCode.SESSION_EXPIRED,
+        }
 
 
 # --- execution shape and batch escapes -----------------------------------------------------
 
 
-def test_a_single_execution_of_a_permitted_call_is_allowed(scope_of: ScopeOf, decide: Decide) -> None:
+def test_a_single_execution_of_a_permitted_call_is_allowed(
+    scope_of: ScopeOf, decide: Decide
+) -> None:
     allowed(decide(single_request(Call(ROUTER_A, 0, SWAP_100)), scope_of()))
 
 
@@ -280,7 +304,9 @@ def test_any_mode_but_plain_single_or_batch_is_refused(
 
 
 def test_a_delegatecall_single_execution_is_refused(scope_of: ScopeOf, decide: Decide) -> None:
-    decision = decide(single_request(Call(ROUTER_A, 0, SWAP_100), mode=b"\xff" + bytes(31)), scope_of())
+    decision = decide(
+        single_request(Call(ROUTER_A, 0, SWAP_100), mode=b"\xff" + bytes(31)), scope_of()
+    )
     refused(decision, ReasonCode.CALL_TYPE_FORBIDDEN)
 
 
@@ -295,7 +321,9 @@ def test_a_direct_self_call_is_refused(scope_of: ScopeOf, decide: Decide) -> Non
 
 
 def test_a_batch_call_to_the_account_is_refused(scope_of: ScopeOf, decide: Decide) -> None:
-    decision = decide(batch_request([Call(ROUTER_A, 0, SWAP_100), Call(ACCOUNT, 0, OWNERSHIP)]), scope_of())
+    decision = decide(
+        batch_request([Call(ROUTER_A, 0, SWAP_100), Call(ACCOUNT, 0, OWNERSHIP)]), scope_of()
+    )
     refused(decision, ReasonCode.SELF_CALL_FORBIDDEN, call_index=1)
 
 
@@ -306,7 +334,9 @@ def test_a_nested_execute_inside_a_batch_is_a_self_call(scope_of: ScopeOf, decid
         batch_request([Call(ROUTER_A, 0, SWAP_100)]).data[4:],
     )
     for data in (nested, inner):
-        decision = decide(batch_request([Call(ROUTER_A, 0, SWAP_100), Call(ACCOUNT, 0, data)]), scope_of())
+        decision = decide(
+            batch_request([Call(ROUTER_A, 0, SWAP_100), Call(ACCOUNT, 0, data)]), scope_of()
+        )
         refused(decision, ReasonCode.SELF_CALL_FORBIDDEN, call_index=1)
 
 
@@ -354,7 +384,11 @@ def test_multisend_records_are_each_checked(scope_of: ScopeOf, decide: Decide) -
     good = encode_multisend([Call(ROUTER_A, 0, SWAP_100)])
     allowed(decide(call_request(MULTISEND, good), scope_of()))
     bad = encode_multisend([Call(ROUTER_A, 0, SWAP_100), Call(ROUTER_B, 0, SWAP_100)])
-    refused(decide(call_request(MULTISEND, bad), scope_of()), ReasonCode.TARGET_NOT_ALLOWED, call_index=1)
+    refused(
+        decide(call_request(MULTISEND, bad), scope_of()),
+        ReasonCode.TARGET_NOT_ALLOWED,
+        call_index=1,
+    )
     delegate = encode_multisend([Call(ROUTER_A, 0, SWAP_100)], operations=[1])
     refused(decide(call_request(MULTISEND, delegate), scope_of()), ReasonCode.CALL_TYPE_FORBIDDEN)
 
@@ -365,7 +399,9 @@ def test_calldata_shorter_than_a_selector_is_malformed(
 ) -> None:
     data = SWAP_100[:size]
     refused(decide(call_request(ROUTER_A, data), scope_of()), ReasonCode.CALLDATA_MALFORMED)
-    refused(decide(batch_request([Call(ROUTER_A, 0, data)]), scope_of()), ReasonCode.CALLDATA_MALFORMED)
+    refused(
+        decide(batch_request([Call(ROUTER_A, 0, data)]), scope_of()), ReasonCode.CALLDATA_MALFORMED
+    )
 
 
 @pytest.mark.parametrize(
@@ -375,17 +411,21 @@ def test_calldata_shorter_than_a_selector_is_malformed(
         SWAP_100 + b"\x00",  # trailing byte
         SWAP_100[:-1],  # truncated
         SWAP_100[: 4 + 32 * 3] + b"\x01" + SWAP_100[4 + 32 * 3 + 1 :],  # dirty padding of `to`
-        SWAP_100[:4 + 64] + (0xC0).to_bytes(32, "big") + SWAP_100[4 + 96 :],  # wrong path offset
+        SWAP_100[: 4 + 64] + (0xC0).to_bytes(32, "big") + SWAP_100[4 + 96 :],  # wrong path offset
     ],
     ids=["trailing-word", "trailing-byte", "truncated", "dirty-address", "offset"],
 )
-def test_non_canonical_arguments_are_malformed(scope_of: ScopeOf, decide: Decide, data: bytes) -> None:
+def test_non_canonical_arguments_are_malformed(
+    scope_of: ScopeOf, decide: Decide, data: bytes
+) -> None:
     assert data != SWAP_100
     decision = decide(call_request(ROUTER_A, data), scope_of())
     refused(decision, ReasonCode.CALLDATA_MALFORMED, call_index=0)
 
 
-def test_a_swap_with_an_empty_path_is_malformed_not_a_crash(scope_of: ScopeOf, decide: Decide) -> None:
+def test_a_swap_with_an_empty_path_is_malformed_not_a_crash(
+    scope_of: ScopeOf, decide: Decide
+) -> None:
     decision = decide(call_request(ROUTER_A, swap_v2(100 * USDC_UNIT, path=[])), scope_of())
     refused(decision, ReasonCode.CALLDATA_MALFORMED, call_index=0)
 
@@ -434,7 +474,11 @@ def test_a_permitted_target_with_another_selector_is_selector_not_allowed(
     scope_of: ScopeOf, decide: Decide
 ) -> None:
     other = encode_call(WITHDRAW, (1,))
-    refused(decide(call_request(ROUTER_A, other), scope_of()), ReasonCode.SELECTOR_NOT_ALLOWED, call_index=0)
+    refused(
+        decide(call_request(ROUTER_A, other), scope_of()),
+        ReasonCode.SELECTOR_NOT_ALLOWED,
+        call_index=0,
+    )
 
 
 @pytest.mark.parametrize(
@@ -492,7 +536,9 @@ def test_every_way_of_letting_tokens_go_draws_down_the_token_limit(
     scope = scope_of(**TOKEN_ONLY)
     fresh = decide(call_request(USDC, data), scope)
     allowed(fresh)
-    assert Charge(token_bucket(USDC), 0, 600, 1000, ReasonCode.TOKEN_LIMIT_EXCEEDED) in fresh.charges
+    assert (
+        Charge(token_bucket(USDC), 0, 600, 1000, ReasonCode.TOKEN_LIMIT_EXCEEDED) in fresh.charges
+    )
     spent = usage_of(**{f"token_{USDC}": (0, 500)})
     refused(decide(call_request(USDC, data), scope, spent), ReasonCode.TOKEN_LIMIT_EXCEEDED, spent)
 
@@ -511,7 +557,9 @@ def test_moving_someone_elses_tokens_does_not_count(
     assert all(c.bucket != token_bucket(USDC) for c in decision.charges)
 
 
-def test_a_permit2_approval_counts_against_the_tokens_limit(scope_of: ScopeOf, decide: Decide) -> None:
+def test_a_permit2_approval_counts_against_the_tokens_limit(
+    scope_of: ScopeOf, decide: Decide
+) -> None:
     scope = scope_of(
         capabilities=["permit2.approve"],
         allowedDestinations=[PERMIT2, ROUTER_A],
@@ -521,12 +569,18 @@ def test_a_permit2_approval_counts_against_the_tokens_limit(scope_of: ScopeOf, d
     data = permit2_approve(USDC, ROUTER_A, 600)
     fresh = decide(call_request(PERMIT2, data), scope)
     allowed(fresh)
-    assert Charge(token_bucket(USDC), 0, 600, 1000, ReasonCode.TOKEN_LIMIT_EXCEEDED) in fresh.charges
+    assert (
+        Charge(token_bucket(USDC), 0, 600, 1000, ReasonCode.TOKEN_LIMIT_EXCEEDED) in fresh.charges
+    )
     spent = usage_of(**{f"token_{USDC}": (0, 401)})
-    refused(decide(call_request(PERMIT2, data), scope, spent), ReasonCode.TOKEN_LIMIT_EXCEEDED, spent)
+    refused(
+        decide(call_request(PERMIT2, data), scope, spent), ReasonCode.TOKEN_LIMIT_EXCEEDED, spent
+    )
 
 
-def test_swap_inputs_and_weth_withdrawals_count_as_outflow(scope_of: ScopeOf, decide: Decide) -> None:
+def test_swap_inputs_and_weth_withdrawals_count_as_outflow(
+    scope_of: ScopeOf, decide: Decide
+) -> None:
     scope = scope_of(
         capabilities=["swap.execute", "weth.withdraw"],
         allowedDestinations=[ROUTER_B, WETH],
@@ -572,12 +626,16 @@ def test_a_periodic_limit_refills_exactly_at_the_period_boundary(
     scope_of: ScopeOf, decide: Decide
 ) -> None:
     period = 600
-    scope = scope_of(**{**TOKEN_ONLY, "tokenLimits": [{"token": USDC, "limit": 100, "period": period}]})
+    scope = scope_of(
+        **{**TOKEN_ONLY, "tokenLimits": [{"token": USDC, "limit": 100, "period": period}]}
+    )
     first = decide(call_request(USDC, transfer(MERCHANT, 100)), scope)
     allowed(first)
     usage = apply_charges(Usage(), first.charges)
     request = call_request(USDC, transfer(MERCHANT, 1))
-    refused(decide(request, scope, usage, now=NOW + period - 1), ReasonCode.TOKEN_LIMIT_EXCEEDED, usage)
+    refused(
+        decide(request, scope, usage, now=NOW + period - 1), ReasonCode.TOKEN_LIMIT_EXCEEDED, usage
+    )
     refill = decide(request, scope, usage, now=NOW + period)
     allowed(refill)
     assert Charge(token_bucket(USDC), 1, 1, 100, ReasonCode.TOKEN_LIMIT_EXCEEDED) in refill.charges
@@ -586,7 +644,11 @@ def test_a_periodic_limit_refills_exactly_at_the_period_boundary(
 def test_the_period_anchor_is_valid_after(scope_of: ScopeOf, decide: Decide) -> None:
     start = NOW - 1000  # validAfter in the past: windows are counted from it, not from now
     scope = scope_of(
-        **{**TOKEN_ONLY, "validAfter": start, "tokenLimits": [{"token": USDC, "limit": 100, "period": 600}]}
+        **{
+            **TOKEN_ONLY,
+            "validAfter": start,
+            "tokenLimits": [{"token": USDC, "limit": 100, "period": 600}],
+        }
     )
     usage = usage_of(**{f"token_{USDC}": (1, 100)})  # window 1 = [start+600, start+1200)
     request = call_request(USDC, transfer(MERCHANT, 1))
@@ -594,7 +656,9 @@ def test_the_period_anchor_is_valid_after(scope_of: ScopeOf, decide: Decide) -> 
     allowed(decide(request, scope, usage, now=start + 1200))
 
 
-def test_a_token_with_neither_a_limit_nor_a_usd_cap_is_refused(scope_of: ScopeOf, decide: Decide) -> None:
+def test_a_token_with_neither_a_limit_nor_a_usd_cap_is_refused(
+    scope_of: ScopeOf, decide: Decide
+) -> None:
     scope = scope_of(
         capabilities=["erc20.transfer"],
         allowedDestinations=[USDC, DAI, MERCHANT],
@@ -635,7 +699,11 @@ def test_native_value_is_bounded_per_call_and_in_total(scope_of: ScopeOf, decide
     refused(over, ReasonCode.VALUE_CAP_EXCEEDED, call_index=0)
     refused(over, ReasonCode.VALUE_LIMIT_EXCEEDED)
     spent = usage_of(native=(0, ETHER))
-    refused(decide(call_request(WETH, deposit(), value=1), scope, spent), ReasonCode.VALUE_LIMIT_EXCEEDED, spent)
+    refused(
+        decide(call_request(WETH, deposit(), value=1), scope, spent),
+        ReasonCode.VALUE_LIMIT_EXCEEDED,
+        spent,
+    )
 
 
 def test_native_value_is_priced_under_a_usd_cap(scope_of: ScopeOf, decide: Decide) -> None:
@@ -659,8 +727,12 @@ def test_an_unpriced_token_under_a_usd_cap_is_refused(scope_of: ScopeOf, decide:
     assert all(c.bucket != USD for c in decision.charges)
 
 
-def test_an_unpriced_native_coin_under_a_usd_cap_is_refused(scope_of: ScopeOf, decide: Decide) -> None:
-    scope = scope_of(capabilities=["weth.deposit"], allowedDestinations=[WETH], valueLimit={"limit": 10})
+def test_an_unpriced_native_coin_under_a_usd_cap_is_refused(
+    scope_of: ScopeOf, decide: Decide
+) -> None:
+    scope = scope_of(
+        capabilities=["weth.deposit"], allowedDestinations=[WETH], valueLimit={"limit": 10}
+    )
     usdc_only = FixedPrices({(1, USDC): Price(Decimal(1), 6)})
     decision = decide(call_request(WETH, deposit(), value=1), scope, prices=usdc_only)
     refused(decision, ReasonCode.USD_PRICE_UNKNOWN)
@@ -710,12 +782,17 @@ def test_max_uses_is_reached_after_the_last_use(scope_of: ScopeOf, decide: Decid
     scope = scope_of(maxUses=3)
     allowed(decide(call_request(ROUTER_A, SWAP_100), scope, usage_of(uses=(0, 2))))
     spent = usage_of(uses=(0, 3))
-    refused(decide(call_request(ROUTER_A, SWAP_100), scope, spent), ReasonCode.USAGE_LIMIT_REACHED, spent)
+    refused(
+        decide(call_request(ROUTER_A, SWAP_100), scope, spent),
+        ReasonCode.USAGE_LIMIT_REACHED,
+        spent,
+    )
 
 
 def test_a_batch_is_one_use(scope_of: ScopeOf, decide: Decide) -> None:
     decision = decide(
-        batch_request([Call(ROUTER_A, 0, SWAP_100), Call(ROUTER_A, 0, SWAP_100)]), scope_of(maxUses=1)
+        batch_request([Call(ROUTER_A, 0, SWAP_100), Call(ROUTER_A, 0, SWAP_100)]),
+        scope_of(maxUses=1),
     )
     allowed(decision)
     assert Charge(USES, 0, 1, 1, ReasonCode.USAGE_LIMIT_REACHED) in decision.charges
@@ -730,7 +807,11 @@ def test_the_rate_limit_refuses_within_a_window_and_allows_the_next(
         decision = decide(call_request(ROUTER_A, SWAP_100), scope, usage, now=NOW + 30)
         allowed(decision)
         usage = apply_charges(usage, decision.charges)
-    refused(decide(call_request(ROUTER_A, SWAP_100), scope, usage, now=NOW + 59), ReasonCode.RATE_LIMITED, usage)
+    refused(
+        decide(call_request(ROUTER_A, SWAP_100), scope, usage, now=NOW + 59),
+        ReasonCode.RATE_LIMITED,
+        usage,
+    )
     nxt = decide(call_request(ROUTER_A, SWAP_100), scope, usage, now=NOW + 60)
     allowed(nxt)
     assert Charge(RATE, 1, 1, 2, ReasonCode.RATE_LIMITED) in nxt.charges
@@ -738,7 +819,9 @@ def test_the_rate_limit_refuses_within_a_window_and_allows_the_next(
 
 def test_the_fee_budget_is_cumulative(scope_of: ScopeOf, decide: Decide) -> None:
     scope = scope_of(maxFeeWei=1000)
-    refused(decide(call_request(ROUTER_A, SWAP_100, fee_wei=1001), scope), ReasonCode.FEE_LIMIT_EXCEEDED)
+    refused(
+        decide(call_request(ROUTER_A, SWAP_100, fee_wei=1001), scope), ReasonCode.FEE_LIMIT_EXCEEDED
+    )
     spent = usage_of(fee=(0, 900))
     allowed(decide(call_request(ROUTER_A, SWAP_100, fee_wei=100), scope, spent))
     refused(
@@ -796,14 +879,22 @@ def test_an_allowed_decision_asks_to_reserve_every_bucket_it_touches(
         maxFeeWei=10**16,
     )
     request = dataclasses.replace(
-        batch_request([Call(WETH, ETHER // 10, deposit()), Call(USDC, 0, transfer(MERCHANT, 250 * USDC_UNIT))]),
+        batch_request(
+            [Call(WETH, ETHER // 10, deposit()), Call(USDC, 0, transfer(MERCHANT, 250 * USDC_UNIT))]
+        ),
         fee_wei=10**15,
     )
     decision = decide(request, scope, now=NOW + 700)
     allowed(decision)
     assert set(decision.charges) == {
         Charge(NATIVE, 2, ETHER // 10, ETHER, ReasonCode.VALUE_LIMIT_EXCEEDED),
-        Charge(token_bucket(USDC), 1, 250 * USDC_UNIT, 1000 * USDC_UNIT, ReasonCode.TOKEN_LIMIT_EXCEEDED),
+        Charge(
+            token_bucket(USDC),
+            1,
+            250 * USDC_UNIT,
+            1000 * USDC_UNIT,
+            ReasonCode.TOKEN_LIMIT_EXCEEDED,
+        ),
         Charge(USD, 0, usd(300) + usd(250), usd(5000), ReasonCode.USD_LIMIT_EXCEEDED),
         Charge(USES, 0, 1, 10, ReasonCode.USAGE_LIMIT_REACHED),
         Charge(RATE, 11, 1, 5, ReasonCode.RATE_LIMITED),

@@ -112,7 +112,9 @@ def test_one_level_over_max_depth_is_refused(opener: str, closer: str) -> None:
     assert "nesting" in refused(opener * depth + "1" + closer * depth)
 
 
-@pytest.mark.parametrize("bomb", ["[" * 1_000_000, '{"a":' * 200_000, "[" * 200_000 + "]" * 200_000])
+@pytest.mark.parametrize(
+    "bomb", ["[" * 1_000_000, '{"a":' * 200_000, "[" * 200_000 + "]" * 200_000]
+)
 def test_depth_bombs_are_refused_fast(bomb: str) -> None:
     start = time.perf_counter()
     refused(bomb, max_bytes=10**7)
@@ -177,8 +179,9 @@ _VALUES = st.recursive(
     | st.booleans()
     | st.integers(min_value=-(2**256), max_value=2**256 - 1)
     | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 

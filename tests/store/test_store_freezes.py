@@ -39,7 +39,7 @@ def test_freeze_needs_a_reason_and_a_valid_scope(store: Store) -> None:
 def test_global_freeze_cannot_be_lifted_by_the_plain_lift(store: Store) -> None:
     store.freezes.freeze("global", None, reason="incident", by="ops:o1", now=T0)
     with pytest.raises(ValueError):
-        store.freezes.lift("global", "", by="ops:o1", now=T0)  # type: ignore[arg-type]
+        store.freezes.lift("global", "", by="ops:o1", now=T0)
     assert len(store.freezes.active()) == 1
 
 

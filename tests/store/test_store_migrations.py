@@ -90,7 +90,7 @@ def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(tmp_path: Path)
         with store.db.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5_000
+            assert int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0) >= 5_000
         assert (tmp_path / "sessionward.db").exists()
     finally:
         store.close()

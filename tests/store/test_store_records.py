@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from store_support import T0, Seeder
 
@@ -82,10 +84,9 @@ def test_decision_events_round_trip_in_time_order(store: Store) -> None:
 
 def test_decision_event_with_an_invalid_verdict_is_refused(store: Store) -> None:
     with pytest.raises(ValueError):
+        bad: Any = "maybe"
         store.decisions.record(
-            DecisionEvent(
-                id="d", at=T0, verdict="maybe", reasons=(), latency_us=1, request_kind="x"
-            )  # type: ignore[arg-type]
+            DecisionEvent(id="d", at=T0, verdict=bad, reasons=(), latency_us=1, request_kind="x")
         )
     assert store.decisions.between(0, 2**62) == []
 

@@ -4,6 +4,7 @@ are authenticated, and no secret ever shows in repr, str or an exception."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -116,7 +117,8 @@ def test_tampered_record_at_rest_is_refused(
     record = records.get(handle.key_id)
     assert record is not None
     value: bytes = getattr(record, field)
-    records.put(dataclasses.replace(record, **{field: bytes([value[0] ^ 0x80]) + value[1:]}))
+    changes: dict[str, Any] = {field: bytes([value[0] ^ 0x80]) + value[1:]}
+    records.put(dataclasses.replace(record, **changes))
     assert refusal(vault, handle.key_id).code == ReasonCode.SIGNING_REFUSED
 
 

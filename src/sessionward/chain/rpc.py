@@ -73,6 +73,17 @@ _REJECTIONS: Final[tuple[tuple[str, type[TransactionRejected]], ...]] = (
 )
 _REJECTION_CODES: Final = frozenset({-32000, -32003, -32602})
 _METHOD_NOT_FOUND: Final = -32601
+# How nodes word a failed eth_call/eth_estimateGas execution (revert or exceptional halt).
+_EXECUTION_FAILURES: Final = (
+    "execution reverted",
+    "evm error",  # anvil/revm halts: InvalidFEOpcode, OutOfGas, ...
+    "invalid opcode",
+    "out of gas",
+    "stack underflow",
+    "stack overflow",
+    "invalid jump",
+    "gas required exceeds allowance",
+)
 
 
 def _rejection(error: RpcError) -> RpcError:
@@ -86,7 +97,8 @@ def _rejection(error: RpcError) -> RpcError:
 
 
 def _reverted(error: RpcError) -> RpcError:
-    if error.code == 3 or error.message.lower().startswith("execution reverted"):
+    message = error.message.lower()
+    if error.code == 3 or any(message.startswith(p) for p in _EXECUTION_FAILURES):
         data = error.data or b""
         return ExecutionReverted(
             decode_revert_reason(data), data, code=error.code, message=error.message

@@ -1,1 +1,112 @@
+"""SessionWard's Vyper 0.4 contracts: where the sources are, their size bounds, and loaders.
 
+Deployable contracts (``*.vy`` with a capital letter) sit next to this file together with the
+modules the account is built from (``sessions``, ``erc7579``, ``account_auth``, ``eip712``,
+``reasons``); snekmate is imported from site-packages. See docs/contracts.md.
+
+The bounds below are the contract's: a grant or an execution beyond them does not even decode
+on chain, so whoever builds grants (``sessionward.domain.grant``) must refuse them first. A test
+keeps them equal to the Vyper constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = [
+    "CONTRACTS_DIR",
+    "DEPLOYABLE",
+    "MAX_BATCH",
+    "MAX_CAPABILITIES",
+    "MAX_DESTINATIONS",
+    "MAX_EXECUTION_BYTES",
+    "MAX_OWNER_SIGNATURE",
+    "MAX_PERMISSIONS",
+    "MAX_RULES",
+    "MAX_RULE_VALUES",
+    "MAX_TOKEN_LIMITS",
+    "STRING_BOUNDS",
+    "CompiledContract",
+    "compile_contract",
+    "load_deployer",
+    "source_path",
+]
+
+CONTRACTS_DIR: Final = Path(__file__).resolve().parent
+DEPLOYABLE: Final = ("SessionAccount", "SessionAccountFactory", "DemoToken", "DemoRouter")
+
+MAX_PERMISSIONS: Final = 16
+"""Permissions per grant; a (target, selector) pair appears at most once."""
+MAX_RULES: Final = 4
+"""Rules per permission (off-chain-only rules included)."""
+MAX_RULE_VALUES: Final = 16
+"""Values per rule: the implicit recipient rule ``in [account, destinations...]`` must fit."""
+MAX_CAPABILITIES: Final = 16
+MAX_DESTINATIONS: Final = 15
+MAX_TOKEN_LIMITS: Final = 8
+MAX_BATCH: Final = 8
+"""Inner calls per execution."""
+MAX_EXECUTION_BYTES: Final = 4096
+"""Length of ``executionCalldata``."""
+MAX_OWNER_SIGNATURE: Final = 1024
+"""Length of an owner signature (ERC-1271 signers may need more than 65 bytes)."""
+STRING_BOUNDS: Final = {
+    "capability": 64,
+    "function": 128,
+    "actionClass": 64,
+    "arg": 64,
+    "maxValueUsd": 32,
+}
+"""Maximum UTF-8 length of each string field of a grant."""
+
+
+def source_path(name: str) -> Path:
+    """Path of the Vyper source ``name`` (``"SessionAccount"`` or ``"SessionAccount.vy"``).
+
+    Raises ``ValueError`` for a name that is not a source of this package.
+    """
+    stem = name.removesuffix(".vy")
+    path = CONTRACTS_DIR / f"{stem}.vy"
+    if not stem.isidentifier() or not path.is_file():
+        raise ValueError(f"no contract source named {name!r} in {CONTRACTS_DIR}")
+    return path
+
+
+@cache
+def load_deployer(name: str) -> Any:
+    """The titanoboa deployer of ``name``, compiled once per process (boa also caches on disk).
+
+    ``load_deployer("SessionAccount").deploy(entry_point)`` deploys into the current
+    ``boa.env``; ``.deploy_as_blueprint()`` and ``.at(address)`` work as usual.
+    """
+    import boa  # heavy import, only when a contract is actually needed
+
+    return boa.load_partial(str(source_path(name)))
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledContract:
+    """What a JSON-RPC deployment needs: the ABI, the initcode (constructor arguments are
+    ABI-encoded and appended by the deployer) and the runtime code."""
+
+    name: str
+    abi: tuple[dict[str, Any], ...]
+    bytecode: bytes
+    runtime_bytecode: bytes
+
+
+@cache
+def compile_contract(name: str) -> CompiledContract:
+    """Compile ``name`` with the pinned vyper (same settings as :func:`load_deployer`)."""
+    from vyper.compiler.output import build_abi_output
+
+    data = load_deployer(name).compiler_data
+    return CompiledContract(
+        name=source_path(name).stem,
+        abi=tuple(build_abi_output(data)),
+        bytecode=bytes(data.bytecode),
+        runtime_bytecode=bytes(data.bytecode_runtime),
+    )

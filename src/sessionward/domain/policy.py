@@ -346,13 +346,20 @@ def _limits(
             "native value",
         )
 
+    cap = envelope.max_value_usd
     usd_total = 0
-    usd_known = True
-    capped_usd = envelope.max_value_usd is not None
-    if capped_usd and native_total:
-        value = prices.usd_value(scope.chain_id, NATIVE_ASSET, native_total)
-        usd_known &= value is not None
-        usd_total += value or 0
+    unpriced: list[str] = []
+
+    def price(asset: str | None, amount: int) -> None:
+        nonlocal usd_total
+        value = prices.usd_value(scope.chain_id, asset, amount)
+        if value is None:
+            unpriced.append(asset or "the native coin")
+        else:
+            usd_total += value
+
+    if cap is not None and native_total:
+        price(NATIVE_ASSET, native_total)
     for token, amount in token_out.items():
         if amount == 0:
             continue
@@ -362,44 +369,18 @@ def _limits(
                 token_bucket(token), window_index(now, anchor, token_limit.period), amount, token_limit.limit,
                 ReasonCode.TOKEN_LIMIT_EXCEEDED, f"tokenLimits[{token}]", f"outflow of {token}",
             )  # fmt: skip
-        elif not capped_usd:
-            deny(
-                Violation(
-                    ReasonCode.TOKEN_LIMIT_EXCEEDED,
-                    f"tokenLimits[{token}]",
-                    f"no token limit or USD cap measures outflow of {token}",
-                )
+        elif cap is None:
+            deny(Violation(ReasonCode.TOKEN_LIMIT_EXCEEDED, f"tokenLimits[{token}]", f"no token limit or USD cap measures outflow of {token}"))  # fmt: skip
+        if cap is not None:
+            price(token, amount)
+    if cap is not None:
+        # Any unpriced outflow makes the whole USD total unknowable: refuse rather than undercount.
+        for asset in unpriced:
+            deny(Violation(ReasonCode.USD_PRICE_UNKNOWN, "maxValueUsd", f"no USD price for {asset}: the USD cap cannot be checked"))  # fmt: skip
+        if usd_total:
+            charge(
+                USD, 0, usd_total, cap, ReasonCode.USD_LIMIT_EXCEEDED, "maxValueUsd", "micro-USD"
             )
-        if capped_usd:
-            value = prices.usd_value(scope.chain_id, token, amount)
-            if value is None:
-                usd_known = False
-                deny(
-                    Violation(
-                        ReasonCode.USD_PRICE_UNKNOWN,
-                        "maxValueUsd",
-                        f"no USD price for {token}: the USD cap cannot be checked",
-                    )
-                )
-            else:
-                usd_total += value
-    if capped_usd and usd_known and usd_total:
-        assert envelope.max_value_usd is not None
-        charge(
-            USD,
-            0,
-            usd_total,
-            envelope.max_value_usd,
-            ReasonCode.USD_LIMIT_EXCEEDED,
-            "maxValueUsd",
-            "micro-USD",
-        )
-    elif capped_usd and native_total and not usd_known and not token_out:
-        deny(
-            Violation(
-                ReasonCode.USD_PRICE_UNKNOWN, "maxValueUsd", "no USD price for the native coin"
-            )
-        )
 
     charge(
         USES,

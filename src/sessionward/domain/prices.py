@@ -28,12 +28,18 @@ class Price:
 
     usd: Decimal
     decimals: int
-    micro_usd_per_unit: int = field(init=False)
-    scale: int = field(init=False)
+    numerator: int = field(init=False, repr=False)
+    denominator: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "micro_usd_per_unit", int(self.usd * 1_000_000))
-        object.__setattr__(self, "scale", 10**self.decimals)
+        # micro-USD per base unit as an exact fraction, so tiny prices never round to zero.
+        usd_n, usd_d = self.usd.as_integer_ratio()
+        object.__setattr__(self, "numerator", usd_n * 1_000_000)
+        object.__setattr__(self, "denominator", usd_d * 10**self.decimals)
+
+    def micro_usd(self, amount: int) -> int:
+        """The value of ``amount`` base units in micro-USD, rounded up."""
+        return -(-amount * self.numerator // self.denominator)
 
 
 @dataclass(frozen=True)
@@ -46,8 +52,7 @@ class FixedPrices:
         price = self.table.get((chain_id, token))
         if price is None:
             return None
-        micro: int = -(-amount * price.micro_usd_per_unit // price.scale)
-        return micro
+        return price.micro_usd(amount)
 
     def with_prices(self, extra: Mapping[tuple[int, str | None], Price]) -> FixedPrices:
         return FixedPrices({**self.table, **extra})

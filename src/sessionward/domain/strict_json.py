@@ -14,6 +14,7 @@ from typing import Any
 from .reasons import ReasonCode, SessionWardError
 
 MAX_DEPTH = 32
+_JSON_WHITESPACE = " \t\n\r"  # RFC 8259 allows only these around a document
 DEFAULT_MAX_BYTES = 256 * 1024
 _INT_BOUND = 2**256
 
@@ -83,7 +84,8 @@ def _depth_ok(raw: str) -> bool:
 
 def loads(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     """Parse ``raw`` strictly; raise :class:`MalformedJson` on anything but strict JSON."""
-    if len(raw) > max_bytes:
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
         raise MalformedJson(ReasonCode.PAYLOAD_TOO_LARGE, f"document larger than {max_bytes} bytes")
     if isinstance(raw, bytes):
         try:
@@ -95,13 +97,13 @@ def loads(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     if not _depth_ok(text):
         raise MalformedJson(ReasonCode.INPUT_MALFORMED, f"nesting deeper than {MAX_DEPTH}")
     try:
-        value, end = _DECODER.raw_decode(text.strip())
+        value, end = _DECODER.raw_decode(text.strip(_JSON_WHITESPACE))
     except MalformedJson:
         raise
     except (ValueError, RecursionError) as exc:
         raise MalformedJson(
             ReasonCode.INPUT_MALFORMED, f"not valid JSON: {str(exc)[:80]}"
         ) from None
-    if end != len(text.strip()):
+    if end != len(text.strip(_JSON_WHITESPACE)):
         raise MalformedJson(ReasonCode.INPUT_MALFORMED, "trailing data after the JSON document")
     return value

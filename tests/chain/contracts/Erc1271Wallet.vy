@@ -3,7 +3,8 @@
 @title Erc1271Wallet: an ERC-1271 contract signer for the chain tests
 @notice Mode 0 accepts a 65-byte r‖s‖v signature by `owner` over the digest itself; the other
         modes misbehave on purpose: 1 reverts, 2 answers a wrong bytes4, 3 answers only 4 bytes
-        (a short return), 4 answers the magic value followed by extra words.
+        (a short return), 4 answers the magic value followed by extra words, 5 hits an
+        invalid opcode (a failure that is not a revert).
 """
 
 MAGIC: constant(bytes4) = 0x1626ba7e
@@ -41,6 +42,7 @@ def isValidSignature(digest: bytes32, signature: Bytes[65]) -> Bytes[96]:
         return concat(MAGIC, b"")
     if self.mode == 4:
         return abi_encode(MAGIC, digest, digest)
+    assert self.mode != 5, UNREACHABLE
     signer: address = self._recover(digest, signature)
     if signer != empty(address) and signer == self.owner:
         return abi_encode(MAGIC)

@@ -1,0 +1,313 @@
+"""Helpers of the on-chain tests (titanoboa, in process): keys, ABI words, grants, a world.
+
+Every contract is compiled once per test session (``load_deployer`` caches, boa also caches on
+disk). Each test module deploys one *world* (EntryPoint double, implementation, factory, an
+account owned by an EOA, two demo tokens, a router, a call recorder); every test runs inside a
+``boa.env.anchor()`` so its state changes, time travel and chain-id patches are rolled back.
+
+Grants are built as the ``SessionGrant`` messages of :mod:`sessionward.crypto.typed_data`, hashed
+and signed with the shared Python code, and passed to the contract with
+:func:`sessionward.contracts.encoding.grant_struct`: a test passes only if Python and Vyper agree
+on every byte of the digest.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import boa
+
+from sessionward.contracts import load_deployer
+from sessionward.contracts.encoding import grant_struct
+from sessionward.crypto import typed_data
+from sessionward.crypto.keccak import keccak256
+from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
+from sessionward.domain.abi import encode_call, parse_signature
+from sessionward.domain.calldata import (
+    Call,
+    encode_batch_execution,
+    encode_single_execution,
+    mode_batch,
+    mode_single,
+)
+
+TESTS_DIR = Path(__file__).resolve().parent
+T0 = 1_800_000_000
+DAY = 86_400
+ZERO_ADDRESS = "0x" + "00" * 20
+MAX_UINT256 = 2**256 - 1
+ETHER = 10**18
+UNIT = 10**18  # one demo token
+OP = {"eq": 0, "ne": 1, "lte": 2, "gte": 3, "in": 4, "not_in": 5}
+OFFCHAIN_ONLY = 0xFFFF
+ACCOUNT_SALT = b"\x00" * 31 + b"\x01"
+
+
+# ------------------------------------------------------------------------------ keys and ABI
+
+
+@dataclass(frozen=True)
+class Key:
+    """A test secp256k1 key; ``address`` is lower-case hex."""
+
+    label: str
+    secret: bytes
+
+    @property
+    def address(self) -> str:
+        return address_from_secret(self.secret)
+
+    def sign(self, digest: bytes) -> bytes:
+        return sign_digest(self.secret, digest)
+
+
+def make_key(label: str) -> Key:
+    return Key(label, keccak256(b"sessionward-contract-tests:" + label.encode()))
+
+
+def addr(value: Any) -> str:
+    """Lower-case address of a contract, a boa address or a string."""
+    return str(getattr(value, "address", value)).lower()
+
+
+def calldata(signature: str, *args: Any) -> bytes:
+    """Selector and ABI-encoded arguments of ``signature`` (e.g. ``"transfer(address,uint256)"``)."""
+    return encode_call(parse_signature(signature), args)
+
+
+def selector(signature: str) -> bytes:
+    return keccak256(parse_signature(signature).canonical.encode())[:4]
+
+
+def word(value: int | str) -> bytes:
+    """A 32-byte ABI word: an unsigned integer or a (left-padded) address."""
+    if isinstance(value, str):
+        return bytes(12) + bytes.fromhex(value.removeprefix("0x"))
+    return value.to_bytes(32, "big")
+
+
+def rule(offset: int, op: str, *values: int | str, arg: str = "arg") -> dict[str, Any]:
+    """A ``Rule`` on the static word ``offset`` (``OFFCHAIN_ONLY`` for off-chain rules)."""
+    return {"arg": arg, "op": OP[op], "offset": offset, "values": [word(v) for v in values]}
+
+
+def permission(
+    target: Any,
+    function: str,
+    *,
+    rules: Sequence[dict[str, Any]] = (),
+    max_value: int = 0,
+    action_class: str = "custom",
+) -> dict[str, Any]:
+    canonical = parse_signature(function).canonical
+    return {
+        "target": addr(target),
+        "selector": selector(canonical),
+        "function": canonical,
+        "actionClass": action_class,
+        "maxValuePerCall": max_value,
+        "rules": list(rules),
+    }
+
+
+def token_limit(token: Any, limit: int, period: int = 0) -> dict[str, Any]:
+    return {"token": addr(token), "limit": limit, "period": period}
+
+
+def single(call: Call) -> tuple[bytes, bytes]:
+    return mode_single(), encode_single_execution(call)
+
+
+def batch(calls: Sequence[Call]) -> tuple[bytes, bytes]:
+    return mode_batch(), encode_batch_execution(list(calls))
+
+
+@cache
+def double_deployer(name: str) -> Any:
+    """Deployer of a test double in this folder (compiled once per session)."""
+    return boa.load_partial(str(TESTS_DIR / f"{name}.vy"))
+
+
+def at(name: str, address: Any) -> Any:
+    """A contract object at ``address``; boa warns when the code there is a proxy, which is
+    expected for factory accounts."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_deployer(name).at(addr(address))
+
+
+# ---------------------------------------------------------------------------------- wallet
+
+
+@dataclass
+class Wallet:
+    """An account with its owner, and helpers to grant and use sessions on it."""
+
+    contract: Any
+    owner: Key
+    relayer: str
+    nonces: Iterator[int] = field(default_factory=lambda: count(1))
+
+    @property
+    def address(self) -> str:
+        return addr(self.contract)
+
+    @property
+    def chain_id(self) -> int:
+        return int(boa.env.evm.patch.chain_id)
+
+    def grant(
+        self,
+        session: Key,
+        *,
+        permissions: Sequence[dict[str, Any]] = (),
+        token_limits: Sequence[dict[str, Any]] = (),
+        value_limit: int = 0,
+        value_period: int = 0,
+        max_uses: int = 0,
+        valid_after: int | None = None,
+        expires_at: int | None = None,
+        nonce: int | None = None,
+        epoch: int | None = None,
+        revoker: str = ZERO_ADDRESS,
+        chain_id: int | None = None,
+        account: str | None = None,
+        capabilities: Sequence[str] = ("custom",),
+        destinations: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """A ``SessionGrant`` message; by default valid from now for a day, fresh nonce."""
+        start = boa.env.timestamp if valid_after is None else valid_after
+        return {
+            "account": account or self.address,
+            "sessionKey": session.address,
+            "credential": typed_data.credential_hash("cred-" + session.label),
+            "nonce": next(self.nonces) if nonce is None else nonce,
+            "epoch": self.contract.epoch() if epoch is None else epoch,
+            "revoker": revoker,
+            "envelope": {
+                "chainId": self.chain_id if chain_id is None else chain_id,
+                "validAfter": start,
+                "expiresAt": start + DAY if expires_at is None else expires_at,
+                "capabilities": list(capabilities),
+                "permissions": list(permissions),
+                "allowedDestinations": [addr(d) for d in destinations],
+                "valueLimit": value_limit,
+                "valuePeriod": value_period,
+                "tokenLimits": list(token_limits),
+                "maxValueUsd": "",
+                "maxUses": max_uses,
+                "rateCount": 0,
+                "rateInterval": 0,
+                "maxFeeWei": 0,
+            },
+        }
+
+    def sign_grant(self, grant: dict[str, Any], signer: Key | None = None) -> bytes:
+        digest = typed_data.grant_digest(self.chain_id, self.address, grant)
+        return (signer or self.owner).sign(digest)
+
+    def enable(
+        self, grant: dict[str, Any], signature: bytes | None = None, sender: str | None = None
+    ) -> None:
+        sig = self.sign_grant(grant) if signature is None else signature
+        self.contract.enable_session(grant_struct(grant), sig, sender=sender or self.relayer)
+
+    def session_signature(
+        self, session: Key, mode: bytes, ec: bytes, *, nonce: int, deadline: int
+    ) -> bytes:
+        digest = typed_data.session_call_digest(
+            self.chain_id,
+            self.address,
+            session.address,
+            typed_data.execution_hash(mode, ec),
+            nonce,
+            deadline,
+        )
+        return session.sign(digest)
+
+    def run(
+        self,
+        session: Key,
+        execution: tuple[bytes, bytes],
+        *,
+        nonce: int | None = None,
+        deadline: int | None = None,
+        signer: Key | None = None,
+        signature: bytes | None = None,
+        sender: str | None = None,
+    ) -> Any:
+        """``execute_with_session`` signed by ``session`` (or ``signer``) with the stored nonce."""
+        mode, ec = execution
+        n = self.contract.session_nonce(session.address) if nonce is None else nonce
+        dl = boa.env.timestamp + 600 if deadline is None else deadline
+        sig = signature
+        if sig is None:
+            sig = self.session_signature(signer or session, mode, ec, nonce=n, deadline=dl)
+        return self.contract.execute_with_session(
+            session.address, mode, ec, dl, sig, sender=sender or self.relayer
+        )
+
+    def owner_execute(
+        self, execution: tuple[bytes, bytes], *, sender: str | None = None, value: int = 0
+    ) -> Any:
+        mode, ec = execution
+        return self.contract.execute(mode, ec, sender=sender or self.owner.address, value=value)
+
+    def state(self, session: Key) -> Any:
+        return self.contract.session(session.address)
+
+
+# ----------------------------------------------------------------------------------- world
+
+
+@dataclass
+class World:
+    entry_point: Any
+    implementation: Any
+    factory: Any
+    wallet: Wallet
+    token: Any
+    token2: Any
+    router: Any
+    target: Any
+    relayer: str
+
+    @property
+    def account(self) -> Any:
+        return self.wallet.contract
+
+
+def deploy_world() -> World:
+    boa.env.timestamp = T0
+    relayer = str(boa.env.generate_address("relayer"))
+    entry_point = double_deployer("MockEntryPoint").deploy()
+    implementation = load_deployer("SessionAccount").deploy(entry_point.address)
+    factory = load_deployer("SessionAccountFactory").deploy(implementation.address)
+    owner = make_key("owner")
+    account = at("SessionAccount", factory.create_account(owner.address, ACCOUNT_SALT))
+    token = load_deployer("DemoToken").deploy("Demo Dollar", "DUSD", 18)
+    token2 = load_deployer("DemoToken").deploy("Demo Ether", "DETH", 18)
+    router = load_deployer("DemoRouter").deploy()
+    target = double_deployer("Target").deploy()
+    token.mint(account.address, 1_000_000 * UNIT)
+    token2.mint(account.address, 1_000 * UNIT)
+    token.mint(router.address, 1_000_000 * UNIT)
+    token2.mint(router.address, 1_000 * UNIT)
+    boa.env.set_balance(account.address, 100 * ETHER)
+    return World(
+        entry_point=entry_point,
+        implementation=implementation,
+        factory=factory,
+        wallet=Wallet(account, owner, relayer),
+        token=token,
+        token2=token2,
+        router=router,
+        target=target,
+        relayer=relayer,
+    )
