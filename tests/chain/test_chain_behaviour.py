@@ -22,6 +22,7 @@ from sessionward.chain.errors import (
     IntrinsicGasTooLow,
     InvalidTransaction,
     NonceTooLow,
+    ReplacementUnderpriced,
 )
 from sessionward.chain.interface import CallRequest, Chain, DevChain
 from sessionward.chain.signer import LocalTransactionSigner
@@ -163,7 +164,7 @@ def test_unknown_hash_has_no_receipt_and_no_transaction(chain: Chain) -> None:
 
 
 def test_reusing_a_mined_nonce_is_refused(chain: DevChain, funded: LocalTransactionSigner) -> None:
-    send(chain, funded, to=STRANGER, value=1, gas=21_000, nonce=0)
+    wait_for_receipt(chain, send(chain, funded, to=STRANGER, value=1, gas=21_000, nonce=0))
     with pytest.raises(NonceTooLow):
         send(chain, funded, to=STRANGER, value=2, gas=21_000, nonce=0)
     assert chain.get_transaction_count(funded.address) == 1
@@ -308,3 +309,37 @@ def test_delegation_can_be_simulated_before_it_is_sent(
     assert chain.simulate(request) == bytes(12) + bytes.fromhex(owner_address[2:])
     assert chain.estimate_gas(request) > 21_000 + 25_000
     assert chain.get_code(owner_address) == b""  # simulation left no trace
+
+
+def test_pooled_transaction_is_replaced_only_by_a_better_paying_one(
+    chain: DevChain, funded: LocalTransactionSigner
+) -> None:
+    fees = chain.max_fee()
+    pooled = send(chain, funded, to=STRANGER, value=1, gas=21_000, nonce=1)
+    with pytest.raises(ReplacementUnderpriced):
+        send(chain, funded, to=STRANGER, value=2, gas=21_000, nonce=1)
+    better = send(
+        chain,
+        funded,
+        to=STRANGER,
+        value=3,
+        gas=21_000,
+        nonce=1,
+        max_fee=fees.max_fee_per_gas * 2,
+        tip=fees.max_priority_fee_per_gas * 2 + 1,
+    )
+    assert chain.get_transaction(better) is not None
+    wait_for_receipt(chain, send(chain, funded, to=STRANGER, value=1, gas=21_000, nonce=0))
+    receipt = wait_for_receipt(chain, better)
+    assert receipt.succeeded and chain.get_receipt(pooled) is None
+
+
+def test_dropped_pending_transaction_is_forgotten(
+    chain: DevChain, funded: LocalTransactionSigner
+) -> None:
+    pooled = send(chain, funded, to=STRANGER, value=1, gas=21_000, nonce=1)
+    assert chain.drop_pending(pooled) is True
+    assert chain.get_transaction(pooled) is None
+    wait_for_receipt(chain, send(chain, funded, to=STRANGER, value=1, gas=21_000, nonce=0))
+    assert chain.get_transaction_count(funded.address, "latest") == 1
+    assert chain.get_receipt(pooled) is None

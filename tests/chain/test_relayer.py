@@ -7,6 +7,7 @@ nonce shows exactly the transactions we expect.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 
@@ -15,9 +16,10 @@ from chain_support import ONE_ETH, FaultyChain, SimulatedCrash, send
 
 from sessionward.chain.contracts import DeployedContract, wait_for_receipt
 from sessionward.chain.errors import ExecutionReverted, FeeCapExceeded
-from sessionward.chain.interface import DevChain, FeeSuggestion
+from sessionward.chain.interface import CallRequest, DevChain, FeeSuggestion
 from sessionward.chain.relay_jobs import InMemoryRelayJobStore, JobState, RelayJob
 from sessionward.chain.relayer import Relayer
+from sessionward.chain.rpc import RpcChain
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.domain.reasons import ReasonCode
 
@@ -103,8 +105,6 @@ def test_gas_estimate_gets_the_safety_margin(
     job = new_relayer(gas_margin_percent=50).enqueue(
         "job-1", to=probe.address, data=store_call(probe, 5)
     )
-    from sessionward.chain.interface import CallRequest
-
     estimate = chain.estimate_gas(
         CallRequest(to=probe.address, data=store_call(probe, 5), sender=job.sender)
     )
@@ -374,3 +374,29 @@ def test_gap_no_job_holds_is_filled_with_a_no_op_so_later_jobs_proceed(
     assert probe.call_one("value") == 6 and probe.call_one("deposits") == 1
     # nonce 0 went to the no-op self-transfer, nonce 1 to job-b
     assert chain.get_transaction_count(relayer_key.address, "latest") == 2
+
+
+# ------------------------------------------------------------------------ frugality
+
+
+@pytest.mark.anvil
+def test_steady_state_costs_estimate_send_and_receipt_per_job(
+    anvil: str, store: InMemoryRelayJobStore
+) -> None:
+    jobs = 10
+    relayer_key = LocalTransactionSigner(secrets.token_bytes(32))
+    with RpcChain(anvil) as rpc:
+        rpc.set_balance(relayer_key.address, 10 * ONE_ETH)
+        relayer = Relayer(rpc, relayer_key, store, CAP, fee_ttl_s=60.0)
+        start = rpc.round_trips
+        for index in range(jobs):
+            relayer.enqueue(f"job-{index}", to=relayer_key.address, value=index)
+        relayer.submit()
+        # chain id (first use) + one fee suggestion + one nonce read, then per job:
+        # eth_estimateGas + eth_sendRawTransaction.
+        assert rpc.round_trips - start == 3 + 2 * jobs
+        before_poll = rpc.round_trips
+        changed = relayer.poll()
+        # One receipt request per job mined, plus at most one for the first unmined one.
+        assert rpc.round_trips - before_poll <= len(changed) + 1
+        settle(relayer, *(f"job-{i}" for i in range(jobs)))

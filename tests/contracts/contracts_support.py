@@ -311,3 +311,30 @@ def deploy_world() -> World:
         target=target,
         relayer=relayer,
     )
+
+
+# ------------------------------------------------------------------------------------- gas
+
+
+def intrinsic_gas(data: bytes) -> int:
+    """Intrinsic gas of a call transaction carrying ``data`` (21000 + 16/4 per byte)."""
+    return 21_000 + sum(16 if b else 4 for b in data)
+
+
+def transaction_gas(sender: str, to: str, data: bytes, run: Any) -> tuple[int, int]:
+    """``(execution, total)`` gas of ``run()`` measured as a fresh transaction from ``sender`` to
+    ``to`` carrying ``data``: the access journal is reset and the addresses a real transaction
+    starts warm (sender, recipient, coinbase, precompiles) are warmed. ``total`` adds the
+    intrinsic gas and applies the EIP-7623 calldata floor. Invalidates open boa anchors, so
+    only tests marked ``ignore_isolation`` may call it."""
+    boa.env.reset_gas_used()
+    state = boa.env.evm.vm.state
+    warm = [bytes.fromhex(addr(a)[2:]) for a in (sender, to)]
+    warm.append(state.coinbase)
+    warm += [bytes(19) + bytes([i]) for i in range(1, 0x12)]
+    for address in warm:
+        state.mark_address_warm(address)
+    run()
+    execution = int(boa.env.get_gas_used())
+    tokens = sum(4 if b else 1 for b in data)
+    return execution, max(execution + intrinsic_gas(data), 21_000 + 10 * tokens)

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conftest import (
+from domain_support import (
     APPROVE,
     CHAIN_ID,
     EXACT_INPUT_SINGLE,
@@ -34,6 +33,7 @@ from conftest import (
     WETH,
     WITHDRAW,
 )
+
 from sessionward.domain.abi import parse_signature, validate_argument_path
 from sessionward.domain.catalog import (
     TARGET,

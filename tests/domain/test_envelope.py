@@ -12,8 +12,7 @@ import json
 from typing import Any
 
 import pytest
-
-from conftest import (
+from domain_support import (
     CHAIN_ID,
     MERCHANT,
     ROUTER_A,
@@ -24,6 +23,7 @@ from conftest import (
     USDC,
     seed_doc,
 )
+
 from sessionward.domain import strict_json
 from sessionward.domain.envelope import (
     MAX_LIST,

@@ -11,8 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from conftest import (
+from domain_support import (
     ACCOUNT,
     CHAIN_ID,
     DAI,
@@ -34,6 +33,7 @@ from conftest import (
     compile_scope,
     seed_doc,
 )
+
 from sessionward.domain.abi import encode_word, parse_signature, parse_type
 from sessionward.domain.catalog import Catalog, Tier
 from sessionward.domain.decision import GrantRefused

@@ -13,8 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
-from conftest import (
+from domain_support import (
     ACCOUNT,
     DAI,
     ETHER,
@@ -54,6 +53,7 @@ from conftest import (
     usage_of,
     usd,
 )
+
 from sessionward.domain.abi import encode_call
 from sessionward.domain.calldata import Call, encode_execute, encode_multisend, mode_batch
 from sessionward.domain.catalog import Catalog

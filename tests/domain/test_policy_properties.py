@@ -12,10 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-
-from conftest import (
+from domain_support import (
     ACCOUNT,
     APPROVE,
     CHAIN_ID,
@@ -44,6 +41,9 @@ from conftest import (
     deposit,
     transfer,
 )
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from sessionward.domain.abi import decode_arguments, encode_arguments, resolve_argument
 from sessionward.domain.calldata import EXECUTE, Call
 from sessionward.domain.catalog import Catalog, KnownContract, default_catalog

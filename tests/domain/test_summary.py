@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from domain_support import MERCHANT, ROUTER_A, ROUTER_B, TOKEN_X, TOKEN_Y, USDC, compile_scope
 
-from conftest import MERCHANT, ROUTER_A, ROUTER_B, TOKEN_X, TOKEN_Y, USDC, compile_scope
 from sessionward.domain.catalog import Catalog
 from sessionward.domain.grant import Scope
 from sessionward.domain.summary import summarize

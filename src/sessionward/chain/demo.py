@@ -81,9 +81,7 @@ def deploy_demo(
     if chain.get_balance(signer.address) < _DEPLOYER_FUNDING:
         chain.set_balance(signer.address, _DEPLOYER_FUNDING)
     implementation = deploy(chain, signer, demo_contract("SessionAccount"), entry_point)
-    factory = deploy(
-        chain, signer, demo_contract("SessionAccountFactory"), implementation.address
-    )
+    factory = deploy(chain, signer, demo_contract("SessionAccountFactory"), implementation.address)
     token_code = demo_contract("DemoToken")
     tokens = {
         symbol: deploy(chain, signer, token_code, name, symbol, decimals)

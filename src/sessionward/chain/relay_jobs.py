@@ -14,7 +14,8 @@ A job's life (the relayer's write-ahead discipline makes every crash point recov
 - ``tx_hashes`` lists every hash ever signed for the job (a re-signed job keeps the old ones),
   so the relayer can always tell whether *any* of its transactions for the job was mined.
 - ``version`` increases with every update; stores update with compare-and-set on it, so two
-  relayer processes can never both move the same job.
+  relayer processes can never both move the same job, and refuse a second *outstanding* job on
+  the same (sender, nonce), so they can never both sign one nonce.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class DuplicateRelayJob(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RelayJob:
-    """One transaction the relayer owes the service. Times are unix seconds."""
+    """One transaction the relayer owes the service. Times are unix milliseconds."""
 
     job_id: str
     sender: str
@@ -69,7 +70,7 @@ class RelayJob:
     data: bytes = field(repr=False)
     value: int
     gas_limit: int
-    created_at: float
+    created_at_ms: int
     fee_cap_wei: int | None = None
     authorization_list: tuple[Authorization, ...] = ()
     state: JobState = JobState.QUEUED
@@ -79,8 +80,8 @@ class RelayJob:
     raw_tx: bytes | None = field(default=None, repr=False)
     tx_hash: str | None = None
     tx_hashes: tuple[str, ...] = ()
-    submitted_at: float | None = None
-    updated_at: float | None = None
+    submitted_at_ms: int | None = None
+    updated_at_ms: int | None = None
     block_number: int | None = None
     gas_used: int | None = None
     effective_gas_price: int | None = None
@@ -116,8 +117,9 @@ class RelayJobStore(Protocol):
         ...
 
     def replace(self, job: RelayJob) -> bool:
-        """Store ``job`` iff the stored version is ``job.version - 1`` (compare-and-set).
-        Returns False when another writer got there first; nothing is changed then."""
+        """Store ``job`` iff the stored version is ``job.version - 1`` (compare-and-set) and,
+        if ``job`` is outstanding, no *other* outstanding job of its sender holds its nonce.
+        Returns False otherwise; nothing is changed then."""
         ...
 
     def in_states(self, sender: str, states: Collection[JobState]) -> list[RelayJob]:
@@ -126,8 +128,8 @@ class RelayJobStore(Protocol):
         ...
 
 
-def _order(job: RelayJob) -> tuple[int, int, float, str]:
-    return (job.nonce is None, job.nonce or 0, job.created_at, job.job_id)
+def _order(job: RelayJob) -> tuple[bool, int, int, str]:
+    return (job.nonce is None, job.nonce or 0, job.created_at_ms, job.job_id)
 
 
 class InMemoryRelayJobStore:
@@ -152,6 +154,14 @@ class InMemoryRelayJobStore:
         with self._lock:
             current = self._jobs.get(job.job_id)
             if current is None or current.version != job.version - 1:
+                return False
+            if job.state in OUTSTANDING and any(
+                other.job_id != job.job_id
+                and other.sender == job.sender
+                and other.nonce == job.nonce
+                and other.state in OUTSTANDING
+                for other in self._jobs.values()
+            ):
                 return False
             self._jobs[job.job_id] = job
             return True

@@ -124,8 +124,11 @@ class Relayer:
             self._next_nonce = max([pending, *(n + 1 for n in held if n is not None)])
         return self._next_nonce
 
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
     def _save(self, job: RelayJob, **changes: object) -> RelayJob | None:
-        updated = job.evolve(updated_at=self._clock(), **changes)
+        updated = job.evolve(updated_at_ms=self._now_ms(), **changes)
         if not self._store.replace(updated):
             _log.warning("relay job %s changed under us; leaving it", job.job_id)
             return None
@@ -200,7 +203,7 @@ class Relayer:
                 data=bytes(data),
                 value=value,
                 gas_limit=gas_limit,
-                created_at=self._clock(),
+                created_at_ms=self._now_ms(),
                 fee_cap_wei=fee_cap_wei,
                 authorization_list=tuple(authorization_list),
             )
@@ -272,6 +275,7 @@ class Relayer:
             tx_hashes=(*job.tx_hashes, tx_hash),
         )
         if signed is None:
+            self._next_nonce = None  # the nonce may be another relayer's now: resync
             return None
         self._next_nonce = nonce + 1
         _log.info("relay job %s signed: nonce %d, tx %s", job.job_id, nonce, tx_hash)
@@ -307,7 +311,7 @@ class Relayer:
             job,
             state=JobState.SUBMITTED,
             attempts=attempts,
-            submitted_at=self._clock(),
+            submitted_at_ms=self._now_ms(),
             error=None,
         )
         return sent or job
@@ -382,7 +386,7 @@ class Relayer:
                 nonce=None,
                 raw_tx=None,
                 tx_hash=None,
-                submitted_at=None,
+                submitted_at_ms=None,
                 error="nonce consumed by another transaction",
             )
             or job
@@ -399,8 +403,8 @@ class Relayer:
                 if receipt is not None:
                     changed.append(self._finish(job, receipt))
                     continue
-                waited = self._clock() - (job.submitted_at or job.created_at)
-                if waited < self._stuck_after:
+                waited_ms = self._now_ms() - (job.submitted_at_ms or job.created_at_ms)
+                if waited_ms < self._stuck_after * 1000:
                     break
                 settled = self._unstick(job)
                 changed.append(settled)
@@ -479,7 +483,7 @@ class Relayer:
                 elif self._chain.get_transaction(job.tx_hash) is not None:
                     if job.state is JobState.SIGNED:
                         moved = self._save(
-                            job, state=JobState.SUBMITTED, submitted_at=self._clock()
+                            job, state=JobState.SUBMITTED, submitted_at_ms=self._now_ms()
                         )
                         changed.append(moved or job)
                 else:

@@ -43,7 +43,9 @@ __all__ = [
     "TransactionDecodingError",
     "UnsignedTransaction",
     "authorization_digest",
+    "decode_authorization_list",
     "decode_signed_transaction",
+    "encode_authorization_list",
     "sign_authorization",
     "sign_transaction",
     "transaction_hash",
@@ -366,6 +368,19 @@ def _authorizations(item: rlp.RlpItem) -> tuple[Authorization, ...]:
             )
         )
     return tuple(auths)
+
+
+def encode_authorization_list(authorizations: tuple[Authorization, ...]) -> bytes:
+    """RLP of an authorization list (what a type-4 transaction carries), for storage."""
+    return rlp.encode([auth.to_rlp() for auth in authorizations])
+
+
+def decode_authorization_list(raw: bytes) -> tuple[Authorization, ...]:
+    """Inverse of :func:`encode_authorization_list`; raises :class:`TransactionDecodingError`."""
+    try:
+        return _authorizations(rlp.decode(raw))
+    except (rlp.RlpDecodingError, ValueError) as exc:
+        raise TransactionDecodingError(f"malformed authorization list: {exc}") from None
 
 
 def decode_signed_transaction(raw: bytes) -> SignedTransaction:

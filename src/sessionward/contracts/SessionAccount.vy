@@ -115,7 +115,7 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32, missingAcco
          `validAfter' = validAfter - 1` (0 stays 0), `validUntil = expiresAt - 1`, because the
          EntryPoint accepts `validAfter' < now <= validUntil`. Any other envelope fails.
     """
-    if not (msg.sender == account_auth.ENTRY_POINT and msg.sender != empty(address)):
+    if msg.sender != account_auth.ENTRY_POINT or msg.sender == empty(address):
         reasons._fail(reasons.NOT_AUTHORIZED)
     validation: uint256 = self._validate(userOp, userOpHash)
     if missingAccountFunds != 0:
@@ -142,13 +142,15 @@ def _validate(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
         return SIG_VALIDATION_FAILED
     session_key: address = convert(convert(slice(userOp.signature, 1, 20), bytes20), address)
     call_data: Bytes[MAX_USER_OP_CALLDATA] = userOp.callData
-    if not (len(call_data) >= 36):
+    if len(call_data) < 36:
         reasons._fail(reasons.SELF_CALL_FORBIDDEN)
-    if not (convert(slice(call_data, 0, 4), bytes4) == SESSION_OP_SELECTOR):
+    if convert(slice(call_data, 0, 4), bytes4) != SESSION_OP_SELECTOR:
         reasons._fail(reasons.SELF_CALL_FORBIDDEN)
-    if not (extract32(call_data, 4, output_type=uint256) == convert(session_key, uint256)):
+    if extract32(call_data, 4, output_type=uint256) != convert(session_key, uint256):
         reasons._fail(reasons.SELF_CALL_FORBIDDEN)
-    cfg: uint256 = sessions._known_session(session_key)
+    cfg: uint256 = 0
+    hot: uint256 = 0
+    cfg, hot = sessions._known_session(session_key)
     if eip712._try_recover(digest, slice(userOp.signature, 21, 65)) != session_key:
         return SIG_VALIDATION_FAILED
 
@@ -198,5 +200,5 @@ def __default__():
     """
     @notice Receive ether. Unknown functions revert instead of silently succeeding.
     """
-    if not (len(msg.data) == 0):
+    if len(msg.data) != 0:
         reasons._fail(reasons.CALLDATA_MALFORMED)

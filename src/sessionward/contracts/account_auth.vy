@@ -69,7 +69,7 @@ def _is_owner_caller() -> bool:
 @internal
 @view
 def _check_owner_caller():
-    if not (self._is_owner_caller()):
+    if not self._is_owner_caller():
         reasons._fail(reasons.NOT_AUTHORIZED)
 
 
@@ -113,11 +113,11 @@ def _check_owner_signature(digest: bytes32, signature: Bytes[MAX_OWNER_SIGNATURE
     """
     owner: address = self._owner()
     if owner != self and owner.is_contract:
-        if not (self._erc1271_accepts(owner, digest, signature)):
+        if not self._erc1271_accepts(owner, digest, signature):
             reasons._fail(reasons.SIGNATURE_INVALID)
         return
-    if not (len(signature) == 65):
+    if len(signature) != 65:
         reasons._fail(reasons.SIGNATURE_INVALID)
     signer: address = eip712._recover_strict(digest, slice(signature, 0, 65))
-    if not (signer == owner):
+    if signer != owner:
         reasons._fail(reasons.SIGNATURE_INVALID)

@@ -67,17 +67,17 @@ def _recover_strict(digest: bytes32, signature: Bytes[65]) -> address:
          wrong length or `v` (SIGNATURE_INVALID), high `s` (SIGNATURE_MALLEABLE), no signer
          (SIGNER_ZERO_ADDRESS). The caller still compares the signer with the expected one.
     """
-    if not (len(signature) == 65):
+    if len(signature) != 65:
         reasons._fail(reasons.SIGNATURE_INVALID)
     r: uint256 = extract32(signature, 0, output_type=uint256)
     s: uint256 = extract32(signature, 32, output_type=uint256)
     v: uint256 = convert(slice(signature, 64, 1), uint256)
-    if not (s <= SECP256K1_HALF_N):
+    if s > SECP256K1_HALF_N:
         reasons._fail(reasons.SIGNATURE_MALLEABLE)
-    if not (v == 27 or v == 28):
+    if v != 27 and v != 28:
         reasons._fail(reasons.SIGNATURE_INVALID)
     signer: address = ecrecover(digest, v, r, s)
-    if not (signer != empty(address)):
+    if signer == empty(address):
         reasons._fail(reasons.SIGNER_ZERO_ADDRESS)
     return signer
 

@@ -53,7 +53,7 @@ def _decode(mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]) -> Dy
     size: uint256 = len(execution_calldata)
     calls: DynArray[CallRef, MAX_BATCH] = []
     if mode == MODE_SINGLE:
-        if not (size >= SINGLE_HEADER):
+        if size < SINGLE_HEADER:
             reasons._fail(reasons.CALLDATA_MALFORMED)
         calls.append(
             CallRef(
@@ -65,20 +65,20 @@ def _decode(mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]) -> Dy
         )
         return calls
 
-    if not (mode == MODE_BATCH):
+    if mode != MODE_BATCH:
         reasons._fail(reasons.CALL_TYPE_FORBIDDEN)
-    if not (size >= 64):
+    if size < 64:
         reasons._fail(reasons.CALLDATA_MALFORMED)
-    if not (extract32(execution_calldata, 0, output_type=uint256) == 32):
+    if extract32(execution_calldata, 0, output_type=uint256) != 32:
         reasons._fail(reasons.CALLDATA_MALFORMED)
     count: uint256 = extract32(execution_calldata, 32, output_type=uint256)
     if count == 0:
-        if not (size == 64):
+        if size != 64:
             reasons._fail(reasons.CALLDATA_MALFORMED)
         reasons._fail(reasons.EMPTY_BATCH)
-    if not (count <= MAX_BATCH):
+    if count > MAX_BATCH:
         reasons._fail(reasons.CALLDATA_MALFORMED)
-    if not (size >= 64 + 32 * count):
+    if size < 64 + 32 * count:
         reasons._fail(reasons.CALLDATA_MALFORMED)
 
     # `expected` is where the next element must start, relative to byte 64 (the array body).
@@ -86,28 +86,28 @@ def _decode(mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]) -> Dy
     for i: uint256 in range(MAX_BATCH):
         if i == count:
             break
-        if not (extract32(execution_calldata, 64 + 32 * i, output_type=uint256) == expected):
+        if extract32(execution_calldata, 64 + 32 * i, output_type=uint256) != expected:
             reasons._fail(reasons.CALLDATA_MALFORMED)
         base: uint256 = 64 + expected
-        if not (size >= base + ELEMENT_HEAD):
+        if size < base + ELEMENT_HEAD:
             reasons._fail(reasons.CALLDATA_MALFORMED)
         target_word: uint256 = extract32(execution_calldata, base, output_type=uint256)
-        if not (target_word >> 160 == 0):
+        if target_word >> 160 != 0:
             reasons._fail(reasons.CALLDATA_MALFORMED)
-        if not (extract32(execution_calldata, base + 64, output_type=uint256) == 96):
+        if extract32(execution_calldata, base + 64, output_type=uint256) != 96:
             reasons._fail(reasons.CALLDATA_MALFORMED)
         length: uint256 = extract32(execution_calldata, base + 96, output_type=uint256)
         # `length <= size` also keeps the additions below far from overflow.
-        if not (length <= size):
+        if length > size:
             reasons._fail(reasons.CALLDATA_MALFORMED)
         padded: uint256 = (length + 31) // 32 * 32
-        if not (size >= base + ELEMENT_HEAD + padded):
+        if size < base + ELEMENT_HEAD + padded:
             reasons._fail(reasons.CALLDATA_MALFORMED)
         if padded != length:
             tail: uint256 = extract32(
                 execution_calldata, base + ELEMENT_HEAD + padded - 32, output_type=uint256
             )
-            if not (tail % (1 << ((padded - length) * 8)) == 0):
+            if tail % (1 << ((padded - length) * 8)) != 0:
                 reasons._fail(reasons.CALLDATA_MALFORMED)
         calls.append(
             CallRef(
@@ -118,7 +118,7 @@ def _decode(mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]) -> Dy
             )
         )
         expected += ELEMENT_HEAD + padded
-    if not (size == 64 + expected):
+    if size != 64 + expected:
         reasons._fail(reasons.CALLDATA_MALFORMED)
     return calls
 

@@ -173,25 +173,28 @@ ACC_OWNER_NONCE: constant(uint256) = 32    # uint32: next owner-operation (revoc
 ACC_GENERATION: constant(uint256) = 64     # uint32: enables so far (keys a grant's records)
 ACC_LAYOUT: constant(uint256) = 248        # uint8: layout tag (0 = fresh, 1 = this layout)
 
-# Session configuration word (written at enable and revoke).
+# Session grant word (written at enable only; read by every execution).
+CFG_VALID_AFTER: constant(uint256) = 0      # uint48
+CFG_EXPIRES_AT: constant(uint256) = 48      # uint48
+CFG_VALUE_PERIOD: constant(uint256) = 96    # uint48
+CFG_MAX_USES: constant(uint256) = 144       # uint32
+CFG_EPOCH: constant(uint256) = 176          # uint32
+CFG_GENERATION: constant(uint256) = 208     # uint32
+
+# Session state word (read and written by every execution; the only word a revocation touches).
 STATUS_NONE: constant(uint256) = 0
 STATUS_ACTIVE: constant(uint256) = 1
 STATUS_REVOKED: constant(uint256) = 2
-CFG_VALID_AFTER: constant(uint256) = 8      # uint48
-CFG_EXPIRES_AT: constant(uint256) = 56      # uint48
-CFG_VALUE_PERIOD: constant(uint256) = 104   # uint48
-CFG_MAX_USES: constant(uint256) = 152       # uint32
-CFG_EPOCH: constant(uint256) = 184          # uint32
-CFG_GENERATION: constant(uint256) = 216     # uint32
+HOT_NONCE: constant(uint256) = 8            # uint56: call nonce of the key (never reset)
+HOT_USES: constant(uint256) = 64            # uint32: executions under the current grant
+HOT_REVOKER: constant(uint256) = 96         # address: the grant's revoker
+MASK56: constant(uint256) = 2**56 - 1
 
-# Session counters word (written by every execution).
-HOT_USES: constant(uint256) = 64            # bits 0..63: call nonce (never reset)
-HOT_NATIVE_WINDOW: constant(uint256) = 96   # uint48
-HOT_NATIVE_REMAINING: constant(uint256) = 144  # uint112 (the limit is clamped to 96 bits)
-
-# Session auxiliary word (read on revoke and on a native window refill only).
-AUX_VALUE_LIMIT: constant(uint256) = 160    # uint96: valueLimit clamped (> total ether supply)
+# Session native-value word (read and written only by executions that send value).
+NATIVE_REMAINING: constant(uint256) = 48    # bits 0..47: window; uint112: left in the window
+NATIVE_LIMIT: constant(uint256) = 160       # uint96: valueLimit clamped (> total ether supply)
 MAX_NATIVE_LIMIT: constant(uint256) = 2**96 - 1
+MASK112: constant(uint256) = 2**112 - 1
 
 # Permission word, at `_perm[base]`; rule operands at the next four keys.
 PERM_PRESENT: constant(uint256) = 1
@@ -216,7 +219,7 @@ ENTRY_POINT_NONCE: constant(uint256) = max_value(uint256)
 _account: HashMap[bytes32, uint256]
 _session_cfg: HashMap[address, uint256]
 _session_hot: HashMap[address, uint256]
-_session_aux: HashMap[address, uint256]
+_session_native: HashMap[address, uint256]
 _grant_nonce_used: HashMap[uint256, bool]
 _perm: HashMap[uint256, uint256]
 _rule_word: HashMap[uint256, bytes32]
@@ -260,7 +263,7 @@ def _account_word() -> uint256:
     """
     word: uint256 = self._account[ACCOUNT_NAMESPACE]
     layout: uint256 = word >> ACC_LAYOUT
-    if not (layout == 0 or layout == LAYOUT_TAG):
+    if layout != 0 and layout != LAYOUT_TAG:
         reasons._fail(reasons.STORAGE_LAYOUT_MISMATCH)
     return word
 
@@ -409,19 +412,19 @@ def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATU
          revocation, or to replace its grant) starts clean counters; only the key's call nonce
          carries over, so no SessionCall signed under an earlier grant can be replayed.
     """
-    if not (grant.account == self):
+    if grant.account != self:
         reasons._fail(reasons.ACCOUNT_MISMATCH)
-    if not (grant.envelope.chainId == chain.id):
+    if grant.envelope.chainId != chain.id:
         reasons._fail(reasons.CHAIN_MISMATCH)
     account_word: uint256 = self._account_word()
     epoch: uint256 = account_word & MASK32
-    if not (grant.epoch == epoch):
+    if grant.epoch != epoch:
         reasons._fail(reasons.SESSION_REVOKED)
-    if not (not self._grant_nonce_used[grant.nonce]):
+    if self._grant_nonce_used[grant.nonce]:
         reasons._fail(reasons.NONCE_REPLAYED)
-    if not (grant.sessionKey != empty(address)):
+    if grant.sessionKey == empty(address):
         reasons._fail(reasons.ENVELOPE_MALFORMED)
-    if not (grant.envelope.validAfter < grant.envelope.expiresAt):
+    if grant.envelope.validAfter >= grant.envelope.expiresAt:
         reasons._fail(reasons.WINDOW_INVALID)
 
     account_auth._check_owner_signature(
@@ -430,7 +433,7 @@ def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATU
 
     self._grant_nonce_used[grant.nonce] = True
     generation: uint256 = ((account_word >> ACC_GENERATION) & MASK32) + 1
-    if not (generation <= MASK32):
+    if generation > MASK32:
         reasons._fail(reasons.ENVELOPE_MALFORMED)
     self._store_account_word(
         (account_word & ~(MASK32 << ACC_GENERATION)) | (generation << ACC_GENERATION)
@@ -444,7 +447,7 @@ def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATU
         for j: uint256 in range(MAX_TOKEN_LIMITS):
             if j == i:
                 break
-            if not (grant.envelope.tokenLimits[j].token != limit.token):
+            if grant.envelope.tokenLimits[j].token == limit.token:
                 reasons._fail(reasons.ENVELOPE_MALFORMED)
         token_key: bytes32 = keccak256(abi_encode(generation, limit.token))
         if limit.period != 0:
@@ -457,17 +460,20 @@ def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATU
     value_limit: uint256 = min(grant.envelope.valueLimit, MAX_NATIVE_LIMIT)
     key: address = grant.sessionKey
     self._session_cfg[key] = (
-        STATUS_ACTIVE
-        | (convert(grant.envelope.validAfter, uint256) << CFG_VALID_AFTER)
+        (convert(grant.envelope.validAfter, uint256) << CFG_VALID_AFTER)
         | (convert(grant.envelope.expiresAt, uint256) << CFG_EXPIRES_AT)
         | (convert(grant.envelope.valuePeriod, uint256) << CFG_VALUE_PERIOD)
         | (convert(grant.envelope.maxUses, uint256) << CFG_MAX_USES)
         | (epoch << CFG_EPOCH)
         | (generation << CFG_GENERATION)
     )
-    # Keep the key's call nonce (bits 0..63); uses and the native window start from zero.
-    self._session_hot[key] = (self._session_hot[key] & MASK64) | (value_limit << HOT_NATIVE_REMAINING)
-    self._session_aux[key] = convert(grant.revoker, uint256) | (value_limit << AUX_VALUE_LIMIT)
+    # Keep the key's call nonce; uses start from zero, the native window full.
+    self._session_hot[key] = (
+        STATUS_ACTIVE
+        | (self._session_hot[key] & (MASK56 << HOT_NONCE))
+        | (convert(grant.revoker, uint256) << HOT_REVOKER)
+    )
+    self._session_native[key] = (value_limit << NATIVE_REMAINING) | (value_limit << NATIVE_LIMIT)
 
     log SessionEnabled(
         session_key=key,
@@ -532,33 +538,33 @@ def _store_permission(
 
 @internal
 @view
-def _known_session(session_key: address) -> uint256:
+def _known_session(session_key: address) -> (uint256, uint256):
     """
-    @dev The configuration word of an enabled, unrevoked session of the current epoch.
+    @dev `(grant word, state word)` of an enabled, unrevoked session of the current epoch
+         (SESSION_UNKNOWN, SESSION_REVOKED).
     """
-    cfg: uint256 = self._session_cfg[session_key]
-    status: uint256 = cfg & MASK8
-    if not (status != STATUS_NONE):
+    hot: uint256 = self._session_hot[session_key]
+    status: uint256 = hot & MASK8
+    if status == STATUS_NONE:
         reasons._fail(reasons.SESSION_UNKNOWN)
-    if not (status == STATUS_ACTIVE):
+    if status != STATUS_ACTIVE:
         reasons._fail(reasons.SESSION_REVOKED)
-    if not ((cfg >> CFG_EPOCH) & MASK32 == self._account_word() & MASK32):
+    cfg: uint256 = self._session_cfg[session_key]
+    if (cfg >> CFG_EPOCH) & MASK32 != self._account_word() & MASK32:
         reasons._fail(reasons.SESSION_REVOKED)
-    return cfg
+    return cfg, hot
 
 
 @internal
 @view
-def _live_session(session_key: address) -> uint256:
+def _check_window(cfg: uint256):
     """
-    @dev `_known_session` inside its validity window: validAfter <= now < expiresAt.
+    @dev The session is valid now: validAfter <= now < expiresAt.
     """
-    cfg: uint256 = self._known_session(session_key)
-    if not (block.timestamp >= (cfg >> CFG_VALID_AFTER) & MASK48):
+    if block.timestamp < (cfg >> CFG_VALID_AFTER) & MASK48:
         reasons._fail(reasons.SESSION_NOT_YET_VALID)
-    if not (block.timestamp < (cfg >> CFG_EXPIRES_AT) & MASK48):
+    if block.timestamp >= (cfg >> CFG_EXPIRES_AT) & MASK48:
         reasons._fail(reasons.SESSION_EXPIRED)
-    return cfg
 
 
 @internal
@@ -592,20 +598,24 @@ def execute_with_session(
          docs/protocol.md section 4 (see `_enforce`). Counters and the nonce are committed
          before any call runs.
     """
-    cfg: uint256 = self._live_session(session_key)
-    if not (block.timestamp < convert(deadline, uint256)):
+    cfg: uint256 = 0
+    hot: uint256 = 0
+    cfg, hot = self._known_session(session_key)
+    self._check_window(cfg)
+    if block.timestamp >= convert(deadline, uint256):
         reasons._fail(reasons.SESSION_EXPIRED)
-    hot: uint256 = self._session_hot[session_key]
-    nonce: uint256 = hot & MASK64
+    nonce: uint256 = (hot >> HOT_NONCE) & MASK56
     execution_hash: bytes32 = keccak256(concat(mode, execution_calldata))
     signer: address = eip712._recover_strict(
         self._session_call_digest(session_key, execution_hash, nonce, deadline), signature
     )
-    if not (signer == session_key):
+    if signer != session_key:
         reasons._fail(reasons.SIGNATURE_INVALID)
 
     calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata)
-    self._session_hot[session_key] = self._enforce(session_key, cfg, hot + 1, calls, execution_calldata)
+    self._session_hot[session_key] = self._enforce(
+        session_key, cfg, hot + (1 << HOT_NONCE), calls, execution_calldata
+    )
     log SessionExecuted(session_key=session_key, nonce=nonce, execution_hash=execution_hash)
     erc7579._run(execution_calldata, calls)
 
@@ -619,13 +629,14 @@ def execute_session_op(session_key: address, mode: bytes32, execution_calldata: 
     @dev Same state and section 4 checks as `execute_with_session`, without the call
          signature and nonce (the EntryPoint's nonce covers replay).
     """
-    if not (msg.sender == account_auth.ENTRY_POINT and msg.sender != empty(address)):
+    if msg.sender != account_auth.ENTRY_POINT or msg.sender == empty(address):
         reasons._fail(reasons.NOT_AUTHORIZED)
-    cfg: uint256 = self._live_session(session_key)
+    cfg: uint256 = 0
+    hot: uint256 = 0
+    cfg, hot = self._known_session(session_key)
+    self._check_window(cfg)
     calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata)
-    self._session_hot[session_key] = self._enforce(
-        session_key, cfg, self._session_hot[session_key], calls, execution_calldata
-    )
+    self._session_hot[session_key] = self._enforce(session_key, cfg, hot, calls, execution_calldata)
     log SessionExecuted(
         session_key=session_key,
         nonce=ENTRY_POINT_NONCE,
@@ -758,20 +769,20 @@ def _enforce(
 
     now: uint256 = block.timestamp
     valid_after: uint256 = (cfg >> CFG_VALID_AFTER) & MASK48
-    counters: uint256 = hot
 
-    # 6. Native value per window.
+    # 6. Native value per window (valueLimit = 0: no value at all).
     if native_total != 0:
+        native: uint256 = self._session_native[session_key]
         window: uint256 = self._window(now, valid_after, (cfg >> CFG_VALUE_PERIOD) & MASK48)
-        remaining: uint256 = counters >> HOT_NATIVE_REMAINING
-        if window != (counters >> HOT_NATIVE_WINDOW) & MASK48:
-            remaining = self._session_aux[session_key] >> AUX_VALUE_LIMIT
+        remaining: uint256 = (native >> NATIVE_REMAINING) & MASK112
+        if window != native & MASK48:
+            remaining = native >> NATIVE_LIMIT
         if native_total > remaining:
             reasons._fail(reasons.VALUE_LIMIT_EXCEEDED)
-        counters = (
-            (counters & (2**HOT_NATIVE_WINDOW - 1))
-            | (window << HOT_NATIVE_WINDOW)
-            | ((remaining - native_total) << HOT_NATIVE_REMAINING)
+        self._session_native[session_key] = (
+            window
+            | ((remaining - native_total) << NATIVE_REMAINING)
+            | ((native >> NATIVE_LIMIT) << NATIVE_LIMIT)
         )
 
     # 7. Token outflow per window.
@@ -787,51 +798,54 @@ def _enforce(
         self._token_state[token_key] = window | ((remaining - outflow.amount) << TOKEN_REMAINING)
 
     # 8. Use count.
-    uses: uint256 = (counters >> HOT_USES) & MASK32
+    uses: uint256 = (hot >> HOT_USES) & MASK32
     max_uses: uint256 = (cfg >> CFG_MAX_USES) & MASK32
     if max_uses != 0 and uses >= max_uses:
         reasons._fail(reasons.USAGE_LIMIT_REACHED)
     if uses < MASK32:
-        counters += 1 << HOT_USES
-    return counters
+        return hot + (1 << HOT_USES)
+    return hot
 
 
 # =============================================================================================
 # Revocation.
 
 @internal
-def _revoke(session_key: address, revoked_by: address):
-    cfg: uint256 = self._session_cfg[session_key]
-    status: uint256 = cfg & MASK8
-    if not (status != STATUS_NONE):
+def _revoke(session_key: address, hot: uint256, revoked_by: address):
+    """
+    @dev Mark the session revoked (one SSTORE on its state word). SESSION_UNKNOWN when never
+         enabled, SESSION_REVOKED when already revoked.
+    """
+    status: uint256 = hot & MASK8
+    if status == STATUS_NONE:
         reasons._fail(reasons.SESSION_UNKNOWN)
-    if not (status == STATUS_ACTIVE):
+    if status != STATUS_ACTIVE:
         reasons._fail(reasons.SESSION_REVOKED)
-    self._session_cfg[session_key] = (cfg & ~MASK8) | STATUS_REVOKED
+    self._session_hot[session_key] = (hot & ~MASK8) | STATUS_REVOKED
     log SessionRevoked(session_key=session_key, revoked_by=revoked_by)
 
 
 @internal
-def _bump_epoch(account_word: uint256) -> uint256:
+def _bump_epoch(account_word: uint256):
     epoch: uint256 = (account_word & MASK32) + 1
-    if not (epoch <= MASK32):
+    if epoch > MASK32:
         reasons._fail(reasons.SESSION_REVOKED)
     self._store_account_word((account_word & ~MASK32) | epoch)
     log SessionsRevokedAll(epoch=epoch)
-    return epoch
 
 
 @external
 def revoke_session(session_key: address):
     """
     @notice Revoke one session. Callable with the owner's authority or by the grant's
-            `revoker` (which can only revoke, never widen).
+            `revoker` (which can only revoke, never widen): NOT_AUTHORIZED otherwise.
     """
+    hot: uint256 = self._session_hot[session_key]
     if not account_auth._is_owner_caller():
-        revoker: uint256 = self._session_aux[session_key] & MASK160
-        if not (revoker != 0 and convert(msg.sender, uint256) == revoker):
+        revoker: uint256 = hot >> HOT_REVOKER
+        if revoker == 0 or convert(msg.sender, uint256) != revoker:
             reasons._fail(reasons.NOT_AUTHORIZED)
-    self._revoke(session_key, msg.sender)
+    self._revoke(session_key, hot, msg.sender)
 
 
 @external
@@ -853,9 +867,7 @@ def revoke_session_signed(
          epoch (a stale message is NONCE_REPLAYED); the nonce is then spent.
     """
     account_word: uint256 = self._account_word()
-    if not (nonce == (account_word >> ACC_OWNER_NONCE) & MASK32):
-        reasons._fail(reasons.NONCE_REPLAYED)
-    if not (epoch == account_word & MASK32):
+    if nonce != (account_word >> ACC_OWNER_NONCE) & MASK32 or epoch != account_word & MASK32:
         reasons._fail(reasons.NONCE_REPLAYED)
     account_auth._check_owner_signature(self._revocation_digest(session_key, epoch, nonce), owner_signature)
     account_word += 1 << ACC_OWNER_NONCE
@@ -863,7 +875,7 @@ def revoke_session_signed(
         self._bump_epoch(account_word)
     else:
         self._store_account_word(account_word)
-        self._revoke(session_key, account_auth._owner())
+        self._revoke(session_key, self._session_hot[session_key], account_auth._owner())
 
 
 # =============================================================================================
@@ -877,21 +889,21 @@ def session(session_key: address) -> SessionView:
     """
     cfg: uint256 = self._session_cfg[session_key]
     hot: uint256 = self._session_hot[session_key]
-    aux: uint256 = self._session_aux[session_key]
+    native: uint256 = self._session_native[session_key]
     return SessionView(
-        status=convert(cfg & MASK8, uint8),
+        status=convert(hot & MASK8, uint8),
         validAfter=convert((cfg >> CFG_VALID_AFTER) & MASK48, uint48),
         expiresAt=convert((cfg >> CFG_EXPIRES_AT) & MASK48, uint48),
         valuePeriod=convert((cfg >> CFG_VALUE_PERIOD) & MASK48, uint48),
         maxUses=convert((cfg >> CFG_MAX_USES) & MASK32, uint32),
         epoch=convert((cfg >> CFG_EPOCH) & MASK32, uint32),
         generation=convert((cfg >> CFG_GENERATION) & MASK32, uint32),
-        nonce=convert(hot & MASK64, uint64),
+        nonce=convert((hot >> HOT_NONCE) & MASK56, uint64),
         uses=convert((hot >> HOT_USES) & MASK32, uint32),
-        nativeWindow=convert((hot >> HOT_NATIVE_WINDOW) & MASK48, uint48),
-        nativeRemaining=hot >> HOT_NATIVE_REMAINING,
-        valueLimit=aux >> AUX_VALUE_LIMIT,
-        revoker=convert(aux & MASK160, address),
+        nativeWindow=convert(native & MASK48, uint48),
+        nativeRemaining=(native >> NATIVE_REMAINING) & MASK112,
+        valueLimit=native >> NATIVE_LIMIT,
+        revoker=convert(hot >> HOT_REVOKER, address),
     )
 
 
@@ -901,7 +913,7 @@ def session_nonce(session_key: address) -> uint256:
     """
     @notice The nonce the next `SessionCall` of this key must carry.
     """
-    return self._session_hot[session_key] & MASK64
+    return (self._session_hot[session_key] >> HOT_NONCE) & MASK56
 
 
 @external

@@ -1,0 +1,216 @@
+"""The relayer's jobs in the ``relay_jobs`` table (created by migration ``0002``).
+
+A :class:`sessionward.chain.relay_jobs.RelayJobStore` over SQL, shared by every node:
+
+- :meth:`SqlRelayJobStore.replace` is one conditional ``UPDATE ... WHERE version = :previous``
+  (compare-and-set), so two relayer processes never both move one job;
+- the partial unique index ``uq_relay_jobs_outstanding_nonce`` on ``(sender, nonce)`` for jobs
+  in ``signed``/``submitted`` makes the database refuse two outstanding jobs on one nonce (a
+  violation is reported as a lost race: ``False``), so two processes never both sign a nonce.
+
+Column conventions follow :mod:`sessionward.store.schema`: times are integer unix
+milliseconds (``*_ms``), wei amounts :class:`Uint256`, gas and nonces ``BIGINT`` (a nonce is
+below 2**63 in practice; a larger one is refused with ``ValueError`` rather than stored wrong).
+The authorization list is kept as its RLP encoding; ``tx_hashes`` as space-separated hex.
+
+The table is declared on the store's shared ``metadata`` so the migration/metadata drift check
+covers it once this module is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Final
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    Row,
+    String,
+    Table,
+    Text,
+    case,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from sessionward.chain.relay_jobs import DuplicateRelayJob, JobState, RelayJob
+from sessionward.chain.transactions import decode_authorization_list, encode_authorization_list
+from sessionward.crypto.secp256k1 import normalize_address
+
+from .database import Database
+from .schema import ID, Uint256, metadata
+
+__all__ = ["SqlRelayJobStore", "relay_jobs"]
+
+_BIGINT_MAX: Final = 2**63 - 1
+_OUTSTANDING_SQL: Final = "state IN ('signed', 'submitted')"
+
+relay_jobs = Table(
+    "relay_jobs",
+    metadata,
+    Column("job_id", ID, primary_key=True),
+    Column("sender", String(42), nullable=False),
+    Column("to_address", String(42), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("value", Uint256, nullable=False),
+    Column("gas_limit", BigInteger, nullable=False),
+    Column("fee_cap_wei", Uint256, nullable=True),
+    Column("authorization_list", LargeBinary, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("nonce", BigInteger, nullable=True),
+    Column("max_fee_per_gas", Uint256, nullable=True),
+    Column("max_priority_fee_per_gas", Uint256, nullable=True),
+    Column("raw_tx", LargeBinary, nullable=True),
+    Column("tx_hash", String(66), nullable=True),
+    Column("tx_hashes", Text, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("submitted_at_ms", BigInteger, nullable=True),
+    Column("updated_at_ms", BigInteger, nullable=True),
+    Column("block_number", BigInteger, nullable=True),
+    Column("gas_used", BigInteger, nullable=True),
+    Column("effective_gas_price", Uint256, nullable=True),
+    Column("revert_reason", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_relay_jobs_sender_state", "sender", "state"),
+    Index(
+        "uq_relay_jobs_outstanding_nonce",
+        "sender",
+        "nonce",
+        unique=True,
+        sqlite_where=text(_OUTSTANDING_SQL),
+        postgresql_where=text(_OUTSTANDING_SQL),
+    ),
+)
+
+
+def _checked_bigint(name: str, value: int | None) -> int | None:
+    if value is not None and not 0 <= value <= _BIGINT_MAX:
+        raise ValueError(f"{name} does not fit a BIGINT column")
+    return value
+
+
+def _values(job: RelayJob) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "sender": job.sender,
+        "to_address": job.to,
+        "data": job.data,
+        "value": job.value,
+        "gas_limit": _checked_bigint("gas_limit", job.gas_limit),
+        "fee_cap_wei": job.fee_cap_wei,
+        "authorization_list": encode_authorization_list(job.authorization_list),
+        "state": job.state.value,
+        "nonce": _checked_bigint("nonce", job.nonce),
+        "max_fee_per_gas": job.max_fee_per_gas,
+        "max_priority_fee_per_gas": job.max_priority_fee_per_gas,
+        "raw_tx": job.raw_tx,
+        "tx_hash": job.tx_hash,
+        "tx_hashes": " ".join(job.tx_hashes),
+        "created_at_ms": job.created_at_ms,
+        "submitted_at_ms": job.submitted_at_ms,
+        "updated_at_ms": job.updated_at_ms,
+        "block_number": job.block_number,
+        "gas_used": job.gas_used,
+        "effective_gas_price": job.effective_gas_price,
+        "revert_reason": job.revert_reason,
+        "error": job.error,
+        "attempts": job.attempts,
+        "version": job.version,
+    }
+
+
+def _job(row: Row[tuple[object, ...]]) -> RelayJob:
+    m = row._mapping
+    raw_tx = m["raw_tx"]
+    return RelayJob(
+        job_id=m["job_id"],
+        sender=m["sender"],
+        to=m["to_address"],
+        data=bytes(m["data"]),
+        value=m["value"],
+        gas_limit=m["gas_limit"],
+        created_at_ms=m["created_at_ms"],
+        fee_cap_wei=m["fee_cap_wei"],
+        authorization_list=decode_authorization_list(bytes(m["authorization_list"])),
+        state=JobState(m["state"]),
+        nonce=m["nonce"],
+        max_fee_per_gas=m["max_fee_per_gas"],
+        max_priority_fee_per_gas=m["max_priority_fee_per_gas"],
+        raw_tx=None if raw_tx is None else bytes(raw_tx),
+        tx_hash=m["tx_hash"],
+        tx_hashes=tuple(m["tx_hashes"].split()),
+        submitted_at_ms=m["submitted_at_ms"],
+        updated_at_ms=m["updated_at_ms"],
+        block_number=m["block_number"],
+        gas_used=m["gas_used"],
+        effective_gas_price=m["effective_gas_price"],
+        revert_reason=m["revert_reason"],
+        error=m["error"],
+        attempts=m["attempts"],
+        version=m["version"],
+    )
+
+
+class SqlRelayJobStore:
+    """A :class:`sessionward.chain.relay_jobs.RelayJobStore` over SQL."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(self, job: RelayJob) -> None:
+        try:
+            with self._db.writing() as conn:
+                conn.execute(insert(relay_jobs).values(**_values(job)))
+        except IntegrityError:
+            raise DuplicateRelayJob(job.job_id) from None
+
+    def get(self, job_id: str) -> RelayJob | None:
+        with self._db.reading() as conn:
+            row = conn.execute(select(relay_jobs).where(relay_jobs.c.job_id == job_id)).first()
+        return None if row is None else _job(row)
+
+    def replace(self, job: RelayJob) -> bool:
+        values = _values(job)
+        del values["job_id"]
+        try:
+            with self._db.writing() as conn:
+                result = conn.execute(
+                    update(relay_jobs)
+                    .where(
+                        relay_jobs.c.job_id == job.job_id,
+                        relay_jobs.c.version == job.version - 1,
+                    )
+                    .values(**values)
+                )
+        except IntegrityError:
+            return False  # another outstanding job holds this (sender, nonce)
+        return result.rowcount == 1
+
+    def in_states(self, sender: str, states: Collection[JobState]) -> list[RelayJob]:
+        wanted = [JobState(s).value for s in states]
+        if not wanted:
+            return []
+        query = (
+            select(relay_jobs)
+            .where(
+                relay_jobs.c.sender == normalize_address(sender),
+                relay_jobs.c.state.in_(wanted),
+            )
+            .order_by(
+                case((relay_jobs.c.nonce.is_(None), 1), else_=0),
+                relay_jobs.c.nonce,
+                relay_jobs.c.created_at_ms,
+                relay_jobs.c.job_id,
+            )
+        )
+        with self._db.reading() as conn:
+            return [_job(row) for row in conn.execute(query)]
