@@ -19,7 +19,7 @@ import httpx
 import pytest
 from chain_support import CHAIN_ID, ONE_ETH
 
-from sessionward.chain.contracts import CompiledContract, DeployedContract, compile_vyper, deploy
+from sessionward.chain.contracts import ContractArtifact, DeployedContract, compile_vyper, deploy
 from sessionward.chain.embedded import EmbeddedChain
 from sessionward.chain.interface import DevChain
 from sessionward.chain.rpc import RpcChain
@@ -137,18 +137,18 @@ def funded(make_funded: Callable[..., LocalTransactionSigner]) -> LocalTransacti
 
 
 @pytest.fixture(scope="session")
-def probe_code() -> CompiledContract:
+def probe_code() -> ContractArtifact:
     return compile_vyper(TEST_CONTRACTS / "Probe.vy")
 
 
 @pytest.fixture(scope="session")
-def erc1271_code() -> CompiledContract:
+def erc1271_code() -> ContractArtifact:
     return compile_vyper(TEST_CONTRACTS / "Erc1271Wallet.vy")
 
 
 @pytest.fixture
 def probe(
-    chain: DevChain, funded: LocalTransactionSigner, probe_code: CompiledContract
+    chain: DevChain, funded: LocalTransactionSigner, probe_code: ContractArtifact
 ) -> DeployedContract:
     """A Probe deployed with ``value() == 7``."""
     return deploy(chain, funded, probe_code, 7)

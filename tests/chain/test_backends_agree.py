@@ -9,7 +9,7 @@ import secrets
 import pytest
 from chain_support import CHAIN_ID, ONE_ETH, send
 
-from sessionward.chain.contracts import CompiledContract, DeployedContract, wait_for_receipt
+from sessionward.chain.contracts import ContractArtifact, DeployedContract, wait_for_receipt
 from sessionward.chain.demo import demo_contract
 from sessionward.chain.embedded import EmbeddedChain
 from sessionward.chain.interface import DevChain, Receipt
@@ -23,7 +23,7 @@ SPONSOR_SECRET = bytes.fromhex("a1" * 32)
 OWNER_SECRET = bytes.fromhex("b2" * 32)
 
 
-def _scenario(chain: DevChain, probe_code: CompiledContract) -> list[Receipt]:
+def _scenario(chain: DevChain, probe_code: ContractArtifact) -> list[Receipt]:
     """A fixed sequence of transactions from fixed keys; returns every receipt."""
     sponsor = LocalTransactionSigner(SPONSOR_SECRET)
     owner = LocalTransactionSigner(OWNER_SECRET)
@@ -71,7 +71,7 @@ def _comparable(receipt: Receipt) -> tuple[object, ...]:
 
 
 def test_embedded_chain_and_anvil_agree_on_outcomes_gas_and_logs(
-    anvil: str, probe_code: CompiledContract
+    anvil: str, probe_code: ContractArtifact
 ) -> None:
     embedded = _scenario(EmbeddedChain(chain_id=CHAIN_ID), probe_code)
     with RpcChain(anvil) as rpc:
@@ -84,7 +84,7 @@ def test_embedded_chain_and_anvil_agree_on_outcomes_gas_and_logs(
 
 
 def test_eip7702_refund_for_a_never_seen_authority_is_the_known_divergence(
-    anvil: str, probe_code: CompiledContract
+    anvil: str, probe_code: ContractArtifact
 ) -> None:
     gas = {}
     with RpcChain(anvil) as rpc:

@@ -9,7 +9,7 @@ import pytest
 from chain_support import CHAIN_ID, ONE_ETH, send, unsigned_tx
 
 from sessionward.chain.contracts import (
-    CompiledContract,
+    ContractArtifact,
     DeployedContract,
     deploy,
     wait_for_receipt,
@@ -235,7 +235,7 @@ def test_transaction_signed_for_another_chain_is_refused(
 def test_eoa_delegates_to_contract_code_with_a_type4_transaction(
     chain: DevChain,
     make_funded: Callable[..., LocalTransactionSigner],
-    probe_code: CompiledContract,
+    probe_code: ContractArtifact,
 ) -> None:
     sponsor = make_funded()
     implementation = deploy(chain, sponsor, probe_code, 1)
@@ -272,7 +272,7 @@ def test_eoa_delegates_to_contract_code_with_a_type4_transaction(
 def test_authorization_with_a_stale_nonce_is_skipped_not_fatal(
     chain: DevChain,
     make_funded: Callable[..., LocalTransactionSigner],
-    probe_code: CompiledContract,
+    probe_code: ContractArtifact,
 ) -> None:
     sponsor = make_funded()
     implementation = deploy(chain, sponsor, probe_code, 1)
@@ -291,7 +291,7 @@ def test_authorization_with_a_stale_nonce_is_skipped_not_fatal(
 def test_delegation_can_be_simulated_before_it_is_sent(
     chain: DevChain,
     make_funded: Callable[..., LocalTransactionSigner],
-    probe_code: CompiledContract,
+    probe_code: ContractArtifact,
 ) -> None:
     sponsor = make_funded()
     implementation = deploy(chain, sponsor, probe_code, 1)
@@ -332,14 +332,3 @@ def test_pooled_transaction_is_replaced_only_by_a_better_paying_one(
     wait_for_receipt(chain, send(chain, funded, to=STRANGER, value=1, gas=21_000, nonce=0))
     receipt = wait_for_receipt(chain, better)
     assert receipt.succeeded and chain.get_receipt(pooled) is None
-
-
-def test_dropped_pending_transaction_is_forgotten(
-    chain: DevChain, funded: LocalTransactionSigner
-) -> None:
-    pooled = send(chain, funded, to=STRANGER, value=1, gas=21_000, nonce=1)
-    assert chain.drop_pending(pooled) is True
-    assert chain.get_transaction(pooled) is None
-    wait_for_receipt(chain, send(chain, funded, to=STRANGER, value=1, gas=21_000, nonce=0))
-    assert chain.get_transaction_count(funded.address, "latest") == 1
-    assert chain.get_receipt(pooled) is None

@@ -7,7 +7,7 @@ import secrets
 import pytest
 from chain_support import CHAIN_ID
 
-from sessionward.chain.contracts import CompiledContract, deploy
+from sessionward.chain.contracts import ContractArtifact, deploy
 from sessionward.chain.erc1271 import ChainErc1271Checker
 from sessionward.chain.errors import UnknownChain
 from sessionward.chain.interface import DevChain
@@ -22,13 +22,13 @@ OWNER = address_from_secret(OWNER_SECRET)
 
 
 def _wallet(
-    chain: DevChain, deployer: LocalTransactionSigner, code: CompiledContract, mode: int
+    chain: DevChain, deployer: LocalTransactionSigner, code: ContractArtifact, mode: int
 ) -> str:
     return deploy(chain, deployer, code, OWNER, mode).address
 
 
 def test_contract_signer_accepting_the_owners_signature_is_valid(
-    chain: DevChain, funded: LocalTransactionSigner, erc1271_code: CompiledContract
+    chain: DevChain, funded: LocalTransactionSigner, erc1271_code: ContractArtifact
 ) -> None:
     wallet = _wallet(chain, funded, erc1271_code, 0)
     checker = ChainErc1271Checker(chain)
@@ -36,7 +36,7 @@ def test_contract_signer_accepting_the_owners_signature_is_valid(
 
 
 def test_signature_by_someone_else_is_not_valid(
-    chain: DevChain, funded: LocalTransactionSigner, erc1271_code: CompiledContract
+    chain: DevChain, funded: LocalTransactionSigner, erc1271_code: ContractArtifact
 ) -> None:
     wallet = _wallet(chain, funded, erc1271_code, 0)
     stranger = sign_digest(secrets.token_bytes(32), DIGEST)
@@ -46,7 +46,7 @@ def test_signature_by_someone_else_is_not_valid(
 
 
 def test_signature_over_another_digest_is_not_valid(
-    chain: DevChain, funded: LocalTransactionSigner, erc1271_code: CompiledContract
+    chain: DevChain, funded: LocalTransactionSigner, erc1271_code: ContractArtifact
 ) -> None:
     wallet = _wallet(chain, funded, erc1271_code, 0)
     other = sign_digest(OWNER_SECRET, bytes(32))
@@ -60,7 +60,7 @@ def test_signature_over_another_digest_is_not_valid(
 def test_misbehaving_contract_answers_false(
     chain: DevChain,
     funded: LocalTransactionSigner,
-    erc1271_code: CompiledContract,
+    erc1271_code: ContractArtifact,
     mode: int,
     behaviour: str,
 ) -> None:
@@ -70,7 +70,7 @@ def test_misbehaving_contract_answers_false(
 
 
 def test_magic_word_followed_by_extra_data_is_accepted(
-    chain: DevChain, funded: LocalTransactionSigner, erc1271_code: CompiledContract
+    chain: DevChain, funded: LocalTransactionSigner, erc1271_code: ContractArtifact
 ) -> None:
     wallet = _wallet(chain, funded, erc1271_code, 4)
     assert ChainErc1271Checker(chain).is_valid_signature(CHAIN_ID, wallet, DIGEST, b"")
@@ -90,7 +90,7 @@ def test_chain_without_connection_raises_instead_of_answering(chain: DevChain) -
 
 
 def test_owner_signature_check_uses_the_chain_for_contract_owners(
-    chain: DevChain, funded: LocalTransactionSigner, erc1271_code: CompiledContract
+    chain: DevChain, funded: LocalTransactionSigner, erc1271_code: ContractArtifact
 ) -> None:
     wallet = _wallet(chain, funded, erc1271_code, 0)
     checker = ChainErc1271Checker({CHAIN_ID: chain})

@@ -180,9 +180,9 @@ def test_listing_filters_by_sender_and_state_in_nonce_then_fifo_order(
 def test_relayer_recovers_a_crash_through_a_reopened_sqlite_database(
     tmp_path: Path, probe_code: object
 ) -> None:
-    from sessionward.chain.contracts import CompiledContract, deploy
+    from sessionward.chain.contracts import ContractArtifact, deploy
 
-    assert isinstance(probe_code, CompiledContract)
+    assert isinstance(probe_code, ContractArtifact)
     chain = EmbeddedChain(chain_id=CHAIN_ID)
     key = LocalTransactionSigner(b"\x42" * 32)
     chain.set_balance(key.address, ONE_ETH)

@@ -74,7 +74,7 @@ _items = st.recursive(
 )
 
 
-@settings(derandomize=True, max_examples=300, deadline=None)
+@settings(derandomize=True, max_examples=150, deadline=None)
 @given(_items)
 def test_decode_inverts_encode(item: rlp.RlpItem) -> None:
     assert rlp.decode(rlp.encode(item)) == item

@@ -285,7 +285,7 @@ class World:
 
 def deploy_world() -> World:
     boa.env.timestamp = T0
-    relayer = str(boa.env.generate_address("relayer"))
+    relayer = addr(boa.env.generate_address("relayer"))
     entry_point = double_deployer("MockEntryPoint").deploy()
     implementation = load_deployer("SessionAccount").deploy(entry_point.address)
     factory = load_deployer("SessionAccountFactory").deploy(implementation.address)
@@ -338,3 +338,48 @@ def transaction_gas(sender: str, to: str, data: bytes, run: Any) -> tuple[int, i
     execution = int(boa.env.get_gas_used())
     tokens = sum(4 if b else 1 for b in data)
     return execution, max(execution + intrinsic_gas(data), 21_000 + 10 * tokens)
+
+
+# ------------------------------------------------------------------------------ more accounts
+
+
+def factory_account(world: World, owner: Any, salt: bytes = ACCOUNT_SALT) -> Any:
+    """Another account from the world's factory (owner: an address or a contract)."""
+    return at("SessionAccount", world.factory.create_account(addr(owner), salt))
+
+
+def delegate_7702(eoa: str, implementation: Any) -> Any:
+    """Make ``eoa`` an EIP-7702 delegated account of ``implementation`` and return a handle.
+
+    The EOA's code becomes the delegation designator ``0xef0100 ‖ implementation``. Calls made
+    *inside* the EVM follow the designator (py-evm's Prague CALL family); a top-level boa call
+    does not resolve it, so the handle's functions run the implementation's runtime code in the
+    EOA's context, exactly what a transaction to a delegated EOA executes.
+    """
+    boa.env.set_code(eoa, b"\xef\x01\x00" + bytes.fromhex(addr(implementation)[2:]))
+    handle = at("SessionAccount", eoa)
+    runtime = implementation.bytecode
+    for value in vars(handle).values():
+        if type(value).__name__ == "VyperFunction":
+            value._override_bytecode = runtime
+    return handle
+
+
+# ------------------------------------------------------------------------------ ERC-4337
+
+
+def user_op(sender: Any, call_data: bytes, signature: bytes = b"", nonce: int = 0) -> tuple[Any, ...]:
+    """A v0.7 PackedUserOperation tuple (gas fields are irrelevant to the account)."""
+    gas_limits = (200_000).to_bytes(16, "big") + (500_000).to_bytes(16, "big")
+    fees = (10**9).to_bytes(16, "big") + (2 * 10**9).to_bytes(16, "big")
+    return (addr(sender), nonce, b"", call_data, gas_limits, 50_000, fees, b"", signature)
+
+
+def with_signature(op: tuple[Any, ...], signature: bytes) -> tuple[Any, ...]:
+    return (*op[:8], signature)
+
+
+def events(contract: Any, name: str) -> list[Any]:
+    """Events ``name`` emitted by the last call made through ``contract`` (call this right after
+    the call: any later call, views included, replaces boa's record)."""
+    return [e for e in contract.get_logs() if type(e).__name__ == name]

@@ -1,1 +1,17 @@
+"""How SessionWard talks to an EVM chain.
 
+- :mod:`~sessionward.chain.interface`: the :class:`Chain` protocol, its value types, and the
+  :class:`DevChain` test helpers;
+- :mod:`~sessionward.chain.embedded`: the in-process chain (titanoboa / py-evm), the default;
+- :mod:`~sessionward.chain.rpc` over :mod:`~sessionward.chain.jsonrpc`: any JSON-RPC node;
+- :mod:`~sessionward.chain.transactions` and :mod:`~sessionward.chain.rlp`: type-2 and type-4
+  (EIP-7702) transactions, encoded and signed in Python;
+- :mod:`~sessionward.chain.relayer`, :mod:`~sessionward.chain.relay_jobs`,
+  :mod:`~sessionward.chain.signer`: exactly-once submission from the service's hot key;
+- :mod:`~sessionward.chain.contracts` and :mod:`~sessionward.chain.demo`: compiled contract
+  bindings and the demo deployment;
+- :mod:`~sessionward.chain.erc1271`: ERC-1271 owner signatures checked on chain;
+- :mod:`~sessionward.chain.errors`: typed failures.
+
+Nothing is imported here, so ``import sessionward.chain.rpc`` does not load titanoboa.
+"""

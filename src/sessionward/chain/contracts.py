@@ -33,6 +33,7 @@ from sessionward.chain.interface import CallRequest, Chain, Receipt
 from sessionward.chain.signer import TransactionSigner
 from sessionward.chain.transactions import Eip1559Transaction
 from sessionward.domain.abi import (
+    CalldataMalformed,
     FunctionSignature,
     decode_tuple,
     encode_arguments,
@@ -43,8 +44,9 @@ from sessionward.domain.abi import (
 from sessionward.domain.abi import TupleType as AbiTuple
 
 __all__ = [
-    "CompiledContract",
+    "ContractArtifact",
     "DeployedContract",
+    "ReturnDataMalformed",
     "TransactionFailed",
     "compile_vyper",
     "deploy",
@@ -53,6 +55,10 @@ __all__ = [
 ]
 
 _CACHE_FORMAT: Final = "1"
+
+
+class ReturnDataMalformed(ChainError):
+    """A contract's return data is not the canonical ABI encoding of its declared outputs."""
 
 
 class TransactionFailed(ChainError):
@@ -77,7 +83,7 @@ def _signature_text(entry: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class CompiledContract:
+class ContractArtifact:
     """A compiled contract: its ABI, init code and runtime code."""
 
     name: str
@@ -124,7 +130,10 @@ class CompiledContract:
         output_type = parse_type(f"({outputs})")
         if not isinstance(output_type, AbiTuple):  # pragma: no cover - "(...)" is a tuple
             raise TypeError("function outputs must form a tuple type")
-        return decode_tuple(output_type, data, what=f"{self.name}.{function} result")
+        try:
+            return decode_tuple(output_type, data, what=f"{self.name}.{function} result")
+        except CalldataMalformed as exc:
+            raise ReturnDataMalformed(exc.message) from None
 
     def deployment_code(self, *args: object) -> bytes:
         """Init code followed by the ABI-encoded constructor arguments."""
@@ -176,7 +185,7 @@ def _compile_uncached(path: Path) -> dict[str, Any]:
     }
 
 
-def compile_vyper(path: str | Path, *, use_cache: bool = True) -> CompiledContract:
+def compile_vyper(path: str | Path, *, use_cache: bool = True) -> ContractArtifact:
     """Compile the Vyper file at ``path`` (imports resolve next to it, then on ``sys.path``,
     which is where snekmate lives), using the disk cache unless ``use_cache`` is False."""
     source = Path(path).resolve(strict=True)
@@ -196,7 +205,7 @@ def compile_vyper(path: str | Path, *, use_cache: bool = True) -> CompiledContra
             ) as handle:
                 json.dump(artifact, handle)
             os.replace(handle.name, entry)
-    return CompiledContract(
+    return ContractArtifact(
         name=source.stem,
         abi=tuple(artifact["abi"]),
         initcode=bytes.fromhex(str(artifact["bytecode"]).removeprefix("0x")),
@@ -263,7 +272,7 @@ class DeployedContract:
 
     chain: Chain
     address: str
-    compiled: CompiledContract
+    compiled: ContractArtifact
 
     def call(self, function: str, *args: object, sender: str | None = None) -> tuple[object, ...]:
         """``eth_call`` ``function(*args)`` and decode the result tuple."""
@@ -298,7 +307,7 @@ class DeployedContract:
 def deploy(
     chain: Chain,
     signer: TransactionSigner,
-    compiled: CompiledContract,
+    compiled: ContractArtifact,
     *args: object,
     value: int = 0,
     gas: int | None = None,

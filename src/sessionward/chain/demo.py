@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from sessionward.chain.contracts import (
-    CompiledContract,
+    ContractArtifact,
     DeployedContract,
     compile_vyper,
     deploy,
@@ -39,7 +39,7 @@ ROUTER_RESERVES: Final = {"USDX": 2_000_000 * 10**6, "WETHX": 1_000 * 10**18}
 _DEPLOYER_FUNDING: Final = 1_000 * 10**18
 
 
-def demo_contract(name: str) -> CompiledContract:
+def demo_contract(name: str) -> ContractArtifact:
     """A compiled SessionWard contract (``SessionAccount``, ``SessionAccountFactory``,
     ``DemoToken``, ``DemoRouter``), from the disk cache when unchanged."""
     return compile_vyper(source_path(name))

@@ -109,7 +109,7 @@ class EmbeddedChain:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if chain_id <= 0 or base_fee_wei < 0 or priority_fee_wei < 0 or block_gas_limit <= 0:
-            raise ValueError("chain parameters must be positive")
+            raise ValueError("chain id and gas limit must be positive, fees non-negative")
         self._lock = threading.RLock()
         self._clock = clock
         self._time_offset = 0
@@ -121,6 +121,7 @@ class EmbeddedChain:
         patch.gas_limit = block_gas_limit
         patch.block_number = 0
         patch.timestamp = int(clock()) if start_timestamp is None else start_timestamp
+        self._base_fee_wei = base_fee_wei
         self._state.execution_context._base_fee_per_gas = base_fee_wei
         self._receipts: dict[str, Receipt] = {}
         self._transactions: dict[str, TransactionView] = {}
@@ -139,7 +140,8 @@ class EmbeddedChain:
 
     @property
     def _base_fee(self) -> int:
-        return int(self._state.execution_context.base_fee_per_gas)
+        # Not read from the execution context: a simulation zeroes it there for a moment.
+        return self._base_fee_wei
 
     @property
     def _gas_limit(self) -> int:
@@ -447,14 +449,3 @@ class EmbeddedChain:
         with self._lock:
             self._time_offset += seconds
             self._open_block(min_advance=max(1, seconds))
-
-    def drop_pending(self, tx_hash: str) -> bool:
-        """Forget a pooled (not yet mined) transaction, as a node restart would (tests of the
-        relayer's rebroadcast path). Returns whether it was pooled."""
-        with self._lock:
-            for key, pooled in list(self._pool.items()):
-                if pooled.hash == tx_hash.lower():
-                    del self._pool[key]
-                    del self._transactions[pooled.hash]
-                    return True
-            return False

@@ -68,8 +68,9 @@ class RpcError(ChainError):
 
 
 class ExecutionReverted(RpcError):
-    """``eth_call`` / ``eth_estimateGas`` execution failed. ``reason`` is the decoded
-    ``Error(string)`` text (or ``Panic(0x..)``) when the revert data carried one."""
+    """``eth_call`` / ``eth_estimateGas`` execution failed: a revert, or an exceptional halt
+    (invalid opcode, out of gas). ``reason`` is the decoded ``Error(string)`` text (or
+    ``Panic(0x..)``) when revert data carried one, else ``None``."""
 
     def __init__(
         self, reason: str | None, data: bytes = b"", *, code: int = 3, message: str = ""

@@ -210,8 +210,3 @@ class DevChain(Chain, Protocol):
     def time_travel(self, seconds: int) -> None:
         """Move the clock forward by ``seconds`` and mine a block carrying the new time."""
         ...
-
-    def drop_pending(self, tx_hash: str) -> bool:
-        """Forget a pooled (unmined) transaction, as a node restart would; returns whether it
-        was pooled."""
-        ...

@@ -11,7 +11,9 @@ geth, reth and anvil use): ``nonce too low``, ``already known``/``already import
 ``replacement transaction underpriced``, base-fee refusals, ``insufficient funds``,
 ``intrinsic gas too low``, block gas limit refusals; other ``-32000``/``-32003``/``-32602``
 refusals become :class:`InvalidTransaction`; any other error code stays a plain
-:class:`RpcError` (e.g. a rate limit: the transaction may be retried as is).
+:class:`RpcError` (e.g. a rate limit: the transaction may be retried as is). A failed
+``eth_call``/``eth_estimateGas`` execution (code 3, "execution reverted", or a halt such as
+anvil's "EVM error InvalidFEOpcode") is :class:`ExecutionReverted` with the decoded reason.
 """
 
 from __future__ import annotations
@@ -339,10 +341,3 @@ class RpcChain:
             raise ValueError("time only moves forward")
         self._rpc.request("evm_increaseTime", [seconds])
         self._rpc.request("evm_mine", [])
-
-    def drop_pending(self, tx_hash: str) -> bool:
-        """Remove a pooled transaction from the node (``anvil_dropTransaction``); returns
-        whether the node knew it as pending."""
-        wanted = parse_hash(tx_hash, "tx_hash")
-        result = self._rpc.request("anvil_dropTransaction", [wanted])
-        return result is not None

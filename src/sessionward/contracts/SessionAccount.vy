@@ -99,7 +99,7 @@ def execute(mode: bytes32, executionCalldata: Bytes[erc7579.MAX_EXECUTION_BYTES]
          CALLDATA_MALFORMED); the owner may call the account itself and send plain value.
     """
     account_auth._check_owner_caller()
-    erc7579._run(executionCalldata, erc7579._decode(mode, executionCalldata))
+    erc7579._run(executionCalldata, erc7579._decode(mode, executionCalldata, 0))
 
 
 @external

@@ -45,15 +45,19 @@ struct CallRef:
 
 @internal
 @pure
-def _decode(mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]) -> DynArray[CallRef, MAX_BATCH]:
+def _decode(
+    mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES], min_call_data: uint256
+) -> DynArray[CallRef, MAX_BATCH]:
     """
     @dev The calls of an execution, in order. Reverts CALL_TYPE_FORBIDDEN (mode),
-         EMPTY_BATCH, or CALLDATA_MALFORMED (truncated or non-canonical encoding).
+         EMPTY_BATCH, or CALLDATA_MALFORMED (truncated or non-canonical encoding, or a call
+         whose data is shorter than `min_call_data`: 4 for sessions, which never delegate
+         plain value transfers; 0 for the owner).
     """
     size: uint256 = len(execution_calldata)
     calls: DynArray[CallRef, MAX_BATCH] = []
     if mode == MODE_SINGLE:
-        if size < SINGLE_HEADER:
+        if size < SINGLE_HEADER + min_call_data:
             reasons._fail(reasons.CALLDATA_MALFORMED)
         calls.append(
             CallRef(
@@ -98,7 +102,7 @@ def _decode(mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]) -> Dy
             reasons._fail(reasons.CALLDATA_MALFORMED)
         length: uint256 = extract32(execution_calldata, base + 96, output_type=uint256)
         # `length <= size` also keeps the additions below far from overflow.
-        if length > size:
+        if length > size or length < min_call_data:
             reasons._fail(reasons.CALLDATA_MALFORMED)
         padded: uint256 = (length + 31) // 32 * 32
         if size < base + ELEMENT_HEAD + padded:

@@ -144,6 +144,7 @@ OP_GTE: constant(uint256) = 3
 OP_IN: constant(uint256) = 4
 OP_NOT_IN: constant(uint256) = 5
 OFFCHAIN_ONLY: constant(uint16) = 65535
+SELECTOR_SIZE: constant(uint256) = 4
 
 # Selectors whose amount is a token outflow (rule 7) or whose maximum amount is non-delegable.
 SEL_TRANSFER: constant(bytes4) = 0xA9059CBB       # transfer(address,uint256)
@@ -612,7 +613,7 @@ def execute_with_session(
     if signer != session_key:
         reasons._fail(reasons.SIGNATURE_INVALID)
 
-    calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata)
+    calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
     self._session_hot[session_key] = self._enforce(
         session_key, cfg, hot + (1 << HOT_NONCE), calls, execution_calldata
     )
@@ -635,7 +636,7 @@ def execute_session_op(session_key: address, mode: bytes32, execution_calldata: 
     hot: uint256 = 0
     cfg, hot = self._known_session(session_key)
     self._check_window(cfg)
-    calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata)
+    calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
     self._session_hot[session_key] = self._enforce(session_key, cfg, hot, calls, execution_calldata)
     log SessionExecuted(
         session_key=session_key,
@@ -654,28 +655,28 @@ def _enforce(
     execution_calldata: Bytes[MAX_EXECUTION_BYTES],
 ) -> uint256:
     """
-    @dev docs/protocol.md section 4 for one execution; returns the new counters word and
-         writes the token windows. Reverts with the first violation:
-         shape (CALLDATA_MALFORMED for call data under 4 bytes), then per call in order
+    @dev docs/protocol.md section 4 for one decoded execution (its shape, including call
+         data under 4 bytes, was checked by `erc7579._decode`); returns the new state word and
+         writes the native and token windows. Reverts with the first violation: per call in order
          1 SELF_CALL_FORBIDDEN, 2 NON_DELEGABLE_ACTION (maximum approvals),
          3 TARGET_NOT_ALLOWED / SELECTOR_NOT_ALLOWED, 4 CALLDATA_MALFORMED / ARG_RULE_VIOLATED,
          5 VALUE_CAP_EXCEEDED; then per execution 6 VALUE_LIMIT_EXCEEDED,
          7 TOKEN_LIMIT_EXCEEDED, 8 USAGE_LIMIT_REACHED.
     """
-    for c: erc7579.CallRef in calls:
-        # Plain value transfers and 1-3 byte "calls" are not delegable.
-        if c.length < 4:
-            reasons._fail(reasons.CALLDATA_MALFORMED)
-
     generation: uint256 = (cfg >> CFG_GENERATION) & MASK32
     native_total: uint256 = 0
     outflows: DynArray[TokenOutflow, MAX_BATCH] = []
+    # The permission of the previous call, reused when a batch repeats (target, selector).
+    last_target: address = empty(address)
+    last_selector: bytes4 = empty(bytes4)
+    base: uint256 = 0
+    word: uint256 = 0
 
     for c: erc7579.CallRef in calls:
         # 1. The account itself (its sessions module, execute, ...).
         if c.target == self:
             reasons._fail(reasons.SELF_CALL_FORBIDDEN)
-        selector: bytes4 = convert(slice(execution_calldata, c.start, 4), bytes4)
+        selector: bytes4 = convert(slice(execution_calldata, c.start, SELECTOR_SIZE), bytes4)
 
         # 2. Maximum-amount approvals.
         amount_word: uint256 = 0
@@ -691,12 +692,15 @@ def _enforce(
                 reasons._fail(reasons.NON_DELEGABLE_ACTION)
 
         # 3. Target and selector.
-        base: uint256 = convert(keccak256(abi_encode(generation, c.target, selector)), uint256)
-        word: uint256 = self._perm[base]
-        if word == 0:
-            if self._target_known[keccak256(abi_encode(generation, c.target))]:
-                reasons._fail(reasons.SELECTOR_NOT_ALLOWED)
-            reasons._fail(reasons.TARGET_NOT_ALLOWED)
+        if c.target != last_target or selector != last_selector:
+            base = convert(keccak256(abi_encode(generation, c.target, selector)), uint256)
+            word = self._perm[base]
+            if word == 0:
+                if self._target_known[keccak256(abi_encode(generation, c.target))]:
+                    reasons._fail(reasons.SELECTOR_NOT_ALLOWED)
+                reasons._fail(reasons.TARGET_NOT_ALLOWED)
+            last_target = c.target
+            last_selector = selector
 
         # 4. Argument rules (static words only; off-chain-only rules were not stored).
         rule_count: uint256 = (word >> PERM_RULE_COUNT) & MASK8

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Connection, Row, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from sessionward.domain.audit import (
@@ -73,34 +73,38 @@ class AuditLog:
         ``payload`` must be canonical JSON material (no floats; see
         :func:`sessionward.domain.audit.canonical_json`), else ``ValueError``.
         """
-        text_payload = canonical_json(payload)
         for _ in range(self._ATTEMPTS):
             try:
                 with self._db.writing() as conn:
-                    self._db.lock_key(conn, f"audit:{stream}")
-                    row = conn.execute(
-                        select(audit)
-                        .where(audit.c.stream == stream)
-                        .order_by(audit.c.seq.desc())
-                        .limit(1)
-                    ).first()
-                    head = None if row is None else _record(row)
-                    record = next_record(head, stream, kind, json.loads(text_payload), at=at)
-                    conn.execute(
-                        insert(audit).values(
-                            stream=stream,
-                            seq=record.seq,
-                            at=at,
-                            kind=kind,
-                            payload=text_payload,
-                            prev_hash=record.prev_hash.hex(),
-                            hash=record.hash.hex(),
-                        )
-                    )
-                return record
+                    return self.append_in(conn, stream, kind, payload, at=at)
             except IntegrityError:
                 continue  # another node appended this seq first: chain onto its record
         raise StateChurn(f"audit stream {stream} is too contended")
+
+    def append_in(
+        self, conn: Connection, stream: str, kind: str, payload: Mapping[str, Any], *, at: int
+    ) -> AuditRecord:
+        """:meth:`append` inside a transaction the caller holds; the stream's advisory lock
+        (PostgreSQL) serialises appenders, so the record commits with the caller's work."""
+        text_payload = canonical_json(payload)
+        self._db.lock_key(conn, f"audit:{stream}")
+        row = conn.execute(
+            select(audit).where(audit.c.stream == stream).order_by(audit.c.seq.desc()).limit(1)
+        ).first()
+        head = None if row is None else _record(row)
+        record = next_record(head, stream, kind, json.loads(text_payload), at=at)
+        conn.execute(
+            insert(audit).values(
+                stream=stream,
+                seq=record.seq,
+                at=at,
+                kind=kind,
+                payload=text_payload,
+                prev_hash=record.prev_hash.hex(),
+                hash=record.hash.hex(),
+            )
+        )
+        return record
 
     def records(self, stream: str) -> list[AuditRecord]:
         """The records of ``stream`` in seq order."""

@@ -145,6 +145,10 @@ class _Refused(Exception):
         self.reasons = tuple(reasons)
 
 
+class _Retry(Exception):
+    """The session changed between the check and its explanation: check again."""
+
+
 class Budget:
     """Reserve, settle and release usage for sessions."""
 
@@ -179,35 +183,9 @@ class Budget:
             try:
                 with self._db.writing() as conn:
                     self._db.pass_gate(conn)
-                    passed = conn.execute(
-                        _SESSION_CHECK,
-                        {"session_id": session_id, "now": now, "action_classes": classes},
-                    ).first()
-                    if passed is None:
-                        reasons = _why_refused(conn, session_id, now, classes)
-                        if not reasons:
-                            continue  # changed between the two statements (PostgreSQL): retry
-                        raise _Refused(reasons)
-                    try:
-                        conn.execute(
-                            insert(reservations).values(
-                                id=reservation_id,
-                                session_id=session_id,
-                                charges=_charges_json(charges),
-                                status="held",
-                                created_at=now,
-                            )
-                        )
-                    except IntegrityError:
-                        # Leaving the block rolls the whole transaction back.
-                        raise AlreadyExists(f"reservation {reservation_id} exists") from None
-                    if self._db.is_postgresql:
-                        failing = _charge_in_sql(conn, session_id, charges)
-                    else:
-                        failing = _charge_in_python(conn, session_id, charges)
-                    if failing:
-                        raise _Refused(failing)
-                    after = _usage(conn, session_id)
+                    after = self._reserve(conn, session_id, reservation_id, charges, now, classes)
+            except _Retry:
+                continue
             except _Refused as refused:
                 # Nothing was written (the rollback undid any charge): report usage as it stands.
                 return ReservationOutcome(
@@ -215,6 +193,69 @@ class Budget:
                 )
             return ReservationOutcome(reservation_id, True, (), after)
         raise StateChurn(f"session {session_id} kept changing while it was being checked")
+
+    def reserve_in(
+        self,
+        conn: Connection,
+        session_id: str,
+        reservation_id: str,
+        charges: Sequence[Charge],
+        *,
+        now: int,
+        action_class: str | Sequence[str] | None = None,
+    ) -> tuple[ReasonCode, ...]:
+        """:meth:`reserve` inside a transaction the caller holds (it must have passed the
+        revocation gate). Returns the refusal reasons, empty when the reservation is held.
+        On refusal the caller must roll its transaction back: charges may be half-applied."""
+        for charge in charges:
+            if not 0 <= charge.amount <= UINT256_MAX or charge.limit < 0:
+                raise ValueError("a charge amount is a uint256 and its limit is non-negative")
+        try:
+            self._reserve(conn, session_id, reservation_id, charges, now, _classes(action_class))
+        except _Retry:
+            return (ReasonCode.SESSION_UNKNOWN,)
+        except _Refused as refused:
+            return refused.reasons
+        return ()
+
+    def _reserve(
+        self,
+        conn: Connection,
+        session_id: str,
+        reservation_id: str,
+        charges: Sequence[Charge],
+        now: int,
+        classes: list[str],
+    ) -> Usage:
+        passed = conn.execute(
+            _SESSION_CHECK,
+            {"session_id": session_id, "now": now, "action_classes": classes},
+        ).first()
+        if passed is None:
+            reasons = _why_refused(conn, session_id, now, classes)
+            if not reasons:
+                raise _Retry  # changed between the two statements (PostgreSQL): retry
+            raise _Refused(reasons)
+        try:
+            conn.execute(
+                insert(reservations).values(
+                    id=reservation_id,
+                    session_id=session_id,
+                    charges=_charges_json(charges),
+                    status="held",
+                    created_at=now,
+                )
+            )
+        except IntegrityError:
+            # Leaving the transaction rolls everything back.
+            raise AlreadyExists(f"reservation {reservation_id} exists") from None
+        if self._db.is_postgresql:
+            failing = _charge_in_sql(conn, session_id, charges)
+        else:
+            failing = _charge_in_python(conn, session_id, charges)
+        if failing:
+            raise _Refused(failing)
+        return _usage(conn, session_id)
 
     # ------------------------------------------------------------ settle/release
 

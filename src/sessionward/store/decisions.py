@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import ColumnElement, Row, insert, select
+from sqlalchemy import ColumnElement, Connection, Row, insert, select
 
 from .database import Database
 from .schema import decision_events
@@ -63,21 +63,26 @@ class Decisions:
         if any("," in reason for reason in event.reasons):
             raise ValueError("reason codes contain no comma")
         with self._db.writing() as conn:
-            conn.execute(
-                insert(decision_events).values(
-                    id=event.id,
-                    at=event.at,
-                    session_id=event.session_id,
-                    wallet_id=event.wallet_id,
-                    credential_id=event.credential_id,
-                    action_class=event.action_class,
-                    verdict=event.verdict,
-                    reasons=",".join(event.reasons),
-                    rule=event.rule,
-                    latency_us=event.latency_us,
-                    request_kind=event.request_kind,
-                )
+            self.record_in(conn, event)
+
+    @staticmethod
+    def record_in(conn: Connection, event: DecisionEvent) -> None:
+        """:meth:`record` inside a transaction the caller holds."""
+        conn.execute(
+            insert(decision_events).values(
+                id=event.id,
+                at=event.at,
+                session_id=event.session_id,
+                wallet_id=event.wallet_id,
+                credential_id=event.credential_id,
+                action_class=event.action_class,
+                verdict=event.verdict,
+                reasons=",".join(event.reasons),
+                rule=event.rule,
+                latency_us=event.latency_us,
+                request_kind=event.request_kind,
             )
+        )
 
     def between(self, since: int, until: int) -> list[DecisionEvent]:
         """Events with ``since <= at < until``, in time order."""

@@ -16,11 +16,13 @@ from .budget import Budget
 from .credentials import Credentials
 from .database import Database, resolve_url
 from .decisions import Decisions
+from .execution import Executions
 from .freezes import Freezes
 from .nonces import Nonces, SqlReplayStore
 from .schema import ALL_TABLES
 from .sessions import Sessions
 from .vault_keys import SqlKeyRecordStore
+from .transactions import Transactions
 from .wallets import Wallets
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
@@ -46,6 +48,8 @@ class Store:
         self.freezes: Final = Freezes(db)
         self.audit: Final = AuditLog(db)
         self.vault_keys: Final = SqlKeyRecordStore(db)
+        self.transactions: Final = Transactions(db)
+        self.executions: Final = Executions(db, self.budget, self.audit)
 
     def __repr__(self) -> str:
         return f"Store({self.db.dialect_name}, schema={self.db.schema!r})"

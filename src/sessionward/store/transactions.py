@@ -1,0 +1,206 @@
+"""Transactions: a quote (``PrepareEthereum…``) and what became of it (``Execute``).
+
+Life of a transaction::
+
+    quoted ──Execute──▶ pending ──relayed and mined──▶ executed
+       │                   └──────reverted or refused──▶ failed
+       └── denied (refused at quote or at execution time; nothing reserved or signed)
+
+A ``pending`` row carries everything the relayer needs (the session-call signature, its nonce
+and deadline, the execution mode and calldata) and the reservation that pays for it; the row is
+written in the same database transaction as the reservation and the signature (see
+:mod:`sessionward.store.execution`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .database import Database
+from .errors import AlreadyExists
+from .schema import transactions
+
+TransactionStatus = Literal["quoted", "pending", "executed", "failed", "denied"]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    id: str
+    session_id: str
+    wallet_id: str
+    credential_id: str
+    status: TransactionStatus
+    to_address: str
+    value: int
+    data: bytes
+    fee_wei: int
+    action_class: str
+    intent: str
+    """JSON list of the decoded inner calls (as quoted)."""
+    reasons: str
+    """Comma-separated reason codes of a denial (empty otherwise)."""
+    created_at: int
+    quote_expires_at: int
+    executed_at: int | None
+    finished_at: int | None
+    reservation_id: str | None
+    call_nonce: int | None
+    deadline: int | None
+    mode: bytes | None
+    execution: bytes | None
+    signature: bytes | None
+    tx_hash: str | None
+    failure: str | None
+
+
+def _record(row: Row[tuple[object, ...]]) -> TransactionRecord:
+    m = row._mapping
+    return TransactionRecord(
+        **{name: m[name] for name in TransactionRecord.__dataclass_fields__},
+    )
+
+
+class Transactions:
+    """Quotes and executions of session calls."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add_quote(
+        self,
+        *,
+        txn_id: str,
+        session_id: str,
+        wallet_id: str,
+        credential_id: str,
+        status: Literal["quoted", "denied"],
+        to_address: str,
+        value: int,
+        data: bytes,
+        fee_wei: int,
+        action_class: str,
+        intent: str,
+        reasons: Sequence[str],
+        now: int,
+        quote_expires_at: int,
+    ) -> TransactionRecord:
+        """Record a quote (or a quote-time denial). Raises :class:`AlreadyExists` for a taken id."""
+        values = {
+            "id": txn_id,
+            "session_id": session_id,
+            "wallet_id": wallet_id,
+            "credential_id": credential_id,
+            "status": status,
+            "to_address": to_address.lower(),
+            "value": value,
+            "data": bytes(data),
+            "fee_wei": fee_wei,
+            "action_class": action_class,
+            "intent": intent,
+            "reasons": ",".join(reasons),
+            "created_at": now,
+            "quote_expires_at": quote_expires_at,
+        }
+        try:
+            with self._db.writing() as conn:
+                conn.execute(insert(transactions).values(values))
+        except IntegrityError:
+            raise AlreadyExists(f"transaction {txn_id} exists or references nothing") from None
+        stored = self.get(txn_id)
+        assert stored is not None
+        return stored
+
+    def get(self, txn_id: str) -> TransactionRecord | None:
+        with self._db.reading() as conn:
+            row = conn.execute(select(transactions).where(transactions.c.id == txn_id)).first()
+        return None if row is None else _record(row)
+
+    @staticmethod
+    def mark_pending_in(
+        conn: Connection,
+        txn_id: str,
+        *,
+        reservation_id: str,
+        call_nonce: int,
+        deadline: int,
+        mode: bytes,
+        execution: bytes,
+        signature: bytes,
+        now: int,
+    ) -> bool:
+        """``quoted`` → ``pending`` inside the execution transaction. False if it was not quoted
+        any more (executed twice, concurrently: the second one must roll back)."""
+        result = conn.execute(
+            update(transactions)
+            .where(transactions.c.id == txn_id, transactions.c.status == "quoted")
+            .values(
+                status="pending",
+                reservation_id=reservation_id,
+                call_nonce=call_nonce,
+                deadline=deadline,
+                mode=mode,
+                execution=execution,
+                signature=signature,
+                executed_at=now,
+            )
+        )
+        return result.rowcount == 1
+
+    def deny(self, txn_id: str, reasons: Sequence[str], *, now: int) -> bool:
+        """``quoted`` → ``denied`` (refused at execution time)."""
+        with self._db.writing() as conn:
+            result = conn.execute(
+                update(transactions)
+                .where(transactions.c.id == txn_id, transactions.c.status == "quoted")
+                .values(status="denied", reasons=",".join(reasons), finished_at=now)
+            )
+        return result.rowcount == 1
+
+    def finish(
+        self,
+        txn_id: str,
+        *,
+        status: Literal["executed", "failed"],
+        now: int,
+        tx_hash: str | None = None,
+        failure: str | None = None,
+    ) -> bool:
+        """``pending`` → ``executed`` or ``failed``; True only for the call that finished it."""
+        with self._db.writing() as conn:
+            result = conn.execute(
+                update(transactions)
+                .where(transactions.c.id == txn_id, transactions.c.status == "pending")
+                .values(status=status, tx_hash=tx_hash, failure=failure, finished_at=now)
+            )
+        return result.rowcount == 1
+
+    def set_tx_hash(self, txn_id: str, tx_hash: str) -> None:
+        with self._db.writing() as conn:
+            conn.execute(
+                update(transactions).where(transactions.c.id == txn_id).values(tx_hash=tx_hash)
+            )
+
+    def pending(self, limit: int = 100) -> list[TransactionRecord]:
+        """Pending transactions, oldest first (the dispatcher's work list)."""
+        statement = (
+            select(transactions)
+            .where(transactions.c.status == "pending")
+            .order_by(transactions.c.executed_at, transactions.c.id)
+            .limit(limit)
+        )
+        with self._db.reading() as conn:
+            return [_record(row) for row in conn.execute(statement)]
+
+    def of_session(self, session_id: str) -> list[TransactionRecord]:
+        statement = (
+            select(transactions)
+            .where(transactions.c.session_id == session_id)
+            .order_by(transactions.c.created_at, transactions.c.id)
+        )
+        with self._db.reading() as conn:
+            return [_record(row) for row in conn.execute(statement)]

@@ -1,0 +1,169 @@
+"""The contract sources agree with the Python side: bounds, reason codes, EIP-712 digests, size."""
+
+from __future__ import annotations
+
+import re
+
+import boa
+import pytest
+from contracts_support import (
+    ZERO_ADDRESS,
+    Wallet,
+    World,
+    addr,
+    batch,
+    calldata,
+    double_deployer,
+    make_key,
+    permission,
+    rule,
+    single,
+    token_limit,
+)
+
+from sessionward import contracts
+from sessionward.contracts import load_deployer, source_path
+from sessionward.contracts.encoding import grant_struct
+from sessionward.crypto import typed_data
+from sessionward.domain.calldata import Call
+from sessionward.domain.reasons import ReasonCode
+
+# Reason codes only the contracts use (proposed for ReasonCode; see docs/contracts.md).
+CONTRACT_ONLY_REASONS = {"NOT_AUTHORIZED", "STORAGE_LAYOUT_MISMATCH"}
+EIP170_LIMIT = 24_576
+
+
+def _vyper_constants(name: str) -> dict[str, str]:
+    text = source_path(name).read_text()
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]*): constant\([^)]*\) = (.+)$", text, re.MULTILINE))
+
+
+def test_python_bounds_equal_the_contract_bounds() -> None:
+    sessions = _vyper_constants("sessions")
+    execution = _vyper_constants("erc7579")
+    auth = _vyper_constants("account_auth")
+    for name in ("MAX_PERMISSIONS", "MAX_RULES", "MAX_RULE_VALUES", "MAX_CAPABILITIES", "MAX_DESTINATIONS", "MAX_TOKEN_LIMITS"):
+        assert int(sessions[name]) == getattr(contracts, name), name
+    assert int(execution["MAX_BATCH"]) == contracts.MAX_BATCH
+    assert int(execution["MAX_EXECUTION_BYTES"]) == contracts.MAX_EXECUTION_BYTES
+    assert int(auth["MAX_OWNER_SIGNATURE"]) == contracts.MAX_OWNER_SIGNATURE
+    text = source_path("sessions").read_text()
+    for field, bound in contracts.STRING_BOUNDS.items():
+        assert f"String[{bound}]" in text, field
+    assert contracts.MAX_RULE_VALUES >= contracts.MAX_DESTINATIONS + 1  # [account, destinations...]
+
+
+def test_every_revert_reason_constant_names_itself_and_is_a_protocol_code() -> None:
+    constants = _vyper_constants("reasons")
+    table = re.search(r'_TABLE: constant\(Bytes\[(\d+)\]\) = b"([A-Z_]+)"', source_path("reasons").read_text())
+    assert table is not None and int(table.group(1)) == len(table.group(2))
+    codes = {name: eval(value) for name, value in constants.items() if not name.startswith("_")}
+    assert len(codes) >= 25
+    for name, code in codes.items():
+        offset, length = code >> 8, code & 255
+        assert table.group(2)[offset : offset + length] == name
+        assert name in ReasonCode.__members__ or name in CONTRACT_ONLY_REASONS, name
+
+
+@pytest.mark.parametrize("name", ["TARGET_NOT_ALLOWED", "SESSION_UNKNOWN", "STORAGE_LAYOUT_MISMATCH"])
+def test_a_reason_constant_reverts_with_its_name_as_the_error_string(name: str) -> None:
+    code = eval(_vyper_constants("reasons")[name])
+    harness = double_deployer("Harness").deploy()
+    with boa.reverts(name):
+        harness.fail(code)
+
+
+def test_the_account_fits_the_eip170_code_size_limit() -> None:
+    for name in contracts.DEPLOYABLE:
+        assert len(contracts.compile_contract(name).runtime_bytecode) < EIP170_LIMIT, name
+
+
+def test_the_account_has_no_initializer_to_front_run() -> None:
+    names = {entry.get("name") for entry in contracts.compile_contract("SessionAccount").abi}
+    assert not {n for n in names if n and "init" in n.lower()}
+    assert {"execute", "validateUserOp", "isValidSignature", "enable_session", "execute_with_session"} <= names
+
+
+def test_source_path_refuses_names_that_are_not_sources() -> None:
+    assert source_path("SessionAccount.vy") == source_path("SessionAccount")
+    for bad in ("../pyproject", "Nope", "sessions/../SessionAccount"):
+        with pytest.raises(ValueError):
+            source_path(bad)
+
+
+def _rich_grant(world: World) -> dict[str, object]:
+    wallet = world.wallet
+    grant = wallet.grant(
+        make_key("rich"),
+        permissions=[
+            permission(
+                world.token,
+                "transfer(address to, uint256 amount)",
+                rules=[
+                    rule(0, "in", world.relayer, wallet.address, arg="to"),
+                    rule(1, "lte", 10**18, arg="amount"),
+                ],
+                action_class="erc20.transfer",
+            ),
+            permission(
+                world.router,
+                "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)",
+                rules=[rule(0xFFFF, "eq", addr(world.token), arg="path[0]"), rule(3, "eq", wallet.address, arg="to")],
+                action_class="swap.execute",
+                max_value=7,
+            ),
+            permission(world.target, "record(uint256,address,bytes32)", rules=[rule(2, "not_in", 1, 2, 3)]),
+        ],
+        token_limits=[token_limit(world.token, 5 * 10**18, 3600), token_limit(world.token2, 1, 0)],
+        value_limit=10**17,
+        value_period=86_400,
+        max_uses=9,
+        revoker=world.relayer,
+        capabilities=["erc20.transfer", "swap.execute", "ünïcode ✓"],
+        destinations=[world.relayer, world.router],
+    )
+    grant["envelope"]["maxValueUsd"] = "250.5"  # type: ignore[index]
+    grant["envelope"]["rateCount"] = 3  # type: ignore[index]
+    grant["envelope"]["rateInterval"] = 60  # type: ignore[index]
+    grant["envelope"]["maxFeeWei"] = 123456789  # type: ignore[index]
+    return grant
+
+
+def test_the_grant_digest_is_byte_for_byte_the_python_one(world: World) -> None:
+    wallet = world.wallet
+    grant = _rich_grant(world)
+    expected = typed_data.grant_digest(wallet.chain_id, wallet.address, grant)
+    assert wallet.contract.grant_digest(grant_struct(grant)) == expected
+    empty = wallet.grant(make_key("empty"), capabilities=())
+    assert wallet.contract.grant_digest(grant_struct(empty)) == typed_data.grant_digest(
+        wallet.chain_id, wallet.address, empty
+    )
+
+
+def test_the_grant_digest_binds_the_chain_and_the_account(world: World, wallet: Wallet) -> None:
+    grant = _rich_grant(world)
+    on_chain_1 = wallet.contract.grant_digest(grant_struct(grant))
+    boa.env.evm.patch.chain_id = 2
+    assert wallet.contract.grant_digest(grant_struct(grant)) != on_chain_1
+    assert wallet.contract.domain_separator() == typed_data.domain_separator_for(2, wallet.address)
+
+
+def test_session_call_and_revocation_digests_are_the_python_ones(world: World, wallet: Wallet) -> None:
+    key = make_key("digest")
+    call = Call(addr(world.target), 5, calldata("record(uint256,address,bytes32)", 1, world.relayer, b"\x07" * 32))
+    for mode, ec in (single(call), batch([call, call])):
+        expected = typed_data.session_call_digest(
+            wallet.chain_id, wallet.address, key.address, typed_data.execution_hash(mode, ec), 41, 1_900_000_000
+        )
+        assert wallet.contract.session_call_digest(key.address, mode, ec, 41, 1_900_000_000) == expected
+    for session_key in (key.address, ZERO_ADDRESS):
+        expected = typed_data.revocation_digest(wallet.chain_id, wallet.address, session_key, 3, 12)
+        assert wallet.contract.revocation_digest(session_key, 3, 12) == expected
+
+
+def test_compile_contract_gives_abi_initcode_and_runtime() -> None:
+    compiled = contracts.compile_contract("DemoRouter")
+    assert compiled.name == "DemoRouter"
+    assert compiled.runtime_bytecode == load_deployer("DemoRouter").compiler_data.bytecode_runtime
+    assert compiled.runtime_bytecode in compiled.bytecode  # initcode = deploy preamble ‖ runtime
+    assert any(entry.get("name") == "exactInputSingle" for entry in compiled.abi)
