@@ -211,7 +211,7 @@ def test_http_failure_and_unreachable_node_are_unavailability() -> None:
 
 
 def test_revert_reason_lookup_is_skipped_once_the_node_lacks_tracing() -> None:
-    receipt = {
+    receipt: dict[str, Any] = {
         "transactionHash": TX_HASH,
         "status": "0x0",
         "gasUsed": "0x5208",

@@ -348,16 +348,22 @@ def factory_account(world: World, owner: Any, salt: bytes = ACCOUNT_SALT) -> Any
     return at("SessionAccount", world.factory.create_account(addr(owner), salt))
 
 
-def delegate_7702(eoa: str, implementation: Any) -> Any:
+def delegate_7702(eoa: str, implementation: Any, deployer: Any = None) -> Any:
     """Make ``eoa`` an EIP-7702 delegated account of ``implementation`` and return a handle.
 
     The EOA's code becomes the delegation designator ``0xef0100 ‖ implementation``. Calls made
     *inside* the EVM follow the designator (py-evm's Prague CALL family); a top-level boa call
     does not resolve it, so the handle's functions run the implementation's runtime code in the
-    EOA's context, exactly what a transaction to a delegated EOA executes.
+    EOA's context, exactly what a transaction to a delegated EOA executes. ``deployer`` gives
+    the handle's ABI for another implementation (default: SessionAccount).
     """
     boa.env.set_code(eoa, b"\xef\x01\x00" + bytes.fromhex(addr(implementation)[2:]))
-    handle = at("SessionAccount", eoa)
+    if deployer is None:
+        handle = at("SessionAccount", eoa)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            handle = deployer.at(eoa)
     runtime = implementation.bytecode
     for value in vars(handle).values():
         if type(value).__name__ == "VyperFunction":
@@ -368,7 +374,9 @@ def delegate_7702(eoa: str, implementation: Any) -> Any:
 # ------------------------------------------------------------------------------ ERC-4337
 
 
-def user_op(sender: Any, call_data: bytes, signature: bytes = b"", nonce: int = 0) -> tuple[Any, ...]:
+def user_op(
+    sender: Any, call_data: bytes, signature: bytes = b"", nonce: int = 0
+) -> tuple[Any, ...]:
     """A v0.7 PackedUserOperation tuple (gas fields are irrelevant to the account)."""
     gas_limits = (200_000).to_bytes(16, "big") + (500_000).to_bytes(16, "big")
     fees = (10**9).to_bytes(16, "big") + (2 * 10**9).to_bytes(16, "big")

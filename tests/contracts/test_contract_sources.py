@@ -42,7 +42,14 @@ def test_python_bounds_equal_the_contract_bounds() -> None:
     sessions = _vyper_constants("sessions")
     execution = _vyper_constants("erc7579")
     auth = _vyper_constants("account_auth")
-    for name in ("MAX_PERMISSIONS", "MAX_RULES", "MAX_RULE_VALUES", "MAX_CAPABILITIES", "MAX_DESTINATIONS", "MAX_TOKEN_LIMITS"):
+    for name in (
+        "MAX_PERMISSIONS",
+        "MAX_RULES",
+        "MAX_RULE_VALUES",
+        "MAX_CAPABILITIES",
+        "MAX_DESTINATIONS",
+        "MAX_TOKEN_LIMITS",
+    ):
         assert int(sessions[name]) == getattr(contracts, name), name
     assert int(execution["MAX_BATCH"]) == contracts.MAX_BATCH
     assert int(execution["MAX_EXECUTION_BYTES"]) == contracts.MAX_EXECUTION_BYTES
@@ -55,7 +62,9 @@ def test_python_bounds_equal_the_contract_bounds() -> None:
 
 def test_every_revert_reason_constant_names_itself_and_is_a_protocol_code() -> None:
     constants = _vyper_constants("reasons")
-    table = re.search(r'_TABLE: constant\(Bytes\[(\d+)\]\) = b"([A-Z_]+)"', source_path("reasons").read_text())
+    table = re.search(
+        r'_TABLE: constant\(Bytes\[(\d+)\]\) = b"([A-Z_]+)"', source_path("reasons").read_text()
+    )
     assert table is not None and int(table.group(1)) == len(table.group(2))
     codes = {name: eval(value) for name, value in constants.items() if not name.startswith("_")}
     assert len(codes) >= 25
@@ -65,7 +74,9 @@ def test_every_revert_reason_constant_names_itself_and_is_a_protocol_code() -> N
         assert name in ReasonCode.__members__ or name in CONTRACT_ONLY_REASONS, name
 
 
-@pytest.mark.parametrize("name", ["TARGET_NOT_ALLOWED", "SESSION_UNKNOWN", "STORAGE_LAYOUT_MISMATCH"])
+@pytest.mark.parametrize(
+    "name", ["TARGET_NOT_ALLOWED", "SESSION_UNKNOWN", "STORAGE_LAYOUT_MISMATCH"]
+)
 def test_a_reason_constant_reverts_with_its_name_as_the_error_string(name: str) -> None:
     code = eval(_vyper_constants("reasons")[name])
     harness = double_deployer("Harness").deploy()
@@ -81,7 +92,13 @@ def test_the_account_fits_the_eip170_code_size_limit() -> None:
 def test_the_account_has_no_initializer_to_front_run() -> None:
     names = {entry.get("name") for entry in contracts.compile_contract("SessionAccount").abi}
     assert not {n for n in names if n and "init" in n.lower()}
-    assert {"execute", "validateUserOp", "isValidSignature", "enable_session", "execute_with_session"} <= names
+    assert {
+        "execute",
+        "validateUserOp",
+        "isValidSignature",
+        "enable_session",
+        "execute_with_session",
+    } <= names
 
 
 def test_source_path_refuses_names_that_are_not_sources() -> None:
@@ -108,11 +125,16 @@ def _rich_grant(world: World) -> dict[str, object]:
             permission(
                 world.router,
                 "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)",
-                rules=[rule(0xFFFF, "eq", addr(world.token), arg="path[0]"), rule(3, "eq", wallet.address, arg="to")],
+                rules=[
+                    rule(0xFFFF, "eq", addr(world.token), arg="path[0]"),
+                    rule(3, "eq", wallet.address, arg="to"),
+                ],
                 action_class="swap.execute",
                 max_value=7,
             ),
-            permission(world.target, "record(uint256,address,bytes32)", rules=[rule(2, "not_in", 1, 2, 3)]),
+            permission(
+                world.target, "record(uint256,address,bytes32)", rules=[rule(2, "not_in", 1, 2, 3)]
+            ),
         ],
         token_limits=[token_limit(world.token, 5 * 10**18, 3600), token_limit(world.token2, 1, 0)],
         value_limit=10**17,
@@ -122,10 +144,10 @@ def _rich_grant(world: World) -> dict[str, object]:
         capabilities=["erc20.transfer", "swap.execute", "ünïcode ✓"],
         destinations=[world.relayer, world.router],
     )
-    grant["envelope"]["maxValueUsd"] = "250.5"  # type: ignore[index]
-    grant["envelope"]["rateCount"] = 3  # type: ignore[index]
-    grant["envelope"]["rateInterval"] = 60  # type: ignore[index]
-    grant["envelope"]["maxFeeWei"] = 123456789  # type: ignore[index]
+    grant["envelope"]["maxValueUsd"] = "250.5"
+    grant["envelope"]["rateCount"] = 3
+    grant["envelope"]["rateInterval"] = 60
+    grant["envelope"]["maxFeeWei"] = 123456789
     return grant
 
 
@@ -148,14 +170,28 @@ def test_the_grant_digest_binds_the_chain_and_the_account(world: World, wallet: 
     assert wallet.contract.domain_separator() == typed_data.domain_separator_for(2, wallet.address)
 
 
-def test_session_call_and_revocation_digests_are_the_python_ones(world: World, wallet: Wallet) -> None:
+def test_session_call_and_revocation_digests_are_the_python_ones(
+    world: World, wallet: Wallet
+) -> None:
     key = make_key("digest")
-    call = Call(addr(world.target), 5, calldata("record(uint256,address,bytes32)", 1, world.relayer, b"\x07" * 32))
+    call = Call(
+        addr(world.target),
+        5,
+        calldata("record(uint256,address,bytes32)", 1, world.relayer, b"\x07" * 32),
+    )
     for mode, ec in (single(call), batch([call, call])):
         expected = typed_data.session_call_digest(
-            wallet.chain_id, wallet.address, key.address, typed_data.execution_hash(mode, ec), 41, 1_900_000_000
+            wallet.chain_id,
+            wallet.address,
+            key.address,
+            typed_data.execution_hash(mode, ec),
+            41,
+            1_900_000_000,
         )
-        assert wallet.contract.session_call_digest(key.address, mode, ec, 41, 1_900_000_000) == expected
+        assert (
+            wallet.contract.session_call_digest(key.address, mode, ec, 41, 1_900_000_000)
+            == expected
+        )
     for session_key in (key.address, ZERO_ADDRESS):
         expected = typed_data.revocation_digest(wallet.chain_id, wallet.address, session_key, 3, 12)
         assert wallet.contract.revocation_digest(session_key, 3, 12) == expected

@@ -14,14 +14,12 @@ import pytest
 from contracts_support import (
     DAY,
     UNIT,
-    Call,
     Key,
     Wallet,
     World,
     addr,
     batch,
     calldata,
-    grant_struct,
     make_key,
     permission,
     rule,
@@ -29,6 +27,9 @@ from contracts_support import (
     token_limit,
     transaction_gas,
 )
+
+from sessionward.contracts.encoding import grant_struct
+from sessionward.domain.calldata import Call
 
 pytestmark = pytest.mark.ignore_isolation  # measuring resets boa's access journal
 
@@ -52,7 +53,9 @@ def _session_execute(wallet: Wallet, key: Key, execution: tuple[bytes, bytes]) -
     nonce = wallet.contract.session_nonce(key.address)
     deadline = boa.env.timestamp + 600
     sig = wallet.session_signature(key, mode, ec, nonce=nonce, deadline=deadline)
-    data = wallet.contract.execute_with_session.prepare_calldata(key.address, mode, ec, deadline, sig)
+    data = wallet.contract.execute_with_session.prepare_calldata(
+        key.address, mode, ec, deadline, sig
+    )
     return transaction_gas(
         wallet.relayer,
         wallet.address,
@@ -122,7 +125,9 @@ def gas(world: World) -> dict[str, tuple[int, int]]:
     return results
 
 
-def test_a_session_call_costs_at_most_25k_more_than_the_owners(gas: dict[str, tuple[int, int]]) -> None:
+def test_a_session_call_costs_at_most_25k_more_than_the_owners(
+    gas: dict[str, tuple[int, int]],
+) -> None:
     assert gas["session single call"][1] <= gas["owner single call"][1] + 25_000
     assert gas["session batch of 3"][1] <= gas["owner batch of 3"][1] + 25_000
 

@@ -33,7 +33,9 @@ STATUS_ACTIVE = 1
 
 
 def _transfer_permission(world: World) -> dict[str, Any]:
-    return permission(world.token, "transfer(address,uint256)", rules=[rule(0, "in", world.relayer, arg="to")])
+    return permission(
+        world.token, "transfer(address,uint256)", rules=[rule(0, "in", world.relayer, arg="to")]
+    )
 
 
 def _snapshot(wallet: Wallet, key: Key, grant: dict[str, Any]) -> tuple[Any, ...]:
@@ -45,7 +47,9 @@ def _snapshot(wallet: Wallet, key: Key, grant: dict[str, Any]) -> tuple[Any, ...
     )
 
 
-def _refused(wallet: Wallet, key: Key, grant: dict[str, Any], reason: str, signature: bytes | None = None) -> None:
+def _refused(
+    wallet: Wallet, key: Key, grant: dict[str, Any], reason: str, signature: bytes | None = None
+) -> None:
     """Enabling ``grant`` reverts with ``reason`` and changes nothing."""
     before = _snapshot(wallet, key, grant)
     with boa.reverts(reason):
@@ -54,7 +58,9 @@ def _refused(wallet: Wallet, key: Key, grant: dict[str, Any], reason: str, signa
     assert wallet.state(key).status == 0
 
 
-def test_an_owner_signed_grant_installs_the_session(world: World, wallet: Wallet, session: Key) -> None:
+def test_an_owner_signed_grant_installs_the_session(
+    world: World, wallet: Wallet, session: Key
+) -> None:
     grant = wallet.grant(
         session,
         permissions=[_transfer_permission(world)],
@@ -68,7 +74,11 @@ def test_an_owner_signed_grant_installs_the_session(world: World, wallet: Wallet
     (event,) = events(wallet.contract, "SessionEnabled")
     state = wallet.state(session)
     envelope = grant["envelope"]
-    assert (state.status, state.validAfter, state.expiresAt) == (STATUS_ACTIVE, envelope["validAfter"], envelope["expiresAt"])
+    assert (state.status, state.validAfter, state.expiresAt) == (
+        STATUS_ACTIVE,
+        envelope["validAfter"],
+        envelope["expiresAt"],
+    )
     assert (state.valuePeriod, state.maxUses, state.uses, state.nonce) == (3600, 4, 0, 0)
     assert (state.valueLimit, state.nativeRemaining) == (10**17, 10**17)
     assert addr(state.revoker) == world.relayer
@@ -78,13 +88,17 @@ def test_an_owner_signed_grant_installs_the_session(world: World, wallet: Wallet
     assert (event.credential, event.epoch) == (grant["credential"], 0)
 
 
-def test_a_grant_for_another_chain_is_refused_with_chain_mismatch(world: World, wallet: Wallet, session: Key) -> None:
+def test_a_grant_for_another_chain_is_refused_with_chain_mismatch(
+    world: World, wallet: Wallet, session: Key
+) -> None:
     boa.env.evm.patch.chain_id = 2
     grant = wallet.grant(session, permissions=[_transfer_permission(world)], chain_id=1)
     _refused(wallet, session, grant, "CHAIN_MISMATCH")
 
 
-def test_a_grant_signed_on_chain_1_does_not_verify_on_chain_2(world: World, wallet: Wallet, session: Key) -> None:
+def test_a_grant_signed_on_chain_1_does_not_verify_on_chain_2(
+    world: World, wallet: Wallet, session: Key
+) -> None:
     grant = wallet.grant(session, permissions=[_transfer_permission(world)])
     signed_on_chain_1 = wallet.sign_grant(grant)
     boa.env.evm.patch.chain_id = 2
@@ -92,8 +106,12 @@ def test_a_grant_signed_on_chain_1_does_not_verify_on_chain_2(world: World, wall
     _refused(wallet, session, grant, "SIGNATURE_INVALID", signed_on_chain_1)
 
 
-def test_a_grant_for_account_a_is_refused_on_account_b_of_the_same_owner(world: World, wallet: Wallet, session: Key) -> None:
-    other = Wallet(factory_account(world, wallet.owner.address, b"\x02" * 32), wallet.owner, world.relayer)
+def test_a_grant_for_account_a_is_refused_on_account_b_of_the_same_owner(
+    world: World, wallet: Wallet, session: Key
+) -> None:
+    other = Wallet(
+        factory_account(world, wallet.owner.address, b"\x02" * 32), wallet.owner, world.relayer
+    )
     assert other.address != wallet.address
     grant = wallet.grant(session, permissions=[_transfer_permission(world)])
     signature = wallet.sign_grant(grant)
@@ -104,7 +122,9 @@ def test_a_grant_for_account_a_is_refused_on_account_b_of_the_same_owner(world: 
     assert other.state(session).status == 0
 
 
-def test_a_grant_from_an_older_epoch_is_refused_as_revoked(world: World, wallet: Wallet, session: Key) -> None:
+def test_a_grant_from_an_older_epoch_is_refused_as_revoked(
+    world: World, wallet: Wallet, session: Key
+) -> None:
     grant = wallet.grant(session, permissions=[_transfer_permission(world)])
     wallet.contract.revoke_all(sender=wallet.owner.address)
     _refused(wallet, session, grant, "SESSION_REVOKED")
@@ -117,11 +137,15 @@ def test_a_grant_nonce_is_usable_once(world: World, wallet: Wallet, session: Key
         wallet.enable(grant)
     other = make_key("session-other")
     with boa.reverts("NONCE_REPLAYED"):
-        wallet.enable(wallet.grant(other, permissions=[_transfer_permission(world)], nonce=grant["nonce"]))
+        wallet.enable(
+            wallet.grant(other, permissions=[_transfer_permission(world)], nonce=grant["nonce"])
+        )
     assert wallet.state(other).status == 0
 
 
-def test_the_high_s_twin_of_the_owner_signature_is_refused_as_malleable(world: World, wallet: Wallet, session: Key) -> None:
+def test_the_high_s_twin_of_the_owner_signature_is_refused_as_malleable(
+    world: World, wallet: Wallet, session: Key
+) -> None:
     grant = wallet.grant(session, permissions=[_transfer_permission(world)])
     good = wallet.sign_grant(grant)
     s = int.from_bytes(good[32:64], "big")
@@ -145,9 +169,13 @@ def test_a_malformed_owner_signature_is_refused_with_its_reason(
     _refused(wallet, session, grant, reason, signature)
 
 
-def test_a_grant_signed_by_someone_else_is_refused(world: World, wallet: Wallet, session: Key) -> None:
+def test_a_grant_signed_by_someone_else_is_refused(
+    world: World, wallet: Wallet, session: Key
+) -> None:
     grant = wallet.grant(session, permissions=[_transfer_permission(world)])
-    _refused(wallet, session, grant, "SIGNATURE_INVALID", wallet.sign_grant(grant, make_key("mallory")))
+    _refused(
+        wallet, session, grant, "SIGNATURE_INVALID", wallet.sign_grant(grant, make_key("mallory"))
+    )
     _refused(wallet, session, grant, "SIGNATURE_INVALID", wallet.sign_grant(grant, session))
 
 
@@ -158,30 +186,63 @@ def test_an_erc1271_owner_enables_a_session_with_its_signer(world: World, sessio
     assert addr(wallet.contract.owner()) == addr(smart_owner)
     world.token.mint(wallet.address, 10 * UNIT)
     grant = wallet.grant(session, permissions=[_transfer_permission(world)])
-    _refused(wallet, session, grant, "SIGNATURE_INVALID", wallet.sign_grant(grant, make_key("mallory")))
+    _refused(
+        wallet, session, grant, "SIGNATURE_INVALID", wallet.sign_grant(grant, make_key("mallory"))
+    )
     wallet.enable(grant)
-    transfer = Call(addr(world.token), 0, calldata("transfer(address,uint256)", world.relayer, UNIT))
+    transfer = Call(
+        addr(world.token), 0, calldata("transfer(address,uint256)", world.relayer, UNIT)
+    )
     wallet.run(session, single(transfer))
     assert world.token.balanceOf(world.relayer) == UNIT
 
 
-def _malformed_grants(world: World, wallet: Wallet, session: Key) -> dict[str, tuple[dict[str, Any], str]]:
+def _malformed_grants(
+    world: World, wallet: Wallet, session: Key
+) -> dict[str, tuple[dict[str, Any], str]]:
     base = _transfer_permission(world)
     wrong_selector = dict(base, selector=b"\x12\x34\x56\x78")
-    eq_two_values = permission(world.target, "record(uint256,address,bytes32)", rules=[rule(0, "eq", 1, 2)])
-    in_no_values = permission(world.target, "record(uint256,address,bytes32)", rules=[rule(0, "in")])
-    bad_op = permission(world.target, "record(uint256,address,bytes32)", rules=[dict(rule(0, "eq", 1), op=6)])
+    eq_two_values = permission(
+        world.target, "record(uint256,address,bytes32)", rules=[rule(0, "eq", 1, 2)]
+    )
+    in_no_values = permission(
+        world.target, "record(uint256,address,bytes32)", rules=[rule(0, "in")]
+    )
+    bad_op = permission(
+        world.target, "record(uint256,address,bytes32)", rules=[dict(rule(0, "eq", 1), op=6)]
+    )
     self_target = permission(wallet.address, "revoke_all()")
     limit = token_limit(world.token, UNIT)
     return {
-        "selector-not-function": (wallet.grant(session, permissions=[wrong_selector]), "ENVELOPE_MALFORMED"),
-        "duplicate-permission": (wallet.grant(session, permissions=[base, base]), "ENVELOPE_MALFORMED"),
-        "eq-with-two-values": (wallet.grant(session, permissions=[eq_two_values]), "ENVELOPE_MALFORMED"),
-        "in-without-values": (wallet.grant(session, permissions=[in_no_values]), "ENVELOPE_MALFORMED"),
+        "selector-not-function": (
+            wallet.grant(session, permissions=[wrong_selector]),
+            "ENVELOPE_MALFORMED",
+        ),
+        "duplicate-permission": (
+            wallet.grant(session, permissions=[base, base]),
+            "ENVELOPE_MALFORMED",
+        ),
+        "eq-with-two-values": (
+            wallet.grant(session, permissions=[eq_two_values]),
+            "ENVELOPE_MALFORMED",
+        ),
+        "in-without-values": (
+            wallet.grant(session, permissions=[in_no_values]),
+            "ENVELOPE_MALFORMED",
+        ),
         "unknown-operator": (wallet.grant(session, permissions=[bad_op]), "ENVELOPE_MALFORMED"),
-        "duplicate-token-limit": (wallet.grant(session, permissions=[base], token_limits=[limit, limit]), "ENVELOPE_MALFORMED"),
-        "empty-window": (wallet.grant(session, valid_after=boa.env.timestamp, expires_at=boa.env.timestamp), "WINDOW_INVALID"),
-        "account-as-target": (wallet.grant(session, permissions=[self_target]), "SELF_CALL_FORBIDDEN"),
+        "duplicate-token-limit": (
+            wallet.grant(session, permissions=[base], token_limits=[limit, limit]),
+            "ENVELOPE_MALFORMED",
+        ),
+        "empty-window": (
+            wallet.grant(session, valid_after=boa.env.timestamp, expires_at=boa.env.timestamp),
+            "WINDOW_INVALID",
+        ),
+        "account-as-target": (
+            wallet.grant(session, permissions=[self_target]),
+            "SELF_CALL_FORBIDDEN",
+        ),
     }
 
 
@@ -198,7 +259,9 @@ def _malformed_grants(world: World, wallet: Wallet, session: Key) -> dict[str, t
         "account-as-target",
     ],
 )
-def test_a_malformed_grant_is_refused_even_when_the_owner_signed_it(world: World, wallet: Wallet, session: Key, case: str) -> None:
+def test_a_malformed_grant_is_refused_even_when_the_owner_signed_it(
+    world: World, wallet: Wallet, session: Key, case: str
+) -> None:
     grant, reason = _malformed_grants(world, wallet, session)[case]
     _refused(wallet, session, grant, reason)
 
@@ -210,9 +273,15 @@ def test_a_grant_for_the_zero_session_key_is_refused(world: World, wallet: Walle
         wallet.enable(grant)
 
 
-def test_a_grant_beyond_the_contract_bounds_does_not_decode(world: World, wallet: Wallet, session: Key) -> None:
-    too_many = [permission(make_key(f"t{i}").address, "record(uint256,address,bytes32)") for i in range(17)]
+def test_a_grant_beyond_the_contract_bounds_does_not_decode(
+    world: World, wallet: Wallet, session: Key
+) -> None:
+    too_many = [
+        permission(make_key(f"t{i}").address, "record(uint256,address,bytes32)") for i in range(17)
+    ]
     grant = wallet.grant(session, permissions=too_many)
     with boa.reverts():
-        wallet.contract.enable_session(grant_struct(grant), wallet.sign_grant(grant), sender=world.relayer)
+        wallet.contract.enable_session(
+            grant_struct(grant), wallet.sign_grant(grant), sender=world.relayer
+        )
     assert not wallet.contract.grant_nonce_used(grant["nonce"])

@@ -28,9 +28,18 @@ from sessionward.domain.calldata import Call
 # ------------------------------------------------------------------------------ window
 
 
-def test_the_window_includes_valid_after_and_excludes_expires_at(world: World, wallet: Wallet, session: Key) -> None:
+def test_the_window_includes_valid_after_and_excludes_expires_at(
+    world: World, wallet: Wallet, session: Key
+) -> None:
     start = boa.env.timestamp + 100
-    wallet.enable(wallet.grant(session, permissions=[permission(world.target, RECORD)], valid_after=start, expires_at=start + 100))
+    wallet.enable(
+        wallet.grant(
+            session,
+            permissions=[permission(world.target, RECORD)],
+            valid_after=start,
+            expires_at=start + 100,
+        )
+    )
     boa.env.timestamp = start - 1
     refused(world, session, single(record(world)), "SESSION_NOT_YET_VALID")
     boa.env.timestamp = start
@@ -85,11 +94,20 @@ def test_native_value_is_capped_per_window_and_refills_exactly_at_the_boundary(
 
 
 def test_the_value_of_a_batch_is_summed_against_the_limit(world: World, value_session: Key) -> None:
-    refused(world, value_session, batch([record(world, value=2 * ETHER), record(world, value=2 * ETHER)]), "VALUE_LIMIT_EXCEEDED")
+    refused(
+        world,
+        value_session,
+        batch([record(world, value=2 * ETHER), record(world, value=2 * ETHER)]),
+        "VALUE_LIMIT_EXCEEDED",
+    )
 
 
-def test_no_value_limit_means_no_native_value_at_all(world: World, wallet: Wallet, session: Key) -> None:
-    wallet.enable(wallet.grant(session, permissions=[permission(world.target, RECORD, max_value=ETHER)]))
+def test_no_value_limit_means_no_native_value_at_all(
+    world: World, wallet: Wallet, session: Key
+) -> None:
+    wallet.enable(
+        wallet.grant(session, permissions=[permission(world.target, RECORD, max_value=ETHER)])
+    )
     refused(world, session, single(record(world, value=1)), "VALUE_LIMIT_EXCEEDED")
     wallet.run(session, single(record(world, value=0)))
 
@@ -108,7 +126,9 @@ def token_session(world: World, wallet: Wallet, session: Key) -> Key:
                 permission(world.token, TRANSFER, rules=[rule(1, "lte", 3 * UNIT, arg="amount")]),
                 permission(world.token, "approve(address,uint256)"),
                 permission(world.token, "increaseAllowance(address,uint256)"),
-                permission(world.token, "permit(address,address,uint256,uint256,uint8,bytes32,bytes32)"),
+                permission(
+                    world.token, "permit(address,address,uint256,uint256,uint8,bytes32,bytes32)"
+                ),
                 permission(world.token, "transferFrom(address,address,uint256)"),
             ],
             token_limits=[token_limit(world.token, 12 * UNIT, 3600)],
@@ -118,15 +138,24 @@ def token_session(world: World, wallet: Wallet, session: Key) -> Key:
 
 
 def remaining(world: World, key: Key) -> int:
-    return world.wallet.contract.token_usage(key.address, addr(world.token))[1]
+    return int(world.wallet.contract.token_usage(key.address, addr(world.token))[1])
 
 
-def test_five_calls_under_the_per_call_cap_cannot_cross_the_total(world: World, wallet: Wallet, token_session: Key) -> None:
+def test_five_calls_under_the_per_call_cap_cannot_cross_the_total(
+    world: World, wallet: Wallet, token_session: Key
+) -> None:
     for _ in range(4):
         wallet.run(token_session, single(transfer(world, world.relayer, 3 * UNIT)))
     assert remaining(world, token_session) == 0
-    refused(world, token_session, single(transfer(world, world.relayer, 3 * UNIT)), "TOKEN_LIMIT_EXCEEDED")
-    refused(world, token_session, single(transfer(world, world.relayer, 4 * UNIT)), "ARG_RULE_VIOLATED")
+    refused(
+        world,
+        token_session,
+        single(transfer(world, world.relayer, 3 * UNIT)),
+        "TOKEN_LIMIT_EXCEEDED",
+    )
+    refused(
+        world, token_session, single(transfer(world, world.relayer, 4 * UNIT)), "ARG_RULE_VIOLATED"
+    )
     assert world.token.balanceOf(world.relayer) == 12 * UNIT
 
 
@@ -137,7 +166,9 @@ def test_a_batch_is_summed_per_token(world: World, token_session: Key) -> None:
     assert remaining(world, token_session) == 0
 
 
-def test_the_token_limit_refills_exactly_at_the_period_boundary(world: World, wallet: Wallet, token_session: Key) -> None:
+def test_the_token_limit_refills_exactly_at_the_period_boundary(
+    world: World, wallet: Wallet, token_session: Key
+) -> None:
     start = wallet.state(token_session).validAfter
     for _ in range(4):
         wallet.run(token_session, single(transfer(world, world.relayer, 3 * UNIT)))
@@ -148,22 +179,42 @@ def test_the_token_limit_refills_exactly_at_the_period_boundary(world: World, wa
     assert wallet.contract.token_usage(token_session.address, addr(world.token)) == (1, 9 * UNIT)
 
 
-def test_approve_and_increase_allowance_draw_the_limit_down(world: World, wallet: Wallet, token_session: Key) -> None:
+def test_approve_and_increase_allowance_draw_the_limit_down(
+    world: World, wallet: Wallet, token_session: Key
+) -> None:
     spender = make_key("spender").address
-    wallet.run(token_session, single(Call(addr(world.token), 0, calldata("approve(address,uint256)", spender, 5 * UNIT))))
-    wallet.run(token_session, single(Call(addr(world.token), 0, calldata("increaseAllowance(address,uint256)", spender, 6 * UNIT))))
+    wallet.run(
+        token_session,
+        single(Call(addr(world.token), 0, calldata("approve(address,uint256)", spender, 5 * UNIT))),
+    )
+    wallet.run(
+        token_session,
+        single(
+            Call(
+                addr(world.token),
+                0,
+                calldata("increaseAllowance(address,uint256)", spender, 6 * UNIT),
+            )
+        ),
+    )
     assert world.token.allowance(wallet.address, spender) == 11 * UNIT
     assert remaining(world, token_session) == UNIT
     too_much = Call(addr(world.token), 0, calldata("approve(address,uint256)", spender, 2 * UNIT))
     refused(world, token_session, single(too_much), "TOKEN_LIMIT_EXCEEDED")
 
 
-def test_a_permit_by_the_account_draws_the_limit_down(world: World, wallet: Wallet, token_session: Key) -> None:
+def test_a_permit_by_the_account_draws_the_limit_down(
+    world: World, wallet: Wallet, token_session: Key
+) -> None:
     permit = "permit(address,address,uint256,uint256,uint8,bytes32,bytes32)"
     deadline = boa.env.timestamp + 60
 
     def call(owner: str, value: int) -> Call:
-        return Call(addr(world.token), 0, calldata(permit, owner, world.relayer, value, deadline, 27, b"\x01" * 32, b"\x02" * 32))
+        return Call(
+            addr(world.token),
+            0,
+            calldata(permit, owner, world.relayer, value, deadline, 27, b"\x01" * 32, b"\x02" * 32),
+        )
 
     refused(world, token_session, single(call(wallet.address, 13 * UNIT)), "TOKEN_LIMIT_EXCEEDED")
     # Within the limit the session's checks pass and the token itself refuses the forged permit.
@@ -175,25 +226,53 @@ def test_a_permit_by_the_account_draws_the_limit_down(world: World, wallet: Wall
     assert remaining(world, token_session) == 12 * UNIT
 
 
-def test_transfer_from_the_account_counts_and_from_others_does_not(world: World, wallet: Wallet, token_session: Key) -> None:
+def test_transfer_from_the_account_counts_and_from_others_does_not(
+    world: World, wallet: Wallet, token_session: Key
+) -> None:
     other = make_key("other-holder").address
     world.token.mint(other, 50 * UNIT)
     world.token.approve(wallet.address, 50 * UNIT, sender=other)
-    wallet.owner_execute(single(Call(addr(world.token), 0, calldata("approve(address,uint256)", wallet.address, 50 * UNIT))))
+    wallet.owner_execute(
+        single(
+            Call(
+                addr(world.token),
+                0,
+                calldata("approve(address,uint256)", wallet.address, 50 * UNIT),
+            )
+        )
+    )
     pull = "transferFrom(address,address,uint256)"
-    wallet.run(token_session, single(Call(addr(world.token), 0, calldata(pull, other, world.relayer, 20 * UNIT))))
+    wallet.run(
+        token_session,
+        single(Call(addr(world.token), 0, calldata(pull, other, world.relayer, 20 * UNIT))),
+    )
     assert remaining(world, token_session) == 12 * UNIT
-    wallet.run(token_session, single(Call(addr(world.token), 0, calldata(pull, wallet.address, world.relayer, 10 * UNIT))))
+    wallet.run(
+        token_session,
+        single(
+            Call(addr(world.token), 0, calldata(pull, wallet.address, world.relayer, 10 * UNIT))
+        ),
+    )
     assert remaining(world, token_session) == 2 * UNIT
-    refused(world, token_session, single(Call(addr(world.token), 0, calldata(pull, wallet.address, world.relayer, 3 * UNIT))), "TOKEN_LIMIT_EXCEEDED")
+    refused(
+        world,
+        token_session,
+        single(Call(addr(world.token), 0, calldata(pull, wallet.address, world.relayer, 3 * UNIT))),
+        "TOKEN_LIMIT_EXCEEDED",
+    )
     assert world.token.balanceOf(world.relayer) == 30 * UNIT
 
 
-def test_value_is_checked_before_tokens_and_tokens_before_uses(world: World, wallet: Wallet, session: Key) -> None:
+def test_value_is_checked_before_tokens_and_tokens_before_uses(
+    world: World, wallet: Wallet, session: Key
+) -> None:
     wallet.enable(
         wallet.grant(
             session,
-            permissions=[permission(world.target, RECORD, max_value=ETHER), permission(world.token, TRANSFER)],
+            permissions=[
+                permission(world.target, RECORD, max_value=ETHER),
+                permission(world.token, TRANSFER),
+            ],
             token_limits=[token_limit(world.token, UNIT)],
             max_uses=1,
         )
@@ -201,14 +280,18 @@ def test_value_is_checked_before_tokens_and_tokens_before_uses(world: World, wal
     over_both = batch([record(world, value=1), transfer(world, world.relayer, 2 * UNIT)])
     refused(world, session, over_both, "VALUE_LIMIT_EXCEEDED")
     wallet.run(session, single(record(world)))
-    refused(world, session, single(transfer(world, world.relayer, 2 * UNIT)), "TOKEN_LIMIT_EXCEEDED")
+    refused(
+        world, session, single(transfer(world, world.relayer, 2 * UNIT)), "TOKEN_LIMIT_EXCEEDED"
+    )
     refused(world, session, single(transfer(world, world.relayer, 1)), "USAGE_LIMIT_REACHED")
 
 
 # ------------------------------------------------------------------------------ rule 8
 
 
-def test_the_use_count_counts_executions_not_calls(world: World, wallet: Wallet, session: Key) -> None:
+def test_the_use_count_counts_executions_not_calls(
+    world: World, wallet: Wallet, session: Key
+) -> None:
     wallet.enable(wallet.grant(session, permissions=[permission(world.target, RECORD)], max_uses=2))
     wallet.run(session, batch([record(world, 1), record(world, 2), record(world, 3)]))
     wallet.run(session, single(record(world)))

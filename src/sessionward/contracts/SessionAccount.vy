@@ -17,9 +17,8 @@
         (see account_auth.vy).
 """
 
-from . import reasons
-
 from . import eip712
+from . import reasons
 from . import erc7579
 from . import account_auth
 from . import sessions

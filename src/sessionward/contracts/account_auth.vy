@@ -21,9 +21,8 @@
         `execute_session_op`).
 """
 
-from . import reasons
-
 from . import eip712
+from . import reasons
 
 
 # The ERC-4337 v0.7 EntryPoint this implementation trusts (zero: no 4337 support).

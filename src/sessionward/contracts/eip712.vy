@@ -14,9 +14,9 @@
         recovers to the zero address (ecrecover's failure value).
 """
 
-from . import reasons
-
 from snekmate.utils import message_hash_utils
+
+from . import reasons
 
 
 DOMAIN_TYPEHASH: constant(bytes32) = keccak256(

@@ -24,9 +24,8 @@
         layout can refuse to run on this one.
 """
 
-from . import reasons
-
 from . import eip712
+from . import reasons
 from . import erc7579
 from . import account_auth
 
@@ -159,11 +158,9 @@ SEL_PERMIT2_APPROVE: constant(bytes4) = 0x87517C45  # Permit2 approve(address,ad
 # one cold SLOAD each for the session's configuration, its counters and the account word.
 
 MASK8: constant(uint256) = 2**8 - 1
-MASK16: constant(uint256) = 2**16 - 1
 MASK24: constant(uint256) = 2**24 - 1
 MASK32: constant(uint256) = 2**32 - 1
 MASK48: constant(uint256) = 2**48 - 1
-MASK64: constant(uint256) = 2**64 - 1
 MASK160: constant(uint256) = 2**160 - 1
 
 # Account word, stored at `_account[ACCOUNT_NAMESPACE]`.
@@ -407,11 +404,13 @@ def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATU
     """
     @notice Install an owner-signed grant. Anyone may submit it (the relayer does).
     @dev Checks, in order: account (ACCOUNT_MISMATCH), chain (CHAIN_MISMATCH), epoch
-         (SESSION_REVOKED), grant nonce never used (NONCE_REPLAYED), shape (ENVELOPE_MALFORMED,
-         WINDOW_INVALID, SELF_CALL_FORBIDDEN), then the owner's signature over the full
-         EIP-712 digest. The grant nonce is then spent forever. Re-enabling a key (after a
-         revocation, or to replace its grant) starts clean counters; only the key's call nonce
-         carries over, so no SessionCall signed under an earlier grant can be replayed.
+         (SESSION_REVOKED), grant nonce never used (NONCE_REPLAYED), session key and window
+         (ENVELOPE_MALFORMED, WINDOW_INVALID), the owner's signature over the full EIP-712
+         digest (SIGNATURE_*), then each token limit and permission while storing it
+         (ENVELOPE_MALFORMED, SELF_CALL_FORBIDDEN). The grant nonce is then spent forever.
+         Re-enabling a key (after a revocation, or to replace its grant) starts clean counters
+         and drops the old permissions; only the key's call nonce carries over, so no
+         SessionCall executed under an earlier grant can be replayed.
     """
     if grant.account != self:
         reasons._fail(reasons.ACCOUNT_MISMATCH)
@@ -727,7 +726,7 @@ def _enforce(
                     ok = argument != operand
                 elif op == OP_LTE:
                     ok = convert(argument, uint256) <= convert(operand, uint256)
-                else:
+                else:  # OP_GTE (operators were validated when the grant was enabled)
                     ok = convert(argument, uint256) >= convert(operand, uint256)
             if not ok:
                 reasons._fail(reasons.ARG_RULE_VIOLATED)

@@ -319,6 +319,21 @@ class Budget:
 
     # -------------------------------------------------------------------- reads
 
+    def charged_since(self, session_id: str, since: int) -> dict[str, int]:
+        """Per bucket, what held and settled reservations made at or after ``since`` charged
+        (released ones gave their amounts back). For velocity rules."""
+        statement = select(reservations.c.charges).where(
+            reservations.c.session_id == session_id,
+            reservations.c.created_at >= since,
+            reservations.c.status != "released",
+        )
+        totals: dict[str, int] = {}
+        with self._db.reading() as conn:
+            for (document,) in conn.execute(statement):
+                for charge in _charges_from_json(document):
+                    totals[charge.bucket] = totals.get(charge.bucket, 0) + charge.amount
+        return totals
+
     def usage_of(self, session_id: str) -> Usage:
         """The session's counters (held reservations included)."""
         with self._db.reading() as conn:

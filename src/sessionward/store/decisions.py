@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import ColumnElement, Connection, Row, insert, select
+from sqlalchemy import ColumnElement, Connection, Row, func, insert, literal, or_, select
 
 from .database import Database
 from .schema import decision_events
@@ -83,6 +83,41 @@ class Decisions:
                 request_kind=event.request_kind,
             )
         )
+
+    def count_since(
+        self,
+        since: int,
+        *,
+        session_id: str | None = None,
+        credential_id: str | None = None,
+        verdict: Verdict | None = None,
+        any_reason: tuple[str, ...] = (),
+    ) -> int:
+        """How many events at or after ``since`` match every given filter (``any_reason``: at
+        least one of these reason codes)."""
+        conditions: list[ColumnElement[bool]] = [decision_events.c.at >= since]
+        if session_id is not None:
+            conditions.append(decision_events.c.session_id == session_id)
+        if credential_id is not None:
+            conditions.append(decision_events.c.credential_id == credential_id)
+        if verdict is not None:
+            conditions.append(decision_events.c.verdict == verdict)
+        if any_reason:
+            # reasons is a comma list: match ",CODE," inside ",reasons," so codes never overlap
+            conditions.append(
+                or_(
+                    *[
+                        (literal(",") + decision_events.c.reasons + literal(",")).contains(f",{r},")
+                        for r in any_reason
+                    ]
+                )
+            )
+        with self._db.reading() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(decision_events).where(*conditions)
+                ).scalar_one()
+            )
 
     def between(self, since: int, until: int) -> list[DecisionEvent]:
         """Events with ``since <= at < until``, in time order."""

@@ -19,10 +19,11 @@ from .decisions import Decisions
 from .execution import Executions
 from .freezes import Freezes
 from .nonces import Nonces, SqlReplayStore
+from .relay_jobs import SqlRelayJobStore
 from .schema import ALL_TABLES
 from .sessions import Sessions
-from .vault_keys import SqlKeyRecordStore
 from .transactions import Transactions
+from .vault_keys import SqlKeyRecordStore
 from .wallets import Wallets
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
@@ -49,6 +50,7 @@ class Store:
         self.audit: Final = AuditLog(db)
         self.vault_keys: Final = SqlKeyRecordStore(db)
         self.transactions: Final = Transactions(db)
+        self.relay_jobs: Final = SqlRelayJobStore(db)
         self.executions: Final = Executions(db, self.budget, self.audit)
 
     def __repr__(self) -> str:

@@ -23,19 +23,10 @@ from collections.abc import Collection
 from typing import Any, Final
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    Index,
-    Integer,
-    LargeBinary,
     Row,
-    String,
-    Table,
-    Text,
     case,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -45,51 +36,11 @@ from sessionward.chain.transactions import decode_authorization_list, encode_aut
 from sessionward.crypto.secp256k1 import normalize_address
 
 from .database import Database
-from .schema import ID, Uint256, metadata
+from .schema import relay_jobs
 
 __all__ = ["SqlRelayJobStore", "relay_jobs"]
 
 _BIGINT_MAX: Final = 2**63 - 1
-_OUTSTANDING_SQL: Final = "state IN ('signed', 'submitted')"
-
-relay_jobs = Table(
-    "relay_jobs",
-    metadata,
-    Column("job_id", ID, primary_key=True),
-    Column("sender", String(42), nullable=False),
-    Column("to_address", String(42), nullable=False),
-    Column("data", LargeBinary, nullable=False),
-    Column("value", Uint256, nullable=False),
-    Column("gas_limit", BigInteger, nullable=False),
-    Column("fee_cap_wei", Uint256, nullable=True),
-    Column("authorization_list", LargeBinary, nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("nonce", BigInteger, nullable=True),
-    Column("max_fee_per_gas", Uint256, nullable=True),
-    Column("max_priority_fee_per_gas", Uint256, nullable=True),
-    Column("raw_tx", LargeBinary, nullable=True),
-    Column("tx_hash", String(66), nullable=True),
-    Column("tx_hashes", Text, nullable=False),
-    Column("created_at_ms", BigInteger, nullable=False),
-    Column("submitted_at_ms", BigInteger, nullable=True),
-    Column("updated_at_ms", BigInteger, nullable=True),
-    Column("block_number", BigInteger, nullable=True),
-    Column("gas_used", BigInteger, nullable=True),
-    Column("effective_gas_price", Uint256, nullable=True),
-    Column("revert_reason", Text, nullable=True),
-    Column("error", Text, nullable=True),
-    Column("attempts", Integer, nullable=False),
-    Column("version", Integer, nullable=False),
-    Index("ix_relay_jobs_sender_state", "sender", "state"),
-    Index(
-        "uq_relay_jobs_outstanding_nonce",
-        "sender",
-        "nonce",
-        unique=True,
-        sqlite_where=text(_OUTSTANDING_SQL),
-        postgresql_where=text(_OUTSTANDING_SQL),
-    ),
-)
 
 
 def _checked_bigint(name: str, value: int | None) -> int | None:

@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -297,7 +298,49 @@ freeze_lift_approvals = Table(
     PrimaryKeyConstraint("freeze_id", "ops_credential_id", name="pk_freeze_lift_approvals"),
 )
 
+_RELAY_OUTSTANDING: Final = "state IN ('signed', 'submitted')"
+
+relay_jobs = Table(
+    "relay_jobs",
+    metadata,
+    Column("job_id", ID, primary_key=True),
+    Column("sender", String(42), nullable=False),
+    Column("to_address", String(42), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("value", Uint256, nullable=False),
+    Column("gas_limit", BigInteger, nullable=False),
+    Column("fee_cap_wei", Uint256, nullable=True),
+    Column("authorization_list", LargeBinary, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("nonce", BigInteger, nullable=True),
+    Column("max_fee_per_gas", Uint256, nullable=True),
+    Column("max_priority_fee_per_gas", Uint256, nullable=True),
+    Column("raw_tx", LargeBinary, nullable=True),
+    Column("tx_hash", String(66), nullable=True),
+    Column("tx_hashes", Text, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("submitted_at_ms", BigInteger, nullable=True),
+    Column("updated_at_ms", BigInteger, nullable=True),
+    Column("block_number", BigInteger, nullable=True),
+    Column("gas_used", BigInteger, nullable=True),
+    Column("effective_gas_price", Uint256, nullable=True),
+    Column("revert_reason", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_relay_jobs_sender_state", "sender", "state"),
+    Index(
+        "uq_relay_jobs_outstanding_nonce",
+        "sender",
+        "nonce",
+        unique=True,
+        sqlite_where=text(_RELAY_OUTSTANDING),
+        postgresql_where=text(_RELAY_OUTSTANDING),
+    ),
+)
+
 ALL_TABLES: Final = (
+    relay_jobs,
     audit,
     alerts,
     decision_events,
@@ -328,6 +371,7 @@ __all__ = [
     "idempotency",
     "metadata",
     "nonces",
+    "relay_jobs",
     "reservations",
     "sessions",
     "transactions",

@@ -51,6 +51,11 @@ class SessionRecord:
     revoke_reason: str | None
     onchain_revoked_at: int | None
     last_used_at: int | None
+    owner_signature: str | None = None
+    """Hex of the owner's grant signature, once approved."""
+    call_nonce: int = 0
+    """The next session-call nonce to assign."""
+    onchain_enabled_at: int | None = None
 
 
 def _record(row: Row[tuple[object, ...]]) -> SessionRecord:
@@ -77,6 +82,9 @@ def _record(row: Row[tuple[object, ...]]) -> SessionRecord:
         revoke_reason=m["revoke_reason"],
         onchain_revoked_at=m["onchain_revoked_at"],
         last_used_at=m["last_used_at"],
+        owner_signature=m["owner_signature"],
+        call_nonce=int(m["call_nonce"]),
+        onchain_enabled_at=m["onchain_enabled_at"],
     )
 
 
@@ -152,8 +160,9 @@ class Sessions:
         with self._db.reading() as conn:
             return [_record(row) for row in conn.execute(query)]
 
-    def approve(self, session_id: str, *, now: int) -> bool:
-        """``pending`` → ``active`` once the owner's grant signature has been checked.
+    def approve(self, session_id: str, *, now: int, owner_signature: str | None = None) -> bool:
+        """``pending`` → ``active`` once the owner's grant signature has been checked (and is
+        kept, hex, to install the session on chain).
 
         False (nothing changed) if the session is not pending, was revoked, or has expired.
         """
@@ -161,9 +170,19 @@ class Sessions:
             session_id,
             "pending",
             "active",
-            {"approved_at": now},
+            {"approved_at": now, "owner_signature": owner_signature},
             sessions.c.expires_at > now,
         )
+
+    def mark_onchain_enabled(self, session_id: str, *, now: int) -> bool:
+        """Record that the session's installation on chain was mined (once)."""
+        statement = (
+            update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.onchain_enabled_at.is_(None))
+            .values(onchain_enabled_at=now)
+        )
+        with self._db.writing() as conn:
+            return conn.execute(statement).rowcount == 1
 
     def suspend(self, session_id: str) -> bool:
         """``active`` → ``suspended`` (reservations refused with ``SESSION_SUSPENDED``)."""

@@ -1,0 +1,190 @@
+"""The policy path's anomaly rules: alerts, and automatic revocation (DESIGN section 8).
+
+Called after every recorded decision. Defaults (configurable in :class:`AnomalyRules`):
+
+- any context mismatch (``CHAIN_MISMATCH``, ``ACCOUNT_MISMATCH``) → revoke the session;
+- any forbidden-action attempt (``NON_DELEGABLE_ACTION``, ``SELF_CALL_FORBIDDEN``,
+  ``CALL_TYPE_FORBIDDEN``) → revoke the session;
+- 5 denials within 60 s on a session → revoke the session;
+- 3 post-revocation attempts by a credential within 10 min → revoke the credential;
+- half of a value budget (USD, native or a token limit) spent within 5 min → suspend the session
+  until the owner renews it (ApproveSession again).
+
+Every alert records when it fired and when its action was taken, so time-to-revoke is measured.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sessionward.domain.decision import Decision
+from sessionward.domain.reasons import ReasonCode
+from sessionward.domain.usage import NATIVE, TOKEN_PREFIX, USD
+from sessionward.store.alerts import AlertRecord
+from sessionward.store.decisions import DecisionEvent
+
+from .ids import new_id
+from .revocation import Revocations
+from .runtime import Runtime
+from .sessions import SessionDirectory
+
+_log = logging.getLogger(__name__)
+
+CONTEXT_MISMATCH = (ReasonCode.CHAIN_MISMATCH.value, ReasonCode.ACCOUNT_MISMATCH.value)
+FORBIDDEN_ATTEMPT = (
+    ReasonCode.NON_DELEGABLE_ACTION.value,
+    ReasonCode.SELF_CALL_FORBIDDEN.value,
+    ReasonCode.CALL_TYPE_FORBIDDEN.value,
+)
+POST_REVOCATION = (ReasonCode.SESSION_REVOKED.value, ReasonCode.CREDENTIAL_REVOKED.value)
+
+AlertSink = Callable[[AlertRecord], None]
+
+
+class AnomalyMonitor:
+    """Watches decisions; raises alerts and revokes when a rule fires."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        directory: SessionDirectory,
+        revocations: Revocations,
+        sink: AlertSink | None = None,
+    ) -> None:
+        self._rt = rt
+        self._dir = directory
+        self._revocations = revocations
+        self._sink = sink
+
+    def __call__(self, event: DecisionEvent, decision: Decision) -> None:
+        try:
+            self._check(event)
+        except Exception:  # a rule must never turn a decision into a 500
+            _log.exception("anomaly rule failed for decision %s", event.id)
+
+    def _check(self, event: DecisionEvent) -> None:
+        rules = self._rt.settings.anomaly
+        reasons = set(event.reasons)
+        session_id = event.session_id
+        if session_id is None:
+            return
+        now = event.at
+        if (
+            reasons & set(POST_REVOCATION)
+            and event.credential_id
+            and rules.post_revocation_attempts
+        ):
+            attempts = self._rt.store.decisions.count_since(
+                now - rules.post_revocation_window_s,
+                credential_id=event.credential_id,
+                any_reason=POST_REVOCATION,
+            )
+            self._alert("post_revocation_attempt", "warning", event, {"attempts": attempts}, None)
+            if attempts >= rules.post_revocation_attempts:
+                revoked = self._revocations.retire_credential(
+                    event.credential_id,
+                    by="policy:post_revocation_attempts",
+                    reason="repeated use after revocation",
+                )
+                self._alert(
+                    "post_revocation_burst",
+                    "critical",
+                    event,
+                    {"attempts": attempts, "sessions": revoked},
+                    f"revoked credential {event.credential_id}",
+                )
+            return  # a revoked session has nothing left to revoke
+        if rules.revoke_on_context_mismatch and reasons & set(CONTEXT_MISMATCH):
+            self._revoke(event, "context_mismatch", sorted(reasons & set(CONTEXT_MISMATCH)))
+            return
+        if rules.revoke_on_forbidden_attempt and reasons & set(FORBIDDEN_ATTEMPT):
+            self._revoke(
+                event, "forbidden_action_attempt", sorted(reasons & set(FORBIDDEN_ATTEMPT))
+            )
+            return
+        if event.verdict == "deny" and rules.denial_burst_count:
+            denials = self._rt.store.decisions.count_since(
+                now - rules.denial_burst_window_s, session_id=session_id, verdict="deny"
+            )
+            if denials >= rules.denial_burst_count:
+                self._revoke(
+                    event, "denial_burst", [f"{denials} denials in {rules.denial_burst_window_s} s"]
+                )
+            return
+        if (
+            event.verdict == "allow"
+            and event.request_kind == "execute"
+            and rules.velocity_fraction > 0
+        ):
+            self._velocity(event)
+
+    def _velocity(self, event: DecisionEvent) -> None:
+        assert event.session_id is not None
+        rules = self._rt.settings.anomaly
+        record = self._dir.record(event.session_id)
+        envelope = self._dir.scope(record).envelope
+        budgets: dict[str, int] = {}
+        if envelope.max_value_usd:
+            budgets[USD] = envelope.max_value_usd
+        if envelope.value_limit and envelope.value_limit.limit:
+            budgets[NATIVE] = envelope.value_limit.limit
+        for token_limit in envelope.token_limits:
+            if token_limit.limit:
+                budgets[TOKEN_PREFIX + token_limit.token] = token_limit.limit
+        if not budgets:
+            return
+        spent = self._rt.store.budget.charged_since(
+            event.session_id, event.at - rules.velocity_window_s
+        )
+        fast = {
+            b: spent.get(b, 0)
+            for b, limit in budgets.items()
+            if spent.get(b, 0) >= rules.velocity_fraction * limit
+        }
+        if fast and self._rt.store.sessions.suspend(event.session_id):
+            self._alert(
+                "value_velocity",
+                "critical",
+                event,
+                {"spent": {b: str(v) for b, v in fast.items()}},
+                f"suspended session {event.session_id}",
+            )
+
+    def _revoke(self, event: DecisionEvent, rule: str, why: list[str]) -> None:
+        assert event.session_id is not None
+        revoked = self._revocations.revoke_sessions(
+            [event.session_id], by=f"policy:{rule}", reason=", ".join(why)
+        )
+        self._alert(
+            rule,
+            "critical",
+            event,
+            {"why": why},
+            f"revoked session {event.session_id}" if revoked else None,
+        )
+
+    def _alert(
+        self,
+        rule: str,
+        severity: str,
+        event: DecisionEvent,
+        detail: dict[str, object],
+        action: str | None,
+    ) -> None:
+        now = self._rt.now()
+        alert = AlertRecord(
+            id=new_id("alr"),
+            at=event.at,
+            rule=rule,
+            severity=severity,
+            detail={"decision": event.id, "reasons": list(event.reasons), **detail},
+            session_id=event.session_id,
+            wallet_id=event.wallet_id,
+            credential_id=event.credential_id,
+            action_taken=action,
+            action_at=now if action else None,
+        )
+        self._rt.store.alerts.record(alert)
+        if self._sink is not None:
+            self._sink(alert)

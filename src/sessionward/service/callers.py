@@ -1,0 +1,47 @@
+"""Who is calling: an authenticated credential and what it is bound to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sessionward.domain.reasons import ReasonCode
+
+from .errors import ServiceError
+
+Role = Literal["backend", "owner", "ops"]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated request's credential. ``wallet_id`` binds owner credentials."""
+
+    credential_id: str
+    role: Role
+    wallet_id: str | None = None
+
+    def require(self, role: Role) -> None:
+        """Refuse unless the caller has ``role`` (403, ``SIGNER_MISMATCH``)."""
+        if self.role != role:
+            raise ServiceError(
+                "forbidden", ReasonCode.ROLE_FORBIDDEN, f"this method needs a {role} credential"
+            )
+
+    def require_owner_of(self, wallet_id: str) -> None:
+        self.require("owner")
+        if self.wallet_id != wallet_id:
+            raise ServiceError(
+                "forbidden",
+                ReasonCode.ROLE_FORBIDDEN,
+                "this owner credential is bound to another wallet",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SelfSigned:
+    """A request signed by a key that is not registered yet (``cred="self"``): the owner
+    creating a wallet, or a backend registering its credential. ``public_key`` is the address
+    (secp256k1) or the hex P-256 key the signature was verified against."""
+
+    alg: str
+    public_key: str

@@ -1,0 +1,162 @@
+"""Service settings: embedded defaults, overridden by a TOML file and then by the environment.
+
+Embedded defaults need nothing installed: SQLite under the data directory, the local vault with
+a generated key file, and the in-process chain with the demo contracts. Production-like setups
+point ``database_url`` at PostgreSQL and ``rpc_url`` at a node.
+
+Environment variables (each overrides the file):
+
+=================================  ====================================================
+``SESSIONWARD_DATA_DIR``           data directory (default ``./data``)
+``SESSIONWARD_DATABASE_URL``       ``postgresql://…`` (default: SQLite in the data dir)
+``SESSIONWARD_RPC_URL``            JSON-RPC node (default: the in-process chain)
+``SESSIONWARD_CONFIG``             a TOML file with the keys below
+``SESSIONWARD_CATALOG``            an extra action-catalog TOML
+``SESSIONWARD_OPS_KEYS``           ``id:alg:publicKey`` entries separated by commas
+``SESSIONWARD_RELAYER_KEY``        the relayer's hot key (hex); default: a 0600 file in the data dir
+=================================  ====================================================
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sessionward.crypto.request_signature import ALG_P256, ALG_SECP256K1
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid (names the setting, never echoes secret values)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpsCredential:
+    """An ops credential from configuration: ``public_key`` is an address (secp256k1) or the
+    hex of an uncompressed P-256 key."""
+
+    id: str
+    alg: str
+    public_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyRules:
+    """The policy path's automatic revocation rules (DESIGN section 8). 0 disables a count rule."""
+
+    denial_burst_count: int = 5
+    denial_burst_window_s: int = 60
+    revoke_on_context_mismatch: bool = True
+    revoke_on_forbidden_attempt: bool = True
+    post_revocation_attempts: int = 3
+    post_revocation_window_s: int = 600
+    velocity_fraction: float = 0.5
+    velocity_window_s: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    rpc_url: str | None = None
+    catalog_file: Path | None = None
+    ops_credentials: tuple[OpsCredential, ...] = ()
+    anomaly: AnomalyRules = field(default_factory=AnomalyRules)
+    request_window_s: int = 60
+    replay_ttl_s: int = 600
+    max_body_bytes: int = 256 * 1024
+    quote_ttl_s: int = 120
+    call_deadline_s: int = 600
+    relayer_fee_cap_wei: int = 10**17
+    relayer_poll_s: float = 0.2
+    run_relayer: bool = True
+
+    @classmethod
+    def load(
+        cls, environ: Mapping[str, str] | None = None, *, file: Path | None = None
+    ) -> Settings:
+        """Defaults, then ``file`` (or ``$SESSIONWARD_CONFIG``), then the environment."""
+        env = os.environ if environ is None else environ
+        settings = cls()
+        path = file or (Path(env["SESSIONWARD_CONFIG"]) if env.get("SESSIONWARD_CONFIG") else None)
+        if path is not None:
+            settings = settings.with_document(_read_toml(path))
+        overrides: dict[str, Any] = {}
+        if env.get("SESSIONWARD_DATA_DIR"):
+            overrides["data_dir"] = Path(env["SESSIONWARD_DATA_DIR"])
+        if env.get("SESSIONWARD_DATABASE_URL"):
+            overrides["database_url"] = env["SESSIONWARD_DATABASE_URL"]
+        if env.get("SESSIONWARD_RPC_URL"):
+            overrides["rpc_url"] = env["SESSIONWARD_RPC_URL"]
+        if env.get("SESSIONWARD_CATALOG"):
+            overrides["catalog_file"] = Path(env["SESSIONWARD_CATALOG"])
+        if env.get("SESSIONWARD_OPS_KEYS"):
+            overrides["ops_credentials"] = tuple(_ops_from_text(env["SESSIONWARD_OPS_KEYS"]))
+        return replace(settings, **overrides)
+
+    def with_document(self, doc: Mapping[str, Any]) -> Settings:
+        """These settings with the values of a parsed TOML document (unknown keys refused)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(doc) - known - {"ops", "anomaly"})
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]!r}")
+        changes: dict[str, Any] = {}
+        for name, value in doc.items():
+            if name == "ops":
+                changes["ops_credentials"] = tuple(_ops_entry(e, i) for i, e in enumerate(value))
+            elif name == "anomaly":
+                changes["anomaly"] = _anomaly(value)
+            elif name in ("data_dir", "catalog_file"):
+                changes[name] = Path(value)
+            else:
+                changes[name] = value
+        result = replace(self, **changes)
+        result.check()
+        return result
+
+    def check(self) -> None:
+        if self.request_window_s <= 0 or self.replay_ttl_s <= self.request_window_s:
+            raise ConfigError("replay_ttl_s must outlive request_window_s (both positive)")
+        if self.max_body_bytes <= 0 or self.quote_ttl_s <= 0 or self.call_deadline_s <= 0:
+            raise ConfigError("size and time limits must be positive")
+        ids = [o.id for o in self.ops_credentials]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("ops credential ids must be distinct")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc}") from None
+
+
+def _ops_entry(entry: Any, index: int) -> OpsCredential:
+    if not isinstance(entry, Mapping) or set(entry) != {"id", "alg", "public_key"}:
+        raise ConfigError(f"ops[{index}] needs exactly id, alg and public_key")
+    if entry["alg"] not in (ALG_SECP256K1, ALG_P256):
+        raise ConfigError(f"ops[{index}].alg must be {ALG_SECP256K1} or {ALG_P256}")
+    return OpsCredential(str(entry["id"]), str(entry["alg"]), str(entry["public_key"]).lower())
+
+
+def _ops_from_text(text: str) -> list[OpsCredential]:
+    entries = []
+    for i, part in enumerate(p for p in text.split(",") if p.strip()):
+        pieces = part.strip().split(":")
+        if len(pieces) != 3:
+            raise ConfigError(f"SESSIONWARD_OPS_KEYS entry {i} must be id:alg:publicKey")
+        entries.append(_ops_entry(dict(zip(("id", "alg", "public_key"), pieces, strict=True)), i))
+    return entries
+
+
+def _anomaly(doc: Any) -> AnomalyRules:
+    if not isinstance(doc, Mapping):
+        raise ConfigError("anomaly must be a table")
+    known = {f.name for f in fields(AnomalyRules)}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise ConfigError(f"unknown anomaly rule {unknown[0]!r}")
+    return replace(AnomalyRules(), **doc)

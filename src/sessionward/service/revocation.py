@@ -1,0 +1,263 @@
+"""Revocation, four paths (DESIGN section 8): the owner (RevokeAccess), the backend
+(RevokeCredential), ops (EmergencyRevoke, LiftFreeze) and the anomaly rules (see
+:mod:`sessionward.service.anomaly`).
+
+Every path is effective off-chain when it returns: the store's revoke updates the session row
+(or closes the revocation gate for freezes and credentials), which orders it with every
+in-flight execution (:mod:`sessionward.store.execution`). The session keys are then disabled
+in the vault, and the on-chain removal is queued by the dispatcher, which records
+``onchainRevokedAt`` when it is mined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, TypedDict
+
+from sessionward.domain.reasons import ReasonCode
+from sessionward.store.alerts import AlertRecord
+
+from .callers import Caller
+from .errors import ServiceError, invalid
+from .ids import new_id
+from .runtime import Runtime
+from .sessions import SessionDirectory
+
+EmergencyScope = Literal["session", "wallet", "credential", "action_class", "global"]
+EMERGENCY_SCOPES: tuple[EmergencyScope, ...] = (
+    "session",
+    "wallet",
+    "credential",
+    "action_class",
+    "global",
+)
+
+
+class RevocationView(TypedDict):
+    revokedSessions: list[str]
+    revokedCredential: str | None
+    freezeId: str | None
+    revokedAt: int
+
+
+class LiftView(TypedDict):
+    lifted: int
+    approvals: list[str]
+
+
+class Revocations:
+    """All revocation paths share :meth:`revoke_sessions`."""
+
+    def __init__(self, rt: Runtime, directory: SessionDirectory) -> None:
+        self._rt = rt
+        self._dir = directory
+
+    # --- shared ---------------------------------------------------------------------------
+
+    def revoke_sessions(self, session_ids: Sequence[str], *, by: str, reason: str) -> list[str]:
+        """Revoke sessions (those already revoked are skipped) and disable their keys."""
+        now = self._rt.now()
+        revoked = []
+        for session_id in session_ids:
+            if self._rt.store.sessions.revoke_session(session_id, by=by, reason=reason, now=now):
+                revoked.append(session_id)
+                self._after_revoke(session_id, by=by, reason=reason, now=now)
+        return revoked
+
+    def _after_revoke(self, session_id: str, *, by: str, reason: str, now: int) -> None:
+        record = self._dir.record(session_id)
+        self._rt.vault.disable(record.session_key_id, now=now)
+        self._rt.store.audit.append(
+            record.wallet_id,
+            "session.revoked",
+            {"session": session_id, "by": by, "reason": reason},
+            at=now,
+        )
+
+    def retire_credential(self, credential_id: str, *, by: str, reason: str) -> list[str]:
+        """Revoke a credential and every session bound to it; the sessions this revoked."""
+        now = self._rt.now()
+        self._rt.store.credentials.revoke(credential_id, reason=reason, now=now)
+        ids = self._rt.store.sessions.revoke_sessions_of_credential(
+            credential_id, by=by, reason=reason, now=now
+        )
+        for session_id in ids:
+            self._after_revoke(session_id, by=by, reason=reason, now=now)
+        self._rt.store.audit.append(
+            "global",
+            "credential.revoked",
+            {"credential": credential_id, "by": by, "reason": reason},
+            at=now,
+        )
+        return ids
+
+    # --- owner ----------------------------------------------------------------------------
+
+    def revoke_access(
+        self, caller: Caller, *, wallet_id: str, credential_id: str, session_id: str | None
+    ) -> RevocationView:
+        """The owner revokes one session, or every session of ``credential_id`` on the wallet."""
+        caller.require_owner_of(wallet_id)
+        records = [
+            r
+            for r in self._rt.store.sessions.of_wallet(wallet_id)
+            if r.credential_id == credential_id
+        ]
+        if session_id is not None:
+            records = [r for r in records if r.id == session_id]
+            if not records:
+                raise ServiceError(
+                    "not_found",
+                    ReasonCode.SESSION_UNKNOWN,
+                    "no such session of this credential on this wallet",
+                )
+        revoked = self.revoke_sessions(
+            [r.id for r in records],
+            by=f"owner:{caller.credential_id}",
+            reason="owner revoked access",
+        )
+        return {
+            "revokedSessions": revoked,
+            "revokedCredential": None,
+            "freezeId": None,
+            "revokedAt": self._rt.now(),
+        }
+
+    # --- backend --------------------------------------------------------------------------
+
+    def revoke_credential(
+        self, caller: Caller, *, credential_id: str, reason: str | None
+    ) -> RevocationView:
+        """A backend retires its own credential and every session bound to it."""
+        caller.require("backend")
+        if credential_id != caller.credential_id:
+            raise ServiceError(
+                "forbidden",
+                ReasonCode.ROLE_FORBIDDEN,
+                "a backend may only revoke its own credential",
+            )
+        revoked = self.retire_credential(
+            credential_id, by=f"backend:{credential_id}", reason=reason or "retired by its backend"
+        )
+        return {
+            "revokedSessions": revoked,
+            "revokedCredential": credential_id,
+            "freezeId": None,
+            "revokedAt": self._rt.now(),
+        }
+
+    # --- ops ------------------------------------------------------------------------------
+
+    def emergency_revoke(
+        self, caller: Caller, *, scope: EmergencyScope, target: str | None, reason: str
+    ) -> RevocationView:
+        """The kill switch: by session, wallet, credential, action class, or global freeze.
+        A written reason is mandatory; every use raises a critical alert."""
+        caller.require("ops")
+        if not reason or not reason.strip():
+            raise invalid(ReasonCode.REASON_REQUIRED, "an emergency action needs a written reason")
+        if scope not in EMERGENCY_SCOPES:
+            raise invalid(
+                ReasonCode.INPUT_MALFORMED, f"scope must be one of {list(EMERGENCY_SCOPES)}"
+            )
+        if (scope == "global") != (target is None):
+            raise invalid(
+                ReasonCode.INPUT_MALFORMED,
+                "a global freeze has no target; every other scope needs one",
+            )
+        by = f"ops:{caller.credential_id}"
+        now = self._rt.now()
+        revoked: list[str] = []
+        credential: str | None = None
+        freeze_id: str | None = None
+        if scope == "session":
+            assert target is not None
+            self._dir.record(target)
+            revoked = self.revoke_sessions([target], by=by, reason=reason)
+        elif scope == "credential":
+            assert target is not None
+            if self._rt.store.credentials.get(target) is None:
+                raise ServiceError(
+                    "not_found", ReasonCode.CREDENTIAL_UNKNOWN, "credential not found"
+                )
+            revoked = self.retire_credential(target, by=by, reason=reason)
+            credential = target
+        elif scope == "wallet":
+            assert target is not None
+            self._dir.wallet(target)
+            freeze_id = self._rt.store.freezes.freeze(
+                "wallet", target, reason=reason, by=by, now=now
+            ).id
+            ids = self._rt.store.sessions.revoke_sessions_of_wallet(
+                target, by=by, reason=reason, now=now
+            )
+            for session_id in ids:
+                self._after_revoke(session_id, by=by, reason=reason, now=now)
+            revoked = ids
+        else:
+            freeze_id = self._rt.store.freezes.freeze(
+                scope, target, reason=reason, by=by, now=now
+            ).id
+        self._rt.store.alerts.record(
+            AlertRecord(
+                id=new_id("alr"),
+                at=now,
+                rule="emergency_revoke",
+                severity="critical",
+                detail={
+                    "scope": scope,
+                    "target": target,
+                    "reason": reason,
+                    "by": caller.credential_id,
+                },
+                session_id=target if scope == "session" else None,
+                wallet_id=target if scope == "wallet" else None,
+                credential_id=target if scope == "credential" else None,
+                action_taken=f"{scope} revoked"
+                if scope in ("session", "credential", "wallet")
+                else f"{scope} frozen",
+                action_at=now,
+            )
+        )
+        self._rt.store.audit.append(
+            "global",
+            "emergency.revoke",
+            {"scope": scope, "target": target, "reason": reason, "by": caller.credential_id},
+            at=now,
+        )
+        return {
+            "revokedSessions": revoked,
+            "revokedCredential": credential,
+            "freezeId": freeze_id,
+            "revokedAt": now,
+        }
+
+    def lift_freeze(self, caller: Caller, *, scope: EmergencyScope, target: str | None) -> LiftView:
+        """Lift a freeze. A global freeze needs two distinct ops credentials: the first call
+        records an approval and is answered ``FREEZE_LIFT_NEEDS_SECOND_OPS`` (409)."""
+        caller.require("ops")
+        now = self._rt.now()
+        if scope == "global":
+            approvals = self._rt.store.freezes.approve_global_lift(caller.credential_id, now=now)
+            if len(approvals) < 2:
+                raise ServiceError(
+                    "conflict",
+                    ReasonCode.FREEZE_LIFT_NEEDS_SECOND_OPS,
+                    "approval recorded; a second ops credential must approve",
+                )
+            lifted = self._rt.store.freezes.lift_global_freeze(approvals, now=now)
+            result: LiftView = {"lifted": lifted, "approvals": sorted(approvals)}
+        else:
+            if target is None or scope not in ("wallet", "credential", "session", "action_class"):
+                raise invalid(ReasonCode.INPUT_MALFORMED, "this scope needs a target")
+            lifted = self._rt.store.freezes.lift(
+                scope, target, by=f"ops:{caller.credential_id}", now=now
+            )
+            result = {"lifted": lifted, "approvals": [caller.credential_id]}
+        self._rt.store.audit.append(
+            "global",
+            "emergency.lift",
+            {"scope": scope, "target": target, "by": caller.credential_id, "lifted": lifted},
+            at=now,
+        )
+        return result

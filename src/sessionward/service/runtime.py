@@ -1,0 +1,137 @@
+"""The composition root: everything the use cases need, built from :class:`Settings`.
+
+Embedded defaults: SQLite in the data directory, the local vault (key file made on first run),
+and the in-process chain (chain id 1) with the demo world deployed at start-up. With
+``rpc_url`` the chain is a JSON-RPC node; on a development node (anvil) without a deployment
+file the demo world is deployed once and its addresses written to ``<data_dir>/deployment.json``
+so that other nodes reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from sessionward.chain.demo import DemoDeployment, deploy_demo
+from sessionward.chain.embedded import EmbeddedChain
+from sessionward.chain.interface import Chain, DevChain
+from sessionward.chain.relayer import Relayer
+from sessionward.chain.rpc import RpcChain
+from sessionward.chain.signer import LocalTransactionSigner
+from sessionward.domain.catalog import Catalog, KnownContract, load_catalog
+from sessionward.domain.prices import DEFAULT_PRICES, NATIVE_ASSET, FixedPrices, Price
+from sessionward.store import Store, open_store
+from sessionward.store.relay_jobs import SqlRelayJobStore
+from sessionward.vault.kek import KeyEncryptionKey
+from sessionward.vault.local import LocalVault
+
+from .config import Settings
+from .onchain import AccountCalls
+
+EMBEDDED_CHAIN_ID = 1
+DEPLOYMENT_FILE = "deployment.json"
+RELAYER_KEY_FILE = "relayer.key"
+
+
+@dataclass
+class Runtime:
+    """The service's collaborators. Built once per process by :func:`build_runtime`."""
+
+    settings: Settings
+    store: Store
+    vault: LocalVault
+    chain: Chain
+    relayer: Relayer
+    catalog: Catalog
+    prices: FixedPrices
+    calls: AccountCalls
+    deployment: DemoDeployment
+    clock: Callable[[], int]
+
+    @property
+    def chain_id(self) -> int:
+        return self.chain.chain_id
+
+    def now(self) -> int:
+        return self.clock()
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def wall_clock() -> int:
+    return int(time.time())
+
+
+def build_runtime(settings: Settings, *, clock: Callable[[], int] = wall_clock) -> Runtime:
+    """Open (and migrate) the store, the vault, the chain and the relayer."""
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.database_url, data_dir=data_dir)
+    store.upgrade()
+    vault = LocalVault(store.vault_keys, KeyEncryptionKey.load(data_dir))
+    signer = LocalTransactionSigner.from_file(data_dir / RELAYER_KEY_FILE, create=True)
+    chain: Chain
+    if settings.rpc_url:
+        chain = RpcChain(settings.rpc_url)
+    else:
+        chain = EmbeddedChain(chain_id=EMBEDDED_CHAIN_ID, clock=lambda: float(clock()))
+    deployment = _deployment(chain, data_dir, signer.address, embedded=not settings.rpc_url)
+    catalog = load_catalog(*([settings.catalog_file] if settings.catalog_file else []))
+    catalog = catalog.with_contracts(demo_contracts(deployment))
+    relayer = Relayer(chain, signer, SqlRelayJobStore(store.db), settings.relayer_fee_cap_wei)
+    return Runtime(
+        settings=settings,
+        store=store,
+        vault=vault,
+        chain=chain,
+        relayer=relayer,
+        catalog=catalog,
+        prices=demo_prices(deployment),
+        calls=AccountCalls(),
+        deployment=deployment,
+        clock=clock,
+    )
+
+
+def demo_contracts(deployment: DemoDeployment) -> list[KnownContract]:
+    """The demo router and tokens as catalog entries (so capabilities expand onto them)."""
+    chain_id = deployment.chain_id
+    known = [KnownContract(chain_id, deployment.router, frozenset({"router"}), "Demo Router")]
+    decimals = {"USDX": 6, "WETHX": 18}
+    for symbol, address in deployment.tokens.items():
+        kinds = frozenset({"erc20", "weth"} if symbol == "WETHX" else {"erc20"})
+        known.append(
+            KnownContract(chain_id, address, kinds, f"Demo {symbol}", symbol, decimals[symbol])
+        )
+    return known
+
+
+def demo_prices(deployment: DemoDeployment) -> FixedPrices:
+    """The default price table plus the demo tokens (1 USDX = 1 USD, 1 WETHX = 2,000 USD)."""
+    chain_id = deployment.chain_id
+    extra = {
+        (chain_id, NATIVE_ASSET): Price(Decimal(2000), 18),
+        (chain_id, deployment.token("USDX")): Price(Decimal(1), 6),
+        (chain_id, deployment.token("WETHX")): Price(Decimal(2000), 18),
+    }
+    return DEFAULT_PRICES.with_prices(extra)
+
+
+def _deployment(chain: Chain, data_dir: Path, relayer: str, *, embedded: bool) -> DemoDeployment:
+    path = data_dir / DEPLOYMENT_FILE
+    if not embedded and path.is_file():
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return DemoDeployment(**doc)
+    if not isinstance(chain, DevChain):
+        raise RuntimeError(
+            f"no {DEPLOYMENT_FILE} in {data_dir} and the node is not a development chain"
+        )
+    deployment = deploy_demo(chain, relayer=relayer)
+    if not embedded:
+        path.write_text(json.dumps(asdict(deployment), indent=2), encoding="utf-8")
+    return deployment

@@ -1,0 +1,467 @@
+"""Sessions: AuthorizeRemoteAccess, ApproveSession, and the reads (GetSession, ListSessions,
+ListAccess, GetSessionUsage).
+
+A session's scope is compiled from its stored envelope with the catalog at grant time
+(:func:`sessionward.domain.grant.validate_grant` with ``now = created_at``) and checked against
+the grant digest the owner signed, so what is enforced is exactly what was signed; compiled
+scopes are cached per process.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, TypedDict
+
+from sessionward.chain.erc1271 import ChainErc1271Checker
+from sessionward.chain.errors import ChainError
+from sessionward.crypto.owner_signature import verify_owner_signature
+from sessionward.crypto.secp256k1 import SignatureError
+from sessionward.crypto.typed_data import credential_hash, grant_digest, typed_data_document
+from sessionward.domain.decision import GrantRefused
+from sessionward.domain.envelope import Envelope, EnvelopeMalformed
+from sessionward.domain.grant import Scope, validate_grant
+from sessionward.domain.policy import SessionStatus, SessionView
+from sessionward.domain.reasons import ReasonCode
+from sessionward.domain.summary import summarize
+from sessionward.domain.usage import FEE, NATIVE, RATE, USD, USES, token_bucket, window_index
+from sessionward.store.credentials import CredentialRecord
+from sessionward.store.sessions import SessionRecord
+from sessionward.store.wallets import WalletRecord
+
+from .callers import Caller
+from .errors import ServiceError, conflict, invalid, not_found
+from .ids import new_id
+from .onchain import ENABLE_GAS
+from .pages import Page, paginate
+from .runtime import Runtime
+
+
+class PendingSessionView(TypedDict):
+    sessionId: str
+    status: str
+    sessionKey: str
+    summary: str
+    grant: dict[str, Any]
+    grantDigest: str
+    expiresAt: int
+
+
+class SessionDetail(TypedDict):
+    sessionId: str
+    walletId: str
+    credentialId: str
+    account: str
+    chainId: int
+    sessionKey: str
+    status: str
+    summary: str
+    envelope: dict[str, Any]
+    actionClasses: list[str]
+    createdAt: int
+    approvedAt: int | None
+    validAfter: int
+    expiresAt: int
+    revokedAt: int | None
+    revokedBy: str | None
+    revokeReason: str | None
+    onchainEnabledAt: int | None
+    onchainRevokedAt: int | None
+
+
+class LimitUsage(TypedDict):
+    limit: str
+    bucket: str
+    spent: str
+    max: str
+    window: int
+
+
+class UsageView(TypedDict):
+    sessionId: str
+    limits: list[LimitUsage]
+
+
+class SessionDirectory:
+    """Loading sessions with everything that can stop them, as the policy engine sees them."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._scopes: dict[str, Scope] = {}
+        self._lock = threading.Lock()
+
+    def record(self, session_id: str) -> SessionRecord:
+        record = self._rt.store.sessions.get(session_id)
+        if record is None:
+            raise ServiceError("not_found", ReasonCode.SESSION_UNKNOWN, "session not found")
+        return record
+
+    def wallet(self, wallet_id: str) -> WalletRecord:
+        wallet = self._rt.store.wallets.get(wallet_id)
+        if wallet is None:
+            raise not_found("wallet", ReasonCode.WALLET_UNKNOWN)
+        return wallet
+
+    def scope(self, record: SessionRecord) -> Scope:
+        """The compiled scope of a session (cached; verified against the signed digest)."""
+        cached = self._scopes.get(record.id)
+        if cached is not None:
+            return cached
+        wallet = self.wallet(record.wallet_id)
+        grant = json.loads(record.grant)
+        envelope = Envelope.from_json(json.loads(record.envelope))
+        scope = validate_grant(
+            envelope,
+            catalog=self._rt.catalog,
+            account=wallet.account,
+            chain_id=wallet.chain_id,
+            now=record.created_at,
+            session_key=record.session_key_address,
+        )
+        message = grant_message(scope, record, grant["revoker"])
+        if "0x" + grant_digest(wallet.chain_id, wallet.account, message).hex() != grant["digest"]:
+            raise ServiceError(
+                "conflict",
+                ReasonCode.SESSION_REVOKED,
+                "the catalog changed since this grant: ask the owner again",
+            )
+        with self._lock:
+            if len(self._scopes) > 10_000:
+                self._scopes.clear()
+            self._scopes[record.id] = scope
+        return scope
+
+    def view(self, record: SessionRecord, *, now: int) -> SessionView:
+        """The session with its credential, wallet and freeze state, read now."""
+        credential = self._rt.store.credentials.get(record.credential_id)
+        wallet = self.wallet(record.wallet_id)
+        frozen_classes: set[str] = set()
+        global_freeze = False
+        wallet_frozen = wallet.frozen_at is not None
+        credential_frozen = False
+        session_frozen = False
+        for freeze in self._rt.store.freezes.active():
+            if freeze.scope == "global":
+                global_freeze = True
+            elif freeze.scope == "wallet" and freeze.target == wallet.id:
+                wallet_frozen = True
+            elif freeze.scope == "credential" and freeze.target == record.credential_id:
+                credential_frozen = True
+            elif freeze.scope == "session" and freeze.target == record.id:
+                session_frozen = True
+            elif freeze.scope == "action_class" and freeze.target:
+                frozen_classes.add(freeze.target)
+        status = SessionStatus(record.status)
+        if session_frozen and status is SessionStatus.ACTIVE:
+            status = SessionStatus.SUSPENDED
+        return SessionView(
+            session_id=record.id,
+            scope=self.scope(record),
+            status=status,
+            credential_expires_at=credential.expires_at if credential else None,
+            credential_revoked=credential is None
+            or credential.revoked_at is not None
+            or credential_frozen,
+            wallet_frozen=wallet_frozen,
+            global_freeze=global_freeze,
+            frozen_action_classes=frozenset(frozen_classes),
+        )
+
+
+def grant_message(scope: Scope, record: SessionRecord, revoker: str) -> dict[str, Any]:
+    return scope.grant_message(
+        credential=credential_hash(record.credential_id),
+        nonce=record.grant_nonce,
+        epoch=record.epoch,
+        revoker=revoker,
+    )
+
+
+def session_detail(record: SessionRecord, wallet: WalletRecord, summary: str) -> SessionDetail:
+    return {
+        "sessionId": record.id,
+        "walletId": record.wallet_id,
+        "credentialId": record.credential_id,
+        "account": wallet.account,
+        "chainId": wallet.chain_id,
+        "sessionKey": record.session_key_address,
+        "status": record.status,
+        "summary": summary,
+        "envelope": json.loads(record.envelope),
+        "actionClasses": list(record.action_classes),
+        "createdAt": record.created_at,
+        "approvedAt": record.approved_at,
+        "validAfter": record.valid_after,
+        "expiresAt": record.expires_at,
+        "revokedAt": record.revoked_at,
+        "revokedBy": record.revoked_by,
+        "revokeReason": record.revoke_reason,
+        "onchainEnabledAt": record.onchain_enabled_at,
+        "onchainRevokedAt": record.onchain_revoked_at,
+    }
+
+
+class Sessions:
+    """The session use cases."""
+
+    def __init__(self, rt: Runtime, directory: SessionDirectory) -> None:
+        self._rt = rt
+        self._dir = directory
+        self._erc1271 = ChainErc1271Checker(rt.chain)
+
+    # --- AuthorizeRemoteAccess ------------------------------------------------------------
+
+    def authorize(
+        self, caller: Caller, *, credential_id: str, wallet_id: str, envelope: Mapping[str, Any]
+    ) -> PendingSessionView:
+        """Validate the envelope, make the session key in the vault, and return the grant the
+        owner must sign. Nothing is active until :meth:`approve`."""
+        caller.require_owner_of(wallet_id)
+        rt = self._rt
+        now = rt.now()
+        wallet = self._dir.wallet(wallet_id)
+        credential = self._backend(credential_id, now)
+        try:
+            parsed = Envelope.from_json(envelope)
+        except EnvelopeMalformed as exc:
+            raise invalid(exc.code, exc.message) from None
+        check = dict(catalog=rt.catalog, account=wallet.account, chain_id=wallet.chain_id, now=now)
+        try:
+            validate_grant(parsed, credential_expires_at=credential.expires_at, **check)  # type: ignore[arg-type]
+        except GrantRefused as refused:
+            raise ServiceError(
+                "invalid", refused.code, refused.message, violations=refused.violations
+            ) from None
+        key = rt.vault.create_key(not_after=parsed.expires_at)
+        scope = validate_grant(
+            parsed,
+            credential_expires_at=credential.expires_at,
+            session_key=key.address,
+            **check,  # type: ignore[arg-type]
+        )
+        session_id = new_id("ses")
+        nonce = self._grant_nonce(wallet.account)
+        epoch = self._epoch(wallet.account)
+        revoker = rt.relayer.address
+        message = scope.grant_message(
+            credential=credential_hash(credential_id), nonce=nonce, epoch=epoch, revoker=revoker
+        )
+        document = typed_data_document("SessionGrant", wallet.chain_id, wallet.account, message)
+        digest = "0x" + grant_digest(wallet.chain_id, wallet.account, message).hex()
+        summary = summarize(
+            scope, app_name=credential.app_name or credential.id, catalog=rt.catalog
+        )
+        rt.store.sessions.add(
+            session_id=session_id,
+            wallet_id=wallet_id,
+            credential_id=credential_id,
+            session_key_id=key.key_id,
+            session_key_address=key.address,
+            envelope=json.dumps(scope.envelope.to_json(), sort_keys=True),
+            grant=json.dumps(
+                {"typedData": document, "digest": digest, "revoker": revoker}, sort_keys=True
+            ),
+            grant_nonce=nonce,
+            epoch=epoch,
+            action_classes=scope.action_classes,
+            valid_after=scope.valid_after,
+            expires_at=scope.expires_at,
+            now=now,
+        )
+        rt.store.audit.append(
+            wallet_id,
+            "session.authorized",
+            {
+                "session": session_id,
+                "credential": credential_id,
+                "sessionKey": key.address,
+                "grantDigest": digest,
+            },
+            at=now,
+        )
+        return {
+            "sessionId": session_id,
+            "status": "pending",
+            "sessionKey": key.address,
+            "summary": summary,
+            "grant": document,
+            "grantDigest": digest,
+            "expiresAt": scope.expires_at,
+        }
+
+    def _backend(self, credential_id: str, now: int) -> CredentialRecord:
+        credential = self._rt.store.credentials.get(credential_id)
+        if credential is None or credential.role != "backend":
+            raise not_found("credential", ReasonCode.CREDENTIAL_UNKNOWN)
+        if credential.revoked_at is not None:
+            raise ServiceError(
+                "conflict", ReasonCode.CREDENTIAL_REVOKED, "the credential was revoked"
+            )
+        if credential.expires_at is not None and credential.expires_at <= now:
+            raise ServiceError(
+                "conflict", ReasonCode.CREDENTIAL_EXPIRED, "the credential has expired"
+            )
+        return credential
+
+    def _grant_nonce(self, account: str) -> int:
+        """A fresh grant nonce for the account: microseconds, bumped until unused, never reused."""
+        nonce = time.time_ns() // 1000
+        while not self._rt.store.nonces.use_once("grant", account, nonce, None):
+            nonce += 1
+        return nonce
+
+    def _epoch(self, account: str) -> int:
+        """The account's session epoch on chain (0 while the account is not deployed)."""
+        try:
+            if not self._rt.chain.get_code(account):
+                return 0
+            data = self._rt.chain.call(account, self._rt.calls.epoch())
+        except ChainError:
+            raise ServiceError(
+                "conflict", ReasonCode.INPUT_MALFORMED, "chain unavailable"
+            ) from None
+        return self._rt.calls.decode_uint("epoch", data)
+
+    # --- ApproveSession -------------------------------------------------------------------
+
+    def approve(self, caller: Caller, *, session_id: str, signature: bytes) -> SessionDetail:
+        """Check the owner's signature over the grant, activate the session, and queue its
+        installation on chain."""
+        rt = self._rt
+        record = self._dir.record(session_id)
+        caller.require_owner_of(record.wallet_id)
+        wallet = self._dir.wallet(record.wallet_id)
+        if record.status != "pending":
+            raise conflict(
+                ReasonCode.SESSION_REVOKED
+                if record.status == "revoked"
+                else ReasonCode.INPUT_MALFORMED,
+                f"the session is {record.status}, not pending",
+            )
+        grant = json.loads(record.grant)
+        digest = bytes.fromhex(grant["digest"][2:])
+        try:
+            verify_owner_signature(
+                owner=wallet.owner,
+                owner_kind=wallet.owner_kind,
+                chain_id=wallet.chain_id,
+                digest=digest,
+                signature=signature,
+                erc1271=self._erc1271,
+            )
+        except SignatureError as exc:
+            raise ServiceError("forbidden", exc.code, exc.message) from None
+        except ChainError:
+            raise ServiceError(
+                "conflict", ReasonCode.SIGNATURE_INVALID, "chain unavailable for ERC-1271"
+            ) from None
+        now = rt.now()
+        if not rt.store.sessions.approve(session_id, now=now, owner_signature=signature.hex()):
+            raise conflict(ReasonCode.SESSION_EXPIRED, "the session can no longer be approved")
+        scope = self._dir.scope(record)
+        message = grant_message(scope, record, grant["revoker"])
+        rt.relayer.enqueue(
+            f"enable:{session_id}",
+            to=wallet.account,
+            data=rt.calls.enable_session(message, signature),
+            gas_limit=ENABLE_GAS,
+        )
+        rt.store.audit.append(record.wallet_id, "session.approved", {"session": session_id}, at=now)
+        return self.detail(self._dir.record(session_id))
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def detail(self, record: SessionRecord) -> SessionDetail:
+        wallet = self._dir.wallet(record.wallet_id)
+        credential = self._rt.store.credentials.get(record.credential_id)
+        app = (credential.app_name if credential else None) or record.credential_id
+        summary = summarize(self._dir.scope(record), app_name=app, catalog=self._rt.catalog)
+        return session_detail(record, wallet, summary)
+
+    def get(self, caller: Caller, session_id: str) -> SessionDetail:
+        record = self._dir.record(session_id)
+        self._may_read(caller, record)
+        return self.detail(record)
+
+    def list_for_backend(
+        self, caller: Caller, *, cursor: str | None, limit: int
+    ) -> Page[SessionDetail]:
+        caller.require("backend")
+        records = self._rt.store.sessions.of_credential(caller.credential_id)
+        return paginate(
+            [self.detail(r) for r in records], cursor=cursor, limit=limit, key="sessionId"
+        )
+
+    def list_for_owner(
+        self, caller: Caller, *, wallet_id: str, cursor: str | None, limit: int
+    ) -> Page[SessionDetail]:
+        caller.require_owner_of(wallet_id)
+        records = self._rt.store.sessions.of_wallet(wallet_id)
+        return paginate(
+            [self.detail(r) for r in records], cursor=cursor, limit=limit, key="sessionId"
+        )
+
+    def usage(self, caller: Caller, session_id: str) -> UsageView:
+        """Spent vs every limit of the session, in the current windows."""
+        record = self._dir.record(session_id)
+        self._may_read(caller, record)
+        scope = self._dir.scope(record)
+        env = scope.envelope
+        spent = self._rt.store.budget.usage_of(session_id)
+        now = self._rt.now()
+        anchor = scope.valid_after
+        limits: list[LimitUsage] = []
+
+        def add(name: str, bucket: str, window: int, maximum: int) -> None:
+            limits.append(
+                {
+                    "limit": name,
+                    "bucket": bucket,
+                    "spent": str(spent.spent(bucket, window)),
+                    "max": str(maximum),
+                    "window": window,
+                }
+            )
+
+        add("maxUses", USES, 0, env.max_uses or 0)
+        if env.value_limit is not None:
+            add(
+                "valueLimit",
+                NATIVE,
+                window_index(now, anchor, env.value_limit.period),
+                env.value_limit.limit,
+            )
+        for token_limit in env.token_limits:
+            bucket = token_bucket(token_limit.token)
+            add(
+                f"tokenLimits[{token_limit.token}]",
+                bucket,
+                window_index(now, anchor, token_limit.period),
+                token_limit.limit,
+            )
+        if env.max_value_usd is not None:
+            add("maxValueUsd", USD, 0, env.max_value_usd)
+        if env.rate_limit is not None:
+            add(
+                "rateLimit",
+                RATE,
+                window_index(now, anchor, env.rate_limit.interval),
+                env.rate_limit.count,
+            )
+        if env.max_fee_wei is not None:
+            add("maxFeeWei", FEE, 0, env.max_fee_wei)
+        return {"sessionId": session_id, "limits": limits}
+
+    def _may_read(self, caller: Caller, record: SessionRecord) -> None:
+        """Backends read their own sessions, owners the sessions of their wallet, ops any."""
+        if caller.role == "backend" and caller.credential_id == record.credential_id:
+            return
+        if caller.role == "owner" and caller.wallet_id == record.wallet_id:
+            return
+        if caller.role == "ops":
+            return
+        raise ServiceError(
+            "forbidden", ReasonCode.SIGNER_MISMATCH, "this session is bound to another credential"
+        )

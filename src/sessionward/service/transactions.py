@@ -1,0 +1,480 @@
+"""Transactions: PrepareEthereumTransaction / PrepareEthereumContractCall (quote), Execute
+(reserve, sign, queue) and TransactionStatus.
+
+Execute re-runs the policy (state may have changed since the quote) and then hands the charges
+to :meth:`sessionward.store.execution.Executions.execute`, which reserves the budget, re-checks
+revocation and freezes, numbers the call and has the vault sign it, all in one database
+transaction (DESIGN section 8). The signed call is then relayed by the dispatcher.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict
+
+from sessionward.chain.errors import ChainError
+from sessionward.crypto.typed_data import execution_hash, session_call_digest
+from sessionward.domain.abi import (
+    AbiEncodeError,
+    AbiType,
+    AddressType,
+    ArrayType,
+    BoolType,
+    BytesType,
+    FixedBytesType,
+    IntType,
+    SignatureSyntaxError,
+    StringType,
+    TupleType,
+    UintType,
+    decode_arguments,
+    encode_call,
+    parse_signature,
+)
+from sessionward.domain.calldata import (
+    EXECUTE,
+    CalldataError,
+    encode_batch_execution,
+    encode_single_execution,
+    mode_batch,
+    mode_single,
+    unwrap_request,
+)
+from sessionward.domain.decision import CallIntent, Decision, Violation
+from sessionward.domain.policy import CallRequest, evaluate
+from sessionward.domain.reasons import ReasonCode
+from sessionward.domain.values import InvalidValue, parse_address, parse_amount
+from sessionward.store.decisions import DecisionEvent
+from sessionward.store.execution import SignedCall
+from sessionward.store.transactions import TransactionRecord
+
+from .callers import Caller
+from .errors import ServiceError, denied, invalid, not_found
+from .ids import new_id
+from .onchain import EXECUTE_BASE_GAS, EXECUTE_GAS_PER_CALL
+from .runtime import Runtime
+from .sessions import SessionDirectory
+
+FEE_TTL_S = 3.0
+
+DecisionListener = Callable[[DecisionEvent, Decision], None]
+
+
+class Verdict(TypedDict):
+    allowed: bool
+    reasons: list[str]
+    violations: list[dict[str, object]]
+
+
+class TransactionView(TypedDict):
+    txnId: str
+    status: str
+    sessionId: str
+    walletId: str
+    to: str
+    value: str
+    data: str
+    intent: list[dict[str, Any]]
+    verdict: Verdict
+    feeWei: str
+    expiresAt: int
+    txHash: str | None
+    failure: str | None
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def intent_json(intents: Sequence[CallIntent]) -> list[dict[str, Any]]:
+    return [
+        {
+            "call": i.index,
+            "to": i.to,
+            "value": str(i.value),
+            "actionClass": i.action_class,
+            "function": i.function,
+            "arguments": [_json_value(a) for a in i.arguments],
+        }
+        for i in intents
+    ]
+
+
+def transaction_view(
+    record: TransactionRecord, violations: Sequence[Violation] = ()
+) -> TransactionView:
+    reasons = [r for r in record.reasons.split(",") if r]
+    return {
+        "txnId": record.id,
+        "status": record.status,
+        "sessionId": record.session_id,
+        "walletId": record.wallet_id,
+        "to": record.to_address,
+        "value": str(record.value),
+        "data": "0x" + record.data.hex(),
+        "intent": json.loads(record.intent),
+        "verdict": {
+            "allowed": not reasons,
+            "reasons": reasons,
+            "violations": [v.to_json() for v in violations],
+        },
+        "feeWei": str(record.fee_wei),
+        "expiresAt": record.quote_expires_at,
+        "txHash": record.tx_hash,
+        "failure": record.failure,
+    }
+
+
+class Transactions:
+    """Quotes, executions and their status."""
+
+    def __init__(
+        self, rt: Runtime, directory: SessionDirectory, listener: DecisionListener | None = None
+    ) -> None:
+        self._rt = rt
+        self._dir = directory
+        self._listener = listener
+        self._fee: tuple[int, float] | None = None
+        self._fee_lock = threading.Lock()
+
+    # --- Prepare --------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        caller: Caller,
+        *,
+        wallet_id: str,
+        session_id: str,
+        to: str,
+        value: int,
+        data: bytes,
+        chain_id: int | None = None,
+    ) -> TransactionView:
+        """Decode and decide; record a quote (or a denial, which is raised as ``denied``)."""
+        caller.require("backend")
+        started = time.perf_counter()
+        rt = self._rt
+        record = self._dir.record(session_id)
+        if record.credential_id != caller.credential_id:
+            raise ServiceError(
+                "forbidden",
+                ReasonCode.ROLE_FORBIDDEN,
+                "this session is bound to another credential",
+            )
+        wallet = self._dir.wallet(wallet_id)
+        now = rt.now()
+        view = self._dir.view(record, now=now)
+        calls = _count_calls(wallet.account, to, value, data)
+        request = CallRequest(
+            chain_id=wallet.chain_id if chain_id is None else chain_id,
+            account=wallet.account,
+            to=to,
+            value=value,
+            data=data,
+            fee_wei=self._fee_estimate(calls),
+        )
+        usage = rt.store.budget.usage_of(session_id)
+        decision = evaluate(request, view, usage, now, catalog=rt.catalog, prices=rt.prices)
+        txn_id = new_id("txn")
+        stored = rt.store.transactions.add_quote(
+            txn_id=txn_id,
+            session_id=session_id,
+            wallet_id=wallet_id,
+            credential_id=caller.credential_id,
+            status="quoted" if decision.allowed else "denied",
+            to_address=to,
+            value=value,
+            data=data,
+            fee_wei=request.fee_wei,
+            action_class=decision.action_class,
+            intent=json.dumps(intent_json(decision.intents)),
+            reasons=[r.value for r in decision.reasons],
+            now=now,
+            quote_expires_at=now + rt.settings.quote_ttl_s,
+        )
+        event = self._record_decision(
+            record.id, wallet_id, caller.credential_id, decision, started, "prepare", now
+        )
+        if not decision.allowed:
+            raise denied(
+                decision.violations, event.id, "the session's envelope does not allow this call"
+            )
+        return transaction_view(stored)
+
+    def prepare_contract_call(
+        self,
+        caller: Caller,
+        *,
+        wallet_id: str,
+        session_id: str,
+        contract: str,
+        method: str,
+        args: Sequence[object],
+        value: int = 0,
+        chain_id: int | None = None,
+    ) -> TransactionView:
+        """:meth:`prepare` for ``method`` (a human-readable signature) with JSON arguments."""
+        try:
+            signature = parse_signature(method)
+        except SignatureSyntaxError as exc:
+            raise invalid(ReasonCode.INPUT_MALFORMED, f"method: {exc}") from None
+        if len(args) != len(signature.params):
+            raise invalid(
+                ReasonCode.INPUT_MALFORMED,
+                f"{signature.name} takes {len(signature.params)} arguments",
+            )
+        try:
+            values = tuple(
+                json_to_abi(p.type, a, f"args[{i}]")
+                for i, (p, a) in enumerate(zip(signature.params, args, strict=True))
+            )
+            data = encode_call(signature, values)
+        except InvalidValue as exc:
+            raise invalid(ReasonCode.INPUT_MALFORMED, exc.message) from None
+        except AbiEncodeError as exc:
+            raise invalid(ReasonCode.INPUT_MALFORMED, f"args: {exc}") from None
+        return self.prepare(
+            caller,
+            wallet_id=wallet_id,
+            session_id=session_id,
+            to=contract,
+            value=value,
+            data=data,
+            chain_id=chain_id,
+        )
+
+    # --- Execute --------------------------------------------------------------------------
+
+    def execute(self, caller: Caller, txn_id: str) -> TransactionView:
+        """Re-decide, then reserve + sign + queue atomically; refuse with reasons otherwise."""
+        caller.require("backend")
+        started = time.perf_counter()
+        rt = self._rt
+        txn = self._txn(caller, txn_id)
+        now = rt.now()
+        if txn.status != "quoted":
+            raise ServiceError(
+                "conflict", ReasonCode.TRANSACTION_NOT_QUOTED, f"the transaction is {txn.status}"
+            )
+        if now >= txn.quote_expires_at:
+            raise ServiceError(
+                "conflict", ReasonCode.QUOTE_EXPIRED, "the quote has expired: prepare again"
+            )
+        record = self._dir.record(txn.session_id)
+        wallet = self._dir.wallet(txn.wallet_id)
+        view = self._dir.view(record, now=now)
+        request = CallRequest(
+            wallet.chain_id, wallet.account, txn.to_address, txn.value, txn.data, txn.fee_wei
+        )
+        decision = evaluate(
+            request,
+            view,
+            rt.store.budget.usage_of(record.id),
+            now,
+            catalog=rt.catalog,
+            prices=rt.prices,
+        )
+        if not decision.allowed:
+            return self._refuse(txn, decision.violations, decision, started, now)
+        mode, execution = _execution_of(wallet.account, txn)
+        deadline = min(now + rt.settings.call_deadline_s, view.scope.expires_at)
+        exec_hash = execution_hash(mode, execution)
+
+        def sign(call_nonce: int) -> SignedCall:
+            digest = session_call_digest(
+                wallet.chain_id,
+                wallet.account,
+                record.session_key_address,
+                exec_hash,
+                call_nonce,
+                deadline,
+            )
+            signature = rt.vault.sign(record.session_key_id, digest, now=now)
+            return SignedCall(
+                signature=signature, deadline=deadline, mode=mode, execution=execution
+            )
+
+        outcome = rt.store.executions.execute(
+            txn_id=txn.id,
+            session_id=record.id,
+            reservation_id=new_id("res"),
+            charges=decision.charges,
+            action_classes=sorted({i.action_class for i in decision.intents}),
+            now=now,
+            sign=sign,
+            audit_stream=wallet.id,
+            audit_payload={
+                "txn": txn.id,
+                "session": record.id,
+                "executionHash": "0x" + exec_hash.hex(),
+            },
+        )
+        if not outcome.accepted:
+            violations = tuple(
+                Violation(code, "execution", "refused at execution time")
+                for code in outcome.reasons
+            )
+            return self._refuse(txn, violations, decision, started, now)
+        self._record_decision(
+            record.id, wallet.id, caller.credential_id, decision, started, "execute", now
+        )
+        stored = rt.store.transactions.get(txn.id)
+        assert stored is not None
+        return transaction_view(stored)
+
+    def _refuse(
+        self,
+        txn: TransactionRecord,
+        violations: tuple[Violation, ...],
+        decision: Decision,
+        started: float,
+        now: int,
+    ) -> TransactionView:
+        refused = Decision(violations, decision.intents, decision.charges)
+        self._rt.store.transactions.deny(txn.id, [r.value for r in refused.reasons], now=now)
+        event = self._record_decision(
+            txn.session_id, txn.wallet_id, txn.credential_id, refused, started, "execute", now
+        )
+        raise denied(violations, event.id, "refused at execution time")
+
+    # --- TransactionStatus ----------------------------------------------------------------
+
+    def status(self, caller: Caller, txn_id: str) -> TransactionView:
+        return transaction_view(self._txn(caller, txn_id))
+
+    def _txn(self, caller: Caller, txn_id: str) -> TransactionRecord:
+        txn = self._rt.store.transactions.get(txn_id)
+        if txn is None:
+            raise not_found("transaction", ReasonCode.TRANSACTION_UNKNOWN)
+        if caller.role == "backend" and txn.credential_id == caller.credential_id:
+            return txn
+        if caller.role == "owner" and txn.wallet_id == caller.wallet_id:
+            return txn
+        raise ServiceError(
+            "forbidden", ReasonCode.ROLE_FORBIDDEN, "this transaction belongs to another credential"
+        )
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _record_decision(
+        self,
+        session_id: str,
+        wallet_id: str,
+        credential_id: str,
+        decision: Decision,
+        started: float,
+        kind: str,
+        now: int,
+    ) -> DecisionEvent:
+        first = decision.violations[0].rule if decision.violations else None
+        event = DecisionEvent(
+            id=new_id("dec"),
+            at=now,
+            verdict="allow" if decision.allowed else "deny",
+            reasons=tuple(r.value for r in decision.reasons),
+            latency_us=int((time.perf_counter() - started) * 1_000_000),
+            request_kind=kind,
+            session_id=session_id,
+            wallet_id=wallet_id,
+            credential_id=credential_id,
+            action_class=decision.action_class,
+            rule=first,
+        )
+        self._rt.store.decisions.record(event)
+        if self._listener is not None:
+            self._listener(event, decision)
+        return event
+
+    def _fee_estimate(self, calls: int) -> int:
+        """Gas limit the relayer will use × the current max fee (cached a few seconds)."""
+        with self._fee_lock:
+            cached = self._fee
+            if cached is None or time.monotonic() - cached[1] > FEE_TTL_S:
+                try:
+                    fee = self._rt.chain.max_fee().max_fee_per_gas
+                except ChainError:
+                    raise ServiceError(
+                        "conflict", ReasonCode.CHAIN_UNAVAILABLE, "chain unavailable"
+                    ) from None
+                cached = (fee, time.monotonic())
+                self._fee = cached
+        return gas_limit_for(calls) * cached[0]
+
+
+def gas_limit_for(calls: int) -> int:
+    return EXECUTE_BASE_GAS + EXECUTE_GAS_PER_CALL * max(calls, 1)
+
+
+def _count_calls(account: str, to: str, value: int, data: bytes) -> int:
+    try:
+        return len(unwrap_request(account=account, to=to, value=value, data=data))
+    except CalldataError:
+        return 1
+
+
+def _execution_of(account: str, txn: TransactionRecord) -> tuple[bytes, bytes]:
+    """The ERC-7579 (mode, executionCalldata) the account will run for this request: the
+    request's own ``execute`` encoding, or its (unwrapped) calls as a single call or a batch."""
+    if txn.to_address == account:
+        mode, execution = decode_arguments(EXECUTE, txn.data[4:])
+        assert isinstance(mode, bytes) and isinstance(execution, bytes)
+        return mode, execution
+    calls = unwrap_request(account=account, to=txn.to_address, value=txn.value, data=txn.data)
+    if len(calls) == 1:
+        return mode_single(), encode_single_execution(calls[0])
+    return mode_batch(), encode_batch_execution(list(calls))
+
+
+def json_to_abi(abi_type: AbiType, value: object, path: str) -> object:
+    """A JSON argument typed by the ABI: integers as decimal strings (or JSON integers),
+    addresses as strings, bytes as 0x hex, arrays and tuples as lists (tuples also as objects)."""
+    if isinstance(abi_type, UintType):
+        return parse_amount(value, path, maximum=2**abi_type.bits - 1)
+    if isinstance(abi_type, IntType):
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise InvalidValue(path, "expected an integer")
+        try:
+            return int(value)
+        except ValueError:
+            raise InvalidValue(path, "expected an integer") from None
+    if isinstance(abi_type, AddressType):
+        return parse_address(value, path)
+    if isinstance(abi_type, BoolType):
+        if not isinstance(value, bool):
+            raise InvalidValue(path, "expected true or false")
+        return value
+    if isinstance(abi_type, FixedBytesType | BytesType):
+        if not isinstance(value, str) or not value.startswith("0x"):
+            raise InvalidValue(path, "expected 0x-prefixed hex")
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            raise InvalidValue(path, "expected 0x-prefixed hex") from None
+    if isinstance(abi_type, StringType):
+        if not isinstance(value, str):
+            raise InvalidValue(path, "expected a string")
+        return value
+    if isinstance(abi_type, ArrayType):
+        if not isinstance(value, list):
+            raise InvalidValue(path, "expected a list")
+        return tuple(json_to_abi(abi_type.item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    assert isinstance(abi_type, TupleType)
+    if isinstance(value, dict):
+        value = [value.get(c.name or "") for c in abi_type.components]
+    if not isinstance(value, list) or len(value) != len(abi_type.components):
+        raise InvalidValue(path, f"expected {len(abi_type.components)} fields")
+    return tuple(
+        json_to_abi(c.type, v, f"{path}.{c.name or i}")
+        for i, (c, v) in enumerate(zip(abi_type.components, value, strict=True))
+    )

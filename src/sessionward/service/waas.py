@@ -1,0 +1,52 @@
+"""The WaaS application: every use case, wired to one :class:`Runtime`.
+
+The HTTP layer (``sessionward.api``) authenticates a request, turns it into a :class:`Caller`
+and calls exactly one method here; nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from .anomaly import AlertSink, AnomalyMonitor
+from .config import Settings
+from .credentials import Credentials
+from .dispatcher import Dispatcher, DispatcherLoop
+from .revocation import Revocations
+from .runtime import Runtime, build_runtime
+from .sessions import SessionDirectory, Sessions
+from .transactions import Transactions
+from .wallets import Wallets
+
+
+class Waas:
+    """The three-actor service. Attributes group the use cases by domain noun."""
+
+    def __init__(self, rt: Runtime, *, alert_sink: AlertSink | None = None) -> None:
+        self.runtime = rt
+        self.directory = SessionDirectory(rt)
+        self.credentials = Credentials(rt)
+        self.wallets = Wallets(rt, self.credentials)
+        self.sessions = Sessions(rt, self.directory)
+        self.revocations = Revocations(rt, self.directory)
+        self.anomaly = AnomalyMonitor(rt, self.directory, self.revocations, alert_sink)
+        self.transactions = Transactions(rt, self.directory, self.anomaly)
+        self.dispatcher = Dispatcher(rt)
+        self._loop: DispatcherLoop | None = None
+        self.credentials.ensure_ops(rt.settings.ops_credentials)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Waas:
+        return cls(build_runtime(settings))
+
+    def start(self) -> None:
+        """Start relaying in the background (only on the node that wins the lease)."""
+        if self.runtime.settings.run_relayer and self._loop is None:
+            self._loop = DispatcherLoop(
+                self.dispatcher, self.runtime.store.db, self.runtime.settings.relayer_poll_s
+            )
+            self._loop.start()
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
+        self.runtime.close()

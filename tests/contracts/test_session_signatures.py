@@ -1,0 +1,170 @@
+"""A session call is the session key's EIP-712 `SessionCall`: one nonce, one account, one chain,
+one execution, one deadline; replays and forged twins are refused."""
+
+from __future__ import annotations
+
+import boa
+import pytest
+from contracts_support import (
+    UNIT,
+    Key,
+    Wallet,
+    World,
+    addr,
+    events,
+    factory_account,
+    make_key,
+    permission,
+    rule,
+    single,
+)
+from test_session_rules import RECORD, TRANSFER, record, refused, transfer
+
+from sessionward.crypto import typed_data
+from sessionward.crypto.secp256k1 import SECP256K1_N
+
+
+@pytest.fixture
+def enabled(world: World, wallet: Wallet, session: Key) -> Key:
+    wallet.enable(
+        wallet.grant(
+            session,
+            permissions=[
+                permission(world.target, RECORD),
+                permission(world.token, TRANSFER, rules=[rule(0, "in", world.relayer)]),
+            ],
+        )
+    )
+    return session
+
+
+def _signed(
+    wallet: Wallet,
+    key: Key,
+    execution: tuple[bytes, bytes],
+    nonce: int = 0,
+    deadline: int | None = None,
+) -> tuple[int, bytes]:
+    dl = boa.env.timestamp + 600 if deadline is None else deadline
+    return dl, wallet.session_signature(key, *execution, nonce=nonce, deadline=dl)
+
+
+def test_an_executed_call_emits_its_nonce_and_execution_hash(
+    world: World, wallet: Wallet, enabled: Key
+) -> None:
+    execution = single(record(world))
+    wallet.run(enabled, execution)
+    (event,) = events(wallet.contract, "SessionExecuted")
+    assert (addr(event.session_key), event.nonce) == (enabled.address, 0)
+    assert event.execution_hash == typed_data.execution_hash(*execution)
+
+
+def test_replaying_an_executed_call_is_refused(world: World, wallet: Wallet, enabled: Key) -> None:
+    execution = single(transfer(world, world.relayer, UNIT))
+    deadline, signature = _signed(wallet, enabled, execution)
+    wallet.run(enabled, execution, deadline=deadline, signature=signature)
+    with boa.reverts("SIGNATURE_INVALID"):
+        wallet.run(enabled, execution, deadline=deadline, signature=signature)
+    with boa.reverts("SIGNATURE_INVALID"):
+        wallet.run(enabled, execution, deadline=deadline, signature=signature, nonce=0)
+    assert world.token.balanceOf(world.relayer) == UNIT
+    assert wallet.state(enabled).nonce == 1
+
+
+def test_a_call_signed_for_a_later_nonce_is_refused(
+    world: World, wallet: Wallet, enabled: Key
+) -> None:
+    execution = single(record(world))
+    deadline, signature = _signed(wallet, enabled, execution, nonce=1)
+    with boa.reverts("SIGNATURE_INVALID"):
+        wallet.run(enabled, execution, deadline=deadline, signature=signature)
+
+
+def test_a_call_signed_for_account_a_is_refused_on_account_b_of_the_same_owner(
+    world: World, wallet: Wallet, enabled: Key
+) -> None:
+    other = Wallet(
+        factory_account(world, wallet.owner.address, b"\x03" * 32), wallet.owner, world.relayer
+    )
+    world.token.mint(other.address, 10 * UNIT)
+    other.enable(other.grant(enabled, permissions=[permission(world.token, TRANSFER)]))
+    execution = single(transfer(world, world.relayer, UNIT))
+    deadline, signature = _signed(wallet, enabled, execution)
+    with boa.reverts("SIGNATURE_INVALID"):
+        other.run(enabled, execution, deadline=deadline, signature=signature)
+    assert world.token.balanceOf(other.address) == 10 * UNIT
+
+
+def test_a_call_signed_on_one_chain_is_refused_on_another(
+    world: World, wallet: Wallet, enabled: Key
+) -> None:
+    execution = single(record(world))
+    deadline, signature = _signed(wallet, enabled, execution)
+    boa.env.evm.patch.chain_id = 2
+    with boa.reverts("SIGNATURE_INVALID"):
+        wallet.run(enabled, execution, deadline=deadline, signature=signature)
+
+
+def test_the_signature_binds_the_execution_and_the_deadline(
+    world: World, wallet: Wallet, enabled: Key
+) -> None:
+    deadline, signature = _signed(wallet, enabled, single(transfer(world, world.relayer, UNIT)))
+    with boa.reverts("SIGNATURE_INVALID"):
+        wallet.run(
+            enabled,
+            single(transfer(world, world.relayer, 2 * UNIT)),
+            deadline=deadline,
+            signature=signature,
+        )
+    with boa.reverts("SIGNATURE_INVALID"):
+        wallet.run(
+            enabled,
+            single(transfer(world, world.relayer, UNIT)),
+            deadline=deadline + 1,
+            signature=signature,
+        )
+
+
+def test_the_high_s_twin_of_a_session_signature_is_malleable(world: World, enabled: Key) -> None:
+    wallet = world.wallet
+    execution = single(record(world))
+    deadline, good = _signed(wallet, enabled, execution)
+    s = int.from_bytes(good[32:64], "big")
+    twin = good[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - good[64]])
+    with boa.reverts("SIGNATURE_MALLEABLE"):
+        wallet.run(enabled, execution, deadline=deadline, signature=twin)
+    wallet.run(enabled, execution, deadline=deadline, signature=good)
+
+
+@pytest.mark.parametrize(
+    ("signature", "reason"),
+    [
+        (bytes(64) + b"\x1c", "SIGNER_ZERO_ADDRESS"),
+        (b"\x01" * 64, "SIGNATURE_INVALID"),
+        (b"\x01" * 64 + b"\x00", "SIGNATURE_INVALID"),
+    ],
+    ids=["zero", "64-bytes", "v-0"],
+)
+def test_a_malformed_session_signature_is_refused(
+    world: World, wallet: Wallet, enabled: Key, signature: bytes, reason: str
+) -> None:
+    with boa.reverts(reason):
+        wallet.run(enabled, single(record(world)), signature=signature)
+    assert wallet.state(enabled).nonce == 0
+
+
+def test_only_the_session_key_signs_for_its_session(
+    world: World, wallet: Wallet, enabled: Key
+) -> None:
+    for signer in (make_key("mallory"), wallet.owner):
+        with boa.reverts("SIGNATURE_INVALID"):
+            wallet.run(enabled, single(record(world)), signer=signer)
+
+
+def test_an_unknown_session_key_is_refused(world: World) -> None:
+    refused(world, make_key("never-granted"), single(record(world)), "SESSION_UNKNOWN")
+
+
+def test_anyone_may_relay_a_signed_call(world: World, wallet: Wallet, enabled: Key) -> None:
+    wallet.run(enabled, single(record(world, 3)), sender=make_key("any-relayer").address)
+    assert world.target.last_a() == 3
