@@ -14,14 +14,30 @@ Role = Literal["backend", "owner", "ops"]
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated request's credential. ``wallet_id`` binds owner credentials."""
+    """An authenticated request's credential. ``wallet_id`` binds owner credentials.
+
+    ``revoked``/``expired`` describe the credential: its signature still authenticates the
+    request, so that use after revocation can be refused *and recorded* by the policy path
+    (``Prepare``/``Execute`` pass ``allow_dead=True``); every other method refuses it.
+    """
 
     credential_id: str
     role: Role
     wallet_id: str | None = None
+    revoked: bool = False
+    expired: bool = False
 
-    def require(self, role: Role) -> None:
-        """Refuse unless the caller has ``role`` (403, ``SIGNER_MISMATCH``)."""
+    def require(self, role: Role, *, allow_dead: bool = False) -> None:
+        """Refuse unless the caller has ``role`` (403 ``ROLE_FORBIDDEN``) and, unless
+        ``allow_dead``, a live credential (401 ``CREDENTIAL_REVOKED``/``CREDENTIAL_EXPIRED``)."""
+        if not allow_dead and self.revoked:
+            raise ServiceError(
+                "unauthorized", ReasonCode.CREDENTIAL_REVOKED, "the credential was revoked"
+            )
+        if not allow_dead and self.expired:
+            raise ServiceError(
+                "unauthorized", ReasonCode.CREDENTIAL_EXPIRED, "the credential has expired"
+            )
         if self.role != role:
             raise ServiceError(
                 "forbidden", ReasonCode.ROLE_FORBIDDEN, f"this method needs a {role} credential"

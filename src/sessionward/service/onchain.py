@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from sessionward.chain.demo import demo_contract
+from sessionward.crypto.typed_data import SCHEMA
 
 # Gas limits given to the relayer for the service's own calls (no estimation: an estimate
 # against the current state would fail for a call that depends on an earlier queued one, such
@@ -57,7 +58,9 @@ class AccountCalls:
 
     def enable_session(self, grant: Mapping[str, Any], owner_signature: bytes) -> bytes:
         """``enable_session(SessionGrant, bytes)`` with the grant message the owner signed."""
-        return self._account.encode("enable_session", dict(grant), owner_signature)
+        return self._account.encode(
+            "enable_session", as_abi_tuple("SessionGrant", grant), owner_signature
+        )
 
     def execute_with_session(
         self, session_key: str, mode: bytes, execution: bytes, deadline: int, signature: bytes
@@ -68,3 +71,24 @@ class AccountCalls:
 
     def revoke_session(self, session_key: str) -> bytes:
         return self._account.encode("revoke_session", session_key)
+
+
+def as_abi_tuple(struct: str, message: Mapping[str, Any]) -> tuple[object, ...]:
+    """An EIP-712 struct message as the ABI tuple of the same struct (fields in declared order,
+    nested structs and arrays of structs converted too): the contract takes the grant exactly
+    as the owner signed it."""
+    names = set(SCHEMA.struct_names)
+    values: list[object] = []
+    for field_type, name in SCHEMA.fields(struct):
+        value = message[name]
+        base = field_type.removesuffix("[]")
+        if base in names:
+            value = (
+                [as_abi_tuple(base, v) for v in value]
+                if field_type.endswith("[]")
+                else as_abi_tuple(base, value)
+            )
+        elif isinstance(value, list):
+            value = tuple(value)
+        values.append(tuple(value) if isinstance(value, list) else value)
+    return tuple(values)

@@ -35,6 +35,7 @@ from .onchain import AccountCalls
 EMBEDDED_CHAIN_ID = 1
 DEPLOYMENT_FILE = "deployment.json"
 RELAYER_KEY_FILE = "relayer.key"
+DEPLOYER_KEY_FILE = "deployer.key"
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Runtime:
     calls: AccountCalls
     deployment: DemoDeployment
     clock: Callable[[], int]
+    deployer: LocalTransactionSigner
+    """The demo world's deployer: owner and minter of the demo tokens (dev chains only)."""
 
     @property
     def chain_id(self) -> int:
@@ -80,7 +83,10 @@ def build_runtime(settings: Settings, *, clock: Callable[[], int] = wall_clock) 
         chain = RpcChain(settings.rpc_url)
     else:
         chain = EmbeddedChain(chain_id=EMBEDDED_CHAIN_ID, clock=lambda: float(clock()))
-    deployment = _deployment(chain, data_dir, signer.address, embedded=not settings.rpc_url)
+    deployer = LocalTransactionSigner.from_file(data_dir / DEPLOYER_KEY_FILE, create=True)
+    deployment = _deployment(
+        chain, data_dir, signer.address, deployer, embedded=not settings.rpc_url
+    )
     catalog = load_catalog(*([settings.catalog_file] if settings.catalog_file else []))
     catalog = catalog.with_contracts(demo_contracts(deployment))
     relayer = Relayer(chain, signer, SqlRelayJobStore(store.db), settings.relayer_fee_cap_wei)
@@ -95,6 +101,7 @@ def build_runtime(settings: Settings, *, clock: Callable[[], int] = wall_clock) 
         calls=AccountCalls(),
         deployment=deployment,
         clock=clock,
+        deployer=deployer,
     )
 
 
@@ -122,7 +129,9 @@ def demo_prices(deployment: DemoDeployment) -> FixedPrices:
     return DEFAULT_PRICES.with_prices(extra)
 
 
-def _deployment(chain: Chain, data_dir: Path, relayer: str, *, embedded: bool) -> DemoDeployment:
+def _deployment(
+    chain: Chain, data_dir: Path, relayer: str, deployer: LocalTransactionSigner, *, embedded: bool
+) -> DemoDeployment:
     path = data_dir / DEPLOYMENT_FILE
     if not embedded and path.is_file():
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -131,7 +140,7 @@ def _deployment(chain: Chain, data_dir: Path, relayer: str, *, embedded: bool) -
         raise RuntimeError(
             f"no {DEPLOYMENT_FILE} in {data_dir} and the node is not a development chain"
         )
-    deployment = deploy_demo(chain, relayer=relayer)
+    deployment = deploy_demo(chain, deployer=deployer, relayer=relayer)
     if not embedded:
         path.write_text(json.dumps(asdict(deployment), indent=2), encoding="utf-8")
     return deployment

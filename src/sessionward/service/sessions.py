@@ -456,6 +456,7 @@ class Sessions:
 
     def _may_read(self, caller: Caller, record: SessionRecord) -> None:
         """Backends read their own sessions, owners the sessions of their wallet, ops any."""
+        caller.require(caller.role)  # a live credential
         if caller.role == "backend" and caller.credential_id == record.credential_id:
             return
         if caller.role == "owner" and caller.wallet_id == record.wallet_id:
@@ -463,5 +464,5 @@ class Sessions:
         if caller.role == "ops":
             return
         raise ServiceError(
-            "forbidden", ReasonCode.SIGNER_MISMATCH, "this session is bound to another credential"
+            "forbidden", ReasonCode.ROLE_FORBIDDEN, "this session is bound to another credential"
         )

@@ -162,7 +162,7 @@ class Transactions:
         chain_id: int | None = None,
     ) -> TransactionView:
         """Decode and decide; record a quote (or a denial, which is raised as ``denied``)."""
-        caller.require("backend")
+        caller.require("backend", allow_dead=True)
         started = time.perf_counter()
         rt = self._rt
         record = self._dir.record(session_id)
@@ -258,7 +258,7 @@ class Transactions:
 
     def execute(self, caller: Caller, txn_id: str) -> TransactionView:
         """Re-decide, then reserve + sign + queue atomically; refuse with reasons otherwise."""
-        caller.require("backend")
+        caller.require("backend", allow_dead=True)
         started = time.perf_counter()
         rt = self._rt
         txn = self._txn(caller, txn_id)
@@ -354,6 +354,7 @@ class Transactions:
         return transaction_view(self._txn(caller, txn_id))
 
     def _txn(self, caller: Caller, txn_id: str) -> TransactionRecord:
+        caller.require(caller.role, allow_dead=True)
         txn = self._rt.store.transactions.get(txn_id)
         if txn is None:
             raise not_found("transaction", ReasonCode.TRANSACTION_UNKNOWN)
