@@ -304,3 +304,17 @@ def test_counters_persist_across_calls(world: World, wallet: Wallet, token_sessi
         wallet.run(token_session, single(transfer(world, world.relayer, UNIT)))
         state = wallet.state(token_session)
         assert (state.nonce, state.uses, remaining(world, token_session)) == (i, i, (12 - i) * UNIT)
+
+
+def test_token_amounts_that_overflow_when_summed_exceed_the_limit(
+    world: World, wallet: Wallet, session: Key
+) -> None:
+    wallet.enable(
+        wallet.grant(
+            session,
+            permissions=[permission(world.token, "approve(address,uint256)")],
+            token_limits=[token_limit(world.token, UNIT)],
+        )
+    )
+    half = Call(addr(world.token), 0, calldata("approve(address,uint256)", world.relayer, 2**255))
+    refused(world, session, batch([half, half]), "TOKEN_LIMIT_EXCEEDED")

@@ -140,12 +140,12 @@ def _validate(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
     if kind != SIGNATURE_KIND_SESSION or signature_length != SESSION_SIGNATURE_LENGTH:
         return SIG_VALIDATION_FAILED
     session_key: address = convert(convert(slice(userOp.signature, 1, 20), bytes20), address)
-    call_data: Bytes[MAX_USER_OP_CALLDATA] = userOp.callData
-    if len(call_data) < 36:
+    # A session may only run the session path, for its own key (the first argument).
+    if len(userOp.callData) < 36:
         reasons._fail(reasons.SELF_CALL_FORBIDDEN)
-    if convert(slice(call_data, 0, 4), bytes4) != SESSION_OP_SELECTOR:
+    if convert(slice(userOp.callData, 0, 4), bytes4) != SESSION_OP_SELECTOR:
         reasons._fail(reasons.SELF_CALL_FORBIDDEN)
-    if extract32(call_data, 4, output_type=uint256) != convert(session_key, uint256):
+    if extract32(userOp.callData, 4, output_type=uint256) != convert(session_key, uint256):
         reasons._fail(reasons.SELF_CALL_FORBIDDEN)
     cfg: uint256 = 0
     hot: uint256 = 0

@@ -758,7 +758,11 @@ def _enforce(
                     if k == len(outflows):
                         break
                     if outflows[k].token == c.target:
-                        outflows[k].amount += amount
+                        # Saturating: an overflowing sum exceeds any limit (rule 7), not a panic.
+                        total: uint256 = unsafe_add(outflows[k].amount, amount)
+                        if total < amount:
+                            total = max_value(uint256)
+                        outflows[k].amount = total
                         merged = True
                         break
                 if not merged:

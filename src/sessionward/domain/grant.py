@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import bounds
 from .abi import (
     AbiType,
     AddressType,
@@ -401,6 +402,7 @@ def validate_grant(
     ):
         refuse(ReasonCode.ENVELOPE_MALFORMED, "rateLimit", "count and interval must be positive")
 
+    problems.extend(_bound_problems(envelope, granted))
     if problems:
         raise GrantRefused(tuple(problems))
     assert expires_at is not None
@@ -414,6 +416,52 @@ def validate_grant(
         token_limits=token_limits,
         tier=tier,
     )
+
+
+def _bound_problems(
+    envelope: Envelope, granted: Mapping[tuple[str, bytes], GrantedPermission]
+) -> list[Violation]:
+    """What the on-chain module could not hold (:mod:`sessionward.domain.bounds`)."""
+    problems = []
+
+    def too_many(rule: str, count: int, bound: int) -> None:
+        if count > bound:
+            problems.append(
+                Violation(
+                    ReasonCode.ENVELOPE_MALFORMED,
+                    rule,
+                    f"{count} entries; the account holds at most {bound}",
+                )
+            )
+
+    def too_long(rule: str, text: str, kind: str) -> None:
+        if len(text.encode("utf-8")) > bounds.STRING_BOUNDS[kind]:
+            problems.append(
+                Violation(
+                    ReasonCode.ENVELOPE_MALFORMED,
+                    rule,
+                    f"longer than {bounds.STRING_BOUNDS[kind]} bytes",
+                )
+            )
+
+    too_many("permissions", len(granted), bounds.MAX_PERMISSIONS)
+    too_many("capabilities", len(envelope.capabilities), bounds.MAX_CAPABILITIES)
+    too_many("allowedDestinations", len(envelope.allowed_destinations), bounds.MAX_DESTINATIONS)
+    too_many("tokenLimits", len(envelope.token_limits), bounds.MAX_TOKEN_LIMITS)
+    for name in envelope.capabilities:
+        too_long(f"capabilities[{name}]", name, "capability")
+    for permission in granted.values():
+        too_many(f"{permission.label}.rules", len(permission.rules), bounds.MAX_RULES)
+        too_long(f"{permission.label}.function", permission.signature.canonical, "function")
+        too_long(f"{permission.label}.actionClass", permission.action_class, "actionClass")
+        for rule in permission.rules:
+            too_many(
+                f"{permission.label}.rules[{rule.arg}]", len(rule.values), bounds.MAX_RULE_VALUES
+            )
+            too_long(f"{permission.label}.rules[{rule.arg}].arg", rule.arg, "arg")
+    if envelope.max_value_usd is not None:
+        too_long("maxValueUsd", format_usd(envelope.max_value_usd), "maxValueUsd")
+    return problems
 
 
 def _fits(

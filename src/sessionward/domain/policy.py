@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from . import bounds
 from .abi import (
     AbiType,
     ArgumentPathError,
@@ -22,7 +23,7 @@ from .abi import (
     compile_argument_path,
     decode_arguments,
 )
-from .calldata import CalldataError, unwrap_request
+from .calldata import Call, CalldataError, unwrap_request
 from .catalog import Catalog, default_catalog
 from .decision import CallIntent, Decision, Violation
 from .grant import GrantedPermission, Scope
@@ -105,6 +106,24 @@ def evaluate(
         )
     except CalldataError as exc:
         deny(Violation(exc.code, "calldata", exc.message))
+        return Decision(tuple(violations))
+    if len(calls) > bounds.MAX_BATCH:
+        deny(
+            Violation(
+                ReasonCode.CALLDATA_MALFORMED,
+                "batch",
+                f"{len(calls)} calls; the account runs at most {bounds.MAX_BATCH}",
+            )
+        )
+        return Decision(tuple(violations))
+    if execution_size(scope.account, request, calls) > bounds.MAX_EXECUTION_BYTES:
+        deny(
+            Violation(
+                ReasonCode.CALLDATA_MALFORMED,
+                "execution",
+                f"the execution is over {bounds.MAX_EXECUTION_BYTES} bytes",
+            )
+        )
         return Decision(tuple(violations))
 
     native_total = 0
@@ -196,6 +215,17 @@ def evaluate(
     charges: list[Charge] = []
     _limits(request, scope, usage, now, native_total, token_out, prices, charges, deny)
     return Decision(tuple(violations), tuple(intents), tuple(charges))
+
+
+def execution_size(account: str, request: CallRequest, calls: tuple[Call, ...]) -> int:
+    """Bytes of the ERC-7579 ``executionCalldata`` the account will run for this request."""
+    if request.to == account:
+        # execute(bytes32 mode, bytes executionCalldata): selector, 2 head words, length word, data.
+        return max(len(request.data) - 4 - 96, 0)
+    if len(calls) == 1:
+        return 20 + 32 + len(calls[0].data)  # single: packed target, value, calldata
+    # batch: abi.encode(Execution[]): offset, length, per call an offset and a 4-word head + data.
+    return 64 + sum(32 + 128 + -(-len(c.data) // 32) * 32 for c in calls)
 
 
 def _check_call(

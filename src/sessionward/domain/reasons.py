@@ -77,6 +77,9 @@ class ReasonCode(StrEnum):
     REASON_REQUIRED = "REASON_REQUIRED"
     CHAIN_UNAVAILABLE = "CHAIN_UNAVAILABLE"
     METHOD_UNKNOWN = "METHOD_UNKNOWN"
+    # On-chain only (revert reasons of the SessionAccount).
+    NOT_AUTHORIZED = "NOT_AUTHORIZED"
+    STORAGE_LAYOUT_MISMATCH = "STORAGE_LAYOUT_MISMATCH"
 
 
 class SessionWardError(Exception):

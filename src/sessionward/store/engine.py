@@ -18,6 +18,7 @@ from .database import Database, resolve_url
 from .decisions import Decisions
 from .execution import Executions
 from .freezes import Freezes
+from .idempotency import IdempotencyKeys
 from .nonces import Nonces, SqlReplayStore
 from .relay_jobs import SqlRelayJobStore
 from .schema import ALL_TABLES
@@ -52,6 +53,7 @@ class Store:
         self.transactions: Final = Transactions(db)
         self.relay_jobs: Final = SqlRelayJobStore(db)
         self.executions: Final = Executions(db, self.budget, self.audit)
+        self.idempotency: Final = IdempotencyKeys(db)
 
     def __repr__(self) -> str:
         return f"Store({self.db.dialect_name}, schema={self.db.schema!r})"

@@ -1,0 +1,234 @@
+"""Request authentication (docs/protocol.md section 3): who is calling, proven by the
+``Oms-Wallet-Signature`` header over the raw request.
+
+Two kinds of signer:
+
+- a registered credential (``cred="<credentialId>"``): its key comes from the store. A revoked
+  or expired credential still authenticates (the :class:`Caller` says so), so that the policy
+  path can refuse *and record* its attempts; the service refuses it everywhere else.
+- a key not registered yet (``cred="self"``): its key is the body's ``alg``/``publicKey``, so a
+  valid signature is proof of possession (a backend registering, an owner creating a wallet).
+  Its nonces are remembered under ``self:<address>`` (secp256k1) or ``self:p256:<sha256 of the
+  key>`` (P-256, whose hex key would not fit the nonce table's key column).
+
+Verification is :func:`sessionward.crypto.request_signature.verify_request` over the raw body
+bytes and the raw path with query, with the configured window; nonces go to the shared SQL
+replay store, so a nonce is accepted once per credential across every node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from sessionward.crypto.request_signature import (
+    ALG_SECP256K1,
+    CredentialKey,
+    ReplayStore,
+    RequestAuthError,
+    parse_signature_header,
+    verify_request,
+)
+from sessionward.domain.reasons import ReasonCode
+from sessionward.service.callers import Caller, SelfSigned
+from sessionward.service.credentials import credential_key, normalize_public_key
+from sessionward.service.errors import ServiceError
+from sessionward.service.waas import Waas
+from sessionward.store.credentials import CredentialRecord
+
+from .errors import ApiError, invalid, unauthorized
+
+SELF: Final = "self"
+
+AuthMode = Literal["public", "self", "self_or_credential", "credential"]
+"""``public``: no signature; ``self``: only ``cred="self"``; ``self_or_credential``: either;
+``credential``: a registered credential."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated request's signer. ``subject`` scopes nonces and idempotency keys."""
+
+    subject: str
+    caller: Caller | None = None
+    self_signed: SelfSigned | None = None
+
+    def registered(self) -> Caller:
+        if self.caller is None:  # the method table guarantees it; fail closed regardless
+            raise unauthorized(ReasonCode.CREDENTIAL_UNKNOWN, "a registered credential is needed")
+        return self.caller
+
+    def self_key(self) -> SelfSigned:
+        if self.self_signed is None:
+            raise unauthorized(ReasonCode.SIGNATURE_INVALID, 'this method is signed cred="self"')
+        return self.self_signed
+
+
+PUBLIC: Final = Principal(subject="public")
+
+
+class _ReplayUnder:
+    """A replay store view that files every nonce under one fixed subject."""
+
+    def __init__(self, inner: ReplayStore, subject: str) -> None:
+        self._inner = inner
+        self._subject = subject
+
+    def remember(self, credential_id: str, nonce: int, expires_at_ms: int) -> bool:
+        return self._inner.remember(self._subject, nonce, expires_at_ms)
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Authenticator:
+    """Turns a request's signature header into a :class:`Principal` (or a 401/400)."""
+
+    def __init__(self, waas: Waas, *, clock_ms: Callable[[], int] = _wall_clock_ms) -> None:
+        self._waas = waas
+        self._store = waas.runtime.store
+        settings = waas.runtime.settings
+        self._window_ms = settings.request_window_s * 1000
+        self._replay_ttl_ms = settings.replay_ttl_s * 1000
+        self._clock_ms = clock_ms
+
+    def authenticate(
+        self,
+        mode: AuthMode,
+        header: str | None,
+        *,
+        method: str,
+        path_with_query: str,
+        body: bytes,
+        document: Callable[[], Mapping[str, Any]],
+    ) -> Principal:
+        """Authenticate per ``mode``; ``document`` parses the body (only needed for
+        ``cred="self"``, whose key is in the body)."""
+        if mode == "public":
+            return PUBLIC
+        if header is None:
+            raise unauthorized(
+                ReasonCode.SIGNATURE_INVALID, "missing Oms-Wallet-Signature header"
+            )
+        try:
+            cred = parse_signature_header(header).cred
+        except RequestAuthError as exc:
+            raise unauthorized(exc.code, exc.message) from None
+        if cred == SELF and mode in ("self", "self_or_credential"):
+            return self._self_signed(header, method, path_with_query, body, document())
+        if cred == SELF:
+            raise unauthorized(
+                ReasonCode.CREDENTIAL_UNKNOWN, 'this method needs a registered credential'
+            )
+        return self._registered(header, method, path_with_query, body, mode)
+
+    def _verify(
+        self,
+        header: str,
+        method: str,
+        path_with_query: str,
+        body: bytes,
+        lookup: Callable[[str], CredentialKey | None],
+        replay: ReplayStore,
+    ) -> None:
+        try:
+            verify_request(
+                header,
+                method=method,
+                path_with_query=path_with_query,
+                body=body,
+                now_ms=self._clock_ms(),
+                lookup=lookup,
+                replay=replay,
+                window_ms=self._window_ms,
+                replay_ttl_ms=self._replay_ttl_ms,
+            )
+        except RequestAuthError as exc:
+            raise unauthorized(exc.code, exc.message) from None
+
+    def _self_signed(
+        self,
+        header: str,
+        method: str,
+        path_with_query: str,
+        body: bytes,
+        doc: Mapping[str, Any],
+    ) -> Principal:
+        alg, public_key = doc.get("alg"), doc.get("publicKey")
+        if not isinstance(alg, str):
+            raise invalid('alg: a cred="self" request names its key\'s alg', reason="alg")
+        if not isinstance(public_key, str):
+            raise invalid(
+                'publicKey: a cred="self" request carries its public key', reason="publicKey"
+            )
+        try:
+            normalized = normalize_public_key(alg, public_key)
+            key = credential_key(alg, normalized)
+        except ServiceError as exc:
+            field = "alg" if exc.message.startswith("alg") else "publicKey"
+            raise invalid(exc.message, reason=field) from None
+        except ValueError as exc:
+            raise invalid(f"publicKey: {exc}", reason="publicKey") from None
+        subject = _self_subject(alg, normalized)
+        self._verify(
+            header,
+            method,
+            path_with_query,
+            body,
+            lambda _cred: key,
+            _ReplayUnder(self._store.replay, subject),
+        )
+        return Principal(subject=subject, self_signed=SelfSigned(alg, normalized))
+
+    def _registered(
+        self, header: str, method: str, path_with_query: str, body: bytes, mode: AuthMode
+    ) -> Principal:
+        found: list[CredentialRecord] = []
+        missing: list[str] = []
+
+        def lookup(cred: str) -> CredentialKey | None:
+            record = self._store.credentials.get(cred)
+            if record is None:
+                missing.append(cred)
+                return None
+            found.append(record)
+            try:
+                return credential_key(record.alg, record.public_key)
+            except (ServiceError, ValueError):
+                return None  # an unusable stored key authenticates nothing
+
+        try:
+            self._verify(header, method, path_with_query, body, lookup, self._store.replay)
+        except ApiError as exc:
+            # verify_request says SIGNATURE_INVALID for an unknown credential; be exact.
+            if missing:
+                raise unauthorized(ReasonCode.CREDENTIAL_UNKNOWN, "no such credential") from None
+            raise
+        record = found[-1]
+        if mode == "self":
+            raise ApiError(
+                403,
+                "Forbidden",
+                ReasonCode.ROLE_FORBIDDEN,
+                'this method is signed by the owner key itself (cred="self")',
+            )
+        now = self._waas.runtime.now()
+        caller = Caller(
+            credential_id=record.id,
+            role=record.role,
+            wallet_id=record.wallet_id,
+            revoked=record.revoked_at is not None,
+            expired=record.expires_at is not None and record.expires_at <= now,
+        )
+        return Principal(subject=record.id, caller=caller)
+
+
+def _self_subject(alg: str, public_key: str) -> str:
+    if alg == ALG_SECP256K1:
+        return f"{SELF}:{public_key}"
+    digest = hashlib.sha256(bytes.fromhex(public_key.removeprefix("0x"))).hexdigest()
+    return f"{SELF}:p256:{digest}"

@@ -1,0 +1,365 @@
+"""The API's method table: for each ``POST /v1/Waas/<Method>``, its request model, response
+type, how it is authenticated, whether it is a mutation (``Idempotency-Key`` applies), and the
+one service call it translates to.
+
+Handlers only convert wire values (hex to bytes, decimal strings to ints) and call the service;
+roles, bindings and every decision stay in :mod:`sessionward.service`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sessionward.service.callers import SelfSigned
+from sessionward.service.credentials import CredentialView
+from sessionward.service.pages import Page
+from sessionward.service.revocation import LiftView, RevocationView
+from sessionward.service.sessions import PendingSessionView, SessionDetail, UsageView
+from sessionward.service.transactions import TransactionView
+from sessionward.service.waas import Waas
+from sessionward.service.wallets import WalletView
+
+from . import models as m
+from .auth import AuthMode, Principal
+from .errors import invalid
+
+Handler = Callable[[Waas, Principal, Any], Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    """One API method. ``revocation_path`` labels the revocation metric; ``decision`` marks
+    methods whose answer is a policy decision (metrics)."""
+
+    name: str
+    request: type[m.Body]
+    response: Any
+    auth: AuthMode
+    mutation: bool
+    handler: Handler
+    summary: str
+    decision: bool = False
+    revocation_path: str | None = None
+
+
+def _hex(value: str) -> bytes:
+    return bytes.fromhex(value[2:])
+
+
+# --- credentials ---------------------------------------------------------------------------
+
+
+def _register_credential(
+    w: Waas, p: Principal, b: m.RegisterCredentialRequest
+) -> CredentialView:
+    if p.self_signed is not None:
+        if b.app_name is None:
+            raise invalid("appName: required to register a backend", reason="appName")
+        if b.expires_at is None:
+            raise invalid("expiresAt: required to register a backend", reason="expiresAt")
+        return w.credentials.register_backend(
+            p.self_signed, app_name=b.app_name, app_url=b.app_url, expires_at=b.expires_at
+        )
+    if b.app_name is not None or b.app_url is not None:
+        raise invalid("appName/appUrl describe a backend, not an owner device", reason="appName")
+    return w.credentials.register_device(
+        p.registered(), SelfSigned(b.alg, b.public_key), expires_at=b.expires_at
+    )
+
+
+def _inspect_credential(w: Waas, _p: Principal, b: m.InspectCredentialRequest) -> CredentialView:
+    return w.credentials.inspect(b.credential_id)
+
+
+def _revoke_credential(w: Waas, p: Principal, b: m.RevokeCredentialRequest) -> RevocationView:
+    return w.revocations.revoke_credential(
+        p.registered(), credential_id=b.credential_id, reason=b.reason
+    )
+
+
+# --- wallets -------------------------------------------------------------------------------
+
+
+def _create_wallet(w: Waas, p: Principal, b: m.CreateWalletRequest) -> WalletView:
+    return w.wallets.create(
+        p.self_key(),
+        owner=b.owner,
+        owner_kind=b.owner_kind,
+        salt=None if b.salt is None else _hex(b.salt),
+    )
+
+
+def _register_wallet(w: Waas, p: Principal, b: m.RegisterWalletRequest) -> WalletView:
+    return w.wallets.register(
+        p.self_key(), account=b.account, owner=b.owner, owner_kind=b.owner_kind
+    )
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def _authorize(w: Waas, p: Principal, b: m.AuthorizeRemoteAccessRequest) -> PendingSessionView:
+    return w.sessions.authorize(
+        p.registered(), credential_id=b.credential_id, wallet_id=b.wallet_id, envelope=b.envelope
+    )
+
+
+def _approve(w: Waas, p: Principal, b: m.ApproveSessionRequest) -> SessionDetail:
+    return w.sessions.approve(p.registered(), session_id=b.session_id, signature=_hex(b.signature))
+
+
+def _list_access(w: Waas, p: Principal, b: m.ListAccessRequest) -> Page[SessionDetail]:
+    return w.sessions.list_for_owner(
+        p.registered(), wallet_id=b.wallet_id, cursor=b.cursor, limit=b.limit
+    )
+
+
+def _revoke_access(w: Waas, p: Principal, b: m.RevokeAccessRequest) -> RevocationView:
+    return w.revocations.revoke_access(
+        p.registered(),
+        wallet_id=b.wallet_id,
+        credential_id=b.credential_id,
+        session_id=b.session_id,
+    )
+
+
+def _get_session(w: Waas, p: Principal, b: m.GetSessionRequest) -> SessionDetail:
+    return w.sessions.get(p.registered(), b.session_id)
+
+
+def _list_sessions(w: Waas, p: Principal, b: m.ListSessionsRequest) -> Page[SessionDetail]:
+    return w.sessions.list_for_backend(p.registered(), cursor=b.cursor, limit=b.limit)
+
+
+def _usage(w: Waas, p: Principal, b: m.GetSessionUsageRequest) -> UsageView:
+    return w.sessions.usage(p.registered(), b.session_id)
+
+
+# --- transactions --------------------------------------------------------------------------
+
+
+def _prepare(w: Waas, p: Principal, b: m.PrepareEthereumTransactionRequest) -> TransactionView:
+    return w.transactions.prepare(
+        p.registered(),
+        wallet_id=b.wallet_id,
+        session_id=b.session_id,
+        to=b.to,
+        value=int(b.value),
+        data=_hex(b.data),
+        chain_id=b.chain_id,
+    )
+
+
+def _prepare_call(
+    w: Waas, p: Principal, b: m.PrepareEthereumContractCallRequest
+) -> TransactionView:
+    return w.transactions.prepare_contract_call(
+        p.registered(),
+        wallet_id=b.wallet_id,
+        session_id=b.session_id,
+        contract=b.contract,
+        method=b.method,
+        args=b.args,
+        value=int(b.value),
+        chain_id=b.chain_id,
+    )
+
+
+def _execute(w: Waas, p: Principal, b: m.ExecuteRequest) -> TransactionView:
+    return w.transactions.execute(p.registered(), b.txn_id)
+
+
+def _status(w: Waas, p: Principal, b: m.TransactionStatusRequest) -> TransactionView:
+    return w.transactions.status(p.registered(), b.txn_id)
+
+
+# --- ops -----------------------------------------------------------------------------------
+
+
+def _emergency_revoke(w: Waas, p: Principal, b: m.EmergencyRevokeRequest) -> RevocationView:
+    return w.revocations.emergency_revoke(
+        p.registered(), scope=b.scope, target=b.target, reason=b.reason or ""
+    )
+
+
+def _lift_freeze(w: Waas, p: Principal, b: m.LiftFreezeRequest) -> LiftView:
+    return w.revocations.lift_freeze(p.registered(), scope=b.scope, target=b.target)
+
+
+METHODS: Final[dict[str, Method]] = {
+    method.name: method
+    for method in (
+        Method(
+            "RegisterCredential",
+            m.RegisterCredentialRequest,
+            CredentialView,
+            "self_or_credential",
+            True,
+            _register_credential,
+            'A backend registers its key (signed cred="self": proof of possession), or an '
+            "owner credential registers another owner key (device) for its wallet.",
+        ),
+        Method(
+            "InspectCredential",
+            m.InspectCredentialRequest,
+            CredentialView,
+            "public",
+            False,
+            _inspect_credential,
+            "Public metadata of a backend credential, for the owner's consent screen.",
+        ),
+        Method(
+            "CreateWallet",
+            m.CreateWalletRequest,
+            WalletView,
+            "self",
+            True,
+            _create_wallet,
+            'A new SessionAccount for the owner key that signs (cred="self"); the answer\'s '
+            "ownerCredentialId is the owner's credential from then on.",
+        ),
+        Method(
+            "RegisterWallet",
+            m.RegisterWalletRequest,
+            WalletView,
+            "self",
+            True,
+            _register_wallet,
+            "An existing SessionAccount (or EIP-7702-delegated EOA) whose on-chain owner signs.",
+        ),
+        Method(
+            "AuthorizeRemoteAccess",
+            m.AuthorizeRemoteAccessRequest,
+            PendingSessionView,
+            "credential",
+            True,
+            _authorize,
+            "Owner: validate an envelope for a backend; returns the EIP-712 grant to sign.",
+        ),
+        Method(
+            "ApproveSession",
+            m.ApproveSessionRequest,
+            SessionDetail,
+            "credential",
+            True,
+            _approve,
+            "Owner: the signature over the grant digest; activates the session.",
+        ),
+        Method(
+            "ListAccess",
+            m.ListAccessRequest,
+            Page[SessionDetail],
+            "credential",
+            False,
+            _list_access,
+            "Owner: the sessions of the wallet, newest pages by cursor.",
+        ),
+        Method(
+            "RevokeAccess",
+            m.RevokeAccessRequest,
+            RevocationView,
+            "credential",
+            True,
+            _revoke_access,
+            "Owner: revoke one session, or every session of a credential on the wallet.",
+            revocation_path="owner",
+        ),
+        Method(
+            "PrepareEthereumTransaction",
+            m.PrepareEthereumTransactionRequest,
+            TransactionView,
+            "credential",
+            True,
+            _prepare,
+            "Backend: decode and decide a call; returns a quote or the denial's reasons.",
+            decision=True,
+        ),
+        Method(
+            "PrepareEthereumContractCall",
+            m.PrepareEthereumContractCallRequest,
+            TransactionView,
+            "credential",
+            True,
+            _prepare_call,
+            "Backend: like PrepareEthereumTransaction, from a method signature and JSON args.",
+            decision=True,
+        ),
+        Method(
+            "Execute",
+            m.ExecuteRequest,
+            TransactionView,
+            "credential",
+            True,
+            _execute,
+            "Backend: re-decide, reserve, sign with the session key and queue a quote.",
+            decision=True,
+        ),
+        Method(
+            "TransactionStatus",
+            m.TransactionStatusRequest,
+            TransactionView,
+            "credential",
+            False,
+            _status,
+            "Backend (or the wallet's owner): quoted, pending, executed, failed or denied.",
+        ),
+        Method(
+            "GetSession",
+            m.GetSessionRequest,
+            SessionDetail,
+            "credential",
+            False,
+            _get_session,
+            "Backend of the session, or the wallet's owner: one session.",
+        ),
+        Method(
+            "ListSessions",
+            m.ListSessionsRequest,
+            Page[SessionDetail],
+            "credential",
+            False,
+            _list_sessions,
+            "Backend: its sessions, by cursor.",
+        ),
+        Method(
+            "GetSessionUsage",
+            m.GetSessionUsageRequest,
+            UsageView,
+            "credential",
+            False,
+            _usage,
+            "Backend of the session, or the wallet's owner: spent versus every limit.",
+        ),
+        Method(
+            "RevokeCredential",
+            m.RevokeCredentialRequest,
+            RevocationView,
+            "credential",
+            True,
+            _revoke_credential,
+            "Backend: retire its own credential and every session bound to it.",
+            revocation_path="backend",
+        ),
+        Method(
+            "EmergencyRevoke",
+            m.EmergencyRevokeRequest,
+            RevocationView,
+            "credential",
+            True,
+            _emergency_revoke,
+            "Ops: kill switch by session, wallet, credential, action class or global freeze.",
+            revocation_path="ops",
+        ),
+        Method(
+            "LiftFreeze",
+            m.LiftFreezeRequest,
+            LiftView,
+            "credential",
+            True,
+            _lift_freeze,
+            "Ops: lift a freeze; a global freeze needs two distinct ops credentials.",
+        ),
+    )
+}

@@ -1,0 +1,215 @@
+"""Request bodies of every API method: camelCase JSON, strict types, unknown fields refused.
+
+These models check *shape* only (types, formats, bounds that keep values storable); every
+decision about the values (roles, bindings, windows, policy) is the service's. Conventions:
+
+- identifiers are 1-128 characters of ``A-Z a-z 0-9 . _ ~ : -`` (the credential-id grammar of
+  the request signature), so no control character ever reaches the store;
+- addresses are ``0x`` + 40 hex digits, lower case or a valid EIP-55 checksum;
+- amounts are decimal strings in ``[0, 2**256)``; bytes are ``0x`` hex;
+- timestamps are JSON integers (unix seconds), counts are JSON integers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+from sessionward.crypto.secp256k1 import normalize_address
+from sessionward.service.pages import MAX_PAGE
+
+UINT256_MAX: Final = 2**256 - 1
+MAX_TIMESTAMP: Final = 2**48 - 1
+MAX_CHAIN_ID: Final = 2**63 - 1
+DEFAULT_PAGE: Final = 50
+
+
+def _address(value: str) -> str:
+    try:
+        return normalize_address(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _amount(value: str) -> str:
+    if int(value) > UINT256_MAX:
+        raise ValueError("amount above 2**256 - 1")
+    return value
+
+
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~:-]{1,128}$")]
+Address = Annotated[
+    str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$"), AfterValidator(_address)
+]
+Hex = Annotated[str, StringConstraints(pattern=r"^0x(?:[0-9a-fA-F]{2})*$")]
+Bytes32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
+Amount = Annotated[
+    str, StringConstraints(pattern=r"^(?:0|[1-9][0-9]{0,77})$"), AfterValidator(_amount)
+]
+PublicKey = Annotated[str, StringConstraints(pattern=r"^(?:0x)?[0-9a-fA-F]{40,130}$")]
+Alg = Literal["ecdsa-p256k-eip191", "ecdsa-p256-sha256"]  # ALG_SECP256K1, ALG_P256
+Timestamp = Annotated[int, Field(ge=0, le=MAX_TIMESTAMP)]
+ChainId = Annotated[int, Field(ge=0, le=MAX_CHAIN_ID)]
+Limit = Annotated[int, Field(ge=1, le=MAX_PAGE)]
+Cursor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_=-]{1,256}$")]
+OwnerKind = Literal["eoa", "erc1271"]
+Scope = Literal["session", "wallet", "credential", "action_class", "global"]
+
+
+def _text(max_length: int, min_length: int = 0) -> Any:
+    """Printable text (no control characters) of bounded length."""
+    return Annotated[
+        str,
+        StringConstraints(
+            min_length=min_length, max_length=max_length, pattern=r"^[^\x00-\x1f\x7f]*$"
+        ),
+    ]
+
+
+AppName = _text(128, 1)
+AppUrl = _text(512)
+Reason = _text(1000)
+MethodSignature = _text(1024, 1)
+
+class Body(BaseModel):
+    """Base of request bodies: camelCase, strict, closed."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, alias_generator=to_camel
+    )
+
+
+# --- credentials ---------------------------------------------------------------------------
+
+
+class RegisterCredentialRequest(Body):
+    """Signed with ``cred="self"`` by the key in the body: a backend registers itself
+    (``appName`` and ``expiresAt`` required). Signed by an owner credential: registers the
+    body's key as another owner key (device) of that owner's wallet."""
+
+    alg: Alg
+    public_key: PublicKey
+    app_name: AppName | None = None
+    app_url: AppUrl | None = None
+    expires_at: Timestamp | None = None
+
+
+class InspectCredentialRequest(Body):
+    credential_id: Id
+
+
+class RevokeCredentialRequest(Body):
+    credential_id: Id
+    reason: Reason | None = None
+
+
+# --- wallets -------------------------------------------------------------------------------
+
+
+class CreateWalletRequest(Body):
+    """Self-signed by the owner key (``publicKey`` is the owner address for secp256k1)."""
+
+    alg: Alg
+    public_key: PublicKey
+    owner: Address | None = None
+    owner_kind: OwnerKind = "eoa"
+    salt: Bytes32 | None = None
+
+
+class RegisterWalletRequest(Body):
+    alg: Alg
+    public_key: PublicKey
+    account: Address
+    owner: Address | None = None
+    owner_kind: OwnerKind = "eoa"
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+class AuthorizeRemoteAccessRequest(Body):
+    credential_id: Id
+    wallet_id: Id
+    envelope: dict[str, Any]
+
+
+class ApproveSessionRequest(Body):
+    session_id: Id
+    signature: Hex
+
+
+class ListAccessRequest(Body):
+    wallet_id: Id
+    cursor: Cursor | None = None
+    limit: Limit = DEFAULT_PAGE
+
+
+class RevokeAccessRequest(Body):
+    wallet_id: Id
+    credential_id: Id
+    session_id: Id | None = None
+
+
+class GetSessionRequest(Body):
+    session_id: Id
+
+
+class ListSessionsRequest(Body):
+    cursor: Cursor | None = None
+    limit: Limit = DEFAULT_PAGE
+
+
+class GetSessionUsageRequest(Body):
+    session_id: Id
+
+
+# --- transactions --------------------------------------------------------------------------
+
+
+class PrepareEthereumTransactionRequest(Body):
+    wallet_id: Id
+    session_id: Id
+    to: Address
+    value: Amount
+    data: Hex
+    chain_id: ChainId | None = None
+
+
+class PrepareEthereumContractCallRequest(Body):
+    """``method`` is a human-readable signature (``transfer(address to,uint256 amount)``);
+    ``args`` are its arguments as JSON (integers as decimal strings, bytes as 0x hex)."""
+
+    wallet_id: Id
+    session_id: Id
+    contract: Address
+    method: MethodSignature
+    args: list[Any]
+    value: Amount = "0"
+    chain_id: ChainId | None = None
+
+
+class ExecuteRequest(Body):
+    txn_id: Id
+
+
+class TransactionStatusRequest(Body):
+    txn_id: Id
+
+
+# --- ops -----------------------------------------------------------------------------------
+
+
+class EmergencyRevokeRequest(Body):
+    """``target`` names the session, wallet, credential or action class; none for ``global``.
+    ``reason`` is mandatory (its absence is refused as ``REASON_REQUIRED``)."""
+
+    scope: Scope
+    target: Id | None = None
+    reason: Reason | None = None
+
+
+class LiftFreezeRequest(Body):
+    scope: Scope
+    target: Id | None = None

@@ -1,0 +1,138 @@
+"""Idempotency keys: one execution per ``(credential, Idempotency-Key)``, and its stored answer.
+
+A mutation carrying an ``Idempotency-Key`` first *claims* the key (:meth:`IdempotencyKeys.claim`):
+the primary key ``(credential_id, key)`` makes exactly one of any number of concurrent claims,
+on any node sharing the database, the one that executes. The claim remembers the API method
+and a hash of the request, so the same key sent with another request is told apart from a
+retry. When the request has been answered, :meth:`IdempotencyKeys.complete` stores the status
+and the response body, which every later retry gets back verbatim; a request that failed on
+the server's side (5xx) :meth:`IdempotencyKeys.release`\\ s its claim so a retry can execute.
+
+A claim left in flight by a process that died is taken over after ``stale_after_s`` seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from sqlalchemy import delete, select, text, update
+
+from .database import Database
+from .schema import idempotency
+
+ClaimState = Literal["claimed", "replay", "mismatch", "in_flight"]
+
+DEFAULT_STALE_AFTER_S: Final = 300
+
+# Conflicts are answers, never exceptions (both SQLite and PostgreSQL know this form).
+_CLAIM: Final = text(
+    """
+    INSERT INTO idempotency (credential_id, "key", method, request_hash, created_at)
+    VALUES (:credential_id, :key, :method, :request_hash, :now)
+    ON CONFLICT (credential_id, "key") DO NOTHING
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """The answer given to the request that executed: its HTTP status and its body."""
+
+    status_code: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The outcome of :meth:`IdempotencyKeys.claim`.
+
+    - ``claimed``: this request owns the key and must execute, then complete or release it;
+    - ``replay``: an identical request was answered; ``response`` is that answer;
+    - ``mismatch``: the key was used for another method or another request body;
+    - ``in_flight``: an identical request holds the key and has not been answered yet.
+    """
+
+    state: ClaimState
+    response: StoredResponse | None = None
+
+
+class IdempotencyKeys:
+    """Claims, stored answers and pruning over the ``idempotency`` table (times in seconds)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def claim(
+        self,
+        *,
+        credential_id: str,
+        key: str,
+        method: str,
+        request_hash: str,
+        now: int,
+        stale_after_s: int = DEFAULT_STALE_AFTER_S,
+    ) -> Claim:
+        """Claim ``key`` for this request, or say why not (see :class:`Claim`).
+
+        Atomic: of concurrent claims of the same ``(credential_id, key)`` exactly one is
+        ``claimed``. ``request_hash`` identifies the request (the API hashes the raw body).
+        """
+        params = {
+            "credential_id": credential_id,
+            "key": key,
+            "method": method,
+            "request_hash": request_hash,
+            "now": now,
+        }
+        row_of = (idempotency.c.credential_id == credential_id) & (idempotency.c.key == key)
+        with self._db.writing() as conn:
+            if conn.execute(_CLAIM, params).rowcount == 1:
+                return Claim("claimed")
+            row = conn.execute(select(idempotency).where(row_of)).one()._mapping
+            if row["method"] != method or row["request_hash"] != request_hash:
+                return Claim("mismatch")
+            if row["status_code"] is not None:
+                return Claim("replay", StoredResponse(int(row["status_code"]), row["response"]))
+            if row["created_at"] > now - stale_after_s:
+                return Claim("in_flight")
+            # The holder died (or hung) without answering: take its claim over, exactly once.
+            taken = conn.execute(
+                update(idempotency)
+                .where(
+                    row_of,
+                    idempotency.c.status_code.is_(None),
+                    idempotency.c.created_at == row["created_at"],
+                )
+                .values(created_at=now)
+            ).rowcount
+            return Claim("claimed" if taken == 1 else "in_flight")
+
+    def complete(self, *, credential_id: str, key: str, status_code: int, body: str) -> None:
+        """Store the answer of the claimed request; later claims replay it."""
+        with self._db.writing() as conn:
+            conn.execute(
+                update(idempotency)
+                .where(
+                    idempotency.c.credential_id == credential_id,
+                    idempotency.c.key == key,
+                    idempotency.c.status_code.is_(None),
+                )
+                .values(status_code=status_code, response=body)
+            )
+
+    def release(self, *, credential_id: str, key: str) -> None:
+        """Give up an unanswered claim (the request failed on the server): a retry executes."""
+        with self._db.writing() as conn:
+            conn.execute(
+                delete(idempotency).where(
+                    idempotency.c.credential_id == credential_id,
+                    idempotency.c.key == key,
+                    idempotency.c.status_code.is_(None),
+                )
+            )
+
+    def prune(self, before: int) -> int:
+        """Forget keys claimed before ``before`` (answered or not); the number forgotten."""
+        with self._db.writing() as conn:
+            return conn.execute(delete(idempotency).where(idempotency.c.created_at < before)).rowcount
