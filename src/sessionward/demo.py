@@ -9,6 +9,7 @@ step does not.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import tempfile
@@ -37,7 +38,9 @@ SWAP = parse_signature(
 )
 TRANSFER_OWNERSHIP = parse_signature("transferOwnership(address newOwner)")
 APPROVE = parse_signature("approve(address spender,uint256 amount)")
-OTHER_ROUTER = "0xe592427a0aece92de3edee1f18e0157c05861564"  # a real router, but not the granted one
+OTHER_ROUTER = (
+    "0xe592427a0aece92de3edee1f18e0157c05861564"  # a real router, but not the granted one
+)
 USDX = 10**6
 
 
@@ -62,7 +65,9 @@ class Story:
     def note(self, text: str) -> None:
         self.console.print(f"    [dim]{text}[/]")
 
-    def expect_refusal(self, what: str, code: str, action: Callable[[], object]) -> SessionWardApiError:
+    def expect_refusal(
+        self, what: str, code: str, action: Callable[[], object]
+    ) -> SessionWardApiError:
         """Run ``action``; it must be refused with ``code``."""
         try:
             action()
@@ -78,11 +83,12 @@ class Story:
 def run_demo(*, data_dir: Path | None = None, console: Console | None = None) -> int:
     """Play the story; 0 when every step behaved, 1 otherwise."""
     console = console or Console(highlight=False)
+    logging.getLogger().setLevel(logging.WARNING)  # the story is the output, not the logs
     with tempfile.TemporaryDirectory(prefix="sessionward-demo-") as tmp:
         story = Story(console)
         try:
             _play(story, Path(data_dir or tmp))
-        except (DemoFailed, SessionWardApiError) as failure:
+        except (DemoFailed, SessionWardApiError, TimeoutError) as failure:
             console.print(f"[bold red]✗ demo failed at step {story.steps}:[/] {failure}")
             return 1
     return 0
@@ -92,7 +98,8 @@ def _play(story: Story, data_dir: Path) -> None:
     console = story.console
     ops_secrets = [secrets.token_bytes(32), secrets.token_bytes(32)]
     ops = tuple(
-        OpsCredential(f"ops-{i + 1}", "ecdsa-p256k-eip191", address_from_secret(s)) for i, s in enumerate(ops_secrets)
+        OpsCredential(f"ops-{i + 1}", "ecdsa-p256k-eip191", address_from_secret(s))
+        for i, s in enumerate(ops_secrets)
     )
     story.step("Start SessionWard on embedded defaults (SQLite, local vault, in-process chain 1)")
     started = time.monotonic()
@@ -100,7 +107,9 @@ def _play(story: Story, data_dir: Path) -> None:
     waas = Waas.from_settings(Settings(data_dir=data_dir, ops_credentials=ops))
     rt = waas.runtime
     with BackgroundServer(waas) as url:
-        story.ok(f"listening on {url} (ready in {time.monotonic() - started:.1f} s); router {rt.deployment.router}")
+        story.ok(
+            f"listening on {url} (ready in {time.monotonic() - started:.1f} s); router {rt.deployment.router}"
+        )
         usdx = rt.deployment.token("USDX")
         wethx = rt.deployment.token("WETHX")
         router = rt.deployment.router
@@ -110,10 +119,14 @@ def _play(story: Story, data_dir: Path) -> None:
         story.step("The backend (an AI agent) registers its credential, proving it holds the key")
         backend_secret = secrets.token_bytes(32)
         backend = BackendClient(url, Secp256k1RequestSigner(backend_secret))
-        credential = backend.register("Acme Trading Agent", "https://agent.example", int(time.time()) + 86400)
+        credential = backend.register(
+            "Acme Trading Agent", "https://agent.example", int(time.time()) + 86400
+        )
         story.ok(f"credential {credential['credentialId']}")
 
-        story.step("The owner creates a smart wallet (a SessionAccount through the CREATE2 factory)")
+        story.step(
+            "The owner creates a smart wallet (a SessionAccount through the CREATE2 factory)"
+        )
         owner_secret = secrets.token_bytes(32)
         owner = OwnerClient(url, owner_secret)
         wallet = owner.create_wallet()
@@ -130,7 +143,9 @@ def _play(story: Story, data_dir: Path) -> None:
             to=account,
             data=encode_execute(mode_single(), encode_single_execution(Call(usdx, 0, approve))),
         )
-        story.note("funded with 1,000 USDX; the owner itself let the router pull USDX (its own transaction)")
+        story.note(
+            "funded with 1,000 USDX; the owner itself let the router pull USDX (its own transaction)"
+        )
 
         def seed(expires_in: int) -> dict[str, Any]:
             return {
@@ -142,38 +157,56 @@ def _play(story: Story, data_dir: Path) -> None:
             }
 
         def grant(expires_in: int, label: str) -> str:
-            pending = owner.authorize_remote_access(credential["credentialId"], wallet["walletId"], seed(expires_in))
+            pending = owner.authorize_remote_access(
+                credential["credentialId"], wallet["walletId"], seed(expires_in)
+            )
             signature = owner.sign_grant(pending)
             owner.approve_session(pending["sessionId"], signature)
             story.ok(f"{label}: {pending['summary']}")
             return str(pending["sessionId"])
 
-        def swap(session_id: str, amount: int, *, to: str = router, chain_id: int | None = None) -> dict[str, Any]:
-            data = encode_call(SWAP, (amount * USDX, 0, (usdx, wethx), account, int(time.time()) + 600))
+        def swap(
+            session_id: str, amount: int, *, to: str = router, chain_id: int | None = None
+        ) -> dict[str, Any]:
+            data = encode_call(
+                SWAP, (amount * USDX, 0, (usdx, wethx), account, int(time.time()) + 600)
+            )
             quote = backend.prepare_transaction(
                 wallet["walletId"], session_id, to, 0, data, chain_id=chain_id
             )
             done = backend.execute(quote["txnId"], idempotency_key=secrets.token_hex(8))
             final = backend.wait_for_transaction(done["txnId"], timeout=30.0)
             if final["status"] != "executed":
-                raise DemoFailed(f"swap of {amount} USDX ended {final['status']}: {final.get('failure')}")
+                raise DemoFailed(
+                    f"swap of {amount} USDX ended {final['status']}: {final.get('failure')}"
+                )
             story.executed.append(final["txnId"])
             return final
 
-        story.step("The owner reviews the credential and authorizes the seed envelope; it signs the EIP-712 grant")
+        story.step(
+            "The owner reviews the credential and authorizes the seed envelope; it signs the EIP-712 grant"
+        )
         inspected = owner.inspect_credential(credential["credentialId"])
         story.note(f"consent screen shows app {inspected['appName']!r} at {inspected['appUrl']}")
         session = grant(900, "session 1")
 
-        story.step("The backend swaps within the caps: 100 USDX, then 250 USDX")
-        before = usdx_token.call_one("balanceOf", account), wethx_token.call_one("balanceOf", account)
-        for amount in (100, 250):
+        story.step("The backend swaps within the caps: 100 USDX twice")
+        before = (
+            usdx_token.call_one("balanceOf", account),
+            wethx_token.call_one("balanceOf", account),
+        )
+        for amount in (100, 100):
             final = swap(session, amount)
             story.ok(f"swap {amount} USDX executed on chain, tx {final['txHash']}")
-        after = usdx_token.call_one("balanceOf", account), wethx_token.call_one("balanceOf", account)
-        assert isinstance(before[0], int) and isinstance(after[0], int) and isinstance(after[1], int)
+        after = (
+            usdx_token.call_one("balanceOf", account),
+            wethx_token.call_one("balanceOf", account),
+        )
+        assert (
+            isinstance(before[0], int) and isinstance(after[0], int) and isinstance(after[1], int)
+        )
         assert isinstance(before[1], int)
-        if before[0] - after[0] != 350 * USDX or after[1] <= before[1]:
+        if before[0] - after[0] != 200 * USDX or after[1] <= before[1]:
             raise DemoFailed("balances did not move as the swaps say")
         story.ok(f"account balances: {after[0] / USDX:,.2f} USDX, {after[1] / 10**18:.6f} WETHX")
         usage = backend.get_session_usage(session)
@@ -182,9 +215,11 @@ def _play(story: Story, data_dir: Path) -> None:
 
         story.step("Out-of-scope attempts are refused, each with its reason")
         story.note("another router:")
-        story.expect_refusal("another router", "TARGET_NOT_ALLOWED", lambda: swap(session, 10, to=OTHER_ROUTER))
-        story.note("200 USDX more would cross the 500 USD cap:")
-        story.expect_refusal("over the cap", "USD_LIMIT_EXCEEDED", lambda: swap(session, 200))
+        story.expect_refusal(
+            "another router", "TARGET_NOT_ALLOWED", lambda: swap(session, 10, to=OTHER_ROUTER)
+        )
+        story.note("350 USDX more would cross the 500 USD cap:")
+        story.expect_refusal("over the cap", "USD_LIMIT_EXCEEDED", lambda: swap(session, 350))
         story.note("transferOwnership through the session:")
         hijack = encode_call(TRANSFER_OWNERSHIP, (address_from_secret(secrets.token_bytes(32)),))
         story.expect_refusal(
@@ -199,7 +234,9 @@ def _play(story: Story, data_dir: Path) -> None:
 
         story.step("A fresh session is used on another chain: a context mismatch")
         session = grant(900, "session 2")
-        story.expect_refusal("another chain", "CHAIN_MISMATCH", lambda: swap(session, 10, chain_id=10))
+        story.expect_refusal(
+            "another chain", "CHAIN_MISMATCH", lambda: swap(session, 10, chain_id=10)
+        )
         story.ok(f"and revoked it: {owner.get_session(session)['revokedBy']}")
 
         story.step("A short session (5 s) is used after it expired")
@@ -214,11 +251,17 @@ def _play(story: Story, data_dir: Path) -> None:
         revoked = owner.revoke_access(wallet["walletId"], credential["credentialId"], session)
         story.ok(f"revoked {revoked['revokedSessions']}")
         story.expect_refusal("after revocation", "SESSION_REVOKED", lambda: swap(session, 10))
-        _wait(lambda: owner.get_session(session)["onchainRevokedAt"] is not None, "on-chain revocation")
+        _wait(
+            lambda: owner.get_session(session)["onchainRevokedAt"] is not None,
+            "on-chain revocation",
+        )
         story.ok("the session was also removed from the account's sessions module on chain")
 
         story.step("Ops pulls the kill switch for the whole service, then two ops lift it")
-        ops_clients = [OpsClient(url, Secp256k1RequestSigner(s), c.id) for s, c in zip(ops_secrets, ops, strict=True)]
+        ops_clients = [
+            OpsClient(url, Secp256k1RequestSigner(s), c.id)
+            for s, c in zip(ops_secrets, ops, strict=True)
+        ]
         ops_clients[0].emergency_revoke("global", None, "demo: incident drill")
         story.ok("global freeze in force")
         try:
@@ -227,6 +270,13 @@ def _play(story: Story, data_dir: Path) -> None:
             story.note(f"first ops approval recorded ({first.code})")
         lifted = ops_clients[1].lift_freeze("global")
         story.ok(f"lifted by {lifted['approvals']}")
+
+        story.step("The audit log's hash chains are verified")
+        verdict = rt.store.audit.verify()
+        if not verdict.ok:
+            raise DemoFailed(f"audit log does not verify: {verdict.problems}")
+        records = sum(len(rt.store.audit.records(stream)) for stream in rt.store.audit.streams())
+        story.ok(f"{records} records in {len(rt.store.audit.streams())} streams, every link intact")
 
     console.rule("Summary")
     console.print(

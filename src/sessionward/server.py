@@ -26,7 +26,9 @@ def serve_forever(waas: Waas, *, host: str, port: int, workers_log_level: str = 
     """Serve until interrupted; the dispatcher runs in the background meanwhile."""
     waas.start()
     try:
-        uvicorn.run(create_app(waas), host=host, port=port, log_level=workers_log_level, access_log=False)
+        uvicorn.run(
+            create_app(waas), host=host, port=port, log_level=workers_log_level, access_log=False
+        )
     finally:
         waas.stop()
 
@@ -39,10 +41,17 @@ class BackgroundServer:
         self._host = host
         self._port = port or free_port(host)
         config = uvicorn.Config(
-            create_app(waas), host=host, port=self._port, log_level="warning", access_log=False, lifespan="off"
+            create_app(waas),
+            host=host,
+            port=self._port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="sessionward-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, name="sessionward-http", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -59,7 +68,10 @@ class BackgroundServer:
         return self.url
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)

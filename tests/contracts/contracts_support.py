@@ -242,7 +242,8 @@ class Wallet:
         signature: bytes | None = None,
         sender: str | None = None,
     ) -> Any:
-        """``execute_with_session`` signed by ``session`` (or ``signer``) with the stored nonce."""
+        """``execute_with_session`` signed by ``session`` (or ``signer``); the nonce defaults to
+        the key's lowest unused nonce (``session_nonce``)."""
         mode, ec = execution
         n = self.contract.session_nonce(session.address) if nonce is None else nonce
         dl = boa.env.timestamp + 600 if deadline is None else deadline
@@ -250,7 +251,7 @@ class Wallet:
         if sig is None:
             sig = self.session_signature(signer or session, mode, ec, nonce=n, deadline=dl)
         return self.contract.execute_with_session(
-            session.address, mode, ec, dl, sig, sender=sender or self.relayer
+            session.address, mode, ec, n, dl, sig, sender=sender or self.relayer
         )
 
     def owner_execute(
@@ -321,23 +322,31 @@ def intrinsic_gas(data: bytes) -> int:
     return 21_000 + sum(16 if b else 4 for b in data)
 
 
-def transaction_gas(sender: str, to: str, data: bytes, run: Any) -> tuple[int, int]:
-    """``(execution, total)`` gas of ``run()`` measured as a fresh transaction from ``sender`` to
-    ``to`` carrying ``data``: the access journal is reset and the addresses a real transaction
-    starts warm (sender, recipient, coinbase, precompiles) are warmed. ``total`` adds the
-    intrinsic gas and applies the EIP-7623 calldata floor. Invalidates open boa anchors, so
-    only tests marked ``ignore_isolation`` may call it."""
+def transaction_gas(sender: str, contract: Any, data: bytes, run: Any) -> tuple[int, int]:
+    """``(execution, total)`` gas of ``run()``, a call through ``contract`` carrying ``data``,
+    measured as a fresh transaction from ``sender``: the access journal and the storage
+    original values are reset and the addresses a real transaction starts warm (sender,
+    recipient, coinbase, precompiles) are warmed. ``execution`` is the EVM gas before refunds;
+    ``total`` is what a receipt reports: intrinsic gas added, the refund (capped at a fifth,
+    EIP-3529) taken off, and the EIP-7623 calldata floor applied. Invalidates open boa
+    anchors, so only tests marked ``ignore_isolation`` may call it."""
     boa.env.reset_gas_used()
     state = boa.env.evm.vm.state
-    warm = [bytes.fromhex(addr(a)[2:]) for a in (sender, to)]
+    # A transaction starts with its storage "original values" (EIP-2200) set to the current
+    # state: without this, a slot written by an earlier call would be charged as dirty (100
+    # gas) instead of a fresh write (2,900).
+    state.lock_changes()
+    warm = [bytes.fromhex(addr(a)[2:]) for a in (sender, contract)]
     warm.append(state.coinbase)
     warm += [bytes(19) + bytes([i]) for i in range(1, 0x12)]
     for address in warm:
         state.mark_address_warm(address)
     run()
     execution = int(boa.env.get_gas_used())
+    refund = int(contract._computation.get_gas_refund())
+    spent = execution + intrinsic_gas(data)
     tokens = sum(4 if b else 1 for b in data)
-    return execution, max(execution + intrinsic_gas(data), 21_000 + 10 * tokens)
+    return execution, max(spent - min(refund, spent // 5), 21_000 + 10 * tokens)
 
 
 # ------------------------------------------------------------------------------ more accounts

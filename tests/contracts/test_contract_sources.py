@@ -22,6 +22,7 @@ from contracts_support import (
 )
 
 from sessionward import contracts
+from sessionward.chain.contracts import compile_vyper
 from sessionward.contracts import load_deployer, source_path
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto import typed_data
@@ -86,11 +87,11 @@ def test_a_reason_constant_reverts_with_its_name_as_the_error_string(name: str) 
 
 def test_the_account_fits_the_eip170_code_size_limit() -> None:
     for name in contracts.DEPLOYABLE:
-        assert len(contracts.compile_contract(name).runtime_bytecode) < EIP170_LIMIT, name
+        assert len(compile_vyper(source_path(name)).runtime) < EIP170_LIMIT, name
 
 
 def test_the_account_has_no_initializer_to_front_run() -> None:
-    names = {entry.get("name") for entry in contracts.compile_contract("SessionAccount").abi}
+    names = {entry.get("name") for entry in compile_vyper(source_path("SessionAccount")).abi}
     assert not {n for n in names if n and "init" in n.lower()}
     assert {
         "execute",
@@ -197,9 +198,9 @@ def test_session_call_and_revocation_digests_are_the_python_ones(
         assert wallet.contract.revocation_digest(session_key, 3, 12) == expected
 
 
-def test_compile_contract_gives_abi_initcode_and_runtime() -> None:
-    compiled = contracts.compile_contract("DemoRouter")
+def test_the_rpc_artifact_is_the_code_titanoboa_runs() -> None:
+    compiled = compile_vyper(source_path("DemoRouter"))
     assert compiled.name == "DemoRouter"
-    assert compiled.runtime_bytecode == load_deployer("DemoRouter").compiler_data.bytecode_runtime
-    assert compiled.runtime_bytecode in compiled.bytecode  # initcode = deploy preamble ‖ runtime
+    assert compiled.runtime == load_deployer("DemoRouter").compiler_data.bytecode_runtime
+    assert compiled.runtime in compiled.initcode  # initcode = deploy preamble ‖ runtime
     assert any(entry.get("name") == "exactInputSingle" for entry in compiled.abi)

@@ -135,7 +135,14 @@ def test_a_sponsored_type4_transaction_delegates_and_installs_a_session(
     )
     signature = sign_digest(session_secret, digest)
     account.transact(
-        sponsor, "execute_with_session", session_key, mode_single(), execution, deadline, signature
+        sponsor,
+        "execute_with_session",
+        session_key,
+        mode_single(),
+        execution,
+        0,
+        deadline,
+        signature,
     )
     assert usdx.call_one("balanceOf", recipient) == 4 * 10**6
     assert usdx.call_one("balanceOf", eoa.address) == 96 * 10**6

@@ -120,11 +120,23 @@ def test_a_session_op_packs_the_window_and_runs_under_the_session_rules(
     assert data >> 208 == state.validAfter - 1
     world.entry_point.handle_op(op)
     assert world.token.balanceOf(world.relayer) == UNIT
-    after = wallet.state(enabled)
-    assert (after.uses, after.nonce) == (
-        1,
-        0,
-    )  # the EntryPoint's nonce, not the session's, was used
+    # The EntryPoint's nonce, not the session's, was used.
+    assert not wallet.contract.session_nonce_used(enabled.address, 0)
+
+
+def test_session_ops_count_against_max_uses(world: World, wallet: Wallet) -> None:
+    key = make_key("twice")
+    wallet.enable(wallet.grant(key, permissions=[permission(world.target, RECORD)], max_uses=2))
+    for _ in range(2):
+        wallet.contract.execute_session_op(
+            key.address, *single(record(world)), sender=addr(world.entry_point)
+        )
+    assert wallet.state(key).uses == 2
+    with boa.reverts("USAGE_LIMIT_REACHED"):
+        wallet.contract.execute_session_op(
+            key.address, *single(record(world)), sender=addr(world.entry_point)
+        )
+    assert world.target.calls() == 2
 
 
 def test_a_session_op_reports_the_entry_point_nonce_in_its_event(

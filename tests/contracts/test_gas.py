@@ -42,7 +42,7 @@ def _owner_execute(wallet: Wallet, execution: tuple[bytes, bytes]) -> tuple[int,
     mode, ec = execution
     data = wallet.contract.execute.prepare_calldata(mode, ec)
     return transaction_gas(
-        wallet.owner.address, wallet.address, data, lambda: wallet.owner_execute(execution)
+        wallet.owner.address, wallet.contract, data, lambda: wallet.owner_execute(execution)
     )
 
 
@@ -54,11 +54,11 @@ def _session_execute(wallet: Wallet, key: Key, execution: tuple[bytes, bytes]) -
     deadline = boa.env.timestamp + 600
     sig = wallet.session_signature(key, mode, ec, nonce=nonce, deadline=deadline)
     data = wallet.contract.execute_with_session.prepare_calldata(
-        key.address, mode, ec, deadline, sig
+        key.address, mode, ec, nonce, deadline, sig
     )
     return transaction_gas(
         wallet.relayer,
-        wallet.address,
+        wallet.contract,
         data,
         lambda: wallet.run(key, execution, nonce=nonce, deadline=deadline, signature=sig),
     )
@@ -89,7 +89,7 @@ def gas(world: World) -> dict[str, tuple[int, int]]:
     sig = wallet.sign_grant(grant)
     data = wallet.contract.enable_session.prepare_calldata(grant_struct(grant), sig)
     results["enable 3-permission session"] = transaction_gas(
-        world.relayer, wallet.address, data, lambda: wallet.enable(grant, sig)
+        world.relayer, wallet.contract, data, lambda: wallet.enable(grant, sig)
     )
     wallet.run(plain, one)  # nonce and uses are non-zero from here on
     results["session single call"] = _session_execute(wallet, plain, one)
@@ -109,13 +109,13 @@ def gas(world: World) -> dict[str, tuple[int, int]]:
     revoke = wallet.contract.revoke_session
     results["revoke (owner)"] = transaction_gas(
         wallet.owner.address,
-        wallet.address,
+        wallet.contract,
         revoke.prepare_calldata(plain.address),
         lambda: revoke(plain.address, sender=wallet.owner.address),
     )
     results["revoke (grant's revoker)"] = transaction_gas(
         world.relayer,
-        wallet.address,
+        wallet.contract,
         revoke.prepare_calldata(limited.address),
         lambda: revoke(limited.address, sender=world.relayer),
     )

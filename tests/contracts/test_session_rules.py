@@ -105,7 +105,7 @@ def test_a_permitted_call_runs_and_moves_real_state(
         5,
         wallet.address,
     )
-    assert wallet.state(enabled).nonce == 1 and wallet.state(enabled).uses == 1
+    assert wallet.contract.session_nonce_used(enabled.address, 0)
 
 
 def test_an_empty_batch_is_refused(world: World, enabled: Key) -> None:

@@ -1,5 +1,6 @@
 """A session call is the session key's EIP-712 `SessionCall`: one nonce, one account, one chain,
-one execution, one deadline; replays and forged twins are refused."""
+one execution, one deadline; replays and forged twins are refused. Nonces are unordered: any
+nonce the key has not used on this account is accepted once (NONCE_REPLAYED afterwards)."""
 
 from __future__ import annotations
 
@@ -62,22 +63,75 @@ def test_an_executed_call_emits_its_nonce_and_execution_hash(
 def test_replaying_an_executed_call_is_refused(world: World, wallet: Wallet, enabled: Key) -> None:
     execution = single(transfer(world, world.relayer, UNIT))
     deadline, signature = _signed(wallet, enabled, execution)
-    wallet.run(enabled, execution, deadline=deadline, signature=signature)
-    with boa.reverts("SIGNATURE_INVALID"):
-        wallet.run(enabled, execution, deadline=deadline, signature=signature)
-    with boa.reverts("SIGNATURE_INVALID"):
-        wallet.run(enabled, execution, deadline=deadline, signature=signature, nonce=0)
+    wallet.run(enabled, execution, nonce=0, deadline=deadline, signature=signature)
+    with boa.reverts("NONCE_REPLAYED"):
+        wallet.run(enabled, execution, nonce=0, deadline=deadline, signature=signature)
+    with boa.reverts("SIGNATURE_INVALID"):  # the same signature does not cover another nonce
+        wallet.run(enabled, execution, nonce=1, deadline=deadline, signature=signature)
     assert world.token.balanceOf(world.relayer) == UNIT
-    assert wallet.state(enabled).nonce == 1
+    assert wallet.contract.session_nonce_used(enabled.address, 0)
+    assert not wallet.contract.session_nonce_used(enabled.address, 1)
 
 
-def test_a_call_signed_for_a_later_nonce_is_refused(
+def test_a_call_submitted_with_another_nonce_than_it_was_signed_for_is_refused(
     world: World, wallet: Wallet, enabled: Key
 ) -> None:
     execution = single(record(world))
     deadline, signature = _signed(wallet, enabled, execution, nonce=1)
     with boa.reverts("SIGNATURE_INVALID"):
-        wallet.run(enabled, execution, deadline=deadline, signature=signature)
+        wallet.run(enabled, execution, nonce=0, deadline=deadline, signature=signature)
+    assert not wallet.contract.session_nonce_used(enabled.address, 0)
+
+
+def test_nonces_out_of_order_both_succeed_and_neither_replays(
+    world: World, wallet: Wallet, enabled: Key
+) -> None:
+    for nonce in (5, 2):
+        wallet.run(enabled, single(record(world, nonce)), nonce=nonce)
+        assert world.target.last_a() == nonce
+    for nonce in (5, 2):
+        with boa.reverts("NONCE_REPLAYED"):
+            wallet.run(enabled, single(record(world, nonce)), nonce=nonce)
+    used = [n for n in range(8) if wallet.contract.session_nonce_used(enabled.address, n)]
+    assert used == [2, 5]
+    assert wallet.contract.session_nonce(enabled.address) == 0  # the lowest unused nonce
+
+
+def test_a_reverted_call_does_not_spend_its_nonce_nor_block_later_calls(
+    world: World, wallet: Wallet, enabled: Key
+) -> None:
+    too_much = single(transfer(world, world.relayer, 10**30))  # more than the account holds
+    deadline, signature = _signed(wallet, enabled, too_much, nonce=0)
+    with boa.reverts():
+        wallet.run(enabled, too_much, nonce=0, deadline=deadline, signature=signature)
+    wallet.run(enabled, single(transfer(world, world.relayer, UNIT)), nonce=1)
+    assert not wallet.contract.session_nonce_used(enabled.address, 0)
+    wallet.run(enabled, single(transfer(world, world.relayer, UNIT)), nonce=0)
+    assert world.token.balanceOf(world.relayer) == 2 * UNIT
+    assert wallet.contract.session_nonce(enabled.address) == 2
+
+
+@pytest.mark.parametrize("nonce", [255, 256, 2**64, 2**256 - 1])
+def test_any_nonce_in_any_bitmap_word_is_usable_once(
+    world: World, wallet: Wallet, enabled: Key, nonce: int
+) -> None:
+    wallet.run(enabled, single(record(world, 7)), nonce=nonce)
+    assert wallet.contract.session_nonce_used(enabled.address, nonce)
+    assert not wallet.contract.session_nonce_used(enabled.address, nonce ^ 1)
+    with boa.reverts("NONCE_REPLAYED"):
+        wallet.run(enabled, single(record(world, 7)), nonce=nonce)
+    assert wallet.contract.session_nonce(enabled.address) == 0
+
+
+def test_session_nonce_is_the_lowest_unused_nonce_across_bitmap_words(
+    world: World, wallet: Wallet, enabled: Key
+) -> None:
+    for nonce in range(257):
+        if nonce != 200:
+            wallet.run(enabled, single(record(world)), nonce=nonce)
+    assert wallet.contract.session_nonce(enabled.address) == 200
+    wallet.run(enabled, single(record(world)), nonce=200)
+    assert wallet.contract.session_nonce(enabled.address) == 257
 
 
 def test_a_call_signed_for_account_a_is_refused_on_account_b_of_the_same_owner(
@@ -150,7 +204,7 @@ def test_a_malformed_session_signature_is_refused(
 ) -> None:
     with boa.reverts(reason):
         wallet.run(enabled, single(record(world)), signature=signature)
-    assert wallet.state(enabled).nonce == 0
+    assert not wallet.contract.session_nonce_used(enabled.address, 0)
 
 
 def test_only_the_session_key_signs_for_its_session(

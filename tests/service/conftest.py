@@ -25,9 +25,7 @@ def anomaly_rules() -> AnomalyRules:
 
 
 @pytest.fixture(scope="module")
-def world(
-    tmp_path_factory: pytest.TempPathFactory, anomaly_rules: AnomalyRules
-) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, anomaly_rules: AnomalyRules) -> Iterator[World]:
     built = World.build(tmp_path_factory.mktemp("waas"), anomaly=anomaly_rules)
     yield built
     built.close()

@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,11 @@ from sqlalchemy import func, select
 from sessionward.chain.contracts import DeployedContract, transact
 from sessionward.chain.demo import demo_contract
 from sessionward.chain.errors import ExecutionReverted
-from sessionward.chain.interface import DevChain
+from sessionward.chain.interface import Chain, DevChain
+from sessionward.chain.relayer import Relayer
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.crypto.request_signature import ALG_SECP256K1
-from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
+from sessionward.crypto.secp256k1 import SECP256K1_N, address_from_secret, sign_digest
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.calldata import Call, encode_execute, encode_single_execution, mode_single
 from sessionward.domain.reasons import ReasonCode
@@ -38,9 +39,10 @@ from sessionward.domain.usage import USD, USES, Counter
 from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.config import AnomalyRules, OpsCredential, Settings
 from sessionward.service.errors import ServiceError
-from sessionward.service.runtime import Runtime, build_runtime
+from sessionward.service.runtime import RELAYER_KEY_FILE, Runtime, build_runtime
 from sessionward.service.transactions import TransactionView
 from sessionward.service.waas import Waas
+from sessionward.store.relay_jobs import SqlRelayJobStore
 from sessionward.store.schema import reservations, sessions, vault_keys
 from sessionward.store.sessions import SessionRecord
 
@@ -53,7 +55,6 @@ APPROVE = parse_signature("approve(address,uint256)")
 TRANSFER_OWNERSHIP = parse_signature("transferOwnership(address)")
 ONCHAIN_ACTIVE = 1
 ONCHAIN_REVOKED = 2
-_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 class ManualClock:
@@ -164,12 +165,34 @@ def high_s_twin(signature: bytes) -> bytes:
     """The other valid ECDSA signature of the same key and digest: ``(r, n - s)``, ``v`` flipped."""
     s = int.from_bytes(signature[32:64], "big")
     v = 27 + 28 - signature[64]
-    return signature[:32] + (_SECP256K1_N - s).to_bytes(32, "big") + bytes([v])
+    return signature[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([v])
 
 
 def codes(error: ServiceError) -> tuple[ReasonCode, ...]:
     """The reason codes of every violation a refusal carries."""
     return tuple(v.code for v in error.violations)
+
+
+class SimulatedCrash(Exception):
+    """The process "dies" here (the relayer only catches chain errors, so this escapes)."""
+
+
+class CrashingChain:
+    """A chain proxy for a process that dies around a broadcast: ``before_send`` dies before
+    the node sees the bytes, otherwise the bytes are forwarded and the process dies before it
+    hears the answer. Everything else goes to the real chain."""
+
+    def __init__(self, inner: Chain, *, before_send: bool) -> None:
+        self._inner = inner
+        self._before_send = before_send
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def send_raw_transaction(self, raw: bytes) -> str:
+        if not self._before_send:
+            self._inner.send_raw_transaction(raw)
+        raise SimulatedCrash("the relaying process died")
 
 
 class World:
@@ -211,6 +234,18 @@ class World:
     def close(self) -> None:
         self.waas.stop()
 
+    def process(self, chain: Chain | None = None) -> Runtime:
+        """The runtime as another process over the same data directory would build it: the
+        same store, vault, chain and relayer key, but its own relayer (no in-memory state)."""
+        data_dir = self.rt.settings.data_dir
+        relayer = Relayer(
+            chain or self.rt.chain,
+            LocalTransactionSigner.from_file(data_dir / RELAYER_KEY_FILE),
+            SqlRelayJobStore(self.rt.store.db),
+            self.rt.settings.relayer_fee_cap_wei,
+        )
+        return replace(self.rt, relayer=relayer)
+
     def now(self) -> int:
         return self.rt.now()
 
@@ -238,7 +273,9 @@ class World:
         """The owner (not a session) sets the account's USDX allowance for the router."""
         inner = encode_call(APPROVE, (self.router, amount))
         data = encode_execute(mode_single(), encode_single_execution(Call(self.usdx, 0, inner)))
-        transact(self.chain, LocalTransactionSigner(wallet.owner_secret), to=wallet.account, data=data)
+        transact(
+            self.chain, LocalTransactionSigner(wallet.owner_secret), to=wallet.account, data=data
+        )
         self.clock.catch_up(self.chain.block_timestamp())
 
     def backend(self, *, expires_in: int = 86_400, app_name: str = "Acme Agent") -> Backend:
@@ -325,7 +362,9 @@ class World:
             **kw,
         )
 
-    def execute(self, session: Session, txn_id: str, *, caller: Caller | None = None) -> TransactionView:
+    def execute(
+        self, session: Session, txn_id: str, *, caller: Caller | None = None
+    ) -> TransactionView:
         return self.waas.transactions.execute(caller or session.backend.caller, txn_id)
 
     def swap(self, session: Session, usdx: int) -> TransactionView:

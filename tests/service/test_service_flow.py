@@ -110,9 +110,10 @@ def test_consecutive_swaps_of_one_session_each_settle_on_chain(world: World) -> 
     for amount in (5, 7, 11):
         txn = world.swap(session, amount)
         world.settle()
-        assert world.waas.transactions.status(session.backend.caller, txn["txnId"])[
-            "status"
-        ] == "executed"
+        assert (
+            world.waas.transactions.status(session.backend.caller, txn["txnId"])["status"]
+            == "executed"
+        )
     assert world.balance(world.usdx, session.wallet.account) == before - 23 * USDX_UNIT
     assert world.onchain_nonce(session.wallet, session.session_key) == 3
     assert world.usd_spent(session.session_id) == 23 * USD_UNIT

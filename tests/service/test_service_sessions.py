@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from service_support import Backend, Wallet, World, high_s_twin
 
-from sessionward.crypto.secp256k1 import sign_digest
+from sessionward.crypto.secp256k1 import SECP256K1_N, sign_digest
 from sessionward.domain.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 
@@ -17,9 +17,11 @@ from sessionward.service.errors import ServiceError
 
 
 def _nothing_created(world: World, wallet: Wallet, before: tuple[int, int, list[str]]) -> None:
-    assert (world.session_count(), world.vault_key_count(), world.audit_kinds(wallet.wallet_id)) == (
-        before
-    )
+    assert (
+        world.session_count(),
+        world.vault_key_count(),
+        world.audit_kinds(wallet.wallet_id),
+    ) == (before)
 
 
 def _counts(world: World, wallet: Wallet) -> tuple[int, int, list[str]]:
@@ -182,8 +184,6 @@ def test_the_high_s_twin_is_a_valid_signature_of_the_same_key(
     world: World, wallet: Wallet, backend: Backend
 ) -> None:
     """The twin is refused for malleability, not because it is garbage: it recovers the owner."""
-    from sessionward.crypto.secp256k1 import SECP256K1_N
-
     pending = world.authorize(wallet, backend)
     good = wallet.sign(pending["grantDigest"])
     twin = high_s_twin(good)
@@ -248,9 +248,7 @@ def test_approving_after_the_session_expired_is_refused(
     _assert_still_pending(world, wallet, pending["sessionId"])
 
 
-def test_only_the_wallets_owner_may_approve(
-    world: World, wallet: Wallet, backend: Backend
-) -> None:
+def test_only_the_wallets_owner_may_approve(world: World, wallet: Wallet, backend: Backend) -> None:
     pending = world.authorize(wallet, backend)
     other = world.wallet()
     for caller in (other.caller, backend.caller):

@@ -4,12 +4,16 @@ changes nothing."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from service_support import Backend, Session, World, codes
+from service_support import USD_UNIT, Backend, Session, World, codes
 
 from sessionward.domain.abi import encode_call, parse_signature
+from sessionward.domain.policy import SessionView
 from sessionward.domain.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
+from sessionward.store.sessions import SessionRecord
 
 TRANSFER = parse_signature("transfer(address,uint256)")
 STRANGER = "0x4444444444444444444444444444444444444444"
@@ -122,9 +126,7 @@ def test_a_quote_made_before_ops_froze_the_wallet_is_refused_at_execute(
     world.assert_unchanged(before, except_txn=quote["txnId"])
 
 
-def test_executing_a_quote_twice_is_refused_as_not_quoted(
-    world: World, session: Session
-) -> None:
+def test_executing_a_quote_twice_is_refused_as_not_quoted(world: World, session: Session) -> None:
     quote = world.quote(session, 10)
     world.execute(session, quote["txnId"])
     before = world.snapshot(session.session_id)
@@ -201,3 +203,38 @@ def test_when_the_vault_refuses_inside_execute_the_reservation_and_nonce_roll_ba
     assert refused.value.code is ReasonCode.SIGNING_REFUSED
     world.assert_unchanged(before, except_txn=quote["txnId"])
     assert world.record(session.session_id).call_nonce == record.call_nonce
+
+
+def test_a_quote_executed_twice_at_the_same_moment_is_signed_once_and_refused_once(
+    world: World, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both Executes read the quote while it is still ``quoted``; the database decides which
+    one signs, and the other is told the quote is no longer quoted."""
+    both_read = threading.Barrier(2, timeout=10)
+    view = world.waas.directory.view
+
+    def view_after_both_read(record: SessionRecord, *, now: int) -> SessionView:
+        both_read.wait()
+        return view(record, now=now)
+
+    quote = world.quote(session, 10)
+    monkeypatch.setattr(world.waas.directory, "view", view_after_both_read)
+    outcomes: list[str] = []
+
+    def run() -> None:
+        try:
+            outcomes.append(world.execute(session, quote["txnId"])["status"])
+        except ServiceError as refused:
+            outcomes.append(refused.code.value)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    monkeypatch.undo()
+    assert sorted(outcomes) == ["TRANSACTION_NOT_QUOTED", "pending"]
+    assert world.signed_calls(session.wallet.wallet_id) == [quote["txnId"]]
+    assert world.usd_spent(session.session_id) == 10 * USD_UNIT
+    assert [s for _, s in world.reservations_of(session.session_id)] == ["held"]
+    assert world.record(session.session_id).call_nonce == 1

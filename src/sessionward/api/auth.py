@@ -111,9 +111,7 @@ class Authenticator:
         if mode == "public":
             return PUBLIC
         if header is None:
-            raise unauthorized(
-                ReasonCode.SIGNATURE_INVALID, "missing Oms-Wallet-Signature header"
-            )
+            raise unauthorized(ReasonCode.SIGNATURE_INVALID, "missing Oms-Wallet-Signature header")
         try:
             cred = parse_signature_header(header).cred
         except RequestAuthError as exc:
@@ -122,7 +120,7 @@ class Authenticator:
             return self._self_signed(header, method, path_with_query, body, document())
         if cred == SELF:
             raise unauthorized(
-                ReasonCode.CREDENTIAL_UNKNOWN, 'this method needs a registered credential'
+                ReasonCode.CREDENTIAL_UNKNOWN, "this method needs a registered credential"
             )
         return self._registered(header, method, path_with_query, body, mode)
 
@@ -203,7 +201,7 @@ class Authenticator:
 
         try:
             self._verify(header, method, path_with_query, body, lookup, self._store.replay)
-        except ApiError as exc:
+        except ApiError:
             # verify_request says SIGNATURE_INVALID for an unknown credential; be exact.
             if missing:
                 raise unauthorized(ReasonCode.CREDENTIAL_UNKNOWN, "no such credential") from None

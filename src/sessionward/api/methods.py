@@ -51,9 +51,7 @@ def _hex(value: str) -> bytes:
 # --- credentials ---------------------------------------------------------------------------
 
 
-def _register_credential(
-    w: Waas, p: Principal, b: m.RegisterCredentialRequest
-) -> CredentialView:
+def _register_credential(w: Waas, p: Principal, b: m.RegisterCredentialRequest) -> CredentialView:
     if p.self_signed is not None:
         if b.app_name is None:
             raise invalid("appName: required to register a backend", reason="appName")

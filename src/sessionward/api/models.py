@@ -58,27 +58,19 @@ OwnerKind = Literal["eoa", "erc1271"]
 Scope = Literal["session", "wallet", "credential", "action_class", "global"]
 
 
-def _text(max_length: int, min_length: int = 0) -> Any:
-    """Printable text (no control characters) of bounded length."""
-    return Annotated[
-        str,
-        StringConstraints(
-            min_length=min_length, max_length=max_length, pattern=r"^[^\x00-\x1f\x7f]*$"
-        ),
-    ]
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters
+AppName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE)]
+AppUrl = Annotated[str, StringConstraints(max_length=512, pattern=_PRINTABLE)]
+Reason = Annotated[str, StringConstraints(max_length=1000, pattern=_PRINTABLE)]
+MethodSignature = Annotated[
+    str, StringConstraints(min_length=1, max_length=1024, pattern=_PRINTABLE)
+]
 
-
-AppName = _text(128, 1)
-AppUrl = _text(512)
-Reason = _text(1000)
-MethodSignature = _text(1024, 1)
 
 class Body(BaseModel):
     """Base of request bodies: camelCase, strict, closed."""
 
-    model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, alias_generator=to_camel
-    )
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, alias_generator=to_camel)
 
 
 # --- credentials ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ exports: (
     sessions.revoke_all,
     sessions.session,
     sessions.session_nonce,
+    sessions.session_nonce_used,
     sessions.token_usage,
     sessions.epoch,
     sessions.owner_nonce,
@@ -147,14 +148,12 @@ def _validate(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
         reasons._fail(reasons.SELF_CALL_FORBIDDEN)
     if extract32(userOp.callData, 4, output_type=uint256) != convert(session_key, uint256):
         reasons._fail(reasons.SELF_CALL_FORBIDDEN)
-    cfg: uint256 = 0
-    hot: uint256 = 0
-    cfg, hot = sessions._known_session(session_key)
+    state: uint256 = sessions._known_session(session_key)
     if eip712._try_recover(digest, slice(userOp.signature, 21, 65)) != session_key:
         return SIG_VALIDATION_FAILED
 
-    valid_after: uint256 = (cfg >> sessions.CFG_VALID_AFTER) & sessions.MASK48
-    expires_at: uint256 = (cfg >> sessions.CFG_EXPIRES_AT) & sessions.MASK48
+    valid_after: uint256 = (state >> sessions.ST_VALID_AFTER) & sessions.MASK48
+    expires_at: uint256 = (state >> sessions.ST_EXPIRES_AT) & sessions.MASK48
     if expires_at <= 1:
         # validUntil would be 0, which the EntryPoint reads as "forever".
         return SIG_VALIDATION_FAILED

@@ -4,6 +4,10 @@ Deployable contracts (``*.vy`` with a capital letter) sit next to this file toge
 modules the account is built from (``sessions``, ``erc7579``, ``account_auth``, ``eip712``,
 ``reasons``); snekmate is imported from site-packages. See docs/contracts.md.
 
+There is one way to compile a source for a JSON-RPC deployment:
+``sessionward.chain.contracts.compile_vyper(source_path(name))`` (ABI, initcode, runtime,
+cached on disk). :func:`load_deployer` is titanoboa's in-process deployer of the same source.
+
 The bounds below are the contract's: a grant or an execution beyond them does not even decode
 on chain, so whoever builds grants (``sessionward.domain.grant``) must refuse them first. A test
 keeps them equal to the Vyper constants.
@@ -11,7 +15,6 @@ keeps them equal to the Vyper constants.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Final
@@ -29,8 +32,6 @@ __all__ = [
     "MAX_RULE_VALUES",
     "MAX_TOKEN_LIMITS",
     "STRING_BOUNDS",
-    "CompiledContract",
-    "compile_contract",
     "load_deployer",
     "source_path",
 ]
@@ -85,28 +86,3 @@ def load_deployer(name: str) -> Any:
     import boa  # heavy import, only when a contract is actually needed
 
     return boa.load_partial(str(source_path(name)))
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledContract:
-    """What a JSON-RPC deployment needs: the ABI, the initcode (constructor arguments are
-    ABI-encoded and appended by the deployer) and the runtime code."""
-
-    name: str
-    abi: tuple[dict[str, Any], ...]
-    bytecode: bytes
-    runtime_bytecode: bytes
-
-
-@cache
-def compile_contract(name: str) -> CompiledContract:
-    """Compile ``name`` with the pinned vyper (same settings as :func:`load_deployer`)."""
-    from vyper.compiler.output import build_abi_output
-
-    data = load_deployer(name).compiler_data
-    return CompiledContract(
-        name=source_path(name).stem,
-        abi=tuple(build_abi_output(data)),
-        bytecode=bytes(data.bytecode),
-        runtime_bytecode=bytes(data.bytecode_runtime),
-    )

@@ -8,7 +8,7 @@
         - `enable_session` installs an owner-signed EIP-712 `SessionGrant` (docs/protocol.md
           section 2, hashed here in full, nested arrays included);
         - `execute_with_session` runs an ERC-7579 execution signed by the session key
-          (EIP-712 `SessionCall`, sequential nonce), relayed by anyone;
+          (EIP-712 `SessionCall` with any nonce the key has not used yet), relayed by anyone;
         - `execute_session_op` is the same execution for an ERC-4337 user operation signed by
           the session key (the EntryPoint's nonce and `validateUserOp` replace the call
           signature);
@@ -100,7 +100,6 @@ struct SessionView:
     maxUses: uint32
     epoch: uint32
     generation: uint32
-    nonce: uint64
     uses: uint32
     nativeWindow: uint48
     nativeRemaining: uint256
@@ -171,22 +170,31 @@ ACC_OWNER_NONCE: constant(uint256) = 32    # uint32: next owner-operation (revoc
 ACC_GENERATION: constant(uint256) = 64     # uint32: enables so far (keys a grant's records)
 ACC_LAYOUT: constant(uint256) = 248        # uint8: layout tag (0 = fresh, 1 = this layout)
 
-# Session grant word (written at enable only; read by every execution).
-CFG_VALID_AFTER: constant(uint256) = 0      # uint48
-CFG_EXPIRES_AT: constant(uint256) = 48      # uint48
-CFG_VALUE_PERIOD: constant(uint256) = 96    # uint48
-CFG_MAX_USES: constant(uint256) = 144       # uint32
-CFG_EPOCH: constant(uint256) = 176          # uint32
-CFG_GENERATION: constant(uint256) = 208     # uint32
+# Session state word: everything an execution reads in one slot. Written at enable, by
+# executions of a grant with a maxUses (the use count), and deleted by a revocation (the gas
+# refund of clearing a slot is what keeps a revocation under 30,000 gas).
+STATUS_NONE: constant(uint256) = 0          # views only: never enabled
+STATUS_ACTIVE: constant(uint256) = 1        # bits 0..7 of a live state word
+STATUS_REVOKED: constant(uint256) = 2       # views only: state word deleted, extra word kept
+ST_VALID_AFTER: constant(uint256) = 8       # uint48
+ST_EXPIRES_AT: constant(uint256) = 56       # uint48
+ST_MAX_USES: constant(uint256) = 104        # uint32
+ST_USES: constant(uint256) = 136            # uint32: executions under this grant (maxUses > 0)
+ST_EPOCH: constant(uint256) = 168           # uint32
+ST_GENERATION: constant(uint256) = 200      # uint32
 
-# Session state word (read and written by every execution; the only word a revocation touches).
-STATUS_NONE: constant(uint256) = 0
-STATUS_ACTIVE: constant(uint256) = 1
-STATUS_REVOKED: constant(uint256) = 2
-HOT_NONCE: constant(uint256) = 8            # uint56: call nonce of the key (never reset)
-HOT_USES: constant(uint256) = 64            # uint32: executions under the current grant
-HOT_REVOKER: constant(uint256) = 96         # address: the grant's revoker
-MASK56: constant(uint256) = 2**56 - 1
+# Session extra word (written at enable only; read by revocations by the revoker, by
+# executions that send native value, and by views). Non-zero for every key ever enabled, so
+# a deleted state word reads as revoked, not unknown.
+EX_VALUE_PERIOD: constant(uint256) = 160    # bits 0..159: revoker; uint48: valuePeriod
+EX_GENERATION: constant(uint256) = 208      # uint32: the grant's generation (for views)
+EX_ENABLED: constant(uint256) = 2**255
+
+# Session call nonces: a bitmap per key, word `nonce >> 8`, bit `nonce & 255` (1 = used).
+NONCE_WORD_SHIFT: constant(uint256) = 8
+NONCE_BIT_MASK: constant(uint256) = 255
+# `session_nonce` scans at most this many bitmap words (256 nonces each).
+MAX_NONCE_SCAN_WORDS: constant(uint256) = 1024
 
 # Session native-value word (read and written only by executions that send value).
 NATIVE_REMAINING: constant(uint256) = 48    # bits 0..47: window; uint112: left in the window
@@ -197,11 +205,19 @@ MASK112: constant(uint256) = 2**112 - 1
 # Permission word, at `_perm[base]`; rule operands at the next four keys.
 PERM_PRESENT: constant(uint256) = 1
 PERM_TOKEN: constant(uint256) = 2           # target has a TokenLimit in this grant
+PERM_APPROVAL: constant(uint256) = 2        # 2 bits: the selector's approval kind (below)
 PERM_RULE_COUNT: constant(uint256) = 16     # uint8: on-chain rules stored
 PERM_TOKEN_PERIOD: constant(uint256) = 24   # uint48
 PERM_RULES: constant(uint256) = 72          # 4 x 24 bits: op (8) | offset (16)
 PERM_VALUE_CAP: constant(uint256) = 168     # uint88: maxValuePerCall clamped (> total ether supply)
 MAX_VALUE_CAP: constant(uint256) = 2**88 - 1
+
+# Approval kinds (rule 2: a maximum amount is never delegable), stored in the permission word
+# so that a permitted call tests one field instead of comparing its selector four times.
+APPROVAL_NONE: constant(uint256) = 0
+APPROVAL_WORD1: constant(uint256) = 1       # approve / increaseAllowance: amount is word 1
+APPROVAL_PERMIT: constant(uint256) = 2      # EIP-2612 permit: value is word 2
+APPROVAL_PERMIT2: constant(uint256) = 3     # Permit2 approve: amount (uint160) is word 2
 
 # Token state word: window (48) | remaining (208).
 TOKEN_REMAINING: constant(uint256) = 48
@@ -215,16 +231,17 @@ ENTRY_POINT_NONCE: constant(uint256) = max_value(uint256)
 # Storage (all HashMaps: data only at keccak-derived slots).
 
 _account: HashMap[bytes32, uint256]
-_session_cfg: HashMap[address, uint256]
-_session_hot: HashMap[address, uint256]
+_session_state: HashMap[address, uint256]
+_session_extra: HashMap[address, uint256]
 _session_native: HashMap[address, uint256]
 _grant_nonce_used: HashMap[uint256, bool]
 _perm: HashMap[uint256, uint256]
 _rule_word: HashMap[uint256, bytes32]
-_rule_member: HashMap[bytes32, bool]
+_rule_member: HashMap[uint256, HashMap[bytes32, bool]]
 _target_known: HashMap[bytes32, bool]
 _token_limit: HashMap[bytes32, uint256]
 _token_state: HashMap[bytes32, uint256]
+_nonce_bits: HashMap[address, HashMap[uint256, uint256]]
 
 # ---------------------------------------------------------------------------------------------
 # Events.
@@ -409,7 +426,7 @@ def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATU
          digest (SIGNATURE_*), then each token limit and permission while storing it
          (ENVELOPE_MALFORMED, SELF_CALL_FORBIDDEN). The grant nonce is then spent forever.
          Re-enabling a key (after a revocation, or to replace its grant) starts clean counters
-         and drops the old permissions; only the key's call nonce carries over, so no
+         and drops the old permissions; only the key's used call nonces carry over, so no
          SessionCall executed under an earlier grant can be replayed.
     """
     if grant.account != self:
@@ -459,19 +476,21 @@ def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATU
 
     value_limit: uint256 = min(grant.envelope.valueLimit, MAX_NATIVE_LIMIT)
     key: address = grant.sessionKey
-    self._session_cfg[key] = (
-        (convert(grant.envelope.validAfter, uint256) << CFG_VALID_AFTER)
-        | (convert(grant.envelope.expiresAt, uint256) << CFG_EXPIRES_AT)
-        | (convert(grant.envelope.valuePeriod, uint256) << CFG_VALUE_PERIOD)
-        | (convert(grant.envelope.maxUses, uint256) << CFG_MAX_USES)
-        | (epoch << CFG_EPOCH)
-        | (generation << CFG_GENERATION)
-    )
-    # Keep the key's call nonce; uses start from zero, the native window full.
-    self._session_hot[key] = (
+    # Uses start from zero, the native window full; the key's used call nonces are kept in
+    # `_nonce_bits`, which no grant resets.
+    self._session_state[key] = (
         STATUS_ACTIVE
-        | (self._session_hot[key] & (MASK56 << HOT_NONCE))
-        | (convert(grant.revoker, uint256) << HOT_REVOKER)
+        | (convert(grant.envelope.validAfter, uint256) << ST_VALID_AFTER)
+        | (convert(grant.envelope.expiresAt, uint256) << ST_EXPIRES_AT)
+        | (convert(grant.envelope.maxUses, uint256) << ST_MAX_USES)
+        | (epoch << ST_EPOCH)
+        | (generation << ST_GENERATION)
+    )
+    self._session_extra[key] = (
+        convert(grant.revoker, uint256)
+        | (convert(grant.envelope.valuePeriod, uint256) << EX_VALUE_PERIOD)
+        | (generation << EX_GENERATION)
+        | EX_ENABLED
     )
     self._session_native[key] = (value_limit << NATIVE_REMAINING) | (value_limit << NATIVE_LIMIT)
 
@@ -501,7 +520,11 @@ def _store_permission(
     if permission.selector != convert(slice(keccak256(permission.function), 0, 4), bytes4):
         reasons._fail(reasons.ENVELOPE_MALFORMED)
 
-    word: uint256 = PERM_PRESENT | (min(permission.maxValuePerCall, MAX_VALUE_CAP) << PERM_VALUE_CAP)
+    word: uint256 = (
+        PERM_PRESENT
+        | (self._approval_kind(permission.selector) << PERM_APPROVAL)
+        | (min(permission.maxValuePerCall, MAX_VALUE_CAP) << PERM_VALUE_CAP)
+    )
     for limit: TokenLimit in token_limits:
         if limit.token == permission.target:
             word |= PERM_TOKEN | (convert(limit.period, uint256) << PERM_TOKEN_PERIOD)
@@ -522,7 +545,7 @@ def _store_permission(
             if len(rule.values) == 0:
                 reasons._fail(reasons.ENVELOPE_MALFORMED)
             for value: bytes32 in rule.values:
-                self._rule_member[keccak256(abi_encode(slot, value))] = True
+                self._rule_member[slot][value] = True
         else:
             if len(rule.values) != 1:
                 reasons._fail(reasons.ENVELOPE_MALFORMED)
@@ -538,32 +561,40 @@ def _store_permission(
 
 @internal
 @view
-def _known_session(session_key: address) -> (uint256, uint256):
+def _dead_session(session_key: address):
     """
-    @dev `(grant word, state word)` of an enabled, unrevoked session of the current epoch
-         (SESSION_UNKNOWN, SESSION_REVOKED).
+    @dev Revert for a key without a live state word: SESSION_REVOKED if it was ever enabled
+         (its extra word survives the revocation), else SESSION_UNKNOWN.
     """
-    hot: uint256 = self._session_hot[session_key]
-    status: uint256 = hot & MASK8
-    if status == STATUS_NONE:
-        reasons._fail(reasons.SESSION_UNKNOWN)
-    if status != STATUS_ACTIVE:
+    if self._session_extra[session_key] != 0:
         reasons._fail(reasons.SESSION_REVOKED)
-    cfg: uint256 = self._session_cfg[session_key]
-    if (cfg >> CFG_EPOCH) & MASK32 != self._account_word() & MASK32:
-        reasons._fail(reasons.SESSION_REVOKED)
-    return cfg, hot
+    reasons._fail(reasons.SESSION_UNKNOWN)
 
 
 @internal
 @view
-def _check_window(cfg: uint256):
+def _known_session(session_key: address) -> uint256:
+    """
+    @dev The state word of an enabled, unrevoked session of the current epoch
+         (SESSION_UNKNOWN, SESSION_REVOKED).
+    """
+    state: uint256 = self._session_state[session_key]
+    if state == 0:
+        self._dead_session(session_key)
+    if (state >> ST_EPOCH) & MASK32 != self._account_word() & MASK32:
+        reasons._fail(reasons.SESSION_REVOKED)
+    return state
+
+
+@internal
+@view
+def _check_window(state: uint256):
     """
     @dev The session is valid now: validAfter <= now < expiresAt.
     """
-    if block.timestamp < (cfg >> CFG_VALID_AFTER) & MASK48:
+    if block.timestamp < (state >> ST_VALID_AFTER) & MASK48:
         reasons._fail(reasons.SESSION_NOT_YET_VALID)
-    if block.timestamp >= (cfg >> CFG_EXPIRES_AT) & MASK48:
+    if block.timestamp >= (state >> ST_EXPIRES_AT) & MASK48:
         reasons._fail(reasons.SESSION_EXPIRED)
 
 
@@ -587,6 +618,7 @@ def execute_with_session(
     session_key: address,
     mode: bytes32,
     execution_calldata: Bytes[MAX_EXECUTION_BYTES],
+    nonce: uint256,
     deadline: uint48,
     signature: Bytes[65],
 ):
@@ -594,30 +626,42 @@ def execute_with_session(
     @notice Run an ERC-7579 execution with a session's authority. Anyone may relay it.
     @dev Session state (SESSION_UNKNOWN, SESSION_REVOKED, SESSION_NOT_YET_VALID,
          SESSION_EXPIRED), the call's deadline (`now < deadline`, else SESSION_EXPIRED), the
-         session key's signature over `SessionCall` with the stored nonce (SIGNATURE_*), then
-         docs/protocol.md section 4 (see `_enforce`). Counters and the nonce are committed
-         before any call runs.
+         session key's signature over `SessionCall(..., nonce, deadline)` (SIGNATURE_*), the
+         nonce never used by this key on this account (NONCE_REPLAYED), then docs/protocol.md
+         section 4 (see `_enforce`). Nonces are unordered: any unused value works, so a call
+         that reverted (and therefore did not spend its nonce) blocks no later call. The nonce
+         and the counters are committed before any call runs.
     """
-    cfg: uint256 = 0
-    hot: uint256 = 0
-    cfg, hot = self._known_session(session_key)
-    self._check_window(cfg)
+    state: uint256 = self._known_session(session_key)
+    self._check_window(state)
     if block.timestamp >= convert(deadline, uint256):
         reasons._fail(reasons.SESSION_EXPIRED)
-    nonce: uint256 = (hot >> HOT_NONCE) & MASK56
     execution_hash: bytes32 = keccak256(concat(mode, execution_calldata))
     signer: address = eip712._recover_strict(
         self._session_call_digest(session_key, execution_hash, nonce, deadline), signature
     )
     if signer != session_key:
         reasons._fail(reasons.SIGNATURE_INVALID)
-
+    self._use_nonce(session_key, nonce)
     calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
-    self._session_hot[session_key] = self._enforce(
-        session_key, cfg, hot + (1 << HOT_NONCE), calls, execution_calldata
-    )
+    self._enforce(session_key, state, calls, execution_calldata)
+    # Everything is committed before the CALLs: a callee re-entering sees the spent nonce.
     log SessionExecuted(session_key=session_key, nonce=nonce, execution_hash=execution_hash)
     erc7579._run(execution_calldata, calls)
+
+
+@internal
+def _use_nonce(session_key: address, nonce: uint256):
+    """
+    @dev Mark `nonce` used for `session_key` (bit `nonce & 255` of word `nonce >> 8`);
+         NONCE_REPLAYED if it already is. The bitmap survives revocations and regrants.
+    """
+    word: uint256 = nonce >> NONCE_WORD_SHIFT
+    bit: uint256 = 1 << (nonce & NONCE_BIT_MASK)
+    bits: uint256 = self._nonce_bits[session_key][word]
+    if bits & bit != 0:
+        reasons._fail(reasons.NONCE_REPLAYED)
+    self._nonce_bits[session_key][word] = bits | bit
 
 
 @external
@@ -631,12 +675,10 @@ def execute_session_op(session_key: address, mode: bytes32, execution_calldata: 
     """
     if msg.sender != account_auth.ENTRY_POINT or msg.sender == empty(address):
         reasons._fail(reasons.NOT_AUTHORIZED)
-    cfg: uint256 = 0
-    hot: uint256 = 0
-    cfg, hot = self._known_session(session_key)
-    self._check_window(cfg)
+    state: uint256 = self._known_session(session_key)
+    self._check_window(state)
     calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
-    self._session_hot[session_key] = self._enforce(session_key, cfg, hot, calls, execution_calldata)
+    self._enforce(session_key, state, calls, execution_calldata)
     log SessionExecuted(
         session_key=session_key,
         nonce=ENTRY_POINT_NONCE,
@@ -648,21 +690,22 @@ def execute_session_op(session_key: address, mode: bytes32, execution_calldata: 
 @internal
 def _enforce(
     session_key: address,
-    cfg: uint256,
-    hot: uint256,
+    state: uint256,
     calls: DynArray[erc7579.CallRef, MAX_BATCH],
     execution_calldata: Bytes[MAX_EXECUTION_BYTES],
-) -> uint256:
+):
     """
     @dev docs/protocol.md section 4 for one decoded execution (its shape, including call
-         data under 4 bytes, was checked by `erc7579._decode`); returns the new state word and
-         writes the native and token windows. Reverts with the first violation: per call in order
-         1 SELF_CALL_FORBIDDEN, 2 NON_DELEGABLE_ACTION (maximum approvals),
-         3 TARGET_NOT_ALLOWED / SELECTOR_NOT_ALLOWED, 4 CALLDATA_MALFORMED / ARG_RULE_VIOLATED,
-         5 VALUE_CAP_EXCEEDED; then per execution 6 VALUE_LIMIT_EXCEEDED,
-         7 TOKEN_LIMIT_EXCEEDED, 8 USAGE_LIMIT_REACHED.
+         data under 4 bytes, was checked by `erc7579._decode`); writes the native and token
+         windows, and the use count when the grant has a maxUses (an unread counter would
+         cost an SSTORE per execution).
+         Reverts with the first violation: per call in order 1 SELF_CALL_FORBIDDEN,
+         2 NON_DELEGABLE_ACTION (maximum approvals), 3 TARGET_NOT_ALLOWED /
+         SELECTOR_NOT_ALLOWED, 4 CALLDATA_MALFORMED / ARG_RULE_VIOLATED, 5 VALUE_CAP_EXCEEDED;
+         then per execution 6 VALUE_LIMIT_EXCEEDED, 7 TOKEN_LIMIT_EXCEEDED,
+         8 USAGE_LIMIT_REACHED.
     """
-    generation: uint256 = (cfg >> CFG_GENERATION) & MASK32
+    generation: uint256 = (state >> ST_GENERATION) & MASK32
     native_total: uint256 = 0
     outflows: DynArray[TokenOutflow, MAX_BATCH] = []
     # The permission of the previous call, reused when a batch repeats (target, selector).
@@ -675,49 +718,58 @@ def _enforce(
         # 1. The account itself (its sessions module, execute, ...).
         if c.target == self:
             reasons._fail(reasons.SELF_CALL_FORBIDDEN)
-        selector: bytes4 = convert(slice(execution_calldata, c.start, SELECTOR_SIZE), bytes4)
+        # The selector is the low 4 bytes of the word ending at c.start + 4: in bounds, as every
+        # call starts at byte 52 or later and has at least 4 bytes (`erc7579._decode`).
+        selector: bytes4 = convert(
+            convert(extract32(execution_calldata, unsafe_sub(c.start, 28), output_type=uint256) << 224, bytes32),
+            bytes4,
+        )
 
-        # 2. Maximum-amount approvals.
-        amount_word: uint256 = 0
-        if selector == SEL_APPROVE or selector == SEL_INCREASE_ALLOWANCE:
-            amount_word = 1
-        elif selector == SEL_PERMIT or selector == SEL_PERMIT2_APPROVE:
-            amount_word = 2
-        if amount_word != 0 and c.length >= 4 + 32 * (amount_word + 1):
-            approved: uint256 = extract32(
-                execution_calldata, c.start + 4 + 32 * amount_word, output_type=uint256
-            )
-            if approved == max_value(uint256) or (selector == SEL_PERMIT2_APPROVE and approved == MASK160):
-                reasons._fail(reasons.NON_DELEGABLE_ACTION)
-
-        # 3. Target and selector.
+        # 3. Target and selector: the permission word (reused when a batch repeats the pair).
         if c.target != last_target or selector != last_selector:
             base = convert(keccak256(abi_encode(generation, c.target, selector)), uint256)
             word = self._perm[base]
-            if word == 0:
-                if self._target_known[keccak256(abi_encode(generation, c.target))]:
-                    reasons._fail(reasons.SELECTOR_NOT_ALLOWED)
-                reasons._fail(reasons.TARGET_NOT_ALLOWED)
             last_target = c.target
             last_selector = selector
 
+        # 2. Maximum-amount approvals, before 3 refuses: an unpermitted call's kind comes from
+        #    its selector, a permitted call's from its permission word (stored at enable).
+        kind: uint256 = (word >> PERM_APPROVAL) & 3
+        if word == 0:
+            kind = self._approval_kind(selector)
+        if kind != APPROVAL_NONE:
+            approved_word: uint256 = 1
+            if kind != APPROVAL_WORD1:
+                approved_word = 2
+            # Unchecked: approved_word <= 2, c.start and c.length <= 4096.
+            if c.length >= unsafe_add(36, unsafe_mul(32, approved_word)):
+                approved: uint256 = extract32(
+                    execution_calldata,
+                    unsafe_add(c.start, unsafe_add(4, unsafe_mul(32, approved_word))),
+                    output_type=uint256,
+                )
+                if approved == max_value(uint256) or (kind == APPROVAL_PERMIT2 and approved == MASK160):
+                    reasons._fail(reasons.NON_DELEGABLE_ACTION)
+        if word == 0:
+            if self._target_known[keccak256(abi_encode(generation, c.target))]:
+                reasons._fail(reasons.SELECTOR_NOT_ALLOWED)
+            reasons._fail(reasons.TARGET_NOT_ALLOWED)
+
         # 4. Argument rules (static words only; off-chain-only rules were not stored).
-        rule_count: uint256 = (word >> PERM_RULE_COUNT) & MASK8
-        for i: uint256 in range(MAX_RULES):
-            if i == rule_count:
-                break
-            spec: uint256 = (word >> (PERM_RULES + 24 * i)) & MASK24
+        # Unchecked arithmetic below: i < 4, offsets < 2**16, c.start and c.length <= 4096.
+        for i: uint256 in range((word >> PERM_RULE_COUNT) & MASK8, bound=MAX_RULES):
+            spec: uint256 = (word >> unsafe_add(PERM_RULES, unsafe_mul(24, i))) & MASK24
             op: uint256 = spec & MASK8
-            position: uint256 = 4 + 32 * (spec >> 8)
-            if position + 32 > c.length:
+            position: uint256 = unsafe_add(4, unsafe_mul(32, spec >> 8))
+            if unsafe_add(position, 32) > c.length:
                 reasons._fail(reasons.CALLDATA_MALFORMED)
-            argument: bytes32 = extract32(execution_calldata, c.start + position)
-            slot: uint256 = unsafe_add(base, i + 1)
+            argument: bytes32 = extract32(execution_calldata, unsafe_add(c.start, position))
+            slot: uint256 = unsafe_add(base, unsafe_add(i, 1))
             ok: bool = False
             if op == OP_IN:
-                ok = self._rule_member[keccak256(abi_encode(slot, argument))]
+                ok = self._rule_member[slot][argument]
             elif op == OP_NOT_IN:
-                ok = not self._rule_member[keccak256(abi_encode(slot, argument))]
+                ok = not self._rule_member[slot][argument]
             else:
                 operand: bytes32 = self._rule_word[slot]
                 if op == OP_EQ:
@@ -732,13 +784,14 @@ def _enforce(
                 reasons._fail(reasons.ARG_RULE_VIOLATED)
 
         # 5. Per-call native value.
-        if c.value > word >> PERM_VALUE_CAP:
-            reasons._fail(reasons.VALUE_CAP_EXCEEDED)
-        native_total += c.value
+        if c.value != 0:
+            if c.value > word >> PERM_VALUE_CAP:
+                reasons._fail(reasons.VALUE_CAP_EXCEEDED)
+            native_total += c.value
 
         # Token outflow of a limited token (summed per token, checked per execution below).
         if word & PERM_TOKEN != 0:
-            amount_word = 0
+            amount_word: uint256 = 0
             if selector == SEL_TRANSFER or selector == SEL_APPROVE or selector == SEL_INCREASE_ALLOWANCE:
                 amount_word = 1
             elif selector == SEL_TRANSFER_FROM or selector == SEL_PERMIT:
@@ -775,12 +828,13 @@ def _enforce(
                     )
 
     now: uint256 = block.timestamp
-    valid_after: uint256 = (cfg >> CFG_VALID_AFTER) & MASK48
+    valid_after: uint256 = (state >> ST_VALID_AFTER) & MASK48
 
     # 6. Native value per window (valueLimit = 0: no value at all).
     if native_total != 0:
         native: uint256 = self._session_native[session_key]
-        window: uint256 = self._window(now, valid_after, (cfg >> CFG_VALUE_PERIOD) & MASK48)
+        period: uint256 = (self._session_extra[session_key] >> EX_VALUE_PERIOD) & MASK48
+        window: uint256 = self._window(now, valid_after, period)
         remaining: uint256 = (native >> NATIVE_REMAINING) & MASK112
         if window != native & MASK48:
             remaining = native >> NATIVE_LIMIT
@@ -795,40 +849,50 @@ def _enforce(
     # 7. Token outflow per window.
     for outflow: TokenOutflow in outflows:
         token_key: bytes32 = keccak256(abi_encode(generation, outflow.token))
-        state: uint256 = self._token_state[token_key]
+        token_state: uint256 = self._token_state[token_key]
         window: uint256 = self._window(now, valid_after, convert(outflow.period, uint256))
-        remaining: uint256 = state >> TOKEN_REMAINING
-        if window != state & MASK48:
+        remaining: uint256 = token_state >> TOKEN_REMAINING
+        if window != token_state & MASK48:
             remaining = min(self._token_limit[token_key], MAX_TOKEN_REMAINING)
         if outflow.amount > remaining:
             reasons._fail(reasons.TOKEN_LIMIT_EXCEEDED)
         self._token_state[token_key] = window | ((remaining - outflow.amount) << TOKEN_REMAINING)
 
-    # 8. Use count.
-    uses: uint256 = (hot >> HOT_USES) & MASK32
-    max_uses: uint256 = (cfg >> CFG_MAX_USES) & MASK32
-    if max_uses != 0 and uses >= max_uses:
-        reasons._fail(reasons.USAGE_LIMIT_REACHED)
-    if uses < MASK32:
-        return hot + (1 << HOT_USES)
-    return hot
+    # 8. Use count: counted only under a maxUses (an unread counter would cost an SSTORE).
+    max_uses: uint256 = (state >> ST_MAX_USES) & MASK32
+    if max_uses != 0:
+        if (state >> ST_USES) & MASK32 >= max_uses:
+            reasons._fail(reasons.USAGE_LIMIT_REACHED)
+        self._session_state[session_key] = state + (1 << ST_USES)
+
+
+@internal
+@pure
+def _approval_kind(selector: bytes4) -> uint256:
+    """
+    @dev Which approval-like function `selector` is (rule 2), whatever the target.
+    """
+    if selector == SEL_APPROVE or selector == SEL_INCREASE_ALLOWANCE:
+        return APPROVAL_WORD1
+    if selector == SEL_PERMIT:
+        return APPROVAL_PERMIT
+    if selector == SEL_PERMIT2_APPROVE:
+        return APPROVAL_PERMIT2
+    return APPROVAL_NONE
 
 
 # =============================================================================================
 # Revocation.
 
 @internal
-def _revoke(session_key: address, hot: uint256, revoked_by: address):
+def _revoke(session_key: address, revoked_by: address):
     """
-    @dev Mark the session revoked (one SSTORE on its state word). SESSION_UNKNOWN when never
-         enabled, SESSION_REVOKED when already revoked.
+    @dev Delete the session's state word (one SSTORE, refunded in part). SESSION_UNKNOWN when
+         never enabled, SESSION_REVOKED when already revoked.
     """
-    status: uint256 = hot & MASK8
-    if status == STATUS_NONE:
-        reasons._fail(reasons.SESSION_UNKNOWN)
-    if status != STATUS_ACTIVE:
-        reasons._fail(reasons.SESSION_REVOKED)
-    self._session_hot[session_key] = (hot & ~MASK8) | STATUS_REVOKED
+    if self._session_state[session_key] == 0:
+        self._dead_session(session_key)
+    self._session_state[session_key] = 0
     log SessionRevoked(session_key=session_key, revoked_by=revoked_by)
 
 
@@ -847,12 +911,11 @@ def revoke_session(session_key: address):
     @notice Revoke one session. Callable with the owner's authority or by the grant's
             `revoker` (which can only revoke, never widen): NOT_AUTHORIZED otherwise.
     """
-    hot: uint256 = self._session_hot[session_key]
     if not account_auth._is_owner_caller():
-        revoker: uint256 = hot >> HOT_REVOKER
+        revoker: uint256 = self._session_extra[session_key] & MASK160
         if revoker == 0 or convert(msg.sender, uint256) != revoker:
             reasons._fail(reasons.NOT_AUTHORIZED)
-    self._revoke(session_key, hot, msg.sender)
+    self._revoke(session_key, msg.sender)
 
 
 @external
@@ -882,7 +945,7 @@ def revoke_session_signed(
         self._bump_epoch(account_word)
     else:
         self._store_account_word(account_word)
-        self._revoke(session_key, self._session_hot[session_key], account_auth._owner())
+        self._revoke(session_key, account_auth._owner())
 
 
 # =============================================================================================
@@ -892,25 +955,29 @@ def revoke_session_signed(
 @view
 def session(session_key: address) -> SessionView:
     """
-    @notice The decoded state of a session key (zeroes when never enabled).
+    @notice The decoded state of a session key: zeroes when never enabled; status 2 with the
+            window, use and epoch fields zero once revoked (the state word is deleted). A
+            status-1 session whose epoch is below `epoch()` is revoked too (revoke-all).
     """
-    cfg: uint256 = self._session_cfg[session_key]
-    hot: uint256 = self._session_hot[session_key]
+    state: uint256 = self._session_state[session_key]
+    extra: uint256 = self._session_extra[session_key]
     native: uint256 = self._session_native[session_key]
+    status: uint8 = convert(state & MASK8, uint8)
+    if state == 0 and extra != 0:
+        status = convert(STATUS_REVOKED, uint8)
     return SessionView(
-        status=convert(hot & MASK8, uint8),
-        validAfter=convert((cfg >> CFG_VALID_AFTER) & MASK48, uint48),
-        expiresAt=convert((cfg >> CFG_EXPIRES_AT) & MASK48, uint48),
-        valuePeriod=convert((cfg >> CFG_VALUE_PERIOD) & MASK48, uint48),
-        maxUses=convert((cfg >> CFG_MAX_USES) & MASK32, uint32),
-        epoch=convert((cfg >> CFG_EPOCH) & MASK32, uint32),
-        generation=convert((cfg >> CFG_GENERATION) & MASK32, uint32),
-        nonce=convert((hot >> HOT_NONCE) & MASK56, uint64),
-        uses=convert((hot >> HOT_USES) & MASK32, uint32),
+        status=status,
+        validAfter=convert((state >> ST_VALID_AFTER) & MASK48, uint48),
+        expiresAt=convert((state >> ST_EXPIRES_AT) & MASK48, uint48),
+        valuePeriod=convert((extra >> EX_VALUE_PERIOD) & MASK48, uint48),
+        maxUses=convert((state >> ST_MAX_USES) & MASK32, uint32),
+        epoch=convert((state >> ST_EPOCH) & MASK32, uint32),
+        generation=convert((extra >> EX_GENERATION) & MASK32, uint32),
+        uses=convert((state >> ST_USES) & MASK32, uint32),
         nativeWindow=convert(native & MASK48, uint48),
         nativeRemaining=(native >> NATIVE_REMAINING) & MASK112,
         valueLimit=native >> NATIVE_LIMIT,
-        revoker=convert(hot >> HOT_REVOKER, address),
+        revoker=convert(extra & MASK160, address),
     )
 
 
@@ -918,9 +985,27 @@ def session(session_key: address) -> SessionView:
 @view
 def session_nonce(session_key: address) -> uint256:
     """
-    @notice The nonce the next `SessionCall` of this key must carry.
+    @notice The lowest call nonce this key has not used on this account. Any unused nonce is
+            accepted; for a signer that numbers its calls 0, 1, 2, ... and lost none, this is
+            the next one. Scans at most `MAX_NONCE_SCAN_WORDS` bitmap words (262,144 nonces)
+            and returns that bound when they are all used.
     """
-    return (self._session_hot[session_key] >> HOT_NONCE) & MASK56
+    for w: uint256 in range(MAX_NONCE_SCAN_WORDS):
+        bits: uint256 = self._nonce_bits[session_key][w]
+        if bits != max_value(uint256):
+            for b: uint256 in range(256):
+                if bits & (1 << b) == 0:
+                    return (w << NONCE_WORD_SHIFT) | b
+    return MAX_NONCE_SCAN_WORDS << NONCE_WORD_SHIFT
+
+
+@external
+@view
+def session_nonce_used(session_key: address, nonce: uint256) -> bool:
+    """
+    @notice Whether `nonce` was already used by a `SessionCall` of this key on this account.
+    """
+    return (self._nonce_bits[session_key][nonce >> NONCE_WORD_SHIFT] >> (nonce & NONCE_BIT_MASK)) & 1 == 1
 
 
 @external
@@ -930,7 +1015,7 @@ def token_usage(session_key: address, token: address) -> (uint256, uint256):
     @notice `(window, remaining)` of a token limit of the session's current grant, as last
             written (a later window reads as the full limit when next used).
     """
-    generation: uint256 = (self._session_cfg[session_key] >> CFG_GENERATION) & MASK32
+    generation: uint256 = (self._session_extra[session_key] >> EX_GENERATION) & MASK32
     state: uint256 = self._token_state[keccak256(abi_encode(generation, token))]
     return state & MASK48, state >> TOKEN_REMAINING
 

@@ -1,1 +1,32 @@
+"""Python clients for the SessionWard API: :class:`OwnerClient`, :class:`BackendClient` and
+:class:`OpsClient`. They sign every request (docs/protocol.md section 3) and depend only on
+:mod:`sessionward.crypto` and httpx. Answers are plain dicts with the API's camelCase keys;
+refusals raise :class:`SessionWardApiError`.
+"""
 
+from sessionward.crypto.request_signature import (
+    P256RequestSigner,
+    RequestSigner,
+    Secp256k1RequestSigner,
+)
+
+from .backend import BackendClient
+from .errors import GrantVerificationError, SessionWardApiError
+from .grants import grant_document_digest, verify_grant
+from .ops import OpsClient
+from .owner import OwnerClient
+from .transport import NonceCounter
+
+__all__ = [
+    "BackendClient",
+    "GrantVerificationError",
+    "NonceCounter",
+    "OpsClient",
+    "OwnerClient",
+    "P256RequestSigner",
+    "RequestSigner",
+    "Secp256k1RequestSigner",
+    "SessionWardApiError",
+    "grant_document_digest",
+    "verify_grant",
+]

@@ -72,9 +72,14 @@ class Dispatcher:
         wallet = rt.store.wallets.get(txn.wallet_id)
         assert record is not None and wallet is not None
         assert txn.mode is not None and txn.execution is not None and txn.signature is not None
-        assert txn.deadline is not None
+        assert txn.deadline is not None and txn.call_nonce is not None
         data = rt.calls.execute_with_session(
-            record.session_key_address, txn.mode, txn.execution, txn.deadline, txn.signature
+            record.session_key_address,
+            txn.mode,
+            txn.execution,
+            txn.call_nonce,
+            txn.deadline,
+            txn.signature,
         )
         try:
             rt.relayer.enqueue(job_id, to=wallet.account, data=data, gas_limit=gas_limit_for(8))

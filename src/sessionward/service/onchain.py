@@ -63,10 +63,17 @@ class AccountCalls:
         )
 
     def execute_with_session(
-        self, session_key: str, mode: bytes, execution: bytes, deadline: int, signature: bytes
+        self,
+        session_key: str,
+        mode: bytes,
+        execution: bytes,
+        nonce: int,
+        deadline: int,
+        signature: bytes,
     ) -> bytes:
+        """The relayed session call; ``nonce`` is the session-call nonce the key signed."""
         return self._account.encode(
-            "execute_with_session", session_key, mode, execution, deadline, signature
+            "execute_with_session", session_key, mode, execution, nonce, deadline, signature
         )
 
     def revoke_session(self, session_key: str) -> bytes:

@@ -135,4 +135,6 @@ class IdempotencyKeys:
     def prune(self, before: int) -> int:
         """Forget keys claimed before ``before`` (answered or not); the number forgotten."""
         with self._db.writing() as conn:
-            return conn.execute(delete(idempotency).where(idempotency.c.created_at < before)).rowcount
+            return conn.execute(
+                delete(idempotency).where(idempotency.c.created_at < before)
+            ).rowcount

@@ -1,0 +1,276 @@
+"""The ASGI application: ``POST /v1/Waas/<Method>``, ``GET /healthz``, ``GET /metrics`` and
+``GET /openapi.json``.
+
+The HTTP layer only translates. A request goes through, in order:
+
+1. routing (unknown method → 404 ``METHOD_UNKNOWN``, wrong verb → 405);
+2. the body, bounded by ``max_body_bytes`` on ``Content-Length`` and while reading (413);
+3. then, in a worker thread (the service and the store are synchronous): authentication of the
+   raw bytes (:mod:`.auth`), the ``Idempotency-Key`` claim for mutations (:mod:`.idempotency`),
+   strict JSON and the request model (:mod:`.body`), the one service call (:mod:`.methods`),
+   and the stored answer for the key.
+
+Every response carries ``X-Request-Id``; every error has the shape of :mod:`.errors`; anything
+unexpected becomes a logged 500 of that shape, with no stack trace or secret in the body.
+
+The app neither starts nor stops the :class:`Waas` it is given: the caller runs
+``waas.start()`` before serving (relaying) and ``waas.stop()`` afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Final
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from sessionward.crypto.request_signature import SIGNATURE_HEADER
+from sessionward.domain.reasons import SessionWardError
+from sessionward.service.errors import ServiceError
+from sessionward.service.waas import Waas
+
+from .auth import Authenticator, Principal
+from .body import declared_length, parse_document, read_bounded, validate
+from .errors import (
+    INTERNAL_ERROR,
+    ApiError,
+    from_service_error,
+    internal_error,
+    method_unknown,
+)
+from .idempotency import Idempotency
+from .methods import METHODS, Method
+from .metrics import ApiMetrics
+from .openapi import IDEMPOTENCY_HEADER, REQUEST_ID_HEADER, openapi_document
+
+_log = logging.getLogger("sessionward.api")
+
+METHOD_PREFIX: Final = "/v1/Waas/"
+JSON: Final = "application/json"
+
+Outcome = tuple[int, bytes, dict[str, str]]
+"""Status, JSON body and extra headers of an answered request."""
+
+
+def dump_json(value: object) -> bytes:
+    """JSON bytes; orjson when it can (it refuses integers beyond 64 bits), else the stdlib."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def _path_with_query(scope: Scope) -> str:
+    """The request target as sent: the raw path (percent-encoding untouched) and query."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else str(scope["path"])
+    query = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+class SessionWardApi:
+    """The ASGI callable. ``metrics`` is public so that embedders can add their own series to
+    ``metrics.registry``."""
+
+    def __init__(self, waas: Waas, *, clock_ms: Callable[[], int] | None = None) -> None:
+        self.waas = waas
+        self.metrics = ApiMetrics()
+        self._limit = waas.runtime.settings.max_body_bytes
+        self._auth = (
+            Authenticator(waas) if clock_ms is None else Authenticator(waas, clock_ms=clock_ms)
+        )
+        self._idempotency = Idempotency(waas.runtime.store.idempotency, waas.runtime.now)
+        self._openapi = orjson.dumps(openapi_document())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":  # websockets are not part of this API
+            return
+        request_id = _new_request_id()
+        path = str(scope.get("path", ""))
+        label = _label(path)
+        try:
+            status, body, headers = await self._route(scope, receive, path, request_id)
+        except ApiError as exc:
+            status, body, headers = _error(exc, request_id)
+        except Exception:
+            _log.exception("unexpected error in %s (request %s)", label, request_id)
+            status, body, headers = _error(internal_error(), request_id)
+        self.metrics.request(label, status)
+        media_type = headers.pop("content-type", JSON)
+        headers[REQUEST_ID_HEADER] = request_id
+        await Response(body, status, headers, media_type)(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, path: str, request_id: str) -> Outcome:
+        verb = scope["method"]
+        if path.startswith(METHOD_PREFIX):
+            method = METHODS.get(path[len(METHOD_PREFIX) :])
+            if method is None:
+                raise method_unknown(path[len(METHOD_PREFIX) :])
+            if verb != "POST":
+                raise _not_allowed("POST")
+            return await self._call(method, scope, receive, request_id)
+        if path not in _ENDPOINTS:
+            raise method_unknown(path)
+        if verb != "GET":
+            raise _not_allowed("GET")
+        if path == "/openapi.json":
+            return 200, self._openapi, {}
+        if path == "/metrics":
+            return 200, self.metrics.render(), {"content-type": self.metrics.content_type}
+        return await run_in_threadpool(self._health)
+
+    async def _call(
+        self, method: Method, scope: Scope, receive: Receive, request_id: str
+    ) -> Outcome:
+        headers = Headers(scope=scope)
+        declared_length(headers, self._limit)
+        body = await read_bounded(_chunks(receive), self._limit)
+        return await run_in_threadpool(
+            self._process, method, headers, _path_with_query(scope), body, request_id
+        )
+
+    # --- in a worker thread -------------------------------------------------------------
+
+    def _process(
+        self,
+        method: Method,
+        headers: Mapping[str, str],
+        path_with_query: str,
+        body: bytes,
+        request_id: str,
+    ) -> Outcome:
+        started = time.perf_counter()
+        try:
+            parsed: list[dict[str, Any]] = []
+
+            def document() -> dict[str, Any]:
+                if not parsed:
+                    parsed.append(parse_document(body, self._limit))
+                return parsed[0]
+
+            principal = self._auth.authenticate(
+                method.auth,
+                headers.get(SIGNATURE_HEADER),
+                method="POST",
+                path_with_query=path_with_query,
+                body=body,
+                document=document,
+            )
+            key = headers.get(IDEMPOTENCY_HEADER) if method.mutation else None
+            if key is None:
+                return self._answer(method, principal, document, request_id)
+            return self._idempotency.run(
+                subject=principal.subject,
+                key=key,
+                method=method.name,
+                body=body,
+                answer=lambda: self._answer(method, principal, document, request_id),
+            )
+        finally:
+            if method.name == "Execute":
+                self.metrics.execute_latency(time.perf_counter() - started)
+
+    def _answer(
+        self,
+        method: Method,
+        principal: Principal,
+        document: Callable[[], dict[str, Any]],
+        request_id: str,
+    ) -> Outcome:
+        """Parse, validate and call the service; refusals become error outcomes (so that an
+        idempotency key stores them), unexpected exceptions propagate (500, not stored)."""
+        try:
+            request = validate(method.request, document())
+            result = method.handler(self.waas, principal, request)
+        except ApiError as exc:
+            return _error(exc, request_id)
+        except ServiceError as exc:
+            if method.decision and exc.kind == "denied":
+                self.metrics.denied([v.code.value for v in exc.violations] or [exc.code.value])
+            return _error(from_service_error(exc), request_id)
+        except SessionWardError as exc:
+            # A typed refusal that escaped the service's translation: still the client's input.
+            _log.warning("untranslated %s in %s (request %s)", exc.code, method.name, request_id)
+            return _error(ApiError(400, "InvalidRequest", exc.code, exc.message), request_id)
+        if method.decision:
+            self.metrics.allowed()
+        if method.revocation_path is not None:
+            self.metrics.revoked(method.revocation_path, len(result.get("revokedSessions", ())))
+        return 200, dump_json(result), {}
+
+    def _health(self) -> Outcome:
+        try:
+            self.waas.runtime.store.current_revision()
+        except Exception:
+            _log.exception("health check: the database does not answer")
+            raise ApiError(
+                503, "Unavailable", INTERNAL_ERROR, "the database does not answer"
+            ) from None
+        return 200, b'{"status":"ok"}', {}
+
+
+_ENDPOINTS: Final = frozenset({"/healthz", "/metrics", "/openapi.json"})
+
+
+def _label(path: str) -> str:
+    """The metrics label of a path: the API method or endpoint, ``unknown`` otherwise (so a
+    client cannot create label values at will)."""
+    if path.startswith(METHOD_PREFIX) and path[len(METHOD_PREFIX) :] in METHODS:
+        return path[len(METHOD_PREFIX) :]
+    return path if path in _ENDPOINTS else "unknown"
+
+
+def _not_allowed(allowed: str) -> ApiError:
+    return ApiError(
+        405,
+        "MethodNotAllowed",
+        "METHOD_UNKNOWN",
+        f"use {allowed}",
+        reason="http method",
+        headers={"Allow": allowed},
+    )
+
+
+def _error(exc: ApiError, request_id: str) -> Outcome:
+    return exc.status, dump_json(exc.body(request_id)), dict(exc.headers)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Nothing to set up: the Waas is built, started and stopped by the caller."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def create_app(waas: Waas, *, clock_ms: Callable[[], int] | None = None) -> SessionWardApi:
+    """The ASGI app over ``waas`` (``clock_ms`` overrides the request-signature clock)."""
+    return SessionWardApi(waas, clock_ms=clock_ms)

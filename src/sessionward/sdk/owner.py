@@ -1,0 +1,174 @@
+"""The wallet owner's client: create or register a wallet, authorize a backend, check and
+sign the grant, approve, review and revoke sessions.
+
+The owner's root key signs two different things, never confused: API requests (EIP-191 over
+the request preimage, by :class:`Secp256k1RequestSigner`) and session grants (EIP-712, by
+:meth:`OwnerClient.sign_grant`, only after :func:`sessionward.sdk.grants.verify_grant` has
+recomputed the digest from the grant document).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from sessionward.crypto.request_signature import RequestSigner, Secp256k1RequestSigner
+from sessionward.crypto.secp256k1 import sign_digest
+
+from .base import SignedClient, page_body
+from .grants import verify_grant
+from .transport import hex_bytes
+
+
+class OwnerClient(SignedClient):
+    """``OwnerClient(base_url, owner_secret_or_signer, credential_id=None, ...)``.
+
+    With a 32-byte secp256k1 secret the client signs requests *and* grants with it. With a
+    :class:`RequestSigner` (e.g. a P-256 device key) it signs requests only; grants are then
+    signed elsewhere (:meth:`grant_digest` gives the checked digest).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        owner_secret_or_signer: bytes | RequestSigner,
+        credential_id: str | None = None,
+        *,
+        wallet_id: str | None = None,
+        account: str | None = None,
+        http: httpx.Client | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        secret: bytes | None = None
+        signer: RequestSigner
+        if isinstance(owner_secret_or_signer, bytes | bytearray):
+            secret = bytes(owner_secret_or_signer)
+            signer = Secp256k1RequestSigner(secret)
+        else:
+            signer = owner_secret_or_signer
+        super().__init__(base_url, signer, credential_id, http=http, timeout=timeout)
+        self.__secret = secret
+        self.wallet_id = wallet_id
+        self.account = account
+        self._authorized: dict[str, str] = {}  # sessionId -> the credential it was asked for
+
+    def __repr__(self) -> str:
+        return f"OwnerClient(credential_id={self.credential_id!r}, wallet_id={self.wallet_id!r})"
+
+    # --- wallets --------------------------------------------------------------------------
+
+    def create_wallet(
+        self,
+        salt: bytes | None = None,
+        *,
+        owner: str | None = None,
+        owner_kind: str | None = None,
+    ) -> dict[str, Any]:
+        """CreateWallet signed by the owner key itself; remembers ``walletId``, ``account``
+        and ``ownerCredentialId`` (the credential this client signs as afterwards)."""
+        body: dict[str, Any] = {}
+        if salt is not None:
+            body["salt"] = hex_bytes(salt)
+        if owner is not None:
+            body["owner"] = owner
+        if owner_kind is not None:
+            body["ownerKind"] = owner_kind
+        return self._adopt(self._self_signed("CreateWallet", body))
+
+    def register_wallet(
+        self, account: str, *, owner: str | None = None, owner_kind: str | None = None
+    ) -> dict[str, Any]:
+        """RegisterWallet: an existing account whose on-chain owner is this key."""
+        body: dict[str, Any] = {"account": account}
+        if owner is not None:
+            body["owner"] = owner
+        if owner_kind is not None:
+            body["ownerKind"] = owner_kind
+        return self._adopt(self._self_signed("RegisterWallet", body))
+
+    def _adopt(self, wallet: dict[str, Any]) -> dict[str, Any]:
+        self.wallet_id = wallet["walletId"]
+        self.account = wallet["account"]
+        self.credential_id = wallet["ownerCredentialId"]
+        return wallet
+
+    def register_device(
+        self, alg: str, public_key: str, expires_at: int | None = None
+    ) -> dict[str, Any]:
+        """RegisterCredential signed by this owner credential: another owner key (device)."""
+        body: dict[str, Any] = {"alg": alg, "publicKey": public_key}
+        if expires_at is not None:
+            body["expiresAt"] = expires_at
+        return self._call("RegisterCredential", body)
+
+    # --- consent --------------------------------------------------------------------------
+
+    def inspect_credential(self, credential_id: str) -> dict[str, Any]:
+        """The backend's public metadata (appName, appUrl, expiresAt...), unsigned."""
+        return self._public("InspectCredential", {"credentialId": credential_id})
+
+    def authorize_remote_access(
+        self, credential_id: str, wallet_id: str | None, envelope: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """AuthorizeRemoteAccess: ``{sessionId, status: "pending", sessionKey, summary, grant,
+        grantDigest, expiresAt}``. ``wallet_id`` None means this client's wallet."""
+        wallet = wallet_id if wallet_id is not None else self.wallet_id
+        if wallet is None:
+            raise ValueError("no wallet: create or register one, or pass wallet_id")
+        pending = self._call(
+            "AuthorizeRemoteAccess",
+            {"credentialId": credential_id, "walletId": wallet, "envelope": dict(envelope)},
+        )
+        self._authorized[pending["sessionId"]] = credential_id
+        return pending
+
+    def grant_digest(self, pending: Mapping[str, Any]) -> bytes:
+        """The grant's digest, recomputed from its document and checked against this client's
+        account and the credential it authorized (:func:`verify_grant`)."""
+        return verify_grant(
+            pending,
+            account=self.account,
+            credential_id=self._authorized.get(str(pending.get("sessionId"))),
+        )
+
+    def sign_grant(self, pending: Mapping[str, Any]) -> bytes:
+        """The owner's 65-byte signature of the checked grant digest (raises
+        :class:`GrantVerificationError` rather than sign anything unexpected)."""
+        if self.__secret is None:
+            raise ValueError("this client has no secp256k1 owner secret to sign grants with")
+        return sign_digest(self.__secret, self.grant_digest(pending))
+
+    def approve_session(self, session_id: str, signature: bytes | str) -> dict[str, Any]:
+        return self._call(
+            "ApproveSession", {"sessionId": session_id, "signature": hex_bytes(signature)}
+        )
+
+    # --- review and revoke ----------------------------------------------------------------
+
+    def list_access(
+        self, wallet_id: str | None = None, cursor: str | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        """One page ``{items, nextCursor}`` of the wallet's sessions."""
+        wallet = wallet_id if wallet_id is not None else self.wallet_id
+        return self._read("ListAccess", page_body(cursor, limit, walletId=wallet))
+
+    def get_session(self, session_id: str) -> dict[str, Any]:
+        return self._read("GetSession", {"sessionId": session_id})
+
+    def get_session_usage(self, session_id: str) -> dict[str, Any]:
+        return self._read("GetSessionUsage", {"sessionId": session_id})
+
+    def transaction_status(self, txn_id: str) -> dict[str, Any]:
+        return self._read("TransactionStatus", {"txnId": txn_id})
+
+    def revoke_access(
+        self, wallet_id: str | None, credential_id: str, session_id: str | None = None
+    ) -> dict[str, Any]:
+        """Revoke one session, or every session of ``credential_id`` on the wallet."""
+        wallet = wallet_id if wallet_id is not None else self.wallet_id
+        body: dict[str, Any] = {"walletId": wallet, "credentialId": credential_id}
+        if session_id is not None:
+            body["sessionId"] = session_id
+        return self._call("RevokeAccess", body)
