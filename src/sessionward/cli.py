@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sessionward.store import open_store
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.database_url, data_dir=settings.data_dir)
+    store = open_store(settings.database_url, data_dir=settings.data_dir, schema=settings.database_schema)
     try:
         if args.command == "db":
             store.upgrade()

@@ -9,6 +9,7 @@ Environment variables (each overrides the file):
 =================================  ====================================================
 ``SESSIONWARD_DATA_DIR``           data directory (default ``./data``)
 ``SESSIONWARD_DATABASE_URL``       ``postgresql://…`` (default: SQLite in the data dir)
+``SESSIONWARD_DATABASE_SCHEMA``    PostgreSQL schema to use (default: the server's search_path)
 ``SESSIONWARD_RPC_URL``            JSON-RPC node (default: the in-process chain)
 ``SESSIONWARD_CONFIG``             a TOML file with the keys below
 ``SESSIONWARD_CATALOG``            an extra action-catalog TOML
@@ -61,6 +62,8 @@ class AnomalyRules:
 class Settings:
     data_dir: Path = Path("data")
     database_url: str | None = None
+    database_schema: str | None = None
+    """PostgreSQL schema (``search_path``) to use, e.g. one per test run on a shared database."""
     rpc_url: str | None = None
     catalog_file: Path | None = None
     ops_credentials: tuple[OpsCredential, ...] = ()
@@ -89,6 +92,8 @@ class Settings:
             overrides["data_dir"] = Path(env["SESSIONWARD_DATA_DIR"])
         if env.get("SESSIONWARD_DATABASE_URL"):
             overrides["database_url"] = env["SESSIONWARD_DATABASE_URL"]
+        if env.get("SESSIONWARD_DATABASE_SCHEMA"):
+            overrides["database_schema"] = env["SESSIONWARD_DATABASE_SCHEMA"]
         if env.get("SESSIONWARD_RPC_URL"):
             overrides["rpc_url"] = env["SESSIONWARD_RPC_URL"]
         if env.get("SESSIONWARD_CATALOG"):

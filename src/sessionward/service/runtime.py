@@ -74,7 +74,7 @@ def build_runtime(settings: Settings, *, clock: Callable[[], int] = wall_clock) 
     """Open (and migrate) the store, the vault, the chain and the relayer."""
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.database_url, data_dir=data_dir)
+    store = open_store(settings.database_url, data_dir=data_dir, schema=settings.database_schema)
     store.upgrade()
     vault = LocalVault(store.vault_keys, KeyEncryptionKey.load(data_dir))
     signer = LocalTransactionSigner.from_file(data_dir / RELAYER_KEY_FILE, create=True)
