@@ -472,6 +472,7 @@ class World:
         return status
 
     def onchain_nonce(self, wallet: Wallet, session_key: str) -> int:
+        """The account's ``session_nonce(key)``: the lowest call nonce the key has not used."""
         value = DeployedContract(self.chain, wallet.account, self._account).call_one(
             "session_nonce", session_key
         )
@@ -486,6 +487,7 @@ class World:
             session.session_key,
             mode_single(),
             encode_single_execution(Call(self.router, 0, inner)),
+            self.onchain_nonce(session.wallet, session.session_key),
             self.now() + 600,
             b"\x00" * 65,
         )

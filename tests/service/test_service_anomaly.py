@@ -5,6 +5,7 @@ alert that records when its action was taken. With the rules switched off nothin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -204,3 +205,22 @@ def test_with_the_rules_switched_off_nothing_is_revoked_or_suspended(quiet_world
         }
     )
     world.settle()
+
+
+def test_the_owner_renews_a_suspended_session_by_approving_it_again(world: World) -> None:
+    """After the velocity rule suspends a session, the owner's signature over the same grant
+    resumes it (and nothing else does)."""
+    session = world.session()
+    record = world.record(session.session_id)
+    assert world.waas.runtime.store.sessions.suspend(session.session_id)
+    digest = json.loads(record.grant)["digest"]
+    stranger = world.wallet()
+    with pytest.raises(ServiceError):
+        world.waas.sessions.approve(
+            session.wallet.caller, session_id=session.session_id, signature=stranger.sign(digest)
+        )
+    assert world.record(session.session_id).status == "suspended"
+    detail = world.waas.sessions.approve(
+        session.wallet.caller, session_id=session.session_id, signature=session.wallet.sign(digest)
+    )
+    assert detail["status"] == "active"

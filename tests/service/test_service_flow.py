@@ -64,7 +64,8 @@ def test_a_delegated_swap_goes_from_grant_to_chain_and_is_accounted_for(
     # The reservation is settled and the usage equals the charge.
     reservation = world.rt.store.budget.reservation(txn.reservation_id)
     assert reservation is not None and reservation.status == "settled"
-    assert world.usage(session_id) == {USD: 100 * USD_UNIT, USES: 1}
+    usage_now = world.usage(session_id)
+    assert (usage_now[USD], usage_now[USES]) == (100 * USD_UNIT, 1)
     usage = {u["limit"]: u for u in waas.sessions.usage(backend.caller, session_id)["limits"]}
     assert usage["maxValueUsd"]["spent"] == str(100 * USD_UNIT)
     assert usage["maxValueUsd"]["max"] == str(500 * USD_UNIT)

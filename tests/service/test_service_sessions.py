@@ -203,7 +203,7 @@ def test_approving_twice_changes_nothing_the_second_time(
             wallet.caller, session_id=pending["sessionId"], signature=signature
         )
     assert refused.value.kind == "conflict"
-    assert refused.value.code is ReasonCode.INPUT_MALFORMED
+    assert refused.value.code is ReasonCode.SESSION_NOT_PENDING
     assert world.record(pending["sessionId"]) == first
     assert world.audit_kinds(wallet.wallet_id).count("session.approved") == 1
     world.settle()

@@ -257,7 +257,6 @@ event SessionEnabled:
 event SessionExecuted:
     session_key: indexed(address)
     nonce: uint256
-    execution_hash: bytes32
 
 event SessionRevoked:
     session_key: indexed(address)
@@ -642,26 +641,18 @@ def execute_with_session(
     )
     if signer != session_key:
         reasons._fail(reasons.SIGNATURE_INVALID)
-    self._use_nonce(session_key, nonce)
-    calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
-    self._enforce(session_key, state, calls, execution_calldata)
-    # Everything is committed before the CALLs: a callee re-entering sees the spent nonce.
-    log SessionExecuted(session_key=session_key, nonce=nonce, execution_hash=execution_hash)
-    erc7579._run(execution_calldata, calls)
-
-
-@internal
-def _use_nonce(session_key: address, nonce: uint256):
-    """
-    @dev Mark `nonce` used for `session_key` (bit `nonce & 255` of word `nonce >> 8`);
-         NONCE_REPLAYED if it already is. The bitmap survives revocations and regrants.
-    """
+    # The nonce: bit `nonce & 255` of bitmap word `nonce >> 8`, spent before anything runs.
     word: uint256 = nonce >> NONCE_WORD_SHIFT
-    bit: uint256 = 1 << (nonce & NONCE_BIT_MASK)
     bits: uint256 = self._nonce_bits[session_key][word]
+    bit: uint256 = 1 << (nonce & NONCE_BIT_MASK)
     if bits & bit != 0:
         reasons._fail(reasons.NONCE_REPLAYED)
     self._nonce_bits[session_key][word] = bits | bit
+    calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
+    self._enforce(session_key, state, calls, execution_calldata)
+    # Everything is committed before the CALLs: a callee re-entering sees the spent nonce.
+    log SessionExecuted(session_key=session_key, nonce=nonce)
+    erc7579._run(execution_calldata, calls)
 
 
 @external
@@ -679,11 +670,7 @@ def execute_session_op(session_key: address, mode: bytes32, execution_calldata: 
     self._check_window(state)
     calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
     self._enforce(session_key, state, calls, execution_calldata)
-    log SessionExecuted(
-        session_key=session_key,
-        nonce=ENTRY_POINT_NONCE,
-        execution_hash=keccak256(concat(mode, execution_calldata)),
-    )
+    log SessionExecuted(session_key=session_key, nonce=ENTRY_POINT_NONCE)
     erc7579._run(execution_calldata, calls)
 
 
@@ -713,6 +700,10 @@ def _enforce(
     last_selector: bytes4 = empty(bytes4)
     base: uint256 = 0
     word: uint256 = 0
+    # The last rule that held, by (rule slot, argument): a batch repeating a recipient skips
+    # the lookup (slot 0 is never a rule slot: rule slots are keccak results plus 1..4).
+    held_slot: uint256 = 0
+    held_argument: bytes32 = empty(bytes32)
 
     for c: erc7579.CallRef in calls:
         # 1. The account itself (its sessions module, execute, ...).
@@ -765,6 +756,8 @@ def _enforce(
                 reasons._fail(reasons.CALLDATA_MALFORMED)
             argument: bytes32 = extract32(execution_calldata, unsafe_add(c.start, position))
             slot: uint256 = unsafe_add(base, unsafe_add(i, 1))
+            if slot == held_slot and argument == held_argument:
+                continue
             ok: bool = False
             if op == OP_IN:
                 ok = self._rule_member[slot][argument]
@@ -782,6 +775,8 @@ def _enforce(
                     ok = convert(argument, uint256) >= convert(operand, uint256)
             if not ok:
                 reasons._fail(reasons.ARG_RULE_VIOLATED)
+            held_slot = slot
+            held_argument = argument
 
         # 5. Per-call native value.
         if c.value != 0:

@@ -7,8 +7,8 @@ Called after every recorded decision. Defaults (configurable in :class:`AnomalyR
   ``CALL_TYPE_FORBIDDEN``) → revoke the session;
 - 5 denials within 60 s on a session → revoke the session;
 - 3 post-revocation attempts by a credential within 10 min → revoke the credential;
-- half of a value budget (USD, native or a token limit) spent within 5 min → suspend the session
-  until the owner renews it (ApproveSession again).
+- half of a value budget (USD, native or a token limit) spent within a 5-min window (fixed
+  windows from ``validAfter``) → suspend the session until the owner renews it.
 
 Every alert records when it fired and when its action was taken, so time-to-revoke is measured.
 """
@@ -16,11 +16,12 @@ Every alert records when it fired and when its action was taken, so time-to-revo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sessionward.domain.decision import Decision
 from sessionward.domain.reasons import ReasonCode
-from sessionward.domain.usage import NATIVE, TOKEN_PREFIX, USD
+from sessionward.domain.usage import NATIVE, TOKEN_PREFIX, USD, Charge, Usage, window_index
+from sessionward.domain.values import UINT256_MAX
 from sessionward.store.alerts import AlertRecord
 from sessionward.store.decisions import DecisionEvent
 
@@ -40,6 +41,21 @@ FORBIDDEN_ATTEMPT = (
 POST_REVOCATION = (ReasonCode.SESSION_REVOKED.value, ReasonCode.CREDENTIAL_REVOKED.value)
 
 AlertSink = Callable[[AlertRecord], None]
+VELOCITY_PREFIX = "velocity:"
+
+
+def velocity_charges(
+    charges: Sequence[Charge], *, now: int, anchor: int, window_s: int
+) -> list[Charge]:
+    """Unlimited shadow charges counting value spent per ``window_s`` window (fixed windows from
+    the session's ``validAfter``), reserved with the execution so the velocity rule needs no
+    extra read."""
+    window = window_index(now, anchor, window_s)
+    return [
+        Charge(VELOCITY_PREFIX + c.bucket, window, c.amount, UINT256_MAX, c.reason)
+        for c in charges
+        if c.bucket in (USD, NATIVE) or c.bucket.startswith(TOKEN_PREFIX)
+    ]
 
 
 class AnomalyMonitor:
@@ -57,13 +73,15 @@ class AnomalyMonitor:
         self._revocations = revocations
         self._sink = sink
 
-    def __call__(self, event: DecisionEvent, decision: Decision) -> None:
+    def __call__(
+        self, event: DecisionEvent, decision: Decision, usage: Usage | None = None
+    ) -> None:
         try:
-            self._check(event)
+            self._check(event, usage)
         except Exception:  # a rule must never turn a decision into a 500
             _log.exception("anomaly rule failed for decision %s", event.id)
 
-    def _check(self, event: DecisionEvent) -> None:
+    def _check(self, event: DecisionEvent, usage: Usage | None) -> None:
         rules = self._rt.settings.anomaly
         reasons = set(event.reasons)
         session_id = event.session_id
@@ -112,18 +130,15 @@ class AnomalyMonitor:
                     event, "denial_burst", [f"{denials} denials in {rules.denial_burst_window_s} s"]
                 )
             return
-        if (
-            event.verdict == "allow"
-            and event.request_kind == "execute"
-            and rules.velocity_fraction > 0
-        ):
-            self._velocity(event)
+        if event.verdict == "allow" and usage is not None and rules.velocity_fraction > 0:
+            self._velocity(event, usage)
 
-    def _velocity(self, event: DecisionEvent) -> None:
+    def _velocity(self, event: DecisionEvent, usage: Usage) -> None:
+        """Reads the ``velocity:*`` counters the execution just reserved (:func:`velocity_charges`)."""
         assert event.session_id is not None
         rules = self._rt.settings.anomaly
-        record = self._dir.record(event.session_id)
-        envelope = self._dir.scope(record).envelope
+        scope = self._dir.scope(self._dir.record(event.session_id))
+        envelope = scope.envelope
         budgets: dict[str, int] = {}
         if envelope.max_value_usd:
             budgets[USD] = envelope.max_value_usd
@@ -132,16 +147,9 @@ class AnomalyMonitor:
         for token_limit in envelope.token_limits:
             if token_limit.limit:
                 budgets[TOKEN_PREFIX + token_limit.token] = token_limit.limit
-        if not budgets:
-            return
-        spent = self._rt.store.budget.charged_since(
-            event.session_id, event.at - rules.velocity_window_s
-        )
-        fast = {
-            b: spent.get(b, 0)
-            for b, limit in budgets.items()
-            if spent.get(b, 0) >= rules.velocity_fraction * limit
-        }
+        window = window_index(event.at, scope.valid_after, rules.velocity_window_s)
+        spent = {b: usage.spent(VELOCITY_PREFIX + b, window) for b in budgets}
+        fast = {b: v for b, v in spent.items() if v >= rules.velocity_fraction * budgets[b]}
         if fast and self._rt.store.sessions.suspend(event.session_id):
             self._alert(
                 "value_velocity",

@@ -232,12 +232,18 @@ class Revocations:
             "revokedAt": now,
         }
 
+    def _known_action_classes(self) -> frozenset[str]:
+        catalog = self._rt.catalog
+        return frozenset(catalog.actions) | catalog.forbidden_classes() | {"custom"}
+
     def lift_freeze(self, caller: Caller, *, scope: EmergencyScope, target: str | None) -> LiftView:
         """Lift a freeze. A global freeze needs two distinct ops credentials: the first call
         records an approval and is answered ``FREEZE_LIFT_NEEDS_SECOND_OPS`` (409)."""
         caller.require("ops")
         now = self._rt.now()
         if scope == "global":
+            if not any(f.scope == "global" for f in self._rt.store.freezes.active()):
+                return {"lifted": 0, "approvals": []}
             approvals = self._rt.store.freezes.approve_global_lift(caller.credential_id, now=now)
             if len(approvals) < 2:
                 raise ServiceError(

@@ -234,6 +234,7 @@ class Sessions:
             raise ServiceError(
                 "invalid", refused.code, refused.message, violations=refused.violations
             ) from None
+        epoch = self._epoch(wallet.account)  # before the key: a chain error leaves nothing behind
         key = rt.vault.create_key(not_after=parsed.expires_at)
         scope = validate_grant(
             parsed,
@@ -243,7 +244,6 @@ class Sessions:
         )
         session_id = new_id("ses")
         nonce = self._grant_nonce(wallet.account)
-        epoch = self._epoch(wallet.account)
         revoker = rt.relayer.address
         message = scope.grant_message(
             credential=credential_hash(credential_id), nonce=nonce, epoch=epoch, revoker=revoker
@@ -328,17 +328,18 @@ class Sessions:
 
     def approve(self, caller: Caller, *, session_id: str, signature: bytes) -> SessionDetail:
         """Check the owner's signature over the grant, activate the session, and queue its
-        installation on chain."""
+        installation on chain. On a session an anomaly rule suspended, the same signature
+        renews it (the owner has seen it again)."""
         rt = self._rt
         record = self._dir.record(session_id)
         caller.require_owner_of(record.wallet_id)
         wallet = self._dir.wallet(record.wallet_id)
-        if record.status != "pending":
+        if record.status not in ("pending", "suspended"):
             raise conflict(
                 ReasonCode.SESSION_REVOKED
                 if record.status == "revoked"
-                else ReasonCode.INPUT_MALFORMED,
-                f"the session is {record.status}, not pending",
+                else ReasonCode.SESSION_NOT_PENDING,
+                f"the session is {record.status}: only a pending or suspended session can be approved",
             )
         grant = json.loads(record.grant)
         digest = bytes.fromhex(grant["digest"][2:])
@@ -358,6 +359,14 @@ class Sessions:
                 "conflict", ReasonCode.SIGNATURE_INVALID, "chain unavailable for ERC-1271"
             ) from None
         now = rt.now()
+        if record.status == "suspended":
+            # The owner renews a session an anomaly rule suspended: same grant, signed again.
+            if not rt.store.sessions.resume(session_id):
+                raise conflict(ReasonCode.SESSION_NOT_PENDING, "the session is no longer suspended")
+            rt.store.audit.append(
+                record.wallet_id, "session.renewed", {"session": session_id}, at=now
+            )
+            return self.detail(self._dir.record(session_id))
         if not rt.store.sessions.approve(session_id, now=now, owner_signature=signature.hex()):
             raise conflict(ReasonCode.SESSION_EXPIRED, "the session can no longer be approved")
         scope = self._dir.scope(record)

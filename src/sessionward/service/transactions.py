@@ -46,11 +46,13 @@ from sessionward.domain.calldata import (
 from sessionward.domain.decision import CallIntent, Decision, Violation
 from sessionward.domain.policy import CallRequest, evaluate
 from sessionward.domain.reasons import ReasonCode
+from sessionward.domain.usage import Charge, Usage
 from sessionward.domain.values import InvalidValue, parse_address, parse_amount
 from sessionward.store.decisions import DecisionEvent
 from sessionward.store.execution import SignedCall
 from sessionward.store.transactions import TransactionRecord
 
+from .anomaly import velocity_charges
 from .callers import Caller
 from .errors import ServiceError, denied, invalid, not_found
 from .ids import new_id
@@ -60,7 +62,7 @@ from .sessions import SessionDirectory
 
 FEE_TTL_S = 3.0
 
-DecisionListener = Callable[[DecisionEvent, Decision], None]
+DecisionListener = Callable[[DecisionEvent, Decision, Usage | None], None]
 
 
 class Verdict(TypedDict):
@@ -305,11 +307,17 @@ class Transactions:
                 signature=signature, deadline=deadline, mode=mode, execution=execution
             )
 
+        event = decision_event(
+            record.id, wallet.id, caller.credential_id, decision, started, "execute", now
+        )
         outcome = rt.store.executions.execute(
             txn_id=txn.id,
             session_id=record.id,
             reservation_id=new_id("res"),
-            charges=decision.charges,
+            charges=[
+                *decision.charges,
+                *self._shadow_charges(decision, now, view.scope.valid_after),
+            ],
             action_classes=sorted({i.action_class for i in decision.intents}),
             now=now,
             sign=sign,
@@ -319,16 +327,20 @@ class Transactions:
                 "session": record.id,
                 "executionHash": "0x" + exec_hash.hex(),
             },
+            decision=event,
         )
+        if outcome.reasons == (ReasonCode.TRANSACTION_NOT_QUOTED,):
+            # A concurrent Execute of the same quote won: not a policy decision, nothing to record.
+            raise ServiceError(
+                "conflict", ReasonCode.TRANSACTION_NOT_QUOTED, "the transaction is pending"
+            )
         if not outcome.accepted:
             violations = tuple(
                 Violation(code, "execution", "refused at execution time")
                 for code in outcome.reasons
             )
             return self._refuse(txn, violations, decision, started, now)
-        self._record_decision(
-            record.id, wallet.id, caller.credential_id, decision, started, "execute", now
-        )
+        self._notify(event, decision, outcome.usage)
         stored = rt.store.transactions.get(txn.id)
         assert stored is not None
         return transaction_view(stored)
@@ -378,24 +390,22 @@ class Transactions:
         kind: str,
         now: int,
     ) -> DecisionEvent:
-        first = decision.violations[0].rule if decision.violations else None
-        event = DecisionEvent(
-            id=new_id("dec"),
-            at=now,
-            verdict="allow" if decision.allowed else "deny",
-            reasons=tuple(r.value for r in decision.reasons),
-            latency_us=int((time.perf_counter() - started) * 1_000_000),
-            request_kind=kind,
-            session_id=session_id,
-            wallet_id=wallet_id,
-            credential_id=credential_id,
-            action_class=decision.action_class,
-            rule=first,
-        )
+        event = decision_event(session_id, wallet_id, credential_id, decision, started, kind, now)
         self._rt.store.decisions.record(event)
-        if self._listener is not None:
-            self._listener(event, decision)
+        self._notify(event, decision)
         return event
+
+    def _shadow_charges(self, decision: Decision, now: int, anchor: int) -> list[Charge]:
+        rules = self._rt.settings.anomaly
+        if rules.velocity_fraction <= 0:
+            return []
+        return velocity_charges(
+            decision.charges, now=now, anchor=anchor, window_s=rules.velocity_window_s
+        )
+
+    def _notify(self, event: DecisionEvent, decision: Decision, usage: Usage | None = None) -> None:
+        if self._listener is not None:
+            self._listener(event, decision, usage)
 
     def _fee_estimate(self, calls: int) -> int:
         """Gas limit the relayer will use × the current max fee (cached a few seconds)."""
@@ -411,6 +421,31 @@ class Transactions:
                 cached = (fee, time.monotonic())
                 self._fee = cached
         return gas_limit_for(calls) * cached[0]
+
+
+def decision_event(
+    session_id: str,
+    wallet_id: str,
+    credential_id: str,
+    decision: Decision,
+    started: float,
+    kind: str,
+    now: int,
+) -> DecisionEvent:
+    """The telemetry record of one decision (latency measured from ``started``)."""
+    return DecisionEvent(
+        id=new_id("dec"),
+        at=now,
+        verdict="allow" if decision.allowed else "deny",
+        reasons=tuple(r.value for r in decision.reasons),
+        latency_us=int((time.perf_counter() - started) * 1_000_000),
+        request_kind=kind,
+        session_id=session_id,
+        wallet_id=wallet_id,
+        credential_id=credential_id,
+        action_class=decision.action_class,
+        rule=decision.violations[0].rule if decision.violations else None,
+    )
 
 
 def gas_limit_for(calls: int) -> int:

@@ -203,20 +203,22 @@ class Budget:
         *,
         now: int,
         action_class: str | Sequence[str] | None = None,
-    ) -> tuple[ReasonCode, ...]:
+    ) -> ReservationOutcome:
         """:meth:`reserve` inside a transaction the caller holds (it must have passed the
-        revocation gate). Returns the refusal reasons, empty when the reservation is held.
-        On refusal the caller must roll its transaction back: charges may be half-applied."""
+        revocation gate). On refusal (``accepted`` false, ``usage`` empty) the caller must roll
+        its transaction back: charges may be half-applied."""
         for charge in charges:
             if not 0 <= charge.amount <= UINT256_MAX or charge.limit < 0:
                 raise ValueError("a charge amount is a uint256 and its limit is non-negative")
         try:
-            self._reserve(conn, session_id, reservation_id, charges, now, _classes(action_class))
+            after = self._reserve(
+                conn, session_id, reservation_id, charges, now, _classes(action_class)
+            )
         except _Retry:
-            return (ReasonCode.SESSION_UNKNOWN,)
+            return ReservationOutcome(reservation_id, False, (ReasonCode.SESSION_UNKNOWN,), Usage())
         except _Refused as refused:
-            return refused.reasons
-        return ()
+            return ReservationOutcome(reservation_id, False, refused.reasons, Usage())
+        return ReservationOutcome(reservation_id, True, (), after)
 
     def _reserve(
         self,
@@ -318,21 +320,6 @@ class Budget:
         return True
 
     # -------------------------------------------------------------------- reads
-
-    def charged_since(self, session_id: str, since: int) -> dict[str, int]:
-        """Per bucket, what held and settled reservations made at or after ``since`` charged
-        (released ones gave their amounts back). For velocity rules."""
-        statement = select(reservations.c.charges).where(
-            reservations.c.session_id == session_id,
-            reservations.c.created_at >= since,
-            reservations.c.status != "released",
-        )
-        totals: dict[str, int] = {}
-        with self._db.reading() as conn:
-            for (document,) in conn.execute(statement):
-                for charge in _charges_from_json(document):
-                    totals[charge.bucket] = totals.get(charge.bucket, 0) + charge.amount
-        return totals
 
     def usage_of(self, session_id: str) -> Usage:
         """The session's counters (held reservations included)."""

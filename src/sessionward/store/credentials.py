@@ -131,7 +131,7 @@ class Credentials:
         reservation for a session of this credential can succeed. (The sessions themselves are
         revoked separately, by :meth:`Sessions.revoke_sessions_of_credential`.)
         """
-        with self._db.writing() as conn:
+        with self._db.writing(durable=True) as conn:
             self._db.close_gate(conn)
             result = conn.execute(
                 update(credentials)

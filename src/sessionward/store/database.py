@@ -121,16 +121,33 @@ class Database:
         return self.dialect_name == "sqlite"
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
-        """A transaction that may write; committed on normal exit, rolled back on exception."""
+    def writing(self, *, durable: bool = False) -> Iterator[Connection]:
+        """A transaction that may write; committed on normal exit, rolled back on exception.
+
+        ``durable``: on SQLite, commit with ``synchronous=FULL`` (the WAL is synced before the
+        commit returns). Revocations, freezes and credential revocations use it, so once they
+        have returned they survive a power cut; other writes run with ``synchronous=NORMAL``
+        (WAL mode: never corrupt, but the last commits before a power cut may be lost). A FULL
+        commit also syncs every earlier commit in the WAL. PostgreSQL is always durable.
+        """
         if not self.is_sqlite:
             with self.engine.begin() as conn:
                 yield conn
             return
         with self._sqlite_writers, self.engine.connect() as conn:
-            conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-            with conn.begin():
-                yield conn
+            # Straight on the driver connection: SQLAlchemy would wrap the pragma in a
+            # transaction, and SQLite refuses to change the safety level inside one.
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            if durable:
+                raw.execute("PRAGMA synchronous=FULL")
+            try:
+                conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                with conn.begin():
+                    yield conn
+            finally:
+                if durable:
+                    raw.execute("PRAGMA synchronous=NORMAL")
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -174,11 +191,12 @@ def _gate_key(namespace: str) -> int:
 
 
 def _install_sqlite_discipline(engine: Engine, busy_timeout_s: float) -> None:
-    """WAL, foreign keys, a busy timeout, full durability, and SQLAlchemy-emitted BEGINs.
+    """WAL, foreign keys, a busy timeout, and SQLAlchemy-emitted BEGINs.
 
     The sqlite3 module's own transaction handling is switched off (``isolation_level = None``)
     so that SQLAlchemy's ``begin`` event decides between ``BEGIN`` and ``BEGIN IMMEDIATE``.
-    ``synchronous=FULL`` because a revocation must survive a power cut once it has returned.
+    ``synchronous=NORMAL`` by default; :meth:`Database.writing` with ``durable=True`` commits
+    with ``FULL`` (revocations must survive a power cut once they have returned).
     """
 
     @event.listens_for(engine, "connect")
@@ -189,7 +207,7 @@ def _install_sqlite_discipline(engine: Engine, busy_timeout_s: float) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
 

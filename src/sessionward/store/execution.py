@@ -27,11 +27,12 @@ from typing import Any
 from sqlalchemy import select, update
 
 from sessionward.domain.reasons import ReasonCode, SessionWardError
-from sessionward.domain.usage import Charge
+from sessionward.domain.usage import Charge, Usage
 
 from .audit import AuditLog
 from .budget import Budget
 from .database import Database
+from .decisions import DecisionEvent, Decisions
 from .schema import sessions
 from .transactions import Transactions
 
@@ -54,6 +55,8 @@ class ExecutionOutcome:
     reasons: tuple[ReasonCode, ...]
     call_nonce: int | None = None
     signed: SignedCall | None = None
+    usage: Usage | None = None
+    """The session's counters right after the reservation (for velocity rules)."""
 
 
 class _Abort(Exception):
@@ -82,16 +85,18 @@ class Executions:
         sign: Callable[[int], SignedCall],
         audit_stream: str,
         audit_payload: Mapping[str, Any],
+        decision: DecisionEvent | None = None,
     ) -> ExecutionOutcome:
         """Do steps 1-5 of the module docstring; nothing is written unless all of them pass.
 
+        ``decision`` (the allowing decision event) is recorded in the same transaction.
         ``sign`` may raise a :class:`~sessionward.domain.reasons.SessionWardError` (the vault
         refusing): the transaction then rolls back and its code is reported.
         """
         try:
             with self._db.writing() as conn:
                 self._db.pass_gate(conn)
-                refused = self._budget.reserve_in(
+                reserved = self._budget.reserve_in(
                     conn,
                     session_id,
                     reservation_id,
@@ -99,8 +104,8 @@ class Executions:
                     now=now,
                     action_class=list(action_classes),
                 )
-                if refused:
-                    raise _Abort(refused)
+                if not reserved.accepted:
+                    raise _Abort(reserved.reasons)
                 current = conn.execute(
                     select(sessions.c.call_nonce).where(sessions.c.id == session_id)
                 ).scalar_one()
@@ -122,7 +127,7 @@ class Executions:
                     signature=signed.signature,
                     now=now,
                 ):
-                    raise _Abort((ReasonCode.NONCE_REPLAYED,))
+                    raise _Abort((ReasonCode.TRANSACTION_NOT_QUOTED,))
                 self._audit.append_in(
                     conn,
                     audit_stream,
@@ -130,8 +135,10 @@ class Executions:
                     {**audit_payload, "callNonce": call_nonce, "reservation": reservation_id},
                     at=now,
                 )
+                if decision is not None:
+                    Decisions.record_in(conn, decision)
         except _Abort as aborted:
             return ExecutionOutcome(False, aborted.reasons)
         except SessionWardError as refused:  # e.g. the vault refusing to sign
             return ExecutionOutcome(False, (refused.code,))
-        return ExecutionOutcome(True, (), call_nonce, signed)
+        return ExecutionOutcome(True, (), call_nonce, signed, reserved.usage)

@@ -96,7 +96,7 @@ class Freezes:
             lifted_at=None,
             lifted_by=None,
         )
-        with self._db.writing() as conn:
+        with self._db.writing(durable=True) as conn:
             self._db.close_gate(conn)
             conn.execute(
                 insert(freezes).values(
@@ -124,7 +124,7 @@ class Freezes:
         if scope == "global":
             raise ValueError("a global freeze is lifted with lift_global_freeze (two ops)")
         _check_scope(scope, target)
-        with self._db.writing() as conn:
+        with self._db.writing(durable=True) as conn:
             lifted = self._lift(conn, scope, target, by=by, now=now)
             if scope == "wallet" and lifted:
                 conn.execute(
@@ -147,7 +147,7 @@ class Freezes:
             raise FreezeLiftRefused(
                 ReasonCode.INPUT_MALFORMED, "lifting a global freeze takes two distinct ops"
             )
-        with self._db.writing() as conn:
+        with self._db.writing(durable=True) as conn:
             live = conn.execute(
                 select(func.count())
                 .select_from(credentials)
@@ -168,7 +168,7 @@ class Freezes:
         """Record one ops credential's approval to lift the active global freezes; returns the
         distinct approvers so far (lift with :meth:`lift_global_freeze` once there are two).
         Approvals belong to the freezes active now: a new freeze needs new approvals."""
-        with self._db.writing() as conn:
+        with self._db.writing(durable=True) as conn:
             active = [
                 row[0]
                 for row in conn.execute(

@@ -156,7 +156,7 @@ class Sessions:
         return self._list(sessions.c.credential_id == credential_id)
 
     def _list(self, condition: ColumnElement[bool]) -> list[SessionRecord]:
-        query = select(sessions).where(condition).order_by(sessions.c.created_at, sessions.c.id)
+        query = select(sessions).where(condition).order_by(sessions.c.id)
         with self._db.reading() as conn:
             return [_record(row) for row in conn.execute(query)]
 
@@ -210,7 +210,7 @@ class Sessions:
             )
             .values(status=target, **extra)
         )
-        with self._db.writing() as conn:
+        with self._db.writing(durable=True) as conn:
             return conn.execute(statement).rowcount == 1
 
     def revoke_session(self, session_id: str, *, by: str, reason: str, now: int) -> bool:
@@ -240,7 +240,7 @@ class Sessions:
             .values(status="revoked", revoked_at=now, revoked_by=by, revoke_reason=reason)
             .returning(sessions.c.id)
         )
-        with self._db.writing() as conn:
+        with self._db.writing(durable=True) as conn:
             return sorted(row[0] for row in conn.execute(statement))
 
     def mark_onchain_revoked(self, session_id: str, *, now: int) -> bool:

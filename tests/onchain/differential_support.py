@@ -1,0 +1,566 @@
+"""The differential harness: the same envelope and the same calls, decided by the off-chain
+policy engine (``sessionward.domain.policy.evaluate``) and executed by the on-chain sessions
+module (``execute_with_session`` on a factory SessionAccount, titanoboa in process).
+
+A *case* is an envelope written in terms of *roles* (``tokenA``, ``router``, ``merchant``, ...)
+and a list of steps (time jumps and executions). :func:`run_case` compiles the envelope with
+``validate_grant``, has the owner sign the grant and enables it on chain, then for every
+execution evaluates it off chain (``now`` is the block timestamp, usage the model's) and
+submits it on chain signed by the session key, and checks:
+
+1. off-chain ALLOW ⇒ on-chain success;
+2. an on-chain revert with a reason code ⇒ that code is among the off-chain violations
+   (docs/protocol.md section 4 lists one documented exception, :func:`_documented_divergence`);
+3. an off-chain violation of a check both sides implement (:func:`is_shared`) ⇒ on-chain revert,
+   with a reason code unless the check is "the target would refuse this" (inner call data
+   the contract does not read).
+
+The model's usage is the off-chain accounting of what actually executed: after every on-chain
+success the decision's charges are applied (also for a denied decision that the chain ran,
+which happens exactly when the denial is off-chain only). Swap inputs count off chain only, so
+a token a swap has spent is *tainted*: its off-chain remaining can be below the chain's, and a
+TOKEN_LIMIT_EXCEEDED on it is not a shared verdict any more.
+
+The world is deployed once per module; every case runs inside ``boa.env.anchor()``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import boa
+
+from sessionward.chain.contracts import ContractArtifact
+from sessionward.chain.demo import demo_contract
+from sessionward.chain.revert import decode_revert_reason
+from sessionward.contracts import load_deployer
+from sessionward.contracts.encoding import grant_struct
+from sessionward.crypto import typed_data
+from sessionward.crypto.keccak import keccak256
+from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
+from sessionward.domain.abi import encode_call, parse_signature
+from sessionward.domain.calldata import (
+    Call,
+    encode_batch_execution,
+    encode_execute,
+    encode_single_execution,
+    mode_batch,
+    mode_single,
+)
+from sessionward.domain.catalog import Catalog, KnownContract, default_catalog
+from sessionward.domain.decision import Decision, Violation
+from sessionward.domain.envelope import (
+    ArgRule,
+    Envelope,
+    Permission,
+    RuleOp,
+    RuleValue,
+    TokenLimit,
+    ValueLimit,
+)
+from sessionward.domain.grant import Scope, validate_grant
+from sessionward.domain.policy import CallRequest, SessionStatus, SessionView, evaluate
+from sessionward.domain.reasons import ReasonCode
+from sessionward.domain.usage import TOKEN_PREFIX, Charge, Counter, Usage
+
+HERE: Final = Path(__file__).resolve().parent
+T0: Final = 1_800_000_000
+ZERO_ADDRESS: Final = "0x" + "00" * 20
+MAX_UINT256: Final = 2**256 - 1
+FAR_DEADLINE: Final = 2**40  # router deadlines: never the reason a swap fails
+BALANCE: Final = 10**30
+
+# Function texts as an envelope writes them (argument names are the rule paths).
+TRANSFER: Final = "transfer(address to,uint256 amount)"
+APPROVE: Final = "approve(address spender,uint256 amount)"
+INCREASE: Final = "increaseAllowance(address spender,uint256 addedValue)"
+TRANSFER_FROM: Final = "transferFrom(address from,address to,uint256 amount)"
+SWAP_V2: Final = (
+    "swapExactTokensForTokens(uint256 amountIn,uint256 amountOutMin,address[] path,address to,"
+    "uint256 deadline)"
+)
+SWAP_V3: Final = (
+    "exactInputSingle((address tokenIn,address tokenOut,uint24 fee,address recipient,"
+    "uint256 deadline,uint256 amountIn,uint256 amountOutMinimum,uint160 sqrtPriceLimitX96) params)"
+)
+RECORD: Final = "record(uint256 a,address b,bytes32 c)"
+SET_APPROVAL_FOR_ALL: Final = "setApprovalForAll(address operator,bool approved)"  # forbidden
+MINT: Final = "mint(address owner,uint256 amount)"  # never granted
+SWAP_FEE: Final = 3_000
+
+# Which on-chain outcome a shared off-chain verdict must produce.
+_SHARED: Final = frozenset(
+    {
+        ReasonCode.SESSION_NOT_YET_VALID,
+        ReasonCode.SESSION_EXPIRED,
+        ReasonCode.EMPTY_BATCH,
+        ReasonCode.CALL_TYPE_FORBIDDEN,
+        ReasonCode.SELF_CALL_FORBIDDEN,
+        ReasonCode.TARGET_NOT_ALLOWED,
+        ReasonCode.SELECTOR_NOT_ALLOWED,
+        ReasonCode.ARG_RULE_VIOLATED,
+        ReasonCode.VALUE_CAP_EXCEEDED,
+        ReasonCode.VALUE_LIMIT_EXCEEDED,
+        ReasonCode.USAGE_LIMIT_REACHED,
+    }
+)
+_CODES: Final = frozenset(code.value for code in ReasonCode)
+
+
+# ------------------------------------------------------------------------------- the world
+
+
+@dataclass(frozen=True)
+class Key:
+    """A test secp256k1 key derived from a public label (tests only)."""
+
+    label: str
+    secret: bytes
+
+    @property
+    def address(self) -> str:
+        return address_from_secret(self.secret)
+
+    def sign(self, digest: bytes) -> bytes:
+        return sign_digest(self.secret, digest)
+
+
+def make_key(label: str) -> Key:
+    return Key(label, keccak256(b"sessionward-onchain-tests:" + label.encode()))
+
+
+def _addr(value: Any) -> str:
+    return str(getattr(value, "address", value)).lower()
+
+
+def calldata(signature: str, *args: Any) -> bytes:
+    return encode_call(parse_signature(signature), args)
+
+
+@dataclass
+class DiffWorld:
+    """One deployment shared by every case of a module (each case runs in an anchor)."""
+
+    chain_id: int
+    account: str
+    owner: Key
+    session: Key
+    relayer: str
+    roles: dict[str, str]
+    catalog: Catalog
+    artifact: ContractArtifact = field(repr=False)
+    recorder: Any = field(repr=False)
+
+    def address(self, role: str) -> str:
+        return self.roles[role]
+
+    def submit(self, function: str, *args: Any) -> tuple[bool, str | None]:
+        """Send ``function(*args)`` to the account from the relayer: ``(succeeded, revert
+        reason)``; the reason is ``None`` when the revert carried no ``Error(string)``."""
+        computation = boa.env.execute_code(
+            to_address=self.account,
+            sender=self.relayer,
+            data=self.artifact.encode(function, *args),
+            gas=10_000_000,
+        )
+        if not computation.is_error:
+            return True, None
+        return False, decode_revert_reason(bytes(computation.output))
+
+
+def deploy_diff_world() -> DiffWorld:
+    """Deploy the implementation, the factory, the owner's account, two demo tokens, the demo
+    router with reserves, a payable recorder, and the approvals that make every call the policy
+    may allow executable (the account approves the router and itself; a friend approves the
+    account), so that an on-chain failure can only be the policy's."""
+    boa.env.timestamp = T0
+    chain_id = int(boa.env.evm.patch.chain_id)
+    relayer = _addr(boa.env.generate_address("relayer"))
+    owner, session = make_key("owner"), make_key("session")
+    implementation = load_deployer("SessionAccount").deploy(ZERO_ADDRESS)
+    factory = load_deployer("SessionAccountFactory").deploy(implementation.address)
+    account_address = _addr(factory.create_account(owner.address, b"\x00" * 31 + b"\x07"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # boa warns about the proxy's foreign bytecode
+        account = load_deployer("SessionAccount").at(account_address)
+    token_a = load_deployer("DemoToken").deploy("Demo A", "DA", 18)
+    token_b = load_deployer("DemoToken").deploy("Demo B", "DB", 18)
+    router = load_deployer("DemoRouter").deploy()
+    recorder = boa.load_partial(str(HERE / "Recorder.vy")).deploy()
+    friend = _addr(boa.env.generate_address("friend"))
+    merchant = _addr(boa.env.generate_address("merchant"))
+    stranger = _addr(boa.env.generate_address("stranger"))
+    boa.env.set_balance(account_address, BALANCE)
+    for token in (token_a, token_b):
+        for holder in (account_address, friend, router.address):
+            token.mint(holder, BALANCE)
+        token.approve(account_address, MAX_UINT256, sender=friend)
+        for spender in (router.address, account_address):
+            approve = Call(_addr(token), 0, calldata(APPROVE, _addr(spender), MAX_UINT256))
+            account.execute(
+                mode_single(), encode_single_execution(approve), sender=owner.address
+            )
+    roles = {
+        "account": account_address,
+        "tokenA": _addr(token_a),
+        "tokenB": _addr(token_b),
+        "router": _addr(router),
+        "recorder": _addr(recorder),
+        "friend": friend,
+        "merchant": merchant,
+        "stranger": stranger,
+    }
+    catalog = default_catalog().with_contracts(
+        [
+            KnownContract(chain_id, roles["tokenA"], frozenset({"erc20"}), "Demo A", "DA", 18),
+            KnownContract(chain_id, roles["tokenB"], frozenset({"erc20"}), "Demo B", "DB", 18),
+            KnownContract(chain_id, roles["router"], frozenset({"router"}), "Demo router"),
+        ]
+    )
+    return DiffWorld(
+        chain_id=chain_id,
+        account=account_address,
+        owner=owner,
+        session=session,
+        relayer=relayer,
+        roles=roles,
+        catalog=catalog,
+        artifact=demo_contract("SessionAccount"),
+        recorder=recorder,
+    )
+
+
+# ---------------------------------------------------------------------------------- cases
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    arg: str
+    op: RuleOp
+    values: tuple[RuleValue, ...]
+    """Operands; a string naming a role (``"merchant"``) is replaced by its address."""
+
+
+@dataclass(frozen=True)
+class PermissionSpec:
+    target: str
+    function: str
+    max_value: int
+    rules: tuple[RuleSpec, ...]
+
+
+@dataclass(frozen=True)
+class EnvelopeSpec:
+    capabilities: tuple[str, ...]
+    destinations: tuple[str, ...]
+    permissions: tuple[PermissionSpec, ...]
+    value_limit: tuple[int, int] | None
+    token_limits: tuple[tuple[str, int, int], ...]
+    max_uses: int | None
+    start: int
+    """``validAfter - now`` at grant time."""
+    ttl: int
+    """``expiresAt - now`` at grant time."""
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """One inner call: ``kind`` selects the builder, ``args`` are roles and amounts."""
+
+    kind: str
+    args: tuple[Any, ...]
+    value: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    """A time jump (``shape == "time"``, ``seconds``) or an execution of ``calls``.
+
+    Shapes: ``single``, ``batch``, ``empty`` (a batch of none), and the refused modes
+    ``delegatecall``, ``try``, ``static`` (carrying the first call as a single execution)."""
+
+    shape: str
+    calls: tuple[CallSpec, ...] = ()
+    seconds: int = 0
+
+
+@dataclass(frozen=True)
+class Case:
+    envelope: EnvelopeSpec
+    steps: tuple[Step, ...]
+
+
+def _operand(world: DiffWorld, value: RuleValue) -> RuleValue:
+    if isinstance(value, str) and value in world.roles:
+        return world.roles[value]
+    return value
+
+
+def build_envelope(world: DiffWorld, spec: EnvelopeSpec, now: int) -> Envelope:
+    destinations = list(dict.fromkeys(world.address(r) for r in spec.destinations))
+    for permission in spec.permissions:
+        target = world.address(permission.target)
+        if target not in destinations:
+            destinations.append(target)
+    return Envelope(
+        chain_id=world.chain_id,
+        expires_at=now + spec.ttl,
+        valid_after=now + spec.start,
+        capabilities=spec.capabilities,
+        permissions=tuple(
+            Permission(
+                target=world.address(p.target),
+                function=p.function,
+                max_value_per_call=p.max_value,
+                rules=tuple(
+                    ArgRule(r.arg, r.op, tuple(_operand(world, v) for v in r.values))
+                    for r in p.rules
+                ),
+            )
+            for p in spec.permissions
+        ),
+        allowed_destinations=tuple(destinations),
+        value_limit=None if spec.value_limit is None else ValueLimit(*spec.value_limit),
+        token_limits=tuple(
+            TokenLimit(world.address(token), limit, period)
+            for token, limit, period in spec.token_limits
+        ),
+        max_uses=spec.max_uses,
+    )
+
+
+def build_call(world: DiffWorld, spec: CallSpec) -> Call:
+    """The inner call of ``spec`` (roles resolved)."""
+    a = world.address
+    kind, args = spec.kind, spec.args
+    if kind in ("transfer", "approve", "increaseAllowance"):
+        token, who, amount = args
+        text = {"transfer": TRANSFER, "approve": APPROVE, "increaseAllowance": INCREASE}[kind]
+        return Call(a(token), spec.value, calldata(text, a(who), amount))
+    if kind == "transferFrom":
+        token, source, to, amount = args
+        return Call(a(token), spec.value, calldata(TRANSFER_FROM, a(source), a(to), amount))
+    if kind == "swapV2":
+        token_in, token_out, to, amount = args
+        data = calldata(SWAP_V2, amount, 0, [a(token_in), a(token_out)], a(to), FAR_DEADLINE)
+        return Call(a("router"), spec.value, data)
+    if kind == "swapV3":
+        token_in, token_out, to, amount = args
+        params = (a(token_in), a(token_out), SWAP_FEE, a(to), FAR_DEADLINE, amount, 0, 0)
+        return Call(a("router"), spec.value, calldata(SWAP_V3, params))
+    if kind == "record":
+        number, who, tag = args
+        return Call(a("recorder"), spec.value, calldata(RECORD, number, a(who), tag))
+    if kind == "forbidden":
+        (token,) = args
+        return Call(a(token), spec.value, calldata(SET_APPROVAL_FOR_ALL, a("merchant"), True))
+    if kind == "unknown":
+        (target,) = args
+        return Call(a(target), spec.value, calldata(MINT, a("merchant"), 1))
+    if kind == "self":
+        inner = encode_single_execution(Call(a("merchant"), 1, b""))
+        return Call(a("account"), spec.value, encode_execute(mode_single(), inner))
+    if kind == "truncated":
+        token, to, amount, cut = args
+        return Call(a(token), spec.value, calldata(TRANSFER, a(to), amount)[:-cut])
+    if kind == "short":
+        (token,) = args
+        return Call(a(token), spec.value, b"\xa9\x05")
+    raise ValueError(f"unknown call kind {kind!r}")
+
+
+_MODES: Final = {
+    "delegatecall": bytes([0xFF]) + bytes(31),
+    "static": bytes([0xFE]) + bytes(31),
+    "try": bytes([0x00, 0x01]) + bytes(30),
+}
+
+
+def build_execution(world: DiffWorld, step: Step) -> tuple[bytes, bytes]:
+    calls = [build_call(world, c) for c in step.calls]
+    if step.shape == "single":
+        return mode_single(), encode_single_execution(calls[0])
+    if step.shape in ("batch", "empty"):
+        return mode_batch(), encode_batch_execution(calls if step.shape == "batch" else [])
+    return _MODES[step.shape], encode_single_execution(calls[0])
+
+
+# ---------------------------------------------------------------------------------- model
+
+
+@dataclass
+class Model:
+    """The off-chain usage of one session, and the tokens a swap has spent (tainted)."""
+
+    scope: Scope
+    counters: dict[str, Counter] = field(default_factory=dict)
+    tainted: set[str] = field(default_factory=set)
+    nonces: Iterator[int] = field(default_factory=lambda: iter(range(1 << 30)))
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(dict(self.counters))
+
+    def apply(self, charges: Sequence[Charge]) -> None:
+        for charge in charges:
+            current = self.counters.get(charge.bucket)
+            spent = current.amount if current and current.window == charge.window else 0
+            self.counters[charge.bucket] = Counter(charge.window, spent + charge.amount)
+
+
+def swap_inputs(world: DiffWorld, step: Step) -> set[str]:
+    """Tokens the swaps of ``step`` spend (counted against token limits off chain only)."""
+    return {
+        world.address(c.args[0]) for c in step.calls if c.kind in ("swapV2", "swapV3")
+    }
+
+
+def is_shared(violation: Violation, scope: Scope, tainted: set[str]) -> bool:
+    """Whether the chain implements the check that produced ``violation`` (docs/protocol.md
+    section 4): everything but the off-chain rows, with two partial cases. NON_DELEGABLE_ACTION
+    is shared for unlimited approvals, not for the forbidden-selector catalog; a token limit is
+    shared when the token has a limit and no swap input (counted off chain only) touched it."""
+    code = violation.code
+    if code in _SHARED:
+        return True
+    if code is ReasonCode.CALLDATA_MALFORMED:
+        return True
+    if code is ReasonCode.NON_DELEGABLE_ACTION:
+        return "unlimited" in violation.detail
+    if code is ReasonCode.TOKEN_LIMIT_EXCEEDED:
+        token = violation.rule.removeprefix("tokenLimits[").removesuffix("]")
+        return token in scope.token_limits and token not in tainted
+    return False
+
+
+def _documented_divergence(reason: str, decision: Decision) -> bool:
+    """docs/protocol.md section 4, rule 2: a forbidden-catalog selector is NON_DELEGABLE_ACTION
+    off chain and fails the permission lookup on chain."""
+    forbidden = any(
+        v.code is ReasonCode.NON_DELEGABLE_ACTION and v.rule.startswith("forbidden[")
+        for v in decision.violations
+    )
+    return forbidden and reason in ("TARGET_NOT_ALLOWED", "SELECTOR_NOT_ALLOWED")
+
+
+def _inner_call_data_only(violations: Sequence[Violation]) -> bool:
+    """Every shared violation is malformed *inner* call data, which the contract does not read
+    in full: the target refuses it instead (a revert without a reason code)."""
+    return all(
+        v.code is ReasonCode.CALLDATA_MALFORMED and v.rule.startswith("permissions[")
+        for v in violations
+    )
+
+
+# ----------------------------------------------------------------------------------- runs
+
+
+class Mismatch(AssertionError):
+    """The off-chain verdict and the on-chain outcome disagree."""
+
+
+def grant_and_enable(world: DiffWorld, spec: EnvelopeSpec) -> Scope:
+    """Compile ``spec`` at the current block time and enable it on the account. Raises
+    ``GrantRefused`` when the policy refuses the envelope and :class:`Mismatch` when the chain
+    refuses a grant the policy accepted."""
+    now = boa.env.timestamp
+    scope = validate_grant(
+        build_envelope(world, spec, now),
+        catalog=world.catalog,
+        account=world.account,
+        chain_id=world.chain_id,
+        now=now,
+        session_key=world.session.address,
+    )
+    grant = scope.grant_message(
+        credential=typed_data.credential_hash("cred-differential"), nonce=1, epoch=0
+    )
+    signature = world.owner.sign(typed_data.grant_digest(world.chain_id, world.account, grant))
+    ok, reason = world.submit("enable_session", grant_struct(grant), signature)
+    if not ok:
+        raise Mismatch(f"the chain refused a grant the policy accepted: {reason}\n{grant}")
+    return scope
+
+
+def execute_step(world: DiffWorld, model: Model, step: Step) -> tuple[Decision, bool, str | None]:
+    """Decide ``step`` off chain, run it on chain, compare (module doc), update the model."""
+    mode, execution = build_execution(world, step)
+    now = boa.env.timestamp
+    request = CallRequest(
+        world.chain_id, world.account, world.account, 0, encode_execute(mode, execution)
+    )
+    session = SessionView("differential", model.scope, SessionStatus.ACTIVE)
+    decision = evaluate(request, session, model.usage, now, catalog=world.catalog)
+    nonce = next(model.nonces)
+    deadline = now + 600
+    digest = typed_data.session_call_digest(
+        world.chain_id,
+        world.account,
+        world.session.address,
+        typed_data.execution_hash(mode, execution),
+        nonce,
+        deadline,
+    )
+    ok, reason = world.submit(
+        "execute_with_session",
+        world.session.address,
+        mode,
+        execution,
+        nonce,
+        deadline,
+        world.session.sign(digest),
+    )
+    swaps = swap_inputs(world, step)
+    compare(decision, ok, reason, model.scope, model.tainted | swaps, step)
+    if ok:
+        model.apply(decision.charges)
+        model.tainted |= swaps & set(model.scope.token_limits)
+    return decision, ok, reason
+
+
+def compare(
+    decision: Decision,
+    ok: bool,
+    reason: str | None,
+    scope: Scope,
+    tainted: set[str],
+    step: Step,
+) -> None:
+    """The three properties of the module doc for one execution."""
+    codes = {code.value for code in decision.reasons}
+    shared = [v for v in decision.violations if is_shared(v, scope, tainted)]
+    where = f"\nstep: {step}\noff-chain: {[v.to_json() for v in decision.violations]}"
+    if decision.allowed and not ok:
+        raise Mismatch(f"off-chain ALLOW but the chain reverted with {reason!r}{where}")
+    if ok and shared:
+        raise Mismatch(f"off-chain refused a shared check but the chain executed{where}")
+    if ok:
+        return
+    if reason in _CODES:
+        if reason not in codes and not _documented_divergence(reason, decision):
+            raise Mismatch(f"the chain reverted {reason}, not an off-chain verdict{where}")
+    elif shared and not _inner_call_data_only(shared):
+        raise Mismatch(
+            f"off-chain refused a shared check; the chain reverted without a reason code"
+            f" ({reason!r}){where}"
+        )
+
+
+def run_case(world: DiffWorld, case: Case) -> Model:
+    """Enable the case's envelope and run its steps (inside the caller's anchor)."""
+    boa.env.timestamp = T0
+    model = Model(grant_and_enable(world, case.envelope))
+    for step in case.steps:
+        if step.shape == "time":
+            boa.env.time_travel(seconds=step.seconds)
+        else:
+            execute_step(world, model, step)
+    return model
+
+
+def token_bucket_of(token: str) -> str:
+    return TOKEN_PREFIX + token
