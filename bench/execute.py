@@ -1,7 +1,7 @@
 """Signed Execute throughput and latency on embedded defaults, against a floor.
 
-The service runs on EMBEDDED defaults (SQLite with ``synchronous=FULL``, the local vault, the
-in-process chain) in its own process: :class:`sessionward.server.BackgroundServer` (uvicorn
+The service runs on EMBEDDED defaults (SQLite in WAL mode with the store's own durability
+settings, the local vault, the in-process chain) in its own process: :class:`sessionward.server.BackgroundServer` (uvicorn
 and the app of ``sessionward serve``) in a spawned child. The parent sets up, through the SDK
 over HTTP, a backend credential, a wallet and an approved ``swap.execute`` session with a large
 USD budget. The load comes from a SECOND process: a small asyncio HTTP/1.1 client holding
@@ -21,10 +21,12 @@ sign, queue) and not the in-process EVM, which would execute the relayed calls i
 process; ``--relayer`` turns it on (the wallet is then unfunded and the relayed swaps revert,
 which releases their reservations: the relayer's work, not its success, is what costs).
 
-``--profile FILE`` samples the server process with py-spy while the Execute load runs (py-spy
-must be installed; ``--profile-format`` ``speedscope`` or ``raw`` collapsed stacks).
+``--profile FILE`` samples the server process with py-spy while the Execute load runs
+(``--profile-mode gil``: where the CPU goes; ``wall``: where the requests wait) and prints the
+samples bucketed by stage of the Execute path and by kind of work (SQL statements, COMMIT,
+BEGIN, Python). py-spy comes from PyPI (``uv pip install py-spy``).
 
-Run: ``.venv/bin/python bench/execute.py [--quotes 6000] [--concurrency 32]`` (about two
+Run: ``.venv/bin/python bench/execute.py [--quotes 2000] [--concurrency 32]`` (about two
 minutes on two cores; prints a table).
 """
 
@@ -303,20 +305,75 @@ def load_floor(
 # --- the servers (server process) ----------------------------------------------------------
 
 
-def serve_sessionward(pipe: Connection, data_dir: str, run_relayer: bool) -> None:
-    """Child: SessionWard on embedded defaults, served by BackgroundServer until told to stop."""
+def serve_sessionward(
+    pipe: Connection, data_dir: str, run_relayer: bool, threads: int, switch_ms: float
+) -> None:
+    """Child: SessionWard on embedded defaults, served by BackgroundServer until told to stop.
+
+    Experiments (off by default, i.e. the production set-up): ``threads`` bounds the worker
+    threads that run requests (anyio's default is 40); ``switch_ms`` sets the interpreter's
+    GIL switch interval (default 5 ms).
+    """
     import logging
 
+    from sessionward.api.app import create_app
     from sessionward.server import BackgroundServer
     from sessionward.service.config import Settings
     from sessionward.service.waas import Waas
 
     logging.basicConfig(level=logging.WARNING)
     os.environ.pop("SESSIONWARD_DATABASE_URL", None)
+    if switch_ms:
+        sys.setswitchinterval(switch_ms / 1000)
     waas = Waas.from_settings(Settings(data_dir=Path(data_dir), run_relayer=run_relayer))
-    with BackgroundServer(waas) as url:
-        pipe.send(("ready", url, os.getpid(), asdict(waas.runtime.deployment)))
+    deployment = asdict(waas.runtime.deployment)
+    if not threads:
+        with BackgroundServer(waas) as url:
+            pipe.send(("ready", url, os.getpid(), deployment))
+            pipe.recv()
+        return
+    app = create_app(waas)
+
+    async def bounded(scope: Any, receive: Any, send: Any) -> None:
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        await app(scope, receive, send)
+
+    waas.start()
+    try:
+        url, stop = _serve_in_thread(bounded)
+        pipe.send(("ready", url, os.getpid(), deployment))
         pipe.recv()
+        stop()
+    finally:
+        waas.stop()
+
+
+def _serve_in_thread(app: Any) -> tuple[str, Callable[[], None]]:
+    """Serve ``app`` with BackgroundServer's uvicorn configuration on a free loopback port;
+    (URL, stop)."""
+    import threading
+
+    import uvicorn
+
+    from sessionward.server import free_port
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    return f"http://127.0.0.1:{port}", stop
 
 
 class FloorApp:
@@ -376,30 +433,10 @@ class FloorApp:
 
 def serve_floor(pipe: Connection, credential_id: str, address: str) -> None:
     """Child: the floor app under uvicorn with the BackgroundServer's configuration."""
-    import threading
-
-    import uvicorn
-
-    from sessionward.server import free_port
-
-    port = free_port()
-    config = uvicorn.Config(
-        FloorApp(credential_id, address),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    pipe.send(("ready", f"http://127.0.0.1:{port}", os.getpid()))
+    url, stop = _serve_in_thread(FloorApp(credential_id, address))
+    pipe.send(("ready", url, os.getpid()))
     pipe.recv()
-    server.should_exit = True
-    thread.join(timeout=10)
+    stop()
 
 
 # --- set-up over HTTP (parent) -------------------------------------------------------------
@@ -446,6 +483,285 @@ def set_up_session(url: str, deployment: dict[str, Any]) -> Setup:
     )
 
 
+# --- where the time goes (py-spy samples) -------------------------------------------------
+
+STAGE, READ, STACK = 2, 1, 0
+BUCKETS: Final = (
+    # (priority, path fragment, function or None, bucket). A stack belongs to the innermost
+    # frame of the highest priority present: a stage of the Execute path (2) wins over the
+    # plain store read it makes (1), which wins over the server stack (0).
+    (STAGE, "sessionward/vault/", None, "vault: decrypt key + sign"),
+    (STAGE, "sessionward/store/audit.py", None, "audit append (hash chain)"),
+    (STAGE, "sessionward/store/decisions.py", None, "decision event insert"),
+    (STAGE, "sessionward/service/anomaly.py", None, "anomaly listener"),
+    (STAGE, "sessionward/store/nonces.py", None, "auth: replay nonce insert"),
+    (STAGE, "sessionward/api/auth.py", "lookup", "auth: credential lookup"),
+    (STAGE, "sessionward/crypto/request_signature.py", None, "auth: signature verify"),
+    (STAGE, "sessionward/api/auth.py", None, "auth: other"),
+    (STAGE, "sessionward/store/idempotency.py", None, "idempotency key claim/complete"),
+    (STAGE, "sessionward/crypto/typed_data.py", None, "EIP-712 digests"),
+    (STAGE, "sessionward/crypto/eip712.py", None, "EIP-712 digests"),
+    (STAGE, "sessionward/domain/", None, "policy: decode + evaluate"),
+    (STAGE, "sessionward/store/budget.py", "reserve_in", "execute txn: budget reservation"),
+    (STAGE, "sessionward/store/transactions.py", "mark_pending_in", "execute txn: mark pending"),
+    (STAGE, "sessionward/store/execution.py", None, "execute txn: gate, call nonce, commit"),
+    (STAGE, "sessionward/api/body.py", None, "JSON: parse + validate request"),
+    (STAGE, "sessionward/api/app.py", "dump_json", "JSON: encode answer"),
+    (STAGE, "sessionward/service/transactions.py", "transaction_view", "JSON: encode answer"),
+    (READ, "sessionward/store/transactions.py", None, "read: transaction row"),
+    (READ, "sessionward/store/sessions.py", None, "read: session row"),
+    (READ, "sessionward/store/wallets.py", None, "read: wallet row"),
+    (READ, "sessionward/store/credentials.py", None, "read: credential row"),
+    (READ, "sessionward/store/freezes.py", None, "read: active freezes"),
+    (READ, "sessionward/store/budget.py", None, "read: usage counters"),
+    (READ, "sessionward/store/", None, "read: other store"),
+    (READ, "sessionward/service/", None, "service: other"),
+    (STACK, "sessionward/api/", None, "HTTP layer (app, metrics)"),
+    (STACK, "pydantic", None, "JSON: parse + validate request"),
+    (STACK, "anyio/", None, "server stack: uvicorn, h11, asyncio, thread hop"),
+    (STACK, "starlette/", None, "server stack: uvicorn, h11, asyncio, thread hop"),
+    (STACK, "uvicorn/", None, "server stack: uvicorn, h11, asyncio, thread hop"),
+    (STACK, "h11/", None, "server stack: uvicorn, h11, asyncio, thread hop"),
+    (STACK, "asyncio/", None, "server stack: uvicorn, h11, asyncio, thread hop"),
+    (STACK, "concurrent/futures", None, "server stack: uvicorn, h11, asyncio, thread hop"),
+)
+
+
+def _frame_parts(frame: str) -> tuple[str, str]:
+    """``"name (path:line)"`` → (name, path)."""
+    name, _, rest = frame.partition(" (")
+    return name, rest.rstrip(")")
+
+
+def _kind(frames: Sequence[str]) -> str:
+    """What a sample is doing at its leaf end: SQLite work (by statement kind) or Python."""
+    names = [_frame_parts(f) for f in frames]
+    if any(n == "do_commit" or (n == "commit" and "sqlalchemy" in p) for n, p in names):
+        return "SQL: COMMIT (WAL append, fsync when durable)"
+    if any(n == "_on_begin" for n, _p in names):
+        return "SQL: BEGIN IMMEDIATE (write lock)"
+    leaf_name, leaf_path = names[-1]
+    if "sessionward/store/database.py" in leaf_path and leaf_name in ("writing", "reading"):
+        return "waiting: in-process writer queue / pool"
+    if any("sqlalchemy/" in p or "sqlite3" in p for _n, p in names):
+        if any(n in ("do_execute", "do_executemany") for n, _p in names):
+            return "SQL: statements (sqlite3 execute)"
+        return "SQL: SQLAlchemy compile/cache/result"
+    return "Python"
+
+
+def bucket_of(frames: Sequence[tuple[str, str]]) -> tuple[str, int]:
+    """The bucket of a stack given outermost first as (function, path) pairs (see
+    :data:`BUCKETS`; transaction plumbing in ``store/database.py`` names nothing, its caller
+    does); (bucket, index of the frame that named it)."""
+    best: tuple[int, int, str] | None = None  # (priority, index, bucket)
+    for index, (name, path) in enumerate(frames):
+        if "sessionward/store/database.py" in path:
+            continue
+        for priority, fragment, function, bucket in BUCKETS:
+            if fragment in path and (function is None or function == name):
+                if best is None or priority >= best[0]:
+                    best = (priority, index, bucket)
+                break
+    return ("other", 0) if best is None else (best[2], best[1])
+
+
+def attribute_samples(raw: Path) -> tuple[dict[str, int], dict[str, int], int]:
+    """Bucket the collapsed stacks of a ``py-spy record --format raw`` file: (samples per
+    bucket, samples per kind, total)."""
+    buckets: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        bucket, depth = bucket_of([_frame_parts(f) for f in frames])
+        kind = _kind(frames[depth:])
+        buckets[bucket] = buckets.get(bucket, 0) + count
+        kinds[kind] = kinds.get(kind, 0) + count
+        total += count
+    return buckets, kinds, total
+
+
+def print_attribution(title: str, raw: Path) -> None:
+    buckets, kinds, total = attribute_samples(raw)
+    if not total:
+        print(f"{title}: no samples")
+        return
+    print(f"\n{title} ({total} samples)")
+    print(f"| {'where':<50} | {'share':>6} |")
+    print(f"|{'-' * 52}|{'-' * 7}:|")
+    for name, count in sorted(buckets.items(), key=lambda kv: -kv[1]):
+        print(f"| {name:<50} | {count / total * 100:>5.1f}% |")
+    print(f"\n| {'doing what (across the buckets above)':<50} | {'share':>6} |")
+    print(f"|{'-' * 52}|{'-' * 7}:|")
+    for name, count in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        print(f"| {name:<50} | {count / total * 100:>5.1f}% |")
+
+
+# --- one Execute at a time, in process (the breakdown) --------------------------------------
+
+
+def _asgi_request(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "path": EXECUTE_PATH,
+        "raw_path": EXECUTE_PATH.encode(),
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")]
+        + [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        + [(b"content-length", str(len(body)).encode())],
+        "scheme": "http",
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1),
+    }
+
+
+async def _call_asgi(app: Any, scope: dict[str, Any], body: bytes) -> int:
+    delivered = False
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if delivered:
+            return {"type": "http.disconnect"}
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(int(message["status"]))
+
+    await app(scope, receive, send)
+    return statuses[0]
+
+
+def breakdown(count: int, profile: Path | None) -> None:
+    """``count`` Executes one after another through the ASGI app in this process (no HTTP, no
+    concurrency): CPU and wall time per Execute, the SQL statements and transactions each
+    stage of the path issues, and (with py-spy) where the CPU goes."""
+    import inspect
+
+    from sqlalchemy import event
+
+    from sessionward.api.app import create_app
+    from sessionward.crypto.request_signature import (
+        SIGNATURE_HEADER,
+        Secp256k1RequestSigner,
+        sign_request,
+    )
+    from sessionward.sdk import BackendClient, NonceCounter
+    from sessionward.server import BackgroundServer
+    from sessionward.service.config import Settings
+    from sessionward.service.waas import Waas
+
+    os.environ.pop("SESSIONWARD_DATABASE_URL", None)
+    with tempfile.TemporaryDirectory(prefix="sessionward-bench-") as data_dir:
+        waas = Waas.from_settings(Settings(data_dir=Path(data_dir), run_relayer=False))
+        app = create_app(waas)
+        with BackgroundServer(waas) as url:
+            setup = set_up_session(url, asdict(waas.runtime.deployment))
+            with BackendClient(
+                url, Secp256k1RequestSigner(setup.secret), setup.credential_id
+            ) as backend:
+                txn_ids = [
+                    str(
+                        backend.prepare_transaction(
+                            setup.wallet_id, setup.session_id, setup.router, 0, setup.swap_data
+                        )["txnId"]
+                    )
+                    for _ in range(count + 20)
+                ]
+            signer = Secp256k1RequestSigner(setup.secret)
+            nonces = NonceCounter()
+            requests = []
+            for txn_id in txn_ids:
+                body = orjson.dumps({"txnId": txn_id})
+                header = sign_request(
+                    signer,
+                    setup.credential_id,
+                    "POST",
+                    EXECUTE_PATH,
+                    body,
+                    nonces.next(),
+                    time.time_ns() // 1_000_000,
+                )
+                headers = {SIGNATURE_HEADER: header, "Idempotency-Key": uuid.uuid4().hex}
+                requests.append((_asgi_request(body, headers), body))
+
+            statements: dict[str, dict[str, int]] = {}
+            transactions: dict[str, int] = {}
+            counting = False
+
+            def stage() -> str:
+                stack = [(f.function, f.filename) for f in reversed(inspect.stack(context=0)[2:])]
+                return bucket_of(stack)[0]
+
+            engine = waas.runtime.store.db.engine
+
+            @event.listens_for(engine, "before_cursor_execute")
+            def _statement(*args: Any) -> None:
+                if counting:
+                    verb = str(args[2]).split(None, 1)[0].upper()
+                    per = statements.setdefault(stage(), {})
+                    per[verb] = per.get(verb, 0) + 1
+
+            @event.listens_for(engine, "commit")
+            def _commit(_conn: Any) -> None:
+                if counting:
+                    where = stage()
+                    transactions[where] = transactions.get(where, 0) + 1
+
+            async def run(batch: Sequence[tuple[dict[str, Any], bytes]]) -> list[int]:
+                return [await _call_asgi(app, scope, body) for scope, body in batch]
+
+            asyncio.run(run(requests[:20]))  # warm-up
+            counting = True
+            asyncio.run(run(requests[20:40]))  # counted (slow: every statement walks the stack)
+            counting = False
+            profiler = None
+            if profile is not None:
+                profiler = start_profiler(os.getpid(), profile, 60, "active")
+                time.sleep(0.5)
+            wall_started, cpu_started = time.perf_counter(), time.process_time()
+            statuses = asyncio.run(run(requests[40:]))
+            wall = (time.perf_counter() - wall_started) / len(statuses)
+            cpu = (time.process_time() - cpu_started) / len(statuses)
+            if profiler is not None:
+                profiler.send_signal(2)  # SIGINT: py-spy writes what it has and exits
+                profiler.wait(timeout=30)
+    counted = 20
+    ok = sum(s == 200 for s in statuses)
+    print(
+        f"# in-process, one Execute at a time ({len(statuses)} Executes, {ok} answered 200): "
+        f"{cpu * 1000:.2f} ms CPU and {wall * 1000:.2f} ms wall per Execute "
+        f"(=> at most {1 / cpu:.0f} Execute/s on the one core the GIL allows)"
+    )
+    total_statements = sum(sum(v.values()) for v in statements.values())
+    print(
+        f"# per Execute: {total_statements / counted:.1f} SQL statements, "
+        f"{sum(transactions.values()) / counted:.1f} transactions (COMMITs)"
+    )
+    print(f"\n| {'stage':<50} | {'statements':>10} | {'commits':>7} | {'by verb':<40} |")
+    print(f"|{'-' * 52}|{'-' * 11}:|{'-' * 8}:|{'-' * 42}|")
+    for where in sorted(
+        set(statements) | set(transactions), key=lambda w: -sum(statements.get(w, {}).values())
+    ):
+        verbs = statements.get(where, {})
+        print(
+            f"| {where:<50} | {sum(verbs.values()) / counted:>10.1f} | "
+            f"{transactions.get(where, 0) / counted:>7.1f} | "
+            f"{', '.join(f'{k} {v / counted:g}' for k, v in sorted(verbs.items())):<40} |"
+        )
+    if profile is not None and profile.is_file():
+        print_attribution("In-process profile, one Execute at a time (CPU)", profile)
+
+
 # --- orchestration (parent) ----------------------------------------------------------------
 
 
@@ -475,7 +791,13 @@ class Child:
             self.process.join(timeout=5)
 
 
-def start_profiler(pid: int, output: Path, fmt: str, seconds: float) -> subprocess.Popen[bytes]:
+def start_profiler(pid: int, output: Path, seconds: float, mode: str) -> subprocess.Popen[bytes]:
+    """py-spy on ``pid`` for ``seconds``, collapsed stacks (``raw``) into ``output``.
+
+    ``mode``: ``gil`` samples only the thread holding the GIL, i.e. where the CPU goes (the
+    server is one Python process: what holds the GIL bounds its throughput); ``wall`` samples
+    every thread, waiting or not, i.e. where a request's time goes.
+    """
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return subprocess.Popen(
         [
@@ -484,14 +806,15 @@ def start_profiler(pid: int, output: Path, fmt: str, seconds: float) -> subproce
             "--pid",
             str(pid),
             "--duration",
-            str(int(seconds) + 1),
+            str(max(1, int(seconds))),
             "--rate",
-            "250",
+            "200",
             "--format",
-            fmt,
+            "raw",
             "--output",
             str(output),
             "--nonblocking",
+            *({"gil": ["--gil"], "wall": ["--idle"]}.get(mode, [])),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -503,7 +826,9 @@ def measure(args: argparse.Namespace) -> tuple[list[Run], dict[str, Any]]:
     info: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="sessionward-bench-") as data_dir:
         started = time.monotonic()
-        server = Child(ctx, serve_sessionward, data_dir, args.relayer)
+        server = Child(
+            ctx, serve_sessionward, data_dir, args.relayer, args.server_threads, args.switch_ms
+        )
         try:
             _, url, pid, deployment = server.receive(180)
             info["startup_s"] = time.monotonic() - started
@@ -514,7 +839,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Run], dict[str, Any]]:
                 profiler = None
                 if args.profile:
                     profiler = start_profiler(
-                        pid, Path(args.profile), args.profile_format, args.profile_seconds
+                        pid, Path(args.profile), args.profile_seconds, args.profile_mode
                     )
                     time.sleep(0.5)  # let py-spy attach before the load starts
                 loader.pipe.send("go")
@@ -559,18 +884,36 @@ def measure(args: argparse.Namespace) -> tuple[list[Run], dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quotes", type=int, default=6000, help="measured Executes")
+    parser.add_argument("--quotes", type=int, default=2000, help="measured Executes")
     parser.add_argument("--warmup", type=int, default=300, help="Executes before measuring")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--relayer", action="store_true", help="run the relayer meanwhile")
-    parser.add_argument("--profile", help="write a py-spy profile of the server here")
     parser.add_argument(
-        "--profile-format", default="speedscope", choices=["speedscope", "raw", "flamegraph"]
+        "--server-threads", type=int, default=0, help="experiment: bound the worker threads"
     )
-    parser.add_argument("--profile-seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--switch-ms", type=float, default=0.0, help="experiment: GIL switch interval (ms)"
+    )
+    parser.add_argument(
+        "--profile", help="sample the server with py-spy during the Execute run; raw stacks here"
+    )
+    parser.add_argument("--profile-mode", default="gil", choices=["gil", "wall"])
+    parser.add_argument("--profile-seconds", type=float, default=6.0)
+    parser.add_argument(
+        "--breakdown",
+        type=int,
+        metavar="N",
+        help="instead: N Executes one at a time in process, with statement counts per stage",
+    )
     args = parser.parse_args(argv)
+    if args.breakdown:
+        breakdown(args.breakdown, Path(args.profile) if args.profile else None)
+        return 0
     runs, info = measure(args)
     report(runs, info, args)
+    if args.profile and Path(args.profile).is_file():
+        what = "CPU (GIL holder)" if args.profile_mode == "gil" else "wall time (every thread)"
+        print_attribution(f"Server profile under load, {what}", Path(args.profile))
     return 0
 
 
@@ -584,7 +927,7 @@ def report(runs: Sequence[Run], info: dict[str, Any], args: argparse.Namespace) 
         f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"# embedded defaults (SQLite synchronous=FULL, local vault, in-process chain), relayer "
+        f"# embedded defaults (SQLite WAL, local vault, in-process chain), relayer "
         f"{'on' if args.relayer else 'off'}; concurrency {args.concurrency} keep-alive connections "
         f"from a second process; server start-up {info.get('startup_s', 0):.1f} s"
     )

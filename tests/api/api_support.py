@@ -113,7 +113,8 @@ class Api:
         self, method: str, body: bytes, headers: Mapping[str, str] | None = None
     ) -> httpx.Response:
         merged = {"content-type": "application/json", **(headers or {})}
-        return self.client.post(path_of(method), content=body, headers=merged)
+        response: httpx.Response = self.client.post(path_of(method), content=body, headers=merged)
+        return response
 
     def call(
         self,

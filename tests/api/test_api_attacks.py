@@ -4,6 +4,7 @@ changes (no quote, no execution, no signature, no burnt nonce)."""
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
@@ -337,7 +338,7 @@ def _asgi_post(
     app: SessionWardApi, path: str, headers: dict[str, str], chunks: list[bytes]
 ) -> tuple[int, dict[str, Any]]:
     """Drive the ASGI app directly, so that headers can lie about the body."""
-    scope = {
+    scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -357,13 +358,16 @@ def _asgi_post(
     ]
     sent: list[dict[str, Any]] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
-    anyio.run(app, scope, receive, send)
+    async def drive() -> None:
+        await app(scope, receive, send)
+
+    anyio.run(drive)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return sent[0]["status"], json.loads(body)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from api_support import (
     Actor,
@@ -25,7 +27,7 @@ from sessionward.service.waas import Waas
 def test_a_backend_cannot_call_owner_methods(
     api: Api, world: World, waas: Waas, method: str
 ) -> None:
-    bodies = {
+    bodies: dict[str, dict[str, Any]] = {
         "AuthorizeRemoteAccess": {
             "credentialId": world.backend.credential_id,
             "walletId": world.wallet_id,

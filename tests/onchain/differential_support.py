@@ -155,6 +155,12 @@ class DiffWorld:
     artifact: ContractArtifact = field(repr=False)
     recorder: Any = field(repr=False)
 
+    def __repr__(self) -> str:  # the catalog is large; keep hypothesis reports short
+        return f"DiffWorld(account={self.account})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
     def address(self, role: str) -> str:
         return self.roles[role]
 
@@ -201,9 +207,7 @@ def deploy_diff_world() -> DiffWorld:
         token.approve(account_address, MAX_UINT256, sender=friend)
         for spender in (router.address, account_address):
             approve = Call(_addr(token), 0, calldata(APPROVE, _addr(spender), MAX_UINT256))
-            account.execute(
-                mode_single(), encode_single_execution(approve), sender=owner.address
-            )
+            account.execute(mode_single(), encode_single_execution(approve), sender=owner.address)
     roles = {
         "account": account_address,
         "tokenA": _addr(token_a),
@@ -354,7 +358,8 @@ def build_call(world: DiffWorld, spec: CallSpec) -> Call:
         return Call(a("router"), spec.value, calldata(SWAP_V3, params))
     if kind == "record":
         number, who, tag = args
-        return Call(a("recorder"), spec.value, calldata(RECORD, number, a(who), tag))
+        word = bytes.fromhex(tag.removeprefix("0x"))
+        return Call(a("recorder"), spec.value, calldata(RECORD, number, a(who), word))
     if kind == "forbidden":
         (token,) = args
         return Call(a(token), spec.value, calldata(SET_APPROVAL_FOR_ALL, a("merchant"), True))
@@ -400,6 +405,8 @@ class Model:
     counters: dict[str, Counter] = field(default_factory=dict)
     tainted: set[str] = field(default_factory=set)
     nonces: Iterator[int] = field(default_factory=lambda: iter(range(1 << 30)))
+    outcomes: list[str] = field(default_factory=list)
+    """One label per execution (``off-chain verdict / on-chain outcome``), for statistics."""
 
     @property
     def usage(self) -> Usage:
@@ -414,9 +421,7 @@ class Model:
 
 def swap_inputs(world: DiffWorld, step: Step) -> set[str]:
     """Tokens the swaps of ``step`` spend (counted against token limits off chain only)."""
-    return {
-        world.address(c.args[0]) for c in step.calls if c.kind in ("swapV2", "swapV3")
-    }
+    return {world.address(c.args[0]) for c in step.calls if c.kind in ("swapV2", "swapV3")}
 
 
 def is_shared(violation: Violation, scope: Scope, tainted: set[str]) -> bool:
@@ -516,6 +521,8 @@ def execute_step(world: DiffWorld, model: Model, step: Step) -> tuple[Decision, 
     )
     swaps = swap_inputs(world, step)
     compare(decision, ok, reason, model.scope, model.tainted | swaps, step)
+    verdict = "ALLOW" if decision.allowed else "DENY"
+    model.outcomes.append(f"{verdict} / {'executed' if ok else 'reverted'}")
     if ok:
         model.apply(decision.charges)
         model.tainted |= swaps & set(model.scope.token_limits)

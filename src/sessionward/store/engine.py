@@ -23,6 +23,7 @@ from .nonces import Nonces, SqlReplayStore
 from .relay_jobs import SqlRelayJobStore
 from .schema import ALL_TABLES
 from .sessions import Sessions
+from .telemetry import Telemetry
 from .transactions import Transactions
 from .vault_keys import SqlKeyRecordStore
 from .wallets import Wallets
@@ -54,6 +55,7 @@ class Store:
         self.relay_jobs: Final = SqlRelayJobStore(db)
         self.executions: Final = Executions(db, self.budget, self.audit)
         self.idempotency: Final = IdempotencyKeys(db)
+        self.telemetry: Final = Telemetry(db)
 
     def __repr__(self) -> str:
         return f"Store({self.db.dialect_name}, schema={self.db.schema!r})"
