@@ -1,4 +1,4 @@
-"""The ``sessionward`` command: serve | demo | audit verify | db upgrade."""
+"""The ``sessionward`` command: serve | demo | report | simulate | audit verify | db upgrade."""
 
 from __future__ import annotations
 
@@ -19,6 +19,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     commands.add_parser("demo", help="play the three actors end to end on embedded defaults")
+    report = commands.add_parser("report", help="the weekly delegation-health report")
+    report.add_argument(
+        "--since", type=_time, help="start (unix s, YYYY-MM-DD or ISO; default: until - 7 days)"
+    )
+    report.add_argument("--until", type=_time, help="end, exclusive (default: now)")
+    report.add_argument("--format", choices=_formats(), default="html")
+    report.add_argument("--output", type=Path, help="file to write (default: stdout)")
     audit = commands.add_parser("audit", help="audit log tools")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser("verify", help="verify every audit hash chain")
@@ -40,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "report":
+        from sessionward.service.report import run_report
+
+        return run_report(settings, args.since, args.until, args.format, args.output)
     if args.command == "serve":
         from sessionward.server import serve_forever
         from sessionward.service.waas import Waas
@@ -49,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sessionward.store import open_store
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.database_url, data_dir=settings.data_dir, schema=settings.database_schema)
+    store = open_store(
+        settings.database_url, data_dir=settings.data_dir, schema=settings.database_schema
+    )
     try:
         if args.command == "db":
             store.upgrade()
@@ -63,6 +76,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if verdict.ok else 1
     finally:
         store.close()
+
+
+def _time(text: str) -> int:
+    from sessionward.service.report import parse_time
+
+    return parse_time(text)
+
+
+def _formats() -> tuple[str, ...]:
+    from sessionward.service.report import FORMATS
+
+    return tuple(FORMATS)
 
 
 if __name__ == "__main__":

@@ -749,7 +749,8 @@ class Behaviours:
     # --- the ops desk -----------------------------------------------------------------------
 
     def _live_sessions(self) -> list[SimSession]:
-        return [s for s in self.w.sessions if self.w.is_live(s)]
+        now = self.w.now()  # the expiry filter first: it spares a store read per old session
+        return [s for s in self.w.sessions if now < s.expires_at and self.w.is_live(s)]
 
     def ops_revoke_session(self) -> Episode:
         for _ in range(36):  # look again every 10 minutes for up to 6 hours

@@ -19,7 +19,8 @@ from api_support import (
     transfer_envelope,
 )
 
-from sessionward.chain.contracts import transact
+from sessionward.chain.contracts import DeployedContract, transact
+from sessionward.chain.demo import demo_contract
 from sessionward.crypto.secp256k1 import sign_digest
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.service.waas import Waas
@@ -214,9 +215,6 @@ def test_execute_reaches_the_chain_through_the_dispatcher(
     rt = waas.runtime
     for _ in range(3):  # deploy the account, install the session
         waas.dispatcher.step()
-    from sessionward.chain.contracts import DeployedContract
-    from sessionward.chain.demo import demo_contract
-
     token = DeployedContract(rt.chain, rt.deployment.token("USDX"), demo_contract("DemoToken"))
     token.transact(rt.deployer, "mint", world.owner.extra["account"], 10**9)
     txn_id = quote(api, waas, world, "2500000")

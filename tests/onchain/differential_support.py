@@ -442,14 +442,39 @@ def is_shared(violation: Violation, scope: Scope, tainted: set[str]) -> bool:
     return False
 
 
+# What the contract may report for an inner call whose arguments the policy cannot decode.
+_PER_CALL_CODES: Final = frozenset(
+    {
+        "ARG_RULE_VIOLATED",
+        "VALUE_CAP_EXCEEDED",
+        "NON_DELEGABLE_ACTION",
+        "TOKEN_LIMIT_EXCEEDED",
+    }
+)
+
+
 def _documented_divergence(reason: str, decision: Decision) -> bool:
-    """docs/protocol.md section 4, rule 2: a forbidden-catalog selector is NON_DELEGABLE_ACTION
-    off chain and fails the permission lookup on chain."""
+    """Where the first on-chain reason may be missing from the off-chain verdicts:
+
+    - docs/protocol.md section 4, rule 2: a forbidden-catalog selector is NON_DELEGABLE_ACTION
+      off chain and fails the permission lookup on chain;
+    - an inner call whose arguments do not decode is CALLDATA_MALFORMED off chain, and the
+      policy checks nothing else of that call (no rules, value cap, unlimited approval or
+      outflow), while the contract reads only the words it needs and reports the first of
+      those checks that fails (both refuse; reported to the domain owner).
+    """
+    violations = decision.violations
     forbidden = any(
         v.code is ReasonCode.NON_DELEGABLE_ACTION and v.rule.startswith("forbidden[")
-        for v in decision.violations
+        for v in violations
     )
-    return forbidden and reason in ("TARGET_NOT_ALLOWED", "SELECTOR_NOT_ALLOWED")
+    if forbidden and reason in ("TARGET_NOT_ALLOWED", "SELECTOR_NOT_ALLOWED"):
+        return True
+    undecodable = any(
+        v.code is ReasonCode.CALLDATA_MALFORMED and v.rule.startswith("permissions[")
+        for v in violations
+    )
+    return undecodable and reason in _PER_CALL_CODES
 
 
 def _inner_call_data_only(violations: Sequence[Violation]) -> bool:
