@@ -31,8 +31,8 @@ KIND_STATUS: Final[dict[ErrorKind, tuple[int, str]]] = {
     "denied": (403, "PolicyDenied"),
 }
 
-# Not a client mistake, so not a ReasonCode: the one code the server's own failures carry.
-INTERNAL_ERROR: Final = "INTERNAL_ERROR"
+# The one code the server's own failures carry (never a client mistake).
+INTERNAL_ERROR: Final = ReasonCode.INTERNAL_ERROR.value
 
 ERROR_KINDS: Final = (
     "InvalidRequest",

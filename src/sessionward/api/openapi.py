@@ -14,7 +14,7 @@ from typing import Any, Final, Union, get_args, get_origin, get_type_hints, is_t
 from sessionward.crypto.request_signature import SIGNATURE_HEADER
 from sessionward.domain.reasons import ReasonCode
 
-from .errors import ERROR_KINDS, INTERNAL_ERROR
+from .errors import ERROR_KINDS
 from .methods import METHODS, Method
 
 OPENAPI_VERSION: Final = "3.1.0"
@@ -49,7 +49,7 @@ def _error_schema() -> dict[str, Any]:
         "required": ["error", "code", "reason", "msg", "status", "requestId"],
         "properties": {
             "error": {"type": "string", "enum": list(ERROR_KINDS)},
-            "code": {"type": "string", "enum": [c.value for c in ReasonCode] + [INTERNAL_ERROR]},
+            "code": {"type": "string", "enum": [c.value for c in ReasonCode]},
             "reason": {
                 "type": "string",
                 "description": "The rule that fired (first violation), the field, or a phrase",
