@@ -223,7 +223,8 @@ class SimulationSummary:
     counts: Mapping[str, int]
     """Events by kind (:data:`EVENT_KINDS`, plus ``swaps_failed`` and ``episodes:<kind>``)."""
     decisions: Mapping[str, int]
-    """Policy decisions by verdict (``allow``, ``deny``), as recorded in the store."""
+    """Policy decisions by verdict (``allow``, ``deny``) as the service answered them (the
+    store records exactly these)."""
     denial_reasons: Mapping[str, int]
     """Denied decisions carrying each reason code (once per decision)."""
     alerts: Mapping[str, int]

@@ -94,9 +94,8 @@ def test_no_signature_is_produced_after_a_revoke_returns_in_a_race_over_three_no
     def revoke_part_way() -> None:
         enough_signed.wait(timeout=60)
         revoke["sent"] = time.time()
-        answer = party.owners[0].revoke_access(party.wallet_id, party.credential_id, session)
+        party.owners[0].revoke_access(party.wallet_id, party.credential_id, session)
         revoke["returned"] = time.time()
-        revoke["revokedAt"] = float(answer["revokedAt"])
 
     owner = threading.Thread(target=revoke_part_way)
     owner.start()

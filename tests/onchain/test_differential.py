@@ -332,7 +332,7 @@ def steps(draw: st.DrawFn, env: EnvelopeSpec) -> Step:
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     env = draw(envelopes())
-    return Case(env, tuple(draw(st.lists(steps(env), min_size=1, max_size=5))))
+    return Case(env, tuple(draw(st.lists(steps(env), min_size=1, max_size=4))))
 
 
 # ----------------------------------------------------------------------------------- tests

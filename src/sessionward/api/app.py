@@ -1,5 +1,5 @@
 """The ASGI application: ``POST /v1/Waas/<Method>``, ``GET /healthz``, ``GET /metrics`` and
-``GET /openapi.json``.
+``GET /openapi.json``; the review pages under ``/ui`` are routed to :mod:`sessionward.ui`.
 
 The HTTP layer only translates. A request goes through, in order:
 
@@ -36,6 +36,7 @@ from sessionward.crypto.request_signature import SIGNATURE_HEADER
 from sessionward.domain.reasons import SessionWardError
 from sessionward.service.errors import ServiceError
 from sessionward.service.waas import Waas
+from sessionward.ui import UiRoutes, is_ui_path
 
 from .auth import Authenticator, Principal
 from .body import declared_length, parse_document, read_bounded, validate
@@ -103,6 +104,7 @@ class SessionWardApi:
         )
         self._idempotency = Idempotency(waas.runtime.store.idempotency, waas.runtime.now)
         self._openapi = orjson.dumps(openapi_document())
+        self._ui = UiRoutes(waas, self._auth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -134,6 +136,10 @@ class SessionWardApi:
             if verb != "POST":
                 raise _not_allowed("POST")
             return await self._call(method, scope, receive, request_id)
+        if is_ui_path(path):  # the review pages (sessionward.ui)
+            return await run_in_threadpool(
+                self._ui.answer, verb, path, _path_with_query(scope), Headers(scope=scope)
+            )
         if path not in _ENDPOINTS:
             raise method_unknown(path)
         if verb != "GET":
@@ -242,6 +248,8 @@ def _label(path: str) -> str:
     client cannot create label values at will)."""
     if path.startswith(METHOD_PREFIX) and path[len(METHOD_PREFIX) :] in METHODS:
         return path[len(METHOD_PREFIX) :]
+    if is_ui_path(path):
+        return "ui"
     return path if path in _ENDPOINTS else "unknown"
 
 

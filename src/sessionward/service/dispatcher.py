@@ -26,7 +26,6 @@ from .runtime import Runtime
 from .transactions import gas_limit_for
 
 _log = logging.getLogger(__name__)
-_LEASE_KEY = 0x5E55_D15B_A7C4
 
 
 class Dispatcher:
@@ -206,12 +205,17 @@ class DispatcherLoop:
             return
         with self._db.engine.connect() as conn:
             held = bool(
-                conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LEASE_KEY}).scalar()
+                conn.execute(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": self._db.lease_key("dispatcher")}
+                ).scalar()
             )
             conn.commit()
             try:
                 yield held
             finally:
                 if held:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEASE_KEY})
+                    conn.execute(
+                        text("SELECT pg_advisory_unlock(:k)"),
+                        {"k": self._db.lease_key("dispatcher")},
+                    )
                     conn.commit()

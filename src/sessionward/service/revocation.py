@@ -54,9 +54,11 @@ class Revocations:
 
     # --- shared ---------------------------------------------------------------------------
 
-    def revoke_sessions(self, session_ids: Sequence[str], *, by: str, reason: str) -> list[str]:
+    def revoke_sessions(
+        self, session_ids: Sequence[str], *, by: str, reason: str, now: int | None = None
+    ) -> list[str]:
         """Revoke sessions (those already revoked are skipped) and disable their keys."""
-        now = self._rt.now()
+        now = self._rt.now() if now is None else now
         revoked = []
         for session_id in session_ids:
             if self._rt.store.sessions.revoke_session(session_id, by=by, reason=reason, now=now):
@@ -74,9 +76,11 @@ class Revocations:
             at=now,
         )
 
-    def retire_credential(self, credential_id: str, *, by: str, reason: str) -> list[str]:
+    def retire_credential(
+        self, credential_id: str, *, by: str, reason: str, now: int | None = None
+    ) -> list[str]:
         """Revoke a credential and every session bound to it; the sessions this revoked."""
-        now = self._rt.now()
+        now = self._rt.now() if now is None else now
         self._rt.store.credentials.revoke(credential_id, reason=reason, now=now)
         ids = self._rt.store.sessions.revoke_sessions_of_credential(
             credential_id, by=by, reason=reason, now=now
@@ -111,16 +115,18 @@ class Revocations:
                     ReasonCode.SESSION_UNKNOWN,
                     "no such session of this credential on this wallet",
                 )
+        now = self._rt.now()
         revoked = self.revoke_sessions(
             [r.id for r in records],
             by=f"owner:{caller.credential_id}",
             reason="owner revoked access",
+            now=now,
         )
         return {
             "revokedSessions": revoked,
             "revokedCredential": None,
             "freezeId": None,
-            "revokedAt": self._rt.now(),
+            "revokedAt": now,
         }
 
     # --- backend --------------------------------------------------------------------------
@@ -136,14 +142,18 @@ class Revocations:
                 ReasonCode.ROLE_FORBIDDEN,
                 "a backend may only revoke its own credential",
             )
+        now = self._rt.now()
         revoked = self.retire_credential(
-            credential_id, by=f"backend:{credential_id}", reason=reason or "retired by its backend"
+            credential_id,
+            by=f"backend:{credential_id}",
+            reason=reason or "retired by its backend",
+            now=now,
         )
         return {
             "revokedSessions": revoked,
             "revokedCredential": credential_id,
             "freezeId": None,
-            "revokedAt": self._rt.now(),
+            "revokedAt": now,
         }
 
     # --- ops ------------------------------------------------------------------------------

@@ -1,0 +1,167 @@
+"""Routing of the review pages: ``GET /ui``, ``GET /ui/ops``, ``GET /ui/static/<file>`` and the
+ops console's signed read ``GET /ui/api/ops/overview``.
+
+Contracts:
+
+- Only ``GET``; any other verb is 405 with ``Allow: GET``. Anything else under ``/ui`` is 404
+  ``METHOD_UNKNOWN`` (the API's error shape). Static files are a fixed table read once from the
+  package's ``static`` folder: a name is looked up, never joined to a path, so no request can
+  reach another file.
+- Pages are served with a strict Content-Security-Policy (scripts, styles and requests from the
+  same origin only, no inline script, no framing), ``nosniff`` and ``no-referrer``.
+- ``/ui/api/ops/overview`` is authenticated exactly like an API call (docs/protocol.md section
+  3) with ``METHOD`` ``GET``, the raw path with query as sent, and the SHA-256 of an empty body;
+  the credential must be a live **ops** credential (otherwise 401/403 with the exact code, and
+  no alert, freeze or metric in the answer). Its nonces go to the same replay store as every
+  other request.
+
+How the pages authenticate (nothing secret ever reaches the server): the owner page signs
+``POST /v1/Waas/<Method>`` requests in the browser with an owner *device* key — a P-256 key
+registered for the wallet with ``RegisterCredential`` signed by the owner credential
+(``OwnerClient.register_device``). The page receives the key as a JWK in the URL fragment::
+
+    /ui#walletId=<walletId>&credentialId=<device credentialId>&key=<base64url(JSON JWK)>
+
+(the fragment is not part of any HTTP request; the page imports the key as non-extractable
+and then removes the fragment from the address bar and history), or from its connect form.
+The ops page takes ``#credentialId=<ops credential id>&key=<base64url(JSON JWK)>`` the same way;
+the ops credential must be configured with ``alg = "ecdsa-p256-sha256"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from importlib import resources
+from typing import Final
+
+import json
+
+import orjson
+
+from sessionward.api.auth import Authenticator
+from sessionward.api.errors import ApiError, from_service_error, method_unknown
+from sessionward.crypto.request_signature import SIGNATURE_HEADER
+from sessionward.service.errors import ServiceError
+from sessionward.service.waas import Waas
+
+from .ops_overview import ops_overview
+
+UI_PREFIX: Final = "/ui"
+STATIC_PREFIX: Final = "/ui/static/"
+OPS_OVERVIEW_PATH: Final = "/ui/api/ops/overview"
+
+Outcome = tuple[int, bytes, dict[str, str]]
+"""Status, body and headers (``content-type`` among them), as the API app answers."""
+
+_TYPES: Final = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+_PAGES: Final = {"/ui": "owner.html", "/ui/ops": "ops.html"}
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_PAGE_HEADERS: Final = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-cache",
+}
+
+
+def is_ui_path(path: str) -> bool:
+    """True for ``/ui`` and everything under ``/ui/`` (the paths :class:`UiRoutes` answers)."""
+    return path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
+
+
+def _load_static() -> dict[str, tuple[bytes, str]]:
+    """Every servable file of the ``static`` folder: name -> (bytes, content type)."""
+    folder = resources.files(__package__ or "sessionward.ui") / "static"
+    files: dict[str, tuple[bytes, str]] = {}
+    for entry in folder.iterdir():
+        suffix = entry.name[entry.name.rfind(".") :] if "." in entry.name else ""
+        if entry.is_file() and suffix in _TYPES:
+            files[entry.name] = (entry.read_bytes(), _TYPES[suffix])
+    return files
+
+
+def _dump(value: object) -> bytes:
+    """JSON bytes; the stdlib for what orjson refuses (integers beyond 64 bits in a detail)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _not_allowed() -> ApiError:
+    return ApiError(
+        405,
+        "MethodNotAllowed",
+        "METHOD_UNKNOWN",
+        "use GET",
+        reason="http method",
+        headers={"Allow": "GET"},
+    )
+
+
+class UiRoutes:
+    """Answers the ``/ui`` paths. Synchronous (the ops read queries the store): call
+    :meth:`answer` from a worker thread. Raises :class:`ApiError` for every refusal."""
+
+    def __init__(self, waas: Waas, authenticator: Authenticator) -> None:
+        self._waas = waas
+        self._auth = authenticator
+        self._static = _load_static()
+
+    def answer(self, verb: str, path: str, path_with_query: str, headers: Mapping[str, str]) -> Outcome:
+        """The response to ``verb path``; ``path_with_query`` is the raw request target (what a
+        signature covers) and ``headers`` the request's headers."""
+        handler = self._handler(path)
+        if handler is None:
+            raise method_unknown(path)
+        if verb != "GET":
+            raise _not_allowed()
+        return handler(path_with_query, headers)
+
+    def _handler(self, path: str) -> Callable[[str, Mapping[str, str]], Outcome] | None:
+        if path == OPS_OVERVIEW_PATH:
+            return self._ops_overview
+        name = _PAGES.get(path)
+        if name is None and path.startswith(STATIC_PREFIX):
+            name = path[len(STATIC_PREFIX) :]
+        if name is None or name not in self._static:
+            return None
+        body, content_type = self._static[name]
+        return lambda _target, _headers: (
+            200,
+            body,
+            {"content-type": content_type, **_PAGE_HEADERS},
+        )
+
+    def _ops_overview(self, path_with_query: str, headers: Mapping[str, str]) -> Outcome:
+        principal = self._auth.authenticate(
+            "credential",
+            headers.get(SIGNATURE_HEADER),
+            method="GET",
+            path_with_query=path_with_query,
+            body=b"",
+            document=dict,
+        )
+        try:
+            principal.registered().require("ops")
+        except ServiceError as exc:
+            raise from_service_error(exc) from None
+        document = ops_overview(self._waas.runtime.store, self._waas.runtime.now())
+        return (
+            200,
+            _dump(document),
+            {
+                "content-type": "application/json",
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
