@@ -548,6 +548,8 @@ def execute_step(world: DiffWorld, model: Model, step: Step) -> tuple[Decision, 
     compare(decision, ok, reason, model.scope, model.tainted | swaps, step)
     verdict = "ALLOW" if decision.allowed else "DENY"
     model.outcomes.append(f"{verdict} / {'executed' if ok else 'reverted'}")
+    if not ok:
+        model.outcomes.append(f"chain reverted {reason}")
     if ok:
         model.apply(decision.charges)
         model.tainted |= swaps & set(model.scope.token_limits)

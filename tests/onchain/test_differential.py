@@ -119,7 +119,7 @@ def rules(draw: st.DrawFn, function: str) -> RuleSpec:
 
 @st.composite
 def permissions(draw: st.DrawFn) -> PermissionSpec:
-    target = draw(st.sampled_from((*TOKENS, "router", "recorder")))
+    target = draw(st.sampled_from((*TOKENS, "router", "recorder", "recorder")))
     if target == "recorder":
         function = RECORD
     elif target == "router":
@@ -168,7 +168,7 @@ def envelopes(draw: st.DrawFn) -> EnvelopeSpec:
     )
     if value_limit is None and not token_limits:
         token_limits = (("tokenA", draw(st.sampled_from(LIMITS[1:])), 0),)
-    start = draw(st.sampled_from((0, 0, 0, 10, 60)))
+    start = draw(st.sampled_from((0, 0, 0, 0, 0, 0, 10, 60)))
     ttl = draw(st.sampled_from((1, 30, 90, 600, 3600)))
     return EnvelopeSpec(
         capabilities=capabilities,
@@ -296,7 +296,8 @@ def scoped_calls(draw: st.DrawFn, env: EnvelopeSpec) -> CallSpec:
         return CallSpec(kind, (target, recipient, amount))
     if kind in ("approve", "increaseAllowance"):
         spender = draw(st.sampled_from(("merchant", "friend")))
-        return CallSpec(kind, (target, spender, amount))
+        unlimited = draw(st.sampled_from((False, False, False, True)))
+        return CallSpec(kind, (target, spender, MAX_UINT256 if unlimited else amount))
     if kind == "transferFrom":
         source = draw(st.sampled_from(("account", "friend")))
         return CallSpec(kind, (target, source, recipient, amount))
@@ -306,11 +307,11 @@ def scoped_calls(draw: st.DrawFn, env: EnvelopeSpec) -> CallSpec:
         return CallSpec(kind, (token_in, token_out, recipient, amount))
     tag = draw(st.sampled_from(TAGS))
     who = draw(st.sampled_from(ADDRESS_OPERANDS[:-1]))
-    return CallSpec("record", (amount, who, tag), draw(st.sampled_from((0, amount))))
+    return CallSpec("record", (amount, who, tag), draw(st.sampled_from((0, amount, 50, 51))))
 
 
 def _call_for(env: EnvelopeSpec) -> st.SearchStrategy[CallSpec]:
-    return st.one_of(scoped_calls(env), scoped_calls(env), calls())
+    return st.one_of(scoped_calls(env), scoped_calls(env), scoped_calls(env), calls())
 
 
 @st.composite
@@ -332,7 +333,7 @@ def steps(draw: st.DrawFn, env: EnvelopeSpec) -> Step:
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     env = draw(envelopes())
-    return Case(env, tuple(draw(st.lists(steps(env), min_size=1, max_size=4))))
+    return Case(env, tuple(draw(st.lists(steps(env), min_size=1, max_size=5))))
 
 
 # ----------------------------------------------------------------------------------- tests

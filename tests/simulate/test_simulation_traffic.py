@@ -3,6 +3,8 @@ and what the store recorded is exactly what the simulation says it did."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from simulation_support import START, Run, recorded
 
@@ -73,6 +75,8 @@ def test_the_summary_is_printed(two_days: Run) -> None:
     assert "sessionward report" in two_days.output
 
 
-def test_less_than_a_day_is_refused(tmp_path: pytest.TempPathFactory) -> None:
+def test_less_than_a_day_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SimulationError):
-        run_simulation(Settings(data_dir=tmp_path), days=0, seed=1)  # type: ignore[arg-type]
+        run_simulation(Settings(data_dir=tmp_path), days=0, seed=1)
+
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written

@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
+import pytest
 from webhook_support import FAST, Receiver, TickingClock, an_alert
 
 from sessionward.server import free_port
+from sessionward.service.config import ConfigError
 from sessionward.service.webhooks import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -291,29 +294,22 @@ def test_the_signed_headers_are_the_documented_ones(
     assert got.headers[TIMESTAMP_HEADER].isdigit()
 
 
-def test_a_webhook_url_must_be_absolute_http(dispatchers: Dispatchers) -> None:
-    from sessionward.service.config import ConfigError
-
-    for bad in ("ftp://example.com/x", "/relative", "https://"):
-        try:
-            dispatchers([bad])
-        except ConfigError:
-            continue
-        raise AssertionError(f"{bad!r} was accepted")
+@pytest.mark.parametrize("bad", ["ftp://example.com/x", "/relative", "https://", "example.com"])
+def test_a_webhook_url_must_be_absolute_http(dispatchers: Dispatchers, bad: str) -> None:
+    with pytest.raises(ConfigError, match="absolute"):
+        dispatchers([bad])
 
 
-def test_a_policy_with_no_attempts_is_refused() -> None:
-    from sessionward.service.config import ConfigError
-
-    for bad in (
+@pytest.mark.parametrize(
+    "bad",
+    [
         {"max_attempts": 0},
         {"queue_size": 0},
         {"workers": 0},
-        {"timeout_s": 0},
-        {"backoff_base_s": -1},
-    ):
-        try:
-            WebhookPolicy(**bad)  # type: ignore[arg-type]
-        except ConfigError:
-            continue
-        raise AssertionError(f"{bad} was accepted")
+        {"timeout_s": 0.0},
+        {"backoff_base_s": -1.0},
+    ],
+)
+def test_a_policy_that_cannot_deliver_is_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        replace(WebhookPolicy(), **bad)

@@ -17,7 +17,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from sessionward.chain.demo import DemoDeployment, deploy_demo
-from sessionward.chain.embedded import EmbeddedChain
 from sessionward.chain.interface import Chain, DevChain
 from sessionward.chain.relayer import Relayer
 from sessionward.chain.rpc import RpcChain
@@ -82,6 +81,9 @@ def build_runtime(settings: Settings, *, clock: Callable[[], int] = wall_clock) 
     if settings.rpc_url:
         chain = RpcChain(settings.rpc_url)
     else:
+        # Imported here: the in-process EVM is heavy and unused when a node is configured.
+        from sessionward.chain.embedded import EmbeddedChain
+
         chain = EmbeddedChain(chain_id=EMBEDDED_CHAIN_ID, clock=lambda: float(clock()))
     deployer = LocalTransactionSigner.from_file(data_dir / DEPLOYER_KEY_FILE, create=True)
     deployment = _deployment(

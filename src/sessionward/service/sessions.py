@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypedDict
 
 from sessionward.chain.erc1271 import ChainErc1271Checker
@@ -91,25 +92,61 @@ class SessionDirectory:
         self._rt = rt
         self._scopes: dict[str, Scope] = {}
         self._lock = threading.Lock()
+        self._pinned = threading.local()
+        self._identities: dict[str, WalletRecord] = {}
 
     def record(self, session_id: str) -> SessionRecord:
+        """The session as stored now; inside :meth:`pinned` the record this thread pinned."""
+        pinned: SessionRecord | None = getattr(self._pinned, "record", None)
+        if pinned is not None and pinned.id == session_id:
+            self._pinned.record = None  # once: a later read (e.g. after a suspend) is fresh
+            return pinned
         record = self._rt.store.sessions.get(session_id)
         if record is None:
             raise ServiceError("not_found", ReasonCode.SESSION_UNKNOWN, "session not found")
         return record
 
+    @contextmanager
+    def pinned(self, record: SessionRecord) -> Iterator[None]:
+        """Within the block, the next :meth:`record` of its id on this thread returns ``record``.
+
+        For listeners run right after a use case that has just loaded the session (the anomaly
+        monitor reads the session's scope, which never changes for a session id): they then do
+        not read the same row again. Anything that needs the session's *current* state reads it
+        from the store directly or inside its own transaction.
+        """
+        previous = getattr(self._pinned, "record", None)
+        self._pinned.record = record
+        try:
+            yield
+        finally:
+            self._pinned.record = previous
+
     def wallet(self, wallet_id: str) -> WalletRecord:
+        """The wallet as stored now (including its ``frozen_at``)."""
         wallet = self._rt.store.wallets.get(wallet_id)
         if wallet is None:
             raise not_found("wallet", ReasonCode.WALLET_UNKNOWN)
+        with self._lock:
+            if len(self._identities) > 10_000:
+                self._identities.clear()
+            self._identities[wallet.id] = wallet
         return wallet
+
+    def wallet_identity(self, wallet_id: str) -> WalletRecord:
+        """The wallet as read at some point by this process: use ONLY its immutable fields
+        (``id``, ``chain_id``, ``account``, ``owner``, ``owner_kind``). Its ``frozen_at`` may be
+        stale; freezes are read fresh by :meth:`view` and re-checked inside the execution
+        transaction (:meth:`sessionward.store.budget.Budget.reserve_in`)."""
+        cached = self._identities.get(wallet_id)
+        return cached if cached is not None else self.wallet(wallet_id)
 
     def scope(self, record: SessionRecord) -> Scope:
         """The compiled scope of a session (cached; verified against the signed digest)."""
         cached = self._scopes.get(record.id)
         if cached is not None:
             return cached
-        wallet = self.wallet(record.wallet_id)
+        wallet = self.wallet_identity(record.wallet_id)
         grant = json.loads(record.grant)
         envelope = Envelope.from_json(json.loads(record.envelope))
         scope = validate_grant(

@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypedDict
 
 from sessionward.chain.errors import ChainError
@@ -51,6 +52,7 @@ from sessionward.domain.values import InvalidValue, parse_address, parse_amount
 from sessionward.store.decisions import DecisionEvent
 from sessionward.store.execution import SignedCall
 from sessionward.store.transactions import TransactionRecord
+from sessionward.vault.interface import KeyRecord
 
 from .anomaly import velocity_charges
 from .callers import Caller
@@ -274,7 +276,8 @@ class Transactions:
                 "conflict", ReasonCode.QUOTE_EXPIRED, "the quote has expired: prepare again"
             )
         record = self._dir.record(txn.session_id)
-        wallet = self._dir.wallet(txn.wallet_id)
+        # Only immutable fields of the wallet are used here; view() reads its freeze fresh.
+        wallet = self._dir.wallet_identity(txn.wallet_id)
         view = self._dir.view(record, now=now)
         request = CallRequest(
             wallet.chain_id, wallet.account, txn.to_address, txn.value, txn.data, txn.fee_wei
@@ -293,7 +296,7 @@ class Transactions:
         deadline = min(now + rt.settings.call_deadline_s, view.scope.expires_at)
         exec_hash = execution_hash(mode, execution)
 
-        def sign(call_nonce: int) -> SignedCall:
+        def sign(call_nonce: int, key: KeyRecord | None) -> SignedCall:
             digest = session_call_digest(
                 wallet.chain_id,
                 wallet.account,
@@ -302,7 +305,7 @@ class Transactions:
                 call_nonce,
                 deadline,
             )
-            signature = rt.vault.sign(record.session_key_id, digest, now=now)
+            signature = rt.vault.sign(record.session_key_id, digest, now=now, record=key)
             return SignedCall(
                 signature=signature, deadline=deadline, mode=mode, execution=execution
             )
@@ -310,10 +313,11 @@ class Transactions:
         event = decision_event(
             record.id, wallet.id, caller.credential_id, decision, started, "execute", now
         )
+        reservation_id = new_id("res")
         outcome = rt.store.executions.execute(
             txn_id=txn.id,
             session_id=record.id,
-            reservation_id=new_id("res"),
+            reservation_id=reservation_id,
             charges=[
                 *decision.charges,
                 *self._shadow_charges(decision, now, view.scope.valid_after),
@@ -328,6 +332,7 @@ class Transactions:
                 "executionHash": "0x" + exec_hash.hex(),
             },
             decision=event,
+            signing_key=record.session_key_id,
         )
         if outcome.reasons == (ReasonCode.TRANSACTION_NOT_QUOTED,):
             # A concurrent Execute of the same quote won: not a policy decision, nothing to record.
@@ -340,10 +345,23 @@ class Transactions:
                 for code in outcome.reasons
             )
             return self._refuse(txn, violations, decision, started, now)
-        self._notify(event, decision, outcome.usage)
-        stored = rt.store.transactions.get(txn.id)
-        assert stored is not None
-        return transaction_view(stored)
+        with self._dir.pinned(record):
+            self._notify(event, decision, outcome.usage)
+        assert outcome.signed is not None and outcome.call_nonce is not None
+        # The row as the execution transaction left it (``quoted`` -> ``pending``): no re-read.
+        return transaction_view(
+            replace(
+                txn,
+                status="pending",
+                reservation_id=reservation_id,
+                call_nonce=outcome.call_nonce,
+                deadline=outcome.signed.deadline,
+                mode=outcome.signed.mode,
+                execution=outcome.signed.execution,
+                signature=outcome.signed.signature,
+                executed_at=now,
+            )
+        )
 
     def _refuse(
         self,

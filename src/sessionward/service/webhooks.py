@@ -27,10 +27,10 @@ the event id cannot be swapped between deliveries. :func:`sessionward.sdk.webhoo
 is the receiver's side.
 
 Delivery: 2xx is delivered; 408, 429, 5xx, timeouts and connection errors are retried with
-exponential backoff and jitter (``backoff_base_s * 2**(n-1)``, capped at ``backoff_max_s``, then
-scaled by a random factor in [0.5, 1]; a ``Retry-After`` of a 429/503 is honoured up to the cap)
-until ``max_attempts``; any other status (other 4xx, 3xx: redirects are not followed) is a
-permanent failure. Retries keep the event id and the body; the timestamp and signature are per
+exponential backoff and jitter (after the n-th failure ``backoff_base_s * 2**(n-1)``, capped at
+``backoff_max_s``, scaled by a random factor in [0.5, 1]; a ``Retry-After`` in seconds on a
+retried answer is honoured up to the cap) until ``max_attempts`` attempts were made; any other
+status (other 4xx; 3xx, as redirects are not followed) is a permanent failure. Retries keep the event id and the body; the timestamp and signature are per
 attempt. Alerts wait in a bounded in-memory queue (``queue_size`` deliveries, counting those in
 flight) served by ``workers`` threads, so raising an alert never waits on a receiver; when the
 queue is full the alert's deliveries are dropped and counted (the alert itself is in the store).
@@ -331,8 +331,10 @@ class WebhookStats:
 class WebhookDispatcher:
     """The :data:`~sessionward.service.anomaly.AlertSink` that delivers alerts as signed
     webhooks. ``dispatcher(alert)`` only queues (it never does I/O); ``policy.workers`` daemon
-    threads, started with the dispatcher when it has URLs, do the POSTs. :meth:`close` stops them (deliveries still queued are abandoned
-    and logged); :meth:`flush` waits for the queue to drain.
+    threads, started with the dispatcher when it has URLs, do the POSTs. :meth:`close` stops
+    them (deliveries still queued are abandoned and logged); :meth:`flush` waits for the queue
+    to drain. Deliveries are kept in memory only: counters (:meth:`stats`) and the most recent
+    ``history`` finished deliveries with every attempt (:meth:`deliveries`).
 
     ``clock`` gives the unix time the signed timestamps carry; ``rng`` the backoff jitter.
     """
@@ -442,7 +444,6 @@ class WebhookDispatcher:
                 delivery = Delivery(event_id, alert.id, url, body)
                 heapq.heappush(self._heap, (now, next(self._sequence), delivery))
                 self._counts["queued"] += 1
-            self._start_workers()
             self._cond.notify_all()
         return event_id
 

@@ -9,7 +9,8 @@ in the audit log. :meth:`Executions.execute` gets that from the database alone:
    credential, wallet and every freeze, and row-locks the session; the charges are applied only
    if every limit holds (:meth:`sessionward.store.budget.Budget.reserve_in`);
 3. take the session's next call nonce (the row is locked, so nonces are unique and ordered);
-4. call ``sign(call_nonce)``: the vault signs *inside* the transaction;
+4. call ``sign(call_nonce, key)``: the vault signs *inside* the transaction (with the key's
+   record read in it, so a key disabled or destroyed before this transaction is refused);
 5. mark the transaction ``pending`` with the signature, and append the audit record.
 
 A revoke updates the same session row, so it waits for this transaction or this transaction
@@ -24,17 +25,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from sessionward.domain.reasons import ReasonCode, SessionWardError
 from sessionward.domain.usage import Charge, Usage
+from sessionward.vault.interface import KeyRecord
 
 from .audit import AuditLog
 from .budget import Budget
 from .database import Database
 from .decisions import DecisionEvent, Decisions
-from .schema import sessions
+from .schema import sessions, vault_keys
 from .transactions import Transactions
+from .vault_keys import _record as key_record
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,15 @@ class ExecutionOutcome:
     signed: SignedCall | None = None
     usage: Usage | None = None
     """The session's counters right after the reservation (for velocity rules)."""
+
+
+def _key_in(conn: Connection, key_id: str) -> KeyRecord | None:
+    """The vault key's record, read in the execution transaction."""
+    row = conn.execute(_KEY, {"key_id": key_id}).first()
+    return None if row is None else key_record(row)
+
+
+_KEY = select(vault_keys).where(vault_keys.c.key_id == bindparam("key_id"))
 
 
 class _Abort(Exception):
@@ -82,12 +94,17 @@ class Executions:
         charges: Sequence[Charge],
         action_classes: Sequence[str],
         now: int,
-        sign: Callable[[int], SignedCall],
+        sign: Callable[[int, KeyRecord | None], SignedCall],
         audit_stream: str,
         audit_payload: Mapping[str, Any],
         decision: DecisionEvent | None = None,
+        signing_key: str | None = None,
     ) -> ExecutionOutcome:
         """Do steps 1-5 of the module docstring; nothing is written unless all of them pass.
+
+        ``sign(call_nonce, key)`` gets, when ``signing_key`` is given, that vault key's record
+        as read inside this transaction (``None`` if there is no such row, or without
+        ``signing_key``), so the vault need not read it again in a transaction of its own.
 
         ``decision`` (the allowing decision event) is recorded in the same transaction.
         ``sign`` may raise a :class:`~sessionward.domain.reasons.SessionWardError` (the vault
@@ -115,7 +132,8 @@ class Executions:
                     .where(sessions.c.id == session_id)
                     .values(call_nonce=call_nonce + 1)
                 )
-                signed = sign(call_nonce)
+                key = None if signing_key is None else _key_in(conn, signing_key)
+                signed = sign(call_nonce, key)
                 if not Transactions.mark_pending_in(
                     conn,
                     txn_id,

@@ -101,13 +101,23 @@ class LocalVault:
         )
         return KeyHandle(key_id, address)
 
-    def sign(self, key_id: str, digest: bytes, *, now: int) -> bytes:
+    def sign(
+        self, key_id: str, digest: bytes, *, now: int, record: KeyRecord | None = None
+    ) -> bytes:
         """Sign ``digest`` (32 bytes) with the key, unless it is unknown (``KEY_UNKNOWN``) or
         disabled, expired (``now >= not_after``), destroyed or tampered with
-        (``SIGNING_REFUSED``). A digest of the wrong length is a ``ValueError``."""
+        (``SIGNING_REFUSED``). A digest of the wrong length is a ``ValueError``.
+
+        ``record``, when given, is the key's record as the caller has just read it from this
+        vault's record store (the execution transaction reads it under the same database
+        transaction that commits the signature); every check above is applied to it exactly as
+        to a record read here. Without it, the record is read afresh.
+        """
         if not isinstance(digest, bytes) or len(digest) != 32:
             raise ValueError("a digest is 32 bytes")
-        record = self._usable(key_id, now)
+        if record is not None and record.key_id != key_id:
+            raise ValueError("the record is not the record of this key")
+        record = self._usable(key_id, now, record)
         with _wiped(_SECRET) as data_key, _wiped(_SECRET) as secret:
             try:
                 self._kek.unwrap_into(
@@ -125,8 +135,9 @@ class LocalVault:
                 ) from None
             return sign_digest(bytes(secret), digest)
 
-    def _usable(self, key_id: str, now: int) -> KeyRecord:
-        record = self._records.get(key_id)
+    def _usable(self, key_id: str, now: int, record: KeyRecord | None = None) -> KeyRecord:
+        if record is None:
+            record = self._records.get(key_id)
         if record is None:
             raise VaultRefusal(ReasonCode.KEY_UNKNOWN, f"no key {key_id}")
         if record.destroyed_at is not None or not record.ciphertext:

@@ -52,13 +52,14 @@ export function instant(unix) {
   return new Date(Number(unix) * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
 }
 
-/** ``value / 10**decimals`` as a decimal string with at most ``shown`` fraction digits. */
-export function decimal(value, decimals, shown = 6) {
+/** ``value / 10**decimals`` as a decimal string, cut (not rounded) to ``shown`` fraction
+ * digits; trailing zeros are dropped unless ``fixed`` (money: "100.00"). */
+export function decimal(value, decimals, shown = 6, { fixed = false } = {}) {
   const v = BigInt(value);
   const base = 10n ** BigInt(decimals);
   const whole = v / base;
   let fraction = (v % base).toString().padStart(decimals, "0").slice(0, shown);
-  fraction = fraction.replace(/0+$/, "");
+  if (!fixed) fraction = fraction.replace(/0+$/, "");
   const wholeText = whole.toLocaleString("en-US");
   return fraction ? `${wholeText}.${fraction}` : wholeText;
 }

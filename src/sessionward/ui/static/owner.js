@@ -1,0 +1,283 @@
+// The owner's review page: every session of the wallet in plain language, its usage against
+// each limit, the time it has left, its status, and a revoke button.
+//
+// Reads: ListAccess (every page), GetSessionUsage per session, InspectCredential (public) for
+// the backend's display name. Revoke: RevokeAccess(walletId, credentialId, sessionId), signed
+// here by the owner's device key, then GetSession to show the server's word on it.
+
+import {
+  connect,
+  decimal,
+  duration,
+  el,
+  instant,
+  nowSeconds,
+  percent,
+  say,
+} from "./common.js";
+import { callMethod, callPublic, newIdempotencyKey } from "./signing.js";
+
+const STATUS_TEXT = {
+  active: "Active",
+  pending: "Waiting for your approval",
+  suspended: "Suspended by a safety rule",
+  revoked: "Revoked",
+  expired: "Expired",
+};
+const STILL_RUNNING = new Set(["active", "pending", "suspended"]);
+const PAGE_LIMIT = 100;
+
+let signer = null;
+let walletId = null;
+const appNames = new Map(); // backend credentialId -> display name (public metadata)
+
+/** The status shown: the server's, except an active session past its expiry is "expired". */
+function shownStatus(session) {
+  if (session.status === "active" && session.expiresAt <= nowSeconds()) return "expired";
+  return session.status;
+}
+
+function timeLeftText(expiresAt, status) {
+  if (status === "revoked") return "none (revoked)";
+  const left = expiresAt - nowSeconds();
+  return left > 0 ? `${duration(left)} left` : "none (expired)";
+}
+
+/** Micro-USD (how the service counts USD) as dollars and cents. */
+function usd(micro) {
+  return decimal(micro, 6, 2, { fixed: true });
+}
+
+/** A limit's label and amounts in words: [label, "spent of max" text]. */
+function describeLimit(item) {
+  const { limit, spent, max } = item;
+  const unlimited = BigInt(max) <= 0n;
+  if (limit === "maxUses") {
+    return ["Uses", unlimited ? `${spent} uses (no limit)` : `${spent} of ${max} uses`];
+  }
+  if (limit === "maxValueUsd") {
+    return ["Value in USD", `${usd(spent)} USD of ${usd(max)} USD`];
+  }
+  if (limit === "valueLimit") {
+    return ["ETH sent (this period)", `${decimal(spent, 18)} ETH of ${decimal(max, 18)} ETH`];
+  }
+  if (limit === "maxFeeWei") {
+    return ["Fees", `${decimal(spent, 18)} ETH of ${decimal(max, 18)} ETH`];
+  }
+  if (limit === "rateLimit") {
+    return ["Calls (this interval)", `${spent} of ${max} calls`];
+  }
+  const token = /^tokenLimits\[(0x[0-9a-fA-F]+)\]$/.exec(limit);
+  if (token) {
+    const short = token[1].slice(0, 8) + "…";
+    return [`Token ${short} (this period)`, `${spent} of ${max} base units`];
+  }
+  return [limit, `${spent} of ${max}`];
+}
+
+function usageRow(item) {
+  const [label, amounts] = describeLimit(item);
+  const pct = percent(item.spent, item.max);
+  const fill = el("div", { class: "meter-fill" });
+  const width = pct === null ? 0 : Math.min(100, Number(pct));
+  fill.style.width = `${width}%`;
+  const level = width >= 100 ? "full" : width >= 75 ? "high" : "ok";
+  return el(
+    "div",
+    { class: "limit", dataset: { limit: item.limit, percent: pct ?? "" } },
+    el(
+      "div",
+      { class: "limit-head" },
+      el("span", { class: "limit-label" }, label),
+      el("span", { class: "limit-amount" }, amounts),
+      el("span", { class: "limit-percent" }, pct === null ? "no limit" : `${pct}%`),
+    ),
+    el(
+      "div",
+      {
+        class: `meter meter-${level}`,
+        role: "progressbar",
+        "aria-label": label,
+        "aria-valuemin": 0,
+        "aria-valuemax": 100,
+        "aria-valuenow": width,
+      },
+      fill,
+    ),
+  );
+}
+
+function revokeControls(session, card) {
+  const box = el("div", { class: "actions" });
+  const start = el("button", { type: "button", class: "revoke" }, "Revoke access");
+  const ask = el(
+    "div",
+    { class: "confirm", hidden: true },
+    el("span", {}, "Stop this session now? The backend loses access at once."),
+    el("button", { type: "button", class: "revoke-confirm danger" }, "Yes, revoke"),
+    el("button", { type: "button", class: "revoke-cancel" }, "Keep it"),
+  );
+  start.addEventListener("click", () => {
+    start.hidden = true;
+    ask.hidden = false;
+    ask.querySelector(".revoke-confirm").focus();
+  });
+  ask.querySelector(".revoke-cancel").addEventListener("click", () => {
+    ask.hidden = true;
+    start.hidden = false;
+  });
+  ask.querySelector(".revoke-confirm").addEventListener("click", (event) => {
+    event.target.disabled = true;
+    revoke(session, card).catch((error) => {
+      say(`Revoking failed: ${error.message}`, "error");
+      event.target.disabled = false;
+    });
+  });
+  box.append(start, ask);
+  return box;
+}
+
+async function revoke(session, card) {
+  say("Revoking…");
+  await callMethod(
+    signer,
+    "RevokeAccess",
+    { walletId, credentialId: session.credentialId, sessionId: session.sessionId },
+    { idempotencyKey: newIdempotencyKey() },
+  );
+  // The server's word, not the answer's list: a session another path revoked meanwhile is
+  // not in revokedSessions, yet it is revoked all the same.
+  const fresh = await callMethod(signer, "GetSession", { sessionId: session.sessionId });
+  if (fresh.status !== "revoked") throw new Error("the server does not show the session revoked");
+  const usage = await callMethod(signer, "GetSessionUsage", { sessionId: session.sessionId });
+  card.replaceWith(sessionCard(fresh, usage));
+  say(`Session ${session.sessionId} revoked (${fresh.revokedBy}).`, "ok");
+  renderCounts();
+}
+
+function sessionCard(session, usage) {
+  const status = shownStatus(session);
+  const app = appNames.get(session.credentialId) || session.credentialId;
+  const card = el("article", {
+    class: `session status-${status}`,
+    dataset: { sessionId: session.sessionId, status },
+  });
+  const timeLeft = el(
+    "dd",
+    { class: "time-left", dataset: { expiresAt: session.expiresAt } },
+    timeLeftText(session.expiresAt, status),
+  );
+  card.append(
+    el(
+      "header",
+      {},
+      el("h2", {}, app),
+      el("span", { class: `badge badge-${status}` }, STATUS_TEXT[status] || status),
+    ),
+    el("p", { class: "summary" }, session.summary),
+    el(
+      "dl",
+      { class: "facts" },
+      el("dt", {}, "Time left"),
+      timeLeft,
+      el("dt", {}, "Ends"),
+      el("dd", {}, instant(session.expiresAt)),
+      el("dt", {}, "Session"),
+      el("dd", { class: "mono" }, session.sessionId),
+    ),
+  );
+  if (session.status === "revoked") {
+    card.append(
+      el(
+        "p",
+        { class: "revoked-by" },
+        `Revoked by ${session.revokedBy} at ${instant(session.revokedAt)}`,
+        session.revokeReason ? ` — ${session.revokeReason}` : "",
+      ),
+    );
+  }
+  const limits = el("div", { class: "usage", "aria-label": "Usage against each limit" });
+  for (const item of usage.limits) limits.append(usageRow(item));
+  card.append(el("h3", {}, "Usage"), limits);
+  if (STILL_RUNNING.has(session.status)) card.append(revokeControls(session, card));
+  return card;
+}
+
+function renderCounts() {
+  const cards = [...document.querySelectorAll("article.session")];
+  const counts = {};
+  for (const card of cards) counts[card.dataset.status] = (counts[card.dataset.status] || 0) + 1;
+  const parts = Object.entries(counts).map(([status, n]) => `${n} ${status}`);
+  document.getElementById("counts").textContent = cards.length
+    ? `${cards.length} sessions: ${parts.join(", ")}`
+    : "No sessions on this wallet yet.";
+}
+
+async function allSessions() {
+  const sessions = [];
+  let cursor = null;
+  do {
+    const body = { walletId, limit: PAGE_LIMIT };
+    if (cursor) body.cursor = cursor;
+    const page = await callMethod(signer, "ListAccess", body);
+    sessions.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return sessions;
+}
+
+async function learnAppName(credentialId) {
+  if (appNames.has(credentialId)) return;
+  try {
+    const info = await callPublic("InspectCredential", { credentialId });
+    appNames.set(credentialId, info.appName || credentialId);
+  } catch (_) {
+    appNames.set(credentialId, credentialId); // a retired backend: its id says enough
+  }
+}
+
+const ORDER = { active: 0, pending: 1, suspended: 2, expired: 3, revoked: 4 };
+
+async function load() {
+  say("Loading your sessions…");
+  const sessions = await allSessions();
+  await Promise.all([...new Set(sessions.map((s) => s.credentialId))].map(learnAppName));
+  const usages = await Promise.all(
+    sessions.map((s) => callMethod(signer, "GetSessionUsage", { sessionId: s.sessionId })),
+  );
+  const list = document.getElementById("sessions");
+  const cards = sessions.map((s, i) => ({ s, card: sessionCard(s, usages[i]) }));
+  cards.sort(
+    (a, b) =>
+      (ORDER[shownStatus(a.s)] ?? 9) - (ORDER[shownStatus(b.s)] ?? 9) ||
+      b.s.createdAt - a.s.createdAt,
+  );
+  list.replaceChildren(...cards.map((c) => c.card));
+  renderCounts();
+  say(`Loaded ${sessions.length} sessions at ${instant(nowSeconds())}.`, "ok");
+  document.body.dataset.loaded = "true";
+}
+
+function tick() {
+  for (const cell of document.querySelectorAll(".time-left")) {
+    const card = cell.closest("article.session");
+    cell.textContent = timeLeftText(Number(cell.dataset.expiresAt), card.dataset.status);
+  }
+}
+
+async function main() {
+  const connected = await connect(["walletId", "credentialId"]);
+  signer = connected.signer;
+  walletId = connected.params.walletId;
+  const who = document.getElementById("who");
+  who.textContent = `Wallet ${walletId} · signing as ${signer.credentialId} (device key ${connected.publicKey.slice(0, 14)}…; it stays in this tab)`;
+  who.hidden = false;
+  document.getElementById("reload").hidden = false;
+  document.getElementById("reload").addEventListener("click", () => {
+    load().catch((error) => say(`Could not load: ${error.message}`, "error"));
+  });
+  setInterval(tick, 1000);
+  await load();
+}
+
+main().catch((error) => say(`Could not load: ${error.message}`, "error"));
