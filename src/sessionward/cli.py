@@ -19,6 +19,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     commands.add_parser("demo", help="play the three actors end to end on embedded defaults")
+    simulate = commands.add_parser(
+        "simulate", help="simulate days of delegated traffic for `report`"
+    )
+    simulate.add_argument("--days", type=int, default=7)
+    simulate.add_argument("--seed", type=int, default=1)
     report = commands.add_parser("report", help="the weekly delegation-health report")
     report.add_argument(
         "--since", type=_time, help="start (unix s, YYYY-MM-DD or ISO; default: until - 7 days)"
@@ -47,6 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "simulate":
+        from sessionward.simulate import SimulationError, run_simulation
+
+        try:
+            run_simulation(settings, days=args.days, seed=args.seed)
+        except SimulationError as exc:
+            print(f"simulate: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "report":
         from sessionward.service.report import run_report
 

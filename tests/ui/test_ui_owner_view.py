@@ -67,9 +67,7 @@ def test_owner_view_shows_each_session_in_plain_language_with_usage_and_time_lef
             row = card.locator(f'.limit[data-limit="{item["limit"]}"]')
             expected = _expected_percent(item["spent"], item["max"])
             expect(row.locator(".limit-percent")).to_have_text(f"{expected}%")
-            expect(row.locator(".meter")).to_have_attribute(
-                "aria-valuenow", f"{float(expected):g}"
-            )
+            expect(row.locator(".meter")).to_have_attribute("aria-valuenow", f"{float(expected):g}")
 
     used = _card(page, world.used_session)
     # One 100 USDX swap (the demo price is 1 USD): 1 of 10 uses, 100 of 500 USD.
@@ -169,9 +167,7 @@ def test_the_device_key_never_leaves_the_browser(world: UiWorld, page: Page) -> 
     assert page.evaluate("() => sessionStorage.length + localStorage.length") == 0
 
 
-def test_the_connect_form_connects_and_forgets_the_pasted_key(
-    world: UiWorld, page: Page
-) -> None:
+def test_the_connect_form_connects_and_forgets_the_pasted_key(world: UiWorld, page: Page) -> None:
     page.goto(world.url + "/ui")
     form = page.locator("#connect-form")
     expect(form).to_be_visible()

@@ -16,6 +16,7 @@ from .grants import grant_document_digest, verify_grant
 from .ops import OpsClient
 from .owner import OwnerClient
 from .transport import NonceCounter
+from .webhooks import ReplayCache, WebhookVerificationError, verify_webhook
 
 __all__ = [
     "BackendClient",
@@ -24,9 +25,12 @@ __all__ = [
     "OpsClient",
     "OwnerClient",
     "P256RequestSigner",
+    "ReplayCache",
     "RequestSigner",
     "Secp256k1RequestSigner",
     "SessionWardApiError",
+    "WebhookVerificationError",
     "grant_document_digest",
     "verify_grant",
+    "verify_webhook",
 ]

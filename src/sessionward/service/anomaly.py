@@ -16,13 +16,13 @@ Every alert records when it fired and when its action was taken, so time-to-revo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sessionward.domain.decision import Decision
 from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import NATIVE, TOKEN_PREFIX, USD, Charge, Usage, window_index
 from sessionward.domain.values import UINT256_MAX
-from sessionward.store.alerts import AlertRecord
+from sessionward.store.alerts import AlertRecord, AlertSink
 from sessionward.store.decisions import DecisionEvent
 
 from .ids import new_id
@@ -40,7 +40,6 @@ FORBIDDEN_ATTEMPT = (
 )
 POST_REVOCATION = (ReasonCode.SESSION_REVOKED.value, ReasonCode.CREDENTIAL_REVOKED.value)
 
-AlertSink = Callable[[AlertRecord], None]
 VELOCITY_PREFIX = "velocity:"
 
 

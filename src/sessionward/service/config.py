@@ -15,6 +15,9 @@ Environment variables (each overrides the file):
 ``SESSIONWARD_CATALOG``            an extra action-catalog TOML
 ``SESSIONWARD_OPS_KEYS``           ``id:alg:publicKey`` entries separated by commas
 ``SESSIONWARD_RELAYER_KEY``        the relayer's hot key (hex); default: a 0600 file in the data dir
+``SESSIONWARD_WEBHOOK_URLS``       alert webhook URLs, comma separated (default: none)
+``SESSIONWARD_WEBHOOK_KEY``        the webhooks' Ed25519 key (base64 of 32 bytes); default: a 0600 file
+``SESSIONWARD_WEBHOOK_*``          MAX_ATTEMPTS, TIMEOUT_S, BACKOFF_S, BACKOFF_MAX_S, QUEUE_SIZE
 =================================  ====================================================
 """
 
@@ -76,6 +79,12 @@ class Settings:
     relayer_fee_cap_wei: int = 10**17
     relayer_poll_s: float = 0.2
     run_relayer: bool = True
+    webhook_urls: tuple[str, ...] = ()
+    webhook_max_attempts: int = 6
+    webhook_timeout_s: float = 5.0
+    webhook_backoff_s: float = 1.0
+    webhook_backoff_max_s: float = 300.0
+    webhook_queue_size: int = 1000
 
     @classmethod
     def load(
@@ -100,6 +109,17 @@ class Settings:
             overrides["catalog_file"] = Path(env["SESSIONWARD_CATALOG"])
         if env.get("SESSIONWARD_OPS_KEYS"):
             overrides["ops_credentials"] = tuple(_ops_from_text(env["SESSIONWARD_OPS_KEYS"]))
+        if env.get("SESSIONWARD_WEBHOOK_URLS"):
+            overrides["webhook_urls"] = tuple(
+                u.strip() for u in env["SESSIONWARD_WEBHOOK_URLS"].split(",") if u.strip()
+            )
+        for name, cast in _WEBHOOK_NUMBERS.items():
+            text = env.get(f"SESSIONWARD_{name.upper()}")
+            if text:
+                try:
+                    overrides[name] = cast(text)
+                except ValueError:
+                    raise ConfigError(f"SESSIONWARD_{name.upper()} must be a number") from None
         return replace(settings, **overrides)
 
     def with_document(self, doc: Mapping[str, Any]) -> Settings:
@@ -116,6 +136,8 @@ class Settings:
                 changes["anomaly"] = _anomaly(value)
             elif name in ("data_dir", "catalog_file"):
                 changes[name] = Path(value)
+            elif name == "webhook_urls":
+                changes[name] = tuple(value)
             else:
                 changes[name] = value
         result = replace(self, **changes)
@@ -130,6 +152,15 @@ class Settings:
         ids = [o.id for o in self.ops_credentials]
         if len(set(ids)) != len(ids):
             raise ConfigError("ops credential ids must be distinct")
+
+
+_WEBHOOK_NUMBERS: dict[str, type[int] | type[float]] = {
+    "webhook_max_attempts": int,
+    "webhook_timeout_s": float,
+    "webhook_backoff_s": float,
+    "webhook_backoff_max_s": float,
+    "webhook_queue_size": int,
+}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Literal, TypedDict
 
 from sessionward.domain.reasons import ReasonCode
-from sessionward.store.alerts import AlertRecord
+from sessionward.store.alerts import AlertRecord, AlertSink
 
 from .callers import Caller
 from .errors import ServiceError, invalid
@@ -48,9 +48,12 @@ class LiftView(TypedDict):
 class Revocations:
     """All revocation paths share :meth:`revoke_sessions`."""
 
-    def __init__(self, rt: Runtime, directory: SessionDirectory) -> None:
+    def __init__(
+        self, rt: Runtime, directory: SessionDirectory, sink: AlertSink | None = None
+    ) -> None:
         self._rt = rt
         self._dir = directory
+        self._sink = sink
 
     # --- shared ---------------------------------------------------------------------------
 
@@ -205,30 +208,35 @@ class Revocations:
                 self._after_revoke(session_id, by=by, reason=reason, now=now)
             revoked = ids
         else:
+            if scope == "action_class" and target not in self._known_action_classes():
+                raise invalid(
+                    ReasonCode.ACTION_CLASS_UNKNOWN, f"no action class {target!r} in the catalog"
+                )
             freeze_id = self._rt.store.freezes.freeze(
                 scope, target, reason=reason, by=by, now=now
             ).id
-        self._rt.store.alerts.record(
-            AlertRecord(
-                id=new_id("alr"),
-                at=now,
-                rule="emergency_revoke",
-                severity="critical",
-                detail={
-                    "scope": scope,
-                    "target": target,
-                    "reason": reason,
-                    "by": caller.credential_id,
-                },
-                session_id=target if scope == "session" else None,
-                wallet_id=target if scope == "wallet" else None,
-                credential_id=target if scope == "credential" else None,
-                action_taken=f"{scope} revoked"
-                if scope in ("session", "credential", "wallet")
-                else f"{scope} frozen",
-                action_at=now,
-            )
+        alert = AlertRecord(
+            id=new_id("alr"),
+            at=now,
+            rule="emergency_revoke",
+            severity="critical",
+            detail={
+                "scope": scope,
+                "target": target,
+                "reason": reason,
+                "by": caller.credential_id,
+            },
+            session_id=target if scope == "session" else None,
+            wallet_id=target if scope == "wallet" else None,
+            credential_id=target if scope == "credential" else None,
+            action_taken=f"{scope} revoked"
+            if scope in ("session", "credential", "wallet")
+            else f"{scope} frozen",
+            action_at=now,
         )
+        self._rt.store.alerts.record(alert)
+        if self._sink is not None:
+            self._sink(alert)
         self._rt.store.audit.append(
             "global",
             "emergency.revoke",

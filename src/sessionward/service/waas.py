@@ -6,7 +6,9 @@ and calls exactly one method here; nothing here knows about HTTP.
 
 from __future__ import annotations
 
-from .anomaly import AlertSink, AnomalyMonitor
+from sessionward.store.alerts import AlertSink
+
+from .anomaly import AnomalyMonitor
 from .config import Settings
 from .credentials import Credentials
 from .dispatcher import Dispatcher, DispatcherLoop
@@ -15,6 +17,7 @@ from .runtime import Runtime, build_runtime
 from .sessions import SessionDirectory, Sessions
 from .transactions import Transactions
 from .wallets import Wallets
+from .webhooks import WebhookDispatcher
 
 
 class Waas:
@@ -26,16 +29,21 @@ class Waas:
         self.credentials = Credentials(rt)
         self.wallets = Wallets(rt, self.credentials)
         self.sessions = Sessions(rt, self.directory)
-        self.revocations = Revocations(rt, self.directory)
+        self.revocations = Revocations(rt, self.directory, alert_sink)
         self.anomaly = AnomalyMonitor(rt, self.directory, self.revocations, alert_sink)
         self.transactions = Transactions(rt, self.directory, self.anomaly)
         self.dispatcher = Dispatcher(rt)
         self._loop: DispatcherLoop | None = None
+        self._webhooks: WebhookDispatcher | None = None
         self.credentials.ensure_ops(rt.settings.ops_credentials)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Waas:
-        return cls(build_runtime(settings))
+        """Everything from settings, alerts delivered as signed webhooks (a no-op without URLs)."""
+        hooks = WebhookDispatcher.from_settings(settings)
+        waas = cls(build_runtime(settings), alert_sink=hooks)
+        waas._webhooks = hooks
+        return waas
 
     def start(self) -> None:
         """Start relaying in the background (only on the node that wins the lease)."""
@@ -49,4 +57,7 @@ class Waas:
         if self._loop is not None:
             self._loop.stop()
             self._loop = None
+        if self._webhooks is not None:
+            self._webhooks.close()
+            self._webhooks = None
         self.runtime.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,10 @@ class AlertRecord:
     credential_id: str | None = None
     action_taken: str | None = None
     action_at: int | None = None
+
+
+AlertSink = Callable[[AlertRecord], None]
+"""Where an alert goes after it is recorded (e.g. the signed-webhook dispatcher)."""
 
 
 def _record(row: Row[tuple[object, ...]]) -> AlertRecord:

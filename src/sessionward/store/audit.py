@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from sessionward.domain.audit import (
@@ -29,6 +29,12 @@ from sessionward.domain.audit import (
 from .database import Database
 from .errors import StateChurn
 from .schema import audit
+
+# Built once: every signed call appends (statement building is per-call CPU).
+_HEAD = (
+    select(audit).where(audit.c.stream == bindparam("stream")).order_by(audit.c.seq.desc()).limit(1)
+)
+_APPEND = insert(audit)
 
 
 def _record(row: Row[tuple[object, ...]]) -> AuditRecord:
@@ -88,21 +94,20 @@ class AuditLog:
         (PostgreSQL) serialises appenders, so the record commits with the caller's work."""
         text_payload = canonical_json(payload)
         self._db.lock_key(conn, f"audit:{stream}")
-        row = conn.execute(
-            select(audit).where(audit.c.stream == stream).order_by(audit.c.seq.desc()).limit(1)
-        ).first()
+        row = conn.execute(_HEAD, {"stream": stream}).first()
         head = None if row is None else _record(row)
         record = next_record(head, stream, kind, json.loads(text_payload), at=at)
         conn.execute(
-            insert(audit).values(
-                stream=stream,
-                seq=record.seq,
-                at=at,
-                kind=kind,
-                payload=text_payload,
-                prev_hash=record.prev_hash.hex(),
-                hash=record.hash.hex(),
-            )
+            _APPEND,
+            {
+                "stream": stream,
+                "seq": record.seq,
+                "at": at,
+                "kind": kind,
+                "payload": text_payload,
+                "prev_hash": record.prev_hash.hex(),
+                "hash": record.hash.hex(),
+            },
         )
         return record
 

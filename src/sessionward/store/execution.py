@@ -68,6 +68,8 @@ def _key_in(conn: Connection, key_id: str) -> KeyRecord | None:
     return None if row is None else key_record(row)
 
 
+_CALL_NONCE = select(sessions.c.call_nonce).where(sessions.c.id == bindparam("session_id"))
+_NEXT_CALL_NONCE = update(sessions).where(sessions.c.id == bindparam("session_id"))
 _KEY = select(vault_keys).where(vault_keys.c.key_id == bindparam("key_id"))
 
 
@@ -123,14 +125,10 @@ class Executions:
                 )
                 if not reserved.accepted:
                     raise _Abort(reserved.reasons)
-                current = conn.execute(
-                    select(sessions.c.call_nonce).where(sessions.c.id == session_id)
-                ).scalar_one()
+                current = conn.execute(_CALL_NONCE, {"session_id": session_id}).scalar_one()
                 call_nonce = int(current)
                 conn.execute(
-                    update(sessions)
-                    .where(sessions.c.id == session_id)
-                    .values(call_nonce=call_nonce + 1)
+                    _NEXT_CALL_NONCE, {"session_id": session_id, "call_nonce": call_nonce + 1}
                 )
                 key = None if signing_key is None else _key_in(conn, signing_key)
                 signed = sign(call_nonce, key)

@@ -16,12 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import ColumnElement, Row, insert, select, update
+from sqlalchemy import ColumnElement, Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .database import Database
 from .errors import AlreadyExists
 from .schema import sessions
+
+# Built once: the hot read of every decision (statement building is per-call CPU).
+_BY_ID = select(sessions).where(sessions.c.id == bindparam("session_id"))
 
 Status = Literal["pending", "active", "suspended", "revoked"]
 
@@ -144,7 +147,7 @@ class Sessions:
 
     def get(self, session_id: str) -> SessionRecord | None:
         with self._db.reading() as conn:
-            row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
+            row = conn.execute(_BY_ID, {"session_id": session_id}).first()
         return None if row is None else _record(row)
 
     def of_wallet(self, wallet_id: str) -> list[SessionRecord]:

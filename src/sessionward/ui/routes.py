@@ -30,11 +30,10 @@ the ops credential must be configured with ``alg = "ecdsa-p256-sha256"``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Final
-
-import json
 
 import orjson
 
@@ -117,7 +116,9 @@ class UiRoutes:
         self._auth = authenticator
         self._static = _load_static()
 
-    def answer(self, verb: str, path: str, path_with_query: str, headers: Mapping[str, str]) -> Outcome:
+    def answer(
+        self, verb: str, path: str, path_with_query: str, headers: Mapping[str, str]
+    ) -> Outcome:
         """The response to ``verb path``; ``path_with_query`` is the raw request target (what a
         signature covers) and ``headers`` the request's headers."""
         handler = self._handler(path)

@@ -46,6 +46,11 @@ export function duration(seconds) {
   return parts.join(" ");
 }
 
+/** "1 session", "3 sessions". */
+export function plural(count, noun) {
+  return `${count} ${noun}${Number(count) === 1 ? "" : "s"}`;
+}
+
 /** A unix time as "2026-11-21 02:08 UTC". */
 export function instant(unix) {
   if (unix === null || unix === undefined) return "n/a";

@@ -1,7 +1,7 @@
 // The ops console: this week's alerts, the freezes in force and the week's delegation-health
 // numbers, from GET /ui/api/ops/overview signed by an ops credential (P-256) in this page.
 
-import { connect, duration, el, instant, rate, say } from "./common.js";
+import { connect, duration, el, instant, plural, rate, say } from "./common.js";
 import { signedGet } from "./signing.js";
 
 const OVERVIEW = "/ui/api/ops/overview";
@@ -35,7 +35,7 @@ function renderMetrics(m) {
       "post-revocation-attempts",
       "Post-revocation attempts",
       m.postRevocation.attempts,
-      `${m.postRevocation.byCredential.length} credentials`,
+      plural(m.postRevocation.byCredential.length, "credential"),
     ),
     tile(
       "time-to-revoke",
@@ -47,7 +47,7 @@ function renderMetrics(m) {
       "session-lifetime",
       "Mean session lifetime",
       life.meanSeconds === null ? "n/a" : duration(life.meanSeconds),
-      `${life.sessions} sessions ended`,
+      `${plural(life.sessions, "session")} ended`,
     ),
   );
   const reasons = document.getElementById("reasons");
@@ -103,7 +103,7 @@ function renderAlerts(alerts, total) {
         { class: `severity-${a.severity}`, dataset: { alertId: a.id, rule: a.rule } },
         el("td", {}, instant(a.at)),
         el("td", {}, el("span", { class: `badge badge-${a.severity}` }, a.severity)),
-        el("td", { class: "mono" }, a.rule),
+        el("td", { class: "mono nowrap" }, a.rule),
         el("td", { class: "mono" }, alertTarget(a)),
         el("td", {}, (a.detail && a.detail.reason) || ""),
         el("td", {}, a.actionTaken || "none yet"),
