@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sessionward.chain.contracts import ContractArtifact, DeployedContract, transact
+from sessionward.chain.contracts import ContractArtifact, transact
 from sessionward.chain.demo import DemoDeployment, demo_contract, deploy_demo
 from sessionward.chain.embedded import EmbeddedChain
 from sessionward.chain.interface import DevChain, Receipt
@@ -90,7 +90,9 @@ def _permission(target: str, function: str, recipient_rule: list[str] | None) ->
     canonical = parse_signature(function).canonical
     rules = []
     if recipient_rule is not None:
-        rules.append({"arg": "0", "op": 4, "offset": 0, "values": [_word(a) for a in recipient_rule]})
+        rules.append(
+            {"arg": "0", "op": 4, "offset": 0, "values": [_word(a) for a in recipient_rule]}
+        )
     return {
         "target": target,
         "selector": keccak256(canonical.encode())[:4],
@@ -322,7 +324,10 @@ def machine() -> str:
 
 def main() -> int:
     runs: list[tuple[str, Callable[[], dict[str, int]]]] = [
-        ("in-process chain (EmbeddedChain, py-evm Prague)", lambda: measure(EmbeddedChain(chain_id=CHAIN_ID)))
+        (
+            "in-process chain (EmbeddedChain, py-evm Prague)",
+            lambda: measure(EmbeddedChain(chain_id=CHAIN_ID)),
+        )
     ]
     if ANVIL_BIN.exists():
 

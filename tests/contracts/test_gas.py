@@ -1,5 +1,7 @@
 """Gas of the account's main paths, measured as fresh transactions (steady state: every slot the
-call writes already holds a non-zero value, as after the first use).
+call writes already holds a non-zero value, as after the first use). Each measurement resets the
+access lists and the storage original values and applies the refund, so the totals are what a
+receipt reports (``bench/gas.py`` measures the same paths as mined transactions).
 
 Goals (total transaction gas, intrinsic calldata included): a session call costs at most the
 owner's equivalent call + 25,000; an ERC-20 transfer under a cumulative token limit at most the

@@ -21,7 +21,6 @@ from contracts_support import (
 )
 from test_session_rules import RECORD, TRANSFER, record, refused, transfer
 
-from sessionward.crypto import typed_data
 from sessionward.crypto.secp256k1 import SECP256K1_N
 
 

@@ -271,7 +271,12 @@ class Account:
         mode, ec = execution
         deadline = self.stage.chain.block_timestamp() + 600 if deadline is None else deadline
         digest = typed_data.session_call_digest(
-            self.chain_id, self.address, session.address, typed_data.execution_hash(mode, ec), nonce, deadline
+            self.chain_id,
+            self.address,
+            session.address,
+            typed_data.execution_hash(mode, ec),
+            nonce,
+            deadline,
         )
         return self.stage.account_code.encode(
             "execute_with_session", session.address, mode, ec, nonce, deadline, session.sign(digest)
@@ -284,4 +289,6 @@ class Account:
         """A transaction from the owner EOA to the account (the owner pays its gas)."""
         self.stage.chain.set_balance(self.owner.address, ONE_ETH)
         signer = LocalTransactionSigner(self.owner.secret)
-        return self.stage.send(self.address, self.stage.account_code.encode(function, *args), signer)
+        return self.stage.send(
+            self.address, self.stage.account_code.encode(function, *args), signer
+        )

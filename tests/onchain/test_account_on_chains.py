@@ -17,8 +17,8 @@ from onchain_support import (
     ONE_ETH,
     RECORD,
     SWAP_V2,
-    TRANSFER,
     TESTS_CONTRACTS,
+    TRANSFER,
     TRY_MODE,
     TX_GAS,
     USDX,
@@ -70,9 +70,7 @@ def shop(stage: Stage, merchant: str) -> tuple[Account, Key]:
     grant = account.grant(
         session,
         [
-            permission(
-                usdx, TRANSFER, rules=[rule(0, "in", merchant), rule(1, "lte", 50 * USDX)]
-            ),
+            permission(usdx, TRANSFER, rules=[rule(0, "in", merchant), rule(1, "lte", 50 * USDX)]),
             permission(recorder, RECORD, max_value=10),
         ],
         token_limits=[(usdx, 100 * USDX, 0)],
@@ -278,7 +276,9 @@ def test_max_uses_counts_executions(stage: Stage, merchant: str) -> None:
     assert account.enable(grant).succeeded
     two = batch([_pay(stage, merchant, USDX), _pay(stage, merchant, USDX)])
     assert account.run(session, two, nonce=0).succeeded
-    _refused(account.run(session, single(_pay(stage, merchant, USDX)), nonce=1), "USAGE_LIMIT_REACHED")
+    _refused(
+        account.run(session, single(_pay(stage, merchant, USDX)), nonce=1), "USAGE_LIMIT_REACHED"
+    )
     assert stage.balance(stage.usdx, account.address) == 998 * USDX
 
 
@@ -303,7 +303,9 @@ def test_the_validity_window_opens_and_closes(stage: Stage, merchant: str) -> No
     _refused(account.run(session, pay, nonce=1), "SESSION_EXPIRED")
 
 
-def test_a_replayed_call_is_refused(stage: Stage, shop: tuple[Account, Key], merchant: str, nonce: Nonces) -> None:
+def test_a_replayed_call_is_refused(
+    stage: Stage, shop: tuple[Account, Key], merchant: str, nonce: Nonces
+) -> None:
     account, session = shop
     data = account.signed_call(session, single(_pay(stage, merchant, USDX)), nonce())
     before = stage.balance(stage.usdx, merchant)
@@ -365,7 +367,13 @@ def test_revoke_all_ends_every_session_and_a_regrant_starts_clean(
     _refused(account.run(second, pay, nonce=0), "SESSION_REVOKED")
 
     # A regrant of the same key under the new epoch: clean counters, nonce 0 stays spent.
-    assert account.enable(account.grant(first, [permission(stage.demo.token("USDX"), TRANSFER)], token_limits=[(stage.demo.token("USDX"), 100 * USDX, 0)])).succeeded
+    assert account.enable(
+        account.grant(
+            first,
+            [permission(stage.demo.token("USDX"), TRANSFER)],
+            token_limits=[(stage.demo.token("USDX"), 100 * USDX, 0)],
+        )
+    ).succeeded
     _refused(account.run(first, pay, nonce=0), "NONCE_REPLAYED")
     assert account.run(first, pay, nonce=2).succeeded  # 60 of a fresh 100
     assert stage.balance(stage.usdx, account.address) == 880 * USDX
@@ -376,7 +384,9 @@ def test_revoke_then_regrant_never_revives_the_old_grant(stage: Stage, merchant:
     session = Key()
     usdx = stage.demo.token("USDX")
     old = account.grant(session, [permission(usdx, TRANSFER)], token_limits=[(usdx, 100 * USDX, 0)])
-    old_signature = account.owner.sign(typed_data.grant_digest(account.chain_id, account.address, old))
+    old_signature = account.owner.sign(
+        typed_data.grant_digest(account.chain_id, account.address, old)
+    )
     assert account.enable(old, old_signature).succeeded
     assert account.as_owner("revoke_session", session.address).succeeded
 
@@ -387,8 +397,14 @@ def test_revoke_then_regrant_never_revives_the_old_grant(stage: Stage, merchant:
         token_limits=[(usdx, 10 * USDX, 0)],
     )
     assert account.enable(narrower).succeeded
-    _refused(account.run(session, single(_pay(stage, random_address(), USDX)), nonce=0), "ARG_RULE_VIOLATED")
-    _refused(account.run(session, single(_pay(stage, merchant, 11 * USDX)), nonce=1), "TOKEN_LIMIT_EXCEEDED")
+    _refused(
+        account.run(session, single(_pay(stage, random_address(), USDX)), nonce=0),
+        "ARG_RULE_VIOLATED",
+    )
+    _refused(
+        account.run(session, single(_pay(stage, merchant, 11 * USDX)), nonce=1),
+        "TOKEN_LIMIT_EXCEEDED",
+    )
     assert account.run(session, single(_pay(stage, merchant, 10 * USDX)), nonce=2).succeeded
 
 
@@ -409,7 +425,9 @@ def test_a_contract_owners_grant_is_verified_on_chain_by_erc1271(
     assert account.view("owner") == owner_contract.address
     session = Key()
     usdx = stage.demo.token("USDX")
-    grant = account.grant(session, [permission(usdx, TRANSFER)], token_limits=[(usdx, 100 * USDX, 0)])
+    grant = account.grant(
+        session, [permission(usdx, TRANSFER)], token_limits=[(usdx, 100 * USDX, 0)]
+    )
 
     _refused(account.enable(grant, signer=Key()), "SIGNATURE_INVALID")
     assert account.enable(grant, signer=key).succeeded
@@ -460,12 +478,17 @@ def test_a_type4_transaction_delegates_an_eoa_and_installs_its_session(
     )
 
     assert receipt.succeeded, receipt.revert_reason
-    assert chain.get_code(eoa.address) == b"\xef\x01\x00" + bytes.fromhex(stage.demo.implementation[2:])
+    assert chain.get_code(eoa.address) == b"\xef\x01\x00" + bytes.fromhex(
+        stage.demo.implementation[2:]
+    )
     assert account.view("owner") == eoa.address
     # The relayer runs a session call: the tokens leave the EOA itself.
     assert account.run(session, single(_pay(stage, merchant, 4 * USDX)), nonce=0).succeeded
     assert stage.balance(stage.usdx, eoa.address) == 996 * USDX
-    _refused(account.run(session, single(_pay(stage, random_address(), USDX)), nonce=1), "ARG_RULE_VIOLATED")
+    _refused(
+        account.run(session, single(_pay(stage, random_address(), USDX)), nonce=1),
+        "ARG_RULE_VIOLATED",
+    )
     # Only the EOA holds the owner's authority: a stranger's execute is refused, the EOA's runs.
     owner_pay = single(_pay(stage, merchant, 6 * USDX))
     execute = stage.account_code.encode("execute", *owner_pay)

@@ -24,19 +24,20 @@ from typing import Any
 import boa
 import pytest
 from differential_support import (
+    APPROVE,
     INCREASE,
+    MAX_UINT256,
     RECORD,
     SWAP_V2,
     SWAP_V3,
     TRANSFER,
     TRANSFER_FROM,
-    APPROVE,
-    MAX_UINT256,
     CallSpec,
     Case,
     DiffWorld,
     EnvelopeSpec,
     Mismatch,
+    Model,
     PermissionSpec,
     RuleSpec,
     Step,
@@ -44,7 +45,6 @@ from differential_support import (
     execute_step,
     grant_and_enable,
     run_case,
-    Model,
 )
 from hypothesis import HealthCheck, event, given, note, seed, settings
 from hypothesis import strategies as st
@@ -231,24 +231,18 @@ def calls(draw: st.DrawFn) -> CallSpec:
         args = (token_in, token_out, draw(st.sampled_from(RECIPIENTS)), draw(amount))
         return CallSpec(kind, args, draw(_value()))
     if kind == "record":
-        args = (
-            draw(st.sampled_from(AMOUNTS[:-1])),
-            draw(st.sampled_from(ADDRESS_OPERANDS[:-1])),
-            draw(st.sampled_from(TAGS)),
-        )
-        return CallSpec(kind, args, draw(st.sampled_from(VALUES)))
+        number = draw(st.sampled_from(AMOUNTS[:-1]))
+        who = draw(st.sampled_from(ADDRESS_OPERANDS[:-1]))
+        tag = draw(st.sampled_from(TAGS))
+        return CallSpec(kind, (number, who, tag), draw(st.sampled_from(VALUES)))
     if kind == "forbidden":
         return CallSpec(kind, (draw(st.sampled_from(TOKENS)),))
     if kind == "unknown":
         return CallSpec(kind, (draw(st.sampled_from((*TOKENS, "router", "recorder"))),))
     if kind == "truncated":
-        args = (
-            draw(st.sampled_from(TOKENS)),
-            draw(st.sampled_from(RECIPIENTS)),
-            draw(amount),
-            draw(st.sampled_from((1, 31, 32, 33, 60))),
-        )
-        return CallSpec(kind, args)
+        cut = draw(st.sampled_from((1, 31, 32, 33, 60)))
+        target = draw(st.sampled_from(TOKENS))
+        return CallSpec(kind, (target, draw(st.sampled_from(RECIPIENTS)), draw(amount), cut))
     if kind == "short":
         return CallSpec(kind, (draw(st.sampled_from(TOKENS)),))
     return CallSpec(kind, ())

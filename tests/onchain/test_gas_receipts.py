@@ -4,6 +4,8 @@ floor included) on the in-process chain and on anvil, measured by ``bench/gas.py
 from __future__ import annotations
 
 import importlib.util
+import sys
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 
@@ -14,10 +16,13 @@ from sessionward.chain.interface import DevChain
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "gas.py"
 
 
+@cache
 def _bench() -> ModuleType:
+    """bench/gas.py as a module (bench/ is a folder of scripts, not a package)."""
     spec = importlib.util.spec_from_file_location("bench_gas", BENCH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
     spec.loader.exec_module(module)
     return module
 

@@ -13,7 +13,14 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
-from ui_browser_support import CHROMIUM, UiWorld, build_world, launch_chromium, ops_credential
+from ui_browser_support import (
+    CHROMIUM,
+    Service,
+    UiWorld,
+    build_world,
+    launch_chromium,
+    ops_credential,
+)
 
 from sessionward.crypto.p256 import generate_private_key
 from sessionward.server import BackgroundServer
@@ -27,9 +34,9 @@ def ops_key() -> ec.EllipticCurvePrivateKey:
 
 
 @pytest.fixture(scope="module")
-def world(
+def service(
     tmp_path_factory: pytest.TempPathFactory, ops_key: ec.EllipticCurvePrivateKey
-) -> Iterator[UiWorld]:
+) -> Iterator[Service]:
     os.environ.pop("SESSIONWARD_DATABASE_URL", None)  # embedded defaults: SQLite
     logging.getLogger("sessionward").setLevel(logging.WARNING)
     settings = Settings(
@@ -37,7 +44,13 @@ def world(
     )
     waas = Waas.from_settings(settings)
     with BackgroundServer(waas) as url:
-        yield build_world(url, waas, ops_key)
+        yield Service(waas, url)
+
+
+@pytest.fixture(scope="module")
+def world(service: Service, ops_key: ec.EllipticCurvePrivateKey) -> UiWorld:
+    """A wallet with a device key, a backend, a used and an idle session (built once)."""
+    return build_world(service.url, service.waas, ops_key)
 
 
 @pytest.fixture(scope="module")

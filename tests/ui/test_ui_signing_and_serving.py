@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Page
-from ui_browser_support import P256_ORDER, UiWorld, high_s_twin, private_jwk
+from ui_browser_support import P256_ORDER, Service, high_s_twin, private_jwk
 
 from sessionward.crypto.p256 import generate_private_key, public_key_bytes, sign_p256
 from sessionward.crypto.request_signature import (
@@ -25,9 +25,9 @@ from sessionward.ui.routes import CONTENT_SECURITY_POLICY
 SIGNATURES = 32
 
 
-def _module(page: Page, world: UiWorld) -> None:
+def _module(page: Page, service: Service) -> None:
     """A same-origin page (WebCrypto needs a secure context; 127.0.0.1 is one)."""
-    page.goto(world.url + "/ui")
+    page.goto(service.url + "/ui")
 
 
 def _evaluate(page: Page, script: str, arg: Any = None) -> Any:
@@ -37,9 +37,9 @@ def _evaluate(page: Page, script: str, arg: Any = None) -> Any:
 
 
 def test_browser_signatures_verify_with_the_servers_verifier_and_have_low_s(
-    world: UiWorld, page: Page
+    service: Service, page: Page
 ) -> None:
-    _module(page, world)
+    _module(page, service)
     key = generate_private_key()
     bodies = [f'{{"n":{i},"text":"é ü {i}"}}' for i in range(SIGNATURES)]
     signed = _evaluate(
@@ -83,8 +83,8 @@ def test_browser_signatures_verify_with_the_servers_verifier_and_have_low_s(
     assert abs(nonces[0] // 1_000_000 - time.time() * 1000) < 60_000
 
 
-def test_low_s_maps_a_high_s_signature_to_its_low_twin(world: UiWorld, page: Page) -> None:
-    _module(page, world)
+def test_low_s_maps_a_high_s_signature_to_its_low_twin(service: Service, page: Page) -> None:
+    _module(page, service)
     key = generate_private_key()
     low = sign_p256(key, b"SessionWard")
     high = high_s_twin(low)
@@ -104,9 +104,9 @@ def test_low_s_maps_a_high_s_signature_to_its_low_twin(world: UiWorld, page: Pag
     [("POST", "/v1/Waas/RevokeAccess", b'{"a":1}'), ("GET", "/ui/api/ops/overview", b"")],
 )
 def test_the_browser_preimage_is_the_protocols_byte_for_byte(
-    world: UiWorld, page: Page, method: str, path: str, body: bytes
+    service: Service, page: Page, method: str, path: str, body: bytes
 ) -> None:
-    _module(page, world)
+    _module(page, service)
     nonce, ts = 2**62 + 7, 1_795_000_000_123
 
     text = _evaluate(
@@ -136,9 +136,9 @@ def test_the_browser_preimage_is_the_protocols_byte_for_byte(
     ],
 )
 def test_pages_are_served_with_a_strict_content_security_policy(
-    world: UiWorld, path: str, content_type: str
+    service: Service, path: str, content_type: str
 ) -> None:
-    answer = httpx.get(world.url + path)
+    answer = httpx.get(service.url + path)
 
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith(content_type)
@@ -163,9 +163,9 @@ def test_pages_are_served_with_a_strict_content_security_policy(
         "/ui/owner.html",
     ],
 )
-def test_nothing_but_the_listed_files_is_served(world: UiWorld, raw_path: str) -> None:
+def test_nothing_but_the_listed_files_is_served(service: Service, raw_path: str) -> None:
     with httpx.Client() as client:
-        request = client.build_request("GET", world.url + "/")
+        request = client.build_request("GET", service.url + "/")
         request.url = request.url.copy_with(raw_path=raw_path.encode())
         answer = client.send(request)
 
@@ -174,8 +174,8 @@ def test_nothing_but_the_listed_files_is_served(world: UiWorld, raw_path: str) -
     assert b"import" not in answer.content
 
 
-def test_pages_answer_only_get(world: UiWorld) -> None:
-    answer = httpx.post(world.url + "/ui", content=b"x")
+def test_pages_answer_only_get(service: Service) -> None:
+    answer = httpx.post(service.url + "/ui", content=b"x")
 
     assert answer.status_code == 405
     assert answer.headers["allow"] == "GET"

@@ -109,6 +109,14 @@ def secret_forms(jwk: dict[str, str], key: ec.EllipticCurvePrivateKey) -> list[s
 # --- the service ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Service:
+    """The running service and its base URL."""
+
+    waas: Waas
+    url: str
+
+
 @dataclass
 class UiWorld:
     """A running service with a wallet whose owner registered a P-256 device key, a backend,
