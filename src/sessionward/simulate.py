@@ -573,7 +573,6 @@ class World:
         )
         self.settle()
         self.tally.counts[f"emergency_{scope}"] += 1
-        self.tally.alerts["emergency_revoke"] += 1
         _log.debug("emergency %s %s: %s", scope, target, view["revokedSessions"])
 
     def lift(self, scope: EmergencyScope, target: str | None) -> None:

@@ -30,6 +30,7 @@ from differential_support import (
     RECORD,
     SWAP_V2,
     SWAP_V3,
+    T0,
     TRANSFER,
     TRANSFER_FROM,
     CallSpec,
@@ -49,7 +50,7 @@ from differential_support import (
 from hypothesis import HealthCheck, event, given, note, seed, settings
 from hypothesis import strategies as st
 
-from sessionward.domain.decision import GrantRefused
+from sessionward.domain.decision import Decision, GrantRefused
 from sessionward.domain.envelope import RuleOp
 
 pytestmark = pytest.mark.slow
@@ -386,7 +387,7 @@ def _run(
 ) -> list[tuple[bool, str | None]]:
     outcomes = []
     with boa.env.anchor():
-        boa.env.timestamp = 1_800_000_000
+        boa.env.timestamp = T0
         model = Model(grant_and_enable(world, envelope))
         for step in shape_calls:
             if step.shape == "time":
@@ -442,3 +443,30 @@ def test_the_harness_reports_a_chain_that_runs_what_the_policy_refuses(
     stranger = Step("single", (CallSpec("transfer", ("tokenA", "stranger", 1)),))
     with pytest.raises(Mismatch, match="shared check"):
         _run(world, TRANSFER_ENVELOPE, stranger)
+
+
+def _decide_and_run(world: DiffWorld, envelope: EnvelopeSpec, step: Step) -> tuple[Decision, str | None]:
+    with boa.env.anchor():
+        boa.env.timestamp = T0
+        model = Model(grant_and_enable(world, envelope))
+        decision, ok, reason = execute_step(world, model, step)
+    assert not ok
+    return decision, reason
+
+
+def test_undecodable_arguments_are_refused_by_both_with_different_first_reasons(
+    world: DiffWorld,
+) -> None:
+    # The amount word is cut short and the recipient is not allowed: the policy stops at the
+    # decoding, the contract reads the recipient word and refuses the rule.
+    cut = Step("single", (CallSpec("truncated", ("tokenA", "stranger", 5, 1)),))
+    decision, reason = _decide_and_run(world, TRANSFER_ENVELOPE, cut)
+    assert [v.code.value for v in decision.violations] == ["CALLDATA_MALFORMED"]
+    assert reason == "ARG_RULE_VIOLATED"
+
+
+def test_a_forbidden_selector_is_refused_by_both_with_different_reasons(world: DiffWorld) -> None:
+    forbidden = Step("single", (CallSpec("forbidden", ("tokenA",)),))
+    decision, reason = _decide_and_run(world, TRANSFER_ENVELOPE, forbidden)
+    assert [v.code.value for v in decision.violations] == ["NON_DELEGABLE_ACTION"]
+    assert reason == "SELECTOR_NOT_ALLOWED"

@@ -154,7 +154,7 @@ SEL_PERMIT2_APPROVE: constant(bytes4) = 0x87517C45  # Permit2 approve(address,ad
 
 # ---------------------------------------------------------------------------------------------
 # Packed words (bit offsets). Vyper does not pack storage, so the hot fields are packed by hand:
-# one cold SLOAD each for the session's configuration, its counters and the account word.
+# an execution reads one word for the account, one for the session, one of its nonce bitmap.
 
 MASK8: constant(uint256) = 2**8 - 1
 MASK24: constant(uint256) = 2**24 - 1
@@ -953,6 +953,7 @@ def session(session_key: address) -> SessionView:
     @notice The decoded state of a session key: zeroes when never enabled; status 2 with the
             window, use and epoch fields zero once revoked (the state word is deleted). A
             status-1 session whose epoch is below `epoch()` is revoked too (revoke-all).
+            `uses` is counted only when the grant has a maxUses.
     """
     state: uint256 = self._session_state[session_key]
     extra: uint256 = self._session_extra[session_key]
