@@ -2,7 +2,7 @@
 every behavioural test on both backends, funded signers and the test contracts.
 
 The anvil binary comes from npm (``@foundry-rs/anvil`` in package.json). If it is missing the
-tests that need it FAIL (they do not skip): run ``npm ci`` in the repository root.
+tests that need it FAIL (they do not skip): run ``npm install`` in the repository root.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def anvil() -> Iterator[str]:
     """Start ``anvil`` (Prague, chain id 31337) on a free local port; yield its URL."""
     if not ANVIL_BIN.exists():
         pytest.fail(
-            f"the anvil node is missing ({ANVIL_BIN}): run `npm ci` in {REPO_ROOT}",
+            f"the anvil node is missing ({ANVIL_BIN}): run `npm install` in {REPO_ROOT}",
             pytrace=False,
         )
     last_error = ""

@@ -3,7 +3,7 @@ the Prague hardfork, stopped by its PID) and a ``chain`` fixture that runs a beh
 on both the in-process chain and anvil.
 
 The anvil binary comes from npm (``@foundry-rs/anvil`` in package.json). If it is missing the
-tests that need it FAIL (they do not skip): run ``npm ci`` in the repository root. The fixture
+tests that need it FAIL (they do not skip): run ``npm install`` in the repository root. The fixture
 is a copy of tests/chain's (test folders are not packages, so it cannot be imported).
 """
 
@@ -61,7 +61,7 @@ def anvil() -> Iterator[str]:
     """Start ``anvil`` (Prague, chain id 31337) on a free local port; yield its URL."""
     if not ANVIL_BIN.exists():
         pytest.fail(
-            f"the anvil node is missing ({ANVIL_BIN}): run `npm ci` in {REPO_ROOT}",
+            f"the anvil node is missing ({ANVIL_BIN}): run `npm install` in {REPO_ROOT}",
             pytrace=False,
         )
     last_error = ""
