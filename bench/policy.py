@@ -13,7 +13,6 @@ Run: ``.venv/bin/python bench/policy.py`` (prints a table; about 30 s).
 from __future__ import annotations
 
 import platform
-import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,8 +23,8 @@ from eth_account.messages import encode_typed_data
 from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.typed_data import credential_hash, grant_digest, typed_data_document
 from sessionward.domain.abi import parse_signature
-from sessionward.domain.catalog import KnownContract, default_catalog
 from sessionward.domain.calldata import Call, encode_batch_execution, encode_execute, mode_batch
+from sessionward.domain.catalog import KnownContract, default_catalog
 from sessionward.domain.envelope import Envelope
 from sessionward.domain.grant import validate_grant
 from sessionward.domain.policy import CallRequest, SessionStatus, SessionView, evaluate
@@ -84,8 +83,14 @@ def main() -> None:
     )
     # erc20.transfer/approve on USDC, TOKEN_X and WETH (6) + 3 swap functions + deposit = 10;
     # keep exactly 8 by dropping WETH's two ERC-20 functions from the expansion.
-    permissions = {k: v for k, v in scope.permissions.items() if not (k[0] == WETH and v.action_class.startswith("erc20"))}
-    scope = type(scope)(**{**{f: getattr(scope, f) for f in scope.__dataclass_fields__}, "permissions": permissions})
+    permissions = {
+        k: v
+        for k, v in scope.permissions.items()
+        if not (k[0] == WETH and v.action_class.startswith("erc20"))
+    }
+    scope = type(scope)(
+        **{**{f: getattr(scope, f) for f in scope.__dataclass_fields__}, "permissions": permissions}
+    )
     assert len(scope.permissions) == 8, len(scope.permissions)
     session = SessionView("bench", scope, SessionStatus.ACTIVE, credential_expires_at=NOW + 86400)
     usage = Usage(
@@ -96,9 +101,13 @@ def main() -> None:
             token_bucket(USDC): Counter(0, 5 * 10**8),
         }
     )
-    transfer = TRANSFER.selector + bytes(12) + bytes.fromhex(MERCHANT[2:]) + (10**6).to_bytes(32, "big")
+    transfer = (
+        TRANSFER.selector + bytes(12) + bytes.fromhex(MERCHANT[2:]) + (10**6).to_bytes(32, "big")
+    )
     one = CallRequest(1, ACCOUNT, USDC, 0, transfer)
-    batch_calldata = encode_execute(mode_batch(), encode_batch_execution([Call(USDC, 0, transfer)] * 5))
+    batch_calldata = encode_execute(
+        mode_batch(), encode_batch_execution([Call(USDC, 0, transfer)] * 5)
+    )
     five = CallRequest(1, ACCOUNT, ACCOUNT, 0, batch_calldata)
     assert evaluate(one, session, usage, NOW, catalog=catalog).allowed
     assert evaluate(five, session, usage, NOW, catalog=catalog).allowed
@@ -129,7 +138,11 @@ def main() -> None:
     # --- Cedar: the stateless part of the same decision --------------------------------------
     policies = []
     for (target, selector), p in scope.permissions.items():
-        conds = [f'context.target == "{target}"', f'context.selector == "0x{selector.hex()}"', f"context.value <= {min(p.max_value_per_call, 2**62)}"]
+        conds = [
+            f'context.target == "{target}"',
+            f'context.selector == "0x{selector.hex()}"',
+            f"context.value <= {min(p.max_value_per_call, 2**62)}",
+        ]
         for rule in p.rules:
             field = rule.arg.replace(".", "_").replace("[", "_").replace("]", "")
             allowed = ", ".join(f'"{v}"' for v in rule.values)
@@ -148,7 +161,12 @@ def main() -> None:
             "principal": 'Session::"bench"',
             "action": 'Action::"call"',
             "resource": 'Target::"' + USDC + '"',
-            "context": {"target": USDC, "selector": "0xa9059cbb", "value": 0, "args": {"to": MERCHANT}},
+            "context": {
+                "target": USDC,
+                "selector": "0xa9059cbb",
+                "value": 0,
+                "args": {"to": MERCHANT},
+            },
         }
         return cedarpy.is_authorized(request, policy_set, entities).allowed
 
@@ -164,11 +182,15 @@ def main() -> None:
         ("EIP-712 grant digest, eth_account", pct(theirs_t, 0.5), pct(theirs_t, 0.99)),
         ("Cedar (cedarpy), stateless part only", pct(cedar_t, 0.5), pct(cedar_t, 0.99)),
     ]
-    print(f"# bench/policy.py  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  {platform.machine()} {platform.python_version()}")
+    print(
+        f"# bench/policy.py  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  {platform.machine()} {platform.python_version()}"
+    )
     print(f"{'case':45} {'p50 us':>10} {'p99 us':>10}")
     for name, p50, p99 in rows:
         print(f"{name:45} {p50:10.1f} {p99:10.1f}")
-    print(f"grant digest speed-up vs eth_account (p50): {pct(theirs_t, 0.5) / pct(ours_t, 0.5):.1f}x (goal >= 10x)")
+    print(
+        f"grant digest speed-up vs eth_account (p50): {pct(theirs_t, 0.5) / pct(ours_t, 0.5):.1f}x (goal >= 10x)"
+    )
     print(f"full decision / Cedar stateless (p50): {p50_one / p50_cedar:.2f}x (goal <= 0.5x)")
     print(f"evaluate p50 one call: {p50_one:.1f} us (goal <= 30 us)")
 

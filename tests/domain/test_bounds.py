@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from scenario import ACCOUNT, CHAIN_ID, MERCHANT, NOW, USDC
 
 import sessionward.contracts as contracts
+from scenario import ACCOUNT, CHAIN_ID, MERCHANT, NOW, USDC
 from sessionward.domain import bounds
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.calldata import Call, encode_batch_execution, encode_execute, mode_batch

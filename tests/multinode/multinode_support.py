@@ -110,7 +110,9 @@ def start_anvil() -> tuple[subprocess.Popen[bytes], str]:
     attempts: a port picked free can be taken before anvil binds it).
     """
     if not ANVIL_BIN.exists():
-        raise RuntimeError(f"the anvil node is missing ({ANVIL_BIN}): run `npm install` in {REPO_ROOT}")
+        raise RuntimeError(
+            f"the anvil node is missing ({ANVIL_BIN}): run `npm install` in {REPO_ROOT}"
+        )
     last_error = ""
     for _attempt in range(3):
         port = free_port()

@@ -445,7 +445,9 @@ def test_the_harness_reports_a_chain_that_runs_what_the_policy_refuses(
         _run(world, TRANSFER_ENVELOPE, stranger)
 
 
-def _decide_and_run(world: DiffWorld, envelope: EnvelopeSpec, step: Step) -> tuple[Decision, str | None]:
+def _decide_and_run(
+    world: DiffWorld, envelope: EnvelopeSpec, step: Step
+) -> tuple[Decision, str | None]:
     with boa.env.anchor():
         boa.env.timestamp = T0
         model = Model(grant_and_enable(world, envelope))

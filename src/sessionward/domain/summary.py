@@ -26,7 +26,13 @@ CHAIN_NAMES = {
 }
 
 _APPROVAL_CLASSES = frozenset(
-    {"erc20.approve", "erc20.increaseAllowance", "erc20.permit", "permit2.approve", "permit2.permit"}
+    {
+        "erc20.approve",
+        "erc20.increaseAllowance",
+        "erc20.permit",
+        "permit2.approve",
+        "permit2.permit",
+    }
 )
 
 
@@ -82,7 +88,9 @@ def summarize(scope: Scope, *, app_name: str, catalog: Catalog) -> str:
     limit_text = f", {_join(limits)}," if limits else ""
     cannot = ["change owners", "install modules"]
     classes = {p.action_class for p in scope.permissions.values()}
-    cannot.append("approve unlimited spending" if classes & _APPROVAL_CLASSES else "approve spending")
+    cannot.append(
+        "approve unlimited spending" if classes & _APPROVAL_CLASSES else "approve spending"
+    )
     return (
         f"Lets {app_name} call {_join(actions)} on {chain_text}{limit_text} until {until}."
         f" It cannot {_join(cannot, 'or')}."
