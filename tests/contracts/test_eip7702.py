@@ -123,7 +123,7 @@ def test_the_account_word_lives_at_its_namespaced_slot(
 ) -> None:
     delegated.enable(delegated.grant(session, permissions=[permission(world.token, TRANSFER)]))
     word = boa.env.get_storage(eoa.address, _account_word_slot())
-    assert (word >> 248, (word >> 64) & (2**32 - 1)) == (1, 1)  # layout tag, one grant so far
+    assert (word >> 248, (word >> 64) & (2**32 - 1)) == (2, 1)  # layout tag, one grant so far
     assert all(boa.env.get_storage(eoa.address, slot) == 0 for slot in range(16))
 
 
@@ -143,11 +143,12 @@ def test_re_delegating_to_foreign_code_and_back_keeps_the_sessions_intact(
     assert world.token.balanceOf(world.relayer) == UNIT
 
 
+@pytest.mark.parametrize("tag", [1, 3], ids=["sequential-nonce-layout", "future-layout"])
 def test_a_foreign_layout_tag_stops_the_account(
-    world: World, delegated: Wallet, eoa: Key, session: Key
+    world: World, delegated: Wallet, eoa: Key, session: Key, tag: int
 ) -> None:
     grant = delegated.grant(session, permissions=[permission(world.token, TRANSFER)])
-    boa.env.set_storage(eoa.address, _account_word_slot(), 2 << 248)
+    boa.env.set_storage(eoa.address, _account_word_slot(), tag << 248)
     with boa.reverts("STORAGE_LAYOUT_MISMATCH"):
         delegated.enable(grant)
     with boa.reverts("STORAGE_LAYOUT_MISMATCH"):

@@ -38,13 +38,18 @@ def service(
     tmp_path_factory: pytest.TempPathFactory, ops_key: ec.EllipticCurvePrivateKey
 ) -> Iterator[Service]:
     os.environ.pop("SESSIONWARD_DATABASE_URL", None)  # embedded defaults: SQLite
-    logging.getLogger("sessionward").setLevel(logging.WARNING)
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("ui-waas"), ops_credentials=(ops_credential(ops_key),)
-    )
-    waas = Waas.from_settings(settings)
-    with BackgroundServer(waas) as url:
-        yield Service(waas, url)
+    service_logs = logging.getLogger("sessionward")
+    level = service_logs.level
+    service_logs.setLevel(logging.WARNING)  # quiet while this module runs; restored after
+    try:
+        settings = Settings(
+            data_dir=tmp_path_factory.mktemp("ui-waas"), ops_credentials=(ops_credential(ops_key),)
+        )
+        waas = Waas.from_settings(settings)
+        with BackgroundServer(waas) as url:
+            yield Service(waas, url)
+    finally:
+        service_logs.setLevel(level)
 
 
 @pytest.fixture(scope="module")

@@ -164,11 +164,13 @@ MASK160: constant(uint256) = 2**160 - 1
 
 # Account word, stored at `_account[ACCOUNT_NAMESPACE]`.
 ACCOUNT_NAMESPACE: constant(bytes32) = keccak256("sessionward.account.v1")
-LAYOUT_TAG: constant(uint256) = 1
+# 2: unordered call nonces (`_session_state`, `_session_extra`, `_nonce_bits`); 1 was the layout
+# with sequential nonces, whose words at the same slots mean something else.
+LAYOUT_TAG: constant(uint256) = 2
 ACC_EPOCH: constant(uint256) = 0           # uint32: current session epoch
 ACC_OWNER_NONCE: constant(uint256) = 32    # uint32: next owner-operation (revocation) nonce
 ACC_GENERATION: constant(uint256) = 64     # uint32: enables so far (keys a grant's records)
-ACC_LAYOUT: constant(uint256) = 248        # uint8: layout tag (0 = fresh, 1 = this layout)
+ACC_LAYOUT: constant(uint256) = 248        # uint8: layout tag (0 = fresh, LAYOUT_TAG = this layout)
 
 # Session state word: everything an execution reads in one slot. Written at enable, by
 # executions of a grant with a maxUses (the use count), and deleted by a revocation (the gas
