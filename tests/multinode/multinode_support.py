@@ -17,7 +17,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import IO, Any, Final
 
 import httpx
 
+import anvil_node
 from sessionward.chain.contracts import DeployedContract, transact
 from sessionward.chain.demo import DemoDeployment, demo_contract
 from sessionward.chain.rpc import RpcChain
@@ -38,7 +38,6 @@ from sessionward.sdk import BackendClient, OpsClient, OwnerClient, SessionWardAp
 from sessionward.store import Store
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
-ANVIL_BIN: Final = REPO_ROOT / "node_modules" / ".bin" / "anvil"
 PG_URL: Final = os.environ.get(
     "SESSIONWARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -93,56 +92,12 @@ def _tail(path: Path, limit: int = 3000) -> str:
 # --- anvil ---------------------------------------------------------------------------------
 
 
-def _anvil_answers(url: str) -> bool:
-    try:
-        response = httpx.post(
-            url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=1
-        )
-        return response.status_code == 200 and response.json().get("result") == hex(CHAIN_ID)
-    except (httpx.HTTPError, ValueError):
-        return False
-
-
 def start_anvil() -> tuple[subprocess.Popen[bytes], str]:
     """Start anvil (Prague, chain id 1) on a free loopback port; (process, URL).
 
-    Raises ``RuntimeError`` with anvil's last words if it does not answer within 20 s (three
-    attempts: a port picked free can be taken before anvil binds it).
+    Raises ``RuntimeError`` (:class:`anvil_node.AnvilUnavailable`) if it is missing or silent.
     """
-    if not ANVIL_BIN.exists():
-        raise RuntimeError(
-            f"the anvil node is missing ({ANVIL_BIN}): run `npm install` in {REPO_ROOT}"
-        )
-    last_error = ""
-    for _attempt in range(3):
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        with tempfile.TemporaryFile() as stderr:
-            process = subprocess.Popen(
-                [
-                    str(ANVIL_BIN),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--hardfork",
-                    "prague",
-                    "--chain-id",
-                    str(CHAIN_ID),
-                    "--silent",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-            deadline = time.monotonic() + 20
-            while process.poll() is None and time.monotonic() < deadline:
-                if _anvil_answers(url):
-                    return process, url
-                time.sleep(0.05)
-            stderr.seek(0)
-            last_error = stderr.read().decode(errors="replace")[-2000:]
-            stop_process(process)
-    raise RuntimeError(f"anvil did not start: {last_error}")
+    return anvil_node.start(CHAIN_ID)
 
 
 # --- service nodes -------------------------------------------------------------------------

@@ -29,6 +29,7 @@ cannot be encoded :class:`AbiEncodeError` (all :class:`ValueError`).
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -151,7 +152,7 @@ class _EncodeFault(Exception):
 # Types
 
 
-class AbiType:
+class AbiType(ABC):
     """An ABI type. Instances are immutable and hashable.
 
     ``canonical`` is the type as written in a selector preimage (``uint256``, ``(address,bytes)[]``).
@@ -162,8 +163,9 @@ class AbiType:
     __slots__ = ()
 
     @property
+    @abstractmethod
     def canonical(self) -> str:
-        raise NotImplementedError
+        """The type as written in a selector preimage."""
 
     @property
     def is_dynamic(self) -> bool:

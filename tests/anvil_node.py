@@ -1,0 +1,95 @@
+"""The anvil node for tests: started on 127.0.0.1 (Prague rules), stopped by its PID.
+
+One launcher for every room that needs a JSON-RPC node (tests/chain, tests/onchain,
+tests/multinode). The binary comes from npm (``@foundry-rs/anvil`` in package.json, installed
+by ``./run test``); if it is missing, the tests that need it fail with how to get it.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ANVIL_BIN = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+
+
+class AnvilUnavailable(RuntimeError):
+    """anvil is not installed or did not start."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers(url: str, chain_id: int) -> bool:
+    try:
+        response = httpx.post(
+            url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=1
+        )
+        return response.status_code == 200 and response.json().get("result") == hex(chain_id)
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop our own anvil by its PID: terminate, then kill if it lingers."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def start(chain_id: int) -> tuple[subprocess.Popen[bytes], str]:
+    """Start anvil with ``chain_id`` on a free loopback port; ``(process, url)``.
+
+    Three attempts (a port picked free can be taken before anvil binds it); raises
+    :class:`AnvilUnavailable` with anvil's last words otherwise.
+    """
+    if not ANVIL_BIN.exists():
+        raise AnvilUnavailable(
+            f"the anvil node is missing ({ANVIL_BIN}): run `npm install` in {REPO_ROOT}"
+        )
+    last_error = ""
+    for _attempt in range(3):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with tempfile.TemporaryFile() as stderr:
+            process = subprocess.Popen(
+                [str(ANVIL_BIN), "--host", "127.0.0.1", "--port", str(port), "--hardfork", "prague",
+                 "--chain-id", str(chain_id), "--silent"],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )  # fmt: skip
+            deadline = time.monotonic() + 20
+            while process.poll() is None and time.monotonic() < deadline:
+                if _answers(url, chain_id):
+                    return process, url
+                time.sleep(0.05)
+            stderr.seek(0)
+            last_error = stderr.read().decode(errors="replace")[-2000:]
+            stop(process)
+    raise AnvilUnavailable(f"anvil did not start: {last_error}")
+
+
+@contextmanager
+def running(chain_id: int) -> Iterator[str]:
+    """``with running(31337) as url:`` an anvil node for the block, stopped after."""
+    process, url = start(chain_id)
+    try:
+        yield url
+    finally:
+        stop(process)
