@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import pytest
 
-import sessionward.contracts as contracts
 from scenario import ACCOUNT, CHAIN_ID, MERCHANT, NOW, USDC
 from sessionward.domain import bounds
 from sessionward.domain.abi import encode_call, parse_signature
@@ -18,15 +17,6 @@ from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import EMPTY_USAGE
 
 TRANSFER = parse_signature("transfer(address to,uint256 amount)")
-
-
-def test_domain_bounds_equal_the_contract_bounds() -> None:
-    for name in (
-        "MAX_PERMISSIONS", "MAX_RULES", "MAX_RULE_VALUES", "MAX_CAPABILITIES",
-        "MAX_DESTINATIONS", "MAX_TOKEN_LIMITS", "MAX_BATCH", "MAX_EXECUTION_BYTES",
-    ):  # fmt: skip
-        assert getattr(bounds, name) == getattr(contracts, name), name
-    assert bounds.STRING_BOUNDS == contracts.STRING_BOUNDS
 
 
 def test_a_grant_with_more_destinations_than_the_account_holds_is_refused(

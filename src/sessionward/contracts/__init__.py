@@ -36,32 +36,25 @@ __all__ = [
     "source_path",
 ]
 
+from sessionward.domain.bounds import (
+    MAX_BATCH,
+    MAX_CAPABILITIES,
+    MAX_DESTINATIONS,
+    MAX_EXECUTION_BYTES,
+    MAX_PERMISSIONS,
+    MAX_RULE_VALUES,
+    MAX_RULES,
+    MAX_TOKEN_LIMITS,
+    STRING_BOUNDS,
+)
+
 CONTRACTS_DIR: Final = Path(__file__).resolve().parent
 DEPLOYABLE: Final = ("SessionAccount", "SessionAccountFactory", "DemoToken", "DemoRouter")
 
-MAX_PERMISSIONS: Final = 16
-"""Permissions per grant; a (target, selector) pair appears at most once."""
-MAX_RULES: Final = 4
-"""Rules per permission (off-chain-only rules included)."""
-MAX_RULE_VALUES: Final = 16
-"""Values per rule: the implicit recipient rule ``in [account, destinations...]`` must fit."""
-MAX_CAPABILITIES: Final = 16
-MAX_DESTINATIONS: Final = 15
-MAX_TOKEN_LIMITS: Final = 8
-MAX_BATCH: Final = 8
-"""Inner calls per execution."""
-MAX_EXECUTION_BYTES: Final = 4096
-"""Length of ``executionCalldata``."""
+# The account's size bounds are defined once, in the domain (which must refuse what the account
+# cannot hold); a test keeps them equal to the Vyper constants.
 MAX_OWNER_SIGNATURE: Final = 1024
 """Length of an owner signature (ERC-1271 signers may need more than 65 bytes)."""
-STRING_BOUNDS: Final = {
-    "capability": 64,
-    "function": 128,
-    "actionClass": 64,
-    "arg": 64,
-    "maxValueUsd": 32,
-}
-"""Maximum UTF-8 length of each string field of a grant."""
 
 
 def source_path(name: str) -> Path:
