@@ -14,6 +14,7 @@ relayer). It is still money, so :class:`LocalTransactionSigner`:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -84,11 +85,9 @@ class LocalTransactionSigner:
         """
         target = Path(path)
         if create and not target.exists():
-            try:
+            # If another process creates it first, the exclusive open fails and we load theirs.
+            with contextlib.suppress(FileExistsError):
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # another process made it first: load theirs
-            else:
                 with os.fdopen(fd, "w") as handle:
                     handle.write(secrets.token_bytes(32).hex() + "\n")
         try:

@@ -10,7 +10,7 @@ record before it (``prev_hash``; the first record links to :data:`GENESIS_HASH`,
     }) )
 
 ``canonical_json`` is JSON with keys sorted (recursively), no insignificant whitespace
-(``","`` and ``":"`` separators), non-ASCII characters escaped as ``\\uXXXX`` with lower-case hex
+(``","`` and ``":"`` separators), non-ASCII characters escaped as ``\\u`` plus four lower-case hex
 digits, encoded as ASCII. Payloads hold only objects with string keys, arrays, strings, integers
 (any size), booleans and null: floats are refused because their text form is not canonical
 across implementations (write amounts as decimal strings or integers).
