@@ -24,6 +24,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final
 
 import orjson
@@ -171,35 +172,52 @@ class SessionWardApi:
         request_id: str,
     ) -> Outcome:
         started = time.perf_counter()
+        unit: AbstractContextManager[None] = (
+            self.waas.runtime.store.db.unit() if method.one_transaction else nullcontext()
+        )
         try:
-            parsed: list[dict[str, Any]] = []
-
-            def document() -> dict[str, Any]:
-                if not parsed:
-                    parsed.append(parse_document(body, self._limit))
-                return parsed[0]
-
-            principal = self._auth.authenticate(
-                method.auth,
-                headers.get(SIGNATURE_HEADER),
-                method="POST",
-                path_with_query=path_with_query,
-                body=body,
-                document=document,
-            )
-            key = headers.get(IDEMPOTENCY_HEADER) if method.mutation else None
-            if key is None:
-                return self._answer(method, principal, document, request_id)
-            return self._idempotency.run(
-                subject=principal.subject,
-                key=key,
-                method=method.name,
-                body=body,
-                answer=lambda: self._answer(method, principal, document, request_id),
-            )
+            with unit:
+                try:
+                    return self._authenticated(method, headers, path_with_query, body, request_id)
+                except ApiError as exc:  # a refusal: what it wrote (its replay nonce) commits
+                    return _error(exc, request_id)
         finally:
             if method.name == "Execute":
                 self.metrics.execute_latency(time.perf_counter() - started)
+
+    def _authenticated(
+        self,
+        method: Method,
+        headers: Mapping[str, str],
+        path_with_query: str,
+        body: bytes,
+        request_id: str,
+    ) -> Outcome:
+        parsed: list[dict[str, Any]] = []
+
+        def document() -> dict[str, Any]:
+            if not parsed:
+                parsed.append(parse_document(body, self._limit))
+            return parsed[0]
+
+        principal = self._auth.authenticate(
+            method.auth,
+            headers.get(SIGNATURE_HEADER),
+            method="POST",
+            path_with_query=path_with_query,
+            body=body,
+            document=document,
+        )
+        key = headers.get(IDEMPOTENCY_HEADER) if method.mutation else None
+        if key is None:
+            return self._answer(method, principal, document, request_id)
+        return self._idempotency.run(
+            subject=principal.subject,
+            key=key,
+            method=method.name,
+            body=body,
+            answer=lambda: self._answer(method, principal, document, request_id),
+        )
 
     def _answer(
         self,

@@ -31,7 +31,9 @@ Handler = Callable[[Waas, Principal, Any], Mapping[str, Any]]
 @dataclass(frozen=True, slots=True)
 class Method:
     """One API method. ``revocation_path`` labels the revocation metric; ``decision`` marks
-    methods whose answer is a policy decision (metrics)."""
+    methods whose answer is a policy decision (metrics). ``one_transaction``: the request's
+    replay nonce, idempotency key and service call commit together, in one database
+    transaction (a unit of work), or not at all."""
 
     name: str
     request: type[m.Body]
@@ -42,6 +44,7 @@ class Method:
     summary: str
     decision: bool = False
     revocation_path: str | None = None
+    one_transaction: bool = False
 
 
 def _hex(value: str) -> bytes:
@@ -293,6 +296,9 @@ METHODS: Final[dict[str, Method]] = {
             _execute,
             "Backend: re-decide, reserve, sign with the session key and queue a quote.",
             decision=True,
+            # No chain call on this path, so the unit never holds the write lock while it waits
+            # for the chain (the dispatcher holds the chain while it writes).
+            one_transaction=True,
         ),
         Method(
             "TransactionStatus",

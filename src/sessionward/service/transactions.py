@@ -51,6 +51,7 @@ from sessionward.domain.usage import Charge, Usage
 from sessionward.domain.values import InvalidValue, parse_address, parse_amount
 from sessionward.store.decisions import DecisionEvent
 from sessionward.store.execution import SignedCall
+from sessionward.store.sessions import SessionRecord
 from sessionward.store.transactions import TransactionRecord
 from sessionward.vault.interface import KeyRecord
 
@@ -345,8 +346,7 @@ class Transactions:
                 for code in outcome.reasons
             )
             return self._refuse(txn, violations, decision, started, now)
-        with self._dir.pinned(record):
-            self._notify(event, decision, outcome.usage)
+        self._notify(event, decision, outcome.usage, loaded=record)
         assert outcome.signed is not None and outcome.call_nonce is not None
         # The row as the execution transaction left it (``quoted`` -> ``pending``): no re-read.
         return transaction_view(
@@ -421,9 +421,30 @@ class Transactions:
             decision.charges, now=now, anchor=anchor, window_s=rules.velocity_window_s
         )
 
-    def _notify(self, event: DecisionEvent, decision: Decision, usage: Usage | None = None) -> None:
-        if self._listener is not None:
-            self._listener(event, decision, usage)
+    def _notify(
+        self,
+        event: DecisionEvent,
+        decision: Decision,
+        usage: Usage | None = None,
+        *,
+        loaded: SessionRecord | None = None,
+    ) -> None:
+        """Tell the listener (the anomaly rules) about a recorded decision, once it is committed:
+        inside a unit of work (the API's Execute) after the unit commits, since a rule may revoke
+        durably. ``loaded``: the session record this use case has just read, which the listener
+        may reuse instead of reading it again."""
+        listener = self._listener
+        if listener is None:
+            return
+
+        def notify() -> None:
+            if loaded is None:
+                listener(event, decision, usage)
+                return
+            with self._dir.pinned(loaded):
+                listener(event, decision, usage)
+
+        self._rt.store.db.after_commit(notify)
 
     def _fee_estimate(self, calls: int) -> int:
         """Gas limit the relayer will use × the current max fee (cached a few seconds)."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .database import Database
 from .errors import AlreadyExists
 from .schema import credentials
+
+_BY_ID = select(credentials).where(credentials.c.id == bindparam("credential_id"))
 
 Role = Literal["backend", "owner", "ops"]
 ROLES: tuple[Role, ...] = ("backend", "owner", "ops")
@@ -111,7 +113,7 @@ class Credentials:
 
     def get(self, credential_id: str) -> CredentialRecord | None:
         with self._db.reading() as conn:
-            row = conn.execute(select(credentials).where(credentials.c.id == credential_id)).first()
+            row = conn.execute(_BY_ID, {"credential_id": credential_id}).first()
         return None if row is None else _record(row)
 
     def with_role(self, role: Role) -> list[CredentialRecord]:

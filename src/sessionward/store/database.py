@@ -11,6 +11,15 @@ Transactions
     :meth:`Database.reading` opens a transaction that only reads (deferred ``BEGIN`` on SQLite, so
     readers never wait for the writer in WAL mode).
 
+    :meth:`Database.unit` makes everything one thread does inside the block ONE write transaction
+    (a unit of work): ``reading`` there uses the unit's connection, and ``writing`` becomes a
+    savepoint of it (an exception inside it undoes that block only, as a transaction of its own
+    would). Nothing in the unit is visible to others before the unit commits, and if the block
+    raises, all of it is rolled back. Work that must follow the commit (listeners that write
+    durably, such as the anomaly rules) is registered with :meth:`Database.after_commit`. A
+    durable write cannot join a unit (SQLite cannot change its safety level inside a
+    transaction): it raises, so that a unit never silently weakens a revocation.
+
     On SQLite, writers of one process also queue on a process-local lock before ``BEGIN
     IMMEDIATE``. That is scheduling, not enforcement: SQLite's busy handler polls with growing
     sleeps, so threads contending for the write lock leave it idle and some wait for seconds;
@@ -34,7 +43,7 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -111,6 +120,7 @@ class Database:
             _install_sqlite_discipline(self.engine, busy_timeout_s)
         self._gate_key: Final = _gate_key(schema or "public")
         self._sqlite_writers: Final = threading.RLock()
+        self._units: Final = _Units()
 
     @property
     def is_postgresql(self) -> bool:
@@ -129,7 +139,17 @@ class Database:
         have returned they survive a power cut; other writes run with ``synchronous=NORMAL``
         (WAL mode: never corrupt, but the last commits before a power cut may be lost). A FULL
         commit also syncs every earlier commit in the WAL. PostgreSQL is always durable.
+
+        Inside a :meth:`unit` of this thread: a savepoint of the unit's transaction (and a
+        ``RuntimeError`` if ``durable``).
         """
+        ambient = self._units.connection
+        if ambient is not None:
+            if durable:
+                raise RuntimeError("a durable write cannot join a unit of work")
+            with _savepoint(ambient):
+                yield ambient
+            return
         if not self.is_sqlite:
             with self.engine.begin() as conn:
                 yield conn
@@ -151,9 +171,42 @@ class Database:
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A transaction that only reads (never takes SQLite's write lock)."""
+        """A transaction that only reads (never takes SQLite's write lock); inside a
+        :meth:`unit` of this thread, the unit's own transaction."""
+        ambient = self._units.connection
+        if ambient is not None:
+            yield ambient
+            return
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """One write transaction for every ``reading`` and ``writing`` this thread does inside
+        the block (see the module docstring); committed on normal exit, rolled back if the block
+        raises. The :meth:`after_commit` callbacks run after the commit, in order; a unit opened
+        inside a unit joins it."""
+        if self._units.connection is not None:
+            yield
+            return
+        callbacks: list[Callable[[], None]] = []
+        with self.writing() as conn:
+            self._units.enter(conn, callbacks)
+            try:
+                yield
+            finally:
+                self._units.leave()
+        for callback in callbacks:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current :meth:`unit` of this thread has committed (never,
+        if it rolls back); at once outside a unit."""
+        callbacks = self._units.callbacks
+        if callbacks is None:
+            callback()
+        else:
+            callbacks.append(callback)
 
     def pass_gate(self, conn: Connection) -> None:
         """Enter the revocation gate shared (reservations). No-op on SQLite."""
@@ -187,6 +240,38 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+class _Units(threading.local):
+    """The unit of work open on this thread, if any: its connection and after-commit callbacks."""
+
+    connection: Connection | None = None
+    callbacks: list[Callable[[], None]] | None = None
+
+    def enter(self, connection: Connection, callbacks: list[Callable[[], None]]) -> None:
+        self.connection = connection
+        self.callbacks = callbacks
+
+    def leave(self) -> None:
+        self.connection = None
+        self.callbacks = None
+
+
+@contextmanager
+def _savepoint(conn: Connection) -> Iterator[None]:
+    """A savepoint, straight on the driver connection (sqlite3 and psycopg both have
+    ``execute``; SQLAlchemy's nested transactions cost several times more per use): released on
+    normal exit, rolled back to and released if the block raises."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute("SAVEPOINT sessionward_unit")
+    try:
+        yield
+    except BaseException:
+        driver.execute("ROLLBACK TO SAVEPOINT sessionward_unit")
+        driver.execute("RELEASE SAVEPOINT sessionward_unit")
+        raise
+    driver.execute("RELEASE SAVEPOINT sessionward_unit")
 
 
 def _gate_key(namespace: str) -> int:

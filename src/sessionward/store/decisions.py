@@ -10,6 +10,8 @@ from sqlalchemy import ColumnElement, Connection, Row, func, insert, literal, or
 from .database import Database
 from .schema import decision_events
 
+_INSERT = insert(decision_events)
+
 Verdict = Literal["allow", "deny"]
 
 
@@ -69,19 +71,20 @@ class Decisions:
     def record_in(conn: Connection, event: DecisionEvent) -> None:
         """:meth:`record` inside a transaction the caller holds."""
         conn.execute(
-            insert(decision_events).values(
-                id=event.id,
-                at=event.at,
-                session_id=event.session_id,
-                wallet_id=event.wallet_id,
-                credential_id=event.credential_id,
-                action_class=event.action_class,
-                verdict=event.verdict,
-                reasons=",".join(event.reasons),
-                rule=event.rule,
-                latency_us=event.latency_us,
-                request_kind=event.request_kind,
-            )
+            _INSERT,
+            {
+                "id": event.id,
+                "at": event.at,
+                "session_id": event.session_id,
+                "wallet_id": event.wallet_id,
+                "credential_id": event.credential_id,
+                "action_class": event.action_class,
+                "verdict": event.verdict,
+                "reasons": ",".join(event.reasons),
+                "rule": event.rule,
+                "latency_us": event.latency_us,
+                "request_kind": event.request_kind,
+            },
         )
 
     def count_since(

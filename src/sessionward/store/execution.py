@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, text
 
 from sessionward.domain.reasons import ReasonCode, SessionWardError
 from sessionward.domain.usage import Charge, Usage
@@ -35,7 +35,7 @@ from .audit import AuditLog
 from .budget import Budget
 from .database import Database
 from .decisions import DecisionEvent, Decisions
-from .schema import sessions, vault_keys
+from .schema import vault_keys
 from .transactions import Transactions
 from .vault_keys import _record as key_record
 
@@ -68,8 +68,10 @@ def _key_in(conn: Connection, key_id: str) -> KeyRecord | None:
     return None if row is None else key_record(row)
 
 
-_CALL_NONCE = select(sessions.c.call_nonce).where(sessions.c.id == bindparam("session_id"))
-_NEXT_CALL_NONCE = update(sessions).where(sessions.c.id == bindparam("session_id"))
+# The session row is locked by the reservation, so the nonce taken here is unique and ordered.
+_TAKE_CALL_NONCE = text(
+    "UPDATE sessions SET call_nonce = call_nonce + 1 WHERE id = :session_id RETURNING call_nonce"
+)
 _KEY = select(vault_keys).where(vault_keys.c.key_id == bindparam("key_id"))
 
 
@@ -125,11 +127,8 @@ class Executions:
                 )
                 if not reserved.accepted:
                     raise _Abort(reserved.reasons)
-                current = conn.execute(_CALL_NONCE, {"session_id": session_id}).scalar_one()
-                call_nonce = int(current)
-                conn.execute(
-                    _NEXT_CALL_NONCE, {"session_id": session_id, "call_nonce": call_nonce + 1}
-                )
+                taken = conn.execute(_TAKE_CALL_NONCE, {"session_id": session_id}).scalar_one()
+                call_nonce = int(taken) - 1
                 key = None if signing_key is None else _key_in(conn, signing_key)
                 signed = sign(call_nonce, key)
                 if not Transactions.mark_pending_in(

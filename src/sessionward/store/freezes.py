@@ -25,6 +25,12 @@ from sessionward.domain.reasons import ReasonCode, SessionWardError
 from .database import Database
 from .schema import credentials, freeze_lift_approvals, freezes, wallets
 
+_ACTIVE: Final = (
+    select(freezes)
+    .where(freezes.c.lifted_at.is_(None))
+    .order_by(freezes.c.created_at, freezes.c.id)
+)
+
 Scope = Literal["global", "wallet", "credential", "session", "action_class"]
 SCOPES: Final[tuple[Scope, ...]] = ("global", "wallet", "credential", "session", "action_class")
 
@@ -213,10 +219,5 @@ class Freezes:
 
     def active(self) -> list[FreezeRecord]:
         """Every freeze not lifted, oldest first."""
-        statement = (
-            select(freezes)
-            .where(freezes.c.lifted_at.is_(None))
-            .order_by(freezes.c.created_at, freezes.c.id)
-        )
         with self._db.reading() as conn:
-            return [_record(row) for row in conn.execute(statement)]
+            return [_record(row) for row in conn.execute(_ACTIVE)]

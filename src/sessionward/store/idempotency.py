@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 
 from .database import Database
 from .schema import idempotency
@@ -31,6 +31,17 @@ _CLAIM: Final = text(
     INSERT INTO idempotency (credential_id, "key", method, request_hash, created_at)
     VALUES (:credential_id, :key, :method, :request_hash, :now)
     ON CONFLICT (credential_id, "key") DO NOTHING
+    """
+)
+
+
+_ROW: Final = select(idempotency).where(
+    idempotency.c.credential_id == bindparam("credential_id"), idempotency.c.key == bindparam("key")
+)
+_COMPLETE: Final = text(
+    """
+    UPDATE idempotency SET status_code = :status_code, response = :response
+    WHERE credential_id = :credential_id AND "key" = :key AND status_code IS NULL
     """
 )
 
@@ -89,7 +100,7 @@ class IdempotencyKeys:
         with self._db.writing() as conn:
             if conn.execute(_CLAIM, params).rowcount == 1:
                 return Claim("claimed")
-            row = conn.execute(select(idempotency).where(row_of)).one()._mapping
+            row = conn.execute(_ROW, params).one()._mapping
             if row["method"] != method or row["request_hash"] != request_hash:
                 return Claim("mismatch")
             if row["status_code"] is not None:
@@ -112,13 +123,13 @@ class IdempotencyKeys:
         """Store the answer of the claimed request; later claims replay it."""
         with self._db.writing() as conn:
             conn.execute(
-                update(idempotency)
-                .where(
-                    idempotency.c.credential_id == credential_id,
-                    idempotency.c.key == key,
-                    idempotency.c.status_code.is_(None),
-                )
-                .values(status_code=status_code, response=body)
+                _COMPLETE,
+                {
+                    "credential_id": credential_id,
+                    "key": key,
+                    "status_code": status_code,
+                    "response": body,
+                },
             )
 
     def release(self, *, credential_id: str, key: str) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .database import Database
 from .errors import AlreadyExists
 from .schema import wallets
+
+_BY_ID = select(wallets).where(wallets.c.id == bindparam("wallet_id"))
 
 OwnerKind = Literal["eoa", "erc1271"]
 
@@ -88,7 +90,7 @@ class Wallets:
 
     def get(self, wallet_id: str) -> WalletRecord | None:
         with self._db.reading() as conn:
-            row = conn.execute(select(wallets).where(wallets.c.id == wallet_id)).first()
+            row = conn.execute(_BY_ID, {"wallet_id": wallet_id}).first()
         return None if row is None else _record(row)
 
     def find(self, chain_id: int, account: str) -> WalletRecord | None:
