@@ -96,7 +96,6 @@ class IdempotencyKeys:
             "request_hash": request_hash,
             "now": now,
         }
-        row_of = (idempotency.c.credential_id == credential_id) & (idempotency.c.key == key)
         with self._db.writing() as conn:
             if conn.execute(_CLAIM, params).rowcount == 1:
                 return Claim("claimed")
@@ -108,6 +107,7 @@ class IdempotencyKeys:
             if row["created_at"] > now - stale_after_s:
                 return Claim("in_flight")
             # The holder died (or hung) without answering: take its claim over, exactly once.
+            row_of = (idempotency.c.credential_id == credential_id) & (idempotency.c.key == key)
             taken = conn.execute(
                 update(idempotency)
                 .where(
