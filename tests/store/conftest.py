@@ -7,41 +7,21 @@ server is unreachable the PostgreSQL tests fail (they are never skipped).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from store_support import PG_URL, Seeder
+from store_support import Seeder
 
+from database_support import BACKENDS, PG_URL, empty_store_on, migrated_postgresql_store
 from sessionward.store import Store, open_store
 
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
-
 
 @pytest.fixture(scope="module")
-def pg_schema() -> Iterator[str]:
-    """A fresh PostgreSQL schema for the module, dropped at the end."""
-    name = f"sw_test_{uuid.uuid4().hex[:16]}"
-    yield name
-    admin = create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-    finally:
-        admin.dispose()
-
-
-@pytest.fixture(scope="module")
-def pg_store(pg_schema: str) -> Iterator[Store]:
-    store = open_store(PG_URL, schema=pg_schema)
-    store.upgrade()
-    yield store
-    store.close()
+def pg_store() -> Iterator[Store]:
+    """The module's migrated PostgreSQL store, in its own schema."""
+    with migrated_postgresql_store("sw_test") as store:
+        yield store
 
 
 @pytest.fixture(params=BACKENDS)
@@ -52,16 +32,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A migrated, empty store on ``backend``."""
-    if backend == "sqlite":
-        sqlite_store = open_store(data_dir=tmp_path)
-        sqlite_store.upgrade()
-        yield sqlite_store
-        sqlite_store.close()
-        return
-    shared: Store = request.getfixturevalue("pg_store")
-    shared.empty()
-    yield shared
-    shared.empty()
+    with empty_store_on(backend, request, tmp_path, shared_postgresql="pg_store") as empty:
+        yield empty
 
 
 @pytest.fixture

@@ -5,55 +5,37 @@ schema per test module, dropped afterwards. If the server is unreachable the Pos
 fail (they are never skipped).
 
 The hand-computed week is written once per backend and module (the tests only read it);
-``empty_store`` is a migrated store with no rows.
+``scratch_store`` is a migrated store with no rows, for tests that write their own.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from telemetry_support import PG_URL, SINCE, UNTIL, record_week
+from telemetry_support import SINCE, UNTIL, record_week
 
-from sessionward.store import Store, open_store
+from database_support import (
+    BACKENDS,
+    empty_store_on,
+    migrated_postgresql_store,
+    migrated_sqlite_store,
+)
+from sessionward.store import Store
 from sessionward.store.telemetry import WeeklyMetrics
-
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
-
-
-@pytest.fixture(scope="module")
-def pg_schema() -> Iterator[str]:
-    """A fresh PostgreSQL schema for the module, dropped at the end."""
-    name = f"sw_telemetry_{uuid.uuid4().hex[:12]}"
-    yield name
-    admin = create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
 def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    store = open_store(data_dir=tmp_path_factory.mktemp("telemetry"))
-    store.upgrade()
-    yield store
-    store.close()
+    with migrated_sqlite_store(tmp_path_factory.mktemp("telemetry")) as store:
+        yield store
 
 
 @pytest.fixture(scope="module")
-def postgresql_store(pg_schema: str) -> Iterator[Store]:
-    store = open_store(PG_URL, schema=pg_schema)
-    store.upgrade()
-    yield store
-    store.close()
+def postgresql_store() -> Iterator[Store]:
+    with migrated_postgresql_store("sw_telemetry") as store:
+        yield store
 
 
 @pytest.fixture(scope="module")
@@ -91,36 +73,15 @@ def week(week_store: Store) -> WeeklyMetrics:
 
 
 @pytest.fixture(scope="module")
-def pg_scratch_schema() -> Iterator[str]:
-    """A second fresh PostgreSQL schema for the module (tests that write their own rows)."""
-    name = f"sw_telemetry_scratch_{uuid.uuid4().hex[:8]}"
-    yield name
-    admin = create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-    finally:
-        admin.dispose()
-
-
-@pytest.fixture(scope="module")
-def pg_scratch_store(pg_scratch_schema: str) -> Iterator[Store]:
-    store = open_store(PG_URL, schema=pg_scratch_schema)
-    store.upgrade()
-    yield store
-    store.close()
+def pg_scratch_store() -> Iterator[Store]:
+    """A second PostgreSQL store for the module, in its own schema (tests that write their own
+    rows must not disturb the week)."""
+    with migrated_postgresql_store("sw_telemetry_scratch") as store:
+        yield store
 
 
 @pytest.fixture
 def scratch_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A migrated, empty store on ``backend`` for a test that writes its own rows."""
-    if backend == "sqlite":
-        store = open_store(data_dir=tmp_path)
-        store.upgrade()
-        yield store
-        store.close()
-        return
-    shared: Store = request.getfixturevalue("pg_scratch_store")
-    shared.empty()
-    yield shared
-    shared.empty()
+    with empty_store_on(backend, request, tmp_path, shared_postgresql="pg_scratch_store") as empty:
+        yield empty

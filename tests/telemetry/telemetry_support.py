@@ -7,18 +7,16 @@ worked out by hand; the expected values are spelled out next to the tests that a
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Sequence
 
+from database_support import PG_URL as PG_URL  # re-exported: the telemetry tests import it here
+from database_support import RowWriter
 from sessionward.store import Store
 from sessionward.store.alerts import AlertRecord
 from sessionward.store.decisions import DecisionEvent, Verdict
 from sessionward.store.telemetry import DailyDecisions, LifetimeByClass, TimeToRevoke, WeeklyMetrics
 
-PG_URL = os.environ.get(
-    "SESSIONWARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 DAY = 86_400
 SINCE = 1_771_632_000
 """2026-02-21 00:00:00 UTC: the hand-computed week is [SINCE, UNTIL)."""
@@ -29,43 +27,17 @@ TRANSFER = "erc20.transfer"
 CAP_RULE = "permissions[0xrouter].maxValuePerCall"
 
 
-class WeekWriter:
-    """Wallets, credentials, sessions, decisions and alerts with fixed timestamps."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._n = 0
-
-    def _next(self) -> int:
-        self._n += 1
-        return self._n
+class WeekWriter(RowWriter):
+    """Wallets, credentials, sessions, decisions and alerts with fixed timestamps; wallets and
+    credentials exist from 30 days before the week until 30 days after it."""
 
     def wallet(self) -> str:
-        n = self._next()
-        wallet_id = f"w{n}"
-        self.store.wallets.add(
-            wallet_id=wallet_id,
-            chain_id=1,
-            account="0x" + f"{n:040x}",
-            owner="0x" + f"{n + 1000:040x}",
-            owner_kind="eoa",
-            now=SINCE - 30 * DAY,
-        )
-        return wallet_id
+        return self.add_wallet(now=SINCE - 30 * DAY)
 
     def credential(self, credential_id: str) -> str:
-        n = self._next()
-        self.store.credentials.add(
-            credential_id=credential_id,
-            role="backend",
-            alg="ecdsa-p256k-eip191",
-            public_key="0x" + f"{n + 2000:040x}",
-            now=SINCE - 30 * DAY,
-            expires_at=UNTIL + 30 * DAY,
-            app_name="Agent",
-            app_url="https://agent.example",
+        return self.add_credential(
+            now=SINCE - 30 * DAY, expires_at=UNTIL + 30 * DAY, credential_id=credential_id
         )
-        return credential_id
 
     def session(
         self,
@@ -79,24 +51,18 @@ class WeekWriter:
         approved_at: int | None,
         revoked_at: int | None = None,
     ) -> None:
-        n = self._next()
-        self.store.sessions.add(
-            session_id=session_id,
+        """A session valid from ``created_at``, approved and revoked at the given times (each
+        unless None)."""
+        self.add_session(
+            session_id,
             wallet_id=wallet_id,
             credential_id=credential_id,
-            session_key_id=f"vk{n}",
-            session_key_address="0x" + f"{n + 3000:040x}",
-            envelope="{}",
-            grant="{}",
-            grant_nonce=n,
-            epoch=0,
             action_classes=classes,
             valid_after=created_at,
             expires_at=expires_at,
-            now=created_at,
+            created_at=created_at,
+            approved_at=approved_at,
         )
-        if approved_at is not None:
-            assert self.store.sessions.approve(session_id, now=approved_at)
         if revoked_at is not None:
             assert self.store.sessions.revoke_session(
                 session_id, by="owner:test", reason="test", now=revoked_at
