@@ -3,6 +3,10 @@
 One launcher for every room that needs a JSON-RPC node (tests/chain, tests/onchain,
 tests/multinode). The binary comes from npm (``@foundry-rs/anvil`` in package.json, installed
 by ``./run test``); if it is missing, the tests that need it fail with how to get it.
+
+It also holds the bodies of the ``anvil`` and ``chain`` fixtures that tests/chain and
+tests/onchain both declare (test folders are not packages, so one conftest cannot import the
+other's): each conftest keeps its own fixture, with its own scope, and delegates here.
 """
 
 from __future__ import annotations
@@ -14,11 +18,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Final
 
 import httpx
+import pytest
+
+from sessionward.chain.embedded import EmbeddedChain
+from sessionward.chain.interface import DevChain
+from sessionward.chain.rpc import RpcChain
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ANVIL_BIN = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+
+
+# The ``params`` of a ``chain`` fixture: every behavioural test runs on the in-process chain and,
+# marked ``anvil`` (so ``-m "not anvil"`` can leave the node out), on anvil.
+BACKENDS: Final = ("embedded", pytest.param("anvil", marks=pytest.mark.anvil))
 
 
 class AnvilUnavailable(RuntimeError):
@@ -93,3 +108,31 @@ def running(chain_id: int) -> Iterator[str]:
         yield url
     finally:
         stop(process)
+
+
+def session_node(chain_id: int) -> Iterator[str]:
+    """The body of a session-scoped ``anvil`` fixture: yield the URL of a node started with
+    ``chain_id``, stop it at teardown.
+
+    If anvil is missing or does not start, the test FAILS (it does not skip) with anvil's
+    message: a room that needs the node must not pass silently without it.
+    """
+    try:
+        process, url = start(chain_id)
+    except AnvilUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield url
+    finally:
+        stop(process)
+
+
+def dev_chain(request: pytest.FixtureRequest, chain_id: int) -> Iterator[DevChain]:
+    """The body of a ``chain`` fixture parametrized over :data:`BACKENDS`: a fresh
+    :class:`EmbeddedChain`, or an :class:`RpcChain` on the requesting room's session ``anvil``
+    fixture (closed at teardown)."""
+    if request.param == "embedded":
+        yield EmbeddedChain(chain_id=chain_id)
+        return
+    with RpcChain(request.getfixturevalue("anvil")) as rpc:
+        yield rpc

@@ -16,9 +16,7 @@ from chain_support import CHAIN_ID, ONE_ETH
 
 import anvil_node
 from sessionward.chain.contracts import ContractArtifact, DeployedContract, compile_vyper, deploy
-from sessionward.chain.embedded import EmbeddedChain
 from sessionward.chain.interface import DevChain
-from sessionward.chain.rpc import RpcChain
 from sessionward.chain.signer import LocalTransactionSigner
 
 TEST_CONTRACTS = Path(__file__).resolve().parent / "contracts"
@@ -26,29 +24,14 @@ TEST_CONTRACTS = Path(__file__).resolve().parent / "contracts"
 
 @pytest.fixture(scope="session")
 def anvil() -> Iterator[str]:
-    """Start ``anvil`` (Prague, chain id {CHAIN_ID}) on a free local port; yield its URL."""
-    try:
-        process, url = anvil_node.start(CHAIN_ID)
-    except anvil_node.AnvilUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield url
-    finally:
-        anvil_node.stop(process)
+    """``anvil`` (Prague, chain id ``CHAIN_ID``) on a free local port, for the whole session."""
+    yield from anvil_node.session_node(CHAIN_ID)
 
 
-@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+@pytest.fixture(params=anvil_node.BACKENDS)
 def chain(request: pytest.FixtureRequest) -> Iterator[DevChain]:
-    """The same behavioural test on the in-process chain and on anvil."""
-    if request.param == "embedded":
-        yield EmbeddedChain(chain_id=CHAIN_ID)
-        return
-    url = request.getfixturevalue("anvil")
-    rpc = RpcChain(url)
-    try:
-        yield rpc
-    finally:
-        rpc.close()
+    """The same behavioural test on the in-process chain and on anvil (a fresh chain per test)."""
+    yield from anvil_node.dev_chain(request, CHAIN_ID)
 
 
 @pytest.fixture

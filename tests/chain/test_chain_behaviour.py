@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 from chain_support import CHAIN_ID, ONE_ETH, send, unsigned_tx
@@ -26,7 +27,7 @@ from sessionward.chain.errors import (
 )
 from sessionward.chain.interface import CallRequest, Chain, DevChain
 from sessionward.chain.signer import LocalTransactionSigner
-from sessionward.chain.transactions import sign_authorization
+from sessionward.chain.transactions import Authorization, sign_authorization
 from sessionward.crypto.keccak import keccak256
 
 STRANGER = "0x" + "42" * 20
@@ -232,18 +233,45 @@ def test_transaction_signed_for_another_chain_is_refused(
 # ------------------------------------------------------------------------ EIP-7702
 
 
-def test_eoa_delegates_to_contract_code_with_a_type4_transaction(
+@dataclass(frozen=True)
+class Delegation:
+    """An EIP-7702 scene: a funded ``sponsor`` that pays for the transactions, a Probe
+    ``implementation`` it deployed (``value() == 1``), and a fresh EOA ``owner`` (no balance, no
+    code, nonce 0) whose key can sign authorizations to delegate to that implementation."""
+
+    sponsor: LocalTransactionSigner
+    implementation: DeployedContract
+    owner_secret: bytes
+    owner: LocalTransactionSigner
+
+    def authorize(self, nonce: int) -> Authorization:
+        """The owner's authorization, for this chain and ``nonce``, to run the implementation."""
+        return sign_authorization(
+            self.owner_secret, chain_id=CHAIN_ID, address=self.implementation.address, nonce=nonce
+        )
+
+
+@pytest.fixture
+def delegation(
     chain: DevChain,
     make_funded: Callable[..., LocalTransactionSigner],
     probe_code: ContractArtifact,
-) -> None:
+) -> Delegation:
     sponsor = make_funded()
-    implementation = deploy(chain, sponsor, probe_code, 1)
     owner_secret = secrets.token_bytes(32)
-    owner = LocalTransactionSigner(owner_secret)
-    authorization = sign_authorization(
-        owner_secret, chain_id=CHAIN_ID, address=implementation.address, nonce=0
+    return Delegation(
+        sponsor=sponsor,
+        implementation=deploy(chain, sponsor, probe_code, 1),
+        owner_secret=owner_secret,
+        owner=LocalTransactionSigner(owner_secret),
     )
+
+
+def test_eoa_delegates_to_contract_code_with_a_type4_transaction(
+    chain: DevChain, delegation: Delegation, probe_code: ContractArtifact
+) -> None:
+    sponsor, implementation, owner = delegation.sponsor, delegation.implementation, delegation.owner
+    authorization = delegation.authorize(nonce=0)
     assert authorization.authority() == owner.address
     store_9 = probe_code.encode("store", 9)
     tx_hash = send(
@@ -270,18 +298,13 @@ def test_eoa_delegates_to_contract_code_with_a_type4_transaction(
 
 
 def test_authorization_with_a_stale_nonce_is_skipped_not_fatal(
-    chain: DevChain,
-    make_funded: Callable[..., LocalTransactionSigner],
-    probe_code: ContractArtifact,
+    chain: DevChain, delegation: Delegation
 ) -> None:
-    sponsor = make_funded()
-    implementation = deploy(chain, sponsor, probe_code, 1)
-    owner_secret = secrets.token_bytes(32)
-    owner = LocalTransactionSigner(owner_secret)
-    stale = sign_authorization(
-        owner_secret, chain_id=CHAIN_ID, address=implementation.address, nonce=5
+    owner = delegation.owner
+    stale = delegation.authorize(nonce=5)
+    tx_hash = send(
+        chain, delegation.sponsor, to=owner.address, gas=100_000, authorizations=(stale,)
     )
-    tx_hash = send(chain, sponsor, to=owner.address, gas=100_000, authorizations=(stale,))
     receipt = wait_for_receipt(chain, tx_hash)
     assert receipt is not None and receipt.succeeded  # a plain call to an empty account
     assert chain.get_code(owner.address) == b""
@@ -289,22 +312,14 @@ def test_authorization_with_a_stale_nonce_is_skipped_not_fatal(
 
 
 def test_delegation_can_be_simulated_before_it_is_sent(
-    chain: DevChain,
-    make_funded: Callable[..., LocalTransactionSigner],
-    probe_code: ContractArtifact,
+    chain: DevChain, delegation: Delegation, probe_code: ContractArtifact
 ) -> None:
-    sponsor = make_funded()
-    implementation = deploy(chain, sponsor, probe_code, 1)
-    owner_secret = secrets.token_bytes(32)
-    owner_address = LocalTransactionSigner(owner_secret).address
-    authorization = sign_authorization(
-        owner_secret, chain_id=CHAIN_ID, address=implementation.address, nonce=0
-    )
+    owner_address = delegation.owner.address
     request = CallRequest(
         to=owner_address,
         data=probe_code.encode("whoami"),
-        sender=sponsor.address,
-        authorization_list=(authorization,),
+        sender=delegation.sponsor.address,
+        authorization_list=(delegation.authorize(nonce=0),),
     )
     assert chain.simulate(request) == bytes(12) + bytes.fromhex(owner_address[2:])
     assert chain.estimate_gas(request) > 21_000 + 25_000

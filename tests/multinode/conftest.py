@@ -18,18 +18,18 @@ from typing import Any
 
 import pytest
 from multinode_support import (
+    CHAIN_ID,
     CLUSTER_CONFIG,
     PG_URL,
     Cluster,
     OpsKey,
     ServiceNode,
     node_environment,
-    start_anvil,
-    stop_process,
 )
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+import anvil_node
 from sessionward.chain.demo import DemoDeployment
 from sessionward.chain.rpc import RpcChain
 from sessionward.store import open_store
@@ -41,14 +41,7 @@ NODES = 3
 @pytest.fixture(scope="module")
 def anvil_url() -> Iterator[str]:
     """A fresh anvil node (Prague, chain id 1) for the module."""
-    try:
-        process, url = start_anvil()
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield url
-    finally:
-        stop_process(process)
+    yield from anvil_node.session_node(CHAIN_ID)
 
 
 @pytest.fixture(scope="module")

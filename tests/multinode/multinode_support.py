@@ -25,7 +25,6 @@ from typing import IO, Any, Final
 
 import httpx
 
-import anvil_node
 from sessionward.chain.contracts import DeployedContract, transact
 from sessionward.chain.demo import DemoDeployment, demo_contract
 from sessionward.chain.rpc import RpcChain
@@ -90,14 +89,6 @@ def _tail(path: Path, limit: int = 3000) -> str:
 
 
 # --- anvil ---------------------------------------------------------------------------------
-
-
-def start_anvil() -> tuple[subprocess.Popen[bytes], str]:
-    """Start anvil (Prague, chain id 1) on a free loopback port; (process, URL).
-
-    Raises ``RuntimeError`` (:class:`anvil_node.AnvilUnavailable`) if it is missing or silent.
-    """
-    return anvil_node.start(CHAIN_ID)
 
 
 # --- service nodes -------------------------------------------------------------------------
