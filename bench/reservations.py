@@ -9,7 +9,9 @@ Scenarios:
 
 Each reservation is the full production path of :meth:`Budget.reserve`: the session check with
 freezes and credential, two usage charges (``uses`` and ``native``), and the reservation row, in
-one transaction. SQLite runs with ``synchronous=FULL`` (every commit is durable).
+one transaction. SQLite commits as the store does for executions, with ``synchronous=NORMAL``
+(WAL: never corrupt; the last commits before a power cut may be lost; revocations and freezes,
+not measured here, commit with ``FULL``).
 
 Run: ``.venv/bin/python bench/reservations.py [--seconds 3] [--workers 8] [--pg-url URL]``
 (PostgreSQL: ``$SESSIONWARD_TEST_PG_URL`` or the local server; a scratch schema is dropped at the
