@@ -8,8 +8,10 @@ patches never leak from one test into another (gas tests opt out with ``ignore_i
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from contracts_support import Key, Wallet, World, deploy_world, make_key
+from contracts_support import Key, Wallet, World, deploy_world, double_deployer, make_key
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +27,9 @@ def wallet(world: World) -> Wallet:
 @pytest.fixture
 def session() -> Key:
     return make_key("session-1")
+
+
+@pytest.fixture(scope="module")
+def harness() -> Any:
+    """The Harness double (internal pieces of the account made callable), one per module."""
+    return double_deployer("Harness").deploy()

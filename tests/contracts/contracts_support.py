@@ -23,12 +23,13 @@ from typing import Any
 
 import boa
 
+from evm_support import Key, addr, at, derive_key
+from evm_support import calldata as calldata  # re-exported: the tests import it from here
 from sessionward.contracts import load_deployer
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto import typed_data
 from sessionward.crypto.keccak import keccak256
-from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
-from sessionward.domain.abi import encode_call, parse_signature
+from sessionward.domain.abi import parse_signature
 from sessionward.domain.calldata import (
     Call,
     encode_batch_execution,
@@ -52,33 +53,13 @@ ACCOUNT_SALT = b"\x00" * 31 + b"\x01"
 # ------------------------------------------------------------------------------ keys and ABI
 
 
-@dataclass(frozen=True)
-class Key:
-    """A test secp256k1 key; ``address`` is lower-case hex."""
-
-    label: str
-    secret: bytes
-
-    @property
-    def address(self) -> str:
-        return address_from_secret(self.secret)
-
-    def sign(self, digest: bytes) -> bytes:
-        return sign_digest(self.secret, digest)
+# ``Key``, ``addr``, ``calldata`` and ``at`` live in tests/evm_support.py (shared with
+# tests/onchain); they are imported above so the tests keep importing them from here.
 
 
 def make_key(label: str) -> Key:
-    return Key(label, keccak256(b"sessionward-contract-tests:" + label.encode()))
-
-
-def addr(value: Any) -> str:
-    """Lower-case address of a contract, a boa address or a string."""
-    return str(getattr(value, "address", value)).lower()
-
-
-def calldata(signature: str, *args: Any) -> bytes:
-    """Selector and ABI-encoded arguments of ``signature`` (e.g. ``"transfer(address,uint256)"``)."""
-    return encode_call(parse_signature(signature), args)
+    """The test key named ``label`` (the same key on every run)."""
+    return derive_key(b"sessionward-contract-tests:", label)
 
 
 def selector(signature: str) -> bytes:
@@ -132,14 +113,6 @@ def batch(calls: Sequence[Call]) -> tuple[bytes, bytes]:
 def double_deployer(name: str) -> Any:
     """Deployer of a test double in this folder (compiled once per session)."""
     return boa.load_partial(str(TESTS_DIR / f"{name}.vy"))
-
-
-def at(name: str, address: Any) -> Any:
-    """A contract object at ``address``; boa warns when the code there is a proxy, which is
-    expected for factory accounts."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_deployer(name).at(addr(address))
 
 
 # ---------------------------------------------------------------------------------- wallet
@@ -312,6 +285,46 @@ def deploy_world() -> World:
         target=target,
         relayer=relayer,
     )
+
+
+# ---------------------------------------------------------------------- calls and refusals
+
+RECORD = "record(uint256,address,bytes32)"
+TRANSFER = "transfer(address,uint256)"
+
+
+def record(
+    world: World, a: int = 1, b: str | None = None, c: bytes = b"\x00" * 32, value: int = 0
+) -> Call:
+    """A call of ``Target.record(a, b, c)`` (``b`` defaults to the relayer) sending ``value``."""
+    return Call(addr(world.target), value, calldata(RECORD, a, b or world.relayer, c))
+
+
+def transfer(world: World, to: str, amount: int) -> Call:
+    """A call of the world's DUSD ``transfer(to, amount)``."""
+    return Call(addr(world.token), 0, calldata(TRANSFER, to, amount))
+
+
+def snapshot(world: World, key: Key) -> tuple[Any, ...]:
+    """Everything a session call of ``key`` may change: its session state and DUSD usage, the
+    account's balances and the target's call count."""
+    wallet = world.wallet
+    return (
+        wallet.state(key),
+        wallet.contract.token_usage(key.address, addr(world.token)),
+        world.token.balanceOf(wallet.address),
+        world.token2.balanceOf(wallet.address),
+        boa.env.get_balance(wallet.address),
+        world.target.calls(),
+    )
+
+
+def refused(world: World, key: Key, execution: tuple[bytes, bytes], reason: str) -> None:
+    """The session call reverts with ``reason`` and nothing changes (nonce included)."""
+    before = snapshot(world, key)
+    with boa.reverts(reason):
+        world.wallet.run(key, execution)
+    assert snapshot(world, key) == before
 
 
 # ------------------------------------------------------------------------------------- gas

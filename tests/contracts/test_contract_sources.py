@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import boa
 import pytest
 from contracts_support import (
+    RECORD,
     ZERO_ADDRESS,
     Wallet,
     World,
     addr,
     batch,
-    calldata,
-    double_deployer,
     make_key,
     permission,
+    record,
     rule,
     single,
     token_limit,
@@ -26,7 +27,6 @@ from sessionward.chain.contracts import compile_vyper
 from sessionward.contracts import load_deployer, source_path
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto import typed_data
-from sessionward.domain.calldata import Call
 from sessionward.domain.reasons import ReasonCode
 
 # Reason codes only the contracts use (proposed for ReasonCode; see docs/contracts.md).
@@ -78,9 +78,10 @@ def test_every_revert_reason_constant_names_itself_and_is_a_protocol_code() -> N
 @pytest.mark.parametrize(
     "name", ["TARGET_NOT_ALLOWED", "SESSION_UNKNOWN", "STORAGE_LAYOUT_MISMATCH"]
 )
-def test_a_reason_constant_reverts_with_its_name_as_the_error_string(name: str) -> None:
+def test_a_reason_constant_reverts_with_its_name_as_the_error_string(
+    harness: Any, name: str
+) -> None:
     code = eval(_vyper_constants("reasons")[name])
-    harness = double_deployer("Harness").deploy()
     with boa.reverts(name):
         harness.fail(code)
 
@@ -133,9 +134,7 @@ def _rich_grant(world: World) -> dict[str, object]:
                 action_class="swap.execute",
                 max_value=7,
             ),
-            permission(
-                world.target, "record(uint256,address,bytes32)", rules=[rule(2, "not_in", 1, 2, 3)]
-            ),
+            permission(world.target, RECORD, rules=[rule(2, "not_in", 1, 2, 3)]),
         ],
         token_limits=[token_limit(world.token, 5 * 10**18, 3600), token_limit(world.token2, 1, 0)],
         value_limit=10**17,
@@ -175,11 +174,7 @@ def test_session_call_and_revocation_digests_are_the_python_ones(
     world: World, wallet: Wallet
 ) -> None:
     key = make_key("digest")
-    call = Call(
-        addr(world.target),
-        5,
-        calldata("record(uint256,address,bytes32)", 1, world.relayer, b"\x07" * 32),
-    )
+    call = record(world, 1, c=b"\x07" * 32, value=5)
     for mode, ec in (single(call), batch([call, call])):
         expected = typed_data.session_call_digest(
             wallet.chain_id,

@@ -19,25 +19,19 @@ from contracts_support import (
     Key,
     Wallet,
     World,
-    addr,
     batch,
-    calldata,
     make_key,
     permission,
     rule,
     single,
     token_limit,
     transaction_gas,
+    transfer,
 )
 
 from sessionward.contracts.encoding import grant_struct
-from sessionward.domain.calldata import Call
 
 pytestmark = pytest.mark.ignore_isolation  # measuring resets boa's access journal
-
-
-def _transfer(world: World, amount: int = UNIT) -> Call:
-    return Call(addr(world.token), 0, calldata("transfer(address,uint256)", world.relayer, amount))
 
 
 def _owner_execute(wallet: Wallet, execution: tuple[bytes, bytes]) -> tuple[int, int]:
@@ -81,8 +75,8 @@ def gas(world: World) -> dict[str, tuple[int, int]]:
     results: dict[str, tuple[int, int]] = {}
     plain, limited = make_key("gas-plain"), make_key("gas-limited")
 
-    one = single(_transfer(world))
-    three = batch([_transfer(world)] * 3)
+    one = single(transfer(world, world.relayer, UNIT))
+    three = batch([transfer(world, world.relayer, UNIT)] * 3)
     wallet.owner_execute(one)  # the recipient's balance slot is non-zero from here on
     results["owner single call"] = _owner_execute(wallet, one)
     results["owner batch of 3"] = _owner_execute(wallet, three)

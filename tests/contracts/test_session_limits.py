@@ -8,6 +8,8 @@ import pytest
 from contracts_support import (
     DAY,
     ETHER,
+    RECORD,
+    TRANSFER,
     UNIT,
     Key,
     Wallet,
@@ -17,11 +19,13 @@ from contracts_support import (
     calldata,
     make_key,
     permission,
+    record,
+    refused,
     rule,
     single,
     token_limit,
+    transfer,
 )
-from test_session_rules import RECORD, TRANSFER, record, refused, transfer
 
 from sessionward.domain.calldata import Call
 

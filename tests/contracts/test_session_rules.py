@@ -10,6 +10,8 @@ import pytest
 from contracts_support import (
     MAX_UINT256,
     OFFCHAIN_ONLY,
+    RECORD,
+    TRANSFER,
     UNIT,
     Key,
     Wallet,
@@ -17,12 +19,14 @@ from contracts_support import (
     addr,
     batch,
     calldata,
-    double_deployer,
     make_key,
     permission,
+    record,
+    refused,
     rule,
     single,
     token_limit,
+    transfer,
     word,
 )
 from hypothesis import example, given, settings
@@ -38,39 +42,6 @@ from sessionward.domain.calldata import (
     mode_single,
     unwrap_execution,
 )
-
-RECORD = "record(uint256,address,bytes32)"
-TRANSFER = "transfer(address,uint256)"
-
-
-def snapshot(world: World, key: Key) -> tuple[Any, ...]:
-    wallet = world.wallet
-    return (
-        wallet.state(key),
-        wallet.contract.token_usage(key.address, addr(world.token)),
-        world.token.balanceOf(wallet.address),
-        world.token2.balanceOf(wallet.address),
-        boa.env.get_balance(wallet.address),
-        world.target.calls(),
-    )
-
-
-def refused(world: World, key: Key, execution: tuple[bytes, bytes], reason: str) -> None:
-    """The session call reverts with ``reason`` and nothing changes (nonce included)."""
-    before = snapshot(world, key)
-    with boa.reverts(reason):
-        world.wallet.run(key, execution)
-    assert snapshot(world, key) == before
-
-
-def record(
-    world: World, a: int = 1, b: str | None = None, c: bytes = b"\x00" * 32, value: int = 0
-) -> Call:
-    return Call(addr(world.target), value, calldata(RECORD, a, b or world.relayer, c))
-
-
-def transfer(world: World, to: str, amount: int) -> Call:
-    return Call(addr(world.token), 0, calldata(TRANSFER, to, amount))
 
 
 @pytest.fixture
@@ -488,11 +459,6 @@ def test_a_token_limited_swap_session_moves_real_balances_through_the_router(
 
 
 # ------------------------------------------------------------------------------ decoding
-
-
-@pytest.fixture(scope="module")
-def harness() -> Any:
-    return double_deployer("Harness").deploy()
 
 
 @settings(max_examples=80, derandomize=True, deadline=None)

@@ -26,7 +26,6 @@ The world is deployed once per module; every case runs inside ``boa.env.anchor()
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,15 +33,13 @@ from typing import Any, Final
 
 import boa
 
+from evm_support import Key, addr, at, calldata, derive_key
 from sessionward.chain.contracts import ContractArtifact
 from sessionward.chain.demo import demo_contract
 from sessionward.chain.revert import decode_revert_reason
 from sessionward.contracts import load_deployer
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto import typed_data
-from sessionward.crypto.keccak import keccak256
-from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
-from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.calldata import (
     Call,
     encode_batch_execution,
@@ -114,31 +111,9 @@ _CODES: Final = frozenset(code.value for code in ReasonCode)
 # ------------------------------------------------------------------------------- the world
 
 
-@dataclass(frozen=True)
-class Key:
-    """A test secp256k1 key derived from a public label (tests only)."""
-
-    label: str
-    secret: bytes
-
-    @property
-    def address(self) -> str:
-        return address_from_secret(self.secret)
-
-    def sign(self, digest: bytes) -> bytes:
-        return sign_digest(self.secret, digest)
-
-
 def make_key(label: str) -> Key:
-    return Key(label, keccak256(b"sessionward-onchain-tests:" + label.encode()))
-
-
-def _addr(value: Any) -> str:
-    return str(getattr(value, "address", value)).lower()
-
-
-def calldata(signature: str, *args: Any) -> bytes:
-    return encode_call(parse_signature(signature), args)
+    """The test key named ``label`` (the same key on every run)."""
+    return derive_key(b"sessionward-onchain-tests:", label)
 
 
 @dataclass
@@ -185,35 +160,33 @@ def deploy_diff_world() -> DiffWorld:
     account), so that an on-chain failure can only be the policy's."""
     boa.env.timestamp = T0
     chain_id = int(boa.env.evm.patch.chain_id)
-    relayer = _addr(boa.env.generate_address("relayer"))
+    relayer = addr(boa.env.generate_address("relayer"))
     owner, session = make_key("owner"), make_key("session")
     implementation = load_deployer("SessionAccount").deploy(ZERO_ADDRESS)
     factory = load_deployer("SessionAccountFactory").deploy(implementation.address)
-    account_address = _addr(factory.create_account(owner.address, b"\x00" * 31 + b"\x07"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # boa warns about the proxy's foreign bytecode
-        account = load_deployer("SessionAccount").at(account_address)
+    account_address = addr(factory.create_account(owner.address, b"\x00" * 31 + b"\x07"))
+    account = at("SessionAccount", account_address)
     token_a = load_deployer("DemoToken").deploy("Demo A", "DA", 18)
     token_b = load_deployer("DemoToken").deploy("Demo B", "DB", 18)
     router = load_deployer("DemoRouter").deploy()
     recorder = boa.load_partial(str(HERE / "Recorder.vy")).deploy()
-    friend = _addr(boa.env.generate_address("friend"))
-    merchant = _addr(boa.env.generate_address("merchant"))
-    stranger = _addr(boa.env.generate_address("stranger"))
+    friend = addr(boa.env.generate_address("friend"))
+    merchant = addr(boa.env.generate_address("merchant"))
+    stranger = addr(boa.env.generate_address("stranger"))
     boa.env.set_balance(account_address, BALANCE)
     for token in (token_a, token_b):
         for holder in (account_address, friend, router.address):
             token.mint(holder, BALANCE)
         token.approve(account_address, MAX_UINT256, sender=friend)
         for spender in (router.address, account_address):
-            approve = Call(_addr(token), 0, calldata(APPROVE, _addr(spender), MAX_UINT256))
+            approve = Call(addr(token), 0, calldata(APPROVE, addr(spender), MAX_UINT256))
             account.execute(mode_single(), encode_single_execution(approve), sender=owner.address)
     roles = {
         "account": account_address,
-        "tokenA": _addr(token_a),
-        "tokenB": _addr(token_b),
-        "router": _addr(router),
-        "recorder": _addr(recorder),
+        "tokenA": addr(token_a),
+        "tokenB": addr(token_b),
+        "router": addr(router),
+        "recorder": addr(recorder),
         "friend": friend,
         "merchant": merchant,
         "stranger": stranger,
