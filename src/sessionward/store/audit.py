@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, bindparam, insert, select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from sessionward.domain.audit import (
@@ -29,18 +29,19 @@ from sessionward.domain.audit import (
 from .database import Database
 from .errors import StateChurn
 from .schema import audit
+from .sql import Columns, RowValues, Sql, insert_of
 
 # Built once: every signed call appends (statement building is per-call CPU).
-_HEAD = (
-    select(audit).where(audit.c.stream == bindparam("stream")).order_by(audit.c.seq.desc()).limit(1)
+_COLUMNS: Final = Columns(audit)
+_HEAD: Final = Sql(
+    f"SELECT {_COLUMNS.sql} FROM audit WHERE stream = :stream ORDER BY seq DESC LIMIT 1"
 )
-_APPEND = insert(audit)
+_APPEND: Final = insert_of(audit)
 
 
-def _record(row: Row[tuple[object, ...]]) -> AuditRecord:
+def _record(m: RowValues) -> AuditRecord:
     """Decode a row without ever raising: damaged fields decode to values that cannot hash
     correctly, so the verifier reports the record instead of crashing on it."""
-    m = row._mapping
     try:
         payload = json.loads(m["payload"])
     except ValueError:
@@ -94,11 +95,11 @@ class AuditLog:
         (PostgreSQL) serialises appenders, so the record commits with the caller's work."""
         text_payload = canonical_json(payload)
         self._db.lock_key(conn, f"audit:{stream}")
-        row = conn.execute(_HEAD, {"stream": stream}).first()
-        head = None if row is None else _record(row)
+        row = _HEAD.run(conn, {"stream": stream}).fetchone()
+        head = None if row is None else _record(_COLUMNS.mapping(row))
         record = next_record(head, stream, kind, json.loads(text_payload), at=at)
-        conn.execute(
-            _APPEND,
+        _APPEND.run(
+            conn,
             {
                 "stream": stream,
                 "seq": record.seq,
@@ -115,7 +116,7 @@ class AuditLog:
         """The records of ``stream`` in seq order."""
         statement = select(audit).where(audit.c.stream == stream).order_by(audit.c.seq)
         with self._db.reading() as conn:
-            return [_record(row) for row in conn.execute(statement)]
+            return [_record(row._mapping) for row in conn.execute(statement)]
 
     def head(self, stream: str) -> AuditHead | None:
         """The stream's last record (to be kept elsewhere as an anchor for :meth:`verify`)."""
@@ -145,5 +146,5 @@ class AuditLog:
             statement = statement.where(audit.c.stream == stream)
             heads = {k: v for k, v in (heads or {}).items() if k == stream}
         with self._db.reading() as conn:
-            records = [_record(row) for row in conn.execute(statement)]
+            records = [_record(row._mapping) for row in conn.execute(statement)]
         return verify_chain(records, heads=heads)

@@ -35,9 +35,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Final, Literal, cast
 
-from sqlalchemy import Connection, String, bindparam, insert, select, text, update
+from sqlalchemy import Connection, String, bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from sessionward.domain.reasons import ReasonCode
@@ -45,12 +46,13 @@ from sessionward.domain.usage import Charge, Counter, Usage
 
 from .database import Database
 from .errors import AlreadyExists, StateChurn
-from .schema import UINT256_MAX, reservations, sessions, usage
+from .schema import UINT256_MAX, reservations, sessions
+from .sql import Sql, insert_of
 
 ReservationStatus = Literal["held", "settled", "released"]
 
-_SESSION_CHECK: Final = text(
-    """
+# One statement per number of action classes in the request (``{classes}``: their placeholders).
+_SESSION_CHECK: Final = """
     UPDATE sessions SET last_used_at = :now
     WHERE id = :session_id
       AND status = 'active'
@@ -71,14 +73,22 @@ _SESSION_CHECK: Final = text(
                OR (f.scope = 'wallet' AND f.target = sessions.wallet_id)
                OR (f.scope = 'credential' AND f.target = sessions.credential_id)
                OR (f.scope = 'session' AND f.target = sessions.id)
-               OR (f.scope = 'action_class' AND f.target IN :action_classes)))
+               OR (f.scope = 'action_class' AND f.target IN ({classes}))))
     RETURNING id
-    """
-).bindparams(bindparam("action_classes", expanding=True, type_=String()))
+"""
+
+
+@lru_cache(maxsize=16)
+def _session_check(classes: int) -> Sql:
+    """The session check for a request of ``classes`` action classes (``class_0`` …); with none,
+    ``IN (NULL)`` matches no action-class freeze."""
+    placeholders = ", ".join(f":class_{i}" for i in range(classes)) or "NULL"
+    return Sql(_SESSION_CHECK.format(classes=placeholders))
+
 
 # PostgreSQL: the check and the addition in one statement. The WHERE of DO UPDATE is evaluated
 # before the new row is formed, so a total that would exceed the limit never reaches the column.
-_PG_CHARGE: Final = text(
+_PG_CHARGE: Final = Sql(
     """
     INSERT INTO usage (session_id, bucket, "window", amount)
     VALUES (:session_id, :bucket, :window, :amount)
@@ -99,7 +109,7 @@ _PG_GIVE_BACK: Final = text(
     """
 )
 
-_SQLITE_UPSERT: Final = text(
+_SQLITE_UPSERT: Final = Sql(
     """
     INSERT INTO usage (session_id, bucket, "window", amount)
     VALUES (:session_id, :bucket, :window, :amount)
@@ -150,10 +160,8 @@ class _Retry(Exception):
 
 
 # Built once: the hot statements of every reservation (statement building is per-call CPU).
-_HOLD: Final = insert(reservations)
-_COUNTERS: Final = select(usage.c.bucket, usage.c.window, usage.c.amount).where(
-    usage.c.session_id == bindparam("session_id")
-)
+_HOLD: Final = insert_of(reservations)
+_COUNTERS: Final = Sql('SELECT bucket, "window", amount FROM usage WHERE session_id = :session_id')
 
 
 class Budget:
@@ -236,24 +244,25 @@ class Budget:
         now: int,
         classes: list[str],
     ) -> Usage:
-        passed = conn.execute(
-            _SESSION_CHECK,
-            {"session_id": session_id, "now": now, "action_classes": classes},
-        ).first()
+        check = {"session_id": session_id, "now": now}
+        check.update((f"class_{i}", c) for i, c in enumerate(classes))
+        passed = _session_check(len(classes)).run(conn, check).fetchone()
         if passed is None:
             reasons = _why_refused(conn, session_id, now, classes)
             if not reasons:
                 raise _Retry  # changed between the two statements (PostgreSQL): retry
             raise _Refused(reasons)
         try:
-            conn.execute(
-                _HOLD,
+            _HOLD.run(
+                conn,
                 {
                     "id": reservation_id,
                     "session_id": session_id,
                     "charges": _charges_json(charges),
                     "status": "held",
                     "created_at": now,
+                    "settled_at": None,
+                    "released_at": None,
                 },
             )
         except IntegrityError:
@@ -447,8 +456,8 @@ def _charge_in_sql(
         if charge.amount > limit:
             failing.append(charge.reason)
             continue
-        row = conn.execute(
-            _PG_CHARGE,
+        row = _PG_CHARGE.run(
+            conn,
             {
                 "session_id": session_id,
                 "bucket": charge.bucket,
@@ -456,15 +465,15 @@ def _charge_in_sql(
                 "amount": Decimal(charge.amount),
                 "limit": Decimal(limit),
             },
-        ).first()
+        ).fetchone()
         if row is None:
             failing.append(charge.reason)
     return _unique(failing)
 
 
 def _read_counters(conn: Connection, session_id: str) -> dict[str, Counter]:
-    rows = conn.execute(_COUNTERS, {"session_id": session_id})
-    return {bucket: Counter(window, amount) for bucket, window, amount in rows}
+    rows = _COUNTERS.run(conn, {"session_id": session_id}).fetchall()
+    return {bucket: Counter(window, int(amount)) for bucket, window, amount in rows}
 
 
 def _charge_in_python(
@@ -491,8 +500,8 @@ def _charge_in_python(
         return _unique(failing), counters
     for bucket in sorted(changed):
         counter = counters[bucket]
-        conn.execute(
-            _SQLITE_UPSERT,
+        _SQLITE_UPSERT.run(
+            conn,
             {
                 "session_id": session_id,
                 "bucket": bucket,
@@ -510,8 +519,8 @@ def _give_back_in_python(conn: Connection, session_id: str, charges: Sequence[Ch
         if current is None or current.window != charge.window:
             continue
         counters[charge.bucket] = Counter(current.window, max(0, current.amount - charge.amount))
-        conn.execute(
-            _SQLITE_UPSERT,
+        _SQLITE_UPSERT.run(
+            conn,
             {
                 "session_id": session_id,
                 "bucket": charge.bucket,

@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .database import Database
 from .errors import AlreadyExists
 from .schema import credentials
+from .sql import Columns, RowValues, Sql
 
-_BY_ID = select(credentials).where(credentials.c.id == bindparam("credential_id"))
+_COLUMNS = Columns(credentials)
+_BY_ID = Sql(f"SELECT {_COLUMNS.sql} FROM credentials WHERE id = :credential_id")
 
 Role = Literal["backend", "owner", "ops"]
 ROLES: tuple[Role, ...] = ("backend", "owner", "ops")
@@ -40,8 +42,7 @@ class CredentialRecord:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
-def _record(row: Row[tuple[object, ...]]) -> CredentialRecord:
-    m = row._mapping
+def _record(m: RowValues) -> CredentialRecord:
     return CredentialRecord(
         id=m["id"],
         role=cast(Role, m["role"]),
@@ -113,8 +114,8 @@ class Credentials:
 
     def get(self, credential_id: str) -> CredentialRecord | None:
         with self._db.reading() as conn:
-            row = conn.execute(_BY_ID, {"credential_id": credential_id}).first()
-        return None if row is None else _record(row)
+            row = _BY_ID.run(conn, {"credential_id": credential_id}).fetchone()
+        return None if row is None else _record(_COLUMNS.mapping(row))
 
     def with_role(self, role: Role) -> list[CredentialRecord]:
         """Every credential of ``role``, revoked ones included, oldest first."""
@@ -124,7 +125,7 @@ class Credentials:
             .order_by(credentials.c.created_at, credentials.c.id)
         )
         with self._db.reading() as conn:
-            return [_record(row) for row in conn.execute(query)]
+            return [_record(row._mapping) for row in conn.execute(query)]
 
     def revoke(self, credential_id: str, *, reason: str, now: int) -> bool:
         """Revoke a credential; True only for the revocation that took effect (the first).

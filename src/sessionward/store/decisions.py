@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import ColumnElement, Connection, Row, func, insert, literal, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, func, literal, or_, select
 
 from .database import Database
 from .schema import decision_events
+from .sql import insert_of
 
-_INSERT = insert(decision_events)
+_INSERT = insert_of(decision_events)
 
 Verdict = Literal["allow", "deny"]
 
@@ -70,8 +71,8 @@ class Decisions:
     @staticmethod
     def record_in(conn: Connection, event: DecisionEvent) -> None:
         """:meth:`record` inside a transaction the caller holds."""
-        conn.execute(
-            _INSERT,
+        _INSERT.run(
+            conn,
             {
                 "id": event.id,
                 "at": event.at,

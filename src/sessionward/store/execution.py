@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import Connection
 
 from sessionward.domain.reasons import ReasonCode, SessionWardError
 from sessionward.domain.usage import Charge, Usage
@@ -36,6 +36,7 @@ from .budget import Budget
 from .database import Database
 from .decisions import DecisionEvent, Decisions
 from .schema import vault_keys
+from .sql import Columns, Sql
 from .transactions import Transactions
 from .vault_keys import _record as key_record
 
@@ -64,15 +65,16 @@ class ExecutionOutcome:
 
 def _key_in(conn: Connection, key_id: str) -> KeyRecord | None:
     """The vault key's record, read in the execution transaction."""
-    row = conn.execute(_KEY, {"key_id": key_id}).first()
-    return None if row is None else key_record(row)
+    row = _KEY.run(conn, {"key_id": key_id}).fetchone()
+    return None if row is None else key_record(_KEY_COLUMNS.mapping(row))
 
 
 # The session row is locked by the reservation, so the nonce taken here is unique and ordered.
-_TAKE_CALL_NONCE = text(
+_TAKE_CALL_NONCE = Sql(
     "UPDATE sessions SET call_nonce = call_nonce + 1 WHERE id = :session_id RETURNING call_nonce"
 )
-_KEY = select(vault_keys).where(vault_keys.c.key_id == bindparam("key_id"))
+_KEY_COLUMNS = Columns(vault_keys)
+_KEY = Sql(f"SELECT {_KEY_COLUMNS.sql} FROM vault_keys WHERE key_id = :key_id")
 
 
 class _Abort(Exception):
@@ -127,7 +129,7 @@ class Executions:
                 )
                 if not reserved.accepted:
                     raise _Abort(reserved.reasons)
-                taken = conn.execute(_TAKE_CALL_NONCE, {"session_id": session_id}).scalar_one()
+                (taken,) = _TAKE_CALL_NONCE.run(conn, {"session_id": session_id}).fetchone()
                 call_nonce = int(taken) - 1
                 key = None if signing_key is None else _key_in(conn, signing_key)
                 signed = sign(call_nonce, key)

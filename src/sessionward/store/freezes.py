@@ -18,17 +18,17 @@ from collections.abc import Set
 from dataclasses import dataclass
 from typing import Final, Literal, cast
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from sessionward.domain.reasons import ReasonCode, SessionWardError
 
 from .database import Database
 from .schema import credentials, freeze_lift_approvals, freezes, wallets
+from .sql import Columns, RowValues, Sql
 
-_ACTIVE: Final = (
-    select(freezes)
-    .where(freezes.c.lifted_at.is_(None))
-    .order_by(freezes.c.created_at, freezes.c.id)
+_COLUMNS: Final = Columns(freezes)
+_ACTIVE: Final = Sql(
+    f"SELECT {_COLUMNS.sql} FROM freezes WHERE lifted_at IS NULL ORDER BY created_at, id"
 )
 
 Scope = Literal["global", "wallet", "credential", "session", "action_class"]
@@ -51,8 +51,7 @@ class FreezeRecord:
     lifted_by: str | None
 
 
-def _record(row: Row[tuple[object, ...]]) -> FreezeRecord:
-    m = row._mapping
+def _record(m: RowValues) -> FreezeRecord:
     return FreezeRecord(
         id=m["id"],
         scope=cast(Scope, m["scope"]),
@@ -220,4 +219,4 @@ class Freezes:
     def active(self) -> list[FreezeRecord]:
         """Every freeze not lifted, oldest first."""
         with self._db.reading() as conn:
-            return [_record(row) for row in conn.execute(_ACTIVE)]
+            return [_record(_COLUMNS.mapping(row)) for row in _ACTIVE.run(conn, {}).fetchall()]

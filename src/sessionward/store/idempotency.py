@@ -16,17 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy import bindparam, delete, select, update
 
 from .database import Database
 from .schema import idempotency
+from .sql import Sql
 
 ClaimState = Literal["claimed", "replay", "mismatch", "in_flight"]
 
 DEFAULT_STALE_AFTER_S: Final = 300
 
 # Conflicts are answers, never exceptions (both SQLite and PostgreSQL know this form).
-_CLAIM: Final = text(
+_CLAIM: Final = Sql(
     """
     INSERT INTO idempotency (credential_id, "key", method, request_hash, created_at)
     VALUES (:credential_id, :key, :method, :request_hash, :now)
@@ -38,7 +39,7 @@ _CLAIM: Final = text(
 _ROW: Final = select(idempotency).where(
     idempotency.c.credential_id == bindparam("credential_id"), idempotency.c.key == bindparam("key")
 )
-_COMPLETE: Final = text(
+_COMPLETE: Final = Sql(
     """
     UPDATE idempotency SET status_code = :status_code, response = :response
     WHERE credential_id = :credential_id AND "key" = :key AND status_code IS NULL
@@ -97,7 +98,7 @@ class IdempotencyKeys:
             "now": now,
         }
         with self._db.writing() as conn:
-            if conn.execute(_CLAIM, params).rowcount == 1:
+            if _CLAIM.run(conn, params).rowcount == 1:
                 return Claim("claimed")
             row = conn.execute(_ROW, params).one()._mapping
             if row["method"] != method or row["request_hash"] != request_hash:
@@ -122,8 +123,8 @@ class IdempotencyKeys:
     def complete(self, *, credential_id: str, key: str, status_code: int, body: str) -> None:
         """Store the answer of the claimed request; later claims replay it."""
         with self._db.writing() as conn:
-            conn.execute(
-                _COMPLETE,
+            _COMPLETE.run(
+                conn,
                 {
                     "credential_id": credential_id,
                     "key": key,

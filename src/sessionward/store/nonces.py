@@ -19,13 +19,14 @@ from typing import Final
 from sqlalchemy import text
 
 from .database import Database
+from .sql import Sql
 
 GRANT_SCOPE: Final = "grant"
 REQUEST_SCOPE: Final = "request"
 
 # A remembered nonce that has expired may be used again (its row is taken over in place);
 # one that has not, or that never expires, may not. Conflicts are answers, never exceptions.
-_USE_ONCE: Final = text(
+_USE_ONCE: Final = Sql(
     """
     INSERT INTO nonces (scope, "key", nonce, expires_at)
     VALUES (:scope, :key, :nonce, :expires_at)
@@ -70,7 +71,7 @@ class Nonces:
             "now": -1 if now is None else now,
         }
         with self._db.writing() as conn:
-            return conn.execute(_USE_ONCE, params).rowcount == 1
+            return bool(_USE_ONCE.run(conn, params).rowcount == 1)
 
     def prune(self, now: int) -> int:
         """Forget nonces that expired before ``now``; the number forgotten."""

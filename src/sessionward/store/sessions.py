@@ -16,15 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import ColumnElement, Row, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .database import Database
 from .errors import AlreadyExists
 from .schema import sessions
+from .sql import Columns, RowValues, Sql
 
 # Built once: the hot read of every decision (statement building is per-call CPU).
-_BY_ID = select(sessions).where(sessions.c.id == bindparam("session_id"))
+_COLUMNS = Columns(sessions)
+_BY_ID = Sql(f"SELECT {_COLUMNS.sql} FROM sessions WHERE id = :session_id")
 
 Status = Literal["pending", "active", "suspended", "revoked"]
 
@@ -61,8 +63,7 @@ class SessionRecord:
     onchain_enabled_at: int | None = None
 
 
-def _record(row: Row[tuple[object, ...]]) -> SessionRecord:
-    m = row._mapping
+def _record(m: RowValues) -> SessionRecord:
     classes = m["action_classes"]
     return SessionRecord(
         id=m["id"],
@@ -147,8 +148,8 @@ class Sessions:
 
     def get(self, session_id: str) -> SessionRecord | None:
         with self._db.reading() as conn:
-            row = conn.execute(_BY_ID, {"session_id": session_id}).first()
-        return None if row is None else _record(row)
+            row = _BY_ID.run(conn, {"session_id": session_id}).fetchone()
+        return None if row is None else _record(_COLUMNS.mapping(row))
 
     def of_wallet(self, wallet_id: str) -> list[SessionRecord]:
         """Sessions of a wallet, oldest first."""
@@ -161,7 +162,7 @@ class Sessions:
     def _list(self, condition: ColumnElement[bool]) -> list[SessionRecord]:
         query = select(sessions).where(condition).order_by(sessions.c.id)
         with self._db.reading() as conn:
-            return [_record(row) for row in conn.execute(query)]
+            return [_record(row._mapping) for row in conn.execute(query)]
 
     def approve(self, session_id: str, *, now: int, owner_signature: str | None = None) -> bool:
         """``pending`` → ``active`` once the owner's grant signature has been checked (and is

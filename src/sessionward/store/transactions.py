@@ -18,17 +18,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .database import Database
 from .errors import AlreadyExists
 from .schema import transactions
+from .sql import Columns, RowValues, Sql
 
 # Built once: the hot statements of every Execute (statement building is per-call CPU).
-_BY_ID = select(transactions).where(transactions.c.id == bindparam("txn_id"))
-_MARK_PENDING = update(transactions).where(
-    transactions.c.id == bindparam("txn_id"), transactions.c.status == "quoted"
+_COLUMNS = Columns(transactions)
+_BY_ID = Sql(f"SELECT {_COLUMNS.sql} FROM transactions WHERE id = :txn_id")
+_MARK_PENDING = Sql(
+    """
+    UPDATE transactions
+    SET status = 'pending', reservation_id = :reservation_id, call_nonce = :call_nonce,
+        deadline = :deadline, mode = :mode, execution = :execution, signature = :signature,
+        executed_at = :executed_at
+    WHERE id = :txn_id AND status = 'quoted'
+    """,
+    uint256=["call_nonce"],
 )
 
 TransactionStatus = Literal["quoted", "pending", "executed", "failed", "denied"]
@@ -64,8 +73,7 @@ class TransactionRecord:
     failure: str | None
 
 
-def _record(row: Row[tuple[object, ...]]) -> TransactionRecord:
-    m = row._mapping
+def _record(m: RowValues) -> TransactionRecord:
     return TransactionRecord(
         **{name: m[name] for name in TransactionRecord.__dataclass_fields__},
     )
@@ -123,8 +131,8 @@ class Transactions:
 
     def get(self, txn_id: str) -> TransactionRecord | None:
         with self._db.reading() as conn:
-            row = conn.execute(_BY_ID, {"txn_id": txn_id}).first()
-        return None if row is None else _record(row)
+            row = _BY_ID.run(conn, {"txn_id": txn_id}).fetchone()
+        return None if row is None else _record(_COLUMNS.mapping(row))
 
     @staticmethod
     def mark_pending_in(
@@ -141,11 +149,10 @@ class Transactions:
     ) -> bool:
         """``quoted`` → ``pending`` inside the execution transaction. False if it was not quoted
         any more (executed twice, concurrently: the second one must roll back)."""
-        result = conn.execute(
-            _MARK_PENDING,
+        result = _MARK_PENDING.run(
+            conn,
             {
                 "txn_id": txn_id,
-                "status": "pending",
                 "reservation_id": reservation_id,
                 "call_nonce": call_nonce,
                 "deadline": deadline,
@@ -155,7 +162,7 @@ class Transactions:
                 "executed_at": now,
             },
         )
-        return result.rowcount == 1
+        return bool(result.rowcount == 1)
 
     def deny(self, txn_id: str, reasons: Sequence[str], *, now: int) -> bool:
         """``quoted`` → ``denied`` (refused at execution time)."""
@@ -200,7 +207,7 @@ class Transactions:
             .limit(limit)
         )
         with self._db.reading() as conn:
-            return [_record(row) for row in conn.execute(statement)]
+            return [_record(row._mapping) for row in conn.execute(statement)]
 
     def of_session(self, session_id: str) -> list[TransactionRecord]:
         statement = (
@@ -209,4 +216,4 @@ class Transactions:
             .order_by(transactions.c.created_at, transactions.c.id)
         )
         with self._db.reading() as conn:
-            return [_record(row) for row in conn.execute(statement)]
+            return [_record(row._mapping) for row in conn.execute(statement)]

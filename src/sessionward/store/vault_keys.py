@@ -7,7 +7,7 @@ by one node is refused by all.
 
 from __future__ import annotations
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sessionward.vault.interface import KeyRecord
@@ -15,10 +15,10 @@ from sessionward.vault.interface import KeyRecord
 from .database import Database
 from .errors import AlreadyExists
 from .schema import vault_keys
+from .sql import RowValues
 
 
-def _record(row: Row[tuple[object, ...]]) -> KeyRecord:
-    m = row._mapping
+def _record(m: RowValues) -> KeyRecord:
     return KeyRecord(
         key_id=m["key_id"],
         address=m["address"],
@@ -60,7 +60,7 @@ class SqlKeyRecordStore:
     def get(self, key_id: str) -> KeyRecord | None:
         with self._db.reading() as conn:
             row = conn.execute(select(vault_keys).where(vault_keys.c.key_id == key_id)).first()
-        return None if row is None else _record(row)
+        return None if row is None else _record(row._mapping)
 
     def disable(self, key_id: str, *, now: int) -> bool:
         with self._db.writing() as conn:

@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import Row, bindparam, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .database import Database
 from .errors import AlreadyExists
 from .schema import wallets
+from .sql import Columns, RowValues, Sql
 
-_BY_ID = select(wallets).where(wallets.c.id == bindparam("wallet_id"))
+_COLUMNS = Columns(wallets)
+_BY_ID = Sql(f"SELECT {_COLUMNS.sql} FROM wallets WHERE id = :wallet_id")
 
 OwnerKind = Literal["eoa", "erc1271"]
 
@@ -31,8 +33,7 @@ class WalletRecord:
     frozen_reason: str | None
 
 
-def _record(row: Row[tuple[object, ...]]) -> WalletRecord:
-    m = row._mapping
+def _record(m: RowValues) -> WalletRecord:
     return WalletRecord(
         id=m["id"],
         chain_id=m["chain_id"],
@@ -90,8 +91,8 @@ class Wallets:
 
     def get(self, wallet_id: str) -> WalletRecord | None:
         with self._db.reading() as conn:
-            row = conn.execute(_BY_ID, {"wallet_id": wallet_id}).first()
-        return None if row is None else _record(row)
+            row = _BY_ID.run(conn, {"wallet_id": wallet_id}).fetchone()
+        return None if row is None else _record(_COLUMNS.mapping(row))
 
     def find(self, chain_id: int, account: str) -> WalletRecord | None:
         """The wallet registered for ``account`` on ``chain_id``, if any."""
@@ -100,4 +101,4 @@ class Wallets:
         )
         with self._db.reading() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _record(row)
+        return None if row is None else _record(row._mapping)
