@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -109,14 +109,31 @@ _PG_GIVE_BACK: Final = text(
     """
 )
 
-_SQLITE_UPSERT: Final = Sql(
-    """
-    INSERT INTO usage (session_id, bucket, "window", amount)
-    VALUES (:session_id, :bucket, :window, :amount)
+_SQLITE_UPSERT: Final = """
+    INSERT INTO usage (session_id, bucket, "window", amount) VALUES {rows}
     ON CONFLICT (session_id, bucket) DO UPDATE
     SET "window" = excluded."window", amount = excluded.amount
-    """
-)
+"""
+
+
+@lru_cache(maxsize=16)
+def _sqlite_upsert(rows: int) -> Sql:
+    """SQLite: set ``rows`` counters of one session in one statement (``bucket_0``,
+    ``window_0``, ``amount_0`` …)."""
+    values = ", ".join(f"(:session_id, :bucket_{i}, :window_{i}, :amount_{i})" for i in range(rows))
+    return Sql(_SQLITE_UPSERT.format(rows=values), uint256=[f"amount_{i}" for i in range(rows)])
+
+
+def _set_counters(conn: Connection, session_id: str, counters: Mapping[str, Counter]) -> None:
+    """SQLite: write ``counters`` (bucket → counter) of the session, in one statement."""
+    if not counters:
+        return
+    params: dict[str, object] = {"session_id": session_id}
+    for i, (bucket, counter) in enumerate(sorted(counters.items())):
+        params[f"bucket_{i}"] = bucket
+        params[f"window_{i}"] = counter.window
+        params[f"amount_{i}"] = counter.amount
+    _sqlite_upsert(len(counters)).run(conn, params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,36 +515,20 @@ def _charge_in_python(
         changed.add(charge.bucket)
     if failing:
         return _unique(failing), counters
-    for bucket in sorted(changed):
-        counter = counters[bucket]
-        _SQLITE_UPSERT.run(
-            conn,
-            {
-                "session_id": session_id,
-                "bucket": bucket,
-                "window": counter.window,
-                "amount": str(counter.amount),
-            },
-        )
+    _set_counters(conn, session_id, {bucket: counters[bucket] for bucket in changed})
     return [], counters
 
 
 def _give_back_in_python(conn: Connection, session_id: str, charges: Sequence[Charge]) -> None:
     counters = _read_counters(conn, session_id)
+    given_back: dict[str, Counter] = {}
     for charge in charges:
         current = counters.get(charge.bucket)
         if current is None or current.window != charge.window:
             continue
         counters[charge.bucket] = Counter(current.window, max(0, current.amount - charge.amount))
-        _SQLITE_UPSERT.run(
-            conn,
-            {
-                "session_id": session_id,
-                "bucket": charge.bucket,
-                "window": current.window,
-                "amount": str(counters[charge.bucket].amount),
-            },
-        )
+        given_back[charge.bucket] = counters[charge.bucket]
+    _set_counters(conn, session_id, given_back)
 
 
 def _usage(conn: Connection, session_id: str) -> Usage:

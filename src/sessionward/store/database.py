@@ -304,4 +304,8 @@ def _install_sqlite_discipline(engine: Engine, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight on the driver: SQLAlchemy tracks no state for BEGIN, and the way through its
+        # execution machinery costs more than the statement itself.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute(f"BEGIN {mode}")
