@@ -115,7 +115,11 @@ class Database:
             kwargs["connect_args"] = {"timeout": busy_timeout_s, "check_same_thread": False}
         elif schema is not None:
             kwargs["connect_args"] = {"options": f"-c search_path={schema}"}
-        self.engine: Final[Engine] = create_engine(url, **kwargs)
+        # Last in, first out: the connection just returned is the next one handed out. SQLite
+        # keeps a page cache per connection and empties it whenever another connection has
+        # written since; rotating writers through the whole pool (first in, first out) made
+        # every write transaction start cold.
+        self.engine: Final[Engine] = create_engine(url, pool_use_lifo=True, **kwargs)
         if self.dialect_name == "sqlite":
             _install_sqlite_discipline(self.engine, busy_timeout_s)
         self._gate_key: Final = _gate_key(schema or "public")
