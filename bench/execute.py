@@ -559,11 +559,11 @@ def _kind(frames: Sequence[str]) -> str:
 
 def bucket_of(frames: Sequence[tuple[str, str]]) -> tuple[str, int]:
     """The bucket of a stack given outermost first as (function, path) pairs (see
-    :data:`BUCKETS`; transaction plumbing in ``store/database.py`` names nothing, its caller
-    does); (bucket, index of the frame that named it)."""
+    :data:`BUCKETS`; plumbing in ``store/database.py`` and ``store/sql.py`` names nothing, its
+    caller does); (bucket, index of the frame that named it)."""
     best: tuple[int, int, str] | None = None  # (priority, index, bucket)
     for index, (name, path) in enumerate(frames):
-        if "sessionward/store/database.py" in path:
+        if "sessionward/store/database.py" in path or "sessionward/store/sql.py" in path:
             continue
         for priority, fragment, function, bucket in BUCKETS:
             if fragment in path and (function is None or function == name):
@@ -711,12 +711,17 @@ def breakdown(count: int, profile: Path | None) -> None:
 
             engine = waas.runtime.store.db.engine
 
-            @event.listens_for(engine, "before_cursor_execute")
-            def _statement(*args: Any) -> None:
+            # Every statement SQLite runs, whether it came through SQLAlchemy or straight from
+            # the driver (store/sql.py), BEGIN/SAVEPOINT/COMMIT included.
+            def _statement(sql: str) -> None:
                 if counting:
-                    verb = str(args[2]).split(None, 1)[0].upper()
+                    verb = sql.split(None, 1)[0].upper()
                     per = statements.setdefault(stage(), {})
                     per[verb] = per.get(verb, 0) + 1
+
+            @event.listens_for(engine, "checkout")
+            def _trace(dbapi_connection: Any, *_args: Any) -> None:
+                dbapi_connection.set_trace_callback(_statement)
 
             @event.listens_for(engine, "commit")
             def _commit(_conn: Any) -> None:
