@@ -10,6 +10,7 @@ so that other nodes reuse it.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -32,6 +33,8 @@ from .config import Settings
 from .onchain import AccountCalls
 
 EMBEDDED_CHAIN_ID = 1
+
+_log = logging.getLogger("sessionward.runtime")
 DEPLOYMENT_FILE = "deployment.json"
 RELAYER_KEY_FILE = "relayer.key"
 DEPLOYER_KEY_FILE = "deployer.key"
@@ -85,6 +88,7 @@ def build_runtime(settings: Settings, *, clock: Callable[[], int] = wall_clock) 
         from sessionward.chain.embedded import EmbeddedChain
 
         chain = EmbeddedChain(chain_id=EMBEDDED_CHAIN_ID, clock=lambda: float(clock()))
+        _warn_of_wallets_from_an_earlier_chain(store)
     deployer = LocalTransactionSigner.from_file(data_dir / DEPLOYER_KEY_FILE, create=True)
     deployment = _deployment(
         chain, data_dir, signer.address, deployer, embedded=not settings.rpc_url
@@ -105,6 +109,20 @@ def build_runtime(settings: Settings, *, clock: Callable[[], int] = wall_clock) 
         clock=clock,
         deployer=deployer,
     )
+
+
+def _warn_of_wallets_from_an_earlier_chain(store: Store) -> None:
+    """The in-process chain starts empty at every start, while the database persists: wallets
+    created by an earlier run have no account on it, and their sessions cannot execute."""
+    earlier = store.wallets.count(EMBEDDED_CHAIN_ID)
+    if earlier:
+        _log.warning(
+            "the in-process chain starts empty at every start: the %d wallet(s) in this data "
+            "directory from an earlier run have no account on it and their sessions cannot "
+            "execute; use a fresh data directory, or a node (SESSIONWARD_RPC_URL) that keeps "
+            "its state",
+            earlier,
+        )
 
 
 def demo_contracts(deployment: DemoDeployment) -> list[KnownContract]:

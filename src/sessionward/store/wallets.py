@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .database import Database
@@ -93,6 +93,12 @@ class Wallets:
         with self._db.reading() as conn:
             row = _BY_ID.run(conn, {"wallet_id": wallet_id}).fetchone()
         return None if row is None else _record(_COLUMNS.mapping(row))
+
+    def count(self, chain_id: int) -> int:
+        """How many wallets are registered on ``chain_id``."""
+        query = select(func.count()).select_from(wallets).where(wallets.c.chain_id == chain_id)
+        with self._db.reading() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def find(self, chain_id: int, account: str) -> WalletRecord | None:
         """The wallet registered for ``account`` on ``chain_id``, if any."""
