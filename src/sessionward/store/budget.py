@@ -99,7 +99,8 @@ _PG_CHARGE: Final = Sql(
     WHERE (CASE WHEN usage."window" >= excluded."window"
                 THEN usage.amount + excluded.amount ELSE excluded.amount END) <= :limit
     RETURNING amount
-    """
+    """,
+    uint256=["amount", "limit"],
 )
 
 _PG_GIVE_BACK: Final = text(
@@ -479,8 +480,8 @@ def _charge_in_sql(
                 "session_id": session_id,
                 "bucket": charge.bucket,
                 "window": charge.window,
-                "amount": Decimal(charge.amount),
-                "limit": Decimal(limit),
+                "amount": charge.amount,
+                "limit": limit,
             },
         ).fetchone()
         if row is None:

@@ -42,6 +42,17 @@ UINT256_MAX: Final = 2**256 - 1
 ID = String(80)
 
 
+def uint256_column_value(value: int, dialect: str) -> str | Decimal:
+    """How a uint256 is stored on ``dialect``: decimal text on SQLite, ``Decimal`` (for
+    ``NUMERIC(78,0)``) on PostgreSQL. Raises ``ValueError`` for anything but an ``int`` in
+    ``[0, 2**256 - 1]``: a value that cannot be represented on chain must never be stored."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("a uint256 column takes an int")
+    if not 0 <= value <= UINT256_MAX:
+        raise ValueError("value outside the uint256 range")
+    return str(value) if dialect == "sqlite" else Decimal(value)
+
+
 class Uint256(TypeDecorator[int]):
     """An exact unsigned 256-bit integer: ``NUMERIC(78,0)`` on PostgreSQL, text on SQLite.
 
@@ -60,13 +71,7 @@ class Uint256(TypeDecorator[int]):
     def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("a uint256 column takes an int")
-        if not 0 <= value <= UINT256_MAX:
-            raise ValueError("value outside the uint256 range")
-        if dialect.name == "sqlite":
-            return str(value)
-        return Decimal(value)
+        return uint256_column_value(value, dialect.name)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
         if value is None:

@@ -19,14 +19,13 @@ What SQLAlchemy did for these statements is explicit instead:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError
 
-from .schema import UINT256_MAX, Uint256
+from .schema import Uint256, uint256_column_value
 
 RowValues = Mapping[Any, Any]
 """A row's values by column name: a Core ``Row._mapping`` or :meth:`Columns.mapping`."""
@@ -37,20 +36,6 @@ _NAMED: Final = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 def _pyformat(sql: str) -> str:
     """``:name`` → ``%(name)s`` (psycopg), with literal ``%`` doubled; ``::`` casts untouched."""
     return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
-
-
-def _uint256_for(dialect: str) -> Callable[[int], object]:
-    def bind(value: int) -> object:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("a uint256 column takes an int")
-        if not 0 <= value <= UINT256_MAX:
-            raise ValueError("value outside the uint256 range")
-        return str(value) if dialect == "sqlite" else Decimal(value)
-
-    return bind
-
-
-_BIND_UINT256: Final = {name: _uint256_for(name) for name in ("sqlite", "postgresql")}
 
 
 class Sql:
@@ -69,11 +54,10 @@ class Sql:
         handle both kinds of statement alike."""
         dialect = conn.dialect.name
         if self._uint256:
-            bind = _BIND_UINT256[dialect]
             params = dict(params)
             for name in self._uint256:
                 if params[name] is not None:
-                    params[name] = bind(params[name])
+                    params[name] = uint256_column_value(params[name], dialect)
         driver = conn.connection.driver_connection
         assert driver is not None
         text = self._texts[dialect]
