@@ -4,15 +4,14 @@ recovery through a real database file."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from chain_support import CHAIN_ID, ONE_ETH, FaultyChain, SimulatedCrash
-from sqlalchemy import create_engine, delete, text
+from sqlalchemy import delete
 
+from database_support import migrated_postgresql_store, migrated_sqlite_store
 from sessionward.chain.contracts import DeployedContract
 from sessionward.chain.embedded import EmbeddedChain
 from sessionward.chain.relay_jobs import (
@@ -28,9 +27,6 @@ from sessionward.chain.transactions import sign_authorization
 from sessionward.store import Store, open_store
 from sessionward.store.relay_jobs import SqlRelayJobStore, relay_jobs
 
-PG_URL = os.environ.get(
-    "SESSIONWARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SENDER = "0x" + "5e" * 20
 OTHER_SENDER = "0x" + "0e" * 20
 TO = "0x" + "70" * 20
@@ -38,17 +34,8 @@ TO = "0x" + "70" * 20
 
 @pytest.fixture(scope="module")
 def pg_store() -> Iterator[Store]:
-    schema = f"sw_relay_{uuid.uuid4().hex[:16]}"
-    store = open_store(PG_URL, schema=schema)
-    store.upgrade()
-    yield store
-    store.close()
-    admin = create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
+    with migrated_postgresql_store("sw_relay") as store:
+        yield store
 
 
 @pytest.fixture(
@@ -63,10 +50,8 @@ def jobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RelayJobSto
         yield InMemoryRelayJobStore()
         return
     if request.param == "sqlite":
-        store = open_store(data_dir=tmp_path)
-        store.upgrade()
-        yield SqlRelayJobStore(store.db)
-        store.close()
+        with migrated_sqlite_store(tmp_path) as store:
+            yield SqlRelayJobStore(store.db)
         return
     pg: Store = request.getfixturevalue("pg_store")
     with pg.db.writing() as conn:
