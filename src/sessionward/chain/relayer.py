@@ -288,6 +288,7 @@ class Relayer:
         try:
             self._chain.send_raw_transaction(job.raw_tx)
         except AlreadyKnown:
+            # The node already holds these exact bytes (a rebroadcast): as good as sent.
             pass
         except NonceTooLow:
             return self._nonce_consumed(job)

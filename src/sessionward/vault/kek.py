@@ -61,6 +61,7 @@ class KeyEncryptionKey:
             try:
                 return cls(bytes.fromhex(value))
             except ValueError:
+                # 64 characters that are not hex may still be base64 (of 48 bytes): read on.
                 pass
         try:
             decoded = base64.b64decode(value, validate=True)
