@@ -173,7 +173,7 @@ class SessionWardApi:
     ) -> Outcome:
         started = time.perf_counter()
         unit: AbstractContextManager[None] = (
-            self.waas.runtime.store.db.unit() if method.one_transaction else nullcontext()
+            self.waas.one_transaction() if method.one_transaction else nullcontext()
         )
         try:
             with unit:

@@ -33,11 +33,11 @@ from .config import Settings
 from .onchain import AccountCalls
 
 EMBEDDED_CHAIN_ID = 1
-
-_log = logging.getLogger("sessionward.runtime")
 DEPLOYMENT_FILE = "deployment.json"
 RELAYER_KEY_FILE = "relayer.key"
 DEPLOYER_KEY_FILE = "deployer.key"
+
+_log = logging.getLogger("sessionward.runtime")
 
 
 @dataclass

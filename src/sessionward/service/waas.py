@@ -6,6 +6,8 @@ and calls exactly one method here; nothing here knows about HTTP.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 from sessionward.store.alerts import AlertSink
 
 from .anomaly import AnomalyMonitor
@@ -44,6 +46,12 @@ class Waas:
         waas = cls(build_runtime(settings), alert_sink=hooks)
         waas._webhooks = hooks
         return waas
+
+    def one_transaction(self) -> AbstractContextManager[None]:
+        """Everything this thread does with the service inside the block commits together, in
+        one database transaction, or not at all (a unit of work: see
+        :meth:`sessionward.store.database.Database.unit`)."""
+        return self.runtime.store.db.unit()
 
     def start(self) -> None:
         """Start relaying in the background (only on the node that wins the lease)."""

@@ -29,13 +29,10 @@ from sessionward.domain.audit import (
 from .database import Database
 from .errors import StateChurn
 from .schema import audit
-from .sql import Columns, RowValues, Sql, insert_of
+from .sql import RowValues, Select, insert_of
 
 # Built once: every signed call appends (statement building is per-call CPU).
-_COLUMNS: Final = Columns(audit)
-_HEAD: Final = Sql(
-    f"SELECT {_COLUMNS.sql} FROM audit WHERE stream = :stream ORDER BY seq DESC LIMIT 1"
-)
+_HEAD: Final = Select(audit, "stream = :stream ORDER BY seq DESC LIMIT 1")
 _APPEND: Final = insert_of(audit)
 
 
@@ -95,8 +92,8 @@ class AuditLog:
         (PostgreSQL) serialises appenders, so the record commits with the caller's work."""
         text_payload = canonical_json(payload)
         self._db.lock_key(conn, f"audit:{stream}")
-        row = _HEAD.run(conn, {"stream": stream}).fetchone()
-        head = None if row is None else _record(_COLUMNS.mapping(row))
+        row = _HEAD.first(conn, {"stream": stream})
+        head = None if row is None else _record(row)
         record = next_record(head, stream, kind, json.loads(text_payload), at=at)
         _APPEND.run(
             conn,

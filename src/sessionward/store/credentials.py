@@ -11,10 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from .database import Database
 from .errors import AlreadyExists
 from .schema import credentials
-from .sql import Columns, RowValues, Sql
+from .sql import RowValues, Select
 
-_COLUMNS = Columns(credentials)
-_BY_ID = Sql(f"SELECT {_COLUMNS.sql} FROM credentials WHERE id = :credential_id")
+_BY_ID = Select(credentials, "id = :credential_id")
 
 Role = Literal["backend", "owner", "ops"]
 ROLES: tuple[Role, ...] = ("backend", "owner", "ops")
@@ -114,8 +113,8 @@ class Credentials:
 
     def get(self, credential_id: str) -> CredentialRecord | None:
         with self._db.reading() as conn:
-            row = _BY_ID.run(conn, {"credential_id": credential_id}).fetchone()
-        return None if row is None else _record(_COLUMNS.mapping(row))
+            row = _BY_ID.first(conn, {"credential_id": credential_id})
+        return None if row is None else _record(row)
 
     def with_role(self, role: Role) -> list[CredentialRecord]:
         """Every credential of ``role``, revoked ones included, oldest first."""

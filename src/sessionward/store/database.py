@@ -161,8 +161,7 @@ class Database:
         with self._sqlite_writers, self.engine.connect() as conn:
             # Straight on the driver connection: SQLAlchemy would wrap the pragma in a
             # transaction, and SQLite refuses to change the safety level inside one.
-            raw = conn.connection.driver_connection
-            assert raw is not None
+            raw = driver_of(conn)
             if durable:
                 raw.execute("PRAGMA synchronous=FULL")
             try:
@@ -266,8 +265,7 @@ def _savepoint(conn: Connection) -> Iterator[None]:
     """A savepoint, straight on the driver connection (sqlite3 and psycopg both have
     ``execute``; SQLAlchemy's nested transactions cost several times more per use): released on
     normal exit, rolled back to and released if the block raises."""
-    driver = conn.connection.driver_connection
-    assert driver is not None
+    driver = driver_of(conn)
     driver.execute("SAVEPOINT sessionward_unit")
     try:
         yield
@@ -276,6 +274,13 @@ def _savepoint(conn: Connection) -> Iterator[None]:
         driver.execute("RELEASE SAVEPOINT sessionward_unit")
         raise
     driver.execute("RELEASE SAVEPOINT sessionward_unit")
+
+
+def driver_of(conn: Connection) -> Any:
+    """The DB-API connection (sqlite3 or psycopg) under ``conn``, in ``conn``'s transaction."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return driver
 
 
 def _gate_key(namespace: str) -> int:
@@ -310,6 +315,4 @@ def _install_sqlite_discipline(engine: Engine, busy_timeout_s: float) -> None:
         mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
         # Straight on the driver: SQLAlchemy tracks no state for BEGIN, and the way through its
         # execution machinery costs more than the statement itself.
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        driver.execute(f"BEGIN {mode}")
+        driver_of(conn).execute(f"BEGIN {mode}")

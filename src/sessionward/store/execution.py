@@ -36,7 +36,7 @@ from .budget import Budget
 from .database import Database
 from .decisions import DecisionEvent, Decisions
 from .schema import vault_keys
-from .sql import Columns, Sql
+from .sql import Select, Sql
 from .transactions import Transactions
 from .vault_keys import _record as key_record
 
@@ -65,16 +65,15 @@ class ExecutionOutcome:
 
 def _key_in(conn: Connection, key_id: str) -> KeyRecord | None:
     """The vault key's record, read in the execution transaction."""
-    row = _KEY.run(conn, {"key_id": key_id}).fetchone()
-    return None if row is None else key_record(_KEY_COLUMNS.mapping(row))
+    row = _KEY.first(conn, {"key_id": key_id})
+    return None if row is None else key_record(row)
 
 
 # The session row is locked by the reservation, so the nonce taken here is unique and ordered.
 _TAKE_CALL_NONCE = Sql(
     "UPDATE sessions SET call_nonce = call_nonce + 1 WHERE id = :session_id RETURNING call_nonce"
 )
-_KEY_COLUMNS = Columns(vault_keys)
-_KEY = Sql(f"SELECT {_KEY_COLUMNS.sql} FROM vault_keys WHERE key_id = :key_id")
+_KEY = Select(vault_keys, "key_id = :key_id")
 
 
 class _Abort(Exception):

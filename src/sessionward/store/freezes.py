@@ -24,12 +24,9 @@ from sessionward.domain.reasons import ReasonCode, SessionWardError
 
 from .database import Database
 from .schema import credentials, freeze_lift_approvals, freezes, wallets
-from .sql import Columns, RowValues, Sql
+from .sql import RowValues, Select
 
-_COLUMNS: Final = Columns(freezes)
-_ACTIVE: Final = Sql(
-    f"SELECT {_COLUMNS.sql} FROM freezes WHERE lifted_at IS NULL ORDER BY created_at, id"
-)
+_ACTIVE: Final = Select(freezes, "lifted_at IS NULL ORDER BY created_at, id")
 
 Scope = Literal["global", "wallet", "credential", "session", "action_class"]
 SCOPES: Final[tuple[Scope, ...]] = ("global", "wallet", "credential", "session", "action_class")
@@ -219,4 +216,4 @@ class Freezes:
     def active(self) -> list[FreezeRecord]:
         """Every freeze not lifted, oldest first."""
         with self._db.reading() as conn:
-            return [_record(_COLUMNS.mapping(row)) for row in _ACTIVE.run(conn, {}).fetchall()]
+            return [_record(row) for row in _ACTIVE.all(conn, {})]

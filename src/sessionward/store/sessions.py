@@ -22,11 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from .database import Database
 from .errors import AlreadyExists
 from .schema import sessions
-from .sql import Columns, RowValues, Sql
+from .sql import RowValues, Select
 
 # Built once: the hot read of every decision (statement building is per-call CPU).
-_COLUMNS = Columns(sessions)
-_BY_ID = Sql(f"SELECT {_COLUMNS.sql} FROM sessions WHERE id = :session_id")
+_BY_ID = Select(sessions, "id = :session_id")
 
 Status = Literal["pending", "active", "suspended", "revoked"]
 
@@ -148,8 +147,8 @@ class Sessions:
 
     def get(self, session_id: str) -> SessionRecord | None:
         with self._db.reading() as conn:
-            row = _BY_ID.run(conn, {"session_id": session_id}).fetchone()
-        return None if row is None else _record(_COLUMNS.mapping(row))
+            row = _BY_ID.first(conn, {"session_id": session_id})
+        return None if row is None else _record(row)
 
     def of_wallet(self, wallet_id: str) -> list[SessionRecord]:
         """Sessions of a wallet, oldest first."""

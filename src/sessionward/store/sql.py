@@ -13,7 +13,8 @@ What SQLAlchemy did for these statements is explicit instead:
 - ``uint256`` parameters (and result columns of :class:`~sessionward.store.schema.Uint256`
   type) are converted as the column type does: decimal text on SQLite, ``Decimal`` on
   PostgreSQL, range-checked on the way in, ``int`` on the way out;
-- rows come back as mappings keyed by column name (:class:`Columns`), like ``Row._mapping``.
+- rows come back as mappings keyed by column name (:class:`Columns`, :class:`Select`), like
+  ``Row._mapping``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError
 
+from .database import driver_of
 from .schema import Uint256, uint256_column_value
 
 RowValues = Mapping[Any, Any]
@@ -58,12 +60,10 @@ class Sql:
             for name in self._uint256:
                 if params[name] is not None:
                     params[name] = uint256_column_value(params[name], dialect)
-        driver = conn.connection.driver_connection
-        assert driver is not None
         text = self._texts[dialect]
         dbapi = conn.dialect.loaded_dbapi
         try:
-            return driver.execute(text, params)
+            return driver_of(conn).execute(text, params)
         except dbapi.Error as exc:
             raise DBAPIError.instance(text, params, exc, dbapi.Error) from exc
 
@@ -102,3 +102,21 @@ class Columns:
         for i in self._converted:
             values[i] = _to_int(values[i])
         return dict(zip(self.names, values, strict=True))
+
+
+class Select:
+    r"""``SELECT`` of every column of ``table`` ``WHERE`` ``condition`` (SQL with ``:name``
+    parameters; it may end with ``ORDER BY``/``LIMIT``), rows as :meth:`Columns.mapping`\ s."""
+
+    __slots__ = ("_columns", "_sql")
+
+    def __init__(self, table: Table, condition: str) -> None:
+        self._columns: Final = Columns(table)
+        self._sql: Final = Sql(f"SELECT {self._columns.sql} FROM {table.name} WHERE {condition}")
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        row = self._sql.run(conn, params).fetchone()
+        return None if row is None else self._columns.mapping(row)
+
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [self._columns.mapping(row) for row in self._sql.run(conn, params).fetchall()]

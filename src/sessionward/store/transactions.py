@@ -24,11 +24,10 @@ from sqlalchemy.exc import IntegrityError
 from .database import Database
 from .errors import AlreadyExists
 from .schema import transactions
-from .sql import Columns, RowValues, Sql
+from .sql import RowValues, Select, Sql
 
 # Built once: the hot statements of every Execute (statement building is per-call CPU).
-_COLUMNS = Columns(transactions)
-_BY_ID = Sql(f"SELECT {_COLUMNS.sql} FROM transactions WHERE id = :txn_id")
+_BY_ID = Select(transactions, "id = :txn_id")
 _MARK_PENDING = Sql(
     """
     UPDATE transactions
@@ -131,8 +130,8 @@ class Transactions:
 
     def get(self, txn_id: str) -> TransactionRecord | None:
         with self._db.reading() as conn:
-            row = _BY_ID.run(conn, {"txn_id": txn_id}).fetchone()
-        return None if row is None else _record(_COLUMNS.mapping(row))
+            row = _BY_ID.first(conn, {"txn_id": txn_id})
+        return None if row is None else _record(row)
 
     @staticmethod
     def mark_pending_in(

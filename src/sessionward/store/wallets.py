@@ -11,10 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from .database import Database
 from .errors import AlreadyExists
 from .schema import wallets
-from .sql import Columns, RowValues, Sql
+from .sql import RowValues, Select
 
-_COLUMNS = Columns(wallets)
-_BY_ID = Sql(f"SELECT {_COLUMNS.sql} FROM wallets WHERE id = :wallet_id")
+_BY_ID = Select(wallets, "id = :wallet_id")
 
 OwnerKind = Literal["eoa", "erc1271"]
 
@@ -91,8 +90,8 @@ class Wallets:
 
     def get(self, wallet_id: str) -> WalletRecord | None:
         with self._db.reading() as conn:
-            row = _BY_ID.run(conn, {"wallet_id": wallet_id}).fetchone()
-        return None if row is None else _record(_COLUMNS.mapping(row))
+            row = _BY_ID.first(conn, {"wallet_id": wallet_id})
+        return None if row is None else _record(row)
 
     def count(self, chain_id: int) -> int:
         """How many wallets are registered on ``chain_id``."""
