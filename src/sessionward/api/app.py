@@ -103,7 +103,7 @@ class SessionWardApi:
         self._auth = (
             Authenticator(waas) if clock_ms is None else Authenticator(waas, clock_ms=clock_ms)
         )
-        self._idempotency = Idempotency(waas.runtime.store.idempotency, waas.runtime.now)
+        self._idempotency = Idempotency(waas.idempotency)
         self._openapi = orjson.dumps(openapi_document())
         self._ui = UiRoutes(waas, self._auth)
 
@@ -249,7 +249,7 @@ class SessionWardApi:
 
     def _health(self) -> Outcome:
         try:
-            self.waas.runtime.store.current_revision()
+            self.waas.check_database()
         except Exception:
             _log.exception("health check: the database does not answer")
             raise ApiError(

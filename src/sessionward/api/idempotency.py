@@ -1,12 +1,16 @@
-"""``Idempotency-Key`` on mutations: a retry gets the first answer instead of a second execution.
+"""``Idempotency-Key`` on mutations, in HTTP terms: a retry gets the first answer instead of a
+second execution.
 
-Keys are scoped to the authenticated signer (a credential, or ``self:<key>``). The request is
-identified by the API method and the SHA-256 of its raw body:
+The at-most-once logic is the service's (:mod:`sessionward.service.idempotency`): keys are
+scoped to the authenticated signer (a credential, or ``self:<key>``) and the request is
+identified by the API method and the SHA-256 of its raw body. Here only the translation:
 
-- same key, same request, answered: the stored status and body, verbatim (header
-  ``Idempotent-Replayed: true``), and nothing is executed;
-- same key, another method or body: 409 ``IDEMPOTENCY_KEY_REUSED``;
-- same key while the first request is still being answered: 409 ``IDEMPOTENCY_KEY_REUSED``.
+- the header's format: 1-128 printable ASCII characters, else 400 ``INPUT_MALFORMED`` (reason
+  ``Idempotency-Key``), and nothing is claimed;
+- same key, same request, answered: the stored status and body, verbatim, with the header
+  ``Idempotent-Replayed: true``, and nothing is executed;
+- same key, another method or body, or while the first request is still being answered: 409
+  ``IDEMPOTENCY_KEY_REUSED`` (reason ``Idempotency-Key``).
 
 Only 2xx and 4xx answers are stored; after a 5xx (or an exception) the claim is released so that
 a retry executes. Authentication happens before the claim, so a forged or replayed request can
@@ -15,28 +19,34 @@ neither use nor poison a key.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from typing import Final
 
 from sessionward.domain.reasons import ReasonCode
-from sessionward.store.idempotency import IdempotencyKeys
+from sessionward.service.errors import ServiceError
+from sessionward.service.idempotency import IdempotentRequests, StoredAnswer
 
-from .errors import ApiError, invalid
+from .errors import KIND_STATUS, ApiError, invalid
 
 Outcome = tuple[int, bytes, dict[str, str]]
 
 _KEY: Final = re.compile(r"[!-~]{1,128}")
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
+REASON: Final = "Idempotency-Key"
+
+
+def _stored(outcome: Outcome) -> StoredAnswer:
+    """What a retry gets back of an outcome: its status and body (never its headers)."""
+    status, body, _headers = outcome
+    return StoredAnswer(status, body)
 
 
 class Idempotency:
-    """Runs an answer at most once per ``(subject, key)``."""
+    """Runs an answer at most once per ``(subject, Idempotency-Key)``."""
 
-    def __init__(self, keys: IdempotencyKeys, now: Callable[[], int]) -> None:
-        self._keys = keys
-        self._now = now
+    def __init__(self, requests: IdempotentRequests) -> None:
+        self._requests = requests
 
     def run(
         self,
@@ -47,43 +57,21 @@ class Idempotency:
         body: bytes,
         answer: Callable[[], Outcome],
     ) -> Outcome:
+        """The outcome of ``answer`` or the stored one (see the module docstring); raises
+        :class:`ApiError` for a malformed or reused key."""
         if _KEY.fullmatch(key) is None:
-            raise invalid(
-                "Idempotency-Key: 1-128 printable ASCII characters", reason="Idempotency-Key"
-            )
-        claim = self._keys.claim(
-            credential_id=subject,
-            key=key,
-            method=method,
-            request_hash=hashlib.sha256(body).hexdigest(),
-            now=self._now(),
-        )
-        if claim.state == "replay" and claim.response is not None:
-            stored = claim.response
-            return stored.status_code, stored.body.encode("utf-8"), {REPLAYED_HEADER: "true"}
-        if claim.state != "claimed":
-            why = (
-                "the Idempotency-Key was used for another request"
-                if claim.state == "mismatch"
-                else "a request with this Idempotency-Key is still being answered"
-            )
-            raise ApiError(
-                409,
-                "Conflict",
-                ReasonCode.IDEMPOTENCY_KEY_REUSED,
-                why,
-                reason="Idempotency-Key",
-            )
+            raise invalid("Idempotency-Key: 1-128 printable ASCII characters", reason=REASON)
         try:
-            outcome = answer()
-        except BaseException:
-            self._keys.release(credential_id=subject, key=key)
-            raise
-        status, body_out, _headers = outcome
-        if status < 500:
-            self._keys.complete(
-                credential_id=subject, key=key, status_code=status, body=body_out.decode("utf-8")
+            result = self._requests.run(
+                subject=subject, key=key, method=method, body=body, answer=answer, stored=_stored
             )
-        else:
-            self._keys.release(credential_id=subject, key=key)
-        return outcome
+        except ServiceError as exc:
+            # Only the key's own refusal is translated here; ``answer`` turns every refusal into
+            # an outcome, so anything else is a fault and propagates as before (500).
+            if exc.code is not ReasonCode.IDEMPOTENCY_KEY_REUSED:
+                raise
+            status, kind = KIND_STATUS[exc.kind]
+            raise ApiError(status, kind, exc.code, exc.message, reason=REASON) from None
+        if isinstance(result, StoredAnswer):
+            return result.status, result.body, {REPLAYED_HEADER: "true"}
+        return result

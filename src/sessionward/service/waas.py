@@ -14,6 +14,8 @@ from .anomaly import AnomalyMonitor
 from .config import Settings
 from .credentials import Credentials
 from .dispatcher import Dispatcher, DispatcherLoop
+from .idempotency import IdempotentRequests
+from .ops_overview import OpsOverview
 from .revocation import Revocations
 from .runtime import Runtime, build_runtime
 from .sessions import SessionDirectory, Sessions
@@ -35,6 +37,8 @@ class Waas:
         self.anomaly = AnomalyMonitor(rt, self.directory, self.revocations, alert_sink)
         self.transactions = Transactions(rt, self.directory, self.anomaly)
         self.dispatcher = Dispatcher(rt)
+        self.idempotency = IdempotentRequests(rt.store.idempotency, rt.now)
+        self.ops_overview = OpsOverview(rt)
         self._loop: DispatcherLoop | None = None
         self._webhooks: WebhookDispatcher | None = None
         self.credentials.ensure_ops(rt.settings.ops_credentials)
@@ -52,6 +56,11 @@ class Waas:
         one database transaction, or not at all (a unit of work: see
         :meth:`sessionward.store.database.Database.unit`)."""
         return self.runtime.store.db.unit()
+
+    def check_database(self) -> None:
+        """Return if the database answers (it is asked for its migration revision), raise
+        whatever its driver raised otherwise: the health check."""
+        self.runtime.store.current_revision()
 
     def start(self) -> None:
         """Start relaying in the background (only on the node that wins the lease)."""

@@ -40,11 +40,12 @@ The revocation gate (PostgreSQL only)
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final
 
@@ -55,6 +56,10 @@ ENV_DATABASE_URL: Final = "SESSIONWARD_DATABASE_URL"
 SQLITE_FILE_NAME: Final = "sessionward.db"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _BEGIN_OPTION: Final = "sessionward_sqlite_begin"
+_WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
+"""Bytes a SQLite write-ahead log is cut back to once checkpointed (it is reused, not regrown)."""
+
+_log = logging.getLogger("sessionward.store")
 
 
 def resolve_url(url: str | None, data_dir: Path | None) -> str:
@@ -122,6 +127,9 @@ class Database:
         self.engine: Final[Engine] = create_engine(url, pool_use_lifo=True, **kwargs)
         if self.dialect_name == "sqlite":
             _install_sqlite_discipline(self.engine, busy_timeout_s)
+        self._checkpoints: _WalCheckpoints | None = None
+        if self.dialect_name == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            self._checkpoints = _WalCheckpoints(self.engine)
         self._gate_key: Final = _gate_key(schema or "public")
         self._sqlite_writers: Final = threading.RLock()
         self._units: Final = _Units()
@@ -241,8 +249,48 @@ class Database:
                 conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Stop the background checkpoints (after a last one) and close every pooled connection."""
+        if self._checkpoints is not None:
+            self._checkpoints.stop()
         self.engine.dispose()
+
+
+class _WalCheckpoints:
+    """Checkpoints a SQLite database's write-ahead log every ``every_s`` seconds from a daemon
+    thread, so that no request pays for it (see the module docstring).
+
+    ``PASSIVE`` copies what no reader still needs and never waits; the WAL file is reused from
+    its start once everything in it is copied, and cut back to ``_WAL_SIZE_LIMIT`` bytes when it
+    had grown beyond. A failed checkpoint (the database busy or gone) is tried again next time.
+    """
+
+    def __init__(self, engine: Engine, every_s: float = 0.25) -> None:
+        self._engine = engine
+        self._every_s = every_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="sessionward-wal-checkpoints", daemon=True
+        )
+        self._thread.start()
+
+    def checkpoint(self) -> None:
+        with self._engine.connect() as conn:
+            driver_of(conn).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._thread.join(timeout=10)
+        with suppress(Exception):
+            self.checkpoint()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._every_s):
+            try:
+                self.checkpoint()
+            except Exception:  # busy, or closed under us: the next round tries again
+                _log.debug("WAL checkpoint skipped", exc_info=True)
 
 
 class _Units(threading.local):
@@ -307,6 +355,9 @@ def _install_sqlite_discipline(engine: Engine, busy_timeout_s: float) -> None:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints run in the background (_WalCheckpoints), never inside a commit.
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
         finally:
             cursor.close()
 

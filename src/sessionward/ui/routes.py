@@ -43,8 +43,6 @@ from sessionward.crypto.request_signature import SIGNATURE_HEADER
 from sessionward.service.errors import ServiceError
 from sessionward.service.waas import Waas
 
-from .ops_overview import ops_overview
-
 UI_PREFIX: Final = "/ui"
 STATIC_PREFIX: Final = "/ui/static/"
 OPS_OVERVIEW_PATH: Final = "/ui/api/ops/overview"
@@ -108,7 +106,7 @@ def _not_allowed() -> ApiError:
 
 
 class UiRoutes:
-    """Answers the ``/ui`` paths. Synchronous (the ops read queries the store): call
+    """Answers the ``/ui`` paths. Synchronous (the ops read queries the database): call
     :meth:`answer` from a worker thread. Raises :class:`ApiError` for every refusal."""
 
     def __init__(self, waas: Waas, authenticator: Authenticator) -> None:
@@ -152,11 +150,11 @@ class UiRoutes:
             body=b"",
             document=dict,
         )
+        caller = principal.registered()
         try:
-            principal.registered().require("ops")
+            document = self._waas.ops_overview.read(caller)
         except ServiceError as exc:
             raise from_service_error(exc) from None
-        document = ops_overview(self._waas.runtime.store, self._waas.runtime.now())
         return (
             200,
             _dump(document),
