@@ -87,3 +87,23 @@ def test_an_execute_denied_by_policy_commits_its_denial(api: Api, waas: Waas, wo
     assert len(events) == decisions + 1 and events[-1].verdict == "deny"
     txn = waas.runtime.store.transactions.get(txn_id)
     assert txn is not None and txn.status == "denied" and txn.signature is None
+
+
+def test_an_execute_reads_its_credential_once(
+    api: Api, waas: Waas, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Authentication reads the credential; the session view reuses that read (same unit)."""
+    txn_id = quote(api, waas, world)
+    credentials = waas.runtime.store.credentials
+    read = credentials.get
+    reads: list[str] = []
+
+    def counted(credential_id: str) -> object:
+        reads.append(credential_id)
+        return read(credential_id)
+
+    monkeypatch.setattr(credentials, "get", counted)
+    body = raw_json({"txnId": txn_id})
+    answer = api.post_raw("Execute", body, {SIG: world.backend.header("Execute", body)})
+    assert answer.status_code == 200, answer.text
+    assert reads == [world.backend.credential_id]

@@ -30,6 +30,7 @@ from sessionward.crypto.request_signature import (
     parse_signature_header,
     request_preimage,
     sign_request,
+    verify_parsed_request,
     verify_request,
 )
 from sessionward.crypto.secp256k1 import SECP256K1_N, personal_message_hash, sign_digest
@@ -467,3 +468,51 @@ class TestSigners:
         signers: list[Callable[[bytes], bytes]] = [SECP_SIGNER.sign, P256_SIGNER.sign]
         assert [len(sign(b"x")) for sign in signers] == [65, 64]
         assert (SECP_SIGNER.alg, P256_SIGNER.alg) == (ALG_SECP256K1, ALG_P256)
+
+
+# ---------------------------------------------------------------- verifying a parsed header
+
+
+def _verify_parsed(header: str, store: InMemoryReplayStore, **overrides: Any) -> str:
+    arguments: dict[str, Any] = {
+        "method": METHOD,
+        "path_with_query": PATH,
+        "body": BODY,
+        "now_ms": NOW,
+        "lookup": KEYS.get,
+        "replay": store,
+    }
+    arguments.update(overrides)
+    return verify_parsed_request(parse_signature_header(header), **arguments)
+
+
+@pytest.mark.parametrize("cred", [CRED, P256_CRED])
+def test_a_parsed_header_verifies_as_its_text_does(cred: str) -> None:
+    assert _verify_parsed(_header(cred), FixedClockStore()) == cred
+
+
+@pytest.mark.parametrize(
+    ("header", "overrides", "code"),
+    [
+        (lambda: _header(ts=NOW - 61_000), {}, ReasonCode.TIMESTAMP_OUT_OF_WINDOW),
+        (lambda: _header(), {"body": b"{}"}, ReasonCode.SIGNER_MISMATCH),
+        (lambda: _header(), {"lookup": lambda _cred: None}, ReasonCode.SIGNATURE_INVALID),
+    ],
+    ids=["stale", "tampered body", "unknown credential"],
+)
+def test_a_parsed_header_is_refused_as_its_text_is(
+    header: Callable[[], str], overrides: dict[str, Any], code: ReasonCode
+) -> None:
+    with pytest.raises(RequestAuthError) as parsed:
+        _verify_parsed(header(), FixedClockStore(), **overrides)
+    assert parsed.value.code is code
+    assert _refusal(header(), FixedClockStore(), **overrides) is code
+
+
+def test_a_parsed_header_is_remembered_once() -> None:
+    store = FixedClockStore()
+    header = _header(nonce=7)
+    assert _verify_parsed(header, store) == CRED
+    with pytest.raises(RequestAuthError) as replayed:
+        _verify_parsed(header, store)
+    assert replayed.value.code is ReasonCode.NONCE_REPLAYED

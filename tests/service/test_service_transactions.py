@@ -12,6 +12,7 @@ from service_support import USD_UNIT, Backend, Session, World, codes
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.policy import SessionView
 from sessionward.domain.reasons import ReasonCode
+from sessionward.service.callers import Caller
 from sessionward.service.errors import ServiceError
 from sessionward.store.sessions import SessionRecord
 
@@ -213,9 +214,11 @@ def test_a_quote_executed_twice_at_the_same_moment_is_signed_once_and_refused_on
     both_read = threading.Barrier(2, timeout=10)
     view = world.waas.directory.view
 
-    def view_after_both_read(record: SessionRecord, *, now: int) -> SessionView:
+    def view_after_both_read(
+        record: SessionRecord, *, now: int, caller: Caller | None = None
+    ) -> SessionView:
         both_read.wait()
-        return view(record, now=now)
+        return view(record, now=now, caller=caller)
 
     quote = world.quote(session, 10)
     monkeypatch.setattr(world.waas.directory, "view", view_after_both_read)

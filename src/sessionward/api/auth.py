@@ -11,9 +11,10 @@ Two kinds of signer:
   Its nonces are remembered under ``self:<address>`` (secp256k1) or ``self:p256:<sha256 of the
   key>`` (P-256, whose hex key would not fit the nonce table's key column).
 
-Verification is :func:`sessionward.crypto.request_signature.verify_request` over the raw body
-bytes and the raw path with query, with the configured window; nonces go to the shared SQL
-replay store, so a nonce is accepted once per credential across every node.
+Verification is :func:`sessionward.crypto.request_signature.verify_parsed_request` (the header
+is parsed once, to route on its ``cred``) over the raw body bytes and the raw path with query,
+with the configured window; nonces go to the service's replay store (shared SQL), so a nonce is
+accepted once per credential across every node.
 """
 
 from __future__ import annotations
@@ -29,15 +30,15 @@ from sessionward.crypto.request_signature import (
     CredentialKey,
     ReplayStore,
     RequestAuthError,
+    SignatureHeader,
     parse_signature_header,
-    verify_request,
+    verify_parsed_request,
 )
 from sessionward.domain.reasons import ReasonCode
 from sessionward.service.callers import Caller, SelfSigned
-from sessionward.service.credentials import credential_key, normalize_public_key
+from sessionward.service.credentials import RegisteredSigner, credential_key, normalize_public_key
 from sessionward.service.errors import ServiceError
 from sessionward.service.waas import Waas
-from sessionward.store.credentials import CredentialRecord
 
 from .errors import ApiError, invalid, unauthorized
 
@@ -89,8 +90,8 @@ class Authenticator:
     """Turns a request's signature header into a :class:`Principal` (or a 401/400)."""
 
     def __init__(self, waas: Waas, *, clock_ms: Callable[[], int] = _wall_clock_ms) -> None:
-        self._waas = waas
-        self._store = waas.runtime.store
+        self._credentials = waas.credentials
+        self._replay = waas.request_nonces
         settings = waas.runtime.settings
         self._window_ms = settings.request_window_s * 1000
         self._replay_ttl_ms = settings.replay_ttl_s * 1000
@@ -113,20 +114,20 @@ class Authenticator:
         if header is None:
             raise unauthorized(ReasonCode.SIGNATURE_INVALID, "missing Oms-Wallet-Signature header")
         try:
-            cred = parse_signature_header(header).cred
+            parsed = parse_signature_header(header)
         except RequestAuthError as exc:
             raise unauthorized(exc.code, exc.message) from None
-        if cred == SELF and mode in ("self", "self_or_credential"):
-            return self._self_signed(header, method, path_with_query, body, document())
-        if cred == SELF:
+        if parsed.cred == SELF and mode in ("self", "self_or_credential"):
+            return self._self_signed(parsed, method, path_with_query, body, document())
+        if parsed.cred == SELF:
             raise unauthorized(
                 ReasonCode.CREDENTIAL_UNKNOWN, "this method needs a registered credential"
             )
-        return self._registered(header, method, path_with_query, body, mode)
+        return self._registered(parsed, method, path_with_query, body, mode)
 
     def _verify(
         self,
-        header: str,
+        header: SignatureHeader,
         method: str,
         path_with_query: str,
         body: bytes,
@@ -134,7 +135,7 @@ class Authenticator:
         replay: ReplayStore,
     ) -> None:
         try:
-            verify_request(
+            verify_parsed_request(
                 header,
                 method=method,
                 path_with_query=path_with_query,
@@ -150,7 +151,7 @@ class Authenticator:
 
     def _self_signed(
         self,
-        header: str,
+        header: SignatureHeader,
         method: str,
         path_with_query: str,
         body: bytes,
@@ -178,35 +179,37 @@ class Authenticator:
             path_with_query,
             body,
             lambda _cred: key,
-            _ReplayUnder(self._store.replay, subject),
+            _ReplayUnder(self._replay, subject),
         )
         return Principal(subject=subject, self_signed=SelfSigned(alg, normalized))
 
     def _registered(
-        self, header: str, method: str, path_with_query: str, body: bytes, mode: AuthMode
+        self,
+        header: SignatureHeader,
+        method: str,
+        path_with_query: str,
+        body: bytes,
+        mode: AuthMode,
     ) -> Principal:
-        found: list[CredentialRecord] = []
+        found: list[RegisteredSigner] = []
         missing: list[str] = []
 
         def lookup(cred: str) -> CredentialKey | None:
-            record = self._store.credentials.get(cred)
-            if record is None:
+            signer = self._credentials.signer(cred)
+            if signer is None:
                 missing.append(cred)
                 return None
-            found.append(record)
-            try:
-                return credential_key(record.alg, record.public_key)
-            except (ServiceError, ValueError):
-                return None  # an unusable stored key authenticates nothing
+            found.append(signer)
+            return signer.key  # None if the stored key is unusable: it authenticates nothing
 
         try:
-            self._verify(header, method, path_with_query, body, lookup, self._store.replay)
+            self._verify(header, method, path_with_query, body, lookup, self._replay)
         except ApiError:
             # verify_request says SIGNATURE_INVALID for an unknown credential; be exact.
             if missing:
                 raise unauthorized(ReasonCode.CREDENTIAL_UNKNOWN, "no such credential") from None
             raise
-        record = found[-1]
+        caller = found[-1].caller
         if mode == "self":
             raise ApiError(
                 403,
@@ -214,15 +217,7 @@ class Authenticator:
                 ReasonCode.ROLE_FORBIDDEN,
                 'this method is signed by the owner key itself (cred="self")',
             )
-        now = self._waas.runtime.now()
-        caller = Caller(
-            credential_id=record.id,
-            role=record.role,
-            wallet_id=record.wallet_id,
-            revoked=record.revoked_at is not None,
-            expired=record.expires_at is not None and record.expires_at <= now,
-        )
-        return Principal(subject=record.id, caller=caller)
+        return Principal(subject=caller.credential_id, caller=caller)
 
 
 def _self_subject(alg: str, public_key: str) -> str:

@@ -24,6 +24,12 @@ from typing import Final
 
 from coincurve import PrivateKey, PublicKey
 
+# libsecp256k1's C API as coincurve binds it: signing needs only the secret, while coincurve's
+# PrivateKey also derives two public keys on construction (more than half of a signature's cost).
+from coincurve._libsecp256k1 import ffi, lib
+from coincurve.context import GLOBAL_CONTEXT
+from coincurve.ecdsa import serialize_recoverable
+
 from sessionward.crypto.keccak import keccak256
 from sessionward.domain.reasons import ReasonCode, SessionWardError
 
@@ -131,13 +137,29 @@ def personal_message_hash(message: bytes) -> bytes:
 # ------------------------------------------------------------------------------- signatures
 
 
-def _private_key(secret: bytes) -> PrivateKey:
+def _check_secret(secret: bytes) -> None:
     if not isinstance(secret, bytes) or len(secret) != 32:
         raise ValueError("a secp256k1 secret is 32 bytes")
     number = int.from_bytes(secret, "big")
     if not 0 < number < SECP256K1_N:
         raise ValueError("a secp256k1 secret must be in [1, n - 1]")
+
+
+def _private_key(secret: bytes) -> PrivateKey:
+    _check_secret(secret)
     return PrivateKey(secret)
+
+
+def _sign_recoverable(secret: bytes, digest: bytes) -> bytes:
+    """``r ‖ s ‖ recovery id`` (65 bytes) from libsecp256k1, RFC 6979 nonces, low ``s``."""
+    _check_secret(secret)
+    signature = ffi.new("secp256k1_ecdsa_recoverable_signature *")
+    if not lib.secp256k1_ecdsa_sign_recoverable(
+        GLOBAL_CONTEXT.ctx, signature, digest, secret, ffi.NULL, ffi.NULL
+    ):
+        raise ValueError("libsecp256k1 could not sign with this secret")
+    raw: bytes = serialize_recoverable(signature)
+    return raw
 
 
 def _check_digest(digest: bytes) -> None:
@@ -151,7 +173,7 @@ def sign_digest(secret: bytes, digest: bytes) -> bytes:
     Deterministic (RFC 6979 nonces), so equal inputs give equal signatures.
     """
     _check_digest(digest)
-    raw = _private_key(secret).sign_recoverable(digest, hasher=None)
+    raw = _sign_recoverable(secret, digest)
     r, s, recovery_id = raw[:32], int.from_bytes(raw[32:64], "big"), raw[64]
     if s > _HALF_N:
         # libsecp256k1 already normalises; kept so the low-s invariant never depends on it.

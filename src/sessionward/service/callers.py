@@ -13,12 +13,22 @@ Role = Literal["backend", "owner", "ops"]
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialState:
+    """A credential's revocation and expiry times (``None``: not revoked / never expires)."""
+
+    revoked_at: int | None
+    expires_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
     """An authenticated request's credential. ``wallet_id`` binds owner credentials.
 
     ``revoked``/``expired`` describe the credential: its signature still authenticates the
     request, so that use after revocation can be refused *and recorded* by the policy path
     (``Prepare``/``Execute`` pass ``allow_dead=True``); every other method refuses it.
+    ``state`` is the credential's revocation and expiry as read when the request was
+    authenticated (``None``: not read with the request; whoever needs it reads it).
     """
 
     credential_id: str
@@ -26,6 +36,7 @@ class Caller:
     wallet_id: str | None = None
     revoked: bool = False
     expired: bool = False
+    state: CredentialState | None = None
 
     def require(self, role: Role, *, allow_dead: bool = False) -> None:
         """Refuse unless the caller has ``role`` (403 ``ROLE_FORBIDDEN``) and, unless

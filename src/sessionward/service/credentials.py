@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypedDict
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -12,7 +13,7 @@ from sessionward.domain.values import InvalidValue, parse_address
 from sessionward.store.credentials import CredentialRecord
 from sessionward.store.errors import AlreadyExists
 
-from .callers import Caller, SelfSigned
+from .callers import Caller, CredentialState, SelfSigned
 from .config import OpsCredential
 from .errors import ServiceError, conflict, invalid, not_found
 from .ids import new_id
@@ -79,8 +80,18 @@ def normalize_public_key(alg: str, public_key: str) -> str:
     raise invalid(ReasonCode.INPUT_MALFORMED, f"alg must be {ALG_SECP256K1} or {ALG_P256}")
 
 
+@dataclass(frozen=True, slots=True)
+class RegisteredSigner:
+    """A registered credential as request authentication needs it: the key its requests are
+    verified with (``None`` if the stored key is unusable: it then authenticates nothing) and
+    the :class:`Caller` a verified request acts as."""
+
+    key: CredentialKey | None
+    caller: Caller
+
+
 class Credentials:
-    """RegisterCredential and InspectCredential."""
+    """RegisterCredential and InspectCredential; the registered signers of requests."""
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
@@ -161,6 +172,29 @@ class Credentials:
             )
         except AlreadyExists:
             raise conflict(ReasonCode.INPUT_MALFORMED, "credential id collision; retry") from None
+
+    def signer(self, credential_id: str) -> RegisteredSigner | None:
+        """The registered credential ``credential_id`` as it is now (``None`` if unknown).
+
+        A revoked or expired credential is returned too, marked so in its caller: its requests
+        still authenticate, so that the policy path can refuse and record them."""
+        record = self._rt.store.credentials.get(credential_id)
+        if record is None:
+            return None
+        try:
+            key: CredentialKey | None = credential_key(record.alg, record.public_key)
+        except (ServiceError, ValueError):
+            key = None
+        now = self._rt.now()
+        caller = Caller(
+            credential_id=record.id,
+            role=record.role,
+            wallet_id=record.wallet_id,
+            revoked=record.revoked_at is not None,
+            expired=record.expires_at is not None and record.expires_at <= now,
+            state=CredentialState(record.revoked_at, record.expires_at),
+        )
+        return RegisteredSigner(key, caller)
 
     def inspect(self, credential_id: str) -> CredentialView:
         """Public metadata for a consent screen (no secret exists to leak: keys are public)."""

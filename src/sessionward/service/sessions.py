@@ -32,7 +32,7 @@ from sessionward.store.credentials import CredentialRecord
 from sessionward.store.sessions import SessionRecord
 from sessionward.store.wallets import WalletRecord
 
-from .callers import Caller
+from .callers import Caller, CredentialState
 from .errors import ServiceError, conflict, invalid, not_found
 from .ids import new_id
 from .onchain import ENABLE_GAS
@@ -170,9 +170,18 @@ class SessionDirectory:
             self._scopes[record.id] = scope
         return scope
 
-    def view(self, record: SessionRecord, *, now: int) -> SessionView:
-        """The session with its credential, wallet and freeze state, read now."""
-        credential = self._rt.store.credentials.get(record.credential_id)
+    def view(self, record: SessionRecord, *, now: int, caller: Caller | None = None) -> SessionView:
+        """The session with its credential, wallet and freeze state, read now.
+
+        ``caller``, when it is the session's own credential and carries the credential's state
+        as read with its request, saves reading that credential again (inside one unit of work
+        it is the same read; outside, a revocation committed in between is still refused by the
+        reservation, which checks the credential in the execution transaction)."""
+        credential: CredentialState | CredentialRecord | None
+        if caller is not None and caller.credential_id == record.credential_id and caller.state:
+            credential = caller.state
+        else:
+            credential = self._rt.store.credentials.get(record.credential_id)
         wallet = self.wallet(record.wallet_id)
         frozen_classes: set[str] = set()
         global_freeze = False

@@ -179,7 +179,7 @@ class Transactions:
             )
         wallet = self._dir.wallet(wallet_id)
         now = rt.now()
-        view = self._dir.view(record, now=now)
+        view = self._dir.view(record, now=now, caller=caller)
         calls = _count_calls(wallet.account, to, value, data)
         request = CallRequest(
             chain_id=wallet.chain_id if chain_id is None else chain_id,
@@ -279,7 +279,7 @@ class Transactions:
         record = self._dir.record(txn.session_id)
         # Only immutable fields of the wallet are used here; view() reads its freeze fresh.
         wallet = self._dir.wallet_identity(txn.wallet_id)
-        view = self._dir.view(record, now=now)
+        view = self._dir.view(record, now=now, caller=caller)
         request = CallRequest(
             wallet.chain_id, wallet.account, txn.to_address, txn.value, txn.data, txn.fee_wei
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
+from sessionward.crypto.request_signature import ReplayStore
 from sessionward.store.alerts import AlertSink
 
 from .anomaly import AnomalyMonitor
@@ -38,6 +39,8 @@ class Waas:
         self.transactions = Transactions(rt, self.directory, self.anomaly)
         self.dispatcher = Dispatcher(rt)
         self.idempotency = IdempotentRequests(rt.store.idempotency, rt.now)
+        self.request_nonces: ReplayStore = rt.store.replay
+        """Where the API remembers request-signature nonces (shared by every node)."""
         self.ops_overview = OpsOverview(rt)
         self._loop: DispatcherLoop | None = None
         self._webhooks: WebhookDispatcher | None = None
