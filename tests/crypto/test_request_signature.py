@@ -30,7 +30,6 @@ from sessionward.crypto.request_signature import (
     parse_signature_header,
     request_preimage,
     sign_request,
-    verify_parsed_request,
     verify_request,
 )
 from sessionward.crypto.secp256k1 import SECP256K1_N, personal_message_hash, sign_digest
@@ -70,7 +69,7 @@ def _header(
     return sign_request(SIGNERS[cred], cred, method, path, body, nonce, ts)
 
 
-def _verify(header: str, store: InMemoryReplayStore, **overrides: Any) -> str:
+def _verify(header: str | SignatureHeader, store: InMemoryReplayStore, **overrides: Any) -> str:
     arguments: dict[str, Any] = {
         "method": METHOD,
         "path_with_query": PATH,
@@ -473,22 +472,9 @@ class TestSigners:
 # ---------------------------------------------------------------- verifying a parsed header
 
 
-def _verify_parsed(header: str, store: InMemoryReplayStore, **overrides: Any) -> str:
-    arguments: dict[str, Any] = {
-        "method": METHOD,
-        "path_with_query": PATH,
-        "body": BODY,
-        "now_ms": NOW,
-        "lookup": KEYS.get,
-        "replay": store,
-    }
-    arguments.update(overrides)
-    return verify_parsed_request(parse_signature_header(header), **arguments)
-
-
 @pytest.mark.parametrize("cred", [CRED, P256_CRED])
 def test_a_parsed_header_verifies_as_its_text_does(cred: str) -> None:
-    assert _verify_parsed(_header(cred), FixedClockStore()) == cred
+    assert _verify(parse_signature_header(_header(cred)), FixedClockStore()) == cred
 
 
 @pytest.mark.parametrize(
@@ -504,7 +490,7 @@ def test_a_parsed_header_is_refused_as_its_text_is(
     header: Callable[[], str], overrides: dict[str, Any], code: ReasonCode
 ) -> None:
     with pytest.raises(RequestAuthError) as parsed:
-        _verify_parsed(header(), FixedClockStore(), **overrides)
+        _verify(parse_signature_header(header()), FixedClockStore(), **overrides)
     assert parsed.value.code is code
     assert _refusal(header(), FixedClockStore(), **overrides) is code
 
@@ -512,7 +498,7 @@ def test_a_parsed_header_is_refused_as_its_text_is(
 def test_a_parsed_header_is_remembered_once() -> None:
     store = FixedClockStore()
     header = _header(nonce=7)
-    assert _verify_parsed(header, store) == CRED
+    assert _verify(parse_signature_header(header), store) == CRED
     with pytest.raises(RequestAuthError) as replayed:
-        _verify_parsed(header, store)
+        _verify(parse_signature_header(header), store)
     assert replayed.value.code is ReasonCode.NONCE_REPLAYED

@@ -11,7 +11,7 @@ Two kinds of signer:
   Its nonces are remembered under ``self:<address>`` (secp256k1) or ``self:p256:<sha256 of the
   key>`` (P-256, whose hex key would not fit the nonce table's key column).
 
-Verification is :func:`sessionward.crypto.request_signature.verify_parsed_request` (the header
+Verification is :func:`sessionward.crypto.request_signature.verify_request` (the header
 is parsed once, to route on its ``cred``) over the raw body bytes and the raw path with query,
 with the configured window; nonces go to the service's replay store (shared SQL), so a nonce is
 accepted once per credential across every node.
@@ -32,7 +32,7 @@ from sessionward.crypto.request_signature import (
     RequestAuthError,
     SignatureHeader,
     parse_signature_header,
-    verify_parsed_request,
+    verify_request,
 )
 from sessionward.domain.reasons import ReasonCode
 from sessionward.service.callers import Caller, SelfSigned
@@ -135,7 +135,7 @@ class Authenticator:
         replay: ReplayStore,
     ) -> None:
         try:
-            verify_parsed_request(
+            verify_request(
                 header,
                 method=method,
                 path_with_query=path_with_query,

@@ -64,7 +64,6 @@ __all__ = [
     "parse_signature_header",
     "request_preimage",
     "sign_request",
-    "verify_parsed_request",
     "verify_request",
 ]
 
@@ -410,7 +409,7 @@ def _check_signature(key: CredentialKey, preimage: bytes, signature: bytes) -> N
 
 
 def verify_request(
-    header_value: str,
+    header: str | SignatureHeader,
     *,
     method: str,
     path_with_query: str,
@@ -423,38 +422,11 @@ def verify_request(
 ) -> str:
     """Authenticate one request; return its credential id or raise :class:`RequestAuthError`.
 
-    Checks, in order: header syntax (``INPUT_MALFORMED`` / ``SIGNATURE_INVALID``), then what
-    :func:`verify_parsed_request` checks.
-    """
-    return verify_parsed_request(
-        parse_signature_header(header_value),
-        method=method,
-        path_with_query=path_with_query,
-        body=body,
-        now_ms=now_ms,
-        lookup=lookup,
-        replay=replay,
-        window_ms=window_ms,
-        replay_ttl_ms=replay_ttl_ms,
-    )
+    ``header`` is the header's value, or the header already parsed with
+    :func:`parse_signature_header` (by a caller that routes on its ``cred`` first).
 
-
-def verify_parsed_request(
-    header: SignatureHeader,
-    *,
-    method: str,
-    path_with_query: str,
-    body: bytes,
-    now_ms: int,
-    lookup: Callable[[str], CredentialKey | None],
-    replay: ReplayStore,
-    window_ms: int = 60_000,
-    replay_ttl_ms: int = 600_000,
-) -> str:
-    """:func:`verify_request` for a header the caller has already parsed (with
-    :func:`parse_signature_header`, e.g. to route on its ``cred`` first).
-
-    Checks, in order: ``|now - ts| ≤ window_ms`` (``TIMESTAMP_OUT_OF_WINDOW``); ``lookup(cred)``
+    Checks, in order: header syntax (``INPUT_MALFORMED`` / ``SIGNATURE_INVALID``);
+    ``|now - ts| ≤ window_ms`` (``TIMESTAMP_OUT_OF_WINDOW``); ``lookup(cred)``
     knows the credential and it is registered for the header's ``alg`` (``SIGNATURE_INVALID``);
     the signature over :func:`request_preimage` (``SIGNATURE_INVALID``, ``SIGNATURE_MALLEABLE``,
     ``SIGNER_MISMATCH``); and last the nonce (``NONCE_REPLAYED``), remembered until
@@ -462,6 +434,8 @@ def verify_parsed_request(
     """
     if replay_ttl_ms < window_ms or window_ms < 0:
         raise ValueError("the replay store must remember nonces at least as long as the window")
+    if not isinstance(header, SignatureHeader):  # its text (anything else is refused there)
+        header = parse_signature_header(header)
     if abs(now_ms - header.ts) > window_ms:
         raise RequestAuthError(
             ReasonCode.TIMESTAMP_OUT_OF_WINDOW, "request timestamp is outside the accepted window"
