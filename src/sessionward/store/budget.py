@@ -38,7 +38,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final, Literal, cast
 
-from sqlalchemy import Connection, String, bindparam, select, text, update
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from sessionward.domain.reasons import ReasonCode
@@ -66,24 +66,47 @@ _SESSION_CHECK: Final = """
           AND (c.expires_at IS NULL OR c.expires_at > :now))
       AND EXISTS (
         SELECT 1 FROM wallets w WHERE w.id = sessions.wallet_id AND w.frozen_at IS NULL)
-      AND NOT EXISTS (
-        SELECT 1 FROM freezes f
-        WHERE f.lifted_at IS NULL
-          AND (f.scope = 'global'
-               OR (f.scope = 'wallet' AND f.target = sessions.wallet_id)
-               OR (f.scope = 'credential' AND f.target = sessions.credential_id)
-               OR (f.scope = 'session' AND f.target = sessions.id)
-               OR (f.scope = 'action_class' AND f.target IN ({classes}))))
+      AND NOT EXISTS (SELECT 1 FROM freezes f WHERE {freezes})
     RETURNING id
 """
 
 
+def _freezes_covering(wallet: str, credential: str, session: str, classes: int) -> str:
+    """The condition on ``freezes f`` that a freeze in force covers a session (its wallet,
+    credential and id given as SQL expressions) or one of its ``classes`` action classes
+    (parameters ``class_0`` …; with none, ``IN (NULL)`` matches no action-class freeze).
+
+    One rule for the session check and for the explanation of its refusals."""
+    placeholders = ", ".join(f":class_{i}" for i in range(classes)) or "NULL"
+    return f"""
+        f.lifted_at IS NULL
+        AND (f.scope = 'global'
+             OR (f.scope = 'wallet' AND f.target = {wallet})
+             OR (f.scope = 'credential' AND f.target = {credential})
+             OR (f.scope = 'session' AND f.target = {session})
+             OR (f.scope = 'action_class' AND f.target IN ({placeholders})))
+    """
+
+
+def _class_parameters(classes: Sequence[str]) -> dict[str, str]:
+    return {f"class_{i}": c for i, c in enumerate(classes)}
+
+
 @lru_cache(maxsize=16)
 def _session_check(classes: int) -> Sql:
-    """The session check for a request of ``classes`` action classes (``class_0`` …); with none,
-    ``IN (NULL)`` matches no action-class freeze."""
-    placeholders = ", ".join(f":class_{i}" for i in range(classes)) or "NULL"
-    return Sql(_SESSION_CHECK.format(classes=placeholders))
+    """The session check for a request of ``classes`` action classes (``class_0`` …)."""
+    freezes = _freezes_covering(
+        "sessions.wallet_id", "sessions.credential_id", "sessions.id", classes
+    )
+    return Sql(_SESSION_CHECK.format(freezes=freezes))
+
+
+@lru_cache(maxsize=16)
+def _frozen_scopes(classes: int) -> Sql:
+    """The scopes of the freezes in force covering ``:session_id`` (of ``:wallet_id`` and
+    ``:credential_id``) or one of ``classes`` action classes."""
+    freezes = _freezes_covering(":wallet_id", ":credential_id", ":session_id", classes)
+    return Sql(f"SELECT DISTINCT f.scope FROM freezes f WHERE {freezes}")
 
 
 # PostgreSQL: the check and the addition in one statement. The WHERE of DO UPDATE is evaluated
@@ -262,8 +285,8 @@ class Budget:
         now: int,
         classes: list[str],
     ) -> Usage:
-        check = {"session_id": session_id, "now": now}
-        check.update((f"class_{i}", c) for i, c in enumerate(classes))
+        check: dict[str, object] = {"session_id": session_id, "now": now}
+        check.update(_class_parameters(classes))
         passed = _session_check(len(classes)).run(conn, check).fetchone()
         if passed is None:
             reasons = _why_refused(conn, session_id, now, classes)
@@ -430,24 +453,18 @@ def _why_refused(
         reasons.append(ReasonCode.CREDENTIAL_REVOKED)
     elif s["c_expires_at"] is not None and s["c_expires_at"] <= now:
         reasons.append(ReasonCode.CREDENTIAL_EXPIRED)
-    frozen = conn.execute(
-        text(
-            """
-            SELECT DISTINCT scope FROM freezes
-            WHERE lifted_at IS NULL
-              AND (scope = 'global'
-                   OR (scope = 'wallet' AND target = :wallet_id)
-                   OR (scope = 'credential' AND target = :credential_id)
-                   OR (scope = 'session' AND target = :session_id)
-                   OR (scope = 'action_class' AND target IN :action_classes))
-            """
-        ).bindparams(bindparam("action_classes", expanding=True, type_=String())),
-        {
-            "wallet_id": s["wallet_id"],
-            "credential_id": s["credential_id"],
-            "session_id": session_id,
-            "action_classes": list(classes),
-        },
+    frozen = (
+        _frozen_scopes(len(classes))
+        .run(
+            conn,
+            {
+                "wallet_id": s["wallet_id"],
+                "credential_id": s["credential_id"],
+                "session_id": session_id,
+                **_class_parameters(classes),
+            },
+        )
+        .fetchall()
     )
     scopes = {r[0] for r in frozen}
     if "global" in scopes:
