@@ -178,7 +178,11 @@ class SessionDirectory:
         it is the same read; outside, a revocation committed in between is still refused by the
         reservation, which checks the credential in the execution transaction)."""
         credential: CredentialState | CredentialRecord | None
-        if caller is not None and caller.credential_id == record.credential_id and caller.state:
+        if (
+            caller is not None
+            and caller.credential_id == record.credential_id
+            and caller.state is not None
+        ):
             credential = caller.state
         else:
             credential = self._rt.store.credentials.get(record.credential_id)
