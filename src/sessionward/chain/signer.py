@@ -14,16 +14,15 @@ relayer). It is still money, so :class:`LocalTransactionSigner`:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Protocol, runtime_checkable
 
 from sessionward.chain.transactions import UnsignedTransaction, sign_transaction
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_from_secret
+from sessionward.vault.key_files import read_private_key_file
 
 __all__ = [
     "RELAYER_KEY_ENV",
@@ -84,24 +83,12 @@ class LocalTransactionSigner:
         regular file, is readable or writable by group/others, or does not hold a key.
         """
         target = Path(path)
-        if create and not target.exists():
-            # If another process creates it first, the exclusive open fails and we load theirs.
-            with contextlib.suppress(FileExistsError):
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(secrets.token_bytes(32).hex() + "\n")
-        try:
-            info = target.stat()
-        except FileNotFoundError:
-            raise RelayerKeyError(f"relayer key file {target} does not exist") from None
-        if not stat.S_ISREG(info.st_mode):
-            raise RelayerKeyError(f"relayer key file {target} is not a regular file")
-        if info.st_mode & 0o077:
-            raise RelayerKeyError(
-                f"relayer key file {target} is accessible by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod 600 it"
-            )
-        return cls(_parse_secret(target.read_text(encoding="ascii"), str(target)))
+        text = read_private_key_file(
+            target,
+            error=lambda why: RelayerKeyError(f"relayer key file {why}"),
+            make=(lambda: secrets.token_bytes(32).hex()) if create else None,
+        )
+        return cls(_parse_secret(text, str(target)))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocalTransactionSigner:

@@ -51,7 +51,6 @@ import json
 import logging
 import os
 import random
-import stat
 import threading
 import time
 from collections import Counter, deque
@@ -66,6 +65,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sessionward.store.alerts import AlertRecord
+from sessionward.vault.key_files import read_private_key_file
 
 from .config import ConfigError
 from .ids import new_id
@@ -151,38 +151,14 @@ def load_webhook_key(
     if data_dir is None:
         raise WebhookKeyError(f"no webhook key: set {WEBHOOK_KEY_ENV} or give a data_dir")
     path = Path(data_dir) / WEBHOOK_KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read_key_file(path)
-    raw = Ed25519PrivateKey.generate()
-    try:
-        os.fchmod(fd, 0o600)
-        text = base64.b64encode(
-            raw.private_bytes_raw()  # the file is the key's only home: write it, never log it
-        )
-        os.write(fd, text + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return WebhookSigningKey(raw)
+    text = read_private_key_file(path, error=WebhookKeyError, make=_new_key_text)
+    return WebhookSigningKey.from_text(text, source=str(path))
 
 
-def _read_key_file(path: Path) -> WebhookSigningKey:
-    info = os.stat(path, follow_symlinks=False)
-    if not stat.S_ISREG(info.st_mode):
-        raise WebhookKeyError(f"{path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise WebhookKeyError(
-            f"{path} is accessible by group or others (mode {stat.S_IMODE(info.st_mode):o});"
-            " it must be 0600"
-        )
-    try:
-        content = path.read_bytes().decode("ascii")
-    except UnicodeDecodeError:
-        raise WebhookKeyError(f"{path} must hold the base64 of 32 bytes") from None
-    return WebhookSigningKey.from_text(content, source=str(path))
+def _new_key_text() -> str:
+    # The file is the key's only home: write it, never log it.
+    raw = Ed25519PrivateKey.generate().private_bytes_raw()
+    return base64.b64encode(raw).decode("ascii")
 
 
 # --- the wire format ------------------------------------------------------------------------

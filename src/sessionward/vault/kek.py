@@ -16,12 +16,13 @@ import base64
 import binascii
 import os
 import secrets
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .key_files import read_private_key_file
 
 ENV_VAULT_KEY: Final = "SESSIONWARD_VAULT_KEY"
 KEK_FILE_NAME: Final = "vault.key"
@@ -88,36 +89,11 @@ class KeyEncryptionKey:
 
     @classmethod
     def from_file(cls, path: Path) -> KeyEncryptionKey:
-        """Read the KEK file, creating it (0600, exclusive create) if it does not exist."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return cls._read_file(path)
-        key = secrets.token_bytes(_KEY_BYTES)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, (key.hex() + "\n").encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return cls(key)
-
-    @classmethod
-    def _read_file(cls, path: Path) -> KeyEncryptionKey:
-        info = os.stat(path, follow_symlinks=False)
-        if not stat.S_ISREG(info.st_mode):
-            raise KeyEncryptionKeyError(f"{path} is not a regular file")
-        if info.st_mode & 0o077:
-            raise KeyEncryptionKeyError(
-                f"{path} is accessible by group or others (mode {stat.S_IMODE(info.st_mode):o});"
-                " it must be 0600"
-            )
-        try:
-            content = path.read_bytes().decode("ascii")
-        except UnicodeDecodeError:
-            raise KeyEncryptionKeyError(f"{path} must hold 64 hex digits") from None
-        return cls.from_text(content, source=str(path))
+        """Read the KEK file, creating it (:mod:`sessionward.vault.key_files`) if it is absent."""
+        text = read_private_key_file(
+            path, error=KeyEncryptionKeyError, make=lambda: secrets.token_bytes(_KEY_BYTES).hex()
+        )
+        return cls.from_text(text, source=str(path))
 
     def wrap(self, nonce: bytes, data_key: bytes, associated_data: bytes) -> bytes:
         """Encrypt a data key (AES-256-GCM) bound to ``associated_data``."""
