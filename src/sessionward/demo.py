@@ -21,13 +21,11 @@ from typing import Any
 
 from rich.console import Console
 
-from sessionward.chain.contracts import DeployedContract, transact
-from sessionward.chain.demo import demo_contract
-from sessionward.chain.signer import LocalTransactionSigner
+from sessionward.chain.contracts import DeployedContract
+from sessionward.chain.demo import demo_contract, fund_demo_wallet
 from sessionward.crypto.request_signature import Secp256k1RequestSigner
 from sessionward.crypto.secp256k1 import address_from_secret
 from sessionward.domain.abi import encode_call, parse_signature
-from sessionward.domain.calldata import Call, encode_execute, encode_single_execution, mode_single
 from sessionward.sdk import BackendClient, OpsClient, OwnerClient, SessionWardApiError
 from sessionward.server import BackgroundServer
 from sessionward.service.config import OpsCredential, Settings
@@ -37,7 +35,6 @@ SWAP = parse_signature(
     "swapExactTokensForTokens(uint256 amountIn,uint256 amountOutMin,address[] path,address to,uint256 deadline)"
 )
 TRANSFER_OWNERSHIP = parse_signature("transferOwnership(address newOwner)")
-APPROVE = parse_signature("approve(address spender,uint256 amount)")
 OTHER_ROUTER = (
     "0xe592427a0aece92de3edee1f18e0157c05861564"  # a real router, but not the granted one
 )
@@ -133,15 +130,13 @@ def _play(story: Story, data_dir: Path) -> None:
         account = wallet["account"]
         story.ok(f"wallet {wallet['walletId']} = account {account} on chain {wallet['chainId']}")
         _wait(lambda: bool(rt.chain.get_code(account)), "account deployment")
-        usdx_token.transact(rt.deployer, "mint", account, 1_000 * USDX)
-        owner_eoa = address_from_secret(owner_secret)
-        rt.chain.set_balance(owner_eoa, 10**18)  # type: ignore[attr-defined]
-        approve = encode_call(APPROVE, (router, 10**30))
-        transact(
+        fund_demo_wallet(
             rt.chain,
-            LocalTransactionSigner(owner_secret),
-            to=account,
-            data=encode_execute(mode_single(), encode_single_execution(Call(usdx, 0, approve))),
+            rt.deployment,
+            rt.deployer,
+            owner_secret=owner_secret,
+            account=account,
+            usdx=1_000,
         )
         story.note(
             "funded with 1,000 USDX; the owner itself let the router pull USDX (its own transaction)"

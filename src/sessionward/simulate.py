@@ -47,15 +47,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sessionward.chain.contracts import DeployedContract, transact
-from sessionward.chain.demo import demo_contract
+from sessionward.chain.demo import fund_demo_wallet
 from sessionward.chain.interface import DevChain
-from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
 from sessionward.domain.abi import encode_call, parse_signature
-from sessionward.domain.calldata import Call, encode_execute, encode_single_execution, mode_single
 from sessionward.domain.reasons import ReasonCode
 from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.config import OpsCredential, Settings
@@ -87,7 +84,6 @@ SETUP_GAS: Final = 300_000
 SWAP = parse_signature(
     "swapExactTokensForTokens(uint256 amountIn,uint256 amountOutMin,address[] path,address to,uint256 deadline)"
 )
-APPROVE = parse_signature("approve(address spender,uint256 amount)")
 FORBIDDEN_CALLS: Final = (
     parse_signature("transferOwnership(address newOwner)"),
     parse_signature("setApprovalForAll(address operator,bool approved)"),
@@ -374,20 +370,15 @@ class World:
             Caller(view["ownerCredentialId"] or "", "owner", view["walletId"]),
         )
         self.settle()
-        self.chain.set_balance(owner, 10**18)
-        token = DeployedContract(self.chain, self.usdx, demo_contract("DemoToken"))
         # Set-up transactions carry their gas: estimating each would cost as much as running it.
-        token.transact(
-            self.rt.deployer, "mint", wallet.account, WALLET_FUNDING_USDX * USDX, gas=SETUP_GAS
-        )
-        approve = encode_call(APPROVE, (self.router, 2**255))
-        transact(
+        fund_demo_wallet(
             self.chain,
-            LocalTransactionSigner(secret),
-            to=wallet.account,
-            data=encode_execute(
-                mode_single(), encode_single_execution(Call(self.usdx, 0, approve))
-            ),
+            self.rt.deployment,
+            self.rt.deployer,
+            owner_secret=secret,
+            account=wallet.account,
+            usdx=WALLET_FUNDING_USDX,
+            allowance=2**255,
             gas=SETUP_GAS,
         )
         self.clock.advance_to(self.chain.block_timestamp())

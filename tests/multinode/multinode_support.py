@@ -25,14 +25,12 @@ from typing import IO, Any, Final
 
 import httpx
 
-from sessionward.chain.contracts import DeployedContract, transact
-from sessionward.chain.demo import DemoDeployment, demo_contract
+from sessionward.chain.demo import DemoDeployment, fund_demo_wallet
 from sessionward.chain.rpc import RpcChain
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.crypto.request_signature import ALG_SECP256K1, Secp256k1RequestSigner
 from sessionward.crypto.secp256k1 import address_from_secret
 from sessionward.domain.abi import encode_call, parse_signature
-from sessionward.domain.calldata import Call, encode_execute, encode_single_execution, mode_single
 from sessionward.sdk import BackendClient, OpsClient, OwnerClient, SessionWardApiError
 from sessionward.store import Store
 
@@ -244,21 +242,13 @@ class Cluster:
         )
 
     def _fund(self, owner_secret: bytes, account: str, usdx: int) -> None:
-        router = self.deployment.router
-        token = DeployedContract(
-            self.chain, self.deployment.token("USDX"), demo_contract("DemoToken")
-        )
-        token.transact(self.deployer(), "mint", account, usdx * USDX)
-        self.chain.set_balance(address_from_secret(owner_secret), 10**18)
-        approve = encode_call(APPROVE, (router, 10**30))
-        transact(
+        fund_demo_wallet(
             self.chain,
-            LocalTransactionSigner(owner_secret),
-            to=account,
-            data=encode_execute(
-                mode_single(),
-                encode_single_execution(Call(self.deployment.token("USDX"), 0, approve)),
-            ),
+            self.deployment,
+            self.deployer(),
+            owner_secret=owner_secret,
+            account=account,
+            usdx=usdx,
         )
 
 

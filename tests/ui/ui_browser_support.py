@@ -21,19 +21,15 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import BrowserContext, Playwright
 
-from sessionward.chain.contracts import DeployedContract, transact
-from sessionward.chain.demo import demo_contract
-from sessionward.chain.signer import LocalTransactionSigner
+from sessionward.chain.demo import fund_demo_wallet
 from sessionward.crypto.p256 import generate_private_key, public_key_bytes
 from sessionward.crypto.request_signature import (
     ALG_P256,
     P256RequestSigner,
     Secp256k1RequestSigner,
 )
-from sessionward.crypto.secp256k1 import address_from_secret
-from sessionward.demo import APPROVE, SWAP, USDX
+from sessionward.demo import SWAP, USDX
 from sessionward.domain.abi import encode_call
-from sessionward.domain.calldata import Call, encode_execute, encode_single_execution, mode_single
 from sessionward.sdk import BackendClient, OpsClient, OwnerClient
 from sessionward.service.config import OpsCredential
 from sessionward.service.waas import Waas
@@ -205,18 +201,8 @@ def build_world(url: str, waas: Waas, ops_key: ec.EllipticCurvePrivateKey) -> Ui
     wallet = owner.create_wallet()
     account = wallet["account"]
     _wait(lambda: bool(rt.chain.get_code(account)), "account deployment")
-    usdx = rt.deployment.token("USDX")
-    router = rt.deployment.router
-    DeployedContract(rt.chain, usdx, demo_contract("DemoToken")).transact(
-        rt.deployer, "mint", account, 1_000 * USDX
-    )
-    rt.chain.set_balance(address_from_secret(owner_secret), 10**18)  # type: ignore[attr-defined]
-    approve = encode_call(APPROVE, (router, 10**30))
-    transact(
-        rt.chain,
-        LocalTransactionSigner(owner_secret),
-        to=account,
-        data=encode_execute(mode_single(), encode_single_execution(Call(usdx, 0, approve))),
+    fund_demo_wallet(
+        rt.chain, rt.deployment, rt.deployer, owner_secret=owner_secret, account=account, usdx=1_000
     )
     device_key = generate_private_key()
     device = owner.register_device(ALG_P256, "0x" + public_key_bytes(device_key).hex())

@@ -26,17 +26,32 @@ from sessionward.chain.contracts import (
     DeployedContract,
     compile_vyper,
     deploy,
+    transact,
 )
-from sessionward.chain.interface import DevChain
+from sessionward.chain.interface import Chain, DevChain
 from sessionward.chain.signer import LocalTransactionSigner, TransactionSigner
 from sessionward.contracts import source_path
+from sessionward.crypto.secp256k1 import address_from_secret
+from sessionward.domain.abi import encode_call, parse_signature
+from sessionward.domain.calldata import Call, encode_execute, encode_single_execution, mode_single
 
-__all__ = ["DEMO_TOKENS", "ROUTER_RESERVES", "DemoDeployment", "demo_contract", "deploy_demo"]
+__all__ = [
+    "DEMO_TOKENS",
+    "ROUTER_RESERVES",
+    "DemoDeployment",
+    "demo_contract",
+    "deploy_demo",
+    "fund_demo_wallet",
+]
 
 ZERO_ADDRESS: Final = "0x" + "00" * 20
 DEMO_TOKENS: Final = (("USDX", "Demo USD", 6), ("WETHX", "Demo Wrapped Ether", 18))
 ROUTER_RESERVES: Final = {"USDX": 2_000_000 * 10**6, "WETHX": 1_000 * 10**18}
 _DEPLOYER_FUNDING: Final = 1_000 * 10**18
+_OWNER_GAS_MONEY: Final = 10**18
+_APPROVE: Final = parse_signature("approve(address,uint256)")
+USDX_UNIT: Final = 10**6
+"""One whole demo USDX (6 decimals)."""
 
 
 def demo_contract(name: str) -> ContractArtifact:
@@ -101,4 +116,37 @@ def deploy_demo(
         router=router.address,
         tokens={symbol: token.address for symbol, token in tokens.items()},
         relayer=None if relayer is None else relayer.lower(),
+    )
+
+
+def fund_demo_wallet(
+    chain: Chain,
+    deployment: DemoDeployment,
+    deployer: TransactionSigner,
+    *,
+    owner_secret: bytes,
+    account: str,
+    usdx: int,
+    allowance: int = 10**30,
+    gas: int | None = None,
+) -> None:
+    """Give a demo wallet what the demo's swaps need: ``usdx`` whole USDX minted to ``account``
+    by ``deployer`` (the tokens' minter), gas money for the owner's key, and the router's
+    ``allowance`` to pull the account's USDX, approved by the owner itself through the account
+    (the owner's own transaction, not a session's). ``gas`` skips estimation for both
+    transactions (bulk set-up). ``chain`` must be a development chain (it sets a balance)."""
+    if not isinstance(chain, DevChain):
+        raise TypeError("funding a demo wallet needs a development chain")
+    usdx_token = deployment.token("USDX")
+    deployment.bind(chain, "DemoToken", usdx_token).transact(
+        deployer, "mint", account, usdx * USDX_UNIT, gas=gas
+    )
+    chain.set_balance(address_from_secret(owner_secret), _OWNER_GAS_MONEY)
+    approve = encode_call(_APPROVE, (deployment.router, allowance))
+    transact(
+        chain,
+        LocalTransactionSigner(owner_secret),
+        to=account,
+        data=encode_execute(mode_single(), encode_single_execution(Call(usdx_token, 0, approve))),
+        gas=gas,
     )
