@@ -12,7 +12,8 @@ little ahead, see :data:`SIGN_AHEAD_MS`) and only then sends them, so that clien
 while it is measured.
 
 The FLOOR is a bare endpoint served by the same stack (uvicorn, the same starlette pieces, the
-same worker-thread hop) that does only what every Execute must: verify the request signature
+same hop to one thread that runs the work in batches, :class:`~sessionward.api.unit_writer.UnitWriter`,
+as Execute has on SQLite) that does only what every Execute must: verify the request signature
 (:func:`~sessionward.crypto.request_signature.verify_request`, in-memory replay store) and make
 one secp256k1 signature of a 32-byte digest. The same client sends it the same requests.
 
@@ -50,11 +51,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
+
+if TYPE_CHECKING:
+    from sessionward.api.unit_writer import UnitWriter
 
 GOAL_EXECUTES_PER_S: Final = 1_000
 GOAL_P99_MS: Final = 50.0
@@ -388,20 +393,22 @@ class FloorApp:
     """The floor: verify the request signature, sign a digest, answer a small JSON document.
 
     The same stack as :class:`sessionward.api.app.SessionWardApi`: a bare ASGI callable, the
-    body read from ``receive``, the work in a worker thread (``run_in_threadpool``), a
+    body read from ``receive``, the work on the one thread of a ``UnitWriter`` (as Execute's on
+    SQLite, minus the database: a batch is simply run request by request), a
     starlette ``Response``.
     """
 
     def __init__(self, credential_id: str, address: str) -> None:
+        from sessionward.api.unit_writer import UnitWriter, run_each
         from sessionward.crypto.request_signature import CredentialKey, InMemoryReplayStore
 
         self._credential_id = credential_id
         self._key = CredentialKey.secp256k1(address)
         self._replay = InMemoryReplayStore()
         self._signing_secret = secrets.token_bytes(32)
+        self._writer: UnitWriter[tuple[int, bytes]] = UnitWriter(run_each)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        from starlette.concurrency import run_in_threadpool
         from starlette.datastructures import Headers
         from starlette.responses import Response
 
@@ -414,8 +421,13 @@ class FloorApp:
             if not message.get("more_body", False):
                 break
         headers = Headers(scope=scope)
-        status, body = await run_in_threadpool(
-            self._process, headers.get("Oms-Wallet-Signature"), scope["path"], b"".join(chunks)
+        status, body = await self._writer.run(
+            partial(
+                self._process,
+                headers.get("Oms-Wallet-Signature"),
+                scope["path"],
+                b"".join(chunks),
+            )
         )
         await Response(body, status, media_type="application/json")(scope, receive, send)
 

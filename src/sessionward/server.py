@@ -24,12 +24,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def serve_forever(waas: Waas, *, host: str, port: int, workers_log_level: str = "info") -> None:
     """Serve until interrupted; the dispatcher runs in the background meanwhile."""
+    app = create_app(waas)
     waas.start()
     try:
-        uvicorn.run(
-            create_app(waas), host=host, port=port, log_level=workers_log_level, access_log=False
-        )
+        uvicorn.run(app, host=host, port=port, log_level=workers_log_level, access_log=False)
     finally:
+        app.close()
         waas.stop()
 
 
@@ -40,8 +40,9 @@ class BackgroundServer:
         self._waas = waas
         self._host = host
         self._port = port or free_port(host)
+        self._app = create_app(waas)
         config = uvicorn.Config(
-            create_app(waas),
+            self._app,
             host=host,
             port=self._port,
             log_level="warning",
@@ -75,4 +76,5 @@ class BackgroundServer:
     ) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+        self._app.close()
         self._waas.stop()

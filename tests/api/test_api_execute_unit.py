@@ -3,11 +3,17 @@ audit record and decision all commit together, or none of them does."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Sequence
+from typing import Any
 
+import httpx
 import pytest
-from api_support import Api, World, quote, raw_json, refused
+from api_support import Api, World, path_of, quote, raw_json, refused
+from sqlalchemy import event
 
+from sessionward.api import SessionWardApi
 from sessionward.service.waas import Waas
 
 SIG = "Oms-Wallet-Signature"
@@ -107,3 +113,99 @@ def test_an_execute_reads_its_credential_once(
     answer = api.post_raw("Execute", body, {SIG: world.backend.header("Execute", body)})
     assert answer.status_code == 200, answer.text
     assert reads == [world.backend.credential_id]
+
+
+# --- on SQLite, concurrent Executes run on one thread and commit in groups ----------------
+
+
+def _send_together(
+    app: SessionWardApi, requests: Sequence[tuple[bytes, dict[str, str]]]
+) -> list[httpx.Response]:
+    """Post every Execute at once, on one event loop, as concurrent clients would."""
+
+    async def send() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sessionward") as client:
+            return list(
+                await asyncio.gather(
+                    *(
+                        client.post(
+                            path_of("Execute"),
+                            content=body,
+                            headers={"content-type": "application/json", **headers},
+                        )
+                        for body, headers in requests
+                    )
+                )
+            )
+
+    return asyncio.run(send())
+
+
+def _signed_executes(world: World, txn_ids: Sequence[str]) -> list[tuple[bytes, dict[str, str]]]:
+    requests = []
+    for txn_id in txn_ids:
+        body = raw_json({"txnId": txn_id})
+        requests.append(
+            (
+                body,
+                {
+                    SIG: world.backend.header("Execute", body),
+                    "Idempotency-Key": "key-" + secrets.token_hex(8),
+                },
+            )
+        )
+    return requests
+
+
+def test_concurrent_executes_commit_in_groups_each_with_its_own_answer(
+    api: Api, app: SessionWardApi, waas: Waas, world: World
+) -> None:
+    assert waas.groups_units  # embedded defaults: SQLite
+    txn_ids = [quote(api, waas, world, amount="1000") for _ in range(12)]
+    commits: list[object] = []
+
+    def counted(conn: object) -> None:
+        commits.append(conn)
+
+    engine = waas.runtime.store.db.engine
+    event.listen(engine, "commit", counted)
+    try:
+        answers = _send_together(app, _signed_executes(world, txn_ids))
+    finally:
+        event.remove(engine, "commit", counted)
+    assert [answer.status_code for answer in answers] == [200] * 12, [a.text for a in answers]
+    assert sorted(answer.json()["txnId"] for answer in answers) == sorted(txn_ids)
+    assert all(answer.json()["status"] == "pending" for answer in answers)
+    signatures = set()
+    for txn_id in txn_ids:
+        txn = waas.runtime.store.transactions.get(txn_id)
+        assert txn is not None and txn.status == "pending" and txn.signature is not None
+        signatures.add(txn.signature)
+    assert len(signatures) == 12
+    assert len(commits) < 12  # grouped: fewer commits than Executes
+
+
+def test_a_failing_execute_in_a_group_leaves_nothing_and_its_neighbours_commit(
+    api: Api, app: SessionWardApi, waas: Waas, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    txn_ids = [quote(api, waas, world, amount="1000") for _ in range(6)]
+    doomed = txn_ids[3]
+    before = _state(waas, world, doomed)
+    requests = _signed_executes(world, txn_ids)
+    doomed_key = requests[3][1]["Idempotency-Key"]
+    complete = waas.runtime.store.idempotency.complete
+
+    def fail_one(**kwargs: Any) -> None:
+        if kwargs["key"] == doomed_key:
+            raise RuntimeError("injected: the answer could not be stored")
+        complete(**kwargs)
+
+    monkeypatch.setattr(waas.runtime.store.idempotency, "complete", fail_one)
+    answers = _send_together(app, requests)
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 500, 200, 200]
+    doomed_state = _state(waas, world, doomed)
+    assert doomed_state[:2] == before[:2]  # not signed, still quoted
+    for txn_id in txn_ids[:3] + txn_ids[4:]:
+        txn = waas.runtime.store.transactions.get(txn_id)
+        assert txn is not None and txn.status == "pending" and txn.signature is not None

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import event
 from store_support import T0
 
 from sessionward.store import Store
@@ -134,3 +135,129 @@ def test_units_are_per_thread(store: Store) -> None:
         worker.join(timeout=30)
     assert done.is_set()
     assert _used(store, "thread", 1)
+
+
+# --- units committed together (Database.run_units) ---------------------------------------
+
+
+def _use(store: Store, key: str) -> Callable[[], str]:
+    def unit() -> str:
+        assert store.nonces.use_once(GRANT_SCOPE, key, 1, None)
+        return key
+
+    return unit
+
+
+def _fail(store: Store, key: str) -> Callable[[], str]:
+    def unit() -> str:
+        store.nonces.use_once(GRANT_SCOPE, key, 1, None)
+        raise LookupError(key)
+
+    return unit
+
+
+def test_grouped_units_commit_together_with_their_outcomes_in_order(store: Store) -> None:
+    assert store.db.run_units([_use(store, "a"), _use(store, "b"), _use(store, "c")]) == [
+        "a",
+        "b",
+        "c",
+    ]
+    assert all(_used(store, key, 1) for key in "abc")
+
+
+def test_a_grouped_unit_that_raises_is_undone_alone(store: Store) -> None:
+    outcomes = store.db.run_units([_use(store, "a"), _fail(store, "b"), _use(store, "c")])
+    assert outcomes[0] == "a" and outcomes[2] == "c"
+    assert isinstance(outcomes[1], LookupError)
+    assert _used(store, "a", 1)
+    assert not _used(store, "b", 1)
+    assert _used(store, "c", 1)
+
+
+def test_a_grouped_unit_sees_the_writes_of_the_units_before_it(store: Store) -> None:
+    outcomes = store.db.run_units(
+        [
+            _use(store, "a"),
+            lambda: store.nonces.use_once(GRANT_SCOPE, "a", 1, None),
+        ]
+    )
+    assert outcomes == ["a", False]  # the second unit found the nonce already used
+
+
+def test_nothing_of_a_group_is_visible_to_another_connection_before_its_commit(
+    store: Store, open_another: Callable[[int], Store]
+) -> None:
+    other = open_another(2)
+
+    def count_elsewhere() -> int:
+        with other.db.reading() as conn:
+            return int(conn.exec_driver_sql("SELECT count(*) FROM nonces").scalar_one())
+
+    outcomes = store.db.run_units([_use(store, "a"), count_elsewhere])
+    assert outcomes == ["a", 0]
+    assert count_elsewhere() == 1
+
+
+def test_a_group_whose_commit_fails_leaves_nothing_and_every_unit_gets_the_error(
+    store: Store,
+) -> None:
+    def refuse_commit(_conn: object) -> None:
+        raise OSError("injected: the disk refused the commit")
+
+    event.listen(store.db.engine, "commit", refuse_commit)
+    try:
+        outcomes = store.db.run_units([_use(store, "a"), _use(store, "b")])
+    finally:
+        event.remove(store.db.engine, "commit", refuse_commit)
+    assert [type(outcome) for outcome in outcomes] == [OSError, OSError]
+    assert not _used(store, "a", 1)
+    assert not _used(store, "b", 1)
+
+
+def test_grouped_after_commit_callbacks_run_after_the_commit_for_units_that_succeeded(
+    store: Store, open_another: Callable[[int], Store]
+) -> None:
+    other = open_another(2)
+    calls: list[tuple[str, int]] = []
+
+    def seen() -> int:
+        with other.db.reading() as conn:
+            return int(conn.exec_driver_sql("SELECT count(*) FROM nonces").scalar_one())
+
+    def with_callback(key: str, fails: bool) -> Callable[[], str]:
+        def unit() -> str:
+            store.db.after_commit(lambda: calls.append((key, seen())))
+            return (_fail if fails else _use)(store, key)()
+
+        return unit
+
+    store.db.run_units(
+        [with_callback("a", False), with_callback("b", True), with_callback("c", False)]
+    )
+    assert calls == [("a", 2), ("c", 2)]
+
+
+def test_a_failing_callback_makes_its_grouped_unit_fail_but_keeps_what_committed(
+    store: Store,
+) -> None:
+    def unit() -> str:
+        store.db.after_commit(lambda: (_ for _ in ()).throw(LookupError("after")))
+        return _use(store, "a")()
+
+    outcomes = store.db.run_units([unit, _use(store, "b")])
+    assert isinstance(outcomes[0], LookupError) and outcomes[1] == "b"
+    assert _used(store, "a", 1) and _used(store, "b", 1)
+
+
+def test_an_interrupt_in_a_group_rolls_every_unit_back_and_propagates(store: Store) -> None:
+    def interrupted() -> str:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.db.run_units([_use(store, "a"), interrupted])
+    assert not _used(store, "a", 1)
+
+
+def test_units_cannot_be_grouped_inside_a_unit(store: Store) -> None:
+    with store.db.unit(), pytest.raises(RuntimeError, match="inside a unit"):
+        store.db.run_units([_use(store, "a")])

@@ -8,7 +8,9 @@ The HTTP layer only translates. A request goes through, in order:
 3. then, in a worker thread (the service and the store are synchronous): authentication of the
    raw bytes (:mod:`.auth`), the ``Idempotency-Key`` claim for mutations (:mod:`.idempotency`),
    strict JSON and the request model (:mod:`.body`), the one service call (:mod:`.methods`),
-   and the stored answer for the key.
+   and the stored answer for the key. Execute does all of it in one unit of work: on SQLite
+   on the one thread of a :class:`~.unit_writer.UnitWriter`, committed with the Executes
+   queued beside it; on PostgreSQL in a worker thread of its own.
 
 Every response carries ``X-Request-Id``; every error has the shape of :mod:`.errors`; anything
 unexpected becomes a logged 500 of that shape, with no stack trace or secret in the body.
@@ -24,7 +26,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -52,6 +54,7 @@ from .idempotency import Idempotency
 from .methods import METHODS, Method
 from .metrics import ApiMetrics
 from .openapi import IDEMPOTENCY_HEADER, REQUEST_ID_HEADER, openapi_document
+from .unit_writer import UnitWriter
 
 _log = logging.getLogger("sessionward.api")
 
@@ -106,6 +109,11 @@ class SessionWardApi:
         self._idempotency = Idempotency(waas.idempotency)
         self._openapi = orjson.dumps(openapi_document())
         self._ui = UiRoutes(waas, self._auth)
+        # Requests that run as one unit of work (Execute) run on one thread and commit in
+        # groups where the database serialises writers anyway (SQLite); see unit_writer.
+        self._unit_writer: UnitWriter[Outcome] | None = (
+            UnitWriter(waas.run_units) if waas.groups_units else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -157,13 +165,31 @@ class SessionWardApi:
         headers = Headers(scope=scope)
         declared_length(headers, self._limit)
         body = await read_bounded(_chunks(receive), self._limit)
-        return await run_in_threadpool(
-            self._process, method, headers, _path_with_query(scope), body, request_id
-        )
+        answer = partial(self._answered, method, headers, _path_with_query(scope), body, request_id)
+        if not method.one_transaction:
+            return await run_in_threadpool(answer)
+        started = time.perf_counter()
+        try:
+            if self._unit_writer is not None:
+                return await self._unit_writer.run(answer)
+            return await run_in_threadpool(self._in_one_transaction, answer)
+        finally:
+            if method.name == "Execute":
+                self.metrics.execute_latency(time.perf_counter() - started)
+
+    def close(self) -> None:
+        """Stop the thread that runs units of work (after what is queued); the app answers
+        no more Execute requests afterwards."""
+        if self._unit_writer is not None:
+            self._unit_writer.close()
 
     # --- in a worker thread -------------------------------------------------------------
 
-    def _process(
+    def _in_one_transaction(self, answer: Callable[[], Outcome]) -> Outcome:
+        with self.waas.one_transaction():
+            return answer()
+
+    def _answered(
         self,
         method: Method,
         headers: Mapping[str, str],
@@ -171,19 +197,10 @@ class SessionWardApi:
         body: bytes,
         request_id: str,
     ) -> Outcome:
-        started = time.perf_counter()
-        unit: AbstractContextManager[None] = (
-            self.waas.one_transaction() if method.one_transaction else nullcontext()
-        )
         try:
-            with unit:
-                try:
-                    return self._authenticated(method, headers, path_with_query, body, request_id)
-                except ApiError as exc:  # a refusal: what it wrote (its replay nonce) commits
-                    return _error(exc, request_id)
-        finally:
-            if method.name == "Execute":
-                self.metrics.execute_latency(time.perf_counter() - started)
+            return self._authenticated(method, headers, path_with_query, body, request_id)
+        except ApiError as exc:  # a refusal: what it wrote (its replay nonce) commits
+            return _error(exc, request_id)
 
     def _authenticated(
         self,

@@ -6,7 +6,9 @@ and calls exactly one method here; nothing here knows about HTTP.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from typing import TypeVar
 
 from sessionward.crypto.request_signature import ReplayStore
 from sessionward.store.alerts import AlertSink
@@ -23,6 +25,8 @@ from .sessions import SessionDirectory, Sessions
 from .transactions import Transactions
 from .wallets import Wallets
 from .webhooks import WebhookDispatcher
+
+T = TypeVar("T")
 
 
 class Waas:
@@ -59,6 +63,20 @@ class Waas:
         one database transaction, or not at all (a unit of work: see
         :meth:`sessionward.store.database.Database.unit`)."""
         return self.runtime.store.db.unit()
+
+    @property
+    def groups_units(self) -> bool:
+        """Whether units of work are best run one after another and committed in groups
+        (:meth:`run_units`): on SQLite, whose writers take turns on one lock anyway. On
+        PostgreSQL a node's units run concurrently, each on its own (a group would hold the row
+        locks of unrelated sessions until it commits)."""
+        return self.runtime.store.db.is_sqlite
+
+    def run_units(self, units: Sequence[Callable[[], T]]) -> list[T | Exception]:
+        """Run each callable as a unit of work of its own (see :meth:`one_transaction`), in
+        order on this thread, committed together: what each returned or raised (see
+        :meth:`sessionward.store.database.Database.run_units`)."""
+        return self.runtime.store.db.run_units(units)
 
     def check_database(self) -> None:
         """Return if the database answers (it is asked for its migration revision), raise

@@ -20,6 +20,12 @@ Transactions
     durable write cannot join a unit (SQLite cannot change its safety level inside a
     transaction): it raises, so that a unit never silently weakens a revocation.
 
+    :meth:`Database.run_units` commits several units together (group commit): each runs in a
+    savepoint of ONE transaction, one after another on the calling thread, and one commit makes
+    them all durable. On SQLite, where writers take turns on one lock anyway, that spares every
+    unit but one its own BEGIN, commit and WAL write, and pages that several units touch (the
+    same leaf of an index, the same session row) are written to the log once.
+
     On SQLite, writers of one process also queue on a process-local lock before ``BEGIN
     IMMEDIATE``. That is scheduling, not enforcement: SQLite's busy handler polls with growing
     sleeps, so threads contending for the write lock leave it idle and some wait for seconds;
@@ -44,10 +50,10 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -60,6 +66,8 @@ _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 """Bytes a SQLite write-ahead log is cut back to once checkpointed (it is reused, not regrown)."""
 
 _log = logging.getLogger("sessionward.store")
+
+T = TypeVar("T")
 
 
 def resolve_url(url: str | None, data_dir: Path | None) -> str:
@@ -209,6 +217,56 @@ class Database:
                 self._units.leave()
         for callback in callbacks:
             callback()
+
+    def run_units(self, units: Sequence[Callable[[], T]]) -> list[T | Exception]:
+        """Run each callable as a unit of work of its own, in order, on this thread, and commit
+        them together: one transaction, one commit. The outcome of each is what it returned or
+        the ``Exception`` it raised, in the order given.
+
+        - A unit that raises is undone alone (its savepoint is rolled back); the others go on.
+        - If the transaction cannot begin or commit (or a savepoint cannot be rolled back),
+          nothing of any unit is written and every outcome is that exception.
+        - The :meth:`after_commit` callbacks of each unit that succeeded run after the commit,
+          unit by unit; a callback that raises makes its unit's outcome that exception (what
+          the unit wrote stays committed, as with :meth:`unit`).
+        - An interrupt (a ``BaseException`` that is not an ``Exception``) rolls back every unit
+          and propagates.
+
+        Nothing a unit writes is visible to other connections before the commit, so an answer
+        a unit computed must not be released before this returns. Raises ``RuntimeError``
+        inside a unit.
+        """
+        if self._units.connection is not None:
+            raise RuntimeError("units cannot be grouped inside a unit of work")
+        outcomes: list[T | Exception] = []
+        callbacks: list[list[Callable[[], None]]] = []
+        try:
+            with self.writing() as conn:
+                driver = driver_of(conn)
+                for unit in units:
+                    mine: list[Callable[[], None]] = []
+                    driver.execute("SAVEPOINT sessionward_grouped_unit")
+                    self._units.enter(conn, mine)
+                    try:
+                        outcomes.append(unit())
+                    except Exception as refused:
+                        # If the rollback itself fails, it propagates: the whole group is undone.
+                        driver.execute("ROLLBACK TO SAVEPOINT sessionward_grouped_unit")
+                        outcomes.append(refused)
+                        mine = []
+                    finally:
+                        self._units.leave()
+                    driver.execute("RELEASE SAVEPOINT sessionward_grouped_unit")
+                    callbacks.append(mine)
+        except Exception as failed:
+            return [failed] * len(units)
+        for index, after in enumerate(callbacks):
+            try:
+                for callback in after:
+                    callback()
+            except Exception as failed:
+                outcomes[index] = failed
+        return outcomes
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the current :meth:`unit` of this thread has committed (never,
