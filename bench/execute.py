@@ -370,13 +370,10 @@ def _serve_in_thread(app: Any) -> tuple[str, Callable[[], None]]:
 
     import uvicorn
 
-    from sessionward.server import free_port
+    from sessionward.server import free_port, http_config
 
     port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(http_config(app, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -506,6 +503,7 @@ def set_up_session(url: str, deployment: dict[str, Any]) -> Setup:
 # --- where the time goes (py-spy samples) -------------------------------------------------
 
 STAGE, READ, STACK = 2, 1, 0
+_SERVER_STACK: Final = "server stack: uvicorn, uvloop, httptools, thread hop"
 BUCKETS: Final = (
     # (priority, path fragment, function or None, bucket). A stack belongs to the innermost
     # frame of the highest priority present: a stage of the Execute path (2) wins over the
@@ -536,14 +534,17 @@ BUCKETS: Final = (
     (READ, "sessionward/store/budget.py", None, "read: usage counters"),
     (READ, "sessionward/store/", None, "read: other store"),
     (READ, "sessionward/service/", None, "service: other"),
-    (STACK, "sessionward/api/", None, "HTTP layer (app, metrics)"),
     (STACK, "pydantic", None, "JSON: parse + validate request"),
-    (STACK, "anyio/", None, "server stack: uvicorn, h11, asyncio, thread hop"),
-    (STACK, "starlette/", None, "server stack: uvicorn, h11, asyncio, thread hop"),
-    (STACK, "uvicorn/", None, "server stack: uvicorn, h11, asyncio, thread hop"),
-    (STACK, "h11/", None, "server stack: uvicorn, h11, asyncio, thread hop"),
-    (STACK, "asyncio/", None, "server stack: uvicorn, h11, asyncio, thread hop"),
-    (STACK, "concurrent/futures", None, "server stack: uvicorn, h11, asyncio, thread hop"),
+    (STACK, "anyio/", None, _SERVER_STACK),
+    (STACK, "starlette/", None, _SERVER_STACK),
+    (STACK, "uvicorn/", None, _SERVER_STACK),
+    (STACK, "uvloop/", None, _SERVER_STACK),
+    (STACK, "httptools/", None, _SERVER_STACK),
+    (STACK, "h11/", None, _SERVER_STACK),
+    (STACK, "asyncio/", None, _SERVER_STACK),
+    (STACK, "concurrent/futures", None, _SERVER_STACK),
+    (STACK, "sessionward/api/unit_writer", None, _SERVER_STACK),
+    (STACK, "sessionward/api/", None, "HTTP layer (app, metrics)"),
 )
 
 
