@@ -209,3 +209,56 @@ def test_a_failing_execute_in_a_group_leaves_nothing_and_its_neighbours_commit(
     for txn_id in txn_ids[:3] + txn_ids[4:]:
         txn = waas.runtime.store.transactions.get(txn_id)
         assert txn is not None and txn.status == "pending" and txn.signature is not None
+
+
+def test_executes_racing_an_owners_revoke_are_signed_only_before_it(
+    api: Api, app: SessionWardApi, waas: Waas, world: World
+) -> None:
+    """Waves of concurrent Executes keep the writer busy while the owner revokes: the revoke
+    still gets its turn; every Execute is either signed before it (its audit record precedes
+    the revocation's) or refused with SESSION_REVOKED, and every Execute sent after the revoke
+    returned is refused."""
+    wave, waves = 4, 40
+    txn_ids = [quote(api, waas, world, amount="1000") for _ in range(wave * waves)]
+    executes = _signed_executes(world, txn_ids)
+    revoke_body = raw_json(
+        {"walletId": world.wallet_id, "credentialId": world.backend.credential_id}
+    )
+    revoke_headers = {SIG: world.owner.header("RevokeAccess", revoke_body)}
+    after_revoke: list[httpx.Response] = []
+    answers: list[httpx.Response] = []
+
+    async def race() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sessionward") as client:
+
+            def post(method: str, body: bytes, headers: dict[str, str]) -> Any:
+                merged = {"content-type": "application/json", **headers}
+                return client.post(path_of(method), content=body, headers=merged)
+
+            revoke = asyncio.ensure_future(post("RevokeAccess", revoke_body, revoke_headers))
+            for start in range(0, len(executes), wave):
+                sent_after_revoke = revoke.done()
+                replies = await asyncio.gather(
+                    *(post("Execute", *request) for request in executes[start : start + wave])
+                )
+                answers.extend(replies)
+                if sent_after_revoke:
+                    after_revoke.extend(replies)
+                    break
+            return await revoke
+
+    revoked = asyncio.run(race())
+    assert revoked.status_code == 200, revoked.text
+    assert after_revoke, "the revoke did not get its turn while Executes kept coming"
+    for answer in after_revoke:
+        refused(answer, 403, "SESSION_REVOKED")
+    signed = [answer for answer in answers if answer.status_code == 200]
+    for answer in answers:
+        if answer.status_code != 200:
+            refused(answer, 403, "SESSION_REVOKED")
+    txns = [waas.runtime.store.transactions.get(txn_id) for txn_id in txn_ids]
+    assert sum(txn is not None and txn.signature is not None for txn in txns) == len(signed)
+    kinds = [record.kind for record in waas.runtime.store.audit.records(world.wallet_id)]
+    assert kinds.count("session.call.signed") == len(signed)
+    assert "session.call.signed" not in kinds[kinds.index("session.revoked") :]

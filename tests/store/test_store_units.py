@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 from store_support import T0
 
-from sessionward.store import Store
+from sessionward.store import Store, open_store
 from sessionward.store.nonces import GRANT_SCOPE
 
 
@@ -261,3 +263,31 @@ def test_an_interrupt_in_a_group_rolls_every_unit_back_and_propagates(store: Sto
 def test_units_cannot_be_grouped_inside_a_unit(store: Store) -> None:
     with store.db.unit(), pytest.raises(RuntimeError, match="inside a unit"):
         store.db.run_units([_use(store, "a")])
+
+
+def test_on_sqlite_a_waiting_writer_goes_before_a_writer_that_asks_again(tmp_path: Path) -> None:
+    """Writers of one process queue first come, first served: the Execute writer, which takes
+    the write lock again as soon as it released it, cannot starve a revocation."""
+    store = open_store(data_dir=tmp_path)
+    store.upgrade()
+    holding = threading.Event()
+    order: list[str] = []  # appended inside each write transaction: the order they held the lock
+
+    def waiter() -> None:
+        assert holding.wait(timeout=30)
+        with store.db.writing():
+            order.append("waiter")
+
+    other = threading.Thread(target=waiter)
+    other.start()
+    try:
+        for round_ in range(20):
+            with store.db.writing():  # BEGIN IMMEDIATE: the write lock, nothing written
+                order.append(f"round {round_}")
+                if round_ == 0:
+                    holding.set()
+                    time.sleep(0.05)  # the waiter is now queued behind this transaction
+        other.join(timeout=30)
+    finally:
+        store.close()
+    assert order[:3] == ["round 0", "waiter", "round 1"]

@@ -29,8 +29,11 @@ Transactions
     On SQLite, writers of one process also queue on a process-local lock before ``BEGIN
     IMMEDIATE``. That is scheduling, not enforcement: SQLite's busy handler polls with growing
     sleeps, so threads contending for the write lock leave it idle and some wait for seconds;
-    queueing them in-process keeps the lock busy and the waits fair. Correctness still rests on
-    the database lock (other processes, and other ``Database`` objects, contend on it directly).
+    queueing them in-process keeps the lock busy and the waits fair. The queue is first come,
+    first served (:class:`_WriterQueue`): the thread committing Execute batches releases it and
+    asks again at once, and with an ordinary lock it would usually win again, so a revocation
+    could wait for as long as Executes keep coming. Correctness still rests on the database lock
+    (other processes, and other ``Database`` objects, contend on it directly).
 
 The revocation gate (PostgreSQL only)
     A reservation checks, in one ``UPDATE`` of the session row, that no freeze covers it and that
@@ -50,6 +53,7 @@ import logging
 import os
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -139,7 +143,7 @@ class Database:
         if self.dialect_name == "sqlite" and parsed.database not in (None, "", ":memory:"):
             self._checkpoints = _WalCheckpoints(self.engine)
         self._gate_key: Final = _gate_key(schema or "public")
-        self._sqlite_writers: Final = threading.RLock()
+        self._sqlite_writers: Final = _WriterQueue()
         self._units: Final = _Units()
 
     @property
@@ -349,6 +353,49 @@ class _WalCheckpoints:
                 self.checkpoint()
             except Exception:  # busy, or closed under us: the next round tries again
                 _log.debug("WAL checkpoint skipped", exc_info=True)
+
+
+class _WriterQueue:
+    """A reentrant lock granted in the order it was asked for.
+
+    ``threading.RLock`` makes no promise of order: a thread that releases it and asks again at
+    once (as the Execute writer does between batches) usually gets it back before a thread that
+    has been waiting, which can then wait indefinitely. Here a releasing owner hands the lock
+    straight to the longest waiter. A thread already holding it may take it again (depth).
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._owner: int | None = None
+        self._depth = 0
+        self._waiters: deque[tuple[int, threading.Lock]] = deque()
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me:
+                self._depth += 1
+                return
+            if self._owner is None:
+                self._owner, self._depth = me, 1
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append((me, turn))
+        # The owner releasing the lock makes this thread the owner, then releases ``turn``.
+        turn.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._mutex:
+            self._depth -= 1
+            if self._depth:
+                return
+            if not self._waiters:
+                self._owner = None
+                return
+            self._owner, turn = self._waiters.popleft()
+            self._depth = 1
+            turn.release()
 
 
 class _Units(threading.local):
