@@ -318,18 +318,16 @@ def load_floor(
 # --- the servers (server process) ----------------------------------------------------------
 
 
-def serve_sessionward(
-    pipe: Connection, data_dir: str, run_relayer: bool, threads: int, switch_ms: float
-) -> None:
+def serve_sessionward(pipe: Connection, data_dir: str, run_relayer: bool, switch_ms: float) -> None:
     """Child: SessionWard on embedded defaults, served by BackgroundServer until told to stop.
 
-    Experiments (off by default, i.e. the production set-up): ``threads`` bounds the worker
-    threads that run requests (anyio's default is 40); ``switch_ms`` sets the interpreter's
-    GIL switch interval (default 5 ms).
+    Experiment (off by default, i.e. the production set-up): ``switch_ms`` sets the
+    interpreter's GIL switch interval (default 5 ms). (Bounding the worker-thread pool, the
+    other experiment of earlier sessions, no longer touches Execute: on SQLite it runs on the
+    app's one unit-writer thread.)
     """
     import logging
 
-    from sessionward.api.app import create_app
     from sessionward.server import BackgroundServer
     from sessionward.service.config import Settings
     from sessionward.service.waas import Waas
@@ -340,27 +338,9 @@ def serve_sessionward(
         sys.setswitchinterval(switch_ms / 1000)
     waas = Waas.from_settings(Settings(data_dir=Path(data_dir), run_relayer=run_relayer))
     deployment = asdict(waas.runtime.deployment)
-    if not threads:
-        with BackgroundServer(waas) as url:
-            pipe.send(("ready", url, os.getpid(), deployment))
-            pipe.recv()
-        return
-    app = create_app(waas)
-
-    async def bounded(scope: Any, receive: Any, send: Any) -> None:
-        import anyio.to_thread
-
-        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
-        await app(scope, receive, send)
-
-    waas.start()
-    try:
-        url, stop = _serve_in_thread(bounded)
+    with BackgroundServer(waas) as url:
         pipe.send(("ready", url, os.getpid(), deployment))
         pipe.recv()
-        stop()
-    finally:
-        waas.stop()
 
 
 def _serve_in_thread(app: Any) -> tuple[str, Callable[[], None]]:
@@ -852,9 +832,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Run], dict[str, Any]]:
     info: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="sessionward-bench-") as data_dir:
         started = time.monotonic()
-        server = Child(
-            ctx, serve_sessionward, data_dir, args.relayer, args.server_threads, args.switch_ms
-        )
+        server = Child(ctx, serve_sessionward, data_dir, args.relayer, args.switch_ms)
         try:
             _, url, pid, deployment = server.receive(180)
             info["startup_s"] = time.monotonic() - started
@@ -919,9 +897,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=1,
         help="measure Execute and then the floor this many times; report the median share",
-    )
-    parser.add_argument(
-        "--server-threads", type=int, default=0, help="experiment: bound the worker threads"
     )
     parser.add_argument(
         "--switch-ms", type=float, default=0.0, help="experiment: GIL switch interval (ms)"
