@@ -263,6 +263,8 @@ class Setup:
     session_id: str
     router: str
     swap_data: str
+    owner_secret: bytes
+    owner_credential_id: str
 
 
 def load_sessionward(
@@ -451,7 +453,8 @@ def set_up_session(url: str, deployment: dict[str, Any]) -> Setup:
         credential = backend.register(
             "Bench Agent", "https://bench.example", int(time.time()) + 86_400
         )
-    with OwnerClient(url, secrets.token_bytes(32)) as owner:
+    owner_secret = secrets.token_bytes(32)
+    with OwnerClient(url, owner_secret) as owner:
         wallet = owner.create_wallet()
         envelope = {
             "capabilities": ["swap.execute"],
@@ -464,6 +467,7 @@ def set_up_session(url: str, deployment: dict[str, Any]) -> Setup:
             credential["credentialId"], wallet["walletId"], envelope
         )
         owner.approve_session(pending["sessionId"], owner.sign_grant(pending))
+        owner_credential_id = str(owner.credential_id)
     tokens = deployment["tokens"]
     data = encode_call(
         parse_signature(SWAP_SIGNATURE),
@@ -477,7 +481,26 @@ def set_up_session(url: str, deployment: dict[str, Any]) -> Setup:
         session_id=str(pending["sessionId"]),
         router=str(deployment["router"]),
         swap_data="0x" + data.hex(),
+        owner_secret=owner_secret,
+        owner_credential_id=owner_credential_id,
     )
+
+
+def revoke_each(setups: Sequence[Setup], gap_s: float) -> list[float]:
+    """The owner of each set-up revokes its session, one after another ``gap_s`` apart: the
+    RevokeAccess round trips, in ms."""
+    from sessionward.sdk import OwnerClient
+
+    latencies = []
+    for setup in setups:
+        with OwnerClient(
+            setup.url, setup.owner_secret, setup.owner_credential_id, wallet_id=setup.wallet_id
+        ) as owner:
+            started = time.perf_counter()
+            owner.revoke_access(setup.wallet_id, setup.credential_id, setup.session_id)
+            latencies.append((time.perf_counter() - started) * 1000)
+        time.sleep(gap_s)
+    return latencies
 
 
 # --- where the time goes (py-spy samples) -------------------------------------------------
@@ -837,6 +860,9 @@ def measure(args: argparse.Namespace) -> tuple[list[Run], dict[str, Any]]:
             _, url, pid, deployment = server.receive(180)
             info["startup_s"] = time.monotonic() - started
             setup = set_up_session(url, deployment)
+            to_revoke = [set_up_session(url, deployment) for _ in range(2 * args.revocations)]
+            if to_revoke:
+                info["revoke_idle_ms"] = revoke_each(to_revoke[: args.revocations], 0.02)
             loader = Child(ctx, load_sessionward, setup, args.quotes, args.warmup, args.concurrency)
             try:
                 loader.receive(600)  # "measuring"
@@ -847,6 +873,9 @@ def measure(args: argparse.Namespace) -> tuple[list[Run], dict[str, Any]]:
                     )
                     time.sleep(0.5)  # let py-spy attach before the load starts
                 loader.pipe.send("go")
+                if to_revoke:
+                    time.sleep(0.3)  # the Execute load is under way
+                    info["revoke_loaded_ms"] = revoke_each(to_revoke[args.revocations :], 0.02)
                 _, docs = loader.receive(600)
                 if profiler is not None:
                     _, err = profiler.communicate(timeout=120)
@@ -897,6 +926,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=1,
         help="measure Execute and then the floor this many times; report the median share",
+    )
+    parser.add_argument(
+        "--revocations",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time N owner revocations on the idle server and N during the Execute load",
     )
     parser.add_argument(
         "--switch-ms", type=float, default=0.0, help="experiment: GIL switch interval (ms)"
@@ -960,6 +996,13 @@ def report(runs: Sequence[Run], info: dict[str, Any], args: argparse.Namespace) 
     for run in runs:
         if run.failures:
             print(f"  {run.name} failures: {run.failures}")
+    for key, label in (("revoke_idle_ms", "idle"), ("revoke_loaded_ms", "under the Execute load")):
+        if info.get(key):
+            times = sorted(info[key])
+            print(
+                f"RevokeAccess round trip, {label}: {len(times)} revokes, p50 "
+                f"{statistics.median(times):.1f} ms, max {times[-1]:.1f} ms"
+            )
     print()
     print(
         f"Execute/s = {share * 100:.0f} % of the floor. Goals: >= {GOAL_EXECUTES_PER_S} Execute/s "

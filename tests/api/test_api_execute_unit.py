@@ -1,11 +1,13 @@
 """Execute commits as one unit: its replay nonce, idempotency key, reservation, signature,
-audit record and decision all commit together, or none of them does."""
+audit record and decision all commit together, or none of them does; on SQLite, concurrent
+Executes are committed in groups. A revocation request is one durable unit in the same way."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -118,6 +120,22 @@ def test_an_execute_reads_its_credential_once(
 # --- on SQLite, concurrent Executes run on one thread and commit in groups ----------------
 
 
+@contextmanager
+def _counting_commits(waas: Waas) -> Iterator[list[object]]:
+    """The database commits made while the block runs (one entry each)."""
+    commits: list[object] = []
+
+    def counted(conn: object) -> None:
+        commits.append(conn)
+
+    engine = waas.runtime.store.db.engine
+    event.listen(engine, "commit", counted)
+    try:
+        yield commits
+    finally:
+        event.remove(engine, "commit", counted)
+
+
 def _send_together(
     app: SessionWardApi, requests: Sequence[tuple[bytes, dict[str, str]]]
 ) -> list[httpx.Response]:
@@ -163,17 +181,8 @@ def test_concurrent_executes_commit_in_groups_each_with_its_own_answer(
 ) -> None:
     assert waas.groups_units  # embedded defaults: SQLite
     txn_ids = [quote(api, waas, world, amount="1000") for _ in range(12)]
-    commits: list[object] = []
-
-    def counted(conn: object) -> None:
-        commits.append(conn)
-
-    engine = waas.runtime.store.db.engine
-    event.listen(engine, "commit", counted)
-    try:
+    with _counting_commits(waas) as commits:
         answers = _send_together(app, _signed_executes(world, txn_ids))
-    finally:
-        event.remove(engine, "commit", counted)
     assert [answer.status_code for answer in answers] == [200] * 12, [a.text for a in answers]
     assert sorted(answer.json()["txnId"] for answer in answers) == sorted(txn_ids)
     assert all(answer.json()["status"] == "pending" for answer in answers)
@@ -262,3 +271,55 @@ def test_executes_racing_an_owners_revoke_are_signed_only_before_it(
     kinds = [record.kind for record in waas.runtime.store.audit.records(world.wallet_id)]
     assert kinds.count("session.call.signed") == len(signed)
     assert "session.call.signed" not in kinds[kinds.index("session.revoked") :]
+
+
+# --- a revocation request is one durable unit ------------------------------------------------
+
+
+def _revoke_access(world: World) -> tuple[bytes, dict[str, str]]:
+    body = raw_json({"walletId": world.wallet_id, "credentialId": world.backend.credential_id})
+    return body, {
+        SIG: world.owner.header("RevokeAccess", body),
+        "Idempotency-Key": "key-" + secrets.token_hex(8),
+    }
+
+
+def test_a_revocation_commits_once_with_everything_it_wrote(
+    api: Api, waas: Waas, world: World
+) -> None:
+    """Nonce, idempotency key, revocation, disabled key and audit record: one transaction, so
+    on SQLite a revocation takes the write lock once, not once per record."""
+    with _counting_commits(waas) as commits:
+        answer = api.post_raw("RevokeAccess", *_revoke_access(world))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["revokedSessions"] == [world.session_id]
+    assert len(commits) == 1
+
+
+def test_a_revocation_that_fails_midway_leaves_nothing_and_can_be_sent_again(
+    api: Api, waas: Waas, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server fault after the session row was revoked (the audit record cannot be written):
+    the whole revocation is undone, and the same signed request then revokes."""
+    request = _revoke_access(world)
+    append = waas.runtime.store.audit.append
+
+    def fail(stream: str, kind: str, *args: Any, **kwargs: Any) -> object:
+        if kind == "session.revoked":
+            raise RuntimeError("injected: the audit record could not be written")
+        return append(stream, kind, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(waas.runtime.store.audit, "append", fail)
+        broken = api.post_raw("RevokeAccess", *request)
+    assert broken.status_code == 500
+    session = waas.runtime.store.sessions.get(world.session_id)
+    assert session is not None and session.status == "active"
+    kinds = [record.kind for record in waas.runtime.store.audit.records(world.wallet_id)]
+    assert "session.revoked" not in kinds
+
+    retried = api.post_raw("RevokeAccess", *request)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["revokedSessions"] == [world.session_id]
+    session = waas.runtime.store.sessions.get(world.session_id)
+    assert session is not None and session.status == "revoked"

@@ -16,6 +16,7 @@ from service_support import Session, World, codes
 from sessionward.domain.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 from sessionward.service.revocation import EmergencyScope
+from sessionward.service.waas import Waas
 from sessionward.vault.interface import VaultRefusal
 
 
@@ -275,3 +276,29 @@ def test_approvals_to_lift_one_global_freeze_do_not_carry_over_to_the_next(
         if any(f.scope == "global" for f in world.rt.store.freezes.active()):
             world.waas.revocations.lift_freeze(second.caller, scope="global", target=None)
     assert world.record(session.session_id).status == "active"
+
+
+# --- alerts leave only once committed ------------------------------------------------------------
+
+
+def test_the_alert_of_an_emergency_revoke_is_sent_only_after_its_unit_commits(
+    world: World, session: Session
+) -> None:
+    sent: list[str] = []
+    waas = Waas(world.rt, alert_sink=lambda alert: sent.append(alert.rule))
+    ops = world.ops[0]
+    with pytest.raises(LookupError), waas.one_transaction(durable=True):
+        waas.revocations.emergency_revoke(
+            ops.caller, scope="session", target=session.session_id, reason="leaked agent logs"
+        )
+        assert sent == []  # not before the commit
+        raise LookupError("the request failed after the revocation")
+    assert sent == []  # the unit rolled back: no alert went out
+    assert world.record(session.session_id).status == "active"
+    with waas.one_transaction(durable=True):
+        waas.revocations.emergency_revoke(
+            ops.caller, scope="session", target=session.session_id, reason="leaked agent logs"
+        )
+        assert sent == []
+    assert sent == ["emergency_revoke"]
+    assert world.record(session.session_id).status == "revoked"

@@ -291,3 +291,31 @@ def test_on_sqlite_a_waiting_writer_goes_before_a_writer_that_asks_again(tmp_pat
     finally:
         store.close()
     assert order[:3] == ["round 0", "waiter", "round 1"]
+
+
+# --- durable units (a revocation request) ------------------------------------------------
+
+
+def test_a_durable_write_joins_a_durable_unit(store: Store) -> None:
+    with store.db.unit(durable=True):
+        assert store.nonces.use_once(GRANT_SCOPE, "a", 1, None)
+        with store.db.writing(durable=True) as conn:
+            assert conn is not None
+            store.nonces.use_once(GRANT_SCOPE, "b", 1, None)
+    assert _used(store, "a", 1) and _used(store, "b", 1)
+
+
+def test_a_durable_unit_that_raises_leaves_nothing(store: Store) -> None:
+    with pytest.raises(LookupError), store.db.unit(durable=True):
+        with store.db.writing(durable=True):
+            store.nonces.use_once(GRANT_SCOPE, "a", 1, None)
+        raise LookupError("the request failed")
+    assert not _used(store, "a", 1)
+
+
+def test_a_durable_unit_refuses_to_join_a_unit_that_is_not(store: Store) -> None:
+    with store.db.unit():
+        with pytest.raises(RuntimeError, match="durable"), store.db.unit(durable=True):
+            pass
+        assert store.nonces.use_once(GRANT_SCOPE, "a", 1, None)
+    assert _used(store, "a", 1)

@@ -10,7 +10,8 @@ The HTTP layer only translates. A request goes through, in order:
    strict JSON and the request model (:mod:`.body`), the one service call (:mod:`.methods`),
    and the stored answer for the key. Execute does all of it in one unit of work: on SQLite
    on the one thread of a :class:`~.unit_writer.UnitWriter`, committed with the Executes
-   queued beside it; on PostgreSQL in a worker thread of its own.
+   queued beside it; on PostgreSQL in a worker thread of its own. The revocation methods do it
+   in one durable unit of work each, in a worker thread.
 
 Every response carries ``X-Request-Id``; every error has the shape of :mod:`.errors`; anything
 unexpected becomes a logged 500 of that shape, with no stack trace or secret in the body.
@@ -170,9 +171,9 @@ class SessionWardApi:
             return await run_in_threadpool(answer)
         started = time.perf_counter()
         try:
-            if self._unit_writer is not None:
+            if self._unit_writer is not None and not method.durable:
                 return await self._unit_writer.run(answer)
-            return await run_in_threadpool(self._in_one_transaction, answer)
+            return await run_in_threadpool(self._in_one_transaction, answer, method.durable)
         finally:
             if method.name == "Execute":
                 self.metrics.execute_latency(time.perf_counter() - started)
@@ -185,8 +186,8 @@ class SessionWardApi:
 
     # --- in a worker thread -------------------------------------------------------------
 
-    def _in_one_transaction(self, answer: Callable[[], Outcome]) -> Outcome:
-        with self.waas.one_transaction():
+    def _in_one_transaction(self, answer: Callable[[], Outcome], durable: bool) -> Outcome:
+        with self.waas.one_transaction(durable=durable):
             return answer()
 
     def _answered(

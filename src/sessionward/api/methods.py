@@ -33,7 +33,8 @@ class Method:
     """One API method. ``revocation_path`` labels the revocation metric; ``decision`` marks
     methods whose answer is a policy decision (metrics). ``one_transaction``: the request's
     replay nonce, idempotency key and service call commit together, in one database
-    transaction (a unit of work), or not at all."""
+    transaction (a unit of work), or not at all; ``durable``: that unit commits durably (a
+    revocation survives a power cut once answered), and alone (never grouped with others)."""
 
     name: str
     request: type[m.Body]
@@ -45,6 +46,7 @@ class Method:
     decision: bool = False
     revocation_path: str | None = None
     one_transaction: bool = False
+    durable: bool = False
 
 
 def _hex(value: str) -> bytes:
@@ -266,6 +268,8 @@ METHODS: Final[dict[str, Method]] = {
             _revoke_access,
             "Owner: revoke one session, or every session of a credential on the wallet.",
             revocation_path="owner",
+            one_transaction=True,
+            durable=True,
         ),
         Method(
             "PrepareEthereumTransaction",
@@ -345,6 +349,8 @@ METHODS: Final[dict[str, Method]] = {
             _revoke_credential,
             "Backend: retire its own credential and every session bound to it.",
             revocation_path="backend",
+            one_transaction=True,
+            durable=True,
         ),
         Method(
             "EmergencyRevoke",
@@ -355,6 +361,8 @@ METHODS: Final[dict[str, Method]] = {
             _emergency_revoke,
             "Ops: kill switch by session, wallet, credential, action class or global freeze.",
             revocation_path="ops",
+            one_transaction=True,
+            durable=True,
         ),
         Method(
             "LiftFreeze",

@@ -128,8 +128,8 @@ class UnitWriter(Generic[T]):
         outcomes: Sequence[T | BaseException]
         try:
             outcomes = self._run_units([unit for unit, _ in batch])
-        except BaseException:  # an interrupt: the group was rolled back; answer every request
-            _log.exception("a group of units of work was interrupted")
+        except BaseException:  # run_units gives each unit's exception back; this is an interrupt
+            _log.exception("a group of units of work was interrupted (rolled back)")
             outcomes = [RuntimeError("the unit of work was interrupted")] * len(batch)
         _settle_all(batch, outcomes)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 
 from sessionward.domain.decision import Decision
 from sessionward.domain.reasons import ReasonCode
@@ -193,5 +194,5 @@ class AnomalyMonitor:
             action_at=now if action else None,
         )
         self._rt.store.alerts.record(alert)
-        if self._sink is not None:
-            self._sink(alert)
+        if self._sink is not None:  # webhooks: only once the alert's record has committed
+            self._rt.store.db.after_commit(partial(self._sink, alert))

@@ -12,6 +12,7 @@ in the vault, and the on-chain removal is queued by the dispatcher, which record
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Literal, TypedDict
 
 from sessionward.domain.reasons import ReasonCode
@@ -235,8 +236,8 @@ class Revocations:
             action_at=now,
         )
         self._rt.store.alerts.record(alert)
-        if self._sink is not None:
-            self._sink(alert)
+        if self._sink is not None:  # webhooks: only once the alert's record has committed
+            self._rt.store.db.after_commit(partial(self._sink, alert))
         self._rt.store.audit.append(
             "global",
             "emergency.revoke",

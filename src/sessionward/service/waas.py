@@ -58,11 +58,12 @@ class Waas:
         waas._webhooks = hooks
         return waas
 
-    def one_transaction(self) -> AbstractContextManager[None]:
+    def one_transaction(self, *, durable: bool = False) -> AbstractContextManager[None]:
         """Everything this thread does with the service inside the block commits together, in
         one database transaction, or not at all (a unit of work: see
-        :meth:`sessionward.store.database.Database.unit`)."""
-        return self.runtime.store.db.unit()
+        :meth:`sessionward.store.database.Database.unit`). ``durable``: committed so that it
+        survives a power cut once the block has returned (what revocations need)."""
+        return self.runtime.store.db.unit(durable=durable)
 
     @property
     def groups_units(self) -> bool:

@@ -17,8 +17,10 @@ Transactions
     would). Nothing in the unit is visible to others before the unit commits, and if the block
     raises, all of it is rolled back. Work that must follow the commit (listeners that write
     durably, such as the anomaly rules) is registered with :meth:`Database.after_commit`. A
-    durable write cannot join a unit (SQLite cannot change its safety level inside a
-    transaction): it raises, so that a unit never silently weakens a revocation.
+    durable write can join only a durable unit (SQLite cannot change its safety level inside a
+    transaction): elsewhere it raises, so that a unit never silently weakens a revocation. A
+    revocation request is one durable unit: its nonce, its idempotency key, the revocation and
+    its audit record commit together, and on SQLite it takes the write lock once.
 
     :meth:`Database.run_units` commits several units together (group commit): each runs in a
     savepoint of ONE transaction, one after another on the calling thread, and one commit makes
@@ -165,12 +167,12 @@ class Database:
         commit also syncs every earlier commit in the WAL. PostgreSQL is always durable.
 
         Inside a :meth:`unit` of this thread: a savepoint of the unit's transaction (and a
-        ``RuntimeError`` if ``durable``).
+        ``RuntimeError`` if ``durable`` and the unit is not).
         """
         ambient = self._units.connection
         if ambient is not None:
-            if durable:
-                raise RuntimeError("a durable write cannot join a unit of work")
+            if durable and not self._units.durable:
+                raise RuntimeError("a durable write cannot join a unit of work that is not durable")
             with _savepoint(ambient):
                 yield ambient
             return
@@ -204,17 +206,21 @@ class Database:
             yield conn
 
     @contextmanager
-    def unit(self) -> Iterator[None]:
+    def unit(self, *, durable: bool = False) -> Iterator[None]:
         """One write transaction for every ``reading`` and ``writing`` this thread does inside
         the block (see the module docstring); committed on normal exit, rolled back if the block
         raises. The :meth:`after_commit` callbacks run after the commit, in order; a unit opened
-        inside a unit joins it."""
+        inside a unit joins it (a ``RuntimeError`` if it asks to be ``durable`` and the unit it
+        would join is not). ``durable``: committed as :meth:`writing` with ``durable=True``,
+        and durable writes may join it."""
         if self._units.connection is not None:
+            if durable and not self._units.durable:
+                raise RuntimeError("a durable unit cannot join a unit of work that is not durable")
             yield
             return
         callbacks: list[Callable[[], None]] = []
-        with self.writing() as conn:
-            self._units.enter(conn, callbacks)
+        with self.writing(durable=durable) as conn:
+            self._units.enter(conn, callbacks, durable=durable)
             try:
                 yield
             finally:
@@ -250,7 +256,7 @@ class Database:
                 for unit in units:
                     mine: list[Callable[[], None]] = []
                     driver.execute("SAVEPOINT sessionward_grouped_unit")
-                    self._units.enter(conn, mine)
+                    self._units.enter(conn, mine, durable=False)
                     try:
                         outcomes.append(unit())
                     except Exception as refused:
@@ -399,18 +405,24 @@ class _WriterQueue:
 
 
 class _Units(threading.local):
-    """The unit of work open on this thread, if any: its connection and after-commit callbacks."""
+    """The unit of work open on this thread, if any: its connection, after-commit callbacks and
+    whether it commits durably."""
 
     connection: Connection | None = None
     callbacks: list[Callable[[], None]] | None = None
+    durable: bool = False
 
-    def enter(self, connection: Connection, callbacks: list[Callable[[], None]]) -> None:
+    def enter(
+        self, connection: Connection, callbacks: list[Callable[[], None]], *, durable: bool
+    ) -> None:
         self.connection = connection
         self.callbacks = callbacks
+        self.durable = durable
 
     def leave(self) -> None:
         self.connection = None
         self.callbacks = None
+        self.durable = False
 
 
 @contextmanager
