@@ -10,8 +10,8 @@ The HTTP layer only translates. A request goes through, in order:
    strict JSON and the request model (:mod:`.body`), the one service call (:mod:`.methods`),
    and the stored answer for the key. Execute does all of it in one unit of work: on SQLite
    on the one thread of a :class:`~.unit_writer.UnitWriter`, committed with the Executes
-   queued beside it; on PostgreSQL in a worker thread of its own. The revocation methods do it
-   in one durable unit of work each, in a worker thread.
+   queued beside it; on PostgreSQL in a worker thread of its own. The revocation methods and
+   LiftFreeze do it in one durable unit of work each, in a worker thread.
 
 Every response carries ``X-Request-Id``; every error has the shape of :mod:`.errors`; anything
 unexpected becomes a logged 500 of that shape, with no stack trace or secret in the body.

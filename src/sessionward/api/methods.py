@@ -34,7 +34,8 @@ class Method:
     methods whose answer is a policy decision (metrics). ``one_transaction``: the request's
     replay nonce, idempotency key and service call commit together, in one database
     transaction (a unit of work), or not at all; ``durable``: that unit commits durably (a
-    revocation survives a power cut once answered), and alone (never grouped with others)."""
+    revocation, a freeze or its lifting survives a power cut once answered), and alone (never
+    grouped with others)."""
 
     name: str
     request: type[m.Body]
@@ -372,6 +373,8 @@ METHODS: Final[dict[str, Method]] = {
             True,
             _lift_freeze,
             "Ops: lift a freeze; a global freeze needs two distinct ops credentials.",
+            one_transaction=True,
+            durable=True,
         ),
     )
 }
