@@ -319,3 +319,23 @@ def test_a_durable_unit_refuses_to_join_a_unit_that_is_not(store: Store) -> None
             pass
         assert store.nonces.use_once(GRANT_SCOPE, "a", 1, None)
     assert _used(store, "a", 1)
+
+
+def test_on_sqlite_a_durable_unit_commits_with_full_sync_and_a_plain_one_does_not(
+    tmp_path: Path,
+) -> None:
+    store = open_store(data_dir=tmp_path)
+    store.upgrade()
+
+    def safety_level() -> int:
+        with store.db.reading() as conn:  # inside a unit: the unit's own connection
+            return int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+    try:
+        with store.db.unit(durable=True):
+            durable = safety_level()
+        with store.db.unit():
+            plain = safety_level()
+    finally:
+        store.close()
+    assert (durable, plain) == (2, 1)  # FULL: the WAL is synced before the commit returns

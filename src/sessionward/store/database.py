@@ -23,8 +23,8 @@ Transactions
     its audit record commit together, and on SQLite it takes the write lock once.
 
     :meth:`Database.run_units` commits several units together (group commit): each runs in a
-    savepoint of ONE transaction, one after another on the calling thread, and one commit makes
-    them all durable. On SQLite, where writers take turns on one lock anyway, that spares every
+    savepoint of ONE transaction, one after another on the calling thread, and one commit writes
+    them all (grouped units are not durable ones: a revocation never joins a group). On SQLite, where writers take turns on one lock anyway, that spares every
     unit but one its own BEGIN, commit and WAL write, and pages that several units touch (the
     same leaf of an index, the same session row) are written to the log once.
 
