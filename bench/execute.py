@@ -22,6 +22,10 @@ sign, queue) and not the in-process EVM, which would execute the relayed calls i
 process; ``--relayer`` turns it on (the wallet is then unfunded and the relayed swaps revert,
 which releases their reservations: the relayer's work, not its success, is what costs).
 
+``--revocations N`` also times owner revocations (RevokeAccess round trips) of N other
+sessions on the idle server and of N more while the Execute load runs: how long a revocation
+waits behind the Executes.
+
 ``--profile FILE`` samples the server process with py-spy while the Execute load runs
 (``--profile-mode gil``: where the CPU goes; ``wall``: where the requests wait) and prints the
 samples bucketed by stage of the Execute path and by kind of work (SQL statements, COMMIT,
