@@ -270,11 +270,12 @@ def test_on_sqlite_a_waiting_writer_goes_before_a_writer_that_asks_again(tmp_pat
     the write lock again as soon as it released it, cannot starve a revocation."""
     store = open_store(data_dir=tmp_path)
     store.upgrade()
-    holding = threading.Event()
+    holding, asking = threading.Event(), threading.Event()
     order: list[str] = []  # appended inside each write transaction: the order they held the lock
 
     def waiter() -> None:
         assert holding.wait(timeout=30)
+        asking.set()
         with store.db.writing():
             order.append("waiter")
 
@@ -286,7 +287,8 @@ def test_on_sqlite_a_waiting_writer_goes_before_a_writer_that_asks_again(tmp_pat
                 order.append(f"round {round_}")
                 if round_ == 0:
                     holding.set()
-                    time.sleep(0.05)  # the waiter is now queued behind this transaction
+                    assert asking.wait(timeout=30)
+                    time.sleep(0.2)  # the waiter is now queued behind this transaction
         other.join(timeout=30)
     finally:
         store.close()
