@@ -20,6 +20,13 @@ def _used(store: Store, key: str, nonce: int) -> bool:
     return not store.nonces.use_once(GRANT_SCOPE, key, nonce, None)
 
 
+def _nonces_in(store: Store) -> int:
+    """How many nonces ``store`` sees, read in a transaction of its own (outside any unit of
+    this thread's on that store: what another node would see)."""
+    with store.db.reading() as conn:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM nonces").scalar_one())
+
+
 def test_writes_inside_a_unit_commit_together(store: Store) -> None:
     with store.db.unit():
         assert store.nonces.use_once(GRANT_SCOPE, "a", 1, None)
@@ -62,8 +69,7 @@ def test_nothing_of_an_open_unit_is_visible_to_another_thread(
     seen: list[bool] = []
     with store.db.unit():
         assert store.nonces.use_once(GRANT_SCOPE, "a", 1, None)
-        with other.db.reading() as conn:
-            seen.append(conn.exec_driver_sql("SELECT count(*) FROM nonces").scalar_one() == 0)
+        seen.append(_nonces_in(other) == 0)
     assert seen == [True]
     assert _used(other, "a", 1)
 
@@ -75,8 +81,7 @@ def test_after_commit_callbacks_run_after_the_commit_in_order(
     calls: list[tuple[str, bool]] = []
 
     def visible() -> bool:
-        with other.db.reading() as conn:
-            return bool(conn.exec_driver_sql("SELECT count(*) FROM nonces").scalar_one())
+        return bool(_nonces_in(other))
 
     with store.db.unit():
         store.nonces.use_once(GRANT_SCOPE, "a", 1, None)
@@ -192,8 +197,7 @@ def test_nothing_of_a_group_is_visible_to_another_connection_before_its_commit(
     other = open_another(2)
 
     def count_elsewhere() -> int:
-        with other.db.reading() as conn:
-            return int(conn.exec_driver_sql("SELECT count(*) FROM nonces").scalar_one())
+        return _nonces_in(other)
 
     outcomes = store.db.run_units([_use(store, "a"), count_elsewhere])
     assert outcomes == ["a", 0]
@@ -223,8 +227,7 @@ def test_grouped_after_commit_callbacks_run_after_the_commit_for_units_that_succ
     calls: list[tuple[str, int]] = []
 
     def seen() -> int:
-        with other.db.reading() as conn:
-            return int(conn.exec_driver_sql("SELECT count(*) FROM nonces").scalar_one())
+        return _nonces_in(other)
 
     def with_callback(key: str, fails: bool) -> Callable[[], str]:
         def unit() -> str:

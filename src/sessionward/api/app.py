@@ -198,19 +198,8 @@ class SessionWardApi:
         body: bytes,
         request_id: str,
     ) -> Outcome:
-        try:
-            return self._authenticated(method, headers, path_with_query, body, request_id)
-        except ApiError as exc:  # a refusal: what it wrote (its replay nonce) commits
-            return _error(exc, request_id)
-
-    def _authenticated(
-        self,
-        method: Method,
-        headers: Mapping[str, str],
-        path_with_query: str,
-        body: bytes,
-        request_id: str,
-    ) -> Outcome:
+        """Authenticate, claim the idempotency key and answer; a refusal (``ApiError``) is an
+        answer too, and what it wrote (its replay nonce) commits with the request's unit."""
         parsed: list[dict[str, Any]] = []
 
         def document() -> dict[str, Any]:
@@ -218,24 +207,27 @@ class SessionWardApi:
                 parsed.append(parse_document(body, self._limit))
             return parsed[0]
 
-        principal = self._auth.authenticate(
-            method.auth,
-            headers.get(SIGNATURE_HEADER),
-            method="POST",
-            path_with_query=path_with_query,
-            body=body,
-            document=document,
-        )
-        key = headers.get(IDEMPOTENCY_HEADER) if method.mutation else None
-        if key is None:
-            return self._answer(method, principal, document, request_id)
-        return self._idempotency.run(
-            subject=principal.subject,
-            key=key,
-            method=method.name,
-            body=body,
-            answer=lambda: self._answer(method, principal, document, request_id),
-        )
+        try:
+            principal = self._auth.authenticate(
+                method.auth,
+                headers.get(SIGNATURE_HEADER),
+                method="POST",
+                path_with_query=path_with_query,
+                body=body,
+                document=document,
+            )
+            key = headers.get(IDEMPOTENCY_HEADER) if method.mutation else None
+            if key is None:
+                return self._answer(method, principal, document, request_id)
+            return self._idempotency.run(
+                subject=principal.subject,
+                key=key,
+                method=method.name,
+                body=body,
+                answer=lambda: self._answer(method, principal, document, request_id),
+            )
+        except ApiError as exc:
+            return _error(exc, request_id)
 
     def _answer(
         self,
