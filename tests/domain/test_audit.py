@@ -15,6 +15,7 @@ from sessionward.domain.audit import (
     GENESIS_HASH,
     AuditHead,
     AuditRecord,
+    canonical_chain_hash,
     canonical_json,
     chain_hash,
     next_record,
@@ -55,6 +56,46 @@ def test_chain_hash_is_sha256_of_the_documented_canonical_json() -> None:
         chain_hash(GENESIS_HASH, "w1", 1, 5, "k", payload)
         == hashlib.sha256(expected_text.encode("ascii")).digest()
     )
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**300), max_value=2**300) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(
+    payload=st.dictionaries(st.text(), json_values, max_size=5),
+    stream=st.text(),
+    kind=st.text(),
+    seq=st.integers(min_value=1, max_value=2**64),
+    at=st.integers(min_value=0, max_value=2**40),
+    prev_hash=st.binary(min_size=32, max_size=32),
+)
+def test_hash_of_a_canonical_payload_text_is_the_hash_of_the_whole_document(
+    payload: dict[str, Any], stream: str, kind: str, seq: int, at: int, prev_hash: bytes
+) -> None:
+    """The store hashes the payload text it stores; that must be the documented hash."""
+    document = {
+        "at": at,
+        "kind": kind,
+        "payload": payload,
+        "prev_hash": prev_hash.hex(),
+        "seq": seq,
+        "stream": stream,
+    }
+    expected = hashlib.sha256(canonical_json(document).encode("ascii")).digest()
+    text = canonical_json(payload)
+    assert canonical_chain_hash(prev_hash, stream, seq, at, kind, text) == expected
+    assert chain_hash(prev_hash, stream, seq, at, kind, payload) == expected
+
+
+def test_a_record_hash_needs_a_32_byte_predecessor_and_integer_positions() -> None:
+    with pytest.raises(ValueError):
+        canonical_chain_hash(b"\x00" * 31, "w1", 1, T0, "k", "{}")
+    with pytest.raises(ValueError):
+        canonical_chain_hash(GENESIS_HASH, "w1", 1, 1.5, "k", "{}")  # type: ignore[arg-type]
 
 
 def test_canonical_json_refuses_floats_and_non_string_keys() -> None:

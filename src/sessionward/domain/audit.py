@@ -109,9 +109,13 @@ def canonical_json(value: Any) -> str:
     Raises ``ValueError`` for floats, non-string keys and anything that is not JSON.
     """
     _check_canonical(value)
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    )
+    return _encode(value)
+
+
+_encode: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+).encode
+"""The canonical encoder (for values already checked by :func:`_check_canonical`)."""
 
 
 def _check_canonical(value: Any) -> None:
@@ -136,17 +140,29 @@ def chain_hash(
     prev_hash: bytes, stream: str, seq: int, at: int, kind: str, payload: Mapping[str, Any]
 ) -> bytes:
     """SHA-256 of the canonical serialisation of a record (see the module docstring)."""
+    return canonical_chain_hash(prev_hash, stream, seq, at, kind, canonical_json(payload))
+
+
+def canonical_chain_hash(
+    prev_hash: bytes, stream: str, seq: int, at: int, kind: str, canonical_payload: str
+) -> bytes:
+    """:func:`chain_hash` of a record whose payload is given as its canonical text
+    (``canonical_json(payload)``, taken as it is), so that a payload serialised once for
+    storage is not serialised again for its hash.
+
+    The record's document is written out around that text: its keys in sorted order and its
+    other values encoded as :func:`canonical_json` encodes them, which is exactly
+    ``canonical_json`` of the whole document (canonical forms nest).
+    """
     if len(prev_hash) != 32:
         raise ValueError("prev_hash is 32 bytes")
-    document = {
-        "at": at,
-        "kind": kind,
-        "payload": payload,
-        "prev_hash": prev_hash.hex(),
-        "seq": seq,
-        "stream": stream,
-    }
-    return hashlib.sha256(canonical_json(document).encode("ascii")).digest()
+    for number in (seq, at):
+        _check_canonical(number)
+    document = (
+        f'{{"at":{_encode(at)},"kind":{_encode(kind)},"payload":{canonical_payload},'
+        f'"prev_hash":"{prev_hash.hex()}","seq":{_encode(seq)},"stream":{_encode(stream)}}}'
+    )
+    return hashlib.sha256(document.encode("ascii")).digest()
 
 
 def next_record(

@@ -18,21 +18,25 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from sessionward.domain.audit import (
+    GENESIS_HASH,
     AuditHead,
     AuditRecord,
     AuditVerdict,
+    canonical_chain_hash,
     canonical_json,
-    next_record,
     verify_chain,
 )
 
 from .database import Database
 from .errors import StateChurn
 from .schema import audit
-from .sql import RowValues, Select, insert_of
+from .sql import RowValues, Sql, insert_of
 
 # Built once: every signed call appends (statement building is per-call CPU).
-_HEAD: Final = Select(audit, "stream = :stream ORDER BY seq DESC LIMIT 1")
+# What the next record chains onto: the head's seq and hash (its payload is not needed).
+_HEAD_LINK: Final = Sql(
+    'SELECT seq, "hash" FROM audit WHERE stream = :stream ORDER BY seq DESC LIMIT 1'
+)
 _APPEND: Final = insert_of(audit)
 
 
@@ -92,9 +96,11 @@ class AuditLog:
         (PostgreSQL) serialises appenders, so the record commits with the caller's work."""
         text_payload = canonical_json(payload)
         self._db.lock_key(conn, f"audit:{stream}")
-        row = _HEAD.first(conn, {"stream": stream})
-        head = None if row is None else _record(row)
-        record = next_record(head, stream, kind, json.loads(text_payload), at=at)
+        head = _HEAD_LINK.run(conn, {"stream": stream}).fetchone()
+        seq, prev_hash = (1, GENESIS_HASH) if head is None else (int(head[0]) + 1, _unhex(head[1]))
+        # A damaged head hash (not 32 bytes) raises ValueError here: nothing chains onto it.
+        digest = canonical_chain_hash(prev_hash, stream, seq, at, kind, text_payload)
+        record = AuditRecord(stream, seq, at, kind, json.loads(text_payload), prev_hash, digest)
         _APPEND.run(
             conn,
             {

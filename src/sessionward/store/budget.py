@@ -38,6 +38,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final, Literal, cast
 
+import orjson
 from sqlalchemy import Connection, select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -559,7 +560,7 @@ def _unique(reasons: Sequence[ReasonCode]) -> list[ReasonCode]:
 
 def _charges_json(charges: Sequence[Charge]) -> str:
     """Charges as JSON, amounts and limits as decimal strings (exact beyond 2**53)."""
-    return json.dumps(
+    return orjson.dumps(
         [
             {
                 "bucket": c.bucket,
@@ -569,9 +570,8 @@ def _charges_json(charges: Sequence[Charge]) -> str:
                 "reason": c.reason.value,
             }
             for c in charges
-        ],
-        separators=(",", ":"),
-    )
+        ]
+    ).decode()
 
 
 def _charges_from_json(document: str) -> tuple[Charge, ...]:
