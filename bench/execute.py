@@ -630,7 +630,7 @@ def print_attribution(title: str, raw: Path) -> None:
         print(f"| {name:<50} | {count / total * 100:>5.1f}% |")
 
 
-# --- one Execute at a time, in process (the breakdown) --------------------------------------
+# --- in process, without HTTP (the breakdown) ----------------------------------------------
 
 
 def _asgi_request(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
@@ -669,15 +669,51 @@ async def _call_asgi(app: Any, scope: dict[str, Any], body: bytes) -> int:
     return statuses[0]
 
 
+_SQL_TIMED: Final = 1_000
+"""Executes of the breakdown's pass that times the SQL statements (in groups, on the calling
+thread, so that no other thread holds the GIL when a statement returns)."""
+
+
+def _timing_sql(work: Callable[[], object]) -> tuple[float, float]:
+    """Run ``work`` with every ``store/sql.py`` statement timed: (statements, seconds spent
+    in them), per answered Execute of the pass (:data:`_SQL_TIMED`)."""
+    from sessionward.store.sql import Sql
+
+    spent = [0.0, 0]
+    run = Sql.run
+
+    def timed(self: Sql, conn: Any, params: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return run(self, conn, params)
+        finally:
+            spent[0] += time.perf_counter() - started
+            spent[1] += 1
+
+    Sql.run = timed  # type: ignore[method-assign]
+    try:
+        work()
+    finally:
+        Sql.run = run  # type: ignore[method-assign]
+    return spent[1] / _SQL_TIMED, spent[0] / _SQL_TIMED
+
+
 def breakdown(count: int, profile: Path | None) -> None:
-    """``count`` Executes one after another through the ASGI app in this process (no HTTP, no
-    concurrency): CPU and wall time per Execute, the SQL statements and transactions each
-    stage of the path issues, and (with py-spy) where the CPU goes."""
+    """Executes in this process (no HTTP): ``count`` one after another through the ASGI app
+    (CPU and wall time per Execute; with py-spy, where the CPU goes); ``count`` more through
+    the app's answering step in groups of
+    :data:`~sessionward.api.unit_writer.DEFAULT_MAX_BATCH` committed together, as the writer
+    thread runs them under load, but on this thread (CPU per Execute); the time spent inside
+    the ``store/sql.py`` statements (the same statements either way); and the SQL statements
+    and transactions each stage of the path issues."""
     import inspect
 
     from sqlalchemy import event
+    from starlette.datastructures import Headers
 
     from sessionward.api.app import create_app
+    from sessionward.api.methods import METHODS
+    from sessionward.api.unit_writer import DEFAULT_MAX_BATCH
     from sessionward.crypto.request_signature import (
         SIGNATURE_HEADER,
         Secp256k1RequestSigner,
@@ -703,7 +739,7 @@ def breakdown(count: int, profile: Path | None) -> None:
                             setup.wallet_id, setup.session_id, setup.router, 0, setup.swap_data
                         )["txnId"]
                     )
-                    for _ in range(count + 20)
+                    for _ in range(2 * count + 40 + _SQL_TIMED)
                 ]
             signer = Secp256k1RequestSigner(setup.secret)
             nonces = NonceCounter()
@@ -757,12 +793,45 @@ def breakdown(count: int, profile: Path | None) -> None:
             counting = True
             asyncio.run(run(requests[20:40]))  # counted (slow: every statement walks the stack)
             counting = False
+            # Counting done: the timed passes run without the hooks (a trace callback makes
+            # SQLite call into Python for every statement), on fresh connections.
+            event.remove(engine, "checkout", _trace)
+            event.remove(engine, "commit", _commit)
+            engine.dispose()
+
+            def on_this_thread(batch: Sequence[tuple[dict[str, Any], bytes]]) -> None:
+                """The app's own answering step, in groups committed together, as the writer
+                thread runs it, but on this thread (no event loop competes for the GIL)."""
+                for i in range(0, len(batch), DEFAULT_MAX_BATCH):
+                    outcomes = waas.run_units(
+                        [
+                            partial(
+                                app._answered,
+                                METHODS["Execute"],
+                                Headers(scope=scope),
+                                EXECUTE_PATH,
+                                body,
+                                "req_breakdown",
+                            )
+                            for scope, body in batch[i : i + DEFAULT_MAX_BATCH]
+                        ]
+                    )
+                    if any(isinstance(o, Exception) or o[0] != 200 for o in outcomes):
+                        raise RuntimeError(f"an Execute was not answered 200: {outcomes}")
+
+            sql_statements, sql_seconds = _timing_sql(
+                partial(on_this_thread, requests[40 : 40 + _SQL_TIMED])
+            )
+            requests = requests[40 + _SQL_TIMED :]
+            grouped_cpu_started = time.process_time()
+            on_this_thread(requests[count:])
+            grouped_cpu = (time.process_time() - grouped_cpu_started) / len(requests[count:])
             profiler = None
             if profile is not None:
                 profiler = start_profiler(os.getpid(), profile, 60, "active")
                 time.sleep(0.5)
             wall_started, cpu_started = time.perf_counter(), time.process_time()
-            statuses = asyncio.run(run(requests[40:]))
+            statuses = asyncio.run(run(requests[:count]))
             wall = (time.perf_counter() - wall_started) / len(statuses)
             cpu = (time.process_time() - cpu_started) / len(statuses)
             if profiler is not None:
@@ -774,6 +843,16 @@ def breakdown(count: int, profile: Path | None) -> None:
         f"# in-process, one Execute at a time ({len(statuses)} Executes, {ok} answered 200): "
         f"{cpu * 1000:.2f} ms CPU and {wall * 1000:.2f} ms wall per Execute "
         f"(=> at most {1 / cpu:.0f} Execute/s on the one core the GIL allows)"
+    )
+    print(
+        f"# in-process, in groups of {DEFAULT_MAX_BATCH} committed together as the writer "
+        f"thread runs them, here on one thread ({count} Executes, all answered 200): "
+        f"{grouped_cpu * 1000:.2f} ms CPU per Execute"
+    )
+    print(
+        f"# inside the store/sql.py statements ({_SQL_TIMED} Executes in groups): "
+        f"{sql_statements:.1f} statements, {sql_seconds * 1e6:.0f} µs per Execute "
+        "(savepoints, BEGIN and COMMIT not included)"
     )
     total_statements = sum(sum(v.values()) for v in statements.values())
     print(
@@ -950,7 +1029,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--breakdown",
         type=int,
         metavar="N",
-        help="instead: N Executes one at a time in process, with statement counts per stage",
+        help="instead: 2N Executes in process (N one at a time, N in groups), with the time "
+        "in SQL statements and statement counts per stage",
     )
     args = parser.parse_args(argv)
     if args.breakdown:
