@@ -331,3 +331,38 @@ def test_lifted_freeze_no_longer_refuses(store: Store, seed: Seeder) -> None:
     assert _refusal(store, s.session_id) == (ReasonCode.WALLET_FROZEN,)
     assert store.freezes.lift("wallet", s.wallet_id, by="ops", now=T0 + 1) == 1
     assert store.budget.reserve(s.session_id, "r1", [native(1)], now=T0 + 2).accepted
+
+
+# ------------------------------------------------------------------------- call nonces
+
+
+def _reserve_taking_call_nonce(
+    store: Store, session_id: str, reservation_id: str, charge: Charge
+) -> tuple[bool, int | None]:
+    """One execution-style reservation: in a transaction of its own, rolled back if refused."""
+    with store.db.writing() as conn:
+        store.db.pass_gate(conn)
+        outcome = store.budget.reserve_in(
+            conn, session_id, reservation_id, [charge], now=T0 + 1, take_call_nonce=True
+        )
+        if not outcome.accepted:
+            conn.rollback()
+    return outcome.accepted, outcome.call_nonce
+
+
+def test_reservations_taking_call_nonces_get_them_in_order(store: Store, seed: Seeder) -> None:
+    s = seed.session()
+    taken = [_reserve_taking_call_nonce(store, s.session_id, f"r{i}", native(1)) for i in range(3)]
+    assert taken == [(True, 0), (True, 1), (True, 2)]
+    session = store.sessions.get(s.session_id)
+    assert session is not None and session.call_nonce == 3
+
+
+def test_a_refused_or_plain_reservation_takes_no_call_nonce(store: Store, seed: Seeder) -> None:
+    s = seed.session()
+    assert _reserve_taking_call_nonce(store, s.session_id, "r1", native(10_001)) == (False, None)
+    plain = store.budget.reserve(s.session_id, "r2", [native(1)], now=T0 + 1)
+    assert plain.accepted and plain.call_nonce is None
+    session = store.sessions.get(s.session_id)
+    assert session is not None and session.call_nonce == 0
+    assert _reserve_taking_call_nonce(store, s.session_id, "r3", native(1)) == (True, 0)

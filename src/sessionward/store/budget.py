@@ -54,7 +54,7 @@ ReservationStatus = Literal["held", "settled", "released"]
 
 # One statement per number of action classes in the request (``{classes}``: their placeholders).
 _SESSION_CHECK: Final = """
-    UPDATE sessions SET last_used_at = :now
+    UPDATE sessions SET last_used_at = :now{take_call_nonce}
     WHERE id = :session_id
       AND status = 'active'
       AND revoked_at IS NULL
@@ -68,7 +68,7 @@ _SESSION_CHECK: Final = """
       AND EXISTS (
         SELECT 1 FROM wallets w WHERE w.id = sessions.wallet_id AND w.frozen_at IS NULL)
       AND NOT EXISTS (SELECT 1 FROM freezes f WHERE {freezes})
-    RETURNING id
+    RETURNING call_nonce
 """
 
 
@@ -93,13 +93,15 @@ def _class_parameters(classes: Sequence[str]) -> dict[str, str]:
     return {f"class_{i}": c for i, c in enumerate(classes)}
 
 
-@lru_cache(maxsize=16)
-def _session_check(classes: int) -> Sql:
-    """The session check for a request of ``classes`` action classes (``class_0`` …)."""
+@lru_cache(maxsize=32)
+def _session_check(classes: int, take_call_nonce: bool) -> Sql:
+    """The session check for a request of ``classes`` action classes (``class_0`` …); with
+    ``take_call_nonce`` it also advances the session's call nonce (returning the new value)."""
     freezes = _freezes_covering(
         "sessions.wallet_id", "sessions.credential_id", "sessions.id", classes
     )
-    return Sql(_SESSION_CHECK.format(freezes=freezes))
+    take = ", call_nonce = call_nonce + 1" if take_call_nonce else ""
+    return Sql(_SESSION_CHECK.format(freezes=freezes, take_call_nonce=take))
 
 
 @lru_cache(maxsize=16)
@@ -174,6 +176,9 @@ class ReservationOutcome:
     accepted: bool
     reasons: tuple[ReasonCode, ...]
     usage: Usage
+    call_nonce: int | None = None
+    """The session call nonce this reservation took (:meth:`Budget.reserve_in` asked to take
+    one, and it was accepted); else None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +245,9 @@ class Budget:
             try:
                 with self._db.writing() as conn:
                     self._db.pass_gate(conn)
-                    after = self._reserve(conn, session_id, reservation_id, charges, now, classes)
+                    after, _ = self._reserve(
+                        conn, session_id, reservation_id, charges, now, classes, False
+                    )
             except _Retry:
                 continue
             except _Refused as refused:
@@ -260,22 +267,34 @@ class Budget:
         *,
         now: int,
         action_class: str | Sequence[str] | None = None,
+        take_call_nonce: bool = False,
     ) -> ReservationOutcome:
         """:meth:`reserve` inside a transaction the caller holds (it must have passed the
         revocation gate). On refusal (``accepted`` false, ``usage`` empty) the caller must roll
-        its transaction back: charges may be half-applied."""
+        its transaction back: charges may be half-applied.
+
+        ``take_call_nonce``: the session check also advances the session's call nonce, and the
+        outcome's ``call_nonce`` is the one taken. The check's update row-locks the session, so
+        the nonces taken are unique and in reservation order (one statement instead of a second
+        update of the same row)."""
         for charge in charges:
             if not 0 <= charge.amount <= UINT256_MAX or charge.limit < 0:
                 raise ValueError("a charge amount is a uint256 and its limit is non-negative")
         try:
-            after = self._reserve(
-                conn, session_id, reservation_id, charges, now, _classes(action_class)
+            after, call_nonce = self._reserve(
+                conn,
+                session_id,
+                reservation_id,
+                charges,
+                now,
+                _classes(action_class),
+                take_call_nonce,
             )
         except _Retry:
             return ReservationOutcome(reservation_id, False, (ReasonCode.SESSION_UNKNOWN,), Usage())
         except _Refused as refused:
             return ReservationOutcome(reservation_id, False, refused.reasons, Usage())
-        return ReservationOutcome(reservation_id, True, (), after)
+        return ReservationOutcome(reservation_id, True, (), after, call_nonce)
 
     def _reserve(
         self,
@@ -285,10 +304,12 @@ class Budget:
         charges: Sequence[Charge],
         now: int,
         classes: list[str],
-    ) -> Usage:
+        take_call_nonce: bool,
+    ) -> tuple[Usage, int | None]:
+        """(usage after the reservation, the call nonce taken or None)."""
         check: dict[str, object] = {"session_id": session_id, "now": now}
         check.update(_class_parameters(classes))
-        passed = _session_check(len(classes)).run(conn, check).fetchone()
+        passed = _session_check(len(classes), take_call_nonce).run(conn, check).fetchone()
         if passed is None:
             reasons = _why_refused(conn, session_id, now, classes)
             if not reasons:
@@ -310,16 +331,17 @@ class Budget:
         except IntegrityError:
             # Leaving the transaction rolls everything back.
             raise AlreadyExists(f"reservation {reservation_id} exists") from None
+        call_nonce = int(passed[0]) - 1 if take_call_nonce else None
         if self._db.is_postgresql:
             failing = _charge_in_sql(conn, session_id, charges)
             if failing:
                 raise _Refused(failing)
-            return _usage(conn, session_id)
+            return _usage(conn, session_id), call_nonce
         failing, counters = _charge_in_python(conn, session_id, charges)
         if failing:
             raise _Refused(failing)
         # Under the held write lock the counters just written are exactly what a re-read gives.
-        return Usage(counters)
+        return Usage(counters), call_nonce
 
     # ------------------------------------------------------------ settle/release
 

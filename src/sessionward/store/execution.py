@@ -8,7 +8,8 @@ in the audit log. :meth:`Executions.execute` gets that from the database alone:
 2. reserve the budget: the conditional update of the session row re-checks status, window,
    credential, wallet and every freeze, and row-locks the session; the charges are applied only
    if every limit holds (:meth:`sessionward.store.budget.Budget.reserve_in`);
-3. take the session's next call nonce (the row is locked, so nonces are unique and ordered);
+3. take the session's next call nonce, in that same update of the session row (the row is
+   locked, so nonces are unique and ordered);
 4. call ``sign(call_nonce, key)``: the vault signs *inside* the transaction (with the key's
    record read in it, so a key disabled or destroyed before this transaction is refused);
 5. mark the transaction ``pending`` with the signature, and append the audit record.
@@ -36,7 +37,7 @@ from .budget import Budget
 from .database import Database
 from .decisions import DecisionEvent, Decisions
 from .schema import vault_keys
-from .sql import Select, Sql
+from .sql import Select
 from .transactions import Transactions
 from .vault_keys import _record as key_record
 
@@ -69,10 +70,6 @@ def _key_in(conn: Connection, key_id: str) -> KeyRecord | None:
     return None if row is None else key_record(row)
 
 
-# The session row is locked by the reservation, so the nonce taken here is unique and ordered.
-_TAKE_CALL_NONCE = Sql(
-    "UPDATE sessions SET call_nonce = call_nonce + 1 WHERE id = :session_id RETURNING call_nonce"
-)
 _KEY = Select(vault_keys, "key_id = :key_id")
 
 
@@ -125,11 +122,12 @@ class Executions:
                     charges,
                     now=now,
                     action_class=list(action_classes),
+                    take_call_nonce=True,
                 )
                 if not reserved.accepted:
                     raise _Abort(reserved.reasons)
-                (taken,) = _TAKE_CALL_NONCE.run(conn, {"session_id": session_id}).fetchone()
-                call_nonce = int(taken) - 1
+                call_nonce = reserved.call_nonce
+                assert call_nonce is not None  # taken by the accepted reservation
                 key = None if signing_key is None else _key_in(conn, signing_key)
                 signed = sign(call_nonce, key)
                 if not Transactions.mark_pending_in(
