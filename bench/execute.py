@@ -334,7 +334,7 @@ def serve_sessionward(pipe: Connection, data_dir: str, run_relayer: bool, switch
     """
     import logging
 
-    from sessionward.server import BackgroundServer
+    from sessionward.server import BackgroundServer, freeze_start_up_heap
     from sessionward.service.config import Settings
     from sessionward.service.waas import Waas
 
@@ -345,6 +345,7 @@ def serve_sessionward(pipe: Connection, data_dir: str, run_relayer: bool, switch
     waas = Waas.from_settings(Settings(data_dir=Path(data_dir), run_relayer=run_relayer))
     deployment = asdict(waas.runtime.deployment)
     with BackgroundServer(waas) as url:
+        freeze_start_up_heap()  # as `sessionward serve` does
         pipe.send(("ready", url, os.getpid(), deployment))
         pipe.recv()
 
