@@ -52,7 +52,8 @@ from .sql import Sql, insert_of
 
 ReservationStatus = Literal["held", "settled", "released"]
 
-# One statement per number of action classes in the request (``{classes}``: their placeholders).
+# One statement per number of action classes in the request (``{freezes}`` holds their
+# placeholders), with or without taking the session's call nonce (``{take_call_nonce}``).
 _SESSION_CHECK: Final = """
     UPDATE sessions SET last_used_at = :now{take_call_nonce}
     WHERE id = :session_id
@@ -246,7 +247,7 @@ class Budget:
                 with self._db.writing() as conn:
                     self._db.pass_gate(conn)
                     after, _ = self._reserve(
-                        conn, session_id, reservation_id, charges, now, classes, False
+                        conn, session_id, reservation_id, charges, now, classes
                     )
             except _Retry:
                 continue
@@ -288,7 +289,7 @@ class Budget:
                 charges,
                 now,
                 _classes(action_class),
-                take_call_nonce,
+                take_call_nonce=take_call_nonce,
             )
         except _Retry:
             return ReservationOutcome(reservation_id, False, (ReasonCode.SESSION_UNKNOWN,), Usage())
@@ -304,7 +305,8 @@ class Budget:
         charges: Sequence[Charge],
         now: int,
         classes: list[str],
-        take_call_nonce: bool,
+        *,
+        take_call_nonce: bool = False,
     ) -> tuple[Usage, int | None]:
         """(usage after the reservation, the call nonce taken or None)."""
         check: dict[str, object] = {"session_id": session_id, "now": now}
