@@ -41,13 +41,21 @@ def _raise(message: str) -> Callable[[], str]:
     return unit
 
 
+async def _running(
+    writer: UnitWriter[str], recorder: Recorder, unit: Callable[[], str]
+) -> asyncio.Future[str]:
+    """Hand ``unit`` to the writer and return once the writer runs it (held by ``recorder``)."""
+    running = asyncio.ensure_future(writer.run(unit))
+    while not recorder.started.is_set():
+        await asyncio.sleep(0.001)
+    return running
+
+
 async def _first_then_queued(
     writer: UnitWriter[str], recorder: Recorder, later: Sequence[Callable[[], str]]
 ) -> list[str]:
     """Run one unit, queue ``later`` while it runs, then let everything finish."""
-    first = asyncio.ensure_future(writer.run(_value("first")))
-    while not recorder.started.is_set():
-        await asyncio.sleep(0.001)
+    first = await _running(writer, recorder, _value("first"))
     rest = [asyncio.ensure_future(writer.run(unit)) for unit in later]
     await asyncio.sleep(0.01)  # every later unit is queued behind the running batch
     recorder.release.set()
@@ -92,9 +100,7 @@ def test_a_failing_unit_fails_only_its_caller() -> None:
     writer: UnitWriter[str] = UnitWriter(recorder)
 
     async def scenario() -> list[object]:
-        first = asyncio.ensure_future(writer.run(_value("first")))
-        while not recorder.started.is_set():
-            await asyncio.sleep(0.001)
+        first = await _running(writer, recorder, _value("first"))
         rest = [
             asyncio.ensure_future(writer.run(unit))
             for unit in (_value("a"), _raise("b"), _value("c"))
@@ -159,9 +165,7 @@ def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
         return unit
 
     async def scenario() -> str:
-        first = asyncio.ensure_future(writer.run(remembered("first")))
-        while not recorder.started.is_set():
-            await asyncio.sleep(0.001)
+        first = await _running(writer, recorder, remembered("first"))
         first.cancel()
         second = asyncio.ensure_future(writer.run(remembered("second")))
         await asyncio.sleep(0.01)
@@ -178,9 +182,7 @@ def test_close_runs_what_is_queued_then_refuses_new_units() -> None:
     writer: UnitWriter[str] = UnitWriter(recorder)
 
     async def scenario() -> list[str]:
-        first = asyncio.ensure_future(writer.run(_value("first")))
-        while not recorder.started.is_set():
-            await asyncio.sleep(0.001)
+        first = await _running(writer, recorder, _value("first"))
         queued = asyncio.ensure_future(writer.run(_value("queued")))
         await asyncio.sleep(0.01)
         closing = threading.Thread(target=writer.close)
