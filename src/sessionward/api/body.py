@@ -2,8 +2,8 @@
 
 Order matters: the size limit is enforced on the declared ``Content-Length`` *and* while
 reading (a lying or absent length cannot bypass it); the bytes are then parsed by
-:func:`sessionward.domain.strict_json.loads` (duplicate keys, floats, NaN refused) before any
-model sees them; only then is the document validated against the method's request model.
+:func:`sessionward.domain.strict_json.loads` (duplicate keys, floats, NaN and integers beyond
+``2**53 - 1`` refused: amounts travel as decimal strings) before any model sees them; only then is the document validated against the method's request model.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def parse_document(raw: bytes, limit: int) -> dict[str, Any]:
     """Strict JSON whose top level is an object; every string valid Unicode (no lone
     surrogates, which cannot be stored or hashed as UTF-8)."""
     try:
-        doc = loads(raw, max_bytes=limit)
+        doc = loads(raw, max_bytes=limit, safe_integers=True)
     except MalformedJson as exc:
         if exc.code is ReasonCode.PAYLOAD_TOO_LARGE:
             raise too_large(limit) from None

@@ -13,6 +13,7 @@ from typing import Any, Final, Union, get_args, get_origin, get_type_hints, is_t
 
 from sessionward.crypto.request_signature import SIGNATURE_HEADER
 from sessionward.domain.reasons import ReasonCode
+from sessionward.domain.strict_json import MAX_SAFE_INTEGER
 
 from .errors import ERROR_KINDS
 from .methods import METHODS, Method
@@ -259,7 +260,11 @@ def openapi_document(methods: Mapping[str, Method] = METHODS) -> dict[str, Any]:
             "version": "1",
             "description": "Session keys for smart wallets: narrow, short-lived, revocable "
             "authority. Every method is POST /v1/Waas/<Method> with a camelCase JSON body; "
-            "amounts are decimal strings and bytes 0x hex.",
+            "bytes are 0x hex. One amount rule for every field (envelope limits, contract-call "
+            "arguments, value): amounts and uint values are decimal strings; a JSON integer is "
+            f"accepted only within +-{MAX_SAFE_INTEGER} (2**53 - 1) and refused above "
+            "(400 INPUT_MALFORMED).",
+            "x-max-json-integer": MAX_SAFE_INTEGER,
         },
         "paths": paths,
         "components": {

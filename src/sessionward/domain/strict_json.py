@@ -4,6 +4,12 @@ Refused: duplicate keys at any depth, floats (including ``1e3`` and ``1.0``), ``
 ``Infinity``, integers outside ``[-2**256, 2**256)``, nesting deeper than :data:`MAX_DEPTH`, and
 documents over the caller's size limit. The error is always :class:`MalformedJson` with
 ``INPUT_MALFORMED`` or ``PAYLOAD_TOO_LARGE``.
+
+``loads(..., safe_integers=True)`` (what every API request body uses) also refuses integers
+outside ``[-(2**53 - 1), 2**53 - 1]``, the range every JSON implementation reads exactly: an
+amount or a ``uint`` argument above it must be sent as a decimal string (docs/protocol.md,
+"One amount rule"). One rule for every field, so no client's JSON library can round an amount
+on its way in.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ MAX_DEPTH = 32
 _JSON_WHITESPACE = " \t\n\r"  # RFC 8259 allows only these around a document
 DEFAULT_MAX_BYTES = 256 * 1024
 _INT_BOUND = 2**256
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 class MalformedJson(SessionWardError):
@@ -42,6 +49,16 @@ def _bounded_int(text: str) -> int:
     return value
 
 
+def _safe_int(text: str) -> int:
+    value = _bounded_int(text)
+    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise MalformedJson(
+            ReasonCode.INPUT_MALFORMED,
+            "JSON integers above 2**53 - 1 are refused: send amounts as decimal strings",
+        )
+    return value
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -55,6 +72,12 @@ _DECODER = json.JSONDecoder(
     object_pairs_hook=_unique_keys,
     parse_float=_no_float,
     parse_int=_bounded_int,
+    parse_constant=_no_constant,
+)
+_SAFE_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_keys,
+    parse_float=_no_float,
+    parse_int=_safe_int,
     parse_constant=_no_constant,
 )
 
@@ -82,8 +105,11 @@ def _depth_ok(raw: str) -> bool:
     return True
 
 
-def loads(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
-    """Parse ``raw`` strictly; raise :class:`MalformedJson` on anything but strict JSON."""
+def loads(
+    raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, safe_integers: bool = False
+) -> Any:
+    """Parse ``raw`` strictly; raise :class:`MalformedJson` on anything but strict JSON (with
+    ``safe_integers``, also on an integer beyond ``±(2**53 - 1)``)."""
     size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise MalformedJson(ReasonCode.PAYLOAD_TOO_LARGE, f"document larger than {max_bytes} bytes")
@@ -97,7 +123,8 @@ def loads(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     if not _depth_ok(text):
         raise MalformedJson(ReasonCode.INPUT_MALFORMED, f"nesting deeper than {MAX_DEPTH}")
     try:
-        value, end = _DECODER.raw_decode(text.strip(_JSON_WHITESPACE))
+        decoder = _SAFE_DECODER if safe_integers else _DECODER
+        value, end = decoder.raw_decode(text.strip(_JSON_WHITESPACE))
     except MalformedJson:
         raise
     except (ValueError, RecursionError) as exc:
