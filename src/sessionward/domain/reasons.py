@@ -83,6 +83,9 @@ class ReasonCode(StrEnum):
     # On-chain only (revert reasons of the SessionAccount).
     NOT_AUTHORIZED = "NOT_AUTHORIZED"
     STORAGE_LAYOUT_MISMATCH = "STORAGE_LAYOUT_MISMATCH"
+    # Relaying and time (appended; see docs/protocol.md).
+    CALL_FAILED_ON_CHAIN = "CALL_FAILED_ON_CHAIN"
+    CLOCK_SKEW = "CLOCK_SKEW"
 
 
 class SessionWardError(Exception):
