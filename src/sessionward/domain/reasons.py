@@ -96,6 +96,12 @@ class ReasonCode(StrEnum):
     # Relaying and time (appended; see docs/protocol.md).
     CALL_FAILED_ON_CHAIN = "CALL_FAILED_ON_CHAIN"
     CLOCK_SKEW = "CLOCK_SKEW"
+    # The grant is exactly what the owner saw (appended; issues 12 and 14).
+    PERMISSION_OVERLAP = "PERMISSION_OVERLAP"
+    RULE_NOT_ON_CHAIN = "RULE_NOT_ON_CHAIN"
+    TOKEN_FUNCTION_UNDEFINED = "TOKEN_FUNCTION_UNDEFINED"
+    APPROVAL_UNBOUNDED = "APPROVAL_UNBOUNDED"
+    CREDENTIAL_METADATA_INVALID = "CREDENTIAL_METADATA_INVALID"
 
 
 class SessionWardError(Exception):
