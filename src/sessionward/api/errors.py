@@ -29,6 +29,7 @@ KIND_STATUS: Final[dict[ErrorKind, tuple[int, str]]] = {
     "not_found": (404, "NotFound"),
     "conflict": (409, "Conflict"),
     "denied": (403, "PolicyDenied"),
+    "unavailable": (503, "Unavailable"),
 }
 
 # The one code the server's own failures carry (never a client mistake).

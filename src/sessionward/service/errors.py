@@ -7,7 +7,11 @@ from typing import Literal
 from sessionward.domain.decision import Violation
 from sessionward.domain.reasons import ReasonCode, SessionWardError
 
-ErrorKind = Literal["invalid", "unauthorized", "forbidden", "not_found", "conflict", "denied"]
+ErrorKind = Literal[
+    "invalid", "unauthorized", "forbidden", "not_found", "conflict", "denied", "unavailable"
+]
+"""``unavailable``: a dependency (the chain node, the database) is out; nothing was done and
+the same request may succeed later (HTTP 503)."""
 
 
 class ServiceError(SessionWardError):
@@ -42,6 +46,11 @@ def not_found(what: str, code: ReasonCode) -> ServiceError:
 
 def conflict(code: ReasonCode, message: str) -> ServiceError:
     return ServiceError("conflict", code, message)
+
+
+def unavailable(code: ReasonCode, message: str) -> ServiceError:
+    """A dependency outage: nothing was written; retrying later may succeed (HTTP 503)."""
+    return ServiceError("unavailable", code, message)
 
 
 def denied(
