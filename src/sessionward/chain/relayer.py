@@ -103,6 +103,11 @@ class Relayer:
     def address(self) -> str:
         return self._signer.address
 
+    @property
+    def store(self) -> RelayJobStore:
+        """Where the jobs are kept (a node fences it with its relayer lease)."""
+        return self._store
+
     def job(self, job_id: str) -> RelayJob | None:
         return self._store.get(job_id)
 

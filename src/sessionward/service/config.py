@@ -79,6 +79,17 @@ class Settings:
     relayer_fee_cap_wei: int = 10**17
     relayer_poll_s: float = 0.2
     run_relayer: bool = True
+    relayer_lease_ttl_s: float = 15.0
+    """How long the relayer lease lasts unrenewed (renewed every third of it): the longest a
+    dead leader delays relaying, and never two relaying nodes at once (the lease is fenced)."""
+    max_clock_skew_s: int = 30
+    """Execute refuses to sign (``CLOCK_SKEW``) while the node's clock and the chain head's
+    timestamp differ by more than this."""
+    chain_time_ttl_s: float = 2.0
+    """How long the chain head's timestamp is reused before the chain is asked again."""
+    session_close_margin_s: int = 60
+    """Calls stop being signed this long before a session's ``expiresAt`` (a signed call
+    must still be included on chain before the session expires there)."""
     webhook_urls: tuple[str, ...] = ()
     webhook_max_attempts: int = 6
     webhook_timeout_s: float = 5.0
@@ -149,6 +160,10 @@ class Settings:
             raise ConfigError("replay_ttl_s must outlive request_window_s (both positive)")
         if self.max_body_bytes <= 0 or self.quote_ttl_s <= 0 or self.call_deadline_s <= 0:
             raise ConfigError("size and time limits must be positive")
+        if self.relayer_lease_ttl_s <= 0 or self.max_clock_skew_s <= 0:
+            raise ConfigError("relayer_lease_ttl_s and max_clock_skew_s must be positive")
+        if self.chain_time_ttl_s < 0 or self.session_close_margin_s < 0:
+            raise ConfigError("chain_time_ttl_s and session_close_margin_s cannot be negative")
         ids = [o.id for o in self.ops_credentials]
         if len(set(ids)) != len(ids):
             raise ConfigError("ops credential ids must be distinct")

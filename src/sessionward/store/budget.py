@@ -354,12 +354,17 @@ class Budget:
         """
         at = int(time.time()) if now is None else now
         with self._db.writing() as conn:
-            result = conn.execute(
-                update(reservations)
-                .where(reservations.c.id == reservation_id, reservations.c.status == "held")
-                .values(status="settled", settled_at=at)
-            )
-        return result.rowcount == 1
+            return self.settle_in(conn, reservation_id, now=at)
+
+    @staticmethod
+    def settle_in(conn: Connection, reservation_id: str, *, now: int) -> bool:
+        """:meth:`settle` inside a transaction the caller holds (a relayed call's outcome)."""
+        result = conn.execute(
+            update(reservations)
+            .where(reservations.c.id == reservation_id, reservations.c.status == "held")
+            .values(status="settled", settled_at=now)
+        )
+        return bool(result.rowcount == 1)
 
     def release(self, reservation_id: str, *, now: int | None = None) -> bool:
         """``held`` → ``released``, giving the amounts back to every bucket whose counter is still
@@ -370,39 +375,41 @@ class Budget:
         """
         at = int(time.time()) if now is None else now
         with self._db.writing() as conn:
-            row = conn.execute(
-                select(reservations.c.session_id).where(reservations.c.id == reservation_id)
-            ).first()
-            if row is None:
-                return False
-            session_id = row[0]
-            if self._db.is_postgresql:
-                # Same lock order as reserve (session row first), so usage updates serialise.
+            return self.release_in(conn, reservation_id, now=at)
+
+    def release_in(self, conn: Connection, reservation_id: str, *, now: int) -> bool:
+        """:meth:`release` inside a transaction the caller holds (a relayed call's outcome)."""
+        row = conn.execute(
+            select(reservations.c.session_id).where(reservations.c.id == reservation_id)
+        ).first()
+        if row is None:
+            return False
+        session_id = row[0]
+        if self._db.is_postgresql:
+            # Same lock order as reserve (session row first), so usage updates serialise.
+            conn.execute(select(sessions.c.id).where(sessions.c.id == session_id).with_for_update())
+        released = conn.execute(
+            update(reservations)
+            .where(reservations.c.id == reservation_id, reservations.c.status == "held")
+            .values(status="released", released_at=now)
+            .returning(reservations.c.charges)
+        ).first()
+        if released is None:
+            return False
+        charges = _charges_from_json(released[0])
+        if self._db.is_postgresql:
+            for charge in charges:
                 conn.execute(
-                    select(sessions.c.id).where(sessions.c.id == session_id).with_for_update()
+                    _PG_GIVE_BACK,
+                    {
+                        "session_id": session_id,
+                        "bucket": charge.bucket,
+                        "window": charge.window,
+                        "amount": Decimal(charge.amount),
+                    },
                 )
-            released = conn.execute(
-                update(reservations)
-                .where(reservations.c.id == reservation_id, reservations.c.status == "held")
-                .values(status="released", released_at=at)
-                .returning(reservations.c.charges)
-            ).first()
-            if released is None:
-                return False
-            charges = _charges_from_json(released[0])
-            if self._db.is_postgresql:
-                for charge in charges:
-                    conn.execute(
-                        _PG_GIVE_BACK,
-                        {
-                            "session_id": session_id,
-                            "bucket": charge.bucket,
-                            "window": charge.window,
-                            "amount": Decimal(charge.amount),
-                        },
-                    )
-            else:
-                _give_back_in_python(conn, session_id, charges)
+        else:
+            _give_back_in_python(conn, session_id, charges)
         return True
 
     # -------------------------------------------------------------------- reads
@@ -466,7 +473,7 @@ def _why_refused(
     reasons: list[ReasonCode] = []
     if s["status"] == "revoked" or s["revoked_at"] is not None:
         reasons.append(ReasonCode.SESSION_REVOKED)
-    elif s["status"] == "pending":
+    elif s["status"] in ("pending_approval", "installing"):  # not yet active on chain
         reasons.append(ReasonCode.SESSION_PENDING_APPROVAL)
     elif s["status"] == "suspended":
         reasons.append(ReasonCode.SESSION_SUSPENDED)

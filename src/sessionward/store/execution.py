@@ -18,13 +18,19 @@ A revoke updates the same session row, so it waits for this transaction or this 
 waits for it: either the signature commits (and its audit record precedes the revoke's), or the
 revoke commits first and step 2 refuses. If anything fails, the whole transaction rolls back
 and the signature, which never left this process, is discarded.
+
+The other end of a call is one transaction as well: :meth:`Executions.finish` records what the
+chain did (status, reservation settled or released, audit record, decision event) all or
+nothing, and :meth:`Executions.close_stranded` finishes a ``held`` reservation that no call in
+flight carries (the recovery pass of the dispatcher). Named fault points
+(:mod:`sessionward.store.faults`) sit between the writes of both, for the crash tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection
 
@@ -32,12 +38,13 @@ from sessionward.domain.reasons import ReasonCode, SessionWardError
 from sessionward.domain.usage import Charge, Usage
 from sessionward.vault.interface import KeyRecord
 
+from . import faults
 from .audit import AuditLog
 from .budget import Budget
 from .database import Database
 from .decisions import DecisionEvent, Decisions
 from .schema import vault_keys
-from .sql import Select
+from .sql import Select, Sql
 from .transactions import Transactions
 from .vault_keys import _record as key_record
 
@@ -126,10 +133,12 @@ class Executions:
                 )
                 if not reserved.accepted:
                     raise _Abort(reserved.reasons)
+                faults.point("execute.after_reserve")
                 call_nonce = reserved.call_nonce
                 assert call_nonce is not None  # taken by the accepted reservation
                 key = None if signing_key is None else _key_in(conn, signing_key)
                 signed = sign(call_nonce, key)
+                faults.point("execute.after_sign")
                 if not Transactions.mark_pending_in(
                     conn,
                     txn_id,
@@ -142,6 +151,7 @@ class Executions:
                     now=now,
                 ):
                     raise _Abort((ReasonCode.TRANSACTION_NOT_QUOTED,))
+                faults.point("execute.after_mark_pending")
                 self._audit.append_in(
                     conn,
                     audit_stream,
@@ -149,10 +159,148 @@ class Executions:
                     {**audit_payload, "callNonce": call_nonce, "reservation": reservation_id},
                     at=now,
                 )
+                faults.point("execute.after_audit")
                 if decision is not None:
                     Decisions.record_in(conn, decision)
+                faults.point("execute.after_decision")
         except _Abort as aborted:
             return ExecutionOutcome(False, aborted.reasons)
         except SessionWardError as refused:  # e.g. the vault refusing to sign
             return ExecutionOutcome(False, (refused.code,))
         return ExecutionOutcome(True, (), call_nonce, signed, reserved.usage)
+
+    # --- a relayed call's outcome ---------------------------------------------------------
+
+    def finish(
+        self,
+        txn_id: str,
+        *,
+        executed: bool,
+        now: int,
+        tx_hash: str | None,
+        failure: str | None,
+        decision: DecisionEvent | None = None,
+    ) -> bool:
+        """Record what the chain did with a ``pending`` transaction, in ONE database
+        transaction: its status (``executed`` or ``failed``), its reservation settled (executed)
+        or released (failed: the budget comes back), the ``session.call.executed`` or
+        ``session.call.failed`` audit record, and ``decision`` (the outcome's decision event).
+
+        Either all of it commits or none of it does, so a crash, a dropped connection or a full
+        disk can never leave a finished call with its reservation ``held`` or without its audit
+        record. True only for the call that finished it; False (nothing written) if the
+        transaction is not ``pending`` (already finished, or unknown).
+        """
+        with self._db.writing() as conn:
+            row = _FINISH.run(
+                conn,
+                {
+                    "txn_id": txn_id,
+                    "status": "executed" if executed else "failed",
+                    "tx_hash": tx_hash,
+                    "failure": None if executed else failure,
+                    "now": now,
+                },
+            ).fetchone()
+            if row is None:
+                return False
+            reservation_id, wallet_id = row[0], row[1]
+            faults.point("outcome.after_status")
+            if reservation_id is not None:
+                if executed:
+                    Budget.settle_in(conn, reservation_id, now=now)
+                else:
+                    self._budget.release_in(conn, reservation_id, now=now)
+            faults.point("outcome.after_reservation")
+            self._audit.append_in(
+                conn,
+                wallet_id,
+                "session.call.executed" if executed else "session.call.failed",
+                {"txn": txn_id, "txHash": tx_hash, "failure": None if executed else failure},
+                at=now,
+            )
+            faults.point("outcome.after_audit")
+            if decision is not None:
+                Decisions.record_in(conn, decision)
+            faults.point("outcome.after_decision")
+        faults.point("outcome.after_commit")
+        return True
+
+    # --- recovery -------------------------------------------------------------------------
+
+    def stranded_reservations(self, *, created_before: int, limit: int = 100) -> list[str]:
+        """Ids of ``held`` reservations with no call in flight: no ``pending`` transaction
+        carries them (their transaction finished, was never marked pending, or does not
+        exist), created before ``created_before``. None should exist (Execute and the outcome
+        each write in one transaction); this finds what an older version, or a bug, left."""
+        with self._db.reading() as conn:
+            return [
+                r[0]
+                for r in _STRANDED.run(
+                    conn, {"created_before": created_before, "limit": limit}
+                ).fetchall()
+            ]
+
+    def close_stranded(self, reservation_id: str, *, now: int) -> str | None:
+        """Finish one reservation :meth:`stranded_reservations` found, in one transaction with
+        its audit record: settled if its transaction executed, released otherwise (the call
+        failed, was refused or never existed, so nothing was spent). Re-checked inside the
+        transaction; returns ``"settled"``/``"released"``, or None if it was no longer
+        stranded."""
+        with self._db.writing() as conn:
+            row = _STRANDED_ONE.run(conn, {"reservation_id": reservation_id}).fetchone()
+            if row is None:
+                return None
+            txn_id, txn_status, wallet_id = row[0], row[1], row[2]
+            if txn_status == "executed":
+                done = Budget.settle_in(conn, reservation_id, now=now)
+                outcome = "settled"
+            else:
+                done = self._budget.release_in(conn, reservation_id, now=now)
+                outcome = "released"
+            if not done:
+                return None
+            self._audit.append_in(
+                conn,
+                wallet_id,
+                f"session.reservation.{outcome}",
+                {"reservation": reservation_id, "txn": txn_id, "recovered": True},
+                at=now,
+            )
+        return outcome
+
+
+# ``pending`` → ``executed``/``failed``; what the outcome's other writes need comes back.
+_FINISH: Final = Sql(
+    """
+    UPDATE transactions
+    SET status = :status, tx_hash = :tx_hash, failure = :failure, finished_at = :now
+    WHERE id = :txn_id AND status = 'pending'
+    RETURNING reservation_id, wallet_id
+    """
+)
+
+# A held reservation is in flight iff a pending transaction carries it.
+_STRANDED: Final = Sql(
+    """
+    SELECT r.id FROM reservations r
+    WHERE r.status = 'held' AND r.created_at < :created_before
+      AND NOT EXISTS (
+        SELECT 1 FROM transactions t
+        WHERE t.session_id = r.session_id AND t.reservation_id = r.id AND t.status = 'pending')
+    ORDER BY r.created_at, r.id
+    LIMIT :limit
+    """
+)
+
+# The same test for one reservation, with what closing it needs: its transaction's id and
+# status (NULL if none carries it) and the wallet whose audit stream records it.
+_STRANDED_ONE: Final = Sql(
+    """
+    SELECT t.id, t.status, s.wallet_id FROM reservations r
+    JOIN sessions s ON s.id = r.session_id
+    LEFT JOIN transactions t ON t.session_id = r.session_id AND t.reservation_id = r.id
+    WHERE r.id = :reservation_id AND r.status = 'held'
+      AND (t.id IS NULL OR t.status <> 'pending')
+    """
+)
