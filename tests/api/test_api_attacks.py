@@ -201,7 +201,7 @@ def test_a_malleable_twin_signature_is_refused_without_burning_the_nonce(
     ],
 )
 def test_a_malformed_signature_header_is_refused(api: Api, world: World, header: str) -> None:
-    refused(api.post_raw("ListSessions", b"{}", {SIG: header}), 401, "INPUT_MALFORMED")
+    refused(api.post_raw("ListSessions", b"{}", {SIG: header}), 400, "INPUT_MALFORMED")
 
 
 def test_a_missing_signature_header_is_refused(api: Api) -> None:

@@ -42,7 +42,7 @@ from sessionward.service.errors import ServiceError
 from sessionward.service.waas import Waas
 from sessionward.ui import UiRoutes, is_ui_path
 
-from .auth import Authenticator, Principal
+from .auth import Authenticator, Principal, single_header
 from .body import declared_length, parse_document, read_bounded, validate
 from .errors import (
     INTERNAL_ERROR,
@@ -164,6 +164,8 @@ class SessionWardApi:
         self, method: Method, scope: Scope, receive: Receive, request_id: str
     ) -> Outcome:
         headers = Headers(scope=scope)
+        for name in (SIGNATURE_HEADER, IDEMPOTENCY_HEADER):
+            single_header(headers, name)
         declared_length(headers, self._limit)
         body = await read_bounded(_chunks(receive), self._limit)
         answer = partial(self._answered, method, headers, _path_with_query(scope), body, request_id)

@@ -11,7 +11,8 @@ Two kinds of signer:
   Its nonces are remembered under ``self:<address>`` (secp256k1) or ``self:p256:<sha256 of the
   key>`` (P-256, whose hex key would not fit the nonce table's key column).
 
-Verification is :func:`sessionward.crypto.request_signature.verify_request` (the header
+The header must appear once (:func:`single_header`); its syntax errors answer 400, every
+other refusal 401. Verification is :func:`sessionward.crypto.request_signature.verify_request` (the header
 is parsed once, to route on its ``cred``) over the raw body bytes and the raw path with query,
 with the configured window; nonces go to the service's replay store (shared SQL), so a nonce is
 accepted once per credential across every node.
@@ -24,6 +25,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
+
+from starlette.datastructures import Headers
 
 from sessionward.crypto.request_signature import (
     ALG_SECP256K1,
@@ -116,6 +119,8 @@ class Authenticator:
         try:
             parsed = parse_signature_header(header)
         except RequestAuthError as exc:
+            if exc.code is ReasonCode.INPUT_MALFORMED:  # syntax: the client's bug, not a forgery
+                raise invalid(exc.message, reason="request signature") from None
             raise unauthorized(exc.code, exc.message) from None
         if parsed.cred == SELF and mode in ("self", "self_or_credential"):
             return self._self_signed(parsed, method, path_with_query, body, document())
@@ -218,6 +223,22 @@ class Authenticator:
                 'this method is signed by the owner key itself (cred="self")',
             )
         return Principal(subject=caller.credential_id, caller=caller)
+
+
+def single_header(headers: Headers, name: str) -> str | None:
+    """The one value of a header that must appear at most once (400 ``HEADER_REPEATED``
+    otherwise): with two ``Oms-Wallet-Signature`` headers a proxy that checks one and a server
+    that checks the other would disagree, so neither is trusted."""
+    values = headers.getlist(name)
+    if len(values) > 1:
+        raise ApiError(
+            400,
+            "InvalidRequest",
+            ReasonCode.HEADER_REPEATED,
+            f"the {name} header must appear once",
+            reason=name,
+        )
+    return values[0] if values else None
 
 
 def _self_subject(alg: str, public_key: str) -> str:
