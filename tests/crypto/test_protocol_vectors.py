@@ -136,6 +136,7 @@ EXPECTED: dict[str, str] = {
     "typeHash.TokenLimit": "0x99aa8ec1ab98ac326298a0123f410b69e16f9ed23e8c1effb553683d2d8919e9",
     "typeHash.SessionCall": "0x3e122dc5a6ed3f566a29a93557d917e243f8d702dc9f04d8c280731d74fa93ad",
     "typeHash.Revocation": "0xa71847ea14f86af4d3ac5826d2645a812af97a79f1ae1c5be7016d2df513f962",
+    "typeHash.SessionRenewal": "0xa585c635a346530b157f88cce238a64b60741d8da83aef4dc96bcd9360724afc",
     "domainSeparator": "0xf197d10b4dd1d2a9e8d1a561a3bf313df03de20c3fe8bccc576e5a1fea5f1559",
     "grant.hashStruct": "0x7e7db6b9dee6f120427ed5ad51c9a92e53e813c3d817af478c82719f66d25f8c",
     "grant.digest": "0x2f81d63433edd81258a322e76fd085e2a4d7016b866b701f235c54f016ad656f",

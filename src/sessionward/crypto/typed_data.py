@@ -41,6 +41,8 @@ __all__ = [
     "domain_separator_for",
     "execution_hash",
     "grant_digest",
+    "renewal_digest",
+    "renewal_message",
     "revocation_digest",
     "session_call_digest",
     "typed_data_document",
@@ -108,6 +110,15 @@ SCHEMA: Final = TypedDataSchema(
             ("uint256", "epoch"),
             ("uint256", "nonce"),
         ],
+        # Off-chain only: the owner's fresh consent to re-activate a suspended session. Its
+        # nonce is opened by the suspension and closed by the renewal, so neither the grant
+        # signature (public once installed) nor an earlier renewal can renew again.
+        "SessionRenewal": [
+            ("address", "account"),
+            ("address", "sessionKey"),
+            ("bytes32", "grantDigest"),
+            ("uint256", "nonce"),
+        ],
     }
 )
 
@@ -170,6 +181,25 @@ def revocation_digest(
         "Revocation",
         {"account": account, "sessionKey": session_key, "epoch": epoch, "nonce": nonce},
     )
+
+
+def renewal_message(
+    account: str, session_key: str, grant_digest: bytes, nonce: int
+) -> dict[str, Any]:
+    """The ``SessionRenewal`` message of a suspended session (``grant_digest``: the digest of
+    the grant the owner signed; ``nonce``: the renewal nonce its suspension opened)."""
+    return {
+        "account": account,
+        "sessionKey": session_key,
+        "grantDigest": grant_digest,
+        "nonce": nonce,
+    }
+
+
+def renewal_digest(chain_id: int, account: str, message: Mapping[str, Any]) -> bytes:
+    """EIP-712 digest of a ``SessionRenewal`` (see :func:`renewal_message`), the one the owner
+    signs to re-activate a suspended session."""
+    return _digest(chain_id, account, "SessionRenewal", message)
 
 
 def execution_hash(mode: bytes, execution_calldata: bytes) -> bytes:
