@@ -144,6 +144,7 @@ class Wallet:
         value_limit: int = 0,
         value_period: int = 0,
         max_uses: int = 0,
+        max_fee_wei: int = 0,
         valid_after: int | None = None,
         expires_at: int | None = None,
         nonce: int | None = None,
@@ -177,7 +178,7 @@ class Wallet:
                 "maxUses": max_uses,
                 "rateCount": 0,
                 "rateInterval": 0,
-                "maxFeeWei": 0,
+                "maxFeeWei": max_fee_wei,
             },
         }
 
@@ -397,12 +398,43 @@ def delegate_7702(eoa: str, implementation: Any, deployer: Any = None) -> Any:
 
 
 def user_op(
-    sender: Any, call_data: bytes, signature: bytes = b"", nonce: int = 0
+    sender: Any,
+    call_data: bytes,
+    signature: bytes = b"",
+    nonce: int = 0,
+    *,
+    verification_gas: int = 500_000,
+    call_gas: int = 500_000,
+    pre_verification_gas: int = 50_000,
+    max_priority_fee: int = 10**9,
+    max_fee: int = 2 * 10**9,
+    paymaster_and_data: bytes = b"",
 ) -> tuple[Any, ...]:
-    """A v0.7 PackedUserOperation tuple (gas fields are irrelevant to the account)."""
-    gas_limits = (200_000).to_bytes(16, "big") + (500_000).to_bytes(16, "big")
-    fees = (10**9).to_bytes(16, "big") + (2 * 10**9).to_bytes(16, "big")
-    return (addr(sender), nonce, b"", call_data, gas_limits, 50_000, fees, b"", signature)
+    """A v0.7 PackedUserOperation tuple. A session operation's fee budget is charged
+    ``max_cost(op)`` in validation."""
+    gas_limits = verification_gas.to_bytes(16, "big") + call_gas.to_bytes(16, "big")
+    fees = max_priority_fee.to_bytes(16, "big") + max_fee.to_bytes(16, "big")
+    return (
+        addr(sender),
+        nonce,
+        b"",
+        call_data,
+        gas_limits,
+        pre_verification_gas,
+        fees,
+        paymaster_and_data,
+        signature,
+    )
+
+
+def max_cost(op: tuple[Any, ...]) -> int:
+    """The EntryPoint v0.7 required prefund of ``op`` when the account pays: every gas limit
+    (paymaster gas included) times maxFeePerGas."""
+    limits, fees, paymaster = op[4], op[6], op[7]
+    gas = int.from_bytes(limits[:16], "big") + int.from_bytes(limits[16:], "big") + op[5]
+    if paymaster:
+        gas += int.from_bytes(paymaster[20:36], "big") + int.from_bytes(paymaster[36:52], "big")
+    return gas * int.from_bytes(fees[16:], "big")
 
 
 def with_signature(op: tuple[Any, ...], signature: bytes) -> tuple[Any, ...]:

@@ -7,6 +7,7 @@ from typing import Any
 import boa
 import pytest
 from contracts_support import (
+    ETHER,
     UNIT,
     Key,
     Wallet,
@@ -15,6 +16,7 @@ from contracts_support import (
     calldata,
     events,
     make_key,
+    max_cost,
     permission,
     rule,
     single,
@@ -63,6 +65,7 @@ def enabled(world: World, wallet: Wallet, session: Key) -> Key:
                 permission(world.token, TRANSFER, rules=[rule(0, "in", world.relayer)]),
                 permission(world.target, RECORD),
             ],
+            max_fee_wei=ETHER,
         )
     )
     return session
@@ -157,6 +160,7 @@ def test_a_zero_valid_after_stays_zero_in_the_validation_data(world: World, wall
             permissions=[permission(world.target, RECORD)],
             valid_after=0,
             expires_at=boa.env.timestamp + 10,
+            max_fee_wei=ETHER,
         )
     )
     op = _signed(world, _session_op(wallet, key, single(record(world))), key, key)
@@ -235,7 +239,12 @@ def test_on_entry_point_v07_an_op_one_second_early_passes_validation_but_not_exe
 ) -> None:
     start = boa.env.timestamp + 50
     wallet.enable(
-        wallet.grant(session, permissions=[permission(world.target, RECORD)], valid_after=start)
+        wallet.grant(
+            session,
+            permissions=[permission(world.target, RECORD)],
+            valid_after=start,
+            max_fee_wei=ETHER,
+        )
     )
     op = _signed(world, _session_op(wallet, session, single(record(world))), session, session)
     boa.env.timestamp = start - 1  # v0.7 accepts validAfter' = start - 1 inclusively
@@ -253,3 +262,5 @@ def test_validation_pays_the_missing_prefund_to_the_entry_point(
     before = boa.env.get_balance(addr(world.entry_point))
     world.entry_point.validate(op, 12_345)
     assert boa.env.get_balance(addr(world.entry_point)) == before + 12_345
+    # The fee budget is charged the operation's maximum cost, not what the EntryPoint asked.
+    assert wallet.contract.fee_budget(enabled.address) == ETHER - max_cost(op)

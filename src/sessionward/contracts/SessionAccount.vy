@@ -38,6 +38,7 @@ exports: (
     sessions.session_nonce,
     sessions.session_nonce_used,
     sessions.token_usage,
+    sessions.fee_budget,
     sessions.epoch,
     sessions.owner_nonce,
     sessions.grant_nonce_used,
@@ -68,6 +69,9 @@ MAX_USER_OP_CALLDATA: constant(uint256) = erc7579.MAX_EXECUTION_BYTES + 4 + 32 *
 MAX_USER_OP_SIGNATURE: constant(uint256) = account_auth.MAX_OWNER_SIGNATURE
 
 SIG_VALIDATION_FAILED: constant(uint256) = 1
+MASK128: constant(uint256) = 2**128 - 1
+# paymaster (20) ‖ paymasterVerificationGasLimit (16) ‖ paymasterPostOpGasLimit (16) ‖ data
+PAYMASTER_DATA_OFFSET: constant(uint256) = 52
 SIGNATURE_KIND_OWNER: constant(bytes1) = 0x00
 SIGNATURE_KIND_SESSION: constant(bytes1) = 0x01
 # 0x01 ‖ sessionKey (20) ‖ r ‖ s ‖ v (65)
@@ -107,59 +111,134 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32, missingAcco
     """
     @notice ERC-4337 v0.7 validation. The signer signs the EIP-191 hash of `userOpHash`.
     @dev `0x00 ‖ ownerSignature`: returns 0, or SIG_VALIDATION_FAILED on a bad signature.
-         `0x01 ‖ sessionKey ‖ signature`: the call data must be
-         `execute_session_op(sessionKey, ...)` for that same key (else SELF_CALL_FORBIDDEN:
-         a session may not use the account's owner functions), the session must be known and
-         unrevoked (SESSION_UNKNOWN / SESSION_REVOKED), and the signature must be the key's;
-         the session's window is returned in `validationData` as
-         `validAfter' = validAfter - 1` (0 stays 0), `validUntil = expiresAt - 1`, because the
-         EntryPoint accepts `validAfter' < now <= validUntil`. Any other envelope fails.
+         `0x01 ‖ sessionKey ‖ signature`: see `_validate_session_op`. Any other envelope
+         fails (SIG_VALIDATION_FAILED). Validation obeys ERC-7562: it reads only this
+         account's storage and code, and uses no TIMESTAMP, NUMBER, BALANCE or bare GAS.
     """
     if msg.sender != account_auth.ENTRY_POINT or msg.sender == empty(address):
         reasons._fail(reasons.NOT_AUTHORIZED)
-    validation: uint256 = self._validate(userOp, userOpHash)
-    if missingAccountFunds != 0:
-        # The EntryPoint accounts for the deposit; a failed transfer fails the op there.
-        paid: bool = raw_call(msg.sender, b"", value=missingAccountFunds, revert_on_failure=False)
+    signature_length: uint256 = len(userOp.signature)
+    if signature_length == 0:
+        return SIG_VALIDATION_FAILED
+    kind: bytes1 = convert(slice(userOp.signature, 0, 1), bytes1)
+    if kind == SIGNATURE_KIND_SESSION:
+        return self._validate_session_op(userOp, userOpHash, missingAccountFunds)
+    validation: uint256 = SIG_VALIDATION_FAILED
+    if kind == SIGNATURE_KIND_OWNER and account_auth._is_owner_signature(
+        eip712._eth_signed_digest(userOpHash), slice(userOp.signature, 1, signature_length - 1)
+    ):
+        validation = 0
+    self._pay_prefund(missingAccountFunds)
     return validation
 
 
 @internal
-@view
-def _validate(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
-    signature_length: uint256 = len(userOp.signature)
-    if signature_length == 0:
-        return SIG_VALIDATION_FAILED
-    digest: bytes32 = eip712._eth_signed_digest(userOpHash)
-    kind: bytes1 = convert(slice(userOp.signature, 0, 1), bytes1)
+def _pay_prefund(amount: uint256):
+    """
+    @dev Pay what the EntryPoint asks for. The explicit gas argument keeps the GAS opcode out
+         of validation (ERC-7562 OP-012 allows GAS only right before a CALL; vyper pushes a
+         default gas argument first); the CALL takes all but 1/64 of the gas left, as
+         `gas: type(uint256).max` does in Solidity accounts. A failed transfer fails the
+         operation in the EntryPoint, which accounts for the deposit.
+    """
+    if amount != 0:
+        paid: bool = raw_call(msg.sender, b"", value=amount, gas=max_value(uint256), revert_on_failure=False)
 
-    if kind == SIGNATURE_KIND_OWNER:
-        if account_auth._is_owner_signature(digest, slice(userOp.signature, 1, signature_length - 1)):
-            return 0
-        return SIG_VALIDATION_FAILED
 
-    if kind != SIGNATURE_KIND_SESSION or signature_length != SESSION_SIGNATURE_LENGTH:
+@internal
+def _validate_session_op(userOp: PackedUserOperation, userOpHash: bytes32, missingAccountFunds: uint256) -> uint256:
+    """
+    @dev A session user operation (`0x01 ‖ sessionKey ‖ r ‖ s ‖ v`, 86 bytes, else
+         SIG_VALIDATION_FAILED). Refused in validation, so never mined and never paid for:
+         1. the call data must be `execute_session_op(sessionKey, mode, execution)` for the
+            envelope's own key (else SELF_CALL_FORBIDDEN: a session may not use the
+            account's owner functions), decoded here exactly as the call will decode it;
+         2. the session is known and unrevoked (SESSION_UNKNOWN / SESSION_REVOKED);
+         3. every inner call is in scope: mode, encoding, self-call, maximum approvals,
+            target and selector, static argument rules, per-call value cap (the reason
+            codes of `sessions._enforce` rules 1-5);
+         4. the signature is the key's (else SIG_VALIDATION_FAILED, nothing charged or paid);
+         5. the fee budget: the most this operation can cost the account, (all gas limits,
+            paymaster gas included) × maxFeePerGas, is charged against the session's
+            `maxFeeWei` budget (FEE_LIMIT_EXCEEDED when over; zero when a paymaster pays),
+            and the EntryPoint may not ask for more than that (FEE_LIMIT_EXCEEDED).
+         The window is returned in `validationData` as `validAfter' = validAfter - 1`
+         (0 stays 0), `validUntil = expiresAt - 1`, because the EntryPoint accepts
+         `validAfter' < now <= validUntil` (no TIMESTAMP in validation, ERC-7562).
+         Cumulative limits (native value, tokens, uses) are checked in execution.
+    """
+    if len(userOp.signature) != SESSION_SIGNATURE_LENGTH:
         return SIG_VALIDATION_FAILED
     session_key: address = convert(convert(slice(userOp.signature, 1, 20), bytes20), address)
-    # A session may only run the session path, for its own key (the first argument).
-    if len(userOp.callData) < 36:
+    # 1. A session may only run the session path, for its own key (the first argument).
+    call_data_length: uint256 = len(userOp.callData)
+    if call_data_length < 36:
         reasons._fail(reasons.SELF_CALL_FORBIDDEN)
     if convert(slice(userOp.callData, 0, 4), bytes4) != SESSION_OP_SELECTOR:
         reasons._fail(reasons.SELF_CALL_FORBIDDEN)
     if extract32(userOp.callData, 4, output_type=uint256) != convert(session_key, uint256):
         reasons._fail(reasons.SELF_CALL_FORBIDDEN)
+    # 2.
     state: uint256 = sessions._known_session(session_key)
-    if eip712._try_recover(digest, slice(userOp.signature, 21, 65)) != session_key:
+    # 3. The ABI decoder of `execute_session_op` reads the same bytes the same way.
+    key_argument: address = empty(address)
+    mode: bytes32 = empty(bytes32)
+    execution: Bytes[erc7579.MAX_EXECUTION_BYTES] = b""
+    key_argument, mode, execution = abi_decode(
+        slice(userOp.callData, 4, call_data_length - 4),
+        (address, bytes32, Bytes[erc7579.MAX_EXECUTION_BYTES]),
+    )
+    sessions._check_op_scope(session_key, state, mode, execution)
+    # 4.
+    if eip712._try_recover(eip712._eth_signed_digest(userOpHash), slice(userOp.signature, 21, 65)) != session_key:
         return SIG_VALIDATION_FAILED
-
     valid_after: uint256 = (state >> sessions.ST_VALID_AFTER) & sessions.MASK48
     expires_at: uint256 = (state >> sessions.ST_EXPIRES_AT) & sessions.MASK48
     if expires_at <= 1:
         # validUntil would be 0, which the EntryPoint reads as "forever".
         return SIG_VALIDATION_FAILED
+    # 5.
+    gas_units: uint256 = 0
+    max_fee_per_gas: uint256 = 0
+    gas_units, max_fee_per_gas = self._account_paid_gas(userOp)
+    if missingAccountFunds > sessions._charge_fee(session_key, gas_units, max_fee_per_gas):
+        reasons._fail(reasons.FEE_LIMIT_EXCEEDED)
+    self._pay_prefund(missingAccountFunds)
     if valid_after != 0:
         valid_after -= 1
     return ((expires_at - 1) << 160) | (valid_after << 208)
+
+
+@internal
+@pure
+def _account_paid_gas(userOp: PackedUserOperation) -> (uint256, uint256):
+    """
+    @dev `(gas, maxFeePerGas)` of what the EntryPoint v0.7 may take from the account for
+         `userOp`: its required prefund is `(verificationGasLimit + callGasLimit +
+         paymasterVerificationGasLimit + paymasterPostOpGasLimit + preVerificationGas) ×
+         maxFeePerGas`, and it bounds the actual cost (the unused-gas penalty included).
+         `(0, 0)` when a paymaster pays (non-zero paymaster address: the EntryPoint takes
+         the prefund from the paymaster's deposit and asks the account for nothing). A
+         `paymasterAndData` with the zero paymaster is paid by the account, its paymaster
+         gas limits included; one shorter than 52 bytes is refused by the EntryPoint
+         (AA93) and here (CALLDATA_MALFORMED). Gas values above 2**128 are FEE_LIMIT_EXCEEDED
+         (the EntryPoint refuses values above 2**120).
+    """
+    gas_units: uint256 = 0
+    paymaster_length: uint256 = len(userOp.paymasterAndData)
+    if paymaster_length != 0:
+        if paymaster_length < PAYMASTER_DATA_OFFSET:
+            reasons._fail(reasons.CALLDATA_MALFORMED)
+        if convert(slice(userOp.paymasterAndData, 0, 20), bytes20) != empty(bytes20):
+            return 0, 0
+        # paymasterVerificationGasLimit ‖ paymasterPostOpGasLimit, 16 bytes each.
+        paymaster_gas: uint256 = extract32(userOp.paymasterAndData, 20, output_type=uint256)
+        gas_units = (paymaster_gas >> 128) + (paymaster_gas & MASK128)
+    if userOp.preVerificationGas > MASK128:
+        reasons._fail(reasons.FEE_LIMIT_EXCEEDED)
+    limits: uint256 = convert(userOp.accountGasLimits, uint256)
+    gas_units += (limits >> 128) + (limits & MASK128) + userOp.preVerificationGas
+    return gas_units, convert(userOp.gasFees, uint256) & MASK128
 
 
 @external

@@ -84,6 +84,9 @@ def _erc1271_accepts(signer: address, digest: bytes32, signature: Bytes[MAX_OWNE
         signer,
         abi_encode(digest, signature, method_id=method_id("isValidSignature(bytes32,bytes)")),
         max_outsize=32,
+        # Explicit gas: vyper pushes a default gas argument (GAS) long before the STATICCALL,
+        # which ERC-7562 (OP-012) bans in validation; the call still gets all but 1/64.
+        gas=max_value(uint256),
         is_static_call=True,
         revert_on_failure=False,
     )
@@ -94,14 +97,20 @@ def _erc1271_accepts(signer: address, digest: bytes32, signature: Bytes[MAX_OWNE
 @view
 def _is_owner_signature(digest: bytes32, signature: Bytes[MAX_OWNER_SIGNATURE]) -> bool:
     """
-    @dev Non-reverting owner signature check (ERC-1271 and ERC-4337 paths).
+    @dev Non-reverting owner signature check (ERC-1271 and ERC-4337 paths). A 65-byte
+         signature that recovers to the owner is accepted before anything looks at the
+         owner's code: an EOA owner's operation never reads EXTCODESIZE of an address without
+         code (ERC-7562 OP-041). Only otherwise is a contract owner asked (ERC-1271). A
+         contract owner cannot be impersonated by recovery: an address recovers only with
+         its key, and a contract's address has none (a 7702-delegated owner has one, and its
+         key is its authority anyway).
     """
     owner: address = self._owner()
+    if len(signature) == 65 and eip712._try_recover(digest, slice(signature, 0, 65)) == owner:
+        return True
     if owner != self and owner.is_contract:
         return self._erc1271_accepts(owner, digest, signature)
-    if len(signature) != 65:
-        return False
-    return eip712._try_recover(digest, slice(signature, 0, 65)) == owner
+    return False
 
 
 @internal

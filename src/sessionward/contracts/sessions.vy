@@ -244,6 +244,9 @@ _target_known: HashMap[bytes32, bool]
 _token_limit: HashMap[bytes32, uint256]
 _token_state: HashMap[bytes32, uint256]
 _nonce_bits: HashMap[address, HashMap[uint256, uint256]]
+# What is left of the session's fee budget (`maxFeeWei`), in wei: written at enable, charged by
+# the validation of every session user operation the account pays for (see `_charge_fee`).
+_fee_budget: HashMap[address, uint256]
 
 # ---------------------------------------------------------------------------------------------
 # Events.
@@ -494,6 +497,8 @@ def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATU
         | EX_ENABLED
     )
     self._session_native[key] = (value_limit << NATIVE_REMAINING) | (value_limit << NATIVE_LIMIT)
+    # Always written: a re-enabled key must not inherit its previous grant's budget.
+    self._fee_budget[key] = grant.envelope.maxFeeWei
 
     log SessionEnabled(
         session_key=key,
@@ -651,7 +656,7 @@ def execute_with_session(
         reasons._fail(reasons.NONCE_REPLAYED)
     self._nonce_bits[session_key][word] = bits | bit
     calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
-    self._enforce(session_key, state, calls, execution_calldata)
+    self._enforce(session_key, state, calls, execution_calldata, True)
     # Everything is committed before the CALLs: a callee re-entering sees the spent nonce.
     log SessionExecuted(session_key=session_key, nonce=nonce)
     erc7579._run(execution_calldata, calls)
@@ -671,7 +676,7 @@ def execute_session_op(session_key: address, mode: bytes32, execution_calldata: 
     state: uint256 = self._known_session(session_key)
     self._check_window(state)
     calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
-    self._enforce(session_key, state, calls, execution_calldata)
+    self._enforce(session_key, state, calls, execution_calldata, True)
     log SessionExecuted(session_key=session_key, nonce=ENTRY_POINT_NONCE)
     erc7579._run(execution_calldata, calls)
 
@@ -682,12 +687,16 @@ def _enforce(
     state: uint256,
     calls: DynArray[erc7579.CallRef, MAX_BATCH],
     execution_calldata: Bytes[MAX_EXECUTION_BYTES],
+    charge: bool,
 ):
     """
     @dev docs/protocol.md section 4 for one decoded execution (its shape, including call
          data under 4 bytes, was checked by `erc7579._decode`); writes the native and token
          windows, and the use count when the grant has a maxUses (an unread counter would
          cost an SSTORE per execution).
+         `charge = False` (user operation validation) stops after the per-call scope checks
+         1-5, before reading TIMESTAMP (banned in validation by ERC-7562) and writing
+         anything: the cumulative checks 6-8 run in the execution phase.
          Reverts with the first violation: per call in order 1 SELF_CALL_FORBIDDEN,
          2 NON_DELEGABLE_ACTION (maximum approvals), 3 TARGET_NOT_ALLOWED /
          SELECTOR_NOT_ALLOWED, 4 CALLDATA_MALFORMED / ARG_RULE_VIOLATED, 5 VALUE_CAP_EXCEEDED;
@@ -824,6 +833,8 @@ def _enforce(
                         )
                     )
 
+    if not charge:
+        return
     now: uint256 = block.timestamp
     valid_after: uint256 = (state >> ST_VALID_AFTER) & MASK48
 
@@ -861,6 +872,37 @@ def _enforce(
         if (state >> ST_USES) & MASK32 >= max_uses:
             reasons._fail(reasons.USAGE_LIMIT_REACHED)
         self._session_state[session_key] = state + (1 << ST_USES)
+
+
+@internal
+def _check_op_scope(session_key: address, state: uint256, mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]):
+    """
+    @dev The stateless scope of a session user operation, for `validateUserOp`: mode and
+         encoding (CALL_TYPE_FORBIDDEN, EMPTY_BATCH, CALLDATA_MALFORMED), then rules 1-5 of
+         `_enforce` for every inner call. Reads only this account's storage, writes nothing,
+         no TIMESTAMP (ERC-7562). The window is the caller's (validationData); rules 6-8 run
+         again with everything else in `execute_session_op`.
+    """
+    calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
+    self._enforce(session_key, state, calls, execution_calldata, False)
+
+
+@internal
+def _charge_fee(session_key: address, gas_units: uint256, max_fee_per_gas: uint256) -> uint256:
+    """
+    @dev Charge `gas_units * max_fee_per_gas` (the most the EntryPoint can take from the account for
+         this operation) against the session's fee budget and return it, or
+         FEE_LIMIT_EXCEEDED. Compared by division first, so no product overflows. A zero cost
+         writes nothing.
+    """
+    if gas_units == 0 or max_fee_per_gas == 0:
+        return 0
+    budget: uint256 = self._fee_budget[session_key]
+    if gas_units > budget // max_fee_per_gas:
+        reasons._fail(reasons.FEE_LIMIT_EXCEEDED)
+    cost: uint256 = gas_units * max_fee_per_gas
+    self._fee_budget[session_key] = budget - cost
+    return cost
 
 
 @internal
@@ -1016,6 +1058,16 @@ def token_usage(session_key: address, token: address) -> (uint256, uint256):
     generation: uint256 = (self._session_extra[session_key] >> EX_GENERATION) & MASK32
     state: uint256 = self._token_state[keccak256(abi_encode(generation, token))]
     return state & MASK48, state >> TOKEN_REMAINING
+
+
+@external
+@view
+def fee_budget(session_key: address) -> uint256:
+    """
+    @notice What is left of the session's fee budget (`maxFeeWei` minus the maximum cost of
+            every session user operation the account paid for), in wei.
+    """
+    return self._fee_budget[session_key]
 
 
 @external
