@@ -231,7 +231,7 @@ class Executions:
     def stranded_reservations(self, *, created_before: int, limit: int = 100) -> list[str]:
         """Ids of ``held`` reservations with no call in flight: no ``pending`` transaction
         carries them (their transaction finished, was never marked pending, or does not
-        exist), created before ``created_before``. None should exist (Execute and the outcome
+        exist), created at or before ``created_before``. None should exist (Execute and the outcome
         each write in one transaction); this finds what an older version, or a bug, left."""
         with self._db.reading() as conn:
             return [
@@ -284,7 +284,7 @@ _FINISH: Final = Sql(
 _STRANDED: Final = Sql(
     """
     SELECT r.id FROM reservations r
-    WHERE r.status = 'held' AND r.created_at < :created_before
+    WHERE r.status = 'held' AND r.created_at <= :created_before
       AND NOT EXISTS (
         SELECT 1 FROM transactions t
         WHERE t.session_id = r.session_id AND t.reservation_id = r.id AND t.status = 'pending')
