@@ -40,6 +40,7 @@ from sessionward.domain.decision import Decision, Violation
 from sessionward.domain.envelope import Envelope
 from sessionward.domain.grant import Scope, validate_grant
 from sessionward.domain.policy import CallRequest
+from sessionward.domain.prices import PriceSource
 from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import Charge, Counter, Usage
 
@@ -110,9 +111,11 @@ def compile_scope(
     chain_id: int = CHAIN_ID,
     credential_expires_at: int | None = None,
     session_key: str | None = None,
+    prices: PriceSource | None = None,
     **overrides: Any,
 ) -> Scope:
-    """Validate ``seed_doc(**overrides)`` (raises ``GrantRefused`` like the service would)."""
+    """Validate ``seed_doc(**overrides)`` (raises ``GrantRefused`` like the service would; the
+    service also passes its price source, which turns a USD cap into on-chain limits)."""
     return validate_grant(
         Envelope.from_json(seed_doc(**overrides)),
         catalog=catalog,
@@ -121,6 +124,7 @@ def compile_scope(
         now=now,
         credential_expires_at=credential_expires_at,
         session_key=session_key,
+        prices=prices,
     )
 
 

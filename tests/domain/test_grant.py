@@ -435,11 +435,13 @@ def test_swap_execute_on_a_router_yields_exactly_the_catalogs_swap_functions(
         assert permission.action_class == "swap.execute" and permission.tier is Tier.GUARDED
         assert permission.max_value_per_call == 0
         assert permission.outflow is not None  # what it measures is specified in test_policy
+        # What a swap buys goes to the account itself: never the router, never a destination.
         (rule,) = permission.rules
-        assert rule.implicit and rule.op is RuleOp.IN
-        assert (rule.arg,) == fn.recipients
-        assert rule.values == (ACCOUNT, ROUTER_A)
-        assert rule.words == tuple(encode_word(ADDRESS_WORD, a) for a in (ACCOUNT, ROUTER_A))
+        assert rule.implicit and rule.op is RuleOp.EQ
+        assert (rule.arg,) == fn.account_recipients and fn.recipients == ()
+        assert rule.values == (ACCOUNT,)
+        assert rule.words == (encode_word(ADDRESS_WORD, ACCOUNT),)
+        assert rule.offset is not None  # a static word: the account checks it too
 
 
 def test_recipient_rules_allow_the_account_and_every_destination(catalog: Catalog) -> None:
@@ -490,7 +492,7 @@ def test_an_explicit_permission_replaces_the_expanded_one(catalog: Catalog) -> N
                 ROUTER_A,
                 "swapExactTokensForTokens(uint256 amountIn,uint256 amountOutMin,address[] path,address to,uint256 deadline)",
                 {"arg": "amountIn", "op": "lte", "value": 1000},
-                {"arg": "path[0]", "op": "eq", "value": USDC},
+                {"arg": "amountOutMin", "op": "gte", "value": 990},
             )
         ],
     )
@@ -498,13 +500,12 @@ def test_an_explicit_permission_replaces_the_expanded_one(catalog: Catalog) -> N
     permission = scope.permissions[(ROUTER_A, SWAP_V2.selector)]
     assert [(r.arg, r.op, r.values, r.implicit) for r in permission.rules] == [
         ("amountIn", RuleOp.LTE, (1000,), False),
-        ("path[0]", RuleOp.EQ, (USDC,), False),
-        ("to", RuleOp.IN, (ACCOUNT, ROUTER_A), True),  # the catalog's recipient rule stays
+        ("amountOutMin", RuleOp.GTE, (990,), False),
+        ("to", RuleOp.EQ, (ACCOUNT,), True),  # the catalog's account-recipient rule stays
     ]
     assert permission.action_class == "swap.execute"
     assert permission.outflow == expanded.permissions[(ROUTER_A, SWAP_V2.selector)].outflow
-    # amountIn is the first head word; path[0] sits behind an offset, so off-chain only.
-    assert [r.offset for r in permission.rules] == [0, None, 3]
+    assert [r.offset for r in permission.rules] == [0, 1, 3]
 
 
 def test_an_explicit_custom_function_is_guarded_and_moves_nothing(catalog: Catalog) -> None:
@@ -539,19 +540,43 @@ def test_account_placeholder_is_substituted_in_rules(catalog: Catalog) -> None:
     assert "$account" not in repr(message)
 
 
-def test_signed_integer_range_rules_are_enforced_off_chain_only(catalog: Catalog) -> None:
-    scope = compile_scope(
-        catalog,
-        allowedDestinations=[ROUTER_A, TOKEN_X],
-        permissions=[
-            explicit(TOKEN_X, "shift(int256 delta)", {"arg": "delta", "op": "gte", "value": -5})
-        ],
-    )
-    (permission,) = (p for p in scope.permissions.values() if p.target == TOKEN_X)
-    assert permission.rules[0].offset is None
+@pytest.mark.parametrize(
+    ("function", "rule"),
+    [
+        # The contract compares words as unsigned integers: a signed range cannot be checked.
+        ("shift(int256 delta)", {"arg": "delta", "op": "gte", "value": -5}),
+        # path[0] sits behind an offset: the contract reads static head words only.
+        (
+            "swapExactTokensForTokens(uint256 amountIn,uint256 amountOutMin,address[] path,address to,uint256 deadline)",
+            {"arg": "path[0]", "op": "eq", "value": USDC},
+        ),
+    ],
+)
+def test_an_explicit_rule_the_account_cannot_check_is_refused_not_dropped(
+    catalog: Catalog, function: str, rule: dict[str, Any]
+) -> None:
+    target = TOKEN_X if function.startswith("shift") else ROUTER_A
+    with pytest.raises(GrantRefused) as refused:
+        compile_scope(
+            catalog,
+            allowedDestinations=[ROUTER_A, TOKEN_X],
+            permissions=[explicit(target, function, rule)],
+        )
+    assert [(v.code, v.rule) for v in refused.value.violations] == [
+        (ReasonCode.RULE_NOT_ON_CHAIN, "permissions[0].rules[0]")
+    ]
+
+
+def test_implicit_rules_on_dynamic_arguments_are_marked_off_chain_only(catalog: Catalog) -> None:
+    # The catalog's own rule on a swap input behind an offset (path[0]) is checked off chain and
+    # hashed into the grant as such (offset 0xffff); docs/protocol.md says so.
+    scope = compile_scope(catalog, tokenLimits=[{"token": USDC, "limit": 100}])
+    permission = scope.permissions[(ROUTER_A, SWAP_V2.selector)]
+    token_rule = next(r for r in permission.rules if r.arg == "path[0]")
+    assert token_rule.implicit and token_rule.offset is None and token_rule.values == (USDC,)
     message = scope.envelope_message()
-    (entry,) = (p for p in message["permissions"] if p["target"] == TOKEN_X)
-    assert entry["rules"][0]["offset"] == OFFCHAIN_ONLY
+    (entry,) = (p for p in message["permissions"] if p["selector"] == SWAP_V2.selector)
+    assert [r["offset"] for r in entry["rules"]] == [3, OFFCHAIN_ONLY]
 
 
 # --- the message the owner signs -----------------------------------------------------------

@@ -57,6 +57,9 @@ class CatalogFunction:
     tier: Tier = Tier.GUARDED
     payable: bool = False
     recipients: tuple[str, ...] = ()
+    """Argument paths that must be the account or an allowed destination."""
+    account_recipients: tuple[str, ...] = ()
+    """Argument paths that must be the account itself (a swap's output)."""
     outflow: Outflow | None = None
     forbid_max: str | None = None
 
@@ -247,6 +250,9 @@ def _action(name: str, spec: Mapping[str, Any]) -> ActionClass:
                 tier=tier,
                 payable=bool(fspec.get("payable", False)),
                 recipients=tuple(_path(sig, p, fwhere) for p in fspec.get("recipients", [])),
+                account_recipients=tuple(
+                    _path(sig, p, fwhere) for p in fspec.get("account_recipients", [])
+                ),
                 outflow=outflow,
                 forbid_max=_path(sig, forbid_max, fwhere) if forbid_max is not None else None,
             )

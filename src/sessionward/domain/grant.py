@@ -3,9 +3,22 @@
 :func:`validate_grant` checks an envelope against the catalog and tier rules and *expands* it:
 every capability becomes concrete permissions (target, function, value cap, rules) on the
 allowed destinations that fit its target kind; explicit permissions are added (and replace an
-expanded permission for the same target and function). The result, a :class:`Scope`, is what
+expanded permission for the same target and function: the function is then allowed only within
+the explicit rules plus the catalog's implicit ones). The result, a :class:`Scope`, is what
 the owner signs (:meth:`Scope.grant_message`) and what the policy engine enforces, so the two
 cannot disagree.
+
+The signed grant is exactly what the owner saw (docs/protocol.md section 4, "Grant time"):
+nothing is dropped on the way to the chain. Refused instead of represented loosely: two explicit
+permissions on one target and selector (``PERMISSION_OVERLAP``); an explicit rule the account
+cannot check (``RULE_NOT_ON_CHAIN``); a function on a limited token whose outflow the catalog does
+not define (``TOKEN_FUNCTION_UNDEFINED``); an approval-like function outside the catalog without
+an ``eq`` spender and an ``lte`` amount (``APPROVAL_UNBOUNDED``).
+
+A USD cap becomes on-chain limits (:func:`with_usd_cap_limits`, applied when a price source is
+given): every token the session can move gets a ``tokenLimits`` entry, and the native
+``valueLimit`` is tightened, to what the cap buys at the prices of the grant's compilation, which
+is when the owner is shown (and then signs) the summary.
 
 Time bounds are exact: a session is valid for ``valid_after <= now < expires_at``; the TTL
 checked against the tier is ``expires_at - now`` at grant time (authority exists from the moment
@@ -42,7 +55,9 @@ from .envelope import (
     RuleOp,
     RuleValue,
     TokenLimit,
+    ValueLimit,
 )
+from .prices import NATIVE_ASSET, PriceSource, max_amount_within
 from .reasons import ReasonCode
 from .values import ZERO_ADDRESS, InvalidValue, format_usd, parse_address, parse_amount
 
@@ -152,6 +167,10 @@ class Scope:
     def action_classes(self) -> tuple[str, ...]:
         return tuple(sorted({p.action_class for p in self.permissions.values()}))
 
+    @property
+    def value_limit(self) -> ValueLimit | None:
+        return self.envelope.value_limit
+
     def ordered_permissions(self) -> tuple[GrantedPermission, ...]:
         """Permissions in their canonical order: by target, then selector."""
         return tuple(self.permissions[k] for k in sorted(self.permissions))
@@ -223,17 +242,33 @@ def validate_grant(
     now: int,
     credential_expires_at: int | None = None,
     session_key: str | None = None,
+    prices: PriceSource | None = None,
 ) -> Scope:
     """Validate ``envelope`` for a grant on ``account`` at ``now`` and expand it into a :class:`Scope`.
 
     Raises :class:`GrantRefused` listing every problem (unknown or forbidden capabilities,
     missing or over-long expiry, empty or inverted windows, expiry past the credential's,
-    wildcard or self targets, guarded actions without caps, malformed rules). Pure: no I/O.
+    wildcard or self targets, guarded actions without caps, malformed rules, overlapping
+    permissions, rules or functions the account cannot enforce). Pure: no I/O.
+
+    With ``prices``, a USD cap is first converted into on-chain limits
+    (:func:`with_usd_cap_limits`); the scope's envelope then carries them, so storing
+    ``scope.envelope`` and compiling it again later (without prices) gives the same grant.
     """
     problems: list[Violation] = []
 
     def refuse(code: ReasonCode, rule: str, detail: str) -> None:
         problems.append(Violation(code, rule, detail))
+
+    if prices is not None:
+        envelope, unpriced = with_usd_cap_limits(envelope, prices=prices, catalog=catalog)
+        for token in unpriced:
+            refuse(
+                ReasonCode.USD_PRICE_UNKNOWN,
+                f"tokenLimits[{token}]",
+                "the USD cap cannot be turned into a limit on this token (no price): "
+                "give it a tokenLimits entry",
+            )
 
     if session_key is not None:
         if envelope.session_key is not None and envelope.session_key != session_key:
@@ -325,9 +360,11 @@ def validate_grant(
             for fn in action.functions:
                 value_cap = envelope.value_limit.limit if fn.payable and envelope.value_limit else 0
                 granted[(dest, fn.signature.selector)] = _permission(
-                    fn, dest, value_cap, (), recipients_allowed, account, problems
-                )
+                    fn, dest, value_cap, (), recipients_allowed, account, problems,
+                    limited_tokens=tuple(token_limits),
+                )  # fmt: skip
 
+    explicit_keys: dict[tuple[str, bytes], int] = {}
     for i, explicit in enumerate(envelope.permissions):
         where = f"permissions[{i}]"
         try:
@@ -361,9 +398,22 @@ def validate_grant(
                 catalog.forbidden[sig.selector].why,
             )
             continue
+        key = (explicit.target, sig.selector)
+        if key in explicit_keys:
+            # Only one permission per (target, selector) exists on chain: two with different
+            # rules cannot both be what the owner signed, so neither is guessed at.
+            refuse(
+                ReasonCode.PERMISSION_OVERLAP,
+                f"{where}.function",
+                f"permissions[{explicit_keys[key]}] already names this target and function "
+                f"(selector 0x{sig.selector.hex()}); write one permission",
+            )
+            continue
+        explicit_keys[key] = i
         known = _catalog_function(catalog, sig)
         fn = known or CatalogFunction(action_class=CUSTOM_ACTION, signature=sig, tier=Tier.GUARDED)
-        granted[(explicit.target, sig.selector)] = _permission(
+        before = len(problems)
+        permission = _permission(
             fn,
             explicit.target,
             explicit.max_value_per_call,
@@ -373,7 +423,11 @@ def validate_grant(
             problems,
             where,
             rules_signature=sig,
+            limited_tokens=tuple(token_limits),
         )
+        if len(problems) == before:
+            problems.extend(_unrepresentable(permission, known, token_limits, where))
+        granted[key] = permission
 
     if not granted and not problems:
         refuse(ReasonCode.ENVELOPE_MALFORMED, "capabilities", "the envelope grants nothing")
@@ -464,6 +518,139 @@ def _bound_problems(
     return problems
 
 
+_APPROVAL_WORDS = ("approv", "allowance", "permit")
+
+
+def is_approval_like(sig: FunctionSignature) -> bool:
+    """Whether a function's name says it lets someone else spend (``approve``, ``increaseApproval``,
+    ``approveAndCall``, ``decreaseAllowance``, ``permit``...): by name, since a custom token's
+    semantics cannot be read from its ABI."""
+    name = sig.name.lower()
+    return any(word in name for word in _APPROVAL_WORDS)
+
+
+def _unrepresentable(
+    permission: GrantedPermission,
+    known: CatalogFunction | None,
+    token_limits: Mapping[str, TokenLimit],
+    where: str,
+) -> list[Violation]:
+    """What an explicit permission would let through beyond what the owner reads and the account
+    enforces: off-chain-only rules, undefined outflows of a limited token, open-ended approvals."""
+    problems = []
+    for j, rule in enumerate(r for r in permission.rules if not r.implicit):
+        if rule.offset is None:
+            problems.append(
+                Violation(
+                    ReasonCode.RULE_NOT_ON_CHAIN,
+                    f"{where}.rules[{j}]",
+                    f"the account cannot check {rule.label} (only static one-word arguments, "
+                    "and lte/gte on unsigned integers, are checked on chain)",
+                )
+            )
+    sig = permission.signature
+    if known is None and permission.target in token_limits:
+        problems.append(
+            Violation(
+                ReasonCode.TOKEN_FUNCTION_UNDEFINED,
+                f"{where}.function",
+                f"{sig.canonical} on a token under a limit: the catalog does not say what it "
+                "moves out of the account, so the limit could not count it",
+            )
+        )
+    elif known is None and is_approval_like(sig):
+        spender = any(
+            r.op is RuleOp.EQ and isinstance(r.reader.type, AddressType) for r in permission.rules
+        )
+        bounded = any(
+            r.op is RuleOp.LTE
+            and isinstance(r.reader.type, UintType)
+            and r.values[0] != 2**r.reader.type.bits - 1
+            for r in permission.rules
+        )
+        if not (spender and bounded):
+            problems.append(
+                Violation(
+                    ReasonCode.APPROVAL_UNBOUNDED,
+                    f"{where}.rules",
+                    f"{sig.canonical} looks like an approval: name the spender (an eq rule on "
+                    "an address argument) and bound the amount (an lte rule below the maximum)",
+                )
+            )
+    return problems
+
+
+def with_usd_cap_limits(
+    envelope: Envelope, *, prices: PriceSource, catalog: Catalog
+) -> tuple[Envelope, tuple[str, ...]]:
+    """``envelope`` with its USD cap also written as on-chain limits, and the tokens it could
+    not price.
+
+    Every token the session can move gets a ``tokenLimits`` entry: the largest amount whose USD
+    value (as ``prices`` computes it, rounded up) is within ``maxValueUsd``; an existing entry
+    is kept if it is tighter (its period is kept). A ``valueLimit`` is tightened the same way
+    with the native coin's price; without one the session sends no native value, as before.
+    The tokens it can move: its destinations that are ERC-20 tokens (known to the catalog, priced,
+    or already limited), and every priced token of the chain when a granted function takes its
+    token from an argument (a swap's input, Permit2). Tolerance, exactly: on chain each token
+    (and the native coin) is bounded by the cap separately, at the prices of this call; off
+    chain the USD total of all of them is also bounded at live prices. Pure.
+    """
+    cap = envelope.max_value_usd
+    if cap is None:
+        return envelope, ()
+    chain_id = envelope.chain_id
+    existing = {t.token: t for t in envelope.token_limits}
+    tokens = dict.fromkeys(existing)
+    for dest in envelope.allowed_destinations:
+        if (
+            "erc20" in catalog.kinds_of(chain_id, dest)
+            or prices.usd_value(chain_id, dest, 0) is not None
+        ):
+            tokens[dest] = None
+    if _moves_argument_tokens(envelope, catalog):
+        tokens.update(dict.fromkeys(prices.priced_tokens(chain_id)))
+    limits: list[TokenLimit] = []
+    unpriced: list[str] = []
+    for token in tokens:
+        bound = max_amount_within(prices, chain_id, token, cap)
+        current = existing.get(token)
+        if bound is None:
+            if current is None:
+                unpriced.append(token)
+            else:
+                limits.append(current)
+        elif current is None:
+            limits.append(TokenLimit(token, bound))
+        else:
+            limits.append(TokenLimit(token, min(current.limit, bound), current.period))
+    value_limit = envelope.value_limit
+    if value_limit is not None:
+        native = max_amount_within(prices, chain_id, NATIVE_ASSET, cap)
+        if native is not None:
+            value_limit = ValueLimit(min(value_limit.limit, native), value_limit.period)
+    converted = replace(envelope, token_limits=tuple(limits), value_limit=value_limit)
+    return converted, tuple(unpriced)
+
+
+def _moves_argument_tokens(envelope: Envelope, catalog: Catalog) -> bool:
+    """Whether a granted function takes the token it moves from an argument (swaps, Permit2)."""
+    functions = [
+        fn
+        for name in envelope.capabilities
+        if (action := catalog.actions.get(name)) is not None
+        for fn in action.functions
+    ]
+    for explicit in envelope.permissions:
+        try:
+            known = _catalog_function(catalog, parse_signature(explicit.function))
+        except ValueError:
+            continue
+        if known is not None:
+            functions.append(known)
+    return any(fn.outflow is not None and fn.outflow.token != TARGET for fn in functions)
+
+
 def _fits(
     catalog: Catalog, chain_id: int, address: str, kind: str, token_limits: Mapping[str, TokenLimit]
 ) -> bool:
@@ -499,10 +686,16 @@ def _permission(
     where: str | None = None,
     *,
     rules_signature: FunctionSignature | None = None,
+    limited_tokens: tuple[str, ...] = (),
 ) -> GrantedPermission:
     """Compile one permission. Explicit rules name arguments as the envelope's ``function``
     text does (``rules_signature``); catalog semantics use the catalog's names. Both describe
-    the same canonical function, so their compiled paths read the same decoded values."""
+    the same canonical function, so their compiled paths read the same decoded values.
+
+    Implicit rules from the catalog: recipients ``in [account, destinations...]``, account
+    recipients (a swap's output) ``eq account``, and, when the envelope limits tokens, a token
+    taken from an argument (a swap's input) ``in [limited tokens]``, so no outflow escapes every
+    limit (on chain where the argument is a static word: ``exactInputSingle``'s ``tokenIn``)."""
     sig = fn.signature
     where = where or f"permissions[{target}.{sig.canonical}]"
     compiled: list[CompiledRule] = []
@@ -517,6 +710,18 @@ def _permission(
     for path in fn.recipients:
         compiled.append(
             compile_rule(sig, ArgRule(path, RuleOp.IN, recipients_allowed), account, implicit=True)
+        )
+    for path in fn.account_recipients:
+        compiled.append(
+            compile_rule(
+                sig, ArgRule(path, RuleOp.EQ, (ACCOUNT_PLACEHOLDER,)), account, implicit=True
+            )
+        )
+    if limited_tokens and fn.outflow is not None and fn.outflow.token != TARGET:
+        compiled.append(
+            compile_rule(
+                sig, ArgRule(fn.outflow.token, RuleOp.IN, limited_tokens), account, implicit=True
+            )
         )
     tier = fn.tier
     return GrantedPermission(

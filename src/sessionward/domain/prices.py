@@ -21,6 +21,10 @@ class PriceSource(Protocol):
         up, or ``None`` when the price is unknown."""
         ...
 
+    def priced_tokens(self, chain_id: int) -> tuple[str, ...]:
+        """The tokens (not the native coin) this source prices on ``chain_id``, sorted."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Price:
@@ -54,8 +58,38 @@ class FixedPrices:
             return None
         return price.micro_usd(amount)
 
+    def priced_tokens(self, chain_id: int) -> tuple[str, ...]:
+        return tuple(sorted(t for c, t in self.table if c == chain_id and t is not None))
+
     def with_prices(self, extra: Mapping[tuple[int, str | None], Price]) -> FixedPrices:
         return FixedPrices({**self.table, **extra})
+
+
+_AMOUNT_LIMIT = 2**256 - 1
+
+
+def max_amount_within(
+    prices: PriceSource, chain_id: int, asset: str | None, cap_micro_usd: int
+) -> int | None:
+    """The largest amount of ``asset`` whose USD value, as ``prices`` rounds it (up), is at most
+    ``cap_micro_usd``; ``None`` when the asset has no price.
+
+    This is how a USD cap becomes an on-chain limit in token units: an outflow the limit admits
+    is never worth more than the cap at these prices, and one base unit more would be (for any
+    price source whose value is non-decreasing in the amount). Pure; binary search, so exact
+    for every price source, not only :class:`FixedPrices`.
+    """
+    if prices.usd_value(chain_id, asset, 0) is None:
+        return None
+    low, high = 0, _AMOUNT_LIMIT
+    while low < high:
+        middle = (low + high + 1) // 2
+        value = prices.usd_value(chain_id, asset, middle)
+        if value is not None and value <= cap_micro_usd:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 DEFAULT_PRICES = FixedPrices(

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from sessionward.crypto.request_signature import ALG_P256, ALG_SECP256K1, CredentialKey
 from sessionward.domain.reasons import ReasonCode
+from sessionward.domain.summary import check_app_metadata
 from sessionward.domain.values import InvalidValue, parse_address
 from sessionward.store.credentials import CredentialRecord
 from sessionward.store.errors import AlreadyExists
@@ -102,6 +103,11 @@ class Credentials:
         """Register the key that signed this request as a backend credential (proof of
         possession is the request signature the API layer verified)."""
         now = self._rt.now()
+        try:
+            # The name and URL are shown to owners as a quoted label: bounded and inert.
+            check_app_metadata(app_name, app_url)
+        except InvalidValue as exc:
+            raise invalid(exc.code, exc.message) from None
         if not now < expires_at <= now + MAX_CREDENTIAL_TTL_S:
             raise invalid(
                 ReasonCode.WINDOW_INVALID, "expiresAt must be in the future and within a year"
