@@ -22,6 +22,7 @@ from sessionward.domain.calldata import (
     CallTypeForbidden,
     EmptyBatch,
     SelfCallForbidden,
+    account_execution,
     encode_batch_execution,
     encode_execute,
     encode_multisend,
@@ -412,3 +413,44 @@ def test_encoded_calls_unwrap_to_themselves(calls: list[Call]) -> None:
         multisend = encode_multisend(records)
         total = sum(c.value for c in records)
         assert request(MULTISEND_ADDRESS, multisend, total) == tuple(records)
+
+
+# --- what the account runs for a request: exactly the decided calls (issue 12.5) ------------
+
+
+def executed(to: str, data: bytes, value: int = 0) -> tuple[bytes, bytes]:
+    return account_execution(
+        account=ACCOUNT, to=to, value=value, data=data, multisend=frozenset({MULTISEND_ADDRESS})
+    )
+
+
+def test_a_multisend_runs_as_a_batch_of_exactly_its_records_never_a_call_to_multisend() -> None:
+    records = [TRANSFER_CALL, APPROVE_CALL, PAYABLE_CALL]
+    data = encode_multisend(records)
+    mode_, execution = executed(MULTISEND_ADDRESS, data, value=PAYABLE_CALL.value)
+    assert mode_ == mode_batch()
+    assert execution == encode_batch_execution(records)
+    # What the account runs unwraps to what the policy engine decided on, call for call.
+    assert unwrap_execution(mode_, execution) == request(
+        MULTISEND_ADDRESS, data, PAYABLE_CALL.value
+    )
+    assert MULTISEND_ADDRESS not in {c.to for c in unwrap_execution(mode_, execution)}
+
+
+def test_a_multisend_of_one_record_runs_as_a_single_call() -> None:
+    mode_, execution = executed(MULTISEND_ADDRESS, encode_multisend([TRANSFER_CALL]))
+    assert (mode_, execution) == (mode_single(), encode_single_execution(TRANSFER_CALL))
+
+
+def test_a_plain_call_and_an_execute_run_as_written() -> None:
+    assert executed(TOKEN, TRANSFER_CALL.data) == (
+        mode_single(),
+        encode_single_execution(TRANSFER_CALL),
+    )
+    batch = encode_batch_execution([TRANSFER_CALL, APPROVE_CALL])
+    assert executed(ACCOUNT, encode_execute(mode_batch(), batch)) == (mode_batch(), batch)
+
+
+def test_a_multisend_the_policy_refuses_to_unwrap_is_not_executed_either() -> None:
+    delegate = encode_multisend([TRANSFER_CALL], operations=[1])
+    refused(ReasonCode.CALL_TYPE_FORBIDDEN, lambda: executed(MULTISEND_ADDRESS, delegate))

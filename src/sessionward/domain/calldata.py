@@ -6,7 +6,10 @@ A request ``(to, value, data)`` means one of three things:
   executionCalldata)`` with no outer value, and the execution (one call, or a batch) is unwrapped.
   Any other self-call is refused (``SELF_CALL_FORBIDDEN``).
 - ``to`` is a configured Safe-style MultiSend contract and ``data`` is ``multiSend(bytes)``: the
-  packed records are unwrapped.
+  packed records are unwrapped. They are read as a Safe means them (it delegatecalls MultiSend):
+  calls *made by the account*. So the account runs exactly those calls as an ERC-7579 batch
+  (:func:`account_execution`) and the MultiSend contract itself is never called; a plain call
+  to it would make the calls from MultiSend's own address, not what was decided.
 - anything else is one call, left as it is for the policy engine.
 
 Unwrapping goes ONE level only; inner calls are returned untouched, and the policy engine
@@ -80,6 +83,7 @@ __all__ = [
     "CalldataMalformed",
     "EmptyBatch",
     "SelfCallForbidden",
+    "account_execution",
     "encode_batch_execution",
     "encode_execute",
     "encode_multisend",
@@ -301,6 +305,25 @@ def unwrap_request(
         (transactions,) = decode_arguments(MULTISEND, data[_SELECTOR_SIZE:])
         return _unwrap_multisend(cast(bytes, transactions), value)
     return (outer,)
+
+
+def account_execution(
+    *, account: str, to: str, value: int, data: bytes, multisend: frozenset[str] = frozenset()
+) -> tuple[bytes, bytes]:
+    """The ERC-7579 ``(mode, executionCalldata)`` the account runs for a request: exactly the
+    calls :func:`unwrap_request` returns, which are the calls the policy engine decided on.
+
+    ``execute`` on the account keeps its own encoding; any other request (one call, or a
+    MultiSend's records) becomes a single execution of one call or a batch of its calls. Raises
+    what :func:`unwrap_request` raises.
+    """
+    calls = unwrap_request(account=account, to=to, value=value, data=data, multisend=multisend)
+    if to.lower() == account.lower():
+        mode, execution = decode_arguments(EXECUTE, bytes(data)[_SELECTOR_SIZE:])
+        return cast(bytes, mode), cast(bytes, execution)
+    if len(calls) == 1:
+        return mode_single(), encode_single_execution(calls[0])
+    return mode_batch(), encode_batch_execution(calls)
 
 
 # ---------------------------------------------------------------------------------------------

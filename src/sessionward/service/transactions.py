@@ -31,19 +31,10 @@ from sessionward.domain.abi import (
     StringType,
     TupleType,
     UintType,
-    decode_arguments,
     encode_call,
     parse_signature,
 )
-from sessionward.domain.calldata import (
-    EXECUTE,
-    CalldataError,
-    encode_batch_execution,
-    encode_single_execution,
-    mode_batch,
-    mode_single,
-    unwrap_request,
-)
+from sessionward.domain.calldata import CalldataError, account_execution, unwrap_request
 from sessionward.domain.decision import CallIntent, Decision, Violation
 from sessionward.domain.policy import CallRequest, evaluate
 from sessionward.domain.reasons import ReasonCode
@@ -57,6 +48,7 @@ from sessionward.vault.interface import KeyRecord
 
 from .anomaly import velocity_charges
 from .callers import Caller
+from .chain_time import ChainClock
 from .errors import ServiceError, denied, invalid, not_found
 from .ids import new_id
 from .onchain import EXECUTE_BASE_GAS, EXECUTE_GAS_PER_CALL
@@ -152,6 +144,18 @@ class Transactions:
         self._listener = listener
         self._fee: tuple[int, float] | None = None
         self._fee_lock = threading.Lock()
+        settings = rt.settings
+        # The in-process chain stamps its blocks with this node's own clock: nothing to check.
+        self._chain_clock = (
+            None
+            if settings.rpc_url is None
+            else ChainClock(
+                rt.chain,
+                ttl_s=settings.chain_time_ttl_s,
+                max_behind_s=settings.max_clock_skew_s,
+                max_ahead_s=settings.max_clock_lead_s,
+            )
+        )
 
     # --- Prepare --------------------------------------------------------------------------
 
@@ -180,7 +184,9 @@ class Transactions:
         wallet = self._dir.wallet(wallet_id)
         now = rt.now()
         view = self._dir.view(record, now=now, caller=caller)
-        calls = _count_calls(wallet.account, to, value, data)
+        calls = _count_calls(
+            wallet.account, to, value, data, rt.catalog.multisend.get(wallet.chain_id, frozenset())
+        )
         request = CallRequest(
             chain_id=wallet.chain_id if chain_id is None else chain_id,
             account=wallet.account,
@@ -276,6 +282,9 @@ class Transactions:
             raise ServiceError(
                 "conflict", ReasonCode.QUOTE_EXPIRED, "the quote has expired: prepare again"
             )
+        if self._chain_clock is not None:
+            # Before anything is read for the decision: a skewed node reserves and signs nothing.
+            self._chain_clock.check(now)
         record = self._dir.record(txn.session_id)
         # Only immutable fields of the wallet are used here; view() reads its freeze fresh.
         wallet = self._dir.wallet_identity(txn.wallet_id)
@@ -293,7 +302,23 @@ class Transactions:
         )
         if not decision.allowed:
             return self._refuse(txn, decision.violations, decision, started, now)
-        mode, execution = _execution_of(wallet.account, txn)
+        if now >= view.scope.expires_at - rt.settings.session_close_margin_s:
+            # Closed for signing: a call signed now might be included after the session
+            # expired on chain (docs/protocol.md, "Clock and session close").
+            closing = Violation(
+                ReasonCode.SESSION_EXPIRED,
+                "expiresAt",
+                f"the session closes {rt.settings.session_close_margin_s} s before expiresAt",
+            )
+            return self._refuse(txn, (closing,), decision, started, now)
+        # Exactly the calls the policy decided on (a MultiSend's records as one batch).
+        mode, execution = account_execution(
+            account=wallet.account,
+            to=txn.to_address,
+            value=txn.value,
+            data=txn.data,
+            multisend=rt.catalog.multisend.get(wallet.chain_id, frozenset()),
+        )
         deadline = min(now + rt.settings.call_deadline_s, view.scope.expires_at)
         exec_hash = execution_hash(mode, execution)
 
@@ -491,24 +516,15 @@ def gas_limit_for(calls: int) -> int:
     return EXECUTE_BASE_GAS + EXECUTE_GAS_PER_CALL * max(calls, 1)
 
 
-def _count_calls(account: str, to: str, value: int, data: bytes) -> int:
+def _count_calls(
+    account: str, to: str, value: int, data: bytes, multisend: frozenset[str] = frozenset()
+) -> int:
     try:
-        return len(unwrap_request(account=account, to=to, value=value, data=data))
+        return len(
+            unwrap_request(account=account, to=to, value=value, data=data, multisend=multisend)
+        )
     except CalldataError:
         return 1
-
-
-def _execution_of(account: str, txn: TransactionRecord) -> tuple[bytes, bytes]:
-    """The ERC-7579 (mode, executionCalldata) the account will run for this request: the
-    request's own ``execute`` encoding, or its (unwrapped) calls as a single call or a batch."""
-    if txn.to_address == account:
-        mode, execution = decode_arguments(EXECUTE, txn.data[4:])
-        assert isinstance(mode, bytes) and isinstance(execution, bytes)
-        return mode, execution
-    calls = unwrap_request(account=account, to=txn.to_address, value=txn.value, data=txn.data)
-    if len(calls) == 1:
-        return mode_single(), encode_single_execution(calls[0])
-    return mode_batch(), encode_batch_execution(list(calls))
 
 
 def json_to_abi(abi_type: AbiType, value: object, path: str) -> object:
