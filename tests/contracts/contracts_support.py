@@ -13,6 +13,7 @@ on every byte of the digest.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -258,10 +259,12 @@ class World:
         return self.wallet.contract
 
 
-def deploy_world() -> World:
+def deploy_world(entry_point: Any = None) -> World:
+    """A fresh world whose accounts trust ``entry_point`` (default: a new EntryPoint double)."""
     boa.env.timestamp = T0
     relayer = addr(boa.env.generate_address("relayer"))
-    entry_point = double_deployer("MockEntryPoint").deploy()
+    if entry_point is None:
+        entry_point = double_deployer("MockEntryPoint").deploy()
     implementation = load_deployer("SessionAccount").deploy(entry_point.address)
     factory = load_deployer("SessionAccountFactory").deploy(implementation.address)
     owner = make_key("owner")
@@ -395,6 +398,29 @@ def delegate_7702(eoa: str, implementation: Any, deployer: Any = None) -> Any:
 
 
 # ------------------------------------------------------------------------------ ERC-4337
+
+ENTRY_POINT_V07 = "0x0000000071727De22E5E9d8BAf0edAc6f37da032"
+_AA_ARTIFACTS = TESTS_DIR.parents[1] / "node_modules" / "@account-abstraction" / "contracts"
+
+
+def entry_point_v07_artifact() -> dict[str, Any] | None:
+    """The canonical EntryPoint v0.7 build (npm ``@account-abstraction/contracts`` 0.7.0), or
+    None when the npm packages are not installed."""
+    path = _AA_ARTIFACTS / "artifacts" / "EntryPoint.json"
+    if not path.is_file():
+        return None
+    return dict(json.loads(path.read_text()))
+
+
+def deploy_entry_point_v07() -> Any:
+    """Run the real EntryPoint v0.7 constructor at its canonical address (it creates its
+    SenderCreator) and return a handle with its ABI."""
+    artifact = entry_point_v07_artifact()
+    assert artifact is not None, "npm @account-abstraction/contracts is not installed"
+    boa.env.deploy_code(
+        bytecode=bytes.fromhex(artifact["bytecode"][2:]), override_address=ENTRY_POINT_V07
+    )
+    return boa.loads_abi(json.dumps(artifact["abi"]), name="EntryPoint").at(ENTRY_POINT_V07)
 
 
 def user_op(
