@@ -3,7 +3,8 @@ background thread with a free loopback port (the demo, tests, benchmarks).
 
 Both use :func:`http_config`: uvloop's event loop and httptools' HTTP/1.1 parser, the C
 implementations uvicorn supports, which cost about half as much per request as asyncio's own
-loop and the pure-Python h11 (docs/benchmarks.md).
+loop and the pure-Python h11 (docs/benchmarks.md); the parser runs behind the wire limits and
+timeouts of :mod:`sessionward.api.http_guard` (settings ``http_*``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from sessionward.api.app import create_app
+from sessionward.api.http_guard import HttpLimits, guarded_protocol
+from sessionward.service.config import Settings
 from sessionward.service.waas import Waas
 
 
@@ -30,6 +33,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def http_limits(settings: Settings) -> HttpLimits:
+    """The HTTP edge's limits from the service's settings."""
+    return HttpLimits(
+        max_head_bytes=settings.http_max_head_bytes,
+        max_headers=settings.http_max_headers,
+        max_target_bytes=settings.http_max_target_bytes,
+        head_timeout_s=settings.http_head_timeout_s,
+        body_timeout_s=settings.http_body_timeout_s,
+        keep_alive_s=settings.http_keep_alive_s,
+    )
+
+
 def http_config(
     app: ASGIApp,
     *,
@@ -37,9 +52,12 @@ def http_config(
     port: int,
     log_level: str = "warning",
     lifespan: Literal["auto", "on", "off"] = "off",
+    limits: HttpLimits | None = None,
 ) -> uvicorn.Config:
-    """uvicorn's configuration for serving ``app``: uvloop, httptools, no access log (requests
-    are counted in ``/metrics`` instead)."""
+    """uvicorn's configuration for serving ``app``: uvloop, httptools behind the wire limits
+    of :mod:`sessionward.api.http_guard` (``limits``, default :class:`HttpLimits`), no access
+    log (requests are counted in ``/metrics`` instead)."""
+    limits = limits or HttpLimits()
     return uvicorn.Config(
         app,
         host=host,
@@ -48,7 +66,8 @@ def http_config(
         access_log=False,
         lifespan=lifespan,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(limits),
+        timeout_keep_alive=limits.keep_alive_s,
     )
 
 
@@ -76,7 +95,12 @@ def serve_forever(waas: Waas, *, host: str, port: int, workers_log_level: str = 
     waas.start()
     try:
         config = http_config(
-            app, host=host, port=port, log_level=workers_log_level, lifespan="auto"
+            app,
+            host=host,
+            port=port,
+            log_level=workers_log_level,
+            lifespan="auto",
+            limits=http_limits(waas.runtime.settings),
         )
         freeze_start_up_heap()
         uvicorn.Server(config).run()
@@ -88,12 +112,28 @@ def serve_forever(waas: Waas, *, host: str, port: int, workers_log_level: str = 
 class BackgroundServer:
     """``with BackgroundServer(waas) as url:`` serves on a free 127.0.0.1 port until the block ends."""
 
-    def __init__(self, waas: Waas, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        waas: Waas,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        limits: HttpLimits | None = None,
+    ) -> None:
+        """``limits`` overrides the wire limits of ``waas``'s settings (tests use short
+        timeouts)."""
         self._waas = waas
         self._host = host
         self._port = port or free_port(host)
         self._app = create_app(waas)
-        self._server = uvicorn.Server(http_config(self._app, host=host, port=self._port))
+        self._server = uvicorn.Server(
+            http_config(
+                self._app,
+                host=host,
+                port=self._port,
+                limits=limits or http_limits(waas.runtime.settings),
+            )
+        )
         self._thread = threading.Thread(
             target=self._server.run, name="sessionward-http", daemon=True
         )

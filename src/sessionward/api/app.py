@@ -37,7 +37,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from sessionward.crypto.request_signature import SIGNATURE_HEADER
-from sessionward.domain.reasons import SessionWardError
+from sessionward.domain.reasons import ReasonCode, SessionWardError
 from sessionward.service.errors import ServiceError
 from sessionward.service.waas import Waas
 from sessionward.ui import UiRoutes, is_ui_path
@@ -51,6 +51,7 @@ from .errors import (
     internal_error,
     method_unknown,
 )
+from .http_guard import RAW_TARGET
 from .idempotency import Idempotency
 from .methods import METHODS, Method
 from .metrics import ApiMetrics
@@ -79,18 +80,41 @@ def _new_request_id() -> str:
 
 
 def _path_with_query(scope: Scope) -> str:
-    """The request target as sent: the raw path (percent-encoding untouched) and query."""
+    """The request target exactly as received, what the signature preimage commits to.
+
+    Served by :mod:`sessionward.server`, the target's own bytes (``/v1/Waas/Execute?`` keeps its
+    bare ``?``; see :mod:`.http_guard`); a target the protocol never produces (absolute or
+    ``*`` form, a ``#`` fragment) is refused. Under another ASGI server, the raw path
+    (percent-encoding untouched) and query, which cannot tell a bare ``?`` from none.
+    """
+    extensions = scope.get("extensions") or {}
+    target = extensions.get(RAW_TARGET)
+    if isinstance(target, bytes):
+        text = target.decode("latin-1")
+        if not text.startswith("/") or "#" in text:
+            raise ApiError(
+                400,
+                "InvalidRequest",
+                ReasonCode.REQUEST_TARGET_MALFORMED,
+                "the request target must be a path (and query) starting with /, no fragment",
+                reason="request target",
+            )
+        return text
     raw = scope.get("raw_path")
     path = raw.decode("latin-1") if isinstance(raw, bytes) else str(scope["path"])
     query = scope.get("query_string", b"")
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 
+class _Disconnected(Exception):
+    """The client went away (or was timed out) before its body arrived: nothing to answer."""
+
+
 async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            raise _Disconnected  # never run a request on part of its body
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return
@@ -129,6 +153,8 @@ class SessionWardApi:
             status, body, headers = await self._route(scope, receive, path, request_id)
         except ApiError as exc:
             status, body, headers = _error(exc, request_id)
+        except _Disconnected:
+            return
         except Exception:
             _log.exception("unexpected error in %s (request %s)", label, request_id)
             status, body, headers = _error(internal_error(), request_id)

@@ -18,6 +18,9 @@ Environment variables (each overrides the file):
 ``SESSIONWARD_WEBHOOK_URLS``       alert webhook URLs, comma separated (default: none)
 ``SESSIONWARD_WEBHOOK_KEY``        the webhooks' Ed25519 key (base64 of 32 bytes); default: a 0600 file
 ``SESSIONWARD_WEBHOOK_*``          MAX_ATTEMPTS, TIMEOUT_S, BACKOFF_S, BACKOFF_MAX_S, QUEUE_SIZE
+``SESSIONWARD_HTTP_*``             MAX_HEAD_BYTES, MAX_HEADERS, MAX_TARGET_BYTES, HEAD_TIMEOUT_S,
+                                   BODY_TIMEOUT_S, KEEP_ALIVE_S (the HTTP edge's limits)
+``SESSIONWARD_CORS_ORIGINS``       browser origins allowed to call the API, comma separated
 =================================  ====================================================
 """
 
@@ -83,8 +86,11 @@ class Settings:
     """How long the relayer lease lasts unrenewed (renewed every third of it): the longest a
     dead leader delays relaying, and never two relaying nodes at once (the lease is fenced)."""
     max_clock_skew_s: int = 30
-    """Execute refuses to sign (``CLOCK_SKEW``) while the node's clock and the chain head's
-    timestamp differ by more than this."""
+    """Execute refuses to sign (``CLOCK_SKEW``) while the node's clock is behind the chain
+    head's timestamp by more than this (see :mod:`sessionward.service.chain_time`)."""
+    max_clock_lead_s: int | None = None
+    """Execute refuses to sign while the node's clock is ahead of the chain head by more than
+    this; off by default (an idle development chain mines no blocks to compare with)."""
     chain_time_ttl_s: float = 2.0
     """How long the chain head's timestamp is reused before the chain is asked again."""
     session_close_margin_s: int = 60
@@ -96,6 +102,15 @@ class Settings:
     webhook_backoff_s: float = 1.0
     webhook_backoff_max_s: float = 300.0
     webhook_queue_size: int = 1000
+    # The HTTP edge (sessionward.api.http_guard.HttpLimits; README, configuration table).
+    http_max_head_bytes: int = 16 * 1024
+    http_max_headers: int = 64
+    http_max_target_bytes: int = 4 * 1024
+    http_head_timeout_s: float = 10.0
+    http_body_timeout_s: float = 30.0
+    http_keep_alive_s: int = 5
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed to call the API from a browser (owner apps); none by default."""
 
     @classmethod
     def load(
@@ -124,6 +139,10 @@ class Settings:
             overrides["webhook_urls"] = tuple(
                 u.strip() for u in env["SESSIONWARD_WEBHOOK_URLS"].split(",") if u.strip()
             )
+        if env.get("SESSIONWARD_CORS_ORIGINS"):
+            overrides["cors_origins"] = tuple(
+                o.strip() for o in env["SESSIONWARD_CORS_ORIGINS"].split(",") if o.strip()
+            )
         for name, cast in _WEBHOOK_NUMBERS.items():
             text = env.get(f"SESSIONWARD_{name.upper()}")
             if text:
@@ -147,7 +166,7 @@ class Settings:
                 changes["anomaly"] = _anomaly(value)
             elif name in ("data_dir", "catalog_file"):
                 changes[name] = Path(value)
-            elif name == "webhook_urls":
+            elif name in ("webhook_urls", "cors_origins"):
                 changes[name] = tuple(value)
             else:
                 changes[name] = value
@@ -175,6 +194,12 @@ _WEBHOOK_NUMBERS: dict[str, type[int] | type[float]] = {
     "webhook_backoff_s": float,
     "webhook_backoff_max_s": float,
     "webhook_queue_size": int,
+    "http_max_head_bytes": int,
+    "http_max_headers": int,
+    "http_max_target_bytes": int,
+    "http_head_timeout_s": float,
+    "http_body_timeout_s": float,
+    "http_keep_alive_s": int,
 }
 
 
