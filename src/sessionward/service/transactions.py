@@ -48,6 +48,7 @@ from sessionward.vault.interface import KeyRecord
 
 from .anomaly import velocity_charges
 from .callers import Caller
+from .chain_time import ChainClock
 from .errors import ServiceError, denied, invalid, not_found
 from .ids import new_id
 from .onchain import EXECUTE_BASE_GAS, EXECUTE_GAS_PER_CALL
@@ -143,6 +144,18 @@ class Transactions:
         self._listener = listener
         self._fee: tuple[int, float] | None = None
         self._fee_lock = threading.Lock()
+        settings = rt.settings
+        # The in-process chain stamps its blocks with this node's own clock: nothing to check.
+        self._chain_clock = (
+            None
+            if settings.rpc_url is None
+            else ChainClock(
+                rt.chain,
+                ttl_s=settings.chain_time_ttl_s,
+                max_behind_s=settings.max_clock_skew_s,
+                max_ahead_s=settings.max_clock_lead_s,
+            )
+        )
 
     # --- Prepare --------------------------------------------------------------------------
 
@@ -269,6 +282,9 @@ class Transactions:
             raise ServiceError(
                 "conflict", ReasonCode.QUOTE_EXPIRED, "the quote has expired: prepare again"
             )
+        if self._chain_clock is not None:
+            # Before anything is read for the decision: a skewed node reserves and signs nothing.
+            self._chain_clock.check(now)
         record = self._dir.record(txn.session_id)
         # Only immutable fields of the wallet are used here; view() reads its freeze fresh.
         wallet = self._dir.wallet_identity(txn.wallet_id)
@@ -286,6 +302,15 @@ class Transactions:
         )
         if not decision.allowed:
             return self._refuse(txn, decision.violations, decision, started, now)
+        if now >= view.scope.expires_at - rt.settings.session_close_margin_s:
+            # Closed for signing: a call signed now might be included after the session
+            # expired on chain (docs/protocol.md, "Clock and session close").
+            closing = Violation(
+                ReasonCode.SESSION_EXPIRED,
+                "expiresAt",
+                f"the session closes {rt.settings.session_close_margin_s} s before expiresAt",
+            )
+            return self._refuse(txn, (closing,), decision, started, now)
         # Exactly the calls the policy decided on (a MultiSend's records as one batch).
         mode, execution = account_execution(
             account=wallet.account,
