@@ -22,7 +22,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Final
 
-from sessionward.chain.contracts import ContractArtifact, DeployedContract, transact
+from sessionward.chain.contracts import ContractArtifact, DeployedContract, deploy, transact
 from sessionward.chain.demo import DemoDeployment, demo_contract, deploy_demo
 from sessionward.chain.interface import DevChain
 from sessionward.chain.signer import LocalTransactionSigner
@@ -330,3 +330,47 @@ def user_op_json(op: PackedUserOperation) -> dict[str, Any]:
         "maxPriorityFeePerGas": hex(priority),
         "signature": "0x" + op.signature.hex(),
     }
+
+
+@dataclass
+class SimpleAccount:
+    """The reference ``SimpleAccount`` of ``@account-abstraction/contracts`` 0.7.0 (from its
+    ``SimpleAccountFactory``), the yardstick for the bundler's own behaviour."""
+
+    stage: Stage
+    address: str
+    owner: Key
+
+    def op(self, call: Call) -> PackedUserOperation:
+        """``execute(dest, value, func)`` signed by the owner (EIP-191 of the userOpHash)."""
+        account = aa_artifact("SimpleAccount")
+        nonce = self.stage.entry_point.call_one("getNonce", self.address, 0)
+        assert isinstance(nonce, int)
+        fees = self.stage.chain.max_fee()
+        op = PackedUserOperation(
+            sender=self.address,
+            nonce=nonce,
+            init_code=b"",
+            call_data=account.encode("execute", call.to, call.value, call.data),
+            account_gas_limits=pack_uint128_pair(VERIFICATION_GAS, CALL_GAS),
+            pre_verification_gas=PRE_VERIFICATION_GAS,
+            gas_fees=pack_uint128_pair(fees.max_priority_fee_per_gas, fees.max_fee_per_gas),
+            paymaster_and_data=b"",
+            signature=b"",
+        )
+        digest = self.stage.entry_point.call_one("getUserOpHash", tuple(op))
+        assert isinstance(digest, bytes)
+        return op._replace(signature=self.owner.sign(personal_message_hash(digest)))
+
+
+def new_simple_account(stage: Stage, *, usdx: int = 1_000 * USDX) -> SimpleAccount:
+    """A reference SimpleAccount of a fresh owner, holding ``usdx`` and 10 ether."""
+    factory_code = aa_artifact("SimpleAccountFactory")
+    factory = deploy(stage.chain, stage.deployer, factory_code, stage.entry_point.address)
+    owner = Key()
+    factory.transact(stage.deployer, "createAccount", owner.address, 0)
+    address = factory.call_one("getAddress", owner.address, 0)
+    assert isinstance(address, str)
+    stage.usdx.transact(stage.deployer, "mint", address, usdx)
+    stage.chain.set_balance(address, 10 * ONE_ETH)
+    return SimpleAccount(stage, address.lower(), owner)

@@ -1,0 +1,141 @@
+"""The alto ERC-4337 bundler (npm ``@pimlico/alto``, pinned in package.json) for the tests:
+started as the real ``node`` process (not the npm ``.bin`` wrapper, so the PID we hold is the
+bundler's own), on a free 127.0.0.1 port, against an anvil node, stopped by that PID.
+
+alto 0.0.20 listens on ``0.0.0.0`` with no option to change it; ``loopback_only.cjs`` is
+preloaded (``node --require``) to move that listen to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+import anvil_node
+
+HERE: Final = Path(__file__).resolve().parent
+ALTO_CLI: Final = (
+    anvil_node.REPO_ROOT / "node_modules" / "@pimlico" / "alto" / "esm" / "cli" / "alto.js"
+)
+LOOPBACK_PRELOAD: Final = HERE / "loopback_only.cjs"
+
+
+class AltoUnavailable(RuntimeError):
+    """alto is not installed or did not start."""
+
+
+class BundlerError(RuntimeError):
+    """A JSON-RPC error answer of the bundler."""
+
+    def __init__(self, code: int, message: str, data: Any) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.data = code, message, data
+
+
+@dataclass
+class Alto:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def request(self, method: str, params: list[Any], *, timeout: float = 30) -> Any:
+        response = httpx.post(
+            self.url,
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+            timeout=timeout,
+        )
+        body = response.json()
+        if "error" in body:
+            error = body["error"]
+            raise BundlerError(error.get("code", 0), str(error.get("message")), error.get("data"))
+        return body["result"]
+
+    def output(self) -> str:
+        """alto's log so far (for failure messages)."""
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def _answers(url: str) -> bool:
+    try:
+        response = httpx.post(
+            url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=1
+        )
+        return response.status_code == 200 and "result" in response.json()
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def running(
+    *,
+    rpc_url: str,
+    entry_point: str,
+    executor_secret: bytes,
+    utility_secret: bytes,
+    safe_mode: bool,
+    extra: tuple[str, ...] = (),
+) -> Iterator[Alto]:
+    """``with running(...) as alto:`` a bundler for the block, stopped by its PID after.
+
+    Raises :class:`AltoUnavailable` with alto's last words if it does not answer in 60 s."""
+    node = shutil.which("node")
+    if node is None or not ALTO_CLI.exists():
+        raise AltoUnavailable(f"node or alto is missing ({ALTO_CLI}): run `npm install`")
+    port = anvil_node.free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="alto-") as workdir:
+        log = Path(workdir) / "alto.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [node, "--require", str(LOOPBACK_PRELOAD), str(ALTO_CLI),
+                 "--entrypoints", entry_point,
+                 "--executor-private-keys", "0x" + executor_secret.hex(),
+                 "--utility-private-key", "0x" + utility_secret.hex(),
+                 "--rpc-url", rpc_url,
+                 "--port", str(port),
+                 "--safe-mode", "true" if safe_mode else "false",
+                 "--min-bundle-interval", "50",
+                 "--max-bundle-interval", "200",
+                 "--block-time", "250",
+                 "--utility-wallet-monitor", "false",
+                 "--refilling-wallets", "false",
+                 "--log-level", "warn",
+                 *extra],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+            )  # fmt: skip
+        alto = Alto(process, url, log)
+        try:
+            deadline = time.monotonic() + 60
+            while not _answers(url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AltoUnavailable(f"alto did not start: {alto.output()}")
+                time.sleep(0.2)
+            yield alto
+        finally:
+            _stop(process)

@@ -1,0 +1,171 @@
+"""A real ERC-4337 bundler, alto (npm ``@pimlico/alto`` 0.0.20), started on loopback against
+anvil and the canonical EntryPoint v0.7: it accepts and mines SessionWard owner and session
+operations, and refuses an out-of-scope session operation in validation, with nothing mined and
+nothing paid.
+
+alto runs in its *unsafe* mode (no ERC-7562 tracing): the pinned version's safe mode refuses
+every v0.7 operation, the reference ``SimpleAccount``'s included, because it cannot decode the
+EntryPoint's ``DelegateAndRevert`` error (selector ``0x99410554``) that wraps its own
+simulation result (``esm/rpc/validation/SafeValidator.js``, ``getValidationResultWithTracerV07``
+decodes the last revert with ``pimlicoSimulationsAbi`` only). The last test here keeps that
+evidence current. The ERC-7562 rule gate is therefore test_validation_rules.py's own trace check.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alto_bundler import Alto, BundlerError, running
+from erc4337_support import (
+    ENTRY_POINT_V07,
+    ONE_ETH,
+    USDX,
+    Key,
+    Stage,
+    Wallet,
+    new_simple_account,
+    transfer_call,
+    user_op_json,
+)
+
+from sessionward.contracts.encoding import PackedUserOperation
+from sessionward.crypto.secp256k1 import address_from_secret
+
+pytestmark = pytest.mark.anvil
+
+RECEIPT_TIMEOUT = 30.0
+
+
+def _keys(stage: Stage) -> tuple[bytes, bytes]:
+    """A funded executor key and a funded utility key for one bundler."""
+    executor, utility = secrets.token_bytes(32), secrets.token_bytes(32)
+    for secret in (executor, utility):
+        stage.chain.set_balance(address_from_secret(secret), 100 * ONE_ETH)
+    return executor, utility
+
+
+@pytest.fixture(scope="module")
+def bundler(stage: Stage, anvil: str) -> Iterator[Alto]:
+    executor, utility = _keys(stage)
+    with running(
+        rpc_url=anvil,
+        entry_point=ENTRY_POINT_V07,
+        executor_secret=executor,
+        utility_secret=utility,
+        safe_mode=False,
+    ) as alto:
+        yield alto
+
+
+def _send(bundler: Alto, op: PackedUserOperation) -> str:
+    result = bundler.request("eth_sendUserOperation", [user_op_json(op), ENTRY_POINT_V07])
+    assert isinstance(result, str)
+    return result
+
+
+def _receipt(bundler: Alto, op_hash: str) -> dict[str, Any]:
+    deadline = time.monotonic() + RECEIPT_TIMEOUT
+    while time.monotonic() < deadline:
+        receipt = bundler.request("eth_getUserOperationReceipt", [op_hash])
+        if receipt:
+            assert isinstance(receipt, dict)
+            return receipt
+        time.sleep(0.1)
+    raise AssertionError(f"{op_hash} not mined in {RECEIPT_TIMEOUT} s: {bundler.output()}")
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses of the sockets listening on ``port`` (from /proc/net/tcp{,6})."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, local_port = local.split(":")
+            if state == "0A" and int(local_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_the_bundler_is_the_real_alto_process_on_loopback_only(bundler: Alto) -> None:
+    command = Path(f"/proc/{bundler.pid}/cmdline").read_bytes().split(b"\0")
+    assert Path(command[0].decode()).name == "node"
+    assert any(part.endswith(b"@pimlico/alto/esm/cli/alto.js") for part in command)
+    port = int(bundler.url.rsplit(":", 1)[1])
+    assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, little-endian hex
+    assert bundler.request("eth_supportedEntryPoints", []) == [
+        "0x0000000071727De22E5E9d8BAf0edAc6f37da032"
+    ]
+
+
+@pytest.mark.parametrize("kind", ["owner", "session"])
+def test_an_operation_is_accepted_and_mined_by_the_bundler(
+    stage: Stage, wallet: Wallet, bundler: Alto, kind: str
+) -> None:
+    call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 7 * USDX)
+    op = wallet.owner_op(call) if kind == "owner" else wallet.session_op(call)
+    before = stage.token_balance(wallet.address)
+    op_hash = _send(bundler, op)
+    assert op_hash == "0x" + wallet.op_hash(op).hex()
+    receipt = _receipt(bundler, op_hash)
+    assert receipt["success"] is True, receipt
+    assert receipt["sender"].lower() == wallet.address
+    assert stage.token_balance(wallet.recipient) == 7 * USDX
+    assert stage.token_balance(wallet.address) == before - 7 * USDX
+    assert wallet.nonce() == op.nonce + 1
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [("stranger", "ARG_RULE_VIOLATED"), ("other-token", "TARGET_NOT_ALLOWED")],
+)
+def test_an_out_of_scope_session_operation_is_refused_by_the_bundler_and_nothing_moves(
+    stage: Stage, wallet: Wallet, bundler: Alto, case: str, reason: str
+) -> None:
+    stranger = Key().address
+    if case == "stranger":
+        call = transfer_call(stage.demo.token("USDX"), stranger, 7 * USDX)
+    else:
+        call = transfer_call(stage.demo.token("WETHX"), wallet.recipient, 1)
+    op = wallet.session_op(call)
+    ether, usdx, nonce = (
+        stage.chain.get_balance(wallet.address),
+        stage.token_balance(wallet.address),
+        wallet.nonce(),
+    )
+    block = stage.chain.block_number()
+    with pytest.raises(BundlerError) as refused:
+        _send(bundler, op)
+    assert reason in refused.value.message or reason.encode().hex() in str(refused.value.data)
+    time.sleep(1.0)  # several bundling intervals: nothing may be mined later either
+    assert bundler.request("eth_getUserOperationReceipt", ["0x" + wallet.op_hash(op).hex()]) is None
+    assert stage.chain.block_number() == block
+    assert stage.chain.get_balance(wallet.address) == ether
+    assert stage.token_balance(wallet.address) == usdx
+    assert stage.token_balance(stranger) == 0
+    assert wallet.nonce() == nonce
+
+
+def test_the_pinned_alto_safe_mode_refuses_even_the_reference_simple_account(
+    stage: Stage, anvil: str
+) -> None:
+    """Evidence for running alto unsafe: its safe mode cannot decode DelegateAndRevert."""
+    account = new_simple_account(stage)
+    op = account.op(transfer_call(stage.demo.token("USDX"), Key().address, USDX))
+    executor, utility = _keys(stage)
+    with (
+        running(
+            rpc_url=anvil,
+            entry_point=ENTRY_POINT_V07,
+            executor_secret=executor,
+            utility_secret=utility,
+            safe_mode=True,
+        ) as safe,
+        pytest.raises(BundlerError) as refused,
+    ):
+        _send(safe, op)
+    assert '"0x99410554" not found on ABI' in refused.value.message
