@@ -1,0 +1,97 @@
+"""The largest grant the size bounds allow can be enabled in one block.
+
+Every bound at its maximum (``sessionward.contracts.MAX_*`` and ``STRING_BOUNDS``, which a test
+keeps equal to the Vyper constants): 16 permissions of 4 ``in`` rules of 16 values each (every
+value is a fresh storage slot, the most expensive rule), 16 capabilities, 15 destinations, 8
+token limits with periods, every string at its length bound. Measured as a fresh transaction
+(intrinsic calldata gas included, refunds applied). Run with ``-s`` to see the figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from contracts_support import (
+    DAY,
+    World,
+    addr,
+    make_key,
+    transaction_gas,
+)
+
+from sessionward import contracts
+from sessionward.contracts.encoding import grant_struct
+from sessionward.crypto.keccak import keccak256
+
+pytestmark = pytest.mark.ignore_isolation  # measuring resets boa's access journal
+
+BLOCK_GAS_LIMIT = 30_000_000
+
+
+def _padded(text: str, size: int) -> str:
+    return (text + "x" * size)[:size]
+
+
+def _largest_permission(index: int, world: World) -> dict[str, Any]:
+    # A 128-byte function string whose selector is its own keccak prefix (the contract checks
+    # only that pairing); distinct per permission so every (target, selector) is new.
+    function = _padded(f"f{index}_", contracts.STRING_BOUNDS["function"] - 9) + "(uint256)"
+    values = [
+        (index * 1_000 + r * 100 + v + 1).to_bytes(32, "big")
+        for r in range(contracts.MAX_RULES)
+        for v in range(contracts.MAX_RULE_VALUES)
+    ]
+    return {
+        "target": addr(world.token) if index % 2 else addr(world.target),
+        "selector": keccak256(function.encode())[:4],
+        "function": function,
+        "actionClass": _padded("custom", contracts.STRING_BOUNDS["actionClass"]),
+        "maxValuePerCall": 1,
+        "rules": [
+            {
+                "arg": _padded(f"arg{r}", contracts.STRING_BOUNDS["arg"]),
+                "op": 4,
+                "offset": 0,
+                "values": values[
+                    r * contracts.MAX_RULE_VALUES : (r + 1) * contracts.MAX_RULE_VALUES
+                ],
+            }
+            for r in range(contracts.MAX_RULES)
+        ],
+    }
+
+
+def test_the_largest_grant_the_bounds_allow_enables_within_a_30m_block(world: World) -> None:
+    wallet = world.wallet
+    key = make_key("largest")
+    grant = wallet.grant(
+        key,
+        permissions=[_largest_permission(i, world) for i in range(contracts.MAX_PERMISSIONS)],
+        token_limits=[
+            {
+                "token": addr(world.token) if i == 0 else make_key(f"tok{i}").address,
+                "limit": 10**30,
+                "period": DAY,
+            }
+            for i in range(contracts.MAX_TOKEN_LIMITS)
+        ],
+        value_limit=10**18,
+        value_period=DAY,
+        max_uses=2**32 - 1,
+        max_fee_wei=10**18,
+        capabilities=[
+            _padded(f"cap{i}", contracts.STRING_BOUNDS["capability"])
+            for i in range(contracts.MAX_CAPABILITIES)
+        ],
+        destinations=[make_key(f"dest{i}").address for i in range(contracts.MAX_DESTINATIONS)],
+    )
+    grant["envelope"]["maxValueUsd"] = _padded("1", contracts.STRING_BOUNDS["maxValueUsd"])
+    signature = wallet.sign_grant(grant)
+    data = wallet.contract.enable_session.prepare_calldata(grant_struct(grant), signature)
+    execution, total = transaction_gas(
+        world.relayer, wallet.contract, data, lambda: wallet.enable(grant, signature)
+    )
+    print(f"\nlargest grant: {len(data):,} bytes of call data, {total:,} gas ({execution:,} EVM)")
+    assert wallet.state(key).status == 1
+    assert total <= BLOCK_GAS_LIMIT
