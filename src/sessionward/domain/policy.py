@@ -26,6 +26,7 @@ from .abi import (
 from .calldata import Call, CalldataError, unwrap_request
 from .catalog import Catalog, default_catalog
 from .decision import CallIntent, Decision, Violation
+from .envelope import TokenLimit
 from .grant import GrantedPermission, Scope
 from .prices import DEFAULT_PRICES, NATIVE_ASSET, PriceSource
 from .reasons import ReasonCode
@@ -390,15 +391,13 @@ def _limits(
 
     if cap is not None and native_total:
         price(NATIVE_ASSET, native_total)
+    token_charges: list[tuple[str, int, TokenLimit]] = []
     for token, amount in token_out.items():
         if amount == 0:
             continue
         token_limit = scope.token_limits.get(token)
         if token_limit is not None:
-            charge(
-                token_bucket(token), window_index(now, anchor, token_limit.period), amount, token_limit.limit,
-                ReasonCode.TOKEN_LIMIT_EXCEEDED, f"tokenLimits[{token}]", f"outflow of {token}",
-            )  # fmt: skip
+            token_charges.append((token, amount, token_limit))
         elif cap is None:
             deny(Violation(ReasonCode.TOKEN_LIMIT_EXCEEDED, f"tokenLimits[{token}]", f"no token limit or USD cap measures outflow of {token}"))  # fmt: skip
         if cap is not None:
@@ -411,6 +410,13 @@ def _limits(
             charge(
                 USD, 0, usd_total, cap, ReasonCode.USD_LIMIT_EXCEEDED, "maxValueUsd", "micro-USD"
             )
+    # After the USD cap: a cap converted into token limits at the grant's prices crosses both
+    # at once, and the owner's own word (the USD cap) is the first reason named.
+    for token, amount, token_limit in token_charges:
+        charge(
+            token_bucket(token), window_index(now, anchor, token_limit.period), amount, token_limit.limit,
+            ReasonCode.TOKEN_LIMIT_EXCEEDED, f"tokenLimits[{token}]", f"outflow of {token}",
+        )  # fmt: skip
 
     charge(
         USES,
