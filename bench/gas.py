@@ -5,8 +5,13 @@ Paths, in steady state (every slot a path writes already holds a non-zero value,
 first use): the owner's ERC-20 transfer through ``execute`` (single and batch of 3), the same
 transfer relayed for a session (single, batch of 3, and under a cumulative token limit),
 enabling a 3-permission session (2 argument rules), and revoking a session (by the owner and by
-the grant's revoker). Goals: a session call at most the owner's equivalent + 25,000; a
-token-limited transfer at most the owner's transfer + 30,000; a revocation at most 30,000.
+the grant's revoker), and the same transfer as an ERC-4337 user operation through the real
+EntryPoint v0.7 (npm ``@account-abstraction/contracts`` 0.7.0; a ``handleOps`` of one operation
+sent by the bundler, the account's deposit covering the prefund), signed by the owner and by a
+session key (whose validation also checks the scope and charges the fee budget). Goals: a
+session call at most the owner's equivalent + 25,000; a token-limited transfer at most the
+owner's transfer + 30,000; a revocation at most 30,000; a session user operation at most the
+owner's + 30,000. Without the npm packages the user-operation paths are skipped.
 
 Measured on the in-process chain (``EmbeddedChain``) and, if ``node_modules/.bin/anvil`` exists,
 on anvil (started on 127.0.0.1 with ``--hardfork prague``, stopped by its PID).
@@ -17,6 +22,7 @@ goal is missed).
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -30,16 +36,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sessionward.chain.contracts import ContractArtifact, transact
+from sessionward.chain.contracts import ContractArtifact, DeployedContract, transact
 from sessionward.chain.demo import DemoDeployment, demo_contract, deploy_demo
 from sessionward.chain.embedded import EmbeddedChain
 from sessionward.chain.interface import DevChain, Receipt
 from sessionward.chain.rpc import RpcChain
 from sessionward.chain.signer import LocalTransactionSigner
-from sessionward.contracts.encoding import grant_struct
+from sessionward.contracts.encoding import (
+    PackedUserOperation,
+    grant_struct,
+    owner_user_op_signature,
+    pack_uint128_pair,
+    session_user_op_signature,
+    user_op_hash,
+)
 from sessionward.crypto import typed_data
 from sessionward.crypto.keccak import keccak256
-from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
+from sessionward.crypto.secp256k1 import address_from_secret, personal_message_hash, sign_digest
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.calldata import (
     Call,
@@ -51,6 +64,14 @@ from sessionward.domain.calldata import (
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 ANVIL_BIN: Final = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+ENTRY_POINT_ARTIFACT: Final = (
+    REPO_ROOT
+    / "node_modules"
+    / "@account-abstraction"
+    / "contracts"
+    / "artifacts"
+    / "EntryPoint.json"
+)
 CHAIN_ID: Final = 31337
 USDX: Final = 10**6
 TX_GAS: Final = 3_000_000
@@ -67,7 +88,12 @@ GOALS: Final[dict[str, tuple[str | None, int]]] = {
     "session ERC-20 transfer, token limit": ("owner single call", 30_000),
     "revoke (owner)": (None, 30_000),
     "revoke (grant's revoker)": (None, 30_000),
+    "session UserOperation (handleOps)": ("owner UserOperation (handleOps)", 30_000),
 }
+# Gas fields of the measured user operations (the fee fields come from the chain).
+OP_VERIFICATION_GAS: Final = 300_000
+OP_CALL_GAS: Final = 200_000
+OP_PRE_VERIFICATION_GAS: Final = 60_000
 
 
 @dataclass(frozen=True)
@@ -110,6 +136,19 @@ def _permission(target: str, function: str, recipient_rule: list[str] | None) ->
     }
 
 
+def _entry_point_artifact() -> ContractArtifact | None:
+    """The EntryPoint v0.7 build of the npm package, or None when it is not installed."""
+    if not ENTRY_POINT_ARTIFACT.is_file():
+        return None
+    data = json.loads(ENTRY_POINT_ARTIFACT.read_text())
+    return ContractArtifact(
+        name="EntryPoint",
+        abi=tuple(data["abi"]),
+        initcode=bytes.fromhex(data["bytecode"].removeprefix("0x")),
+        runtime=bytes.fromhex(data["deployedBytecode"].removeprefix("0x")),
+    )
+
+
 class _Bench:
     """One account on one chain and the transactions whose receipts are measured."""
 
@@ -117,8 +156,19 @@ class _Bench:
         self.chain = chain
         self.deployer = LocalTransactionSigner(_Key.named("deployer").secret)
         self.relayer = LocalTransactionSigner(_Key.named("relayer").secret)
+        chain.set_balance(self.deployer.address, 10**21)
+        self.entry_point_code = _entry_point_artifact()
+        self.entry_point = ZERO_ADDRESS
+        if self.entry_point_code is not None:
+            # Gas does not depend on the EntryPoint's address: a plain CREATE will do.
+            receipt = transact(chain, self.deployer, to=None, data=self.entry_point_code.initcode)
+            assert receipt.contract_address is not None
+            self.entry_point = receipt.contract_address
         self.demo: DemoDeployment = deploy_demo(
-            chain, deployer=self.deployer, relayer=self.relayer.address
+            chain,
+            deployer=self.deployer,
+            relayer=self.relayer.address,
+            entry_point=self.entry_point,
         )
         self.code: ContractArtifact = demo_contract("SessionAccount")
         self.owner = _Key.named("owner")
@@ -160,6 +210,7 @@ class _Bench:
         permissions: list[dict[str, Any]],
         token_limits: list[dict[str, Any]],
         revoker: str = ZERO_ADDRESS,
+        max_fee_wei: int = 0,
     ) -> dict[str, Any]:
         now = self.chain.block_timestamp()
         return {
@@ -183,7 +234,7 @@ class _Bench:
                 "maxUses": 0,
                 "rateCount": 0,
                 "rateInterval": 0,
-                "maxFeeWei": 0,
+                "maxFeeWei": max_fee_wei,
             },
         }
 
@@ -210,6 +261,52 @@ class _Bench:
 
     def revoke(self, session: _Key, signer: LocalTransactionSigner) -> Receipt:
         return self._send(self.code.encode("revoke_session", session.address), signer)
+
+    def user_op(self, call_data: bytes, signer: _Key, session: bool) -> PackedUserOperation:
+        """A user operation of the account signed by ``signer`` (the owner, or a session key
+        when ``session``), at the EntryPoint's next nonce and the chain's fee suggestion."""
+        assert self.entry_point_code is not None
+        entry_point = DeployedContract(self.chain, self.entry_point, self.entry_point_code)
+        nonce = entry_point.call_one("getNonce", self.account, 0)
+        assert isinstance(nonce, int)
+        fees = self.chain.max_fee()
+        op = PackedUserOperation(
+            sender=self.account,
+            nonce=nonce,
+            init_code=b"",
+            call_data=call_data,
+            account_gas_limits=pack_uint128_pair(OP_VERIFICATION_GAS, OP_CALL_GAS),
+            pre_verification_gas=OP_PRE_VERIFICATION_GAS,
+            gas_fees=pack_uint128_pair(fees.max_priority_fee_per_gas, fees.max_fee_per_gas),
+            paymaster_and_data=b"",
+            signature=b"",
+        )
+        digest = personal_message_hash(user_op_hash(op, self.entry_point, self.chain.chain_id))
+        signature = signer.sign(digest)
+        envelope = (
+            session_user_op_signature(signer.address, signature)
+            if session
+            else owner_user_op_signature(signature)
+        )
+        return op._replace(signature=envelope)
+
+    def handle_op(self, op: PackedUserOperation) -> Receipt:
+        """``handleOps([op], bundler)`` sent by the bundler (the relayer key); raises unless the
+        operation ran (the EntryPoint does not revert when an operation's execution fails)."""
+        assert self.entry_point_code is not None
+        token = self.demo.bind(self.chain, "DemoToken", self.usdx)
+        before = token.call_one("balanceOf", self.merchant)
+        data = self.entry_point_code.encode("handleOps", [tuple(op)], self.relayer.address)
+        receipt = transact(self.chain, self.relayer, to=self.entry_point, data=data, gas=TX_GAS)
+        if not receipt.succeeded or token.call_one("balanceOf", self.merchant) == before:
+            raise RuntimeError(f"measured user operation did not run: {receipt.revert_reason}")
+        return receipt
+
+    def deposit(self, amount: int) -> None:
+        """Fund the account's EntryPoint deposit, so no operation sends a prefund."""
+        assert self.entry_point_code is not None
+        data = self.entry_point_code.encode("depositTo", self.account)
+        transact(self.chain, self.deployer, to=self.entry_point, data=data, value=amount)
 
 
 def measure(chain: DevChain) -> dict[str, int]:
@@ -243,6 +340,28 @@ def measure(chain: DevChain) -> dict[str, int]:
     owner = LocalTransactionSigner(bench.owner.secret)
     results["revoke (owner)"] = bench.revoke(plain, owner).gas_used
     results["revoke (grant's revoker)"] = bench.revoke(limited, bench.relayer).gas_used
+    if bench.entry_point_code is not None:
+        results.update(measure_user_ops(bench, permissions[:1]))
+    return results
+
+
+def measure_user_ops(bench: _Bench, permissions: list[dict[str, Any]]) -> dict[str, int]:
+    """Receipt gas of one ``handleOps`` carrying the owner's, then a session's, ERC-20
+    transfer (steady state: each kind ran once before)."""
+    results: dict[str, int] = {}
+    bench.deposit(10**18)
+    owner_call = bench.code.encode("execute", *bench.single())
+    bench.handle_op(bench.user_op(owner_call, bench.owner, session=False))
+    results["owner UserOperation (handleOps)"] = bench.handle_op(
+        bench.user_op(owner_call, bench.owner, session=False)
+    ).gas_used
+    key = _Key.named("user-operation session")
+    bench.enable(bench.grant(key, permissions, [], max_fee_wei=10**18))
+    session_call = bench.code.encode("execute_session_op", key.address, *bench.single())
+    bench.handle_op(bench.user_op(session_call, key, session=True))
+    results["session UserOperation (handleOps)"] = bench.handle_op(
+        bench.user_op(session_call, key, session=True)
+    ).gas_used
     return results
 
 
