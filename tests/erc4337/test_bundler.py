@@ -121,17 +121,25 @@ def test_an_operation_is_accepted_and_mined_by_the_bundler(
 
 @pytest.mark.parametrize(
     ("case", "reason"),
-    [("stranger", "ARG_RULE_VIOLATED"), ("other-token", "TARGET_NOT_ALLOWED")],
+    [
+        ("stranger", "ARG_RULE_VIOLATED"),
+        ("other-token", "TARGET_NOT_ALLOWED"),
+        ("fee-over-budget", "FEE_LIMIT_EXCEEDED"),
+    ],
 )
-def test_an_out_of_scope_session_operation_is_refused_by_the_bundler_and_nothing_moves(
+def test_an_out_of_scope_or_over_budget_session_operation_is_refused_and_nothing_moves(
     stage: Stage, wallet: Wallet, bundler: Alto, case: str, reason: str
 ) -> None:
     stranger = Key().address
+    in_scope = transfer_call(stage.demo.token("USDX"), wallet.recipient, 7 * USDX)
     if case == "stranger":
-        call = transfer_call(stage.demo.token("USDX"), stranger, 7 * USDX)
+        op = wallet.session_op(transfer_call(stage.demo.token("USDX"), stranger, 7 * USDX))
+    elif case == "other-token":
+        op = wallet.session_op(transfer_call(stage.demo.token("WETHX"), wallet.recipient, 1))
     else:
-        call = transfer_call(stage.demo.token("WETHX"), wallet.recipient, 1)
-    op = wallet.session_op(call)
+        # In scope, but its maximum cost, 1,000,000 gas at 2,000 gwei = 2 ether, is twice the
+        # session's fee budget (SESSION_FEE_BUDGET, 1 ether).
+        op = wallet.session_op(in_scope, max_fee=2_000 * 10**9, priority_fee=10**9)
     ether, usdx, nonce = (
         stage.chain.get_balance(wallet.address),
         stage.token_balance(wallet.address),

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 import pytest
 from erc4337_support import (
+    CALL_GAS,
     DETERMINISTIC_DEPLOYER,
     ENTRY_POINT_V07,
     ENTRY_POINT_V07_SALT,
+    ONE_ETH,
+    PRE_VERIFICATION_GAS,
     USDX,
+    VERIFICATION_GAS,
+    Key,
     Stage,
     Wallet,
     aa_artifact,
@@ -25,10 +31,13 @@ from erc4337_support import (
 )
 from erc7562 import Trace, check_account_validation, trace_validation
 
+from sessionward.chain.contracts import compile_vyper, deploy
 from sessionward.chain.jsonrpc import JsonRpcClient
-from sessionward.contracts.encoding import PackedUserOperation
+from sessionward.contracts.encoding import PackedUserOperation, pack_uint128_pair
 
 pytestmark = pytest.mark.anvil
+
+RULE_BREAKER = Path(__file__).resolve().parent / "RuleBreaker.vy"
 
 
 def _has_code(stage: Stage) -> Callable[[str], bool]:
@@ -48,7 +57,7 @@ def _names(stage: Stage, wallet: Wallet) -> dict[str, str]:
     }
 
 
-def _validate(rpc: JsonRpcClient, wallet: Wallet, op: PackedUserOperation) -> Trace:
+def _validate(rpc: JsonRpcClient, op: PackedUserOperation) -> Trace:
     """Trace the validation and assert that it succeeded (no FailedOp, no revert)."""
     simulations = aa_artifact("EntryPointSimulations")
     trace = trace_validation(rpc, entry_point=ENTRY_POINT_V07, simulations=simulations, op=op)
@@ -82,9 +91,50 @@ def test_validation_breaks_no_erc7562_rule(
 ) -> None:
     call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 5 * USDX)
     op = wallet.owner_op(call) if kind == "owner" else wallet.session_op(call)
-    trace = _validate(rpc, wallet, op)
+    trace = _validate(rpc, op)
     violations = check_account_validation(
         trace, sender=wallet.address, entry_point=ENTRY_POINT_V07, has_code=_has_code(stage)
     )
     names = _names(stage, wallet)
     assert violations == [], "\n".join(v.describe(names) for v in violations)
+
+
+def test_the_gate_sees_real_violations_in_a_real_trace(stage: Stage, rpc: JsonRpcClient) -> None:
+    """A deliberately rule-breaking account (RuleBreaker.vy) through the same pipeline."""
+    nobody = Key().address
+    breaker = deploy(
+        stage.chain,
+        stage.deployer,
+        compile_vyper(RULE_BREAKER),
+        ENTRY_POINT_V07,
+        stage.demo.token("USDX"),
+        nobody,
+    )
+    stage.chain.set_balance(breaker.address, ONE_ETH)
+    fees = stage.chain.max_fee()
+    op = PackedUserOperation(
+        sender=breaker.address,
+        nonce=0,
+        init_code=b"",
+        call_data=b"",
+        account_gas_limits=pack_uint128_pair(VERIFICATION_GAS, CALL_GAS),
+        pre_verification_gas=PRE_VERIFICATION_GAS,
+        gas_fees=pack_uint128_pair(fees.max_priority_fee_per_gas, fees.max_fee_per_gas),
+        paymaster_and_data=b"",
+        signature=b"",
+    )
+    violations = check_account_validation(
+        _validate(rpc, op),
+        sender=breaker.address,
+        entry_point=ENTRY_POINT_V07,
+        has_code=_has_code(stage),
+    )
+    found = {(v.rule, v.opcode) for v in violations}
+    assert {
+        ("OP-011", "TIMESTAMP"),
+        ("OP-012", "GAS"),
+        ("OP-080", "SELFBALANCE"),
+        ("OP-041", "EXTCODESIZE"),
+        ("STO-021", "SLOAD"),
+    } <= found, found
+    assert all(v.contract in (breaker.address, stage.demo.token("USDX")) for v in violations)
