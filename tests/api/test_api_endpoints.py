@@ -55,23 +55,25 @@ def test_success_answers_carry_a_request_id(api: Api, world: World) -> None:
     assert response.headers["x-request-id"].startswith("req_")
 
 
-def test_healthz_answers_when_the_database_does(client: TestClient) -> None:
+def test_healthz_answers_while_the_process_lives(client: TestClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
-def test_healthz_is_503_when_the_database_does_not_answer(
+def test_readyz_is_503_when_the_database_does_not_answer_while_healthz_stays_alive(
     waas: Waas, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken() -> None:
+    def broken(**_options: object) -> None:
         raise OSError("disk gone")
 
-    monkeypatch.setattr(waas.runtime.store, "current_revision", broken)
+    monkeypatch.setattr(waas.runtime.store.db, "writing", broken)
     with TestClient(create_app(waas)) as client:
-        response = client.get("/healthz")
-    assert response.status_code == 503
-    assert response.json()["error"] == "Unavailable"
+        ready = client.get("/readyz")
+        alive = client.get("/healthz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["database"] == {"ok": False, "reason": "OSError: disk gone"}
+    assert alive.status_code == 200
 
 
 def test_metrics_count_requests_decisions_latency_and_revocations(

@@ -1,5 +1,6 @@
-"""The ASGI application: ``POST /v1/Waas/<Method>``, ``GET /healthz``, ``GET /metrics`` and
-``GET /openapi.json``; the review pages under ``/ui`` are routed to :mod:`sessionward.ui`.
+"""The ASGI application: ``POST /v1/Waas/<Method>``, ``GET|HEAD /healthz`` (liveness),
+``/readyz`` (readiness, :mod:`.health`), ``/metrics`` and ``/openapi.json``; the review pages
+under ``/ui`` are routed to :mod:`sessionward.ui`.
 
 The HTTP layer only translates. A request goes through, in order:
 
@@ -13,7 +14,8 @@ The HTTP layer only translates. A request goes through, in order:
    queued beside it; on PostgreSQL in a worker thread of its own. The revocation methods and
    LiftFreeze do it in one durable unit of work each, in a worker thread.
 
-Every response carries ``X-Request-Id``; every error has the shape of :mod:`.errors`; anything
+Every response carries ``X-Request-Id``; every error has the shape of :mod:`.errors`; a
+database outage becomes 503 ``DATABASE_UNAVAILABLE`` with ``Retry-After``; anything else
 unexpected becomes a logged 500 of that shape, with no stack trace or secret in the body.
 
 The app neither starts nor stops the :class:`Waas` it is given: the caller runs
@@ -26,15 +28,16 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Final
 
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sessionward.crypto.request_signature import SIGNATURE_HEADER
 from sessionward.domain.reasons import ReasonCode, SessionWardError
@@ -45,12 +48,12 @@ from sessionward.ui import UiRoutes, is_ui_path
 from .auth import Authenticator, Principal, single_header
 from .body import declared_length, parse_document, read_bounded, validate
 from .errors import (
-    INTERNAL_ERROR,
     ApiError,
     from_service_error,
     internal_error,
     method_unknown,
 )
+from .health import RETRY_AFTER_S, Readiness, database_outage, unavailable
 from .http_guard import RAW_TARGET
 from .idempotency import Idempotency
 from .methods import METHODS, Method
@@ -134,6 +137,8 @@ class SessionWardApi:
         self._idempotency = Idempotency(waas.idempotency)
         self._openapi = orjson.dumps(openapi_document())
         self._ui = UiRoutes(waas, self._auth)
+        self._readiness = Readiness(waas)
+        self._entry = _with_cors(self._handle, waas.runtime.settings.cors_origins)
         # Requests that run as one unit of work (Execute) run on one thread and commit in
         # groups where the database serialises writers anyway (SQLite); see unit_writer.
         self._unit_writer: UnitWriter[Outcome] | None = (
@@ -146,6 +151,9 @@ class SessionWardApi:
             return
         if scope["type"] != "http":  # websockets are not part of this API
             return
+        await self._entry(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _new_request_id()
         path = str(scope.get("path", ""))
         label = _label(path)
@@ -155,9 +163,12 @@ class SessionWardApi:
             status, body, headers = _error(exc, request_id)
         except _Disconnected:
             return
-        except Exception:
-            _log.exception("unexpected error in %s (request %s)", label, request_id)
-            status, body, headers = _error(internal_error(), request_id)
+        except Exception as exc:
+            if database_outage(exc):  # 503 + Retry-After: the retry gets a fresh connection
+                status, body, headers = _error(unavailable(exc), request_id)
+            else:
+                _log.exception("unexpected error in %s (request %s)", label, request_id)
+                status, body, headers = _error(internal_error(), request_id)
         self.metrics.request(label, status)
         media_type = headers.pop("content-type", JSON)
         headers[REQUEST_ID_HEADER] = request_id
@@ -178,13 +189,15 @@ class SessionWardApi:
             )
         if path not in _ENDPOINTS:
             raise method_unknown(path)
-        if verb != "GET":
-            raise _not_allowed("GET")
+        if verb not in ("GET", "HEAD"):  # HEAD: the same answer, whose body uvicorn drops
+            raise _not_allowed("GET, HEAD")
         if path == "/openapi.json":
             return 200, self._openapi, {}
         if path == "/metrics":
             return 200, self.metrics.render(), {"content-type": self.metrics.content_type}
-        return await run_in_threadpool(self._health)
+        if path == "/healthz":  # liveness: this process answers HTTP, nothing more
+            return 200, b'{"status":"ok"}', {}
+        return await run_in_threadpool(self._ready)
 
     async def _call(
         self, method: Method, scope: Scope, receive: Receive, request_id: str
@@ -285,18 +298,14 @@ class SessionWardApi:
             self.metrics.revoked(method.revocation_path, len(result.get("revokedSessions", ())))
         return 200, dump_json(result), {}
 
-    def _health(self) -> Outcome:
-        try:
-            self.waas.check_database()
-        except Exception:
-            _log.exception("health check: the database does not answer")
-            raise ApiError(
-                503, "Unavailable", INTERNAL_ERROR, "the database does not answer"
-            ) from None
-        return 200, b'{"status":"ok"}', {}
+    def _ready(self) -> Outcome:
+        ready, report = self._readiness.report()
+        if ready:
+            return 200, dump_json(report), {}
+        return 503, dump_json(report), {"Retry-After": str(RETRY_AFTER_S)}
 
 
-_ENDPOINTS: Final = frozenset({"/healthz", "/metrics", "/openapi.json"})
+_ENDPOINTS: Final = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 
 def _label(path: str) -> str:
@@ -307,6 +316,22 @@ def _label(path: str) -> str:
     if is_ui_path(path):
         return "ui"
     return path if path in _ENDPOINTS else "unknown"
+
+
+def _with_cors(app: ASGIApp, origins: Sequence[str]) -> ASGIApp:
+    """``app`` as is without configured origins (CORS off: browsers on other origins cannot
+    read an answer); otherwise behind CORS for exactly those origins (owner apps), with the
+    request-signature and idempotency headers allowed and the request id readable."""
+    if not origins:
+        return app
+    return CORSMiddleware(
+        app,
+        allow_origins=list(origins),
+        allow_methods=["GET", "HEAD", "POST"],
+        allow_headers=[SIGNATURE_HEADER, IDEMPOTENCY_HEADER, "Content-Type"],
+        expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
+        max_age=600,
+    )
 
 
 def _not_allowed(allowed: str) -> ApiError:

@@ -33,6 +33,7 @@ _ERROR_DESCRIPTIONS: Final = {
     404: "No such object",
     409: "Conflict with the object's state, or an Idempotency-Key reused",
     413: "Body larger than the configured limit (PAYLOAD_TOO_LARGE)",
+    503: "The database is unavailable (DATABASE_UNAVAILABLE); retry after Retry-After seconds",
     500: "Internal error (never caused by a client mistake; the requestId is in the log)",
 }
 
@@ -165,7 +166,7 @@ def _request_id_header() -> dict[str, Any]:
 
 
 def _operation(method: Method, schemas: _Schemas) -> dict[str, Any]:
-    statuses = [400, 403, 404, 409, 413, 500]
+    statuses = [400, 403, 404, 409, 413, 500, 503]
     if method.auth != "public":
         statuses.insert(1, 401)
     responses: dict[str, Any] = {
@@ -206,24 +207,59 @@ def _service_paths() -> dict[str, Any]:
         "required": ["status"],
         "properties": {"status": {"type": "string", "enum": ["ok"]}},
     }
+    check = {
+        "type": "object",
+        "required": ["ok"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "reason": {"type": "string"},
+            "block": {"type": "integer"},
+            "lease": {"type": "string"},
+        },
+    }
+    readiness = {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "unavailable"]},
+            "checks": {
+                "type": "object",
+                "properties": {name: check for name in ("database", "dataDir", "chain", "relayer")},
+            },
+        },
+    }
+    retry = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
     return {
         "/healthz": {
             "get": {
                 "operationId": "Health",
-                "summary": "200 when the database answers",
+                "summary": "Liveness: 200 while the process answers HTTP (also HEAD)",
                 "security": [],
                 "responses": {
                     "200": {
-                        "description": "Healthy",
+                        "description": "Alive",
                         "headers": _request_id_header(),
                         "content": {"application/json": {"schema": health}},
                     },
-                    "503": {
-                        "description": "The database does not answer",
+                },
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "Ready",
+                "summary": "Readiness: database writable, data directory writable, chain "
+                "reachable, relayer lease (also HEAD)",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Ready: every check passed",
                         "headers": _request_id_header(),
-                        "content": {
-                            "application/json": {"schema": {"$ref": REF.format(model="Error")}}
-                        },
+                        "content": {"application/json": {"schema": readiness}},
+                    },
+                    "503": {
+                        "description": "Not ready: the failing checks carry their reason",
+                        "headers": {**_request_id_header(), **retry},
+                        "content": {"application/json": {"schema": readiness}},
                     },
                 },
             }

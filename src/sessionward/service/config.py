@@ -183,6 +183,8 @@ class Settings:
             raise ConfigError("relayer_lease_ttl_s and max_clock_skew_s must be positive")
         if self.chain_time_ttl_s < 0 or self.session_close_margin_s < 0:
             raise ConfigError("chain_time_ttl_s and session_close_margin_s cannot be negative")
+        if any(not o.startswith(("https://", "http://")) for o in self.cors_origins):
+            raise ConfigError("cors_origins are origins (https://host[:port]); no wildcard")
         ids = [o.id for o in self.ops_credentials]
         if len(set(ids)) != len(ids):
             raise ConfigError("ops credential ids must be distinct")
