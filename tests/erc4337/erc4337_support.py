@@ -22,7 +22,13 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Final
 
-from sessionward.chain.contracts import ContractArtifact, DeployedContract, deploy, transact
+from sessionward.chain.contracts import (
+    ContractArtifact,
+    DeployedContract,
+    compile_vyper,
+    deploy,
+    transact,
+)
 from sessionward.chain.demo import DemoDeployment, demo_contract, deploy_demo
 from sessionward.chain.interface import DevChain
 from sessionward.chain.signer import LocalTransactionSigner
@@ -38,7 +44,13 @@ from sessionward.crypto import typed_data
 from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.secp256k1 import address_from_secret, personal_message_hash, sign_digest
 from sessionward.domain.abi import encode_call, parse_signature
-from sessionward.domain.calldata import Call, encode_single_execution, mode_single
+from sessionward.domain.calldata import (
+    Call,
+    encode_batch_execution,
+    encode_single_execution,
+    mode_batch,
+    mode_single,
+)
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 AA_ARTIFACTS: Final = (
@@ -55,6 +67,7 @@ USDX: Final = 10**6
 TRANSFER: Final = "transfer(address,uint256)"
 RULE_IN: Final = 4  # the grant rule operator "in"
 # Generous fixed gas fields: the tests are about validation rules, not gas estimation.
+SIGNER_1271: Final = REPO_ROOT / "tests" / "contracts" / "Signer1271.vy"  # the boa tests' double
 VERIFICATION_GAS: Final = 600_000
 CALL_GAS: Final = 300_000
 PRE_VERIFICATION_GAS: Final = 100_000
@@ -136,6 +149,13 @@ def transfer_call(token: str, to: str, amount: int) -> Call:
     return Call(token, 0, encode_call(parse_signature(TRANSFER), (to, amount)))
 
 
+def execution(calls: tuple[Call, ...]) -> tuple[bytes, bytes]:
+    """ERC-7579 ``(mode, executionCalldata)``: single for one call, batch for more."""
+    if len(calls) == 1:
+        return mode_single(), encode_single_execution(calls[0])
+    return mode_batch(), encode_batch_execution(list(calls))
+
+
 @dataclass
 class Stage:
     """EntryPoint v0.7 and the demo world on one anvil node."""
@@ -155,15 +175,24 @@ class Stage:
         assert isinstance(value, int)
         return value
 
-    def new_wallet(self, *, usdx: int = 1_000 * USDX, ether: int = 10 * ONE_ETH) -> Wallet:
+    def new_wallet(
+        self, *, usdx: int = 1_000 * USDX, ether: int = 10 * ONE_ETH, erc1271_owner: bool = False
+    ) -> Wallet:
         """A fresh factory account (new owner key) holding ``usdx`` and ``ether``, with one
         session enabled by the owner's grant: ``USDX.transfer(recipient, any amount)`` to one
-        recipient only, a fee budget of :data:`SESSION_FEE_BUDGET`."""
+        recipient only, a fee budget of :data:`SESSION_FEE_BUDGET`. With ``erc1271_owner`` the
+        owner is a contract (tests/contracts/Signer1271.vy) that accepts the owner key's
+        signatures, and the key signs for it."""
         owner, session, recipient = Key(), Key(), Key().address
+        owner_address = owner.address
+        if erc1271_owner:
+            owner_address = deploy(
+                self.chain, self.deployer, compile_vyper(SIGNER_1271), owner.address
+            ).address
         factory = self.demo.bind(self.chain, "SessionAccountFactory", self.demo.factory)
         salt = next(self.salts).to_bytes(32, "big")
-        factory.transact(self.deployer, "create_account", owner.address, salt)
-        address = factory.call_one("get_address", owner.address, salt)
+        factory.transact(self.deployer, "create_account", owner_address, salt)
+        address = factory.call_one("get_address", owner_address, salt)
         assert isinstance(address, str)
         self.usdx.transact(self.deployer, "mint", address, usdx)
         self.chain.set_balance(address, ether)
@@ -282,12 +311,11 @@ class Wallet:
         return on_chain
 
     def owner_op(
-        self, call: Call, *, max_fee: int | None = None, priority_fee: int | None = None
+        self, *calls: Call, max_fee: int | None = None, priority_fee: int | None = None
     ) -> PackedUserOperation:
-        """An owner operation ``execute(single, call)``, signed by the owner."""
-        execution = encode_single_execution(call)
+        """An owner operation ``execute(mode, calls)``, signed by the owner."""
         op = self._op(
-            self.account_code.encode("execute", mode_single(), execution),
+            self.account_code.encode("execute", *execution(calls)),
             max_fee=max_fee,
             priority_fee=priority_fee,
         )
@@ -295,15 +323,12 @@ class Wallet:
         return op._replace(signature=owner_user_op_signature(signature))
 
     def session_op(
-        self, call: Call, *, max_fee: int | None = None, priority_fee: int | None = None
+        self, *calls: Call, max_fee: int | None = None, priority_fee: int | None = None
     ) -> PackedUserOperation:
-        """A session operation ``execute_session_op(session, single, call)``, signed by the
+        """A session operation ``execute_session_op(session, mode, calls)``, signed by the
         session key."""
-        execution = encode_single_execution(call)
         op = self._op(
-            self.account_code.encode(
-                "execute_session_op", self.session.address, mode_single(), execution
-            ),
+            self.account_code.encode("execute_session_op", self.session.address, *execution(calls)),
             max_fee=max_fee,
             priority_fee=priority_fee,
         )

@@ -85,12 +85,14 @@ def test_the_entry_point_is_the_canonical_v07_deployed_by_the_deterministic_depl
     assert implementation.call_one("ENTRY_POINT") == ENTRY_POINT_V07
 
 
-@pytest.mark.parametrize("kind", ["owner", "session"])
+@pytest.mark.parametrize("kind", ["owner", "session", "owner-batch", "session-batch"])
 def test_validation_breaks_no_erc7562_rule(
     stage: Stage, wallet: Wallet, rpc: JsonRpcClient, kind: str
 ) -> None:
-    call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 5 * USDX)
-    op = wallet.owner_op(call) if kind == "owner" else wallet.session_op(call)
+    calls = [transfer_call(stage.demo.token("USDX"), wallet.recipient, 5 * USDX)]
+    if kind.endswith("batch"):
+        calls.append(transfer_call(stage.demo.token("USDX"), wallet.recipient, 6 * USDX))
+    op = wallet.owner_op(*calls) if kind.startswith("owner") else wallet.session_op(*calls)
     trace = _validate(rpc, op)
     violations = check_account_validation(
         trace, sender=wallet.address, entry_point=ENTRY_POINT_V07, has_code=_has_code(stage)
@@ -138,3 +140,31 @@ def test_the_gate_sees_real_violations_in_a_real_trace(stage: Stage, rpc: JsonRp
         ("STO-021", "SLOAD"),
     } <= found, found
     assert all(v.contract in (breaker.address, stage.demo.token("USDX")) for v in violations)
+
+
+def test_with_an_erc1271_owner_only_the_owner_contracts_storage_read_breaks_a_rule(
+    stage: Stage, rpc: JsonRpcClient
+) -> None:
+    """A contract owner's ``isValidSignature`` runs inside the account's validation: when it
+    reads its own storage (Signer1271.vy keeps its signer in slot 0), that read is outside the
+    account's associated storage (STO-021), acceptable only for a staked account (STO-033).
+    The account adds no violation of its own, and its session operations stay clean."""
+    wallet = stage.new_wallet(erc1271_owner=True)
+    owner_contract = stage.chain.get_code(wallet.address)[-20:]
+    call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 5 * USDX)
+    violations = check_account_validation(
+        _validate(rpc, wallet.owner_op(call)),
+        sender=wallet.address,
+        entry_point=ENTRY_POINT_V07,
+        has_code=_has_code(stage),
+    )
+    assert [(v.rule, v.opcode, v.contract) for v in violations] == [
+        ("STO-021", "SLOAD", "0x" + owner_contract.hex())
+    ]
+    session = check_account_validation(
+        _validate(rpc, wallet.session_op(call)),
+        sender=wallet.address,
+        entry_point=ENTRY_POINT_V07,
+        has_code=_has_code(stage),
+    )
+    assert session == []
