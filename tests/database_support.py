@@ -171,3 +171,5 @@ class RowWriter:
         )
         if approved_at is not None:
             assert self.store.sessions.approve(session_id, now=approved_at)
+            # As if the chain showed it installed (the reconciler's record): active.
+            assert self.store.sessions.mark_onchain_enabled(session_id, now=approved_at)

@@ -44,7 +44,7 @@ def test_five_denials_within_a_minute_revoke_the_session(world: World, session: 
     assert _alerts(world, session, "denial_burst") == []
     _off_target(world, session)
     record = world.record(session.session_id)
-    assert (record.status, record.revoked_by) == ("revoked", "policy:denial_burst")
+    assert (record.status, record.revoked_by) == ("revoking", "policy:denial_burst")
     (alert,) = _alerts(world, session, "denial_burst")
     assert alert.severity == "critical"
     assert alert.action_taken == f"revoked session {session.session_id}"
@@ -67,7 +67,7 @@ def test_a_context_mismatch_revokes_the_session_at_once(world: World, session: S
         world.quote(session, 1, chain_id=5)
     assert ReasonCode.CHAIN_MISMATCH in codes(refused.value)
     record = world.record(session.session_id)
-    assert (record.status, record.revoked_by) == ("revoked", "policy:context_mismatch")
+    assert (record.status, record.revoked_by) == ("revoking", "policy:context_mismatch")
     (alert,) = _alerts(world, session, "context_mismatch")
     assert alert.action_at is not None and alert.detail["why"] == ["CHAIN_MISMATCH"]
     world.settle()
@@ -82,7 +82,7 @@ def test_a_forbidden_action_attempt_revokes_the_session_at_once(
         world.prepare(session, to=world.router, data=data)
     assert ReasonCode.NON_DELEGABLE_ACTION in codes(refused.value)
     record = world.record(session.session_id)
-    assert (record.status, record.revoked_by) == ("revoked", "policy:forbidden_action_attempt")
+    assert (record.status, record.revoked_by) == ("revoking", "policy:forbidden_action_attempt")
     (alert,) = _alerts(world, session, "forbidden_action_attempt")
     assert alert.action_at is not None
 
@@ -207,20 +207,27 @@ def test_with_the_rules_switched_off_nothing_is_revoked_or_suspended(quiet_world
     world.settle()
 
 
-def test_the_owner_renews_a_suspended_session_by_approving_it_again(world: World) -> None:
-    """After the velocity rule suspends a session, the owner's signature over the same grant
-    resumes it (and nothing else does)."""
+def test_the_owner_renews_a_suspended_session_with_a_fresh_renewal_signature(
+    world: World,
+) -> None:
+    """After the velocity rule suspends a session, only the owner's new signature over its
+    SessionRenewal resumes it: not a stranger's, not the original grant signature (issue 13.5;
+    more in test_service_lifecycle_renewal)."""
     session = world.session()
     record = world.record(session.session_id)
     assert world.waas.runtime.store.sessions.suspend(session.session_id)
     digest = json.loads(record.grant)["digest"]
+    renewal = world.waas.sessions.get(session.wallet.caller, session.session_id)["renewal"]
     stranger = world.wallet()
-    with pytest.raises(ServiceError):
-        world.waas.sessions.approve(
-            session.wallet.caller, session_id=session.session_id, signature=stranger.sign(digest)
-        )
+    for signature in (stranger.sign(renewal["digest"]), session.wallet.sign(digest)):
+        with pytest.raises(ServiceError):
+            world.waas.sessions.approve(
+                session.wallet.caller, session_id=session.session_id, signature=signature
+            )
     assert world.record(session.session_id).status == "suspended"
     detail = world.waas.sessions.approve(
-        session.wallet.caller, session_id=session.session_id, signature=session.wallet.sign(digest)
+        session.wallet.caller,
+        session_id=session.session_id,
+        signature=session.wallet.sign(renewal["digest"]),
     )
     assert detail["status"] == "active"

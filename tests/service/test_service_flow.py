@@ -21,10 +21,11 @@ def test_a_delegated_swap_goes_from_grant_to_chain_and_is_accounted_for(
         session_id=pending["sessionId"],
         signature=wallet.sign(pending["grantDigest"]),
     )
-    assert detail["status"] == "active"
+    assert (detail["status"], detail["lifecycle"]) == ("pending", "installing")
     assert detail["approvedAt"] is not None
     world.settle()
     session_id = pending["sessionId"]
+    assert world.record(session_id).status == "active"  # the chain showed it installed
     assert world.record(session_id).onchain_enabled_at is not None
     assert world.onchain_status(wallet, pending["sessionKey"]) == 1
 
@@ -82,6 +83,7 @@ def test_a_delegated_swap_goes_from_grant_to_chain_and_is_accounted_for(
     assert story == [
         ("session.authorized", session_id),
         ("session.approved", session_id),
+        ("session.installed", session_id),
         ("session.call.signed", session_id),
         ("session.call.executed", quote["txnId"]),
     ]

@@ -30,7 +30,7 @@ def test_the_owner_revokes_one_session_and_the_others_of_the_credential_stay(
     )
     assert result["revokedSessions"] == [gone.session_id]
     record = world.record(gone.session_id)
-    assert record.status == "revoked"
+    assert record.status == "revoking"  # revoked once the chain agrees
     assert record.revoked_at == result["revokedAt"]
     assert record.revoked_by == f"owner:{wallet.caller.credential_id}"
     assert world.record(kept.session_id).status == "active"
@@ -52,8 +52,8 @@ def test_the_owner_revokes_every_session_of_a_credential_on_the_wallet_only(
         session_id=None,
     )
     assert sorted(result["revokedSessions"]) == sorted([first.session_id, second.session_id])
-    assert world.record(first.session_id).status == "revoked"
-    assert world.record(second.session_id).status == "revoked"
+    assert world.record(first.session_id).status == "revoking"
+    assert world.record(second.session_id).status == "revoking"
     assert world.record(elsewhere.session_id).status == "active"
     assert world.record(other_backend.session_id).status == "active"
     assert world.rt.store.credentials.get(backend.credential_id).revoked_at is None  # type: ignore[union-attr]
@@ -171,7 +171,7 @@ def test_the_backend_retires_its_credential_and_every_session_bound_to_it(
     assert credential is not None and credential.revoked_at is not None
     for s in sessions:
         record = world.record(s.session_id)
-        assert (record.status, record.revoked_by) == ("revoked", f"backend:{backend.credential_id}")
+        assert (record.status, record.revoked_by) == ("revoking", f"backend:{backend.credential_id}")
         with pytest.raises(VaultRefusal):
             _sign_with_session_key(world, s.session_id)
     world.settle()

@@ -116,7 +116,7 @@ def test_authorize_makes_one_vault_key_and_a_pending_session_bound_to_it(
     pending = world.authorize(wallet, backend)
     record = world.record(pending["sessionId"])
     assert world.vault_key_count() == keys + 1
-    assert record.status == "pending"
+    assert record.status == "pending_approval"
     assert record.session_key_address == pending["sessionKey"]
     assert world.rt.vault.address_of(record.session_key_id) == pending["sessionKey"]
     assert pending["grant"]["primaryType"] == "SessionGrant"
@@ -131,7 +131,7 @@ def test_authorize_makes_one_vault_key_and_a_pending_session_bound_to_it(
 
 def _assert_still_pending(world: World, wallet: Wallet, session_id: str) -> None:
     record = world.record(session_id)
-    assert record.status == "pending"
+    assert record.status == "pending_approval"
     assert record.approved_at is None and record.owner_signature is None
     assert world.rt.relayer.job(f"enable:{session_id}") is None
     assert "session.approved" not in world.audit_kinds(wallet.wallet_id)
@@ -177,7 +177,10 @@ def test_approve_refuses_a_signature_that_is_not_the_owners_exact_one(
         session_id=pending["sessionId"],
         signature=wallet.sign(pending["grantDigest"]),
     )
-    assert detail["status"] == "active"
+    # Approved: installing until the chain shows it installed (the wire still says pending).
+    assert (detail["status"], detail["lifecycle"]) == ("pending", "installing")
+    world.settle()
+    assert world.record(pending["sessionId"]).status == "active"
 
 
 def test_the_high_s_twin_is_a_valid_signature_of_the_same_key(

@@ -237,9 +237,9 @@ def test_revoked_session_is_refused_and_usage_unchanged(store: Store, seed: Seed
 
 def test_suspended_session_is_refused(store: Store, seed: Seeder) -> None:
     s = seed.session()
-    assert store.sessions.suspend(s.session_id)
+    assert store.sessions.suspend(s.session_id, renewal_nonce=7)
     assert _refusal(store, s.session_id) == (ReasonCode.SESSION_SUSPENDED,)
-    assert store.sessions.resume(s.session_id)
+    assert store.sessions.renew(s.session_id, renewal_nonce=7)
     assert store.budget.reserve(s.session_id, "r1", [native(1)], now=T0 + 1).accepted
 
 

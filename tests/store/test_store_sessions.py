@@ -26,7 +26,7 @@ def test_new_session_is_pending_with_exact_uint256_fields(store: Store, seed: Se
         expires_at=T0 + 60,
         now=T0,
     )
-    assert record.status == "pending" and record.approved_at is None
+    assert record.status == "pending_approval" and record.approved_at is None
     assert record.grant_nonce == 2**256 - 1 and record.epoch == 2**128 + 3
     assert record.action_classes == ("swap.execute", "erc20.transfer")
     assert record.session_key_address == "0xabcdef0000000000000000000000000000000001"
@@ -60,20 +60,24 @@ def test_empty_validity_window_is_refused(store: Store, seed: Seeder) -> None:
         seed.session(valid_after=T0 + 10, expires_at=T0 + 10)
 
 
-def test_approval_activates_only_a_pending_unexpired_session(store: Store, seed: Seeder) -> None:
+def test_approval_installs_only_a_pending_unexpired_session(store: Store, seed: Seeder) -> None:
     s = seed.session(approve=False, expires_at=T0 + 100)
     assert not store.sessions.approve(s.session_id, now=T0 + 100)
     assert store.sessions.approve(s.session_id, now=T0 + 5)
     assert not store.sessions.approve(s.session_id, now=T0 + 6)
     record = store.sessions.get(s.session_id)
-    assert record is not None and record.status == "active" and record.approved_at == T0 + 5
+    assert record is not None and record.status == "installing" and record.approved_at == T0 + 5
+    assert store.sessions.mark_onchain_enabled(s.session_id, now=T0 + 7)
+    assert not store.sessions.mark_onchain_enabled(s.session_id, now=T0 + 8)
+    record = store.sessions.get(s.session_id)
+    assert record is not None and record.status == "active" and record.onchain_enabled_at == T0 + 7
 
 
 def test_revoked_session_cannot_be_approved_or_resumed(store: Store, seed: Seeder) -> None:
     s = seed.session(approve=False)
     assert store.sessions.revoke_session(s.session_id, by="owner", reason="no", now=T0)
     assert not store.sessions.approve(s.session_id, now=T0)
-    assert not store.sessions.resume(s.session_id)
+    assert not store.sessions.renew(s.session_id, renewal_nonce=0)
     record = store.sessions.get(s.session_id)
     assert record is not None and record.status == "revoked" and record.approved_at is None
 
@@ -85,7 +89,7 @@ def test_first_revoke_wins_and_keeps_its_time_and_author(store: Store, seed: See
     record = store.sessions.get(s.session_id)
     assert record is not None
     assert (record.status, record.revoked_at, record.revoked_by, record.revoke_reason) == (
-        "revoked",
+        "revoking",  # approved once: revoked for good only once the chain agrees
         T0 + 1,
         "owner",
         "lost phone",
@@ -126,7 +130,7 @@ def test_revoke_sessions_of_wallet(store: Store, seed: Seeder) -> None:
         wallet, by="ops:o1", reason="kill", now=T0
     ) == sorted([a.session_id, b.session_id])
     assert store.sessions.revoke_sessions_of_wallet(wallet, by="x", reason="y", now=T0) == []
-    assert [r.status for r in store.sessions.of_wallet(wallet)] == ["revoked", "revoked"]
+    assert [r.status for r in store.sessions.of_wallet(wallet)] == ["revoking", "revoking"]
     record = store.sessions.get(other.session_id)
     assert record is not None and record.status == "active"
 

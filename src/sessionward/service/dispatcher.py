@@ -21,7 +21,7 @@ from sessionward.chain.relay_jobs import JobState, RelayJob
 from sessionward.store.database import Database
 from sessionward.store.transactions import TransactionRecord
 
-from .onchain import REVOKE_GAS
+from .reconciler import Reconciler
 from .runtime import Runtime
 from .transactions import gas_limit_for
 
@@ -34,6 +34,7 @@ class Dispatcher:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._lock = threading.Lock()
+        self.reconciler = Reconciler(rt)
 
     def step(self) -> None:
         with self._lock:
@@ -48,10 +49,12 @@ class Dispatcher:
                 self._apply(job)
 
     def reconcile(self) -> None:
-        """At start-up: settle the relayer's outstanding jobs, then every outcome."""
+        """At start-up: settle the relayer's outstanding jobs, then every outcome, then compare
+        every session the chain can contradict with the chain (:mod:`.reconciler`)."""
         with self._lock:
             for job in self._rt.relayer.reconcile():
                 self._apply(job)
+            self.reconciler.run(everything=True)
 
     # --- queueing -------------------------------------------------------------------------
 
@@ -86,27 +89,9 @@ class Dispatcher:
             self._finish_execution(txn.id, JobState.REFUSED, None, str(exc))
 
     def _queue_revocations(self) -> None:
-        rt = self._rt
-        for record in rt.store.sessions.awaiting_onchain_revocation():
-            job_id = f"revoke:{record.id}"
-            if rt.relayer.job(job_id) is not None:
-                continue
-            enable = rt.relayer.job(f"enable:{record.id}")
-            if enable is None or enable.state in (JobState.FAILED, JobState.REFUSED):
-                # Never installed on chain: nothing to remove.
-                rt.store.sessions.mark_onchain_revoked(record.id, now=rt.now())
-                continue
-            wallet = rt.store.wallets.get(record.wallet_id)
-            assert wallet is not None
-            try:
-                rt.relayer.enqueue(
-                    job_id,
-                    to=wallet.account,
-                    data=rt.calls.revoke_session(record.session_key_address),
-                    gas_limit=REVOKE_GAS,
-                )
-            except ChainError as exc:
-                _log.warning("cannot queue on-chain revocation of %s: %s", record.id, exc)
+        """Sessions and chain compared, installs and removals queued or repaired (the
+        reconciler; a session the node cannot answer for waits for the next round)."""
+        self.reconciler.run()
 
     # --- outcomes -------------------------------------------------------------------------
 
@@ -114,14 +99,12 @@ class Dispatcher:
         if not job.state.is_final:
             return
         kind, _, subject = job.job_id.partition(":")
-        now = self._rt.now()
         if kind == "exec":
             self._finish_execution(subject, job.state, job.tx_hash, job.revert_reason or job.error)
-        elif kind == "enable" and job.state is JobState.EXECUTED:
-            self._rt.store.sessions.mark_onchain_enabled(subject, now=now)
-        elif kind == "revoke" and job.state is JobState.EXECUTED:
-            self._rt.store.sessions.mark_onchain_revoked(subject, now=now)
-        elif job.state is not JobState.EXECUTED:
+        elif kind in ("enable", "revoke"):
+            # Installed or removed is recorded from the chain's own view, not the receipt alone.
+            self.reconciler.settle(job)
+        if kind != "exec" and job.state is not JobState.EXECUTED:
             _log.warning(
                 "relay job %s ended %s: %s", job.job_id, job.state, job.revert_reason or job.error
             )

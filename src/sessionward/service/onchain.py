@@ -6,11 +6,20 @@ drift from the contracts.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any, Final
 
 from sessionward.chain.demo import demo_contract
+from sessionward.chain.interface import Chain
+from sessionward.chain.relay_jobs import DuplicateRelayJob, RelayJob
+from sessionward.crypto.secp256k1 import normalize_address
 from sessionward.crypto.typed_data import SCHEMA
+from sessionward.store.database import Database
+from sessionward.store.relay_jobs import SqlRelayJobStore
 
 # Gas limits given to the relayer for the service's own calls (no estimation: an estimate
 # against the current state would fail for a call that depends on an earlier queued one, such
@@ -78,6 +87,106 @@ class AccountCalls:
 
     def revoke_session(self, session_key: str) -> bytes:
         return self._account.encode("revoke_session", session_key)
+
+    def session(self, session_key: str) -> bytes:
+        return self._account.encode("session", session_key)
+
+    def decode_session(self, data: bytes) -> tuple[int, int, int]:
+        """``session(key)``'s view as ``(status, epoch, expiresAt)``."""
+        (view,) = self._account.decode_output("session", data)
+        assert isinstance(view, tuple)
+        status, _valid_after, expires_at, _period, _uses_max, epoch = view[:6]
+        assert isinstance(status, int) and isinstance(epoch, int)
+        assert isinstance(expires_at, int)
+        return status, epoch, expires_at
+
+    def grant_nonce_used(self, nonce: int) -> bytes:
+        return self._account.encode("grant_nonce_used", nonce)
+
+    def decode_bool(self, function: str, data: bytes) -> bool:
+        (value,) = self._account.decode_output(function, data)
+        assert isinstance(value, bool)
+        return value
+
+
+class Installed(IntEnum):
+    """A session key's state on its account, as the account's own views say."""
+
+    NEVER = 0
+    """Not installed, and its grant can still be installed by anyone holding the signature."""
+    ACTIVE = 1
+    """Installed and live (current epoch)."""
+    REMOVED = 2
+    """Installed once and removed (revoked, or its epoch was bumped by revoke-all)."""
+    NEVER_INSTALLABLE = 3
+    """Not installed, and its grant can no longer be installed (grant nonce spent or epoch
+    bumped): verified never installed."""
+
+
+@dataclass(frozen=True, slots=True)
+class OnchainSession:
+    """What the chain says about one session (read by :func:`read_onchain_session`)."""
+
+    state: Installed
+    expires_at: int
+
+
+def read_onchain_session(
+    chain: Chain,
+    calls: AccountCalls,
+    *,
+    account: str,
+    session_key: str,
+    grant_nonce: int,
+    grant_epoch: int,
+) -> OnchainSession:
+    """The session's state from the account's ``session(key)``, ``epoch()`` and
+    ``grant_nonce_used(nonce)`` views (raises :class:`~sessionward.chain.errors.ChainError`
+    when the node cannot answer). An account not deployed has installed nothing."""
+    if not chain.get_code(account):
+        return OnchainSession(Installed.NEVER, 0)
+    status, epoch, expires_at = calls.decode_session(
+        chain.call(account, calls.session(session_key))
+    )
+    account_epoch = calls.decode_uint("epoch", chain.call(account, calls.epoch()))
+    if status == 1:
+        live = epoch == account_epoch
+        return OnchainSession(Installed.ACTIVE if live else Installed.REMOVED, expires_at)
+    if status == 2:
+        return OnchainSession(Installed.REMOVED, expires_at)
+    used = calls.decode_bool(
+        "grant_nonce_used", chain.call(account, calls.grant_nonce_used(grant_nonce))
+    )
+    if used or account_epoch != grant_epoch:
+        return OnchainSession(Installed.NEVER_INSTALLABLE, 0)
+    return OnchainSession(Installed.NEVER, 0)
+
+
+def queue_relay_job(
+    db: Database, *, sender: str, job_id: str, to: str, data: bytes, gas_limit: int
+) -> RelayJob:
+    """Write a relay job for the relayer (``queued``) in the caller's transaction or unit of
+    work, without asking the chain anything: so a state transition and the job that carries it
+    to the chain commit together, even while the node is down. The fee cap is checked when the
+    relayer signs it (refused then, nothing sent). Idempotent on ``job_id``."""
+    store = SqlRelayJobStore(db)
+    job = RelayJob(
+        job_id=job_id,
+        sender=normalize_address(sender),
+        to=normalize_address(to),
+        data=bytes(data),
+        value=0,
+        gas_limit=gas_limit,
+        created_at_ms=int(time.time() * 1000),
+    )
+    existing = store.get(job_id)
+    if existing is not None:
+        return existing
+    with suppress(DuplicateRelayJob):  # another node wrote it first: the same job
+        store.add(job)
+    stored = store.get(job_id)
+    assert stored is not None
+    return stored
 
 
 def as_abi_tuple(struct: str, message: Mapping[str, Any]) -> tuple[object, ...]:

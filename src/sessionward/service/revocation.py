@@ -17,10 +17,12 @@ from typing import Literal, TypedDict
 
 from sessionward.domain.reasons import ReasonCode
 from sessionward.store.alerts import AlertRecord, AlertSink
+from sessionward.store.freezes import FreezeLiftRefused
 
 from .callers import Caller
 from .errors import ServiceError, invalid
 from .ids import new_id
+from .reconciler import carry_revocation
 from .runtime import Runtime
 from .sessions import SessionDirectory
 
@@ -61,22 +63,33 @@ class Revocations:
     def revoke_sessions(
         self, session_ids: Sequence[str], *, by: str, reason: str, now: int | None = None
     ) -> list[str]:
-        """Revoke sessions (those already revoked are skipped) and disable their keys."""
+        """Revoke sessions (those already revoked are skipped) and disable their keys. Each
+        session's revocation, its audit record and what carries it to the chain commit in one
+        durable unit of work (the caller's, if one is open)."""
         now = self._rt.now() if now is None else now
         revoked = []
         for session_id in session_ids:
-            if self._rt.store.sessions.revoke_session(session_id, by=by, reason=reason, now=now):
-                revoked.append(session_id)
-                self._after_revoke(session_id, by=by, reason=reason, now=now)
+            with self._rt.store.db.unit(durable=True):
+                if self._rt.store.sessions.revoke_session(
+                    session_id, by=by, reason=reason, now=now
+                ):
+                    revoked.append(session_id)
+                    self._after_revoke(session_id, by=by, reason=reason, now=now)
         return revoked
 
     def _after_revoke(self, session_id: str, *, by: str, reason: str, now: int) -> None:
-        record = self._dir.record(session_id)
+        """In the revocation's transaction: disable the key, write the audit record, and write
+        what carries the revocation to the chain (:func:`carry_revocation`: the queued install
+        cancelled, or the removal queued). Never asks the chain: a revocation works while the
+        chain node is down; the reconciler records ``revoked`` once the chain agrees."""
+        record = self._rt.store.sessions.get(session_id)
+        assert record is not None
         self._rt.vault.disable(record.session_key_id, now=now)
+        onchain = carry_revocation(self._rt, record)
         self._rt.store.audit.append(
             record.wallet_id,
             "session.revoked",
-            {"session": session_id, "by": by, "reason": reason},
+            {"session": session_id, "by": by, "reason": reason, "onchain": onchain},
             at=now,
         )
 
@@ -85,18 +98,19 @@ class Revocations:
     ) -> list[str]:
         """Revoke a credential and every session bound to it; the sessions this revoked."""
         now = self._rt.now() if now is None else now
-        self._rt.store.credentials.revoke(credential_id, reason=reason, now=now)
-        ids = self._rt.store.sessions.revoke_sessions_of_credential(
-            credential_id, by=by, reason=reason, now=now
-        )
-        for session_id in ids:
-            self._after_revoke(session_id, by=by, reason=reason, now=now)
-        self._rt.store.audit.append(
-            "global",
-            "credential.revoked",
-            {"credential": credential_id, "by": by, "reason": reason},
-            at=now,
-        )
+        with self._rt.store.db.unit(durable=True):
+            self._rt.store.credentials.revoke(credential_id, reason=reason, now=now)
+            ids = self._rt.store.sessions.revoke_sessions_of_credential(
+                credential_id, by=by, reason=reason, now=now
+            )
+            for session_id in ids:
+                self._after_revoke(session_id, by=by, reason=reason, now=now)
+            self._rt.store.audit.append(
+                "global",
+                "credential.revoked",
+                {"credential": credential_id, "by": by, "reason": reason},
+                at=now,
+            )
         return ids
 
     # --- owner ----------------------------------------------------------------------------
@@ -256,22 +270,31 @@ class Revocations:
         return frozenset(catalog.actions) | catalog.forbidden_classes() | {"custom"}
 
     def lift_freeze(self, caller: Caller, *, scope: EmergencyScope, target: str | None) -> LiftView:
-        """Lift a freeze. A global freeze needs two distinct ops credentials: the first call
-        records an approval and is answered ``FREEZE_LIFT_NEEDS_SECOND_OPS`` (409)."""
+        """Lift a freeze. Each global freeze needs two distinct ops credentials approving that
+        very freeze (its id, after its start): an approval lifts every active global freeze
+        (``target``: only that freeze id) that then has two; if it lifted none it is answered
+        ``FREEZE_LIFT_NEEDS_SECOND_OPS`` (409). An approval given before a freeze started never
+        counts for it, so a new freeze needs new approvals."""
         caller.require("ops")
         now = self._rt.now()
         if scope == "global":
             if not any(f.scope == "global" for f in self._rt.store.freezes.active()):
                 return {"lifted": 0, "approvals": []}
-            approvals = self._rt.store.freezes.approve_global_lift(caller.credential_id, now=now)
-            if len(approvals) < 2:
+            try:
+                outcome = self._rt.store.freezes.approve_and_lift_global(
+                    caller.credential_id, now=now, freeze_id=target
+                )
+            except FreezeLiftRefused as exc:
+                raise ServiceError("not_found", exc.code, exc.message) from None
+            if not outcome.lifted:
                 raise ServiceError(
                     "conflict",
                     ReasonCode.FREEZE_LIFT_NEEDS_SECOND_OPS,
-                    "approval recorded; a second ops credential must approve",
+                    "approval recorded; a second ops credential must approve this freeze",
                 )
-            lifted = self._rt.store.freezes.lift_global_freeze(approvals, now=now)
-            result: LiftView = {"lifted": lifted, "approvals": sorted(approvals)}
+            approvers = set().union(*outcome.lifted.values())
+            lifted = len(outcome.lifted)
+            result: LiftView = {"lifted": lifted, "approvals": sorted(approvers)}
         else:
             if target is None or scope not in ("wallet", "credential", "session", "action_class"):
                 raise invalid(ReasonCode.INPUT_MALFORMED, "this scope needs a target")

@@ -1,6 +1,19 @@
 """Sessions: AuthorizeRemoteAccess, ApproveSession, and the reads (GetSession, ListSessions,
 ListAccess, GetSessionUsage).
 
+The lifecycle is :mod:`sessionward.store.sessions`'s. ApproveSession is one durable unit of
+work: ``pending_approval → installing``, its audit record and the install job for the relayer
+commit together or not at all; the chain is asked (the account's epoch, an ERC-1271 owner)
+before, and an outage answers ``unavailable`` (503) with nothing written. The session becomes
+``active`` only when the reconciler sees it installed on chain. During a global freeze no new
+authority is granted: AuthorizeRemoteAccess, ApproveSession (and renewal) are refused with
+``GLOBAL_FREEZE`` and no install is queued (the reconciler holds queued installs too).
+
+Wire status: ``status`` keeps the vocabulary clients know (``pending`` = pending approval or
+installing, ``active``, ``suspended``, ``revoked`` = revoking or revoked, plus ``expired``);
+``lifecycle`` gives the exact state. A suspended session carries ``renewal``: the
+``SessionRenewal`` typed data the owner signs to re-activate it (a fresh act with its own nonce).
+
 A session's scope is compiled from its stored envelope with the catalog at grant time
 (:func:`sessionward.domain.grant.validate_grant` with ``now = created_at``) and checked against
 the grant digest the owner signed, so what is enforced is exactly what was signed; compiled
@@ -14,13 +27,19 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypedDict
+from typing import Any, Final, NotRequired, TypedDict
 
 from sessionward.chain.erc1271 import ChainErc1271Checker
 from sessionward.chain.errors import ChainError
 from sessionward.crypto.owner_signature import verify_owner_signature
 from sessionward.crypto.secp256k1 import SignatureError
-from sessionward.crypto.typed_data import credential_hash, grant_digest, typed_data_document
+from sessionward.crypto.typed_data import (
+    credential_hash,
+    grant_digest,
+    renewal_digest,
+    renewal_message,
+    typed_data_document,
+)
 from sessionward.domain.decision import GrantRefused
 from sessionward.domain.envelope import Envelope, EnvelopeMalformed
 from sessionward.domain.grant import Scope, validate_grant
@@ -33,11 +52,41 @@ from sessionward.store.sessions import SessionRecord
 from sessionward.store.wallets import WalletRecord
 
 from .callers import Caller, CredentialState
-from .errors import ServiceError, conflict, invalid, not_found
+from .errors import ServiceError, conflict, invalid, not_found, unavailable
 from .ids import new_id
-from .onchain import ENABLE_GAS
+from .onchain import ENABLE_GAS, queue_relay_job
 from .pages import Page, paginate
 from .runtime import Runtime
+
+# The policy engine's view of each lifecycle state. ``installing`` is not usable yet (the chain
+# has not shown it installed); ``expired`` is left to the engine's window check, which refuses
+# it with SESSION_EXPIRED (the reservation refuses any status but ``active`` in any case).
+_DOMAIN_STATUS: Final[dict[str, SessionStatus]] = {
+    "pending_approval": SessionStatus.PENDING,
+    "installing": SessionStatus.PENDING,
+    "active": SessionStatus.ACTIVE,
+    "suspended": SessionStatus.SUSPENDED,
+    "revoking": SessionStatus.REVOKED,
+    "revoked": SessionStatus.REVOKED,
+    "expired": SessionStatus.ACTIVE,
+}
+# What ``status`` says on the wire (the vocabulary clients have always seen).
+WIRE_STATUS: Final[dict[str, str]] = {
+    "pending_approval": "pending",
+    "installing": "pending",
+    "active": "active",
+    "suspended": "suspended",
+    "revoking": "revoked",
+    "revoked": "revoked",
+    "expired": "expired",
+}
+
+
+class RenewalView(TypedDict):
+    """What the owner signs to renew a suspended session."""
+
+    typedData: dict[str, Any]
+    digest: str
 
 
 class PendingSessionView(TypedDict):
@@ -70,6 +119,8 @@ class SessionDetail(TypedDict):
     revokeReason: str | None
     onchainEnabledAt: int | None
     onchainRevokedAt: int | None
+    lifecycle: str
+    renewal: NotRequired[RenewalView]
 
 
 class LimitUsage(TypedDict):
@@ -203,7 +254,7 @@ class SessionDirectory:
                 session_frozen = True
             elif freeze.scope == "action_class" and freeze.target:
                 frozen_classes.add(freeze.target)
-        status = SessionStatus(record.status)
+        status = _DOMAIN_STATUS[record.status]
         if session_frozen and status is SessionStatus.ACTIVE:
             status = SessionStatus.SUSPENDED
         return SessionView(
@@ -220,6 +271,27 @@ class SessionDirectory:
         )
 
 
+def install_job_id(session_id: str, attempt: int = 1) -> str:
+    """The relay job id of a session's install: ``enable:<session>`` (``#<n>`` after the first
+    attempt, e.g. when a global freeze held the first one)."""
+    return f"enable:{session_id}" if attempt == 1 else f"enable:{session_id}#{attempt}"
+
+
+def _not_pending_code(record: SessionRecord) -> ReasonCode:
+    if record.status in ("revoking", "revoked"):
+        return ReasonCode.SESSION_REVOKED
+    if record.status == "expired":
+        return ReasonCode.SESSION_EXPIRED
+    return ReasonCode.SESSION_NOT_PENDING
+
+
+def _not_pending(record: SessionRecord) -> str:
+    return (
+        f"the session is {record.status}: only a session pending approval, or a suspended "
+        "one with its renewal, can be approved"
+    )
+
+
 def grant_message(scope: Scope, record: SessionRecord, revoker: str) -> dict[str, Any]:
     return scope.grant_message(
         credential=credential_hash(record.credential_id),
@@ -229,15 +301,48 @@ def grant_message(scope: Scope, record: SessionRecord, revoker: str) -> dict[str
     )
 
 
-def session_detail(record: SessionRecord, wallet: WalletRecord, summary: str) -> SessionDetail:
+def renewal_view(record: SessionRecord, wallet: WalletRecord) -> RenewalView | None:
+    """The ``SessionRenewal`` the owner must sign, while a renewal is open (suspended)."""
+    if record.status != "suspended" or record.renewal_nonce is None:
+        return None
+    message = _renewal(record, wallet)
     return {
+        "typedData": typed_data_document(
+            "SessionRenewal", wallet.chain_id, wallet.account, message
+        ),
+        "digest": "0x" + renewal_digest(wallet.chain_id, wallet.account, message).hex(),
+    }
+
+
+def _renewal(record: SessionRecord, wallet: WalletRecord) -> dict[str, Any]:
+    assert record.renewal_nonce is not None
+    digest = bytes.fromhex(json.loads(record.grant)["digest"][2:])
+    return renewal_message(wallet.account, record.session_key_address, digest, record.renewal_nonce)
+
+
+def global_freeze_in_force(rt: Runtime) -> bool:
+    """Whether a global freeze is in force (read now; inside a unit of work, in its view)."""
+    return any(f.scope == "global" for f in rt.store.freezes.active())
+
+
+def refuse_during_global_freeze(rt: Runtime) -> None:
+    """No new authority while a global freeze is in force (``GLOBAL_FREEZE``)."""
+    if global_freeze_in_force(rt):
+        raise conflict(
+            ReasonCode.GLOBAL_FREEZE,
+            "a global freeze is in force: no session can be authorized, approved or renewed",
+        )
+
+
+def session_detail(record: SessionRecord, wallet: WalletRecord, summary: str) -> SessionDetail:
+    detail: SessionDetail = {
         "sessionId": record.id,
         "walletId": record.wallet_id,
         "credentialId": record.credential_id,
         "account": wallet.account,
         "chainId": wallet.chain_id,
         "sessionKey": record.session_key_address,
-        "status": record.status,
+        "status": WIRE_STATUS[record.status],
         "summary": summary,
         "envelope": json.loads(record.envelope),
         "actionClasses": list(record.action_classes),
@@ -250,7 +355,12 @@ def session_detail(record: SessionRecord, wallet: WalletRecord, summary: str) ->
         "revokeReason": record.revoke_reason,
         "onchainEnabledAt": record.onchain_enabled_at,
         "onchainRevokedAt": record.onchain_revoked_at,
+        "lifecycle": record.status,
     }
+    renewal = renewal_view(record, wallet)
+    if renewal is not None:
+        detail["renewal"] = renewal
+    return detail
 
 
 class Sessions:
@@ -270,6 +380,7 @@ class Sessions:
         owner must sign. Nothing is active until :meth:`approve`."""
         caller.require_owner_of(wallet_id)
         rt = self._rt
+        refuse_during_global_freeze(rt)
         now = rt.now()
         wallet = self._dir.wallet(wallet_id)
         credential = self._backend(credential_id, now)
@@ -380,30 +491,116 @@ class Sessions:
                 return 0
             data = self._rt.chain.call(account, self._rt.calls.epoch())
         except ChainError:
-            raise ServiceError(
-                "conflict", ReasonCode.INPUT_MALFORMED, "chain unavailable"
-            ) from None
+            raise unavailable(ReasonCode.CHAIN_UNAVAILABLE, "chain unavailable") from None
         return self._rt.calls.decode_uint("epoch", data)
 
     # --- ApproveSession -------------------------------------------------------------------
 
     def approve(self, caller: Caller, *, session_id: str, signature: bytes) -> SessionDetail:
-        """Check the owner's signature over the grant, activate the session, and queue its
-        installation on chain. On a session an anomaly rule suspended, the same signature
-        renews it (the owner has seen it again)."""
+        """Check the owner's signature over the grant and, in one durable unit of work, move
+        the session to ``installing`` with its audit record and its install job. On a session
+        an anomaly rule suspended, ``signature`` must be a fresh one over its
+        ``SessionRenewal`` (see :meth:`renew`).
+
+        Refusals: ``GLOBAL_FREEZE`` during a global freeze; ``SESSION_REVOKED`` /
+        ``SESSION_EXPIRED`` / ``SESSION_NOT_PENDING`` for a session in another state; the
+        signature's code for a bad signature; ``CHAIN_UNAVAILABLE`` (503) when the chain cannot
+        be asked. Nothing is written on any refusal."""
         rt = self._rt
         record = self._dir.record(session_id)
         caller.require_owner_of(record.wallet_id)
         wallet = self._dir.wallet(record.wallet_id)
-        if record.status not in ("pending", "suspended"):
-            raise conflict(
-                ReasonCode.SESSION_REVOKED
-                if record.status == "revoked"
-                else ReasonCode.SESSION_NOT_PENDING,
-                f"the session is {record.status}: only a pending or suspended session can be approved",
-            )
+        refuse_during_global_freeze(rt)
+        if record.status == "suspended":
+            return self.renew(record, wallet, signature)
+        if record.status != "pending_approval":
+            raise conflict(_not_pending_code(record), _not_pending(record))
         grant = json.loads(record.grant)
-        digest = bytes.fromhex(grant["digest"][2:])
+        self._verify_owner(wallet, bytes.fromhex(grant["digest"][2:]), signature)
+        if self._epoch(wallet.account) != record.epoch:
+            # The owner revoked every session (epoch bump) since this grant: the chain would
+            # refuse the install.
+            raise conflict(ReasonCode.SESSION_REVOKED, "the account revoked all sessions since")
+        scope = self._dir.scope(record)
+        data = rt.calls.enable_session(grant_message(scope, record, grant["revoker"]), signature)
+        now = rt.now()
+        db = rt.store.db
+        with db.unit(durable=True):
+            with db.reading() as conn:
+                db.pass_gate(conn)  # ordered with any freeze (PostgreSQL)
+            refuse_during_global_freeze(rt)  # a freeze that began since the check above
+            if not rt.store.sessions.approve(session_id, now=now, owner_signature=signature.hex()):
+                current = self._dir.record(session_id)
+                if current.status == "pending_approval":  # its window closed
+                    raise conflict(ReasonCode.SESSION_EXPIRED, "the session has expired")
+                raise conflict(_not_pending_code(current), _not_pending(current))
+            job = queue_relay_job(
+                db,
+                sender=rt.relayer.address,
+                job_id=install_job_id(session_id),
+                to=wallet.account,
+                data=data,
+                gas_limit=ENABLE_GAS,
+            )
+            rt.store.audit.append(
+                record.wallet_id,
+                "session.approved",
+                {"session": session_id, "installJob": job.job_id},
+                at=now,
+            )
+        return self.detail(self._dir.record(session_id))
+
+    def renew(self, record: SessionRecord, wallet: WalletRecord, signature: bytes) -> SessionDetail:
+        """Re-activate a suspended session: ``signature`` must be the owner's over the
+        session's ``SessionRenewal`` with the renewal nonce its suspension opened (a fresh act:
+        the nonce closes with this renewal). The original grant signature, which anyone can
+        read from the chain, is refused with ``NONCE_REPLAYED``; nothing changes then."""
+        rt = self._rt
+        if record.renewal_nonce is None:
+            raise conflict(ReasonCode.SESSION_NOT_PENDING, "no renewal is open for this session")
+        grant_digest_bytes = bytes.fromhex(json.loads(record.grant)["digest"][2:])
+        if self._is_grant_signature(record, wallet, grant_digest_bytes, signature):
+            raise ServiceError(
+                "forbidden",
+                ReasonCode.NONCE_REPLAYED,
+                "the grant signature cannot renew a session: sign its SessionRenewal",
+            )
+        message = _renewal(record, wallet)
+        digest = renewal_digest(wallet.chain_id, wallet.account, message)
+        self._verify_owner(wallet, digest, signature)
+        now = rt.now()
+        db = rt.store.db
+        with db.unit(durable=True):
+            with db.reading() as conn:
+                db.pass_gate(conn)
+            refuse_during_global_freeze(rt)
+            nonce = record.renewal_nonce
+            if not rt.store.nonces.use_once("renewal", wallet.account, nonce, None):
+                raise ServiceError(
+                    "forbidden", ReasonCode.NONCE_REPLAYED, "this renewal was already used"
+                )
+            if not rt.store.sessions.renew(record.id, renewal_nonce=nonce):
+                raise conflict(ReasonCode.SESSION_NOT_PENDING, "the session is no longer suspended")
+            rt.store.audit.append(
+                record.wallet_id,
+                "session.renewed",
+                {"session": record.id, "renewalNonce": str(nonce)},
+                at=now,
+            )
+        return self.detail(self._dir.record(record.id))
+
+    def _is_grant_signature(
+        self, record: SessionRecord, wallet: WalletRecord, digest: bytes, signature: bytes
+    ) -> bool:
+        if record.owner_signature is not None and signature.hex() == record.owner_signature:
+            return True
+        try:
+            self._verify_owner(wallet, digest, signature)
+        except ServiceError:
+            return False
+        return True
+
+    def _verify_owner(self, wallet: WalletRecord, digest: bytes, signature: bytes) -> None:
         try:
             verify_owner_signature(
                 owner=wallet.owner,
@@ -416,30 +613,9 @@ class Sessions:
         except SignatureError as exc:
             raise ServiceError("forbidden", exc.code, exc.message) from None
         except ChainError:
-            raise ServiceError(
-                "conflict", ReasonCode.SIGNATURE_INVALID, "chain unavailable for ERC-1271"
+            raise unavailable(
+                ReasonCode.CHAIN_UNAVAILABLE, "chain unavailable for ERC-1271"
             ) from None
-        now = rt.now()
-        if record.status == "suspended":
-            # The owner renews a session an anomaly rule suspended: same grant, signed again.
-            if not rt.store.sessions.resume(session_id):
-                raise conflict(ReasonCode.SESSION_NOT_PENDING, "the session is no longer suspended")
-            rt.store.audit.append(
-                record.wallet_id, "session.renewed", {"session": session_id}, at=now
-            )
-            return self.detail(self._dir.record(session_id))
-        if not rt.store.sessions.approve(session_id, now=now, owner_signature=signature.hex()):
-            raise conflict(ReasonCode.SESSION_EXPIRED, "the session can no longer be approved")
-        scope = self._dir.scope(record)
-        message = grant_message(scope, record, grant["revoker"])
-        rt.relayer.enqueue(
-            f"enable:{session_id}",
-            to=wallet.account,
-            data=rt.calls.enable_session(message, signature),
-            gas_limit=ENABLE_GAS,
-        )
-        rt.store.audit.append(record.wallet_id, "session.approved", {"session": session_id}, at=now)
-        return self.detail(self._dir.record(session_id))
 
     # --- reads ----------------------------------------------------------------------------
 

@@ -137,8 +137,10 @@ sessions = Table(
     Column("owner_signature", Text),
     Column("call_nonce", Uint256, nullable=False, server_default="0"),
     Column("onchain_enabled_at", BigInteger),
+    Column("renewal_nonce", Uint256),
     Index("ix_sessions_wallet_id", "wallet_id"),
     Index("ix_sessions_credential_id", "credential_id"),
+    Index("ix_sessions_status", "status"),
 )
 
 usage = Table(

@@ -1,22 +1,38 @@
-"""Sessions: a session key bound to one wallet and one credential, and its revocation.
+"""Sessions: a session key bound to one wallet and one credential, and its lifecycle.
 
-Lifecycle: ``pending`` (grant issued, owner has not signed) → ``active`` (approved) ⇄
-``suspended`` → ``revoked`` (final; reachable from every state).
+Lifecycle (DESIGN section 8; the chain confirms what happens there)::
+
+    pending_approval ──approve──▶ installing ──chain shows it installed──▶ active ⇄ suspended
+          │                           │                                     │         │
+          │                           └───────────── revoke ────────────────┴─────────┘
+          │                                             ▼
+          └──revoke──▶ revoked ◀──chain shows it removed (or never installable)── revoking
+
+    pending_approval / installing / active / suspended ──expiresAt passed──▶ expired
+
+- ``active`` is recorded only once the chain shows the session installed, and ``revoked`` (for a
+  session that was ever approved) only once the chain shows it removed or never installable:
+  both by :mod:`sessionward.service.reconciler`, from a receipt and the account's
+  ``session(key)`` view. A session never approved is revoked at once (no owner signature for
+  it exists, so nobody can install it).
+- ``revoked``, ``expired`` and ``pending_approval`` need nothing from the chain; the reconciler
+  watches the others (:data:`WATCHED`).
 
 Every revocation is one conditional ``UPDATE ... WHERE revoked_at IS NULL`` of the session row:
 the first revocation wins and keeps its ``revoked_at``/``revoked_by``/``revoke_reason``; later
 ones change nothing and report False. Because a reservation updates the same row under the same
 lock (see :mod:`sessionward.store.budget`), a revoke that returned success is ordered after every
-reservation that succeeded, and before every one that did not.
+reservation that succeeded, and before every one that did not. Reservations need ``active``.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Final, Literal, cast
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .database import Database
@@ -27,7 +43,20 @@ from .sql import RowValues, Select
 # Built once: the hot read of every decision (statement building is per-call CPU).
 _BY_ID = Select(sessions, "id = :session_id")
 
-Status = Literal["pending", "active", "suspended", "revoked"]
+Status = Literal[
+    "pending_approval", "installing", "active", "suspended", "revoking", "revoked", "expired"
+]
+STATUSES: Final[tuple[Status, ...]] = (
+    "pending_approval",
+    "installing",
+    "active",
+    "suspended",
+    "revoking",
+    "revoked",
+    "expired",
+)
+WATCHED: Final[tuple[Status, ...]] = ("installing", "active", "suspended", "revoking")
+"""Statuses the reconciler compares with the chain (the others are final or off-chain only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +89,8 @@ class SessionRecord:
     call_nonce: int = 0
     """The next session-call nonce to assign."""
     onchain_enabled_at: int | None = None
+    renewal_nonce: int | None = None
+    """While suspended: the nonce the owner's ``SessionRenewal`` signature must carry."""
 
 
 def _record(m: RowValues) -> SessionRecord:
@@ -88,6 +119,7 @@ def _record(m: RowValues) -> SessionRecord:
         owner_signature=m["owner_signature"],
         call_nonce=int(m["call_nonce"]),
         onchain_enabled_at=m["onchain_enabled_at"],
+        renewal_nonce=None if m["renewal_nonce"] is None else int(m["renewal_nonce"]),
     )
 
 
@@ -114,7 +146,7 @@ class Sessions:
         expires_at: int,
         now: int,
     ) -> SessionRecord:
-        """Record a new ``pending`` session. Raises :class:`AlreadyExists` for a taken id and
+        """Record a new ``pending_approval`` session. Raises :class:`AlreadyExists` for a taken id and
         ``ValueError`` for an empty window or an action class containing a comma."""
         if expires_at <= valid_after:
             raise ValueError("a session must expire after it becomes valid")
@@ -131,7 +163,7 @@ class Sessions:
             "grant_nonce": grant_nonce,
             "epoch": epoch,
             "action_classes": ",".join(action_classes),
-            "status": "pending",
+            "status": "pending_approval",
             "created_at": now,
             "valid_after": valid_after,
             "expires_at": expires_at,
@@ -164,36 +196,59 @@ class Sessions:
             return [_record(row._mapping) for row in conn.execute(query)]
 
     def approve(self, session_id: str, *, now: int, owner_signature: str | None = None) -> bool:
-        """``pending`` → ``active`` once the owner's grant signature has been checked (and is
-        kept, hex, to install the session on chain).
+        """``pending_approval`` → ``installing`` once the owner's grant signature has been
+        checked (and is kept, hex, to install the session on chain). Run it in the unit of work
+        that also writes the audit record and the install job.
 
-        False (nothing changed) if the session is not pending, was revoked, or has expired.
+        False (nothing changed) if the session is not pending approval, was revoked, or has
+        expired.
         """
         return self._transition(
             session_id,
-            "pending",
-            "active",
+            "pending_approval",
+            "installing",
             {"approved_at": now, "owner_signature": owner_signature},
             sessions.c.expires_at > now,
         )
 
     def mark_onchain_enabled(self, session_id: str, *, now: int) -> bool:
-        """Record that the session's installation on chain was mined (once)."""
-        statement = (
-            update(sessions)
-            .where(sessions.c.id == session_id, sessions.c.onchain_enabled_at.is_(None))
-            .values(onchain_enabled_at=now)
-        )
+        """The chain shows the session installed: record when (once), and ``installing`` →
+        ``active``. True iff the session became active by this call. Call it only from the
+        chain's own state (a receipt and the account's view)."""
         with self._db.writing() as conn:
-            return conn.execute(statement).rowcount == 1
+            conn.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id, sessions.c.onchain_enabled_at.is_(None))
+                .values(onchain_enabled_at=now)
+            )
+            result = conn.execute(
+                update(sessions)
+                .where(
+                    sessions.c.id == session_id,
+                    sessions.c.status == "installing",
+                    sessions.c.revoked_at.is_(None),
+                )
+                .values(status="active")
+            )
+            return result.rowcount == 1
 
-    def suspend(self, session_id: str) -> bool:
-        """``active`` → ``suspended`` (reservations refused with ``SESSION_SUSPENDED``)."""
-        return self._transition(session_id, "active", "suspended", {})
+    def suspend(self, session_id: str, *, renewal_nonce: int | None = None) -> bool:
+        """``active`` → ``suspended`` (reservations refused with ``SESSION_SUSPENDED``), with a
+        fresh renewal nonce (random unless given): only a new owner signature over a
+        ``SessionRenewal`` carrying it re-activates the session."""
+        nonce = secrets.randbits(63) if renewal_nonce is None else renewal_nonce
+        return self._transition(session_id, "active", "suspended", {"renewal_nonce": nonce})
 
-    def resume(self, session_id: str) -> bool:
-        """``suspended`` → ``active``."""
-        return self._transition(session_id, "suspended", "active", {})
+    def renew(self, session_id: str, *, renewal_nonce: int) -> bool:
+        """``suspended`` → ``active`` for the renewal nonce now open (then closed: a renewal
+        signature renews once). False if not suspended or the nonce is not the open one."""
+        return self._transition(
+            session_id,
+            "suspended",
+            "active",
+            {"renewal_nonce": None},
+            sessions.c.renewal_nonce == renewal_nonce,
+        )
 
     def _transition(
         self,
@@ -240,31 +295,82 @@ class Sessions:
         statement = (
             update(sessions)
             .where(condition, sessions.c.revoked_at.is_(None))
-            .values(status="revoked", revoked_at=now, revoked_by=by, revoke_reason=reason)
+            .values(
+                # Approved once: the owner's signature exists and the session may be on chain,
+                # so it is ``revoked`` only once the chain agrees (the reconciler).
+                status=case((sessions.c.approved_at.is_(None), "revoked"), else_="revoking"),
+                revoked_at=now,
+                revoked_by=by,
+                revoke_reason=reason,
+            )
             .returning(sessions.c.id)
         )
         with self._db.writing(durable=True) as conn:
             return sorted(row[0] for row in conn.execute(statement))
 
     def mark_onchain_revoked(self, session_id: str, *, now: int) -> bool:
-        """Record that the on-chain removal was confirmed (once; only for a revoked session)."""
+        """The chain shows the session removed, or never installed and no longer installable:
+        ``revoking`` → ``revoked`` with ``onchain_revoked_at`` (once). Call it only from the
+        chain's own state."""
         statement = (
             update(sessions)
             .where(
                 sessions.c.id == session_id,
-                sessions.c.revoked_at.is_not(None),
+                sessions.c.status == "revoking",
                 sessions.c.onchain_revoked_at.is_(None),
             )
-            .values(onchain_revoked_at=now)
+            .values(status="revoked", onchain_revoked_at=now)
         )
         with self._db.writing() as conn:
             return conn.execute(statement).rowcount == 1
 
-    def awaiting_onchain_revocation(self) -> list[SessionRecord]:
-        """Revoked sessions whose on-chain removal is not confirmed yet (approved ones only:
-        a session never approved was never installed)."""
-        return self._list(
-            sessions.c.revoked_at.is_not(None)
-            & sessions.c.onchain_revoked_at.is_(None)
-            & sessions.c.approved_at.is_not(None)
+    def reopen_revocation(self, session_id: str) -> bool:
+        """A ``revoked`` session the chain still shows live: back to ``revoking`` (its removal
+        is queued again; ``revoked_at``/``revoked_by``/``revoke_reason`` are kept)."""
+        statement = (
+            update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.status == "revoked")
+            .values(status="revoking", onchain_revoked_at=None)
         )
+        with self._db.writing(durable=True) as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def install_failed(self, session_id: str, *, reason: str, now: int) -> bool:
+        """An install the chain will not take (or that the service gave up on): ``installing``
+        → ``revoking`` (revoked by ``chain``), so it ends removed or verified never installed
+        like any revocation."""
+        statement = (
+            update(sessions)
+            .where(
+                sessions.c.id == session_id,
+                sessions.c.status == "installing",
+                sessions.c.revoked_at.is_(None),
+            )
+            .values(status="revoking", revoked_at=now, revoked_by="chain", revoke_reason=reason)
+        )
+        with self._db.writing(durable=True) as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def expire(self, session_id: str, *, now: int) -> bool:
+        """A session past its ``expiresAt`` that was not revoked → ``expired`` (final: the chain
+        refuses its calls from then on too)."""
+        statement = (
+            update(sessions)
+            .where(
+                sessions.c.id == session_id,
+                sessions.c.status.in_(("pending_approval", "installing", "active", "suspended")),
+                sessions.c.revoked_at.is_(None),
+                sessions.c.expires_at <= now,
+            )
+            .values(status="expired")
+        )
+        with self._db.writing() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def in_status(self, *statuses: Status) -> list[SessionRecord]:
+        """Sessions in any of ``statuses``, oldest first (the reconciler's work list)."""
+        return self._list(sessions.c.status.in_(statuses))
+
+    def awaiting_onchain_revocation(self) -> list[SessionRecord]:
+        """Revoked sessions whose removal from the chain is not confirmed yet (``revoking``)."""
+        return self.in_status("revoking")
