@@ -17,6 +17,7 @@ from typing import Literal, TypedDict
 
 from sessionward.domain.reasons import ReasonCode
 from sessionward.store.alerts import AlertRecord, AlertSink
+from sessionward.store.freezes import FreezeLiftRefused
 
 from .callers import Caller
 from .errors import ServiceError, invalid
@@ -269,22 +270,31 @@ class Revocations:
         return frozenset(catalog.actions) | catalog.forbidden_classes() | {"custom"}
 
     def lift_freeze(self, caller: Caller, *, scope: EmergencyScope, target: str | None) -> LiftView:
-        """Lift a freeze. A global freeze needs two distinct ops credentials: the first call
-        records an approval and is answered ``FREEZE_LIFT_NEEDS_SECOND_OPS`` (409)."""
+        """Lift a freeze. Each global freeze needs two distinct ops credentials approving that
+        very freeze (its id, after its start): an approval lifts every active global freeze
+        (``target``: only that freeze id) that then has two; if it lifted none it is answered
+        ``FREEZE_LIFT_NEEDS_SECOND_OPS`` (409). An approval given before a freeze started never
+        counts for it, so a new freeze needs new approvals."""
         caller.require("ops")
         now = self._rt.now()
         if scope == "global":
             if not any(f.scope == "global" for f in self._rt.store.freezes.active()):
                 return {"lifted": 0, "approvals": []}
-            approvals = self._rt.store.freezes.approve_global_lift(caller.credential_id, now=now)
-            if len(approvals) < 2:
+            try:
+                outcome = self._rt.store.freezes.approve_and_lift_global(
+                    caller.credential_id, now=now, freeze_id=target
+                )
+            except FreezeLiftRefused as exc:
+                raise ServiceError("not_found", exc.code, exc.message) from None
+            if not outcome.lifted:
                 raise ServiceError(
                     "conflict",
                     ReasonCode.FREEZE_LIFT_NEEDS_SECOND_OPS,
-                    "approval recorded; a second ops credential must approve",
+                    "approval recorded; a second ops credential must approve this freeze",
                 )
-            lifted = self._rt.store.freezes.lift_global_freeze(approvals, now=now)
-            result: LiftView = {"lifted": lifted, "approvals": sorted(approvals)}
+            approvers = set().union(*outcome.lifted.values())
+            lifted = len(outcome.lifted)
+            result: LiftView = {"lifted": lifted, "approvals": sorted(approvers)}
         else:
             if target is None or scope not in ("wallet", "credential", "session", "action_class"):
                 raise invalid(ReasonCode.INPUT_MALFORMED, "this scope needs a target")

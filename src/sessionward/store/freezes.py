@@ -7,8 +7,9 @@ revocation gate, so once :meth:`Freezes.freeze` returns, no reservation it cover
 any node. A wallet freeze also sets the wallet's ``frozen_at``/``frozen_reason`` (what the
 wallet's reads show), and lifting the wallet's last freeze clears them.
 
-Lifting a *global* freeze takes two distinct, live ops credentials
-(:meth:`Freezes.lift_global_freeze`); :meth:`Freezes.lift` refuses the global scope.
+Lifting a *global* freeze takes two distinct, live ops credentials, each approving that very
+freeze (:meth:`Freezes.approve_and_lift_global`; :meth:`Freezes.lift_global_freeze` for two
+approvals given together); :meth:`Freezes.lift` refuses the global scope.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ SCOPES: Final[tuple[Scope, ...]] = ("global", "wallet", "credential", "session",
 
 class FreezeLiftRefused(SessionWardError):
     """A global freeze lift without two distinct live ops approvals."""
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalLift:
+    """What one approval did: the global freezes it lifted, and for each still active one the
+    live ops credentials that approved lifting it so far."""
+
+    lifted: dict[str, frozenset[str]]
+    pending: dict[str, frozenset[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +212,74 @@ class Freezes:
                     )
                 }
         return approvers
+
+    def approve_and_lift_global(
+        self, ops_credential_id: str, *, now: int, freeze_id: str | None = None
+    ) -> GlobalLift:
+        """One ops credential approves lifting the active global freezes (only ``freeze_id``
+        when given); every freeze that now has two distinct approvals is lifted. One durable
+        transaction.
+
+        Approvals are bound to one freeze: its id, and made at or after its start. A freeze
+        started after an approval was given needs approvals of its own, so an approval for
+        freeze A and a single approval given after freeze B started lift A only (issue 14.3).
+        Only approvals by ops credentials live at ``now`` count. Raises
+        :class:`FreezeLiftRefused` (``INPUT_MALFORMED``) when ``freeze_id`` is not an active
+        global freeze.
+        """
+        with self._db.writing(durable=True) as conn:
+            query = select(freezes.c.id, freezes.c.created_at).where(
+                freezes.c.scope == "global", freezes.c.lifted_at.is_(None)
+            )
+            if freeze_id is not None:
+                query = query.where(freezes.c.id == freeze_id)
+            active = list(conn.execute(query.order_by(freezes.c.created_at, freezes.c.id)))
+            if freeze_id is not None and not active:
+                raise FreezeLiftRefused(
+                    ReasonCode.INPUT_MALFORMED, "no active global freeze has this id"
+                )
+            lifted: dict[str, frozenset[str]] = {}
+            pending: dict[str, frozenset[str]] = {}
+            for frozen_id, started in active:
+                given = conn.execute(
+                    select(freeze_lift_approvals.c.at).where(
+                        freeze_lift_approvals.c.freeze_id == frozen_id,
+                        freeze_lift_approvals.c.ops_credential_id == ops_credential_id,
+                    )
+                ).first()
+                if given is None:
+                    conn.execute(
+                        insert(freeze_lift_approvals).values(
+                            freeze_id=frozen_id, ops_credential_id=ops_credential_id, at=now
+                        )
+                    )
+                approvers = self._live_approvers(conn, frozen_id, started, now)
+                if len(approvers) >= 2:
+                    conn.execute(
+                        update(freezes)
+                        .where(freezes.c.id == frozen_id, freezes.c.lifted_at.is_(None))
+                        .values(lifted_at=now, lifted_by="+".join(sorted(approvers)))
+                    )
+                    lifted[frozen_id] = approvers
+                else:
+                    pending[frozen_id] = approvers
+            return GlobalLift(lifted=lifted, pending=pending)
+
+    @staticmethod
+    def _live_approvers(conn: Connection, freeze_id: str, started: int, now: int) -> frozenset[str]:
+        """Distinct live ops credentials that approved lifting ``freeze_id`` since it started."""
+        rows = conn.execute(
+            select(freeze_lift_approvals.c.ops_credential_id)
+            .join(credentials, credentials.c.id == freeze_lift_approvals.c.ops_credential_id)
+            .where(
+                freeze_lift_approvals.c.freeze_id == freeze_id,
+                freeze_lift_approvals.c.at >= started,
+                credentials.c.role == "ops",
+                credentials.c.revoked_at.is_(None),
+                (credentials.c.expires_at.is_(None)) | (credentials.c.expires_at > now),
+            )
+        )
+        return frozenset(row[0] for row in rows)
 
     @staticmethod
     def _lift(conn: Connection, scope: Scope, target: str | None, *, by: str, now: int) -> int:
