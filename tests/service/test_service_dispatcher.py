@@ -4,11 +4,15 @@ reconciles and relays what was left, exactly once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from service_support import USD_UNIT, USDX_UNIT, CrashingChain, Session, SimulatedCrash, World
 
+from sessionward.chain.relay_jobs import JobState
 from sessionward.service.dispatcher import Dispatcher
 from sessionward.service.transactions import TransactionView
+from sessionward.store import faults
 
 
 def _status(world: World, session: Session, txn: TransactionView) -> str:
@@ -97,3 +101,128 @@ def test_a_burst_of_calls_of_one_session_is_relayed_and_executed(
     assert outcomes == [("executed", None)] * 5
     assert world.balance(world.usdx, session.wallet.account) == usdx - 5 * USDX_UNIT
     assert world.usd_spent(session.session_id) == 5 * USD_UNIT
+
+
+# --- a relayed call's outcome: one transaction, and the recovery pass ------------------------
+
+OUTCOME_STEPS = (
+    "outcome.after_status",
+    "outcome.after_reservation",
+    "outcome.after_audit",
+    "outcome.after_decision",
+)
+
+
+def _outcome_rows(world: World, session: Session, txn_id: str) -> tuple[object, ...]:
+    """Everything an outcome writes: the status, the reservation's status, the USD counter,
+    the outcome audit records and the outcome decision events."""
+    record = world.rt.store.transactions.get(txn_id)
+    assert record is not None and record.reservation_id is not None
+    reservation = world.rt.store.budget.reservation(record.reservation_id)
+    assert reservation is not None
+    kinds = world.audit_kinds(session.wallet.wallet_id)
+    relayed = [e for e in world.rt.store.decisions.of_session(session.session_id)]
+    return (
+        record.status,
+        reservation.status,
+        world.usd_spent(session.session_id),
+        kinds.count("session.call.executed") + kinds.count("session.call.failed"),
+        sum(1 for e in relayed if e.request_kind == "relay"),
+    )
+
+
+@pytest.fixture
+def no_faults() -> Iterator[None]:
+    yield
+    faults.clear()
+
+
+@pytest.mark.parametrize("step", OUTCOME_STEPS)
+@pytest.mark.parametrize("executed", [True, False], ids=["executed", "failed"])
+def test_an_outcome_interrupted_at_any_step_writes_nothing_and_is_finished_once_later(
+    world: World, session: Session, step: str, executed: bool, no_faults: None
+) -> None:
+    txn = world.swap(session, 4)
+    before = _outcome_rows(world, session, txn["txnId"])
+    assert before == ("pending", "held", 4 * USD_UNIT, 0, 0)
+    dispatcher = Dispatcher(world.process())
+    state = JobState.EXECUTED if executed else JobState.FAILED
+
+    faults.install(step)  # a dropped connection or a full disk at this step
+    with pytest.raises(faults.FaultInjected):
+        dispatcher._finish_execution(txn["txnId"], state, "0x" + "ab" * 32, "reverted")
+    assert _outcome_rows(world, session, txn["txnId"]) == before  # all or nothing
+
+    faults.clear()
+    dispatcher._finish_execution(txn["txnId"], state, "0x" + "ab" * 32, "reverted")
+    dispatcher._finish_execution(txn["txnId"], state, "0x" + "ab" * 32, "reverted")
+    if executed:
+        assert _outcome_rows(world, session, txn["txnId"]) == (
+            "executed",
+            "settled",
+            4 * USD_UNIT,
+            1,
+            1,
+        )
+    else:  # the failed call's budget comes back, with its reason on the decision event
+        assert _outcome_rows(world, session, txn["txnId"]) == ("failed", "released", 0, 1, 1)
+        (event,) = [
+            e
+            for e in world.rt.store.decisions.of_session(session.session_id)
+            if e.request_kind == "relay"
+        ]
+        assert (event.verdict, event.reasons) == ("deny", ("CALL_FAILED_ON_CHAIN",))
+    assert world.rt.store.audit.verify().ok
+
+
+def test_a_crash_between_a_mined_job_and_its_outcome_is_finished_by_the_recovery_pass(
+    world: World, session: Session, no_faults: None
+) -> None:
+    txn = world.swap(session, 2)
+    dispatcher = Dispatcher(world.process())
+    faults.install("relay_job.after_save.executed")  # the process dies right after the receipt
+    with pytest.raises(faults.FaultInjected):
+        for _ in range(3):
+            dispatcher.step()
+    faults.clear()
+    job = world.rt.relayer.job(f"exec:{txn['txnId']}")
+    assert job is not None and job.state is JobState.EXECUTED
+    assert _outcome_rows(world, session, txn["txnId"])[:2] == ("pending", "held")
+
+    restarted = Dispatcher(world.process())
+    assert restarted.recover() == 1
+    assert _outcome_rows(world, session, txn["txnId"]) == (
+        "executed",
+        "settled",
+        2 * USD_UNIT,
+        1,
+        1,
+    )
+    assert restarted.recover() == 0
+    assert world.rt.store.audit.verify().ok
+
+
+def test_the_recovery_pass_returns_a_reservation_that_no_call_in_flight_carries(
+    world: World, session: Session
+) -> None:
+    """What the three-transaction outcome of earlier versions left after a crash: the call
+    failed on chain, its reservation still held. Recovery releases it (the budget comes back)
+    with an audit record; a reservation of a call still in flight is left alone."""
+    failed = world.swap(session, 3)
+    in_flight = world.swap(session, 1)
+    assert world.rt.store.transactions.finish(failed["txnId"], status="failed", now=world.now())
+    assert world.usd_spent(session.session_id) == 4 * USD_UNIT
+    dispatcher = Dispatcher(world.process())
+
+    assert dispatcher.recover() == 0  # too recent: a grace period first
+    assert dispatcher.recover(grace_s=0) == 1
+    assert world.usd_spent(session.session_id) == 1 * USD_UNIT
+    record = world.rt.store.transactions.get(in_flight["txnId"])
+    assert record is not None and record.reservation_id is not None
+    reservation = world.rt.store.budget.reservation(record.reservation_id)
+    assert reservation is not None and reservation.status == "held"
+    assert "session.reservation.released" in world.audit_kinds(session.wallet.wallet_id)
+    assert dispatcher.recover(grace_s=0) == 0
+    world.settle()
+    assert world.usd_spent(session.session_id) == 1 * USD_UNIT
+    assert world.rt.store.audit.verify().ok

@@ -4,21 +4,30 @@ back (transaction status, reservation settled or released, session installed or 
 Relay job ids say what a job is for: ``deploy:<wallet>``, ``enable:<session>``,
 ``exec:<txn>``, ``revoke:<session>``. The relayer is FIFO per key, so a session is installed
 before its calls and removed after them. With several service nodes on one database, only the
-node holding the dispatcher lease (a PostgreSQL advisory lock) runs it.
+node holding the relayer lease of the chain runs it, and the lease fences its writes (see
+:class:`DispatcherLoop`).
+
+A relayed call's outcome is written in one database transaction (status, reservation, audit
+record, decision event); :meth:`Dispatcher.recover` finishes whatever an older version or a bug
+left half-done (a final job whose call is still pending, a held reservation no call carries).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import text
+import time
+import uuid
 
 from sessionward.chain.errors import ChainError
 from sessionward.chain.relay_jobs import JobState, RelayJob
+from sessionward.domain.reasons import ReasonCode
 from sessionward.store.database import Database
+from sessionward.store.decisions import DecisionEvent
+from sessionward.store.lease import LeaseFence, Leases
+from sessionward.store.relay_jobs import SqlRelayJobStore
 from sessionward.store.transactions import TransactionRecord
 
 from .reconciler import Reconciler
@@ -26,6 +35,9 @@ from .runtime import Runtime
 from .transactions import gas_limit_for
 
 _log = logging.getLogger(__name__)
+
+RECOVERY_GRACE_S = 60
+"""A held reservation is looked at by recovery only once it is this old (seconds)."""
 
 
 class Dispatcher:
@@ -35,6 +47,10 @@ class Dispatcher:
         self._rt = rt
         self._lock = threading.Lock()
         self.reconciler = Reconciler(rt)
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._rt
 
     def step(self) -> None:
         with self._lock:
@@ -112,43 +128,131 @@ class Dispatcher:
     def _finish_execution(
         self, txn_id: str, state: JobState, tx_hash: str | None, failure: str | None
     ) -> None:
+        """Record a relayed call's outcome: status, reservation, audit record and decision
+        event in one database transaction (:meth:`sessionward.store.execution.Executions.finish`);
+        a no-op for a transaction that is not pending any more."""
         rt = self._rt
         txn = rt.store.transactions.get(txn_id)
         if txn is None or txn.status != "pending":
             return
         now = rt.now()
         executed = state is JobState.EXECUTED
-        if not rt.store.transactions.finish(
+        rt.store.executions.finish(
             txn_id,
-            status="executed" if executed else "failed",
+            executed=executed,
             now=now,
             tx_hash=tx_hash,
-            failure=None if executed else failure,
-        ):
-            return
-        if txn.reservation_id is not None:
-            if executed:
-                rt.store.budget.settle(txn.reservation_id, now=now)
-            else:
-                rt.store.budget.release(txn.reservation_id, now=now)
-        rt.store.audit.append(
-            txn.wallet_id,
-            "session.call.executed" if executed else "session.call.failed",
-            {"txn": txn_id, "txHash": tx_hash, "failure": failure},
-            at=now,
+            failure=failure,
+            decision=_outcome_event(txn, executed=executed, failure=failure, now=now),
         )
+
+    # --- recovery -------------------------------------------------------------------------
+
+    def recover(self, *, grace_s: int = RECOVERY_GRACE_S) -> int:
+        """Finish whatever a crash left between two steps of a call; returns how many were.
+
+        - a pending transaction whose relay job is final (the outcome was not recorded):
+          its outcome is recorded now;
+        - a ``held`` reservation that no pending transaction carries (older than ``grace_s``):
+          settled if its call executed, released otherwise, with an audit record.
+        """
+        with self._lock:
+            return self._recover(grace_s)
+
+    def _recover(self, grace_s: int) -> int:
+        rt = self._rt
+        finished = 0
+        for txn in rt.store.transactions.pending():
+            job = rt.relayer.job(f"exec:{txn.id}")
+            if job is not None and job.state.is_final:
+                self._apply(job)
+                finished += 1
+        now = rt.now()
+        for reservation_id in rt.store.executions.stranded_reservations(
+            created_before=now - grace_s
+        ):
+            outcome = rt.store.executions.close_stranded(reservation_id, now=now)
+            if outcome is not None:
+                _log.warning("stranded reservation %s %s by recovery", reservation_id, outcome)
+                finished += 1
+        return finished
+
+
+def _outcome_event(
+    txn: TransactionRecord, *, executed: bool, failure: str | None, now: int
+) -> DecisionEvent:
+    """The decision event of a relayed call's outcome (``request_kind`` ``relay``, outside the
+    delegated-request population of the weekly report): the chain allowed the call or not; a
+    failure names its reason code when the chain gave a known one."""
+    reasons: tuple[str, ...] = ()
+    if not executed:
+        known = failure is not None and failure in ReasonCode.__members__
+        reasons = (str(failure),) if known else (ReasonCode.CALL_FAILED_ON_CHAIN.value,)
+    return DecisionEvent(
+        id=f"dec_relay_{txn.id}",
+        at=now,
+        verdict="allow" if executed else "deny",
+        reasons=reasons,
+        latency_us=0,
+        request_kind="relay",
+        session_id=txn.session_id,
+        wallet_id=txn.wallet_id,
+        credential_id=txn.credential_id,
+        action_class=txn.action_class,
+    )
 
 
 class DispatcherLoop:
     """Runs :meth:`Dispatcher.step` every ``interval`` seconds in a daemon thread, on the node
-    that holds the lease."""
+    that holds the relayer lease of its chain (:mod:`sessionward.store.lease`).
 
-    def __init__(self, dispatcher: Dispatcher, db: Database, interval: float) -> None:
+    Every node runs one; each round a node renews its lease (or tries to take an expired one)
+    at most every third of ``lease_ttl_s``. The lease fences the node's relay-job store: every
+    claim of a job is conditioned on the lease's epoch in the same statement, so a node that
+    lost the lease (a dropped connection, a stall past the expiry) cannot submit even if this
+    loop has not noticed yet. At the start of each term the holder reconciles the relayer's
+    outstanding jobs and runs the recovery pass (:meth:`Dispatcher.recover`), and it repeats
+    the recovery every ``recover_every_s``.
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        db: Database,
+        interval: float,
+        *,
+        lease_ttl_s: float | None = None,
+        recover_every_s: float = 60.0,
+        holder: str | None = None,
+    ) -> None:
+        rt = dispatcher.runtime
         self._dispatcher = dispatcher
-        self._db = db
         self._interval = interval
+        self._ttl_ms = int(1000 * (lease_ttl_s or rt.settings.relayer_lease_ttl_s))
+        self._recover_every = recover_every_s
+        self._leases = Leases(db)
+        self._fence = LeaseFence(
+            f"relayer:{rt.chain_id}",
+            holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}",
+        )
+        store = rt.relayer.store
+        if isinstance(store, SqlRelayJobStore):
+            store.fence = self._fence
+        self._term: int | None = None
+        self._renewed_at = float("-inf")
+        self._recovered_at = float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def holds_lease(self) -> bool:
+        """Whether this node believes it holds the relayer lease right now (its writes are
+        still checked against the database)."""
+        return self._fence.epoch is not None
+
+    @property
+    def lease_epoch(self) -> int | None:
+        return self._fence.epoch
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -160,45 +264,65 @@ class DispatcherLoop:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        try:
+            self._leases.release(self._fence)
+        except Exception:  # the database is gone: the lease expires on its own
+            _log.warning("could not release the relayer lease", exc_info=True)
 
     def _run(self) -> None:
-        # A node without the lease keeps trying, so a new leader takes over if the old one dies.
         while not self._stop.is_set():
-            with self._lease() as held:
-                if held:
-                    self._lead()
-                    return
-            self._stop.wait(5.0)
+            if self._lease():
+                self._lead()
+                wait = self._interval
+            else:
+                wait = self._ttl_ms / 3000
+            self._stop.wait(wait)
 
-    def _lead(self) -> None:
+    def _lease(self) -> bool:
+        """Renew (or take) the lease when a third of its time has passed; True while held.
+        A new term (another epoch than the last one) is reconciled before anything else."""
+        now = time.monotonic()
+        if self._fence.epoch is not None and now - self._renewed_at < self._ttl_ms / 3000:
+            return True
+        try:
+            epoch = self._leases.acquire(self._fence, ttl_ms=self._ttl_ms)
+        except Exception:  # database unreachable: hold nothing until it answers again
+            _log.warning("relayer lease not renewed", exc_info=True)
+            self._term = None
+            return False
+        if epoch is None:
+            if self._term is not None:
+                _log.warning("relayer lease lost (term %d)", self._term)
+            self._term = None
+            return False
+        self._renewed_at = now
+        if epoch != self._term:
+            _log.info("relayer lease taken: %s, epoch %d", self._fence.name, epoch)
+            self._term = epoch
+            self._begin_term()
+        return True
+
+    def _begin_term(self) -> None:
         try:
             self._dispatcher.reconcile()
         except ChainError as exc:
             _log.warning("reconciliation failed: %s", exc)
-        while not self._stop.wait(self._interval):
-            try:
-                self._dispatcher.step()
-            except Exception:  # keep relaying whatever one round did
-                _log.exception("dispatcher round failed")
+        self._recover()
 
-    @contextmanager
-    def _lease(self) -> Iterator[bool]:
-        if not self._db.is_postgresql:
-            yield True
+    def _recover(self) -> None:
+        self._recovered_at = time.monotonic()
+        try:
+            finished = self._dispatcher.recover()
+        except Exception:  # the next term or the next period tries again
+            _log.exception("recovery pass failed")
             return
-        with self._db.engine.connect() as conn:
-            held = bool(
-                conn.execute(
-                    text("SELECT pg_try_advisory_lock(:k)"), {"k": self._db.lease_key("dispatcher")}
-                ).scalar()
-            )
-            conn.commit()
-            try:
-                yield held
-            finally:
-                if held:
-                    conn.execute(
-                        text("SELECT pg_advisory_unlock(:k)"),
-                        {"k": self._db.lease_key("dispatcher")},
-                    )
-                    conn.commit()
+        if finished:
+            _log.warning("recovery pass finished %d interrupted call(s)", finished)
+
+    def _lead(self) -> None:
+        try:
+            self._dispatcher.step()
+        except Exception:  # keep relaying whatever one round did
+            _log.exception("dispatcher round failed")
+        if time.monotonic() - self._recovered_at >= self._recover_every:
+            self._recover()

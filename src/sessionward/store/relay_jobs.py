@@ -4,6 +4,8 @@ A :class:`sessionward.chain.relay_jobs.RelayJobStore` over SQL, shared by every 
 
 - :meth:`SqlRelayJobStore.replace` is one conditional ``UPDATE ... WHERE version = :previous``
   (compare-and-set), so two relayer processes never both move one job;
+- with a lease fence, that same ``UPDATE`` also requires the node's relayer lease at its epoch
+  (:mod:`sessionward.store.lease`), so a node that lost the lease cannot claim a job;
 - the partial unique index ``uq_relay_jobs_outstanding_nonce`` on ``(sender, nonce)`` for jobs
   in ``signed``/``submitted`` makes the database refuse two outstanding jobs on one nonce (a
   violation is reported as a lost race: ``False``), so two processes never both sign a nonce.
@@ -27,6 +29,7 @@ from sqlalchemy import (
     case,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -35,7 +38,9 @@ from sessionward.chain.relay_jobs import DuplicateRelayJob, JobState, RelayJob
 from sessionward.chain.transactions import decode_authorization_list, encode_authorization_list
 from sessionward.crypto.secp256k1 import normalize_address
 
+from . import faults
 from .database import Database
+from .lease import FENCE_CONDITION, LeaseFence
 from .schema import relay_jobs
 
 __all__ = ["SqlRelayJobStore", "relay_jobs"]
@@ -112,10 +117,17 @@ def _job(row: Row[tuple[object, ...]]) -> RelayJob:
 
 
 class SqlRelayJobStore:
-    """A :class:`sessionward.chain.relay_jobs.RelayJobStore` over SQL."""
+    """A :class:`sessionward.chain.relay_jobs.RelayJobStore` over SQL.
 
-    def __init__(self, db: Database) -> None:
+    With a :attr:`fence` (the relayer lease its node holds, :mod:`sessionward.store.lease`),
+    every :meth:`replace` (claiming a queued job by signing it, and every later move) is
+    conditioned on that lease in the same ``UPDATE``: a node whose lease expired or was taken
+    over (a higher epoch) moves nothing, and without a term it does not even ask.
+    """
+
+    def __init__(self, db: Database, *, fence: LeaseFence | None = None) -> None:
         self._db = db
+        self.fence = fence
 
     def add(self, job: RelayJob) -> None:
         try:
@@ -132,19 +144,26 @@ class SqlRelayJobStore:
     def replace(self, job: RelayJob) -> bool:
         values = _values(job)
         del values["job_id"]
+        statement = update(relay_jobs).where(
+            relay_jobs.c.job_id == job.job_id, relay_jobs.c.version == job.version - 1
+        )
+        fence = self.fence
+        if fence is not None:
+            bound = fence.parameters()
+            if bound is None:
+                return False  # no term: this node may not move any job
+            condition = FENCE_CONDITION[self._db.dialect_name]
+            statement = statement.where(text(condition).bindparams(**bound))
+        faults.point(f"relay_job.before_save.{job.state.value}")
         try:
             with self._db.writing() as conn:
-                result = conn.execute(
-                    update(relay_jobs)
-                    .where(
-                        relay_jobs.c.job_id == job.job_id,
-                        relay_jobs.c.version == job.version - 1,
-                    )
-                    .values(**values)
-                )
+                result = conn.execute(statement.values(**values))
         except IntegrityError:
             return False  # another outstanding job holds this (sender, nonce)
-        return result.rowcount == 1
+        if result.rowcount != 1:
+            return False
+        faults.point(f"relay_job.after_save.{job.state.value}")
+        return True
 
     def in_states(self, sender: str, states: Collection[JobState]) -> list[RelayJob]:
         wanted = [JobState(s).value for s in states]

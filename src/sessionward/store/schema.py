@@ -164,6 +164,12 @@ reservations = Table(
     Column("settled_at", BigInteger),
     Column("released_at", BigInteger),
     Index("ix_reservations_session_id", "session_id"),
+    Index(
+        "ix_reservations_held",
+        "created_at",
+        sqlite_where=text("status = 'held'"),
+        postgresql_where=text("status = 'held'"),
+    ),
 )
 
 nonces = Table(
@@ -346,7 +352,17 @@ relay_jobs = Table(
     ),
 )
 
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+)
+
 ALL_TABLES: Final = (
+    leases,
     relay_jobs,
     audit,
     alerts,
@@ -376,6 +392,7 @@ __all__ = [
     "freeze_lift_approvals",
     "freezes",
     "idempotency",
+    "leases",
     "metadata",
     "nonces",
     "relay_jobs",
