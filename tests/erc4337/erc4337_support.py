@@ -286,7 +286,9 @@ class Wallet:
         assert isinstance(value, int)
         return value
 
-    def _op(self, call_data: bytes, *, max_fee: int | None, priority_fee: int | None) -> Any:
+    def _op(
+        self, call_data: bytes, *, max_fee: int | None, priority_fee: int | None
+    ) -> PackedUserOperation:
         fees = self.stage.chain.max_fee()
         return PackedUserOperation(
             sender=self.address,
