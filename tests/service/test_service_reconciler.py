@@ -1,0 +1,162 @@
+"""The reconciler (issue 13.2): it compares sessions with the account's own views and repairs
+whatever differs, whoever caused it; each disagreement raises an alert whose action records the
+time to agreement. On embedded defaults (SQLite, the in-process chain).
+
+Every test ends with the database and the chain agreeing and the audit chain verifying.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from service_support import ONCHAIN_ACTIVE, ONCHAIN_REVOKED, Backend, Session, Wallet, World
+from sqlalchemy import update
+
+from sessionward.chain.contracts import transact
+from sessionward.chain.relay_jobs import JobState
+from sessionward.chain.signer import LocalTransactionSigner
+from sessionward.crypto.secp256k1 import address_from_secret
+from sessionward.service.reconciler import DISAGREEMENT, cancel_queued
+from sessionward.store.alerts import AlertRecord
+from sessionward.store.schema import sessions
+
+
+def agree(world: World, wallet: Wallet, session_id: str) -> str:
+    record = world.record(session_id)
+    onchain = world.onchain_status(wallet, record.session_key_address)
+    expected = {"active": {ONCHAIN_ACTIVE}, "revoked": {ONCHAIN_REVOKED, 0}}[record.status]
+    assert onchain in expected, (record.status, onchain)
+    assert world.rt.store.audit.verify(wallet.wallet_id).ok
+    return record.status
+
+
+def disagreements(world: World, session_id: str) -> list[AlertRecord]:
+    return [
+        a
+        for a in world.rt.store.alerts.between(0, world.now() + 10)
+        if a.rule == DISAGREEMENT and a.session_id == session_id
+    ]
+
+
+def revoke(world: World, session: Session) -> Any:
+    return world.waas.revocations.revoke_access(
+        session.wallet.caller,
+        wallet_id=session.wallet.wallet_id,
+        credential_id=session.backend.credential_id,
+        session_id=session.session_id,
+    )
+
+
+def outsider(world: World) -> LocalTransactionSigner:
+    """A stranger with a funded account of its own."""
+    secret = secrets.token_bytes(32)
+    world.chain.set_balance(address_from_secret(secret), 10**18)
+    return LocalTransactionSigner(secret)
+
+
+def test_an_outsider_installing_an_approved_grant_is_recognised_and_then_removed(
+    world: World, wallet: Wallet, backend: Backend
+) -> None:
+    """Issue 13.2: the enable transaction (grant + owner signature) is public; a stranger sends
+    it first. The service's own install then reverts; the reconciler reads the account's view,
+    records the session active (installed by another), and the owner's revoke removes it."""
+    pending = world.authorize(wallet, backend)
+    world.waas.sessions.approve(
+        wallet.caller,
+        session_id=pending["sessionId"],
+        signature=wallet.sign(pending["grantDigest"]),
+    )
+    session_id = pending["sessionId"]
+    install = world.rt.relayer.job(f"enable:{session_id}")
+    assert install is not None
+    transact(world.chain, outsider(world), to=wallet.account, data=install.data, gas=3_000_000)
+    assert world.onchain_status(wallet, pending["sessionKey"]) == ONCHAIN_ACTIVE
+
+    world.settle()
+    ours = world.rt.relayer.job(f"enable:{session_id}")
+    assert ours is not None and ours.state is JobState.FAILED
+    assert agree(world, wallet, session_id) == "active"
+    installed = [
+        r for r in world.rt.store.audit.records(wallet.wallet_id) if r.kind == "session.installed"
+    ]
+    assert [r.payload["by"] for r in installed] == ["other"]
+    [alert] = disagreements(world, session_id)
+    assert alert.action_taken == "agreed with chain"
+
+    session = Session(session_id, wallet, backend, pending["sessionKey"])
+    revoke(world, session)
+    world.settle()
+    assert agree(world, wallet, session_id) == "revoked"
+    assert world.onchain_status(wallet, pending["sessionKey"]) == ONCHAIN_REVOKED
+
+
+def test_a_revoked_session_still_live_on_chain_is_removed_again(
+    world: World, session: Session
+) -> None:
+    """The removal never made it (here: refused before it was signed, as a fee-cap refusal
+    would): the reconciler sees the session live, raises an alert and queues a new removal."""
+    revoke(world, session)
+    removal = world.rt.relayer.job(f"revoke:{session.session_id}")
+    assert removal is not None and cancel_queued(world.rt, removal, "FEE_LIMIT_EXCEEDED")
+    reconciler = world.waas.dispatcher.reconciler
+    seen = reconciler.stats.disagreements
+    started = time.perf_counter()
+    rounds = 0
+    while world.record(session.session_id).status != "revoked":
+        world.settle(rounds=1)
+        rounds += 1
+        assert rounds < 10
+    repair_s = time.perf_counter() - started
+    assert agree(world, session.wallet, session.session_id) == "revoked"
+    assert world.rt.relayer.job(f"revoke:{session.session_id}#2") is not None
+    assert reconciler.stats.disagreements == seen + 1
+    [alert] = disagreements(world, session.session_id)
+    assert alert.action_taken == "agreed with chain" and alert.action_at is not None
+    assert repair_s < 5, repair_s
+
+
+def test_a_session_recorded_revoked_while_live_on_chain_is_reopened_and_removed(
+    world: World, session: Session
+) -> None:
+    """What the old code wrote in the approve/revoke race: ``revoked`` with a removal "on chain"
+    that never happened. The reconciler's full pass finds it and removes it."""
+    now = world.now()
+    with world.rt.store.db.writing() as conn:
+        conn.execute(
+            update(sessions)
+            .where(sessions.c.id == session.session_id)
+            .values(
+                status="revoked",
+                revoked_at=now,
+                revoked_by="owner",
+                revoke_reason="x",
+                onchain_revoked_at=now,
+            )
+        )
+    assert world.onchain_status(session.wallet, session.session_key) == ONCHAIN_ACTIVE
+    world.waas.dispatcher.reconciler.run(everything=True)
+    assert world.record(session.session_id).status == "revoking"
+    world.settle()
+    assert agree(world, session.wallet, session.session_id) == "revoked"
+    assert "session.removal.repeated" in world.audit_kinds(session.wallet.wallet_id)
+
+
+def test_a_session_the_owner_removed_on_chain_is_revoked_in_the_database(
+    world: World, session: Session
+) -> None:
+    """The chain wins: the owner revoked the key straight on the account."""
+    data = world.rt.calls.revoke_session(session.session_key)
+    transact(
+        world.chain,
+        LocalTransactionSigner(session.wallet.owner_secret),
+        to=session.wallet.account,
+        data=data,
+    )
+    world.waas.dispatcher.reconciler.run(everything=True)
+    record = world.record(session.session_id)
+    assert (record.status, record.revoked_by) == ("revoked", "chain")
+    assert agree(world, session.wallet, session.session_id) == "revoked"
+    [alert] = disagreements(world, session.session_id)
+    assert alert.action_taken == "agreed with chain"
