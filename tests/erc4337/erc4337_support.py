@@ -229,9 +229,7 @@ class Wallet:
         argument must be ``recipient``; valid from a minute ago for an hour."""
         now = self.stage.chain.block_timestamp()
         selector = keccak256(TRANSFER.encode())[:4]
-        epoch = DeployedContract(self.stage.chain, self.address, self.account_code).call_one(
-            "epoch"
-        )
+        epoch = self.view("epoch")
         return {
             "account": self.address,
             "sessionKey": self.session.address,
@@ -280,6 +278,14 @@ class Wallet:
             "enable_session", grant_struct(grant), self.owner.sign(digest)
         )
         transact(self.stage.chain, self.stage.deployer, to=self.address, data=data)
+
+    def view(self, function: str, *args: object) -> int:
+        """An integer view of the account (``fee_budget``, ``epoch``...)."""
+        value = DeployedContract(self.stage.chain, self.address, self.account_code).call_one(
+            function, *args
+        )
+        assert isinstance(value, int)
+        return value
 
     def nonce(self) -> int:
         value = self.stage.entry_point.call_one("getNonce", self.address, 0)
@@ -336,6 +342,15 @@ class Wallet:
         )
         signature = self.session.sign(personal_message_hash(self.op_hash(op)))
         return op._replace(signature=session_user_op_signature(self.session.address, signature))
+
+
+def max_cost(op: PackedUserOperation) -> int:
+    """EntryPoint v0.7's required prefund of ``op`` (no paymaster): every gas limit times
+    ``maxFeePerGas``, the most the operation can cost its account."""
+    limits = int.from_bytes(op.account_gas_limits[:16], "big") + int.from_bytes(
+        op.account_gas_limits[16:], "big"
+    )
+    return (limits + op.pre_verification_gas) * int.from_bytes(op.gas_fees[16:], "big")
 
 
 def user_op_json(op: PackedUserOperation) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from erc4337_support import (
     Key,
     Stage,
     Wallet,
+    max_cost,
     new_simple_account,
     transfer_call,
     user_op_json,
@@ -109,6 +110,7 @@ def test_an_operation_is_accepted_and_mined_by_the_bundler(
     call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 7 * USDX)
     op = wallet.owner_op(call) if kind == "owner" else wallet.session_op(call)
     before = stage.token_balance(wallet.address)
+    budget = wallet.view("fee_budget", wallet.session.address)
     op_hash = _send(bundler, op)
     assert op_hash == "0x" + wallet.op_hash(op).hex()
     receipt = _receipt(bundler, op_hash)
@@ -117,6 +119,10 @@ def test_an_operation_is_accepted_and_mined_by_the_bundler(
     assert stage.token_balance(wallet.recipient) == 7 * USDX
     assert stage.token_balance(wallet.address) == before - 7 * USDX
     assert wallet.nonce() == op.nonce + 1
+    # A session operation is charged its maximum cost against the fee budget; an owner one not.
+    charged = 0 if kind == "owner" else max_cost(op)
+    assert wallet.view("fee_budget", wallet.session.address) == budget - charged
+    assert int(receipt["actualGasCost"], 16) <= max_cost(op)
 
 
 @pytest.mark.parametrize(
@@ -146,6 +152,7 @@ def test_an_out_of_scope_or_over_budget_session_operation_is_refused_and_nothing
         wallet.nonce(),
     )
     block = stage.chain.block_number()
+    budget = wallet.view("fee_budget", wallet.session.address)
     with pytest.raises(BundlerError) as refused:
         _send(bundler, op)
     assert reason in refused.value.message or reason.encode().hex() in str(refused.value.data)
@@ -156,6 +163,7 @@ def test_an_out_of_scope_or_over_budget_session_operation_is_refused_and_nothing
     assert stage.token_balance(wallet.address) == usdx
     assert stage.token_balance(stranger) == 0
     assert wallet.nonce() == nonce
+    assert wallet.view("fee_budget", wallet.session.address) == budget
 
 
 def test_the_pinned_alto_safe_mode_refuses_even_the_reference_simple_account(

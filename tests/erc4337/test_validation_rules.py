@@ -85,10 +85,17 @@ def test_the_entry_point_is_the_canonical_v07_deployed_by_the_deterministic_depl
     assert implementation.call_one("ENTRY_POINT") == ENTRY_POINT_V07
 
 
-@pytest.mark.parametrize("kind", ["owner", "session", "owner-batch", "session-batch"])
+@pytest.mark.parametrize(
+    "kind",
+    ["owner", "session", "owner-batch", "session-batch", "owner-deposit", "session-deposit"],
+)
 def test_validation_breaks_no_erc7562_rule(
     stage: Stage, wallet: Wallet, rpc: JsonRpcClient, kind: str
 ) -> None:
+    """``-deposit``: the account's EntryPoint deposit covers the prefund, so validation is
+    asked for nothing (``missingAccountFunds == 0``) and pays nothing."""
+    if kind.endswith("deposit"):
+        stage.entry_point.transact(stage.deployer, "depositTo", wallet.address, value=ONE_ETH)
     calls = [transfer_call(stage.demo.token("USDX"), wallet.recipient, 5 * USDX)]
     if kind.endswith("batch"):
         calls.append(transfer_call(stage.demo.token("USDX"), wallet.recipient, 6 * USDX))
@@ -99,6 +106,10 @@ def test_validation_breaks_no_erc7562_rule(
     )
     names = _names(stage, wallet)
     assert violations == [], "\n".join(v.describe(names) for v in violations)
+    prefund_paid = [
+        f for f in trace.frames if f.caller == wallet.address and f.code == ENTRY_POINT_V07
+    ]
+    assert bool(prefund_paid) is not kind.endswith("deposit")
 
 
 def test_the_gate_sees_real_violations_in_a_real_trace(stage: Stage, rpc: JsonRpcClient) -> None:
