@@ -151,6 +151,12 @@ SEL_INCREASE_ALLOWANCE: constant(bytes4) = 0x39509351  # increaseAllowance(addre
 SEL_TRANSFER_FROM: constant(bytes4) = 0x23B872DD  # transferFrom(address,address,uint256)
 SEL_PERMIT: constant(bytes4) = 0xD505ACCF         # permit(address,address,uint256,uint256,uint8,bytes32,bytes32)
 SEL_PERMIT2_APPROVE: constant(bytes4) = 0x87517C45  # Permit2 approve(address,address,uint160,uint48)
+SEL_WITHDRAW: constant(bytes4) = 0x2E1A7D4D       # WETH withdraw(uint256)
+# Functions whose outflow is a token named by an argument (docs/protocol.md rule 7, catalog).
+SEL_SWAP_V2: constant(bytes4) = 0x38ED1739        # swapExactTokensForTokens(uint256,uint256,address[],address,uint256)
+SEL_SWAP_V3: constant(bytes4) = 0x414BF389        # exactInputSingle((address,address,uint24,address,uint256,uint256,uint256,uint160))
+SEL_SWAP_V3_02: constant(bytes4) = 0x04E45AAF     # exactInputSingle((address,address,uint24,address,uint256,uint256,uint160))
+SEL_PERMIT2_PERMIT: constant(bytes4) = 0x2B67B570  # Permit2 permit(address,((address,uint160,uint48,uint48),address,uint256),bytes)
 
 # ---------------------------------------------------------------------------------------------
 # Packed words (bit offsets). Vyper does not pack storage, so the hot fields are packed by hand:
@@ -208,6 +214,8 @@ MASK112: constant(uint256) = 2**112 - 1
 PERM_PRESENT: constant(uint256) = 1
 PERM_TOKEN: constant(uint256) = 2           # target has a TokenLimit in this grant
 PERM_APPROVAL: constant(uint256) = 2        # 2 bits: the selector's approval kind (below)
+PERM_ARG_OUTFLOW: constant(uint256) = 4     # 3 bits: argument-token outflow kind (below)
+ARG_OUTFLOW_BITS: constant(uint256) = 7 << 4
 PERM_RULE_COUNT: constant(uint256) = 16     # uint8: on-chain rules stored
 PERM_TOKEN_PERIOD: constant(uint256) = 24   # uint48
 PERM_RULES: constant(uint256) = 72          # 4 x 24 bits: op (8) | offset (16)
@@ -220,6 +228,15 @@ APPROVAL_NONE: constant(uint256) = 0
 APPROVAL_WORD1: constant(uint256) = 1       # approve / increaseAllowance: amount is word 1
 APPROVAL_PERMIT: constant(uint256) = 2      # EIP-2612 permit: value is word 2
 APPROVAL_PERMIT2: constant(uint256) = 3     # Permit2 approve: amount (uint160) is word 2
+
+# Argument-token outflow kinds (rule 7), stored only when the grant has token limits: the token
+# and amount of the outflow are arguments of the call, not the call's target.
+ARG_OUTFLOW_NONE: constant(uint256) = 0
+ARG_OUTFLOW_SWAP_V2: constant(uint256) = 1        # path[0], amountIn (word 0)
+ARG_OUTFLOW_SWAP_V3: constant(uint256) = 2        # params.tokenIn (word 0), params.amountIn (word 5)
+ARG_OUTFLOW_SWAP_V3_02: constant(uint256) = 3     # params.tokenIn (word 0), params.amountIn (word 4)
+ARG_OUTFLOW_PERMIT2_APPROVE: constant(uint256) = 4  # token (word 0), amount (word 2)
+ARG_OUTFLOW_PERMIT2_PERMIT: constant(uint256) = 5   # owner (word 0) = account: token (word 1), amount (word 2)
 
 # Token state word: window (48) | remaining (208).
 TOKEN_REMAINING: constant(uint256) = 48
@@ -247,6 +264,9 @@ _nonce_bits: HashMap[address, HashMap[uint256, uint256]]
 # What is left of the session's fee budget (`maxFeeWei`), in wei: written at enable, charged by
 # the validation of every session user operation the account pays for (see `_charge_fee`).
 _fee_budget: HashMap[address, uint256]
+# The refill period of a token limit, keyed like `_token_limit` (only when `period > 0`): read
+# when the outflow's token comes from an argument (a swap's input), not from the permission.
+_token_period: HashMap[bytes32, uint256]
 
 # ---------------------------------------------------------------------------------------------
 # Events.
@@ -473,6 +493,7 @@ def enable_session(grant: SessionGrant, owner_signature: Bytes[MAX_OWNER_SIGNATU
         token_key: bytes32 = keccak256(abi_encode(generation, limit.token))
         if limit.period != 0:
             self._token_limit[token_key] = limit.limit
+            self._token_period[token_key] = convert(limit.period, uint256)
         self._token_state[token_key] = min(limit.limit, MAX_TOKEN_REMAINING) << TOKEN_REMAINING
 
     for permission: Permission in grant.envelope.permissions:
@@ -534,6 +555,8 @@ def _store_permission(
     for limit: TokenLimit in token_limits:
         if limit.token == permission.target:
             word |= PERM_TOKEN | (convert(limit.period, uint256) << PERM_TOKEN_PERIOD)
+    if len(token_limits) != 0:
+        word |= self._argument_outflow_kind(permission.selector) << PERM_ARG_OUTFLOW
 
     base: uint256 = convert(keccak256(abi_encode(generation, permission.target, permission.selector)), uint256)
     if self._perm[base] != 0:
@@ -795,18 +818,64 @@ def _enforce(
                 reasons._fail(reasons.VALUE_CAP_EXCEEDED)
             native_total += c.value
 
-        # Token outflow of a limited token (summed per token, checked per execution below).
-        if word & PERM_TOKEN != 0:
+        # Token outflow (summed per token, checked per execution below): of a limited token
+        # called directly, or of the token an argument names (swaps, Permit2) when the grant
+        # has token limits; such a token without a limit has nothing left (rule 7).
+        if word & (PERM_TOKEN | ARG_OUTFLOW_BITS) != 0:
+            token: address = c.target
             amount_word: uint256 = 0
-            if selector == SEL_TRANSFER or selector == SEL_APPROVE or selector == SEL_INCREASE_ALLOWANCE:
+            counted: bool = False
+            period: uint256 = (word >> PERM_TOKEN_PERIOD) & MASK48
+            outflow_kind: uint256 = (word >> PERM_ARG_OUTFLOW) & 7
+            if outflow_kind != ARG_OUTFLOW_NONE:
+                # The token is an argument (read here, not in a helper: passing the execution
+                # to another internal function would reserve another 4 KB frame and make every
+                # call pay for the larger memory). Words the router's decoder reads; an offset
+                # or length outside the call, an empty path or a dirty address word is
+                # CALLDATA_MALFORMED.
+                token_word: uint256 = 0
+                if c.length < 36 + 32 * 2:
+                    reasons._fail(reasons.CALLDATA_MALFORMED)
+                if outflow_kind == ARG_OUTFLOW_SWAP_V2:
+                    # path[0] (word 2 is the offset of `path`) and amountIn (word 0).
+                    offset: uint256 = extract32(execution_calldata, c.start + 68, output_type=uint256)
+                    if offset > c.length or c.length < offset + 68:
+                        reasons._fail(reasons.CALLDATA_MALFORMED)
+                    if extract32(execution_calldata, c.start + 4 + offset, output_type=uint256) == 0:
+                        reasons._fail(reasons.CALLDATA_MALFORMED)
+                    token_word = extract32(execution_calldata, c.start + 36 + offset, output_type=uint256)
+                    counted = True
+                elif outflow_kind == ARG_OUTFLOW_PERMIT2_PERMIT:
+                    # owner (word 0) must be the account; token (word 1), amount (word 2).
+                    if extract32(execution_calldata, c.start + 4, output_type=uint256) == convert(self, uint256):
+                        token_word = extract32(execution_calldata, c.start + 36, output_type=uint256)
+                        amount_word = 2
+                        counted = True
+                else:
+                    # tokenIn / token (word 0); amountIn (V3 word 5, SwapRouter02 word 4) or the
+                    # Permit2 amount (word 2).
+                    token_word = extract32(execution_calldata, c.start + 4, output_type=uint256)
+                    amount_word = 2
+                    if outflow_kind == ARG_OUTFLOW_SWAP_V3:
+                        amount_word = 5
+                    elif outflow_kind == ARG_OUTFLOW_SWAP_V3_02:
+                        amount_word = 4
+                    counted = True
+                token = self._argument_token(token_word)
+                period = self._token_period[keccak256(abi_encode(generation, token))]
+            elif selector == SEL_TRANSFER or selector == SEL_APPROVE or selector == SEL_INCREASE_ALLOWANCE:
                 amount_word = 1
+                counted = True
             elif selector == SEL_TRANSFER_FROM or selector == SEL_PERMIT:
                 # Counts only when the account is the one paying (`from` / `owner`).
                 if c.length < 36:
                     reasons._fail(reasons.CALLDATA_MALFORMED)
                 if extract32(execution_calldata, c.start + 4, output_type=uint256) == convert(self, uint256):
                     amount_word = 2
-            if amount_word != 0:
+                    counted = True
+            elif selector == SEL_WITHDRAW:
+                counted = True
+            if counted:
                 if c.length < 4 + 32 * (amount_word + 1):
                     reasons._fail(reasons.CALLDATA_MALFORMED)
                 amount: uint256 = extract32(
@@ -816,7 +885,7 @@ def _enforce(
                 for k: uint256 in range(MAX_BATCH):
                     if k == len(outflows):
                         break
-                    if outflows[k].token == c.target:
+                    if outflows[k].token == token:
                         # Saturating: an overflowing sum exceeds any limit (rule 7), not a panic.
                         total: uint256 = unsafe_add(outflows[k].amount, amount)
                         if total < amount:
@@ -825,13 +894,7 @@ def _enforce(
                         merged = True
                         break
                 if not merged:
-                    outflows.append(
-                        TokenOutflow(
-                            token=c.target,
-                            amount=amount,
-                            period=convert((word >> PERM_TOKEN_PERIOD) & MASK48, uint48),
-                        )
-                    )
+                    outflows.append(TokenOutflow(token=token, amount=amount, period=convert(period, uint48)))
 
     if not charge:
         return
@@ -903,6 +966,36 @@ def _charge_fee(session_key: address, gas_units: uint256, max_fee_per_gas: uint2
     cost: uint256 = gas_units * max_fee_per_gas
     self._fee_budget[session_key] = budget - cost
     return cost
+
+
+@internal
+@pure
+def _argument_outflow_kind(selector: bytes4) -> uint256:
+    """
+    @dev Which argument-token outflow `selector` has (0: none), whatever the target.
+    """
+    if selector == SEL_SWAP_V2:
+        return ARG_OUTFLOW_SWAP_V2
+    if selector == SEL_SWAP_V3:
+        return ARG_OUTFLOW_SWAP_V3
+    if selector == SEL_SWAP_V3_02:
+        return ARG_OUTFLOW_SWAP_V3_02
+    if selector == SEL_PERMIT2_APPROVE:
+        return ARG_OUTFLOW_PERMIT2_APPROVE
+    if selector == SEL_PERMIT2_PERMIT:
+        return ARG_OUTFLOW_PERMIT2_PERMIT
+    return ARG_OUTFLOW_NONE
+
+
+@internal
+@view
+def _argument_token(word: uint256) -> address:
+    """
+    @dev An address argument word (CALLDATA_MALFORMED when its upper bits are dirty).
+    """
+    if word >> 160 != 0:
+        reasons._fail(reasons.CALLDATA_MALFORMED)
+    return convert(word, address)
 
 
 @internal
