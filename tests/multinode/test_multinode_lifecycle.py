@@ -44,7 +44,9 @@ from sessionward.service.waas import Waas
 from sessionward.store.database import normalize_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-from service_support import ManualClock, Wallet, World, make_ops_keys  # noqa: E402
+import contextlib
+
+from service_support import ManualClock, Wallet, World, make_ops_keys
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anvil]
 
@@ -124,10 +126,8 @@ class Nodes:
     delayed: DelayedChain
 
     def step(self) -> None:
-        try:
+        with contextlib.suppress(ChainError):
             self.relaying.step()
-        except ChainError:
-            pass
 
     def until(self, done: Callable[[], bool], timeout_s: float = 40.0) -> float:
         """Step the relaying node until ``done``; the seconds it took."""
