@@ -168,7 +168,11 @@ def test_a_zero_valid_after_stays_zero_in_the_validation_data(world: World, wall
     assert (data >> 208, (data >> 160) & (2**48 - 1)) == (0, boa.env.timestamp + 9)
 
 
-def test_session_rules_apply_to_user_operations(world: World, wallet: Wallet, enabled: Key) -> None:
+def test_session_rules_refuse_user_operations_in_validation(
+    world: World, wallet: Wallet, enabled: Key
+) -> None:
+    """Before issue 12 these reverted only in execution (mined, paid by the account); now the
+    validation a bundler simulates refuses them."""
     stranger = make_key("stranger").address
     op = _signed(
         world,
@@ -177,13 +181,14 @@ def test_session_rules_apply_to_user_operations(world: World, wallet: Wallet, en
         enabled,
     )
     with boa.reverts("ARG_RULE_VIOLATED"):
-        world.entry_point.handle_op(op)
+        world.entry_point.validate(op, 0)
     other = Call(addr(world.token2), 0, calldata(TRANSFER, world.relayer, UNIT))
     with boa.reverts("TARGET_NOT_ALLOWED"):
-        world.entry_point.handle_op(
-            _signed(world, _session_op(wallet, enabled, single(other)), enabled, enabled)
+        world.entry_point.validate(
+            _signed(world, _session_op(wallet, enabled, single(other)), enabled, enabled), 0
         )
     assert world.token.balanceOf(stranger) == 0
+    assert wallet.contract.fee_budget(enabled.address) == ETHER
 
 
 def test_a_session_op_may_only_call_the_session_path_for_its_own_key(
