@@ -176,11 +176,16 @@ class Stage:
         return value
 
     def new_wallet(
-        self, *, usdx: int = 1_000 * USDX, ether: int = 10 * ONE_ETH, erc1271_owner: bool = False
+        self,
+        *,
+        usdx: int = 1_000 * USDX,
+        ether: int = 10 * ONE_ETH,
+        erc1271_owner: bool = False,
+        fee_budget: int = SESSION_FEE_BUDGET,
     ) -> Wallet:
         """A fresh factory account (new owner key) holding ``usdx`` and ``ether``, with one
         session enabled by the owner's grant: ``USDX.transfer(recipient, any amount)`` to one
-        recipient only, a fee budget of :data:`SESSION_FEE_BUDGET`. With ``erc1271_owner`` the
+        recipient only, a fee budget (``maxFeeWei``) of ``fee_budget``. With ``erc1271_owner`` the
         owner is a contract (tests/contracts/Signer1271.vy) that accepts the owner key's
         signatures, and the key signs for it."""
         owner, session, recipient = Key(), Key(), Key().address
@@ -196,7 +201,7 @@ class Stage:
         assert isinstance(address, str)
         self.usdx.transact(self.deployer, "mint", address, usdx)
         self.chain.set_balance(address, ether)
-        wallet = Wallet(self, address.lower(), owner, session, recipient)
+        wallet = Wallet(self, address.lower(), owner, session, recipient, fee_budget)
         wallet.enable_session()
         return wallet
 
@@ -219,6 +224,7 @@ class Wallet:
     owner: Key
     session: Key
     recipient: str
+    fee_budget: int = SESSION_FEE_BUDGET
 
     @property
     def account_code(self) -> ContractArtifact:
@@ -267,7 +273,7 @@ class Wallet:
                 "maxUses": 0,
                 "rateCount": 0,
                 "rateInterval": 0,
-                "maxFeeWei": SESSION_FEE_BUDGET,
+                "maxFeeWei": self.fee_budget,
             },
         }
 
@@ -293,10 +299,15 @@ class Wallet:
         return value
 
     def _op(
-        self, call_data: bytes, *, max_fee: int | None, priority_fee: int | None
+        self,
+        call_data: bytes,
+        *,
+        max_fee: int | None,
+        priority_fee: int | None,
+        paymaster: VerifyingPaymaster | None = None,
     ) -> PackedUserOperation:
         fees = self.stage.chain.max_fee()
-        return PackedUserOperation(
+        op = PackedUserOperation(
             sender=self.address,
             nonce=self.nonce(),
             init_code=b"",
@@ -310,6 +321,7 @@ class Wallet:
             paymaster_and_data=b"",
             signature=b"",
         )
+        return op if paymaster is None else paymaster.sponsor(op)
 
     def op_hash(self, op: PackedUserOperation) -> bytes:
         """The EntryPoint's ``getUserOpHash`` (asserted equal to the Python one)."""
@@ -331,14 +343,19 @@ class Wallet:
         return op._replace(signature=owner_user_op_signature(signature))
 
     def session_op(
-        self, *calls: Call, max_fee: int | None = None, priority_fee: int | None = None
+        self,
+        *calls: Call,
+        max_fee: int | None = None,
+        priority_fee: int | None = None,
+        paymaster: VerifyingPaymaster | None = None,
     ) -> PackedUserOperation:
         """A session operation ``execute_session_op(session, mode, calls)``, signed by the
-        session key."""
+        session key (sponsored by ``paymaster`` when given)."""
         op = self._op(
             self.account_code.encode("execute_session_op", self.session.address, *execution(calls)),
             max_fee=max_fee,
             priority_fee=priority_fee,
+            paymaster=paymaster,
         )
         signature = self.session.sign(personal_message_hash(self.op_hash(op)))
         return op._replace(signature=session_user_op_signature(self.session.address, signature))
@@ -359,9 +376,19 @@ def user_op_json(op: PackedUserOperation) -> dict[str, Any]:
     call = int.from_bytes(op.account_gas_limits[16:], "big")
     priority = int.from_bytes(op.gas_fees[:16], "big")
     max_fee = int.from_bytes(op.gas_fees[16:], "big")
-    if op.init_code or op.paymaster_and_data:
-        raise ValueError("factories and paymasters are not used by these tests")
+    if op.init_code:
+        raise ValueError("factories are not used by these tests")
+    sponsor: dict[str, Any] = {}
+    if op.paymaster_and_data:
+        pm = op.paymaster_and_data
+        sponsor = {
+            "paymaster": "0x" + pm[:20].hex(),
+            "paymasterVerificationGasLimit": hex(int.from_bytes(pm[20:36], "big")),
+            "paymasterPostOpGasLimit": hex(int.from_bytes(pm[36:52], "big")),
+            "paymasterData": "0x" + pm[52:].hex(),
+        }
     return {
+        **sponsor,
         "sender": op.sender,
         "nonce": hex(op.nonce),
         "callData": "0x" + op.call_data.hex(),
@@ -416,3 +443,42 @@ def new_simple_account(stage: Stage, *, usdx: int = 1_000 * USDX) -> SimpleAccou
     stage.usdx.transact(stage.deployer, "mint", address, usdx)
     stage.chain.set_balance(address, 10 * ONE_ETH)
     return SimpleAccount(stage, address.lower(), owner)
+
+
+PAYMASTER_VERIFICATION_GAS: Final = 150_000
+
+
+@dataclass
+class VerifyingPaymaster:
+    """The reference ``VerifyingPaymaster`` of ``@account-abstraction/contracts`` 0.7.0,
+    deployed with an EntryPoint deposit; its signer sponsors any operation it is shown."""
+
+    contract: DeployedContract
+    signer: Key
+
+    def sponsor(self, op: PackedUserOperation) -> PackedUserOperation:
+        """``op`` with ``paymasterAndData = paymaster ‖ verificationGas ‖ postOpGas(0) ‖
+        abi.encode(validUntil 0, validAfter 0) ‖ signature over the paymaster's getHash``."""
+        head = bytes.fromhex(self.contract.address[2:]) + pack_uint128_pair(
+            PAYMASTER_VERIFICATION_GAS, 0
+        )
+        window = bytes(64)  # validUntil = validAfter = 0: no time bound
+        digest = self.contract.call_one(
+            "getHash", tuple(op._replace(paymaster_and_data=head)), 0, 0
+        )
+        assert isinstance(digest, bytes)
+        signature = self.signer.sign(personal_message_hash(digest))
+        return op._replace(paymaster_and_data=head + window + signature)
+
+
+def deploy_verifying_paymaster(stage: Stage, *, deposit: int = ONE_ETH) -> VerifyingPaymaster:
+    signer = Key()
+    contract = deploy(
+        stage.chain,
+        stage.deployer,
+        aa_artifact("VerifyingPaymaster"),
+        stage.entry_point.address,
+        signer.address,
+    )
+    stage.entry_point.transact(stage.deployer, "depositTo", contract.address, value=deposit)
+    return VerifyingPaymaster(contract, signer)

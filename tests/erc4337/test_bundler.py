@@ -28,6 +28,7 @@ from erc4337_support import (
     Key,
     Stage,
     Wallet,
+    deploy_verifying_paymaster,
     max_cost,
     new_simple_account,
     transfer_call,
@@ -164,6 +165,40 @@ def test_an_out_of_scope_or_over_budget_session_operation_is_refused_and_nothing
     assert stage.token_balance(stranger) == 0
     assert wallet.nonce() == nonce
     assert wallet.view("fee_budget", wallet.session.address) == budget
+
+
+def test_a_paymaster_sponsors_a_session_without_fee_budget_and_the_account_pays_nothing(
+    stage: Stage, bundler: Alto
+) -> None:
+    wallet = stage.new_wallet(fee_budget=0)
+    call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 7 * USDX)
+    with pytest.raises(BundlerError) as refused:
+        _send(bundler, wallet.session_op(call))  # the account would pay: no budget, refused
+    assert "FEE_LIMIT_EXCEEDED" in refused.value.message or (
+        b"FEE_LIMIT_EXCEEDED".hex() in str(refused.value.data)
+    )
+    paymaster = deploy_verifying_paymaster(stage)
+
+    def deposit_of(holder: str) -> int:
+        value = stage.entry_point.call_one("balanceOf", holder)
+        assert isinstance(value, int)
+        return value
+
+    ether = stage.chain.get_balance(wallet.address)
+    deposit, sponsor_deposit = (
+        deposit_of(wallet.address),
+        deposit_of(paymaster.contract.address),
+    )
+    op = wallet.session_op(call, paymaster=paymaster)
+    receipt = _receipt(bundler, _send(bundler, op))
+    assert receipt["success"] is True, receipt
+    assert receipt["paymaster"].lower() == paymaster.contract.address
+    assert stage.token_balance(wallet.recipient) == 7 * USDX
+    assert stage.chain.get_balance(wallet.address) == ether
+    assert deposit_of(wallet.address) == deposit
+    assert wallet.view("fee_budget", wallet.session.address) == 0
+    cost = int(receipt["actualGasCost"], 16)
+    assert deposit_of(paymaster.contract.address) == sponsor_deposit - cost
 
 
 def test_the_pinned_alto_safe_mode_refuses_even_the_reference_simple_account(

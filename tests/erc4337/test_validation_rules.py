@@ -27,6 +27,7 @@ from erc4337_support import (
     Wallet,
     aa_artifact,
     create2_address,
+    deploy_verifying_paymaster,
     transfer_call,
 )
 from erc7562 import Trace, check_account_validation, trace_validation
@@ -87,19 +88,33 @@ def test_the_entry_point_is_the_canonical_v07_deployed_by_the_deterministic_depl
 
 @pytest.mark.parametrize(
     "kind",
-    ["owner", "session", "owner-batch", "session-batch", "owner-deposit", "session-deposit"],
+    [
+        "owner",
+        "session",
+        "owner-batch",
+        "session-batch",
+        "owner-deposit",
+        "session-deposit",
+        "session-sponsored",
+    ],
 )
 def test_validation_breaks_no_erc7562_rule(
     stage: Stage, wallet: Wallet, rpc: JsonRpcClient, kind: str
 ) -> None:
     """``-deposit``: the account's EntryPoint deposit covers the prefund, so validation is
-    asked for nothing (``missingAccountFunds == 0``) and pays nothing."""
+    asked for nothing (``missingAccountFunds == 0``) and pays nothing; ``-sponsored``: the
+    reference VerifyingPaymaster pays (its own validation is the paymaster's phase)."""
     if kind.endswith("deposit"):
         stage.entry_point.transact(stage.deployer, "depositTo", wallet.address, value=ONE_ETH)
     calls = [transfer_call(stage.demo.token("USDX"), wallet.recipient, 5 * USDX)]
     if kind.endswith("batch"):
         calls.append(transfer_call(stage.demo.token("USDX"), wallet.recipient, 6 * USDX))
-    op = wallet.owner_op(*calls) if kind.startswith("owner") else wallet.session_op(*calls)
+    if kind.startswith("owner"):
+        op = wallet.owner_op(*calls)
+    elif kind.endswith("sponsored"):
+        op = wallet.session_op(*calls, paymaster=deploy_verifying_paymaster(stage))
+    else:
+        op = wallet.session_op(*calls)
     trace = _validate(rpc, op)
     violations = check_account_validation(
         trace, sender=wallet.address, entry_point=ENTRY_POINT_V07, has_code=_has_code(stage)
@@ -109,7 +124,7 @@ def test_validation_breaks_no_erc7562_rule(
     prefund_paid = [
         f for f in trace.frames if f.caller == wallet.address and f.code == ENTRY_POINT_V07
     ]
-    assert bool(prefund_paid) is not kind.endswith("deposit")
+    assert bool(prefund_paid) is not kind.endswith(("deposit", "sponsored"))
 
 
 def test_the_gate_sees_real_violations_in_a_real_trace(stage: Stage, rpc: JsonRpcClient) -> None:
