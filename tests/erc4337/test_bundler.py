@@ -1,7 +1,9 @@
 """A real ERC-4337 bundler, alto (npm ``@pimlico/alto`` 0.0.20), started on loopback against
 anvil and the canonical EntryPoint v0.7: it accepts and mines SessionWard owner and session
-operations, and refuses an out-of-scope session operation in validation, with nothing mined and
-nothing paid.
+operations (a session one charged exactly its maximum cost to its fee budget), refuses
+out-of-scope and over-budget session operations in validation with nothing mined and nothing
+paid, and mines a session operation sponsored by the reference VerifyingPaymaster for a session
+without fee budget, the account paying nothing.
 
 alto runs in its *unsafe* mode (no ERC-7562 tracing): the pinned version's safe mode refuses
 every v0.7 operation, the reference ``SimpleAccount``'s included, because it cannot decode the
