@@ -101,7 +101,7 @@ def running(
 ) -> Iterator[Alto]:
     """``with running(...) as alto:`` a bundler for the block, stopped by its PID after.
 
-    Raises :class:`AltoUnavailable` with alto's last words if it does not answer in 60 s."""
+    Raises :class:`AltoUnavailable` with alto's last words if it does not answer in 90 s."""
     node = shutil.which("node")
     if node is None or not ALTO_CLI.exists():
         raise AltoUnavailable(f"node or alto is missing ({ALTO_CLI}): run `npm install`")
@@ -131,7 +131,7 @@ def running(
             )  # fmt: skip
         alto = Alto(process, url, log)
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 90
             while not _answers(url):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise AltoUnavailable(f"alto did not start: {alto.output()}")
