@@ -14,6 +14,7 @@ from typing import Any
 from service_support import ONCHAIN_ACTIVE, ONCHAIN_REVOKED, Backend, Session, Wallet, World
 from sqlalchemy import update
 
+from sessionward.api.app import SessionWardApi
 from sessionward.chain.contracts import transact
 from sessionward.chain.relay_jobs import JobState
 from sessionward.chain.signer import LocalTransactionSigner
@@ -160,3 +161,13 @@ def test_a_session_the_owner_removed_on_chain_is_revoked_in_the_database(
     assert agree(world, session.wallet, session.session_id) == "revoked"
     [alert] = disagreements(world, session.session_id)
     assert alert.action_taken == "agreed with chain"
+
+
+def test_metrics_expose_the_disagreements_the_reconciler_counted(world: World) -> None:
+    api = SessionWardApi(world.waas)
+    stats = world.waas.dispatcher.reconciler.stats.snapshot()
+    text = api.metrics.render().decode()
+    assert f"sessionward_chain_disagreements_total {float(stats['disagreements'])}" in text
+    assert "sessionward_chain_disagreements_open " in text
+    assert "sessionward_reconciler_repairs_total " in text
+    api.close()

@@ -130,6 +130,7 @@ class SessionWardApi:
     def __init__(self, waas: Waas, *, clock_ms: Callable[[], int] | None = None) -> None:
         self.waas = waas
         self.metrics = ApiMetrics()
+        self.metrics.watch_reconciler(waas.dispatcher.reconciler.stats.snapshot)
         self._limit = waas.runtime.settings.max_body_bytes
         self._auth = (
             Authenticator(waas) if clock_ms is None else Authenticator(waas, clock_ms=clock_ms)

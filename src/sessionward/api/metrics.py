@@ -11,12 +11,17 @@ Series:
 - ``sessionward_execute_latency_seconds``: Execute requests, authentication included;
 - ``sessionward_revocations_total{path}`` and ``sessionward_revoked_sessions_total{path}``:
   revocation calls that succeeded and the sessions they revoked, by path (``owner``,
-  ``backend``, ``ops``).
+  ``backend``, ``ops``);
+- ``sessionward_chain_disagreements_total`` and ``sessionward_chain_disagreements_open``:
+  sessions the reconciler found the chain contradicting (each raised an alert) and those not
+  agreeing yet; ``sessionward_reconciler_repairs_total``, ``sessionward_reconciler_checks_total``
+  and ``sessionward_reconciler_chain_errors_total`` (read from the node's reconciler at scrape
+  time; a node that does not relay reports zeros).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,6 +30,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -91,5 +98,44 @@ class ApiMetrics:
         self._revocations.labels(path=path).inc()
         self._revoked_sessions.labels(path=path).inc(sessions)
 
+    def watch_reconciler(self, snapshot: Callable[[], Mapping[str, float]]) -> None:
+        """Expose the reconciler's counts (``snapshot()`` is read at every scrape)."""
+        self.registry.register(_ReconcilerCollector(snapshot))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ReconcilerCollector(Collector):
+    """The reconciler's counts as Prometheus series, read when scraped."""
+
+    def __init__(self, snapshot: Callable[[], Mapping[str, float]]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        counts = self._snapshot()
+        yield CounterMetricFamily(
+            "sessionward_chain_disagreements",
+            "Sessions the reconciler found the chain contradicting (each raised an alert)",
+            value=counts.get("disagreements", 0),
+        )
+        yield GaugeMetricFamily(
+            "sessionward_chain_disagreements_open",
+            "Disagreements between the database and the chain not resolved yet",
+            value=counts.get("open_disagreements", 0),
+        )
+        yield CounterMetricFamily(
+            "sessionward_reconciler_repairs",
+            "Repairs the reconciler made (removal queued again, session revoked from the chain)",
+            value=counts.get("repairs", 0),
+        )
+        yield CounterMetricFamily(
+            "sessionward_reconciler_checks",
+            "Sessions compared with the chain",
+            value=counts.get("checked", 0),
+        )
+        yield CounterMetricFamily(
+            "sessionward_reconciler_chain_errors",
+            "Comparisons the chain node could not answer (left for the next round)",
+            value=counts.get("chain_errors", 0),
+        )
