@@ -171,3 +171,19 @@ def test_metrics_expose_the_disagreements_the_reconciler_counted(world: World) -
     assert "sessionward_chain_disagreements_open " in text
     assert "sessionward_reconciler_repairs_total " in text
     api.close()
+
+
+def test_the_weekly_report_counts_disagreements_and_their_time_to_agreement(
+    world: World, session: Session
+) -> None:
+    since = world.now()
+    revoke(world, session)
+    removal = world.rt.relayer.job(f"revoke:{session.session_id}")
+    assert removal is not None and cancel_queued(world.rt, removal, "FEE_LIMIT_EXCEEDED")
+    world.settle()
+    assert agree(world, session.wallet, session.session_id) == "revoked"
+    week = world.rt.store.telemetry.weekly(since, world.now() + 1)
+    tta = week.time_to_agreement
+    assert (tta.disagreements, tta.agreed) == (1, 1)
+    assert tta.p50_seconds is not None and tta.p50_seconds >= 0
+    assert type(week).from_json(week.to_json()) == week

@@ -258,6 +258,15 @@ def render_markdown(report: Report) -> str:
     lines += _table(
         ("Time to act", "Alerts"), ((duration(d.seconds), d.count) for d in ttr.distribution)
     )
+    tta = m.time_to_agreement
+    lines += [
+        "## Database and chain agreement (the reconciler)",
+        "",
+        f"- Disagreements seen: {tta.disagreements}; agreeing again: {tta.agreed}",
+        f"- Time to agreement p50: {duration(tta.p50_seconds)} · "
+        f"p95: {duration(tta.p95_seconds)} · max: {duration(tta.max_seconds)}",
+        "",
+    ]
     lines += ["## Session lifetime by action class", ""]
     lifetimes = [m.lifetime, *m.lifetime_by_class] if m.lifetime.sessions else []
     lines += _table(

@@ -360,6 +360,40 @@ class DailyDecisions:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeToAgreement:
+    """The reconciler's ``chain_disagreement`` alerts of the period (database and chain seen
+    disagreeing), how many agree again, and ``action_at - at`` over those (the time to
+    agreement; percentiles nearest-rank, None when none agreed)."""
+
+    disagreements: int = 0
+    agreed: int = 0
+    p50_seconds: int | None = None
+    p95_seconds: int | None = None
+    max_seconds: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "disagreements": self.disagreements,
+            "agreed": self.agreed,
+            "p50Seconds": self.p50_seconds,
+            "p95Seconds": self.p95_seconds,
+            "maxSeconds": self.max_seconds,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any] | None) -> TimeToAgreement:
+        if doc is None:  # a document written before the reconciler existed
+            return cls()
+        return cls(
+            int(doc["disagreements"]),
+            int(doc["agreed"]),
+            _opt_int(doc["p50Seconds"]),
+            _opt_int(doc["p95Seconds"]),
+            _opt_int(doc["maxSeconds"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class WeeklyMetrics:
     """Every delegation-health number of one period (definitions: module docstring).
 
@@ -381,6 +415,7 @@ class WeeklyMetrics:
     lifetime_by_class: tuple[LifetimeByClass, ...]
     time_to_revoke: TimeToRevoke
     daily: tuple[DailyDecisions, ...]
+    time_to_agreement: TimeToAgreement = TimeToAgreement()
 
     @property
     def allowed(self) -> int:
@@ -421,6 +456,7 @@ class WeeklyMetrics:
             },
             "timeToRevoke": self.time_to_revoke.to_json(),
             "daily": [d.to_json() for d in self.daily],
+            "timeToAgreement": self.time_to_agreement.to_json(),
         }
 
     @classmethod
@@ -450,6 +486,7 @@ class WeeklyMetrics:
             ),
             time_to_revoke=TimeToRevoke.from_json(doc["timeToRevoke"]),
             daily=tuple(DailyDecisions.from_json(d) for d in doc["daily"]),
+            time_to_agreement=TimeToAgreement.from_json(doc.get("timeToAgreement")),
         )
 
 
@@ -499,6 +536,7 @@ class Telemetry:
                 lifetime_by_class=lifetime_by_class,
                 time_to_revoke=self._time_to_revoke(conn, since, until),
                 daily=self._daily(conn, since, until),
+                time_to_agreement=self._time_to_agreement(conn, since, until),
             )
 
     # --- transaction and portability helpers -----------------------------------------------
@@ -757,6 +795,22 @@ class Telemetry:
         return LifetimeByClass(None, int(overall[0]), int(overall[1])), by_class
 
     # --- alerts ----------------------------------------------------------------------------
+
+    def _time_to_agreement(self, conn: Connection, since: int, until: int) -> TimeToAgreement:
+        a = alerts.c
+        raised = [a.rule == "chain_disagreement", a.at >= since, a.at < until]
+        total = int(conn.execute(select(func.count()).where(*raised)).scalar_one())
+        rows = conn.execute(
+            select(a.action_at - a.at).where(*raised, a.action_at.is_not(None))
+        ).all()
+        seconds = sorted(int(r[0]) for r in rows)
+        if not seconds:
+            return TimeToAgreement(total, 0)
+
+        def nearest_rank(p: int) -> int:
+            return seconds[(p * len(seconds) + 99) // 100 - 1]
+
+        return TimeToAgreement(total, len(seconds), nearest_rank(50), nearest_rank(95), seconds[-1])
 
     def _time_to_revoke(self, conn: Connection, since: int, until: int) -> TimeToRevoke:
         a = alerts.c
