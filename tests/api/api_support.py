@@ -204,7 +204,15 @@ def grant_session(api: Api, waas: Waas, owner: Actor, backend: Actor) -> str:
         {"sessionId": pending["sessionId"], "signature": "0x" + signature.hex()},
         owner,
     )
+    settle(waas)  # approved sessions are active once the chain shows them installed
     return str(pending["sessionId"])
+
+
+def settle(waas: Waas, rounds: int = 3) -> None:
+    """Run the dispatcher until queued on-chain work (installs, removals) is mined and its
+    outcome recorded: the API tests run without the background relayer."""
+    for _ in range(rounds):
+        waas.dispatcher.step()
 
 
 def transfer_call(

@@ -322,4 +322,5 @@ def test_a_revocation_that_fails_midway_leaves_nothing_and_can_be_sent_again(
     assert retried.status_code == 200, retried.text
     assert retried.json()["revokedSessions"] == [world.session_id]
     session = waas.runtime.store.sessions.get(world.session_id)
-    assert session is not None and session.status == "revoked"
+    # Revoked off chain at once; "revoked" once the chain shows the removal.
+    assert session is not None and session.status == "revoking"

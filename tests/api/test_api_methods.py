@@ -15,6 +15,7 @@ from api_support import (
     quote,
     refused,
     register_backend,
+    settle,
     transfer_call,
     transfer_envelope,
 )
@@ -102,11 +103,16 @@ def test_register_wallet_adopts_an_account_owned_by_the_signer(api: Api, waas: W
     transact(
         rt.chain, rt.deployer, to=factory, data=rt.calls.create_account(owner.public_key, salt)
     )
-    answer = api.ok(
-        "RegisterWallet",
-        {"alg": owner.signer.alg, "publicKey": owner.public_key, "account": account},
-        owner,
-    )
+    key = {"alg": owner.signer.alg, "publicKey": owner.public_key, "account": account}
+    challenge = api.ok("GetRegistrationChallenge", key, owner)
+    assert owner.secret is not None
+    signature = sign_digest(owner.secret, bytes.fromhex(challenge["digest"][2:]))
+    proof = {
+        "nonce": challenge["nonce"],
+        "deadline": challenge["deadline"],
+        "signature": "0x" + signature.hex(),
+    }
+    answer = api.ok("RegisterWallet", {**key, "registration": proof}, owner)
     assert answer["account"] == account
     assert answer["owner"] == owner.public_key
 
@@ -133,8 +139,12 @@ def test_authorize_then_approve_activates_the_session(api: Api, waas: Waas) -> N
         {"sessionId": pending["sessionId"], "signature": "0x" + signature.hex()},
         owner,
     )
-    assert detail["status"] == "active"
+    # Approved: installing until the chain shows it installed (the wire still says pending).
+    assert (detail["status"], detail["lifecycle"]) == ("pending", "installing")
     assert detail["credentialId"] == backend.credential_id
+    settle(waas)
+    record = waas.runtime.store.sessions.get(pending["sessionId"])
+    assert record is not None and record.status == "active"
 
 
 def test_list_access_pages_the_wallets_sessions(api: Api, waas: Waas) -> None:
@@ -163,6 +173,9 @@ def test_revoke_access_revokes_the_session(api: Api, world: World, waas: Waas) -
         world.owner,
     )
     assert answer["revokedSessions"] == [world.session_id]
+    record = waas.runtime.store.sessions.get(world.session_id)
+    assert record is not None and record.status == "revoking"  # until the chain removes it
+    settle(waas)
     record = waas.runtime.store.sessions.get(world.session_id)
     assert record is not None and record.status == "revoked"
 
@@ -264,6 +277,9 @@ def test_emergency_revoke_of_a_session_by_ops(
         ops[0],
     )
     assert answer["revokedSessions"] == [world.session_id]
+    record = waas.runtime.store.sessions.get(world.session_id)
+    assert record is not None and record.status == "revoking"  # until the chain removes it
+    settle(waas)
     record = waas.runtime.store.sessions.get(world.session_id)
     assert record is not None and record.status == "revoked"
 

@@ -41,4 +41,10 @@ def active_session(owner: OwnerClient, backend: BackendClient, waas: Waas) -> st
     assert backend.credential_id is not None
     pending = owner.authorize_remote_access(backend.credential_id, None, envelope(waas))
     owner.approve_session(pending["sessionId"], owner.sign_grant(pending))
-    return str(pending["sessionId"])
+    session_id = str(pending["sessionId"])
+    # Approved sessions are active once the relayer installed them and the chain shows it.
+    deadline = time.monotonic() + 30
+    while waas.runtime.store.sessions.get(session_id).status != "active":  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the approved session was not installed in time"
+        time.sleep(0.05)
+    return session_id

@@ -42,7 +42,11 @@ def test_the_full_flow_executes_a_transfer_on_chain(url: str, waas: Waas) -> Non
     )
     assert pending["status"] == "pending"
     approved = owner.approve_session(pending["sessionId"], owner.sign_grant(pending))
-    assert approved["status"] == "active"
+    assert (approved["status"], approved["lifecycle"]) == ("pending", "installing")
+    deadline = time.monotonic() + 30  # active once the chain shows the session installed
+    while owner.get_session(pending["sessionId"])["status"] != "active":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     token = _mint(waas, owner.account, 10**9)
     session = pending["sessionId"]
     quote = backend.prepare_contract_call(

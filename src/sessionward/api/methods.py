@@ -19,7 +19,7 @@ from sessionward.service.revocation import LiftView, RevocationView
 from sessionward.service.sessions import PendingSessionView, SessionDetail, UsageView
 from sessionward.service.transactions import TransactionView
 from sessionward.service.waas import Waas
-from sessionward.service.wallets import WalletView
+from sessionward.service.wallets import RegistrationChallengeView, RegistrationProof, WalletView
 
 from . import models as m
 from .auth import AuthMode, Principal
@@ -95,9 +95,22 @@ def _create_wallet(w: Waas, p: Principal, b: m.CreateWalletRequest) -> WalletVie
     )
 
 
-def _register_wallet(w: Waas, p: Principal, b: m.RegisterWalletRequest) -> WalletView:
-    return w.wallets.register(
+def _registration_challenge(
+    w: Waas, p: Principal, b: m.GetRegistrationChallengeRequest
+) -> RegistrationChallengeView:
+    return w.wallets.registration_challenge(
         p.self_key(), account=b.account, owner=b.owner, owner_kind=b.owner_kind
+    )
+
+
+def _register_wallet(w: Waas, p: Principal, b: m.RegisterWalletRequest) -> WalletView:
+    proof = RegistrationProof(
+        nonce=int(b.registration.nonce),
+        deadline=b.registration.deadline,
+        signature=_hex(b.registration.signature),
+    )
+    return w.wallets.register(
+        p.self_key(), account=b.account, proof=proof, owner=b.owner, owner_kind=b.owner_kind
     )
 
 
@@ -225,13 +238,25 @@ METHODS: Final[dict[str, Method]] = {
             "ownerCredentialId is the owner's credential from then on.",
         ),
         Method(
+            "GetRegistrationChallenge",
+            m.GetRegistrationChallengeRequest,
+            RegistrationChallengeView,
+            "self",
+            False,
+            _registration_challenge,
+            "The challenge an account's owner signs to register it (service, chain, account, "
+            "the signing key, a fresh nonce, a deadline): its EIP-712 digest. Stores nothing.",
+        ),
+        Method(
             "RegisterWallet",
             m.RegisterWalletRequest,
             WalletView,
             "self",
             True,
             _register_wallet,
-            "An existing SessionAccount (or EIP-7702-delegated EOA) whose on-chain owner signs.",
+            "An existing SessionAccount (or EIP-7702-delegated EOA), with its on-chain owner's "
+            "signature over GetRegistrationChallenge's digest (EOA key, or ERC-1271 "
+            "isValidSignature): no owner credential without proof of control.",
         ),
         Method(
             "AuthorizeRemoteAccess",

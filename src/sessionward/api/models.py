@@ -110,10 +110,33 @@ class CreateWalletRequest(Body):
     salt: Bytes32 | None = None
 
 
+Nonce = Annotated[str, StringConstraints(pattern=r"^(?:0|[1-9][0-9]{0,18})$")]
+
+
+class RegistrationProofBody(Body):
+    """The owner's signature over ``GetRegistrationChallenge``'s digest (docs/protocol.md,
+    "Wallet registration"): the challenge's ``nonce`` (decimal string) and ``deadline``."""
+
+    nonce: Nonce
+    deadline: Timestamp
+    signature: Hex
+
+
+class GetRegistrationChallengeRequest(Body):
+    """Self-signed by the key that will become the owner credential."""
+
+    alg: Alg
+    public_key: PublicKey
+    account: Address
+    owner: Address | None = None
+    owner_kind: OwnerKind = "eoa"
+
+
 class RegisterWalletRequest(Body):
     alg: Alg
     public_key: PublicKey
     account: Address
+    registration: RegistrationProofBody
     owner: Address | None = None
     owner_kind: OwnerKind = "eoa"
 

@@ -9,11 +9,12 @@ recomputed the digest from the grant document).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
+from sessionward.crypto.registration import registration_digest
 from sessionward.crypto.request_signature import RequestSigner, Secp256k1RequestSigner
 from sessionward.crypto.secp256k1 import sign_digest
 
@@ -77,15 +78,45 @@ class OwnerClient(SignedClient):
             body["ownerKind"] = owner_kind
         return self._adopt(self._self_signed("CreateWallet", body))
 
-    def register_wallet(
+    def registration_challenge(
         self, account: str, *, owner: str | None = None, owner_kind: str | None = None
     ) -> dict[str, Any]:
-        """RegisterWallet: an existing account whose on-chain owner is this key."""
-        body: dict[str, Any] = {"account": account}
-        if owner is not None:
-            body["owner"] = owner
-        if owner_kind is not None:
-            body["ownerKind"] = owner_kind
+        """GetRegistrationChallenge for ``account``, its digest recomputed here and checked
+        (:func:`check_registration_challenge`) before anyone is asked to sign it."""
+        body = _wallet_body(account, owner, owner_kind)
+        challenge = self._self_signed("GetRegistrationChallenge", body)
+        check_registration_challenge(
+            challenge, account=account, public_key=self.public_key, owner=owner
+        )
+        return challenge
+
+    def register_wallet(
+        self,
+        account: str,
+        *,
+        owner: str | None = None,
+        owner_kind: str | None = None,
+        sign_challenge: Callable[[bytes], bytes] | None = None,
+    ) -> dict[str, Any]:
+        """RegisterWallet: an existing account, with its owner's proof of control.
+
+        The owner signs the checked challenge digest: by default this client's secp256k1
+        secret (an EOA owner, or the EIP-7702 EOA itself); for a contract owner (ERC-1271)
+        ``sign_challenge(digest)`` returns the bytes its ``isValidSignature`` accepts."""
+        challenge = self.registration_challenge(account, owner=owner, owner_kind=owner_kind)
+        digest = bytes.fromhex(challenge["digest"][2:])
+        if sign_challenge is None:
+            if self.__secret is None:
+                raise ValueError("no secp256k1 owner secret: pass sign_challenge")
+            signature = sign_digest(self.__secret, digest)
+        else:
+            signature = sign_challenge(digest)
+        body = _wallet_body(account, owner, owner_kind)
+        body["registration"] = {
+            "nonce": challenge["nonce"],
+            "deadline": challenge["deadline"],
+            "signature": hex_bytes(signature),
+        }
         return self._adopt(self._self_signed("RegisterWallet", body))
 
     def _adopt(self, wallet: dict[str, Any]) -> dict[str, Any]:
@@ -172,3 +203,36 @@ class OwnerClient(SignedClient):
         if session_id is not None:
             body["sessionId"] = session_id
         return self._call("RevokeAccess", body)
+
+
+def _wallet_body(account: str, owner: str | None, owner_kind: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"account": account}
+    if owner is not None:
+        body["owner"] = owner
+    if owner_kind is not None:
+        body["ownerKind"] = owner_kind
+    return body
+
+
+def check_registration_challenge(
+    challenge: Mapping[str, Any], *, account: str, public_key: str, owner: str | None
+) -> bytes:
+    """The challenge's digest, recomputed from its fields for ``account`` and this client's
+    ``public_key`` (and ``owner`` when given); raises ``ValueError`` if the service's digest
+    differs or the challenge names another account or owner: never sign what was not asked."""
+    if str(challenge.get("account", "")).lower() != account.lower():
+        raise ValueError("the registration challenge names another account")
+    if owner is not None and str(challenge.get("owner", "")).lower() != owner.lower():
+        raise ValueError("the registration challenge names another owner")
+    digest = registration_digest(
+        service=str(challenge["serviceId"]),
+        chain_id=int(challenge["chainId"]),
+        account=account,
+        owner=str(challenge["owner"]),
+        public_key=public_key,
+        nonce=int(challenge["nonce"]),
+        deadline=int(challenge["deadline"]),
+    )
+    if "0x" + digest.hex() != str(challenge.get("digest", "")).lower():
+        raise ValueError("the registration challenge's digest does not match its fields")
+    return digest

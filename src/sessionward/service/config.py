@@ -21,6 +21,7 @@ Environment variables (each overrides the file):
 ``SESSIONWARD_HTTP_*``             MAX_HEAD_BYTES, MAX_HEADERS, MAX_TARGET_BYTES, HEAD_TIMEOUT_S,
                                    BODY_TIMEOUT_S, KEEP_ALIVE_S (the HTTP edge's limits)
 ``SESSIONWARD_CORS_ORIGINS``       browser origins allowed to call the API, comma separated
+``SESSIONWARD_SERVICE_ID``          this deployment's name in wallet-registration challenges
 =================================  ====================================================
 """
 
@@ -109,6 +110,11 @@ class Settings:
     http_head_timeout_s: float = 10.0
     http_body_timeout_s: float = 30.0
     http_keep_alive_s: int = 5
+    service_id: str = "sessionward"
+    """This deployment's name in wallet-registration challenges (a proof for one service is
+    worthless at another): give every deployment its own, e.g. its public URL."""
+    registration_ttl_s: int = 600
+    """How far ahead a registration challenge's deadline may be."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed to call the API from a browser (owner apps); none by default."""
 
@@ -139,6 +145,8 @@ class Settings:
             overrides["webhook_urls"] = tuple(
                 u.strip() for u in env["SESSIONWARD_WEBHOOK_URLS"].split(",") if u.strip()
             )
+        if env.get("SESSIONWARD_SERVICE_ID"):
+            overrides["service_id"] = env["SESSIONWARD_SERVICE_ID"]
         if env.get("SESSIONWARD_CORS_ORIGINS"):
             overrides["cors_origins"] = tuple(
                 o.strip() for o in env["SESSIONWARD_CORS_ORIGINS"].split(",") if o.strip()

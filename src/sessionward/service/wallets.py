@@ -1,13 +1,20 @@
 """Wallets: a SessionAccount created through the CREATE2 factory, or an existing account (an
-EIP-7702-delegated EOA included) registered after checking its owner on chain."""
+EIP-7702-delegated EOA included) registered after checking its owner on chain *and* the owner's
+proof of control: its signature over a registration challenge bound to this service, the chain,
+the account and the key that becomes the owner credential (issue 14.4)."""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Literal, TypedDict
 
+from sessionward.chain.erc1271 import ChainErc1271Checker
 from sessionward.chain.errors import ChainError
+from sessionward.crypto.owner_signature import verify_owner_signature
+from sessionward.crypto.registration import MAX_NONCE, registration_digest
 from sessionward.crypto.request_signature import ALG_SECP256K1
+from sessionward.crypto.secp256k1 import SignatureError
 from sessionward.domain.reasons import ReasonCode
 from sessionward.store.errors import AlreadyExists
 from sessionward.store.wallets import WalletRecord
@@ -20,6 +27,26 @@ from .onchain import DEPLOY_GAS
 from .runtime import Runtime
 
 OwnerKind = Literal["eoa", "erc1271"]
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationProof:
+    """The owner's answer to a registration challenge: its nonce, deadline (unix seconds) and
+    signature (65 bytes for an EOA; whatever the owner contract accepts for ERC-1271)."""
+
+    nonce: int
+    deadline: int
+    signature: bytes
+
+
+class RegistrationChallengeView(TypedDict):
+    serviceId: str
+    chainId: int
+    account: str
+    owner: str
+    nonce: str
+    deadline: int
+    digest: str
 
 
 class WalletView(TypedDict):
@@ -88,16 +115,48 @@ class Wallets:
         )
         return self._finish(record, signer, "wallet.created")
 
-    def register(
+    def registration_challenge(
         self,
         signer: SelfSigned,
         *,
         account: str,
         owner: str | None = None,
         owner_kind: OwnerKind = "eoa",
+    ) -> RegistrationChallengeView:
+        """What the account's owner signs for :meth:`register` (a fresh random nonce and a
+        deadline ``registration_ttl_s`` ahead; nothing is stored: the nonce is spent when the
+        proof is used). ``signer`` is the key that will become the owner credential."""
+        owner = self._owner(signer, owner, owner_kind)
+        nonce = secrets.randbelow(MAX_NONCE)
+        deadline = self._rt.now() + self._rt.settings.registration_ttl_s
+        digest = self._registration_digest(signer, account, owner, nonce, deadline)
+        return {
+            "serviceId": self._rt.settings.service_id,
+            "chainId": self._rt.chain_id,
+            "account": account,
+            "owner": owner,
+            "nonce": str(nonce),
+            "deadline": deadline,
+            "digest": "0x" + digest.hex(),
+        }
+
+    def register(
+        self,
+        signer: SelfSigned,
+        *,
+        account: str,
+        proof: RegistrationProof,
+        owner: str | None = None,
+        owner_kind: OwnerKind = "eoa",
     ) -> WalletView:
         """An existing SessionAccount (or an EOA delegated to its code with EIP-7702, which is
-        then its own owner). The account's ``owner()`` on chain must be ``owner``."""
+        then its own owner). The account's ``owner()`` on chain must be ``owner``, and
+        ``proof`` the owner's signature over the registration challenge
+        (:mod:`sessionward.crypto.registration`) for this service, chain, account and
+        ``signer``'s key: an EOA's own signature, or the owner contract's ERC-1271 verdict.
+        Refusals: ``REGISTRATION_PROOF_EXPIRED`` (400), ``REGISTRATION_PROOF_INVALID`` (403),
+        ``NONCE_REPLAYED`` (409), ``WALLET_ALREADY_REGISTERED`` (409); each changes nothing
+        but a spent nonce of a valid proof."""
         owner = self._owner(signer, owner, owner_kind)
         try:
             on_chain = self._rt.calls.decode_owner(
@@ -113,8 +172,64 @@ class Wallets:
                 ReasonCode.SIGNER_MISMATCH,
                 "the account's on-chain owner is not the signer",
             )
+        self._check_proof(signer, account, owner, owner_kind, proof)
         record = self._add(account, owner, owner_kind)
         return self._finish(record, signer, "wallet.registered")
+
+    def _registration_digest(
+        self, signer: SelfSigned, account: str, owner: str, nonce: int, deadline: int
+    ) -> bytes:
+        return registration_digest(
+            service=self._rt.settings.service_id,
+            chain_id=self._rt.chain_id,
+            account=account,
+            owner=owner,
+            public_key=signer.public_key,
+            nonce=nonce,
+            deadline=deadline,
+        )
+
+    def _check_proof(
+        self,
+        signer: SelfSigned,
+        account: str,
+        owner: str,
+        owner_kind: OwnerKind,
+        proof: RegistrationProof,
+    ) -> None:
+        now = self._rt.now()
+        if not now < proof.deadline <= now + self._rt.settings.registration_ttl_s:
+            raise invalid(
+                ReasonCode.REGISTRATION_PROOF_EXPIRED,
+                "the registration challenge's deadline has passed or is too far ahead",
+            )
+        if not 0 <= proof.nonce <= MAX_NONCE:
+            raise invalid(ReasonCode.INPUT_MALFORMED, "registration nonce out of range")
+        digest = self._registration_digest(signer, account, owner, proof.nonce, proof.deadline)
+        try:
+            verify_owner_signature(
+                owner=owner,
+                owner_kind=owner_kind,
+                chain_id=self._rt.chain_id,
+                digest=digest,
+                signature=proof.signature,
+                erc1271=ChainErc1271Checker(self._rt.chain),
+            )
+        except SignatureError:
+            raise ServiceError(
+                "forbidden",
+                ReasonCode.REGISTRATION_PROOF_INVALID,
+                "the account's owner did not sign this registration challenge",
+            ) from None
+        except ChainError:
+            raise ServiceError(
+                "unavailable", ReasonCode.CHAIN_UNAVAILABLE, "the chain could not be asked"
+            ) from None
+        # Spent only once the proof verified: a forged proof cannot burn the owner's nonce.
+        if not self._rt.store.replay.remember(
+            f"registration:{account.lower()}", proof.nonce, proof.deadline * 1000
+        ):
+            raise conflict(ReasonCode.NONCE_REPLAYED, "this registration proof was used before")
 
     def _owner(self, signer: SelfSigned, owner: str | None, owner_kind: OwnerKind) -> str:
         if owner_kind == "eoa":
@@ -147,7 +262,7 @@ class Wallets:
             )
         except AlreadyExists:
             raise conflict(
-                ReasonCode.INPUT_MALFORMED, "this account is already registered"
+                ReasonCode.WALLET_ALREADY_REGISTERED, "this account is already registered"
             ) from None
 
     def _finish(self, record: WalletRecord, signer: SelfSigned, kind: str) -> WalletView:
