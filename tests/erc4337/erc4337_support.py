@@ -28,10 +28,12 @@ from sessionward.chain.contracts import (
     compile_vyper,
     deploy,
     transact,
+    wait_for_receipt,
 )
 from sessionward.chain.demo import DemoDeployment, demo_contract, deploy_demo
 from sessionward.chain.interface import DevChain
 from sessionward.chain.signer import LocalTransactionSigner
+from sessionward.chain.transactions import SetCodeTransaction, sign_authorization
 from sessionward.contracts.encoding import (
     PackedUserOperation,
     grant_struct,
@@ -181,29 +183,66 @@ class Stage:
         usdx: int = 1_000 * USDX,
         ether: int = 10 * ONE_ETH,
         erc1271_owner: bool = False,
+        eip7702: bool = False,
         fee_budget: int = SESSION_FEE_BUDGET,
     ) -> Wallet:
         """A fresh factory account (new owner key) holding ``usdx`` and ``ether``, with one
         session enabled by the owner's grant: ``USDX.transfer(recipient, any amount)`` to one
         recipient only, a fee budget (``maxFeeWei``) of ``fee_budget``. With ``erc1271_owner`` the
         owner is a contract (tests/contracts/Signer1271.vy) that accepts the owner key's
-        signatures, and the key signs for it."""
+        signatures, and the key signs for it. With ``eip7702`` the account is the owner's EOA
+        itself, delegated to the implementation by a real type-4 transaction."""
         owner, session, recipient = Key(), Key(), Key().address
-        owner_address = owner.address
-        if erc1271_owner:
-            owner_address = deploy(
-                self.chain, self.deployer, compile_vyper(SIGNER_1271), owner.address
-            ).address
-        factory = self.demo.bind(self.chain, "SessionAccountFactory", self.demo.factory)
-        salt = next(self.salts).to_bytes(32, "big")
-        factory.transact(self.deployer, "create_account", owner_address, salt)
-        address = factory.call_one("get_address", owner_address, salt)
-        assert isinstance(address, str)
+        if eip7702:
+            address = self._delegate(owner)
+        else:
+            owner_address = owner.address
+            if erc1271_owner:
+                signer_contract = compile_vyper(SIGNER_1271)
+                owner_address = deploy(
+                    self.chain, self.deployer, signer_contract, owner.address
+                ).address
+            address = self._factory_account(owner_address)
         self.usdx.transact(self.deployer, "mint", address, usdx)
         self.chain.set_balance(address, ether)
         wallet = Wallet(self, address.lower(), owner, session, recipient, fee_budget)
         wallet.enable_session()
         return wallet
+
+    def _factory_account(self, owner: str) -> str:
+        factory = self.demo.bind(self.chain, "SessionAccountFactory", self.demo.factory)
+        salt = next(self.salts).to_bytes(32, "big")
+        factory.transact(self.deployer, "create_account", owner, salt)
+        address = factory.call_one("get_address", owner, salt)
+        assert isinstance(address, str)
+        return address
+
+    def _delegate(self, eoa: Key) -> str:
+        """Delegate ``eoa`` to the SessionAccount implementation (EIP-7702 type-4 transaction
+        sent and paid by the deployer); the EOA is its own owner."""
+        authorization = sign_authorization(
+            eoa.secret,
+            chain_id=self.chain.chain_id,
+            address=self.demo.implementation,
+            nonce=self.chain.get_transaction_count(eoa.address),
+        )
+        fees = self.chain.max_fee()
+        delegate = SetCodeTransaction(
+            chain_id=self.chain.chain_id,
+            nonce=self.chain.get_transaction_count(self.deployer.address),
+            max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+            max_fee_per_gas=fees.max_fee_per_gas,
+            gas=200_000,
+            to=eoa.address,
+            value=0,
+            data=b"",
+            authorization_list=(authorization,),
+        )
+        tx_hash = self.chain.send_raw_transaction(self.deployer.sign_transaction(delegate))
+        assert wait_for_receipt(self.chain, tx_hash).succeeded
+        designator = b"\xef\x01\x00" + bytes.fromhex(self.demo.implementation[2:])
+        assert self.chain.get_code(eoa.address) == designator
+        return eoa.address
 
 
 def make_stage(chain: DevChain) -> Stage:

@@ -106,12 +106,14 @@ def test_the_bundler_is_the_real_alto_process_on_loopback_only(bundler: Alto) ->
     ]
 
 
-@pytest.mark.parametrize("kind", ["owner", "session"])
+@pytest.mark.parametrize("kind", ["owner", "session", "owner-7702", "session-7702"])
 def test_an_operation_is_accepted_and_mined_by_the_bundler(
-    stage: Stage, wallet: Wallet, bundler: Alto, kind: str
+    stage: Stage, bundler: Alto, kind: str
 ) -> None:
+    """``-7702``: the account is an EOA delegated to the implementation by a type-4 transaction."""
+    wallet = stage.new_wallet(eip7702=kind.endswith("7702"))
     call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 7 * USDX)
-    op = wallet.owner_op(call) if kind == "owner" else wallet.session_op(call)
+    op = wallet.owner_op(call) if kind.startswith("owner") else wallet.session_op(call)
     before = stage.token_balance(wallet.address)
     budget = wallet.view("fee_budget", wallet.session.address)
     op_hash = _send(bundler, op)
@@ -123,7 +125,7 @@ def test_an_operation_is_accepted_and_mined_by_the_bundler(
     assert stage.token_balance(wallet.address) == before - 7 * USDX
     assert wallet.nonce() == op.nonce + 1
     # A session operation is charged its maximum cost against the fee budget; an owner one not.
-    charged = 0 if kind == "owner" else max_cost(op)
+    charged = 0 if kind.startswith("owner") else max_cost(op)
     assert wallet.view("fee_budget", wallet.session.address) == budget - charged
     assert int(receipt["actualGasCost"], 16) <= max_cost(op)
 

@@ -96,14 +96,16 @@ def test_the_entry_point_is_the_canonical_v07_deployed_by_the_deterministic_depl
         "owner-deposit",
         "session-deposit",
         "session-sponsored",
+        "owner-7702",
+        "session-7702",
     ],
 )
-def test_validation_breaks_no_erc7562_rule(
-    stage: Stage, wallet: Wallet, rpc: JsonRpcClient, kind: str
-) -> None:
+def test_validation_breaks_no_erc7562_rule(stage: Stage, rpc: JsonRpcClient, kind: str) -> None:
     """``-deposit``: the account's EntryPoint deposit covers the prefund, so validation is
     asked for nothing (``missingAccountFunds == 0``) and pays nothing; ``-sponsored``: the
-    reference VerifyingPaymaster pays (its own validation is the paymaster's phase)."""
+    reference VerifyingPaymaster pays (its own validation is the paymaster's phase); ``-7702``:
+    the account is an EOA delegated to the implementation (EIP-7702), its own owner."""
+    wallet = stage.new_wallet(eip7702=kind.endswith("7702"))
     if kind.endswith("deposit"):
         stage.entry_point.transact(stage.deployer, "depositTo", wallet.address, value=ONE_ETH)
     calls = [transfer_call(stage.demo.token("USDX"), wallet.recipient, 5 * USDX)]
