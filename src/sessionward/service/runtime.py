@@ -28,6 +28,7 @@ from sessionward.store import Store, open_store
 from sessionward.store.relay_jobs import SqlRelayJobStore
 from sessionward.vault.kek import KeyEncryptionKey
 from sessionward.vault.local import LocalVault
+from sessionward.vault.tamper import tamper_alerts
 
 from .config import Settings
 from .onchain import AccountCalls
@@ -75,10 +76,14 @@ def wall_clock() -> int:
 def build_runtime(settings: Settings, *, clock: Callable[[], int] = wall_clock) -> Runtime:
     """Open (and migrate) the store, the vault, the chain and the relayer."""
     data_dir = settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # custody at rest: owner only
     store = open_store(settings.database_url, data_dir=data_dir, schema=settings.database_schema)
     store.upgrade()
-    vault = LocalVault(store.vault_keys, KeyEncryptionKey.load(data_dir))
+    vault = LocalVault(
+        store.vault_keys,
+        KeyEncryptionKey.load(data_dir),
+        on_tamper=tamper_alerts(store.alerts, clock),  # a critical alert (issue 14.8)
+    )
     signer = LocalTransactionSigner.from_file(data_dir / RELAYER_KEY_FILE, create=True)
     chain: Chain
     if settings.rpc_url:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Final
 
@@ -9,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from .alerts import Alerts
 from .audit import AuditLog
@@ -118,4 +121,30 @@ def open_store(
     ``postgresql://`` URLs use psycopg 3; ``schema`` (PostgreSQL) selects the ``search_path``.
     The schema is not migrated here: call :meth:`Store.upgrade`.
     """
-    return Store(Database(resolve_url(url, data_dir), schema=schema, pool_size=pool_size))
+    resolved = resolve_url(url, data_dir)
+    restrict_sqlite_files(resolved, data_dir=data_dir)
+    return Store(Database(resolved, schema=schema, pool_size=pool_size))
+
+
+_SQLITE_SIDE_FILES: Final = ("", "-wal", "-shm", "-journal")
+
+
+def restrict_sqlite_files(url: str, *, data_dir: Path | None = None) -> None:
+    """Custody at rest (issue 14.8): a SQLite database file is 0600, made so *before* SQLite
+    first opens it, so that the ``-wal``/``-shm`` files SQLite creates later take the same
+    mode; side files left by an earlier run are narrowed too. The data directory, when the
+    database lives in it, is 0700 (a directory named by a URL alone is left as it is: it may be
+    shared, like ``/tmp``). Nothing to do for PostgreSQL or an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if data_dir is not None and path.parent.resolve() == Path(data_dir).resolve():
+        os.chmod(path.parent, 0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in _SQLITE_SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.chmod(side, 0o600)

@@ -2,9 +2,15 @@
 
 Where it comes from, in order:
 
-1. ``$SESSIONWARD_VAULT_KEY``: 64 hex digits, or the base64 of exactly 32 bytes.
-2. The file ``<data_dir>/vault.key`` (64 hex digits): created on first run with mode 0600, and
-   refused if it is readable or writable by group or others, or is not a regular file.
+1. ``$SESSIONWARD_VAULT_KEY``: 64 hex digits, or the base64 of exactly 32 bytes. The production
+   path (README): the key then lives in the process's environment, filled from a secret manager,
+   a KMS or an HSM, never in the data directory.
+2. ``$SESSIONWARD_VAULT_KEY_FILE``: a key file kept *outside* the data directory (made on first
+   run like the next one; refused if it is inside the data directory).
+3. The file ``<data_dir>/vault.key`` (64 hex digits), the embedded default: created on first run
+   with mode 0600, and refused if it is readable or writable by group or others, or is not a
+   regular file. It sits next to the SQLite database, so a copy of that one folder decrypts
+   every session key: every start with it logs a loud ``SECURITY`` warning.
 
 Errors (:class:`KeyEncryptionKeyError`) say what is wrong and never echo the value. The key
 bytes live only inside an AES-GCM object; ``repr`` shows nothing of them.
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -25,8 +32,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .key_files import read_private_key_file
 
 ENV_VAULT_KEY: Final = "SESSIONWARD_VAULT_KEY"
+ENV_VAULT_KEY_FILE: Final = "SESSIONWARD_VAULT_KEY_FILE"
 KEK_FILE_NAME: Final = "vault.key"
 _KEY_BYTES: Final = 32
+_security_log = logging.getLogger("sessionward.security")
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    return path.resolve().is_relative_to(directory.resolve())
 
 
 class KeyEncryptionKeyError(Exception):
@@ -83,8 +96,25 @@ class KeyEncryptionKey:
         value = env.get(ENV_VAULT_KEY)
         if value:
             return cls.from_text(value)
+        key_file = env.get(ENV_VAULT_KEY_FILE)
+        if key_file:
+            path = Path(key_file)
+            if data_dir is not None and _inside(path, Path(data_dir)):
+                raise KeyEncryptionKeyError(
+                    f"{ENV_VAULT_KEY_FILE} must name a file outside the data directory"
+                )
+            return cls.from_file(path)
         if data_dir is None:
             raise KeyEncryptionKeyError(f"no vault key: set {ENV_VAULT_KEY} or give a data_dir")
+        _security_log.warning(
+            "SECURITY: the vault's key-encryption key is the file %s, in the data directory "
+            "next to the database: a copy of that folder decrypts every session key. Set %s "
+            "(from a secret manager, KMS or HSM) or %s (a file outside the data directory) in "
+            "production.",
+            Path(data_dir) / KEK_FILE_NAME,
+            ENV_VAULT_KEY,
+            ENV_VAULT_KEY_FILE,
+        )
         return cls.from_file(Path(data_dir) / KEK_FILE_NAME)
 
     @classmethod

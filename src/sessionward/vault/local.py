@@ -13,6 +13,7 @@ transient copies, but nothing is retained, logged or put in an exception).
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import uuid
@@ -55,6 +56,9 @@ def _wiped(size: int) -> Iterator[bytearray]:
             buffer[i] = 0
 
 
+_security_log = logging.getLogger("sessionward.security")
+
+
 class LocalVault:
     """A :class:`sessionward.vault.interface.Vault` over encrypted :class:`KeyRecord` s."""
 
@@ -64,10 +68,14 @@ class LocalVault:
         kek: KeyEncryptionKey,
         *,
         clock: Callable[[], int] | None = None,
+        on_tamper: Callable[[str], object] | None = None,
     ) -> None:
+        """``on_tamper(key_id)`` is called when a record fails authentication (after the
+        security event is logged), e.g. :func:`sessionward.vault.tamper.tamper_alerts`."""
         self._records = records
         self._kek = kek
         self._clock = clock or (lambda: int(time.time()))
+        self._on_tamper = on_tamper
 
     def __repr__(self) -> str:
         return "LocalVault(<keys encrypted at rest>)"
@@ -130,10 +138,25 @@ class LocalVault:
                     secret,
                 )
             except (InvalidTag, ValueError):
+                self._tampered(key_id)
                 raise VaultRefusal(
                     ReasonCode.SIGNING_REFUSED, f"key {key_id} failed authentication at rest"
                 ) from None
             return sign_digest(bytes(secret), digest)
+
+    def _tampered(self, key_id: str) -> None:
+        """A record that fails authentication was altered, or wrapped under another KEK: a
+        security event (the key id only; nothing of the record), then the alert hook."""
+        _security_log.error(
+            "SECURITY EVENT: vault record %s failed authentication at rest (altered, or "
+            "encrypted under another key-encryption key); signing refused",
+            key_id,
+        )
+        if self._on_tamper is not None:
+            try:
+                self._on_tamper(key_id)
+            except Exception:  # the refusal stands whatever the alert path does
+                _security_log.exception("could not raise the alert for vault record %s", key_id)
 
     def _usable(self, key_id: str, now: int, record: KeyRecord | None = None) -> KeyRecord:
         if record is None:
