@@ -188,7 +188,7 @@ def _validate_session_op(userOp: PackedUserOperation, userOpHash: bytes32, missi
         slice(userOp.callData, 4, call_data_length - 4),
         (address, bytes32, Bytes[erc7579.MAX_EXECUTION_BYTES]),
     )
-    sessions._check_op_scope(session_key, state, mode, execution)
+    sessions._check_op_scope(state, mode, execution)
     # 4.
     if eip712._try_recover(eip712._eth_signed_digest(userOpHash), slice(userOp.signature, 21, 65)) != session_key:
         return SIG_VALIDATION_FAILED

@@ -679,7 +679,7 @@ def execute_with_session(
         reasons._fail(reasons.NONCE_REPLAYED)
     self._nonce_bits[session_key][word] = bits | bit
     calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
-    self._enforce(session_key, state, calls, execution_calldata, True)
+    self._enforce(session_key, state, calls, execution_calldata)
     # Everything is committed before the CALLs: a callee re-entering sees the spent nonce.
     log SessionExecuted(session_key=session_key, nonce=nonce)
     erc7579._run(execution_calldata, calls)
@@ -699,7 +699,7 @@ def execute_session_op(session_key: address, mode: bytes32, execution_calldata: 
     state: uint256 = self._known_session(session_key)
     self._check_window(state)
     calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
-    self._enforce(session_key, state, calls, execution_calldata, True)
+    self._enforce(session_key, state, calls, execution_calldata)
     log SessionExecuted(session_key=session_key, nonce=ENTRY_POINT_NONCE)
     erc7579._run(execution_calldata, calls)
 
@@ -710,16 +710,17 @@ def _enforce(
     state: uint256,
     calls: DynArray[erc7579.CallRef, MAX_BATCH],
     execution_calldata: Bytes[MAX_EXECUTION_BYTES],
-    charge: bool,
 ):
     """
     @dev docs/protocol.md section 4 for one decoded execution (its shape, including call
          data under 4 bytes, was checked by `erc7579._decode`); writes the native and token
          windows, and the use count when the grant has a maxUses (an unread counter would
          cost an SSTORE per execution).
-         `charge = False` (user operation validation) stops after the per-call scope checks
-         1-5, before reading TIMESTAMP (banned in validation by ERC-7562) and writing
-         anything: the cumulative checks 6-8 run in the execution phase.
+         `session_key = empty(address)` (user operation validation; no session has that key)
+         stops after the per-call scope checks 1-5, before reading TIMESTAMP (banned in
+         validation by ERC-7562) and writing anything: the cumulative checks 6-8 run in the
+         execution phase. (A flag argument would cost every session call gas; the key is only
+         used from rule 6 on.)
          Reverts with the first violation: per call in order 1 SELF_CALL_FORBIDDEN,
          2 NON_DELEGABLE_ACTION (maximum approvals), 3 TARGET_NOT_ALLOWED /
          SELECTOR_NOT_ALLOWED, 4 CALLDATA_MALFORMED / ARG_RULE_VIOLATED, 5 VALUE_CAP_EXCEEDED;
@@ -821,60 +822,51 @@ def _enforce(
         # Token outflow (summed per token, checked per execution below): of a limited token
         # called directly, or of the token an argument names (swaps, Permit2) when the grant
         # has token limits; such a token without a limit has nothing left (rule 7).
+        # Locals are few and block-scoped on purpose: this frame's size is memory every
+        # session call pays for.
         if word & (PERM_TOKEN | ARG_OUTFLOW_BITS) != 0:
             token: address = c.target
             amount_word: uint256 = 0
-            counted: bool = False
-            period: uint256 = (word >> PERM_TOKEN_PERIOD) & MASK48
-            outflow_kind: uint256 = (word >> PERM_ARG_OUTFLOW) & 7
-            if outflow_kind != ARG_OUTFLOW_NONE:
-                # The token is an argument (read here, not in a helper: passing the execution
-                # to another internal function would reserve another 4 KB frame and make every
-                # call pay for the larger memory). Words the router's decoder reads; an offset
-                # or length outside the call, an empty path or a dirty address word is
-                # CALLDATA_MALFORMED.
-                token_word: uint256 = 0
+            counted: bool = True
+            if word & ARG_OUTFLOW_BITS != 0:
+                # The words the router's (Permit2's) decoder reads. An offset or length outside
+                # the call, an empty path or a dirty address word is CALLDATA_MALFORMED.
+                outflow_kind: uint256 = (word >> PERM_ARG_OUTFLOW) & 7
                 if c.length < 36 + 32 * 2:
                     reasons._fail(reasons.CALLDATA_MALFORMED)
+                token_word: uint256 = extract32(execution_calldata, c.start + 4, output_type=uint256)
                 if outflow_kind == ARG_OUTFLOW_SWAP_V2:
-                    # path[0] (word 2 is the offset of `path`) and amountIn (word 0).
+                    # path[0] (word 2 is the offset of `path`), amountIn (word 0).
                     offset: uint256 = extract32(execution_calldata, c.start + 68, output_type=uint256)
                     if offset > c.length or c.length < offset + 68:
                         reasons._fail(reasons.CALLDATA_MALFORMED)
                     if extract32(execution_calldata, c.start + 4 + offset, output_type=uint256) == 0:
                         reasons._fail(reasons.CALLDATA_MALFORMED)
                     token_word = extract32(execution_calldata, c.start + 36 + offset, output_type=uint256)
-                    counted = True
                 elif outflow_kind == ARG_OUTFLOW_PERMIT2_PERMIT:
-                    # owner (word 0) must be the account; token (word 1), amount (word 2).
-                    if extract32(execution_calldata, c.start + 4, output_type=uint256) == convert(self, uint256):
-                        token_word = extract32(execution_calldata, c.start + 36, output_type=uint256)
-                        amount_word = 2
-                        counted = True
-                else:
-                    # tokenIn / token (word 0); amountIn (V3 word 5, SwapRouter02 word 4) or the
-                    # Permit2 amount (word 2).
-                    token_word = extract32(execution_calldata, c.start + 4, output_type=uint256)
+                    # Counted when owner (word 0) is the account: token word 1, amount word 2.
+                    counted = token_word == convert(self, uint256)
+                    token_word = extract32(execution_calldata, c.start + 36, output_type=uint256)
                     amount_word = 2
-                    if outflow_kind == ARG_OUTFLOW_SWAP_V3:
-                        amount_word = 5
-                    elif outflow_kind == ARG_OUTFLOW_SWAP_V3_02:
-                        amount_word = 4
-                    counted = True
-                token = self._argument_token(token_word)
-                period = self._token_period[keccak256(abi_encode(generation, token))]
+                elif outflow_kind == ARG_OUTFLOW_SWAP_V3:
+                    amount_word = 5  # params.amountIn of params.tokenIn (word 0)
+                elif outflow_kind == ARG_OUTFLOW_SWAP_V3_02:
+                    amount_word = 4  # params.amountIn of params.tokenIn (word 0)
+                else:
+                    amount_word = 2  # Permit2 approve: amount of token (word 0)
+                if token_word >> 160 != 0:
+                    reasons._fail(reasons.CALLDATA_MALFORMED)
+                token = convert(token_word, address)
             elif selector == SEL_TRANSFER or selector == SEL_APPROVE or selector == SEL_INCREASE_ALLOWANCE:
                 amount_word = 1
-                counted = True
             elif selector == SEL_TRANSFER_FROM or selector == SEL_PERMIT:
                 # Counts only when the account is the one paying (`from` / `owner`).
                 if c.length < 36:
                     reasons._fail(reasons.CALLDATA_MALFORMED)
-                if extract32(execution_calldata, c.start + 4, output_type=uint256) == convert(self, uint256):
-                    amount_word = 2
-                    counted = True
-            elif selector == SEL_WITHDRAW:
-                counted = True
+                counted = extract32(execution_calldata, c.start + 4, output_type=uint256) == convert(self, uint256)
+                amount_word = 2
+            elif selector != SEL_WITHDRAW:
+                counted = False
             if counted:
                 if c.length < 4 + 32 * (amount_word + 1):
                     reasons._fail(reasons.CALLDATA_MALFORMED)
@@ -894,9 +886,14 @@ def _enforce(
                         merged = True
                         break
                 if not merged:
+                    # The token's refill period: in the permission word of a limited token
+                    # called directly, in `_token_period` for an argument token.
+                    period: uint256 = (word >> PERM_TOKEN_PERIOD) & MASK48
+                    if word & ARG_OUTFLOW_BITS != 0:
+                        period = self._token_period[keccak256(abi_encode(generation, token))]
                     outflows.append(TokenOutflow(token=token, amount=amount, period=convert(period, uint48)))
 
-    if not charge:
+    if session_key == empty(address):
         return
     now: uint256 = block.timestamp
     valid_after: uint256 = (state >> ST_VALID_AFTER) & MASK48
@@ -938,7 +935,7 @@ def _enforce(
 
 
 @internal
-def _check_op_scope(session_key: address, state: uint256, mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]):
+def _check_op_scope(state: uint256, mode: bytes32, execution_calldata: Bytes[MAX_EXECUTION_BYTES]):
     """
     @dev The stateless scope of a session user operation, for `validateUserOp`: mode and
          encoding (CALL_TYPE_FORBIDDEN, EMPTY_BATCH, CALLDATA_MALFORMED), then rules 1-5 of
@@ -947,7 +944,7 @@ def _check_op_scope(session_key: address, state: uint256, mode: bytes32, executi
          again with everything else in `execute_session_op`.
     """
     calls: DynArray[erc7579.CallRef, MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
-    self._enforce(session_key, state, calls, execution_calldata, False)
+    self._enforce(empty(address), state, calls, execution_calldata)
 
 
 @internal
@@ -985,17 +982,6 @@ def _argument_outflow_kind(selector: bytes4) -> uint256:
     if selector == SEL_PERMIT2_PERMIT:
         return ARG_OUTFLOW_PERMIT2_PERMIT
     return ARG_OUTFLOW_NONE
-
-
-@internal
-@view
-def _argument_token(word: uint256) -> address:
-    """
-    @dev An address argument word (CALLDATA_MALFORMED when its upper bits are dirty).
-    """
-    if word >> 160 != 0:
-        reasons._fail(reasons.CALLDATA_MALFORMED)
-    return convert(word, address)
 
 
 @internal
