@@ -48,12 +48,13 @@ from sessionward.ui import UiRoutes, is_ui_path
 from .auth import Authenticator, Principal, single_header
 from .body import declared_length, parse_document, read_bounded, validate
 from .errors import (
+    RETRY_AFTER_S,
     ApiError,
     from_service_error,
     internal_error,
     method_unknown,
 )
-from .health import RETRY_AFTER_S, Readiness, database_outage, unavailable
+from .health import Readiness, database_outage, unavailable
 from .http_guard import RAW_TARGET
 from .idempotency import Idempotency
 from .methods import METHODS, Method

@@ -100,6 +100,10 @@ def _short(code: str) -> str:
     return code.lower().replace("_", " ")
 
 
+RETRY_AFTER_S: Final = 1
+"""Seconds a client waits before retrying a 503 (its ``Retry-After`` header)."""
+
+
 def from_service_error(exc: ServiceError) -> ApiError:
     status, kind = KIND_STATUS[exc.kind]
     return ApiError(
@@ -109,6 +113,8 @@ def from_service_error(exc: ServiceError) -> ApiError:
         exc.message,
         violations=exc.violations,
         decision_id=exc.decision_id,
+        # An outage of a dependency (chain, database): nothing was done, retry shortly.
+        headers={"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None,
     )
 
 

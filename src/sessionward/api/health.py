@@ -26,7 +26,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -35,12 +35,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sessionward.domain.reasons import ReasonCode
 from sessionward.service.waas import Waas
 
-from .errors import ApiError
+from .errors import RETRY_AFTER_S, ApiError
 
 _log = logging.getLogger("sessionward.api")
-
-RETRY_AFTER_S: Final = 1
-"""Seconds a client waits before retrying after a 503 (the ``Retry-After`` header)."""
 
 
 def database_outage(exc: BaseException) -> bool:

@@ -104,7 +104,7 @@ class Wallets:
             )
         except ChainError as exc:
             raise ServiceError(
-                "conflict", ReasonCode.INPUT_MALFORMED, f"chain unavailable: {exc}"
+                "unavailable", ReasonCode.CHAIN_UNAVAILABLE, f"chain unavailable: {exc}"
             ) from None
         record = self._add(account, owner, owner_kind)
         self._rt.relayer.enqueue(
