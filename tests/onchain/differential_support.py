@@ -4,9 +4,12 @@ module (``execute_with_session`` on a factory SessionAccount, titanoboa in proce
 
 A *case* is an envelope written in terms of *roles* (``tokenA``, ``router``, ``merchant``, ...)
 and a list of steps (time jumps and executions). :func:`run_case` compiles the envelope with
-``validate_grant``, has the owner sign the grant and enables it on chain, then for every
-execution evaluates it off chain (``now`` is the block timestamp, usage the model's) and
-submits it on chain signed by the session key, and checks:
+``validate_grant`` (with the world's price source, so a USD cap becomes token and native limits
+as in the service), has the owner sign the grant and enables it on chain, then for every
+execution evaluates the request off chain (``now`` is the block timestamp, usage the model's)
+and submits on chain exactly what the service's Execute signs for it
+(:func:`sessionward.domain.calldata.account_execution`: a MultiSend's records as one batch),
+signed by the session key, and checks:
 
 1. off-chain ALLOW ⇒ on-chain success;
 2. an on-chain revert with a reason code ⇒ that code is among the off-chain violations
@@ -21,13 +24,17 @@ which happens exactly when the denial is off-chain only). Swap inputs count off 
 a token a swap has spent is *tainted*: its off-chain remaining can be below the chain's, and a
 TOKEN_LIMIT_EXCEEDED on it is not a shared verdict any more.
 
+An envelope the policy refuses because two explicit permissions overlap is also offered to the
+chain (both permissions in one signed grant): the chain must refuse to enable it as well.
+
 The world is deployed once per module; every case runs inside ``boa.env.anchor()``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,16 +47,21 @@ from sessionward.chain.revert import decode_revert_reason
 from sessionward.contracts import load_deployer
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto import typed_data
+from sessionward.domain.abi import decode_arguments, parse_signature
 from sessionward.domain.calldata import (
+    EXECUTE,
     Call,
+    CalldataError,
+    account_execution,
     encode_batch_execution,
     encode_execute,
+    encode_multisend,
     encode_single_execution,
     mode_batch,
     mode_single,
 )
 from sessionward.domain.catalog import Catalog, KnownContract, default_catalog
-from sessionward.domain.decision import Decision, Violation
+from sessionward.domain.decision import Decision, GrantRefused, Violation
 from sessionward.domain.envelope import (
     ArgRule,
     Envelope,
@@ -61,6 +73,7 @@ from sessionward.domain.envelope import (
 )
 from sessionward.domain.grant import Scope, validate_grant
 from sessionward.domain.policy import CallRequest, SessionStatus, SessionView, evaluate
+from sessionward.domain.prices import NATIVE_ASSET, FixedPrices, Price
 from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import TOKEN_PREFIX, Charge, Counter, Usage
 
@@ -85,6 +98,7 @@ SWAP_V3: Final = (
     "uint256 deadline,uint256 amountIn,uint256 amountOutMinimum,uint160 sqrtPriceLimitX96) params)"
 )
 RECORD: Final = "record(uint256 a,address b,bytes32 c)"
+BURN: Final = "burn(uint256 amount)"  # a token function the catalog does not know
 SET_APPROVAL_FOR_ALL: Final = "setApprovalForAll(address operator,bool approved)"  # forbidden
 MINT: Final = "mint(address owner,uint256 amount)"  # never granted
 SWAP_FEE: Final = 3_000
@@ -127,6 +141,10 @@ class DiffWorld:
     relayer: str
     roles: dict[str, str]
     catalog: Catalog
+    prices: FixedPrices
+    multisend: str
+    """A Safe MultiSend address the catalog knows (never deployed: its records are run by the
+    account itself, so nothing ever calls it)."""
     artifact: ContractArtifact = field(repr=False)
     recorder: Any = field(repr=False)
 
@@ -191,12 +209,23 @@ def deploy_diff_world() -> DiffWorld:
         "merchant": merchant,
         "stranger": stranger,
     }
+    multisend = addr(boa.env.generate_address("multisend"))
     catalog = default_catalog().with_contracts(
         [
             KnownContract(chain_id, roles["tokenA"], frozenset({"erc20"}), "Demo A", "DA", 18),
             KnownContract(chain_id, roles["tokenB"], frozenset({"erc20"}), "Demo B", "DB", 18),
             KnownContract(chain_id, roles["router"], frozenset({"router"}), "Demo router"),
+            KnownContract(chain_id, multisend, frozenset({"multisend"}), "MultiSendCallOnly"),
         ]
+    )
+    # Prices for USD-capped envelopes: 1 DA = 0.001 USD, 1 DB = 0.002 USD, the native coin
+    # 0.00001 USD, so the generator's amounts sit around the converted limits.
+    prices = FixedPrices(
+        {
+            (chain_id, roles["tokenA"]): Price(Decimal("0.001"), 0),
+            (chain_id, roles["tokenB"]): Price(Decimal("0.002"), 0),
+            (chain_id, NATIVE_ASSET): Price(Decimal("0.00001"), 0),
+        }
     )
     return DiffWorld(
         chain_id=chain_id,
@@ -206,6 +235,8 @@ def deploy_diff_world() -> DiffWorld:
         relayer=relayer,
         roles=roles,
         catalog=catalog,
+        prices=prices,
+        multisend=multisend,
         artifact=demo_contract("SessionAccount"),
         recorder=recorder,
     )
@@ -242,6 +273,8 @@ class EnvelopeSpec:
     """``validAfter - now`` at grant time."""
     ttl: int
     """``expiresAt - now`` at grant time."""
+    usd_cap: int | None = None
+    """``maxValueUsd`` in micro-USD (converted into token and native limits at grant time)."""
 
 
 @dataclass(frozen=True)
@@ -257,8 +290,10 @@ class CallSpec:
 class Step:
     """A time jump (``shape == "time"``, ``seconds``) or an execution of ``calls``.
 
-    Shapes: ``single``, ``batch``, ``empty`` (a batch of none), and the refused modes
-    ``delegatecall``, ``try``, ``static`` (carrying the first call as a single execution)."""
+    Shapes: ``single``, ``batch``, ``empty`` (a batch of none), ``multisend`` (the calls as
+    Safe MultiSend records sent to the MultiSend contract; ``multisend_delegate`` with the first
+    record a delegatecall), and the refused modes ``delegatecall``, ``try``, ``static``
+    (carrying the first call as a single execution)."""
 
     shape: str
     calls: tuple[CallSpec, ...] = ()
@@ -307,6 +342,7 @@ def build_envelope(world: DiffWorld, spec: EnvelopeSpec, now: int) -> Envelope:
             for token, limit, period in spec.token_limits
         ),
         max_uses=spec.max_uses,
+        max_value_usd=spec.usd_cap,
     )
 
 
@@ -333,6 +369,9 @@ def build_call(world: DiffWorld, spec: CallSpec) -> Call:
         number, who, tag = args
         word = bytes.fromhex(tag.removeprefix("0x"))
         return Call(a("recorder"), spec.value, calldata(RECORD, number, a(who), word))
+    if kind == "burn":
+        token, amount = args
+        return Call(a(token), spec.value, calldata(BURN, amount))
     if kind == "forbidden":
         (token,) = args
         return Call(a(token), spec.value, calldata(SET_APPROVAL_FOR_ALL, a("merchant"), True))
@@ -358,13 +397,45 @@ _MODES: Final = {
 }
 
 
-def build_execution(world: DiffWorld, step: Step) -> tuple[bytes, bytes]:
+def build_request(world: DiffWorld, step: Step) -> CallRequest:
+    """The request a backend sends for ``step`` (what Prepare decides on)."""
     calls = [build_call(world, c) for c in step.calls]
+    if step.shape in ("multisend", "multisend_delegate"):
+        operations = [1] + [0] * (len(calls) - 1) if step.shape == "multisend_delegate" else None
+        data = encode_multisend(calls, operations)
+        value = sum(c.value for c in calls)
+        return CallRequest(world.chain_id, world.account, world.multisend, value, data)
     if step.shape == "single":
-        return mode_single(), encode_single_execution(calls[0])
-    if step.shape in ("batch", "empty"):
-        return mode_batch(), encode_batch_execution(calls if step.shape == "batch" else [])
-    return _MODES[step.shape], encode_single_execution(calls[0])
+        mode, execution = mode_single(), encode_single_execution(calls[0])
+    elif step.shape in ("batch", "empty"):
+        mode = mode_batch()
+        execution = encode_batch_execution(calls if step.shape == "batch" else [])
+    else:
+        mode, execution = _MODES[step.shape], encode_single_execution(calls[0])
+    return CallRequest(
+        world.chain_id, world.account, world.account, 0, encode_execute(mode, execution)
+    )
+
+
+def build_execution(world: DiffWorld, request: CallRequest) -> tuple[bytes, bytes] | None:
+    """What is signed for ``request``: for the account's own ``execute`` its mode and execution
+    as written (refused modes included: a compromised service may sign them, the chain must
+    refuse them); otherwise what the service's Execute signs, or ``None`` when the request
+    cannot be unwrapped (nothing is signed, and the policy must have refused it)."""
+    if request.to == world.account:
+        mode, execution = decode_arguments(EXECUTE, request.data[4:])
+        assert isinstance(mode, bytes) and isinstance(execution, bytes)
+        return mode, execution
+    try:
+        return account_execution(
+            account=world.account,
+            to=request.to,
+            value=request.value,
+            data=request.data,
+            multisend=world.catalog.multisend_addresses(world.chain_id),
+        )
+    except CalldataError:
+        return None
 
 
 # ---------------------------------------------------------------------------------- model
@@ -399,10 +470,18 @@ def swap_inputs(world: DiffWorld, step: Step) -> set[str]:
 
 def is_shared(violation: Violation, scope: Scope, tainted: set[str]) -> bool:
     """Whether the chain implements the check that produced ``violation`` (docs/protocol.md
-    section 4): everything but the off-chain rows, with two partial cases. NON_DELEGABLE_ACTION
+    section 4): everything but the off-chain rows, with three partial cases. An argument rule is
+    shared unless it is marked off-chain only (offset 0xffff). NON_DELEGABLE_ACTION
     is shared for unlimited approvals, not for the forbidden-selector catalog; a token limit is
     shared when the token has a limit and no swap input (counted off chain only) touched it."""
     code = violation.code
+    if code is ReasonCode.ARG_RULE_VIOLATED:
+        # The catalog's rule on a swap input behind an offset (path[0]) is off chain only.
+        return not any(
+            r.offset is None and f".rules[{r.label}]" in violation.rule
+            for p in scope.permissions.values()
+            for r in p.rules
+        )
     if code in _SHARED:
         return True
     if code is ReasonCode.CALLDATA_MALFORMED:
@@ -466,38 +545,90 @@ class Mismatch(AssertionError):
     """The off-chain verdict and the on-chain outcome disagree."""
 
 
-def grant_and_enable(world: DiffWorld, spec: EnvelopeSpec) -> Scope:
-    """Compile ``spec`` at the current block time and enable it on the account. Raises
-    ``GrantRefused`` when the policy refuses the envelope and :class:`Mismatch` when the chain
-    refuses a grant the policy accepted."""
-    now = boa.env.timestamp
-    scope = validate_grant(
-        build_envelope(world, spec, now),
+def _compile(world: DiffWorld, envelope: Envelope, now: int) -> Scope:
+    return validate_grant(
+        envelope,
         catalog=world.catalog,
         account=world.account,
         chain_id=world.chain_id,
         now=now,
         session_key=world.session.address,
+        prices=world.prices,
     )
-    grant = scope.grant_message(
+
+
+def _enable(world: DiffWorld, grant: dict[str, Any]) -> tuple[bool, str | None]:
+    signature = world.owner.sign(typed_data.grant_digest(world.chain_id, world.account, grant))
+    return world.submit("enable_session", grant_struct(grant), signature)
+
+
+def _message(scope: Scope) -> dict[str, Any]:
+    return scope.grant_message(
         credential=typed_data.credential_hash("cred-differential"), nonce=1, epoch=0
     )
-    signature = world.owner.sign(typed_data.grant_digest(world.chain_id, world.account, grant))
-    ok, reason = world.submit("enable_session", grant_struct(grant), signature)
+
+
+def grant_and_enable(world: DiffWorld, spec: EnvelopeSpec) -> Scope:
+    """Compile ``spec`` at the current block time and enable it on the account. Raises
+    ``GrantRefused`` when the policy refuses the envelope and :class:`Mismatch` when the chain
+    refuses a grant the policy accepted, or accepts overlapping permissions the policy refused."""
+    now = boa.env.timestamp
+    envelope = build_envelope(world, spec, now)
+    try:
+        scope = _compile(world, envelope, now)
+    except GrantRefused as refused:
+        if refused.code is ReasonCode.PERMISSION_OVERLAP:
+            _offer_overlap(world, envelope, now)
+        raise
+    grant = _message(scope)
+    ok, reason = _enable(world, grant)
     if not ok:
         raise Mismatch(f"the chain refused a grant the policy accepted: {reason}\n{grant}")
     return scope
 
 
+def _offer_overlap(world: DiffWorld, envelope: Envelope, now: int) -> None:
+    """Sign a grant holding every overlapping permission (as if the policy had passed them
+    all) and check the chain refuses to enable it: one (target, selector), one permission."""
+    first: list[Permission] = []
+    again: list[Permission] = []
+    seen: set[tuple[str, bytes]] = set()
+    for permission in envelope.permissions:
+        key = (permission.target, parse_signature(permission.function).selector)
+        (again if key in seen else first).append(permission)
+        seen.add(key)
+    try:
+        base = _compile(world, replace(envelope, permissions=tuple(first)), now)
+        extra = _compile(world, replace(envelope, capabilities=(), permissions=tuple(again)), now)
+    except GrantRefused:
+        return  # another refusal hides the overlap: nothing to offer
+    grant = _message(base)
+    grant["envelope"]["permissions"] += _message(extra)["envelope"]["permissions"]
+    ok, reason = _enable(world, grant)
+    if ok:
+        raise Mismatch(f"the chain enabled overlapping permissions the policy refused\n{grant}")
+    if reason not in ("ENVELOPE_MALFORMED", None):
+        raise Mismatch(f"the chain refused overlapping permissions with {reason!r}\n{grant}")
+
+
 def execute_step(world: DiffWorld, model: Model, step: Step) -> tuple[Decision, bool, str | None]:
-    """Decide ``step`` off chain, run it on chain, compare (module doc), update the model."""
-    mode, execution = build_execution(world, step)
+    """Decide ``step`` off chain, run on chain what is signed for it, compare (module doc),
+    update the model."""
+    request = build_request(world, step)
     now = boa.env.timestamp
-    request = CallRequest(
-        world.chain_id, world.account, world.account, 0, encode_execute(mode, execution)
-    )
     session = SessionView("differential", model.scope, SessionStatus.ACTIVE)
-    decision = evaluate(request, session, model.usage, now, catalog=world.catalog)
+    decision = evaluate(
+        request, session, model.usage, now, catalog=world.catalog, prices=world.prices
+    )
+    signed = build_execution(world, request)
+    if signed is None:
+        # Nothing can be signed for it (a MultiSend with a delegatecall record, an empty one):
+        # the policy must refuse it, with the same reason the unwrapping gives.
+        if decision.allowed:
+            raise Mismatch(f"off-chain ALLOW of a request nothing can be signed for\nstep: {step}")
+        model.outcomes.append("DENY / not signed")
+        return decision, False, None
+    mode, execution = signed
     nonce = next(model.nonces)
     deadline = now + 600
     digest = typed_data.session_call_digest(
@@ -520,7 +651,7 @@ def execute_step(world: DiffWorld, model: Model, step: Step) -> tuple[Decision, 
     swaps = swap_inputs(world, step)
     compare(decision, ok, reason, model.scope, model.tainted | swaps, step)
     verdict = "ALLOW" if decision.allowed else "DENY"
-    model.outcomes.append(f"{verdict} / {'executed' if ok else 'reverted'}")
+    model.outcomes.append(f"{step.shape}: {verdict} / {'executed' if ok else 'reverted'}")
     if not ok:
         model.outcomes.append(f"chain reverted {reason}")
     if ok:

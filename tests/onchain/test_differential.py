@@ -2,18 +2,28 @@
 
 Hypothesis writes envelopes (ERC-20 transfer/approve/increaseAllowance/transferFrom on two demo
 tokens, swap.execute on the demo router, explicit permissions with static-argument rules
-eq/ne/lte/gte/in/not_in, value limits and token limits with periods, maxUses, validity windows
-that start later) and call sequences (single and batch executions, refused modes, empty
-batches, in-scope and out-of-scope targets, selectors, recipients, amounts and values, time
-jumps across period and window boundaries). Every execution is decided off chain and run on
-chain; ``differential_support`` states and checks the three properties:
+eq/ne/lte/gte/in/not_in, custom functions (the recorder's ``record``, a token's ``burn``),
+overlapping explicit permissions, value limits and token limits with periods, USD caps
+converted into token and native limits, maxUses, validity windows that start later) and call
+sequences (single and batch executions, Safe MultiSend requests, refused modes and MultiSend
+delegatecall records, empty batches, in-scope and out-of-scope targets, selectors, recipients,
+swaps to the account or elsewhere, amounts and values, time jumps across period and window
+boundaries). Every request is decided off chain and what is signed for it is run on chain;
+``differential_support`` states and checks the three properties:
 
 - off-chain ALLOW ⇒ on-chain success;
 - an on-chain reason code is an off-chain verdict;
 - an off-chain verdict of a shared check ⇒ an on-chain revert.
 
-Example counts: ``SESSIONWARD_DIFF_EXAMPLES`` if set, else 50,000 under
-``HYPOTHESIS_PROFILE=deep`` and 2,000 otherwise (the CI profile, derandomized).
+Hypothesis settings profiles (registered here, chosen by ``SESSIONWARD_DIFF_PROFILE``):
+
+- ``differential-ci`` (default): 2,000 examples in total over two shards with fixed seeds and
+  no example database, so CI runs the same cases every time;
+- ``differential-deep``: 50,000 examples with random seeds, for runs outside CI
+  (``SESSIONWARD_DIFF_PROFILE=differential-deep pytest -p no:boa_test
+  tests/onchain/test_differential.py``; ``HYPOTHESIS_PROFILE=deep`` selects it too).
+
+``SESSIONWARD_DIFF_EXAMPLES`` overrides the example count of either profile.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import boa
 import pytest
 from differential_support import (
     APPROVE,
+    BURN,
     INCREASE,
     MAX_UINT256,
     RECORD,
@@ -56,9 +67,32 @@ from sessionward.domain.envelope import RuleOp
 pytestmark = pytest.mark.slow
 
 
+_SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile(
+    "differential-ci",
+    max_examples=2_000,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=_SUPPRESSED,
+)
+settings.register_profile(
+    "differential-deep",
+    max_examples=50_000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=_SUPPRESSED,
+)
+
+
+def _profile() -> settings:
+    default = "differential-deep" if os.environ.get("HYPOTHESIS_PROFILE") == "deep" else None
+    name = os.environ.get("SESSIONWARD_DIFF_PROFILE", default or "differential-ci")
+    return settings.get_profile(name)
+
+
 def _example_count() -> int:
-    default = 50_000 if os.environ.get("HYPOTHESIS_PROFILE") == "deep" else 2_000
-    return int(os.environ.get("SESSIONWARD_DIFF_EXAMPLES", default))
+    return int(os.environ.get("SESSIONWARD_DIFF_EXAMPLES", _profile().max_examples))
 
 
 TOKENS = ("tokenA", "tokenB")
@@ -123,6 +157,9 @@ def permissions(draw: st.DrawFn) -> PermissionSpec:
     target = draw(st.sampled_from((*TOKENS, "router", "recorder", "recorder")))
     if target == "recorder":
         function = RECORD
+    elif target in TOKENS and draw(st.integers(0, 9)) == 0:
+        # A function the catalog does not know: refused on a limited token, custom elsewhere.
+        return PermissionSpec(target, BURN, 0, ())
     elif target == "router":
         function = draw(st.sampled_from((SWAP_V2, SWAP_V3)))
     else:
@@ -159,9 +196,25 @@ def envelopes(draw: st.DrawFn) -> EnvelopeSpec:
         destinations.add(draw(st.sampled_from(TOKENS)))
     if "swap.execute" in capabilities:
         destinations.add("router")
-    explicit = tuple(draw(st.lists(permissions(), max_size=2)))
+    # One permission per (target, function): a second one is the overlap case below.
+    explicit = tuple(
+        draw(st.lists(permissions(), max_size=2, unique_by=lambda p: (p.target, p.function)))
+    )
     if not capabilities and not explicit:
         explicit = (draw(permissions()),)
+    if explicit and draw(st.integers(0, 9)) == 0:
+        # Overlap: the same target and function again, with other rules (refused by both).
+        twin = draw(permissions())
+        first = explicit[0]
+        explicit = (
+            *explicit,
+            PermissionSpec(
+                first.target,
+                first.function,
+                first.max_value,
+                twin.rules if twin.function == first.function else (),
+            ),
+        )
     value_limit = draw(st.none() | st.tuples(st.sampled_from(LIMITS[1:]), st.sampled_from(PERIODS)))
     token_limits = tuple(
         (token, draw(st.sampled_from(LIMITS)), draw(st.sampled_from(PERIODS)))
@@ -171,6 +224,8 @@ def envelopes(draw: st.DrawFn) -> EnvelopeSpec:
         token_limits = (("tokenA", draw(st.sampled_from(LIMITS[1:])), 0),)
     start = draw(st.sampled_from((0, 0, 0, 0, 0, 0, 10, 60)))
     ttl = draw(st.sampled_from((1, 30, 90, 600, 3600)))
+    # A USD cap (micro-USD) around the amounts: 1 DA = 0.001 USD, 1 DB = 0.002 USD.
+    usd_cap = draw(st.sampled_from((None, None, None, 1_000_000, 5_000_000)))
     return EnvelopeSpec(
         capabilities=capabilities,
         destinations=tuple(sorted(destinations)),
@@ -180,6 +235,7 @@ def envelopes(draw: st.DrawFn) -> EnvelopeSpec:
         max_uses=draw(st.sampled_from((None, None, 1, 2, 4))),
         start=start,
         ttl=max(ttl, start + 1),
+        usd_cap=usd_cap,
     )
 
 
@@ -202,6 +258,7 @@ def calls(draw: st.DrawFn) -> CallSpec:
                 "record",
                 "record",
                 "forbidden",
+                "burn",
                 "unknown",
                 "self",
                 "truncated",
@@ -238,6 +295,8 @@ def calls(draw: st.DrawFn) -> CallSpec:
         return CallSpec(kind, (number, who, tag), draw(st.sampled_from(VALUES)))
     if kind == "forbidden":
         return CallSpec(kind, (draw(st.sampled_from(TOKENS)),))
+    if kind == "burn":
+        return CallSpec(kind, (draw(st.sampled_from(TOKENS)), draw(amount)))
     if kind == "unknown":
         return CallSpec(kind, (draw(st.sampled_from((*TOKENS, "router", "recorder"))),))
     if kind == "truncated":
@@ -276,6 +335,7 @@ def scoped_calls(draw: st.DrawFn, env: EnvelopeSpec) -> CallSpec:
             SWAP_V2: "swapV2",
             SWAP_V3: "swapV3",
             RECORD: "record",
+            BURN: "burn",
         }[permission.function]
         options.append((kind, permission.target))
     if not options:
@@ -299,7 +359,11 @@ def scoped_calls(draw: st.DrawFn, env: EnvelopeSpec) -> CallSpec:
     if kind in ("swapV2", "swapV3"):
         token_in = draw(st.sampled_from(TOKENS))
         token_out = "tokenB" if token_in == "tokenA" else "tokenA"
-        return CallSpec(kind, (token_in, token_out, recipient, amount))
+        # What a swap buys must come back to the account: mostly aim there.
+        to = draw(st.sampled_from(("account", "account", "account", recipient)))
+        return CallSpec(kind, (token_in, token_out, to, amount))
+    if kind == "burn":
+        return CallSpec(kind, (target, amount))
     tag = draw(st.sampled_from(TAGS))
     who = draw(st.sampled_from(ADDRESS_OPERANDS[:-1]))
     return CallSpec("record", (amount, who, tag), draw(st.sampled_from((0, amount, 50, 51))))
@@ -313,15 +377,19 @@ def _call_for(env: EnvelopeSpec) -> st.SearchStrategy[CallSpec]:
 def steps(draw: st.DrawFn, env: EnvelopeSpec) -> Step:
     shape = draw(
         st.sampled_from(
-            ("single",) * 6 + ("batch",) * 3 + ("time",) * 3 + ("empty", "delegatecall", "try")
+            ("single",) * 6
+            + ("batch",) * 3
+            + ("multisend",) * 2
+            + ("time",) * 3
+            + ("empty", "delegatecall", "try", "multisend_delegate")
         )
     )
     if shape == "time":
         return Step("time", seconds=draw(st.sampled_from(JUMPS)))
     if shape == "empty":
         return Step("empty")
-    if shape == "batch":
-        return Step("batch", tuple(draw(st.lists(_call_for(env), min_size=1, max_size=3))))
+    if shape in ("batch", "multisend", "multisend_delegate"):
+        return Step(shape, tuple(draw(st.lists(_call_for(env), min_size=1, max_size=3))))
     return Step(shape, (draw(_call_for(env)),))
 
 
@@ -353,13 +421,9 @@ def _agree(world: DiffWorld, case: Case) -> None:
         event(outcome)
 
 
-# Two shards with fixed seeds (reproducible like the derandomized CI profile): with
-# `pytest -n 2` they run on both workers, halving the wall time of the 2,000 examples.
-_SHARD = settings(
-    max_examples=max(1, _example_count() // 2),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+# Two shards with fixed seeds (reproducible: the same cases on every run), half of the
+# examples each: with `pytest -n 2` they run on both workers.
+_SHARD = settings(_profile(), max_examples=max(1, _example_count() // 2))
 
 
 @_SHARD
@@ -472,3 +536,99 @@ def test_a_forbidden_selector_is_refused_by_both_with_different_reasons(world: D
     decision, reason = _decide_and_run(world, TRANSFER_ENVELOPE, forbidden)
     assert [v.code.value for v in decision.violations] == ["NON_DELEGABLE_ACTION"]
     assert reason == "SELECTOR_NOT_ALLOWED"
+
+
+def test_a_multisend_of_allowed_transfers_executes_as_decided(world: DiffWorld) -> None:
+    # Prepare decides the records; Execute signs exactly them as the account's batch.
+    pay = CallSpec("transfer", ("tokenA", "merchant", 300))
+    twice = Step("multisend", (pay, pay))
+    assert _run(world, TRANSFER_ENVELOPE, twice, twice) == [
+        (True, None),
+        (False, "TOKEN_LIMIT_EXCEEDED"),  # 600 + 600 > 1000: counted on chain as well
+    ]
+
+
+def test_a_multisend_with_a_delegatecall_record_is_never_signed(world: DiffWorld) -> None:
+    pay = CallSpec("transfer", ("tokenA", "merchant", 1))
+    assert _run(world, TRANSFER_ENVELOPE, Step("multisend_delegate", (pay, pay))) == [(False, None)]
+
+
+SWAP_ENVELOPE = EnvelopeSpec(
+    capabilities=("swap.execute",),
+    destinations=("router",),
+    permissions=(),
+    value_limit=None,
+    token_limits=(("tokenA", 1000, 0),),
+    max_uses=None,
+    start=0,
+    ttl=600,
+)
+
+
+def test_a_swap_pays_out_to_the_account_only_on_both_sides(world: DiffWorld) -> None:
+    steps = [
+        Step("single", (CallSpec(kind, ("tokenA", "tokenB", to, 100)),))
+        for kind in ("swapV2", "swapV3")
+        for to in ("account", "router", "stranger")
+    ]
+    assert (
+        _run(world, SWAP_ENVELOPE, *steps)
+        == [
+            (True, None),
+            (False, "ARG_RULE_VIOLATED"),
+            (False, "ARG_RULE_VIOLATED"),
+        ]
+        * 2
+    )
+
+
+def test_overlapping_permissions_are_refused_by_the_policy_and_by_the_chain(
+    world: DiffWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offered: list[tuple[bool, str | None]] = []
+    honest = DiffWorld.submit
+
+    def recording(self: DiffWorld, function: str, *args: Any) -> tuple[bool, str | None]:
+        outcome = honest(self, function, *args)
+        if function == "enable_session":
+            offered.append(outcome)
+        return outcome
+
+    monkeypatch.setattr(DiffWorld, "submit", recording)
+    one = PermissionSpec("recorder", RECORD, 0, (RuleSpec("a", RuleOp.LTE, (100,)),))
+    other = PermissionSpec("recorder", RECORD, 0, (RuleSpec("a", RuleOp.GTE, (5000,)),))
+    envelope = EnvelopeSpec(
+        capabilities=(),
+        destinations=("recorder",),
+        permissions=(one, other),
+        value_limit=(100, 0),
+        token_limits=(),
+        max_uses=None,
+        start=0,
+        ttl=600,
+    )
+    with boa.env.anchor(), pytest.raises(GrantRefused) as refused:
+        boa.env.timestamp = T0
+        # grant_and_enable also offers the doubled grant to the chain and raises Mismatch
+        # unless the chain refuses it too.
+        grant_and_enable(world, envelope)
+    assert refused.value.code.value == "PERMISSION_OVERLAP"
+    assert offered == [(False, "ENVELOPE_MALFORMED")]  # the doubled grant, refused on chain
+
+
+def test_a_usd_cap_holds_on_chain_as_token_limits(world: DiffWorld) -> None:
+    # 1 USD at 0.001 USD per DA: the grant signs a limit of 1,000 DA on tokenA.
+    capped = EnvelopeSpec(
+        capabilities=("erc20.transfer",),
+        destinations=("tokenA", "merchant"),
+        permissions=(),
+        value_limit=None,
+        token_limits=(),
+        max_uses=None,
+        start=0,
+        ttl=600,
+        usd_cap=1_000_000,
+    )
+    pay = Step("single", (CallSpec("transfer", ("tokenA", "merchant", 1000)),))
+    one_more = Step("single", (CallSpec("transfer", ("tokenA", "merchant", 1)),))
+    assert _run(world, capped, pay, one_more) == [(True, None), (False, "TOKEN_LIMIT_EXCEEDED")]
