@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from sessionward.service.callers import SelfSigned
 from sessionward.service.credentials import CredentialView
+from sessionward.service.devices import DeviceView, PairingCodeView
 from sessionward.service.pages import Page
 from sessionward.service.revocation import LiftView, RevocationView
 from sessionward.service.sessions import PendingSessionView, SessionDetail, UsageView
@@ -68,7 +69,7 @@ def _register_credential(w: Waas, p: Principal, b: m.RegisterCredentialRequest) 
         )
     if b.app_name is not None or b.app_url is not None:
         raise invalid("appName/appUrl describe a backend, not an owner device", reason="appName")
-    return w.credentials.register_device(
+    return w.devices.register_signed(
         p.registered(), SelfSigned(b.alg, b.public_key), expires_at=b.expires_at
     )
 
@@ -80,6 +81,29 @@ def _inspect_credential(w: Waas, _p: Principal, b: m.InspectCredentialRequest) -
 def _revoke_credential(w: Waas, p: Principal, b: m.RevokeCredentialRequest) -> RevocationView:
     return w.revocations.revoke_credential(
         p.registered(), credential_id=b.credential_id, reason=b.reason
+    )
+
+
+# --- owner devices -------------------------------------------------------------------------
+
+
+def _create_pairing_code(w: Waas, p: Principal, b: m.CreatePairingCodeRequest) -> PairingCodeView:
+    return w.devices.create_pairing_code(
+        p.registered(), wallet_id=b.wallet_id, device_ttl_s=b.device_ttl_seconds
+    )
+
+
+def _pair_device(w: Waas, p: Principal, b: m.PairDeviceRequest) -> DeviceView:
+    return w.devices.pair(p.self_key(), code=b.pairing_code, label=b.label)
+
+
+def _list_devices(w: Waas, p: Principal, b: m.ListDevicesRequest) -> Page[DeviceView]:
+    return w.devices.list(p.registered(), wallet_id=b.wallet_id, cursor=b.cursor, limit=b.limit)
+
+
+def _revoke_device(w: Waas, p: Principal, b: m.RevokeDeviceRequest) -> DeviceView:
+    return w.devices.revoke(
+        p.registered(), wallet_id=b.wallet_id, device_id=b.credential_id, reason=b.reason
     )
 
 
@@ -215,8 +239,52 @@ METHODS: Final[dict[str, Method]] = {
             "self_or_credential",
             True,
             _register_credential,
-            'A backend registers its key (signed cred="self": proof of possession), or an '
-            "owner credential registers another owner key (device) for its wallet.",
+            'A backend registers its key (signed cred="self": proof of possession), or the '
+            "wallet's owner credential registers a device key it signs (expiring; a device "
+            "cannot register devices: DEVICE_CANNOT_PAIR).",
+        ),
+        Method(
+            "CreatePairingCode",
+            m.CreatePairingCodeRequest,
+            PairingCodeView,
+            "credential",
+            # Not a mutation for Idempotency-Key purposes: a stored answer would keep the
+            # one-time code in the database in plaintext. A retry simply issues another code.
+            False,
+            _create_pairing_code,
+            "Owner (the wallet's owner credential, not a device): a one-time, short-lived code "
+            "that pairs one device (PairDevice). Only its hash is stored.",
+        ),
+        Method(
+            "PairDevice",
+            m.PairDeviceRequest,
+            DeviceView,
+            "self",
+            True,
+            _pair_device,
+            'The new device key, signed cred="self" (proof of possession), with the owner\'s '
+            "one-time pairing code in the body: an expiring owner device of that wallet.",
+        ),
+        Method(
+            "ListDevices",
+            m.ListDevicesRequest,
+            Page[DeviceView],
+            "credential",
+            False,
+            _list_devices,
+            "Owner: the wallet's devices (active, expired, revoked), by cursor.",
+        ),
+        Method(
+            "RevokeDevice",
+            m.RevokeDeviceRequest,
+            DeviceView,
+            "credential",
+            True,
+            _revoke_device,
+            "Owner: revoke a device (or a device itself); its requests are refused at once "
+            "(CREDENTIAL_REVOKED).",
+            one_transaction=True,
+            durable=True,
         ),
         Method(
             "InspectCredential",

@@ -97,6 +97,42 @@ class RevokeCredentialRequest(Body):
     reason: Reason | None = None
 
 
+# --- owner devices (sessionward.service.devices) -------------------------------------------
+
+DeviceLabel = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_PRINTABLE)]
+PairingCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 -]{8,64}$")]
+
+
+class CreatePairingCodeRequest(Body):
+    """By the wallet's owner credential: a one-time code; ``deviceTtlSeconds`` shortens the
+    paired device's lifetime (never beyond the configured ``device_ttl_s``)."""
+
+    wallet_id: Id
+    device_ttl_seconds: Annotated[int, Field(ge=1, le=MAX_TIMESTAMP)] | None = None
+
+
+class PairDeviceRequest(Body):
+    """Signed ``cred="self"`` by the new device key (``alg``/``publicKey``) with the owner's
+    one-time ``pairingCode`` in the body (never in a URL)."""
+
+    alg: Alg
+    public_key: PublicKey
+    pairing_code: PairingCode
+    label: DeviceLabel | None = None
+
+
+class ListDevicesRequest(Body):
+    wallet_id: Id
+    cursor: Cursor | None = None
+    limit: Limit = DEFAULT_PAGE
+
+
+class RevokeDeviceRequest(Body):
+    wallet_id: Id
+    credential_id: Id
+    reason: Reason | None = None
+
+
 # --- wallets -------------------------------------------------------------------------------
 
 

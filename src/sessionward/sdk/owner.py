@@ -128,11 +128,56 @@ class OwnerClient(SignedClient):
     def register_device(
         self, alg: str, public_key: str, expires_at: int | None = None
     ) -> dict[str, Any]:
-        """RegisterCredential signed by this owner credential: another owner key (device)."""
+        """RegisterCredential signed by the wallet's owner credential: the owner signs a device
+        key directly. The device expires (``expires_at``, else the service's default device
+        lifetime), is listed and revocable, and cannot register devices itself."""
         body: dict[str, Any] = {"alg": alg, "publicKey": public_key}
         if expires_at is not None:
             body["expiresAt"] = expires_at
         return self._call("RegisterCredential", body)
+
+    def create_pairing_code(
+        self, wallet_id: str | None = None, *, device_ttl_seconds: int | None = None
+    ) -> dict[str, Any]:
+        """CreatePairingCode: ``{pairingCode, walletId, expiresAt, deviceExpiresIn}``. Give the
+        code to the device (typed or pasted into the review page, never in a link): it pairs
+        one device, once, before ``expiresAt``."""
+        body: dict[str, Any] = {"walletId": self._wallet(wallet_id)}
+        if device_ttl_seconds is not None:
+            body["deviceTtlSeconds"] = device_ttl_seconds
+        return self._call("CreatePairingCode", body)
+
+    def pair_device(self, pairing_code: str, label: str | None = None) -> dict[str, Any]:
+        """PairDevice from a device client (a P-256 signer): signed ``cred="self"`` by the
+        device key with the owner's one-time code; adopts the device's credential and wallet."""
+        body: dict[str, Any] = {"pairingCode": pairing_code}
+        if label is not None:
+            body["label"] = label
+        device = self._self_signed("PairDevice", body)
+        self.credential_id = device["credentialId"]
+        self.wallet_id = device["walletId"]
+        return device
+
+    def list_devices(
+        self, wallet_id: str | None = None, cursor: str | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        """One page ``{items, nextCursor}`` of the wallet's devices."""
+        return self._read("ListDevices", page_body(cursor, limit, walletId=self._wallet(wallet_id)))
+
+    def revoke_device(
+        self, credential_id: str, wallet_id: str | None = None, reason: str | None = None
+    ) -> dict[str, Any]:
+        """RevokeDevice: the device's requests are refused from the answer on."""
+        body: dict[str, Any] = {"walletId": self._wallet(wallet_id), "credentialId": credential_id}
+        if reason is not None:
+            body["reason"] = reason
+        return self._call("RevokeDevice", body)
+
+    def _wallet(self, wallet_id: str | None) -> str:
+        wallet = wallet_id if wallet_id is not None else self.wallet_id
+        if wallet is None:
+            raise ValueError("no wallet: create or register one, or pass wallet_id")
+        return wallet
 
     # --- consent --------------------------------------------------------------------------
 

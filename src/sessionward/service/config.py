@@ -32,9 +32,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sessionward.crypto.request_signature import ALG_P256, ALG_SECP256K1
+
+MAX_DEVICE_TTL_S: Final = 90 * 86400
+"""The longest an owner device may stay paired, whatever the configuration says."""
+MAX_PAIRING_CODE_TTL_S: Final = 3600
 
 
 class ConfigError(ValueError):
@@ -117,6 +121,11 @@ class Settings:
     """How far ahead a registration challenge's deadline may be."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed to call the API from a browser (owner apps); none by default."""
+    device_ttl_s: int = 30 * 86400
+    """How long an owner device (review page) stays paired: the default and the longest an
+    owner may ask for (bounded by ``MAX_DEVICE_TTL_S``); then it is paired again."""
+    pairing_code_ttl_s: int = 600
+    """How long a one-time pairing code can be used (bounded by ``MAX_PAIRING_CODE_TTL_S``)."""
 
     @classmethod
     def load(
@@ -193,6 +202,10 @@ class Settings:
             raise ConfigError("chain_time_ttl_s and session_close_margin_s cannot be negative")
         if any(not o.startswith(("https://", "http://")) for o in self.cors_origins):
             raise ConfigError("cors_origins are origins (https://host[:port]); no wildcard")
+        if not 60 <= self.device_ttl_s <= MAX_DEVICE_TTL_S:
+            raise ConfigError(f"device_ttl_s must be between 60 and {MAX_DEVICE_TTL_S}")
+        if not 30 <= self.pairing_code_ttl_s <= MAX_PAIRING_CODE_TTL_S:
+            raise ConfigError(f"pairing_code_ttl_s must be between 30 and {MAX_PAIRING_CODE_TTL_S}")
         ids = [o.id for o in self.ops_credentials]
         if len(set(ids)) != len(ids):
             raise ConfigError("ops credential ids must be distinct")
@@ -210,6 +223,8 @@ _WEBHOOK_NUMBERS: dict[str, type[int] | type[float]] = {
     "http_head_timeout_s": float,
     "http_body_timeout_s": float,
     "http_keep_alive_s": int,
+    "device_ttl_s": int,
+    "pairing_code_ttl_s": int,
 }
 
 

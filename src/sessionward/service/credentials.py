@@ -1,4 +1,4 @@
-"""Credentials: registering a backend (or an owner's device key) and showing it for consent."""
+"""Credentials: registering a backend, showing it for consent (devices: :mod:`.devices`)."""
 
 from __future__ import annotations
 
@@ -117,28 +117,6 @@ class Credentials:
         )
         self._rt.store.audit.append(
             "global", "credential.registered", {"credential": record.id, "role": "backend"}, at=now
-        )
-        return credential_view(record)
-
-    def register_device(
-        self, caller: Caller, signer: SelfSigned, *, expires_at: int | None
-    ) -> CredentialView:
-        """An owner registers another key (e.g. a P-256 device key) for its wallet."""
-        caller.require("owner")
-        assert caller.wallet_id is not None
-        record = self._add(
-            role="owner",
-            signer=signer,
-            app_name=None,
-            app_url=None,
-            expires_at=expires_at,
-            wallet_id=caller.wallet_id,
-        )
-        self._rt.store.audit.append(
-            caller.wallet_id,
-            "credential.registered",
-            {"credential": record.id, "role": "owner"},
-            at=self._rt.now(),
         )
         return credential_view(record)
 

@@ -16,6 +16,7 @@ from sessionward.store.alerts import AlertSink
 from .anomaly import AnomalyMonitor
 from .config import Settings
 from .credentials import Credentials
+from .devices import Devices
 from .dispatcher import Dispatcher, DispatcherLoop
 from .idempotency import IdempotentRequests
 from .ops_overview import OpsOverview
@@ -36,6 +37,7 @@ class Waas:
         self.runtime = rt
         self.directory = SessionDirectory(rt)
         self.credentials = Credentials(rt)
+        self.devices = Devices(rt)
         self.wallets = Wallets(rt, self.credentials)
         self.sessions = Sessions(rt, self.directory)
         self.revocations = Revocations(rt, self.directory, alert_sink)

@@ -361,7 +361,39 @@ leases = Table(
     Column("expires_at_ms", BigInteger, nullable=False),
 )
 
+owner_devices = Table(
+    "owner_devices",
+    metadata,
+    # A device credential (role "owner", bound to ``wallet_id``): its expiry and revocation are
+    # the credential's own columns, so request authentication needs nothing from this table.
+    # A row here is what makes an owner credential a *device* (it may not pair devices).
+    Column("credential_id", ID, ForeignKey("credentials.id"), primary_key=True),
+    Column("wallet_id", ID, ForeignKey("wallets.id"), nullable=False),
+    Column("label", String(64)),
+    Column("paired_via", String(16), nullable=False),
+    Column("paired_by", ID, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_owner_devices_wallet", "wallet_id", "credential_id"),
+)
+
+pairing_codes = Table(
+    "pairing_codes",
+    metadata,
+    # One-time pairing codes: only the SHA-256 of the code is stored, never the code.
+    Column("id", ID, primary_key=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("wallet_id", ID, ForeignKey("wallets.id"), nullable=False),
+    Column("created_by", ID, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("device_ttl_s", BigInteger, nullable=False),
+    Column("used_at", BigInteger),
+    Column("used_by", ID),
+)
+
 ALL_TABLES: Final = (
+    pairing_codes,
+    owner_devices,
     leases,
     relay_jobs,
     audit,
@@ -395,6 +427,8 @@ __all__ = [
     "leases",
     "metadata",
     "nonces",
+    "owner_devices",
+    "pairing_codes",
     "relay_jobs",
     "reservations",
     "sessions",
