@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import UnionType
-from typing import Any, Final, Union, get_args, get_origin, get_type_hints, is_typeddict
+from typing import (
+    Any,
+    Final,
+    NotRequired,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+    is_typeddict,
+)
 
 from sessionward.crypto.request_signature import SIGNATURE_HEADER
 from sessionward.domain.reasons import ReasonCode
@@ -135,14 +144,17 @@ class _Schemas:
             return {"$ref": REF.format(model=name)}
         self.components[name] = {}  # reserve the name (recursive types)
         bindings = dict(zip(getattr(cls, "__parameters__", ()), args, strict=True))
+        hints = get_type_hints(cls, include_extras=True)
+        # A module with ``from __future__ import annotations`` hides ``NotRequired`` from
+        # ``__required_keys__`` on Python 3.11: read the qualifier from the hints themselves.
+        optional = {key for key, value in hints.items() if get_origin(value) is NotRequired}
         properties = {
-            key: self.of_type(value, bindings=bindings)
-            for key, value in get_type_hints(cls).items()
+            key: self.of_type(get_type_hints(cls)[key], bindings=bindings) for key in hints
         }
         self.components[name] = {
             "type": "object",
             "title": name,
-            "required": sorted(cls.__required_keys__),
+            "required": sorted(set(cls.__required_keys__) - optional),
             "properties": properties,
         }
         return {"$ref": REF.format(model=name)}
