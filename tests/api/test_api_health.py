@@ -6,6 +6,7 @@ and the retry succeeds); ``HEAD /healthz`` works; CORS is off unless an origin i
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,13 +14,16 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
 from api_support import Api, TestClient, create_owner, refused
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 import anvil_node
 from database_support import PG_URL
 from sessionward.api import create_app
+from sessionward.api.health import database_outage
 from sessionward.service.config import Settings
 from sessionward.service.waas import Waas
 
@@ -206,3 +210,43 @@ def _pooled_backends(client: TestClient) -> list[int]:
             conn = stack.enter_context(engine.connect())
             pids.append(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
     return pids
+
+
+@pytest.mark.parametrize(
+    ("exc", "outage"),
+    [
+        (psycopg.OperationalError("terminating connection due to administrator command"), True),
+        (psycopg.InterfaceError("the connection is closed"), True),
+        (sqlite3.OperationalError("disk I/O error"), True),
+        (OperationalError("SELECT 1", {}, Exception("server closed the connection")), True),
+        (RuntimeError("wrapped"), False),
+        (ValueError("a bug"), False),
+        (IntegrityError("INSERT", {}, Exception("duplicate key")), False),
+    ],
+)
+def test_what_counts_as_a_database_outage(exc: BaseException, outage: bool) -> None:
+    assert database_outage(exc) is outage
+
+
+def test_an_outage_raised_by_the_driver_itself_answers_503_and_the_retry_succeeds(
+    waas: Waas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(waas)
+    with TestClient(app) as client:
+        api = Api(client)
+        owner = create_owner(api)
+        body = {"walletId": owner.extra["walletId"]}
+        lookup = waas.credentials.signer
+        calls = []
+
+        def drop_once(credential_id: str) -> object:
+            if not calls:
+                calls.append(credential_id)
+                raise psycopg.OperationalError("server closed the connection unexpectedly")
+            return lookup(credential_id)
+
+        monkeypatch.setattr(waas.credentials, "signer", drop_once)
+        dropped = api.call("ListAccess", body, owner)
+        refused(dropped, 503, "DATABASE_UNAVAILABLE")
+        assert dropped.headers["retry-after"] == "1"
+        assert api.call("ListAccess", body, owner).status_code == 200

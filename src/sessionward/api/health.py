@@ -25,9 +25,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -40,6 +42,13 @@ from .errors import RETRY_AFTER_S, ApiError
 _log = logging.getLogger("sessionward.api")
 
 
+_DRIVER_OUTAGES: Final = (
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+
 def database_outage(exc: BaseException) -> bool:
     """Whether ``exc`` means the database could not be reached (not a bug, not a conflict):
     a connection lost or refused, or no connection to be had from the pool in time."""
@@ -47,9 +56,10 @@ def database_outage(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, OperationalError):
+    if isinstance(exc, (OperationalError, *_DRIVER_OUTAGES)):
         # Lost connections, refused connections, admin shutdowns, SQLite's "disk I/O error"
         # or "unable to open database file": the store is unavailable, not the request wrong.
+        # The drivers' own classes too: the Execute path runs plain SQL on the driver.
         return True
     cause = exc.__cause__ or exc.__context__
     return cause is not None and cause is not exc and database_outage(cause)
