@@ -145,6 +145,12 @@ def read_onchain_session(
     when the node cannot answer). An account not deployed has installed nothing."""
     if not chain.get_code(account):
         return OnchainSession(Installed.NEVER, 0)
+    # Read in this order: the views may answer from different blocks, and a grant nonce once
+    # spent stays spent. Spent before the key's state was read, with the key never installed,
+    # means another grant used it; unspent then, the key's state read after is the newer fact.
+    used = calls.decode_bool(
+        "grant_nonce_used", chain.call(account, calls.grant_nonce_used(grant_nonce))
+    )
     status, epoch, expires_at = calls.decode_session(
         chain.call(account, calls.session(session_key))
     )
@@ -154,9 +160,6 @@ def read_onchain_session(
         return OnchainSession(Installed.ACTIVE if live else Installed.REMOVED, expires_at)
     if status == 2:
         return OnchainSession(Installed.REMOVED, expires_at)
-    used = calls.decode_bool(
-        "grant_nonce_used", chain.call(account, calls.grant_nonce_used(grant_nonce))
-    )
     if used or account_epoch != grant_epoch:
         return OnchainSession(Installed.NEVER_INSTALLABLE, 0)
     return OnchainSession(Installed.NEVER, 0)

@@ -279,9 +279,11 @@ class Reconciler:
         rt = self._rt
         installs = attempts(rt, install_job_id, record.id)
         latest = installs[-1] if installs else None
+        if latest is not None and latest.state in (JobState.SIGNED, JobState.SUBMITTED):
+            # Our install is on its way (perhaps mined, its receipt not read yet): judged once
+            # it is settled (the dispatcher calls settle() then).
+            return
         if onchain is Installed.ACTIVE:
-            if latest is not None and latest.state in (JobState.SIGNED, JobState.SUBMITTED):
-                return  # probably ours, mined before its receipt was read: settled with it
             ours = latest is not None and latest.state is JobState.EXECUTED
             if not ours:
                 # Someone else (anyone may send the public enable transaction) installed it.
