@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-from ui_browser_support import OPS_ID, OTHER_ROUTER, UiWorld, check_screenshot, fragment
+from ui_browser_support import OPS_ID, OTHER_ROUTER, UiWorld, check_screenshot, connect_ops
 
 from sessionward.crypto.request_signature import (
     SIGNATURE_HEADER,
@@ -53,7 +53,7 @@ def test_ops_view_lists_the_emergency_alert_the_frozen_scope_and_the_weeks_metri
         if a.rule == "emergency_revoke" and a.session_id == victim
     )
 
-    page.goto(world.ops_link())
+    connect_ops(page, world.url, world.ops_jwk)
     expect(page.locator("body[data-loaded=true]")).to_have_count(1)
 
     row = page.locator(f'#alerts tr[data-alert-id="{alert.id}"]')
@@ -148,9 +148,7 @@ def test_an_ops_signature_for_another_path_or_verb_is_refused(world: UiWorld) ->
 
 
 def test_ops_page_connected_with_an_owner_key_shows_the_refusal(world: UiWorld, page: Page) -> None:
-    page.goto(
-        f"{world.url}/ui/ops" + fragment(world.device_jwk, credentialId=world.device_credential)
-    )
+    connect_ops(page, world.url, world.device_jwk, world.device_credential)
 
     expect(page.locator("#status-line")).to_contain_text("ROLE_FORBIDDEN")
     expect(page.locator("#alerts tr")).to_have_count(0)

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, Request, expect
-from ui_browser_support import UiWorld, check_screenshot, fragment, private_jwk, secret_forms
+from ui_browser_support import UiWorld, check_screenshot, open_owner_page
 
-from sessionward.crypto.p256 import generate_private_key
 from sessionward.crypto.request_signature import ALG_P256, parse_signature_header
 
 _UNITS = {"d": 86_400, "h": 3_600, "min": 60, "s": 1}
@@ -26,11 +25,6 @@ def _seconds(text: str) -> int:
 def _expected_percent(spent: str, maximum: str) -> str:
     tenths = int(spent) * 1000 // int(maximum)
     return f"{tenths // 10}.{tenths % 10}"
-
-
-def _open(page: Page, link: str) -> None:
-    page.goto(link)
-    expect(page.locator("body[data-loaded=true]")).to_have_count(1)
 
 
 def _card(page: Page, session_id: str) -> Locator:
@@ -47,9 +41,8 @@ def _in_viewport(page: Page, locator: Locator) -> bool:
 def test_owner_view_shows_each_session_in_plain_language_with_usage_and_time_left(
     world: UiWorld, page: Page, tmp_path: Path
 ) -> None:
-    _open(page, world.owner_link())
+    open_owner_page(page, world)
 
-    assert "#" not in page.url, "the connect fragment (the key) must leave the address bar"
     for session_id in (world.used_session, world.idle_session):
         server = world.owner.get_session(session_id)
         card = _card(page, session_id)
@@ -96,7 +89,7 @@ def test_revoke_button_sends_an_owner_signed_revoke_and_the_page_updates(
     world: UiWorld, page: Page, tmp_path: Path
 ) -> None:
     target = world.grant(expires_in=1800, max_uses=3)
-    _open(page, world.owner_link())
+    device = open_owner_page(page, world)
     card = _card(page, target)
     expect(card).to_have_attribute("data-status", "active")
 
@@ -106,7 +99,7 @@ def test_revoke_button_sends_an_owner_signed_revoke_and_the_page_updates(
 
     request: Request = sent.value
     header = parse_signature_header(request.headers["oms-wallet-signature"])
-    assert (header.alg, header.cred) == (ALG_P256, world.device_credential)
+    assert (header.alg, header.cred) == (ALG_P256, device)
     assert json.loads(request.post_data or "") == {
         "walletId": world.wallet["walletId"],
         "credentialId": world.backend_credential,
@@ -116,9 +109,9 @@ def test_revoke_button_sends_an_owner_signed_revoke_and_the_page_updates(
     expect(revoked).to_be_visible()
     server = world.owner.get_session(target)
     assert server["status"] == "revoked"
-    assert server["revokedBy"] == f"owner:{world.device_credential}"
+    assert server["revokedBy"] == f"owner:{device}"
     expect(revoked.locator(".badge")).to_have_text("Revoked")
-    expect(revoked.locator(".revoked-by")).to_contain_text(f"owner:{world.device_credential}")
+    expect(revoked.locator(".revoked-by")).to_contain_text(f"owner:{device}")
     expect(revoked.locator(".time-left")).to_have_text("none (revoked)")
     expect(revoked.locator("button.revoke")).to_have_count(0)
     expect(page.locator("#status-line")).to_contain_text(f"Session {target} revoked")
@@ -136,7 +129,7 @@ def test_revoke_button_sends_an_owner_signed_revoke_and_the_page_updates(
 def test_keeping_the_session_at_the_confirmation_sends_no_revoke(
     world: UiWorld, page: Page
 ) -> None:
-    _open(page, world.owner_link())
+    open_owner_page(page, world)
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.url))
     card = _card(page, world.idle_session)
@@ -147,51 +140,3 @@ def test_keeping_the_session_at_the_confirmation_sends_no_revoke(
     expect(card.locator("button.revoke")).to_be_visible()
     assert not [url for url in sent if "RevokeAccess" in url]
     assert world.owner.get_session(world.idle_session)["status"] == "active"
-
-
-def test_the_device_key_never_leaves_the_browser(world: UiWorld, page: Page) -> None:
-    seen: list[str] = []
-
-    def record(request: Request) -> None:
-        seen.append(request.url)
-        seen.extend(f"{k}: {v}" for k, v in request.headers.items())
-        seen.append(request.post_data or "")
-
-    page.on("request", record)
-    _open(page, world.owner_link())
-
-    assert any("ListAccess" in item for item in seen), "the page did talk to the server"
-    everything = "\n".join(seen)
-    for form in secret_forms(world.device_jwk, world.device_key):
-        assert form not in everything
-    assert page.evaluate("() => sessionStorage.length + localStorage.length") == 0
-
-
-def test_the_connect_form_connects_and_forgets_the_pasted_key(world: UiWorld, page: Page) -> None:
-    page.goto(world.url + "/ui")
-    form = page.locator("#connect-form")
-    expect(form).to_be_visible()
-
-    form.locator('input[name="walletId"]').fill(world.wallet["walletId"])
-    form.locator('input[name="credentialId"]').fill(world.device_credential)
-    form.locator('textarea[name="key"]').fill(json.dumps(world.device_jwk))
-    form.locator('button[type="submit"]').click()
-
-    expect(page.locator("body[data-loaded=true]")).to_have_count(1)
-    expect(_card(page, world.used_session)).to_be_visible()
-    expect(page.locator("#connect")).to_be_hidden()
-    assert form.locator('textarea[name="key"]').input_value() == ""
-
-
-def test_a_key_the_server_does_not_know_is_refused_and_shows_nothing(
-    world: UiWorld, page: Page
-) -> None:
-    stranger = private_jwk(generate_private_key())
-    link = f"{world.url}/ui" + fragment(
-        stranger, walletId=world.wallet["walletId"], credentialId=world.device_credential
-    )
-    page.goto(link)
-
-    expect(page.locator("#status-line")).to_contain_text("SIGNATURE_INVALID")
-    expect(page.locator("#status-line")).to_have_attribute("data-kind", "error")
-    expect(page.locator("article.session")).to_have_count(0)

@@ -19,7 +19,7 @@ from typing import Any, Final
 import matplotlib.image
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric import ec
-from playwright.sync_api import BrowserContext, Playwright
+from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 from sessionward.chain.demo import fund_demo_wallet
 from sessionward.crypto.p256 import generate_private_key, public_key_bytes
@@ -84,22 +84,49 @@ def private_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
     }
 
 
-def key_parameter(jwk: dict[str, str]) -> str:
-    """The ``key`` fragment parameter: base64url of the JWK's JSON."""
-    return base64.urlsafe_b64encode(json.dumps(jwk).encode()).rstrip(b"=").decode()
-
-
-def fragment(jwk: dict[str, str], **params: str) -> str:
-    """``#name=value&...&key=...`` for a connect link."""
-    parts = [f"{name}={value}" for name, value in params.items()]
-    return "#" + "&".join([*parts, f"key={key_parameter(jwk)}"])
-
-
 def secret_forms(jwk: dict[str, str], key: ec.EllipticCurvePrivateKey) -> list[str]:
     """Every spelling of the private scalar a leak could take (JWK ``d``, hex, decimal, the
-    whole connect parameter)."""
+    base64url of the whole JWK as old connect links carried it)."""
     d = key.private_numbers().private_value
-    return [jwk["d"], f"{d:064x}", str(d), key_parameter(jwk)]
+    whole = base64.urlsafe_b64encode(json.dumps(jwk).encode()).rstrip(b"=").decode()
+    return [jwk["d"], f"{d:064x}", str(d), whole]
+
+
+# --- the pages --------------------------------------------------------------------------------
+
+
+def pair_in_page(page: Page, code: str, label: str = "test browser") -> None:
+    """Type ``code`` into the owner page's pairing form and submit it."""
+    form = page.locator("#pair-form")
+    expect(form).to_be_visible()
+    form.locator('input[name="pairingCode"]').fill(code)
+    form.locator('input[name="label"]').fill(label)
+    form.locator('button[type="submit"]').click()
+
+
+def open_owner_page(page: Page, world: UiWorld) -> str:
+    """Open ``/ui``; pair this browser with a fresh code from the owner if it has no device
+    yet; wait until the sessions are shown. Returns the browser's device credential id."""
+    page.goto(world.url + "/ui")
+    paired = page.locator("body[data-loaded=true]")
+    pairing = page.locator("#pair:not([hidden])")
+    expect(paired.or_(pairing)).to_have_count(1)
+    if pairing.count():
+        pair_in_page(page, world.owner.create_pairing_code()["pairingCode"])
+    expect(paired).to_have_count(1)
+    device = page.locator("body").get_attribute("data-device")
+    assert device
+    return device
+
+
+def connect_ops(page: Page, url: str, jwk: dict[str, str], credential_id: str = OPS_ID) -> None:
+    """Open ``/ui/ops`` and paste the credential id and private JWK into its connect form."""
+    page.goto(url + "/ui/ops")
+    form = page.locator("#connect-form")
+    expect(form).to_be_visible()
+    form.locator('input[name="credentialId"]').fill(credential_id)
+    form.locator('textarea[name="key"]').fill(json.dumps(jwk))
+    form.locator('button[type="submit"]').click()
 
 
 # --- the service ------------------------------------------------------------------------------
@@ -115,7 +142,8 @@ class Service:
 
 @dataclass
 class UiWorld:
-    """A running service with a wallet whose owner registered a P-256 device key, a backend,
+    """A running service with a wallet whose owner registered a P-256 device key by signing it
+    (an SDK device: ``device_key`` stays in Python; browsers pair their own keys), a backend,
     and a session that has been used (one swap)."""
 
     url: str
@@ -140,20 +168,6 @@ class UiWorld:
     def ops_jwk(self) -> dict[str, str]:
         return private_jwk(self.ops_key)
 
-    def owner_link(self) -> str:
-        return (
-            self.url
-            + "/ui"
-            + fragment(
-                self.device_jwk,
-                walletId=self.wallet["walletId"],
-                credentialId=self.device_credential,
-            )
-        )
-
-    def ops_link(self) -> str:
-        return self.url + "/ui/ops" + fragment(self.ops_jwk, credentialId=OPS_ID)
-
     def grant(self, *, expires_in: int = 3600, max_uses: int = 10) -> str:
         """A new active session for the backend: swaps on the demo router, 500 USD in total."""
         router = self.waas.runtime.deployment.router
@@ -169,7 +183,11 @@ class UiWorld:
             self.backend_credential, self.wallet["walletId"], envelope
         )
         self.owner.approve_session(pending["sessionId"], self.owner.sign_grant(pending))
-        return str(pending["sessionId"])
+        session_id = str(pending["sessionId"])
+        # Approved sessions are active once the relayer installed them and the chain shows it.
+        store = self.waas.runtime.store
+        _wait(lambda: getattr(store.sessions.get(session_id), "status", "") == "active", "install")
+        return session_id
 
     def swap(self, session_id: str, amount_usdx: int, *, to: str | None = None) -> dict[str, Any]:
         """Prepare, execute and wait for a USDX → WETHX swap through the backend."""

@@ -15,17 +15,25 @@ Contracts:
   no alert, freeze or metric in the answer). Its nonces go to the same replay store as every
   other request.
 
-How the pages authenticate (nothing secret ever reaches the server): the owner page signs
-``POST /v1/Waas/<Method>`` requests in the browser with an owner *device* key — a P-256 key
-registered for the wallet with ``RegisterCredential`` signed by the owner credential
-(``OwnerClient.register_device``). The page receives the key as a JWK in the URL fragment::
+How the pages authenticate (nothing secret ever reaches a URL):
 
-    /ui#walletId=<walletId>&credentialId=<device credentialId>&key=<base64url(JSON JWK)>
-
-(the fragment is not part of any HTTP request; the page imports the key as non-extractable
-and then removes the fragment from the address bar and history), or from its connect form.
-The ops page takes ``#credentialId=<ops credential id>&key=<base64url(JSON JWK)>`` the same way;
-the ops credential must be configured with ``alg = "ecdsa-p256-sha256"``.
+- The owner page signs ``POST /v1/Waas/<Method>`` requests in the browser with an owner
+  *device* key that the page itself generates with WebCrypto as a **non-extractable** P-256 key
+  and keeps in IndexedDB (the ``CryptoKey`` object: script signs with it, nobody can export it).
+  The page is paired by an act of the wallet's owner: the owner's root credential issues a
+  one-time pairing code (``CreatePairingCode``, ``OwnerClient.create_pairing_code``: short-lived,
+  single use, stored hashed); the owner types or pastes the code into the page's pairing form,
+  and the page sends ``PairDevice`` signed ``cred="self"`` by the new key (proof of possession)
+  with the code in the JSON body. The form is posted by script only (the CSP's
+  ``form-action 'none'`` stops any navigation that could carry it in a query). After a reload
+  the page signs with the key from IndexedDB. A device expires (``device_ttl_s``), is listed
+  (``ListDevices``) and revoked (``RevokeDevice``) by the owner; a revoked or expired device's
+  requests are refused (``CREDENTIAL_REVOKED``/``CREDENTIAL_EXPIRED``) and the page offers to
+  pair again; a device cannot pair devices (``DEVICE_CANNOT_PAIR``). The page reads nothing
+  from its URL: a fragment is ignored and removed from the address bar.
+- The ops page takes an ops credential's private JWK pasted into its connect form (never from
+  the URL), imports it non-extractable and keeps it in the tab's memory only; the ops
+  credential must be configured with ``alg = "ecdsa-p256-sha256"``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-// What both pages share: building DOM safely, plain-language formatting, and connecting a key.
+// What both pages share: building DOM safely, plain-language formatting, and connecting an
+// ops key (pasted into a form, never read from the URL).
 //
 // Every text that comes from the server (summaries, app names, reasons) is set with
 // textContent, never parsed as HTML, so a backend's app name cannot inject markup.
 
-import { importSigningKey, jwkFromParameter, publicKeyHex, RequestSigner } from "./signing.js";
+import { importSigningKey, publicKeyHex, RequestSigner } from "./signing.js";
 
 /** ``el("p", {class: "x", dataset: {a: "1"}}, "text", child)``: an element, text children. */
 export function el(tag, attrs = {}, ...children) {
@@ -91,13 +92,12 @@ export function say(text, kind = "info") {
 }
 
 /**
- * Connect a key: from the URL fragment (``#...&key=<base64url JWK>``), or else from the
- * connect form. ``fields`` are the fragment/form parameters besides ``key`` that the page
- * needs. Resolves with ``{params, signer, publicKey}``. The fragment is removed from the
- * address bar and the history as soon as it is read (it is never sent to the server anyway).
+ * Connect an ops key from the connect form (pasted; the page never reads a key from its URL).
+ * ``fields`` are the form parameters besides ``key`` that the page needs. Resolves with
+ * ``{params, signer, publicKey}``. A fragment (an old-style link that carried a key) is
+ * ignored and removed from the address bar at once; the pasted key is cleared from the form.
  */
 export function connect(fields) {
-  const fragment = new URLSearchParams(location.hash.slice(1));
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
   const form = document.getElementById("connect-form");
   const panel = document.getElementById("connect");
@@ -127,19 +127,6 @@ export function connect(fields) {
       form.elements.key.value = ""; // do not keep the pasted secret in the DOM
       attempt(values, jwk).catch((error) => say(error.message, "error"));
     });
-    if (fragment.has("key")) {
-      let jwk;
-      try {
-        jwk = jwkFromParameter(fragment.get("key"));
-      } catch (_) {
-        jwk = null;
-      }
-      attempt(fragment, jwk).catch((error) => {
-        panel.hidden = false;
-        say(`Could not connect from the link: ${error.message}`, "error");
-      });
-    } else {
-      panel.hidden = false;
-    }
+    panel.hidden = false;
   });
 }

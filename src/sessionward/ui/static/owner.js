@@ -2,19 +2,16 @@
 // each limit, the time it has left, its status, and a revoke button.
 //
 // Reads: ListAccess (every page), GetSessionUsage per session, InspectCredential (public) for
-// the backend's display name. Revoke: RevokeAccess(walletId, credentialId, sessionId), signed
-// here by the owner's device key, then GetSession to show the server's word on it.
+// the backend's display name. Revoke: RevokeAccess(walletId, credentialId, sessionId), then
+// GetSession to show the server's word on it.
+//
+// Every request is signed here by this browser's owner *device* key (device.js): made by
+// WebCrypto as non-extractable, kept in IndexedDB, paired by the owner's one-time code typed
+// into the pairing form. The page reads nothing from its URL: a fragment (an old-style link
+// with a key in it) is ignored and removed from the address bar at once.
 
-import {
-  connect,
-  decimal,
-  duration,
-  el,
-  instant,
-  nowSeconds,
-  percent,
-  say,
-} from "./common.js";
+import { duration, el, instant, nowSeconds, percent, say, decimal } from "./common.js";
+import { deviceSigner, forgetDevice, loadDevice, pairDevice } from "./device.js";
 import { callMethod, callPublic, newIdempotencyKey } from "./signing.js";
 
 const STATUS_TEXT = {
@@ -265,19 +262,109 @@ function tick() {
   }
 }
 
-async function main() {
-  const connected = await connect(["walletId", "credentialId"]);
-  signer = connected.signer;
-  walletId = connected.params.walletId;
-  const who = document.getElementById("who");
-  who.textContent = `Wallet ${walletId} · signing as ${signer.credentialId} (device key ${connected.publicKey.slice(0, 14)}…; it stays in this tab)`;
-  who.hidden = false;
-  document.getElementById("reload").hidden = false;
-  document.getElementById("reload").addEventListener("click", () => {
-    load().catch((error) => say(`Could not load: ${error.message}`, "error"));
-  });
-  setInterval(tick, 1000);
-  await load();
+// A device the server no longer accepts: the exact code and what the owner should do.
+const DEAD_DEVICE = {
+  CREDENTIAL_REVOKED: ["revoked", "This browser's device was revoked by the wallet's owner."],
+  CREDENTIAL_EXPIRED: ["expired", "This browser's device has expired."],
+  CREDENTIAL_UNKNOWN: ["unknown", "The service does not know this browser's device."],
+};
+
+/** Show why the device is refused and offer pairing again (the old key is useless now). */
+function deviceRefused(error) {
+  const [state, text] = DEAD_DEVICE[error.code];
+  document.body.dataset.deviceState = state;
+  document.body.dataset.loaded = "false";
+  document.getElementById("sessions").replaceChildren();
+  document.getElementById("counts").textContent = "";
+  document.getElementById("reload").hidden = true;
+  say(`${text} Pair it again with a new code from your wallet app (${error.code}).`, "error");
+  showPairing();
 }
 
-main().catch((error) => say(`Could not load: ${error.message}`, "error"));
+/** Run ``work``; a refusal of the device itself switches the page to pairing. */
+async function guarded(work) {
+  try {
+    await work();
+  } catch (error) {
+    if (error && DEAD_DEVICE[error.code]) deviceRefused(error);
+    else say(`Could not load: ${error.message}`, "error");
+  }
+}
+
+function showPairing() {
+  document.getElementById("pair").hidden = false;
+  document.getElementById("pair-form").elements.pairingCode.focus();
+}
+
+function onPairSubmit(event) {
+  event.preventDefault();
+  const form = event.target;
+  const code = form.elements.pairingCode.value.trim();
+  const label = form.elements.label.value.trim();
+  form.elements.pairingCode.value = ""; // the code is a secret until used: not kept in the DOM
+  if (!code) {
+    say("Type the pairing code your wallet app shows.", "error");
+    return;
+  }
+  const button = form.querySelector('button[type="submit"]');
+  button.disabled = true;
+  say("Pairing this browser…");
+  pairDevice(code, label)
+    .then((device) => {
+      document.getElementById("pair").hidden = true;
+      return start(device);
+    })
+    .catch((error) => say(`Pairing failed: ${error.message}`, "error"))
+    .finally(() => {
+      button.disabled = false;
+    });
+}
+
+async function forget() {
+  // Revoke this device at the server first (a copy of the profile is then worthless too).
+  try {
+    await callMethod(signer, "RevokeDevice", { walletId, credentialId: signer.credentialId });
+  } catch (error) {
+    if (!DEAD_DEVICE[error.code]) throw error;
+  }
+  await forgetDevice();
+  signer = null;
+  document.body.dataset.device = "";
+  document.body.dataset.loaded = "false";
+  document.getElementById("sessions").replaceChildren();
+  document.getElementById("counts").textContent = "";
+  document.getElementById("who").hidden = true;
+  document.getElementById("reload").hidden = true;
+  document.getElementById("forget").hidden = true;
+  say("This browser is unpaired; its device key is revoked and deleted.", "ok");
+  showPairing();
+}
+
+async function start(device) {
+  signer = deviceSigner(device);
+  walletId = device.walletId;
+  document.body.dataset.device = device.credentialId;
+  document.body.dataset.deviceState = "paired";
+  const who = document.getElementById("who");
+  const until = device.expiresAt ? `, paired until ${instant(device.expiresAt)}` : "";
+  who.textContent = `Wallet ${walletId} · this browser is device ${device.credentialId}${until} (its key cannot leave this browser)`;
+  who.hidden = false;
+  document.getElementById("reload").hidden = false;
+  document.getElementById("forget").hidden = false;
+  await guarded(load);
+}
+
+async function main() {
+  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+  document.getElementById("pair-form").addEventListener("submit", onPairSubmit);
+  document.getElementById("reload").addEventListener("click", () => guarded(load));
+  document.getElementById("forget").addEventListener("click", () => {
+    forget().catch((error) => say(`Could not unpair: ${error.message}`, "error"));
+  });
+  setInterval(tick, 1000);
+  const device = await loadDevice();
+  if (device) await start(device);
+  else showPairing();
+}
+
+main().catch((error) => say(`Could not start: ${error.message}`, "error"));

@@ -6,8 +6,9 @@
 // It is signed with ECDSA P-256 over SHA-256 by WebCrypto, which answers r || s (64 bytes);
 // the server refuses s > n/2 (SIGNATURE_MALLEABLE), so s is normalised to n - s when high.
 //
-// The private key is imported non-extractable and lives only in this page's memory: nothing
-// here ever puts it in a request, a URL, storage or the DOM.
+// Signing keys are non-extractable CryptoKeys: an owner device's key is generated so
+// (device.js), a pasted ops JWK is imported so. Nothing here ever puts a key in a request, a
+// URL, storage or the DOM.
 
 export const PREIMAGE_TAG = "SessionWard-Request/1";
 export const ALG = "ecdsa-p256-sha256";
@@ -70,11 +71,6 @@ function base64UrlToBytes(text) {
   const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
   const binary = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
   return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-}
-
-/** The JWK carried by a connect link's ``key`` parameter (base64url of the JWK's JSON). */
-export function jwkFromParameter(text) {
-  return JSON.parse(new TextDecoder().decode(base64UrlToBytes(text.trim())));
 }
 
 /** The 65-byte uncompressed public key of a P-256 JWK, as 0x hex (what the server registered). */
