@@ -169,3 +169,47 @@ def test_a_proof_is_single_use(api: Api, waas: Waas) -> None:
     )
     refused(_register(api, owner, account, proof), 409, "NONCE_REPLAYED")
     _nothing_for(waas, account, owner)
+
+
+def _salted_challenge(api: Api, key: Actor, salt: bytes, owner: str) -> dict[str, Any]:
+    body = {
+        "alg": key.signer.alg,
+        "publicKey": key.public_key,
+        "salt": "0x" + salt.hex(),
+        "owner": owner,
+        "ownerKind": "erc1271",
+    }
+    return dict(api.ok("GetRegistrationChallenge", body, key))
+
+
+def _create(api: Api, key: Actor, salt: bytes, owner: str, proof: dict[str, Any] | None) -> Any:
+    body: dict[str, Any] = {
+        "alg": key.signer.alg,
+        "publicKey": key.public_key,
+        "salt": "0x" + salt.hex(),
+        "owner": owner,
+        "ownerKind": "erc1271",
+    }
+    if proof is not None:
+        body["registration"] = proof
+    return api.call("CreateWallet", body, key)
+
+
+def test_creating_a_wallet_for_a_contract_owner_needs_that_owners_proof(
+    api: Api, waas: Waas
+) -> None:
+    real, attacker = Actor.secp256k1(), Actor.secp256k1()
+    owner_contract = _contract_owner(waas, real)
+    salt = secrets.token_bytes(32)
+    assert attacker.secret is not None and real.secret is not None
+
+    refused(_create(api, attacker, salt, owner_contract, None), 403, "REGISTRATION_PROOF_INVALID")
+    forged = _proof(_salted_challenge(api, attacker, salt, owner_contract), attacker.secret)
+    refused(_create(api, attacker, salt, owner_contract, forged), 403, "REGISTRATION_PROOF_INVALID")
+    challenge = _salted_challenge(api, real, salt, owner_contract)
+    account = challenge["account"]
+    _nothing_for(waas, account, attacker)  # no wallet, hence no deployment job queued either
+
+    answer = _create(api, real, salt, owner_contract, _proof(challenge, real.secret))
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["account"], answer.json()["ownerKind"]) == (account, "erc1271")

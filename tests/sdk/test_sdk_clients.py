@@ -9,7 +9,7 @@ import time
 import pytest
 from sdk_support import MERCHANT, TRANSFER, active_session, envelope, new_backend, new_owner
 
-from sessionward.chain.contracts import DeployedContract
+from sessionward.chain.contracts import DeployedContract, transact
 from sessionward.chain.demo import demo_contract
 from sessionward.crypto.p256 import generate_private_key
 from sessionward.domain.abi import encode_call, parse_signature
@@ -21,6 +21,7 @@ from sessionward.sdk import (
     P256RequestSigner,
     SessionWardApiError,
 )
+from sessionward.sdk.owner import check_registration_challenge
 from sessionward.service.waas import Waas
 
 
@@ -206,3 +207,43 @@ def test_unsigned_calls_and_unknown_credentials_fail_cleanly(url: str) -> None:
     unregistered = BackendClient(url, P256RequestSigner(generate_private_key()))
     with pytest.raises(ValueError, match="register"):
         unregistered.list_sessions()
+
+
+def test_the_owner_client_registers_an_existing_account_with_its_proof(
+    url: str, waas: Waas
+) -> None:
+    secret = secrets.token_bytes(32)
+    owner = OwnerClient(url, secret)
+    rt = waas.runtime
+    salt = secrets.token_bytes(32)
+    account = rt.calls.decode_address(
+        rt.chain.call(rt.deployment.factory, rt.calls.get_address(owner.public_key, salt))
+    )
+    transact(
+        rt.chain,
+        rt.deployer,
+        to=rt.deployment.factory,
+        data=rt.calls.create_account(owner.public_key, salt),
+    )
+    wallet = owner.register_wallet(account)
+    assert wallet["account"] == account and owner.wallet_id == wallet["walletId"]
+
+
+def test_the_owner_client_refuses_a_challenge_whose_digest_does_not_match() -> None:
+    challenge = {
+        "serviceId": "sessionward",
+        "chainId": 1,
+        "account": "0x" + "11" * 20,
+        "owner": "0x" + "22" * 20,
+        "nonce": "5",
+        "deadline": 2_000_000_000,
+        "digest": "0x" + "00" * 32,
+    }
+    with pytest.raises(ValueError, match="digest"):
+        check_registration_challenge(
+            challenge, account=challenge["account"], public_key="0x" + "33" * 20, owner=None
+        )
+    with pytest.raises(ValueError, match="another account"):
+        check_registration_challenge(
+            challenge, account="0x" + "44" * 20, public_key="0x" + "33" * 20, owner=None
+        )

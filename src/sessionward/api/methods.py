@@ -110,12 +110,21 @@ def _revoke_device(w: Waas, p: Principal, b: m.RevokeDeviceRequest) -> DeviceVie
 # --- wallets -------------------------------------------------------------------------------
 
 
+def _proof(body: m.RegistrationProofBody | None) -> RegistrationProof | None:
+    if body is None:
+        return None
+    return RegistrationProof(
+        nonce=int(body.nonce), deadline=body.deadline, signature=_hex(body.signature)
+    )
+
+
 def _create_wallet(w: Waas, p: Principal, b: m.CreateWalletRequest) -> WalletView:
     return w.wallets.create(
         p.self_key(),
         owner=b.owner,
         owner_kind=b.owner_kind,
         salt=None if b.salt is None else _hex(b.salt),
+        proof=_proof(b.registration),
     )
 
 
@@ -123,16 +132,17 @@ def _registration_challenge(
     w: Waas, p: Principal, b: m.GetRegistrationChallengeRequest
 ) -> RegistrationChallengeView:
     return w.wallets.registration_challenge(
-        p.self_key(), account=b.account, owner=b.owner, owner_kind=b.owner_kind
+        p.self_key(),
+        account=b.account,
+        salt=None if b.salt is None else _hex(b.salt),
+        owner=b.owner,
+        owner_kind=b.owner_kind,
     )
 
 
 def _register_wallet(w: Waas, p: Principal, b: m.RegisterWalletRequest) -> WalletView:
-    proof = RegistrationProof(
-        nonce=int(b.registration.nonce),
-        deadline=b.registration.deadline,
-        signature=_hex(b.registration.signature),
-    )
+    proof = _proof(b.registration)
+    assert proof is not None  # required by the model
     return w.wallets.register(
         p.self_key(), account=b.account, proof=proof, owner=b.owner, owner_kind=b.owner_kind
     )

@@ -136,16 +136,6 @@ class RevokeDeviceRequest(Body):
 # --- wallets -------------------------------------------------------------------------------
 
 
-class CreateWalletRequest(Body):
-    """Self-signed by the owner key (``publicKey`` is the owner address for secp256k1)."""
-
-    alg: Alg
-    public_key: PublicKey
-    owner: Address | None = None
-    owner_kind: OwnerKind = "eoa"
-    salt: Bytes32 | None = None
-
-
 Nonce = Annotated[str, StringConstraints(pattern=r"^(?:0|[1-9][0-9]{0,18})$")]
 
 
@@ -158,12 +148,26 @@ class RegistrationProofBody(Body):
     signature: Hex
 
 
-class GetRegistrationChallengeRequest(Body):
-    """Self-signed by the key that will become the owner credential."""
+class CreateWalletRequest(Body):
+    """Self-signed by the owner key (``publicKey`` is the owner address for secp256k1)."""
 
     alg: Alg
     public_key: PublicKey
-    account: Address
+    owner: Address | None = None
+    owner_kind: OwnerKind = "eoa"
+    salt: Bytes32 | None = None
+    registration: RegistrationProofBody | None = None
+    """Required for an ``erc1271`` owner (with ``salt``): see GetRegistrationChallenge."""
+
+
+class GetRegistrationChallengeRequest(Body):
+    """Self-signed by the key that will become the owner credential. ``account`` for
+    RegisterWallet, or ``salt`` for CreateWallet (the account the factory will make)."""
+
+    alg: Alg
+    public_key: PublicKey
+    account: Address | None = None
+    salt: Bytes32 | None = None
     owner: Address | None = None
     owner_kind: OwnerKind = "eoa"
 

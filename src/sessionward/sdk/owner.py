@@ -9,6 +9,7 @@ recomputed the digest from the grant document).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -66,10 +67,21 @@ class OwnerClient(SignedClient):
         *,
         owner: str | None = None,
         owner_kind: str | None = None,
+        sign_challenge: Callable[[bytes], bytes] | None = None,
     ) -> dict[str, Any]:
         """CreateWallet signed by the owner key itself; remembers ``walletId``, ``account``
-        and ``ownerCredentialId`` (the credential this client signs as afterwards)."""
+        and ``ownerCredentialId`` (the credential this client signs as afterwards).
+
+        For a contract owner (``owner_kind="erc1271"``) the owner proves control:
+        ``sign_challenge(digest)`` signs the checked registration challenge of the account
+        this ``salt`` (random if not given) makes."""
         body: dict[str, Any] = {}
+        if owner_kind == "erc1271":
+            if sign_challenge is None:
+                raise ValueError("a contract owner signs the registration challenge")
+            salt = salt if salt is not None else secrets.token_bytes(32)
+            challenge = self._challenge({"salt": hex_bytes(salt)}, owner, owner_kind, None)
+            body["registration"] = _proof(challenge, sign_challenge)
         if salt is not None:
             body["salt"] = hex_bytes(salt)
         if owner is not None:
@@ -83,10 +95,22 @@ class OwnerClient(SignedClient):
     ) -> dict[str, Any]:
         """GetRegistrationChallenge for ``account``, its digest recomputed here and checked
         (:func:`check_registration_challenge`) before anyone is asked to sign it."""
-        body = _wallet_body(account, owner, owner_kind)
+        return self._challenge({"account": account}, owner, owner_kind, account)
+
+    def _challenge(
+        self,
+        target: dict[str, Any],
+        owner: str | None,
+        owner_kind: str | None,
+        account: str | None,
+    ) -> dict[str, Any]:
+        body = {**target, **_wallet_body(None, owner, owner_kind)}
         challenge = self._self_signed("GetRegistrationChallenge", body)
         check_registration_challenge(
-            challenge, account=account, public_key=self.public_key, owner=owner
+            challenge,
+            account=account or str(challenge["account"]),
+            public_key=self.public_key,
+            owner=owner,
         )
         return challenge
 
@@ -104,20 +128,14 @@ class OwnerClient(SignedClient):
         secret (an EOA owner, or the EIP-7702 EOA itself); for a contract owner (ERC-1271)
         ``sign_challenge(digest)`` returns the bytes its ``isValidSignature`` accepts."""
         challenge = self.registration_challenge(account, owner=owner, owner_kind=owner_kind)
-        digest = bytes.fromhex(challenge["digest"][2:])
-        if sign_challenge is None:
-            if self.__secret is None:
-                raise ValueError("no secp256k1 owner secret: pass sign_challenge")
-            signature = sign_digest(self.__secret, digest)
-        else:
-            signature = sign_challenge(digest)
         body = _wallet_body(account, owner, owner_kind)
-        body["registration"] = {
-            "nonce": challenge["nonce"],
-            "deadline": challenge["deadline"],
-            "signature": hex_bytes(signature),
-        }
+        body["registration"] = _proof(challenge, sign_challenge or self._sign_with_secret)
         return self._adopt(self._self_signed("RegisterWallet", body))
+
+    def _sign_with_secret(self, digest: bytes) -> bytes:
+        if self.__secret is None:
+            raise ValueError("no secp256k1 owner secret: pass sign_challenge")
+        return sign_digest(self.__secret, digest)
 
     def _adopt(self, wallet: dict[str, Any]) -> dict[str, Any]:
         self.wallet_id = wallet["walletId"]
@@ -250,8 +268,18 @@ class OwnerClient(SignedClient):
         return self._call("RevokeAccess", body)
 
 
-def _wallet_body(account: str, owner: str | None, owner_kind: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"account": account}
+def _proof(challenge: Mapping[str, Any], sign: Callable[[bytes], bytes]) -> dict[str, Any]:
+    """The ``registration`` field: the challenge's nonce and deadline, and the signature."""
+    signature = sign(bytes.fromhex(str(challenge["digest"])[2:]))
+    return {
+        "nonce": challenge["nonce"],
+        "deadline": challenge["deadline"],
+        "signature": hex_bytes(signature),
+    }
+
+
+def _wallet_body(account: str | None, owner: str | None, owner_kind: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {} if account is None else {"account": account}
     if owner is not None:
         body["owner"] = owner
     if owner_kind is not None:

@@ -87,25 +87,32 @@ class Wallets:
         owner: str | None = None,
         owner_kind: OwnerKind = "eoa",
         salt: bytes | None = None,
+        proof: RegistrationProof | None = None,
     ) -> WalletView:
         """A new SessionAccount for ``owner`` (default: the signing key's address).
 
         The account's address is the factory's CREATE2 address, so the wallet is usable at
-        once; its deployment is queued on the relayer ahead of anything that uses it.
+        once; its deployment is queued on the relayer ahead of anything that uses it. An EOA
+        owner proves control by signing the request itself; a contract owner (``erc1271``)
+        by ``proof``, its signature over the registration challenge for the account of this
+        ``salt`` (``GetRegistrationChallenge`` with the salt): without it nobody gets an owner
+        credential over someone else's contract (``REGISTRATION_PROOF_INVALID``).
         """
         owner = self._owner(signer, owner, owner_kind)
+        if owner_kind == "erc1271" and (proof is None or salt is None):
+            raise ServiceError(
+                "forbidden",
+                ReasonCode.REGISTRATION_PROOF_INVALID,
+                "a contract owner proves control: give the salt and the owner's signature over "
+                "GetRegistrationChallenge for it",
+            )
         salt = salt if salt is not None else secrets.token_bytes(32)
         if len(salt) != 32:
             raise invalid(ReasonCode.INPUT_MALFORMED, "salt must be 32 bytes")
         factory = self._rt.deployment.factory
-        try:
-            account = self._rt.calls.decode_address(
-                self._rt.chain.call(factory, self._rt.calls.get_address(owner, salt))
-            )
-        except ChainError as exc:
-            raise ServiceError(
-                "unavailable", ReasonCode.CHAIN_UNAVAILABLE, f"chain unavailable: {exc}"
-            ) from None
+        account = self._predicted(owner, salt)
+        if proof is not None:
+            self._check_proof(signer, account, owner, owner_kind, proof)
         record = self._add(account, owner, owner_kind)
         self._rt.relayer.enqueue(
             f"deploy:{record.id}",
@@ -115,18 +122,39 @@ class Wallets:
         )
         return self._finish(record, signer, "wallet.created")
 
+    def _predicted(self, owner: str, salt: bytes) -> str:
+        """The factory's CREATE2 address of ``owner``'s account with ``salt``."""
+        try:
+            return self._rt.calls.decode_address(
+                self._rt.chain.call(
+                    self._rt.deployment.factory, self._rt.calls.get_address(owner, salt)
+                )
+            )
+        except ChainError as exc:
+            raise ServiceError(
+                "unavailable", ReasonCode.CHAIN_UNAVAILABLE, f"chain unavailable: {exc}"
+            ) from None
+
     def registration_challenge(
         self,
         signer: SelfSigned,
         *,
-        account: str,
+        account: str | None = None,
+        salt: bytes | None = None,
         owner: str | None = None,
         owner_kind: OwnerKind = "eoa",
     ) -> RegistrationChallengeView:
-        """What the account's owner signs for :meth:`register` (a fresh random nonce and a
-        deadline ``registration_ttl_s`` ahead; nothing is stored: the nonce is spent when the
-        proof is used). ``signer`` is the key that will become the owner credential."""
+        """What the account's owner signs for :meth:`register` (``account``) or
+        :meth:`create` (``salt``: the account the factory will make), with a fresh random
+        nonce and a deadline ``registration_ttl_s`` ahead; nothing is stored: the nonce is
+        spent when the proof is used. ``signer`` is the key that becomes the owner
+        credential."""
         owner = self._owner(signer, owner, owner_kind)
+        if (account is None) == (salt is None):
+            raise invalid(ReasonCode.INPUT_MALFORMED, "name either the account or the salt")
+        if account is None:
+            assert salt is not None
+            account = self._predicted(owner, salt)
         nonce = secrets.randbelow(MAX_NONCE)
         deadline = self._rt.now() + self._rt.settings.registration_ttl_s
         digest = self._registration_digest(signer, account, owner, nonce, deadline)
