@@ -152,6 +152,7 @@ SEL_TRANSFER_FROM: constant(bytes4) = 0x23B872DD  # transferFrom(address,address
 SEL_PERMIT: constant(bytes4) = 0xD505ACCF         # permit(address,address,uint256,uint256,uint8,bytes32,bytes32)
 SEL_PERMIT2_APPROVE: constant(bytes4) = 0x87517C45  # Permit2 approve(address,address,uint160,uint48)
 SEL_WITHDRAW: constant(bytes4) = 0x2E1A7D4D       # WETH withdraw(uint256)
+SEL_DEPOSIT: constant(bytes4) = 0xD0E30DB0        # WETH deposit(): no token leaves
 # Functions whose outflow is a token named by an argument (docs/protocol.md rule 7, catalog).
 SEL_SWAP_V2: constant(bytes4) = 0x38ED1739        # swapExactTokensForTokens(uint256,uint256,address[],address,uint256)
 SEL_SWAP_V3: constant(bytes4) = 0x414BF389        # exactInputSingle((address,address,uint24,address,uint256,uint256,uint256,uint160))
@@ -557,6 +558,10 @@ def _store_permission(
             word |= PERM_TOKEN | (convert(limit.period, uint256) << PERM_TOKEN_PERIOD)
     if len(token_limits) != 0:
         word |= self._argument_outflow_kind(permission.selector) << PERM_ARG_OUTFLOW
+    if word & PERM_TOKEN != 0 and word & ARG_OUTFLOW_BITS == 0 and not self._measured_on_token(permission.selector):
+        # A function on a limited token whose outflow rule 7 does not measure (a custom
+        # `transferAndCall`, `increaseApproval`, ...) would move the token uncounted.
+        reasons._fail(reasons.TOKEN_FUNCTION_UNDEFINED)
 
     base: uint256 = convert(keccak256(abi_encode(generation, permission.target, permission.selector)), uint256)
     if self._perm[base] != 0:
@@ -963,6 +968,25 @@ def _charge_fee(session_key: address, gas_units: uint256, max_fee_per_gas: uint2
     cost: uint256 = gas_units * max_fee_per_gas
     self._fee_budget[session_key] = budget - cost
     return cost
+
+
+@internal
+@pure
+def _measured_on_token(selector: bytes4) -> bool:
+    """
+    @dev The functions a limited token may be called with: those whose outflow rule 7 measures
+         on the token itself, and WETH `deposit` (nothing leaves). The catalog's token
+         functions, exactly (the grant builder refuses the rest: TOKEN_FUNCTION_UNDEFINED).
+    """
+    return (
+        selector == SEL_TRANSFER
+        or selector == SEL_APPROVE
+        or selector == SEL_INCREASE_ALLOWANCE
+        or selector == SEL_TRANSFER_FROM
+        or selector == SEL_PERMIT
+        or selector == SEL_WITHDRAW
+        or selector == SEL_DEPOSIT
+    )
 
 
 @internal
