@@ -4,13 +4,14 @@ reconciles and relays what was left, exactly once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from service_support import USD_UNIT, USDX_UNIT, CrashingChain, Session, SimulatedCrash, World
 
 from sessionward.chain.relay_jobs import JobState
-from sessionward.service.dispatcher import Dispatcher
+from sessionward.service.dispatcher import Dispatcher, DispatcherLoop
 from sessionward.service.transactions import TransactionView
 from sessionward.store import faults
 
@@ -226,3 +227,41 @@ def test_the_recovery_pass_returns_a_reservation_that_no_call_in_flight_carries(
     world.settle()
     assert world.usd_spent(session.session_id) == 1 * USD_UNIT
     assert world.rt.store.audit.verify().ok
+
+
+def test_of_two_dispatcher_loops_one_relays_and_the_other_takes_over_with_a_new_epoch(
+    world: World, session: Session
+) -> None:
+    first = DispatcherLoop(
+        Dispatcher(world.process()), world.rt.store.db, 0.05, lease_ttl_s=1.0, holder="node-a"
+    )
+    second = DispatcherLoop(
+        Dispatcher(world.process()), world.rt.store.db, 0.05, lease_ttl_s=1.0, holder="node-b"
+    )
+    first.start()
+    try:
+        _wait(lambda: first.holds_lease)
+        second.start()
+        time.sleep(0.5)
+        assert (first.holds_lease, second.holds_lease) == (True, False)
+        term = first.lease_epoch
+        txn = world.swap(session, 1)
+        _wait(lambda: _status(world, session, txn) == "executed")  # relayed by the holder
+        first.stop()  # a clean stop gives the lease up at once
+        _wait(lambda: second.holds_lease)
+        assert term is not None and second.lease_epoch == term + 1
+        later = world.swap(session, 1)
+        _wait(lambda: _status(world, session, later) == "executed")
+    finally:
+        first.stop()
+        second.stop()
+    for done in (txn, later):
+        job = world.rt.relayer.job(f"exec:{done['txnId']}")
+        assert job is not None and len(job.tx_hashes) == 1
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+import uuid
 
 import pytest
 from sqlalchemy import text
 
+from database_support import PG_URL
 from sessionward.chain.relay_jobs import JobState, RelayJob
-from sessionward.store import Store
+from sessionward.store import Store, open_store
 from sessionward.store.lease import FENCE_CONDITION, LeaseFence, Leases
 from sessionward.store.relay_jobs import SqlRelayJobStore
 
@@ -93,39 +94,45 @@ def test_without_a_term_a_fenced_store_moves_nothing(store: Store) -> None:
     assert jobs.replace(_signed(job, 1))
 
 
+@pytest.mark.postgres
 def test_a_takeover_waits_for_a_claim_in_flight_and_a_later_claim_sees_the_new_epoch(
-    store: Store, open_another: Callable[[int], Store]
+    pg_store: Store,
 ) -> None:
     """On PostgreSQL the claim reads the lease row FOR SHARE: a takeover that starts while a
     claim is in flight waits for it, so no claim made under an old epoch commits after the
-    new term began."""
-    if not store.db.is_postgresql:
-        pytest.skip("SQLite serialises writers: nothing to interleave")
-    other = open_another(2)
-    leases = Leases(store.db)
-    a, b = LeaseFence(NAME, "node-a"), LeaseFence(NAME, "node-b")
-    assert leases.acquire(a, ttl_ms=TTL_MS) == 1
-    on_a = SqlRelayJobStore(store.db, fence=a)
-    job = RelayJob(job_id="exec:3", sender=SENDER, to=SENDER, data=b"", value=0, gas_limit=21_000,
-                   created_at_ms=1)  # fmt: skip
-    on_a.add(job)
-    took_over: list[int | None] = []
-    with store.db.writing() as conn:  # node A's claim, held open past the lease's expiry
-        claimed = conn.execute(
-            text(
-                "UPDATE relay_jobs SET version = 1 WHERE job_id = 'exec:3' AND "
-                + FENCE_CONDITION["postgresql"]
-            ),
-            {"lease_name": NAME, "lease_holder": "node-a", "lease_epoch": 1},
-        ).rowcount
-        assert claimed == 1
-        _expire()
-        taker = threading.Thread(
-            target=lambda: took_over.append(Leases(other.db).acquire(b, ttl_ms=TTL_MS))
-        )
-        taker.start()
-        taker.join(0.5)
-        assert taker.is_alive()  # the takeover waits for the claim in flight
-    taker.join(5)
-    assert took_over == [2]
-    assert not on_a.replace(_signed(on_a.get("exec:3") or job, 4))  # term 1 is over
+    new term began. (SQLite serialises writers: nothing to interleave there.)"""
+    name = f"relayer:interleave:{uuid.uuid4().hex[:8]}"
+    job_id = f"exec:{uuid.uuid4().hex[:8]}"
+    other = open_store(PG_URL, schema=pg_store.db.schema, pool_size=2)
+    try:
+        leases = Leases(pg_store.db)
+        a, b = LeaseFence(name, "node-a"), LeaseFence(name, "node-b")
+        assert leases.acquire(a, ttl_ms=TTL_MS) == 1
+        on_a = SqlRelayJobStore(pg_store.db, fence=a)
+        job = RelayJob(job_id=job_id, sender=SENDER, to=SENDER, data=b"", value=0,
+                       gas_limit=21_000, created_at_ms=1)  # fmt: skip
+        on_a.add(job)
+        took_over: list[int | None] = []
+        with pg_store.db.writing() as conn:  # node A's claim, held open past the lease's expiry
+            claimed = conn.execute(
+                text(
+                    "UPDATE relay_jobs SET version = 1 WHERE job_id = :job_id AND "
+                    + FENCE_CONDITION["postgresql"]
+                ),
+                {"job_id": job_id, "lease_name": name, "lease_holder": "node-a", "lease_epoch": 1},
+            ).rowcount
+            assert claimed == 1
+            _expire()
+            taker = threading.Thread(
+                target=lambda: took_over.append(Leases(other.db).acquire(b, ttl_ms=TTL_MS))
+            )
+            taker.start()
+            taker.join(0.5)
+            assert taker.is_alive()  # the takeover waits for the claim in flight
+        taker.join(5)
+        assert took_over == [2]
+        claimed_job = on_a.get(job_id)
+        assert claimed_job is not None
+        assert not on_a.replace(_signed(claimed_job, 4))  # term 1 is over
+    finally:
+        other.close()
