@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from api_support import Api, TestClient, create_owner, refused
@@ -24,6 +26,7 @@ import anvil_node
 from database_support import PG_URL
 from sessionward.api import create_app
 from sessionward.api.health import database_outage
+from sessionward.server import BackgroundServer
 from sessionward.service.config import Settings
 from sessionward.service.waas import Waas
 
@@ -250,3 +253,18 @@ def test_an_outage_raised_by_the_driver_itself_answers_503_and_the_retry_succeed
         refused(dropped, 503, "DATABASE_UNAVAILABLE")
         assert dropped.headers["retry-after"] == "1"
         assert api.call("ListAccess", body, owner).status_code == 200
+
+
+def test_readyz_reports_the_relayer_lease_of_a_relaying_node(tmp_path: Path) -> None:
+    waas = Waas.from_settings(Settings(data_dir=tmp_path, relayer_poll_s=0.05))
+    try:
+        with BackgroundServer(waas) as url:
+            deadline = time.monotonic() + 10
+            lease = None
+            while lease != "held" and time.monotonic() < deadline:
+                doc = httpx.get(f"{url}/readyz", timeout=5).json()
+                lease = doc["checks"]["relayer"]["lease"]
+                time.sleep(0.05)
+            assert lease == "held"
+    finally:
+        waas.runtime.close()

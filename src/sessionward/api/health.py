@@ -141,8 +141,7 @@ class Readiness:
     def _relayer(self) -> dict[str, Any]:
         if not self._waas.runtime.settings.run_relayer:
             return {"ok": True, "lease": "not relaying (run_relayer off)"}
-        loop = getattr(self._waas, "_loop", None)  # the DispatcherLoop, once started
-        holds = getattr(loop, "holds_lease", None)
-        if not isinstance(holds, bool):
-            return {"ok": True, "lease": "unknown"}
+        holds = self._waas.holds_relay_lease
+        if holds is None:
+            return {"ok": True, "lease": "not started"}
         return {"ok": True, "lease": "held" if holds else "another node relays"}

@@ -86,6 +86,12 @@ class Waas:
         whatever its driver raised otherwise: the health check."""
         self.runtime.store.current_revision()
 
+    @property
+    def holds_relay_lease(self) -> bool | None:
+        """Whether this node holds the relayer lease now; ``None`` when it is not relaying
+        (not started, or ``run_relayer`` off). For readiness reports (``/readyz``)."""
+        return None if self._loop is None else self._loop.holds_lease
+
     def start(self) -> None:
         """Start relaying in the background (only on the node that wins the lease)."""
         if self.runtime.settings.run_relayer and self._loop is None:
