@@ -182,7 +182,13 @@ class Transactions:
         tx_hash: str | None = None,
         failure: str | None = None,
     ) -> bool:
-        """``pending`` → ``executed`` or ``failed``; True only for the call that finished it."""
+        """``pending`` → ``executed`` or ``failed``; True only for the call that finished it.
+
+        The status alone: a relayed call's outcome must go through
+        :meth:`sessionward.store.execution.Executions.finish`, which also settles or releases
+        the reservation and appends the audit record and decision event in the same
+        transaction. (Written on its own, as earlier versions did, a crash after it leaves the
+        reservation held; the dispatcher's recovery pass repairs that.)"""
         with self._db.writing() as conn:
             result = conn.execute(
                 update(transactions)
