@@ -30,8 +30,10 @@ from multinode_support import PG_URL
 from sqlalchemy import create_engine, text
 
 import anvil_node
+from sessionward.chain.contracts import transact
 from sessionward.chain.errors import ChainError
 from sessionward.chain.interface import Chain
+from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import address_from_secret
 from sessionward.domain.reasons import ReasonCode
@@ -39,6 +41,7 @@ from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.config import Settings
 from sessionward.service.dispatcher import Dispatcher
 from sessionward.service.errors import ServiceError
+from sessionward.service.reconciler import cancel_queued
 from sessionward.service.runtime import build_runtime
 from sessionward.service.waas import Waas
 from sessionward.store.database import normalize_url
@@ -304,3 +307,61 @@ def test_the_chain_node_stopped_while_approving_relaying_and_revoking_then_resta
     nodes.until(lambda: a.record(first["sessionId"]).status == "revoked")
     assert agree(b, wallet, first["sessionId"]) == "revoked"
     assert agree(a, wallet, second["sessionId"]) == "active"
+
+
+def active_session(nodes: Nodes, wallet: Wallet) -> tuple[str, str, str]:
+    """An approved session installed on chain: (session id, session key, credential id)."""
+    a = nodes.a
+    backend = a.backend()
+    pending = a.authorize(wallet, backend)
+    approve(a, wallet, pending)
+    nodes.until(lambda: a.record(pending["sessionId"]).status == "active")
+    return pending["sessionId"], pending["sessionKey"], backend.credential_id
+
+
+def test_an_outsider_installs_an_approved_grant_and_a_revoke_on_another_node_removes_it(
+    nodes: Nodes,
+) -> None:
+    """The enable transaction is public: a stranger sends it first from a funded account of its
+    own. The relaying node recognises the install from the account's view; the owner's revoke,
+    answered by node B, ends with the session removed on chain."""
+    a, b = nodes.a, nodes.b
+    wallet = new_wallet(nodes)
+    backend = a.backend()
+    pending = a.authorize(wallet, backend)
+    session_id = pending["sessionId"]
+    approve(a, wallet, pending)
+    install = a.rt.relayer.job(f"enable:{session_id}")
+    assert install is not None
+    stranger = secrets.token_bytes(32)
+    a.chain.set_balance(address_from_secret(stranger), 10**18)
+    transact(a.chain, LocalTransactionSigner(stranger), to=wallet.account, data=install.data,
+             gas=3_000_000)  # fmt: skip
+    nodes.until(lambda: a.record(session_id).status == "active")
+    installed = [
+        r.payload["by"]
+        for r in a.rt.store.audit.records(wallet.wallet_id)
+        if r.kind == "session.installed"
+    ]
+    assert installed == ["other"]
+    assert agree(b, wallet, session_id) == "active"
+    revoke(b, wallet, backend.credential_id, session_id)
+    nodes.until(lambda: a.record(session_id).status == "revoked")
+    assert agree(b, wallet, session_id) == "revoked"
+    assert a.onchain_status(wallet, pending["sessionKey"]) == ONCHAIN_REVOKED
+
+
+def test_a_revoked_session_whose_removal_was_lost_is_repaired_within_seconds(
+    nodes: Nodes,
+) -> None:
+    a, b = nodes.a, nodes.b
+    wallet = new_wallet(nodes)
+    session_id, key, credential_id = active_session(nodes, wallet)
+    revoke(b, wallet, credential_id, session_id)
+    removal = a.rt.relayer.job(f"revoke:{session_id}")
+    assert removal is not None and cancel_queued(a.rt, removal, "lost")
+    repair_s = nodes.until(lambda: a.record(session_id).status == "revoked")
+    assert agree(b, wallet, session_id) == "revoked"
+    assert a.onchain_status(wallet, key) == ONCHAIN_REVOKED
+    assert a.rt.relayer.job(f"revoke:{session_id}#2") is not None
+    assert repair_s < 15, repair_s  # one dispatcher round to notice, then a block or two
