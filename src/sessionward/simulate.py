@@ -442,10 +442,14 @@ class World:
         return session
 
     def approve(self, session: SimSession) -> bool:
-        """ApproveSession with the owner's signature over the grant (also renews a suspended
-        session); False if the service refused."""
+        """ApproveSession with the owner's signature over the grant, or for a suspended session
+        over its SessionRenewal (a fresh owner act); False if the service refused."""
         wallet = session.agent.wallet
-        digest = bytes.fromhex(session.grant_digest.removeprefix("0x"))
+        signed = session.grant_digest
+        if self.status(session) == "suspended":
+            detail = self.waas.sessions.get(wallet.caller, session.session_id)
+            signed = detail["renewal"]["digest"] if "renewal" in detail else signed
+        digest = bytes.fromhex(signed.removeprefix("0x"))
         try:
             self.waas.sessions.approve(
                 wallet.caller,
@@ -817,6 +821,10 @@ class Scheduler:
                 wait = next(episode)
             except StopIteration:
                 continue
+            except ServiceError as refused:
+                if refused.code is not ReasonCode.GLOBAL_FREEZE:
+                    raise
+                continue  # no session can be authorized during a global freeze drill
             heapq.heappush(self._heap, (self._clock() + max(1, wait), self._sequence, episode))
             self._sequence += 1
         self._heap.clear()
