@@ -167,10 +167,6 @@ class Scope:
     def action_classes(self) -> tuple[str, ...]:
         return tuple(sorted({p.action_class for p in self.permissions.values()}))
 
-    @property
-    def value_limit(self) -> ValueLimit | None:
-        return self.envelope.value_limit
-
     def ordered_permissions(self) -> tuple[GrantedPermission, ...]:
         """Permissions in their canonical order: by target, then selector."""
         return tuple(self.permissions[k] for k in sorted(self.permissions))
