@@ -187,3 +187,20 @@ def test_the_weekly_report_counts_disagreements_and_their_time_to_agreement(
     assert (tta.disagreements, tta.agreed) == (1, 1)
     assert tta.p50_seconds is not None and tta.p50_seconds >= 0
     assert type(week).from_json(week.to_json()) == week
+
+
+def test_each_disagreement_alert_goes_to_the_alert_sink_once(
+    world: World, session: Session
+) -> None:
+    sent: list[AlertRecord] = []
+    reconciler = world.waas.dispatcher.reconciler
+    reconciler.sink = sent.append
+    try:
+        revoke(world, session)
+        removal = world.rt.relayer.job(f"revoke:{session.session_id}")
+        assert removal is not None and cancel_queued(world.rt, removal, "FEE_LIMIT_EXCEEDED")
+        world.settle()
+    finally:
+        reconciler.sink = None
+    assert agree(world, session.wallet, session.session_id) == "revoked"
+    assert [(a.rule, a.session_id) for a in sent] == [(DISAGREEMENT, session.session_id)]

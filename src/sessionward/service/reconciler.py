@@ -195,7 +195,8 @@ class Reconciler:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._rt = rt
-        self._sink = sink
+        self.sink = sink
+        """Where each disagreement alert goes once recorded (e.g. the signed webhooks)."""
         self._slow_every_s = slow_every_s
         self._clock = clock
         self._last_slow: float | None = None
@@ -433,8 +434,8 @@ class Reconciler:
             self.stats.disagreements += 1
             self.stats.open_disagreements = len(self._open)
         _log.warning("session %s: %s", record.id, what)
-        if self._sink is not None:
-            self._rt.store.db.after_commit(partial(self._sink, alert))
+        if self.sink is not None:
+            self._rt.store.db.after_commit(partial(self.sink, alert))
 
     def _agree(self, record: SessionRecord, now: int) -> None:
         alert_id = self._open.pop(record.id, None)

@@ -44,6 +44,7 @@ class Waas:
         self.anomaly = AnomalyMonitor(rt, self.directory, self.revocations, alert_sink)
         self.transactions = Transactions(rt, self.directory, self.anomaly)
         self.dispatcher = Dispatcher(rt)
+        self.dispatcher.reconciler.sink = alert_sink  # disagreement alerts go out as webhooks
         self.idempotency = IdempotentRequests(rt.store.idempotency, rt.now)
         self.request_nonces: ReplayStore = rt.store.replay
         """Where the API remembers request-signature nonces (shared by every node)."""
