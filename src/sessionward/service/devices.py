@@ -144,7 +144,8 @@ class Devices:
 
     @property
     def _ttl(self) -> int:
-        return min(self._rt.settings.device_ttl_s, MAX_DEVICE_TTL_S)
+        # Bounded here too: environment overrides of the settings are not range-checked.
+        return max(MIN_DEVICE_TTL_S, min(self._rt.settings.device_ttl_s, MAX_DEVICE_TTL_S))
 
     def _device_ttl(self, requested: int | None) -> int:
         if requested is None:
@@ -166,7 +167,7 @@ class Devices:
         ttl = self._device_ttl(device_ttl_s)
         now = self._rt.now()
         compact = base64.b32encode(secrets.token_bytes(CODE_BYTES)).decode("ascii")
-        expires_at = now + min(self._rt.settings.pairing_code_ttl_s, MAX_PAIRING_CODE_TTL_S)
+        expires_at = now + max(1, min(self._rt.settings.pairing_code_ttl_s, MAX_PAIRING_CODE_TTL_S))
         with self._rt.store.db.unit():
             self._store.add_code(
                 code_id=new_id("pair"),
