@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+import anvil_node
 from sessionward.domain.reasons import ReasonCode
 from sessionward.service.config import Settings
 from sessionward.service.runtime import build_runtime
@@ -130,3 +131,16 @@ def test_a_tampered_record_is_refused_logged_and_raises_a_critical_alert(
         assert alerts[0].detail["keyId"] == key.key_id
     finally:
         rt.close()
+
+
+def test_on_a_node_chain_the_deployment_record_is_owner_only_too(tmp_path: Path) -> None:
+    process, url = anvil_node.start(1)
+    try:
+        data = tmp_path / "data"
+        rt = build_runtime(Settings(data_dir=data, rpc_url=url, run_relayer=False))
+        rt.close()
+        assert (data / "deployment.json").exists()
+        assert _mode(data) == 0o700
+        assert {p.name: oct(_mode(p)) for p in data.rglob("*") if _mode(p) & 0o077} == {}
+    finally:
+        anvil_node.stop(process)

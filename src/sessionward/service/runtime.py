@@ -168,4 +168,5 @@ def _deployment(
     deployment = deploy_demo(chain, deployer=deployer, relayer=relayer)
     if not embedded:
         path.write_text(json.dumps(asdict(deployment), indent=2), encoding="utf-8")
+        path.chmod(0o600)  # custody at rest: every file in the data directory is owner-only
     return deployment
