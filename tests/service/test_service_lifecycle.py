@@ -266,3 +266,27 @@ def test_the_grant_signature_is_stored_for_the_install_only(
     assert json.loads(record.grant)["digest"] == pending["grantDigest"]
     world.settle()
     assert agree(world, wallet, pending["sessionId"]) == "active"
+
+
+def test_a_session_past_its_expiry_is_recorded_expired_and_its_queued_install_dropped(
+    world: World, wallet: Wallet, backend: Backend
+) -> None:
+    live = world.session(wallet, backend, expiresAt=world.now() + 120)
+    queued = world.authorize(wallet, backend, expiresAt=world.now() + 120)
+    approve(world, wallet, queued)
+    world.clock.advance(121)
+    world.waas.dispatcher.reconciler.run(everything=True)
+    for session_id in (live.session_id, queued["sessionId"]):
+        record = world.record(session_id)
+        assert record.status == "expired"
+        detail = world.waas.sessions.get(wallet.caller, session_id)
+        assert (detail["status"], detail["lifecycle"]) == ("expired", "expired")
+    dropped = world.rt.relayer.job(f"enable:{queued['sessionId']}")
+    assert dropped is not None and dropped.state is JobState.REFUSED and not dropped.tx_hashes
+    world.settle()
+    # The chain agrees: the installed one is past the window its state word carries (the
+    # account refuses its calls from then on), the other never came.
+    assert world.onchain_status(wallet, queued["sessionKey"]) == NEVER_INSTALLED
+    assert world.onchain_status(wallet, live.session_key) == ONCHAIN_ACTIVE
+    assert world.record(live.session_id).expires_at <= world.now()
+    assert world.rt.store.audit.verify(wallet.wallet_id).ok

@@ -300,6 +300,8 @@ class Reconciler:
             self._install_failed(record, f"the chain will not install it ({onchain.name})", now)
             return
         if record.expires_at <= now:
+            if latest is not None and latest.state is JobState.QUEUED:
+                cancel_queued(rt, latest, ReasonCode.SESSION_EXPIRED.value)  # pointless now
             rt.store.sessions.expire(record.id, now=now)
             return
         if global_freeze_in_force(rt):
