@@ -267,3 +267,21 @@ def test_a_browser_device_cannot_pair_or_register_another_device(
         )
         assert registered == [403, "DEVICE_CANNOT_PAIR"]
         assert (count(world, owner_devices), count(world, pairing_codes)) == before
+
+
+def test_unpairing_the_browser_revokes_its_device_and_deletes_its_key(
+    world: UiWorld, tmp_path: Path
+) -> None:
+    code = world.owner.create_pairing_code()["pairingCode"]
+    with chromium(tmp_path / "profile") as (context, _sent):
+        page, device = paired_page(context, world, code)
+        with page.expect_response(lambda r: r.url.endswith("/v1/Waas/RevokeDevice")) as answer:
+            page.locator("#forget").click()
+        assert answer.value.status == 200
+        expect(page.locator("#pair")).to_be_visible()
+        assert page.evaluate(_DEVICE) is None
+        page.reload()
+        expect(page.locator("#pair")).to_be_visible()
+        expect(page.locator("article.session")).to_have_count(0)
+    statuses = {d["credentialId"]: d["status"] for d in world.owner.list_devices()["items"]}
+    assert statuses[device] == "revoked"
