@@ -4,49 +4,72 @@ each wallet's own owner credential and backends are untouched."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import select, text
+import pytest
+from sqlalchemy import create_engine, select, text
+from store_support import PG_URL
 
-from sessionward.store import open_store
+from sessionward.store import Store, open_store
 from sessionward.store.schema import credentials, owner_devices
 
 
-def test_upgrade_retires_device_keys_of_the_old_rules(tmp_path: Path) -> None:
-    store = open_store(data_dir=tmp_path)
-    try:
-        store.upgrade("0005")
-        with store.db.writing() as conn:
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A never-migrated store on SQLite or in a fresh PostgreSQL schema (dropped after)."""
+    if request.param == "sqlite":
+        opened = open_store(data_dir=tmp_path)
+        yield opened
+        opened.close()
+        return
+    schema = f"sw_dev_{uuid.uuid4().hex[:16]}"
+    opened = open_store(PG_URL, schema=schema)
+    yield opened
+    opened.close()
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_upgrade_retires_device_keys_of_the_old_rules(store: Store) -> None:
+    store.upgrade("0005")
+    with store.db.writing() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO wallets (id, chain_id, account, owner, owner_kind, created_at) "
+                "VALUES ('wal_1', 1, :a, :o, 'eoa', 100)"
+            ),
+            {"a": "0x" + "11" * 20, "o": "0x" + "22" * 20},
+        )
+        for cid, role, wallet, at in (
+            ("cred_root", "owner", "wal_1", 100),
+            ("cred_dev", "owner", "wal_1", 200),
+            ("cred_backend", "backend", None, 150),
+        ):
             conn.execute(
                 text(
-                    "INSERT INTO wallets (id, chain_id, account, owner, owner_kind, created_at) "
-                    "VALUES ('wal_1', 1, :a, :o, 'eoa', 100)"
+                    "INSERT INTO credentials (id, role, alg, public_key, wallet_id, created_at)"
+                    " VALUES (:c, :r, 'ecdsa-p256-sha256', '0x04', :w, :t)"
                 ),
-                {"a": "0x" + "11" * 20, "o": "0x" + "22" * 20},
+                {"c": cid, "r": role, "w": wallet, "t": at},
             )
-            for cid, role, wallet, at in (
-                ("cred_root", "owner", "wal_1", 100),
-                ("cred_dev", "owner", "wal_1", 200),
-                ("cred_backend", "backend", None, 150),
-            ):
-                conn.execute(
-                    text(
-                        "INSERT INTO credentials (id, role, alg, public_key, wallet_id, created_at)"
-                        " VALUES (:c, :r, 'ecdsa-p256-sha256', '0x04', :w, :t)"
-                    ),
-                    {"c": cid, "r": role, "w": wallet, "t": at},
-                )
-        store.upgrade()
-        with store.db.reading() as conn:
-            rows = conn.execute(select(credentials.c.id, credentials.c.revoked_at))
-            revoked = {str(row[0]): row[1] for row in rows}
-            devices = conn.execute(
-                select(owner_devices.c.credential_id, owner_devices.c.paired_via)
-            ).all()
-        assert revoked["cred_root"] is None and revoked["cred_backend"] is None
-        assert revoked["cred_dev"] is not None
-        assert [tuple(d) for d in devices] == [("cred_dev", "legacy")]
-        store.downgrade("0005")
-        store.upgrade()
-    finally:
-        store.close()
+    store.upgrade()
+    with store.db.reading() as conn:
+        rows = conn.execute(select(credentials.c.id, credentials.c.revoked_at))
+        revoked = {str(row[0]): row[1] for row in rows}
+        devices = conn.execute(
+            select(owner_devices.c.credential_id, owner_devices.c.paired_via)
+        ).all()
+    assert revoked["cred_root"] is None and revoked["cred_backend"] is None
+    assert revoked["cred_dev"] is not None
+    assert [tuple(d) for d in devices] == [("cred_dev", "legacy")]
+    store.downgrade("0005")
+    store.upgrade()
