@@ -47,6 +47,7 @@ from sessionward.chain.revert import decode_revert_reason
 from sessionward.contracts import load_deployer
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto import typed_data
+from sessionward.crypto.keccak import keccak256
 from sessionward.domain.abi import decode_arguments, parse_signature
 from sessionward.domain.calldata import (
     EXECUTE,
@@ -75,7 +76,7 @@ from sessionward.domain.grant import Scope, validate_grant
 from sessionward.domain.policy import CallRequest, SessionStatus, SessionView, evaluate
 from sessionward.domain.prices import NATIVE_ASSET, FixedPrices, Price
 from sessionward.domain.reasons import ReasonCode
-from sessionward.domain.usage import TOKEN_PREFIX, Charge, Counter, Usage
+from sessionward.domain.usage import FEE, TOKEN_PREFIX, Charge, Counter, Usage
 
 HERE: Final = Path(__file__).resolve().parent
 T0: Final = 1_800_000_000
@@ -145,6 +146,8 @@ class DiffWorld:
     multisend: str
     """A Safe MultiSend address the catalog knows (never deployed: its records are run by the
     account itself, so nothing ever calls it)."""
+    entry_point: str
+    """The account's EntryPoint: user operations are validated and executed from it."""
     artifact: ContractArtifact = field(repr=False)
     recorder: Any = field(repr=False)
 
@@ -160,15 +163,18 @@ class DiffWorld:
     def submit(self, function: str, *args: Any) -> tuple[bool, str | None]:
         """Send ``function(*args)`` to the account from the relayer: ``(succeeded, revert
         reason)``; the reason is ``None`` when the revert carried no ``Error(string)``."""
+        ok, output = self.call_from(self.relayer, function, *args)
+        return ok, None if ok else decode_revert_reason(output)
+
+    def call_from(self, sender: str, function: str, *args: Any) -> tuple[bool, bytes]:
+        """``function(*args)`` on the account from ``sender``: ``(succeeded, output)``."""
         computation = boa.env.execute_code(
             to_address=self.account,
-            sender=self.relayer,
+            sender=sender,
             data=self.artifact.encode(function, *args),
             gas=10_000_000,
         )
-        if not computation.is_error:
-            return True, None
-        return False, decode_revert_reason(bytes(computation.output))
+        return not computation.is_error, bytes(computation.output)
 
 
 def deploy_diff_world() -> DiffWorld:
@@ -180,7 +186,10 @@ def deploy_diff_world() -> DiffWorld:
     chain_id = int(boa.env.evm.patch.chain_id)
     relayer = addr(boa.env.generate_address("relayer"))
     owner, session = make_key("owner"), make_key("session")
-    implementation = load_deployer("SessionAccount").deploy(ZERO_ADDRESS)
+    # The EntryPoint is emulated by an address of the world: it calls validateUserOp and
+    # execute_session_op the way EntryPoint v0.7 does (tests/contracts runs the real one).
+    entry_point = addr(boa.env.generate_address("entrypoint"))
+    implementation = load_deployer("SessionAccount").deploy(entry_point)
     factory = load_deployer("SessionAccountFactory").deploy(implementation.address)
     account_address = addr(factory.create_account(owner.address, b"\x00" * 31 + b"\x07"))
     account = at("SessionAccount", account_address)
@@ -237,6 +246,7 @@ def deploy_diff_world() -> DiffWorld:
         catalog=catalog,
         prices=prices,
         multisend=multisend,
+        entry_point=entry_point,
         artifact=demo_contract("SessionAccount"),
         recorder=recorder,
     )
@@ -275,6 +285,8 @@ class EnvelopeSpec:
     """``expiresAt - now`` at grant time."""
     usd_cap: int | None = None
     """``maxValueUsd`` in micro-USD (converted into token and native limits at grant time)."""
+    max_fee_wei: int | None = None
+    """``maxFeeWei``: the budget session user operations are charged against in validation."""
 
 
 @dataclass(frozen=True)
@@ -292,12 +304,21 @@ class Step:
 
     Shapes: ``single``, ``batch``, ``empty`` (a batch of none), ``multisend`` (the calls as
     Safe MultiSend records sent to the MultiSend contract; ``multisend_delegate`` with the first
-    record a delegatecall), and the refused modes ``delegatecall``, ``try``, ``static``
-    (carrying the first call as a single execution)."""
+    record a delegatecall), ``userop`` (the calls as a session user operation with ``gas``
+    = (verificationGasLimit, callGasLimit, preVerificationGas, maxFeePerGas), validated and
+    executed from the EntryPoint), and the refused modes ``delegatecall``, ``try``,
+    ``static`` (carrying the first call as a single execution)."""
 
     shape: str
     calls: tuple[CallSpec, ...] = ()
     seconds: int = 0
+    gas: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    @property
+    def max_cost(self) -> int:
+        """What the EntryPoint may take from the account for a user operation."""
+        verification, call, pre_verification, max_fee = self.gas
+        return (verification + call + pre_verification) * max_fee
 
 
 @dataclass(frozen=True)
@@ -343,6 +364,7 @@ def build_envelope(world: DiffWorld, spec: EnvelopeSpec, now: int) -> Envelope:
         ),
         max_uses=spec.max_uses,
         max_value_usd=spec.usd_cap,
+        max_fee_wei=spec.max_fee_wei,
     )
 
 
@@ -405,6 +427,18 @@ def build_request(world: DiffWorld, step: Step) -> CallRequest:
         data = encode_multisend(calls, operations)
         value = sum(c.value for c in calls)
         return CallRequest(world.chain_id, world.account, world.multisend, value, data)
+    if step.shape == "userop":
+        mode = mode_single() if len(calls) == 1 else mode_batch()
+        single = len(calls) == 1
+        execution = encode_single_execution(calls[0]) if single else encode_batch_execution(calls)
+        return CallRequest(
+            world.chain_id,
+            world.account,
+            world.account,
+            0,
+            encode_execute(mode, execution),
+            fee_wei=step.max_cost,
+        )
     if step.shape == "single":
         mode, execution = mode_single(), encode_single_execution(calls[0])
     elif step.shape in ("batch", "empty"):
@@ -629,6 +663,14 @@ def execute_step(world: DiffWorld, model: Model, step: Step) -> tuple[Decision, 
         model.outcomes.append("DENY / not signed")
         return decision, False, None
     mode, execution = signed
+    if step.shape == "userop":
+        ok, reason = run_user_op(world, model, step, decision, mode, execution)
+        model.outcomes.append(
+            f"userop: {'ALLOW' if decision.allowed else 'DENY'} / {'executed' if ok else 'refused'}"
+        )
+        if not ok:
+            model.outcomes.append(f"chain refused user operation: {reason}")
+        return decision, ok, reason
     nonce = next(model.nonces)
     deadline = now + 600
     digest = typed_data.session_call_digest(
@@ -658,6 +700,108 @@ def execute_step(world: DiffWorld, model: Model, step: Step) -> tuple[Decision, 
         model.apply(decision.charges)
         model.tainted |= swaps & set(model.scope.token_limits)
     return decision, ok, reason
+
+
+SESSION_OP: Final = "execute_session_op(address,bytes32,bytes)"
+SIG_VALIDATION_FAILED: Final = 1
+
+
+def run_user_op(
+    world: DiffWorld,
+    model: Model,
+    step: Step,
+    decision: Decision,
+    mode: bytes,
+    execution: bytes,
+) -> tuple[bool, str | None]:
+    """Run ``step`` as a session user operation the way EntryPoint v0.7 would: validation
+    (scope, signature, fee budget; its window returned as validation data and checked
+    against the block time), then ``execute_session_op``. Compares with ``decision``:
+    off-chain ALLOW ⇒ validated and executed (with a fee budget: without one the account pays
+    no session gas, FEE_LIMIT_EXCEEDED); a refusal's reason code is an off-chain verdict;
+    shared verdicts (``maxFeeWei`` included) are refused. The fee is charged to the model
+    when validation passes, whatever the execution does, as the chain does."""
+    now = boa.env.timestamp
+    scope = model.scope
+    session = world.session.address
+    verification, call_gas, pre_verification, max_fee = step.gas
+    call_data = calldata(SESSION_OP, session, mode, execution)
+    user_op_hash = keccak256(b"differential-user-op" + next(model.nonces).to_bytes(32, "big"))
+    signature = b"\x01" + bytes.fromhex(session[2:]) + world.session.sign(eth_signed(user_op_hash))
+    op = (
+        world.account,
+        0,
+        b"",
+        call_data,
+        verification.to_bytes(16, "big") + call_gas.to_bytes(16, "big"),
+        pre_verification,
+        (10**9).to_bytes(16, "big") + max_fee.to_bytes(16, "big"),
+        b"",
+        signature,
+    )
+    in_window = scope.valid_after <= now < scope.expires_at
+    budget = scope.envelope.max_fee_wei
+    where = f"\nstep: {step}\noff-chain: {[v.to_json() for v in decision.violations]}"
+    codes = {code.value for code in decision.reasons}
+    with boa.env.anchor():
+        ok, output = world.call_from(
+            world.entry_point, "validateUserOp", op, user_op_hash, step.max_cost
+        )
+    if ok:
+        (data,) = world.artifact.decode_output("validateUserOp", output)
+        assert isinstance(data, int)
+        if data & ((1 << 160) - 1) == SIG_VALIDATION_FAILED:
+            raise Mismatch(f"validation refused the session key's own signature{where}")
+        valid_after = max(scope.valid_after - 1, 0)
+        if (data >> 208, (data >> 160) & (2**48 - 1)) != (valid_after, scope.expires_at - 1):
+            raise Mismatch(f"validation returned another window: {data:#x}{where}")
+        if not in_window:
+            # The EntryPoint refuses the operation (AA22): nothing is charged or run.
+            reason = "SESSION_NOT_YET_VALID" if now < scope.valid_after else "SESSION_EXPIRED"
+            if reason not in codes:
+                raise Mismatch(f"the EntryPoint's window refused, off-chain {codes}{where}")
+            return False, reason
+        if budget is None:
+            raise Mismatch(f"validation passed a self-paid operation with no fee budget{where}")
+        # Valid: the EntryPoint runs it (validation's fee charge stays, whatever happens next).
+        world.call_from(world.entry_point, "validateUserOp", op, user_op_hash, step.max_cost)
+        model.apply([c for c in decision.charges if c.bucket == FEE])
+        executed, out = world.call_from(
+            world.entry_point, "execute_session_op", session, mode, execution
+        )
+        reason = None if executed else decode_revert_reason(out)
+        shared_codes = [
+            v for v in decision.violations if v.code is not ReasonCode.FEE_LIMIT_EXCEEDED
+        ]
+        compare(
+            Decision(tuple(shared_codes), decision.intents, decision.charges),
+            executed,
+            reason,
+            scope,
+            model.tainted | swap_inputs(world, step),
+            step,
+        )
+        if ReasonCode.FEE_LIMIT_EXCEEDED in decision.reasons:
+            raise Mismatch(f"validation passed an operation over the fee budget{where}")
+        if executed:
+            model.apply([c for c in decision.charges if c.bucket != FEE])
+            model.tainted |= swap_inputs(world, step) & set(scope.token_limits)
+        return executed, reason
+    reason = decode_revert_reason(output)
+    no_budget = budget is None and reason == "FEE_LIMIT_EXCEEDED"
+    if reason in _CODES:
+        if reason not in codes and not no_budget and not _documented_divergence(reason, decision):
+            raise Mismatch(f"validation refused with {reason}, not an off-chain verdict{where}")
+    elif decision.allowed:
+        raise Mismatch(f"off-chain ALLOW but validation reverted ({reason!r}){where}")
+    if decision.allowed and not no_budget:
+        raise Mismatch(f"off-chain ALLOW but validation refused with {reason}{where}")
+    return False, reason
+
+
+def eth_signed(digest: bytes) -> bytes:
+    """The EIP-191 hash a user operation's signer signs (``toEthSignedMessageHash``)."""
+    return keccak256(b"\x19Ethereum Signed Message:\n32" + digest)
 
 
 def compare(

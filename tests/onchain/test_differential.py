@@ -226,6 +226,8 @@ def envelopes(draw: st.DrawFn) -> EnvelopeSpec:
     ttl = draw(st.sampled_from((1, 30, 90, 600, 3600)))
     # A USD cap (micro-USD) around the amounts: 1 DA = 0.001 USD, 1 DB = 0.002 USD.
     usd_cap = draw(st.sampled_from((None, None, None, 1_000_000, 5_000_000)))
+    # A fee budget for session user operations (none: the account pays no session gas).
+    max_fee_wei = draw(st.sampled_from((None, 10**15, 10**17, 10**17)))
     return EnvelopeSpec(
         capabilities=capabilities,
         destinations=tuple(sorted(destinations)),
@@ -236,6 +238,7 @@ def envelopes(draw: st.DrawFn) -> EnvelopeSpec:
         start=start,
         ttl=max(ttl, start + 1),
         usd_cap=usd_cap,
+        max_fee_wei=max_fee_wei,
     )
 
 
@@ -380,6 +383,7 @@ def steps(draw: st.DrawFn, env: EnvelopeSpec) -> Step:
             ("single",) * 6
             + ("batch",) * 3
             + ("multisend",) * 2
+            + ("userop",) * 2
             + ("time",) * 3
             + ("empty", "delegatecall", "try", "multisend_delegate")
         )
@@ -390,6 +394,15 @@ def steps(draw: st.DrawFn, env: EnvelopeSpec) -> Step:
         return Step("empty")
     if shape in ("batch", "multisend", "multisend_delegate"):
         return Step(shape, tuple(draw(st.lists(_call_for(env), min_size=1, max_size=3))))
+    if shape == "userop":
+        gas = (
+            draw(st.sampled_from((100_000, 500_000))),
+            draw(st.sampled_from((100_000, 1_000_000))),
+            draw(st.sampled_from((21_000, 50_000))),
+            draw(st.sampled_from((10**9, 50 * 10**9))),
+        )
+        drawn = tuple(draw(st.lists(_call_for(env), min_size=1, max_size=2)))
+        return Step(shape, drawn, gas=gas)
     return Step(shape, (draw(_call_for(env)),))
 
 
@@ -632,3 +645,42 @@ def test_a_usd_cap_holds_on_chain_as_token_limits(world: DiffWorld) -> None:
     pay = Step("single", (CallSpec("transfer", ("tokenA", "merchant", 1000)),))
     one_more = Step("single", (CallSpec("transfer", ("tokenA", "merchant", 1)),))
     assert _run(world, capped, pay, one_more) == [(True, None), (False, "TOKEN_LIMIT_EXCEEDED")]
+
+
+def test_a_session_user_operation_is_validated_charged_and_executed_as_decided(
+    world: DiffWorld,
+) -> None:
+    budgeted = EnvelopeSpec(
+        capabilities=("erc20.transfer",),
+        destinations=("tokenA", "merchant"),
+        permissions=(),
+        value_limit=None,
+        token_limits=(("tokenA", 1000, 0),),
+        max_uses=None,
+        start=0,
+        ttl=600,
+        max_fee_wei=10**15,
+    )
+    gas = (100_000, 100_000, 21_000, 10**9)  # 2.21e14 wei at most per operation
+    pay = CallSpec("transfer", ("tokenA", "merchant", 100))
+    stranger = CallSpec("transfer", ("tokenA", "stranger", 100))
+    steps = [
+        Step("userop", (pay,), gas=gas),
+        Step("userop", (stranger,), gas=gas),  # refused in validation: nothing charged
+        Step("userop", (pay,), gas=gas),
+        Step("userop", (pay,), gas=gas),
+        Step("userop", (pay,), gas=gas),
+        Step("userop", (pay,), gas=gas),  # the fifth charge would pass 1e15
+    ]
+    assert _run(world, budgeted, *steps) == [
+        (True, None),
+        (False, "ARG_RULE_VIOLATED"),
+        (True, None),
+        (True, None),
+        (True, None),
+        (False, "FEE_LIMIT_EXCEEDED"),
+    ]
+    # No fee budget: the account pays no session gas at all.
+    assert _run(world, TRANSFER_ENVELOPE, Step("userop", (pay,), gas=gas)) == [
+        (False, "FEE_LIMIT_EXCEEDED")
+    ]
