@@ -365,3 +365,67 @@ def test_a_revoked_session_whose_removal_was_lost_is_repaired_within_seconds(
     assert a.onchain_status(wallet, key) == ONCHAIN_REVOKED
     assert a.rt.relayer.job(f"revoke:{session_id}#2") is not None
     assert repair_s < 15, repair_s  # one dispatcher round to notice, then a block or two
+
+
+def test_a_global_freeze_from_one_node_refuses_new_authority_on_the_other(nodes: Nodes) -> None:
+    """Issue 14.3 across nodes: ops freeze on node B; node A refuses AuthorizeRemoteAccess and
+    ApproveSession (GLOBAL_FREEZE, nothing written), an install queued before is held, and the
+    owner's revocation on node A still reaches the chain. Lifted by two ops: installs resume."""
+    a, b = nodes.a, nodes.b
+    wallet = new_wallet(nodes)
+    live, live_key, live_credential = active_session(nodes, wallet)
+    backend = a.backend()
+    queued = a.authorize(wallet, backend)
+    unapproved = a.authorize(wallet, backend)
+    approve(a, wallet, queued)
+    b.waas.revocations.emergency_revoke(
+        b.ops[0].caller, scope="global", target=None, reason="incident drill"
+    )
+    try:
+        with pytest.raises(ServiceError) as refused:
+            a.authorize(wallet, backend)
+        assert refused.value.code is ReasonCode.GLOBAL_FREEZE
+        before = a.record(unapproved["sessionId"])
+        with pytest.raises(ServiceError) as refused:
+            approve(a, wallet, unapproved)
+        assert refused.value.code is ReasonCode.GLOBAL_FREEZE
+        assert a.record(unapproved["sessionId"]) == before
+        revoke(a, wallet, live_credential, live)
+        nodes.until(lambda: a.record(live).status == "revoked")
+        assert agree(b, wallet, live) == "revoked"
+        for _ in range(3):
+            nodes.step()
+        assert a.record(queued["sessionId"]).status == "installing"
+        assert a.onchain_status(wallet, queued["sessionKey"]) == ONCHAIN_NEVER
+    finally:
+        for ops in b.ops:
+            try:
+                b.waas.revocations.lift_freeze(ops.caller, scope="global", target=None)
+            except ServiceError as waiting:
+                assert waiting.code is ReasonCode.FREEZE_LIFT_NEEDS_SECOND_OPS
+    nodes.until(lambda: a.record(queued["sessionId"]).status == "active")
+    assert agree(b, wallet, queued["sessionId"]) == "active"
+    assert a.onchain_status(wallet, live_key) == ONCHAIN_REVOKED
+
+
+def test_renewal_on_another_node_needs_a_fresh_owner_signature(nodes: Nodes) -> None:
+    a, b = nodes.a, nodes.b
+    wallet = new_wallet(nodes)
+    session_id, _key, _credential = active_session(nodes, wallet)
+    assert a.rt.store.sessions.suspend(session_id)
+    before = b.record(session_id)
+    grant_signature = bytes.fromhex(before.owner_signature or "")
+    with pytest.raises(ServiceError) as refused:
+        b.waas.sessions.approve(wallet.caller, session_id=session_id, signature=grant_signature)
+    assert refused.value.code is ReasonCode.NONCE_REPLAYED
+    assert b.record(session_id) == before
+    renewal = b.waas.sessions.get(wallet.caller, session_id)["renewal"]
+    signature = wallet.sign(renewal["digest"])
+    assert (
+        b.waas.sessions.approve(wallet.caller, session_id=session_id, signature=signature)["status"]
+        == "active"
+    )
+    # The same renewal signature sent to the first node too: refused, the nonce is closed.
+    with pytest.raises(ServiceError):
+        a.waas.sessions.approve(wallet.caller, session_id=session_id, signature=signature)
+    assert agree(a, wallet, session_id) == "active"
