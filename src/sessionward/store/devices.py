@@ -21,6 +21,7 @@ from sqlalchemy import and_, func, insert, select, update
 from .credentials import CredentialRecord, Credentials
 from .database import Database
 from .schema import credentials, owner_devices, pairing_codes
+from .sql import RowValues
 
 PairedVia = Literal["code", "signature", "legacy"]
 ClaimRefusal = Literal["invalid", "expired", "used"]
@@ -78,8 +79,7 @@ _DEVICE_COLUMNS: Final = (
 _JOINED: Final = owner_devices.join(credentials, credentials.c.id == owner_devices.c.credential_id)
 
 
-def _device(row: object) -> DeviceRecord:
-    m = row._mapping  # type: ignore[attr-defined]
+def _device(m: RowValues) -> DeviceRecord:
     return DeviceRecord(
         credential_id=m["credential_id"],
         wallet_id=m["wallet_id"],
@@ -156,7 +156,7 @@ class OwnerDevices:
         )
         with self._db.reading() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _device(row)
+        return None if row is None else _device(row._mapping)
 
     def is_device(self, credential_id: str) -> bool:
         query = select(owner_devices.c.credential_id).where(
@@ -193,7 +193,7 @@ class OwnerDevices:
             .limit(limit)
         )
         with self._db.reading() as conn:
-            return [_device(row) for row in conn.execute(query)]
+            return [_device(row._mapping) for row in conn.execute(query)]
 
     # --- pairing codes ------------------------------------------------------------------
 
