@@ -279,6 +279,12 @@ class Party:
         pending = owner.authorize_remote_access(self.credential_id, self.wallet_id, envelope)
         owner.approve_session(pending["sessionId"], owner.sign_grant(pending))
         session_id = str(pending["sessionId"])
+        # Usable once the relaying node has seen it installed on chain (installing → active).
+        wait_until(
+            lambda: owner.get_session(session_id)["lifecycle"] == "active",
+            f"session {session_id} installed on chain",
+            60.0,
+        )
         self.sessions.append(session_id)
         return session_id
 
