@@ -93,20 +93,40 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._refused = False
         self._deadline: asyncio.TimerHandle | None = None
+        self._due: float | None = None  # the loop time the current deadline falls at
+        self._what = "headers"
 
     # --- deadlines ------------------------------------------------------------------------
 
+    # One timer per connection at most, re-armed lazily: a deadline is a time and a label, and
+    # moving it (every request moves it two or three times) costs no timer of its own. The timer
+    # only fires to look at the deadline, and sleeps again if it was moved later.
+
     def _arm(self, seconds: float, what: str) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expired, what)
+        self._due = self.loop.time() + seconds
+        self._what = what
+        if self._deadline is None:
+            self._deadline = self.loop.call_at(self._due, self._check)
 
     def _disarm(self) -> None:
+        self._due = None
+
+    def _cancel_timer(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
 
-    def _expired(self, what: str) -> None:
+    def _check(self) -> None:
         self._deadline = None
+        if self._due is None:
+            return
+        if self.loop.time() < self._due:
+            self._deadline = self.loop.call_at(self._due, self._check)
+            return
+        self._due = None
+        self._expired(self._what)
+
+    def _expired(self, what: str) -> None:
         cycle = self.cycle
         if what == "body" and cycle is not None:
             # The app waits for the rest of the body: it gets a disconnect, not a short body,
@@ -144,6 +164,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._cancel_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
