@@ -206,8 +206,8 @@ class DispatcherLoop:
     """Runs :meth:`Dispatcher.step` every ``interval`` seconds in a daemon thread, on the node
     that holds the relayer lease of its chain (:mod:`sessionward.store.lease`).
 
-    Every node runs one; each round a node renews its lease (or tries to take an expired one)
-    at most every third of ``lease_ttl_s``. The lease fences the node's relay-job store: every
+    Every node runs one; a heartbeat thread renews the node's lease (or tries to take an
+    expired one) every third of ``lease_ttl_s``, whatever a relaying round is doing. The lease fences the node's relay-job store: every
     claim of a job is conditioned on the lease's epoch in the same statement, so a node that
     lost the lease (a dropped connection, a stall past the expiry) cannot submit even if this
     loop has not noticed yet. At the start of each term the holder reconciles the relayer's
@@ -239,7 +239,7 @@ class DispatcherLoop:
         if isinstance(store, SqlRelayJobStore):
             store.fence = self._fence
         self._term: int | None = None
-        self._renewed_at = float("-inf")
+        self._doubt = threading.Event()
         self._recovered_at = float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -270,36 +270,51 @@ class DispatcherLoop:
             _log.warning("could not release the relayer lease", exc_info=True)
 
     def _run(self) -> None:
+        self._lease()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, name="sessionward-relayer-lease", daemon=True
+        )
+        heartbeat.start()
         while not self._stop.is_set():
-            if self._lease():
-                self._lead()
-                wait = self._interval
-            else:
-                wait = self._ttl_ms / 3000
+            wait = self._interval
+            try:
+                epoch = self._fence.epoch
+                if epoch is None:
+                    wait = self._ttl_ms / 3000
+                else:
+                    if epoch != self._term or self._doubt.is_set():
+                        # A new term, or the lease was in doubt: re-read what may have moved.
+                        self._doubt.clear()
+                        self._term = epoch
+                        _log.info("relayer lease held: %s, epoch %d", self._fence.name, epoch)
+                        self._begin_term()
+                    self._lead()
+            except Exception:  # never let the loop die: a node that stops relaying stays silent
+                _log.exception("dispatcher loop round failed")
             self._stop.wait(wait)
+        heartbeat.join(timeout=10)
+
+    def _heartbeat(self) -> None:
+        """Renew (or try to take) the lease every third of its time, on its own thread, so a
+        long relaying round does not let it expire under a live holder."""
+        while not self._stop.wait(self._ttl_ms / 3000):
+            self._lease()
 
     def _lease(self) -> bool:
-        """Renew (or take) the lease when a third of its time has passed; True while held.
-        A new term (another epoch than the last one) is reconciled before anything else."""
-        now = time.monotonic()
-        if self._fence.epoch is not None and now - self._renewed_at < self._ttl_ms / 3000:
-            return True
+        """One renewal (or takeover attempt); True while held. A failed renewal or a lost lease
+        leaves the fence without a term (every claim refused) and puts the term in doubt."""
+        held = self._fence.epoch is not None
         try:
             epoch = self._leases.acquire(self._fence, ttl_ms=self._ttl_ms)
         except Exception:  # database unreachable: hold nothing until it answers again
             _log.warning("relayer lease not renewed", exc_info=True)
-            self._term = None
+            self._doubt.set()
             return False
         if epoch is None:
-            if self._term is not None:
-                _log.warning("relayer lease lost (term %d)", self._term)
-            self._term = None
+            if held:
+                _log.warning("relayer lease lost: %s", self._fence.name)
+            self._doubt.set()
             return False
-        self._renewed_at = now
-        if epoch != self._term:
-            _log.info("relayer lease taken: %s, epoch %d", self._fence.name, epoch)
-            self._term = epoch
-            self._begin_term()
         return True
 
     def _begin_term(self) -> None:
@@ -307,6 +322,10 @@ class DispatcherLoop:
             self._dispatcher.reconcile()
         except ChainError as exc:
             _log.warning("reconciliation failed: %s", exc)
+        except Exception:  # the database failed under it: begin the term again next round
+            _log.exception("reconciliation failed")
+            self._doubt.set()
+            return
         self._recover()
 
     def _recover(self) -> None:
