@@ -195,3 +195,19 @@ def test_ordinary_keep_alive_requests_still_work(address: tuple[str, int]) -> No
             while len(data) < _expected(data) or b"\r\n\r\n" not in data:
                 data += sock.recv(65536)
             assert data.startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"POST /v1/Waas/Execute HTTP/1.1\r\nbad header: x\r\n\r\n",
+        b"POST /v1/Waas/Execute HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nxx",
+    ],
+)
+def test_a_request_the_parser_cannot_read_answers_400_in_the_api_shape(
+    address: tuple[str, int], request_bytes: bytes
+) -> None:
+    status, doc = _exchange(address, request_bytes)
+    assert (status, doc["code"]) == (400, "INPUT_MALFORMED")
+    assert doc["error"] == "InvalidRequest"

@@ -16,7 +16,8 @@ adds, per connection:
   sees a disconnect (it never runs on a partial body). Idle keep-alive connections are closed
   after ``keep_alive_s`` (uvicorn's own timer).
 
-Each refusal is the API's one error shape, with ``connection: close``.
+Each refusal is the API's one error shape, with ``connection: close``; so is a request the
+parser cannot read at all (400 ``INPUT_MALFORMED``, where uvicorn would answer plain text).
 
 The request target exactly as received (``GET /a?`` keeps its ``?``, which ASGI's ``raw_path``
 and ``query_string`` cannot express) is put in the scope under
@@ -68,7 +69,12 @@ class HttpLimits:
 
 def _refusal(status: int, code: ReasonCode, msg: str, reason: str) -> bytes:
     """A whole HTTP/1.1 response in the API's error shape, closing the connection."""
-    kind = {408: "RequestTimeout", 414: "RequestTooLarge", 431: "RequestTooLarge"}[status]
+    kind = {
+        400: "InvalidRequest",
+        408: "RequestTimeout",
+        414: "RequestTooLarge",
+        431: "RequestTooLarge",
+    }[status]
     request_id = "req_" + secrets.token_hex(12)
     body = orjson.dumps(ApiError(status, kind, code, msg, reason=reason).body(request_id))
     head = (
@@ -153,8 +159,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
-        if not self._refused:  # a refusal of ours already answered this request
-            super().send_400_response(msg)
+        """httptools could not parse the request (a header name with a space, a bad request
+        line...): the API's error shape, 400 ``INPUT_MALFORMED``, instead of uvicorn's text."""
+        self._refuse(400, ReasonCode.INPUT_MALFORMED, "the request is not valid HTTP/1.1", "http")
 
     # --- asyncio.Protocol -----------------------------------------------------------------
 
