@@ -268,3 +268,32 @@ def test_readyz_reports_the_relayer_lease_of_a_relaying_node(tmp_path: Path) -> 
             assert lease == "held"
     finally:
         waas.runtime.close()
+
+
+def test_a_full_disk_makes_readyz_answer_503_with_its_reason(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs a small tmpfs of its own (mount), which only root can make")
+    data = tmp_path / "data"
+    data.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(data)], check=True)
+    try:
+        database = f"sqlite:///{tmp_path / 'elsewhere.sqlite3'}"
+        settings = Settings(data_dir=data, database_url=database, run_relayer=False)
+        with _service(settings) as client:
+            assert client.get("/readyz").status_code == 200
+            filler = data / "filler"
+            with filler.open("wb") as sink:
+                try:
+                    while True:
+                        sink.write(b"\0" * 65536)
+                        sink.flush()
+                except OSError:
+                    pass
+            response = client.get("/readyz")
+            assert response.status_code == 503
+            reason = response.json()["checks"]["dataDir"]["reason"]
+            assert "No space left" in reason
+            filler.unlink()
+            assert client.get("/readyz").status_code == 200
+    finally:
+        subprocess.run(["umount", "-l", str(data)], check=False)
