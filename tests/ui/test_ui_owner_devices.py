@@ -154,6 +154,10 @@ def test_pairing_in_the_page_keeps_a_non_extractable_key_and_no_secret_in_urls_o
         assert listed[device]["publicKey"] == probe["publicKey"]
         assert (listed[device]["pairedVia"], listed[device]["status"]) == ("code", "active")
         assert listed[device]["label"] == "test browser"
+        row = page.locator(f'#device-rows tr[data-device="{device}"]')
+        expect(row).to_have_attribute("data-status", "active")
+        expect(row).to_contain_text("(this browser)")
+        expect(row).to_contain_text("test browser")
 
         # After a reload the page signs with the stored key: no pairing form, same device.
         with page.expect_request(lambda r: r.url.endswith("/v1/Waas/ListAccess")) as listing:
@@ -233,6 +237,7 @@ def test_a_device_revoked_by_the_owner_is_refused_at_once(world: UiWorld, tmp_pa
 
         refresh_refused(page, "CREDENTIAL_REVOKED")  # the very next request
         expect(page.locator("body")).to_have_attribute("data-device-state", "revoked")
+        expect(page.locator("#devices")).to_be_hidden()
         page.reload()  # the stored key is still refused after a reload
         expect(page.locator("body")).to_have_attribute("data-device-state", "revoked")
         expect(page.locator("#pair")).to_be_visible()

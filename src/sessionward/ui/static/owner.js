@@ -235,6 +235,35 @@ async function learnAppName(credentialId) {
 
 const ORDER = { active: 0, pending: 1, suspended: 2, expired: 3, revoked: 4 };
 
+const DEVICE_STATUS = { active: "Active", expired: "Expired", revoked: "Revoked" };
+
+/** Every device of the wallet (ListDevices, every page), this browser's marked. */
+async function loadDevices() {
+  const devices = [];
+  let cursor = null;
+  do {
+    const body = { walletId, limit: PAGE_LIMIT };
+    if (cursor) body.cursor = cursor;
+    const page = await callMethod(signer, "ListDevices", body);
+    devices.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  const rows = devices.map((d) => {
+    const mine = d.credentialId === signer.credentialId;
+    return el(
+      "tr",
+      { dataset: { device: d.credentialId, status: d.status }, class: mine ? "this-device" : null },
+      el("td", { class: "mono" }, d.credentialId, mine ? " (this browser)" : ""),
+      el("td", {}, d.label || "—"),
+      el("td", {}, DEVICE_STATUS[d.status] || d.status),
+      el("td", {}, `${instant(d.createdAt)} (${d.pairedVia})`),
+      el("td", {}, d.expiresAt ? instant(d.expiresAt) : "never"),
+    );
+  });
+  document.getElementById("device-rows").replaceChildren(...rows);
+  document.getElementById("devices").hidden = false;
+}
+
 async function load() {
   say("Loading your sessions…");
   const sessions = await allSessions();
@@ -251,6 +280,7 @@ async function load() {
   );
   list.replaceChildren(...cards.map((c) => c.card));
   renderCounts();
+  await loadDevices();
   say(`Loaded ${sessions.length} sessions at ${instant(nowSeconds())}.`, "ok");
   document.body.dataset.loaded = "true";
 }
@@ -277,6 +307,7 @@ function deviceRefused(error) {
   document.getElementById("sessions").replaceChildren();
   document.getElementById("counts").textContent = "";
   document.getElementById("reload").hidden = true;
+  document.getElementById("devices").hidden = true;
   say(`${text} Pair it again with a new code from your wallet app (${error.code}).`, "error");
   showPairing();
 }
@@ -336,6 +367,7 @@ async function forget() {
   document.getElementById("who").hidden = true;
   document.getElementById("reload").hidden = true;
   document.getElementById("forget").hidden = true;
+  document.getElementById("devices").hidden = true;
   say("This browser is unpaired; its device key is revoked and deleted.", "ok");
   showPairing();
 }
