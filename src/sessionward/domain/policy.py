@@ -129,6 +129,7 @@ def evaluate(
 
     native_total = 0
     token_out: dict[str, int] = {}
+    argument_tokens: set[str] = set()  # tokens an argument named (a swap's input, Permit2)
     intents: list[CallIntent] = []
     for index, call in enumerate(calls):
         native_total += call.value
@@ -187,8 +188,9 @@ def evaluate(
         try:
             args = decode_arguments(sig, call.data[4:])
             _check_call(
-                permission, args, call.value, scope.account, index, token_out, call.to, deny
-            )
+                permission, args, call.value, scope.account, index, token_out, call.to, deny,
+                argument_tokens=argument_tokens,
+            )  # fmt: skip
         except (CalldataMalformed, ArgumentPathError) as exc:
             # ArgumentPathError: a path such as ``path[0]`` reads past a short dynamic array.
             detail = exc.message if isinstance(exc, CalldataMalformed) else str(exc)
@@ -214,7 +216,9 @@ def evaluate(
                 )
 
     charges: list[Charge] = []
-    _limits(request, scope, usage, now, native_total, token_out, prices, charges, deny)
+    _limits(
+        request, scope, usage, now, native_total, token_out, argument_tokens, prices, charges, deny
+    )
     return Decision(tuple(violations), tuple(intents), tuple(charges))
 
 
@@ -238,8 +242,11 @@ def _check_call(
     token_out: dict[str, int],
     target: str,
     deny: _Deny,
+    *,
+    argument_tokens: set[str],
 ) -> None:
-    """Scope checks of one permitted call: unlimited approvals, rules, per-call value, outflow."""
+    """Scope checks of one permitted call: unlimited approvals, rules, per-call value, outflow
+    (added to ``token_out``; a token read from an argument is also added to ``argument_tokens``)."""
     limit_path = permission.forbid_max
     if limit_path is not None and limit_path.read(args) == _max_of(limit_path.type):
         deny(
@@ -275,6 +282,8 @@ def _check_call(
         amount = outflow.amount.read(args)
         assert isinstance(token, str) and isinstance(amount, int)
         token_out[token] = token_out.get(token, 0) + amount
+        if outflow.token is not None:
+            argument_tokens.add(token)
 
 
 def _check_state(session: SessionView, request: CallRequest, now: int, deny: _Deny) -> None:
@@ -349,6 +358,7 @@ def _limits(
     now: int,
     native_total: int,
     token_out: dict[str, int],
+    argument_tokens: set[str],
     prices: PriceSource,
     charges: list[Charge],
     deny: _Deny,
@@ -398,7 +408,9 @@ def _limits(
         token_limit = scope.token_limits.get(token)
         if token_limit is not None:
             token_charges.append((token, amount, token_limit))
-        elif cap is None:
+        elif cap is None or (token in argument_tokens and scope.token_limits):
+            # Under token limits, a token an argument names without a limit of its own has
+            # nothing to spend (as on chain: a swap cannot route around the limits).
             deny(Violation(ReasonCode.TOKEN_LIMIT_EXCEEDED, f"tokenLimits[{token}]", f"no token limit or USD cap measures outflow of {token}"))  # fmt: skip
         if cap is not None:
             price(token, amount)
