@@ -290,3 +290,15 @@ def test_unpairing_the_browser_revokes_its_device_and_deletes_its_key(
         expect(page.locator("article.session")).to_have_count(0)
     statuses = {d["credentialId"]: d["status"] for d in world.owner.list_devices()["items"]}
     assert statuses[device] == "revoked"
+
+
+def test_the_sdk_pairs_a_device_held_in_python_with_a_code(world: UiWorld) -> None:
+    code = world.owner.create_pairing_code(device_ttl_seconds=600)
+    device = OwnerClient(world.url, P256RequestSigner(generate_private_key()))
+    paired = device.pair_device(code["pairingCode"], "ci runner")
+    assert (device.credential_id, device.wallet_id) == (paired["credentialId"], code["walletId"])
+    assert paired["expiresAt"] - paired["createdAt"] == 600
+    assert "items" in device.list_access()
+    with pytest.raises(SessionWardApiError) as refused:
+        device.create_pairing_code()
+    assert (refused.value.status, refused.value.code) == (403, "DEVICE_CANNOT_PAIR")
