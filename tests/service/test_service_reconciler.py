@@ -19,7 +19,7 @@ from sessionward.chain.contracts import transact
 from sessionward.chain.relay_jobs import JobState
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.crypto.secp256k1 import address_from_secret
-from sessionward.service.reconciler import DISAGREEMENT, cancel_queued
+from sessionward.service.reconciler import DISAGREEMENT, Reconciler, cancel_queued
 from sessionward.store.alerts import AlertRecord
 from sessionward.store.schema import sessions
 
@@ -204,3 +204,20 @@ def test_each_disagreement_alert_goes_to_the_alert_sink_once(
         reconciler.sink = None
     assert agree(world, session.wallet, session.session_id) == "revoked"
     assert [(a.rule, a.session_id) for a in sent] == [(DISAGREEMENT, session.session_id)]
+
+
+def test_the_slow_pass_walks_settled_sessions_a_batch_at_a_time_and_wraps_around(
+    world: World, wallet: Wallet, backend: Backend
+) -> None:
+    for _ in range(3):
+        world.session(wallet, backend)
+    settled = world.rt.store.sessions.watch_page(after="", limit=10_000, now=world.now())
+    reconciler = Reconciler(world.rt, slow_every_s=0.0, slow_batch=2)
+    seen: list[str] = []
+    reconciler.check = lambda record: seen.append(record.id)  # type: ignore[method-assign]
+    passes = (len(settled) + 1) // 2 + (1 if len(settled) % 2 == 0 else 0)
+    for _ in range(passes + 1):
+        reconciler.run()
+    ids = [r.id for r in settled]
+    assert seen[: len(ids)] == ids  # every settled session once, in id order
+    assert seen[len(ids) :] == ids[: len(seen) - len(ids)]  # then from the start again

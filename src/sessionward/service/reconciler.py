@@ -3,9 +3,9 @@
 It runs on the relaying node, from the dispatcher's loop (:meth:`Reconciler.run` every round,
 and :meth:`Reconciler.settle` as soon as an install or removal job ends). For every session the
 chain can still contradict (``installing``, ``revoking`` every round; ``active``,
-``suspended`` and recently revoked ones every ``slow_every_s`` seconds) it reads the account's
-own views (``session(key)``, ``epoch()``, ``grant_nonce_used(nonce)``) and moves the session
-only from what they say:
+``suspended`` and recently revoked ones ``slow_batch`` at a time every ``slow_every_s``
+seconds) it reads the account's own views (``session(key)``, ``epoch()``,
+``grant_nonce_used(nonce)``) and moves the session only from what they say:
 
 =============  ====================================  ==============================================
 database       chain                                 repair
@@ -192,12 +192,15 @@ class Reconciler:
         sink: AlertSink | None = None,
         *,
         slow_every_s: float = 30.0,
+        slow_batch: int = 500,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._rt = rt
         self.sink = sink
         """Where each disagreement alert goes once recorded (e.g. the signed webhooks)."""
         self._slow_every_s = slow_every_s
+        self._slow_batch = slow_batch
+        self._slow_after = ""
         self._clock = clock
         self._last_slow: float | None = None
         self._open: dict[str, str] = {}  # session id -> its open disagreement alert
@@ -206,25 +209,36 @@ class Reconciler:
     # --- rounds ---------------------------------------------------------------------------
 
     def run(self, *, everything: bool = False) -> None:
-        """One round: every ``installing``/``revoking`` session, and (every ``slow_every_s``,
-        or with ``everything``) the ``active``/``suspended`` ones and revoked ones still
-        within their window. A chain error leaves a session for the next round."""
+        """One round: every ``installing``/``revoking`` session, and every ``slow_every_s``
+        the next ``slow_batch`` of the sessions the database thinks settled (``active``,
+        ``suspended``, revoked ones still within their window), in id order, wrapping around;
+        with ``everything``, all of those at once. A chain error leaves a session for the next
+        round."""
         store = self._rt.store.sessions
         records = store.in_status("installing", "revoking")
         now_s = self._clock()
         if everything or self._last_slow is None or now_s - self._last_slow >= self._slow_every_s:
             self._last_slow = now_s
-            now = self._rt.now()
-            records += store.in_status("active", "suspended")
-            records += [
-                r
-                for r in store.in_status("revoked")
-                if r.approved_at is not None and r.expires_at > now
-            ]
+            records += self._slow_page(everything=everything)
         with self.stats.lock:
             self.stats.rounds += 1
         for record in records:
             self._one(record)
+
+    def _slow_page(self, *, everything: bool) -> list[SessionRecord]:
+        store, now = self._rt.store.sessions, self._rt.now()
+        if everything:
+            self._slow_after = ""
+            page: list[SessionRecord] = []
+            while batch := store.watch_page(after=self._slow_after, limit=1000, now=now):
+                page += batch
+                self._slow_after = batch[-1].id
+            self._slow_after = ""
+            return page
+        page = store.watch_page(after=self._slow_after, limit=self._slow_batch, now=now)
+        # The end of the list: start again from the first one next time.
+        self._slow_after = page[-1].id if len(page) == self._slow_batch else ""
+        return page
 
     def settle(self, job: RelayJob) -> None:
         """An install or removal job ended: compare its session with the chain now."""

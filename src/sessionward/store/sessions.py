@@ -371,6 +371,22 @@ class Sessions:
         """Sessions in any of ``statuses``, oldest first (the reconciler's work list)."""
         return self._list(sessions.c.status.in_(statuses))
 
+    def watch_page(self, *, after: str, limit: int, now: int) -> list[SessionRecord]:
+        """The next ``limit`` sessions after id ``after`` (id order) that the chain may still
+        contradict although the database thinks them settled: ``active``, ``suspended``, and
+        ``revoked`` ones ever approved and not yet expired (the reconciler's slow pass)."""
+        condition = (sessions.c.id > after) & (
+            sessions.c.status.in_(("active", "suspended"))
+            | (
+                (sessions.c.status == "revoked")
+                & sessions.c.approved_at.is_not(None)
+                & (sessions.c.expires_at > now)
+            )
+        )
+        query = select(sessions).where(condition).order_by(sessions.c.id).limit(limit)
+        with self._db.reading() as conn:
+            return [_record(row._mapping) for row in conn.execute(query)]
+
     def awaiting_onchain_revocation(self) -> list[SessionRecord]:
         """Revoked sessions whose removal from the chain is not confirmed yet (``revoking``)."""
         return self.in_status("revoking")
