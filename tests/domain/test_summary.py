@@ -36,8 +36,8 @@ SEED_SUMMARY = (
     "19:53 UTC. What a swap buys comes back to this wallet. The wallet contract and SessionWard "
     "both enforce: at most 500 DAI out in total, at most 500 USDC out in total, at most "
     "0.166666666666666666 WETH out in total, and at most 500 USDT out in total. It cannot send "
-    "the native coin. SessionWard also refuses to sign more than 500 USD in total at live prices "
-    f"and swap inputs beyond the token limits above. {TAIL}"
+    "the native coin. SessionWard also refuses to sign more than 500 USD in total at live prices. "
+    f"{TAIL}"
 )
 
 ScopeOf = Callable[..., Scope]

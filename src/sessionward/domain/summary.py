@@ -168,11 +168,6 @@ def swap_outputs_bound(permission: GrantedPermission, account: str) -> bool:
     )
 
 
-def moves_argument_tokens(permission: GrantedPermission) -> bool:
-    """Whether the permission's outflow token is an argument (a swap's input, Permit2)."""
-    return permission.outflow is not None and permission.outflow.token is not None
-
-
 def consent(
     scope: Scope, *, app_name: str, catalog: Catalog, app_url: str | None = None
 ) -> Consent:
@@ -229,8 +224,6 @@ def consent(
     offchain: list[str] = []
     if env.max_value_usd is not None:
         offchain.append(f"more than {format_usd(env.max_value_usd)} USD in total at live prices")
-    if env.token_limits and any(moves_argument_tokens(p) for p in permissions):
-        offchain.append("swap inputs beyond the token limits above")
     if env.rate_limit is not None:
         rate = env.rate_limit
         offchain.append(f"more than {rate.count} executions {_period(rate.interval)}")
