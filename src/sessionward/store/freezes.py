@@ -176,43 +176,6 @@ class Freezes:
                 )
             return self._lift(conn, "global", None, by="+".join(sorted(distinct)), now=now)
 
-    def approve_global_lift(self, ops_credential_id: str, *, now: int) -> set[str]:
-        """Record one ops credential's approval to lift the active global freezes; returns the
-        distinct approvers so far (lift with :meth:`lift_global_freeze` once there are two).
-        Approvals belong to the freezes active now: a new freeze needs new approvals."""
-        with self._db.writing(durable=True) as conn:
-            active = [
-                row[0]
-                for row in conn.execute(
-                    select(freezes.c.id).where(
-                        freezes.c.scope == "global", freezes.c.lifted_at.is_(None)
-                    )
-                )
-            ]
-            approvers: set[str] = set()
-            for freeze_id in active:
-                exists = conn.execute(
-                    select(freeze_lift_approvals.c.ops_credential_id).where(
-                        freeze_lift_approvals.c.freeze_id == freeze_id,
-                        freeze_lift_approvals.c.ops_credential_id == ops_credential_id,
-                    )
-                ).first()
-                if exists is None:
-                    conn.execute(
-                        insert(freeze_lift_approvals).values(
-                            freeze_id=freeze_id, ops_credential_id=ops_credential_id, at=now
-                        )
-                    )
-                approvers |= {
-                    row[0]
-                    for row in conn.execute(
-                        select(freeze_lift_approvals.c.ops_credential_id).where(
-                            freeze_lift_approvals.c.freeze_id == freeze_id
-                        )
-                    )
-                }
-        return approvers
-
     def approve_and_lift_global(
         self, ops_credential_id: str, *, now: int, freeze_id: str | None = None
     ) -> GlobalLift:
