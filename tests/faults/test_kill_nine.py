@@ -92,7 +92,7 @@ def harness(anvil_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         built.rich = cluster.new_party(usdx=1_000_000)
         built.poor = cluster.new_party(usdx=1)  # any swap above 1 USDX reverts on chain
         for party in (built.rich, built.poor):
-            session = party.grant_swap_session(max_usd=1_000_000)
+            session = party.grant_swap_session(max_usd=1_000_000, ttl_s=3600)
             wait_until(
                 lambda p=party, s=session: p.backends[0].get_session(s)["status"] == "active",
                 "the session's installation on chain",
