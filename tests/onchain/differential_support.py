@@ -20,9 +20,8 @@ signed by the session key, and checks:
 
 The model's usage is the off-chain accounting of what actually executed: after every on-chain
 success the decision's charges are applied (also for a denied decision that the chain ran,
-which happens exactly when the denial is off-chain only). Swap inputs count off chain only, so
-a token a swap has spent is *tainted*: its off-chain remaining can be below the chain's, and a
-TOKEN_LIMIT_EXCEEDED on it is not a shared verdict any more.
+which happens exactly when the denial is off-chain only). Swap inputs, like every other outflow,
+count on both sides (rule 7), so every token limit verdict is a shared one.
 
 An envelope the policy refuses because two explicit permissions overlap is also offered to the
 chain (both permissions in one signed grant): the chain must refuse to enable it as well.
@@ -477,11 +476,10 @@ def build_execution(world: DiffWorld, request: CallRequest) -> tuple[bytes, byte
 
 @dataclass
 class Model:
-    """The off-chain usage of one session, and the tokens a swap has spent (tainted)."""
+    """The off-chain usage of one session."""
 
     scope: Scope
     counters: dict[str, Counter] = field(default_factory=dict)
-    tainted: set[str] = field(default_factory=set)
     nonces: Iterator[int] = field(default_factory=lambda: iter(range(1 << 30)))
     outcomes: list[str] = field(default_factory=list)
     """One label per execution (``off-chain verdict / on-chain outcome``), for statistics."""
@@ -497,17 +495,13 @@ class Model:
             self.counters[charge.bucket] = Counter(charge.window, spent + charge.amount)
 
 
-def swap_inputs(world: DiffWorld, step: Step) -> set[str]:
-    """Tokens the swaps of ``step`` spend (counted against token limits off chain only)."""
-    return {world.address(c.args[0]) for c in step.calls if c.kind in ("swapV2", "swapV3")}
-
-
-def is_shared(violation: Violation, scope: Scope, tainted: set[str]) -> bool:
+def is_shared(violation: Violation, scope: Scope) -> bool:
     """Whether the chain implements the check that produced ``violation`` (docs/protocol.md
     section 4): everything but the off-chain rows, with three partial cases. An argument rule is
     shared unless it is marked off-chain only (offset 0xffff). NON_DELEGABLE_ACTION
     is shared for unlimited approvals, not for the forbidden-selector catalog; a token limit is
-    shared when the token has a limit and no swap input (counted off chain only) touched it."""
+    shared when the token has a limit (a token without one is refused off chain only when no
+    other limit or cap measures it)."""
     code = violation.code
     if code is ReasonCode.ARG_RULE_VIOLATED:
         # The catalog's rule on a swap input behind an offset (path[0]) is off chain only.
@@ -524,7 +518,7 @@ def is_shared(violation: Violation, scope: Scope, tainted: set[str]) -> bool:
         return "unlimited" in violation.detail
     if code is ReasonCode.TOKEN_LIMIT_EXCEEDED:
         token = violation.rule.removeprefix("tokenLimits[").removesuffix("]")
-        return token in scope.token_limits and token not in tainted
+        return token in scope.token_limits
     return False
 
 
@@ -690,15 +684,13 @@ def execute_step(world: DiffWorld, model: Model, step: Step) -> tuple[Decision, 
         deadline,
         world.session.sign(digest),
     )
-    swaps = swap_inputs(world, step)
-    compare(decision, ok, reason, model.scope, model.tainted | swaps, step)
+    compare(decision, ok, reason, model.scope, step)
     verdict = "ALLOW" if decision.allowed else "DENY"
     model.outcomes.append(f"{step.shape}: {verdict} / {'executed' if ok else 'reverted'}")
     if not ok:
         model.outcomes.append(f"chain reverted {reason}")
     if ok:
         model.apply(decision.charges)
-        model.tainted |= swaps & set(model.scope.token_limits)
     return decision, ok, reason
 
 
@@ -778,14 +770,12 @@ def run_user_op(
             executed,
             reason,
             scope,
-            model.tainted | swap_inputs(world, step),
             step,
         )
         if ReasonCode.FEE_LIMIT_EXCEEDED in decision.reasons:
             raise Mismatch(f"validation passed an operation over the fee budget{where}")
         if executed:
             model.apply([c for c in decision.charges if c.bucket != FEE])
-            model.tainted |= swap_inputs(world, step) & set(scope.token_limits)
         return executed, reason
     reason = decode_revert_reason(output)
     no_budget = budget is None and reason == "FEE_LIMIT_EXCEEDED"
@@ -809,12 +799,11 @@ def compare(
     ok: bool,
     reason: str | None,
     scope: Scope,
-    tainted: set[str],
     step: Step,
 ) -> None:
     """The three properties of the module doc for one execution."""
     codes = {code.value for code in decision.reasons}
-    shared = [v for v in decision.violations if is_shared(v, scope, tainted)]
+    shared = [v for v in decision.violations if is_shared(v, scope)]
     where = f"\nstep: {step}\noff-chain: {[v.to_json() for v in decision.violations]}"
     if decision.allowed and not ok:
         raise Mismatch(f"off-chain ALLOW but the chain reverted with {reason!r}{where}")
