@@ -26,6 +26,10 @@ count on both sides (rule 7), so every token limit verdict is a shared one.
 An envelope the policy refuses because two explicit permissions overlap is also offered to the
 chain (both permissions in one signed grant): the chain must refuse to enable it as well.
 
+A ``userop`` step is a session user operation sent from the account's EntryPoint (an address
+of the world standing in for EntryPoint v0.7): ``validateUserOp`` (scope, signature, fee budget,
+window as validation data), then ``execute_session_op`` (:func:`run_user_op`).
+
 The world is deployed once per module; every case runs inside ``boa.env.anchor()``.
 """
 

@@ -5,10 +5,10 @@ tokens, swap.execute on the demo router, explicit permissions with static-argume
 eq/ne/lte/gte/in/not_in, custom functions (the recorder's ``record``, a token's ``burn``),
 overlapping explicit permissions, value limits and token limits with periods, USD caps
 converted into token and native limits, maxUses, validity windows that start later) and call
-sequences (single and batch executions, Safe MultiSend requests, refused modes and MultiSend
-delegatecall records, empty batches, in-scope and out-of-scope targets, selectors, recipients,
-swaps to the account or elsewhere, amounts and values, time jumps across period and window
-boundaries). Every request is decided off chain and what is signed for it is run on chain;
+sequences (single and batch executions, Safe MultiSend requests, session user operations with
+their gas fields under fee budgets, refused modes and MultiSend delegatecall records, empty
+batches, in-scope and out-of-scope targets, selectors, recipients, swaps to the account or
+elsewhere, amounts and values, time jumps across period and window boundaries). Every request is decided off chain and what is signed for it is run on chain;
 ``differential_support`` states and checks the three properties:
 
 - off-chain ALLOW ⇒ on-chain success;
