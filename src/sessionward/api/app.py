@@ -186,8 +186,9 @@ class SessionWardApi:
                 raise _not_allowed("POST")
             return await self._call(method, scope, receive, request_id)
         if is_ui_path(path):  # the review pages (sessionward.ui)
+            headers = _single_headers(scope)
             return await run_in_threadpool(
-                self._ui.answer, verb, path, _path_with_query(scope), Headers(scope=scope)
+                self._ui.answer, verb, path, _path_with_query(scope), headers
             )
         if path not in _ENDPOINTS:
             raise method_unknown(path)
@@ -204,9 +205,7 @@ class SessionWardApi:
     async def _call(
         self, method: Method, scope: Scope, receive: Receive, request_id: str
     ) -> Outcome:
-        headers = Headers(scope=scope)
-        for name in (SIGNATURE_HEADER, IDEMPOTENCY_HEADER):
-            single_header(headers, name)
+        headers = _single_headers(scope)
         declared_length(headers, self._limit)
         body = await read_bounded(_chunks(receive), self._limit)
         answer = partial(self._answered, method, headers, _path_with_query(scope), body, request_id)
@@ -318,6 +317,15 @@ def _label(path: str) -> str:
     if is_ui_path(path):
         return "ui"
     return path if path in _ENDPOINTS else "unknown"
+
+
+def _single_headers(scope: Scope) -> Headers:
+    """The request's headers, refused (400 ``HEADER_REPEATED``) if a header that must appear
+    once (the request signature, the idempotency key) appears twice."""
+    headers = Headers(scope=scope)
+    for name in (SIGNATURE_HEADER, IDEMPOTENCY_HEADER):
+        single_header(headers, name)
+    return headers
 
 
 def _with_cors(app: ASGIApp, origins: Sequence[str]) -> ASGIApp:
