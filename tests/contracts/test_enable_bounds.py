@@ -43,7 +43,8 @@ def _largest_permission(index: int, world: World) -> dict[str, Any]:
         for v in range(contracts.MAX_RULE_VALUES)
     ]
     return {
-        "target": addr(world.token) if index % 2 else addr(world.target),
+        # Not a limited token: a custom function on one is refused (TOKEN_FUNCTION_UNDEFINED).
+        "target": addr(world.router) if index % 2 else addr(world.target),
         "selector": keccak256(function.encode())[:4],
         "function": function,
         "actionClass": _padded("custom", contracts.STRING_BOUNDS["actionClass"]),
