@@ -223,7 +223,8 @@ class Reconciler:
         with self.stats.lock:
             self.stats.rounds += 1
         for record in records:
-            self._one(record)
+            if not self._one(record):
+                break  # the node does not answer: the rest waits for the next round
 
     def _slow_page(self, *, everything: bool) -> list[SessionRecord]:
         store, now = self._rt.store.sessions, self._rt.now()
@@ -249,13 +250,16 @@ class Reconciler:
         if record is not None:
             self._one(record)
 
-    def _one(self, record: SessionRecord) -> None:
+    def _one(self, record: SessionRecord) -> bool:
+        """Compare one session; False if the chain node could not answer."""
         try:
             self.check(record)
         except ChainError as exc:
             with self.stats.lock:
                 self.stats.chain_errors += 1
             _log.warning("cannot compare session %s with the chain: %s", record.id, exc)
+            return False
+        return True
 
     # --- one session ----------------------------------------------------------------------
 
