@@ -136,7 +136,7 @@ def envelopes(draw: st.DrawFn) -> tuple[dict[str, Any], bool]:
     if draw(st.booleans()):
         doc["rateLimit"] = {"count": 2, "interval": 3600}
     if draw(st.booleans()):
-        doc["maxFeeWei"] = str(10**15)
+        doc["maxFeeWei"] = str(draw(st.sampled_from((0, 10**15))))
     return doc, draw(st.booleans())
 
 
@@ -227,6 +227,8 @@ def check_onchain_limits(scope: Scope, sentence: Sentence) -> None:
         expected.append(f"at most {format_units(message['valueLimit'], 18)} native coin out {per}")
     if message["maxUses"]:
         expected.append(f"at most {message['maxUses']} executions")
+    if scope.envelope.max_fee_wei is not None:
+        expected.append(f"at most {format_units(message['maxFeeWei'], 18)} native coin in fees")
     assert expected
     assert all(part in sentence.text for part in expected)
     assert sentence.text.count("at most") == len(expected)

@@ -211,6 +211,9 @@ def consent(
         onchain.append(f"at most {format_units(value_limit.limit, 18)} native coin out {per}")
     if env.max_uses is not None:
         onchain.append(f"at most {env.max_uses} executions")
+    if env.max_fee_wei is not None:
+        # Charged in the validation of the user operations it sends itself (docs/contracts.md).
+        onchain.append(f"at most {format_units(env.max_fee_wei, 18)} native coin in fees")
     if onchain:
         sentences.append(
             Sentence(
@@ -219,7 +222,8 @@ def consent(
             )
         )
     if value_limit is None or value_limit.limit == 0:
-        sentences.append(Sentence(NO_NATIVE, "It cannot send the native coin."))
+        but = ", only pay fees within that budget" if env.max_fee_wei is not None else ""
+        sentences.append(Sentence(NO_NATIVE, f"It cannot send the native coin{but}."))
 
     offchain: list[str] = []
     if env.max_value_usd is not None:
