@@ -439,9 +439,7 @@ def test_a_recipient_outside_the_destinations_breaks_the_implicit_rule(
     decision = decide(call_request(ROUTER_A, swap_v2(100 * USDC_UNIT, to=STRANGER)), scope_of())
     refused(decision, ReasonCode.ARG_RULE_VIOLATED, call_index=0)
     (violation,) = decision.violations
-    assert violation.rule == (
-        f"permissions[{ROUTER_A}.{SWAP_V2.canonical}].rules[to eq {ACCOUNT}]"
-    )
+    assert violation.rule == f"permissions[{ROUTER_A}.{SWAP_V2.canonical}].rules[to eq {ACCOUNT}]"
 
 
 def test_a_transfer_to_a_stranger_is_refused_and_to_a_destination_allowed(
