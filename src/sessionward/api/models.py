@@ -58,6 +58,13 @@ OwnerKind = Literal["eoa", "erc1271"]
 Scope = Literal["session", "wallet", "credential", "action_class", "global"]
 
 
+_AMOUNT_RULE: Final = (
+    "amounts and uint values are decimal strings; a JSON integer is accepted only up to "
+    "2**53 - 1 in absolute value and refused above (400 INPUT_MALFORMED)"
+)
+_ARGS_RULE: Final = f"The method's arguments as JSON: bytes as 0x hex; {_AMOUNT_RULE}."
+_ENVELOPE_RULE: Final = f"The capability envelope (docs/protocol.md); {_AMOUNT_RULE}."
+
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters
 AppName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE)]
 AppUrl = Annotated[str, StringConstraints(max_length=512, pattern=_PRINTABLE)]
@@ -187,7 +194,7 @@ class RegisterWalletRequest(Body):
 class AuthorizeRemoteAccessRequest(Body):
     credential_id: Id
     wallet_id: Id
-    envelope: dict[str, Any]
+    envelope: Annotated[dict[str, Any], Field(description=_ENVELOPE_RULE)]
 
 
 class ApproveSessionRequest(Body):
@@ -240,7 +247,7 @@ class PrepareEthereumContractCallRequest(Body):
     session_id: Id
     contract: Address
     method: MethodSignature
-    args: list[Any]
+    args: Annotated[list[Any], Field(description=_ARGS_RULE)]
     value: Amount = "0"
     chain_id: ChainId | None = None
 
