@@ -156,9 +156,16 @@ def _play(story: Story, data_dir: Path) -> None:
                 credential["credentialId"], wallet["walletId"], seed(expires_in)
             )
             signature = owner.sign_grant(pending)
-            owner.approve_session(pending["sessionId"], signature)
+            session_id = str(pending["sessionId"])
+            owner.approve_session(session_id, signature)
+            # Approval answers "installing": the session is active only once the chain shows
+            # it installed (the relaying node records that from the account's own view).
+            _wait(
+                lambda: owner.get_session(session_id)["lifecycle"] == "active",
+                f"{label} to be installed on chain",
+            )
             story.ok(f"{label}: {pending['summary']}")
-            return str(pending["sessionId"])
+            return session_id
 
         def swap(
             session_id: str, amount: int, *, to: str = router, chain_id: int | None = None
