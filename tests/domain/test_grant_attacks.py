@@ -8,7 +8,10 @@ charged (``assert_refused``: the usage is untouched and the charge could not be 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,8 +43,14 @@ from sessionward.domain.calldata import Call, account_execution, encode_multisen
 from sessionward.domain.catalog import Catalog
 from sessionward.domain.decision import Decision, GrantRefused
 from sessionward.domain.envelope import Envelope, EnvelopeMalformed
-from sessionward.domain.grant import Scope, validate_grant
-from sessionward.domain.prices import DEFAULT_PRICES
+from sessionward.domain.grant import (
+    MAX_TOKEN_LIMIT,
+    MAX_VALUE_LIMIT,
+    MAX_VALUE_PER_CALL,
+    Scope,
+    validate_grant,
+)
+from sessionward.domain.prices import DEFAULT_PRICES, Price
 from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import Usage
 
@@ -386,3 +395,64 @@ def test_a_transfer_of_a_limited_token_counts_once_in_a_multisend(
     assert decide(call_request(MULTISEND, over), scope).reasons == (
         ReasonCode.TOKEN_LIMIT_EXCEEDED,
     )
+
+
+# --- amounts the account cannot hold are refused, not clamped -------------------------------
+
+SESSIONS_VY = Path(__file__).resolve().parents[2] / "src/sessionward/contracts/sessions.vy"
+
+
+def test_the_largest_amounts_equal_what_the_contract_stores() -> None:
+    constants = dict(
+        re.findall(
+            r"^([A-Z][A-Z0-9_]*): constant\([^)]*\) = (.+?)\s*(?:#.*)?$",
+            SESSIONS_VY.read_text(),
+            re.MULTILINE,
+        )
+    )
+    for contract_name, domain_value in (
+        ("MAX_VALUE_CAP", MAX_VALUE_PER_CALL),
+        ("MAX_NATIVE_LIMIT", MAX_VALUE_LIMIT),
+        ("MAX_TOKEN_REMAINING", MAX_TOKEN_LIMIT),
+    ):
+        match = re.fullmatch(r"2\*\*(\d+) - 1", constants[contract_name])
+        assert match is not None, constants[contract_name]
+        assert domain_value == 2 ** int(match.group(1)) - 1, contract_name
+
+
+@pytest.mark.parametrize(
+    ("overrides", "rule"),
+    [
+        (
+            {"tokenLimits": [{"token": USDC, "limit": str(MAX_TOKEN_LIMIT + 1)}]},
+            f"tokenLimits[{USDC}]",
+        ),
+        ({"valueLimit": {"limit": str(MAX_VALUE_LIMIT + 1)}}, "valueLimit.limit"),
+        (
+            {
+                "allowedDestinations": [ROUTER_A, TOKEN_X],
+                "permissions": [
+                    {
+                        "target": TOKEN_X,
+                        "function": "claim(uint256 id)",
+                        "maxValuePerCall": str(MAX_VALUE_PER_CALL + 1),
+                    }
+                ],
+            },
+            f"permissions[{TOKEN_X}.claim(uint256)].maxValuePerCall",
+        ),
+    ],
+)
+def test_an_amount_the_account_would_clamp_is_refused_at_grant(
+    catalog: Catalog, overrides: dict[str, Any], rule: str
+) -> None:
+    assert (ReasonCode.ENVELOPE_MALFORMED, rule) in refusal(catalog, **overrides)
+
+
+def test_a_usd_cap_on_a_nearly_free_token_converts_to_the_largest_storable_limit(
+    catalog: Catalog,
+) -> None:
+    cheap = DEFAULT_PRICES.with_prices({(1, USDC): Price(Decimal("1e-60"), 6)})
+    scope = compile_scope(catalog, prices=cheap, valueLimit={"limit": str(MAX_VALUE_LIMIT)})
+    limits = {t.token: t.limit for t in scope.envelope.token_limits}
+    assert limits[USDC] == MAX_TOKEN_LIMIT

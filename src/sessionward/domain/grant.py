@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 from . import bounds
 from .abi import (
@@ -63,6 +63,13 @@ from .values import ZERO_ADDRESS, InvalidValue, format_usd, parse_address, parse
 
 CUSTOM_ACTION = "custom"
 OFFCHAIN_ONLY = 0xFFFF
+# The largest amounts the account's packed storage holds (sessions.vy MAX_VALUE_CAP,
+# MAX_NATIVE_LIMIT, MAX_TOKEN_REMAINING; a test keeps them equal). The contract would clamp a
+# larger value, so an explicit one is refused and one converted from a USD cap is capped here:
+# the grant signs exactly what the chain enforces.
+MAX_VALUE_PER_CALL: Final = 2**88 - 1
+MAX_VALUE_LIMIT: Final = 2**96 - 1
+MAX_TOKEN_LIMIT: Final = 2**208 - 1
 _TIER_ORDER = {Tier.SAFE: 0, Tier.GUARDED: 1, Tier.FORBIDDEN: 2}
 
 
@@ -354,7 +361,11 @@ def validate_grant(
             continue
         for dest in fitting:
             for fn in action.functions:
-                value_cap = envelope.value_limit.limit if fn.payable and envelope.value_limit else 0
+                value_cap = (
+                    min(envelope.value_limit.limit, MAX_VALUE_PER_CALL)
+                    if fn.payable and envelope.value_limit
+                    else 0
+                )
                 granted[(dest, fn.signature.selector)] = _permission(
                     fn, dest, value_cap, (), recipients_allowed, account, problems,
                     limited_tokens=tuple(token_limits),
@@ -494,6 +505,24 @@ def _bound_problems(
                 )
             )
 
+    def too_large(rule: str, amount: int, bound: int) -> None:
+        if amount > bound:
+            problems.append(
+                Violation(
+                    ReasonCode.ENVELOPE_MALFORMED,
+                    rule,
+                    f"{amount} is more than the account holds ({bound}); it would be clamped",
+                )
+            )
+
+    if envelope.value_limit is not None:
+        too_large("valueLimit.limit", envelope.value_limit.limit, MAX_VALUE_LIMIT)
+    for token_limit in envelope.token_limits:
+        too_large(f"tokenLimits[{token_limit.token}]", token_limit.limit, MAX_TOKEN_LIMIT)
+    for permission in granted.values():
+        too_large(
+            f"{permission.label}.maxValuePerCall", permission.max_value_per_call, MAX_VALUE_PER_CALL
+        )
     too_many("permissions", len(granted), bounds.MAX_PERMISSIONS)
     too_many("capabilities", len(envelope.capabilities), bounds.MAX_CAPABILITIES)
     too_many("allowedDestinations", len(envelope.allowed_destinations), bounds.MAX_DESTINATIONS)
@@ -611,6 +640,8 @@ def with_usd_cap_limits(
     for token in tokens:
         bound = max_amount_within(prices, chain_id, token, cap)
         current = existing.get(token)
+        if bound is not None:
+            bound = min(bound, MAX_TOKEN_LIMIT)
         if bound is None:
             if current is None:
                 unpriced.append(token)
@@ -624,6 +655,7 @@ def with_usd_cap_limits(
     if value_limit is not None:
         native = max_amount_within(prices, chain_id, NATIVE_ASSET, cap)
         if native is not None:
+            native = min(native, MAX_VALUE_LIMIT)
             value_limit = ValueLimit(min(value_limit.limit, native), value_limit.period)
     converted = replace(envelope, token_limits=tuple(limits), value_limit=value_limit)
     return converted, tuple(unpriced)
