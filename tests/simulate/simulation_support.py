@@ -18,6 +18,7 @@ from sessionward.service.config import Settings
 from sessionward.simulate import SimulationSummary, run_simulation
 from sessionward.store import Store, open_store
 from sessionward.store.schema import sessions, transactions
+from sessionward.store.telemetry import DELEGATED_KINDS
 
 START = 1_767_225_600
 """2026-01-01T00:00:00Z: runs that must be compared start at the same simulated instant."""
@@ -74,7 +75,9 @@ def recorded(data_dir: Path) -> Recorded:
     with sqlite_in_data_dir():
         store: Store = open_store(None, data_dir=data_dir)
     try:
-        events = store.decisions.between(0, 2**62)
+        every_event = store.decisions.between(0, 2**62)
+        # Policy decisions only: a relayed call's outcome is recorded as a "relay" event too.
+        events = [e for e in every_event if e.request_kind in DELEGATED_KINDS]
         reasons: Counter[str] = Counter()
         for event in events:
             if event.verdict == "deny":
@@ -90,7 +93,7 @@ def recorded(data_dir: Path) -> Recorded:
         return Recorded(
             decisions=dict(Counter(e.verdict for e in events)),
             denial_reasons=dict(sorted(reasons.items())),
-            request_kinds=dict(Counter(e.request_kind for e in events)),
+            request_kinds=dict(Counter(e.request_kind for e in every_event)),
             alerts=dict(sorted(alerts.items())),
             sessions=int(session_count),
             executed=int(executed),

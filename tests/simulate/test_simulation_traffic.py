@@ -49,7 +49,8 @@ def test_the_decisions_in_the_store_match_the_summary(two_days: Run) -> None:
 
     assert store.decisions == summary.decisions
     assert store.denial_reasons == summary.denial_reasons
-    assert set(store.request_kinds) <= {"prepare", "execute"}
+    # Policy decisions, and the outcome of each relayed call (recorded with it, one transaction).
+    assert set(store.request_kinds) <= {"prepare", "execute", "relay"}
 
 
 def test_the_alerts_sessions_and_swaps_in_the_store_match_the_summary(two_days: Run) -> None:

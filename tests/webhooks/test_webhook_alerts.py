@@ -66,6 +66,9 @@ def approved_session(waas: Waas) -> tuple[str, str, Caller]:
     waas.sessions.approve(
         owner, session_id=pending["sessionId"], signature=sign_digest(owner_secret, digest)
     )
+    # Approval answers "installing"; the session is active once the chain shows it installed.
+    for _ in range(3):
+        waas.dispatcher.step()
     return wallet["walletId"], pending["sessionId"], Caller(backend["credentialId"], "backend")
 
 
