@@ -171,7 +171,10 @@ def test_the_backend_retires_its_credential_and_every_session_bound_to_it(
     assert credential is not None and credential.revoked_at is not None
     for s in sessions:
         record = world.record(s.session_id)
-        assert (record.status, record.revoked_by) == ("revoking", f"backend:{backend.credential_id}")
+        assert (record.status, record.revoked_by) == (
+            "revoking",
+            f"backend:{backend.credential_id}",
+        )
         with pytest.raises(VaultRefusal):
             _sign_with_session_key(world, s.session_id)
     world.settle()
