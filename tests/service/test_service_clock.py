@@ -122,3 +122,18 @@ def test_a_session_closes_for_signing_a_margin_before_it_expires(
 
     assert codes(refused) == (ReasonCode.SESSION_EXPIRED,)
     world.assert_unchanged(before, except_txn=late["txnId"])
+
+
+def test_no_quote_is_given_inside_the_close_margin(world: World, clock: SkewedClock) -> None:
+    margin = world.rt.settings.session_close_margin_s
+    session = world.session(expiresAt=world.now() + margin + 30)
+    before = world.snapshot(session.session_id)
+
+    clock.skew = 31  # inside the margin, still before expiresAt (and within the clock bound)
+    with pytest.raises(ServiceError) as refused:
+        world.quote(session, 1)
+
+    assert codes(refused.value) == (ReasonCode.SESSION_EXPIRED,)
+    after = world.snapshot(session.session_id)
+    [(denied_txn, _status, _signed)] = set(after.transactions) - set(before.transactions)
+    world.assert_unchanged(before, except_txn=denied_txn)

@@ -157,6 +157,21 @@ class Transactions:
             )
         )
 
+    def _closed_for_signing(self, decision: Decision, *, expires_at: int, now: int) -> Decision:
+        """``decision``, or a refusal ``SESSION_EXPIRED`` once the session is within
+        ``session_close_margin_s`` of ``expiresAt``: a call signed then might be included after
+        the session expired on chain (docs/protocol.md, "Clock and session close"). A decision
+        already refused keeps its own reasons."""
+        margin = self._rt.settings.session_close_margin_s
+        if not decision.allowed or now < expires_at - margin:
+            return decision
+        closing = Violation(
+            ReasonCode.SESSION_EXPIRED,
+            "expiresAt",
+            f"the session closes {margin} s before expiresAt",
+        )
+        return replace(decision, violations=(closing,))
+
     # --- Prepare --------------------------------------------------------------------------
 
     def prepare(
@@ -197,6 +212,8 @@ class Transactions:
         )
         usage = rt.store.budget.usage_of(session_id)
         decision = evaluate(request, view, usage, now, catalog=rt.catalog, prices=rt.prices)
+        # The same close as Execute's, so no quote is given that Execute would refuse for it.
+        decision = self._closed_for_signing(decision, expires_at=view.scope.expires_at, now=now)
         txn_id = new_id("txn")
         stored = rt.store.transactions.add_quote(
             txn_id=txn_id,
@@ -300,17 +317,9 @@ class Transactions:
             catalog=rt.catalog,
             prices=rt.prices,
         )
+        decision = self._closed_for_signing(decision, expires_at=view.scope.expires_at, now=now)
         if not decision.allowed:
             return self._refuse(txn, decision.violations, decision, started, now)
-        if now >= view.scope.expires_at - rt.settings.session_close_margin_s:
-            # Closed for signing: a call signed now might be included after the session
-            # expired on chain (docs/protocol.md, "Clock and session close").
-            closing = Violation(
-                ReasonCode.SESSION_EXPIRED,
-                "expiresAt",
-                f"the session closes {rt.settings.session_close_margin_s} s before expiresAt",
-            )
-            return self._refuse(txn, (closing,), decision, started, now)
         # Exactly the calls the policy decided on (a MultiSend's records as one batch).
         mode, execution = account_execution(
             account=wallet.account,
