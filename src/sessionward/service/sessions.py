@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, NotRequired, TypedDict
 
@@ -55,7 +55,7 @@ from .callers import Caller, CredentialState
 from .errors import ServiceError, conflict, invalid, not_found, unavailable
 from .ids import new_id
 from .onchain import ENABLE_GAS, queue_relay_job
-from .pages import Page, paginate
+from .pages import Page, keyset_page
 from .runtime import Runtime
 
 # The policy engine's view of each lifecycle state. ``installing`` is not usable yet (the chain
@@ -271,6 +271,10 @@ class SessionDirectory:
         )
 
 
+def _session_id(record: SessionRecord) -> str:
+    return record.id
+
+
 def install_job_id(session_id: str, attempt: int = 1) -> str:
     """The relay job id of a session's install: ``enable:<session>`` (``#<n>`` after the first
     attempt, e.g. when a global freeze held the first one)."""
@@ -370,6 +374,9 @@ class Sessions:
         self._rt = rt
         self._dir = directory
         self._erc1271 = ChainErc1271Checker(rt.chain)
+        # (session id, app name) -> plain-language summary: a function of the session's
+        # immutable scope, the app's name and the catalog, so a list page re-reads none.
+        self._summaries: dict[tuple[str, str], str] = {}
 
     # --- AuthorizeRemoteAccess ------------------------------------------------------------
 
@@ -620,11 +627,7 @@ class Sessions:
     # --- reads ----------------------------------------------------------------------------
 
     def detail(self, record: SessionRecord) -> SessionDetail:
-        wallet = self._dir.wallet(record.wallet_id)
-        credential = self._rt.store.credentials.get(record.credential_id)
-        app = (credential.app_name if credential else None) or record.credential_id
-        summary = summarize(self._dir.scope(record), app_name=app, catalog=self._rt.catalog)
-        return session_detail(record, wallet, summary)
+        return self._details([record])[0]
 
     def get(self, caller: Caller, session_id: str) -> SessionDetail:
         record = self._dir.record(session_id)
@@ -634,20 +637,69 @@ class Sessions:
     def list_for_backend(
         self, caller: Caller, *, cursor: str | None, limit: int
     ) -> Page[SessionDetail]:
+        """The sessions bound to the calling backend, in id order, one keyset page."""
         caller.require("backend")
-        records = self._rt.store.sessions.of_credential(caller.credential_id)
-        return paginate(
-            [self.detail(r) for r in records], cursor=cursor, limit=limit, key="sessionId"
+        store = self._rt.store.sessions
+        credential_id = caller.credential_id
+
+        def belongs(session_id: str) -> bool:
+            record = store.get(session_id)
+            return record is not None and record.credential_id == credential_id
+
+        return keyset_page(
+            lambda after, n: store.page_of_credential(credential_id, after=after, limit=n),
+            cursor=cursor,
+            limit=limit,
+            belongs=belongs,
+            key=_session_id,
+            render=self._details,
         )
 
     def list_for_owner(
         self, caller: Caller, *, wallet_id: str, cursor: str | None, limit: int
     ) -> Page[SessionDetail]:
+        """The sessions of the caller's wallet, in id order, one keyset page: its cost is that
+        of the page, whatever the number of sessions the wallet holds."""
         caller.require_owner_of(wallet_id)
-        records = self._rt.store.sessions.of_wallet(wallet_id)
-        return paginate(
-            [self.detail(r) for r in records], cursor=cursor, limit=limit, key="sessionId"
+        store = self._rt.store.sessions
+
+        def belongs(session_id: str) -> bool:
+            record = store.get(session_id)
+            return record is not None and record.wallet_id == wallet_id
+
+        return keyset_page(
+            lambda after, n: store.page_of_wallet(wallet_id, after=after, limit=n),
+            cursor=cursor,
+            limit=limit,
+            belongs=belongs,
+            key=_session_id,
+            render=self._details,
         )
+
+    def _details(self, records: Sequence[SessionRecord]) -> list[SessionDetail]:
+        """:meth:`detail` of each record, reading each distinct wallet and credential once per
+        page (no chain call: everything shown is what the database records)."""
+        wallets: dict[str, WalletRecord] = {}
+        apps: dict[str, str] = {}
+        details: list[SessionDetail] = []
+        for record in records:
+            wallet = wallets.get(record.wallet_id)
+            if wallet is None:
+                wallet = wallets[record.wallet_id] = self._dir.wallet(record.wallet_id)
+            app = apps.get(record.credential_id)
+            if app is None:
+                credential = self._rt.store.credentials.get(record.credential_id)
+                app = (credential.app_name if credential else None) or record.credential_id
+                apps[record.credential_id] = app
+            summary = self._summaries.get((record.id, app))
+            if summary is None:
+                scope = self._dir.scope(record)
+                summary = summarize(scope, app_name=app, catalog=self._rt.catalog)
+                if len(self._summaries) > 10_000:
+                    self._summaries.clear()
+                self._summaries[(record.id, app)] = summary
+            details.append(session_detail(record, wallet, summary))
+        return details
 
     def usage(self, caller: Caller, session_id: str) -> UsageView:
         """Spent vs every limit of the session, in the current windows."""

@@ -93,6 +93,8 @@ wallets = Table(
     Column("frozen_at", BigInteger),
     Column("frozen_reason", Text),
     UniqueConstraint("chain_id", "account", name="uq_wallets_chain_account"),
+    # The wallet-creation budget counts an owner's wallets of the last day (migration 0007).
+    Index("ix_wallets_owner_created", "owner", "created_at"),
 )
 
 credentials = Table(
@@ -141,6 +143,9 @@ sessions = Table(
     Index("ix_sessions_wallet_id", "wallet_id"),
     Index("ix_sessions_credential_id", "credential_id"),
     Index("ix_sessions_status", "status"),
+    # Keyset pages in id order after a cursor: one range scan each (migration 0007).
+    Index("ix_sessions_wallet_page", "wallet_id", "id"),
+    Index("ix_sessions_credential_page", "credential_id", "id"),
 )
 
 usage = Table(

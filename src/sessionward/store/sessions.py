@@ -190,6 +190,29 @@ class Sessions:
         """Sessions bound to a credential, oldest first."""
         return self._list(sessions.c.credential_id == credential_id)
 
+    def page_of_wallet(
+        self, wallet_id: str, *, after: str | None, limit: int
+    ) -> list[SessionRecord]:
+        """Up to ``limit`` sessions of a wallet in id order after the id ``after``: keyset
+        pagination, one range scan of the ``(wallet_id, id)`` index whatever the wallet holds."""
+        return self._page(sessions.c.wallet_id == wallet_id, after=after, limit=limit)
+
+    def page_of_credential(
+        self, credential_id: str, *, after: str | None, limit: int
+    ) -> list[SessionRecord]:
+        """Up to ``limit`` sessions bound to a credential in id order after the id ``after``
+        (the ``(credential_id, id)`` index)."""
+        return self._page(sessions.c.credential_id == credential_id, after=after, limit=limit)
+
+    def _page(
+        self, condition: ColumnElement[bool], *, after: str | None, limit: int
+    ) -> list[SessionRecord]:
+        if after is not None:
+            condition = condition & (sessions.c.id > after)
+        query = select(sessions).where(condition).order_by(sessions.c.id).limit(limit)
+        with self._db.reading() as conn:
+            return [_record(row._mapping) for row in conn.execute(query)]
+
     def _list(self, condition: ColumnElement[bool]) -> list[SessionRecord]:
         query = select(sessions).where(condition).order_by(sessions.c.id)
         with self._db.reading() as conn:
