@@ -1,4 +1,6 @@
-"""The largest grant the size bounds allow can be enabled in one block.
+"""The largest grant the size bounds allow can be enabled in one block, and the largest grant
+the service accepts (at ``sessionward.domain.bounds.MAX_ENABLE_STORAGE_WORDS``) in one
+transaction under EIP-7825's cap of 2**24 gas, with the service's 20 % estimate margin.
 
 Every bound at its maximum (``sessionward.contracts.MAX_*`` and ``STRING_BOUNDS``, which a test
 keeps equal to the Vyper constants): 16 permissions of 4 ``in`` rules of 16 values each (every
@@ -16,6 +18,7 @@ from contracts_support import (
     DAY,
     World,
     addr,
+    intrinsic_gas,
     make_key,
     transaction_gas,
 )
@@ -23,10 +26,14 @@ from contracts_support import (
 from sessionward import contracts
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto.keccak import keccak256
+from sessionward.domain import bounds
 
 pytestmark = pytest.mark.ignore_isolation  # measuring resets boa's access journal
 
 BLOCK_GAS_LIMIT = 30_000_000
+OFFCHAIN_ONLY = 0xFFFF
+OP_IN = 4
+ESTIMATE_MARGIN_PERCENT = 20  # the service's margin on the enable estimate (service/onchain.py)
 
 
 def _padded(text: str, size: int) -> str:
@@ -96,3 +103,79 @@ def test_the_largest_grant_the_bounds_allow_enables_within_a_30m_block(world: Wo
     print(f"\nlargest grant: {len(data):,} bytes of call data, {total:,} gas ({execution:,} EVM)")
     assert wallet.state(key).status == 1
     assert total <= BLOCK_GAS_LIMIT
+
+
+def _stored_words(grant: dict[str, Any]) -> int:
+    """What ``enable_session`` writes, counted as the domain counts it
+    (:func:`sessionward.domain.grant.enable_storage_words`)."""
+    envelope = grant["envelope"]
+    words = sum(3 if t["period"] else 1 for t in envelope["tokenLimits"])
+    for permission in envelope["permissions"]:
+        words += 2
+        for rule in permission["rules"]:
+            if rule["offset"] != OFFCHAIN_ONLY:
+                words += len(rule["values"]) if rule["op"] in (4, 5) else 1
+    return words
+
+
+def _service_bound_permissions(world: World, budget: int) -> list[dict[str, Any]]:
+    """16 permissions at their string bounds whose ``in`` rules store ``budget`` words in
+    all; every other rule slot holds an off-chain-only rule of 16 values (no storage, but the
+    most call data and hashing a rule can carry): the costliest grant at the word bound."""
+    permissions = [_largest_permission(i, world) for i in range(contracts.MAX_PERMISSIONS)]
+    for permission in permissions:
+        for rule in permission["rules"]:
+            stored = min(budget, contracts.MAX_RULE_VALUES)
+            rule["values"] = rule["values"][: stored or contracts.MAX_RULE_VALUES]
+            rule["op"] = OP_IN
+            rule["offset"] = 0 if stored else OFFCHAIN_ONLY
+            budget -= stored
+    assert budget == 0
+    return permissions
+
+
+def test_the_largest_grant_the_service_accepts_enables_under_the_eip7825_cap(
+    world: World,
+) -> None:
+    wallet = world.wallet
+    key = make_key("largest-accepted")
+    token_limits = [
+        {
+            "token": addr(world.token) if i == 0 else make_key(f"tok{i}").address,
+            "limit": 10**30,
+            "period": DAY,
+        }
+        for i in range(contracts.MAX_TOKEN_LIMITS)
+    ]
+    fixed = 3 * len(token_limits) + 2 * contracts.MAX_PERMISSIONS
+    grant = wallet.grant(
+        key,
+        permissions=_service_bound_permissions(world, bounds.MAX_ENABLE_STORAGE_WORDS - fixed),
+        token_limits=token_limits,
+        value_limit=10**18,
+        value_period=DAY,
+        max_uses=2**32 - 1,
+        max_fee_wei=10**18,
+        capabilities=[
+            _padded(f"cap{i}", contracts.STRING_BOUNDS["capability"])
+            for i in range(contracts.MAX_CAPABILITIES)
+        ],
+        destinations=[make_key(f"dest{i}").address for i in range(contracts.MAX_DESTINATIONS)],
+    )
+    grant["envelope"]["maxValueUsd"] = _padded("1", contracts.STRING_BOUNDS["maxValueUsd"])
+    assert _stored_words(grant) == bounds.MAX_ENABLE_STORAGE_WORDS
+    signature = wallet.sign_grant(grant)
+    data = wallet.contract.enable_session.prepare_calldata(grant_struct(grant), signature)
+    execution, total = transaction_gas(
+        world.relayer, wallet.contract, data, lambda: wallet.enable(grant, signature)
+    )
+    print(
+        f"\nlargest accepted grant ({bounds.MAX_ENABLE_STORAGE_WORDS} words): "
+        f"{len(data):,} bytes of call data, {total:,} gas ({execution:,} EVM)"
+    )
+    assert wallet.state(key).status == 1
+    # A gas limit must cover the execution before refunds (and the EIP-7623 floor).
+    tokens = sum(4 if b else 1 for b in data)
+    needed = max(execution + intrinsic_gas(data), 21_000 + 10 * tokens)
+    print(f"gas limit needed {needed:,}, with the margin {needed * 6 // 5:,}")
+    assert needed * (100 + ESTIMATE_MARGIN_PERCENT) // 100 <= bounds.MAX_TRANSACTION_GAS

@@ -27,3 +27,12 @@ STRING_BOUNDS: Final = {
     "maxValueUsd": 32,
 }
 """Maximum UTF-8 length of each string field of a grant."""
+
+MAX_ENABLE_STORAGE_WORDS: Final = 512
+"""Storage words the account's ``enable_session`` may write for one grant (see
+:func:`sessionward.domain.grant.enable_storage_words`). Each fresh word costs about 22,100 gas
+(cold ``SSTORE``), so a grant at this bound, with every other field at its own bound, enables in
+well under EIP-7825's per-transaction gas cap (:data:`MAX_TRANSACTION_GAS`) even with the
+service's 20 % estimate margin: ``tests/contracts/test_enable_bounds.py`` measures it."""
+MAX_TRANSACTION_GAS: Final = 2**24
+"""EIP-7825 (Osaka): no transaction may ask for more gas, whatever the block's limit."""

@@ -27,7 +27,7 @@ it is granted, whatever ``validAfter`` says).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -540,7 +540,39 @@ def _bound_problems(
             too_long(f"{permission.label}.rules[{rule.arg}].arg", rule.arg, "arg")
     if envelope.max_value_usd is not None:
         too_long("maxValueUsd", format_usd(envelope.max_value_usd), "maxValueUsd")
+    words = enable_storage_words(envelope.token_limits, granted.values())
+    if words > bounds.MAX_ENABLE_STORAGE_WORDS:
+        # Within every count bound yet too costly to enable in one transaction: refused here,
+        # or the install would fail on chain after the owner signed.
+        problems.append(
+            Violation(
+                ReasonCode.GRANT_TOO_LARGE,
+                "permissions/tokenLimits",
+                f"enabling this grant writes {words} storage words on chain; one transaction "
+                f"holds at most {bounds.MAX_ENABLE_STORAGE_WORDS}: fewer permissions or rule values",
+            )
+        )
     return problems
+
+
+def enable_storage_words(
+    token_limits: Iterable[TokenLimit], permissions: Iterable[GrantedPermission]
+) -> int:
+    """The storage words the account's ``enable_session`` writes for a grant (sessions.vy):
+    per token limit its state word, plus its limit and period words when it refills; per
+    permission its packed word and its target's ``target_known`` flag; per rule checked on
+    chain one word (``eq``, ``ne``, ``lte``, ``gte``) or one set member per value (``in``,
+    ``not_in``). Off-chain-only rules store nothing. The fixed per-session words are not
+    counted (every grant writes them). An upper bound: repeated targets or values count again
+    though the chain writes the same slot."""
+    words = sum(3 if limit.period else 1 for limit in token_limits)
+    for permission in permissions:
+        words += 2
+        for rule in permission.rules:
+            if rule.offset is None:
+                continue
+            words += len(rule.words) if rule.op in (RuleOp.IN, RuleOp.NOT_IN) else 1
+    return words
 
 
 _APPROVAL_WORDS = ("approv", "allowance", "permit")

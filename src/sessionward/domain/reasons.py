@@ -109,6 +109,11 @@ class ReasonCode(StrEnum):
     PAIRING_CODE_INVALID = "PAIRING_CODE_INVALID"
     PAIRING_CODE_EXPIRED = "PAIRING_CODE_EXPIRED"
     PAIRING_CODE_USED = "PAIRING_CODE_USED"
+    # Enabling never silently fails (appended; issue 12.7).
+    GRANT_TOO_LARGE = "GRANT_TOO_LARGE"
+    # Tenant isolation (appended; issue 14). Not RATE_LIMITED (a session envelope's rate).
+    RATE_LIMITED_REQUESTS = "RATE_LIMITED_REQUESTS"
+    WALLET_CREATION_BUDGET_EXHAUSTED = "WALLET_CREATION_BUDGET_EXHAUSTED"
 
 
 class SessionWardError(Exception):
