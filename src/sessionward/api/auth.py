@@ -44,6 +44,7 @@ from sessionward.service.errors import ServiceError
 from sessionward.service.waas import Waas
 
 from .errors import ApiError, invalid, unauthorized
+from .rate_limit import RateLimiter, RateLimits
 
 SELF: Final = "self"
 
@@ -85,6 +86,20 @@ class _ReplayUnder:
         return self._inner.remember(self._subject, nonce, expires_at_ms)
 
 
+class _Admitted:
+    """A replay store view that first admits the request under the rate limits: it is asked
+    only once the signature has verified, and before the nonce is recorded, so a request over
+    the limit (429) leaves no trace (see :mod:`sessionward.api.rate_limit`)."""
+
+    def __init__(self, inner: ReplayStore, admit: Callable[[], None]) -> None:
+        self._inner = inner
+        self._admit = admit
+
+    def remember(self, credential_id: str, nonce: int, expires_at_ms: int) -> bool:
+        self._admit()
+        return self._inner.remember(credential_id, nonce, expires_at_ms)
+
+
 def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -99,6 +114,20 @@ class Authenticator:
         self._window_ms = settings.request_window_s * 1000
         self._replay_ttl_ms = settings.replay_ttl_s * 1000
         self._clock_ms = clock_ms
+        self._limiter = (
+            RateLimiter(
+                RateLimits(
+                    per_credential_rps=settings.rate_limit_per_credential_rps,
+                    per_owner_rps=settings.rate_limit_per_owner_rps,
+                    burst=settings.rate_limit_burst,
+                )
+            )
+            if settings.rate_limit_enabled
+            else None
+        )
+
+    def _limited(self, replay: ReplayStore, admit: Callable[[], None]) -> ReplayStore:
+        return replay if self._limiter is None else _Admitted(replay, admit)
 
     def authenticate(
         self,
@@ -184,7 +213,7 @@ class Authenticator:
             path_with_query,
             body,
             lambda _cred: key,
-            _ReplayUnder(self._replay, subject),
+            self._limited(_ReplayUnder(self._replay, subject), lambda: self._admit(subject, None)),
         )
         return Principal(subject=subject, self_signed=SelfSigned(alg, normalized))
 
@@ -207,8 +236,15 @@ class Authenticator:
             found.append(signer)
             return signer.key  # None if the stored key is unusable: it authenticates nothing
 
+        def admit() -> None:  # the signature verified: ``found`` holds the signer
+            caller = found[-1].caller
+            owner_wallet = caller.wallet_id if caller.role == "owner" else None
+            self._admit(caller.credential_id, owner_wallet)
+
         try:
-            self._verify(header, method, path_with_query, body, lookup, self._replay)
+            self._verify(
+                header, method, path_with_query, body, lookup, self._limited(self._replay, admit)
+            )
         except ApiError:
             # verify_request says SIGNATURE_INVALID for an unknown credential; be exact.
             if missing:
@@ -223,6 +259,10 @@ class Authenticator:
                 'this method is signed by the owner key itself (cred="self")',
             )
         return Principal(subject=caller.credential_id, caller=caller)
+
+    def _admit(self, signer: str, wallet_id: str | None) -> None:
+        if self._limiter is not None:
+            self._limiter.admit(signer=signer, wallet_id=wallet_id)
 
 
 def single_header(headers: Headers, name: str) -> str | None:

@@ -126,6 +126,16 @@ class Settings:
     owner may ask for (bounded by ``MAX_DEVICE_TTL_S``); then it is paired again."""
     pairing_code_ttl_s: int = 600
     """How long a one-time pairing code can be used (bounded by ``MAX_PAIRING_CODE_TTL_S``)."""
+    # Tenant isolation (issue 14; sessionward.api.rate_limit, README configuration table).
+    rate_limit_enabled: bool = True
+    """Per-signer and per-owner-wallet request rate limits (429 ``RATE_LIMITED_REQUESTS``);
+    in memory per node."""
+    rate_limit_per_credential_rps: float = 50.0
+    rate_limit_per_owner_rps: float = 20.0
+    rate_limit_burst: int = 100
+    wallet_creation_per_owner_per_day: int = 10
+    """Wallets one owner may create (the relayer pays each deployment) in any 24 hours;
+    0 turns the budget off."""
 
     @classmethod
     def load(
@@ -160,6 +170,11 @@ class Settings:
             overrides["cors_origins"] = tuple(
                 o.strip() for o in env["SESSIONWARD_CORS_ORIGINS"].split(",") if o.strip()
             )
+        flag = env.get("SESSIONWARD_RATE_LIMIT_ENABLED", "").strip().lower()
+        if flag:
+            if flag not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ConfigError("SESSIONWARD_RATE_LIMIT_ENABLED must be true or false")
+            overrides["rate_limit_enabled"] = flag in ("1", "true", "yes", "on")
         for name, cast in _WEBHOOK_NUMBERS.items():
             text = env.get(f"SESSIONWARD_{name.upper()}")
             if text:
@@ -206,6 +221,10 @@ class Settings:
             raise ConfigError(f"device_ttl_s must be between 60 and {MAX_DEVICE_TTL_S}")
         if not 30 <= self.pairing_code_ttl_s <= MAX_PAIRING_CODE_TTL_S:
             raise ConfigError(f"pairing_code_ttl_s must be between 30 and {MAX_PAIRING_CODE_TTL_S}")
+        if self.rate_limit_per_credential_rps <= 0 or self.rate_limit_per_owner_rps <= 0:
+            raise ConfigError("rate limits must be positive (rate_limit_enabled turns them off)")
+        if self.rate_limit_burst < 1 or self.wallet_creation_per_owner_per_day < 0:
+            raise ConfigError("rate_limit_burst >= 1 and wallet_creation_per_owner_per_day >= 0")
         ids = [o.id for o in self.ops_credentials]
         if len(set(ids)) != len(ids):
             raise ConfigError("ops credential ids must be distinct")
@@ -225,6 +244,10 @@ _WEBHOOK_NUMBERS: dict[str, type[int] | type[float]] = {
     "http_keep_alive_s": int,
     "device_ttl_s": int,
     "pairing_code_ttl_s": int,
+    "rate_limit_per_credential_rps": float,
+    "rate_limit_per_owner_rps": float,
+    "rate_limit_burst": int,
+    "wallet_creation_per_owner_per_day": int,
 }
 
 

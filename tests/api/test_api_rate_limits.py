@@ -1,0 +1,121 @@
+"""Request rate limits over the ASGI app (issue 14, tenant isolation): a signer over its budget
+gets 429 ``RATE_LIMITED_REQUESTS`` with ``Retry-After`` and its request changes nothing (no
+session written, no nonce recorded: the same signed request succeeds after the wait); another
+signer is unaffected; requests whose signature does not verify spend nobody's budget.
+
+This module's service allows a burst of 3 and then one request every 2 seconds per signer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from api_support import (
+    Actor,
+    Api,
+    create_owner,
+    raw_json,
+    refused,
+    register_backend,
+    transfer_envelope,
+)
+
+from sessionward.service.config import Settings
+from sessionward.service.waas import Waas
+
+BURST = 3
+RPS = 0.5
+
+
+@pytest.fixture(scope="module")
+def waas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Waas]:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("waas"),
+        run_relayer=False,
+        rate_limit_per_credential_rps=RPS,
+        rate_limit_per_owner_rps=RPS,
+        rate_limit_burst=BURST,
+    )
+    service = Waas.from_settings(settings)
+    yield service
+    service.stop()
+
+
+def _authorize_body(waas: Waas, owner: Actor, backend: Actor) -> dict[str, Any]:
+    return {
+        "credentialId": backend.credential_id,
+        "walletId": owner.extra["walletId"],
+        "envelope": transfer_envelope(waas),
+    }
+
+
+def _sessions_of(waas: Waas, owner: Actor) -> int:
+    return len(waas.runtime.store.sessions.of_wallet(owner.extra["walletId"]))
+
+
+def _signed(api: Api, actor: Actor, method: str, body: dict[str, Any]) -> tuple[bytes, str]:
+    raw = raw_json(body)
+    return raw, actor.header(method, raw)
+
+
+def _flood_until_refused(
+    api: Api, waas: Waas, owner: Actor, backend: Actor
+) -> tuple[int, httpx.Response, bytes, str]:
+    """AuthorizeRemoteAccess as ``owner`` until one is refused: (accepted, refusal, its body and
+    signature header)."""
+    for accepted in range(BURST + 10):
+        raw, header = _signed(
+            api, owner, "AuthorizeRemoteAccess", _authorize_body(waas, owner, backend)
+        )
+        response = api.post_raw("AuthorizeRemoteAccess", raw, {"Oms-Wallet-Signature": header})
+        if response.status_code != 200:
+            assert response.status_code == 429, response.text
+            return accepted, response, raw, header
+    raise AssertionError("never limited")
+
+
+def test_a_burst_over_the_limit_is_refused_with_retry_after_and_writes_nothing(
+    api: Api, waas: Waas
+) -> None:
+    owner, backend = create_owner(api), register_backend(api)
+    accepted, response, raw, header = _flood_until_refused(api, waas, owner, backend)
+    assert accepted >= BURST
+    doc = refused(response, 429, "RATE_LIMITED_REQUESTS")
+    wait = int(response.headers["Retry-After"])
+    assert 1 <= wait <= int(1 / RPS) + 1
+    assert doc["reason"] == "request rate" and doc["error"] == "TooManyRequests"
+    assert _sessions_of(waas, owner) == accepted  # the refused request wrote no session
+    # Its nonce was not recorded either: the very same signed request is taken after the wait.
+    time.sleep(wait)
+    again = api.post_raw("AuthorizeRemoteAccess", raw, {"Oms-Wallet-Signature": header})
+    assert again.status_code == 200, again.text
+    assert _sessions_of(waas, owner) == accepted + 1
+
+
+def test_another_signer_is_unaffected(api: Api, waas: Waas) -> None:
+    flooder, backend = create_owner(api), register_backend(api)
+    _flood_until_refused(api, waas, flooder, backend)
+    other = create_owner(api)
+    for _ in range(BURST):
+        answer = api.call("AuthorizeRemoteAccess", _authorize_body(waas, other, backend), other)
+        assert answer.status_code == 200, answer.text
+    # The backend, named in every one of the flooder's requests, still has its own budget.
+    listed = api.call("ListSessions", {}, backend)
+    assert listed.status_code == 200, listed.text
+
+
+def test_requests_that_do_not_verify_spend_nobodys_budget(api: Api, waas: Waas) -> None:
+    victim, backend = create_owner(api), register_backend(api)
+    forger = Actor.secp256k1()
+    forger.credential_id = victim.credential_id  # names the victim's credential, wrong key
+    for _ in range(BURST + 5):
+        answer = api.call("AuthorizeRemoteAccess", _authorize_body(waas, victim, backend), forger)
+        refused(answer, 401, "SIGNER_MISMATCH")
+    for _ in range(BURST):
+        answer = api.call("AuthorizeRemoteAccess", _authorize_body(waas, victim, backend), victim)
+        assert answer.status_code == 200, answer.text
+    assert _sessions_of(waas, victim) == BURST
