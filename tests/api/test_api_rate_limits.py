@@ -3,7 +3,9 @@ gets 429 ``RATE_LIMITED_REQUESTS`` with ``Retry-After`` and its request changes 
 session written, no nonce recorded: the same signed request succeeds after the wait); another
 signer is unaffected; requests whose signature does not verify spend nobody's budget.
 
-This module's service allows a burst of 3 and then one request every 2 seconds per signer.
+This module's service allows a burst of 3 and then one request every 2 seconds per signer,
+and 2 wallets per owner per day: a third CreateWallet by one owner is refused with 429
+``WALLET_CREATION_BUDGET_EXHAUSTED`` and nothing is recorded or queued for the chain.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from api_support import (
     register_backend,
     transfer_envelope,
 )
+from sqlalchemy import func, select
 
 from sessionward.service.config import Settings
 from sessionward.service.waas import Waas
+from sessionward.store.schema import relay_jobs, wallets
 
 BURST = 3
 RPS = 0.5
+WALLETS_PER_DAY = 2
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +44,7 @@ def waas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Waas]:
         rate_limit_per_credential_rps=RPS,
         rate_limit_per_owner_rps=RPS,
         rate_limit_burst=BURST,
+        wallet_creation_per_owner_per_day=WALLETS_PER_DAY,
     )
     service = Waas.from_settings(settings)
     yield service
@@ -119,3 +125,29 @@ def test_requests_that_do_not_verify_spend_nobodys_budget(api: Api, waas: Waas) 
         answer = api.call("AuthorizeRemoteAccess", _authorize_body(waas, victim, backend), victim)
         assert answer.status_code == 200, answer.text
     assert _sessions_of(waas, victim) == BURST
+
+
+def _rows(waas: Waas) -> tuple[int, int]:
+    """(wallets, relay jobs) in the database."""
+    with waas.runtime.store.db.reading() as conn:
+        return (
+            int(conn.execute(select(func.count()).select_from(wallets)).scalar_one()),
+            int(conn.execute(select(func.count()).select_from(relay_jobs)).scalar_one()),
+        )
+
+
+def test_an_owner_over_its_wallet_creation_budget_is_refused_and_nothing_is_sent(
+    api: Api, waas: Waas
+) -> None:
+    owner = Actor.secp256k1()
+    body = {"alg": owner.signer.alg, "publicKey": owner.public_key}
+    for _ in range(WALLETS_PER_DAY):
+        api.ok("CreateWallet", body, owner)
+    before = _rows(waas)
+    answer = api.call("CreateWallet", body, owner)
+    refused(answer, 429, "WALLET_CREATION_BUDGET_EXHAUSTED")
+    assert 86_000 <= int(answer.headers["Retry-After"]) <= 86_400
+    assert _rows(waas) == before  # no wallet recorded, no deployment queued for the relayer
+    other = Actor.secp256k1()
+    api.ok("CreateWallet", {"alg": other.signer.alg, "publicKey": other.public_key}, other)
+    assert _rows(waas)[0] == before[0] + 1

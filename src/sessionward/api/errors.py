@@ -30,6 +30,7 @@ KIND_STATUS: Final[dict[ErrorKind, tuple[int, str]]] = {
     "conflict": (409, "Conflict"),
     "denied": (403, "PolicyDenied"),
     "unavailable": (503, "Unavailable"),
+    "exhausted": (429, "TooManyRequests"),
 }
 
 # The one code the server's own failures carry (never a client mistake).
@@ -46,6 +47,7 @@ ERROR_KINDS: Final = (
     "PayloadTooLarge",
     "Unavailable",
     "InternalError",
+    "TooManyRequests",
 )
 
 
@@ -106,6 +108,7 @@ RETRY_AFTER_S: Final = 1
 
 def from_service_error(exc: ServiceError) -> ApiError:
     status, kind = KIND_STATUS[exc.kind]
+    retry_after = RETRY_AFTER_S if status == 503 else exc.retry_after_s
     return ApiError(
         status,
         kind,
@@ -113,8 +116,9 @@ def from_service_error(exc: ServiceError) -> ApiError:
         exc.message,
         violations=exc.violations,
         decision_id=exc.decision_id,
-        # An outage of a dependency (chain, database): nothing was done, retry shortly.
-        headers={"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None,
+        # An outage of a dependency (chain, database), or a budget spent for now (429):
+        # nothing was done, retry after this many seconds.
+        headers=None if retry_after is None else {"Retry-After": str(retry_after)},
     )
 
 

@@ -42,6 +42,8 @@ _ERROR_DESCRIPTIONS: Final = {
     404: "No such object",
     409: "Conflict with the object's state, or an Idempotency-Key reused",
     413: "Body larger than the configured limit (PAYLOAD_TOO_LARGE)",
+    429: "Over a rate limit (RATE_LIMITED_REQUESTS) or a budget (WALLET_CREATION_BUDGET_"
+    "EXHAUSTED): nothing was done; retry after Retry-After seconds",
     503: "The database is unavailable (DATABASE_UNAVAILABLE); retry after Retry-After seconds",
     500: "Internal error (never caused by a client mistake; the requestId is in the log)",
 }
@@ -181,6 +183,7 @@ def _operation(method: Method, schemas: _Schemas) -> dict[str, Any]:
     statuses = [400, 403, 404, 409, 413, 500, 503]
     if method.auth != "public":
         statuses.insert(1, 401)
+        statuses.insert(-2, 429)  # rate limits (RATE_LIMITED_REQUESTS) and budgets
     responses: dict[str, Any] = {
         "200": {
             "description": "Success",

@@ -8,10 +8,18 @@ from sessionward.domain.decision import Violation
 from sessionward.domain.reasons import ReasonCode, SessionWardError
 
 ErrorKind = Literal[
-    "invalid", "unauthorized", "forbidden", "not_found", "conflict", "denied", "unavailable"
+    "invalid",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "denied",
+    "unavailable",
+    "exhausted",
 ]
 """``unavailable``: a dependency (the chain node, the database) is out; nothing was done and
-the same request may succeed later (HTTP 503)."""
+the same request may succeed later (HTTP 503). ``exhausted``: the caller's budget of this
+use case is spent for now (HTTP 429); nothing was done; ``retry_after_s`` says when to retry."""
 
 
 class ServiceError(SessionWardError):
@@ -25,11 +33,13 @@ class ServiceError(SessionWardError):
         *,
         violations: tuple[Violation, ...] = (),
         decision_id: str | None = None,
+        retry_after_s: int | None = None,
     ) -> None:
         super().__init__(code, message)
         self.kind: ErrorKind = kind
         self.violations = violations
         self.decision_id = decision_id
+        self.retry_after_s = retry_after_s
 
 
 def invalid(code: ReasonCode, message: str) -> ServiceError:

@@ -26,6 +26,9 @@ from .ids import new_id
 from .onchain import DEPLOY_GAS
 from .runtime import Runtime
 
+_DAY_S = 86_400
+"""The window of the wallet-creation budget (``wallet_creation_per_owner_per_day``)."""
+
 OwnerKind = Literal["eoa", "erc1271"]
 
 
@@ -109,11 +112,14 @@ class Wallets:
         salt = salt if salt is not None else secrets.token_bytes(32)
         if len(salt) != 32:
             raise invalid(ReasonCode.INPUT_MALFORMED, "salt must be 32 bytes")
+        self._within_creation_budget(owner)  # before anything reaches the chain
         factory = self._rt.deployment.factory
         account = self._predicted(owner, salt)
         if proof is not None:
             self._check_proof(signer, account, owner, owner_kind, proof)
-        record = self._add(account, owner, owner_kind)
+        with self._rt.store.db.unit():  # the count and the new row in one write transaction
+            self._within_creation_budget(owner)
+            record = self._add(account, owner, owner_kind)
         self._rt.relayer.enqueue(
             f"deploy:{record.id}",
             to=factory,
@@ -121,6 +127,28 @@ class Wallets:
             gas_limit=DEPLOY_GAS,
         )
         return self._finish(record, signer, "wallet.created")
+
+    def _within_creation_budget(self, owner: str) -> None:
+        """Refuse (429 ``WALLET_CREATION_BUDGET_EXHAUSTED``, ``Retry-After``: when the oldest of
+        them leaves the window) once ``owner`` has ``wallet_creation_per_owner_per_day`` wallets
+        recorded in the last 24 hours: the relayer pays every deployment, so one owner key cannot
+        make it pay without bound. Nothing is recorded or sent by a refusal. Run in a unit of
+        work with the insert, the count is exact on SQLite (one writer); on PostgreSQL two
+        simultaneous creations of one owner may both pass at the last slot."""
+        budget = self._rt.settings.wallet_creation_per_owner_per_day
+        if budget <= 0:
+            return
+        now = self._rt.now()
+        count, oldest = self._rt.store.wallets.created_since(owner, since=now - _DAY_S + 1)
+        if count < budget:
+            return
+        retry_after = max(1, (oldest if oldest is not None else now) + _DAY_S - now)
+        raise ServiceError(
+            "exhausted",
+            ReasonCode.WALLET_CREATION_BUDGET_EXHAUSTED,
+            f"this owner created {count} wallets in the last 24 hours (at most {budget})",
+            retry_after_s=retry_after,
+        )
 
     def _predicted(self, owner: str, salt: bytes) -> str:
         """The factory's CREATE2 address of ``owner``'s account with ``salt``."""

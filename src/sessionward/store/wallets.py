@@ -99,6 +99,16 @@ class Wallets:
         with self._db.reading() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def created_since(self, owner: str, *, since: int) -> tuple[int, int | None]:
+        """How many wallets of ``owner`` were recorded at or after ``since``, and the oldest of
+        their ``created_at`` (None if none): one range of the ``(owner, created_at)`` index."""
+        query = select(func.count(), func.min(wallets.c.created_at)).where(
+            wallets.c.owner == owner.lower(), wallets.c.created_at >= since
+        )
+        with self._db.reading() as conn:
+            count, oldest = conn.execute(query).one()
+        return int(count), None if oldest is None else int(oldest)
+
     def find(self, chain_id: int, account: str) -> WalletRecord | None:
         """The wallet registered for ``account`` on ``chain_id``, if any."""
         query = select(wallets).where(
