@@ -14,19 +14,22 @@ from enum import IntEnum
 from typing import Any, Final
 
 from sessionward.chain.demo import demo_contract
-from sessionward.chain.interface import Chain
+from sessionward.chain.interface import CallRequest, Chain
 from sessionward.chain.relay_jobs import DuplicateRelayJob, RelayJob
 from sessionward.crypto.secp256k1 import normalize_address
 from sessionward.crypto.typed_data import SCHEMA
+from sessionward.domain.bounds import MAX_TRANSACTION_GAS
+from sessionward.domain.reasons import ReasonCode, SessionWardError
 from sessionward.store.database import Database
 from sessionward.store.relay_jobs import SqlRelayJobStore
 
 # Gas limits given to the relayer for the service's own calls (no estimation: an estimate
 # against the current state would fail for a call that depends on an earlier queued one, such
-# as enabling a session on an account whose deployment is not mined yet).
+# as a removal queued behind its install). Enabling is estimated (:func:`enable_gas_limit`):
+# its cost grows with the grant, up to about 12M gas at the grant size bound.
 DEPLOY_GAS: Final = 600_000
-ENABLE_GAS: Final = 3_000_000
 REVOKE_GAS: Final = 150_000
+ENABLE_GAS_MARGIN_PERCENT: Final = 20
 EXECUTE_BASE_GAS: Final = 300_000
 EXECUTE_GAS_PER_CALL: Final = 250_000
 
@@ -163,6 +166,46 @@ def read_onchain_session(
     if used or account_epoch != grant_epoch:
         return OnchainSession(Installed.NEVER_INSTALLABLE, 0)
     return OnchainSession(Installed.NEVER, 0)
+
+
+class EnableTooCostly(SessionWardError):
+    """The enable call's estimate is above what one transaction may use (EIP-7825)."""
+
+    def __init__(self, estimate: int) -> None:
+        super().__init__(
+            ReasonCode.GRANT_TOO_LARGE,
+            f"enabling this grant needs {estimate} gas; a transaction may use at most "
+            f"{MAX_TRANSACTION_GAS}",
+        )
+        self.estimate = estimate
+
+
+def enable_gas_limit(chain: Chain, *, sender: str, account: str, data: bytes) -> int:
+    """The gas limit of an install job: ``enable_session`` calldata ``data`` estimated from
+    ``sender`` (the relayer) against the account, plus :data:`ENABLE_GAS_MARGIN_PERCENT`,
+    at most :data:`~sessionward.domain.bounds.MAX_TRANSACTION_GAS`.
+
+    An account whose deployment is still queued has no code to estimate against: it gets the
+    transaction cap, which every grant the domain accepts fits (its storage-word bound is
+    measured at about 12M gas; only the gas used is paid). Raises
+    :class:`~sessionward.chain.errors.ExecutionReverted` when the account would refuse the
+    grant, another :class:`~sessionward.chain.errors.ChainError` when the node cannot answer,
+    and :class:`EnableTooCostly` (``GRANT_TOO_LARGE``) for an estimate above the cap."""
+    if not chain.get_code(account):
+        return MAX_TRANSACTION_GAS
+    estimate = chain.estimate_gas(CallRequest(to=account, data=data, sender=sender))
+    if estimate > MAX_TRANSACTION_GAS:
+        raise EnableTooCostly(estimate)
+    return min(estimate + estimate * ENABLE_GAS_MARGIN_PERCENT // 100, MAX_TRANSACTION_GAS)
+
+
+def revert_code(reason: str | None) -> ReasonCode | None:
+    """The reason code an account revert carries as its ``Error(string)`` text (the
+    SessionAccount reverts with the code itself), or ``None`` for any other text."""
+    try:
+        return ReasonCode(reason) if reason is not None else None
+    except ValueError:
+        return None
 
 
 def queue_relay_job(

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
 
-from sessionward.chain.errors import ChainError
+from sessionward.chain.errors import ChainError, ExecutionReverted
 from sessionward.chain.relay_jobs import JobState, RelayJob
 from sessionward.domain.reasons import ReasonCode
 from sessionward.store.alerts import AlertRecord, AlertSink
@@ -52,7 +52,14 @@ from sessionward.store.relay_jobs import SqlRelayJobStore
 from sessionward.store.sessions import SessionRecord
 
 from .ids import new_id
-from .onchain import ENABLE_GAS, REVOKE_GAS, Installed, queue_relay_job, read_onchain_session
+from .onchain import (
+    REVOKE_GAS,
+    EnableTooCostly,
+    Installed,
+    enable_gas_limit,
+    queue_relay_job,
+    read_onchain_session,
+)
 from .runtime import Runtime
 from .sessions import SessionDirectory, global_freeze_in_force, grant_message, install_job_id
 
@@ -410,13 +417,27 @@ class Reconciler:
         data = rt.calls.enable_session(
             grant_message(scope, record, grant["revoker"]), bytes.fromhex(record.owner_signature)
         )
+        # The approval's estimate when there is one (a held install is the same call); else
+        # estimated now, like the approval (a ChainError leaves the session for the next pass).
+        earlier = attempts(rt, install_job_id, record.id)
+        if earlier:
+            gas_limit = earlier[-1].gas_limit
+        else:
+            try:
+                gas_limit = enable_gas_limit(
+                    rt.chain, sender=rt.relayer.address, account=wallet.account, data=data
+                )
+            except (ExecutionReverted, EnableTooCostly) as exc:
+                why = exc.reason if isinstance(exc, ExecutionReverted) else exc.code.value
+                self._install_failed(record, f"the chain will not install it ({why})", rt.now())
+                return
         queue_relay_job(
             rt.store.db,
             sender=rt.relayer.address,
             job_id=install_job_id(record.id, attempt),
             to=wallet.account,
             data=data,
-            gas_limit=ENABLE_GAS,
+            gas_limit=gas_limit,
         )
 
     def _install_failed(self, record: SessionRecord, why: str, now: int) -> None:

@@ -3,11 +3,12 @@ ListAccess, GetSessionUsage).
 
 The lifecycle is :mod:`sessionward.store.sessions`'s. ApproveSession is one durable unit of
 work: ``pending_approval → installing``, its audit record and the install job for the relayer
-commit together or not at all; the chain is asked (the account's epoch, an ERC-1271 owner)
-before, and an outage answers ``unavailable`` (503) with nothing written. The session becomes
-``active`` only when the reconciler sees it installed on chain. During a global freeze no new
-authority is granted: AuthorizeRemoteAccess, ApproveSession (and renewal) are refused with
-``GLOBAL_FREEZE`` and no install is queued (the reconciler holds queued installs too).
+commit together or not at all; the chain is asked (the account's epoch, an ERC-1271 owner, the
+install's gas estimate) before, and an outage answers ``unavailable`` (503) with nothing
+written. The session becomes ``active`` only when the reconciler sees it installed on chain.
+During a global freeze no new authority is granted: AuthorizeRemoteAccess, ApproveSession (and
+renewal) are refused with ``GLOBAL_FREEZE`` and no install is queued (the reconciler holds
+queued installs too).
 
 Wire status: ``status`` keeps the vocabulary clients know (``pending`` = pending approval or
 installing, ``active``, ``suspended``, ``revoked`` = revoking or revoked, plus ``expired``);
@@ -30,7 +31,7 @@ from contextlib import contextmanager
 from typing import Any, Final, NotRequired, TypedDict
 
 from sessionward.chain.erc1271 import ChainErc1271Checker
-from sessionward.chain.errors import ChainError
+from sessionward.chain.errors import ChainError, ExecutionReverted
 from sessionward.crypto.owner_signature import verify_owner_signature
 from sessionward.crypto.secp256k1 import SignatureError
 from sessionward.crypto.typed_data import (
@@ -54,7 +55,7 @@ from sessionward.store.wallets import WalletRecord
 from .callers import Caller, CredentialState
 from .errors import ServiceError, conflict, invalid, not_found, unavailable
 from .ids import new_id
-from .onchain import ENABLE_GAS, queue_relay_job
+from .onchain import EnableTooCostly, enable_gas_limit, queue_relay_job, revert_code
 from .pages import Page, keyset_page
 from .runtime import Runtime
 
@@ -511,8 +512,10 @@ class Sessions:
 
         Refusals: ``GLOBAL_FREEZE`` during a global freeze; ``SESSION_REVOKED`` /
         ``SESSION_EXPIRED`` / ``SESSION_NOT_PENDING`` for a session in another state; the
-        signature's code for a bad signature; ``CHAIN_UNAVAILABLE`` (503) when the chain cannot
-        be asked. Nothing is written on any refusal."""
+        signature's code for a bad signature; the account's reason code when the enable call's
+        gas estimate reverts, ``GRANT_TOO_LARGE`` when it is above the transaction gas cap
+        (:meth:`_enable_gas`: the install job carries that estimate); ``CHAIN_UNAVAILABLE``
+        (503) when the chain cannot be asked. Nothing is written on any refusal."""
         rt = self._rt
         record = self._dir.record(session_id)
         caller.require_owner_of(record.wallet_id)
@@ -530,6 +533,7 @@ class Sessions:
             raise conflict(ReasonCode.SESSION_REVOKED, "the account revoked all sessions since")
         scope = self._dir.scope(record)
         data = rt.calls.enable_session(grant_message(scope, record, grant["revoker"]), signature)
+        gas_limit = self._enable_gas(wallet.account, data)
         now = rt.now()
         db = rt.store.db
         with db.unit(durable=True):
@@ -547,7 +551,7 @@ class Sessions:
                 job_id=install_job_id(session_id),
                 to=wallet.account,
                 data=data,
-                gas_limit=ENABLE_GAS,
+                gas_limit=gas_limit,
             )
             rt.store.audit.append(
                 record.wallet_id,
@@ -556,6 +560,23 @@ class Sessions:
                 at=now,
             )
         return self.detail(self._dir.record(session_id))
+
+    def _enable_gas(self, account: str, data: bytes) -> int:
+        """The install job's gas limit, estimated now (:func:`enable_gas_limit`), so that no
+        grant is queued to fail on chain for want of gas. Refusals, nothing written: the
+        account's own reason code (409) when the estimate reverts (``CALL_FAILED_ON_CHAIN``
+        for a revert without one), ``GRANT_TOO_LARGE`` (400) above the transaction gas cap,
+        ``CHAIN_UNAVAILABLE`` (503) when the node cannot answer."""
+        rt = self._rt
+        try:
+            return enable_gas_limit(rt.chain, sender=rt.relayer.address, account=account, data=data)
+        except ExecutionReverted as exc:
+            code = revert_code(exc.reason) or ReasonCode.CALL_FAILED_ON_CHAIN
+            raise conflict(code, f"the account would refuse this grant ({code.value})") from None
+        except EnableTooCostly as exc:
+            raise invalid(exc.code, exc.message) from None
+        except ChainError:
+            raise unavailable(ReasonCode.CHAIN_UNAVAILABLE, "chain unavailable") from None
 
     def renew(self, record: SessionRecord, wallet: WalletRecord, signature: bytes) -> SessionDetail:
         """Re-activate a suspended session: ``signature`` must be the owner's over the
