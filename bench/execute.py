@@ -342,7 +342,10 @@ def serve_sessionward(pipe: Connection, data_dir: str, run_relayer: bool, switch
     os.environ.pop("SESSIONWARD_DATABASE_URL", None)
     if switch_ms:
         sys.setswitchinterval(switch_ms / 1000)
-    waas = Waas.from_settings(Settings(data_dir=Path(data_dir), run_relayer=run_relayer))
+    # One credential at full speed: the per-signer rate limit (on by default) is off here.
+    waas = Waas.from_settings(
+        Settings(data_dir=Path(data_dir), run_relayer=run_relayer, rate_limit_enabled=False)
+    )
     deployment = asdict(waas.runtime.deployment)
     with BackgroundServer(waas) as url:
         freeze_start_up_heap()  # as `sessionward serve` does
@@ -727,7 +730,9 @@ def breakdown(count: int, profile: Path | None) -> None:
 
     os.environ.pop("SESSIONWARD_DATABASE_URL", None)
     with tempfile.TemporaryDirectory(prefix="sessionward-bench-") as data_dir:
-        waas = Waas.from_settings(Settings(data_dir=Path(data_dir), run_relayer=False))
+        waas = Waas.from_settings(
+            Settings(data_dir=Path(data_dir), run_relayer=False, rate_limit_enabled=False)
+        )
         app = create_app(waas)
         with BackgroundServer(waas) as url:
             setup = set_up_session(url, asdict(waas.runtime.deployment))
