@@ -16,6 +16,7 @@ from service_support import ONCHAIN_ACTIVE, Backend, Wallet, World
 
 from sessionward.chain.errors import ChainUnavailable, ExecutionReverted
 from sessionward.chain.interface import CallRequest
+from sessionward.chain.relay_jobs import JobState
 from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import address_from_secret
 from sessionward.domain import bounds
@@ -85,6 +86,36 @@ def test_a_large_accepted_grant_is_queued_with_its_estimate_and_installed(
     receipt = world.chain.get_receipt(mined.tx_hash)
     assert receipt is not None and receipt.succeeded
     assert receipt.gas_used <= job.gas_limit
+
+
+def test_an_install_held_by_a_freeze_is_queued_again_with_the_same_gas(
+    world: World, wallet: Wallet, backend: Backend
+) -> None:
+    """The reconciler's re-queue (a new attempt after a global freeze) carries the approval's
+    estimate, not a fixed figure, and the large grant is installed."""
+    pending = world.authorize(wallet, backend, **large_grant_overrides())
+    session_id = pending["sessionId"]
+    approve(world, wallet, pending)
+    first = world.rt.relayer.job(f"enable:{session_id}")
+    assert first is not None and first.gas_limit > OLD_FIXED_ENABLE_GAS
+    world.waas.revocations.emergency_revoke(
+        world.ops[0].caller, scope="global", target=None, reason="drill"
+    )
+    try:
+        world.settle()
+        held = world.rt.relayer.job(f"enable:{session_id}")
+        assert held is not None and held.state is JobState.REFUSED
+    finally:
+        for ops in world.ops:
+            try:
+                world.waas.revocations.lift_freeze(ops.caller, scope="global", target=None)
+            except ServiceError as waiting:
+                assert waiting.code is ReasonCode.FREEZE_LIFT_NEEDS_SECOND_OPS
+    world.settle()
+    again = world.rt.relayer.job(f"enable:{session_id}#2")
+    assert again is not None and again.gas_limit == first.gas_limit
+    assert world.record(session_id).status == "active"
+    assert world.onchain_status(wallet, pending["sessionKey"]) == ONCHAIN_ACTIVE
 
 
 def test_a_small_grant_is_queued_with_its_own_small_estimate(
