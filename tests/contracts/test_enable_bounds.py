@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boa
 import pytest
 from contracts_support import (
     DAY,
@@ -27,6 +28,9 @@ from sessionward import contracts
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto.keccak import keccak256
 from sessionward.domain import bounds
+from sessionward.domain.catalog import default_catalog
+from sessionward.domain.envelope import Envelope
+from sessionward.domain.grant import enable_storage_words, validate_grant
 
 pytestmark = pytest.mark.ignore_isolation  # measuring resets boa's access journal
 
@@ -178,4 +182,68 @@ def test_the_largest_grant_the_service_accepts_enables_under_the_eip7825_cap(
     tokens = sum(4 if b else 1 for b in data)
     needed = max(execution + intrinsic_gas(data), 21_000 + 10 * tokens)
     print(f"gas limit needed {needed:,}, with the margin {needed * 6 // 5:,}")
+    assert needed * (100 + ESTIMATE_MARGIN_PERCENT) // 100 <= bounds.MAX_TRANSACTION_GAS
+
+
+def _accepted_envelope(world: World, chain_id: int, now: int) -> dict[str, Any]:
+    """An envelope ``validate_grant`` accepts with exactly ``MAX_ENABLE_STORAGE_WORDS`` words:
+    8 refilling token limits (24 words), 16 custom permissions (32 words) with ``in`` rules
+    filling the rest, the function name at its length bound."""
+    params = "(uint256,uint256,uint256,uint256)"
+    name_len = contracts.STRING_BOUNDS["function"] - len(params)
+    # Argument names as long as the envelope's 256-character function text leaves room for.
+    names = [_padded(f"{c}_", 30) for c in "abcd"]
+    limits = [make_key(f"limited{i}").address for i in range(contracts.MAX_TOKEN_LIMITS)]
+    budget = bounds.MAX_ENABLE_STORAGE_WORDS - 3 * len(limits) - 2 * contracts.MAX_PERMISSIONS
+    permissions = []
+    for i in range(contracts.MAX_PERMISSIONS):
+        rules = []
+        for r, name in enumerate(names):
+            take = min(budget, contracts.MAX_RULE_VALUES)
+            budget -= take
+            if take:
+                values = [str(i * 1_000 + r * 100 + v + 1) for v in range(take)]
+                rules.append({"arg": name, "op": "in", "values": values})
+        function = _padded(f"f{i}_", name_len) + "(" + ",".join(f"uint256 {n}" for n in names)
+        permissions.append(
+            {"target": addr(world.target), "function": function + ")", "rules": rules}
+        )
+    assert budget == 0
+    return {
+        "capabilities": [],
+        "allowedDestinations": [addr(world.target)],
+        "permissions": permissions,
+        "tokenLimits": [{"token": t, "limit": str(10**30), "period": DAY} for t in limits],
+        "chainId": chain_id,
+        "expiresAt": now + 3_000,
+        "sessionKey": make_key("accepted").address,
+    }
+
+
+def test_the_largest_grant_validate_grant_accepts_enables_under_the_eip7825_cap(
+    world: World,
+) -> None:
+    """Built by the domain (what the service would have the owner sign), not by hand."""
+    wallet = world.wallet
+    now = int(boa.env.timestamp)
+    scope = validate_grant(
+        Envelope.from_json(_accepted_envelope(world, wallet.chain_id, now)),
+        catalog=default_catalog(),
+        account=wallet.address,
+        chain_id=wallet.chain_id,
+        now=now,
+    )
+    words = enable_storage_words(scope.token_limits.values(), scope.permissions.values())
+    assert words == bounds.MAX_ENABLE_STORAGE_WORDS
+    grant = scope.grant_message(credential=b"\x01" * 32, nonce=next(wallet.nonces), epoch=0)
+    assert _stored_words(grant) == words
+    signature = wallet.sign_grant(grant)
+    data = wallet.contract.enable_session.prepare_calldata(grant_struct(grant), signature)
+    execution, total = transaction_gas(
+        world.relayer, wallet.contract, data, lambda: wallet.enable(grant, signature)
+    )
+    tokens = sum(4 if b else 1 for b in data)
+    needed = max(execution + intrinsic_gas(data), 21_000 + 10 * tokens)
+    print(f"\naccepted grant at the bound: {len(data):,} bytes, {total:,} gas, limit {needed:,}")
+    assert wallet.state(make_key("accepted")).status == 1
     assert needed * (100 + ESTIMATE_MARGIN_PERCENT) // 100 <= bounds.MAX_TRANSACTION_GAS
