@@ -151,3 +151,22 @@ def test_an_owner_over_its_wallet_creation_budget_is_refused_and_nothing_is_sent
     other = Actor.secp256k1()
     api.ok("CreateWallet", {"alg": other.signer.alg, "publicKey": other.public_key}, other)
     assert _rows(waas)[0] == before[0] + 1
+
+
+def test_a_signer_over_its_limit_is_refused_before_verification_and_forgeries_take_nothing(
+    api: Api, waas: Waas
+) -> None:
+    """While a signer's bucket is empty its requests are refused before the credential read and
+    signature check (cheap for the node); forged ones too, and they take no token: after the
+    wait the signer's own request is taken."""
+    owner, backend = create_owner(api), register_backend(api)
+    _, response, _, _ = _flood_until_refused(api, waas, owner, backend)
+    wait = int(response.headers["Retry-After"])
+    forger = Actor.secp256k1()
+    forger.credential_id = owner.credential_id
+    for _ in range(5):
+        forged = api.call("AuthorizeRemoteAccess", _authorize_body(waas, owner, backend), forger)
+        refused(forged, 429, "RATE_LIMITED_REQUESTS")
+    time.sleep(wait)
+    answer = api.call("AuthorizeRemoteAccess", _authorize_body(waas, owner, backend), owner)
+    assert answer.status_code == 200, answer.text

@@ -225,6 +225,8 @@ class Authenticator:
         body: bytes,
         mode: AuthMode,
     ) -> Principal:
+        if self._limiter is not None:  # a signer already over its rate: refused cheaply
+            self._limiter.refuse_early(signer=header.cred)
         found: list[RegisteredSigner] = []
         missing: list[str] = []
 

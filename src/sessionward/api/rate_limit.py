@@ -13,6 +13,11 @@ Contracts:
   (whole seconds until a token is back) and changes nothing: its nonce is not recorded (the
   same signed request may be sent again after the wait, inside its window), its method does
   not run. ``RATE_LIMITED`` is another thing: a session envelope's ``rateLimit``.
+- A signer whose bucket is already empty is refused the same way *before* its credential is
+  read or its signature checked (:meth:`RateLimiter.refuse_early`, which takes nothing): only
+  verified requests empty a bucket, so nobody else can bring that about, and a flood's excess
+  then costs the node as little as possible (what it costs is the other tenants' latency;
+  ``bench/fairness.py`` measures it).
 - Buckets live in this process's memory: with N nodes behind a balancer a signer gets up to N
   times the rate. That is the documented default; a shared limiter would go in front.
   The table of buckets is bounded (``max_keys``): past it, full buckets (idle signers, whose
@@ -76,14 +81,25 @@ class RateLimiter:
             keys.append((f"wallet:{wallet_id}", self._limits.per_owner_rps))
         wait = self._take(keys)
         if wait > 0:
-            raise ApiError(
-                429,
-                "TooManyRequests",
-                ReasonCode.RATE_LIMITED_REQUESTS,
-                "too many requests from this signer: retry after the time in Retry-After",
-                reason="request rate",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            raise _refusal(wait)
+
+    def refuse_early(self, *, signer: str) -> None:
+        """Before any verification: raise the 429 at once if ``signer``'s bucket is empty now,
+        taking nothing. Only requests whose signature verified ever empty a bucket, so nobody
+        without the signer's key can bring this refusal about; it saves a flooding signer's
+        excess requests the credential read and the signature check (their CPU is the other
+        tenants' latency)."""
+        with self._lock:
+            bucket = self._buckets.get(f"signer:{signer}")
+            if bucket is None:
+                return
+            rate = self._limits.per_credential_rps
+            tokens = min(
+                float(self._limits.burst), bucket.tokens + (self._clock() - bucket.at) * rate
             )
+            wait = (1.0 - tokens) / rate if tokens < 1.0 else 0.0
+        if wait > 0:
+            raise _refusal(wait)
 
     def _take(self, keys: Sequence[tuple[str, float]]) -> float:
         """0 if a token was taken from every bucket, else the seconds until each has one."""
@@ -120,3 +136,14 @@ class RateLimiter:
         if len(self._buckets) >= self._max_keys:  # every signer busy: forget the oldest half
             for key in list(self._buckets)[: self._max_keys // 2]:
                 del self._buckets[key]
+
+
+def _refusal(wait: float) -> ApiError:
+    return ApiError(
+        429,
+        "TooManyRequests",
+        ReasonCode.RATE_LIMITED_REQUESTS,
+        "too many requests from this signer: retry after the time in Retry-After",
+        reason="request rate",
+        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+    )

@@ -1,0 +1,150 @@
+"""Tenant isolation benchmark (issue 14): how much one backend's flood slows another backend.
+
+A server on loopback with the default settings (rate limits on; ``--no-limits`` turns them
+off). Backend B (the victim) sends ``ListSessions`` at a steady pace, first alone (idle), then
+while backend A floods ``ListSessions`` from ``--threads`` connections as fast as it can (in
+its own process, so that the flood's client work does not share the server's interpreter). Printed:
+B's p50/p99 idle and under the flood, the ratio of the p99s, and A's answers (200 / 429) and
+rate. Numbers depend on the machine and on anything else it runs: compare the two modes in one
+run on one machine.
+
+Run: ``.venv/bin/python bench/fairness.py [--requests 150] [--threads 8] [--no-limits]``
+(about 20 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import secrets
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from sessionward.crypto.request_signature import Secp256k1RequestSigner
+from sessionward.sdk import BackendClient
+from sessionward.sdk.errors import SessionWardApiError
+from sessionward.server import BackgroundServer
+from sessionward.service.config import Settings
+from sessionward.service.waas import Waas
+
+PACE_S = 0.05
+"""The victim's gap between requests (20 requests per second)."""
+
+
+def _backend(url: str, secret: bytes | None = None) -> BackendClient:
+    secret = secret or secrets.token_bytes(32)
+    client = BackendClient(url, Secp256k1RequestSigner(secret))
+    credential = client.register("Bench Tenant", "https://tenant.example", int(time.time()) + 3600)
+    client.close()
+    return BackendClient(url, Secp256k1RequestSigner(secret), str(credential["credentialId"]))
+
+
+def _victim(client: BackendClient, count: int) -> list[float]:
+    latencies: list[float] = []
+    for _ in range(count):
+        started = time.perf_counter()
+        client.list_sessions()
+        latencies.append(time.perf_counter() - started)
+        time.sleep(PACE_S)
+    return latencies
+
+
+def _flood_threads(flooder: BackendClient, stop: threading.Event, outcomes: Counter[str]) -> None:
+    while not stop.is_set():
+        try:
+            flooder.list_sessions()
+            outcomes["200"] += 1
+        except SessionWardApiError as exc:
+            outcomes[str(exc.status)] += 1
+
+
+def _flood_process(
+    url: str, secret: bytes, credential_id: str, threads: int, control: Connection
+) -> None:
+    """In its own process (the server's process keeps its interpreter to itself): flood as one
+    credential from ``threads`` threads, say "started", flood until told to stop, then send
+    back the answers' counts and the flood's duration."""
+    tenant = BackendClient(url, Secp256k1RequestSigner(secret), credential_id)
+    stop = threading.Event()
+    outcomes: Counter[str] = Counter()
+    workers = [
+        threading.Thread(target=_flood_threads, args=(tenant, stop, outcomes))
+        for _ in range(threads)
+    ]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    control.send("started")
+    control.recv()
+    stop.set()
+    for worker in workers:
+        worker.join()
+    tenant.close()
+    control.send((dict(outcomes), time.perf_counter() - started))
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=150)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--no-limits", action="store_true")
+    args = parser.parse_args()
+    os.environ.pop("SESSIONWARD_DATABASE_URL", None)
+    with tempfile.TemporaryDirectory(prefix="sessionward-fair-") as data_dir:
+        settings = Settings(
+            data_dir=Path(data_dir), run_relayer=False, rate_limit_enabled=not args.no_limits
+        )
+        waas = Waas.from_settings(settings)
+        try:
+            with BackgroundServer(waas) as url:
+                victim = _backend(url)
+                _victim(victim, 20)  # warm-up
+                idle = _victim(victim, args.requests)
+                secret = secrets.token_bytes(32)
+                tenant = _backend(url, secret)
+                tenant.close()
+                control, child = multiprocessing.Pipe()
+                flood = multiprocessing.get_context("spawn").Process(
+                    target=_flood_process,
+                    args=(url, secret, tenant.credential_id, args.threads, child),
+                )
+                flood.start()
+                control.recv()
+                time.sleep(1.0)  # the flood is under way (and past its burst)
+                loaded = _victim(victim, args.requests)
+                control.send("stop")
+                outcomes, seconds = control.recv()
+                flood.join()
+                victim.close()
+        finally:
+            waas.stop()
+    mode = "off" if args.no_limits else "on (defaults)"
+    print(f"rate limits {mode}; victim {args.requests} requests at {1 / PACE_S:.0f}/s")
+    print(
+        f"victim idle:    p50 {statistics.median(idle) * 1000:7.1f} ms   p99 {_p(idle, 0.99):7.1f} ms"
+    )
+    print(
+        f"victim flooded: p50 {statistics.median(loaded) * 1000:7.1f} ms   "
+        f"p99 {_p(loaded, 0.99):7.1f} ms"
+    )
+    print(f"p99 ratio flooded/idle: {_p(loaded, 0.99) / _p(idle, 0.99):.2f}")
+    total = sum(outcomes.values())
+    print(
+        f"flooder: {total} requests in {seconds:.1f} s ({total / seconds:.0f}/s), "
+        f"answers {dict(outcomes)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
