@@ -182,6 +182,8 @@ def test_the_largest_grant_the_service_accepts_enables_under_the_eip7825_cap(
     tokens = sum(4 if b else 1 for b in data)
     needed = max(execution + intrinsic_gas(data), 21_000 + 10 * tokens)
     print(f"gas limit needed {needed:,}, with the margin {needed * 6 // 5:,}")
+    ceiling = bounds.enable_gas_ceiling(words=_stored_words(grant), calldata_bytes=len(data))
+    assert needed <= ceiling <= bounds.MAX_TRANSACTION_GAS
     assert needed * (100 + ESTIMATE_MARGIN_PERCENT) // 100 <= bounds.MAX_TRANSACTION_GAS
 
 
@@ -246,4 +248,38 @@ def test_the_largest_grant_validate_grant_accepts_enables_under_the_eip7825_cap(
     needed = max(execution + intrinsic_gas(data), 21_000 + 10 * tokens)
     print(f"\naccepted grant at the bound: {len(data):,} bytes, {total:,} gas, limit {needed:,}")
     assert wallet.state(make_key("accepted")).status == 1
+    assert needed <= bounds.enable_gas_ceiling(words=words, calldata_bytes=len(data))
     assert needed * (100 + ESTIMATE_MARGIN_PERCENT) // 100 <= bounds.MAX_TRANSACTION_GAS
+
+
+def test_the_computed_ceiling_covers_a_minimal_grant(world: World) -> None:
+    """The ceiling an account still being deployed gets (bounds.enable_gas_ceiling) holds at
+    the small end too: one permission without rules, no token limit."""
+    wallet = world.wallet
+    key = make_key("minimal")
+    function = "transfer(address,uint256)"
+    grant = wallet.grant(
+        key,
+        permissions=[
+            {
+                "target": addr(world.target),
+                "selector": keccak256(function.encode())[:4],
+                "function": function,
+                "actionClass": "custom",
+                "maxValuePerCall": 0,
+                "rules": [],
+            }
+        ],
+    )
+    signature = wallet.sign_grant(grant)
+    data = wallet.contract.enable_session.prepare_calldata(grant_struct(grant), signature)
+    execution, total = transaction_gas(
+        world.relayer, wallet.contract, data, lambda: wallet.enable(grant, signature)
+    )
+    needed = max(execution + intrinsic_gas(data), 21_000 + 10 * sum(4 if b else 1 for b in data))
+    ceiling = bounds.enable_gas_ceiling(words=_stored_words(grant), calldata_bytes=len(data))
+    print(
+        f"\nminimal grant: {len(data):,} bytes, {total:,} gas, limit {needed:,}, ceiling {ceiling:,}"
+    )
+    assert wallet.state(key).status == 1
+    assert needed <= ceiling

@@ -20,10 +20,12 @@ from sessionward.chain.relay_jobs import JobState
 from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import address_from_secret
 from sessionward.domain import bounds
+from sessionward.domain.grant import enable_storage_words
 from sessionward.domain.reasons import ReasonCode
 from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.errors import ServiceError
 from sessionward.service.onchain import ENABLE_GAS_MARGIN_PERCENT
+from sessionward.service.sessions import SessionDirectory
 
 OLD_FIXED_ENABLE_GAS = 3_000_000
 CUSTOM = "0x5555555555555555555555555555555555555555"  # a contract unknown to the catalog
@@ -129,20 +131,25 @@ def test_a_small_grant_is_queued_with_its_own_small_estimate(
     assert world.record(pending["sessionId"]).status == "active"
 
 
-def test_an_account_still_being_deployed_gets_the_transaction_cap_and_is_installed(
-    world: World, backend: Backend
+@pytest.mark.parametrize("large", [False, True], ids=["seed", "large"])
+def test_an_account_still_being_deployed_gets_the_computed_ceiling_and_is_installed(
+    world: World, backend: Backend, large: bool
 ) -> None:
-    """No code to estimate against yet: the cap, which every accepted grant fits."""
+    """No code to estimate against yet: the grant's computed ceiling (an EOA owner)."""
     secret = secrets.token_bytes(32)
     owner = address_from_secret(secret)
     view = world.waas.wallets.create(SelfSigned(ALG_SECP256K1, owner))
     caller = Caller(view["ownerCredentialId"] or "", "owner", view["walletId"])
     wallet = Wallet(view["walletId"], view["account"], owner, secret, caller)
     assert not world.chain.get_code(wallet.account)
-    pending = world.authorize(wallet, backend)
+    pending = world.authorize(wallet, backend, **(large_grant_overrides() if large else {}))
     approve(world, wallet, pending)
     job = world.rt.relayer.job(f"enable:{pending['sessionId']}")
-    assert job is not None and job.gas_limit == bounds.MAX_TRANSACTION_GAS
+    scope = SessionDirectory(world.rt).scope(world.record(pending["sessionId"]))
+    words = enable_storage_words(scope.token_limits.values(), scope.permissions.values())
+    ceiling = bounds.enable_gas_ceiling(words=words, calldata_bytes=len(job.data))
+    assert job.gas_limit == ceiling <= bounds.MAX_TRANSACTION_GAS
+    assert (ceiling > OLD_FIXED_ENABLE_GAS) is large
     world.settle()
     assert world.record(pending["sessionId"]).status == "active"
 

@@ -18,7 +18,7 @@ from sessionward.chain.interface import CallRequest, Chain
 from sessionward.chain.relay_jobs import DuplicateRelayJob, RelayJob
 from sessionward.crypto.secp256k1 import normalize_address
 from sessionward.crypto.typed_data import SCHEMA
-from sessionward.domain.bounds import MAX_TRANSACTION_GAS
+from sessionward.domain.bounds import MAX_TRANSACTION_GAS, enable_gas_ceiling
 from sessionward.domain.reasons import ReasonCode, SessionWardError
 from sessionward.store.database import Database
 from sessionward.store.relay_jobs import SqlRelayJobStore
@@ -180,19 +180,26 @@ class EnableTooCostly(SessionWardError):
         self.estimate = estimate
 
 
-def enable_gas_limit(chain: Chain, *, sender: str, account: str, data: bytes) -> int:
+def enable_gas_limit(
+    chain: Chain, *, sender: str, account: str, data: bytes, words: int, contract_owner: bool
+) -> int:
     """The gas limit of an install job: ``enable_session`` calldata ``data`` estimated from
     ``sender`` (the relayer) against the account, plus :data:`ENABLE_GAS_MARGIN_PERCENT`,
     at most :data:`~sessionward.domain.bounds.MAX_TRANSACTION_GAS`.
 
     An account whose deployment is still queued has no code to estimate against: it gets the
-    transaction cap, which every grant the domain accepts fits (its storage-word bound is
-    measured at about 12M gas; only the gas used is paid). Raises
+    grant's computed ceiling (:func:`~sessionward.domain.bounds.enable_gas_ceiling` of its
+    ``words`` storage words and call data, which every grant the domain accepts keeps under the
+    cap), or the cap itself for a ``contract_owner`` (ERC-1271), whose signature check costs
+    what the owner contract spends. Only the gas used is paid. Raises
     :class:`~sessionward.chain.errors.ExecutionReverted` when the account would refuse the
     grant, another :class:`~sessionward.chain.errors.ChainError` when the node cannot answer,
     and :class:`EnableTooCostly` (``GRANT_TOO_LARGE``) for an estimate above the cap."""
     if not chain.get_code(account):
-        return MAX_TRANSACTION_GAS
+        if contract_owner:
+            return MAX_TRANSACTION_GAS
+        ceiling = enable_gas_ceiling(words=words, calldata_bytes=len(data))
+        return min(ceiling, MAX_TRANSACTION_GAS)
     estimate = chain.estimate_gas(CallRequest(to=account, data=data, sender=sender))
     if estimate > MAX_TRANSACTION_GAS:
         raise EnableTooCostly(estimate)

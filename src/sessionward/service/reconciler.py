@@ -46,6 +46,7 @@ from typing import Final
 
 from sessionward.chain.errors import ChainError, ExecutionReverted
 from sessionward.chain.relay_jobs import JobState, RelayJob
+from sessionward.domain.grant import enable_storage_words
 from sessionward.domain.reasons import ReasonCode
 from sessionward.store.alerts import AlertRecord, AlertSink
 from sessionward.store.relay_jobs import SqlRelayJobStore
@@ -425,7 +426,14 @@ class Reconciler:
         else:
             try:
                 gas_limit = enable_gas_limit(
-                    rt.chain, sender=rt.relayer.address, account=wallet.account, data=data
+                    rt.chain,
+                    sender=rt.relayer.address,
+                    account=wallet.account,
+                    data=data,
+                    words=enable_storage_words(
+                        scope.token_limits.values(), scope.permissions.values()
+                    ),
+                    contract_owner=wallet.owner_kind == "erc1271",
                 )
             except (ExecutionReverted, EnableTooCostly) as exc:
                 why = exc.reason if isinstance(exc, ExecutionReverted) else exc.code.value

@@ -43,7 +43,7 @@ from sessionward.crypto.typed_data import (
 )
 from sessionward.domain.decision import GrantRefused
 from sessionward.domain.envelope import Envelope, EnvelopeMalformed
-from sessionward.domain.grant import Scope, validate_grant
+from sessionward.domain.grant import Scope, enable_storage_words, validate_grant
 from sessionward.domain.policy import SessionStatus, SessionView
 from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.summary import summarize
@@ -533,7 +533,7 @@ class Sessions:
             raise conflict(ReasonCode.SESSION_REVOKED, "the account revoked all sessions since")
         scope = self._dir.scope(record)
         data = rt.calls.enable_session(grant_message(scope, record, grant["revoker"]), signature)
-        gas_limit = self._enable_gas(wallet.account, data)
+        gas_limit = self._enable_gas(wallet, scope, data)
         now = rt.now()
         db = rt.store.db
         with db.unit(durable=True):
@@ -561,7 +561,7 @@ class Sessions:
             )
         return self.detail(self._dir.record(session_id))
 
-    def _enable_gas(self, account: str, data: bytes) -> int:
+    def _enable_gas(self, wallet: WalletRecord, scope: Scope, data: bytes) -> int:
         """The install job's gas limit, estimated now (:func:`enable_gas_limit`), so that no
         grant is queued to fail on chain for want of gas. Refusals, nothing written: the
         account's own reason code (409) when the estimate reverts (``CALL_FAILED_ON_CHAIN``
@@ -569,7 +569,14 @@ class Sessions:
         ``CHAIN_UNAVAILABLE`` (503) when the node cannot answer."""
         rt = self._rt
         try:
-            return enable_gas_limit(rt.chain, sender=rt.relayer.address, account=account, data=data)
+            return enable_gas_limit(
+                rt.chain,
+                sender=rt.relayer.address,
+                account=wallet.account,
+                data=data,
+                words=enable_storage_words(scope.token_limits.values(), scope.permissions.values()),
+                contract_owner=wallet.owner_kind == "erc1271",
+            )
         except ExecutionReverted as exc:
             code = revert_code(exc.reason) or ReasonCode.CALL_FAILED_ON_CHAIN
             raise conflict(code, f"the account would refuse this grant ({code.value})") from None
