@@ -74,12 +74,12 @@ def _largest_permission(index: int, world: World) -> dict[str, Any]:
     }
 
 
-def test_the_largest_grant_the_bounds_allow_enables_within_a_30m_block(world: World) -> None:
-    wallet = world.wallet
-    key = make_key("largest")
-    grant = wallet.grant(
+def _every_bound_grant(world: World, key: Any, permissions: list[dict[str, Any]]) -> dict[str, Any]:
+    """A grant with ``permissions`` and every other field at its bound: 8 refilling token
+    limits, 16 capabilities, 15 destinations, every string at its length bound."""
+    grant: dict[str, Any] = world.wallet.grant(
         key,
-        permissions=[_largest_permission(i, world) for i in range(contracts.MAX_PERMISSIONS)],
+        permissions=permissions,
         token_limits=[
             {
                 "token": addr(world.token) if i == 0 else make_key(f"tok{i}").address,
@@ -99,13 +99,30 @@ def test_the_largest_grant_the_bounds_allow_enables_within_a_30m_block(world: Wo
         destinations=[make_key(f"dest{i}").address for i in range(contracts.MAX_DESTINATIONS)],
     )
     grant["envelope"]["maxValueUsd"] = _padded("1", contracts.STRING_BOUNDS["maxValueUsd"])
+    return grant
+
+
+def _enable_measured(world: World, grant: dict[str, Any]) -> tuple[bytes, int, int, int]:
+    """Enable ``grant`` as a fresh transaction: its call data, execution gas, receipt gas and
+    the gas limit it needs (execution before refunds plus intrinsic gas, or the EIP-7623
+    floor)."""
+    wallet = world.wallet
     signature = wallet.sign_grant(grant)
     data = wallet.contract.enable_session.prepare_calldata(grant_struct(grant), signature)
     execution, total = transaction_gas(
         world.relayer, wallet.contract, data, lambda: wallet.enable(grant, signature)
     )
+    tokens = sum(4 if b else 1 for b in data)
+    return data, execution, total, max(execution + intrinsic_gas(data), 21_000 + 10 * tokens)
+
+
+def test_the_largest_grant_the_bounds_allow_enables_within_a_30m_block(world: World) -> None:
+    key = make_key("largest")
+    permissions = [_largest_permission(i, world) for i in range(contracts.MAX_PERMISSIONS)]
+    grant = _every_bound_grant(world, key, permissions)
+    data, execution, total, _ = _enable_measured(world, grant)
     print(f"\nlargest grant: {len(data):,} bytes of call data, {total:,} gas ({execution:,} EVM)")
-    assert wallet.state(key).status == 1
+    assert world.wallet.state(key).status == 1
     assert total <= BLOCK_GAS_LIMIT
 
 
@@ -141,47 +158,18 @@ def _service_bound_permissions(world: World, budget: int) -> list[dict[str, Any]
 def test_the_largest_grant_the_service_accepts_enables_under_the_eip7825_cap(
     world: World,
 ) -> None:
-    wallet = world.wallet
     key = make_key("largest-accepted")
-    token_limits = [
-        {
-            "token": addr(world.token) if i == 0 else make_key(f"tok{i}").address,
-            "limit": 10**30,
-            "period": DAY,
-        }
-        for i in range(contracts.MAX_TOKEN_LIMITS)
-    ]
-    fixed = 3 * len(token_limits) + 2 * contracts.MAX_PERMISSIONS
-    grant = wallet.grant(
-        key,
-        permissions=_service_bound_permissions(world, bounds.MAX_ENABLE_STORAGE_WORDS - fixed),
-        token_limits=token_limits,
-        value_limit=10**18,
-        value_period=DAY,
-        max_uses=2**32 - 1,
-        max_fee_wei=10**18,
-        capabilities=[
-            _padded(f"cap{i}", contracts.STRING_BOUNDS["capability"])
-            for i in range(contracts.MAX_CAPABILITIES)
-        ],
-        destinations=[make_key(f"dest{i}").address for i in range(contracts.MAX_DESTINATIONS)],
-    )
-    grant["envelope"]["maxValueUsd"] = _padded("1", contracts.STRING_BOUNDS["maxValueUsd"])
+    fixed = 3 * contracts.MAX_TOKEN_LIMITS + 2 * contracts.MAX_PERMISSIONS
+    budget = bounds.MAX_ENABLE_STORAGE_WORDS - fixed
+    grant = _every_bound_grant(world, key, _service_bound_permissions(world, budget))
     assert _stored_words(grant) == bounds.MAX_ENABLE_STORAGE_WORDS
-    signature = wallet.sign_grant(grant)
-    data = wallet.contract.enable_session.prepare_calldata(grant_struct(grant), signature)
-    execution, total = transaction_gas(
-        world.relayer, wallet.contract, data, lambda: wallet.enable(grant, signature)
-    )
+    data, execution, total, needed = _enable_measured(world, grant)
     print(
         f"\nlargest accepted grant ({bounds.MAX_ENABLE_STORAGE_WORDS} words): "
         f"{len(data):,} bytes of call data, {total:,} gas ({execution:,} EVM)"
     )
-    assert wallet.state(key).status == 1
-    # A gas limit must cover the execution before refunds (and the EIP-7623 floor).
-    tokens = sum(4 if b else 1 for b in data)
-    needed = max(execution + intrinsic_gas(data), 21_000 + 10 * tokens)
     print(f"gas limit needed {needed:,}, with the margin {needed * 6 // 5:,}")
+    assert world.wallet.state(key).status == 1
     ceiling = bounds.enable_gas_ceiling(words=_stored_words(grant), calldata_bytes=len(data))
     assert needed <= ceiling <= bounds.MAX_TRANSACTION_GAS
     assert needed * (100 + ESTIMATE_MARGIN_PERCENT) // 100 <= bounds.MAX_TRANSACTION_GAS
@@ -239,13 +227,7 @@ def test_the_largest_grant_validate_grant_accepts_enables_under_the_eip7825_cap(
     assert words == bounds.MAX_ENABLE_STORAGE_WORDS
     grant = scope.grant_message(credential=b"\x01" * 32, nonce=next(wallet.nonces), epoch=0)
     assert _stored_words(grant) == words
-    signature = wallet.sign_grant(grant)
-    data = wallet.contract.enable_session.prepare_calldata(grant_struct(grant), signature)
-    execution, total = transaction_gas(
-        world.relayer, wallet.contract, data, lambda: wallet.enable(grant, signature)
-    )
-    tokens = sum(4 if b else 1 for b in data)
-    needed = max(execution + intrinsic_gas(data), 21_000 + 10 * tokens)
+    data, _, total, needed = _enable_measured(world, grant)
     print(f"\naccepted grant at the bound: {len(data):,} bytes, {total:,} gas, limit {needed:,}")
     assert wallet.state(make_key("accepted")).status == 1
     assert needed <= bounds.enable_gas_ceiling(words=words, calldata_bytes=len(data))
@@ -271,12 +253,7 @@ def test_the_computed_ceiling_covers_a_minimal_grant(world: World) -> None:
             }
         ],
     )
-    signature = wallet.sign_grant(grant)
-    data = wallet.contract.enable_session.prepare_calldata(grant_struct(grant), signature)
-    execution, total = transaction_gas(
-        world.relayer, wallet.contract, data, lambda: wallet.enable(grant, signature)
-    )
-    needed = max(execution + intrinsic_gas(data), 21_000 + 10 * sum(4 if b else 1 for b in data))
+    data, _, total, needed = _enable_measured(world, grant)
     ceiling = bounds.enable_gas_ceiling(words=_stored_words(grant), calldata_bytes=len(data))
     print(
         f"\nminimal grant: {len(data):,} bytes, {total:,} gas, limit {needed:,}, ceiling {ceiling:,}"
