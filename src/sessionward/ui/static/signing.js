@@ -158,16 +158,26 @@ async function parsed(response) {
 
 const FETCH_DEFAULTS = { credentials: "omit", cache: "no-store", redirect: "error" };
 
+// A 429 RATE_LIMITED_REQUESTS changed nothing on the server: wait its Retry-After (bounded)
+// and send again, signed afresh, a few times (a page with many sessions reads them in a burst).
+const RATE_LIMIT_TRIES = 5;
+const RATE_LIMIT_MAX_WAIT_MS = 10_000;
+
 /** ``POST /v1/Waas/<method>`` with a JSON body, signed; the answer's JSON or an ApiCallError. */
 export async function callMethod(signer, method, body, { idempotencyKey } = {}) {
   const path = "/v1/Waas/" + method;
   const bytes = encoder.encode(JSON.stringify(body));
-  const headers = {
-    "Content-Type": "application/json",
-    [SIGNATURE_HEADER]: await signer.header("POST", path, bytes),
-  };
-  if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
-  return parsed(await fetch(path, { ...FETCH_DEFAULTS, method: "POST", headers, body: bytes }));
+  for (let attempt = 1; ; attempt++) {
+    const headers = {
+      "Content-Type": "application/json",
+      [SIGNATURE_HEADER]: await signer.header("POST", path, bytes),
+    };
+    if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
+    const response = await fetch(path, { ...FETCH_DEFAULTS, method: "POST", headers, body: bytes });
+    if (response.status !== 429 || attempt >= RATE_LIMIT_TRIES) return parsed(response);
+    const seconds = Number(response.headers.get("Retry-After")) || 1;
+    await new Promise((done) => setTimeout(done, Math.min(seconds * 1000, RATE_LIMIT_MAX_WAIT_MS)));
+  }
 }
 
 /** ``POST /v1/Waas/<method>`` without a signature (public methods: InspectCredential). */
