@@ -121,3 +121,59 @@ def test_reads_are_retried_after_a_transport_failure_but_plain_mutations_are_not
     with pytest.raises(httpx.ConnectError):
         client.prepare_transaction("wal_1", "ses_1", "0x" + "11" * 20, 0, b"\x00" * 4)
     assert len(calls) == 1
+
+
+def _rate_limited(code: str = "RATE_LIMITED_REQUESTS", retry_after: str = "0") -> httpx.Response:
+    return httpx.Response(
+        429,
+        headers={"Retry-After": retry_after},
+        json={"code": code, "error": "TooManyRequests", "msg": "slow down", "reason": "x"},
+    )
+
+
+def _client(answers: list[httpx.Response], captured: list[httpx.Request]) -> BackendClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        captured.append(request)
+        return answers.pop(0)
+
+    return BackendClient(
+        "http://api.example",
+        Secp256k1RequestSigner(bytes(31) + b"\x07"),
+        "cred_1",
+        http=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+
+
+def test_a_request_refused_for_its_rate_is_sent_again_re_signed_after_retry_after() -> None:
+    captured: list[httpx.Request] = []
+    ok = httpx.Response(200, json={"items": [], "nextCursor": None})
+    client = _client([_rate_limited(), ok], captured)
+
+    assert client.list_sessions() == {"items": [], "nextCursor": None}
+
+    first, second = (r.headers["Oms-Wallet-Signature"] for r in captured)
+    assert first != second  # a fresh nonce: the refused one was never recorded, but no reuse
+
+
+def test_a_rate_refusal_is_raised_when_its_wait_is_too_long_or_retries_run_out() -> None:
+    captured: list[httpx.Request] = []
+    client = _client([_rate_limited(retry_after="3600")], captured)
+    with pytest.raises(SessionWardApiError) as long_wait:
+        client.list_sessions()
+    assert (long_wait.value.status, long_wait.value.code) == (429, "RATE_LIMITED_REQUESTS")
+    assert len(captured) == 1
+
+    captured.clear()
+    client = _client([_rate_limited() for _ in range(3)], captured)
+    with pytest.raises(SessionWardApiError):
+        client.list_sessions()
+    assert len(captured) == 3  # the first try and two retries
+
+
+def test_other_429_answers_are_not_retried() -> None:
+    captured: list[httpx.Request] = []
+    client = _client([_rate_limited(code="WALLET_CREATION_BUDGET_EXHAUSTED")], captured)
+    with pytest.raises(SessionWardApiError) as budget:
+        client.list_sessions()
+    assert budget.value.code == "WALLET_CREATION_BUDGET_EXHAUSTED"
+    assert len(captured) == 1

@@ -22,6 +22,9 @@ from .errors import SessionWardApiError
 METHOD_PATH: Final = "/v1/Waas/"
 SELF: Final = "self"
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+RATE_LIMITED_REQUESTS: Final = "RATE_LIMITED_REQUESTS"
+"""The reason code of a request refused for its signer's request rate (docs/protocol.md): the
+server changed nothing, so the request may be sent again after its ``Retry-After``."""
 
 
 class NonceCounter:
@@ -65,11 +68,13 @@ class Transport:
         http: httpx.Client | None = None,
         timeout: float = 10.0,
         retries: int = 2,
+        max_rate_limit_wait_s: float = 5.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._own_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=timeout)
         self._retries = retries
+        self._max_rate_limit_wait_s = max_rate_limit_wait_s
         self.nonces = NonceCounter()
 
     def close(self) -> None:
@@ -88,11 +93,17 @@ class Transport:
     ) -> dict[str, Any]:
         """POST ``body`` to ``method``, signed by ``signer`` as ``credential_id`` (unsigned when
         ``signer`` is None). Transport failures are retried (re-signed, fresh nonce) only when
-        ``retry_safe`` or with an ``idempotency_key``. Raises :class:`SessionWardApiError`."""
+        ``retry_safe`` or with an ``idempotency_key``. A request refused for its signer's request
+        rate (429 ``RATE_LIMITED_REQUESTS``, which changes nothing on the server) is sent again,
+        re-signed, after its ``Retry-After``, up to ``retries`` times and only while that wait is
+        at most ``max_rate_limit_wait_s``; any other refusal is raised at once. Raises
+        :class:`SessionWardApiError`."""
         url = httpx.URL(f"{self.base_url}{METHOD_PATH}{method}")
         raw = encode_body(body)
         attempts = 1 + (self._retries if retry_safe or idempotency_key is not None else 0)
-        for attempt in range(attempts):
+        rate_limited_retries = self._retries
+        attempt = 0
+        while True:
             headers = {"Content-Type": "application/json"}
             if idempotency_key is not None:
                 headers[IDEMPOTENCY_HEADER] = idempotency_key
@@ -111,12 +122,32 @@ class Transport:
             try:
                 response = self._http.post(url, content=raw, headers=headers)
             except httpx.TransportError:
-                if attempt + 1 == attempts:
+                attempt += 1
+                if attempt == attempts:
                     raise
-                time.sleep(0.1 * (attempt + 1))
+                time.sleep(0.1 * attempt)
+                continue
+            wait = self._rate_limit_wait(response)
+            if wait is not None and rate_limited_retries > 0:
+                rate_limited_retries -= 1
+                time.sleep(wait)
                 continue
             return _result(response)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _rate_limit_wait(self, response: httpx.Response) -> float | None:
+        """Seconds to wait before sending a request the server refused for its request rate,
+        or None when ``response`` is not such a refusal or asks for a longer wait than this
+        transport accepts (the caller then gets the 429 as an error)."""
+        if response.status_code != 429:
+            return None
+        try:
+            code = response.json().get("code")
+            wait = float(response.headers.get("Retry-After", ""))
+        except (ValueError, AttributeError):
+            return None
+        if code != RATE_LIMITED_REQUESTS or not 0 <= wait <= self._max_rate_limit_wait_s:
+            return None
+        return wait
 
 
 def _result(response: httpx.Response) -> dict[str, Any]:
