@@ -22,11 +22,16 @@ _OPS = ops_actors(2)
 
 
 @pytest.fixture(scope="module")
-def waas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Waas]:
+def waas(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Waas]:
+    """The module's service. A module that drives one signer at full speed (and is not about
+    rate limits) sets ``REQUEST_RATE_LIMITS = False`` to turn the per-signer limits off."""
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("waas"),
         ops_credentials=tuple(credential for _, credential in _OPS),
         run_relayer=False,
+        rate_limit_enabled=getattr(request.module, "REQUEST_RATE_LIMITS", True),
     )
     service = Waas.from_settings(settings)
     yield service

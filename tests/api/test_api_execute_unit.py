@@ -18,6 +18,10 @@ from sqlalchemy import event
 from sessionward.api import SessionWardApi
 from sessionward.service.waas import Waas
 
+# These tests drive one backend at full speed (hundreds of quotes and Executes in a burst): the
+# per-signer request limits, tested in test_api_rate_limits, would refuse them by timing.
+REQUEST_RATE_LIMITS = False
+
 SIG = "Oms-Wallet-Signature"
 
 
