@@ -7,10 +7,12 @@ server is unreachable the PostgreSQL tests fail (they are never skipped).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from store_support import Seeder
 
 from database_support import BACKENDS, PG_URL, empty_store_on, migrated_postgresql_store
@@ -34,6 +36,25 @@ def store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
     """A migrated, empty store on ``backend``."""
     with empty_store_on(backend, request, tmp_path, shared_postgresql="pg_store") as empty:
         yield empty
+
+
+@pytest.fixture(params=BACKENDS)
+def unmigrated_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A never-migrated store on SQLite or in a fresh PostgreSQL schema (dropped after), for
+    the migration tests, which upgrade it step by step themselves."""
+    if request.param == "sqlite":
+        opened = open_store(data_dir=tmp_path)
+        yield opened
+        opened.close()
+        return
+    schema = f"sw_mig_{uuid.uuid4().hex[:16]}"
+    opened = open_store(PG_URL, schema=schema)
+    yield opened
+    opened.close()
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
 
 
 @pytest.fixture

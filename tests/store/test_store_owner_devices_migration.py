@@ -4,44 +4,15 @@ each wallet's own owner credential and backends are untouched."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from sqlalchemy import select, text
 
-import pytest
-from sqlalchemy import create_engine, select, text
-from store_support import PG_URL
-
-from sessionward.store import Store, open_store
+from sessionward.store import Store
 from sessionward.store.schema import credentials, owner_devices
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    ]
-)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A never-migrated store on SQLite or in a fresh PostgreSQL schema (dropped after)."""
-    if request.param == "sqlite":
-        opened = open_store(data_dir=tmp_path)
-        yield opened
-        opened.close()
-        return
-    schema = f"sw_dev_{uuid.uuid4().hex[:16]}"
-    opened = open_store(PG_URL, schema=schema)
-    yield opened
-    opened.close()
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
-
-
-def test_upgrade_retires_device_keys_of_the_old_rules(store: Store) -> None:
-    store.upgrade("0005")
-    with store.db.writing() as conn:
+def test_upgrade_retires_device_keys_of_the_old_rules(unmigrated_store: Store) -> None:
+    unmigrated_store.upgrade("0005")
+    with unmigrated_store.db.writing() as conn:
         conn.execute(
             text(
                 "INSERT INTO wallets (id, chain_id, account, owner, owner_kind, created_at) "
@@ -61,8 +32,8 @@ def test_upgrade_retires_device_keys_of_the_old_rules(store: Store) -> None:
                 ),
                 {"c": cid, "r": role, "w": wallet, "t": at},
             )
-    store.upgrade()
-    with store.db.reading() as conn:
+    unmigrated_store.upgrade()
+    with unmigrated_store.db.reading() as conn:
         rows = conn.execute(select(credentials.c.id, credentials.c.revoked_at))
         revoked = {str(row[0]): row[1] for row in rows}
         devices = conn.execute(
@@ -71,5 +42,5 @@ def test_upgrade_retires_device_keys_of_the_old_rules(store: Store) -> None:
     assert revoked["cred_root"] is None and revoked["cred_backend"] is None
     assert revoked["cred_dev"] is not None
     assert [tuple(d) for d in devices] == [("cred_dev", "legacy")]
-    store.downgrade("0005")
-    store.upgrade()
+    unmigrated_store.downgrade("0005")
+    unmigrated_store.upgrade()

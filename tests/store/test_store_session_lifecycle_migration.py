@@ -5,15 +5,9 @@ back down again."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from sqlalchemy import text
 
-import pytest
-from sqlalchemy import create_engine, text
-from store_support import PG_URL
-
-from sessionward.store import Store, open_store
+from sessionward.store import Store
 
 # id, old status, approved_at, onchain_enabled_at, revoked_at, onchain_revoked_at -> new status
 ROWS = (
@@ -27,37 +21,14 @@ ROWS = (
 )
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    ]
-)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A never-migrated store on SQLite or in a fresh PostgreSQL schema (dropped after)."""
-    if request.param == "sqlite":
-        opened = open_store(data_dir=tmp_path)
-        yield opened
-        opened.close()
-        return
-    schema = f"sw_life_{uuid.uuid4().hex[:16]}"
-    opened = open_store(PG_URL, schema=schema)
-    yield opened
-    opened.close()
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
-
-
-def _statuses(store: Store) -> dict[str, str]:
-    with store.db.reading() as conn:
+def _statuses(unmigrated_store: Store) -> dict[str, str]:
+    with unmigrated_store.db.reading() as conn:
         return {str(r[0]): str(r[1]) for r in conn.execute(text("SELECT id, status FROM sessions"))}
 
 
-def test_old_statuses_map_to_the_lifecycle_and_back(store: Store) -> None:
-    store.upgrade("0003")
-    with store.db.writing() as conn:
+def test_old_statuses_map_to_the_lifecycle_and_back(unmigrated_store: Store) -> None:
+    unmigrated_store.upgrade("0003")
+    with unmigrated_store.db.writing() as conn:
         conn.execute(
             text(
                 "INSERT INTO wallets (id, chain_id, account, owner, owner_kind, created_at) "
@@ -93,11 +64,11 @@ def test_old_statuses_map_to_the_lifecycle_and_back(store: Store) -> None:
                     "enabled": enabled,
                 },
             )
-    store.upgrade("0004")
-    assert _statuses(store) == {row[0]: row[-1] for row in ROWS}
-    record = store.sessions.get("s_unconfirmed")
+    unmigrated_store.upgrade("0004")
+    assert _statuses(unmigrated_store) == {row[0]: row[-1] for row in ROWS}
+    record = unmigrated_store.sessions.get("s_unconfirmed")
     assert record is not None and record.renewal_nonce is None
-    store.downgrade("0003")
+    unmigrated_store.downgrade("0003")
     old = {row[0]: row[1] for row in ROWS}
-    assert _statuses(store) == old
-    store.upgrade()
+    assert _statuses(unmigrated_store) == old
+    unmigrated_store.upgrade()
