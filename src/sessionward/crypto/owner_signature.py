@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Literal, Protocol
 
 from sessionward.crypto.secp256k1 import SignatureError, normalize_address, verify_signer
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 __all__ = ["Erc1271Checker", "OwnerKind", "verify_owner_signature"]
 

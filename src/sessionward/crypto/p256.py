@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sessionward.crypto.secp256k1 import SignatureError
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 __all__ = [
     "P256_N",

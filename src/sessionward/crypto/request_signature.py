@@ -44,7 +44,7 @@ from sessionward.crypto.secp256k1 import (
     sign_digest,
     verify_signer,
 )
-from sessionward.domain.reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 
 __all__ = [
     "ALG_P256",

@@ -31,7 +31,7 @@ from coincurve.context import GLOBAL_CONTEXT
 from coincurve.ecdsa import serialize_recoverable
 
 from sessionward.crypto.keccak import keccak256
-from sessionward.domain.reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 
 __all__ = [
     "SECP256K1_N",
