@@ -22,6 +22,10 @@ Contracts:
 - **Revocation.** :meth:`Devices.revoke` by the root owner credential (or a device revoking
   itself) revokes the device's credential through the revocation gate: once it returns, no
   request of that device is accepted, on any node.
+- **Frozen.** During a global freeze no device is paired: ``CreatePairingCode``, ``PairDevice``
+  and the owner-signed registration are refused ``GLOBAL_FREEZE`` (409) and write nothing (no
+  code issued, no code claimed, no credential, no audit record). Listing and revoking devices
+  keep working.
 - **Bounded.** At most :data:`MAX_LIVE_DEVICES` live devices per wallet
   (``DEVICE_LIMIT_REACHED``, 409); :meth:`Devices.list` pages by cursor.
 
@@ -114,6 +118,17 @@ def device_view(device: DeviceRecord, now: int) -> DeviceView:
     }
 
 
+def _refuse_during_global_freeze(rt: Runtime) -> None:
+    """No new owner authority while a global freeze is in force (``GLOBAL_FREEZE``, 409): read
+    now, and again inside the unit of work that would write (after the revocation gate), so a
+    freeze that starts between the two is seen."""
+    if any(f.scope == "global" for f in rt.store.freezes.active()):
+        raise conflict(
+            ReasonCode.GLOBAL_FREEZE,
+            "a global freeze is in force: no device can be paired until it is lifted",
+        )
+
+
 def _pairing_refused(code: ReasonCode, message: str) -> ServiceError:
     return ServiceError("unauthorized", code, message)
 
@@ -142,6 +157,14 @@ class Devices:
         assert caller.wallet_id is not None  # an owner credential is bound to its wallet
         return caller.wallet_id
 
+    def _gate(self) -> None:
+        """Inside a unit: pass the revocation gate (ordered with any freeze on PostgreSQL) and
+        refuse if a global freeze is now in force."""
+        db = self._rt.store.db
+        with db.reading() as conn:
+            db.pass_gate(conn)
+        _refuse_during_global_freeze(self._rt)
+
     @property
     def _ttl(self) -> int:
         # Bounded here too: environment overrides of the settings are not range-checked.
@@ -165,10 +188,12 @@ class Devices:
         """A one-time code for pairing one device with ``wallet_id`` (root owner only)."""
         wallet = self._require_root(caller, wallet_id)
         ttl = self._device_ttl(device_ttl_s)
+        _refuse_during_global_freeze(self._rt)
         now = self._rt.now()
         compact = base64.b32encode(secrets.token_bytes(CODE_BYTES)).decode("ascii")
         expires_at = now + max(1, min(self._rt.settings.pairing_code_ttl_s, MAX_PAIRING_CODE_TTL_S))
         with self._rt.store.db.unit():
+            self._gate()
             self._store.add_code(
                 code_id=new_id("pair"),
                 hashed=code_hash(compact),
@@ -200,9 +225,11 @@ class Devices:
         if compact is None:
             raise _pairing_refused(ReasonCode.PAIRING_CODE_INVALID, "not a pairing code")
         public_key = normalize_public_key(signer.alg, signer.public_key)
+        _refuse_during_global_freeze(self._rt)
         now = self._rt.now()
         device_id = new_id("cred")
         with self._rt.store.db.unit():
+            self._gate()
             claimed = self._store.claim_code(code_hash(compact), now=now, device_id=device_id)
             if claimed == "invalid":
                 raise _pairing_refused(ReasonCode.PAIRING_CODE_INVALID, "unknown pairing code")
@@ -233,8 +260,10 @@ class Devices:
         wallet = self._require_root(caller)
         now = self._rt.now()
         ttl = self._device_ttl(None if expires_at is None else expires_at - now)
+        _refuse_during_global_freeze(self._rt)
         device_id = new_id("cred")
         with self._rt.store.db.unit():
+            self._gate()
             record = self._add(
                 device_id=device_id,
                 wallet_id=wallet,
