@@ -184,39 +184,6 @@ def new_wallet(nodes: Nodes) -> Wallet:
     return wallet
 
 
-def agree(world: World, wallet: Wallet, session_id: str) -> str:
-    """The database and the chain agree on the session (read by node ``world``)."""
-    record = world.record(session_id)
-    onchain = world.onchain_status(wallet, record.session_key_address)
-    expected = {
-        "active": {ONCHAIN_ACTIVE},
-        "revoked": {ONCHAIN_REVOKED, ONCHAIN_NEVER},
-        "pending_approval": {ONCHAIN_NEVER},
-    }[record.status]
-    assert onchain in expected, (record.status, onchain)
-    if record.status == "revoked" and record.approved_at is not None:
-        assert record.onchain_revoked_at is not None
-    assert world.rt.store.audit.verify(wallet.wallet_id).ok
-    return record.status
-
-
-def approve(world: World, wallet: Wallet, pending: dict[str, Any]) -> Any:
-    return world.waas.sessions.approve(
-        wallet.caller,
-        session_id=pending["sessionId"],
-        signature=wallet.sign(pending["grantDigest"]),
-    )
-
-
-def revoke(world: World, wallet: Wallet, credential_id: str, session_id: str) -> Any:
-    return world.waas.revocations.revoke_access(
-        wallet.caller,
-        wallet_id=wallet.wallet_id,
-        credential_id=credential_id,
-        session_id=session_id,
-    )
-
-
 @pytest.mark.parametrize("revoke_after_s", [0.0, 0.3, 1.5, 4.0])
 def test_approve_on_one_node_revoke_on_another_ends_removed_or_never_installed(
     nodes: Nodes, revoke_after_s: float
@@ -230,17 +197,17 @@ def test_approve_on_one_node_revoke_on_another_ends_removed_or_never_installed(
     pending = a.authorize(wallet, backend)
     session_id = pending["sessionId"]
     nodes.delayed.delay_s = 1.0
-    approve(a, wallet, pending)
+    a.approve_pending(wallet, pending)
     relaying = threading.Thread(target=lambda: [nodes.step() for _ in range(8)])
     relaying.start()
     time.sleep(revoke_after_s)
-    answer = revoke(b, wallet, backend.credential_id, session_id)
+    answer = b.revoke_as_owner(wallet, backend.credential_id, session_id)
     assert answer["revokedSessions"] == [session_id]
     relaying.join()
     nodes.delayed.delay_s = 0.0
     nodes.until(lambda: a.record(session_id).status == "revoked")
-    assert agree(a, wallet, session_id) == "revoked"
-    assert agree(b, wallet, session_id) == "revoked"
+    assert a.assert_agrees(wallet, session_id) == "revoked"
+    assert b.assert_agrees(wallet, session_id) == "revoked"
     # Which way the revocation reached the chain depends on the moment (both are exercised):
     # the queued install cancelled (never installed), or the removal queued behind it.
     [revoked] = [
@@ -268,7 +235,7 @@ def test_the_chain_node_stopped_while_approving_relaying_and_revoking_then_resta
     try:
         # Approving: the chain cannot be asked; 503 and nothing written.
         with pytest.raises(ServiceError) as refused:
-            approve(a, wallet, first)
+            a.approve_pending(wallet, first)
         assert (refused.value.kind, refused.value.code) == (
             "unavailable",
             ReasonCode.CHAIN_UNAVAILABLE,
@@ -278,8 +245,8 @@ def test_the_chain_node_stopped_while_approving_relaying_and_revoking_then_resta
     finally:
         nodes.anvil.start()
 
-    approve(a, wallet, first)
-    approve(a, wallet, second)
+    a.approve_pending(wallet, first)
+    a.approve_pending(wallet, second)
     nodes.anvil.stop()
     # Relaying while the node is down changes nothing for good; the sessions wait installing.
     for _ in range(3):
@@ -292,12 +259,12 @@ def test_the_chain_node_stopped_while_approving_relaying_and_revoking_then_resta
             and a.record(second["sessionId"]).status == "active"
         )
     )
-    assert agree(a, wallet, first["sessionId"]) == "active"
+    assert a.assert_agrees(wallet, first["sessionId"]) == "active"
 
     # Revoking while the node is down works at once (off chain); the removal follows.
     nodes.anvil.stop()
     try:
-        answer = revoke(b, wallet, backend.credential_id, first["sessionId"])
+        answer = b.revoke_as_owner(wallet, backend.credential_id, first["sessionId"])
         assert answer["revokedSessions"] == [first["sessionId"]]
         for _ in range(3):
             nodes.step()
@@ -305,8 +272,8 @@ def test_the_chain_node_stopped_while_approving_relaying_and_revoking_then_resta
     finally:
         nodes.anvil.start()
     nodes.until(lambda: a.record(first["sessionId"]).status == "revoked")
-    assert agree(b, wallet, first["sessionId"]) == "revoked"
-    assert agree(a, wallet, second["sessionId"]) == "active"
+    assert b.assert_agrees(wallet, first["sessionId"]) == "revoked"
+    assert a.assert_agrees(wallet, second["sessionId"]) == "active"
 
 
 def active_session(nodes: Nodes, wallet: Wallet) -> tuple[str, str, str]:
@@ -314,7 +281,7 @@ def active_session(nodes: Nodes, wallet: Wallet) -> tuple[str, str, str]:
     a = nodes.a
     backend = a.backend()
     pending = a.authorize(wallet, backend)
-    approve(a, wallet, pending)
+    a.approve_pending(wallet, pending)
     nodes.until(lambda: a.record(pending["sessionId"]).status == "active")
     return pending["sessionId"], pending["sessionKey"], backend.credential_id
 
@@ -330,7 +297,7 @@ def test_an_outsider_installs_an_approved_grant_and_a_revoke_on_another_node_rem
     backend = a.backend()
     pending = a.authorize(wallet, backend)
     session_id = pending["sessionId"]
-    approve(a, wallet, pending)
+    a.approve_pending(wallet, pending)
     install = a.rt.relayer.job(f"enable:{session_id}")
     assert install is not None
     stranger = secrets.token_bytes(32)
@@ -344,10 +311,10 @@ def test_an_outsider_installs_an_approved_grant_and_a_revoke_on_another_node_rem
         if r.kind == "session.installed"
     ]
     assert installed == ["other"]
-    assert agree(b, wallet, session_id) == "active"
-    revoke(b, wallet, backend.credential_id, session_id)
+    assert b.assert_agrees(wallet, session_id) == "active"
+    b.revoke_as_owner(wallet, backend.credential_id, session_id)
     nodes.until(lambda: a.record(session_id).status == "revoked")
-    assert agree(b, wallet, session_id) == "revoked"
+    assert b.assert_agrees(wallet, session_id) == "revoked"
     assert a.onchain_status(wallet, pending["sessionKey"]) == ONCHAIN_REVOKED
 
 
@@ -357,11 +324,11 @@ def test_a_revoked_session_whose_removal_was_lost_is_repaired_within_seconds(
     a, b = nodes.a, nodes.b
     wallet = new_wallet(nodes)
     session_id, key, credential_id = active_session(nodes, wallet)
-    revoke(b, wallet, credential_id, session_id)
+    b.revoke_as_owner(wallet, credential_id, session_id)
     removal = a.rt.relayer.job(f"revoke:{session_id}")
     assert removal is not None and cancel_queued(a.rt, removal, "lost")
     repair_s = nodes.until(lambda: a.record(session_id).status == "revoked")
-    assert agree(b, wallet, session_id) == "revoked"
+    assert b.assert_agrees(wallet, session_id) == "revoked"
     assert a.onchain_status(wallet, key) == ONCHAIN_REVOKED
     assert a.rt.relayer.job(f"revoke:{session_id}#2") is not None
     assert repair_s < 15, repair_s  # one dispatcher round to notice, then a block or two
@@ -377,7 +344,7 @@ def test_a_global_freeze_from_one_node_refuses_new_authority_on_the_other(nodes:
     backend = a.backend()
     queued = a.authorize(wallet, backend)
     unapproved = a.authorize(wallet, backend)
-    approve(a, wallet, queued)
+    a.approve_pending(wallet, queued)
     b.waas.revocations.emergency_revoke(
         b.ops[0].caller, scope="global", target=None, reason="incident drill"
     )
@@ -387,12 +354,12 @@ def test_a_global_freeze_from_one_node_refuses_new_authority_on_the_other(nodes:
         assert refused.value.code is ReasonCode.GLOBAL_FREEZE
         before = a.record(unapproved["sessionId"])
         with pytest.raises(ServiceError) as refused:
-            approve(a, wallet, unapproved)
+            a.approve_pending(wallet, unapproved)
         assert refused.value.code is ReasonCode.GLOBAL_FREEZE
         assert a.record(unapproved["sessionId"]) == before
-        revoke(a, wallet, live_credential, live)
+        a.revoke_as_owner(wallet, live_credential, live)
         nodes.until(lambda: a.record(live).status == "revoked")
-        assert agree(b, wallet, live) == "revoked"
+        assert b.assert_agrees(wallet, live) == "revoked"
         for _ in range(3):
             nodes.step()
         assert a.record(queued["sessionId"]).status == "installing"
@@ -404,7 +371,7 @@ def test_a_global_freeze_from_one_node_refuses_new_authority_on_the_other(nodes:
             except ServiceError as waiting:
                 assert waiting.code is ReasonCode.FREEZE_LIFT_NEEDS_SECOND_OPS
     nodes.until(lambda: a.record(queued["sessionId"]).status == "active")
-    assert agree(b, wallet, queued["sessionId"]) == "active"
+    assert b.assert_agrees(wallet, queued["sessionId"]) == "active"
     assert a.onchain_status(wallet, live_key) == ONCHAIN_REVOKED
 
 
@@ -428,4 +395,4 @@ def test_renewal_on_another_node_needs_a_fresh_owner_signature(nodes: Nodes) -> 
     # The same renewal signature sent to the first node too: refused, the nonce is closed.
     with pytest.raises(ServiceError):
         a.waas.sessions.approve(wallet.caller, session_id=session_id, signature=signature)
-    assert agree(a, wallet, session_id) == "active"
+    assert a.assert_agrees(wallet, session_id) == "active"

@@ -53,6 +53,7 @@ USD_UNIT = 10**6
 SWAP = parse_signature("swapExactTokensForTokens(uint256,uint256,address[],address,uint256)")
 APPROVE = parse_signature("approve(address,uint256)")
 TRANSFER_OWNERSHIP = parse_signature("transferOwnership(address)")
+ONCHAIN_NEVER = 0
 ONCHAIN_ACTIVE = 1
 ONCHAIN_REVOKED = 2
 
@@ -470,6 +471,41 @@ class World:
         status = view[0]
         assert isinstance(status, int)
         return status
+
+    def assert_agrees(self, wallet: Wallet, session_id: str) -> str:
+        """Assert the database and the chain agree on the session (the account's
+        ``session(key)`` view against the session's status) and the wallet's audit chain
+        verifies; the session's status."""
+        record = self.record(session_id)
+        onchain = self.onchain_status(wallet, record.session_key_address)
+        expected = {
+            "active": {ONCHAIN_ACTIVE},
+            "suspended": {ONCHAIN_ACTIVE},
+            "revoked": {ONCHAIN_REVOKED, ONCHAIN_NEVER},
+            "pending_approval": {ONCHAIN_NEVER},
+        }[record.status]
+        assert onchain in expected, (record.status, onchain)
+        if record.status == "revoked" and record.approved_at is not None:
+            assert record.onchain_revoked_at is not None
+        assert self.rt.store.audit.verify(wallet.wallet_id).ok
+        return record.status
+
+    def approve_pending(self, wallet: Wallet, pending: dict[str, Any]) -> Any:
+        """The owner signs the pending grant's digest and approves it."""
+        return self.waas.sessions.approve(
+            wallet.caller,
+            session_id=pending["sessionId"],
+            signature=wallet.sign(pending["grantDigest"]),
+        )
+
+    def revoke_as_owner(self, wallet: Wallet, credential_id: str, session_id: str) -> Any:
+        """The owner revokes one session of the backend ``credential_id``."""
+        return self.waas.revocations.revoke_access(
+            wallet.caller,
+            wallet_id=wallet.wallet_id,
+            credential_id=credential_id,
+            session_id=session_id,
+        )
 
     def onchain_nonce(self, wallet: Wallet, session_key: str) -> int:
         """The account's ``session_nonce(key)``: the lowest call nonce the key has not used."""

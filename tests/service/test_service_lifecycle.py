@@ -21,40 +21,6 @@ from sessionward.service.errors import ServiceError
 NEVER_INSTALLED = 0
 
 
-def agree(world: World, wallet: Wallet, session_id: str) -> str:
-    """Assert the database and the chain agree on the session; its status."""
-    record = world.record(session_id)
-    onchain = world.onchain_status(wallet, record.session_key_address)
-    expected = {
-        "active": {ONCHAIN_ACTIVE},
-        "suspended": {ONCHAIN_ACTIVE},
-        "revoked": {ONCHAIN_REVOKED, NEVER_INSTALLED},
-        "pending_approval": {NEVER_INSTALLED},
-    }[record.status]
-    assert onchain in expected, (record.status, onchain)
-    if record.status == "revoked" and record.approved_at is not None:
-        assert record.onchain_revoked_at is not None
-    assert world.rt.store.audit.verify(wallet.wallet_id).ok
-    return record.status
-
-
-def approve(world: World, wallet: Wallet, pending: dict[str, Any]) -> Any:
-    return world.waas.sessions.approve(
-        wallet.caller,
-        session_id=pending["sessionId"],
-        signature=wallet.sign(pending["grantDigest"]),
-    )
-
-
-def revoke(world: World, wallet: Wallet, backend: Backend, session_id: str) -> Any:
-    return world.waas.revocations.revoke_access(
-        wallet.caller,
-        wallet_id=wallet.wallet_id,
-        credential_id=backend.credential_id,
-        session_id=session_id,
-    )
-
-
 # --- approve / revoke ----------------------------------------------------------------------
 
 
@@ -62,7 +28,7 @@ def test_approval_writes_installing_its_audit_record_and_its_install_job_togethe
     world: World, wallet: Wallet, backend: Backend
 ) -> None:
     pending = world.authorize(wallet, backend)
-    detail = approve(world, wallet, pending)
+    detail = world.approve_pending(wallet, pending)
     session_id = pending["sessionId"]
     assert (detail["status"], detail["lifecycle"]) == ("pending", "installing")
     job = world.rt.relayer.job(f"enable:{session_id}")
@@ -71,7 +37,7 @@ def test_approval_writes_installing_its_audit_record_and_its_install_job_togethe
     # Not usable before the chain shows it installed.
     assert world.onchain_status(wallet, pending["sessionKey"]) == NEVER_INSTALLED
     world.settle()
-    assert agree(world, wallet, session_id) == "active"
+    assert world.assert_agrees(wallet, session_id) == "active"
 
 
 def test_a_revoke_before_the_install_is_sent_cancels_it_and_nothing_reaches_the_chain(
@@ -80,14 +46,14 @@ def test_a_revoke_before_the_install_is_sent_cancels_it_and_nothing_reaches_the_
     """The race of issue 13.1: the revoke lands between the approval and the install. The
     queued install is cancelled in the revoke's own transaction; the grant never leaves."""
     pending = world.authorize(wallet, backend)
-    approve(world, wallet, pending)
+    world.approve_pending(wallet, pending)
     session_id = pending["sessionId"]
-    revoke(world, wallet, backend, session_id)
+    world.revoke_as_owner(wallet, backend.credential_id, session_id)
     job = world.rt.relayer.job(f"enable:{session_id}")
     assert job is not None and job.state is JobState.REFUSED and not job.tx_hashes
     assert world.record(session_id).status == "revoking"
     world.settle()
-    assert agree(world, wallet, session_id) == "revoked"
+    assert world.assert_agrees(wallet, session_id) == "revoked"
     assert world.onchain_status(wallet, pending["sessionKey"]) == NEVER_INSTALLED
     assert "session.removed.onchain" in world.audit_kinds(wallet.wallet_id)
 
@@ -96,28 +62,28 @@ def test_a_revoke_while_the_install_is_in_flight_removes_it_after_the_install(
     world: World, wallet: Wallet, backend: Backend
 ) -> None:
     pending = world.authorize(wallet, backend)
-    approve(world, wallet, pending)
+    world.approve_pending(wallet, pending)
     session_id = pending["sessionId"]
     world.rt.relayer.submit()  # the install is signed and sent, not yet settled
     job = world.rt.relayer.job(f"enable:{session_id}")
     assert job is not None and job.state is JobState.SUBMITTED
-    revoke(world, wallet, backend, session_id)
+    world.revoke_as_owner(wallet, backend.credential_id, session_id)
     removal = world.rt.relayer.job(f"revoke:{session_id}")
     assert removal is not None  # queued in the revoke's transaction, behind the install
     world.settle()
-    assert agree(world, wallet, session_id) == "revoked"
+    assert world.assert_agrees(wallet, session_id) == "revoked"
     assert world.onchain_status(wallet, pending["sessionKey"]) == ONCHAIN_REVOKED
 
 
 def test_a_revoke_of_an_installed_session_is_revoked_only_once_the_chain_shows_it_removed(
     world: World, session: Session
 ) -> None:
-    revoke(world, session.wallet, session.backend, session.session_id)
+    world.revoke_as_owner(session.wallet, session.backend.credential_id, session.session_id)
     record = world.record(session.session_id)
     assert record.status == "revoking" and record.onchain_revoked_at is None
     assert world.onchain_status(session.wallet, session.session_key) == ONCHAIN_ACTIVE
     world.settle()
-    assert agree(world, session.wallet, session.session_id) == "revoked"
+    assert world.assert_agrees(session.wallet, session.session_id) == "revoked"
 
 
 def test_approval_during_a_chain_outage_answers_unavailable_and_writes_nothing(
@@ -135,15 +101,15 @@ def test_approval_during_a_chain_outage_answers_unavailable_and_writes_nothing(
         outage.setattr(world.chain, "call", down)
         outage.setattr(world.chain, "get_code", down)
         with pytest.raises(ServiceError) as refused:
-            approve(world, wallet, pending)
+            world.approve_pending(wallet, pending)
     assert (refused.value.kind, refused.value.code) == ("unavailable", ReasonCode.CHAIN_UNAVAILABLE)
     assert world.record(session_id) == before
     assert world.rt.relayer.job(f"enable:{session_id}") is None
     assert world.audit_kinds(wallet.wallet_id) == audit_before
     # The chain is back: the same approval goes through, once.
-    approve(world, wallet, pending)
+    world.approve_pending(wallet, pending)
     world.settle()
-    assert agree(world, wallet, session_id) == "active"
+    assert world.assert_agrees(wallet, session_id) == "active"
 
 
 # --- renewal (13.5) --------------------------------------------------------------------------
@@ -164,7 +130,7 @@ def test_renewal_refuses_the_original_grant_signature_and_changes_nothing(
     assert (refused.value.kind, refused.value.code) == ("forbidden", ReasonCode.NONCE_REPLAYED)
     assert world.record(session.session_id) == before
     assert world.audit_kinds(session.wallet.wallet_id) == audit_before
-    assert agree(world, session.wallet, session.session_id) == "suspended"
+    assert world.assert_agrees(session.wallet, session.session_id) == "suspended"
 
 
 def test_a_fresh_renewal_signature_renews_once_and_never_again(
@@ -193,7 +159,7 @@ def test_a_fresh_renewal_signature_renews_once_and_never_again(
     world.waas.sessions.approve(
         owner.caller, session_id=session.session_id, signature=owner.sign(second["digest"])
     )
-    assert agree(world, owner, session.session_id) == "active"
+    assert world.assert_agrees(owner, session.session_id) == "active"
 
 
 # --- global freeze (14.3) ---------------------------------------------------------------------
@@ -213,7 +179,7 @@ def test_a_global_freeze_refuses_new_authority_and_holds_installs_while_revocati
 ) -> None:
     live = world.session(wallet, backend)
     queued = world.authorize(wallet, backend)
-    approve(world, wallet, queued)  # approved before the freeze: its install is queued
+    world.approve_pending(wallet, queued)  # approved before the freeze: its install is queued
     unapproved = world.authorize(wallet, backend)
     ops = world.ops[0]
     world.waas.revocations.emergency_revoke(
@@ -227,7 +193,7 @@ def test_a_global_freeze_refuses_new_authority_and_holds_installs_while_revocati
         assert (world.session_count(), world.vault_key_count()) == before
         pending_before = world.record(unapproved["sessionId"])
         with pytest.raises(ServiceError) as refused:
-            approve(world, wallet, unapproved)
+            world.approve_pending(wallet, unapproved)
         assert refused.value.code is ReasonCode.GLOBAL_FREEZE
         assert world.record(unapproved["sessionId"]) == pending_before
         assert world.rt.relayer.job(f"enable:{unapproved['sessionId']}") is None
@@ -239,18 +205,18 @@ def test_a_global_freeze_refuses_new_authority_and_holds_installs_while_revocati
         assert world.onchain_status(wallet, queued["sessionKey"]) == NEVER_INSTALLED
         assert world.record(queued["sessionId"]).status == "installing"
         # The owner's revocation still works, on chain too.
-        revoke(world, wallet, backend, live.session_id)
+        world.revoke_as_owner(wallet, backend.credential_id, live.session_id)
         world.settle()
-        assert agree(world, wallet, live.session_id) == "revoked"
+        assert world.assert_agrees(wallet, live.session_id) == "revoked"
     finally:
         _lift_global(world)
     # Lifted: the held install goes out again (a new attempt) and the session becomes active.
     world.settle()
     assert world.rt.relayer.job(f"enable:{queued['sessionId']}#2") is not None
-    assert agree(world, wallet, queued["sessionId"]) == "active"
-    approve(world, wallet, unapproved)
+    assert world.assert_agrees(wallet, queued["sessionId"]) == "active"
+    world.approve_pending(wallet, unapproved)
     world.settle()
-    assert agree(world, wallet, unapproved["sessionId"]) == "active"
+    assert world.assert_agrees(wallet, unapproved["sessionId"]) == "active"
 
 
 def test_the_grant_signature_is_stored_for_the_install_only(
@@ -259,13 +225,13 @@ def test_the_grant_signature_is_stored_for_the_install_only(
     """The install job carries the owner's grant signature (the enable call is public by
     design); the renewal message is a different digest, so it can never be replayed there."""
     pending = world.authorize(wallet, backend)
-    approve(world, wallet, pending)
+    world.approve_pending(wallet, pending)
     record = world.record(pending["sessionId"])
     job = world.rt.relayer.job(f"enable:{pending['sessionId']}")
     assert job is not None and bytes.fromhex(record.owner_signature or "") in job.data
     assert json.loads(record.grant)["digest"] == pending["grantDigest"]
     world.settle()
-    assert agree(world, wallet, pending["sessionId"]) == "active"
+    assert world.assert_agrees(wallet, pending["sessionId"]) == "active"
 
 
 def test_a_session_past_its_expiry_is_recorded_expired_and_its_queued_install_dropped(
@@ -273,7 +239,7 @@ def test_a_session_past_its_expiry_is_recorded_expired_and_its_queued_install_dr
 ) -> None:
     live = world.session(wallet, backend, expiresAt=world.now() + 120)
     queued = world.authorize(wallet, backend, expiresAt=world.now() + 120)
-    approve(world, wallet, queued)
+    world.approve_pending(wallet, queued)
     world.clock.advance(121)
     world.waas.dispatcher.reconciler.run(everything=True)
     for session_id in (live.session_id, queued["sessionId"]):
