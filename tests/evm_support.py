@@ -8,8 +8,9 @@ module sits in tests/ (on ``sys.path`` through tests/conftest.py, like ``scenari
 
 from __future__ import annotations
 
+import secrets
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sessionward.contracts import load_deployer
@@ -20,11 +21,11 @@ from sessionward.domain.abi import encode_call, parse_signature
 
 @dataclass(frozen=True)
 class Key:
-    """A test secp256k1 key derived from a public label (tests only); ``address`` is lower-case
-    hex."""
+    """A test secp256k1 key (tests only): derived from a public label (``derive_key``), or
+    ``Key()``, a throw-away key fresh per run; ``address`` is lower-case hex."""
 
-    label: str
-    secret: bytes
+    label: str = "throw-away"
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @property
     def address(self) -> str:

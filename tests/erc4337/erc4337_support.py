@@ -22,6 +22,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Final
 
+from evm_support import Key as Key  # re-exported: tests import it from here
 from sessionward.chain.contracts import (
     ContractArtifact,
     DeployedContract,
@@ -44,7 +45,7 @@ from sessionward.contracts.encoding import (
 )
 from sessionward.crypto import typed_data
 from sessionward.crypto.keccak import keccak256
-from sessionward.crypto.secp256k1 import address_from_secret, personal_message_hash, sign_digest
+from sessionward.crypto.secp256k1 import personal_message_hash
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.calldata import (
     Call,
@@ -131,20 +132,6 @@ def deploy_entry_point(chain: DevChain, signer: LocalTransactionSigner) -> Deplo
             f"{len(artifact.runtime)}"
         )
     return DeployedContract(chain, ENTRY_POINT_V07, artifact)
-
-
-@dataclass(frozen=True)
-class Key:
-    """A throw-away secp256k1 key."""
-
-    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
-
-    @property
-    def address(self) -> str:
-        return address_from_secret(self.secret)
-
-    def sign(self, digest: bytes) -> bytes:
-        return sign_digest(self.secret, digest)
 
 
 def transfer_call(token: str, to: str, amount: int) -> Call:

@@ -18,6 +18,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Final
 
+from evm_support import Key as Key  # re-exported: tests import it from here
 from sessionward.chain.contracts import (
     ContractArtifact,
     DeployedContract,
@@ -31,7 +32,6 @@ from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto import typed_data
 from sessionward.crypto.keccak import keccak256
-from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.calldata import (
     Call,
@@ -54,20 +54,6 @@ RECORD: Final = "record(uint256,address,bytes32)"
 SWAP_V2: Final = "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)"
 DELEGATECALL_MODE: Final = bytes([0xFF]) + bytes(31)
 TRY_MODE: Final = bytes([0x00, 0x01]) + bytes(30)
-
-
-@dataclass(frozen=True)
-class Key:
-    """A throw-away secp256k1 key (fresh per test run)."""
-
-    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
-
-    @property
-    def address(self) -> str:
-        return address_from_secret(self.secret)
-
-    def sign(self, digest: bytes) -> bytes:
-        return sign_digest(self.secret, digest)
 
 
 def random_address() -> str:
