@@ -1,14 +1,89 @@
-"""Vault fixtures: a local vault over in-memory key records with a fixed clock."""
+"""Vault fixtures: both backends over in-memory key records with a fixed clock.
+
+``vault`` is parametrized over the local vault and the PKCS#11 vault, so every behavioural
+test runs against both; ``local_vault`` is the local one alone (tests of encryption at rest).
+The PKCS#11 vault uses Debian's SoftHSM2 (``./run test`` installs it) with a private token
+directory made for the test session: ``SOFTHSM2_CONF`` points at a configuration of its own,
+two tokens are initialised with ``softhsm2-util``, and all of it is removed at the end.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 
+from sessionward.vault.interface import RecordVault
 from sessionward.vault.kek import KeyEncryptionKey
 from sessionward.vault.local import LocalVault
 from sessionward.vault.memory import InMemoryKeyRecordStore
 
 T0 = 1_771_700_000
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+
+
+@dataclass(frozen=True)
+class SoftHsm:
+    """A private SoftHSM2 token directory with two initialised tokens."""
+
+    module: Path
+    conf: Path
+    token: str
+    pin: str
+    other_token: str
+    other_pin: str
+    so_pin: str
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
+    util = shutil.which("softhsm2-util")
+    if util is None or not SOFTHSM_MODULE.is_file():
+        pytest.fail(
+            "SoftHSM2 is missing: `./run test` installs it (apt-get install softhsm2), "
+            "or install the Debian package softhsm2"
+        )
+    root = tmp_path_factory.mktemp("softhsm")
+    tokens = root / "tokens"
+    tokens.mkdir(mode=0o700)
+    conf = root / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    hsm = SoftHsm(
+        module=SOFTHSM_MODULE,
+        conf=conf,
+        token="sw-vault-test",
+        pin="4711-vault",
+        other_token="sw-vault-other",
+        other_pin="0815-other",
+        so_pin="so-secret-1",
+    )
+    previous = os.environ.get("SOFTHSM2_CONF")
+    # The module reads this once, when the process first loads it (tokens made later stay
+    # unseen), so both tokens exist before any test loads it.
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    for label, pin in ((hsm.token, hsm.pin), (hsm.other_token, hsm.other_pin)):
+        init = ["--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", hsm.so_pin]
+        subprocess.run(
+            [util, *init],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+        )
+    try:
+        yield hsm
+    finally:
+        if previous is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = previous
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -22,5 +97,28 @@ def kek() -> KeyEncryptionKey:
 
 
 @pytest.fixture
-def vault(records: InMemoryKeyRecordStore, kek: KeyEncryptionKey) -> LocalVault:
+def local_vault(records: InMemoryKeyRecordStore, kek: KeyEncryptionKey) -> LocalVault:
     return LocalVault(records, kek, clock=lambda: T0)
+
+
+@pytest.fixture
+def pkcs11_vault(records: InMemoryKeyRecordStore, softhsm: SoftHsm) -> Iterator[RecordVault]:
+    from sessionward.vault.hsm import Pkcs11Vault, TokenOptions
+
+    vault = Pkcs11Vault.open(
+        records,
+        options=TokenOptions(module=softhsm.module, token_label=softhsm.token),
+        pin=softhsm.pin,
+        clock=lambda: T0,
+    )
+    try:
+        yield vault
+    finally:
+        vault.close()
+
+
+@pytest.fixture(params=["local", "pkcs11"])
+def vault(request: pytest.FixtureRequest) -> RecordVault:
+    """Each backend in turn."""
+    chosen: RecordVault = request.getfixturevalue(f"{request.param}_vault")
+    return chosen

@@ -1,5 +1,5 @@
-"""Signing with a key record the caller read (the execution transaction's path) applies every
-refusal exactly as a record the vault reads itself."""
+"""On both backends: signing with a key record the caller read (the execution transaction's
+path) applies every refusal exactly as a record the vault reads itself."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pytest
 
 from sessionward.crypto.secp256k1 import recover_signer
 from sessionward.domain.reasons import ReasonCode
-from sessionward.vault.interface import VaultRefusal
-from sessionward.vault.local import LocalVault
+from sessionward.vault.interface import RecordVault, VaultRefusal
 from sessionward.vault.memory import InMemoryKeyRecordStore
 
 T0 = 1_771_700_000
@@ -18,7 +17,7 @@ DIGEST = bytes(range(32))
 
 
 def test_a_given_record_signs_like_a_read_one(
-    vault: LocalVault, records: InMemoryKeyRecordStore
+    vault: RecordVault, records: InMemoryKeyRecordStore
 ) -> None:
     key = vault.create_key(not_after=T0 + 60)
     record = records.get(key.key_id)
@@ -28,7 +27,7 @@ def test_a_given_record_signs_like_a_read_one(
 
 
 def test_a_given_record_of_another_key_is_refused(
-    vault: LocalVault, records: InMemoryKeyRecordStore
+    vault: RecordVault, records: InMemoryKeyRecordStore
 ) -> None:
     mine = vault.create_key()
     other = vault.create_key()
@@ -39,7 +38,7 @@ def test_a_given_record_of_another_key_is_refused(
 
 
 def test_a_given_disabled_record_is_refused(
-    vault: LocalVault, records: InMemoryKeyRecordStore
+    vault: RecordVault, records: InMemoryKeyRecordStore
 ) -> None:
     key = vault.create_key()
     record = records.get(key.key_id)
@@ -51,7 +50,7 @@ def test_a_given_disabled_record_is_refused(
 
 
 def test_a_given_expired_record_is_refused(
-    vault: LocalVault, records: InMemoryKeyRecordStore
+    vault: RecordVault, records: InMemoryKeyRecordStore
 ) -> None:
     key = vault.create_key(not_after=T0)
     record = records.get(key.key_id)

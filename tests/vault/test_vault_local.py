@@ -1,5 +1,7 @@
-"""The local vault: signatures recover to the key's address, refusals are exact, records at rest
-are authenticated, and no secret ever shows in repr, str or an exception."""
+"""Both vault backends (local and PKCS#11: the ``vault`` fixture runs each test on each):
+signatures recover to the key's address, refusals are exact, records at rest are authenticated;
+and of the local vault (``local_vault``): records are encrypted, and no secret ever shows in
+repr, str or an exception."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 import sessionward.vault.local as local
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_from_secret, recover_signer
 from sessionward.domain.reasons import ReasonCode
-from sessionward.vault.interface import KeyHandle, Vault, VaultRefusal
+from sessionward.vault.interface import KeyHandle, RecordVault, Vault, VaultRefusal
 from sessionward.vault.kek import KeyEncryptionKey
 from sessionward.vault.local import LocalVault
 from sessionward.vault.memory import InMemoryKeyRecordStore
@@ -35,17 +37,17 @@ def spied_secrets(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     return made
 
 
-def refusal(vault: LocalVault, key_id: str, *, now: int = T0) -> VaultRefusal:
+def refusal(vault: RecordVault, key_id: str, *, now: int = T0) -> VaultRefusal:
     with pytest.raises(VaultRefusal) as caught:
         vault.sign(key_id, DIGEST, now=now)
     return caught.value
 
 
-def test_local_vault_is_a_vault(vault: LocalVault) -> None:
+def test_every_backend_is_a_vault(vault: RecordVault) -> None:
     assert isinstance(vault, Vault)
 
 
-def test_signature_recovers_to_the_keys_address(vault: LocalVault) -> None:
+def test_signature_recovers_to_the_keys_address(vault: RecordVault) -> None:
     handle = vault.create_key()
     signature = vault.sign(handle.key_id, DIGEST, now=T0)
     assert len(signature) == 65 and signature[64] in (27, 28)
@@ -53,19 +55,19 @@ def test_signature_recovers_to_the_keys_address(vault: LocalVault) -> None:
     assert recover_signer(DIGEST, signature) == handle.address == vault.address_of(handle.key_id)
 
 
-def test_every_key_is_distinct(vault: LocalVault) -> None:
+def test_every_key_is_distinct(vault: RecordVault) -> None:
     handles = [vault.create_key() for _ in range(5)]
     assert len({h.key_id for h in handles}) == len({h.address for h in handles}) == 5
 
 
 def test_address_matches_the_generated_secret(
-    vault: LocalVault, spied_secrets: list[bytes]
+    local_vault: LocalVault, spied_secrets: list[bytes]
 ) -> None:
-    handle = vault.create_key()
+    handle = local_vault.create_key()
     assert handle.address == address_from_secret(spied_secrets[0])
 
 
-def test_unknown_key_is_refused_as_unknown(vault: LocalVault) -> None:
+def test_unknown_key_is_refused_as_unknown(vault: RecordVault) -> None:
     assert refusal(vault, "vk_missing").code == ReasonCode.KEY_UNKNOWN
     with pytest.raises(VaultRefusal) as caught:
         vault.address_of("vk_missing")
@@ -76,7 +78,9 @@ def test_unknown_key_is_refused_as_unknown(vault: LocalVault) -> None:
         vault.destroy("vk_missing")
 
 
-def test_disabled_key_never_signs_again(vault: LocalVault, records: InMemoryKeyRecordStore) -> None:
+def test_disabled_key_never_signs_again(
+    vault: RecordVault, records: InMemoryKeyRecordStore
+) -> None:
     handle = vault.create_key()
     vault.disable(handle.key_id, now=T0 + 1)
     vault.disable(handle.key_id, now=T0 + 2)
@@ -85,7 +89,7 @@ def test_disabled_key_never_signs_again(vault: LocalVault, records: InMemoryKeyR
     assert record is not None and record.disabled_at == T0 + 1
 
 
-def test_key_refuses_at_and_after_not_after(vault: LocalVault) -> None:
+def test_key_refuses_at_and_after_not_after(vault: RecordVault) -> None:
     handle = vault.create_key(not_after=T0 + 60)
     assert vault.sign(handle.key_id, DIGEST, now=T0 + 59)
     assert refusal(vault, handle.key_id, now=T0 + 60).code == ReasonCode.SIGNING_REFUSED
@@ -93,7 +97,7 @@ def test_key_refuses_at_and_after_not_after(vault: LocalVault) -> None:
 
 
 def test_destroyed_key_is_wiped_and_refused(
-    vault: LocalVault, records: InMemoryKeyRecordStore
+    vault: RecordVault, records: InMemoryKeyRecordStore
 ) -> None:
     handle = vault.create_key()
     vault.destroy(handle.key_id)
@@ -103,7 +107,7 @@ def test_destroyed_key_is_wiped_and_refused(
     assert refusal(vault, handle.key_id).code == ReasonCode.SIGNING_REFUSED
 
 
-def test_digest_must_be_32_bytes(vault: LocalVault) -> None:
+def test_digest_must_be_32_bytes(vault: RecordVault) -> None:
     handle = vault.create_key()
     with pytest.raises(ValueError):
         vault.sign(handle.key_id, b"\x00" * 31, now=T0)
@@ -111,21 +115,22 @@ def test_digest_must_be_32_bytes(vault: LocalVault) -> None:
 
 @pytest.mark.parametrize("field", ["ciphertext", "wrapped_data_key", "nonces"])
 def test_tampered_record_at_rest_is_refused(
-    vault: LocalVault, records: InMemoryKeyRecordStore, field: str
+    local_vault: LocalVault, records: InMemoryKeyRecordStore, field: str
 ) -> None:
-    handle = vault.create_key()
+    handle = local_vault.create_key()
     record = records.get(handle.key_id)
     assert record is not None
     value: bytes = getattr(record, field)
     changes: dict[str, Any] = {field: bytes([value[0] ^ 0x80]) + value[1:]}
     records.put(dataclasses.replace(record, **changes))
-    assert refusal(vault, handle.key_id).code == ReasonCode.SIGNING_REFUSED
+    assert refusal(local_vault, handle.key_id).code == ReasonCode.SIGNING_REFUSED
 
 
 def test_record_moved_to_another_key_id_is_refused(
-    vault: LocalVault, records: InMemoryKeyRecordStore
+    vault: RecordVault, records: InMemoryKeyRecordStore
 ) -> None:
-    # Associated data binds the key id: a key cannot be made to sign under another id.
+    # The record binds the key id (associated data; the token object's id): a key cannot be
+    # made to sign under another id.
     victim, other = vault.create_key(), vault.create_key()
     stolen = records.get(victim.key_id)
     assert stolen is not None
@@ -133,7 +138,7 @@ def test_record_moved_to_another_key_id_is_refused(
     assert refusal(vault, other.key_id).code == ReasonCode.SIGNING_REFUSED
 
 
-def test_altered_address_is_refused(vault: LocalVault, records: InMemoryKeyRecordStore) -> None:
+def test_altered_address_is_refused(vault: RecordVault, records: InMemoryKeyRecordStore) -> None:
     handle = vault.create_key()
     record = records.get(handle.key_id)
     assert record is not None
@@ -148,11 +153,11 @@ def test_another_kek_cannot_unwrap(records: InMemoryKeyRecordStore) -> None:
 
 
 def test_records_hold_neither_secret_nor_public_key(
-    vault: LocalVault, records: InMemoryKeyRecordStore, spied_secrets: list[bytes]
+    local_vault: LocalVault, records: InMemoryKeyRecordStore, spied_secrets: list[bytes]
 ) -> None:
     from coincurve import PublicKey
 
-    handle = vault.create_key()
+    handle = local_vault.create_key()
     [secret] = spied_secrets
     record = records.get(handle.key_id)
     assert record is not None
@@ -167,20 +172,20 @@ def test_records_hold_neither_secret_nor_public_key(
 
 
 def test_nothing_secret_in_repr_str_or_errors(
-    vault: LocalVault,
+    local_vault: LocalVault,
     records: InMemoryKeyRecordStore,
     kek: KeyEncryptionKey,
     spied_secrets: list[bytes],
 ) -> None:
-    handle = vault.create_key(not_after=T0 + 1)
-    vault.sign(handle.key_id, DIGEST, now=T0)
+    handle = local_vault.create_key(not_after=T0 + 1)
+    local_vault.sign(handle.key_id, DIGEST, now=T0)
     [secret] = spied_secrets
     record = records.get(handle.key_id)
     assert record is not None
-    texts = [repr(vault), str(vault), repr(kek), str(kek), repr(record), repr(records)]
-    texts.append(str(refusal(vault, handle.key_id, now=T0 + 1)))
+    texts = [repr(local_vault), str(local_vault), repr(kek), str(kek), repr(record), repr(records)]
+    texts.append(str(refusal(local_vault, handle.key_id, now=T0 + 1)))
     records.put(dataclasses.replace(record, ciphertext=b"\x00" * 48))
-    tampered = refusal(vault, handle.key_id, now=T0)
+    tampered = refusal(local_vault, handle.key_id, now=T0)
     texts += [str(tampered), repr(tampered), repr(tampered.__cause__), repr(tampered.__context__)]
     forbidden = [secret.hex(), secret.hex().upper(), repr(secret), record.ciphertext.hex()]
     for text in texts:
@@ -190,7 +195,7 @@ def test_nothing_secret_in_repr_str_or_errors(
     assert tampered.__cause__ is None and tampered.__suppress_context__
 
 
-def test_keyhandle_carries_only_public_data(vault: LocalVault) -> None:
+def test_keyhandle_carries_only_public_data(vault: RecordVault) -> None:
     handle = vault.create_key()
     assert {f.name for f in dataclasses.fields(KeyHandle)} == {"key_id", "address"}
     assert handle.address.startswith("0x") and handle.address == handle.address.lower()

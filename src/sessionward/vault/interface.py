@@ -4,7 +4,8 @@ A vault creates secp256k1 session keys and signs 32-byte digests with them. **No
 key bytes**, and none of the objects here ever shows secret material in ``repr``/``str`` or in an
 exception. A key can be *disabled* (on revocation: it never signs again) and *destroyed* (its
 encrypted secret is wiped). Backends: :class:`sessionward.vault.local.LocalVault` (encrypted key
-records in a :class:`KeyRecordStore`); a PKCS#11 (HSM) backend fits the same protocol.
+records in a :class:`KeyRecordStore`) and :class:`sessionward.vault.hsm.Pkcs11Vault` (keys in a
+PKCS#11 token, their state in the same store); :mod:`sessionward.vault.backends` picks one.
 """
 
 from __future__ import annotations
@@ -52,6 +53,24 @@ class Vault(Protocol):
 
     def address_of(self, key_id: str) -> str:
         """The key's address (public). Raises :class:`VaultRefusal` ``KEY_UNKNOWN``."""
+        ...
+
+
+@runtime_checkable
+class RecordVault(Vault, Protocol):
+    """A vault whose key state lives in a :class:`KeyRecordStore` (both backends): ``sign``
+    also takes the key's ``record`` as the caller just read it (the execution transaction's
+    read), and ``close`` releases what the vault holds open (a token session)."""
+
+    def sign(
+        self, key_id: str, digest: bytes, *, now: int, record: KeyRecord | None = None
+    ) -> bytes:
+        """As :meth:`Vault.sign`; every refusal applies to a given ``record`` as to one read
+        by the vault. A ``record`` of another key is a ``ValueError``."""
+        ...
+
+    def close(self) -> None:
+        """Stop using the vault's resources (idempotent)."""
         ...
 
 

@@ -80,6 +80,9 @@ class LocalVault:
     def __repr__(self) -> str:
         return "LocalVault(<keys encrypted at rest>)"
 
+    def close(self) -> None:
+        """Nothing to release (the records' store is closed by its owner)."""
+
     def create_key(self, *, not_after: int | None = None) -> KeyHandle:
         """Generate a secp256k1 key, store it encrypted, and return its id and address."""
         key_id = f"vk_{uuid.uuid4().hex}"
