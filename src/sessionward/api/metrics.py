@@ -22,6 +22,7 @@ Series:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Final
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -106,6 +107,43 @@ class ApiMetrics:
         return generate_latest(self.registry)
 
 
+_RECONCILER_SERIES: Final[
+    tuple[tuple[str, str, str, type[CounterMetricFamily | GaugeMetricFamily]], ...]
+] = (
+    # (series, help, the reconciler's count it reads, kind)
+    (
+        "sessionward_chain_disagreements",
+        "Sessions the reconciler found the chain contradicting (each raised an alert)",
+        "disagreements",
+        CounterMetricFamily,
+    ),
+    (
+        "sessionward_chain_disagreements_open",
+        "Disagreements between the database and the chain not resolved yet",
+        "open_disagreements",
+        GaugeMetricFamily,
+    ),
+    (
+        "sessionward_reconciler_repairs",
+        "Repairs the reconciler made (removal queued again, session revoked from the chain)",
+        "repairs",
+        CounterMetricFamily,
+    ),
+    (
+        "sessionward_reconciler_checks",
+        "Sessions compared with the chain",
+        "checked",
+        CounterMetricFamily,
+    ),
+    (
+        "sessionward_reconciler_chain_errors",
+        "Comparisons the chain node could not answer (left for the next round)",
+        "chain_errors",
+        CounterMetricFamily,
+    ),
+)
+
+
 class _ReconcilerCollector(Collector):
     """The reconciler's counts as Prometheus series, read when scraped."""
 
@@ -114,28 +152,5 @@ class _ReconcilerCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         counts = self._snapshot()
-        yield CounterMetricFamily(
-            "sessionward_chain_disagreements",
-            "Sessions the reconciler found the chain contradicting (each raised an alert)",
-            value=counts.get("disagreements", 0),
-        )
-        yield GaugeMetricFamily(
-            "sessionward_chain_disagreements_open",
-            "Disagreements between the database and the chain not resolved yet",
-            value=counts.get("open_disagreements", 0),
-        )
-        yield CounterMetricFamily(
-            "sessionward_reconciler_repairs",
-            "Repairs the reconciler made (removal queued again, session revoked from the chain)",
-            value=counts.get("repairs", 0),
-        )
-        yield CounterMetricFamily(
-            "sessionward_reconciler_checks",
-            "Sessions compared with the chain",
-            value=counts.get("checked", 0),
-        )
-        yield CounterMetricFamily(
-            "sessionward_reconciler_chain_errors",
-            "Comparisons the chain node could not answer (left for the next round)",
-            value=counts.get("chain_errors", 0),
-        )
+        for series, help_text, count, kind in _RECONCILER_SERIES:
+            yield kind(series, help_text, value=counts.get(count, 0))

@@ -298,11 +298,6 @@ class Database:
         if self.is_postgresql:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._gate_key})
 
-    def lease_key(self, name: str) -> int:
-        """A session-level advisory-lock key for ``name``, distinct per schema (so two
-        deployments sharing a PostgreSQL database each elect their own leader)."""
-        return _gate_key(f"{self.schema or 'public'}:lease:{name}")
-
     def lock_key(self, conn: Connection, name: str) -> None:
         """Serialise transactions on ``name`` until the transaction ends (PostgreSQL advisory
         lock; no-op on SQLite, whose write transactions are already serial)."""
