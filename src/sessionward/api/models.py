@@ -5,7 +5,8 @@ decision about the values (roles, bindings, windows, policy) is the service's. C
 
 - identifiers are 1-128 characters of ``A-Z a-z 0-9 . _ ~ : -`` (the credential-id grammar of
   the request signature), so no control character ever reaches the store;
-- addresses are ``0x`` + 40 hex digits, lower case or a valid EIP-55 checksum;
+- addresses are ``0x`` + 40 hex digits, all lower case, all upper case or a valid EIP-55
+  checksum (the one rule of :mod:`sessionward.crypto.address`);
 - amounts are decimal strings in ``[0, 2**256)``; bytes are ``0x`` hex;
 - timestamps are JSON integers (unix seconds), counts are JSON integers.
 """

@@ -14,8 +14,9 @@ Every refusal raises :class:`SignatureError` carrying an exact :class:`ReasonCod
 *argument shapes* from the caller (a digest that is not 32 bytes, a malformed expected address)
 are programming errors and raise ``ValueError``.
 
-Addresses returned by this module are lower-case ``0x`` hex; :func:`to_checksum_address` gives
-the EIP-55 display form.
+Addresses returned by this module are lower-case ``0x`` hex. The address rule itself (parsing,
+EIP-55) lives in :mod:`sessionward.crypto.address`; its names are re-exported here for the
+modules that import them from this one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ from coincurve._libsecp256k1 import ffi, lib
 from coincurve.context import GLOBAL_CONTEXT
 from coincurve.ecdsa import serialize_recoverable
 
+from sessionward.crypto.address import (
+    ZERO_ADDRESS,
+    is_checksum_valid,
+    normalize_address,
+    to_checksum_address,
+)
 from sessionward.crypto.keccak import keccak256
 from sessionward.reasons import ReasonCode, SessionWardError
 
@@ -50,8 +57,6 @@ __all__ = [
 
 SECP256K1_N: Final = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N: Final = SECP256K1_N // 2
-ZERO_ADDRESS: Final = "0x" + "00" * 20
-_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
 
 
 class SignatureError(SessionWardError):
@@ -59,53 +64,6 @@ class SignatureError(SessionWardError):
 
 
 # -------------------------------------------------------------------------------- addresses
-
-
-def _address_body(address: str | bytes) -> str:
-    """The 40 lower-case hex digits of an address given as ``0x`` hex (any case) or 20 bytes."""
-    if isinstance(address, bytes | bytearray):
-        if len(address) != 20:
-            raise ValueError("an address is 20 bytes")
-        return bytes(address).hex()
-    if (
-        not isinstance(address, str)
-        or len(address) != 42
-        or not address.startswith("0x")
-        or not _HEX_DIGITS.issuperset(address[2:])
-    ):
-        raise ValueError("an address is 0x followed by 40 hex digits")
-    return address[2:].lower()
-
-
-def to_checksum_address(address: str | bytes) -> str:
-    """EIP-55 mixed-case form of ``address`` (0x hex in any case, or 20 bytes).
-
-    The case of each letter is upper iff the matching nibble of
-    ``keccak256(lower-case hex digits)`` is 8 or more.
-    """
-    body = _address_body(address)
-    nibbles = keccak256(body.encode("ascii")).hex()
-    return "0x" + "".join(
-        ch.upper() if ch.isalpha() and int(nibbles[i], 16) >= 8 else ch for i, ch in enumerate(body)
-    )
-
-
-def is_checksum_valid(address: str) -> bool:
-    """True iff ``address`` is exactly its EIP-55 checksummed form (never raises)."""
-    try:
-        return to_checksum_address(address) == address
-    except ValueError:
-        return False
-
-
-def normalize_address(address: str | bytes) -> str:
-    """Lower-case ``0x`` form of an address given in lower case, as a valid EIP-55 checksum,
-    or as 20 bytes. A mixed-case string with a wrong checksum is a typo caught: ``ValueError``.
-    """
-    body = _address_body(address)
-    if isinstance(address, str) and address[2:] != body and not is_checksum_valid(address):
-        raise ValueError("address has an invalid EIP-55 checksum")
-    return "0x" + body
 
 
 def address_of(public_key: bytes) -> str:

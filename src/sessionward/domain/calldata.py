@@ -44,11 +44,11 @@ Encodings:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
+from ..crypto.address import is_address_text
 from .abi import ADDRESS as _ADDRESS_TYPE
 from .abi import UINT256 as _UINT256_TYPE
 from .abi import (
@@ -144,7 +144,6 @@ _OPERATION_CALL = 0
 _OPERATION_DELEGATECALL = 1
 _SELECTOR_SIZE = 4
 _ZERO_ADDRESS = "0x" + "00" * 20
-_ADDRESS_TEXT = re.compile(r"0x[0-9a-fA-F]{40}\Z")
 _UINT256_LIMIT = 1 << 256
 
 
@@ -261,7 +260,7 @@ def _unwrap_multisend(transactions: bytes, outer_value: int) -> tuple[Call, ...]
 
 
 def _address(text: object, what: str) -> str:
-    if not isinstance(text, str) or _ADDRESS_TEXT.match(text) is None:
+    if not is_address_text(text):
         raise CalldataMalformed(f"{what} is not an address: {text!r}")
     return text.lower()
 
@@ -280,7 +279,7 @@ def unwrap_request(
     are unwrapped; addresses compare lower-case. Raises only :class:`CalldataError` subclasses
     for request content (a bad ``account`` is a caller bug and raises :class:`ValueError`).
     """
-    if not isinstance(account, str) or _ADDRESS_TEXT.match(account) is None:
+    if not is_address_text(account):
         raise ValueError(f"account is not an address: {account!r}")
     account = account.lower()
     target = _address(to, "request target")

@@ -1,7 +1,8 @@
 """Primitive values of the domain: addresses, amounts, timestamps.
 
-Addresses are carried as lower-case ``0x`` strings (cheap to compare and hash); mixed-case
-input must be a valid EIP-55 checksum. Amounts are exact integers in ``[0, 2**256)``; at the JSON
+Addresses are carried as lower-case ``0x`` strings (cheap to compare and hash), parsed by the
+project's one address rule (:func:`sessionward.crypto.address.normalize_address`: all lower, all
+upper, or a valid EIP-55 checksum). Amounts are exact integers in ``[0, 2**256)``; at the JSON
 boundary they are decimal strings (or JSON integers), never floats.
 """
 
@@ -10,14 +11,31 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from ..crypto.keccak import keccak256
+from ..crypto.address import (
+    ZERO_ADDRESS,
+    AddressChecksumError,
+    normalize_address,
+    to_checksum_address,
+)
 from .reasons import ReasonCode, SessionWardError
+
+__all__ = [
+    "MAX_TIMESTAMP",
+    "UINT256_MAX",
+    "ZERO_ADDRESS",
+    "InvalidValue",
+    "format_usd",
+    "parse_address",
+    "parse_amount",
+    "parse_count",
+    "parse_timestamp",
+    "parse_usd",
+    "short_address",
+]
 
 UINT256_MAX = 2**256 - 1
 MAX_TIMESTAMP = 2**48 - 1
-ZERO_ADDRESS = "0x" + "00" * 20
 
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}\Z")
 _DECIMAL = re.compile(r"(0|[1-9][0-9]*)\Z")
 _USD = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]{1,6})?\Z")
 
@@ -32,21 +50,17 @@ class InvalidValue(SessionWardError):
         self.path = path
 
 
-def checksum_address(address: str) -> str:
-    """EIP-55 mixed-case form of a lower-case address (for display only)."""
-    body = address[2:].lower()
-    digest = keccak256(body.encode("ascii")).hex()
-    return "0x" + "".join(c.upper() if int(digest[i], 16) >= 8 else c for i, c in enumerate(body))
-
-
 def parse_address(value: object, path: str = "") -> str:
-    """A strict address: ``0x`` + 40 hex digits, all lower, all upper, or a valid EIP-55 checksum."""
-    if not isinstance(value, str) or not _ADDRESS.match(value):
+    """A strict address: ``0x`` + 40 hex digits, all lower, all upper, or a valid EIP-55 checksum
+    (the rule of :mod:`sessionward.crypto.address`), as lower-case ``0x`` hex."""
+    if not isinstance(value, str):
         raise InvalidValue(path, "expected an address (0x followed by 40 hex digits)")
-    body = value[2:]
-    if body != body.lower() and body != body.upper() and checksum_address(value) != value:
-        raise InvalidValue(path, "address has an invalid EIP-55 checksum")
-    return "0x" + body.lower()
+    try:
+        return normalize_address(value)
+    except AddressChecksumError:
+        raise InvalidValue(path, "address has an invalid EIP-55 checksum") from None
+    except ValueError:
+        raise InvalidValue(path, "expected an address (0x followed by 40 hex digits)") from None
 
 
 def parse_amount(value: object, path: str = "", *, maximum: int = UINT256_MAX) -> int:
@@ -109,4 +123,4 @@ def format_usd(micro_usd: int) -> str:
 
 def short_address(address: str) -> str:
     """``0xAbCd12…`` for plain-language summaries: checksummed, first 6 hex digits."""
-    return checksum_address(address)[:8] + "…"
+    return to_checksum_address(address)[:8] + "…"
