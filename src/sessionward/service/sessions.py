@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, NotRequired, TypedDict
 
@@ -667,20 +667,13 @@ class Sessions:
     ) -> Page[SessionDetail]:
         """The sessions bound to the calling backend, in id order, one keyset page."""
         caller.require("backend")
-        store = self._rt.store.sessions
         credential_id = caller.credential_id
-
-        def belongs(session_id: str) -> bool:
-            record = store.get(session_id)
-            return record is not None and record.credential_id == credential_id
-
-        return keyset_page(
-            lambda after, n: store.page_of_credential(credential_id, after=after, limit=n),
+        sessions = self._rt.store.sessions
+        return self._page(
+            lambda after, n: sessions.page_of_credential(credential_id, after=after, limit=n),
+            belongs=lambda record: record.credential_id == credential_id,
             cursor=cursor,
             limit=limit,
-            belongs=belongs,
-            key=_session_id,
-            render=self._details,
         )
 
     def list_for_owner(
@@ -689,17 +682,35 @@ class Sessions:
         """The sessions of the caller's wallet, in id order, one keyset page: its cost is that
         of the page, whatever the number of sessions the wallet holds."""
         caller.require_owner_of(wallet_id)
-        store = self._rt.store.sessions
-
-        def belongs(session_id: str) -> bool:
-            record = store.get(session_id)
-            return record is not None and record.wallet_id == wallet_id
-
-        return keyset_page(
-            lambda after, n: store.page_of_wallet(wallet_id, after=after, limit=n),
+        sessions = self._rt.store.sessions
+        return self._page(
+            lambda after, n: sessions.page_of_wallet(wallet_id, after=after, limit=n),
+            belongs=lambda record: record.wallet_id == wallet_id,
             cursor=cursor,
             limit=limit,
-            belongs=belongs,
+        )
+
+    def _page(
+        self,
+        fetch: Callable[[str | None, int], Sequence[SessionRecord]],
+        *,
+        belongs: Callable[[SessionRecord], bool],
+        cursor: str | None,
+        limit: int,
+    ) -> Page[SessionDetail]:
+        """One keyset page of ``fetch``; a cursor is honoured only if it names a session that
+        ``belongs`` to the list being read (so a cursor cannot probe other lists)."""
+        sessions = self._rt.store.sessions
+
+        def cursor_belongs(session_id: str) -> bool:
+            record = sessions.get(session_id)
+            return record is not None and belongs(record)
+
+        return keyset_page(
+            fetch,
+            cursor=cursor,
+            limit=limit,
+            belongs=cursor_belongs,
             key=_session_id,
             render=self._details,
         )
