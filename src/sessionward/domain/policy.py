@@ -10,9 +10,10 @@ never overspend.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
 from . import bounds
 from .abi import (
@@ -26,14 +27,11 @@ from .abi import (
 from .calldata import Call, CalldataError, unwrap_request
 from .catalog import Catalog, default_catalog
 from .decision import CallIntent, Decision, Violation
-from .envelope import TokenLimit
 from .grant import GrantedPermission, Scope
 from .prices import DEFAULT_PRICES, NATIVE_ASSET, PriceSource
 from .reasons import ReasonCode
 from .usage import FEE, NATIVE, RATE, USD, USES, Charge, Usage, token_bucket, window_index
 from .values import UINT256_MAX
-
-_Deny = Callable[[Violation], None]
 
 
 class SessionStatus(StrEnum):
@@ -87,16 +85,44 @@ def evaluate(
     Invariant (tested by property): an allowing decision never lets the totals of ``usage``
     plus its charges exceed any limit of the envelope, and never allows a call outside the
     scope's permissions.
+
+    The checks run as named steps, in this order, each returning its problems: the session's
+    state, the request's unwrapping into calls (a refusal there ends the decision), each call
+    against the scope, the frozen action classes, then the limits on the execution's totals.
     """
     if session is None:
         return Decision((Violation(ReasonCode.SESSION_UNKNOWN, "session", "no such session"),))
     catalog = catalog or default_catalog()
     scope = session.scope
-    violations: list[Violation] = []
-    deny = violations.append
+    violations = _state_problems(session, request, now)
+    calls = _unwrap(request, scope, catalog)
+    if isinstance(calls, Violation):
+        return Decision((*violations, calls))
+    outflows = _Outflows()
+    intents: list[CallIntent] = []
+    for index, call in enumerate(calls):
+        intent, problems = _call_problems(call, index, scope, catalog, outflows)
+        intents.append(intent)
+        violations += problems
+    violations += _frozen_class_problems(session, intents)
+    charges, problems = _limits(request, scope, usage, now, outflows, prices)
+    violations += problems
+    return Decision(tuple(violations), tuple(intents), tuple(charges))
 
-    _check_state(session, request, now, deny)
 
+@dataclass(slots=True)
+class _Outflows:
+    """What an execution moves out of the account, summed over its calls as they are checked."""
+
+    native: int = 0
+    tokens: dict[str, int] = field(default_factory=dict)
+    argument_tokens: set[str] = field(default_factory=set)
+    """Tokens an argument named (a swap's input, Permit2) rather than the called contract."""
+
+
+def _unwrap(request: CallRequest, scope: Scope, catalog: Catalog) -> tuple[Call, ...] | Violation:
+    """The request's inner calls, or why it cannot be run at all (malformed, too many calls,
+    too large an execution)."""
     try:
         calls = unwrap_request(
             account=scope.account,
@@ -106,120 +132,20 @@ def evaluate(
             multisend=catalog.multisend.get(scope.chain_id, frozenset()),
         )
     except CalldataError as exc:
-        deny(Violation(exc.code, "calldata", exc.message))
-        return Decision(tuple(violations))
+        return Violation(exc.code, "calldata", exc.message)
     if len(calls) > bounds.MAX_BATCH:
-        deny(
-            Violation(
-                ReasonCode.CALLDATA_MALFORMED,
-                "batch",
-                f"{len(calls)} calls; the account runs at most {bounds.MAX_BATCH}",
-            )
+        return Violation(
+            ReasonCode.CALLDATA_MALFORMED,
+            "batch",
+            f"{len(calls)} calls; the account runs at most {bounds.MAX_BATCH}",
         )
-        return Decision(tuple(violations))
     if execution_size(scope.account, request, calls) > bounds.MAX_EXECUTION_BYTES:
-        deny(
-            Violation(
-                ReasonCode.CALLDATA_MALFORMED,
-                "execution",
-                f"the execution is over {bounds.MAX_EXECUTION_BYTES} bytes",
-            )
+        return Violation(
+            ReasonCode.CALLDATA_MALFORMED,
+            "execution",
+            f"the execution is over {bounds.MAX_EXECUTION_BYTES} bytes",
         )
-        return Decision(tuple(violations))
-
-    native_total = 0
-    token_out: dict[str, int] = {}
-    argument_tokens: set[str] = set()  # tokens an argument named (a swap's input, Permit2)
-    intents: list[CallIntent] = []
-    for index, call in enumerate(calls):
-        native_total += call.value
-        if call.to == scope.account:
-            deny(
-                Violation(
-                    ReasonCode.SELF_CALL_FORBIDDEN,
-                    "account",
-                    "calls to the account itself (or its sessions module) are never delegated",
-                    index,
-                )
-            )
-            intents.append(CallIntent(index, call.to, call.value, "account.self", None))
-            continue
-        selector = call.data[:4]
-        forbidden = catalog.forbidden.get(selector)
-        if forbidden is not None:
-            deny(
-                Violation(
-                    ReasonCode.NON_DELEGABLE_ACTION,
-                    f"forbidden[{forbidden.signature.canonical}]",
-                    forbidden.why,
-                    index,
-                )
-            )
-        permission = scope.permissions.get((call.to, selector))
-        if permission is None:
-            action_class = (
-                forbidden.action_class
-                if forbidden
-                else _unpermitted(catalog, call.data, index, deny)
-            )
-            if forbidden is None:
-                if call.to in scope.targets:
-                    deny(
-                        Violation(
-                            ReasonCode.SELECTOR_NOT_ALLOWED,
-                            f"target[{call.to}]",
-                            f"function 0x{selector.hex()} is not permitted on this target",
-                            index,
-                        )
-                    )
-                else:
-                    deny(
-                        Violation(
-                            ReasonCode.TARGET_NOT_ALLOWED,
-                            "allowedDestinations",
-                            f"{call.to} is not a permitted target",
-                            index,
-                        )
-                    )
-            intents.append(CallIntent(index, call.to, call.value, action_class, None))
-            continue
-
-        sig = permission.signature
-        try:
-            args = decode_arguments(sig, call.data[4:])
-            _check_call(
-                permission, args, call.value, scope.account, index, token_out, call.to, deny,
-                argument_tokens=argument_tokens,
-            )  # fmt: skip
-        except (CalldataMalformed, ArgumentPathError) as exc:
-            # ArgumentPathError: a path such as ``path[0]`` reads past a short dynamic array.
-            detail = exc.message if isinstance(exc, CalldataMalformed) else str(exc)
-            deny(Violation(ReasonCode.CALLDATA_MALFORMED, permission.label, detail, index))
-            intents.append(
-                CallIntent(index, call.to, call.value, permission.action_class, sig.canonical)
-            )
-            continue
-        intents.append(
-            CallIntent(index, call.to, call.value, permission.action_class, sig.canonical, args)
-        )
-
-    if session.frozen_action_classes:
-        for intent in intents:
-            if intent.action_class in session.frozen_action_classes:
-                deny(
-                    Violation(
-                        ReasonCode.ACTION_CLASS_FROZEN,
-                        f"freeze[{intent.action_class}]",
-                        "this action class is frozen by ops",
-                        intent.index,
-                    )
-                )
-
-    charges: list[Charge] = []
-    _limits(
-        request, scope, usage, now, native_total, token_out, argument_tokens, prices, charges, deny
-    )
-    return Decision(tuple(violations), tuple(intents), tuple(charges))
+    return calls
 
 
 def execution_size(account: str, request: CallRequest, calls: tuple[Call, ...]) -> int:
@@ -233,96 +159,187 @@ def execution_size(account: str, request: CallRequest, calls: tuple[Call, ...]) 
     return 64 + sum(32 + 128 + -(-len(c.data) // 32) * 32 for c in calls)
 
 
-def _check_call(
-    permission: GrantedPermission,
-    args: tuple[object, ...],
-    value: int,
-    account: str,
-    index: int,
-    token_out: dict[str, int],
-    target: str,
-    deny: _Deny,
-    *,
-    argument_tokens: set[str],
-) -> None:
-    """Scope checks of one permitted call: unlimited approvals, rules, per-call value, outflow
-    (added to ``token_out``; a token read from an argument is also added to ``argument_tokens``)."""
-    limit_path = permission.forbid_max
-    if limit_path is not None and limit_path.read(args) == _max_of(limit_path.type):
-        deny(
+def _call_problems(
+    call: Call, index: int, scope: Scope, catalog: Catalog, outflows: _Outflows
+) -> tuple[CallIntent, list[Violation]]:
+    """One inner call against the scope: what it is (its intent) and why it may not run.
+    Its value and permitted outflow are added to ``outflows``."""
+    outflows.native += call.value
+    if call.to == scope.account:
+        return CallIntent(index, call.to, call.value, "account.self", None), [
             Violation(
-                ReasonCode.NON_DELEGABLE_ACTION,
-                f"{permission.label}.{limit_path.text}",
-                "unlimited approvals are never delegable",
+                ReasonCode.SELF_CALL_FORBIDDEN,
+                "account",
+                "calls to the account itself (or its sessions module) are never delegated",
                 index,
             )
+        ]
+    selector = call.data[:4]
+    problems: list[Violation] = []
+    forbidden = catalog.forbidden.get(selector)
+    if forbidden is not None:
+        problems.append(
+            Violation(
+                ReasonCode.NON_DELEGABLE_ACTION,
+                f"forbidden[{forbidden.signature.canonical}]",
+                forbidden.why,
+                index,
+            )
+        )
+    permission = scope.permissions.get((call.to, selector))
+    if permission is None:
+        if forbidden is not None:
+            action_class = forbidden.action_class
+        else:
+            action_class, unlimited = _unpermitted(catalog, call.data, index)
+            problems += unlimited
+            problems.append(_not_permitted(call, index, scope))
+        return CallIntent(index, call.to, call.value, action_class, None), problems
+    sig = permission.signature
+    try:
+        args = decode_arguments(sig, call.data[4:])
+        for problem in _scope_problems(permission, args, call, index, scope.account, outflows):
+            problems.append(problem)  # one by one: those found before a raise still count
+    except (CalldataMalformed, ArgumentPathError) as exc:
+        # ArgumentPathError: a path such as ``path[0]`` reads past a short dynamic array.
+        detail = exc.message if isinstance(exc, CalldataMalformed) else str(exc)
+        problems.append(Violation(ReasonCode.CALLDATA_MALFORMED, permission.label, detail, index))
+        return CallIntent(
+            index, call.to, call.value, permission.action_class, sig.canonical
+        ), problems
+    return CallIntent(
+        index, call.to, call.value, permission.action_class, sig.canonical, args
+    ), problems
+
+
+def _not_permitted(call: Call, index: int, scope: Scope) -> Violation:
+    """Why a call no permission covers is refused: its function, or its target."""
+    if call.to in scope.targets:
+        return Violation(
+            ReasonCode.SELECTOR_NOT_ALLOWED,
+            f"target[{call.to}]",
+            f"function 0x{call.data[:4].hex()} is not permitted on this target",
+            index,
+        )
+    return Violation(
+        ReasonCode.TARGET_NOT_ALLOWED,
+        "allowedDestinations",
+        f"{call.to} is not a permitted target",
+        index,
+    )
+
+
+def _scope_problems(
+    permission: GrantedPermission,
+    args: tuple[object, ...],
+    call: Call,
+    index: int,
+    account: str,
+    outflows: _Outflows,
+) -> Iterator[Violation]:
+    """Scope checks of one permitted call, yielded as found: unlimited approvals, rules,
+    per-call value; then its outflow is added to ``outflows`` (a token read from an argument
+    also to its ``argument_tokens``). Reading an argument may raise ``ArgumentPathError`` (a
+    path past a short dynamic array); what was yielded before stands."""
+    limit_path = permission.forbid_max
+    if limit_path is not None and limit_path.read(args) == _max_of(limit_path.type):
+        yield Violation(
+            ReasonCode.NON_DELEGABLE_ACTION,
+            f"{permission.label}.{limit_path.text}",
+            "unlimited approvals are never delegable",
+            index,
         )
     for rule in permission.rules:
         if not rule.holds(rule.reader.read(args)):
-            deny(
-                Violation(
-                    ReasonCode.ARG_RULE_VIOLATED,
-                    f"{permission.label}.rules[{rule.label}]",
-                    f"argument {rule.arg} breaks the rule",
-                    index,
-                )
-            )
-    if value > permission.max_value_per_call:
-        deny(
-            Violation(
-                ReasonCode.VALUE_CAP_EXCEEDED,
-                f"{permission.label}.maxValuePerCall",
-                f"sends {value} wei, at most {permission.max_value_per_call} per call",
+            yield Violation(
+                ReasonCode.ARG_RULE_VIOLATED,
+                f"{permission.label}.rules[{rule.label}]",
+                f"argument {rule.arg} breaks the rule",
                 index,
             )
+    if call.value > permission.max_value_per_call:
+        yield Violation(
+            ReasonCode.VALUE_CAP_EXCEEDED,
+            f"{permission.label}.maxValuePerCall",
+            f"sends {call.value} wei, at most {permission.max_value_per_call} per call",
+            index,
         )
     outflow = permission.outflow
     if outflow is not None and (outflow.owner is None or outflow.owner.read(args) == account):
-        token = target if outflow.token is None else outflow.token.read(args)
+        token = call.to if outflow.token is None else outflow.token.read(args)
         amount = outflow.amount.read(args)
         assert isinstance(token, str) and isinstance(amount, int)
-        token_out[token] = token_out.get(token, 0) + amount
+        outflows.tokens[token] = outflows.tokens.get(token, 0) + amount
         if outflow.token is not None:
-            argument_tokens.add(token)
+            outflows.argument_tokens.add(token)
 
 
-def _check_state(session: SessionView, request: CallRequest, now: int, deny: _Deny) -> None:
-    scope = session.scope
-    status = session.status
-    if status is SessionStatus.PENDING:
-        deny(
-            Violation(
-                ReasonCode.SESSION_PENDING_APPROVAL,
-                "status",
-                "the owner has not approved this session",
-            )
+def _frozen_class_problems(session: SessionView, intents: list[CallIntent]) -> list[Violation]:
+    """Calls of an action class that ops froze."""
+    return [
+        Violation(
+            ReasonCode.ACTION_CLASS_FROZEN,
+            f"freeze[{intent.action_class}]",
+            "this action class is frozen by ops",
+            intent.index,
         )
-    elif status is SessionStatus.REVOKED:
-        deny(Violation(ReasonCode.SESSION_REVOKED, "status", "the session was revoked"))
-    elif status is SessionStatus.SUSPENDED:
-        deny(
-            Violation(
-                ReasonCode.SESSION_SUSPENDED,
-                "status",
-                "the session is suspended until the owner renews it",
-            )
-        )
+        for intent in intents
+        if intent.action_class in session.frozen_action_classes
+    ]
+
+
+def _state_problems(session: SessionView, request: CallRequest, now: int) -> list[Violation]:
+    """Everything that stops the session whatever it asks: its status, its credential, the
+    freezes, its time window, its chain and account."""
+    return [
+        *_status_problems(session.status),
+        *_credential_problems(session, now),
+        *_freeze_problems(session),
+        *_binding_problems(session.scope, request, now),
+    ]
+
+
+_STATUS_PROBLEMS: Final = {
+    SessionStatus.PENDING: Violation(
+        ReasonCode.SESSION_PENDING_APPROVAL, "status", "the owner has not approved this session"
+    ),
+    SessionStatus.REVOKED: Violation(
+        ReasonCode.SESSION_REVOKED, "status", "the session was revoked"
+    ),
+    SessionStatus.SUSPENDED: Violation(
+        ReasonCode.SESSION_SUSPENDED, "status", "the session is suspended until the owner renews it"
+    ),
+}
+
+
+def _status_problems(status: SessionStatus) -> list[Violation]:
+    problem = _STATUS_PROBLEMS.get(status)
+    return [] if problem is None else [problem]
+
+
+def _credential_problems(session: SessionView, now: int) -> list[Violation]:
+    problems = []
     if session.credential_revoked:
-        deny(
+        problems.append(
             Violation(
                 ReasonCode.CREDENTIAL_REVOKED, "credential", "the backend credential was revoked"
             )
         )
     if session.credential_expires_at is not None and now >= session.credential_expires_at:
-        deny(
+        problems.append(
             Violation(
                 ReasonCode.CREDENTIAL_EXPIRED,
                 "credential.expiresAt",
                 "the backend credential has expired",
             )
         )
+    return problems
+
+
+def _freeze_problems(session: SessionView) -> list[Violation]:
+    problems = []
     if session.global_freeze:
-        deny(
+        problems.append(
             Violation(
                 ReasonCode.GLOBAL_FREEZE,
                 "freeze[global]",
@@ -330,25 +347,39 @@ def _check_state(session: SessionView, request: CallRequest, now: int, deny: _De
             )
         )
     if session.wallet_frozen:
-        deny(Violation(ReasonCode.WALLET_FROZEN, "freeze[wallet]", "this wallet is frozen"))
+        problems.append(
+            Violation(ReasonCode.WALLET_FROZEN, "freeze[wallet]", "this wallet is frozen")
+        )
+    return problems
+
+
+def _binding_problems(scope: Scope, request: CallRequest, now: int) -> list[Violation]:
+    problems = []
     if now < scope.valid_after:
-        deny(
+        problems.append(
             Violation(
                 ReasonCode.SESSION_NOT_YET_VALID, "validAfter", f"valid from {scope.valid_after}"
             )
         )
     if now >= scope.expires_at:
-        deny(Violation(ReasonCode.SESSION_EXPIRED, "expiresAt", f"expired at {scope.expires_at}"))
+        problems.append(
+            Violation(ReasonCode.SESSION_EXPIRED, "expiresAt", f"expired at {scope.expires_at}")
+        )
     if request.chain_id != scope.chain_id:
-        deny(
+        problems.append(
             Violation(
                 ReasonCode.CHAIN_MISMATCH, "chainId", f"session is bound to chain {scope.chain_id}"
             )
         )
     if request.account != scope.account:
-        deny(
+        problems.append(
             Violation(ReasonCode.ACCOUNT_MISMATCH, "account", "session is bound to another account")
         )
+    return problems
+
+
+_Limited = tuple[list[Charge], list[Violation]]
+"""A limit step's result: the charges to reserve, and the limits they would cross."""
 
 
 def _limits(
@@ -356,133 +387,193 @@ def _limits(
     scope: Scope,
     usage: Usage,
     now: int,
-    native_total: int,
-    token_out: dict[str, int],
-    argument_tokens: set[str],
+    outflows: _Outflows,
     prices: PriceSource,
-    charges: list[Charge],
-    deny: _Deny,
-) -> None:
-    envelope = scope.envelope
-    anchor = scope.valid_after
+) -> _Limited:
+    """The execution's totals against the envelope's limits, as named steps in this order (the
+    order of the charges and of the problems): native value, outflows no limit measures, the
+    USD cap, the token limits, then uses, rate and fee."""
+    charges: list[Charge] = []
+    problems: list[Violation] = []
+    for step_charges, step_problems in (
+        _native_limit(scope, usage, now, outflows),
+        ([], _unmeasured_outflows(scope, outflows)),
+        _usd_cap(scope, usage, outflows, prices),
+        _token_limits(scope, usage, now, outflows),
+        _usage_limits(request, scope, usage, now),
+    ):
+        charges += step_charges
+        problems += step_problems
+    return charges, problems
 
-    def charge(
-        bucket: str, window: int, amount: int, limit: int, code: ReasonCode, rule: str, what: str
-    ) -> None:
-        charges.append(Charge(bucket, window, amount, limit, code))
-        spent = usage.spent(bucket, window)
-        if spent + amount > limit:
-            deny(Violation(code, rule, f"{what}: {spent} already used + {amount} > {limit}"))
 
-    if native_total:
-        limit = envelope.value_limit.limit if envelope.value_limit else 0
-        period = envelope.value_limit.period if envelope.value_limit else 0
-        charge(
-            NATIVE,
-            window_index(now, anchor, period),
-            native_total,
-            limit,
-            ReasonCode.VALUE_LIMIT_EXCEEDED,
-            "valueLimit",
-            "native value",
-        )
+def _charge(
+    usage: Usage,
+    bucket: str,
+    window: int,
+    amount: int,
+    limit: int,
+    code: ReasonCode,
+    rule: str,
+    what: str,
+) -> _Limited:
+    """One charge, and the problem if ``usage`` plus it is over ``limit``."""
+    spent = usage.spent(bucket, window)
+    problems = (
+        [Violation(code, rule, f"{what}: {spent} already used + {amount} > {limit}")]
+        if spent + amount > limit
+        else []
+    )
+    return [Charge(bucket, window, amount, limit, code)], problems
 
-    cap = envelope.max_value_usd
-    usd_total = 0
-    unpriced: list[str] = []
 
-    def price(asset: str | None, amount: int) -> None:
-        nonlocal usd_total
-        value = prices.usd_value(scope.chain_id, asset, amount)
-        if value is None:
-            unpriced.append(asset or "the native coin")
-        else:
-            usd_total += value
+def _native_limit(scope: Scope, usage: Usage, now: int, outflows: _Outflows) -> _Limited:
+    """Native value sent, against ``valueLimit`` (none: no value may be sent)."""
+    if not outflows.native:
+        return [], []
+    value_limit = scope.envelope.value_limit
+    limit = value_limit.limit if value_limit else 0
+    period = value_limit.period if value_limit else 0
+    return _charge(
+        usage,
+        NATIVE,
+        window_index(now, scope.valid_after, period),
+        outflows.native,
+        limit,
+        ReasonCode.VALUE_LIMIT_EXCEEDED,
+        "valueLimit",
+        "native value",
+    )
 
-    if cap is not None and native_total:
-        price(NATIVE_ASSET, native_total)
-    token_charges: list[tuple[str, int, TokenLimit]] = []
-    for token, amount in token_out.items():
-        if amount == 0:
+
+def _unmeasured_outflows(scope: Scope, outflows: _Outflows) -> list[Violation]:
+    """Token outflows that neither a token limit nor the USD cap measures."""
+    cap = scope.envelope.max_value_usd
+    problems = []
+    for token, amount in outflows.tokens.items():
+        if amount == 0 or token in scope.token_limits:
             continue
-        token_limit = scope.token_limits.get(token)
-        if token_limit is not None:
-            token_charges.append((token, amount, token_limit))
-        elif cap is None or (token in argument_tokens and scope.token_limits):
+        if cap is None or (token in outflows.argument_tokens and scope.token_limits):
             # Under token limits, a token an argument names without a limit of its own has
             # nothing to spend (as on chain: a swap cannot route around the limits).
-            deny(Violation(ReasonCode.TOKEN_LIMIT_EXCEEDED, f"tokenLimits[{token}]", f"no token limit or USD cap measures outflow of {token}"))  # fmt: skip
-        if cap is not None:
-            price(token, amount)
-    if cap is not None:
-        # Any unpriced outflow makes the whole USD total unknowable: refuse rather than undercount.
-        for asset in unpriced:
-            deny(Violation(ReasonCode.USD_PRICE_UNKNOWN, "maxValueUsd", f"no USD price for {asset}: the USD cap cannot be checked"))  # fmt: skip
-        if usd_total:
-            charge(
-                USD, 0, usd_total, cap, ReasonCode.USD_LIMIT_EXCEEDED, "maxValueUsd", "micro-USD"
-            )
-    # After the USD cap: a cap converted into token limits at the grant's prices crosses both
-    # at once, and the owner's own word (the USD cap) is the first reason named.
-    for token, amount, token_limit in token_charges:
-        charge(
-            token_bucket(token), window_index(now, anchor, token_limit.period), amount, token_limit.limit,
-            ReasonCode.TOKEN_LIMIT_EXCEEDED, f"tokenLimits[{token}]", f"outflow of {token}",
-        )  # fmt: skip
+            problems.append(Violation(ReasonCode.TOKEN_LIMIT_EXCEEDED, f"tokenLimits[{token}]", f"no token limit or USD cap measures outflow of {token}"))  # fmt: skip
+    return problems
 
-    charge(
-        USES,
-        0,
-        1,
-        envelope.max_uses or UINT256_MAX,
-        ReasonCode.USAGE_LIMIT_REACHED,
-        "maxUses",
-        "uses",
+
+def _usd_cap(scope: Scope, usage: Usage, outflows: _Outflows, prices: PriceSource) -> _Limited:
+    """The USD value of everything sent (native value and tokens) against ``maxValueUsd``."""
+    cap = scope.envelope.max_value_usd
+    if cap is None:
+        return [], []
+    assets: list[tuple[str | None, int]] = (
+        [(NATIVE_ASSET, outflows.native)] if outflows.native else []
     )
-    if envelope.rate_limit is not None:
-        rate = envelope.rate_limit
-        charge(
-            RATE,
-            window_index(now, anchor, rate.interval),
+    assets += [(token, amount) for token, amount in outflows.tokens.items() if amount != 0]
+    usd_total = 0
+    problems = []
+    for asset, amount in assets:
+        value = prices.usd_value(scope.chain_id, asset, amount)
+        if value is None:
+            # Any unpriced outflow makes the whole USD total unknowable: refuse rather than
+            # undercount.
+            problems.append(Violation(ReasonCode.USD_PRICE_UNKNOWN, "maxValueUsd", f"no USD price for {asset or 'the native coin'}: the USD cap cannot be checked"))  # fmt: skip
+        else:
+            usd_total += value
+    if not usd_total:
+        return [], problems
+    charges, over = _charge(
+        usage, USD, 0, usd_total, cap, ReasonCode.USD_LIMIT_EXCEEDED, "maxValueUsd", "micro-USD"
+    )
+    return charges, problems + over
+
+
+def _token_limits(scope: Scope, usage: Usage, now: int, outflows: _Outflows) -> _Limited:
+    """Each limited token's outflow against its ``tokenLimits`` entry. Checked after the USD
+    cap: a cap converted into token limits at the grant's prices crosses both at once, and the
+    owner's own word (the USD cap) is the first reason named."""
+    charges: list[Charge] = []
+    problems: list[Violation] = []
+    for token, amount in outflows.tokens.items():
+        token_limit = scope.token_limits.get(token)
+        if amount == 0 or token_limit is None:
+            continue
+        token_charges, token_problems = _charge(
+            usage, token_bucket(token), window_index(now, scope.valid_after, token_limit.period),
+            amount, token_limit.limit, ReasonCode.TOKEN_LIMIT_EXCEEDED, f"tokenLimits[{token}]",
+            f"outflow of {token}",
+        )  # fmt: skip
+        charges += token_charges
+        problems += token_problems
+    return charges, problems
+
+
+def _usage_limits(request: CallRequest, scope: Scope, usage: Usage, now: int) -> _Limited:
+    """One use against ``maxUses``, one execution against ``rateLimit``, the quoted fee against
+    ``maxFeeWei``."""
+    envelope = scope.envelope
+    steps = [
+        _charge(
+            usage,
+            USES,
+            0,
             1,
-            rate.count,
-            ReasonCode.RATE_LIMITED,
-            "rateLimit",
-            f"executions per {rate.interval} s",
+            envelope.max_uses or UINT256_MAX,
+            ReasonCode.USAGE_LIMIT_REACHED,
+            "maxUses",
+            "uses",
+        )
+    ]
+    rate = envelope.rate_limit
+    if rate is not None:
+        steps.append(
+            _charge(
+                usage,
+                RATE,
+                window_index(now, scope.valid_after, rate.interval),
+                1,
+                rate.count,
+                ReasonCode.RATE_LIMITED,
+                "rateLimit",
+                f"executions per {rate.interval} s",
+            )
         )
     if envelope.max_fee_wei is not None:
-        charge(
-            FEE,
-            0,
-            request.fee_wei,
-            envelope.max_fee_wei,
-            ReasonCode.FEE_LIMIT_EXCEEDED,
-            "maxFeeWei",
-            "fee budget (wei)",
+        steps.append(
+            _charge(
+                usage,
+                FEE,
+                0,
+                request.fee_wei,
+                envelope.max_fee_wei,
+                ReasonCode.FEE_LIMIT_EXCEEDED,
+                "maxFeeWei",
+                "fee budget (wei)",
+            )
         )
+    return [c for charges, _ in steps for c in charges], [p for _, ps in steps for p in ps]
 
 
-def _unpermitted(catalog: Catalog, data: bytes, index: int, deny: _Deny) -> str:
+def _unpermitted(catalog: Catalog, data: bytes, index: int) -> tuple[str, list[Violation]]:
     """Classify a call the session may not make, and flag it if it is an unlimited approval."""
     for fn in catalog.by_selector.get(data[:4], ()):
         if fn.forbid_max is None:
-            return fn.action_class
+            return fn.action_class, []
         try:
             path = compile_argument_path(fn.signature, fn.forbid_max)
             unlimited = path.read(decode_arguments(fn.signature, data[4:])) == _max_of(path.type)
         except (CalldataMalformed, ArgumentPathError):
-            return fn.action_class
-        if unlimited:
-            deny(
-                Violation(
-                    ReasonCode.NON_DELEGABLE_ACTION,
-                    f"forbidden[unlimited {fn.signature.canonical}]",
-                    "unlimited approvals are never delegable",
-                    index,
-                )
+            return fn.action_class, []
+        if not unlimited:
+            return fn.action_class, []
+        return fn.action_class, [
+            Violation(
+                ReasonCode.NON_DELEGABLE_ACTION,
+                f"forbidden[unlimited {fn.signature.canonical}]",
+                "unlimited approvals are never delegable",
+                index,
             )
-        return fn.action_class
-    return "unknown"
+        ]
+    return "unknown", []
 
 
 def _max_of(abi_type: AbiType) -> int:
