@@ -36,10 +36,25 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, cast
 
+from sessionward.crypto.abi_json import StructFields, value_to_json
 from sessionward.crypto.keccak import keccak256
-from sessionward.crypto.secp256k1 import normalize_address, to_checksum_address
+from sessionward.crypto.secp256k1 import normalize_address
+from sessionward.crypto.solidity_types import (
+    ELEMENTARY_NAMES,
+    AbiType,
+    ArrayType,
+    FixedBytesType,
+    IntType,
+    Param,
+    SignatureSyntaxError,
+    StructType,
+    UintType,
+    base_type,
+    is_identifier,
+    parse_type,
+)
 
 __all__ = [
     "DOMAIN_TYPE",
@@ -51,25 +66,12 @@ __all__ = [
 
 # A field encoder maps one Python value to its 32-byte EIP-712 ``encodeData`` word.
 FieldEncoder = Callable[[Any], bytes]
-# A JSON converter maps one Python value to what a wallet's eth_signTypedData_v4 expects.
-JsonConverter = Callable[[Any], Any]
 
-_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-_TYPE_EXPRESSION = re.compile(r"([A-Za-z_$][A-Za-z0-9_$]*)((?:\[(?:0|[1-9][0-9]*)?\])*)")
-_ARRAY_DIMENSION = re.compile(r"\[([0-9]*)\]")
 _HEX_STRING = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 
 _ZERO_PAD_12: Final = bytes(12)
 _FALSE_WORD: Final = bytes(32)
 _TRUE_WORD: Final = bytes(31) + b"\x01"
-
-_INTEGER_SIZES: Final = frozenset(range(8, 257, 8))
-_ATOMIC_NAMES: Final = frozenset(
-    ["address", "bool", "bytes", "string"]
-    + [f"uint{n}" for n in _INTEGER_SIZES]
-    + [f"int{n}" for n in _INTEGER_SIZES]
-    + [f"bytes{n}" for n in range(1, 33)]
-)
 
 
 class TypedDataError(ValueError):
@@ -241,70 +243,37 @@ def _encode_string(value: Any) -> bytes:
     raise TypedDataError("", f"expected a str, got {_describe(value)}")
 
 
-def _atomic_encoder(name: str) -> FieldEncoder:
-    if name == "address":
-        return _encode_address
-    if name == "bool":
-        return _encode_bool
-    if name == "string":
-        return _encode_string
-    if name == "bytes":
-        return _encode_dynamic_bytes
-    if name.startswith("uint"):
-        return _uint_encoder(int(name[4:]))
-    if name.startswith("int"):
-        return _int_encoder(int(name[3:]))
-    return _fixed_bytes_encoder(int(name[5:]))
+_NAMED_ENCODERS: Final[dict[str, FieldEncoder]] = {
+    "address": _encode_address,
+    "bool": _encode_bool,
+    "string": _encode_string,
+    "bytes": _encode_dynamic_bytes,
+}
 
 
-# ------------------------------------------------------------------------ JSON conversions
-
-
-def _json_integer(value: Any) -> str:
-    return str(int(value))
-
-
-def _json_hex(value: Any) -> str:
-    return "0x" + bytes(value).hex() if not isinstance(value, str) else "0x" + value[2:].lower()
-
-
-def _json_address(value: Any) -> str:
-    return to_checksum_address(address_bytes(value))
-
-
-def _json_identity(value: Any) -> Any:
-    return value
-
-
-def _atomic_json(name: str) -> JsonConverter:
-    if name == "address":
-        return _json_address
-    if name in ("bool", "string"):
-        return _json_identity
-    if name.startswith(("uint", "int")):
-        return _json_integer
-    return _json_hex
+def _atomic_encoder(t: AbiType) -> FieldEncoder:
+    if isinstance(t, UintType):
+        return _uint_encoder(t.bits)
+    if isinstance(t, IntType):
+        return _int_encoder(t.bits)
+    if isinstance(t, FixedBytesType):
+        return _fixed_bytes_encoder(t.size)
+    return _NAMED_ENCODERS[t.canonical]
 
 
 # ------------------------------------------------------------------------------ the schema
 
 
-@dataclass(frozen=True, slots=True)
-class _TypeRef:
-    """A parsed field type: a base name plus array dimensions, innermost first."""
-
-    base: str
-    dimensions: tuple[int | None, ...]  # None = dynamic length
-
-    @classmethod
-    def parse(cls, expression: str) -> _TypeRef:
-        match = _TYPE_EXPRESSION.fullmatch(expression)
-        if match is None:
-            raise TypedDataError("", f"malformed type expression {expression!r}")
-        dims = tuple(int(d) if d else None for d in _ARRAY_DIMENSION.findall(match.group(2) or ""))
-        if any(d == 0 for d in dims):
-            raise TypedDataError("", f"zero-length array type {expression!r}")
-        return cls(match.group(1), dims)
+def _field_type(expression: str) -> AbiType:
+    """A field's type, read by the one Solidity type grammar in its EIP-712 form: canonical
+    text only (no spaces, no ``uint`` alias), structs named, no inline tuples."""
+    try:
+        parsed = parse_type(expression, structs=True)
+    except SignatureSyntaxError as exc:
+        raise TypedDataError("", f"malformed type expression {expression!r} ({exc})") from None
+    if parsed.canonical != expression:
+        raise TypedDataError("", f"malformed type expression {expression!r} (not canonical)")
+    return parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +284,6 @@ class _StructPlan:
     field_names: tuple[str, ...]
     field_count: int
     pairs: tuple[tuple[str, FieldEncoder], ...]  # (field name, its encoder), in field order
-    json_converters: tuple[JsonConverter, ...]
 
 
 class TypedDataSchema:
@@ -329,11 +297,11 @@ class TypedDataSchema:
 
     def __init__(self, types: Mapping[str, Sequence[tuple[str, str]]]) -> None:
         self._fields: dict[str, tuple[tuple[str, str], ...]] = {}
-        self._refs: dict[str, tuple[_TypeRef, ...]] = {}
+        self._params: dict[str, tuple[Param, ...]] = {}
         for struct_name, fields in types.items():
             self._check_struct(struct_name, fields)
             self._fields[struct_name] = tuple((t, n) for t, n in fields)
-            self._refs[struct_name] = tuple(_TypeRef.parse(t) for t, _ in fields)
+            self._params[struct_name] = tuple(Param(n, _field_type(t)) for t, n in fields)
         # Plans are built after every struct is known; struct encoders look plans up by name at
         # call time, which also makes recursive types work.
         self._plans: dict[str, _StructPlan] = {}
@@ -343,13 +311,13 @@ class TypedDataSchema:
     # ---------------------------------------------------------------- construction helpers
 
     def _check_struct(self, struct_name: str, fields: Sequence[tuple[str, str]]) -> None:
-        if _IDENTIFIER.fullmatch(struct_name) is None:
+        if not is_identifier(struct_name):
             raise TypedDataError(struct_name, "struct name is not an identifier")
-        if struct_name in _ATOMIC_NAMES:
+        if struct_name in ELEMENTARY_NAMES:
             raise TypedDataError(struct_name, "struct name shadows an atomic type")
         seen: set[str] = set()
         for field_type, field_name in fields:
-            if _IDENTIFIER.fullmatch(field_name) is None:
+            if not is_identifier(field_name):
                 raise TypedDataError(
                     f"{struct_name}.{field_name}", "field name is not an identifier"
                 )
@@ -357,7 +325,7 @@ class TypedDataSchema:
                 raise TypedDataError(f"{struct_name}.{field_name}", "duplicate field name")
             seen.add(field_name)
             try:
-                _TypeRef.parse(field_type)  # syntax only; references are checked later
+                _field_type(field_type)  # syntax only; references are checked later
             except TypedDataError as error:
                 raise error.under(f"{struct_name}.{field_name}") from None
 
@@ -367,14 +335,15 @@ class TypedDataSchema:
         pending = [struct_name]
         while pending:
             current = pending.pop()
-            for ref in self._refs[current]:
-                if ref.base in _ATOMIC_NAMES:
+            for param in self._params[current]:
+                base = base_type(param.type)
+                if not isinstance(base, StructType):
                     continue
-                if ref.base not in self._fields:
-                    raise TypedDataError(f"{current}", f"undefined type {ref.base!r}")
-                if ref.base not in found and ref.base != struct_name:
-                    found.add(ref.base)
-                    pending.append(ref.base)
+                if base.name not in self._fields:
+                    raise TypedDataError(f"{current}", f"undefined type {base.name!r}")
+                if base.name not in found and base.name != struct_name:
+                    found.add(base.name)
+                    pending.append(base.name)
         return list(found)
 
     def _struct_signature(self, struct_name: str) -> str:
@@ -391,21 +360,15 @@ class TypedDataSchema:
             type_hash=keccak256(encode_type.encode("utf-8")),
             field_names=names,
             field_count=len(names),
-            pairs=tuple(
-                (name, self._encoder(ref))
-                for name, ref in zip(names, self._refs[struct_name], strict=True)
-            ),
-            json_converters=tuple(self._json_converter(ref) for ref in self._refs[struct_name]),
+            pairs=tuple((p.name or "", self._encoder(p.type)) for p in self._params[struct_name]),
         )
 
-    def _encoder(self, ref: _TypeRef) -> FieldEncoder:
-        if ref.base in _ATOMIC_NAMES:
-            encoder = _atomic_encoder(ref.base)
-        else:
-            encoder = self._struct_encoder(ref.base)
-        for length in ref.dimensions:
-            encoder = _array_encoder(encoder, length)
-        return encoder
+    def _encoder(self, t: AbiType) -> FieldEncoder:
+        if isinstance(t, ArrayType):
+            return _array_encoder(self._encoder(t.item), t.length)
+        if isinstance(t, StructType):
+            return self._struct_encoder(t.name)
+        return _atomic_encoder(t)
 
     def _struct_encoder(self, struct_name: str) -> FieldEncoder:
         plans = self._plans
@@ -414,20 +377,6 @@ class TypedDataSchema:
             return _hash_with_plan(plans[struct_name], value)
 
         return encode
-
-    def _json_converter(self, ref: _TypeRef) -> JsonConverter:
-        if ref.base in _ATOMIC_NAMES:
-            converter = _atomic_json(ref.base)
-        else:
-            plans = self._plans
-            struct_name = ref.base
-
-            def converter(value: Any) -> Any:
-                return _json_with_plan(plans[struct_name], value)
-
-        for _ in ref.dimensions:
-            converter = _array_json(converter)
-        return converter
 
     def _plan(self, struct_name: str) -> _StructPlan:
         try:
@@ -441,6 +390,11 @@ class TypedDataSchema:
     def struct_names(self) -> tuple[str, ...]:
         """The defined struct names, in definition order."""
         return tuple(self._fields)
+
+    @property
+    def struct_fields(self) -> StructFields:
+        """Each struct's fields as typed parameters (what the JSON value codec reads)."""
+        return self._params
 
     def fields(self, struct_name: str) -> tuple[tuple[str, str], ...]:
         """The ordered ``(field type, field name)`` pairs of ``struct_name``."""
@@ -474,8 +428,8 @@ class TypedDataSchema:
         """The message as JSON-able data for a wallet: addresses EIP-55 checksummed, bytes as
         lower-case ``0x`` hex, integers as decimal strings. Validates like :meth:`hash_struct`."""
         self.hash_struct(primary_type, message)  # one validation path for both uses
-        result: dict[str, Any] = _json_with_plan(self._plan(primary_type), message)
-        return result
+        document = value_to_json(StructType(primary_type), message, structs=self._params)
+        return cast(dict[str, Any], document)
 
 
 def _hash_with_plan(plan: _StructPlan, value: Any) -> bytes:
@@ -514,13 +468,6 @@ def _hash_with_plan_carefully(plan: _StructPlan, value: Any) -> bytes:
     return _hash_words(b"".join(words))
 
 
-def _json_with_plan(plan: _StructPlan, value: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        name: convert(value[name])
-        for name, convert in zip(plan.field_names, plan.json_converters, strict=True)
-    }
-
-
 def _array_encoder(element: FieldEncoder, length: int | None) -> FieldEncoder:
     def encode(value: Any) -> bytes:
         if not isinstance(value, list | tuple):
@@ -539,13 +486,6 @@ def _array_encoder(element: FieldEncoder, length: int | None) -> FieldEncoder:
         raise AssertionError("unreachable: an item failed once and then succeeded")
 
     return encode
-
-
-def _array_json(element: JsonConverter) -> JsonConverter:
-    def convert(value: Any) -> list[Any]:
-        return [element(item) for item in value]
-
-    return convert
 
 
 # ------------------------------------------------------------------------------ the domain

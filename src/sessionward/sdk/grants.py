@@ -11,10 +11,12 @@ A service that shows the owner one grant and asks for a signature over another i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
+from sessionward.crypto.abi_json import AbiJsonError, value_from_json
 from sessionward.crypto.eip712 import TypedDataError, domain_separator, typed_data_digest
 from sessionward.crypto.secp256k1 import normalize_address
+from sessionward.crypto.solidity_types import UINT256, StructType
 from sessionward.crypto.typed_data import (
     DOMAIN_NAME,
     DOMAIN_VERSION,
@@ -39,36 +41,10 @@ def _expected_types() -> dict[str, Any]:
 
 def _integer(value: object, path: str) -> int:
     """A JSON integer field: a decimal string (as wallets render them) or an integer."""
-    if isinstance(value, bool):
-        raise GrantVerificationError(f"{path}: expected an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) <= 80:
-        return int(value)
-    raise GrantVerificationError(f"{path}: expected an integer")
-
-
-def _from_json(type_expr: str, value: object, path: str) -> object:
-    """A document value as the hasher takes it, guided by its EIP-712 type."""
-    if type_expr.endswith("]"):
-        inner = type_expr[: type_expr.rindex("[")]
-        if not isinstance(value, list):
-            raise GrantVerificationError(f"{path}: expected a list")
-        return [_from_json(inner, item, f"{path}[{i}]") for i, item in enumerate(value)]
-    if type_expr in SCHEMA.struct_names:
-        if not isinstance(value, Mapping):
-            raise GrantVerificationError(f"{path}: expected an object")
-        known = {name for _type, name in SCHEMA.fields(type_expr)}
-        unknown = sorted(str(k) for k in value if k not in known)
-        if unknown:
-            raise GrantVerificationError(f"{path}: unknown fields {unknown}")
-        return {
-            name: _from_json(field_type, value.get(name), f"{path}.{name}")
-            for field_type, name in SCHEMA.fields(type_expr)
-        }
-    if type_expr.startswith(("uint", "int")):
-        return _integer(value, path)
-    return value
+    try:
+        return cast(int, value_from_json(UINT256, value, path))
+    except AbiJsonError as exc:
+        raise GrantVerificationError(str(exc)) from None
 
 
 def grant_document_digest(document: Mapping[str, Any]) -> bytes:
@@ -92,7 +68,12 @@ def grant_document_digest(document: Mapping[str, Any]) -> bytes:
     if domain["name"] != DOMAIN_NAME or domain["version"] != DOMAIN_VERSION:
         raise GrantVerificationError("the domain is not SessionWard version 1")
     try:
-        message = _from_json(PRIMARY_TYPE, document.get("message"), "message")
+        message = value_from_json(
+            StructType(PRIMARY_TYPE),
+            document.get("message"),
+            "message",
+            structs=SCHEMA.struct_fields,
+        )
         assert isinstance(message, Mapping)
         separator = domain_separator(
             DOMAIN_NAME,
@@ -101,6 +82,8 @@ def grant_document_digest(document: Mapping[str, Any]) -> bytes:
             domain["verifyingContract"],
         )
         return typed_data_digest(separator, SCHEMA.hash_struct(PRIMARY_TYPE, message))
+    except AbiJsonError as exc:
+        raise GrantVerificationError(f"the grant is not a valid document: {exc}") from None
     except TypedDataError as exc:
         raise GrantVerificationError(f"the grant does not hash: {exc}") from None
 
