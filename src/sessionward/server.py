@@ -1,6 +1,10 @@
 """Running the service over HTTP with uvicorn: in the foreground (``sessionward serve``) or on a
 background thread with a free loopback port (the demo, tests, benchmarks).
 
+What is served is composed here (:func:`create_http_app`): the API of :mod:`sessionward.api`
+with the review pages of :mod:`sessionward.ui` mounted at ``/ui`` (the API knows nothing of
+the pages; the pages use the API's authentication and error shape).
+
 Both use :func:`http_config`: uvloop's event loop and httptools' HTTP/1.1 parser, the C
 implementations uvicorn supports, which cost about half as much per request as asyncio's own
 loop and the pure-Python h11 (docs/benchmarks.md); the parser runs behind the wire limits and
@@ -14,15 +18,25 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Literal
+from typing import Final, Literal
 
 import uvicorn
 from starlette.types import ASGIApp
 
-from sessionward.api.app import create_app
+from sessionward.api.app import SessionWardApi, create_app
 from sessionward.api.http_guard import HttpLimits, guarded_protocol
+from sessionward.api.mounts import Mount
 from sessionward.service.config import Settings
 from sessionward.service.waas import Waas
+from sessionward.ui import UiRoutes, is_ui_path
+
+REVIEW_PAGES: Final = Mount(label="ui", owns=is_ui_path, routes=UiRoutes)
+"""The owner and ops review pages, at ``/ui`` and below."""
+
+
+def create_http_app(waas: Waas) -> SessionWardApi:
+    """The ASGI app this module serves: the API over ``waas`` with :data:`REVIEW_PAGES`."""
+    return create_app(waas, mounts=[REVIEW_PAGES])
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -91,7 +105,7 @@ def freeze_start_up_heap() -> None:
 
 def serve_forever(waas: Waas, *, host: str, port: int, workers_log_level: str = "info") -> None:
     """Serve until interrupted; the dispatcher runs in the background meanwhile."""
-    app = create_app(waas)
+    app = create_http_app(waas)
     waas.start()
     try:
         config = http_config(
@@ -125,7 +139,7 @@ class BackgroundServer:
         self._waas = waas
         self._host = host
         self._port = port or free_port(host)
-        self._app = create_app(waas)
+        self._app = create_http_app(waas)
         self._server = uvicorn.Server(
             http_config(
                 self._app,

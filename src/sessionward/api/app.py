@@ -1,6 +1,7 @@
 """The ASGI application: ``POST /v1/Waas/<Method>``, ``GET|HEAD /healthz`` (liveness),
-``/readyz`` (readiness, :mod:`.health`), ``/metrics`` and ``/openapi.json``; the review pages
-under ``/ui`` are routed to :mod:`sessionward.ui`.
+``/readyz`` (readiness, :mod:`.health`), ``/metrics`` and ``/openapi.json``; a mounted
+component answers its own paths (:mod:`.mounts`: :mod:`sessionward.server` mounts the review
+pages of :mod:`sessionward.ui` at ``/ui``).
 
 The HTTP layer only translates. A request goes through, in order:
 
@@ -43,7 +44,6 @@ from sessionward.crypto.request_signature import SIGNATURE_HEADER
 from sessionward.domain.reasons import ReasonCode, SessionWardError
 from sessionward.service.errors import ServiceError
 from sessionward.service.waas import Waas
-from sessionward.ui import UiRoutes, is_ui_path
 
 from .auth import Authenticator, Principal, single_header
 from .body import declared_length, parse_document, read_bounded, validate
@@ -59,6 +59,7 @@ from .http_guard import RAW_TARGET
 from .idempotency import Idempotency
 from .methods import METHODS, Method
 from .metrics import ApiMetrics
+from .mounts import Mount, MountedRoutes
 from .openapi import IDEMPOTENCY_HEADER, REQUEST_ID_HEADER, openapi_document
 from .unit_writer import UnitWriter
 
@@ -128,7 +129,13 @@ class SessionWardApi:
     """The ASGI callable. ``metrics`` is public so that embedders can add their own series to
     ``metrics.registry``."""
 
-    def __init__(self, waas: Waas, *, clock_ms: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        waas: Waas,
+        *,
+        clock_ms: Callable[[], int] | None = None,
+        mounts: Sequence[Mount] = (),
+    ) -> None:
         self.waas = waas
         self.metrics = ApiMetrics()
         self.metrics.watch_reconciler(waas.dispatcher.reconciler.stats.snapshot)
@@ -138,7 +145,9 @@ class SessionWardApi:
         )
         self._idempotency = Idempotency(waas.idempotency)
         self._openapi = orjson.dumps(openapi_document())
-        self._ui = UiRoutes(waas, self._auth)
+        self._mounts: tuple[tuple[Mount, MountedRoutes], ...] = tuple(
+            (mount, mount.routes(waas, self._auth)) for mount in mounts
+        )
         self._readiness = Readiness(waas)
         self._entry = _with_cors(self._handle, waas.runtime.settings.cors_origins)
         # Requests that run as one unit of work (Execute) run on one thread and commit in
@@ -158,7 +167,7 @@ class SessionWardApi:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _new_request_id()
         path = str(scope.get("path", ""))
-        label = _label(path)
+        label = _label(path, self._mounts)
         try:
             status, body, headers = await self._route(scope, receive, path, request_id)
         except ApiError as exc:
@@ -185,11 +194,12 @@ class SessionWardApi:
             if verb != "POST":
                 raise _not_allowed("POST")
             return await self._call(method, scope, receive, request_id)
-        if is_ui_path(path):  # the review pages (sessionward.ui)
-            headers = _single_headers(scope)
-            return await run_in_threadpool(
-                self._ui.answer, verb, path, _path_with_query(scope), headers
-            )
+        for mount, routes in self._mounts:  # e.g. the review pages (sessionward.server)
+            if mount.owns(path):
+                headers = _single_headers(scope)
+                return await run_in_threadpool(
+                    routes.answer, verb, path, _path_with_query(scope), headers
+                )
         if path not in _ENDPOINTS:
             raise method_unknown(path)
         if verb not in ("GET", "HEAD"):  # HEAD: the same answer, whose body uvicorn drops
@@ -309,13 +319,14 @@ class SessionWardApi:
 _ENDPOINTS: Final = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 
-def _label(path: str) -> str:
+def _label(path: str, mounts: Sequence[tuple[Mount, MountedRoutes]]) -> str:
     """The metrics label of a path: the API method or endpoint, ``unknown`` otherwise (so a
     client cannot create label values at will)."""
     if path.startswith(METHOD_PREFIX) and path[len(METHOD_PREFIX) :] in METHODS:
         return path[len(METHOD_PREFIX) :]
-    if is_ui_path(path):
-        return "ui"
+    for mount, _ in mounts:
+        if mount.owns(path):
+            return mount.label
     return path if path in _ENDPOINTS else "unknown"
 
 
@@ -370,6 +381,9 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-def create_app(waas: Waas, *, clock_ms: Callable[[], int] | None = None) -> SessionWardApi:
-    """The ASGI app over ``waas`` (``clock_ms`` overrides the request-signature clock)."""
-    return SessionWardApi(waas, clock_ms=clock_ms)
+def create_app(
+    waas: Waas, *, clock_ms: Callable[[], int] | None = None, mounts: Sequence[Mount] = ()
+) -> SessionWardApi:
+    """The ASGI app over ``waas`` (``clock_ms`` overrides the request-signature clock) serving
+    ``mounts`` too (:mod:`.mounts`)."""
+    return SessionWardApi(waas, clock_ms=clock_ms, mounts=mounts)
