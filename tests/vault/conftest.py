@@ -13,31 +13,15 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from vault_support import SOFTHSM_MODULE, T0, SoftHsm
 
+from sessionward.vault.hsm import Pkcs11Vault, TokenOptions
 from sessionward.vault.interface import RecordVault
 from sessionward.vault.kek import KeyEncryptionKey
 from sessionward.vault.local import LocalVault
 from sessionward.vault.memory import InMemoryKeyRecordStore
-
-T0 = 1_771_700_000
-SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
-
-
-@dataclass(frozen=True)
-class SoftHsm:
-    """A private SoftHSM2 token directory with two initialised tokens."""
-
-    module: Path
-    conf: Path
-    token: str
-    pin: str
-    other_token: str
-    other_pin: str
-    so_pin: str
 
 
 @pytest.fixture(scope="session")
@@ -102,9 +86,7 @@ def local_vault(records: InMemoryKeyRecordStore, kek: KeyEncryptionKey) -> Local
 
 
 @pytest.fixture
-def pkcs11_vault(records: InMemoryKeyRecordStore, softhsm: SoftHsm) -> Iterator[RecordVault]:
-    from sessionward.vault.hsm import Pkcs11Vault, TokenOptions
-
+def pkcs11_vault(records: InMemoryKeyRecordStore, softhsm: SoftHsm) -> Iterator[Pkcs11Vault]:
     vault = Pkcs11Vault.open(
         records,
         options=TokenOptions(module=softhsm.module, token_label=softhsm.token),

@@ -144,6 +144,11 @@ class TokenConnection:
                 f"cannot open a session on token {self.label!r}: {type(exc).__name__}"
             ) from None
 
+    @property
+    def idle(self) -> bool:
+        """No vault uses it (its session is closed)."""
+        return self._users <= 0
+
     def acquire(self) -> None:
         with self._lock:
             if self._session is None:
@@ -206,14 +211,17 @@ def connect(options: TokenOptions, pin: str) -> TokenConnection:
     key = (module, int(token.slot.slot_id))
     with _connections_lock:
         connection = _connections.get(key)
-        if connection is None:
-            connection = _connections[key] = TokenConnection(lib, token, pin)
-        elif not connection.same_pin(pin):
+        if connection is None or connection.idle:
+            connection = TokenConnection(lib, token, pin)
+            connection.acquire()  # logs in: a refused PIN leaves nothing registered
+            _connections[key] = connection
+            return connection
+        if not connection.same_pin(pin):
             raise Pkcs11VaultError(
                 f"token {connection.label!r} is already open in this process with another PIN"
             )
-    connection.acquire()
-    return connection
+        connection.acquire()
+        return connection
 
 
 def _find_token(lib: Any, options: TokenOptions) -> Any:
