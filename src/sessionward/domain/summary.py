@@ -29,7 +29,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from .catalog import Catalog
-from .envelope import RuleOp
+from .envelope import Envelope, RuleOp
 from .grant import CUSTOM_ACTION, GrantedPermission, Scope, is_approval_like
 from .reasons import ReasonCode
 from .values import InvalidValue, format_usd, short_address
@@ -171,8 +171,27 @@ def swap_outputs_bound(permission: GrantedPermission, account: str) -> bool:
 def consent(
     scope: Scope, *, app_name: str, catalog: Catalog, app_url: str | None = None
 ) -> Consent:
-    """The consent text of ``scope``; ``app_name``/``app_url`` only ever appear in the label."""
-    env = scope.envelope
+    """The consent text of ``scope``; ``app_name``/``app_url`` only ever appear in the label.
+
+    Its sentences, in this order: what the app may call (and where a swap's output goes), the
+    limits the wallet contract enforces (and whether native coin can leave), the limits only
+    SessionWard enforces, then what it can never do (call the wallet, approve unlimited)."""
+    sentences = [
+        *_action_sentences(scope, catalog),
+        *_onchain_sentences(scope, catalog),
+        *_offchain_sentences(scope.envelope),
+        *_never_sentences(scope),
+    ]
+    label = "App (its own name, not verified by SessionWard): " + quoted_label(
+        app_name, APP_NAME_MAX
+    )
+    if app_url:
+        label += " at " + quoted_label(app_url, APP_URL_MAX)
+    return Consent(label, tuple(sentences))
+
+
+def _action_sentences(scope: Scope, catalog: Catalog) -> list[Sentence]:
+    """What the app may call, on which targets, chain and until when; where swaps pay out."""
     permissions = scope.ordered_permissions()
     verbs: dict[str, list[str]] = {}
     for permission in permissions:
@@ -197,7 +216,12 @@ def consent(
     ]
     if any(swap_outputs_bound(p, scope.account) for p in permissions):
         sentences.append(Sentence(SWAP_OUTPUT, "What a swap buys comes back to this wallet."))
+    return sentences
 
+
+def _onchain_sentences(scope: Scope, catalog: Catalog) -> list[Sentence]:
+    """The limits the wallet contract enforces too; that native coin cannot leave, if so."""
+    env = scope.envelope
     onchain: list[str] = []
     for token_limit in env.token_limits:
         known = catalog.contract(scope.chain_id, token_limit.token)
@@ -214,6 +238,7 @@ def consent(
     if env.max_fee_wei is not None:
         # Charged in the validation of the user operations it sends itself (docs/contracts.md).
         onchain.append(f"at most {format_units(env.max_fee_wei, 18)} native coin in fees")
+    sentences = []
     if onchain:
         sentences.append(
             Sentence(
@@ -224,7 +249,11 @@ def consent(
     if value_limit is None or value_limit.limit == 0:
         but = ", only pay fees within that budget" if env.max_fee_wei is not None else ""
         sentences.append(Sentence(NO_NATIVE, f"It cannot send the native coin{but}."))
+    return sentences
 
+
+def _offchain_sentences(env: Envelope) -> list[Sentence]:
+    """The limits only SessionWard enforces (at live prices, per interval, on fees)."""
     offchain: list[str] = []
     if env.max_value_usd is not None:
         offchain.append(f"more than {format_usd(env.max_value_usd)} USD in total at live prices")
@@ -233,32 +262,27 @@ def consent(
         offchain.append(f"more than {rate.count} executions {_period(rate.interval)}")
     if env.max_fee_wei is not None:
         offchain.append(f"more than {env.max_fee_wei} wei of fees")
-    if offchain:
-        sentences.append(
-            Sentence(OFFCHAIN_LIMITS, f"SessionWard also refuses to sign {_join(offchain)}.")
-        )
+    if not offchain:
+        return []
+    return [Sentence(OFFCHAIN_LIMITS, f"SessionWard also refuses to sign {_join(offchain)}.")]
 
-    sentences.append(
+
+def _never_sentences(scope: Scope) -> list[Sentence]:
+    """What no session can do: call the wallet itself, approve unlimited spending."""
+    approves = any(
+        p.action_class in APPROVAL_CLASSES or is_approval_like(p.signature)
+        for p in scope.ordered_permissions()
+    )
+    return [
         Sentence(
             NO_SELF_CALLS,
             "It cannot call the wallet itself, so it cannot change owners or install modules.",
-        )
-    )
-    approves = any(
-        p.action_class in APPROVAL_CLASSES or is_approval_like(p.signature) for p in permissions
-    )
-    sentences.append(
+        ),
         Sentence(
             APPROVALS,
             "It cannot approve unlimited spending." if approves else "It cannot approve spending.",
-        )
-    )
-    label = "App (its own name, not verified by SessionWard): " + quoted_label(
-        app_name, APP_NAME_MAX
-    )
-    if app_url:
-        label += " at " + quoted_label(app_url, APP_URL_MAX)
-    return Consent(label, tuple(sentences))
+        ),
+    ]
 
 
 def summarize(scope: Scope, *, app_name: str, catalog: Catalog, app_url: str | None = None) -> str:
