@@ -18,6 +18,7 @@ import anvil_node
 from sessionward.domain.reasons import ReasonCode
 from sessionward.service.config import Settings
 from sessionward.service.runtime import build_runtime
+from sessionward.service.vault_tamper import TAMPER_RULE
 from sessionward.store.schema import vault_keys
 from sessionward.vault.interface import VaultRefusal
 from sessionward.vault.kek import (
@@ -26,7 +27,6 @@ from sessionward.vault.kek import (
     KeyEncryptionKey,
     KeyEncryptionKeyError,
 )
-from sessionward.vault.tamper import TAMPER_RULE
 
 
 def _mode(path: Path) -> int:

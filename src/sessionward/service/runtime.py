@@ -24,11 +24,11 @@ from sessionward.chain.rpc import RpcChain
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.domain.catalog import Catalog, KnownContract, load_catalog
 from sessionward.domain.prices import DEFAULT_PRICES, NATIVE_ASSET, FixedPrices, Price
+from sessionward.service.vault_tamper import tamper_alerts
 from sessionward.store import Store, open_store
 from sessionward.store.relay_jobs import SqlRelayJobStore
 from sessionward.vault.kek import KeyEncryptionKey
 from sessionward.vault.local import LocalVault
-from sessionward.vault.tamper import tamper_alerts
 
 from .config import Settings
 from .onchain import AccountCalls

@@ -71,7 +71,7 @@ class LocalVault:
         on_tamper: Callable[[str], object] | None = None,
     ) -> None:
         """``on_tamper(key_id)`` is called when a record fails authentication (after the
-        security event is logged), e.g. :func:`sessionward.vault.tamper.tamper_alerts`."""
+        security event is logged), e.g. :func:`sessionward.service.vault_tamper.tamper_alerts`."""
         self._records = records
         self._kek = kek
         self._clock = clock or (lambda: int(time.time()))

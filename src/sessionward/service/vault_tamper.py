@@ -1,10 +1,14 @@
 """The critical alert a tampered vault record raises (issue 14.8).
 
-:func:`tamper_alerts` makes the ``on_tamper`` hook of :class:`~.local.LocalVault`: a
+:func:`tamper_alerts` makes the ``on_tamper`` hook of
+:class:`~sessionward.vault.local.LocalVault`: a
 ``vault_tamper`` alert of severity ``critical`` naming the key id (never anything of the
 record). The alert is written on a thread of its own, in its own transaction: the refused
 signing happens inside a request's unit of work, which may roll back (and on SQLite holds the
 write lock until it ends), and the alert must outlive it.
+
+It lives in the service because it joins two lower layers: the vault (which knows nothing of
+the store) and the store's alerts.
 """
 
 from __future__ import annotations
