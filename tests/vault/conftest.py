@@ -3,15 +3,15 @@
 ``vault`` is parametrized over the local vault and the PKCS#11 vault, so every behavioural
 test runs against both; ``local_vault`` is the local one alone (tests of encryption at rest).
 The PKCS#11 vault uses Debian's SoftHSM2 (``./run test`` installs it) with a private token
-directory made for the test session: ``SOFTHSM2_CONF`` points at a configuration of its own,
-two tokens are initialised with ``softhsm2-util``, and all of it is removed at the end.
+directory made for the test session (:func:`sessionward.vault.softhsm.init_softhsm`):
+``SOFTHSM2_CONF`` points at a configuration of its own, two tokens are initialised with
+``softhsm2-util``, and all of it is removed at the end.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -22,51 +22,41 @@ from sessionward.vault.interface import RecordVault
 from sessionward.vault.kek import KeyEncryptionKey
 from sessionward.vault.local import LocalVault
 from sessionward.vault.memory import InMemoryKeyRecordStore
+from sessionward.vault.softhsm import ENV_CONF, init_softhsm
 
 
 @pytest.fixture(scope="session")
 def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
-    util = shutil.which("softhsm2-util")
-    if util is None or not SOFTHSM_MODULE.is_file():
+    if shutil.which("softhsm2-util") is None or not SOFTHSM_MODULE.is_file():
         pytest.fail(
             "SoftHSM2 is missing: `./run test` installs it (apt-get install softhsm2), "
             "or install the Debian package softhsm2"
         )
     root = tmp_path_factory.mktemp("softhsm")
-    tokens = root / "tokens"
-    tokens.mkdir(mode=0o700)
-    conf = root / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
     hsm = SoftHsm(
         module=SOFTHSM_MODULE,
-        conf=conf,
+        conf=root / "softhsm2.conf",
         token="sw-vault-test",
         pin="4711-vault",
         other_token="sw-vault-other",
         other_pin="0815-other",
         so_pin="so-secret-1",
     )
-    previous = os.environ.get("SOFTHSM2_CONF")
-    # The module reads this once, when the process first loads it (tokens made later stay
-    # unseen), so both tokens exist before any test loads it.
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    for label, pin in ((hsm.token, hsm.pin), (hsm.other_token, hsm.other_pin)):
-        init = ["--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", hsm.so_pin]
-        subprocess.run(
-            [util, *init],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "SOFTHSM2_CONF": str(conf)},
-        )
+    # The module reads SOFTHSM2_CONF once, when the process first loads it (tokens made later
+    # stay unseen), so both tokens exist before any test loads it.
+    conf = init_softhsm(
+        root, {hsm.token: hsm.pin, hsm.other_token: hsm.other_pin}, so_pin=hsm.so_pin
+    )
+    assert conf == hsm.conf
+    previous = os.environ.get(ENV_CONF)
+    os.environ[ENV_CONF] = str(conf)
     try:
         yield hsm
     finally:
         if previous is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
+            os.environ.pop(ENV_CONF, None)
         else:
-            os.environ["SOFTHSM2_CONF"] = previous
+            os.environ[ENV_CONF] = previous
         shutil.rmtree(root, ignore_errors=True)
 
 
