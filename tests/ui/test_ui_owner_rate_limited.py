@@ -1,6 +1,7 @@
 """The owner page under the default rate limits (issue 14): a wallet with more sessions than
-the per-owner burst still loads every card; the page waits out each 429 (``Retry-After``) and
-signs the request again."""
+the per-owner burst still shows every card, page after page ("Show more sessions" clicked as
+soon as it is offered); the page waits out each 429 (``Retry-After``) and signs the request
+again."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sessionward.store.schema import sessions
 
 EXTRA = 130
 """Sessions copied onto the wallet: with the one usage read per card, more requests than the
-default burst (100) of the owner's wallet."""
+default burst (100) of the owner's wallet when every page is asked for at once."""
 
 
 @pytest.fixture
@@ -50,4 +51,15 @@ def test_a_wallet_over_the_owner_burst_still_shows_every_session(
     total = len(store.sessions.of_wallet(world.wallet["walletId"]))
     page.set_default_timeout(60_000)
     open_owner_page(page, world)
-    expect(page.locator("article.session")).to_have_count(total)
+    more = page.locator("#load-more")
+    cards = page.locator("article.session")
+    shown = cards.count()
+    while shown < total:
+        expect(more).to_be_enabled()
+        more.click()
+        expect(cards).not_to_have_count(shown)
+        shown = cards.count()
+    expect(cards).to_have_count(total)
+    expect(more).to_be_hidden()
+    ids = [c.get_attribute("data-session-id") for c in cards.all()]
+    assert len(set(ids)) == total, "no card twice"

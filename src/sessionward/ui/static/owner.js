@@ -1,8 +1,11 @@
 // The owner's review page: every session of the wallet in plain language, its usage against
 // each limit, the time it has left, its status, and a revoke button.
 //
-// Reads: ListAccess (every page), GetSessionUsage per session, InspectCredential (public) for
-// the backend's display name. Revoke: RevokeAccess(walletId, credentialId, sessionId), then
+// Reads: ListAccess one keyset page at a time (the first page on load, the next one when the
+// owner asks with "Show more sessions"), GetSessionUsage for the cards of that page only,
+// InspectCredential (public) for each backend's display name once. So the first page costs the
+// same whatever the number of sessions the wallet holds (issue 14: 10,000 sessions). Cards are
+// shown in the server's order (session id), page after page. Revoke: RevokeAccess(walletId, credentialId, sessionId), then
 // GetSession to show the server's word on it.
 //
 // Every request is signed here by this browser's owner *device* key (device.js): made by
@@ -22,10 +25,13 @@ const STATUS_TEXT = {
   expired: "Expired",
 };
 const STILL_RUNNING = new Set(["active", "pending", "suspended"]);
-const PAGE_LIMIT = 100;
+const PAGE_LIMIT = 100; // devices: every page (a wallet has few)
+const SESSION_PAGE = 10; // sessions per page: one ListAccess and this many usage reads
 
 let signer = null;
 let walletId = null;
+let nextCursor = null; // where the next page of sessions starts; null: every page is shown
+let generation = 0; // bumped by each reload: a page that arrives for an older load is dropped
 const appNames = new Map(); // backend credentialId -> display name (public metadata)
 
 /** The status shown: the server's, except an active session past its expiry is "expired". */
@@ -205,22 +211,33 @@ function renderCounts() {
   const counts = {};
   for (const card of cards) counts[card.dataset.status] = (counts[card.dataset.status] || 0) + 1;
   const parts = Object.entries(counts).map(([status, n]) => `${n} ${status}`);
+  const more = nextCursor ? " (more on the next pages)" : "";
   document.getElementById("counts").textContent = cards.length
-    ? `${cards.length} sessions: ${parts.join(", ")}`
+    ? `${cards.length} sessions shown${more}: ${parts.join(", ")}`
     : "No sessions on this wallet yet.";
 }
 
-async function allSessions() {
-  const sessions = [];
-  let cursor = null;
-  do {
-    const body = { walletId, limit: PAGE_LIMIT };
-    if (cursor) body.cursor = cursor;
-    const page = await callMethod(signer, "ListAccess", body);
-    sessions.push(...page.items);
-    cursor = page.nextCursor;
-  } while (cursor);
-  return sessions;
+/** One page of sessions after ``cursor`` with the usage of each: ``{sessions, usages,
+ * cursor}``. Only this page's usages are read. */
+async function sessionPage(cursor) {
+  const body = { walletId, limit: SESSION_PAGE };
+  if (cursor) body.cursor = cursor;
+  const page = await callMethod(signer, "ListAccess", body);
+  const sessions = page.items;
+  const [usages] = await Promise.all([
+    Promise.all(
+      sessions.map((s) => callMethod(signer, "GetSessionUsage", { sessionId: s.sessionId })),
+    ),
+    Promise.all([...new Set(sessions.map((s) => s.credentialId))].map(learnAppName)),
+  ]);
+  return { sessions, usages, cursor: page.nextCursor };
+}
+
+/** Show the "Show more sessions" control when there is a next page. */
+function renderMore() {
+  const button = document.getElementById("load-more");
+  button.hidden = !nextCursor;
+  button.disabled = false;
 }
 
 async function learnAppName(credentialId) {
@@ -232,8 +249,6 @@ async function learnAppName(credentialId) {
     appNames.set(credentialId, credentialId); // a retired backend: its id says enough
   }
 }
-
-const ORDER = { active: 0, pending: 1, suspended: 2, expired: 3, revoked: 4 };
 
 const DEVICE_STATUS = { active: "Active", expired: "Expired", revoked: "Revoked" };
 
@@ -264,25 +279,44 @@ async function loadDevices() {
   document.getElementById("devices").hidden = false;
 }
 
+/** The first page of sessions (a reload starts over), then the devices. */
 async function load() {
+  const mine = ++generation;
+  const started = performance.now();
   say("Loading your sessions…");
-  const sessions = await allSessions();
-  await Promise.all([...new Set(sessions.map((s) => s.credentialId))].map(learnAppName));
-  const usages = await Promise.all(
-    sessions.map((s) => callMethod(signer, "GetSessionUsage", { sessionId: s.sessionId })),
-  );
-  const list = document.getElementById("sessions");
-  const cards = sessions.map((s, i) => ({ s, card: sessionCard(s, usages[i]) }));
-  cards.sort(
-    (a, b) =>
-      (ORDER[shownStatus(a.s)] ?? 9) - (ORDER[shownStatus(b.s)] ?? 9) ||
-      b.s.createdAt - a.s.createdAt,
-  );
-  list.replaceChildren(...cards.map((c) => c.card));
+  document.getElementById("load-more").hidden = true;
+  const page = await sessionPage(null);
+  if (mine !== generation) return;
+  nextCursor = page.cursor;
+  const cards = page.sessions.map((s, i) => sessionCard(s, page.usages[i]));
+  document.getElementById("sessions").replaceChildren(...cards);
   renderCounts();
+  renderMore();
+  document.body.dataset.firstPageMs = String(Math.round(performance.now() - started));
   await loadDevices();
-  say(`Loaded ${sessions.length} sessions at ${instant(nowSeconds())}.`, "ok");
+  if (mine !== generation) return;
+  const more = nextCursor ? " More are on the next pages." : "";
+  say(`Showing ${cards.length} sessions (${instant(nowSeconds())}).${more}`, "ok");
   document.body.dataset.loaded = "true";
+}
+
+/** The next page of sessions, appended below the cards already shown. */
+async function loadMore() {
+  if (!nextCursor) return;
+  const mine = generation;
+  const button = document.getElementById("load-more");
+  button.disabled = true;
+  say("Loading more sessions…");
+  const page = await sessionPage(nextCursor);
+  if (mine !== generation) return;
+  nextCursor = page.cursor;
+  const list = document.getElementById("sessions");
+  list.append(...page.sessions.map((s, i) => sessionCard(s, page.usages[i])));
+  renderCounts();
+  renderMore();
+  const shown = list.querySelectorAll("article.session").length;
+  const more = nextCursor ? " More are on the next pages." : " That is every session.";
+  say(`Showing ${shown} sessions.${more}`, "ok");
 }
 
 function tick() {
@@ -304,9 +338,11 @@ function deviceRefused(error) {
   const [state, text] = DEAD_DEVICE[error.code];
   document.body.dataset.deviceState = state;
   document.body.dataset.loaded = "false";
+  nextCursor = null;
   document.getElementById("sessions").replaceChildren();
   document.getElementById("counts").textContent = "";
   document.getElementById("reload").hidden = true;
+  document.getElementById("load-more").hidden = true;
   document.getElementById("devices").hidden = true;
   say(`${text} Pair it again with a new code from your wallet app (${error.code}).`, "error");
   showPairing();
@@ -318,7 +354,10 @@ async function guarded(work) {
     await work();
   } catch (error) {
     if (error && DEAD_DEVICE[error.code]) deviceRefused(error);
-    else say(`Could not load: ${error.message}`, "error");
+    else {
+      say(`Could not load: ${error.message}`, "error");
+      if (nextCursor) renderMore(); // the owner may try the next page again
+    }
   }
 }
 
@@ -367,7 +406,9 @@ async function forget() {
   document.getElementById("who").hidden = true;
   document.getElementById("reload").hidden = true;
   document.getElementById("forget").hidden = true;
+  document.getElementById("load-more").hidden = true;
   document.getElementById("devices").hidden = true;
+  nextCursor = null;
   say("This browser is unpaired; its device key is revoked and deleted.", "ok");
   showPairing();
 }
@@ -390,6 +431,7 @@ async function main() {
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
   document.getElementById("pair-form").addEventListener("submit", onPairSubmit);
   document.getElementById("reload").addEventListener("click", () => guarded(load));
+  document.getElementById("load-more").addEventListener("click", () => guarded(loadMore));
   document.getElementById("forget").addEventListener("click", () => {
     forget().catch((error) => say(`Could not unpair: ${error.message}`, "error"));
   });
