@@ -20,7 +20,12 @@ from typing import (
     is_typeddict,
 )
 
-from sessionward.crypto.request_signature import SIGNATURE_HEADER
+from sessionward.crypto.http_names import (
+    IDEMPOTENCY_HEADER,
+    METHOD_PREFIX,
+    REQUEST_ID_HEADER,
+    SIGNATURE_HEADER,
+)
 from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.strict_json import MAX_SAFE_INTEGER
 
@@ -29,9 +34,7 @@ from .methods import METHODS, Method
 
 OPENAPI_VERSION: Final = "3.1.0"
 REF: Final = "#/components/schemas/{model}"
-IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN: Final = r"^[!-~]{1,128}$"
-REQUEST_ID_HEADER: Final = "X-Request-Id"
 
 _ATOMIC: Final[dict[Any, str]] = {str: "string", int: "integer", bool: "boolean"}
 
@@ -300,7 +303,7 @@ def openapi_document(methods: Mapping[str, Method] = METHODS) -> dict[str, Any]:
     """The whole OpenAPI document (deterministic for a given method table)."""
     schemas = _Schemas()
     paths: dict[str, Any] = {
-        f"/v1/Waas/{name}": {"post": _operation(method, schemas)}
+        f"{METHOD_PREFIX}{name}": {"post": _operation(method, schemas)}
         for name, method in methods.items()
     }
     paths.update(_service_paths())

@@ -35,6 +35,7 @@ from typing import Final, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sessionward.crypto.http_names import SIGNATURE_HEADER
 from sessionward.crypto.p256 import public_key_bytes, sign_p256, verify_p256
 from sessionward.crypto.secp256k1 import (
     SignatureError,
@@ -69,7 +70,6 @@ __all__ = [
 
 ALG_SECP256K1: Final = "ecdsa-p256k-eip191"
 ALG_P256: Final = "ecdsa-p256-sha256"
-SIGNATURE_HEADER: Final = "Oms-Wallet-Signature"
 PREIMAGE_TAG: Final = "SessionWard-Request/1"
 MAX_HEADER_LENGTH: Final = 1024
 MAX_DECIMAL: Final = 2**63 - 1  # nonces and timestamps fit a signed 64-bit database column

@@ -15,13 +15,18 @@ from typing import Any, Final
 
 import httpx
 
-from sessionward.crypto.request_signature import SIGNATURE_HEADER, RequestSigner, sign_request
+from sessionward.crypto.http_names import (
+    IDEMPOTENCY_HEADER,
+    METHOD_PREFIX,
+    RETRY_AFTER_HEADER,
+    SIGNATURE_HEADER,
+)
+from sessionward.crypto.request_signature import RequestSigner, sign_request
 
 from .errors import SessionWardApiError
 
-METHOD_PATH: Final = "/v1/Waas/"
+METHOD_PATH: Final = METHOD_PREFIX
 SELF: Final = "self"
-IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 RATE_LIMITED_REQUESTS: Final = "RATE_LIMITED_REQUESTS"
 """The reason code of a request refused for its signer's request rate (docs/protocol.md): the
 server changed nothing, so the request may be sent again after its ``Retry-After``."""
@@ -142,7 +147,7 @@ class Transport:
             return None
         try:
             code = response.json().get("code")
-            wait = float(response.headers.get("Retry-After", ""))
+            wait = float(response.headers.get(RETRY_AFTER_HEADER, ""))
         except (ValueError, AttributeError):
             return None
         if code != RATE_LIMITED_REQUESTS or not 0 <= wait <= self._max_rate_limit_wait_s:
