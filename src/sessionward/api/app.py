@@ -25,13 +25,11 @@ The app neither starts nor stops the :class:`Waas` it is given: the caller runs
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Final
 
@@ -61,7 +59,6 @@ from .errors import (
     internal_error,
     method_unknown,
 )
-from .fairness import FairScheduler, claimed_credential, tenant_of
 from .health import Readiness, database_outage, unavailable
 from .http_guard import RAW_TARGET
 from .idempotency import Idempotency
@@ -162,15 +159,6 @@ class SessionWardApi:
         self._unit_writer: UnitWriter[Outcome] | None = (
             UnitWriter(waas.run_units) if waas.groups_units else None
         )
-        # Fair scheduling between tenants (issue 14; .fairness): before any expensive work.
-        settings = waas.runtime.settings
-        self._threads: FairScheduler | None = None
-        self._units: FairScheduler | None = None
-        if settings.fair_scheduling_enabled:
-            queued = settings.fair_max_queued_per_tenant
-            self._threads = FairScheduler(slots=settings.fair_max_running, max_queued=queued)
-            self._units = FairScheduler(slots=settings.fair_max_running_units, max_queued=queued)
-        self._refusal_hold_s = settings.rate_limit_hold_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -234,42 +222,17 @@ class SessionWardApi:
         headers = _single_headers(scope)
         declared_length(headers, self._limit)
         body = await read_bounded(_chunks(receive), self._limit)
-        signature = headers.get(SIGNATURE_HEADER)
         answer = partial(self._answered, method, headers, _path_with_query(scope), body, request_id)
-        try:
-            self._auth.refuse_early(claimed_credential(signature))  # on the loop: no thread hop
-            outcome = await self._scheduled(method, tenant_of(signature, _peer(scope)), answer)
-        except ApiError as exc:
-            if exc.status == 429:
-                await self._hold()
-            raise
-        if outcome[0] == 429:
-            await self._hold()
-        return outcome
-
-    async def _scheduled(
-        self, method: Method, tenant: str, answer: Callable[[], Outcome]
-    ) -> Outcome:
-        """``answer`` run in its tenant's turn: on a worker thread, or as a unit of work."""
         if not method.one_transaction:
-            async with _turn(self._threads, tenant):
-                return await run_in_threadpool(answer)
+            return await run_in_threadpool(answer)
         started = time.perf_counter()
         try:
             if self._unit_writer is not None and not method.durable:
-                async with _turn(self._units, tenant):
-                    return await self._unit_writer.run(answer)
-            async with _turn(self._threads, tenant):
-                return await run_in_threadpool(self._in_one_transaction, answer, method.durable)
+                return await self._unit_writer.run(answer)
+            return await run_in_threadpool(self._in_one_transaction, answer, method.durable)
         finally:
             if method.name == "Execute":
                 self.metrics.execute_latency(time.perf_counter() - started)
-
-    def _hold(self) -> Awaitable[None]:
-        """Backpressure: a 429 is answered only after ``rate_limit_hold_s``, so a client that
-        ignores ``Retry-After`` sends one request per hold and connection, not one per
-        round trip (the wait costs the node no CPU)."""
-        return asyncio.sleep(self._refusal_hold_s)
 
     def close(self) -> None:
         """Stop the thread that runs units of work (after what is queued); the app answers
@@ -369,15 +332,6 @@ def _label(path: str, mounts: Sequence[tuple[Mount, MountedRoutes]]) -> str:
         if mount.owns(path):
             return mount.label
     return path if path in _ENDPOINTS else "unknown"
-
-
-def _turn(scheduler: FairScheduler | None, tenant: str) -> AbstractAsyncContextManager[None]:
-    return nullcontext() if scheduler is None else scheduler.turn(tenant)
-
-
-def _peer(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return str(client[0]) if client else None
 
 
 def _single_headers(scope: Scope) -> Headers:
