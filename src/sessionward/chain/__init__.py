@@ -8,8 +8,9 @@
   (EIP-7702) transactions, encoded and signed in Python;
 - :mod:`~sessionward.chain.relayer`, :mod:`~sessionward.chain.relay_jobs`,
   :mod:`~sessionward.chain.signer`: exactly-once submission from the service's hot key;
-- :mod:`~sessionward.chain.contracts` and :mod:`~sessionward.chain.demo`: compiled contract
-  bindings and the demo deployment;
+- :mod:`~sessionward.chain.contracts`: compiled contract bindings;
+  :mod:`~sessionward.chain.artifacts`: SessionWard's own contracts (SessionAccount and its
+  factory) compiled and deployed; :mod:`~sessionward.chain.demo`: the demo tokens and router;
 - :mod:`~sessionward.chain.erc1271`: ERC-1271 owner signatures checked on chain;
 - :mod:`~sessionward.chain.errors`: typed failures.
 

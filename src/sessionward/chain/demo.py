@@ -1,13 +1,16 @@
 """The demo world on a development chain: SessionWard's contracts, two tokens, a router with
 liquidity, and a funded relayer.
 
+SessionWard's own contracts are loaded and deployed by :mod:`sessionward.chain.artifacts` (the
+service uses them on any chain); this module adds only what the demo needs around them.
+
 :func:`deploy_demo` works on any :class:`~sessionward.chain.interface.DevChain` (the embedded
 chain by default, anvil in tests) because it only uses signed transactions plus
 ``set_balance`` to fund its accounts. What it deploys, in order (one transaction each):
 
 1. the ``SessionAccount`` implementation (constructor: the ERC-4337 EntryPoint, zero for none);
-2. the ``SessionAccountFactory`` over that implementation (CREATE2 accounts, see
-   :mod:`sessionward.contracts.proxy`);
+2. the ``SessionAccountFactory`` over that implementation (both by
+   :func:`~sessionward.chain.artifacts.deploy_account_contracts`);
 3. the demo tokens ``USDX`` (6 decimals) and ``WETHX`` (18 decimals) — snekmate ERC-20s with
    ``permit`` and ``increaseAllowance``, owned and mintable by the deployer;
 4. the ``DemoRouter`` and its reserves (minted straight to it): 2,000,000 USDX and 1,000 WETHX,
@@ -21,16 +24,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from sessionward.chain.contracts import (
-    ContractArtifact,
-    DeployedContract,
-    compile_vyper,
-    deploy,
-    transact,
+from sessionward.chain.artifacts import (
+    NO_ENTRY_POINT,
+    AccountDeployment,
+    contract_artifact,
+    deploy_account_contracts,
 )
+from sessionward.chain.contracts import ContractArtifact, DeployedContract, deploy, transact
 from sessionward.chain.interface import Chain, DevChain
 from sessionward.chain.signer import LocalTransactionSigner, TransactionSigner
-from sessionward.contracts import source_path
 from sessionward.crypto.secp256k1 import address_from_secret
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.calldata import Call, encode_execute, encode_single_execution, mode_single
@@ -44,7 +46,7 @@ __all__ = [
     "fund_demo_wallet",
 ]
 
-ZERO_ADDRESS: Final = "0x" + "00" * 20
+ZERO_ADDRESS: Final = NO_ENTRY_POINT
 DEMO_TOKENS: Final = (("USDX", "Demo USD", 6), ("WETHX", "Demo Wrapped Ether", 18))
 ROUTER_RESERVES: Final = {"USDX": 2_000_000 * 10**6, "WETHX": 1_000 * 10**18}
 _DEPLOYER_FUNDING: Final = 1_000 * 10**18
@@ -55,20 +57,17 @@ USDX_UNIT: Final = 10**6
 
 
 def demo_contract(name: str) -> ContractArtifact:
-    """A compiled SessionWard contract (``SessionAccount``, ``SessionAccountFactory``,
-    ``DemoToken``, ``DemoRouter``), from the disk cache when unchanged."""
-    return compile_vyper(source_path(name))
+    """A compiled contract of the demo world (``DemoToken``, ``DemoRouter``, and SessionWard's
+    own): :func:`~sessionward.chain.artifacts.contract_artifact`."""
+    return contract_artifact(name)
 
 
 @dataclass(frozen=True)
-class DemoDeployment:
-    """Addresses of the demo world (lower-case ``0x``)."""
+class DemoDeployment(AccountDeployment):
+    """Addresses of the demo world (lower-case ``0x``): SessionWard's contracts, the demo's
+    deployer (the tokens' minter), router and tokens."""
 
-    chain_id: int
     deployer: str
-    entry_point: str
-    implementation: str
-    factory: str
     router: str
     tokens: Mapping[str, str] = field(default_factory=dict)
     relayer: str | None = None
@@ -95,8 +94,7 @@ def deploy_demo(
     signer = deployer or LocalTransactionSigner(secrets.token_bytes(32))
     if chain.get_balance(signer.address) < _DEPLOYER_FUNDING:
         chain.set_balance(signer.address, _DEPLOYER_FUNDING)
-    implementation = deploy(chain, signer, demo_contract("SessionAccount"), entry_point)
-    factory = deploy(chain, signer, demo_contract("SessionAccountFactory"), implementation.address)
+    accounts = deploy_account_contracts(chain, signer, entry_point=entry_point)
     token_code = demo_contract("DemoToken")
     tokens = {
         symbol: deploy(chain, signer, token_code, name, symbol, decimals)
@@ -108,11 +106,11 @@ def deploy_demo(
     if relayer is not None:
         chain.set_balance(relayer, relayer_funding_wei)
     return DemoDeployment(
-        chain_id=chain.chain_id,
+        chain_id=accounts.chain_id,
         deployer=signer.address,
-        entry_point=entry_point.lower(),
-        implementation=implementation.address,
-        factory=factory.address,
+        entry_point=accounts.entry_point,
+        implementation=accounts.implementation,
+        factory=accounts.factory,
         router=router.address,
         tokens={symbol: token.address for symbol, token in tokens.items()},
         relayer=None if relayer is None else relayer.lower(),

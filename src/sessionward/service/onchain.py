@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
 
-from sessionward.chain.demo import demo_contract
+from sessionward.chain.artifacts import session_account, session_account_factory
 from sessionward.chain.interface import CallRequest, Chain
 from sessionward.chain.relay_jobs import DuplicateRelayJob, RelayJob
 from sessionward.crypto.secp256k1 import normalize_address
@@ -38,8 +38,8 @@ class AccountCalls:
     """Encoders for the account factory and the SessionAccount's sessions module."""
 
     def __init__(self) -> None:
-        self._account = demo_contract("SessionAccount")
-        self._factory = demo_contract("SessionAccountFactory")
+        self._account = session_account()
+        self._factory = session_account_factory()
 
     def create_account(self, owner: str, salt: bytes) -> bytes:
         return self._factory.encode("create_account", owner, salt)
