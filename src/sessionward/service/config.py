@@ -22,6 +22,9 @@ Environment variables (each overrides the file):
                                    BODY_TIMEOUT_S, KEEP_ALIVE_S (the HTTP edge's limits)
 ``SESSIONWARD_CORS_ORIGINS``       browser origins allowed to call the API, comma separated
 ``SESSIONWARD_SERVICE_ID``          this deployment's name in wallet-registration challenges
+``SESSIONWARD_VAULT``              vault backend: ``local`` (default) or ``pkcs11`` (keys in a token)
+``SESSIONWARD_PKCS11_*``           MODULE (default Debian's SoftHSM2), TOKEN_LABEL or SLOT, PIN_FILE;
+                                   the PIN itself: ``SESSIONWARD_PKCS11_PIN`` (read by the vault)
 =================================  ====================================================
 """
 
@@ -39,6 +42,7 @@ from sessionward.crypto.request_signature import ALG_P256, ALG_SECP256K1
 MAX_DEVICE_TTL_S: Final = 90 * 86400
 """The longest an owner device may stay paired, whatever the configuration says."""
 MAX_PAIRING_CODE_TTL_S: Final = 3600
+VAULT_BACKENDS: Final = ("local", "pkcs11")
 
 
 class ConfigError(ValueError):
@@ -137,6 +141,19 @@ class Settings:
     """Wallets one owner may create (the relayer pays each deployment) in any 24 hours;
     0 turns the budget off."""
 
+    # The vault backend (sessionward.vault.backends; README configuration table).
+    vault: str = "local"
+    """``local``: keys encrypted at rest under the key-encryption key; ``pkcs11``: keys
+    generated and kept in a PKCS#11 token (an HSM), which signs."""
+    pkcs11_module: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
+    """The PKCS#11 module (default: Debian's SoftHSM2)."""
+    pkcs11_token_label: str | None = None
+    pkcs11_slot: int | None = None
+    """The token, by label (preferred) or slot id; with neither, the module's only token."""
+    pkcs11_pin_file: Path | None = None
+    """A file (mode 0600) holding the token's user PIN, used when ``SESSIONWARD_PKCS11_PIN``
+    is unset. The PIN itself is never a setting (nor in a configuration file)."""
+
     @classmethod
     def load(
         cls, environ: Mapping[str, str] | None = None, *, file: Path | None = None
@@ -182,6 +199,7 @@ class Settings:
                     overrides[name] = cast(text)
                 except ValueError:
                     raise ConfigError(f"SESSIONWARD_{name.upper()} must be a number") from None
+        settings = replace(settings, **vault_environment(env))
         return replace(settings, **overrides)
 
     def with_document(self, doc: Mapping[str, Any]) -> Settings:
@@ -196,7 +214,7 @@ class Settings:
                 changes["ops_credentials"] = tuple(_ops_entry(e, i) for i, e in enumerate(value))
             elif name == "anomaly":
                 changes["anomaly"] = _anomaly(value)
-            elif name in ("data_dir", "catalog_file"):
+            elif name in ("data_dir", "catalog_file", "pkcs11_module", "pkcs11_pin_file"):
                 changes[name] = Path(value)
             elif name in ("webhook_urls", "cors_origins"):
                 changes[name] = tuple(value)
@@ -225,6 +243,8 @@ class Settings:
             raise ConfigError("rate limits must be positive (rate_limit_enabled turns them off)")
         if self.rate_limit_burst < 1 or self.wallet_creation_per_owner_per_day < 0:
             raise ConfigError("rate_limit_burst >= 1 and wallet_creation_per_owner_per_day >= 0")
+        if self.vault not in VAULT_BACKENDS:
+            raise ConfigError(f"vault must be one of {', '.join(VAULT_BACKENDS)}")
         ids = [o.id for o in self.ops_credentials]
         if len(set(ids)) != len(ids):
             raise ConfigError("ops credential ids must be distinct")
@@ -284,3 +304,25 @@ def _anomaly(doc: Any) -> AnomalyRules:
     if unknown:
         raise ConfigError(f"unknown anomaly rule {unknown[0]!r}")
     return replace(AnomalyRules(), **doc)
+
+
+def vault_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """The vault settings the environment sets: ``SESSIONWARD_VAULT`` and
+    ``SESSIONWARD_PKCS11_{MODULE,TOKEN_LABEL,SLOT,PIN_FILE}`` (the demo reads these too)."""
+    overrides: dict[str, Any] = {}
+    backend = env.get("SESSIONWARD_VAULT", "").strip().lower()
+    if backend:
+        if backend not in VAULT_BACKENDS:
+            raise ConfigError(f"SESSIONWARD_VAULT must be one of {', '.join(VAULT_BACKENDS)}")
+        overrides["vault"] = backend
+    for name in ("module", "pin_file"):
+        if env.get(f"SESSIONWARD_PKCS11_{name.upper()}"):
+            overrides[f"pkcs11_{name}"] = Path(env[f"SESSIONWARD_PKCS11_{name.upper()}"])
+    if env.get("SESSIONWARD_PKCS11_TOKEN_LABEL"):
+        overrides["pkcs11_token_label"] = env["SESSIONWARD_PKCS11_TOKEN_LABEL"]
+    if env.get("SESSIONWARD_PKCS11_SLOT"):
+        try:
+            overrides["pkcs11_slot"] = int(env["SESSIONWARD_PKCS11_SLOT"], 0)
+        except ValueError:
+            raise ConfigError("SESSIONWARD_PKCS11_SLOT must be a slot id (a number)") from None
+    return overrides

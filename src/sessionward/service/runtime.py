@@ -1,6 +1,7 @@
 """The composition root: everything the use cases need, built from :class:`Settings`.
 
-Embedded defaults: SQLite in the data directory, the local vault (key file made on first run),
+Embedded defaults: SQLite in the data directory, the local vault (key file made on first run;
+``vault = "pkcs11"`` keeps session keys in a PKCS#11 token instead),
 and the in-process chain (chain id 1) with the demo world deployed at start-up. With
 ``rpc_url`` the chain is a JSON-RPC node; on a development node (anvil) without a deployment
 file the demo world is deployed once and its addresses written to ``<data_dir>/deployment.json``
@@ -27,8 +28,8 @@ from sessionward.domain.prices import DEFAULT_PRICES, NATIVE_ASSET, FixedPrices,
 from sessionward.service.vault_tamper import tamper_alerts
 from sessionward.store import Store, open_store
 from sessionward.store.relay_jobs import SqlRelayJobStore
-from sessionward.vault.kek import KeyEncryptionKey
-from sessionward.vault.local import LocalVault
+from sessionward.vault.backends import open_vault
+from sessionward.vault.interface import RecordVault
 
 from .config import Settings
 from .onchain import AccountCalls
@@ -47,7 +48,7 @@ class Runtime:
 
     settings: Settings
     store: Store
-    vault: LocalVault
+    vault: RecordVault
     chain: Chain
     relayer: Relayer
     catalog: Catalog
@@ -66,6 +67,7 @@ class Runtime:
         return self.clock()
 
     def close(self) -> None:
+        self.vault.close()
         self.store.close()
 
 
@@ -79,9 +81,14 @@ def build_runtime(settings: Settings, *, clock: Callable[[], int] = wall_clock) 
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # custody at rest: owner only
     store = open_store(settings.database_url, data_dir=data_dir, schema=settings.database_schema)
     store.upgrade()
-    vault = LocalVault(
+    vault = open_vault(  # local (the default) or pkcs11: settings.vault
+        settings.vault,
         store.vault_keys,
-        KeyEncryptionKey.load(data_dir),
+        data_dir=data_dir,
+        pkcs11_module=settings.pkcs11_module,
+        pkcs11_token_label=settings.pkcs11_token_label,
+        pkcs11_slot=settings.pkcs11_slot,
+        pkcs11_pin_file=settings.pkcs11_pin_file,
         on_tamper=tamper_alerts(store.alerts, clock),  # a critical alert (issue 14.8)
     )
     signer = LocalTransactionSigner.from_file(data_dir / RELAYER_KEY_FILE, create=True)
