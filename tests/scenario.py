@@ -23,7 +23,7 @@ SEED_EXPIRY = 1_771_703_600  # the seed envelope's expiresAt: 2026-02-21 19:53:2
 
 
 def seed_document(**overrides: Any) -> dict[str, Any]:
-    """The seed envelope of DESIGN section 3, with real addresses; ``overrides`` replace fields."""
+    """The seed envelope of docs/design.md section 3, with real addresses; ``overrides`` replace fields."""
     doc: dict[str, Any] = {
         "sessionKey": SESSION_KEY,
         "capabilities": ["swap.execute"],

@@ -87,7 +87,7 @@ UPGRADE_TO_AND_CALL = parse_signature("upgradeToAndCall(address newImplementatio
 
 
 def seed_doc(**overrides: Any) -> dict[str, Any]:
-    """The seed envelope of DESIGN section 3 (same as the root ``seed_document``).
+    """The seed envelope of docs/design.md section 3 (same as the root ``seed_document``).
 
     ``overrides`` replace fields; an override of ``None`` removes the field.
     """

@@ -2,7 +2,7 @@
 
 Every refusal asserts its exact ReasonCode and that nothing changed: the decision is not allowed,
 carries the violation, the usage passed in is untouched and (for limits) its charge could not be
-reserved. Scenarios follow DESIGN section 4 and docs/protocol.md section 4.
+reserved. Scenarios follow docs/design.md section 4 and docs/protocol.md section 4.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Properties of the policy engine: limits hold over any sequence, and nothing crashes it.
 
-The central invariant of DESIGN section 4: feeding every allowed decision's charges into the
+The central invariant of docs/design.md section 4: feeding every allowed decision's charges into the
 session's usage, no sequence of requests ever takes the running totals (measured independently
 from the calls themselves, not from the engine's charges) past any limit of the envelope, and
 every allowed call is a permitted (target, function) whose rules hold.

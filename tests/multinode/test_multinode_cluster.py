@@ -1,4 +1,4 @@
-"""Three service nodes on one PostgreSQL database behave as one service (DESIGN sections 8
+"""Three service nodes on one PostgreSQL database behave as one service (docs/design.md sections 8
 and 10): a revocation on one node holds on every other node at once, concurrent executions on
 several nodes never sign after a revocation returned nor spend past a budget, and a global
 freeze by ops on one node stops every node until two distinct ops lift it.

@@ -20,7 +20,7 @@ from sessionward.service.config import AnomalyRules
 
 @pytest.fixture(scope="module")
 def anomaly_rules() -> AnomalyRules:
-    """The anomaly rules of the module's Waas (defaults of DESIGN section 8)."""
+    """The anomaly rules of the module's Waas (defaults of docs/design.md section 8)."""
     return AnomalyRules()
 
 

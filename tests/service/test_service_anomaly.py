@@ -1,4 +1,4 @@
-"""The policy path's anomaly rules (DESIGN section 8, defaults of ``AnomalyRules``): denial
+"""The policy path's anomaly rules (docs/design.md section 8, defaults of ``AnomalyRules``): denial
 bursts, context mismatches and forbidden-action attempts revoke the session; repeated use after
 revocation revokes the credential; fast spending suspends the session. Every rule raises an
 alert that records when its action was taken. With the rules switched off nothing is revoked."""

@@ -1,4 +1,4 @@
-"""The whole delegation flow through the service layer (DESIGN section 2): authorize → approve →
+"""The whole delegation flow through the service layer (docs/design.md section 2): authorize → approve →
 prepare → execute → dispatcher → executed, checked in the store, the audit log and on chain."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Revocation is linearizable (DESIGN section 8), on the embedded SQLite store: while many
+"""Revocation is linearizable (docs/design.md section 8), on the embedded SQLite store: while many
 threads execute quotes of one session and another thread revokes it, every signature the
 service produced is ordered before the revocation in the wallet's audit stream, and none after.
 (The PostgreSQL multi-node version lives with the store's concurrency tests.)"""

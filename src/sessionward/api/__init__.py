@@ -1,4 +1,4 @@
-"""HTTP layer only: routing, authentication, JSON in/out, errors, OpenAPI (DESIGN section 11).
+"""HTTP layer only: routing, authentication, JSON in/out, errors, OpenAPI (docs/design.md section 11).
 
 ``create_app(waas)`` gives the ASGI application; every decision stays in
 :mod:`sessionward.service`.

@@ -27,7 +27,7 @@ class CatalogError(ValueError):
 
 
 class Tier(StrEnum):
-    """Delegability tier (DESIGN section 3)."""
+    """Delegability tier (docs/design.md section 3)."""
 
     SAFE = "safe"
     GUARDED = "guarded"

@@ -1,4 +1,4 @@
-"""The capability envelope (DESIGN section 3): what a session may do, where, how long, how much.
+"""The capability envelope (docs/design.md section 3): what a session may do, where, how long, how much.
 
 :meth:`Envelope.from_json` is the only way in from JSON: unknown fields, wrong types, floats,
 duplicate entries and out-of-range integers are refused with :class:`EnvelopeMalformed` naming

@@ -1,6 +1,6 @@
 """The policy engine: ``evaluate(request, session, usage, now) -> Decision``.
 
-Pure and deny-by-default (DESIGN section 4, docs/protocol.md section 4). It unwraps the request
+Pure and deny-by-default (docs/design.md section 4, docs/protocol.md section 4). It unwraps the request
 into inner calls, checks every call against the session's :class:`~sessionward.domain.grant.Scope`,
 then checks the execution's totals against the limits, taking ``usage`` (which includes
 in-flight reservations) into account. It reports *every* violation, and returns the charges the

@@ -1,4 +1,4 @@
-"""The policy path's anomaly rules: alerts, and automatic revocation (DESIGN section 8).
+"""The policy path's anomaly rules: alerts, and automatic revocation (docs/design.md section 8).
 
 Called after every recorded decision. Defaults (configurable in :class:`AnomalyRules`):
 

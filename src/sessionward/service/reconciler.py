@@ -1,4 +1,4 @@
-"""The reconciler: the database and the chain agree on every session (DESIGN section 8).
+"""The reconciler: the database and the chain agree on every session (docs/design.md section 8).
 
 It runs on the relaying node, from the dispatcher's loop (:meth:`Reconciler.run` every round,
 and :meth:`Reconciler.settle` as soon as an install or removal job ends). For every session the

@@ -1,4 +1,4 @@
-"""Revocation, four paths (DESIGN section 8): the owner (RevokeAccess), the backend
+"""Revocation, four paths (docs/design.md section 8): the owner (RevokeAccess), the backend
 (RevokeCredential), ops (EmergencyRevoke, LiftFreeze) and the anomaly rules (see
 :mod:`sessionward.service.anomaly`).
 

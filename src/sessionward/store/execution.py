@@ -1,6 +1,6 @@
 """The execution step: where a decision becomes a signature, in ONE database transaction.
 
-DESIGN section 8 asks that once a revocation returns, no node produces another signature for
+docs/design.md section 8 asks that once a revocation returns, no node produces another signature for
 the affected sessions, and that every signature ever produced is ordered before the revocation
 in the audit log. :meth:`Executions.execute` gets that from the database alone:
 

@@ -1,6 +1,6 @@
 """Sessions: a session key bound to one wallet and one credential, and its lifecycle.
 
-Lifecycle (DESIGN section 8; the chain confirms what happens there)::
+Lifecycle (docs/design.md section 8; the chain confirms what happens there)::
 
     pending_approval ──approve──▶ installing ──chain shows it installed──▶ active ⇄ suspended
           │                           │                                     │         │

@@ -1,4 +1,4 @@
-"""The session lifecycle confirmed by the chain (DESIGN section 8, issue 13).
+"""The session lifecycle confirmed by the chain (docs/design.md section 8, issue 13).
 
 Statuses become ``pending_approval → installing → active → revoking → revoked`` plus
 ``suspended`` and ``expired``; existing rows are mapped:
