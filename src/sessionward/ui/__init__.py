@@ -1,4 +1,6 @@
-"""The session review pages served at ``/ui`` (owner) and ``/ui/ops`` (ops).
+"""The session review pages served at ``/ui`` (owner) and ``/ui/ops`` (ops), mounted on the API
+app by :mod:`sessionward.server` (this package uses the API's authentication and error shape; the
+API does not know it).
 
 Static HTML, CSS and vanilla JavaScript (no build step, no external asset) plus one JSON read
 for the ops console. The owner page talks to the ordinary API (``ListAccess``,
