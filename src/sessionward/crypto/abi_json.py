@@ -32,21 +32,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from sessionward.crypto import solidity_types as sol
 from sessionward.crypto.secp256k1 import normalize_address, to_checksum_address
-from sessionward.crypto.solidity_types import (
-    AbiType,
-    AddressType,
-    ArrayType,
-    BoolType,
-    BytesType,
-    FixedBytesType,
-    IntType,
-    Param,
-    StringType,
-    StructType,
-    TupleType,
-    UintType,
-)
+from sessionward.crypto.solidity_types import AbiType, Param
 
 __all__ = ["AbiJsonError", "StructFields", "value_from_json", "value_to_json"]
 
@@ -86,7 +74,7 @@ def value_from_json(
     return _READERS[type(t)](t, value, path, structs)
 
 
-def _integer(t: UintType | IntType, value: object, path: str) -> int:
+def _integer(t: sol.UintType | sol.IntType, value: object, path: str) -> int:
     if isinstance(value, bool):
         raise AbiJsonError(path, f"expected an integer ({t.canonical}), got a boolean")
     if isinstance(value, int):
@@ -96,21 +84,21 @@ def _integer(t: UintType | IntType, value: object, path: str) -> int:
     raise AbiJsonError(path, f"expected an integer ({t.canonical}) as a decimal string")
 
 
-def _read_uint(t: UintType, value: object, path: str, _: StructFields) -> int:
+def _read_uint(t: sol.UintType, value: object, path: str, _: StructFields) -> int:
     number = _integer(t, value, path)
     if not 0 <= number < 1 << t.bits:
         raise AbiJsonError(path, f"out of range for {t.canonical} [0, {(1 << t.bits) - 1}]")
     return number
 
 
-def _read_int(t: IntType, value: object, path: str, _: StructFields) -> int:
+def _read_int(t: sol.IntType, value: object, path: str, _: StructFields) -> int:
     number = _integer(t, value, path)
     if not -(1 << (t.bits - 1)) <= number < 1 << (t.bits - 1):
         raise AbiJsonError(path, f"out of range for {t.canonical}")
     return number
 
 
-def _read_address(_t: AddressType, value: object, path: str, _: StructFields) -> str:
+def _read_address(_t: sol.AddressType, value: object, path: str, _: StructFields) -> str:
     if not isinstance(value, str):
         raise AbiJsonError(path, "expected an address (0x followed by 40 hex digits)")
     try:
@@ -119,7 +107,7 @@ def _read_address(_t: AddressType, value: object, path: str, _: StructFields) ->
         raise AbiJsonError(path, str(exc)) from None
 
 
-def _read_bool(_t: BoolType, value: object, path: str, _: StructFields) -> bool:
+def _read_bool(_t: sol.BoolType, value: object, path: str, _: StructFields) -> bool:
     if not isinstance(value, bool):
         raise AbiJsonError(path, "expected true or false")
     return value
@@ -131,25 +119,25 @@ def _hex(value: object, path: str) -> bytes:
     return bytes.fromhex(value[2:])
 
 
-def _read_fixed_bytes(t: FixedBytesType, value: object, path: str, _: StructFields) -> bytes:
+def _read_fixed_bytes(t: sol.FixedBytesType, value: object, path: str, _: StructFields) -> bytes:
     raw = _hex(value, path)
     if len(raw) != t.size:
         raise AbiJsonError(path, f"expected {t.size} bytes, got {len(raw)}")
     return raw
 
 
-def _read_bytes(_t: BytesType, value: object, path: str, _: StructFields) -> bytes:
+def _read_bytes(_t: sol.BytesType, value: object, path: str, _: StructFields) -> bytes:
     return _hex(value, path)
 
 
-def _read_string(_t: StringType, value: object, path: str, _: StructFields) -> str:
+def _read_string(_t: sol.StringType, value: object, path: str, _: StructFields) -> str:
     if not isinstance(value, str):
         raise AbiJsonError(path, "expected a string")
     return value
 
 
 def _read_array(
-    t: ArrayType, value: object, path: str, structs: StructFields
+    t: sol.ArrayType, value: object, path: str, structs: StructFields
 ) -> tuple[object, ...]:
     if not isinstance(value, list):
         raise AbiJsonError(path, "expected a list")
@@ -178,7 +166,7 @@ def _read_fields(
 
 
 def _read_tuple(
-    t: TupleType, value: object, path: str, structs: StructFields
+    t: sol.TupleType, value: object, path: str, structs: StructFields
 ) -> tuple[object, ...]:
     fields = t.components
     if isinstance(value, Mapping) and all(f.name is not None for f in fields):
@@ -192,7 +180,7 @@ def _read_tuple(
 
 
 def _read_struct(
-    t: StructType, value: object, path: str, structs: StructFields
+    t: sol.StructType, value: object, path: str, structs: StructFields
 ) -> dict[str, object]:
     fields = _struct_fields(t, structs)
     if not isinstance(value, Mapping):
@@ -201,7 +189,7 @@ def _read_struct(
     return {str(f.name): v for f, v in zip(fields, values, strict=True)}
 
 
-def _struct_fields(t: StructType, structs: StructFields) -> Sequence[Param]:
+def _struct_fields(t: sol.StructType, structs: StructFields) -> Sequence[Param]:
     try:
         return structs[t.name]
     except KeyError:
@@ -209,16 +197,16 @@ def _struct_fields(t: StructType, structs: StructFields) -> Sequence[Param]:
 
 
 _READERS: Final[dict[type[AbiType], _Reader]] = {
-    UintType: _read_uint,
-    IntType: _read_int,
-    AddressType: _read_address,
-    BoolType: _read_bool,
-    FixedBytesType: _read_fixed_bytes,
-    BytesType: _read_bytes,
-    StringType: _read_string,
-    ArrayType: _read_array,
-    TupleType: _read_tuple,
-    StructType: _read_struct,
+    sol.UintType: _read_uint,
+    sol.IntType: _read_int,
+    sol.AddressType: _read_address,
+    sol.BoolType: _read_bool,
+    sol.FixedBytesType: _read_fixed_bytes,
+    sol.BytesType: _read_bytes,
+    sol.StringType: _read_string,
+    sol.ArrayType: _read_array,
+    sol.TupleType: _read_tuple,
+    sol.StructType: _read_struct,
 }
 
 
@@ -254,11 +242,11 @@ def _write_as_is(_t: AbiType, value: Any, _: StructFields) -> object:
     return value
 
 
-def _write_array(t: ArrayType, value: Any, structs: StructFields) -> list[object]:
+def _write_array(t: sol.ArrayType, value: Any, structs: StructFields) -> list[object]:
     return [value_to_json(t.item, v, structs=structs) for v in value]
 
 
-def _write_tuple(t: TupleType, value: Any, structs: StructFields) -> list[object]:
+def _write_tuple(t: sol.TupleType, value: Any, structs: StructFields) -> list[object]:
     if isinstance(value, Mapping):
         value = [value[c.name] for c in t.components]
     return [
@@ -266,7 +254,7 @@ def _write_tuple(t: TupleType, value: Any, structs: StructFields) -> list[object
     ]
 
 
-def _write_struct(t: StructType, value: Any, structs: StructFields) -> dict[str, object]:
+def _write_struct(t: sol.StructType, value: Any, structs: StructFields) -> dict[str, object]:
     return {
         str(f.name): value_to_json(f.type, value[f.name], structs=structs)
         for f in _struct_fields(t, structs)
@@ -274,14 +262,14 @@ def _write_struct(t: StructType, value: Any, structs: StructFields) -> dict[str,
 
 
 _WRITERS: Final[dict[type[AbiType], _Writer]] = {
-    UintType: _write_integer,
-    IntType: _write_integer,
-    AddressType: _write_address,
-    BoolType: _write_as_is,
-    FixedBytesType: _write_hex,
-    BytesType: _write_hex,
-    StringType: _write_as_is,
-    ArrayType: _write_array,
-    TupleType: _write_tuple,
-    StructType: _write_struct,
+    sol.UintType: _write_integer,
+    sol.IntType: _write_integer,
+    sol.AddressType: _write_address,
+    sol.BoolType: _write_as_is,
+    sol.FixedBytesType: _write_hex,
+    sol.BytesType: _write_hex,
+    sol.StringType: _write_as_is,
+    sol.ArrayType: _write_array,
+    sol.TupleType: _write_tuple,
+    sol.StructType: _write_struct,
 }

@@ -20,26 +20,17 @@ from sessionward.chain.errors import ChainError
 from sessionward.crypto.typed_data import execution_hash, session_call_digest
 from sessionward.domain.abi import (
     AbiEncodeError,
-    AbiType,
-    AddressType,
-    ArrayType,
-    BoolType,
-    BytesType,
-    FixedBytesType,
-    IntType,
+    AbiJsonError,
     SignatureSyntaxError,
-    StringType,
-    TupleType,
-    UintType,
     encode_call,
     parse_signature,
+    value_from_json,
 )
 from sessionward.domain.calldata import CalldataError, account_execution, unwrap_request
 from sessionward.domain.decision import CallIntent, Decision, Violation
 from sessionward.domain.policy import CallRequest, evaluate
 from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import Charge, Usage
-from sessionward.domain.values import InvalidValue, parse_address, parse_amount
 from sessionward.store.decisions import DecisionEvent
 from sessionward.store.execution import SignedCall
 from sessionward.store.sessions import SessionRecord
@@ -264,12 +255,12 @@ class Transactions:
             )
         try:
             values = tuple(
-                json_to_abi(p.type, a, f"args[{i}]")
+                value_from_json(p.type, a, f"args[{i}]")
                 for i, (p, a) in enumerate(zip(signature.params, args, strict=True))
             )
             data = encode_call(signature, values)
-        except InvalidValue as exc:
-            raise invalid(ReasonCode.INPUT_MALFORMED, exc.message) from None
+        except AbiJsonError as exc:
+            raise invalid(ReasonCode.INPUT_MALFORMED, str(exc)) from None
         except AbiEncodeError as exc:
             raise invalid(ReasonCode.INPUT_MALFORMED, f"args: {exc}") from None
         return self.prepare(
@@ -534,47 +525,3 @@ def _count_calls(
         )
     except CalldataError:
         return 1
-
-
-def json_to_abi(abi_type: AbiType, value: object, path: str) -> object:
-    """A JSON argument typed by the ABI: integers as decimal strings (or JSON integers),
-    addresses as strings, bytes as 0x hex, arrays and tuples as lists (tuples also as objects)."""
-    if isinstance(abi_type, UintType):
-        return parse_amount(value, path, maximum=2**abi_type.bits - 1)
-    if isinstance(abi_type, IntType):
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise InvalidValue(path, "expected an integer")
-        try:
-            return int(value)
-        except ValueError:
-            raise InvalidValue(path, "expected an integer") from None
-    if isinstance(abi_type, AddressType):
-        return parse_address(value, path)
-    if isinstance(abi_type, BoolType):
-        if not isinstance(value, bool):
-            raise InvalidValue(path, "expected true or false")
-        return value
-    if isinstance(abi_type, FixedBytesType | BytesType):
-        if not isinstance(value, str) or not value.startswith("0x"):
-            raise InvalidValue(path, "expected 0x-prefixed hex")
-        try:
-            return bytes.fromhex(value[2:])
-        except ValueError:
-            raise InvalidValue(path, "expected 0x-prefixed hex") from None
-    if isinstance(abi_type, StringType):
-        if not isinstance(value, str):
-            raise InvalidValue(path, "expected a string")
-        return value
-    if isinstance(abi_type, ArrayType):
-        if not isinstance(value, list):
-            raise InvalidValue(path, "expected a list")
-        return tuple(json_to_abi(abi_type.item, v, f"{path}[{i}]") for i, v in enumerate(value))
-    assert isinstance(abi_type, TupleType)
-    if isinstance(value, dict):
-        value = [value.get(c.name or "") for c in abi_type.components]
-    if not isinstance(value, list) or len(value) != len(abi_type.components):
-        raise InvalidValue(path, f"expected {len(abi_type.components)} fields")
-    return tuple(
-        json_to_abi(c.type, v, f"{path}.{c.name or i}")
-        for i, (c, v) in enumerate(zip(abi_type.components, value, strict=True))
-    )

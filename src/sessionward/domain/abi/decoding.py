@@ -7,21 +7,10 @@ label on the way out; :class:`~.codec.TupleCodec` turns that into ``CalldataMalf
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Any, Final, cast
 
-from sessionward.crypto.solidity_types import (
-    WORD,
-    AbiType,
-    AddressType,
-    ArrayType,
-    BoolType,
-    BytesType,
-    FixedBytesType,
-    IntType,
-    StringType,
-    TupleType,
-    UintType,
-)
+from sessionward.crypto import solidity_types as sol
+from sessionward.crypto.solidity_types import WORD, AbiType
 
 from .errors import Fault
 from .layout import ONE_WORD, ZERO_12, ZERO_WORD, tuple_items
@@ -32,7 +21,8 @@ StaticReader = Callable[[bytes, int], object]
 DynamicReader = Callable[[bytes, int], tuple[object, int]]
 
 
-def _uint_reader(bits: int) -> StaticReader:
+def _uint_reader(t: sol.UintType) -> StaticReader:
+    bits = t.bits
     if bits == 256:
 
         def read_uint256(data: bytes, p: int) -> object:
@@ -49,7 +39,8 @@ def _uint_reader(bits: int) -> StaticReader:
     return read_uint
 
 
-def _int_reader(bits: int) -> StaticReader:
+def _int_reader(t: sol.IntType) -> StaticReader:
+    bits = t.bits
     low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
     def read_int(data: bytes, p: int) -> object:
@@ -76,7 +67,8 @@ def _read_bool(data: bytes, p: int) -> object:
     raise Fault("bool is neither 0 nor 1", p)
 
 
-def _fixed_bytes_reader(size: int) -> StaticReader:
+def _fixed_bytes_reader(t: sol.FixedBytesType) -> StaticReader:
+    size = t.size
     padding = bytes(WORD - size)
 
     def read_fixed_bytes(data: bytes, p: int) -> object:
@@ -108,23 +100,29 @@ def static_sequence_reader(items: Sequence[tuple[AbiType, str]]) -> StaticReader
     return read_static_sequence
 
 
+def _static_array_reader(t: sol.ArrayType) -> StaticReader:
+    if t.length is None:
+        raise TypeError(f"{t.canonical} is not a static type")  # unreachable for parsed types
+    return static_sequence_reader([(t.item, f"[{i}]") for i in range(t.length)])
+
+
+_STATIC_READERS: Final[dict[type[AbiType], Callable[[Any], StaticReader]]] = {
+    sol.UintType: _uint_reader,
+    sol.IntType: _int_reader,
+    sol.AddressType: lambda _t: _read_address,
+    sol.BoolType: lambda _t: _read_bool,
+    sol.FixedBytesType: _fixed_bytes_reader,
+    sol.TupleType: lambda t: static_sequence_reader(tuple_items(t, top=False)),
+    sol.ArrayType: _static_array_reader,
+}
+
+
 def _static_reader(t: AbiType) -> StaticReader:
     """Reader of a static type at a position whose whole static size is known to be in bounds."""
-    if isinstance(t, UintType):
-        return _uint_reader(t.bits)
-    if isinstance(t, IntType):
-        return _int_reader(t.bits)
-    if isinstance(t, AddressType):
-        return _read_address
-    if isinstance(t, BoolType):
-        return _read_bool
-    if isinstance(t, FixedBytesType):
-        return _fixed_bytes_reader(t.size)
-    if isinstance(t, TupleType):
-        return static_sequence_reader(tuple_items(t, top=False))
-    if isinstance(t, ArrayType) and t.length is not None:
-        return static_sequence_reader([(t.item, f"[{i}]") for i in range(t.length)])
-    raise TypeError(f"{t.canonical} is not a static type")  # unreachable for parsed types
+    make = _STATIC_READERS.get(type(t))
+    if make is None:
+        raise TypeError(f"{t.canonical} is not a static type")  # unreachable for parsed types
+    return make(t)
 
 
 def _expect_offset(data: bytes, p: int, expected: int) -> None:
@@ -240,14 +238,14 @@ def _dynamic_array_reader(item: AbiType) -> DynamicReader:
 
 def _dynamic_reader(t: AbiType) -> DynamicReader:
     """Reader of a dynamic type whose encoding starts at the given position (its tail)."""
-    if isinstance(t, BytesType):
+    if isinstance(t, sol.BytesType):
         return _read_bytes
-    if isinstance(t, StringType):
+    if isinstance(t, sol.StringType):
         return _read_string
-    if isinstance(t, ArrayType):
+    if isinstance(t, sol.ArrayType):
         if t.length is None:
             return _dynamic_array_reader(t.item)
         return sequence_reader([(t.item, f"[{i}]") for i in range(t.length)])
-    if isinstance(t, TupleType):
+    if isinstance(t, sol.TupleType):
         return sequence_reader(tuple_items(t, top=False))
     raise TypeError(f"{t.canonical} is not a dynamic type")  # unreachable for parsed types

@@ -8,21 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import cast
+from typing import Any, Final, cast
 
-from sessionward.crypto.solidity_types import (
-    WORD,
-    AbiType,
-    AddressType,
-    ArrayType,
-    BoolType,
-    BytesType,
-    FixedBytesType,
-    IntType,
-    StringType,
-    TupleType,
-    UintType,
-)
+from sessionward.crypto import solidity_types as sol
+from sessionward.crypto.solidity_types import WORD, AbiType, TupleType
 
 from .errors import EncodeFault
 from .layout import ONE_WORD, ZERO_12, ZERO_WORD, tuple_items
@@ -37,7 +26,8 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _uint_encoder(bits: int) -> Encoder:
+def _uint_encoder(t: sol.UintType) -> Encoder:
+    bits = t.bits
     limit = 1 << bits
 
     def encode_uint(value: object) -> bytes:
@@ -51,7 +41,8 @@ def _uint_encoder(bits: int) -> Encoder:
     return encode_uint
 
 
-def _int_encoder(bits: int) -> Encoder:
+def _int_encoder(t: sol.IntType) -> Encoder:
+    bits = t.bits
     low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
     def encode_int(value: object) -> bytes:
@@ -77,7 +68,9 @@ def _encode_bool(value: object) -> bytes:
     return ONE_WORD if value else ZERO_WORD
 
 
-def _fixed_bytes_encoder(size: int) -> Encoder:
+def _fixed_bytes_encoder(t: sol.FixedBytesType) -> Encoder:
+    size = t.size
+
     def encode_fixed_bytes(value: object) -> bytes:
         if not isinstance(value, bytes | bytearray) or len(value) != size:
             raise EncodeFault(f"bytes{size} needs exactly {size} bytes, got {value!r}")
@@ -152,50 +145,57 @@ def tuple_values(t: TupleType, value: object) -> Sequence[object]:
     return _as_items(value, len(t.components), "tuple")
 
 
+def _tuple_encoder(t: TupleType) -> Encoder:
+    encode_components = sequence_encoder(tuple_items(t, top=False))
+
+    def encode_tuple_value(value: object) -> bytes:
+        return encode_components(tuple_values(t, value))
+
+    return encode_tuple_value
+
+
+def _array_encoder(t: sol.ArrayType) -> Encoder:
+    item_encoder = encoder(t.item)
+    item_dynamic, length, canonical = t.item.is_dynamic, t.length, t.canonical
+
+    def encode_array(value: object) -> bytes:
+        values = _as_items(value, length, canonical)
+        encoded = [_encode_item(item_encoder, v, i) for i, v in enumerate(values)]
+        if item_dynamic:
+            heads: list[bytes] = []
+            offset = WORD * len(encoded)
+            for tail in encoded:
+                heads.append(offset.to_bytes(WORD, "big"))
+                offset += len(tail)
+            encoded = heads + encoded
+        body = b"".join(encoded)
+        if length is None:
+            return len(values).to_bytes(WORD, "big") + body
+        return body
+
+    return encode_array
+
+
+_ENCODERS: Final[dict[type[AbiType], Callable[[Any], Encoder]]] = {
+    sol.UintType: _uint_encoder,
+    sol.IntType: _int_encoder,
+    sol.AddressType: lambda _t: _encode_address,
+    sol.BoolType: lambda _t: _encode_bool,
+    sol.FixedBytesType: _fixed_bytes_encoder,
+    sol.BytesType: lambda _t: _encode_bytes,
+    sol.StringType: lambda _t: _encode_string,
+    sol.TupleType: _tuple_encoder,
+    sol.ArrayType: _array_encoder,
+}
+
+
 def encoder(t: AbiType) -> Encoder:
-    if isinstance(t, UintType):
-        return _uint_encoder(t.bits)
-    if isinstance(t, IntType):
-        return _int_encoder(t.bits)
-    if isinstance(t, AddressType):
-        return _encode_address
-    if isinstance(t, BoolType):
-        return _encode_bool
-    if isinstance(t, FixedBytesType):
-        return _fixed_bytes_encoder(t.size)
-    if isinstance(t, BytesType):
-        return _encode_bytes
-    if isinstance(t, StringType):
-        return _encode_string
-    if isinstance(t, TupleType):
-        encode_components = sequence_encoder(tuple_items(t, top=False))
-        tuple_type = t
-
-        def encode_tuple_value(value: object) -> bytes:
-            return encode_components(tuple_values(tuple_type, value))
-
-        return encode_tuple_value
-    if isinstance(t, ArrayType):
-        item_encoder = encoder(t.item)
-        item_dynamic, length, canonical = t.item.is_dynamic, t.length, t.canonical
-
-        def encode_array(value: object) -> bytes:
-            values = _as_items(value, length, canonical)
-            encoded = [_encode_item(item_encoder, v, i) for i, v in enumerate(values)]
-            if item_dynamic:
-                heads: list[bytes] = []
-                offset = WORD * len(encoded)
-                for tail in encoded:
-                    heads.append(offset.to_bytes(WORD, "big"))
-                    offset += len(tail)
-                encoded = heads + encoded
-            body = b"".join(encoded)
-            if length is None:
-                return len(values).to_bytes(WORD, "big") + body
-            return body
-
-        return encode_array
-    raise TypeError(f"cannot encode {t!r}")
+    """The canonical encoder of ``t``, compiled once (``TypeError`` for a type with no ABI
+    layout, such as an EIP-712 struct name)."""
+    make = _ENCODERS.get(type(t))
+    if make is None:
+        raise TypeError(f"cannot encode {t!r}")
+    return make(t)
 
 
 def _encode_item(encode: Encoder, value: object, index: int) -> bytes:
