@@ -32,10 +32,10 @@ def test_blocks_take_their_time_from_the_injected_clock() -> None:
     clock.now += 100
     chain.mine()
     assert chain.block_timestamp() == 1_800_000_100
-    chain.mine()  # the clock stood still: the next block is still one second later
-    assert chain.block_timestamp() == 1_800_000_101
+    chain.mine()  # the clock stood still: so does the chain (anvil's automine does the same)
+    assert (chain.block_number(), chain.block_timestamp()) == (2, 1_800_000_100)
     chain.time_travel(3_600)
-    assert chain.block_timestamp() == 1_800_003_701
+    assert chain.block_timestamp() == 1_800_003_700
     clock.now += 10
     chain.mine()  # the offset stays: wall clock + 3600
     assert chain.block_timestamp() == 1_800_000_110 + 3_600
@@ -49,7 +49,39 @@ def test_each_transaction_is_mined_in_its_own_block() -> None:
     second = chain.get_receipt(send(chain, sender, to=STRANGER, value=1, gas=21_000))
     assert first is not None and second is not None
     assert (first.block_number, second.block_number) == (1, 2)
-    assert chain.block_timestamp() == 1_800_000_002
+    assert chain.block_timestamp() == 1_800_000_000  # never below the genesis timestamp
+
+
+def test_blocks_mined_within_a_second_share_its_timestamp() -> None:
+    """Chain time follows the clock, not the number of blocks: a thousand transactions in one
+    second of the clock leave the chain at that second (not a thousand seconds ahead)."""
+    clock = FakeClock(1_800_000_000.25)
+    chain = EmbeddedChain(clock=clock)
+    sender = LocalTransactionSigner(secrets.token_bytes(32))
+    chain.set_balance(sender.address, ONE_ETH)
+    for _ in range(1_000):
+        send(chain, sender, to=STRANGER, value=1, gas=21_000)
+    assert chain.block_number() == 1_000
+    assert chain.block_timestamp() == 1_800_000_000
+    clock.now += 1
+    send(chain, sender, to=STRANGER, value=1, gas=21_000)
+    assert chain.block_timestamp() == 1_800_000_001
+
+
+def test_chain_time_never_runs_ahead_of_the_clock_nor_backwards() -> None:
+    start = 1_800_000_000.0
+    clock = FakeClock(start)
+    chain = EmbeddedChain(clock=clock)
+    sender = LocalTransactionSigner(secrets.token_bytes(32))
+    chain.set_balance(sender.address, ONE_ETH)
+    previous = chain.block_timestamp()
+    for step in range(300):
+        clock.now = start + step * 0.37  # transactions every 370 ms of the clock
+        send(chain, sender, to=STRANGER, value=1, gas=21_000)
+        stamp = chain.block_timestamp()
+        assert previous <= stamp <= clock.now + 1
+        previous = stamp
+    assert previous == int(clock.now)
 
 
 def test_sender_with_contract_code_is_refused(probe_code: ContractArtifact) -> None:

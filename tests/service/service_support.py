@@ -374,8 +374,7 @@ class World:
 
     def settle(self, rounds: int = 3) -> None:
         """Run the dispatcher until the queued on-chain work is mined and applied, then bring the
-        service clock level with the chain (the embedded chain stamps each block a second later
-        than the previous one)."""
+        service clock level with the chain (a chain moved on by ``time_travel``)."""
         for _ in range(rounds):
             self.waas.dispatcher.step()
         self.clock.catch_up(self.chain.block_timestamp())

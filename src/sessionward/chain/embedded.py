@@ -13,9 +13,13 @@ does. :meth:`EmbeddedChain.send_raw_transaction` therefore
    processing, execution, refunds and the EIP-7623 data floor are py-evm's, not ours.
 
 Block model (chosen to behave like anvil's automine, so the same tests hold on both): every
-executable transaction is mined at once in its own block (number + 1, timestamp
-``max(previous + 1, clock + offset)``); a transaction whose nonce is ahead of the account's
-waits in a pool and is mined as soon as the gap is filled; the base fee is constant. ``eth_call``
+executable transaction is mined at once in its own block (number + 1); a transaction whose nonce
+is ahead of the account's waits in a pool and is mined as soon as the gap is filled; the base fee
+is constant. A block's timestamp is ``max(previous, clock + offset)`` (whole seconds): blocks
+mined within one second share a timestamp, as on anvil, so chain time never runs ahead of the
+clock however many transactions are mined (stamping each block a second after the previous
+one made chain time run away under load, and calls of a live session failed ``SESSION_EXPIRED``
+on chain). ``offset`` only grows, by :meth:`EmbeddedChain.time_travel`. ``eth_call``
 and gas estimation run the same py-evm transaction pipeline inside a snapshot that is always
 reverted, with a zero base fee so the caller needs no gas money (like a node's ``eth_call``).
 
@@ -94,8 +98,9 @@ class EmbeddedChain:
     """An in-process EVM (Prague rules) implementing :class:`~sessionward.chain.interface.Chain`
     and :class:`~sessionward.chain.interface.DevChain`.
 
-    ``clock`` gives wall-clock seconds for block timestamps (inject a fake clock in tests).
-    ``priority_fee_wei`` is the tip :meth:`max_fee` suggests; the base fee never changes.
+    ``clock`` gives wall-clock seconds for block timestamps (inject a fake clock in tests);
+    ``start_timestamp`` (default: the clock) is the genesis timestamp, below which no block
+    goes. ``priority_fee_wei`` is the tip :meth:`max_fee` suggests; the base fee never changes.
     """
 
     def __init__(
@@ -147,9 +152,10 @@ class EmbeddedChain:
     def _gas_limit(self) -> int:
         return int(self._env.evm.patch.gas_limit)
 
-    def _open_block(self, min_advance: int = 1) -> None:
+    def _open_block(self) -> None:
+        """Start the next block: number + 1, timestamp ``max(previous, clock + offset)``."""
         patch = self._env.evm.patch
-        patch.timestamp = max(patch.timestamp + min_advance, int(self._clock()) + self._time_offset)
+        patch.timestamp = max(patch.timestamp, int(self._clock()) + self._time_offset)
         patch.block_number = patch.block_number + 1
 
     # ------------------------------------------------------------------ reads
@@ -440,12 +446,16 @@ class EmbeddedChain:
             self._state.set_balance(_raw_address(address), wei)
 
     def mine(self) -> None:
+        """Mine an empty block stamped with the clock (the previous block's time if the clock
+        has not moved past it)."""
         with self._lock:
             self._open_block()
 
     def time_travel(self, seconds: int) -> None:
+        """Move the chain's clock ``seconds`` ahead of the injected clock (cumulatively) and
+        mine an empty block carrying the new time."""
         if seconds < 0:
             raise ValueError("time only moves forward")
         with self._lock:
             self._time_offset += seconds
-            self._open_block(min_advance=max(1, seconds))
+            self._open_block()
