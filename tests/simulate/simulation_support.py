@@ -18,7 +18,6 @@ from sessionward.service.config import Settings
 from sessionward.simulate import SimulationSummary, run_simulation
 from sessionward.store import Store, open_store
 from sessionward.store.schema import sessions, transactions
-from sessionward.store.telemetry import DELEGATED_KINDS
 
 START = 1_767_225_600
 """2026-01-01T00:00:00Z: runs that must be compared start at the same simulated instant."""
@@ -77,7 +76,7 @@ def recorded(data_dir: Path) -> Recorded:
     try:
         every_event = store.decisions.between(0, 2**62)
         # Policy decisions only: a relayed call's outcome is recorded as a "relay" event too.
-        events = [e for e in every_event if e.request_kind in DELEGATED_KINDS]
+        events = store.decisions.delegated_between(0, 2**62)
         reasons: Counter[str] = Counter()
         for event in events:
             if event.verdict == "deny":

@@ -22,8 +22,8 @@ from database_support import (
     migrated_postgresql_store,
     migrated_sqlite_store,
 )
+from sessionward.domain.report import WeeklyMetrics
 from sessionward.store import Store
-from sessionward.store.telemetry import WeeklyMetrics
 
 
 @pytest.fixture(scope="module")

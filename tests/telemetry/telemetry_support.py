@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 from database_support import PG_URL as PG_URL  # re-exported: the telemetry tests import it here
 from database_support import RowWriter
+from sessionward.domain.report import DailyDecisions, LifetimeByClass, TimeToRevoke, WeeklyMetrics
 from sessionward.store import Store
 from sessionward.store.alerts import AlertRecord
 from sessionward.store.decisions import DecisionEvent, Verdict
-from sessionward.store.telemetry import DailyDecisions, LifetimeByClass, TimeToRevoke, WeeklyMetrics
 
 DAY = 86_400
 SINCE = 1_771_632_000

@@ -13,9 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from telemetry_support import DAY, PG_URL, SINCE, UNTIL, record_busy_week
 
-from sessionward.service.report import build_report, percent, render
-from sessionward.store import Store, open_store
-from sessionward.store.telemetry import (
+from sessionward.domain.report import (
     ConstraintsByClass,
     CredentialAttempts,
     DailyDecisions,
@@ -27,6 +25,8 @@ from sessionward.store.telemetry import (
     TimeToRevoke,
     WeeklyMetrics,
 )
+from sessionward.service.report import build_report, percent, render
+from sessionward.store import Store, open_store
 
 TOP = 3
 BUSY_WALLET = "w1"  # the first wallet the busy writer creates

@@ -30,8 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from telemetry_support import DAY, SINCE, SWAP, TRANSFER, UNTIL, WeekWriter
 
-from sessionward.store import Store
-from sessionward.store.telemetry import (
+from sessionward.domain.report import (
     ConstraintsByClass,
     CredentialAttempts,
     DailyDecisions,
@@ -41,6 +40,7 @@ from sessionward.store.telemetry import (
     LifetimeByClass,
     WeeklyMetrics,
 )
+from sessionward.store import Store
 
 CAP_RULE = "permissions[0xrouter].maxValuePerCall"
 

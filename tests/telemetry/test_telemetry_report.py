@@ -11,6 +11,13 @@ from pathlib import Path
 import pytest
 from telemetry_support import DAY, PG_URL, SINCE, UNTIL, empty_metrics
 
+from sessionward.domain.report import (
+    ConstraintsByClass,
+    CredentialAttempts,
+    DenialsByClass,
+    Hit,
+    WeeklyMetrics,
+)
 from sessionward.service.config import Settings
 from sessionward.service.report import (
     EMPTY_PERIOD,
@@ -24,13 +31,6 @@ from sessionward.service.report import (
     run_report,
 )
 from sessionward.store import Store
-from sessionward.store.telemetry import (
-    ConstraintsByClass,
-    CredentialAttempts,
-    DenialsByClass,
-    Hit,
-    WeeklyMetrics,
-)
 
 GENERATED = UNTIL + 60
 PNG = '<img src="data:image/png;base64,'

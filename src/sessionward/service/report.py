@@ -29,9 +29,9 @@ from typing import Final, Literal, get_args
 
 from sqlalchemy.engine import make_url
 
+from sessionward.domain.report import Rate, WeeklyMetrics
 from sessionward.store import Store, open_store
 from sessionward.store.database import resolve_url
-from sessionward.store.telemetry import Rate, WeeklyMetrics
 
 from .config import Settings
 

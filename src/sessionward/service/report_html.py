@@ -24,7 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sessionward.store.telemetry import (
+from sessionward.domain.report import (
     CONTEXT_MISMATCH_REASONS,
     POST_REVOCATION_REASONS,
     DailyDecisions,

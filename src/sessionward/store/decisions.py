@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Final, Literal, cast
 
 from sqlalchemy import ColumnElement, Connection, Row, func, literal, or_, select
 
@@ -14,6 +14,10 @@ from .sql import insert_of
 _INSERT = insert_of(decision_events)
 
 Verdict = Literal["allow", "deny"]
+DELEGATED_KINDS: Final = ("prepare", "execute")
+"""The ``request_kind`` values of policy decisions on delegated call requests (the population
+of every decision metric); other kinds record something else (``relay``: a relayed call's
+outcome)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,15 @@ class Decisions:
     def between(self, since: int, until: int) -> list[DecisionEvent]:
         """Events with ``since <= at < until``, in time order."""
         return self._list(decision_events.c.at >= since, decision_events.c.at < until)
+
+    def delegated_between(self, since: int, until: int) -> list[DecisionEvent]:
+        """Policy decisions on delegated requests (:data:`DELEGATED_KINDS`) with
+        ``since <= at < until``, in time order."""
+        return self._list(
+            decision_events.c.at >= since,
+            decision_events.c.at < until,
+            decision_events.c.request_kind.in_(DELEGATED_KINDS),
+        )
 
     def of_session(self, session_id: str) -> list[DecisionEvent]:
         """Events of one session, in time order."""

@@ -6,7 +6,8 @@ PostgreSQL and return the same values. Portability rules followed here:
 
 - counts and sums only (``COUNT``, ``SUM`` of integers): exact on both, whereas ``AVG`` is a
   float on SQLite and a ``NUMERIC`` on PostgreSQL. Means and rates are derived in Python from
-  the exact integers (:class:`Rate`, :attr:`LifetimeByClass.mean_seconds`);
+  the exact integers by the report's records (:mod:`sessionward.domain.report`: ``Rate``,
+  ``LifetimeByClass.mean_seconds``), which also write the JSON document;
 - comma lists (``decision_events.reasons``, ``sessions.action_classes``) are split by a
   recursive CTE using ``substr`` and the position function (``instr`` on SQLite, ``strpos`` on
   PostgreSQL), so a decision counts once per reason it carries and a session once per class;
@@ -59,11 +60,8 @@ Daily decisions
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from fractions import Fraction
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -82,412 +80,32 @@ from sqlalchemy import (
     select,
 )
 
+from sessionward.domain.report import (
+    CONTEXT_MISMATCH_REASONS,
+    POST_REVOCATION_REASONS,
+    ConstraintsByClass,
+    CredentialAttempts,
+    DailyDecisions,
+    DenialsByClass,
+    DenialsByReason,
+    DurationCount,
+    Hit,
+    LifetimeByClass,
+    TimeToAgreement,
+    TimeToRevoke,
+    WeeklyMetrics,
+)
+
 from .database import Database
+from .decisions import DELEGATED_KINDS
 from .schema import alerts, decision_events, sessions
 
-DELEGATED_KINDS: Final = ("prepare", "execute")
-"""The ``request_kind`` values of delegated call requests (the population of every decision
-metric)."""
-CONTEXT_MISMATCH_REASONS: Final = ("CHAIN_MISMATCH", "ACCOUNT_MISMATCH")
-POST_REVOCATION_REASONS: Final = ("SESSION_REVOKED", "CREDENTIAL_REVOKED")
 UNKNOWN_CLASS: Final = "unknown"
 """The class a decision without an action class is counted under."""
 STOPPING_ACTIONS: Final = ("revoked %", "% revoked", "suspended %", "% frozen")
 """``LIKE`` patterns (matched lower-cased) of the alert actions that stop a delegation (see
 :mod:`sessionward.service.anomaly` and :mod:`sessionward.service.revocation`)."""
 DAY_S: Final = 86_400
-RATE_DIGITS: Final = 6
-"""Rates in JSON are rounded to this many decimal places (the exact counts are beside them)."""
-
-
-# --- records ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """``numerator / denominator``, kept as two exact integers; undefined (None) when the
-    denominator is 0, never a division by zero."""
-
-    numerator: int
-    denominator: int
-
-    @property
-    def fraction(self) -> Fraction | None:
-        return Fraction(self.numerator, self.denominator) if self.denominator else None
-
-    @property
-    def value(self) -> float | None:
-        return self.numerator / self.denominator if self.denominator else None
-
-    def to_json(self) -> dict[str, Any]:
-        value = self.value
-        return {
-            "numerator": self.numerator,
-            "denominator": self.denominator,
-            "value": None if value is None else round(value, RATE_DIGITS),
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Rate:
-        return cls(int(doc["numerator"]), int(doc["denominator"]))
-
-
-@dataclass(frozen=True, slots=True)
-class DenialsByClass:
-    """Delegated decisions of one action class and how many were denied."""
-
-    action_class: str
-    decisions: int
-    denied: int
-
-    @property
-    def denial_rate(self) -> Rate:
-        return Rate(self.denied, self.decisions)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "actionClass": self.action_class,
-            "decisions": self.decisions,
-            "denied": self.denied,
-            "denialRate": self.denial_rate.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> DenialsByClass:
-        return cls(str(doc["actionClass"]), int(doc["decisions"]), int(doc["denied"]))
-
-
-@dataclass(frozen=True, slots=True)
-class DenialsByReason:
-    """Denied decisions carrying one reason code, against all decisions and all denials."""
-
-    reason: str
-    denied: int
-    decisions_total: int
-    denied_total: int
-
-    @property
-    def share_of_decisions(self) -> Rate:
-        return Rate(self.denied, self.decisions_total)
-
-    @property
-    def share_of_denials(self) -> Rate:
-        return Rate(self.denied, self.denied_total)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "reason": self.reason,
-            "denied": self.denied,
-            "shareOfDecisions": self.share_of_decisions.to_json(),
-            "shareOfDenials": self.share_of_denials.to_json(),
-        }
-
-    @classmethod
-    def from_json(
-        cls, doc: Mapping[str, Any], *, decisions_total: int, denied_total: int
-    ) -> DenialsByReason:
-        return cls(str(doc["reason"]), int(doc["denied"]), decisions_total, denied_total)
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """A name (reason code or rule) and how many denials it was hit by."""
-
-    name: str
-    count: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "count": self.count}
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Hit:
-        return cls(str(doc["name"]), int(doc["count"]))
-
-
-@dataclass(frozen=True, slots=True)
-class ConstraintsByClass:
-    """The constraints one action class hit most: top reason codes and top rules, most hit
-    first (ties by name, byte order)."""
-
-    action_class: str
-    denied: int
-    reasons: tuple[Hit, ...]
-    rules: tuple[Hit, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "actionClass": self.action_class,
-            "denied": self.denied,
-            "reasons": [h.to_json() for h in self.reasons],
-            "rules": [h.to_json() for h in self.rules],
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> ConstraintsByClass:
-        return cls(
-            str(doc["actionClass"]),
-            int(doc["denied"]),
-            tuple(Hit.from_json(h) for h in doc["reasons"]),
-            tuple(Hit.from_json(h) for h in doc["rules"]),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LifetimeByClass:
-    """Sessions that ended in the period and the sum of their lifetimes (seconds).
-    ``action_class`` is ``None`` for the overall figure (each session once)."""
-
-    action_class: str | None
-    sessions: int
-    total_seconds: int
-
-    @property
-    def mean(self) -> Fraction | None:
-        return Fraction(self.total_seconds, self.sessions) if self.sessions else None
-
-    @property
-    def mean_seconds(self) -> float | None:
-        return self.total_seconds / self.sessions if self.sessions else None
-
-    def to_json(self) -> dict[str, Any]:
-        mean = self.mean_seconds
-        return {
-            "actionClass": self.action_class,
-            "sessions": self.sessions,
-            "totalSeconds": self.total_seconds,
-            "meanSeconds": None if mean is None else round(mean, RATE_DIGITS),
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> LifetimeByClass:
-        action_class = doc["actionClass"]
-        return cls(
-            None if action_class is None else str(action_class),
-            int(doc["sessions"]),
-            int(doc["totalSeconds"]),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class DurationCount:
-    """How many alerts took exactly ``seconds`` to be acted on."""
-
-    seconds: int
-    count: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "count": self.count}
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> DurationCount:
-        return cls(int(doc["seconds"]), int(doc["count"]))
-
-
-@dataclass(frozen=True, slots=True)
-class TimeToRevoke:
-    """Critical alerts of the period, how many were acted on by stopping the delegation, and
-    the distribution of ``action_at - at`` over those (percentiles None when there are none)."""
-
-    critical_alerts: int
-    stopped: int
-    p50_seconds: int | None
-    p95_seconds: int | None
-    max_seconds: int | None
-    distribution: tuple[DurationCount, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "criticalAlerts": self.critical_alerts,
-            "stopped": self.stopped,
-            "p50Seconds": self.p50_seconds,
-            "p95Seconds": self.p95_seconds,
-            "maxSeconds": self.max_seconds,
-            "distribution": [d.to_json() for d in self.distribution],
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> TimeToRevoke:
-        return cls(
-            int(doc["criticalAlerts"]),
-            int(doc["stopped"]),
-            _opt_int(doc["p50Seconds"]),
-            _opt_int(doc["p95Seconds"]),
-            _opt_int(doc["maxSeconds"]),
-            tuple(DurationCount.from_json(d) for d in doc["distribution"]),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialAttempts:
-    """Post-revocation attempts made with one credential (``None``: no credential recorded)."""
-
-    credential_id: str | None
-    attempts: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"credentialId": self.credential_id, "attempts": self.attempts}
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> CredentialAttempts:
-        credential = doc["credentialId"]
-        return cls(None if credential is None else str(credential), int(doc["attempts"]))
-
-
-@dataclass(frozen=True, slots=True)
-class DailyDecisions:
-    """Delegated decisions of one UTC day (``day_start`` in unix seconds)."""
-
-    day_start: int
-    allowed: int
-    denied: int
-
-    @property
-    def day(self) -> str:
-        """The day as ``YYYY-MM-DD``."""
-        return datetime.fromtimestamp(self.day_start, UTC).date().isoformat()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "day": self.day,
-            "dayStart": self.day_start,
-            "allowed": self.allowed,
-            "denied": self.denied,
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> DailyDecisions:
-        return cls(int(doc["dayStart"]), int(doc["allowed"]), int(doc["denied"]))
-
-
-@dataclass(frozen=True, slots=True)
-class TimeToAgreement:
-    """The reconciler's ``chain_disagreement`` alerts of the period (database and chain seen
-    disagreeing), how many agree again, and ``action_at - at`` over those (the time to
-    agreement; percentiles nearest-rank, None when none agreed)."""
-
-    disagreements: int = 0
-    agreed: int = 0
-    p50_seconds: int | None = None
-    p95_seconds: int | None = None
-    max_seconds: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "disagreements": self.disagreements,
-            "agreed": self.agreed,
-            "p50Seconds": self.p50_seconds,
-            "p95Seconds": self.p95_seconds,
-            "maxSeconds": self.max_seconds,
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any] | None) -> TimeToAgreement:
-        if doc is None:  # a document written before the reconciler existed
-            return cls()
-        return cls(
-            int(doc["disagreements"]),
-            int(doc["agreed"]),
-            _opt_int(doc["p50Seconds"]),
-            _opt_int(doc["p95Seconds"]),
-            _opt_int(doc["maxSeconds"]),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class WeeklyMetrics:
-    """Every delegation-health number of one period (definitions: module docstring).
-
-    Lists are ordered: classes by name, reasons and credentials most frequent first (ties by
-    name), days in time order.
-    """
-
-    since: int
-    until: int
-    decisions: int
-    denied: int
-    context_mismatches: int
-    post_revocation_attempts: int
-    denials_by_class: tuple[DenialsByClass, ...]
-    denials_by_reason: tuple[DenialsByReason, ...]
-    top_constraints: tuple[ConstraintsByClass, ...]
-    post_revocation_by_credential: tuple[CredentialAttempts, ...]
-    lifetime: LifetimeByClass
-    lifetime_by_class: tuple[LifetimeByClass, ...]
-    time_to_revoke: TimeToRevoke
-    daily: tuple[DailyDecisions, ...]
-    time_to_agreement: TimeToAgreement = TimeToAgreement()
-
-    @property
-    def allowed(self) -> int:
-        return self.decisions - self.denied
-
-    @property
-    def denial_rate(self) -> Rate:
-        return Rate(self.denied, self.decisions)
-
-    @property
-    def context_mismatch_rate(self) -> Rate:
-        return Rate(self.context_mismatches, self.decisions)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready document (camelCase keys, rates with their exact counts)."""
-        return {
-            "period": {"since": self.since, "until": self.until},
-            "decisions": {
-                "total": self.decisions,
-                "allowed": self.allowed,
-                "denied": self.denied,
-                "denialRate": self.denial_rate.to_json(),
-            },
-            "denialsByClass": [d.to_json() for d in self.denials_by_class],
-            "denialsByReason": [d.to_json() for d in self.denials_by_reason],
-            "contextMismatch": {
-                "decisions": self.context_mismatches,
-                "rate": self.context_mismatch_rate.to_json(),
-            },
-            "postRevocation": {
-                "attempts": self.post_revocation_attempts,
-                "byCredential": [c.to_json() for c in self.post_revocation_by_credential],
-            },
-            "topConstraints": [c.to_json() for c in self.top_constraints],
-            "sessionLifetime": {
-                "overall": self.lifetime.to_json(),
-                "byClass": [c.to_json() for c in self.lifetime_by_class],
-            },
-            "timeToRevoke": self.time_to_revoke.to_json(),
-            "daily": [d.to_json() for d in self.daily],
-            "timeToAgreement": self.time_to_agreement.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> WeeklyMetrics:
-        """The metrics :meth:`to_json` wrote (derived values are recomputed, not read)."""
-        totals = doc["decisions"]
-        decisions, denied = int(totals["total"]), int(totals["denied"])
-        return cls(
-            since=int(doc["period"]["since"]),
-            until=int(doc["period"]["until"]),
-            decisions=decisions,
-            denied=denied,
-            context_mismatches=int(doc["contextMismatch"]["decisions"]),
-            post_revocation_attempts=int(doc["postRevocation"]["attempts"]),
-            denials_by_class=tuple(DenialsByClass.from_json(d) for d in doc["denialsByClass"]),
-            denials_by_reason=tuple(
-                DenialsByReason.from_json(d, decisions_total=decisions, denied_total=denied)
-                for d in doc["denialsByReason"]
-            ),
-            top_constraints=tuple(ConstraintsByClass.from_json(c) for c in doc["topConstraints"]),
-            post_revocation_by_credential=tuple(
-                CredentialAttempts.from_json(c) for c in doc["postRevocation"]["byCredential"]
-            ),
-            lifetime=LifetimeByClass.from_json(doc["sessionLifetime"]["overall"]),
-            lifetime_by_class=tuple(
-                LifetimeByClass.from_json(c) for c in doc["sessionLifetime"]["byClass"]
-            ),
-            time_to_revoke=TimeToRevoke.from_json(doc["timeToRevoke"]),
-            daily=tuple(DailyDecisions.from_json(d) for d in doc["daily"]),
-            time_to_agreement=TimeToAgreement.from_json(doc.get("timeToAgreement")),
-        )
 
 
 def _opt_int(value: Any) -> int | None:
@@ -860,20 +478,7 @@ class Telemetry:
 
 
 __all__ = [
-    "CONTEXT_MISMATCH_REASONS",
-    "DELEGATED_KINDS",
-    "POST_REVOCATION_REASONS",
     "STOPPING_ACTIONS",
-    "ConstraintsByClass",
-    "CredentialAttempts",
-    "DailyDecisions",
-    "DenialsByClass",
-    "DenialsByReason",
-    "DurationCount",
-    "Hit",
-    "LifetimeByClass",
-    "Rate",
+    "UNKNOWN_CLASS",
     "Telemetry",
-    "TimeToRevoke",
-    "WeeklyMetrics",
 ]
