@@ -15,7 +15,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,11 @@ from sessionward.crypto.secp256k1 import address_from_secret
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.sdk import BackendClient, OpsClient, OwnerClient, SessionWardApiError
 from sessionward.server import BackgroundServer
-from sessionward.service.config import OpsCredential, Settings
+from sessionward.service.config import OpsCredential, Settings, vault_environment
 from sessionward.service.waas import Waas
+from sessionward.vault.hsm import DEFAULT_MODULE, ENV_PIN
+from sessionward.vault.softhsm import ENV_CONF as SOFTHSM_CONF
+from sessionward.vault.softhsm import init_softhsm
 
 SWAP = parse_signature(
     "swapExactTokensForTokens(uint256 amountIn,uint256 amountOutMin,address[] path,address to,uint256 deadline)"
@@ -91,6 +94,25 @@ def run_demo(*, data_dir: Path | None = None, console: Console | None = None) ->
     return 0
 
 
+def _with_demo_vault(settings: Settings) -> Settings:
+    """``SESSIONWARD_VAULT=pkcs11`` with no PIN, token or module of its own plays on a
+    throwaway SoftHSM2 token in the demo's data directory (random PIN in a 0600 file)."""
+    if settings.vault != "pkcs11" or os.environ.get(ENV_PIN) or settings.pkcs11_pin_file:
+        return settings
+    if settings.pkcs11_token_label or settings.pkcs11_slot is not None:
+        return settings  # a token of the operator's: its PIN must be given (load_pin says so)
+    if settings.pkcs11_module != DEFAULT_MODULE:
+        return settings
+    label, hsm_dir = "sessionward-demo", settings.data_dir / "softhsm"
+    hsm_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    pin = secrets.token_hex(8)
+    os.environ[SOFTHSM_CONF] = str(init_softhsm(hsm_dir, {label: pin}))
+    pin_file = hsm_dir / "pin"
+    pin_file.touch(mode=0o600)
+    pin_file.write_text(pin + "\n")
+    return replace(settings, pkcs11_token_label=label, pkcs11_pin_file=pin_file)
+
+
 def _play(story: Story, data_dir: Path) -> None:
     console = story.console
     ops_secrets = [secrets.token_bytes(32), secrets.token_bytes(32)]
@@ -98,15 +120,24 @@ def _play(story: Story, data_dir: Path) -> None:
         OpsCredential(f"ops-{i + 1}", "ecdsa-p256k-eip191", address_from_secret(s))
         for i, s in enumerate(ops_secrets)
     )
-    story.step("Start SessionWard on embedded defaults (SQLite, local vault, in-process chain 1)")
+    settings = _with_demo_vault(
+        Settings(data_dir=data_dir, ops_credentials=ops, **vault_environment(os.environ))
+    )
+    vault = "local vault" if settings.vault == "local" else "keys in a PKCS#11 token"
+    story.step(f"Start SessionWard on embedded defaults (SQLite, {vault}, in-process chain 1)")
     started = time.monotonic()
     os.environ.pop("SESSIONWARD_DATABASE_URL", None)
-    waas = Waas.from_settings(Settings(data_dir=data_dir, ops_credentials=ops))
+    waas = Waas.from_settings(settings)
     rt = waas.runtime
     with BackgroundServer(waas) as url:
         story.ok(
             f"listening on {url} (ready in {time.monotonic() - started:.1f} s); router {rt.deployment.router}"
         )
+        if settings.vault == "pkcs11":
+            story.note(
+                f"session keys are generated in the token {settings.pkcs11_token_label!r} "
+                f"({settings.pkcs11_module.name}); it signs, and no key bytes ever leave it"
+            )
         usdx = rt.deployment.token("USDX")
         wethx = rt.deployment.token("WETHX")
         router = rt.deployment.router
