@@ -61,6 +61,7 @@ __all__ = [
     "TypedDataError",
     "TypedDataSchema",
     "domain_separator",
+    "domain_type_fields",
     "typed_data_digest",
 ]
 
@@ -503,6 +504,12 @@ _DOMAIN_SCHEMA: Final = TypedDataSchema(
         ]
     }
 )
+
+
+def domain_type_fields() -> list[dict[str, str]]:
+    """The ``EIP712Domain`` entry of an eth_signTypedData_v4 ``types`` member (a fresh list):
+    the four fields of :data:`DOMAIN_TYPE`, in order."""
+    return _DOMAIN_SCHEMA.types_document("EIP712Domain")["EIP712Domain"]
 
 
 def domain_separator(name: str, version: str, chain_id: int, verifying_contract: str) -> bytes:

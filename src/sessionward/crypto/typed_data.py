@@ -29,7 +29,12 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Final
 
-from sessionward.crypto.eip712 import TypedDataSchema, domain_separator, typed_data_digest
+from sessionward.crypto.eip712 import (
+    TypedDataSchema,
+    domain_separator,
+    domain_type_fields,
+    typed_data_digest,
+)
 from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.secp256k1 import to_checksum_address
 
@@ -121,13 +126,6 @@ SCHEMA: Final = TypedDataSchema(
         ],
     }
 )
-
-_DOMAIN_FIELDS: Final = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 
 
 @lru_cache(maxsize=1024)
@@ -223,7 +221,7 @@ def typed_data_document(
     message is rendered with checksummed addresses, ``0x`` hex bytes and decimal-string
     integers. Signing its digest is signing :func:`grant_digest` (or the matching digest).
     """
-    types: dict[str, Any] = {"EIP712Domain": list(_DOMAIN_FIELDS)}
+    types: dict[str, Any] = {"EIP712Domain": domain_type_fields()}
     types.update(SCHEMA.types_document(primary_type))
     domain_separator_for(chain_id, account)  # validates chain id and account
     return {

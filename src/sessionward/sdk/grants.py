@@ -14,7 +14,12 @@ from collections.abc import Mapping
 from typing import Any, Final, cast
 
 from sessionward.crypto.abi_json import AbiJsonError, value_from_json
-from sessionward.crypto.eip712 import TypedDataError, domain_separator, typed_data_digest
+from sessionward.crypto.eip712 import (
+    TypedDataError,
+    domain_separator,
+    domain_type_fields,
+    typed_data_digest,
+)
 from sessionward.crypto.secp256k1 import normalize_address
 from sessionward.crypto.solidity_types import UINT256, StructType
 from sessionward.crypto.typed_data import (
@@ -27,16 +32,10 @@ from sessionward.crypto.typed_data import (
 from .errors import GrantVerificationError
 
 PRIMARY_TYPE: Final = "SessionGrant"
-DOMAIN_FIELDS: Final = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 
 
 def _expected_types() -> dict[str, Any]:
-    return {"EIP712Domain": DOMAIN_FIELDS, **SCHEMA.types_document(PRIMARY_TYPE)}
+    return {"EIP712Domain": domain_type_fields(), **SCHEMA.types_document(PRIMARY_TYPE)}
 
 
 def _integer(value: object, path: str) -> int:
