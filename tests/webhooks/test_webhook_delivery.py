@@ -11,15 +11,10 @@ from typing import Any
 import pytest
 from webhook_support import FAST, Receiver, TickingClock, an_alert
 
+from sessionward.crypto.webhook_signature import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from sessionward.server import free_port
 from sessionward.service.config import ConfigError
-from sessionward.service.webhooks import (
-    EVENT_ID_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    WebhookDispatcher,
-    WebhookPolicy,
-)
+from sessionward.service.webhooks import WebhookDispatcher, WebhookPolicy
 
 Dispatchers = Callable[..., WebhookDispatcher]
 Receivers = Callable[..., Receiver]
@@ -52,7 +47,7 @@ def test_an_alert_is_delivered_as_a_signed_event_the_sdk_verifier_accepts(
         },
     }
     assert got.headers["Content-Type"] == "application/json"
-    assert got.signature.startswith("v1=")
+    assert got.signature.startswith("v1a,")
     assert abs(int(got.timestamp) - time.time()) < 60
     assert dispatcher.flush()
     stats = dispatcher.stats()

@@ -12,6 +12,12 @@ from collections.abc import Callable
 import pytest
 from webhook_support import Received, Receiver, an_alert
 
+from sessionward.crypto.webhook_signature import (
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    signed_content,
+)
 from sessionward.sdk import webhooks as sdk
 from sessionward.sdk.webhooks import ReplayCache, WebhookVerificationError, verify_webhook
 from sessionward.service.webhooks import (
@@ -19,7 +25,6 @@ from sessionward.service.webhooks import (
     WebhookSigningKey,
     event_body,
     signed_headers,
-    signing_preimage,
 )
 
 
@@ -38,11 +43,10 @@ def refusal(key: WebhookSigningKey, headers: dict[str, str], body: bytes, **kw: 
     return refused.value.code
 
 
-def test_the_preimage_is_the_documented_byte_string() -> None:
-    expected = b'sessionward-webhook/1\n1700000000\nevt_abc\n{"eventId":"evt_abc"}'
+def test_the_signed_content_is_id_dot_timestamp_dot_body() -> None:
+    expected = b'evt_abc.1700000000.{"eventId":"evt_abc"}'
 
-    assert signing_preimage("1700000000", "evt_abc", b'{"eventId":"evt_abc"}') == expected
-    assert sdk.webhook_preimage("1700000000", "evt_abc", b'{"eventId":"evt_abc"}') == expected
+    assert signed_content("evt_abc", "1700000000", b'{"eventId":"evt_abc"}') == expected
 
 
 def test_a_known_key_signs_the_preimage_as_ed25519_does() -> None:
@@ -50,7 +54,7 @@ def test_a_known_key_signs_the_preimage_as_ed25519_does() -> None:
     body = event_body("evt_kat", an_alert())
     headers = signed_headers(key, "evt_kat", body, 1_700_000_000.9)
 
-    assert headers["SessionWard-Timestamp"] == "1700000000"  # whole seconds, truncated
+    assert headers[TIMESTAMP_HEADER] == "1700000000"  # whole seconds, truncated
     event = verify_webhook(key.public_key_b64, headers, body, now=1_700_000_100)
     assert event["eventId"] == "evt_kat"
     # Ed25519 is deterministic: the same key, preimage and signature, every time.
@@ -82,7 +86,7 @@ def test_a_tampered_body_is_refused(key: WebhookSigningKey, delivered: Received)
 
 
 def test_a_changed_timestamp_is_refused(key: WebhookSigningKey, delivered: Received) -> None:
-    headers = {**delivered.headers, "SessionWard-Timestamp": str(int(delivered.timestamp) + 1)}
+    headers = {**delivered.headers, TIMESTAMP_HEADER: str(int(delivered.timestamp) + 1)}
 
     assert refusal(key, headers, delivered.body) == sdk.SIGNATURE_INVALID
 
@@ -105,17 +109,17 @@ def test_a_timestamp_outside_the_tolerance_is_refused(
 
 
 def test_a_changed_event_id_is_refused(key: WebhookSigningKey, delivered: Received) -> None:
-    headers = {**delivered.headers, "SessionWard-Event-Id": "evt_someotherevent"}
+    headers = {**delivered.headers, EVENT_ID_HEADER: "evt_someotherevent"}
 
     assert refusal(key, headers, delivered.body) == sdk.SIGNATURE_INVALID
 
 
 def test_a_changed_signature_is_refused(key: WebhookSigningKey, delivered: Received) -> None:
-    raw = bytearray(base64.b64decode(delivered.signature.removeprefix("v1=")))
+    raw = bytearray(base64.b64decode(delivered.signature.removeprefix("v1a,")))
     raw[0] ^= 1
-    flipped = {**delivered.headers, "SessionWard-Signature": "v1=" + base64.b64encode(raw).decode()}
-    other = signed_headers(key, "evt_other", delivered.body, time.time())["SessionWard-Signature"]
-    borrowed = {**delivered.headers, "SessionWard-Signature": other}
+    flipped = {**delivered.headers, SIGNATURE_HEADER: "v1a," + base64.b64encode(raw).decode()}
+    other = signed_headers(key, "evt_other", delivered.body, time.time())[SIGNATURE_HEADER]
+    borrowed = {**delivered.headers, SIGNATURE_HEADER: other}
 
     assert refusal(key, flipped, delivered.body) == sdk.SIGNATURE_INVALID
     assert refusal(key, borrowed, delivered.body) == sdk.SIGNATURE_INVALID
@@ -124,24 +128,23 @@ def test_a_changed_signature_is_refused(key: WebhookSigningKey, delivered: Recei
 @pytest.mark.parametrize(
     ("value", "code"),
     [
-        ("v1=", sdk.SIGNATURE_MALFORMED),
-        ("v1=not base64!", sdk.SIGNATURE_MALFORMED),
-        ("v1=" + base64.b64encode(b"\x00" * 63).decode(), sdk.SIGNATURE_MALFORMED),
-        ("v0=" + base64.b64encode(b"\x00" * 64).decode(), sdk.SIGNATURE_MALFORMED),
-        ("v1=" + base64.b64encode(b"\x00" * 64).decode(), sdk.SIGNATURE_INVALID),
+        ("v1a,", sdk.SIGNATURE_MALFORMED),
+        ("v1a,not-base64!", sdk.SIGNATURE_MALFORMED),
+        ("v1a," + base64.b64encode(b"\x00" * 63).decode(), sdk.SIGNATURE_MALFORMED),
+        ("v1a=" + base64.b64encode(b"\x00" * 64).decode(), sdk.SIGNATURE_MALFORMED),
+        ("v1," + base64.b64encode(b"\x00" * 32).decode(), sdk.SIGNATURE_MALFORMED),  # HMAC only
+        ("v1a," + base64.b64encode(b"\x00" * 64).decode(), sdk.SIGNATURE_INVALID),
     ],
 )
 def test_a_malformed_signature_is_refused(
     key: WebhookSigningKey, delivered: Received, value: str, code: str
 ) -> None:
-    headers = {**delivered.headers, "SessionWard-Signature": value}
+    headers = {**delivered.headers, SIGNATURE_HEADER: value}
 
     assert refusal(key, headers, delivered.body) == code
 
 
-@pytest.mark.parametrize(
-    "name", ["SessionWard-Signature", "SessionWard-Timestamp", "SessionWard-Event-Id"]
-)
+@pytest.mark.parametrize("name", [SIGNATURE_HEADER, TIMESTAMP_HEADER, EVENT_ID_HEADER])
 def test_a_missing_header_is_refused(
     key: WebhookSigningKey, delivered: Received, name: str
 ) -> None:
@@ -154,7 +157,7 @@ def test_a_missing_header_is_refused(
 def test_a_malformed_timestamp_is_refused(
     key: WebhookSigningKey, delivered: Received, value: str
 ) -> None:
-    headers = {**delivered.headers, "SessionWard-Timestamp": value}
+    headers = {**delivered.headers, TIMESTAMP_HEADER: value}
 
     assert refusal(key, headers, delivered.body) == sdk.TIMESTAMP_MALFORMED
 
@@ -249,3 +252,19 @@ def test_the_replay_cache_is_bounded() -> None:
 
     assert len(seen) == 2
     assert "evt_1" not in seen and "evt_3" in seen
+
+
+def test_a_whpk_prefixed_key_and_a_list_with_other_versions_verify(
+    key: WebhookSigningKey, delivered: Received
+) -> None:
+    hmac_entry = "v1," + base64.b64encode(b"\x00" * 32).decode()
+    headers = {**delivered.headers, SIGNATURE_HEADER: f"{hmac_entry} {delivered.signature}"}
+
+    assert verify_webhook("whpk_" + key.public_key_b64, headers, delivered.body)["eventId"]
+
+
+def test_an_event_id_with_a_full_stop_is_refused(key: WebhookSigningKey) -> None:
+    # With a full stop, "{id}.{timestamp}.{body}" could be split two ways: the format forbids it.
+    headers = {**signed_headers(key, "evt_x", b"{}", time.time()), EVENT_ID_HEADER: "evt.x"}
+
+    assert refusal(key, headers, b"{}") == sdk.EVENT_ID_MALFORMED

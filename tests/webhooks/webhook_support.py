@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from sessionward.crypto.webhook_signature import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from sessionward.sdk.webhooks import WebhookVerificationError, verify_webhook
 from sessionward.service.webhooks import WebhookPolicy
 from sessionward.store.alerts import AlertRecord
@@ -34,15 +35,15 @@ class Received:
 
     @property
     def event_id(self) -> str:
-        return self.headers["SessionWard-Event-Id"]
+        return self.headers[EVENT_ID_HEADER]
 
     @property
     def timestamp(self) -> str:
-        return self.headers["SessionWard-Timestamp"]
+        return self.headers[TIMESTAMP_HEADER]
 
     @property
     def signature(self) -> str:
-        return self.headers["SessionWard-Signature"]
+        return self.headers[SIGNATURE_HEADER]
 
 
 @dataclass

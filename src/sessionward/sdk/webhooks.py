@@ -1,16 +1,20 @@
 """Verifying SessionWard's signed alert webhooks on the receiving side.
 
-Depends only on the standard library and ``cryptography``, so a receiver can vendor it.
+Depends only on the standard library, ``cryptography`` and
+:mod:`sessionward.crypto.webhook_signature` (the same), so a receiver can vendor the two files.
 
-A delivery is a ``POST`` whose body is JSON ``{"eventId", "type": "alert", "alert": {...}}``
-with the headers ``SessionWard-Event-Id``, ``SessionWard-Timestamp`` (unix seconds) and
-``SessionWard-Signature: v1=<base64 Ed25519 signature>``. The signature covers exactly::
+A delivery is a ``POST`` whose body is JSON ``{"eventId", "type": "alert", "alert": {...}}``,
+signed in the Standard Webhooks format with an Ed25519 key (``v1a``): the headers
+``webhook-id`` (the event id), ``webhook-timestamp`` (unix seconds) and
+``webhook-signature: v1a,<base64 Ed25519 signature>``, the signature covering exactly::
 
-    b"sessionward-webhook/1" + b"\\n" + timestamp + b"\\n" + event id + b"\\n" + raw body
+    event id + b"." + timestamp + b"." + raw body
 
-(the header values as received, ASCII). Configure the receiver with the service's webhook public
-key (the base64 of its 32 raw bytes) and call :func:`verify_webhook` on the raw body bytes
-*before* parsing them::
+(the header values as received, ASCII; :mod:`sessionward.crypto.webhook_signature` is the one
+home of the format, so a stock Standard Webhooks verifier with Ed25519 support works too).
+Configure the receiver with the service's webhook public key (the base64 of its 32 raw bytes,
+``whpk_`` prefix optional) and call :func:`verify_webhook` on the raw body bytes *before*
+parsing them::
 
     cache = ReplayCache()
     event = verify_webhook(PUBLIC_KEY_B64, request.headers, raw_body, seen=cache)
@@ -24,8 +28,6 @@ answer 5xx so that the retry is accepted.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import threading
@@ -34,13 +36,40 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-PREIMAGE_TAG: Final = b"sessionward-webhook/1"
-SIGNATURE_HEADER: Final = "SessionWard-Signature"
-TIMESTAMP_HEADER: Final = "SessionWard-Timestamp"
-EVENT_ID_HEADER: Final = "SessionWard-Event-Id"
+from sessionward.crypto.webhook_signature import (
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookFormatError,
+    is_event_id,
+    parse_public_key,
+    parse_signatures,
+    signed_content,
+    verifies,
+)
+
+__all__ = [
+    "BODY_MALFORMED",
+    "DEFAULT_TOLERANCE_S",
+    "EVENT_ID_HEADER",
+    "EVENT_ID_MALFORMED",
+    "EVENT_ID_MISMATCH",
+    "EVENT_REPLAYED",
+    "HEADER_MISSING",
+    "PUBLIC_KEY_MALFORMED",
+    "SIGNATURE_HEADER",
+    "SIGNATURE_INVALID",
+    "SIGNATURE_MALFORMED",
+    "TIMESTAMP_HEADER",
+    "TIMESTAMP_MALFORMED",
+    "TIMESTAMP_OUT_OF_TOLERANCE",
+    "ReplayCache",
+    "WebhookVerificationError",
+    "verify_webhook",
+]
+
 DEFAULT_TOLERANCE_S: Final = 300
 
 # Stable codes of WebhookVerificationError.code
@@ -56,8 +85,6 @@ EVENT_REPLAYED: Final = "EVENT_REPLAYED"
 PUBLIC_KEY_MALFORMED: Final = "PUBLIC_KEY_MALFORMED"
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
-_EVENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-_SIGNATURE_BYTES: Final = 64
 
 
 class WebhookVerificationError(ValueError):
@@ -113,11 +140,6 @@ class ReplayCache:
             del self._until[event_id]
 
 
-def webhook_preimage(timestamp: str, event_id: str, body: bytes) -> bytes:
-    """The signed bytes: ``sessionward-webhook/1 \\n timestamp \\n eventId \\n body``."""
-    return b"\n".join((PREIMAGE_TAG, timestamp.encode("ascii"), event_id.encode("ascii"), body))
-
-
 def verify_webhook(
     public_key_b64: str | Sequence[str],
     headers: Mapping[str, str],
@@ -144,16 +166,18 @@ def verify_webhook(
     signature_field = _header(lowered, SIGNATURE_HEADER)
     if not _TIMESTAMP.fullmatch(timestamp):
         raise WebhookVerificationError(TIMESTAMP_MALFORMED, "timestamp must be unix seconds")
-    if not _EVENT_ID.fullmatch(event_id):
+    if not is_event_id(event_id):
         raise WebhookVerificationError(EVENT_ID_MALFORMED, "event id has unexpected characters")
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > tolerance_s:
         raise WebhookVerificationError(
             TIMESTAMP_OUT_OF_TOLERANCE, f"timestamp is more than {tolerance_s} s from now"
         )
-    signatures = _signatures(signature_field)
-    preimage = webhook_preimage(timestamp, event_id, body)
-    if not any(_verifies(key, sig, preimage) for key in keys for sig in signatures):
+    try:
+        signatures = parse_signatures(signature_field)
+    except WebhookFormatError as exc:
+        raise WebhookVerificationError(SIGNATURE_MALFORMED, str(exc)) from None
+    if not verifies(keys, signatures, signed_content(event_id, timestamp, body)):
         raise WebhookVerificationError(SIGNATURE_INVALID, "no signature verifies")
     event = _event(body)
     if event.get("eventId") != event_id:
@@ -172,18 +196,10 @@ def _public_keys(value: str | Sequence[str]) -> list[Ed25519PublicKey]:
     texts = [value] if isinstance(value, str) else list(value)
     if not texts:
         raise WebhookVerificationError(PUBLIC_KEY_MALFORMED, "no public key given")
-    keys = []
-    for text in texts:
-        try:
-            raw = base64.b64decode(text.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != 32:
-            raise WebhookVerificationError(
-                PUBLIC_KEY_MALFORMED, "a public key is the base64 of 32 bytes"
-            )
-        keys.append(Ed25519PublicKey.from_public_bytes(raw))
-    return keys
+    try:
+        return [parse_public_key(text) for text in texts]
+    except WebhookFormatError as exc:
+        raise WebhookVerificationError(PUBLIC_KEY_MALFORMED, str(exc)) from None
 
 
 def _header(lowered: Mapping[str, str], name: str) -> str:
@@ -191,33 +207,6 @@ def _header(lowered: Mapping[str, str], name: str) -> str:
     if not value:
         raise WebhookVerificationError(HEADER_MISSING, f"missing {name} header")
     return value.strip()
-
-
-def _signatures(field: str) -> list[bytes]:
-    """Every ``v1=`` signature of the header (comma-separated; other versions ignored)."""
-    found = []
-    for part in field.split(","):
-        version, _, value = part.strip().partition("=")
-        if version != "v1":
-            continue
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != _SIGNATURE_BYTES:
-            raise WebhookVerificationError(SIGNATURE_MALFORMED, "a v1 signature is 64 bytes")
-        found.append(raw)
-    if not found:
-        raise WebhookVerificationError(SIGNATURE_MALFORMED, "no v1 signature")
-    return found
-
-
-def _verifies(key: Ed25519PublicKey, signature: bytes, preimage: bytes) -> bool:
-    try:
-        key.verify(signature, preimage)
-    except InvalidSignature:
-        return False
-    return True
 
 
 def _event(body: bytes) -> dict[str, Any]:

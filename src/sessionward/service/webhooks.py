@@ -10,21 +10,21 @@ URL::
      "alert": {"id", "at", "rule", "severity", "sessionId", "walletId", "credentialId",
                "detail", "actionTaken", "actionAt"}}
 
-Headers of every attempt::
+Headers of every attempt (Standard Webhooks; the format's one home is
+:mod:`sessionward.crypto.webhook_signature`)::
 
     Content-Type: application/json
-    SessionWard-Event-Id: <eventId>                   the same on every attempt
-    SessionWard-Timestamp: <unix seconds, decimal>    fresh on every attempt
-    SessionWard-Signature: v1=<base64 of the 64-byte Ed25519 signature>   fresh on every attempt
+    webhook-id: <eventId>                              the same on every attempt
+    webhook-timestamp: <unix seconds, decimal>         fresh on every attempt
+    webhook-signature: v1a,<base64 of the 64-byte Ed25519 signature>   fresh on every attempt
 
 The signature is Ed25519 (RFC 8032, pure) with the webhook key over the exact bytes::
 
-    b"sessionward-webhook/1" + b"\\n" + <timestamp header value, ASCII>
-        + b"\\n" + <event id header value, ASCII> + b"\\n" + <raw body bytes>
+    <event id header value, ASCII> + b"." + <timestamp header value, ASCII> + b"." + <raw body>
 
 so a receiver verifies the body bytes it received before parsing them, and the timestamp and
 the event id cannot be swapped between deliveries. :func:`sessionward.sdk.webhooks.verify_webhook`
-is the receiver's side.
+is the receiver's side; any Standard Webhooks verifier that knows ``v1a`` works as well.
 
 Delivery: 2xx is delivered; 408, 429, 5xx, timeouts and connection errors are retried with
 exponential backoff and jitter (after the n-th failure ``backoff_base_s * 2**(n-1)``, capped at
@@ -64,6 +64,12 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from sessionward.crypto.webhook_signature import (
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    sign_webhook,
+)
 from sessionward.store.alerts import AlertRecord
 from sessionward.vault.key_files import read_private_key_file
 
@@ -74,11 +80,6 @@ _log = logging.getLogger(__name__)
 
 WEBHOOK_KEY_ENV: Final = "SESSIONWARD_WEBHOOK_KEY"
 WEBHOOK_KEY_FILE: Final = "webhook.key"
-PREIMAGE_TAG: Final = b"sessionward-webhook/1"
-SIGNATURE_HEADER: Final = "SessionWard-Signature"
-TIMESTAMP_HEADER: Final = "SessionWard-Timestamp"
-EVENT_ID_HEADER: Final = "SessionWard-Event-Id"
-SIGNATURE_VERSION: Final = "v1"
 USER_AGENT: Final = "sessionward-webhooks/1"
 _KEY_BYTES: Final = 32
 _RETRY_STATUSES: Final = frozenset({408, 429})
@@ -138,6 +139,10 @@ class WebhookSigningKey:
         """The 64-byte Ed25519 signature of ``message``."""
         return self._key.sign(message)
 
+    def sign_webhook(self, event_id: str, timestamp: str, body: bytes) -> str:
+        """The ``webhook-signature`` header value of one attempt (``v1a,<base64>``)."""
+        return sign_webhook(self._key, event_id, timestamp, body)
+
 
 def load_webhook_key(
     data_dir: Path | None, environ: Mapping[str, str] | None = None
@@ -162,11 +167,6 @@ def _new_key_text() -> str:
 
 
 # --- the wire format ------------------------------------------------------------------------
-
-
-def signing_preimage(timestamp: str, event_id: str, body: bytes) -> bytes:
-    """``"sessionward-webhook/1" \\n timestamp \\n eventId \\n body``: what is signed."""
-    return b"\n".join((PREIMAGE_TAG, timestamp.encode("ascii"), event_id.encode("ascii"), body))
 
 
 def alert_json(alert: AlertRecord) -> dict[str, Any]:
@@ -196,13 +196,12 @@ def signed_headers(
 ) -> dict[str, str]:
     """The headers of one attempt at ``now`` (unix seconds)."""
     timestamp = str(int(now))
-    signature = key.sign(signing_preimage(timestamp, event_id, body))
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         EVENT_ID_HEADER: event_id,
         TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: f"{SIGNATURE_VERSION}={base64.b64encode(signature).decode('ascii')}",
+        SIGNATURE_HEADER: key.sign_webhook(event_id, timestamp, body),
     }
 
 
