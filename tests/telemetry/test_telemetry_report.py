@@ -29,6 +29,7 @@ from sessionward.service.report import (
     parse_time,
     render,
     run_report,
+    sections,
 )
 from sessionward.store import Store
 
@@ -135,6 +136,21 @@ def test_markdown_has_the_headline_table_and_every_section(week_report: Report) 
     assert "| c-one | 2 |" in md
     assert md.index("## Headline") < md.index("## Denials by action class")
     assert EMPTY_PERIOD not in md
+
+
+def test_markdown_and_html_render_the_same_sections(week_report: Report) -> None:
+    md = render(week_report, "md").decode()
+    text = _text(render(week_report, "html").decode())
+    titles = [section.title for section in sections(week_report.metrics)]
+    assert "Database and chain agreement (the reconciler)" in titles
+    for section in sections(week_report.metrics):
+        assert f"\n## {section.title}\n" in md
+        assert f" {section.title} " in text
+        for line in section.figures:
+            assert "- " + " · ".join(f"{label}: {value}" for label, value in line) in md
+            assert " ".join(value for _label, value in line) in text
+    assert md.index("## Denials by action class") < md.index("## Post-revocation attempts")
+    assert text.index("Denials by action class") < text.index("Post-revocation attempts by")
 
 
 def test_json_is_exactly_the_metrics(week_report: Report, week: WeeklyMetrics) -> None:

@@ -61,11 +61,13 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class Headline:
-    """One headline number as shown to a reader: label, value, and what it is out of."""
+    """One headline number as shown to a reader: label, value, and what it is out of;
+    ``alarm`` when any of it is cause for concern (shown in red where colour can be)."""
 
     label: str
     value: str
     detail: str
+    alarm: bool = False
 
 
 def build_report(store: Store, since: int, until: int, *, now: int | None = None) -> Report:
@@ -141,12 +143,14 @@ def headlines(metrics: WeeklyMetrics) -> list[Headline]:
             "Post-revocation attempts",
             str(metrics.post_revocation_attempts),
             f"by {credentials} credential{'' if credentials == 1 else 's'}",
+            alarm=metrics.post_revocation_attempts > 0,
         ),
         Headline(
             "Context-mismatch rate",
             percent(metrics.context_mismatch_rate),
             f"{metrics.context_mismatches} of {metrics.decisions} decisions "
             "on the wrong chain or account",
+            alarm=metrics.context_mismatches > 0,
         ),
         Headline(
             "Time to revoke (p50 / p95)",
@@ -189,6 +193,171 @@ DEFINITIONS: Final = (
 )
 
 
+# --- the sections, once for every format -------------------------------------------------
+
+ChartName = Literal["denial_rate", "reasons", "daily", "time_to_revoke", "lifetime"]
+"""The charts of the report; the HTML renderer draws each from the metrics."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    title: str
+    numeric: bool = False
+    """Numbers align right where alignment can be set."""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Rows of cells under titled columns; a table with no rows reads "None in this period"."""
+
+    columns: tuple[Column, ...]
+    rows: tuple[tuple[object, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """A chart of the section; ``numbers`` is what it shows as a table, for a format without
+    images (``None``: the section's table already holds them)."""
+
+    name: ChartName
+    alt: str
+    numbers: Table | None = None
+
+
+KeyFigure = tuple[str, str]
+"""A key number of a section: (label, value as shown)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One question the report answers. Formats show, in this order, what they can of: the
+    chart (or its numbers), the key figures (lines of them), the table, and a note on what
+    was left out."""
+
+    title: str
+    chart: Chart | None = None
+    figures: tuple[tuple[KeyFigure, ...], ...] = ()
+    table: Table | None = None
+    more: str | None = None
+
+
+def sections(metrics: WeeklyMetrics) -> tuple[Section, ...]:
+    """The report's sections after the headline numbers, in order."""
+    m = metrics
+    ttr = m.time_to_revoke
+    tta = m.time_to_agreement
+    lifetimes = [m.lifetime, *m.lifetime_by_class] if m.lifetime.sessions else []
+    credentials = m.post_revocation_by_credential
+    hidden = len(credentials) - MAX_CREDENTIALS
+    return (
+        Section(
+            "Denials by action class",
+            chart=Chart("denial_rate", "Denial rate per action class"),
+            table=_tabled(
+                ("Action class", "#Decisions", "#Denied", "#Denial rate"),
+                (
+                    (c.action_class, c.decisions, c.denied, percent(c.denial_rate))
+                    for c in m.denials_by_class
+                ),
+            ),
+        ),
+        Section(
+            "Denials by reason",
+            chart=Chart("reasons", "Denied decisions per reason code"),
+            table=_tabled(
+                ("Reason", "#Denied decisions", "#Share of denials", "#Share of all decisions"),
+                (
+                    (r.reason, r.denied, percent(r.share_of_denials), percent(r.share_of_decisions))
+                    for r in m.denials_by_reason
+                ),
+            ),
+        ),
+        Section(
+            "Daily decisions",
+            chart=Chart(
+                "daily",
+                "Allowed and denied decisions per day",
+                _tabled(
+                    ("Day (UTC)", "#Allowed", "#Denied"),
+                    ((d.day, d.allowed, d.denied) for d in m.daily),
+                ),
+            ),
+        ),
+        Section(
+            "Time to revoke after a critical alert",
+            chart=Chart(
+                "time_to_revoke",
+                "Distribution of time to revocation",
+                _tabled(
+                    ("Time to act", "#Alerts"),
+                    ((duration(d.seconds), d.count) for d in ttr.distribution),
+                ),
+            ),
+            figures=(
+                (
+                    ("Critical alerts", str(ttr.critical_alerts)),
+                    ("Stopped the delegation", str(ttr.stopped)),
+                ),
+                _percentiles(ttr.p50_seconds, ttr.p95_seconds, ttr.max_seconds),
+            ),
+        ),
+        Section(
+            "Database and chain agreement (the reconciler)",
+            figures=(
+                (
+                    ("Disagreements seen", str(tta.disagreements)),
+                    ("Agreeing again", str(tta.agreed)),
+                ),
+                _percentiles(tta.p50_seconds, tta.p95_seconds, tta.max_seconds),
+            ),
+        ),
+        Section(
+            "Session lifetime by action class",
+            chart=Chart("lifetime", "Mean session lifetime per action class"),
+            table=_tabled(
+                ("Action class", "#Sessions ended", "#Mean lifetime"),
+                (
+                    (c.action_class or "all sessions", c.sessions, duration(c.mean_seconds))
+                    for c in lifetimes
+                ),
+            ),
+        ),
+        Section(
+            "Most-hit constraints per action class",
+            table=_tabled(
+                ("Action class", "#Denied", "Top reasons", "Top rules"),
+                (
+                    (
+                        c.action_class,
+                        c.denied,
+                        ", ".join(f"{h.name} ({h.count})" for h in c.reasons) or "-",
+                        ", ".join(f"{h.name} ({h.count})" for h in c.rules) or "-",
+                    )
+                    for c in m.top_constraints
+                ),
+            ),
+        ),
+        Section(
+            "Post-revocation attempts by credential",
+            table=_tabled(
+                ("Credential", "#Attempts"),
+                ((c.credential_id or "(none)", c.attempts) for c in credentials[:MAX_CREDENTIALS]),
+            ),
+            more=f"… and {hidden} more credentials (see the JSON)." if hidden > 0 else None,
+        ),
+    )
+
+
+def _tabled(titles: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
+    """A table; a title starting with ``#`` is a numeric column (the ``#`` is not shown)."""
+    columns = tuple(Column(t[1:], numeric=True) if t[:1] == "#" else Column(t) for t in titles)
+    return Table(columns, tuple(tuple(row) for row in rows))
+
+
+def _percentiles(p50: int | None, p95: int | None, most: int | None) -> tuple[KeyFigure, ...]:
+    return (("p50", duration(p50)), ("p95", duration(p95)), ("Max", duration(most)))
+
+
 # --- Markdown -----------------------------------------------------------------------------
 
 
@@ -197,22 +366,39 @@ def _cell(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    body = [f"| {' | '.join(_cell(c) for c in row)} |" for row in rows]
+def _table(table: Table) -> list[str]:
+    body = [f"| {' | '.join(_cell(c) for c in row)} |" for row in table.rows]
     if not body:
         return ["_None in this period._", ""]
     return [
-        f"| {' | '.join(header)} |",
-        f"|{'|'.join('---' for _ in header)}|",
+        f"| {' | '.join(c.title for c in table.columns)} |",
+        f"|{'|'.join('---' for _ in table.columns)}|",
         *body,
         "",
     ]
 
 
+def _markdown_section(section: Section) -> list[str]:
+    lines = [f"## {section.title}", ""]
+    if section.figures:
+        lines += [
+            "- " + " · ".join(f"{label}: {value}" for label, value in line)
+            for line in section.figures
+        ]
+        lines.append("")
+    if section.chart is not None and section.chart.numbers is not None:
+        lines += _table(section.chart.numbers)
+    if section.table is not None:
+        lines += _table(section.table)
+    if section.more:
+        lines += [section.more, ""]
+    return lines
+
+
 def render_markdown(report: Report) -> str:
-    """The report as Markdown: headline table first, then one section per metric."""
+    """The report as Markdown: headline table first, then :func:`sections` (a chart is shown
+    as its numbers), then the definitions."""
     m = report.metrics
-    ttr = m.time_to_revoke
     lines = [
         f"# {TITLE}",
         "",
@@ -224,79 +410,10 @@ def render_markdown(report: Report) -> str:
     if report.is_empty:
         lines += [f"**{EMPTY_PERIOD}**", ""]
     lines += _table(
-        ("Metric", "Value", "Out of"), ((h.label, h.value, h.detail) for h in headlines(m))
+        _tabled(("Metric", "Value", "Out of"), ((h.label, h.value, h.detail) for h in headlines(m)))
     )
-    lines += ["## Denials by action class", ""]
-    lines += _table(
-        ("Action class", "Decisions", "Denied", "Denial rate"),
-        (
-            (c.action_class, c.decisions, c.denied, percent(c.denial_rate))
-            for c in m.denials_by_class
-        ),
-    )
-    lines += ["## Denials by reason", ""]
-    lines += _table(
-        ("Reason", "Denied decisions", "Share of denials", "Share of all decisions"),
-        (
-            (r.reason, r.denied, percent(r.share_of_denials), percent(r.share_of_decisions))
-            for r in m.denials_by_reason
-        ),
-    )
-    lines += ["## Daily decisions", ""]
-    lines += _table(
-        ("Day (UTC)", "Allowed", "Denied"),
-        ((d.day, d.allowed, d.denied) for d in m.daily),
-    )
-    lines += [
-        "## Time to revoke after a critical alert",
-        "",
-        f"- Critical alerts: {ttr.critical_alerts}; stopped the delegation: {ttr.stopped}",
-        f"- p50: {duration(ttr.p50_seconds)} · p95: {duration(ttr.p95_seconds)} · "
-        f"max: {duration(ttr.max_seconds)}",
-        "",
-    ]
-    lines += _table(
-        ("Time to act", "Alerts"), ((duration(d.seconds), d.count) for d in ttr.distribution)
-    )
-    tta = m.time_to_agreement
-    lines += [
-        "## Database and chain agreement (the reconciler)",
-        "",
-        f"- Disagreements seen: {tta.disagreements}; agreeing again: {tta.agreed}",
-        f"- Time to agreement p50: {duration(tta.p50_seconds)} · "
-        f"p95: {duration(tta.p95_seconds)} · max: {duration(tta.max_seconds)}",
-        "",
-    ]
-    lines += ["## Session lifetime by action class", ""]
-    lifetimes = [m.lifetime, *m.lifetime_by_class] if m.lifetime.sessions else []
-    lines += _table(
-        ("Action class", "Sessions ended", "Mean lifetime"),
-        (
-            (c.action_class or "all sessions", c.sessions, duration(c.mean_seconds))
-            for c in lifetimes
-        ),
-    )
-    lines += ["## Most-hit constraints per action class", ""]
-    lines += _table(
-        ("Action class", "Denied", "Top reasons", "Top rules"),
-        (
-            (
-                c.action_class,
-                c.denied,
-                ", ".join(f"{h.name} ({h.count})" for h in c.reasons) or "-",
-                ", ".join(f"{h.name} ({h.count})" for h in c.rules) or "-",
-            )
-            for c in m.top_constraints
-        ),
-    )
-    lines += ["## Post-revocation attempts by credential", ""]
-    credentials = m.post_revocation_by_credential
-    lines += _table(
-        ("Credential", "Attempts"),
-        ((c.credential_id or "(none)", c.attempts) for c in credentials[:MAX_CREDENTIALS]),
-    )
-    if len(credentials) > MAX_CREDENTIALS:
-        lines += [f"… and {len(credentials) - MAX_CREDENTIALS} more (see the JSON).", ""]
+    for section in sections(m):
+        lines += _markdown_section(section)
     lines += ["## Definitions", ""]
     lines += [f"- **{term}**: {text}" for term, text in DEFINITIONS]
     return "\n".join(lines) + "\n"
@@ -383,9 +500,15 @@ def _refuse(message: str) -> int:
 __all__ = [
     "FORMATS",
     "MAX_CREDENTIALS",
+    "Chart",
+    "ChartName",
+    "Column",
     "Headline",
+    "KeyFigure",
     "Report",
     "ReportFormat",
+    "Section",
+    "Table",
     "build_report",
     "default_period",
     "headlines",
@@ -393,4 +516,5 @@ __all__ = [
     "render",
     "render_markdown",
     "run_report",
+    "sections",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Final
 
@@ -38,14 +38,19 @@ from sessionward.domain.report import (
 from .report import (
     DEFINITIONS,
     EMPTY_PERIOD,
-    MAX_CREDENTIALS,
     TITLE,
+    ChartName,
+    Column,
+    KeyFigure,
     Report,
+    Section,
+    Table,
     duration,
     headlines,
     instant,
     percent,
     period_text,
+    sections,
 )
 
 ALLOWED_COLOR: Final = "#0f766e"
@@ -315,159 +320,69 @@ def _img(png: str, alt: str) -> str:
     return f'<img src="data:image/png;base64,{png}" alt="{escape(alt)}">'
 
 
-def _table(header: Sequence[tuple[str, bool]], rows: Iterable[Sequence[object]]) -> str:
-    """A table; ``header`` is (title, numeric) per column (numeric columns align right)."""
+def _table(table: Table) -> str:
+    """A table; numeric columns align right."""
     body = "".join(
         "<tr>"
         + "".join(
-            f"<td{' class=num' if numeric else ''}>{escape(str(cell))}</td>"
-            for cell, (_title, numeric) in zip(row, header, strict=True)
+            f"<td{' class=num' if column.numeric else ''}>{escape(str(cell))}</td>"
+            for cell, column in zip(row, table.columns, strict=True)
         )
         + "</tr>"
-        for row in rows
+        for row in table.rows
     )
     if not body:
         return '<p class="note">None in this period.</p>'
     head = "".join(
-        f"<th{' class=num' if numeric else ''}>{escape(title)}</th>" for title, numeric in header
+        f"<th{' class=num' if c.numeric else ''}>{escape(c.title)}</th>" for c in table.columns
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _more(hidden: int, what: str) -> str:
-    return (
-        f'<p class="note">… and {hidden} more {escape(what)} (see the JSON).</p>'
-        if hidden > 0
-        else ""
-    )
+def _figures(lines: Sequence[Sequence[KeyFigure]]) -> str:
+    """A section's key figures as one row of a table, each under its label."""
+    figures = [figure for line in lines for figure in line]
+    if not figures:
+        return ""
+    columns = tuple(Column(label, numeric=True) for label, _value in figures)
+    return _table(Table(columns, (tuple(value for _label, value in figures),)))
 
 
-def _section(title: str, *parts: str) -> str:
-    return f"<section><h2>{escape(title)}</h2>{''.join(parts)}</section>"
+CHARTS: Final[Mapping[ChartName, Callable[[WeeklyMetrics], str]]] = {
+    "denial_rate": lambda m: denial_rate_chart(m.denials_by_class),
+    "reasons": lambda m: reasons_chart(m.denials_by_reason),
+    "daily": lambda m: daily_chart(m.daily),
+    "time_to_revoke": lambda m: time_to_revoke_chart(m.time_to_revoke),
+    "lifetime": lambda m: lifetime_chart(m.lifetime_by_class),
+}
+"""Each chart of the report's sections, drawn from the metrics (base64 PNG)."""
+
+
+def _section(section: Section, metrics: WeeklyMetrics) -> str:
+    chart = section.chart
+    parts = [
+        _img(CHARTS[chart.name](metrics), chart.alt) if chart is not None else "",
+        _figures(section.figures),
+        _table(section.table) if section.table is not None else "",
+        f'<p class="note">{escape(section.more)}</p>' if section.more else "",
+    ]
+    return f"<section><h2>{escape(section.title)}</h2>{''.join(parts)}</section>"
 
 
 def _cards(metrics: WeeklyMetrics) -> str:
-    alarms = (
-        False,
-        metrics.post_revocation_attempts > 0,
-        metrics.context_mismatches > 0,
-        False,
-    )
     cards = [
-        f'<div class="card{" alarm" if alarm else ""}"><div class="label">{escape(h.label)}</div>'
+        f'<div class="card{" alarm" if h.alarm else ""}"><div class="label">{escape(h.label)}</div>'
         f'<div class="value">{escape(h.value)}</div><div class="detail">{escape(h.detail)}</div></div>'
-        for h, alarm in zip(headlines(metrics), alarms, strict=True)
+        for h in headlines(metrics)
     ]
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
 def render_html(report: Report) -> str:
-    """The whole page (UTF-8 text)."""
+    """The whole page (UTF-8 text): the headline cards, then :func:`~.report.sections` (each
+    chart drawn), then the definitions."""
     m = report.metrics
-    ttr = m.time_to_revoke
-    lifetimes = [m.lifetime, *m.lifetime_by_class] if m.lifetime.sessions else []
-    sections = [
-        _section(
-            "Denials by action class",
-            _img(denial_rate_chart(m.denials_by_class), "Denial rate per action class"),
-            _table(
-                (("Action class", False), ("Decisions", True), ("Denied", True), ("Rate", True)),
-                (
-                    (c.action_class, c.decisions, c.denied, percent(c.denial_rate))
-                    for c in m.denials_by_class
-                ),
-            ),
-        ),
-        _section(
-            "Denials by reason",
-            _img(reasons_chart(m.denials_by_reason), "Denied decisions per reason code"),
-            _table(
-                (
-                    ("Reason", False),
-                    ("Denied decisions", True),
-                    ("Share of denials", True),
-                    ("Share of all decisions", True),
-                ),
-                (
-                    (
-                        r.reason,
-                        r.denied,
-                        percent(r.share_of_denials),
-                        percent(r.share_of_decisions),
-                    )
-                    for r in m.denials_by_reason
-                ),
-            ),
-        ),
-        _section(
-            "Daily decisions",
-            _img(daily_chart(m.daily), "Allowed and denied decisions per day"),
-        ),
-        _section(
-            "Time to revoke after a critical alert",
-            _img(time_to_revoke_chart(ttr), "Distribution of time to revocation"),
-            _table(
-                (
-                    ("Critical alerts", True),
-                    ("Stopped", True),
-                    ("p50", True),
-                    ("p95", True),
-                    ("Max", True),
-                ),
-                [
-                    (
-                        ttr.critical_alerts,
-                        ttr.stopped,
-                        duration(ttr.p50_seconds),
-                        duration(ttr.p95_seconds),
-                        duration(ttr.max_seconds),
-                    )
-                ],
-            ),
-        ),
-        _section(
-            "Session lifetime by action class",
-            _img(lifetime_chart(m.lifetime_by_class), "Mean session lifetime per action class"),
-            _table(
-                (("Action class", False), ("Sessions ended", True), ("Mean lifetime", True)),
-                (
-                    (c.action_class or "all sessions", c.sessions, duration(c.mean_seconds))
-                    for c in lifetimes
-                ),
-            ),
-        ),
-        _section(
-            "Most-hit constraints per action class",
-            _table(
-                (
-                    ("Action class", False),
-                    ("Denied", True),
-                    ("Top reasons", False),
-                    ("Top rules", False),
-                ),
-                (
-                    (
-                        c.action_class,
-                        c.denied,
-                        ", ".join(f"{h.name} ({h.count})" for h in c.reasons) or "-",
-                        ", ".join(f"{h.name} ({h.count})" for h in c.rules) or "-",
-                    )
-                    for c in m.top_constraints
-                ),
-            ),
-        ),
-        _section(
-            "Post-revocation attempts by credential",
-            _table(
-                (("Credential", False), ("Attempts", True)),
-                (
-                    (c.credential_id or "(none)", c.attempts)
-                    for c in m.post_revocation_by_credential[:MAX_CREDENTIALS]
-                ),
-            ),
-            _more(len(m.post_revocation_by_credential) - MAX_CREDENTIALS, "credentials"),
-        ),
-    ]
+    body = "".join(_section(section, m) for section in sections(m))
     definitions = "".join(
         f"<dt>{escape(term)}</dt><dd>{escape(text)}</dd>" for term, text in DEFINITIONS
     )
@@ -481,7 +396,7 @@ def render_html(report: Report) -> str:
         f"<header><h1>{escape(TITLE)}</h1>"
         f'<p class="period">{escape(period_text(m))} · generated '
         f"{escape(instant(report.generated_at))}</p></header>"
-        f"{empty}{_cards(m)}{''.join(sections)}"
+        f"{empty}{_cards(m)}{body}"
         f"<section><h2>Definitions</h2><dl>{definitions}</dl></section>"
         "<footer>SessionWard · numbers computed by the database from decision events, "
         "sessions and alerts.</footer>"
@@ -490,6 +405,7 @@ def render_html(report: Report) -> str:
 
 
 __all__ = [
+    "CHARTS",
     "daily_chart",
     "denial_rate_chart",
     "lifetime_chart",
