@@ -300,9 +300,8 @@ class TypedDataSchema:
         self._fields: dict[str, tuple[tuple[str, str], ...]] = {}
         self._params: dict[str, tuple[Param, ...]] = {}
         for struct_name, fields in types.items():
-            self._check_struct(struct_name, fields)
+            self._params[struct_name] = self._check_struct(struct_name, fields)
             self._fields[struct_name] = tuple((t, n) for t, n in fields)
-            self._params[struct_name] = tuple(Param(n, _field_type(t)) for t, n in fields)
         # Plans are built after every struct is known; struct encoders look plans up by name at
         # call time, which also makes recursive types work.
         self._plans: dict[str, _StructPlan] = {}
@@ -311,12 +310,16 @@ class TypedDataSchema:
 
     # ---------------------------------------------------------------- construction helpers
 
-    def _check_struct(self, struct_name: str, fields: Sequence[tuple[str, str]]) -> None:
+    def _check_struct(
+        self, struct_name: str, fields: Sequence[tuple[str, str]]
+    ) -> tuple[Param, ...]:
+        """The struct's fields as typed parameters, once its names and field types are valid."""
         if not is_identifier(struct_name):
             raise TypedDataError(struct_name, "struct name is not an identifier")
         if struct_name in ELEMENTARY_NAMES:
             raise TypedDataError(struct_name, "struct name shadows an atomic type")
         seen: set[str] = set()
+        params: list[Param] = []
         for field_type, field_name in fields:
             if not is_identifier(field_name):
                 raise TypedDataError(
@@ -326,9 +329,11 @@ class TypedDataSchema:
                 raise TypedDataError(f"{struct_name}.{field_name}", "duplicate field name")
             seen.add(field_name)
             try:
-                _field_type(field_type)  # syntax only; references are checked later
+                # Syntax only; struct references are checked once every struct is known.
+                params.append(Param(field_name, _field_type(field_type)))
             except TypedDataError as error:
                 raise error.under(f"{struct_name}.{field_name}") from None
+        return tuple(params)
 
     def _dependencies(self, struct_name: str) -> list[str]:
         """Struct names reachable from ``struct_name`` (excluding itself), unsorted."""

@@ -57,12 +57,7 @@ def grant_document_digest(document: Mapping[str, Any]) -> bytes:
     if document.get("types") != _expected_types():
         raise GrantVerificationError("the document's types are not the protocol's")
     domain = document.get("domain")
-    if not isinstance(domain, Mapping) or set(domain) != {
-        "name",
-        "version",
-        "chainId",
-        "verifyingContract",
-    }:
+    if not isinstance(domain, Mapping) or set(domain) != {f["name"] for f in domain_type_fields()}:
         raise GrantVerificationError("the document's domain is not the protocol's")
     if domain["name"] != DOMAIN_NAME or domain["version"] != DOMAIN_VERSION:
         raise GrantVerificationError("the domain is not SessionWard version 1")
