@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import rlp  # type: ignore[import-untyped]
 from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rlp.sedes import big_endian_int  # type: ignore[import-untyped]
 
-from sessionward.chain import rlp
 from sessionward.chain.transactions import (
     AccessListEntry,
     Authorization,
@@ -192,15 +193,16 @@ def _fields(raw: bytes) -> list[Any]:
 
 
 def _rebuild(raw: bytes, fields: list[Any]) -> bytes:
-    return raw[:1] + rlp.encode(fields)
+    encoded: bytes = rlp.encode(fields)
+    return raw[:1] + encoded
 
 
 def test_high_s_twin_of_a_valid_signature_is_refused() -> None:
     raw = sign_transaction(_type2(), SECRET).raw
     fields = _fields(raw)
-    s = rlp.decode_uint(fields[-1])
-    fields[-1] = rlp.encode_uint(SECP256K1_N - s)
-    fields[-3] = rlp.encode_uint(1 - rlp.decode_uint(fields[-3]))
+    s = big_endian_int.deserialize(fields[-1])
+    fields[-1] = big_endian_int.serialize(SECP256K1_N - s)
+    fields[-3] = big_endian_int.serialize(1 - big_endian_int.deserialize(fields[-3]))
     with pytest.raises(TransactionDecodingError):
         decode_signed_transaction(_rebuild(raw, fields))
 
@@ -230,6 +232,20 @@ def test_unsupported_types_and_trailing_bytes_are_refused() -> None:
     for bad in (b"", b"\x01" + raw[1:], b"\xf8" + raw[1:], raw + b"\x00"):
         with pytest.raises(TransactionDecodingError):
             decode_signed_transaction(bad)
+
+
+def test_deeply_nested_rlp_is_refused_not_a_crash() -> None:
+    prefixes, length = [], 0
+    for _ in range(100_000):  # far deeper than Python's recursion limit
+        if length < 56:
+            prefix = bytes([0xC0 + length])
+        else:
+            size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+            prefix = bytes([0xF7 + len(size)]) + size
+        prefixes.append(prefix)
+        length += len(prefix)
+    with pytest.raises(TransactionDecodingError, match="nesting too deep"):
+        decode_signed_transaction(b"\x02" + b"".join(reversed(prefixes)))
 
 
 def test_type4_without_authorizations_or_destination_is_refused() -> None:

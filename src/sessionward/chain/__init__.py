@@ -4,8 +4,8 @@
   :class:`DevChain` test helpers;
 - :mod:`~sessionward.chain.embedded`: the in-process chain (titanoboa / py-evm), the default;
 - :mod:`~sessionward.chain.rpc` over :mod:`~sessionward.chain.jsonrpc`: any JSON-RPC node;
-- :mod:`~sessionward.chain.transactions` and :mod:`~sessionward.chain.rlp`: type-2 and type-4
-  (EIP-7702) transactions, encoded and signed in Python;
+- :mod:`~sessionward.chain.transactions`: type-2 and type-4 (EIP-7702) transactions, encoded
+  with the ``rlp`` package and signed with libsecp256k1;
 - :mod:`~sessionward.chain.relayer`, :mod:`~sessionward.chain.relay_jobs`,
   :mod:`~sessionward.chain.signer`: exactly-once submission from the service's hot key;
 - :mod:`~sessionward.chain.contracts`: compiled contract bindings;

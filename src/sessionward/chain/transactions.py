@@ -12,19 +12,28 @@ The signing digest is ``keccak256(type ‖ rlp(fields without the signature))``;
 authorization signs ``keccak256(0x05 ‖ rlp([chainId, address, nonce]))``. The transaction hash
 is ``keccak256`` of the whole signed envelope.
 
-Signatures come from :func:`sessionward.crypto.secp256k1.sign_digest` (low ``s``, ``v`` 27/28),
-so ``yParity = v - 27``. Decoding (:func:`decode_signed_transaction`) is strict: canonical RLP,
-field ranges, ``yParity`` in {0, 1}, low ``s``, and a recoverable non-zero sender.
+RLP is the ``rlp`` package's (pyrlp: canonical encoding, strict decoding that refuses
+non-minimal lengths, wrapped single bytes and trailing bytes). Signatures come from
+:func:`sessionward.crypto.secp256k1.sign_digest` (libsecp256k1: low ``s``, ``v`` 27/28), so
+``yParity = v - 27``. Decoding (:func:`decode_signed_transaction`) is strict: canonical RLP,
+minimal integers, field ranges, ``yParity`` in {0, 1}, low ``s``, and a recoverable non-zero
+sender. The bytes equal eth-account's (``tests/chain/test_transactions.py``); signing and
+decoding stay here rather than in eth-account because eth-account's path is 3.5-7x slower to
+sign and 4.5-8x slower to decode in the same run (``bench/tx_signing.py``, docs/benchmarks.md), is
+not a declared runtime dependency, and its decoder accepts the high-``s`` twin of a signature.
 
 Addresses are kept as lower-case ``0x`` strings; hashes as lower-case ``0x`` hex strings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Final
+from typing import ClassVar, Final, TypeAlias
 
-from sessionward.chain import rlp
+import rlp  # type: ignore[import-untyped]
+from rlp.sedes import big_endian_int  # type: ignore[import-untyped]
+
 from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.secp256k1 import (
     SECP256K1_N,
@@ -58,6 +67,21 @@ _UINT64_MAX: Final = 2**64 - 1
 _UINT256_MAX: Final = 2**256 - 1
 _HALF_N: Final = SECP256K1_N // 2
 
+RlpItem: TypeAlias = bytes | Sequence["RlpItem"]
+"""What RLP encodes: a byte string or a sequence of items."""
+
+
+def _encode(item: RlpItem) -> bytes:
+    """RLP of bytes and (nested) lists, without pyrlp's type inference (it is 6x slower)."""
+    encoded: bytes = rlp.encode(item, infer_serializer=False)
+    return encoded
+
+
+def _uint_bytes(value: int) -> bytes:
+    """Minimal big-endian bytes of a non-negative integer (``0`` is the empty string)."""
+    raw: bytes = big_endian_int.serialize(value)
+    return raw
+
 
 class TransactionDecodingError(ValueError):
     """Raw bytes that are not one valid signed type-2 or type-4 transaction."""
@@ -84,7 +108,7 @@ class AccessListEntry:
         if any(not isinstance(k, bytes) or len(k) != 32 for k in self.storage_keys):
             raise ValueError("storage keys are 32 bytes")
 
-    def to_rlp(self) -> list[rlp.RlpItem]:
+    def to_rlp(self) -> list[RlpItem]:
         return [_address_bytes(self.address), list(self.storage_keys)]
 
 
@@ -141,14 +165,14 @@ class Authorization:
         )
         return recover_signer(self.digest(), signature)
 
-    def to_rlp(self) -> list[rlp.RlpItem]:
+    def to_rlp(self) -> list[RlpItem]:
         return [
-            rlp.encode_uint(self.chain_id),
+            _uint_bytes(self.chain_id),
             _address_bytes(self.address),
-            rlp.encode_uint(self.nonce),
-            rlp.encode_uint(self.y_parity),
-            rlp.encode_uint(self.r),
-            rlp.encode_uint(self.s),
+            _uint_bytes(self.nonce),
+            _uint_bytes(self.y_parity),
+            _uint_bytes(self.r),
+            _uint_bytes(self.s),
         ]
 
 
@@ -156,11 +180,11 @@ def authorization_digest(chain_id: int, address: str, nonce: int) -> bytes:
     """``keccak256(0x05 ‖ rlp([chain_id, address, nonce]))`` (EIP-7702)."""
     _check_uint("chain_id", chain_id, _UINT256_MAX)
     _check_uint("nonce", nonce, _UINT64_MAX)
-    body = rlp.encode(
+    body = _encode(
         [
-            rlp.encode_uint(chain_id),
+            _uint_bytes(chain_id),
             _address_bytes(normalize_address(address)),
-            rlp.encode_uint(nonce),
+            _uint_bytes(nonce),
         ]
     )
     return keccak256(AUTHORIZATION_MAGIC + body)
@@ -209,26 +233,26 @@ class _FeeMarketFields:
             object.__setattr__(self, "to", normalize_address(self.to))
         object.__setattr__(self, "access_list", tuple(self.access_list))
 
-    def _common_rlp(self) -> list[rlp.RlpItem]:
+    def _common_rlp(self) -> list[RlpItem]:
         return [
-            rlp.encode_uint(self.chain_id),
-            rlp.encode_uint(self.nonce),
-            rlp.encode_uint(self.max_priority_fee_per_gas),
-            rlp.encode_uint(self.max_fee_per_gas),
-            rlp.encode_uint(self.gas),
+            _uint_bytes(self.chain_id),
+            _uint_bytes(self.nonce),
+            _uint_bytes(self.max_priority_fee_per_gas),
+            _uint_bytes(self.max_fee_per_gas),
+            _uint_bytes(self.gas),
             b"" if self.to is None else _address_bytes(self.to),
-            rlp.encode_uint(self.value),
+            _uint_bytes(self.value),
             self.data,
             [entry.to_rlp() for entry in self.access_list],
         ]
 
-    def payload_fields(self) -> list[rlp.RlpItem]:
+    def payload_fields(self) -> list[RlpItem]:
         """The RLP fields before the signature."""
         return self._common_rlp()
 
     def signing_digest(self) -> bytes:
         """``keccak256(type ‖ rlp(payload_fields))``: what the sender signs."""
-        return keccak256(bytes([self.TYPE]) + rlp.encode(self.payload_fields()))
+        return keccak256(bytes([self.TYPE]) + _encode(self.payload_fields()))
 
     def encode_signed(self, signature: bytes) -> bytes:
         """The signed envelope for a 65-byte ``r ‖ s ‖ v`` signature (``v`` 27/28)."""
@@ -236,11 +260,11 @@ class _FeeMarketFields:
             raise ValueError("a transaction signature is 65 bytes r‖s‖v with v 27/28")
         fields = [
             *self.payload_fields(),
-            rlp.encode_uint(signature[64] - 27),
-            rlp.encode_uint(int.from_bytes(signature[:32], "big")),
-            rlp.encode_uint(int.from_bytes(signature[32:64], "big")),
+            _uint_bytes(signature[64] - 27),
+            _uint_bytes(int.from_bytes(signature[:32], "big")),
+            _uint_bytes(int.from_bytes(signature[32:64], "big")),
         ]
-        return bytes([self.TYPE]) + rlp.encode(fields)
+        return bytes([self.TYPE]) + _encode(fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +291,7 @@ class SetCodeTransaction(_FeeMarketFields):
         if not self.authorization_list:
             raise ValueError("a set-code transaction needs at least one authorization")
 
-    def payload_fields(self) -> list[rlp.RlpItem]:
+    def payload_fields(self) -> list[RlpItem]:
         return [*self._common_rlp(), [auth.to_rlp() for auth in self.authorization_list]]
 
 
@@ -301,26 +325,40 @@ def sign_transaction(unsigned: UnsignedTransaction, secret: bytes) -> SignedTran
 # ------------------------------------------------------------------------------- decoding
 
 
-def _as_bytes(item: rlp.RlpItem, what: str) -> bytes:
+def _as_bytes(item: RlpItem, what: str) -> bytes:
     if not isinstance(item, bytes):
         raise TransactionDecodingError(f"{what} must be a byte string")
     return item
 
 
-def _as_list(item: rlp.RlpItem, what: str) -> list[rlp.RlpItem]:
+def _as_list(item: RlpItem, what: str) -> list[RlpItem]:
     if isinstance(item, bytes):
         raise TransactionDecodingError(f"{what} must be a list")
     return list(item)
 
 
-def _uint(item: rlp.RlpItem, what: str, bits: int = 256) -> int:
+def _uint(item: RlpItem, what: str, bits: int = 256) -> int:
+    raw = _as_bytes(item, what)
+    if raw[:1] == b"\x00":
+        raise TransactionDecodingError(f"{what}: integer with a leading zero byte")
+    value = int.from_bytes(raw, "big")
+    if value.bit_length() > bits:
+        raise TransactionDecodingError(f"{what}: integer wider than {bits} bits")
+    return value
+
+
+def _decode(raw: bytes, what: str) -> RlpItem:
+    """Exactly one canonical RLP item spanning ``raw`` (pyrlp, strict)."""
     try:
-        return rlp.decode_uint(_as_bytes(item, what), bits=bits)
-    except rlp.RlpDecodingError as exc:
-        raise TransactionDecodingError(f"{what}: {exc}") from None
+        item: RlpItem = rlp.decode(raw, strict=True)
+    except rlp.DecodingError as exc:
+        raise TransactionDecodingError(f"malformed {what} RLP: {exc}") from None
+    except RecursionError:  # pyrlp recurses once per nesting level
+        raise TransactionDecodingError(f"malformed {what} RLP: nesting too deep") from None
+    return item
 
 
-def _address(item: rlp.RlpItem, what: str) -> str:
+def _address(item: RlpItem, what: str) -> str:
     raw = _as_bytes(item, what)
     if len(raw) != 20:
         raise TransactionDecodingError(f"{what} must be 20 bytes")
@@ -335,7 +373,7 @@ def _signature(y_parity: int, r: int, s: int) -> bytes:
     return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([27 + y_parity])
 
 
-def _access_list(item: rlp.RlpItem) -> tuple[AccessListEntry, ...]:
+def _access_list(item: RlpItem) -> tuple[AccessListEntry, ...]:
     entries = []
     for raw_entry in _as_list(item, "accessList"):
         pair = _as_list(raw_entry, "access list entry")
@@ -348,7 +386,7 @@ def _access_list(item: rlp.RlpItem) -> tuple[AccessListEntry, ...]:
     return tuple(entries)
 
 
-def _authorizations(item: rlp.RlpItem) -> tuple[Authorization, ...]:
+def _authorizations(item: RlpItem) -> tuple[Authorization, ...]:
     auths = []
     for raw_auth in _as_list(item, "authorizationList"):
         parts = _as_list(raw_auth, "authorization")
@@ -372,14 +410,16 @@ def _authorizations(item: rlp.RlpItem) -> tuple[Authorization, ...]:
 
 def encode_authorization_list(authorizations: tuple[Authorization, ...]) -> bytes:
     """RLP of an authorization list (what a type-4 transaction carries), for storage."""
-    return rlp.encode([auth.to_rlp() for auth in authorizations])
+    return _encode([auth.to_rlp() for auth in authorizations])
 
 
 def decode_authorization_list(raw: bytes) -> tuple[Authorization, ...]:
     """Inverse of :func:`encode_authorization_list`; raises :class:`TransactionDecodingError`."""
     try:
-        return _authorizations(rlp.decode(raw))
-    except (rlp.RlpDecodingError, ValueError) as exc:
+        return _authorizations(_decode(bytes(raw), "authorization list"))
+    except TransactionDecodingError:
+        raise
+    except ValueError as exc:
         raise TransactionDecodingError(f"malformed authorization list: {exc}") from None
 
 
@@ -393,10 +433,7 @@ def decode_signed_transaction(raw: bytes) -> SignedTransaction:
     raw = bytes(raw)
     if not raw or raw[0] not in (EIP1559_TYPE, SET_CODE_TYPE):
         raise TransactionDecodingError("only type-2 and type-4 transactions are supported")
-    try:
-        fields = _as_list(rlp.decode(raw[1:]), "transaction")
-    except rlp.RlpDecodingError as exc:
-        raise TransactionDecodingError(f"malformed RLP: {exc}") from None
+    fields = _as_list(_decode(raw[1:], "transaction"), "transaction")
     expected = 12 if raw[0] == EIP1559_TYPE else 13
     if len(fields) != expected:
         raise TransactionDecodingError(f"a type-{raw[0]} transaction has {expected} fields")
