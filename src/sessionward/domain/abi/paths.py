@@ -62,6 +62,45 @@ def _parse_index(text: str, path: str) -> int:
     return int(text)
 
 
+# A step lands on (index taken, type found, word of that type while it is reachable in place).
+_Step = tuple[int, AbiType, int | None]
+
+
+def _field_step(current: AbiType, field: str, word: int | None, path: str) -> _Step:
+    """Step into the tuple field named (or numbered) ``field``."""
+    if not isinstance(current, TupleType):
+        raise ArgumentPathError(f"{path!r}: {current.canonical} has no field {field!r}")
+    if field.isdigit():
+        index = _parse_index(field, path)
+        if index >= len(current.components):
+            raise ArgumentPathError(f"{path!r}: {current.canonical} has no field {index}")
+    else:
+        found = current.index_of(field)
+        if found is None:
+            raise ArgumentPathError(f"{path!r}: no field named {field!r}")
+        index = found
+    nxt = current.components[index].type
+    # A component's head sits in place where its tuple starts; a dynamic component's head is
+    # only an offset, so what it points to is not reachable in place.
+    if word is None or nxt.is_dynamic:
+        return index, nxt, None
+    return index, nxt, word + sum(c.type.head_size for c in current.components[:index]) // WORD
+
+
+def _element_step(current: AbiType, index_text: str, word: int | None, path: str) -> _Step:
+    """Step into the array element ``[index_text]``."""
+    if not isinstance(current, ArrayType):
+        raise ArgumentPathError(f"{path!r}: {current.canonical} is not an array")
+    index = _parse_index(index_text, path)
+    if current.length is not None and index >= current.length:
+        raise ArgumentPathError(f"{path!r}: index {index} is past {current.canonical}")
+    nxt = current.item
+    # Only a static fixed array lays its elements out in place.
+    if word is None or current.is_dynamic:
+        return index, nxt, None
+    return index, nxt, word + index * nxt.static_size // WORD
+
+
 @lru_cache(maxsize=4096)
 def compile_argument_path(signature: FunctionSignature, path: str) -> ArgumentPath:
     """Validate ``path`` against ``signature`` (grant time) and precompute how to read it.
@@ -83,41 +122,11 @@ def compile_argument_path(signature: FunctionSignature, path: str) -> ArgumentPa
     pos = m.end()
     while True:
         if field_text is not None:
-            if not isinstance(current, TupleType):
-                raise ArgumentPathError(
-                    f"{path!r}: {current.canonical} has no field {field_text!r}"
-                )
-            if field_text.isdigit():
-                index = _parse_index(field_text, path)
-                if index >= len(current.components):
-                    raise ArgumentPathError(f"{path!r}: {current.canonical} has no field {index}")
-            else:
-                found = current.index_of(field_text)
-                if found is None:
-                    raise ArgumentPathError(f"{path!r}: no field named {field_text!r}")
-                index = found
-            nxt = current.components[index].type
-            # A component's head sits in place where its tuple starts; a dynamic component's
-            # head is only an offset, so what it points to is not reachable in place.
-            if word is not None and not nxt.is_dynamic:
-                word += sum(c.type.head_size for c in current.components[:index]) // WORD
-            else:
-                word = None
+            index, current, word = _field_step(current, field_text, word, path)
         else:
             assert index_text is not None
-            if not isinstance(current, ArrayType):
-                raise ArgumentPathError(f"{path!r}: {current.canonical} is not an array")
-            index = _parse_index(index_text, path)
-            if current.length is not None and index >= current.length:
-                raise ArgumentPathError(f"{path!r}: index {index} is past {current.canonical}")
-            nxt = current.item
-            # Only a static fixed array lays its elements out in place.
-            if word is not None and not current.is_dynamic:
-                word += index * nxt.static_size // WORD
-            else:
-                word = None
+            index, current, word = _element_step(current, index_text, word, path)
         steps.append(index)
-        current = nxt
         if pos == len(path):
             break
         m = _PATH_STEP.match(path, pos)
