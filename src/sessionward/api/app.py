@@ -50,6 +50,7 @@ from sessionward.domain.reasons import ReasonCode, SessionWardError
 from sessionward.service.errors import ServiceError
 from sessionward.service.waas import Waas
 
+from .answers import Outcome
 from .auth import Authenticator, Principal, single_header
 from .body import declared_length, parse_document, read_bounded, validate
 from .errors import (
@@ -71,9 +72,6 @@ from .unit_writer import UnitWriter
 _log = logging.getLogger("sessionward.api")
 
 JSON: Final = "application/json"
-
-Outcome = tuple[int, bytes, dict[str, str]]
-"""Status, JSON body and extra headers of an answered request."""
 
 
 def dump_json(value: object) -> bytes:

@@ -27,9 +27,8 @@ from sessionward.domain.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 from sessionward.service.idempotency import IdempotentRequests, StoredAnswer
 
+from .answers import Outcome
 from .errors import KIND_STATUS, ApiError, invalid
-
-Outcome = tuple[int, bytes, dict[str, str]]
 
 _KEY: Final = re.compile(r"[!-~]{1,128}")
 REPLAYED_HEADER: Final = "Idempotent-Replayed"

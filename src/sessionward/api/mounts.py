@@ -24,10 +24,8 @@ from typing import Protocol
 
 from sessionward.service.waas import Waas
 
+from .answers import Outcome
 from .auth import Authenticator
-
-Outcome = tuple[int, bytes, dict[str, str]]
-"""Status, body and headers (``content-type`` among them, JSON when absent)."""
 
 
 class MountedRoutes(Protocol):

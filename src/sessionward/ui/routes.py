@@ -38,13 +38,12 @@ How the pages authenticate (nothing secret ever reaches a URL):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Final
 
-import orjson
-
+from sessionward.api.answers import Outcome
+from sessionward.api.app import dump_json as _dump
 from sessionward.api.auth import Authenticator
 from sessionward.api.errors import ApiError, from_service_error, method_unknown
 from sessionward.crypto.request_signature import SIGNATURE_HEADER
@@ -54,9 +53,6 @@ from sessionward.service.waas import Waas
 UI_PREFIX: Final = "/ui"
 STATIC_PREFIX: Final = "/ui/static/"
 OPS_OVERVIEW_PATH: Final = "/ui/api/ops/overview"
-
-Outcome = tuple[int, bytes, dict[str, str]]
-"""Status, body and headers (``content-type`` among them), as the API app answers."""
 
 _TYPES: Final = {
     ".html": "text/html; charset=utf-8",
@@ -92,14 +88,6 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
         if entry.is_file() and suffix in _TYPES:
             files[entry.name] = (entry.read_bytes(), _TYPES[suffix])
     return files
-
-
-def _dump(value: object) -> bytes:
-    """JSON bytes; the stdlib for what orjson refuses (integers beyond 64 bits in a detail)."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _not_allowed() -> ApiError:
