@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from . import bounds
 from .abi import (
+    AbiJsonError,
     AbiType,
     AddressType,
     ArgumentPath,
@@ -45,6 +46,7 @@ from .abi import (
     compile_argument_path,
     encode_word,
     parse_signature,
+    value_from_json,
 )
 from .catalog import TARGET, Catalog, CatalogFunction, Outflow, Tier
 from .decision import GrantRefused, Violation
@@ -59,7 +61,7 @@ from .envelope import (
 )
 from .prices import NATIVE_ASSET, PriceSource, max_amount_within
 from .reasons import ReasonCode
-from .values import ZERO_ADDRESS, InvalidValue, format_usd, parse_address, parse_amount
+from .values import ZERO_ADDRESS, InvalidValue, format_usd
 
 CUSTOM_ACTION = "custom"
 OFFCHAIN_ONLY = 0xFFFF
@@ -952,35 +954,11 @@ def compile_rule(
 
 
 def _operand(abi_type: AbiType, value: RuleValue, account: str, path: str) -> object:
-    if isinstance(abi_type, AddressType):
-        if value == ACCOUNT_PLACEHOLDER:
-            return account
-        return parse_address(value, path)
-    if isinstance(abi_type, BoolType):
-        if not isinstance(value, bool):
-            raise InvalidValue(path, "expected true or false")
-        return value
-    if isinstance(abi_type, UintType):
-        return parse_amount(value, path, maximum=2**abi_type.bits - 1)
-    if isinstance(abi_type, IntType):
-        if isinstance(value, bool):
-            raise InvalidValue(path, "expected an integer")
-        try:
-            number = int(value) if isinstance(value, str) else value
-        except ValueError:
-            raise InvalidValue(path, "expected an integer") from None
-        if not isinstance(number, int) or not -(2 ** (abi_type.bits - 1)) <= number < 2 ** (
-            abi_type.bits - 1
-        ):
-            raise InvalidValue(path, "integer out of range for the argument type")
-        return number
-    assert isinstance(abi_type, FixedBytesType)
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise InvalidValue(path, "expected 0x-prefixed hex")
+    """A rule operand in the one JSON form of typed values (:func:`.abi.value_from_json`);
+    for an address, ``ACCOUNT_PLACEHOLDER`` (``$account``) stands for the granting account."""
+    if isinstance(abi_type, AddressType) and value == ACCOUNT_PLACEHOLDER:
+        return account
     try:
-        raw = bytes.fromhex(value[2:])
-    except ValueError:
-        raise InvalidValue(path, "expected 0x-prefixed hex") from None
-    if len(raw) != abi_type.size:
-        raise InvalidValue(path, f"expected {abi_type.size} bytes")
-    return raw
+        return value_from_json(abi_type, value, path)
+    except AbiJsonError as exc:
+        raise InvalidValue(path, exc.reason) from None
