@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from sessionward.crypto import solidity_types as sol
-from sessionward.crypto.secp256k1 import normalize_address, to_checksum_address
+from sessionward.crypto.address import normalize_address, to_checksum_address
 from sessionward.crypto.solidity_types import AbiType, Param
 
 __all__ = ["AbiJsonError", "StructFields", "value_from_json", "value_to_json"]

@@ -40,7 +40,7 @@ from typing import Any, Final, cast
 
 from sessionward.crypto.abi_json import StructFields, value_to_json
 from sessionward.crypto.keccak import keccak256
-from sessionward.crypto.secp256k1 import normalize_address
+from sessionward.crypto.address import normalize_address
 from sessionward.crypto.solidity_types import (
     ELEMENTARY_NAMES,
     AbiType,
