@@ -39,8 +39,8 @@ from functools import lru_cache
 from typing import Any, Final, cast
 
 from sessionward.crypto.abi_json import StructFields, value_to_json
-from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.address import normalize_address
+from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.solidity_types import (
     ELEMENTARY_NAMES,
     AbiType,
