@@ -14,7 +14,7 @@ hash); :func:`to_checksum_address` gives the EIP-55 display form.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Final, TypeGuard
 
 from sessionward.crypto.keccak import keccak256
 
@@ -37,7 +37,7 @@ class AddressChecksumError(ValueError):
     """A mixed-case address that is not its EIP-55 checksummed form (a typo caught)."""
 
 
-def is_address_text(value: object) -> bool:
+def is_address_text(value: object) -> TypeGuard[str]:
     """True iff ``value`` is a string of ``0x`` and 40 hex digits (any case, no checksum test)."""
     return isinstance(value, str) and ADDRESS_TEXT.match(value) is not None
 
@@ -73,7 +73,6 @@ def is_checksum_valid(address: object) -> bool:
     """True iff ``address`` is exactly its EIP-55 checksummed form (never raises)."""
     if not is_address_text(address):
         return False
-    assert isinstance(address, str)
     return _checksummed(address[2:].lower()) == address
 
 
