@@ -2,7 +2,7 @@
 
 A :class:`World` is one :class:`~sessionward.service.waas.Waas` on embedded defaults (SQLite in a
 temporary data directory, the local vault, the in-process chain with the demo contracts) plus
-the actors of DESIGN section 1: owners with funded wallets, backends with credentials, and two
+the actors of docs/design.md section 1: owners with funded wallets, backends with credentials, and two
 ops credentials. It drives the flows the way the HTTP layer would (a :class:`Caller` per
 authenticated request) and reads back everything a test must check: the store's rows, the audit
 streams and the chain.
@@ -291,7 +291,7 @@ class World:
         return Backend(view["credentialId"], Caller(view["credentialId"], "backend"))
 
     def envelope(self, **overrides: Any) -> dict[str, Any]:
-        """The seed envelope (DESIGN section 3) on the demo router: swap, 500 USD, 30 minutes."""
+        """The seed envelope (docs/design.md section 3) on the demo router: swap, 500 USD, 30 minutes."""
         doc: dict[str, Any] = {
             "capabilities": ["swap.execute"],
             "maxValueUsd": 500,

@@ -4,7 +4,7 @@
 Execute re-runs the policy (state may have changed since the quote) and then hands the charges
 to :meth:`sessionward.store.execution.Executions.execute`, which reserves the budget, re-checks
 revocation and freezes, numbers the call and has the vault sign it, all in one database
-transaction (DESIGN section 8). The signed call is then relayed by the dispatcher.
+transaction (docs/design.md section 8). The signed call is then relayed by the dispatcher.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Signed alert webhooks (DESIGN section 9): every alert is POSTed as JSON to each configured
+"""Signed alert webhooks (docs/design.md section 9): every alert is POSTed as JSON to each configured
 URL, signed with the service's Ed25519 webhook key, from a background worker.
 
 Wire format, version 1

@@ -1,4 +1,4 @@
-"""Delegation-health telemetry: the weekly numbers of DESIGN section 9, computed in SQL.
+"""Delegation-health telemetry: the weekly numbers of docs/design.md section 9, computed in SQL.
 
 Every metric covers a half-open period ``[since, until)`` in unix seconds and is aggregated by
 the database (no table is loaded into Python); the same statements run on SQLite and
