@@ -8,8 +8,12 @@ B's p50/p99 idle and under the flood, the ratio of the p99s, and A's answers (20
 rate. Numbers depend on the machine and on anything else it runs: compare the two modes in one
 run on one machine.
 
-Run: ``.venv/bin/python bench/fairness.py [--requests 150] [--threads 8] [--no-limits]``
-(about 20 s).
+Both modes by default, one server each, in one run: ``fair`` (the defaults: fair scheduling
+between tenants, 429s held for ``rate_limit_hold_s``) and ``unfair`` (fair scheduling off, 429s
+answered at once: the node before :mod:`sessionward.api.fairness`).
+
+Run: ``.venv/bin/python bench/fairness.py [--requests 150] [--threads 8] [--no-limits]
+[--modes fair,unfair]`` (about 20 s per mode).
 """
 
 from __future__ import annotations
@@ -19,16 +23,20 @@ import multiprocessing
 import os
 import secrets
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from sessionward.crypto.request_signature import Secp256k1RequestSigner
 from sessionward.sdk import BackendClient
 from sessionward.sdk.errors import SessionWardApiError
+from sessionward.sdk.transport import Transport
 from sessionward.server import BackgroundServer
 from sessionward.service.config import Settings
 from sessionward.service.waas import Waas
@@ -55,13 +63,27 @@ def _victim(client: BackendClient, count: int) -> list[float]:
     return latencies
 
 
-def _flood_threads(flooder: BackendClient, stop: threading.Event, outcomes: Counter[str]) -> None:
-    while not stop.is_set():
-        try:
-            flooder.list_sessions()
-            outcomes["200"] += 1
-        except SessionWardApiError as exc:
-            outcomes[str(exc.status)] += 1
+def _flood_threads(
+    url: str,
+    signer: Secp256k1RequestSigner,
+    credential_id: str,
+    stop: threading.Event,
+    outcomes: Counter[str],
+) -> None:
+    """One connection sending ListSessions back to back. Its own transport with no retries:
+    the SDK waits out a 429's Retry-After, a flood does not."""
+    transport = Transport(url, retries=0)
+    try:
+        while not stop.is_set():
+            try:
+                transport.call(
+                    "ListSessions", {"limit": 50}, signer=signer, credential_id=credential_id
+                )
+                outcomes["200"] += 1
+            except SessionWardApiError as exc:
+                outcomes[str(exc.status)] += 1
+    finally:
+        transport.close()
 
 
 def _flood_process(
@@ -70,11 +92,11 @@ def _flood_process(
     """In its own process (the server's process keeps its interpreter to itself): flood as one
     credential from ``threads`` threads, say "started", flood until told to stop, then send
     back the answers' counts and the flood's duration."""
-    tenant = BackendClient(url, Secp256k1RequestSigner(secret), credential_id)
+    signer = Secp256k1RequestSigner(secret)
     stop = threading.Event()
     outcomes: Counter[str] = Counter()
     workers = [
-        threading.Thread(target=_flood_threads, args=(tenant, stop, outcomes))
+        threading.Thread(target=_flood_threads, args=(url, signer, credential_id, stop, outcomes))
         for _ in range(threads)
     ]
     started = time.perf_counter()
@@ -85,7 +107,6 @@ def _flood_process(
     stop.set()
     for worker in workers:
         worker.join()
-    tenant.close()
     control.send((dict(outcomes), time.perf_counter() - started))
 
 
@@ -94,56 +115,81 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def _measure(settings: Settings, requests: int, threads: int) -> str:
+    """One server with ``settings``: the victim idle, then flooded; the report's lines."""
+    waas = Waas.from_settings(settings)
+    try:
+        with BackgroundServer(waas) as url:
+            victim = _backend(url)
+            _victim(victim, 20)  # warm-up
+            idle = _victim(victim, requests)
+            secret = secrets.token_bytes(32)
+            tenant = _backend(url, secret)
+            tenant.close()
+            control, child = multiprocessing.Pipe()
+            flood = multiprocessing.get_context("spawn").Process(
+                target=_flood_process,
+                args=(url, secret, tenant.credential_id, threads, child),
+            )
+            flood.start()
+            control.recv()
+            time.sleep(1.0)  # the flood is under way (and past its burst)
+            loaded = _victim(victim, requests)
+            control.send("stop")
+            outcomes, seconds = control.recv()
+            flood.join()
+            victim.close()
+    finally:
+        waas.stop()
+    total = sum(outcomes.values())
+    return "\n".join(
+        [
+            f"  victim idle:    p50 {statistics.median(idle) * 1000:7.1f} ms   "
+            f"p99 {_p(idle, 0.99):7.1f} ms",
+            f"  victim flooded: p50 {statistics.median(loaded) * 1000:7.1f} ms   "
+            f"p99 {_p(loaded, 0.99):7.1f} ms",
+            f"  p99 ratio flooded/idle: {_p(loaded, 0.99) / _p(idle, 0.99):.2f}",
+            f"  flooder: {total} requests in {seconds:.1f} s ({total / seconds:.0f}/s), "
+            f"answers {dict(outcomes)}",
+        ]
+    )
+
+
+MODES: dict[str, dict[str, Any]] = {
+    "fair": {"fair_scheduling_enabled": True},
+    "unfair": {"fair_scheduling_enabled": False, "rate_limit_hold_s": 0.0},
+}
+"""``fair``: the defaults (fair scheduling, 429s held); ``unfair``: every request straight to a
+worker thread and 429s answered at once (the node before fair scheduling)."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=150)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--no-limits", action="store_true")
+    parser.add_argument("--modes", default="fair,unfair", help="comma separated: fair, unfair")
+    parser.add_argument("--running", type=int, help="fair_max_running (default: the setting's)")
+    parser.add_argument("--switch-ms", type=float, help="sys.setswitchinterval, in ms")
     args = parser.parse_args()
+    if args.switch_ms:
+        sys.setswitchinterval(args.switch_ms / 1000)
     os.environ.pop("SESSIONWARD_DATABASE_URL", None)
-    with tempfile.TemporaryDirectory(prefix="sessionward-fair-") as data_dir:
-        settings = Settings(
-            data_dir=Path(data_dir), run_relayer=False, rate_limit_enabled=not args.no_limits
-        )
-        waas = Waas.from_settings(settings)
-        try:
-            with BackgroundServer(waas) as url:
-                victim = _backend(url)
-                _victim(victim, 20)  # warm-up
-                idle = _victim(victim, args.requests)
-                secret = secrets.token_bytes(32)
-                tenant = _backend(url, secret)
-                tenant.close()
-                control, child = multiprocessing.Pipe()
-                flood = multiprocessing.get_context("spawn").Process(
-                    target=_flood_process,
-                    args=(url, secret, tenant.credential_id, args.threads, child),
-                )
-                flood.start()
-                control.recv()
-                time.sleep(1.0)  # the flood is under way (and past its burst)
-                loaded = _victim(victim, args.requests)
-                control.send("stop")
-                outcomes, seconds = control.recv()
-                flood.join()
-                victim.close()
-        finally:
-            waas.stop()
-    mode = "off" if args.no_limits else "on (defaults)"
-    print(f"rate limits {mode}; victim {args.requests} requests at {1 / PACE_S:.0f}/s")
-    print(
-        f"victim idle:    p50 {statistics.median(idle) * 1000:7.1f} ms   p99 {_p(idle, 0.99):7.1f} ms"
-    )
-    print(
-        f"victim flooded: p50 {statistics.median(loaded) * 1000:7.1f} ms   "
-        f"p99 {_p(loaded, 0.99):7.1f} ms"
-    )
-    print(f"p99 ratio flooded/idle: {_p(loaded, 0.99) / _p(idle, 0.99):.2f}")
-    total = sum(outcomes.values())
-    print(
-        f"flooder: {total} requests in {seconds:.1f} s ({total / seconds:.0f}/s), "
-        f"answers {dict(outcomes)}"
-    )
+    limits = "off" if args.no_limits else "on (defaults)"
+    print(f"rate limits {limits}; victim {args.requests} requests at {1 / PACE_S:.0f}/s")
+    for mode in args.modes.split(","):
+        with tempfile.TemporaryDirectory(prefix="sessionward-fair-") as data_dir:
+            settings = replace(
+                Settings(
+                    data_dir=Path(data_dir),
+                    run_relayer=False,
+                    rate_limit_enabled=not args.no_limits,
+                ),
+                **MODES[mode],
+            )
+            if args.running:
+                settings = replace(settings, fair_max_running=args.running)
+            print(f"{mode}:\n{_measure(settings, args.requests, args.threads)}", flush=True)
 
 
 if __name__ == "__main__":

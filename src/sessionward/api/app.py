@@ -7,7 +7,11 @@ The HTTP layer only translates. A request goes through, in order:
 
 1. routing (unknown method → 404 ``METHOD_UNKNOWN``, wrong verb → 405);
 2. the body, bounded by ``max_body_bytes`` on ``Content-Length`` and while reading (413);
-3. then, in a worker thread (the service and the store are synchronous): authentication of the
+3. on the event loop, fair scheduling (:mod:`.fairness`): a request naming a credential whose
+   rate bucket is empty is refused (429) without a worker thread; the others wait for a slot
+   in a queue per tenant, served round-robin; every 429 is answered after
+   ``rate_limit_hold_s`` (backpressure);
+4. then, in a worker thread (the service and the store are synchronous): authentication of the
    raw bytes (:mod:`.auth`), the ``Idempotency-Key`` claim for mutations (:mod:`.idempotency`),
    strict JSON and the request model (:mod:`.body`), the one service call (:mod:`.methods`),
    and the stored answer for the key. Execute does all of it in one unit of work: on SQLite
@@ -25,11 +29,13 @@ The app neither starts nor stops the :class:`Waas` it is given: the caller runs
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from functools import partial
 from typing import Any, Final
 
@@ -60,6 +66,7 @@ from .errors import (
     internal_error,
     method_unknown,
 )
+from .fairness import FairScheduler, claimed_credential, tenant_of
 from .health import Readiness, database_outage, unavailable
 from .http_guard import RAW_TARGET
 from .idempotency import Idempotency
@@ -157,6 +164,15 @@ class SessionWardApi:
         self._unit_writer: UnitWriter[Outcome] | None = (
             UnitWriter(waas.run_units) if waas.groups_units else None
         )
+        # Fair scheduling between tenants (issue 14; .fairness): before any expensive work.
+        settings = waas.runtime.settings
+        self._threads: FairScheduler | None = None
+        self._units: FairScheduler | None = None
+        if settings.fair_scheduling_enabled:
+            queued = settings.fair_max_queued_per_tenant
+            self._threads = FairScheduler(slots=settings.fair_max_running, max_queued=queued)
+            self._units = FairScheduler(slots=settings.fair_max_running_units, max_queued=queued)
+        self._refusal_hold_s = settings.rate_limit_hold_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -220,17 +236,43 @@ class SessionWardApi:
         headers = _single_headers(scope)
         declared_length(headers, self._limit)
         body = await read_bounded(_chunks(receive), self._limit)
+        signature = headers.get(SIGNATURE_HEADER)
         answer = partial(self._answered, method, headers, _path_with_query(scope), body, request_id)
+        try:
+            self._auth.refuse_early(claimed_credential(signature))  # on the loop: no thread hop
+            outcome = await self._scheduled(method, tenant_of(signature, _peer(scope)), answer)
+        except ApiError as exc:
+            if exc.status == 429:
+                await self._hold()
+            raise
+        if outcome[0] == 429:
+            await self._hold()
+        return outcome
+
+    async def _scheduled(
+        self, method: Method, tenant: str, answer: Callable[[], Outcome]
+    ) -> Outcome:
+        """``answer`` run in its tenant's turn: on a worker thread (at most
+        ``fair_max_running`` at once), or as a unit of work (at most ``fair_max_running_units``:
+        they wait on the database more than on the interpreter)."""
         if not method.one_transaction:
-            return await run_in_threadpool(answer)
+            async with _turn(self._threads, tenant):
+                return await run_in_threadpool(answer)
         started = time.perf_counter()
         try:
-            if self._unit_writer is not None and not method.durable:
-                return await self._unit_writer.run(answer)
-            return await run_in_threadpool(self._in_one_transaction, answer, method.durable)
+            async with _turn(self._units, tenant):
+                if self._unit_writer is not None and not method.durable:
+                    return await self._unit_writer.run(answer)
+                return await run_in_threadpool(self._in_one_transaction, answer, method.durable)
         finally:
             if method.name == "Execute":
                 self.metrics.execute_latency(time.perf_counter() - started)
+
+    def _hold(self) -> Awaitable[None]:
+        """Backpressure: a 429 is answered only after ``rate_limit_hold_s``, so a client that
+        ignores ``Retry-After`` sends one request per hold and connection, not one per
+        round trip (the wait costs the node no CPU)."""
+        return asyncio.sleep(self._refusal_hold_s)
 
     def close(self) -> None:
         """Stop the thread that runs units of work (after what is queued); the app answers
@@ -330,6 +372,15 @@ def _label(path: str, mounts: Sequence[tuple[Mount, MountedRoutes]]) -> str:
         if mount.owns(path):
             return mount.label
     return path if path in _ENDPOINTS else "unknown"
+
+
+def _turn(scheduler: FairScheduler | None, tenant: str) -> AbstractAsyncContextManager[None]:
+    return nullcontext() if scheduler is None else scheduler.turn(tenant)
+
+
+def _peer(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def _single_headers(scope: Scope) -> Headers:

@@ -126,6 +126,14 @@ class Authenticator:
             else None
         )
 
+    def refuse_early(self, claimed_credential: str | None) -> None:
+        """``429 RATE_LIMITED_REQUESTS`` at once if the registered credential a request names
+        (unverified, e.g. :func:`sessionward.api.fairness.claimed_credential`) has no token
+        left; takes nothing (:meth:`RateLimiter.refuse_early`). For the event loop: the
+        refusal then costs no worker thread, no credential read and no signature check."""
+        if self._limiter is not None and claimed_credential is not None:
+            self._limiter.refuse_early(signer=claimed_credential)
+
     def _limited(self, replay: ReplayStore, admit: Callable[[], None]) -> ReplayStore:
         return replay if self._limiter is None else _Admitted(replay, admit)
 

@@ -22,6 +22,9 @@ Environment variables (each overrides the file):
                                    BODY_TIMEOUT_S, KEEP_ALIVE_S (the HTTP edge's limits)
 ``SESSIONWARD_CORS_ORIGINS``       browser origins allowed to call the API, comma separated
 ``SESSIONWARD_SERVICE_ID``          this deployment's name in wallet-registration challenges
+``SESSIONWARD_RATE_LIMIT_*``       ENABLED, PER_CREDENTIAL_RPS, PER_OWNER_RPS, BURST, HOLD_S
+``SESSIONWARD_FAIR_*``             SCHEDULING_ENABLED, MAX_RUNNING, MAX_RUNNING_UNITS,
+                                   MAX_QUEUED_PER_TENANT (fair scheduling between tenants)
 ``SESSIONWARD_VAULT``              vault backend: ``local`` (default) or ``pkcs11`` (keys in a token)
 ``SESSIONWARD_PKCS11_*``           MODULE (default Debian's SoftHSM2), TOKEN_LABEL or SLOT, PIN_FILE;
                                    the PIN itself: ``SESSIONWARD_PKCS11_PIN`` (read by the vault)
@@ -140,6 +143,22 @@ class Settings:
     wallet_creation_per_owner_per_day: int = 10
     """Wallets one owner may create (the relayer pays each deployment) in any 24 hours;
     0 turns the budget off."""
+    rate_limit_hold_s: float = 0.25
+    """A 429 is answered only after this wait (backpressure: a client ignoring Retry-After
+    gets one answer per hold and connection); 0 answers at once."""
+    # Fair scheduling between tenants (sessionward.api.fairness, README configuration table).
+    fair_scheduling_enabled: bool = True
+    """Requests wait for a slot in per-tenant queues served round-robin before any expensive
+    work; off, every request goes straight to a worker thread."""
+    fair_max_running: int = 2
+    """Requests (other than units of work) on worker threads at once, all tenants together;
+    the others wait, costing no CPU. About the cores one interpreter can use; raise it where
+    requests mostly wait on a remote database or node."""
+    fair_max_running_units: int = 32
+    """Units of work (Execute, revocations) running at once; on SQLite Executes commit in
+    groups of up to 16, so fewer than 32 would shrink the groups."""
+    fair_max_queued_per_tenant: int = 64
+    """Requests one tenant may have waiting; past it, 429 ``RATE_LIMITED_REQUESTS`` at once."""
 
     # The vault backend (sessionward.vault.backends; README configuration table).
     vault: str = "local"
@@ -164,43 +183,8 @@ class Settings:
         path = file or (Path(env["SESSIONWARD_CONFIG"]) if env.get("SESSIONWARD_CONFIG") else None)
         if path is not None:
             settings = settings.with_document(_read_toml(path))
-        overrides: dict[str, Any] = {}
-        if env.get("SESSIONWARD_DATA_DIR"):
-            overrides["data_dir"] = Path(env["SESSIONWARD_DATA_DIR"])
-        if env.get("SESSIONWARD_DATABASE_URL"):
-            overrides["database_url"] = env["SESSIONWARD_DATABASE_URL"]
-        if env.get("SESSIONWARD_DATABASE_SCHEMA"):
-            overrides["database_schema"] = env["SESSIONWARD_DATABASE_SCHEMA"]
-        if env.get("SESSIONWARD_RPC_URL"):
-            overrides["rpc_url"] = env["SESSIONWARD_RPC_URL"]
-        if env.get("SESSIONWARD_CATALOG"):
-            overrides["catalog_file"] = Path(env["SESSIONWARD_CATALOG"])
-        if env.get("SESSIONWARD_OPS_KEYS"):
-            overrides["ops_credentials"] = tuple(_ops_from_text(env["SESSIONWARD_OPS_KEYS"]))
-        if env.get("SESSIONWARD_WEBHOOK_URLS"):
-            overrides["webhook_urls"] = tuple(
-                u.strip() for u in env["SESSIONWARD_WEBHOOK_URLS"].split(",") if u.strip()
-            )
-        if env.get("SESSIONWARD_SERVICE_ID"):
-            overrides["service_id"] = env["SESSIONWARD_SERVICE_ID"]
-        if env.get("SESSIONWARD_CORS_ORIGINS"):
-            overrides["cors_origins"] = tuple(
-                o.strip() for o in env["SESSIONWARD_CORS_ORIGINS"].split(",") if o.strip()
-            )
-        flag = env.get("SESSIONWARD_RATE_LIMIT_ENABLED", "").strip().lower()
-        if flag:
-            if flag not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                raise ConfigError("SESSIONWARD_RATE_LIMIT_ENABLED must be true or false")
-            overrides["rate_limit_enabled"] = flag in ("1", "true", "yes", "on")
-        for name, cast in _WEBHOOK_NUMBERS.items():
-            text = env.get(f"SESSIONWARD_{name.upper()}")
-            if text:
-                try:
-                    overrides[name] = cast(text)
-                except ValueError:
-                    raise ConfigError(f"SESSIONWARD_{name.upper()} must be a number") from None
         settings = replace(settings, **vault_environment(env))
-        return replace(settings, **overrides)
+        return replace(settings, **_environment_overrides(env))
 
     def with_document(self, doc: Mapping[str, Any]) -> Settings:
         """These settings with the values of a parsed TOML document (unknown keys refused)."""
@@ -243,6 +227,10 @@ class Settings:
             raise ConfigError("rate limits must be positive (rate_limit_enabled turns them off)")
         if self.rate_limit_burst < 1 or self.wallet_creation_per_owner_per_day < 0:
             raise ConfigError("rate_limit_burst >= 1 and wallet_creation_per_owner_per_day >= 0")
+        if self.rate_limit_hold_s < 0 or self.fair_max_queued_per_tenant < 0:
+            raise ConfigError("rate_limit_hold_s and fair_max_queued_per_tenant cannot be negative")
+        if self.fair_max_running < 1 or self.fair_max_running_units < 1:
+            raise ConfigError("fair_max_running and fair_max_running_units must be at least 1")
         if self.vault not in VAULT_BACKENDS:
             raise ConfigError(f"vault must be one of {', '.join(VAULT_BACKENDS)}")
         ids = [o.id for o in self.ops_credentials]
@@ -250,7 +238,78 @@ class Settings:
             raise ConfigError("ops credential ids must be distinct")
 
 
-_WEBHOOK_NUMBERS: dict[str, type[int] | type[float]] = {
+def _environment_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings the environment sets (see the module docstring), by kind."""
+    return {
+        **_env_locations(env),
+        **_env_lists(env),
+        **_env_flags(env),
+        **_env_numbers(env),
+    }
+
+
+def _env_locations(env: Mapping[str, str]) -> dict[str, Any]:
+    """Paths, URLs and names: taken as they are."""
+    overrides: dict[str, Any] = {}
+    if env.get("SESSIONWARD_DATA_DIR"):
+        overrides["data_dir"] = Path(env["SESSIONWARD_DATA_DIR"])
+    if env.get("SESSIONWARD_DATABASE_URL"):
+        overrides["database_url"] = env["SESSIONWARD_DATABASE_URL"]
+    if env.get("SESSIONWARD_DATABASE_SCHEMA"):
+        overrides["database_schema"] = env["SESSIONWARD_DATABASE_SCHEMA"]
+    if env.get("SESSIONWARD_RPC_URL"):
+        overrides["rpc_url"] = env["SESSIONWARD_RPC_URL"]
+    if env.get("SESSIONWARD_CATALOG"):
+        overrides["catalog_file"] = Path(env["SESSIONWARD_CATALOG"])
+    if env.get("SESSIONWARD_SERVICE_ID"):
+        overrides["service_id"] = env["SESSIONWARD_SERVICE_ID"]
+    return overrides
+
+
+def _env_lists(env: Mapping[str, str]) -> dict[str, Any]:
+    """Comma-separated lists (ops keys, webhook URLs, CORS origins)."""
+    overrides: dict[str, Any] = {}
+    if env.get("SESSIONWARD_OPS_KEYS"):
+        overrides["ops_credentials"] = tuple(_ops_from_text(env["SESSIONWARD_OPS_KEYS"]))
+    for name, variable in (
+        ("webhook_urls", "SESSIONWARD_WEBHOOK_URLS"),
+        ("cors_origins", "SESSIONWARD_CORS_ORIGINS"),
+    ):
+        if env.get(variable):
+            overrides[name] = tuple(p.strip() for p in env[variable].split(",") if p.strip())
+    return overrides
+
+
+def _env_flags(env: Mapping[str, str]) -> dict[str, bool]:
+    """On/off settings: true/false, yes/no, on/off or 1/0; anything else is refused."""
+    overrides: dict[str, bool] = {}
+    for name in _FLAGS:
+        variable = f"SESSIONWARD_{name.upper()}"
+        flag = env.get(variable, "").strip().lower()
+        if not flag:
+            continue
+        if flag not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"{variable} must be true or false")
+        overrides[name] = flag in ("1", "true", "yes", "on")
+    return overrides
+
+
+def _env_numbers(env: Mapping[str, str]) -> dict[str, int | float]:
+    """Numeric settings, ``SESSIONWARD_<NAME>``; a value that is not a number is refused."""
+    overrides: dict[str, int | float] = {}
+    for name, cast in _NUMBERS.items():
+        text = env.get(f"SESSIONWARD_{name.upper()}")
+        if text:
+            try:
+                overrides[name] = cast(text)
+            except ValueError:
+                raise ConfigError(f"SESSIONWARD_{name.upper()} must be a number") from None
+    return overrides
+
+
+_FLAGS: Final = ("rate_limit_enabled", "fair_scheduling_enabled")
+
+_NUMBERS: dict[str, type[int] | type[float]] = {
     "webhook_max_attempts": int,
     "webhook_timeout_s": float,
     "webhook_backoff_s": float,
@@ -268,6 +327,10 @@ _WEBHOOK_NUMBERS: dict[str, type[int] | type[float]] = {
     "rate_limit_per_owner_rps": float,
     "rate_limit_burst": int,
     "wallet_creation_per_owner_per_day": int,
+    "rate_limit_hold_s": float,
+    "fair_max_running": int,
+    "fair_max_running_units": int,
+    "fair_max_queued_per_tenant": int,
 }
 
 
