@@ -113,6 +113,27 @@ def test_three_attempts_after_revocation_within_ten_minutes_revoke_the_credentia
     assert alert.detail["sessions"] == [other.session_id]
 
 
+def test_attempts_with_a_credential_the_rule_revoked_warn_but_revoke_nothing_again(
+    world: World, session: Session
+) -> None:
+    world.waas.revocations.revoke_access(
+        session.wallet.caller,
+        wallet_id=session.wallet.wallet_id,
+        credential_id=session.backend.credential_id,
+        session_id=session.session_id,
+    )
+    for _ in range(3):  # the third revokes the credential
+        with pytest.raises(ServiceError):
+            world.quote(session, 1)
+    credential_audit = len(world.audit_kinds("global"))
+    for _ in range(3):
+        with pytest.raises(ServiceError):
+            world.quote(session, 1, caller=session.backend.dead())
+    assert len(_alerts(world, session, "post_revocation_attempt")) == 6
+    assert len(_alerts(world, session, "post_revocation_burst")) == 1
+    assert len(world.audit_kinds("global")) == credential_audit  # no second credential.revoked
+
+
 def test_spending_half_the_usd_budget_within_five_minutes_suspends_the_session(
     world: World,
 ) -> None:

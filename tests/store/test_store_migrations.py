@@ -17,7 +17,7 @@ from sessionward.store.database import ENV_DATABASE_URL, normalize_url, resolve_
 from sessionward.store.schema import metadata
 
 TABLES = set(metadata.tables)
-HEAD = "0007"  # the newest migration in store/migrations/versions
+HEAD = "0008"  # the newest migration in store/migrations/versions
 
 
 @pytest.fixture(

@@ -11,6 +11,13 @@ Called after every recorded decision. Defaults (configurable in :class:`AnomalyR
   windows from ``validAfter``) → suspend the session until the owner renews it.
 
 Every alert records when it fired and when its action was taken, so time-to-revoke is measured.
+
+The counting rules keep their counts incrementally (:class:`~sessionward.store.anomaly_counters.
+AnomalyCounters`, one row per session or credential), so a refusal costs the same however many
+came before it. They count the decisions this monitor is told about (Prepare and Execute); a
+denial that revokes its session at once (mismatch, forbidden action, use after revocation) is not
+counted towards a denial burst, since a revoked session stays revoked. A credential already
+revoked is not revoked again: later attempts with it raise their warning alert only.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import NATIVE, TOKEN_PREFIX, USD, Charge, Usage, window_index
 from sessionward.domain.values import UINT256_MAX
 from sessionward.store.alerts import AlertRecord, AlertSink
+from sessionward.store.anomaly_counters import AnomalyCounters
 from sessionward.store.decisions import DecisionEvent
 
 from .ids import new_id
@@ -72,6 +80,7 @@ class AnomalyMonitor:
         self._dir = directory
         self._revocations = revocations
         self._sink = sink
+        self._counters = AnomalyCounters(rt.store.db)
 
     def __call__(
         self, event: DecisionEvent, decision: Decision, usage: Usage | None = None
@@ -93,13 +102,17 @@ class AnomalyMonitor:
             and event.credential_id
             and rules.post_revocation_attempts
         ):
-            attempts = self._rt.store.decisions.count_since(
-                now - rules.post_revocation_window_s,
-                credential_id=event.credential_id,
-                any_reason=POST_REVOCATION,
-            )
-            self._alert("post_revocation_attempt", "warning", event, {"attempts": attempts}, None)
-            if attempts >= rules.post_revocation_attempts:
+            with self._rt.store.db.unit():  # the count and its warning: one transaction
+                attempts = self._counters.hit(
+                    f"post_revocation:{event.credential_id}",
+                    at=now,
+                    window_s=rules.post_revocation_window_s,
+                )
+                self._alert(
+                    "post_revocation_attempt", "warning", event, {"attempts": attempts}, None
+                )
+            already = ReasonCode.CREDENTIAL_REVOKED.value in reasons
+            if attempts >= rules.post_revocation_attempts and not already:
                 revoked = self._revocations.retire_credential(
                     event.credential_id,
                     by="policy:post_revocation_attempts",
@@ -122,8 +135,8 @@ class AnomalyMonitor:
             )
             return
         if event.verdict == "deny" and rules.denial_burst_count:
-            denials = self._rt.store.decisions.count_since(
-                now - rules.denial_burst_window_s, session_id=session_id, verdict="deny"
+            denials = self._counters.hit(
+                f"deny:{session_id}", at=now, window_s=rules.denial_burst_window_s
             )
             if denials >= rules.denial_burst_count:
                 self._revoke(

@@ -7,10 +7,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, select, update
 
 from .database import Database
 from .schema import alerts
+from .sql import insert_of
+
+_INSERT = insert_of(alerts)
+"""Built once: a refusal after revocation records an alert every time (issue 16)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,19 +63,20 @@ class Alerts:
     def record(self, alert: AlertRecord) -> None:
         """Store a new alert (``detail`` must be JSON-serialisable)."""
         with self._db.writing() as conn:
-            conn.execute(
-                insert(alerts).values(
-                    id=alert.id,
-                    at=alert.at,
-                    rule=alert.rule,
-                    severity=alert.severity,
-                    session_id=alert.session_id,
-                    wallet_id=alert.wallet_id,
-                    credential_id=alert.credential_id,
-                    detail=json.dumps(dict(alert.detail), sort_keys=True, separators=(",", ":")),
-                    action_taken=alert.action_taken,
-                    action_at=alert.action_at,
-                )
+            _INSERT.run(
+                conn,
+                {
+                    "id": alert.id,
+                    "at": alert.at,
+                    "rule": alert.rule,
+                    "severity": alert.severity,
+                    "session_id": alert.session_id,
+                    "wallet_id": alert.wallet_id,
+                    "credential_id": alert.credential_id,
+                    "detail": json.dumps(dict(alert.detail), sort_keys=True, separators=(",", ":")),
+                    "action_taken": alert.action_taken,
+                    "action_at": alert.action_at,
+                },
             )
 
     def mark_action(self, alert_id: str, action: str, *, at: int) -> bool:

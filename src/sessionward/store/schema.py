@@ -222,6 +222,15 @@ alerts = Table(
     Index("ix_alerts_at", "at"),
 )
 
+anomaly_counters = Table(
+    # The anomaly rules' windowed counters, one row per counted subject (migration 0008).
+    "anomaly_counters",
+    metadata,
+    Column("key", String(120), primary_key=True),
+    Column("recent", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
 freezes = Table(
     "freezes",
     metadata,

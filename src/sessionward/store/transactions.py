@@ -18,16 +18,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .database import Database
 from .errors import AlreadyExists
 from .schema import transactions
-from .sql import RowValues, Select, Sql
+from .sql import RowValues, Select, Sql, insert_of
 
-# Built once: the hot statements of every Execute (statement building is per-call CPU).
+# Built once: the hot statements of every Prepare and Execute (statement building is per-call
+# CPU).
 _BY_ID = Select(transactions, "id = :txn_id")
+_INSERT = insert_of(transactions)
+_UNSET: dict[str, None] = {
+    "executed_at": None,
+    "finished_at": None,
+    "reservation_id": None,
+    "call_nonce": None,
+    "deadline": None,
+    "mode": None,
+    "execution": None,
+    "signature": None,
+    "tx_hash": None,
+    "failure": None,
+}
+"""The columns a quote leaves empty (Execute and the relayed outcome fill them)."""
 _MARK_PENDING = Sql(
     """
     UPDATE transactions
@@ -102,8 +117,9 @@ class Transactions:
         now: int,
         quote_expires_at: int,
     ) -> TransactionRecord:
-        """Record a quote (or a quote-time denial). Raises :class:`AlreadyExists` for a taken id."""
-        values = {
+        """Record a quote (or a quote-time denial) and return its row as stored (built from the
+        values written, not read back). Raises :class:`AlreadyExists` for a taken id."""
+        values: dict[str, object] = {
             "id": txn_id,
             "session_id": session_id,
             "wallet_id": wallet_id,
@@ -118,15 +134,14 @@ class Transactions:
             "reasons": ",".join(reasons),
             "created_at": now,
             "quote_expires_at": quote_expires_at,
+            **_UNSET,
         }
         try:
             with self._db.writing() as conn:
-                conn.execute(insert(transactions).values(values))
+                _INSERT.run(conn, values)
         except IntegrityError:
             raise AlreadyExists(f"transaction {txn_id} exists or references nothing") from None
-        stored = self.get(txn_id)
-        assert stored is not None
-        return stored
+        return _record(values)
 
     def get(self, txn_id: str) -> TransactionRecord | None:
         with self._db.reading() as conn:
