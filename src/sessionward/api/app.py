@@ -239,7 +239,8 @@ class SessionWardApi:
         signature = headers.get(SIGNATURE_HEADER)
         answer = partial(self._answered, method, headers, _path_with_query(scope), body, request_id)
         try:
-            self._auth.refuse_early(claimed_credential(signature))  # on the loop: no thread hop
+            if self._threads is not None:  # on the loop: the refusal costs no thread hop
+                self._auth.refuse_early(claimed_credential(signature))
             outcome = await self._scheduled(method, tenant_of(signature, _peer(scope)), answer)
         except ApiError as exc:
             if exc.status == 429:
