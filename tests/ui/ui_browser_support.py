@@ -236,6 +236,7 @@ def build_world(url: str, waas: Waas, ops_key: ec.EllipticCurvePrivateKey) -> Ui
         ops=OpsClient(url, P256RequestSigner(ops_key), OPS_ID),
         ops_key=ops_key,
     )
+    world.extra["owner_secret"] = owner_secret  # the approval page's test wallet signs with it
     world.used_session = world.grant(expires_in=3600, max_uses=10)
     final = world.swap(world.used_session, 100)
     if final["status"] != "executed":

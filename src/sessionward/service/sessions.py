@@ -122,6 +122,14 @@ class SessionDetail(TypedDict):
     onchainRevokedAt: int | None
     lifecycle: str
     renewal: NotRequired[RenewalView]
+    grant: NotRequired[dict[str, Any]]
+    """While pending approval: the EIP-712 grant document to sign (as AuthorizeRemoteAccess
+    answered it), so that an approval page opened later can show and have it signed."""
+    grantDigest: NotRequired[str]
+    owner: NotRequired[str]
+    """While pending approval: the wallet's owner address, the only signer ApproveSession
+    accepts (with ``ownerKind``: ``eoa`` or ``erc1271``)."""
+    ownerKind: NotRequired[str]
 
 
 class LimitUsage(TypedDict):
@@ -365,6 +373,12 @@ def session_detail(record: SessionRecord, wallet: WalletRecord, summary: str) ->
     renewal = renewal_view(record, wallet)
     if renewal is not None:
         detail["renewal"] = renewal
+    if record.status == "pending_approval":
+        grant = json.loads(record.grant)
+        detail["grant"] = grant["typedData"]
+        detail["grantDigest"] = grant["digest"]
+        detail["owner"] = wallet.owner
+        detail["ownerKind"] = wallet.owner_kind
     return detail
 
 

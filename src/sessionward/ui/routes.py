@@ -1,5 +1,6 @@
-"""Routing of the review pages: ``GET /ui``, ``GET /ui/ops``, ``GET /ui/static/<file>`` and the
-ops console's signed read ``GET /ui/api/ops/overview``.
+"""Routing of the review pages: ``GET /ui``, ``GET /ui/ops``, ``GET /ui/approve``,
+``GET /ui/static/<file>``, the ops console's signed read ``GET /ui/api/ops/overview`` and the
+public list of known contracts ``GET /ui/api/contracts``.
 
 Contracts:
 
@@ -9,6 +10,10 @@ Contracts:
   reach another file.
 - Pages are served with a strict Content-Security-Policy (scripts, styles and requests from the
   same origin only, no inline script, no framing), ``nosniff`` and ``no-referrer``.
+- ``/ui/api/contracts`` is public and the same for everyone: the catalog's known contracts
+  (``chainId``, ``address``, ``name``, ``symbol``, ``decimals``, ``kinds``), which the approval
+  page uses to name targets and to write token amounts in token units. It is configuration,
+  never a wallet's data.
 - ``/ui/api/ops/overview`` is authenticated exactly like an API call (docs/protocol.md section
   3) with ``METHOD`` ``GET``, the raw path with query as sent, and the SHA-256 of an empty body;
   the credential must be a live **ops** credential (otherwise 401/403 with the exact code, and
@@ -31,6 +36,13 @@ How the pages authenticate (nothing secret ever reaches a URL):
   requests are refused (``CREDENTIAL_REVOKED``/``CREDENTIAL_EXPIRED``) and the page offers to
   pair again; a device cannot pair devices (``DEVICE_CANNOT_PAIR``). The page reads nothing
   from its URL: a fragment is ignored and removed from the address bar.
+- The approval page (``/ui/approve?session=<id>``, the link an owner's app opens; the session
+  id is the only thing it reads from its URL and is not a secret) reads the pending session with
+  the same paired device key (``GetSession`` shows the grant document, its digest and the owner
+  while pending), recomputes the EIP-712 digest and checks it, has the owner's wallet sign the
+  typed data through ``window.ethereum`` (``eth_signTypedData_v4``), recovers the signer in the
+  page and sends ``ApproveSession`` only when it is the wallet's owner. The wallet's key never
+  reaches the page: only its signature does.
 - The ops page takes an ops credential's private JWK pasted into its connect form (never from
   the URL), imports it non-extractable and keeps it in the tab's memory only; the ops
   credential must be configured with ``alg = "ecdsa-p256-sha256"``.
@@ -53,6 +65,7 @@ from sessionward.service.waas import Waas
 UI_PREFIX: Final = "/ui"
 STATIC_PREFIX: Final = "/ui/static/"
 OPS_OVERVIEW_PATH: Final = "/ui/api/ops/overview"
+CONTRACTS_PATH: Final = "/ui/api/contracts"
 
 _TYPES: Final = {
     ".html": "text/html; charset=utf-8",
@@ -60,7 +73,7 @@ _TYPES: Final = {
     ".js": "text/javascript; charset=utf-8",
     ".svg": "image/svg+xml",
 }
-_PAGES: Final = {"/ui": "owner.html", "/ui/ops": "ops.html"}
+_PAGES: Final = {"/ui": "owner.html", "/ui/ops": "ops.html", "/ui/approve": "approve.html"}
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -109,6 +122,7 @@ class UiRoutes:
         self._waas = waas
         self._auth = authenticator
         self._static = _load_static()
+        self._contracts: bytes | None = None
 
     def answer(
         self, verb: str, path: str, path_with_query: str, headers: Mapping[str, str]
@@ -125,6 +139,8 @@ class UiRoutes:
     def _handler(self, path: str) -> Callable[[str, Mapping[str, str]], Outcome] | None:
         if path == OPS_OVERVIEW_PATH:
             return self._ops_overview
+        if path == CONTRACTS_PATH:
+            return self._known_contracts
         name = _PAGES.get(path)
         if name is None and path.startswith(STATIC_PREFIX):
             name = path[len(STATIC_PREFIX) :]
@@ -135,6 +151,31 @@ class UiRoutes:
             200,
             body,
             {"content-type": content_type, **_PAGE_HEADERS},
+        )
+
+    def _known_contracts(self, _target: str, _headers: Mapping[str, str]) -> Outcome:
+        if self._contracts is None:  # the catalog is immutable once loaded: built once
+            contracts = [
+                {
+                    "chainId": known.chain_id,
+                    "address": known.address,
+                    "name": known.name,
+                    "symbol": known.symbol,
+                    "decimals": known.decimals,
+                    "kinds": sorted(known.kinds),
+                }
+                for known in self._waas.runtime.catalog.contracts.values()
+            ]
+            contracts.sort(key=lambda c: (c["chainId"], c["address"]))
+            self._contracts = _dump({"contracts": contracts})
+        return (
+            200,
+            self._contracts,
+            {
+                "content-type": "application/json",
+                "Cache-Control": "no-cache",
+                "X-Content-Type-Options": "nosniff",
+            },
         )
 
     def _ops_overview(self, path_with_query: str, headers: Mapping[str, str]) -> Outcome:
