@@ -1,9 +1,10 @@
 """Tenant isolation benchmark (issue 14): how much one backend's flood slows another backend.
 
 A server on loopback with the default settings (rate limits on; ``--no-limits`` turns them
-off). Backend B (the victim) sends ``ListSessions`` at a steady pace, first alone (idle), then
-while backend A floods ``ListSessions`` from ``--threads`` connections as fast as it can (in
-its own process, so that the flood's client work does not share the server's interpreter). Printed:
+off). Backend B (the victim) sends ``ListSessions`` at a steady pace, alone (idle) and while
+backend A floods ``ListSessions`` from ``--threads`` connections as fast as it can, without
+retries (in its own process, so that the flood's client work does not share the server's
+interpreter), in ``--rounds`` interleaved windows of each. Printed:
 B's p50/p99 idle and under the flood, the ratio of the p99s, and A's answers (200 / 429) and
 rate. Numbers depend on the machine and on anything else it runs: compare the two modes in one
 run on one machine.
@@ -67,14 +68,17 @@ def _flood_threads(
     url: str,
     signer: Secp256k1RequestSigner,
     credential_id: str,
+    flooding: threading.Event,
     stop: threading.Event,
     outcomes: Counter[str],
 ) -> None:
-    """One connection sending ListSessions back to back. Its own transport with no retries:
-    the SDK waits out a 429's Retry-After, a flood does not."""
+    """One connection sending ListSessions back to back while ``flooding`` is set. Its own
+    transport with no retries: the SDK waits out a 429's Retry-After, a flood does not."""
     transport = Transport(url, retries=0)
     try:
         while not stop.is_set():
+            if not flooding.wait(0.05):
+                continue
             try:
                 transport.call(
                     "ListSessions", {"limit": 50}, signer=signer, credential_id=credential_id
@@ -90,24 +94,31 @@ def _flood_process(
     url: str, secret: bytes, credential_id: str, threads: int, control: Connection
 ) -> None:
     """In its own process (the server's process keeps its interpreter to itself): flood as one
-    credential from ``threads`` threads, say "started", flood until told to stop, then send
-    back the answers' counts and the flood's duration."""
+    credential from ``threads`` threads while told "flood" (until "pause"); on "stop", send
+    back the answers' counts and the seconds spent flooding."""
     signer = Secp256k1RequestSigner(secret)
-    stop = threading.Event()
+    flooding, stop = threading.Event(), threading.Event()
     outcomes: Counter[str] = Counter()
     workers = [
-        threading.Thread(target=_flood_threads, args=(url, signer, credential_id, stop, outcomes))
+        threading.Thread(
+            target=_flood_threads, args=(url, signer, credential_id, flooding, stop, outcomes)
+        )
         for _ in range(threads)
     ]
-    started = time.perf_counter()
     for worker in workers:
         worker.start()
-    control.send("started")
-    control.recv()
+    seconds, since = 0.0, 0.0
+    while (command := control.recv()) != "stop":
+        if command == "flood":
+            since = time.perf_counter()
+            flooding.set()
+        elif flooding.is_set():
+            flooding.clear()
+            seconds += time.perf_counter() - since
     stop.set()
     for worker in workers:
         worker.join()
-    control.send((dict(outcomes), time.perf_counter() - started))
+    control.send((dict(outcomes), seconds))
 
 
 def _p(values: list[float], q: float) -> float:
@@ -115,14 +126,15 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def _measure(settings: Settings, requests: int, threads: int) -> str:
-    """One server with ``settings``: the victim idle, then flooded; the report's lines."""
+def _measure(settings: Settings, requests: int, threads: int, rounds: int) -> str:
+    """One server with ``settings``: the victim idle and flooded in ``rounds`` interleaved
+    windows (the machine's other load falls on both alike); the report's lines."""
     waas = Waas.from_settings(settings)
+    idle: list[float] = []
+    loaded: list[float] = []
     try:
         with BackgroundServer(waas) as url:
             victim = _backend(url)
-            _victim(victim, 20)  # warm-up
-            idle = _victim(victim, requests)
             secret = secrets.token_bytes(32)
             tenant = _backend(url, secret)
             tenant.close()
@@ -132,9 +144,15 @@ def _measure(settings: Settings, requests: int, threads: int) -> str:
                 args=(url, secret, tenant.credential_id, threads, child),
             )
             flood.start()
-            control.recv()
-            time.sleep(1.0)  # the flood is under way (and past its burst)
-            loaded = _victim(victim, requests)
+            _victim(victim, 20)  # warm-up
+            for _ in range(rounds):
+                control.send("pause")
+                time.sleep(0.6)  # the flood's requests in flight (and held 429s) are answered
+                idle += _victim(victim, requests // rounds)
+                control.send("flood")
+                time.sleep(0.6)  # under way, past its burst
+                loaded += _victim(victim, requests // rounds)
+            control.send("pause")
             control.send("stop")
             outcomes, seconds = control.recv()
             flood.join()
@@ -149,7 +167,7 @@ def _measure(settings: Settings, requests: int, threads: int) -> str:
             f"  victim flooded: p50 {statistics.median(loaded) * 1000:7.1f} ms   "
             f"p99 {_p(loaded, 0.99):7.1f} ms",
             f"  p99 ratio flooded/idle: {_p(loaded, 0.99) / _p(idle, 0.99):.2f}",
-            f"  flooder: {total} requests in {seconds:.1f} s ({total / seconds:.0f}/s), "
+            f"  flooder: {total} requests in {seconds:.1f} s of flood ({total / seconds:.0f}/s), "
             f"answers {dict(outcomes)}",
         ]
     )
@@ -166,6 +184,7 @@ worker thread and 429s answered at once (the node before fair scheduling)."""
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--no-limits", action="store_true")
     parser.add_argument("--modes", default="fair,unfair", help="comma separated: fair, unfair")
@@ -189,7 +208,10 @@ def main() -> None:
             )
             if args.running:
                 settings = replace(settings, fair_max_running=args.running)
-            print(f"{mode}:\n{_measure(settings, args.requests, args.threads)}", flush=True)
+            print(
+                f"{mode}:\n{_measure(settings, args.requests, args.threads, args.rounds)}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
