@@ -246,18 +246,4 @@ def as_abi_tuple(struct: str, message: Mapping[str, Any]) -> tuple[object, ...]:
     """An EIP-712 struct message as the ABI tuple of the same struct (fields in declared order,
     nested structs and arrays of structs converted too): the contract takes the grant exactly
     as the owner signed it."""
-    names = set(SCHEMA.struct_names)
-    values: list[object] = []
-    for field_type, name in SCHEMA.fields(struct):
-        value = message[name]
-        base = field_type.removesuffix("[]")
-        if base in names:
-            value = (
-                [as_abi_tuple(base, v) for v in value]
-                if field_type.endswith("[]")
-                else as_abi_tuple(base, value)
-            )
-        elif isinstance(value, list):
-            value = tuple(value)
-        values.append(tuple(value) if isinstance(value, list) else value)
-    return tuple(values)
+    return SCHEMA.abi_tuple(struct, message)
