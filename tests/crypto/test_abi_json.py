@@ -1,15 +1,19 @@
-"""The one JSON form of typed values (sessionward.crypto.abi_json) and the one type grammar it
-reads types with (sessionward.crypto.solidity_types)."""
+"""The one JSON form of typed values (sessionward.crypto.abi_json), the one type grammar it
+reads types with (sessionward.crypto.solidity_types), and EIP-712 structs as ABI tuples."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from crypto_support import build_grant
+from eth_abi.abi import decode as eth_abi_decode
+from eth_abi.abi import encode as eth_abi_encode
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sessionward.crypto.abi_json import AbiJsonError, value_from_json, value_to_json
+from sessionward.crypto.eip712 import TypedDataError, TypedDataSchema
 from sessionward.crypto.solidity_types import (
     ELEMENTARY_NAMES,
     UINT256,
@@ -24,6 +28,7 @@ from sessionward.crypto.solidity_types import (
     base_type,
     parse_type,
 )
+from sessionward.crypto.typed_data import SCHEMA
 
 CHECKSUMMED = "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"
 LOWER = CHECKSUMMED.lower()
@@ -198,3 +203,41 @@ def test_inline_tuples_are_abi_types() -> None:
     assert parse_type("tuple(uint8 a,bool)") == TupleType(
         (Param("a", UintType(8)), Param(None, parse_type("bool")))
     )
+
+
+# ------------------------------------------------------------------------- EIP-712 and the ABI
+
+
+def _abi_type(t: AbiType) -> AbiType:
+    """The ABI type of an EIP-712 type: named structs spelled out as tuples."""
+    if isinstance(t, StructType):
+        fields = SCHEMA.struct_fields[t.name]
+        return TupleType(tuple(Param(f.name, _abi_type(f.type)) for f in fields))
+    if isinstance(t, ArrayType):
+        return ArrayType(_abi_type(t.item), t.length)
+    return t
+
+
+def test_a_struct_message_becomes_the_abi_tuple_of_the_same_struct() -> None:
+    grant = build_grant(3)
+    as_tuple = SCHEMA.abi_tuple("SessionGrant", grant)
+    envelope = as_tuple[6]
+    assert isinstance(envelope, tuple)
+    assert as_tuple[:6] == tuple(
+        grant[f] for f in ("account", "sessionKey", "credential", "nonce", "epoch", "revoker")
+    )
+    permissions = envelope[4]
+    assert isinstance(permissions, tuple) and len(permissions) == 3
+    assert all(isinstance(p, tuple) and isinstance(p[5], tuple) for p in permissions)
+    grant_type = _abi_type(StructType("SessionGrant"))
+    encoded = eth_abi_encode([grant_type.canonical], [as_tuple])
+    assert (
+        eth_abi_encode([grant_type.canonical], eth_abi_decode([grant_type.canonical], encoded))
+        == encoded
+    )
+
+
+@pytest.mark.parametrize("text", ["uint", "uint8 [2]", "(uint8,bool)", "tuple(uint8)", "uint8[0]"])
+def test_eip712_field_types_are_read_in_canonical_form_only(text: str) -> None:
+    with pytest.raises(TypedDataError, match="malformed type expression"):
+        TypedDataSchema({"A": [(text, "a")]})

@@ -437,6 +437,25 @@ class TypedDataSchema:
         document = value_to_json(StructType(primary_type), message, structs=self._params)
         return cast(dict[str, Any], document)
 
+    def abi_tuple(self, struct_name: str, message: Mapping[str, Any]) -> tuple[object, ...]:
+        """``message`` as the ABI tuple of the same struct: fields in declared order, nested
+        structs as tuples and arrays as tuples, other values as given (what a contract taking
+        the struct is called with). Raises ``KeyError`` for a missing field."""
+        return tuple(
+            self._abi_value(p.type, message[p.name or ""]) for p in self._plan_params(struct_name)
+        )
+
+    def _abi_value(self, t: AbiType, value: Any) -> object:
+        if isinstance(t, StructType):
+            return self.abi_tuple(t.name, value)
+        if isinstance(t, ArrayType):
+            return tuple(self._abi_value(t.item, item) for item in value)
+        return value
+
+    def _plan_params(self, struct_name: str) -> tuple[Param, ...]:
+        self._plan(struct_name)  # refuses an unknown struct
+        return self._params[struct_name]
+
 
 def _hash_with_plan(plan: _StructPlan, value: Any) -> bytes:
     try:
