@@ -6,11 +6,11 @@ component's label on the way out; the public functions turn that into ``AbiEncod
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
 from sessionward.crypto import solidity_types as sol
+from sessionward.crypto.address import is_address_text
 from sessionward.crypto.solidity_types import WORD, AbiType, TupleType
 
 from .errors import EncodeFault
@@ -19,7 +19,6 @@ from .layout import ONE_WORD, ZERO_12, ZERO_WORD, tuple_items
 __all__ = ["Encoder", "encoder", "sequence_encoder", "tuple_values"]
 
 Encoder = Callable[[object], bytes]
-_ADDRESS_TEXT = re.compile(r"0x[0-9a-fA-F]{40}\Z")
 
 
 def _is_int(value: object) -> bool:
@@ -57,7 +56,7 @@ def _int_encoder(t: sol.IntType) -> Encoder:
 
 
 def _encode_address(value: object) -> bytes:
-    if not isinstance(value, str) or _ADDRESS_TEXT.match(value) is None:
+    if not is_address_text(value):
         raise EncodeFault(f"address needs '0x' and 40 hex digits, got {value!r}")
     return ZERO_12 + bytes.fromhex(value[2:])
 
