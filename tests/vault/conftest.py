@@ -1,7 +1,8 @@
 """Vault fixtures: both backends over in-memory key records with a fixed clock.
 
 ``vault`` is parametrized over the local vault and the PKCS#11 vault, so every behavioural
-test runs against both; ``local_vault`` is the local one alone (tests of encryption at rest).
+test runs against both; ``local_vault`` is the local one alone (tests of encryption at rest),
+itself run with its key-encryption key in process and in the token (``kek``).
 The PKCS#11 vault uses Debian's SoftHSM2 (``./run test`` installs it) with a private token
 directory made for the test session (:func:`sessionward.vault.softhsm.init_softhsm`):
 ``SOFTHSM2_CONF`` points at a configuration of its own, two tokens are initialised with
@@ -12,14 +13,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from vault_support import SOFTHSM_MODULE, T0, SoftHsm
 
-from sessionward.vault.hsm import Pkcs11Vault, TokenOptions
+from sessionward.vault.hsm import Pkcs11Vault, TokenKeyEncryptionKey, TokenOptions
 from sessionward.vault.interface import RecordVault
-from sessionward.vault.kek import KeyEncryptionKey
+from sessionward.vault.kek import DataKeyWrapper, KeyEncryptionKey
 from sessionward.vault.local import LocalVault
 from sessionward.vault.memory import InMemoryKeyRecordStore
 from sessionward.vault.softhsm import ENV_CONF, init_softhsm
@@ -66,12 +68,30 @@ def records() -> InMemoryKeyRecordStore:
 
 
 @pytest.fixture
-def kek() -> KeyEncryptionKey:
-    return KeyEncryptionKey.generate()
+def token_kek(softhsm: SoftHsm) -> Iterator[TokenKeyEncryptionKey]:
+    """A key-encryption key in the SoftHSM2 token (a fresh label per test)."""
+    kek = TokenKeyEncryptionKey.open(
+        options=TokenOptions(module=softhsm.module, token_label=softhsm.token),
+        pin=softhsm.pin,
+        label=f"kek-{uuid.uuid4().hex[:12]}",
+    )
+    try:
+        yield kek
+    finally:
+        kek.close()
+
+
+@pytest.fixture(params=["in-process", "in-token"])
+def kek(request: pytest.FixtureRequest) -> DataKeyWrapper:
+    """The local vault's key-encryption key: in process, or an AES key in the token."""
+    if request.param == "in-process":
+        return KeyEncryptionKey.generate()
+    in_token: DataKeyWrapper = request.getfixturevalue("token_kek")
+    return in_token
 
 
 @pytest.fixture
-def local_vault(records: InMemoryKeyRecordStore, kek: KeyEncryptionKey) -> LocalVault:
+def local_vault(records: InMemoryKeyRecordStore, kek: DataKeyWrapper) -> LocalVault:
     return LocalVault(records, kek, clock=lambda: T0)
 
 
@@ -89,8 +109,12 @@ def pkcs11_vault(records: InMemoryKeyRecordStore, softhsm: SoftHsm) -> Iterator[
         vault.close()
 
 
-@pytest.fixture(params=["local", "pkcs11"])
-def vault(request: pytest.FixtureRequest) -> RecordVault:
-    """Each backend in turn."""
-    chosen: RecordVault = request.getfixturevalue(f"{request.param}_vault")
+@pytest.fixture(params=["local", "local-kek-in-token", "pkcs11"])
+def vault(request: pytest.FixtureRequest, records: InMemoryKeyRecordStore) -> RecordVault:
+    """Each backend in turn (the local vault with either key-encryption key)."""
+    if request.param == "local":
+        return LocalVault(records, KeyEncryptionKey.generate(), clock=lambda: T0)
+    if request.param == "local-kek-in-token":
+        return LocalVault(records, request.getfixturevalue("token_kek"), clock=lambda: T0)
+    chosen: RecordVault = request.getfixturevalue("pkcs11_vault")
     return chosen

@@ -14,7 +14,7 @@ import sessionward.vault.local as local
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_from_secret, recover_signer
 from sessionward.domain.reasons import ReasonCode
 from sessionward.vault.interface import KeyHandle, RecordVault, Vault, VaultRefusal
-from sessionward.vault.kek import KeyEncryptionKey
+from sessionward.vault.kek import DataKeyWrapper, KeyEncryptionKey
 from sessionward.vault.local import LocalVault
 from sessionward.vault.memory import InMemoryKeyRecordStore
 
@@ -174,7 +174,7 @@ def test_records_hold_neither_secret_nor_public_key(
 def test_nothing_secret_in_repr_str_or_errors(
     local_vault: LocalVault,
     records: InMemoryKeyRecordStore,
-    kek: KeyEncryptionKey,
+    kek: DataKeyWrapper,
     spied_secrets: list[bytes],
 ) -> None:
     handle = local_vault.create_key(not_after=T0 + 1)

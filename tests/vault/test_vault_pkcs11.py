@@ -1,7 +1,8 @@
 """The PKCS#11 vault on SoftHSM2: keys are made in the token and no byte of them can be read,
 wrapped or copied out; the token's ``r ‖ s`` become low-``s`` signatures with the right
 recovery id that coincurve and eth-keys verify; revocation destroys the key in the token;
-records of one backend are refused by the other; the token, PIN and PIN file are checked."""
+records of one backend are refused by the other; the token, PIN and PIN file are checked; the
+local vault's key-encryption key can live in the token, never leaving it either."""
 
 from __future__ import annotations
 
@@ -21,17 +22,20 @@ from vault_support import T0, SoftHsm
 
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_of, recover_signer
 from sessionward.domain.reasons import ReasonCode
+from sessionward.vault.backends import open_vault
 from sessionward.vault.hsm import (
     ENV_PIN,
     ENV_PIN_FILE,
     Pkcs11Vault,
     Pkcs11VaultError,
+    TokenKeyEncryptionKey,
     TokenOptions,
     load_pin,
     recoverable_signature,
     reference,
 )
 from sessionward.vault.interface import VaultRefusal
+from sessionward.vault.kek import KeyEncryptionKey
 from sessionward.vault.local import LocalVault
 from sessionward.vault.memory import InMemoryKeyRecordStore
 
@@ -307,3 +311,71 @@ def test_the_pin_comes_from_the_environment_or_a_private_file(tmp_path: Path) ->
     assert "5678" not in str(loose.value)
     with pytest.raises(Pkcs11VaultError, match=ENV_PIN):
         load_pin({})
+
+
+# ---------------------------------------------------------------- the KEK in the token
+
+
+def test_the_kek_in_the_token_never_leaves_it(
+    softhsm: SoftHsm, token_kek: TokenKeyEncryptionKey, inspector: Any
+) -> None:
+    key = inspector.get_key(
+        object_class=ObjectClass.SECRET_KEY, key_type=KeyType.AES, label=token_kek.label
+    )
+    assert key[Attribute.SENSITIVE] and not key[Attribute.EXTRACTABLE]
+    assert not key[Attribute.WRAP] and not key[Attribute.UNWRAP]
+    with pytest.raises(p11.AttributeSensitive):
+        key[Attribute.VALUE]
+    with pytest.raises(p11.PKCS11Error):
+        key.copy({Attribute.EXTRACTABLE: True})
+
+
+def test_a_local_vault_with_the_kek_in_the_token_needs_that_token_key(
+    softhsm: SoftHsm, token_kek: TokenKeyEncryptionKey, records: InMemoryKeyRecordStore
+) -> None:
+    vault = LocalVault(records, token_kek, clock=lambda: T0)
+    handle = vault.create_key()
+    label = token_kek.label
+    options = TokenOptions(module=softhsm.module, token_label=softhsm.token)
+    # Another process opening the same token key signs for it (the KEK is shared by the nodes)
+    again = TokenKeyEncryptionKey.open(options=options, pin=softhsm.pin, label=label)
+    try:
+        signature = LocalVault(records, again).sign(handle.key_id, DIGEST, now=T0)
+        assert recover_signer(DIGEST, signature) == handle.address
+    finally:
+        again.close()
+    # ... while a file KEK, or another token key, cannot unwrap its data keys.
+    other = TokenKeyEncryptionKey.open(options=options, pin=softhsm.pin, label=label + "-other")
+    try:
+        for thief in (LocalVault(records, KeyEncryptionKey.generate()), LocalVault(records, other)):
+            with pytest.raises(VaultRefusal) as refused:
+                thief.sign(handle.key_id, DIGEST, now=T0)
+            assert refused.value.code is ReasonCode.SIGNING_REFUSED
+    finally:
+        other.close()
+    with pytest.raises(Pkcs11VaultError, match="no key-encryption key"):
+        TokenKeyEncryptionKey.open(
+            options=options, pin=softhsm.pin, label="kek-absent", create=False
+        )
+
+
+def test_open_vault_puts_the_local_vaults_kek_in_the_token(
+    softhsm: SoftHsm, records: InMemoryKeyRecordStore, tmp_path: Path
+) -> None:
+    vault = open_vault(
+        "local",
+        records,
+        data_dir=tmp_path,
+        kek="pkcs11",
+        pkcs11_module=softhsm.module,
+        pkcs11_token_label=softhsm.token,
+        pkcs11_kek_label="kek-open-vault",
+        environ={ENV_PIN: softhsm.pin},
+    )
+    try:
+        assert isinstance(vault, LocalVault)
+        handle = vault.create_key()
+        assert recover_signer(DIGEST, vault.sign(handle.key_id, DIGEST, now=T0)) == handle.address
+        assert not (tmp_path / "vault.key").exists()  # no key file: the KEK is in the token
+    finally:
+        vault.close()

@@ -20,6 +20,9 @@ no ciphertext: its ``ciphertext`` field holds the reference ``pkcs11:<key id>`` 
 On revocation (:meth:`Pkcs11Vault.disable`) the key pair is destroyed in the token at once (the
 key can never sign again, so nothing is lost), and the record is marked destroyed.
 
+:class:`TokenKeyEncryptionKey` is the other use of a token: the local vault's key-encryption key
+kept in it as a non-extractable AES key (the local vault then needs no key file or variable).
+
 The token connection (one logged-in session per module and token, shared by the vaults of a
 process, its operations serialised by a lock) is reopened once if the token drops the session.
 Errors name the failing PKCS#11 call's error class, never the PIN.
@@ -42,8 +45,10 @@ from typing import Any, Final, TypeVar
 
 import pkcs11
 from coincurve import PublicKey
+from cryptography.exceptions import InvalidTag
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11
+from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_of
@@ -182,13 +187,20 @@ class TokenConnection:
 
     def private_key(self, session: Any, key_id: str) -> Any:
         """The signing key object of ``key_id`` (cached; raises ``NoSuchKey``)."""
-        key = self._keys.get(key_id)
-        if key is None:
-            key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=key_id.encode())
+        return self.cached(
+            key_id,
+            lambda: session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=key_id.encode()),
+        )
+
+    def cached(self, name: str, find: Callable[[], Any]) -> Any:
+        """The object cached under ``name`` for the current session, else ``find()``'s."""
+        found = self._keys.get(name)
+        if found is None:
+            found = find()
             if len(self._keys) >= 4096:
                 self._keys.clear()
-            self._keys[key_id] = key
-        return key
+            self._keys[name] = found
+        return found
 
     def forget(self, key_id: str) -> None:
         self._keys.pop(key_id, None)
@@ -429,6 +441,144 @@ class Pkcs11Vault:
         if record is None:
             raise VaultRefusal(ReasonCode.KEY_UNKNOWN, f"no key {key_id}")
         return record.address
+
+
+# ------------------------------------------------------------------ key-encryption key
+
+
+DEFAULT_KEK_LABEL: Final = "sessionward-kek"
+# What a token answers to a wrapped data key that fails authentication (SoftHSM2 says
+# GeneralError): the local vault treats these as a record altered at rest.
+_UNWRAP_REFUSED: Final = (
+    p11.EncryptedDataInvalid,
+    p11.EncryptedDataLenRange,
+    p11.GeneralError,
+    p11.FunctionFailed,
+    p11.DataInvalid,
+    p11.DataLenRange,
+)
+
+
+class TokenKeyEncryptionKey:
+    """The local vault's key-encryption key as an AES-256 key in the token (``CKA_SENSITIVE``,
+    not extractable, encrypt/decrypt only): the token wraps and unwraps every data key with
+    ``CKM_AES_GCM`` (the same nonce, associated data and 16-byte tag as the file KEK, so the
+    records look alike). The KEK itself never leaves the token; a data key is in process memory
+    only while the local vault signs, as with the file KEK."""
+
+    def __init__(self, connection: TokenConnection, label: str) -> None:
+        """Use :meth:`open`."""
+        self._token = connection
+        self._label = label
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        options: TokenOptions | None = None,
+        pin: str,
+        label: str = DEFAULT_KEK_LABEL,
+        create: bool = True,
+    ) -> TokenKeyEncryptionKey:
+        """The AES key labelled ``label`` in the token, generated there first if it is missing
+        and ``create`` (make it once, before several nodes start). Raises
+        :class:`Pkcs11VaultError`."""
+        kek = cls(connect(options or TokenOptions(), pin), label)
+        try:
+            kek._token.run(lambda session: kek._key(session, create=create))
+        except BaseException:
+            kek.close()
+            raise
+        return kek
+
+    @property
+    def label(self) -> str:
+        """The AES key's ``CKA_LABEL`` in the token."""
+        return self._label
+
+    def __repr__(self) -> str:
+        return f"TokenKeyEncryptionKey(token={self._token.label!r}, label={self._label!r})"
+
+    __str__ = __repr__
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._token.release()
+
+    def _key(self, session: Any, *, create: bool = False) -> Any:
+        def find() -> Any:
+            try:
+                return session.get_key(
+                    object_class=ObjectClass.SECRET_KEY, key_type=KeyType.AES, label=self._label
+                )
+            except p11.NoSuchKey:
+                if not create:
+                    raise Pkcs11VaultError(
+                        f"no key-encryption key labelled {self._label!r} in the token"
+                    ) from None
+            except p11.MultipleObjectsReturned:
+                raise Pkcs11VaultError(
+                    f"several keys labelled {self._label!r} in the token"
+                ) from None
+            return session.generate_key(
+                KeyType.AES,
+                256,
+                label=self._label,
+                store=True,
+                capabilities=pkcs11.MechanismFlag.ENCRYPT | pkcs11.MechanismFlag.DECRYPT,
+                template={
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: True,
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.WRAP: False,
+                    Attribute.UNWRAP: False,
+                },
+            )
+
+        return self._token.cached(f"kek:{self._label}", find)
+
+    def wrap(self, nonce: bytes, data_key: bytes, associated_data: bytes) -> bytes:
+        """Encrypt a data key in the token (AES-256-GCM) bound to ``associated_data``."""
+        params = GCMParams(nonce, associated_data)
+
+        def encrypt(session: Any) -> bytes:
+            wrapped: bytes = self._key(session).encrypt(
+                data_key, mechanism=Mechanism.AES_GCM, mechanism_param=params
+            )
+            return wrapped
+
+        try:
+            return self._token.run(encrypt)
+        except p11.PKCS11Error as exc:
+            raise Pkcs11VaultError(f"the token failed to wrap: {type(exc).__name__}") from None
+
+    def unwrap_into(
+        self, nonce: bytes, wrapped: bytes, associated_data: bytes, buffer: bytearray
+    ) -> None:
+        """Decrypt a wrapped data key in the token into ``buffer``.
+
+        Raises ``cryptography.exceptions.InvalidTag`` if the token refuses it (altered)."""
+        params = GCMParams(nonce, associated_data)
+
+        def decrypt(session: Any) -> bytes | None:
+            try:
+                plain: bytes = self._key(session).decrypt(
+                    wrapped, mechanism=Mechanism.AES_GCM, mechanism_param=params
+                )
+            except _UNWRAP_REFUSED:
+                return None
+            return plain
+
+        try:
+            plain = self._token.run(decrypt)
+        except p11.PKCS11Error as exc:
+            raise Pkcs11VaultError(f"the token failed to unwrap: {type(exc).__name__}") from None
+        if plain is None or len(plain) != len(buffer):
+            raise InvalidTag()
+        buffer[:] = plain
 
 
 def _generate(session: Any, key_id: str) -> bytes:

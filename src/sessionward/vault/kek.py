@@ -25,7 +25,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -40,6 +40,21 @@ _security_log = logging.getLogger("sessionward.security")
 
 def _inside(path: Path, directory: Path) -> bool:
     return path.resolve().is_relative_to(directory.resolve())
+
+
+class DataKeyWrapper(Protocol):
+    """What the local vault needs of its key-encryption key: :class:`KeyEncryptionKey` (the key
+    in this process) or :class:`sessionward.vault.hsm.TokenKeyEncryptionKey` (in a token)."""
+
+    def wrap(self, nonce: bytes, data_key: bytes, associated_data: bytes) -> bytes:
+        """AES-256-GCM ``ciphertext ‖ tag`` of a data key bound to ``associated_data``."""
+        ...
+
+    def unwrap_into(
+        self, nonce: bytes, wrapped: bytes, associated_data: bytes, buffer: bytearray
+    ) -> None:
+        """Decrypt into ``buffer``; ``cryptography.exceptions.InvalidTag`` if altered."""
+        ...
 
 
 class KeyEncryptionKeyError(Exception):

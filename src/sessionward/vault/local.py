@@ -2,7 +2,8 @@
 
 Each key has its own random 256-bit *data key*. The secret is encrypted with AES-256-GCM under
 the data key, with associated data binding the key id and address; the data key is encrypted
-(wrapped) with AES-256-GCM under the key-encryption key (:mod:`sessionward.vault.kek`), with
+(wrapped) with AES-256-GCM under the key-encryption key (:mod:`sessionward.vault.kek`, or an AES
+key in a PKCS#11 token: :class:`sessionward.vault.hsm.TokenKeyEncryptionKey`), with
 associated data binding the key id. A record copied onto another key id, an altered address,
 ciphertext, wrapped key or nonce all fail authentication, and the vault then refuses to sign.
 
@@ -28,7 +29,7 @@ from sessionward.crypto.secp256k1 import SECP256K1_N, address_from_secret, sign_
 from sessionward.domain.reasons import ReasonCode
 
 from .interface import KeyHandle, KeyRecord, KeyRecordStore, VaultRefusal
-from .kek import KeyEncryptionKey
+from .kek import DataKeyWrapper
 
 _NONCE: Final = 12
 _TAG: Final = 16
@@ -65,7 +66,7 @@ class LocalVault:
     def __init__(
         self,
         records: KeyRecordStore,
-        kek: KeyEncryptionKey,
+        kek: DataKeyWrapper,
         *,
         clock: Callable[[], int] | None = None,
         on_tamper: Callable[[str], object] | None = None,
@@ -81,7 +82,11 @@ class LocalVault:
         return "LocalVault(<keys encrypted at rest>)"
 
     def close(self) -> None:
-        """Nothing to release (the records' store is closed by its owner)."""
+        """Release the key-encryption key if it holds something open (a token session); the
+        records' store is closed by its owner."""
+        close = getattr(self._kek, "close", None)
+        if close is not None:
+            close()
 
     def create_key(self, *, not_after: int | None = None) -> KeyHandle:
         """Generate a secp256k1 key, store it encrypted, and return its id and address."""
