@@ -1,6 +1,7 @@
 """Choosing the vault by configuration: ``SESSIONWARD_VAULT=local|pkcs11`` with the module,
-the token (label or slot) and the PIN source; the service's runtime signs through the chosen
-backend, and an unknown backend is refused."""
+the token (label or slot) and the PIN source, and ``SESSIONWARD_VAULT_KEK=pkcs11`` for the local
+vault's key-encryption key; the service's runtime signs through the chosen backend, and an
+unknown backend is refused."""
 
 from __future__ import annotations
 
@@ -38,10 +39,21 @@ def test_the_environment_chooses_the_backend_and_the_token() -> None:
     assert "never-a-setting" not in repr(settings)
 
 
+def test_the_environment_puts_the_local_vaults_kek_in_the_token() -> None:
+    settings = Settings.load(
+        {"SESSIONWARD_VAULT_KEK": "pkcs11", "SESSIONWARD_PKCS11_KEK_LABEL": "wallet-kek"}
+    )
+    assert settings.vault == "local" and settings.vault_kek == "pkcs11"
+    assert settings.pkcs11_kek_label == "wallet-kek"
+    with pytest.raises(ConfigError, match="SESSIONWARD_VAULT_KEK"):
+        Settings.load({"SESSIONWARD_VAULT_KEK": "kms"})
+
+
 def test_the_local_vault_is_the_default_and_softhsm_the_default_module() -> None:
     settings = Settings.load({})
-    assert settings.vault == "local"
+    assert settings.vault == "local" and settings.vault_kek == "local"
     assert settings.pkcs11_module == Path("/usr/lib/softhsm/libsofthsm2.so")
+    assert settings.pkcs11_kek_label == "sessionward-kek"
 
 
 def test_an_unknown_backend_is_refused(tmp_path: Path) -> None:
@@ -110,5 +122,28 @@ def test_the_runtime_signs_through_the_token(softhsm: SoftHsm, tmp_path: Path) -
         gone = rt.store.vault_keys.get(key.key_id)
         assert gone is not None and gone.destroyed_at is not None
         assert not (settings.data_dir / "vault.key").exists()  # no KEK with the token backend
+    finally:
+        rt.close()
+
+
+def test_the_runtime_keeps_the_local_vaults_kek_in_the_token(
+    softhsm: SoftHsm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_PIN, softhsm.pin)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        run_relayer=False,
+        vault_kek="pkcs11",
+        pkcs11_module=softhsm.module,
+        pkcs11_token_label=softhsm.token,
+        pkcs11_kek_label="kek-runtime-test",
+    )
+    rt = build_runtime(settings)
+    try:
+        assert isinstance(rt.vault, LocalVault)
+        key = rt.vault.create_key()
+        signature = rt.vault.sign(key.key_id, DIGEST, now=rt.now())
+        assert recover_signer(DIGEST, signature) == key.address
+        assert not (settings.data_dir / "vault.key").exists()  # no key file beside the database
     finally:
         rt.close()

@@ -26,8 +26,9 @@ Environment variables (each overrides the file):
 ``SESSIONWARD_FAIR_*``             SCHEDULING_ENABLED, MAX_RUNNING, MAX_RUNNING_UNITS,
                                    MAX_QUEUED_PER_TENANT (fair scheduling between tenants)
 ``SESSIONWARD_VAULT``              vault backend: ``local`` (default) or ``pkcs11`` (keys in a token)
-``SESSIONWARD_PKCS11_*``           MODULE (default Debian's SoftHSM2), TOKEN_LABEL or SLOT, PIN_FILE;
-                                   the PIN itself: ``SESSIONWARD_PKCS11_PIN`` (read by the vault)
+``SESSIONWARD_VAULT_KEK``          the local vault's KEK: ``local`` (default) or ``pkcs11`` (in a token)
+``SESSIONWARD_PKCS11_*``           MODULE (default Debian's SoftHSM2), TOKEN_LABEL or SLOT, PIN_FILE,
+                                   KEK_LABEL; the PIN: ``SESSIONWARD_PKCS11_PIN`` (read by the vault)
 =================================  ====================================================
 """
 
@@ -172,6 +173,12 @@ class Settings:
     pkcs11_pin_file: Path | None = None
     """A file (mode 0600) holding the token's user PIN, used when ``SESSIONWARD_PKCS11_PIN``
     is unset. The PIN itself is never a setting (nor in a configuration file)."""
+    vault_kek: str = "local"
+    """Where the local vault's key-encryption key is: ``local`` (``SESSIONWARD_VAULT_KEY``,
+    ``SESSIONWARD_VAULT_KEY_FILE`` or the data directory's key file) or ``pkcs11`` (an AES key
+    in the token above, made on first use, never extractable)."""
+    pkcs11_kek_label: str = "sessionward-kek"
+    """The label of that AES key in the token."""
 
     @classmethod
     def load(
@@ -233,6 +240,8 @@ class Settings:
             raise ConfigError("fair_max_running and fair_max_running_units must be at least 1")
         if self.vault not in VAULT_BACKENDS:
             raise ConfigError(f"vault must be one of {', '.join(VAULT_BACKENDS)}")
+        if self.vault_kek not in VAULT_BACKENDS:
+            raise ConfigError(f"vault_kek must be one of {', '.join(VAULT_BACKENDS)}")
         ids = [o.id for o in self.ops_credentials]
         if len(set(ids)) != len(ids):
             raise ConfigError("ops credential ids must be distinct")
@@ -370,19 +379,26 @@ def _anomaly(doc: Any) -> AnomalyRules:
 
 
 def vault_environment(env: Mapping[str, str]) -> dict[str, Any]:
-    """The vault settings the environment sets: ``SESSIONWARD_VAULT`` and
-    ``SESSIONWARD_PKCS11_{MODULE,TOKEN_LABEL,SLOT,PIN_FILE}`` (the demo reads these too)."""
+    """The vault settings the environment sets: ``SESSIONWARD_VAULT``, ``SESSIONWARD_VAULT_KEK``
+    and ``SESSIONWARD_PKCS11_{MODULE,TOKEN_LABEL,SLOT,PIN_FILE,KEK_LABEL}`` (the demo reads
+    these too)."""
     overrides: dict[str, Any] = {}
     backend = env.get("SESSIONWARD_VAULT", "").strip().lower()
     if backend:
         if backend not in VAULT_BACKENDS:
             raise ConfigError(f"SESSIONWARD_VAULT must be one of {', '.join(VAULT_BACKENDS)}")
         overrides["vault"] = backend
+    kek = env.get("SESSIONWARD_VAULT_KEK", "").strip().lower()
+    if kek:
+        if kek not in VAULT_BACKENDS:
+            raise ConfigError(f"SESSIONWARD_VAULT_KEK must be one of {', '.join(VAULT_BACKENDS)}")
+        overrides["vault_kek"] = kek
     for name in ("module", "pin_file"):
         if env.get(f"SESSIONWARD_PKCS11_{name.upper()}"):
             overrides[f"pkcs11_{name}"] = Path(env[f"SESSIONWARD_PKCS11_{name.upper()}"])
-    if env.get("SESSIONWARD_PKCS11_TOKEN_LABEL"):
-        overrides["pkcs11_token_label"] = env["SESSIONWARD_PKCS11_TOKEN_LABEL"]
+    for name in ("token_label", "kek_label"):
+        if env.get(f"SESSIONWARD_PKCS11_{name.upper()}"):
+            overrides[f"pkcs11_{name}"] = env[f"SESSIONWARD_PKCS11_{name.upper()}"]
     if env.get("SESSIONWARD_PKCS11_SLOT"):
         try:
             overrides["pkcs11_slot"] = int(env["SESSIONWARD_PKCS11_SLOT"], 0)

@@ -85,10 +85,12 @@ def build_runtime(settings: Settings, *, clock: Callable[[], int] = wall_clock) 
         settings.vault,
         store.vault_keys,
         data_dir=data_dir,
+        kek=settings.vault_kek,
         pkcs11_module=settings.pkcs11_module,
         pkcs11_token_label=settings.pkcs11_token_label,
         pkcs11_slot=settings.pkcs11_slot,
         pkcs11_pin_file=settings.pkcs11_pin_file,
+        pkcs11_kek_label=settings.pkcs11_kek_label,
         on_tamper=tamper_alerts(store.alerts, clock),  # a critical alert (issue 14.8)
     )
     signer = LocalTransactionSigner.from_file(data_dir / RELAYER_KEY_FILE, create=True)
