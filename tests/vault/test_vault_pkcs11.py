@@ -379,3 +379,29 @@ def test_open_vault_puts_the_local_vaults_kek_in_the_token(
         assert not (tmp_path / "vault.key").exists()  # no key file: the KEK is in the token
     finally:
         vault.close()
+
+
+def test_revocation_stands_when_the_token_cannot_destroy_the_key(
+    hsm_vault: Pkcs11Vault,
+    records: InMemoryKeyRecordStore,
+    inspector: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handle = hsm_vault.create_key()
+
+    def failing(key_id: str) -> None:
+        raise Pkcs11VaultError("the token failed to destroy key: DeviceError")
+
+    monkeypatch.setattr(hsm_vault, "_destroy_objects", failing)
+    hsm_vault.disable(handle.key_id, now=T0 + 1)  # no exception: the revocation holds
+    record = records.get(handle.key_id)
+    assert record is not None and record.disabled_at == T0 + 1 and record.destroyed_at is None
+    with pytest.raises(VaultRefusal) as refused:
+        hsm_vault.sign(handle.key_id, DIGEST, now=T0 + 2)
+    assert refused.value.code is ReasonCode.SIGNING_REFUSED
+    monkeypatch.undo()
+    hsm_vault.destroy(handle.key_id)  # later: finished
+    with pytest.raises(p11.NoSuchKey):
+        _private(inspector, handle.key_id)
+    record = records.get(handle.key_id)
+    assert record is not None and record.destroyed_at is not None

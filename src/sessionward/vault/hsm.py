@@ -408,10 +408,22 @@ class Pkcs11Vault:
 
     def disable(self, key_id: str, *, now: int) -> None:
         """Never sign with the key again (idempotent; the first disable time is kept), and
-        destroy it in the token. Raises ``KEY_UNKNOWN``."""
+        destroy it in the token. Raises ``KEY_UNKNOWN``.
+
+        The disable is recorded first and stands on its own: if the token cannot destroy the
+        key now, that is logged and the record stays disabled but not destroyed (a later
+        :meth:`destroy` or disable finishes it); revocation never fails for it."""
         if not self._records.disable(key_id, now=now) and self._records.get(key_id) is None:
             raise VaultRefusal(ReasonCode.KEY_UNKNOWN, f"no key {key_id}")
-        self._destroy_objects(key_id)
+        try:
+            self._destroy_objects(key_id)
+        except Pkcs11VaultError as failure:
+            _security_log.error(
+                "vault key %s is disabled but could not be destroyed in the token: %s",
+                key_id,
+                failure,
+            )
+            return
         self._records.destroy(key_id, now=now)
 
     def destroy(self, key_id: str) -> None:
