@@ -16,6 +16,11 @@ from sessionward.service.callers import SelfSigned
 from sessionward.service.credentials import CredentialView
 from sessionward.service.devices import DeviceView, PairingCodeView
 from sessionward.service.pages import Page
+from sessionward.service.permission_requests import (
+    ImportedPermissionView,
+    PermissionExportView,
+    PermissionRequests,
+)
 from sessionward.service.revocation import LiftView, RevocationView
 from sessionward.service.sessions import PendingSessionView, SessionDetail, UsageView
 from sessionward.service.transactions import TransactionView
@@ -188,6 +193,22 @@ def _usage(w: Waas, p: Principal, b: m.GetSessionUsageRequest) -> UsageView:
     return w.sessions.usage(p.registered(), b.session_id)
 
 
+def _permission_requests(w: Waas) -> PermissionRequests:
+    return PermissionRequests(w.runtime, w.sessions, w.directory)
+
+
+def _import_permission_request(
+    w: Waas, p: Principal, b: m.ImportPermissionRequestRequest
+) -> ImportedPermissionView:
+    return _permission_requests(w).import_request(
+        p.registered(), credential_id=b.credential_id, wallet_id=b.wallet_id, request=b.request
+    )
+
+
+def _export_permission(w: Waas, p: Principal, b: m.ExportPermissionRequest) -> PermissionExportView:
+    return _permission_requests(w).export(p.registered(), session_id=b.session_id)
+
+
 # --- transactions --------------------------------------------------------------------------
 
 
@@ -344,6 +365,27 @@ METHODS: Final[dict[str, Method]] = {
             True,
             _authorize,
             "Owner: validate an envelope for a backend; returns the EIP-712 grant to sign.",
+        ),
+        Method(
+            "ImportPermissionRequest",
+            m.ImportPermissionRequestRequest,
+            ImportedPermissionView,
+            "credential",
+            True,
+            _import_permission_request,
+            "Owner: an ERC-7715 wallet_grantPermissions request as an envelope for a backend, "
+            "pending approval like AuthorizeRemoteAccess; what cannot be enforced is refused "
+            "(PERMISSION_UNENFORCEABLE, PERMISSION_TYPE_UNSUPPORTED) and nothing is stored.",
+        ),
+        Method(
+            "ExportPermission",
+            m.ExportPermissionRequest,
+            PermissionExportView,
+            "credential",
+            False,
+            _export_permission,
+            "Backend of the session, or the wallet's owner: a granted session as ERC-7715 "
+            "PermissionResponse objects (context: the session id).",
         ),
         Method(
             "ApproveSession",

@@ -228,6 +228,22 @@ class GetSessionUsageRequest(Body):
     session_id: Id
 
 
+class ImportPermissionRequestRequest(Body):
+    """An ERC-7715 ``wallet_grantPermissions`` request (its ``params``: a list of
+    ``PermissionRequest`` objects, or one) for the backend ``credentialId`` on the wallet."""
+
+    credential_id: Id
+    wallet_id: Id
+    request: Annotated[
+        list[dict[str, Any]] | dict[str, Any],
+        Field(description="the wallet_grantPermissions params (docs/protocol.md section 11)"),
+    ]
+
+
+class ExportPermissionRequest(Body):
+    session_id: Id
+
+
 # --- transactions --------------------------------------------------------------------------
 
 
