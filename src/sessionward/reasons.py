@@ -117,6 +117,9 @@ class ReasonCode(StrEnum):
     # Tenant isolation (appended; issue 14). Not RATE_LIMITED (a session envelope's rate).
     RATE_LIMITED_REQUESTS = "RATE_LIMITED_REQUESTS"
     WALLET_CREATION_BUDGET_EXHAUSTED = "WALLET_CREATION_BUDGET_EXHAUSTED"
+    # ERC-7715 permission requests (appended; issue 17).
+    PERMISSION_TYPE_UNSUPPORTED = "PERMISSION_TYPE_UNSUPPORTED"
+    PERMISSION_UNENFORCEABLE = "PERMISSION_UNENFORCEABLE"
 
 
 class SessionWardError(Exception):
