@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from service_support import USD_UNIT, USDX_UNIT, CrashingChain, Session, SimulatedCrash, World
@@ -265,3 +266,21 @@ def _wait(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_an_execute_wakes_the_relaying_loop_which_does_not_wait_for_its_poll(
+    tmp_path: Path,
+) -> None:
+    """The loop polls every 30 s here; an Execute is relayed and mined at once all the same,
+    because its commit rings the dispatcher (issue 16)."""
+    world = World.build(tmp_path, relayer_poll_s=30.0)
+    try:
+        session = world.session()
+        world.waas.start()
+        time.sleep(0.5)  # the loop takes the lease and begins its term
+        started = time.monotonic()
+        txn = world.swap(session, 1)
+        _wait(lambda: _status(world, session, txn) == "executed", timeout_s=10.0)
+        assert time.monotonic() - started < 5.0
+    finally:
+        world.close()

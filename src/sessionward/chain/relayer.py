@@ -98,6 +98,9 @@ class Relayer:
         self._lock = threading.RLock()
         self._next_nonce: int | None = None
         self._fees: tuple[FeeSuggestion, float] | None = None
+        self.awaiting_receipt = False
+        """Whether the last :meth:`poll` left a submitted job unmined (the loop then looks for
+        its receipt again soon instead of after its slow poll)."""
 
     @property
     def address(self) -> str:
@@ -403,12 +406,14 @@ class Relayer:
         and unstick that one if it has waited ``stuck_after_s``. Returns changed jobs."""
         with self._lock:
             changed: list[RelayJob] = []
+            self.awaiting_receipt = False
             for job in self._store.in_states(self.address, {JobState.SUBMITTED}):
                 assert job.tx_hash is not None
                 receipt = self._chain.get_receipt(job.tx_hash)
                 if receipt is not None:
                     changed.append(self._finish(job, receipt))
                     continue
+                self.awaiting_receipt = True
                 waited_ms = self._now_ms() - (job.submitted_at_ms or job.created_at_ms)
                 if waited_ms < self._stuck_after * 1000:
                     break

@@ -28,6 +28,7 @@ from sessionward.store.database import Database
 from sessionward.store.decisions import DecisionEvent
 from sessionward.store.lease import LeaseFence, Leases
 from sessionward.store.relay_jobs import SqlRelayJobStore
+from sessionward.store.relay_signal import RelaySignal
 from sessionward.store.transactions import TransactionRecord
 
 from .reconciler import Reconciler
@@ -38,6 +39,9 @@ _log = logging.getLogger(__name__)
 
 RECOVERY_GRACE_S = 60
 """A held reservation is looked at by recovery only once it is this old (seconds)."""
+RECEIPT_POLL_S = 0.025
+"""How soon the loop looks again for the receipt of a submitted call (instead of its slow
+poll), so a mined call is recorded within this of its block."""
 
 
 class Dispatcher:
@@ -47,10 +51,17 @@ class Dispatcher:
         self._rt = rt
         self._lock = threading.Lock()
         self.reconciler = Reconciler(rt)
+        self.signal = RelaySignal(rt.store.db)
+        """Rung by :meth:`wake`; the relaying loop waits on it between rounds."""
 
     @property
     def runtime(self) -> Runtime:
         return self._rt
+
+    def wake(self) -> None:
+        """Work for the chain has committed (an Execute): relay it now, on whichever node
+        relays (see :mod:`sessionward.store.relay_signal`). Never blocks."""
+        self.signal.ring()
 
     def step(self) -> None:
         with self._lock:
@@ -203,8 +214,11 @@ def _outcome_event(
 
 
 class DispatcherLoop:
-    """Runs :meth:`Dispatcher.step` every ``interval`` seconds in a daemon thread, on the node
-    that holds the relayer lease of its chain (:mod:`sessionward.store.lease`).
+    """Runs :meth:`Dispatcher.step` in a daemon thread, on the node that holds the relayer
+    lease of its chain (:mod:`sessionward.store.lease`): at once when the dispatcher is woken
+    (:meth:`Dispatcher.wake`, in process or, on PostgreSQL, from another node), every
+    :data:`RECEIPT_POLL_S` while a submitted call waits for its receipt, and otherwise every
+    ``interval`` seconds (the slow poll that finds whatever no wake announced).
 
     Every node runs one; a heartbeat thread renews the node's lease (or tries to take an
     expired one) every third of ``lease_ttl_s``, whatever a relaying round is doing. The lease fences the node's relay-job store: every
@@ -262,6 +276,7 @@ class DispatcherLoop:
 
     def stop(self) -> None:
         self._stop.set()
+        self._dispatcher.signal.close()
         if self._thread is not None:
             self._thread.join(timeout=10)
         try:
@@ -270,6 +285,7 @@ class DispatcherLoop:
             _log.warning("could not release the relayer lease", exc_info=True)
 
     def _run(self) -> None:
+        self._dispatcher.signal.listen()
         self._lease()
         heartbeat = threading.Thread(
             target=self._heartbeat, name="sessionward-relayer-lease", daemon=True
@@ -291,7 +307,11 @@ class DispatcherLoop:
                     self._lead()
             except Exception:  # never let the loop die: a node that stops relaying stays silent
                 _log.exception("dispatcher loop round failed")
-            self._stop.wait(wait)
+            signal = self._dispatcher.signal
+            signal.leading = self._fence.epoch is not None
+            if signal.leading and self._dispatcher.runtime.relayer.awaiting_receipt:
+                wait = min(wait, RECEIPT_POLL_S)
+            signal.wait(wait)
         heartbeat.join(timeout=10)
 
     def _heartbeat(self) -> None:

@@ -128,11 +128,19 @@ class Transactions:
     """Quotes, executions and their status."""
 
     def __init__(
-        self, rt: Runtime, directory: SessionDirectory, listener: DecisionListener | None = None
+        self,
+        rt: Runtime,
+        directory: SessionDirectory,
+        listener: DecisionListener | None = None,
+        *,
+        on_pending: Callable[[], None] | None = None,
     ) -> None:
+        """``on_pending`` is called once an Execute's signed call has committed (it wakes the
+        relayer: :meth:`sessionward.service.dispatcher.Dispatcher.wake`)."""
         self._rt = rt
         self._dir = directory
         self._listener = listener
+        self._on_pending = on_pending
         self._fee: tuple[int, float] | None = None
         self._fee_lock = threading.Lock()
         settings = rt.settings
@@ -372,6 +380,8 @@ class Transactions:
             )
             return self._refuse(txn, violations, decision, started, now)
         self._notify(event, decision, outcome.usage, loaded=record)
+        if self._on_pending is not None:
+            rt.store.db.after_commit(self._on_pending)
         assert outcome.signed is not None and outcome.call_nonce is not None
         # The row as the execution transaction left it (``quoted`` -> ``pending``): no re-read.
         return transaction_view(

@@ -42,8 +42,10 @@ class Waas:
         self.sessions = Sessions(rt, self.directory)
         self.revocations = Revocations(rt, self.directory, alert_sink)
         self.anomaly = AnomalyMonitor(rt, self.directory, self.revocations, alert_sink)
-        self.transactions = Transactions(rt, self.directory, self.anomaly)
         self.dispatcher = Dispatcher(rt)
+        self.transactions = Transactions(
+            rt, self.directory, self.anomaly, on_pending=self.dispatcher.wake
+        )
         self.dispatcher.reconciler.sink = alert_sink  # disagreement alerts go out as webhooks
         self.idempotency = IdempotentRequests(rt.store.idempotency, rt.now)
         self.request_nonces: ReplayStore = rt.store.replay
