@@ -299,7 +299,8 @@ def test_entries_of_one_import_must_agree_on_chain_account_and_signer() -> None:
 
 
 def test_a_request_that_is_not_an_object_is_malformed() -> None:
-    for request in ([], [1], "wallet_grantPermissions", [{}] * 17):
+    malformed: list[object] = [[], [1], "wallet_grantPermissions", [{}] * 17]
+    for request in malformed:
         assert refusal(request).code is ReasonCode.INPUT_MALFORMED
 
 
