@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from api_support import Api, TestClient, refused, register_backend
+from api_support import Api, TestClient, path_of, raw_json, refused, register_backend
 
 from sessionward.api import create_app
 from sessionward.api.errors import ApiError
@@ -33,6 +34,8 @@ from sessionward.sdk import BackendClient
 from sessionward.server import BackgroundServer
 from sessionward.service.config import ConfigError, Settings
 from sessionward.service.waas import Waas
+
+SIGNATURE = "Oms-Wallet-Signature"
 
 # --- the scheduler, deterministically ------------------------------------------------------
 
@@ -199,6 +202,69 @@ def test_the_scheduling_settings_are_checked() -> None:
     assert (loaded.fair_scheduling_enabled, loaded.fair_max_running) == (False, 3)
     assert loaded.rate_limit_hold_s == 0.5
     assert Settings().fair_scheduling_enabled and Settings().rate_limit_enabled
+
+
+def test_a_tenant_just_served_waits_behind_one_never_served() -> None:
+    """A's first request started without waiting; when it ends, B (never served) goes before
+    A's next, though A began waiting first."""
+
+    async def scenario() -> None:
+        run = _Run(FairScheduler(slots=1, max_queued=10))
+        run.submit("a", "a0")
+        run.submit("a", "a1")
+        run.submit("b", "b0")
+        await _settle()
+        await run.finish_all_in_turn()
+        assert run.served == ["a0", "b0", "a1"]
+
+    asyncio.run(scenario())
+
+
+# --- wired into the app ------------------------------------------------------------------------
+
+
+def test_the_app_serves_a_victim_before_the_rest_of_a_flood(tmp_path: Path) -> None:
+    """One slot; a flooder's six ListSessions arrive before the victim's one. The victim's is
+    the second to run (after the flooder's first, which had the slot); without fair
+    scheduling the worker threads take them in arrival order, the victim's last."""
+    settings = Settings(
+        data_dir=tmp_path, run_relayer=False, rate_limit_enabled=False, fair_max_running=1
+    )
+    waas = Waas.from_settings(settings)
+    try:
+        app = create_app(waas)
+        with TestClient(app) as client:
+            api = Api(client)
+            flooder, victim = register_backend(api), register_backend(api)
+        order: list[str] = []
+        answered = app._answered
+
+        def recorded(method: Any, headers: Any, *args: Any) -> Any:
+            order.append("victim" if victim.credential_id in headers[SIGNATURE] else "flooder")
+            time.sleep(0.02)
+            return answered(method, headers, *args)
+
+        app._answered = recorded  # type: ignore[method-assign,assignment]
+
+        async def burst() -> list[int]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://sw") as http:
+
+                async def list_sessions(actor: Any) -> int:
+                    raw = raw_json({"limit": 5})
+                    headers = {SIGNATURE: actor.header("ListSessions", raw)}
+                    response = await http.post(
+                        path_of("ListSessions"), content=raw, headers=headers
+                    )
+                    return response.status_code
+
+                calls = [list_sessions(flooder) for _ in range(6)] + [list_sessions(victim)]
+                return await asyncio.gather(*calls)
+
+        assert asyncio.run(burst()) == [200] * 7
+        assert order == ["flooder", "victim"] + ["flooder"] * 5
+    finally:
+        waas.stop()
 
 
 # --- the hold: backpressure on refusals ------------------------------------------------------

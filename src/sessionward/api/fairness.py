@@ -15,10 +15,11 @@ next:
   per peer address.
 - At most ``slots`` requests run at once (:class:`FairScheduler`); the others wait, costing no
   CPU, in a FIFO queue of their tenant. When a request finishes, its slot goes to the waiting
-  tenant with the fewest requests running, ties broken round-robin (the tenant served longest
-  ago first). A tenant alone on the node gets every slot; two tenants alternate; a newcomer is
-  served before a tenant that already holds slots. So a victim's request waits for at most
-  the requests already running, never behind a flooder's queue.
+  tenant with the fewest requests running, ties broken round-robin: the tenant whose last
+  request started longest ago (or never) first, then the one waiting longest. A tenant alone
+  on the node gets every slot; waiting tenants take turns; a newcomer is served before a
+  tenant that holds slots or was just served. So a victim's request waits for one of the
+  requests already running to finish, never behind a flooder's queue.
 - A tenant may have at most ``max_queued`` requests waiting; past it, it is refused at once
   with ``429 RATE_LIMITED_REQUESTS`` and ``Retry-After`` (nothing ran, nothing changed).
 
@@ -70,7 +71,9 @@ class FairScheduler:
         self._max_queued = max_queued
         self._running: dict[str, int] = {}
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
-        self._ring: deque[str] = deque()  # tenants with waiters, least recently served first
+        self._ring: deque[str] = deque()  # tenants with waiters, in the order they began waiting
+        self._started: dict[str, int] = {}  # tenant -> sequence number of its latest start
+        self._starts = 0
         self._busy = 0
 
     @property
@@ -119,6 +122,8 @@ class FairScheduler:
     def _start(self, tenant: str) -> None:
         self._busy += 1
         self._running[tenant] = self._running.get(tenant, 0) + 1
+        self._starts += 1
+        self._started[tenant] = self._starts
 
     def _release(self, tenant: str) -> None:
         left = self._running[tenant] - 1
@@ -126,15 +131,18 @@ class FairScheduler:
             self._running[tenant] = left
         else:
             del self._running[tenant]
+            if tenant not in self._waiting:  # idle again: as if never served (bounded state)
+                self._started.pop(tenant, None)
         self._busy -= 1
         while self._ring and self._busy < self._slots:
             self._hand_slot()
 
     def _hand_slot(self) -> None:
-        """Give a free slot to the first waiting tenant (in ring order) with the fewest
-        requests running; it goes to the back of the ring if it still has waiters. A waiter
-        cancelled meanwhile is skipped."""
-        best = min(range(len(self._ring)), key=lambda i: self._running.get(self._ring[i], 0))
+        """Give a free slot to the waiting tenant with the fewest requests running, then the
+        one whose last start is oldest (never: oldest of all), then the first in the ring; it
+        goes to the back of the ring if it still has waiters. A waiter cancelled meanwhile is
+        skipped."""
+        best = min(range(len(self._ring)), key=self._priority)
         tenant = self._ring[best]
         del self._ring[best]
         queue = self._waiting[tenant]
@@ -148,6 +156,12 @@ class FairScheduler:
         if not future.done():
             self._start(tenant)
             future.set_result(None)
+        elif tenant not in self._running and tenant not in self._waiting:
+            self._started.pop(tenant, None)  # only cancelled waiters were left
+
+    def _priority(self, index: int) -> tuple[int, int, int]:
+        tenant = self._ring[index]
+        return self._running.get(tenant, 0), self._started.get(tenant, 0), index
 
     def _forget(self, tenant: str, future: asyncio.Future[None]) -> None:
         queue = self._waiting.get(tenant)
@@ -157,6 +171,8 @@ class FairScheduler:
         if not queue:
             del self._waiting[tenant]
             self._ring.remove(tenant)
+            if tenant not in self._running:
+                self._started.pop(tenant, None)
 
 
 def queue_full() -> ApiError:
