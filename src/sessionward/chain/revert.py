@@ -2,7 +2,7 @@
 
 The SessionAccount contract reverts with the reason code itself as its ``Error(string)`` text
 (docs/protocol.md section 4), so the decoded text is what the service compares with
-:class:`sessionward.domain.reasons.ReasonCode`.
+:class:`sessionward.reasons.ReasonCode`.
 """
 
 from __future__ import annotations
