@@ -1,7 +1,12 @@
 """The OpenAPI 3.1 document served at ``/openapi.json``, generated from the method table.
 
 Request schemas come from the request models (so the document and the validation never
-disagree); response schemas from the service's view types. Every operation documents the one
+disagree); response schemas from the service's view types. The fields those carry as plain
+dicts or free text are typed here from the code's own definitions (:data:`_FIELD_SCHEMAS`):
+the envelope, the grant (from the protocol's EIP-712 schema), the call intent, the lifecycle
+and transaction states, and every reason code (``ReasonCode``). Every operation has a tag, an
+example (:data:`EXAMPLES`, each checked against its request model by the tests), the reason
+codes it can answer (``x-reason-codes``, from the one table :data:`METHOD_REASONS`), and the one
 error shape (``Error``) for each status it can answer with.
 """
 
@@ -20,19 +25,25 @@ from typing import (
     is_typeddict,
 )
 
+from sessionward.crypto.eip712 import domain_type_fields
 from sessionward.crypto.http_names import (
     IDEMPOTENCY_HEADER,
     METHOD_PREFIX,
     REQUEST_ID_HEADER,
     SIGNATURE_HEADER,
 )
+from sessionward.crypto.typed_data import SCHEMA
+from sessionward.domain.envelope import RuleOp
 from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.strict_json import MAX_SAFE_INTEGER
+from sessionward.service.sessions import WIRE_STATUS
+from sessionward.store.transactions import TransactionStatus
 
 from .errors import ERROR_KINDS
 from .methods import METHODS, Method
 
 OPENAPI_VERSION: Final = "3.1.0"
+GRANT_PRIMARY_TYPE: Final = "SessionGrant"
 REF: Final = "#/components/schemas/{model}"
 IDEMPOTENCY_KEY_PATTERN: Final = r"^[!-~]{1,128}$"
 
@@ -100,6 +111,9 @@ class _Schemas:
         self.components: dict[str, Any] = {
             "Error": _error_schema(),
             "Violation": _violation_schema(),
+            **_envelope_schemas(),
+            **_grant_schemas(),
+            **_view_schemas(),
         }
 
     def add(self, name: str, schema: dict[str, Any]) -> dict[str, str]:
@@ -195,12 +209,21 @@ def _operation(method: Method, schemas: _Schemas) -> dict[str, Any]:
         }
     }
     responses.update({str(s): _error_response(s) for s in statuses})
+    codes = method_reasons(method.name, signed=method.auth != "public")
     operation: dict[str, Any] = {
         "operationId": method.name,
         "summary": method.summary,
+        "tags": [METHOD_REASONS.get(method.name, ("other", ()))[0]],
+        "description": "Reason codes this method can answer: " + ", ".join(codes) + ".",
+        "x-reason-codes": codes,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": schemas.request(method)}},
+            "content": {
+                "application/json": {
+                    "schema": schemas.request(method),
+                    **_examples(method.name),
+                }
+            },
         },
         "responses": responses,
         "security": [] if method.auth == "public" else [{"requestSignature": []}],
@@ -251,6 +274,7 @@ def _service_paths() -> dict[str, Any]:
         "/healthz": {
             "get": {
                 "operationId": "Health",
+                "tags": ["service"],
                 "summary": "Liveness: 200 while the process answers HTTP (also HEAD)",
                 "security": [],
                 "responses": {
@@ -265,6 +289,7 @@ def _service_paths() -> dict[str, Any]:
         "/readyz": {
             "get": {
                 "operationId": "Ready",
+                "tags": ["service"],
                 "summary": "Readiness: database writable, data directory writable, chain "
                 "reachable, relayer lease (also HEAD)",
                 "security": [],
@@ -285,6 +310,7 @@ def _service_paths() -> dict[str, Any]:
         "/metrics": {
             "get": {
                 "operationId": "Metrics",
+                "tags": ["service"],
                 "summary": "Prometheus text format",
                 "security": [],
                 "responses": {
@@ -307,6 +333,7 @@ def openapi_document(methods: Mapping[str, Method] = METHODS) -> dict[str, Any]:
         for name, method in methods.items()
     }
     paths.update(_service_paths())
+    _type_fields(schemas.components)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -320,6 +347,14 @@ def openapi_document(methods: Mapping[str, Method] = METHODS) -> dict[str, Any]:
             "(400 INPUT_MALFORMED).",
             "x-max-json-integer": MAX_SAFE_INTEGER,
         },
+        "servers": [
+            {
+                "url": "{base}",
+                "description": "A SessionWard node (`sessionward serve`)",
+                "variables": {"base": {"default": "http://127.0.0.1:8080"}},
+            }
+        ],
+        "tags": list(TAGS),
         "paths": paths,
         "components": {
             "schemas": schemas.components,
@@ -329,7 +364,478 @@ def openapi_document(methods: Mapping[str, Method] = METHODS) -> dict[str, Any]:
                     "in": "header",
                     "name": SIGNATURE_HEADER,
                     "description": _SIGNATURE_DESCRIPTION,
+                    "x-algorithms": ["ecdsa-p256k-eip191", "ecdsa-p256-sha256"],
                 }
             },
         },
     }
+
+
+# --- typed shapes the views carry as plain dicts ---------------------------------------------
+
+_ADDRESS: Final = {"type": "string", "pattern": r"^0x[0-9a-fA-F]{40}$"}
+_DECIMAL: Final = {"type": "string", "pattern": r"^(?:0|[1-9][0-9]{0,77})$"}
+_UINT: Final = {
+    "anyOf": [_DECIMAL, {"type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER}],
+    "description": "A decimal string (any size) or a JSON integer up to 2**53 - 1",
+}
+_TIMESTAMP: Final = {"type": "integer", "minimum": 0, "description": "unix seconds"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=name)}
+
+
+def _closed(properties: dict[str, Any], required: list[str], **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": required,
+        "properties": properties,
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def _envelope_schemas() -> dict[str, Any]:
+    """The envelope a client sends (docs/protocol.md; parsed by ``Envelope.from_json``)."""
+    rule_value = {"anyOf": [{"type": "integer"}, {"type": "boolean"}, {"type": "string"}]}
+    return {
+        "Envelope": _closed(
+            {
+                "sessionKey": _ADDRESS,
+                "capabilities": {"type": "array", "items": {"type": "string"}, "maxItems": 64},
+                "permissions": {"type": "array", "items": _ref("EnvelopePermission")},
+                "allowedDestinations": {"type": "array", "items": _ADDRESS, "maxItems": 64},
+                "chainId": {"type": "integer", "minimum": 0},
+                "validAfter": _TIMESTAMP,
+                "expiresAt": _TIMESTAMP,
+                "valueLimit": _closed({"limit": _UINT, "period": _TIMESTAMP}, ["limit"]),
+                "tokenLimits": {"type": "array", "items": _ref("EnvelopeTokenLimit")},
+                "maxValueUsd": {
+                    "anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}],
+                    "description": "USD cap (whole dollars, or a decimal string with cents)",
+                },
+                "maxUses": {"type": "integer", "minimum": 0},
+                "rateLimit": _closed(
+                    {"count": {"type": "integer"}, "interval": {"type": "integer"}},
+                    ["count", "interval"],
+                ),
+                "maxFeeWei": _UINT,
+            },
+            ["chainId"],
+            description="The capability envelope: what a session may do, where, how long, "
+            "how much (docs/protocol.md section 4).",
+            examples=[_SEED_ENVELOPE],
+        ),
+        "EnvelopePermission": _closed(
+            {
+                "target": _ADDRESS,
+                "function": {"type": "string", "examples": ["transfer(address,uint256)"]},
+                "maxValuePerCall": _UINT,
+                "rules": {"type": "array", "items": _ref("EnvelopeRule")},
+            },
+            ["target", "function"],
+        ),
+        "EnvelopeRule": _closed(
+            {
+                "arg": {"type": "string"},
+                "op": {"type": "string", "enum": [op.value for op in RuleOp]},
+                "value": rule_value,
+                "values": {"type": "array", "items": rule_value, "minItems": 1},
+            },
+            ["arg", "op"],
+        ),
+        "EnvelopeTokenLimit": _closed(
+            {"token": _ADDRESS, "limit": _UINT, "period": _TIMESTAMP}, ["token", "limit"]
+        ),
+    }
+
+
+def _eip712_field(type_name: str, structs: set[str]) -> dict[str, Any]:
+    if type_name.endswith("[]"):
+        return {"type": "array", "items": _eip712_field(type_name[:-2], structs)}
+    if type_name in structs:
+        return _ref(f"Eip712{type_name}")
+    if type_name == "address":
+        return _ADDRESS
+    if type_name == "string":
+        return {"type": "string"}
+    if type_name.startswith("bytes"):
+        size = int(type_name[5:])
+        return {"type": "string", "pattern": f"^0x[0-9a-fA-F]{{{2 * size}}}$"}
+    return _UINT  # uintN (the protocol's only other atomic types)
+
+
+def _grant_schemas() -> dict[str, Any]:
+    """The SessionGrant ``eth_signTypedData_v4`` document, from the protocol's own schema."""
+    types = {"EIP712Domain": domain_type_fields(), **SCHEMA.types_document(GRANT_PRIMARY_TYPE)}
+    structs = set(types) - {"EIP712Domain"}
+    schemas: dict[str, Any] = {
+        f"Eip712{'Domain' if name == 'EIP712Domain' else name}": _closed(
+            {f["name"]: _eip712_field(f["type"], structs) for f in fields},
+            [f["name"] for f in fields],
+        )
+        for name, fields in types.items()
+    }
+    field = _closed({"name": {"type": "string"}, "type": {"type": "string"}}, ["name", "type"])
+    schemas["GrantDocument"] = _closed(
+        {
+            "types": {
+                "type": "object",
+                "required": sorted(types),
+                "additionalProperties": {"type": "array", "items": field},
+            },
+            "primaryType": {"type": "string", "const": GRANT_PRIMARY_TYPE},
+            "domain": _ref("Eip712Domain"),
+            "message": _ref(f"Eip712{GRANT_PRIMARY_TYPE}"),
+        },
+        ["types", "primaryType", "domain", "message"],
+        description="The grant the owner signs, as eth_signTypedData_v4 JSON (docs/protocol.md "
+        "sections 1-2); its digest is grantDigest.",
+    )
+    schemas["TypedDataDocument"] = _closed(
+        {
+            "types": {"type": "object", "additionalProperties": {"type": "array", "items": field}},
+            "primaryType": {"type": "string"},
+            "domain": _ref("Eip712Domain"),
+            "message": {"type": "object"},
+        },
+        ["types", "primaryType", "domain", "message"],
+        description="An eth_signTypedData_v4 document (a SessionRenewal)",
+    )
+    return schemas
+
+
+def _view_schemas() -> dict[str, Any]:
+    return {
+        "ReasonCode": {
+            "type": "string",
+            "enum": [c.value for c in ReasonCode],
+            "description": "Stable reason codes (docs/protocol.md section 5): never renamed, "
+            "never reused, only appended.",
+        },
+        "CallIntent": _closed(
+            {
+                "call": {"type": "integer", "minimum": 0},
+                "to": _ADDRESS,
+                "value": _DECIMAL,
+                "actionClass": {"type": "string"},
+                "function": {"type": "string"},
+                "arguments": {"type": "array", "items": {}},
+            },
+            ["call", "to", "value", "actionClass", "function", "arguments"],
+            description="One decoded call of a prepared transaction",
+        ),
+    }
+
+
+# (component, property) -> the typed schema of a field the views carry untyped or as free text.
+_FIELD_SCHEMAS: Final[dict[tuple[str, str], dict[str, Any]]] = {
+    ("AuthorizeRemoteAccessRequest", "envelope"): _ref("Envelope"),
+    ("PendingSessionView", "grant"): _ref("GrantDocument"),
+    ("PendingSessionView", "status"): {"type": "string", "const": "pending"},
+    ("SessionDetail", "grant"): _ref("GrantDocument"),
+    ("SessionDetail", "envelope"): _ref("Envelope"),
+    ("SessionDetail", "status"): {"type": "string", "enum": sorted(set(WIRE_STATUS.values()))},
+    ("SessionDetail", "lifecycle"): {"type": "string", "enum": list(WIRE_STATUS)},
+    ("RenewalView", "typedData"): _ref("TypedDataDocument"),
+    ("TransactionView", "status"): {"type": "string", "enum": list(get_args(TransactionStatus))},
+    ("TransactionView", "intent"): {"type": "array", "items": _ref("CallIntent")},
+    ("Verdict", "reasons"): {"type": "array", "items": _ref("ReasonCode")},
+    ("Verdict", "violations"): {"type": "array", "items": _ref("Violation")},
+    ("Violation", "code"): _ref("ReasonCode"),
+    ("Error", "code"): _ref("ReasonCode"),
+    ("Error", "reasons"): {"type": "array", "items": _ref("ReasonCode")},
+}
+
+
+def _type_fields(components: dict[str, Any]) -> None:
+    """Replace the untyped fields named in :data:`_FIELD_SCHEMAS` (each must exist: a view that
+    loses or renames one fails here, not silently)."""
+    for (component, prop), schema in _FIELD_SCHEMAS.items():
+        properties = components[component]["properties"]
+        if prop not in properties:
+            raise KeyError(f"{component}.{prop}: no such field to type")
+        description = properties[prop].get("description")
+        properties[prop] = {**schema, **({"description": description} if description else {})}
+
+
+# --- examples, reason codes and tags per method ------------------------------------------------
+
+_ACCOUNT: Final = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+_ROUTER: Final = "0x7a250d5630b4cf539739df2c5dacb4c659f2488d"
+_KEY: Final = "0x71c7656ec7ab88b098defb751b7401b5f6d8976f"
+_SIG: Final = "0x" + "11" * 64 + "1b"
+_SEED_ENVELOPE: Final = {
+    "capabilities": ["swap.execute"],
+    "maxValueUsd": 500,
+    "allowedDestinations": [_ROUTER],
+    "chainId": 1,
+    "expiresAt": 1767226500,
+}
+_SWAP_DATA: Final = "0x38ed1739" + "00" * 32 * 3
+
+EXAMPLES: Final[dict[str, dict[str, Any]]] = {
+    "RegisterCredential": {
+        "alg": "ecdsa-p256k-eip191",
+        "publicKey": _KEY,
+        "appName": "Acme Trading Agent",
+        "appUrl": "https://agent.example",
+        "expiresAt": 1767312000,
+    },
+    "CreatePairingCode": {"walletId": "wal_0001", "deviceTtlSeconds": 2592000},
+    "PairDevice": {
+        "alg": "ecdsa-p256-sha256",
+        "publicKey": "0x04" + "ab" * 64,
+        "pairingCode": "K7QM-2XPD-9RTA",
+        "label": "Ada's phone",
+    },
+    "ListDevices": {"walletId": "wal_0001", "limit": 50},
+    "RevokeDevice": {"walletId": "wal_0001", "credentialId": "cred_dev_0001", "reason": "lost"},
+    "InspectCredential": {"credentialId": "cred_test_0001"},
+    "CreateWallet": {"alg": "ecdsa-p256k-eip191", "publicKey": _KEY},
+    "GetRegistrationChallenge": {
+        "alg": "ecdsa-p256k-eip191",
+        "publicKey": _KEY,
+        "account": _ACCOUNT,
+    },
+    "RegisterWallet": {
+        "alg": "ecdsa-p256k-eip191",
+        "publicKey": _KEY,
+        "account": _ACCOUNT,
+        "registration": {"nonce": "1", "deadline": 1767226200, "signature": _SIG},
+    },
+    "AuthorizeRemoteAccess": {
+        "credentialId": "cred_test_0001",
+        "walletId": "wal_0001",
+        "envelope": _SEED_ENVELOPE,
+    },
+    "ApproveSession": {"sessionId": "ses_0001", "signature": _SIG},
+    "ImportPermissionRequest": {
+        "credentialId": "cred_test_0001",
+        "walletId": "wal_0001",
+        "request": [
+            {
+                "chainId": "0x1",
+                "address": _ACCOUNT,
+                "expiry": 1767227400,
+                "signer": {"type": "wallet", "data": {}},
+                "permission": {
+                    "type": "erc20-token-periodic",
+                    "data": {
+                        "tokenAddress": _KEY,
+                        "periodAmount": "0x989680",
+                        "periodDuration": 86400,
+                        "justification": "Pay one payee up to 10 USDX a day",
+                    },
+                },
+                "policies": [{"type": "payee", "data": {"addresses": [_ROUTER]}}],
+            }
+        ],
+    },
+    "ExportPermission": {"sessionId": "ses_0001"},
+    "ListAccess": {"walletId": "wal_0001", "limit": 50},
+    "RevokeAccess": {
+        "walletId": "wal_0001",
+        "credentialId": "cred_test_0001",
+        "sessionId": "ses_0001",
+    },
+    "PrepareEthereumTransaction": {
+        "walletId": "wal_0001",
+        "sessionId": "ses_0001",
+        "to": _ROUTER,
+        "value": "0",
+        "data": _SWAP_DATA,
+    },
+    "PrepareEthereumContractCall": {
+        "walletId": "wal_0001",
+        "sessionId": "ses_0001",
+        "contract": _ROUTER,
+        "method": "swapExactTokensForTokens(uint256 amountIn,uint256 amountOutMin,"
+        "address[] path,address to,uint256 deadline)",
+        "args": ["100000000", "0", [_KEY, _ACCOUNT], _ACCOUNT, "1767226200"],
+        "value": "0",
+    },
+    "Execute": {"txnId": "txn_0001"},
+    "TransactionStatus": {"txnId": "txn_0001"},
+    "GetSession": {"sessionId": "ses_0001"},
+    "ListSessions": {"limit": 50},
+    "GetSessionUsage": {"sessionId": "ses_0001"},
+    "RevokeCredential": {"credentialId": "cred_test_0001", "reason": "retired"},
+    "EmergencyRevoke": {"scope": "wallet", "target": "wal_0001", "reason": "incident 42"},
+    "LiftFreeze": {"scope": "wallet", "target": "wal_0001"},
+}
+
+R = ReasonCode
+# Every request can be refused at the edge, and every request can meet a server failure.
+_EDGE: Final = (R.INPUT_MALFORMED, R.PAYLOAD_TOO_LARGE, R.HEADER_REPEATED)
+_SERVER: Final = (R.INTERNAL_ERROR, R.DATABASE_UNAVAILABLE)
+# Every signed request: the signature header, the signer's credential and its request rate.
+_SIGNED: Final = (
+    R.SIGNATURE_INVALID,
+    R.SIGNATURE_MALLEABLE,
+    R.SIGNER_MISMATCH,
+    R.NONCE_REPLAYED,
+    R.TIMESTAMP_OUT_OF_WINDOW,
+    R.CREDENTIAL_UNKNOWN,
+    R.CREDENTIAL_REVOKED,
+    R.CREDENTIAL_EXPIRED,
+    R.ROLE_FORBIDDEN,
+    R.RATE_LIMITED_REQUESTS,
+)
+_SESSION: Final = (
+    R.SESSION_UNKNOWN,
+    R.SESSION_PENDING_APPROVAL,
+    R.SESSION_NOT_YET_VALID,
+    R.SESSION_EXPIRED,
+    R.SESSION_REVOKED,
+    R.SESSION_SUSPENDED,
+    R.WALLET_UNKNOWN,
+    R.WALLET_FROZEN,
+    R.GLOBAL_FREEZE,
+    R.ACTION_CLASS_FROZEN,
+    R.CHAIN_MISMATCH,
+    R.ACCOUNT_MISMATCH,
+)
+_DECISION: Final = (
+    *_SESSION,
+    R.CALLDATA_MALFORMED,
+    R.EMPTY_BATCH,
+    R.CALL_TYPE_FORBIDDEN,
+    R.SELF_CALL_FORBIDDEN,
+    R.NON_DELEGABLE_ACTION,
+    R.TARGET_NOT_ALLOWED,
+    R.SELECTOR_NOT_ALLOWED,
+    R.ARG_RULE_VIOLATED,
+    R.VALUE_CAP_EXCEEDED,
+    R.VALUE_LIMIT_EXCEEDED,
+    R.TOKEN_LIMIT_EXCEEDED,
+    R.USD_LIMIT_EXCEEDED,
+    R.USD_PRICE_UNKNOWN,
+    R.USAGE_LIMIT_REACHED,
+    R.RATE_LIMITED,
+    R.FEE_LIMIT_EXCEEDED,
+    R.CHAIN_UNAVAILABLE,
+)
+_GRANT: Final = (
+    R.WALLET_UNKNOWN,
+    R.WALLET_FROZEN,
+    R.GLOBAL_FREEZE,
+    R.ENVELOPE_MALFORMED,
+    R.UNKNOWN_CAPABILITY,
+    R.EXPIRY_MISSING,
+    R.TTL_EXCEEDS_TIER,
+    R.WINDOW_INVALID,
+    R.EXPIRY_PAST_CREDENTIAL,
+    R.WILDCARD_TARGET,
+    R.CAPS_REQUIRED,
+    R.CAPABILITY_WITHOUT_TARGET,
+    R.CHAIN_MISMATCH,
+    R.PERMISSION_OVERLAP,
+    R.RULE_NOT_ON_CHAIN,
+    R.TOKEN_FUNCTION_UNDEFINED,
+    R.APPROVAL_UNBOUNDED,
+    R.NON_DELEGABLE_ACTION,
+    R.GRANT_TOO_LARGE,
+)
+_REGISTRATION: Final = (
+    R.WALLET_ALREADY_REGISTERED,
+    R.REGISTRATION_PROOF_INVALID,
+    R.REGISTRATION_PROOF_EXPIRED,
+    R.CHAIN_UNAVAILABLE,
+    R.WALLET_CREATION_BUDGET_EXHAUSTED,
+)
+_PAIRING: Final = (
+    R.PAIRING_CODE_INVALID,
+    R.PAIRING_CODE_EXPIRED,
+    R.PAIRING_CODE_USED,
+    R.DEVICE_CANNOT_PAIR,
+    R.DEVICE_LIMIT_REACHED,
+)
+
+# The one table of what each method can answer beyond the edge's and the server's codes:
+# (tag, the method's own reason codes). A signed method also answers the signature's codes.
+METHOD_REASONS: Final[dict[str, tuple[str, tuple[ReasonCode, ...]]]] = {
+    "RegisterCredential": (
+        "credentials",
+        (R.CREDENTIAL_METADATA_INVALID, R.DEVICE_LIMIT_REACHED, R.WALLET_UNKNOWN),
+    ),
+    "InspectCredential": ("credentials", (R.CREDENTIAL_UNKNOWN,)),
+    "RevokeCredential": ("credentials", (R.REASON_REQUIRED,)),
+    "CreatePairingCode": ("devices", (R.WALLET_UNKNOWN,)),
+    "PairDevice": ("devices", _PAIRING),
+    "ListDevices": ("devices", (R.WALLET_UNKNOWN,)),
+    "RevokeDevice": ("devices", (R.WALLET_UNKNOWN, R.DEVICE_UNKNOWN)),
+    "CreateWallet": ("wallets", _REGISTRATION),
+    "GetRegistrationChallenge": ("wallets", _REGISTRATION),
+    "RegisterWallet": ("wallets", _REGISTRATION),
+    "AuthorizeRemoteAccess": ("sessions", _GRANT),
+    "ImportPermissionRequest": (
+        "sessions",
+        (*_GRANT, R.PERMISSION_TYPE_UNSUPPORTED, R.PERMISSION_UNENFORCEABLE),
+    ),
+    "ExportPermission": ("sessions", (R.SESSION_UNKNOWN,)),
+    "ApproveSession": (
+        "sessions",
+        (
+            R.SESSION_UNKNOWN,
+            R.SESSION_NOT_PENDING,
+            R.SESSION_EXPIRED,
+            R.SIGNATURE_INVALID,
+            R.SIGNER_MISMATCH,
+            R.WALLET_FROZEN,
+            R.GLOBAL_FREEZE,
+            R.GRANT_TOO_LARGE,
+            R.CHAIN_UNAVAILABLE,
+        ),
+    ),
+    "ListAccess": ("sessions", (R.WALLET_UNKNOWN,)),
+    "RevokeAccess": ("sessions", (R.WALLET_UNKNOWN, R.SESSION_UNKNOWN)),
+    "GetSession": ("sessions", (R.SESSION_UNKNOWN,)),
+    "ListSessions": ("sessions", ()),
+    "GetSessionUsage": ("sessions", (R.SESSION_UNKNOWN,)),
+    "PrepareEthereumTransaction": ("transactions", _DECISION),
+    "PrepareEthereumContractCall": ("transactions", _DECISION),
+    "Execute": (
+        "transactions",
+        (
+            *_DECISION,
+            R.TRANSACTION_UNKNOWN,
+            R.TRANSACTION_NOT_QUOTED,
+            R.QUOTE_EXPIRED,
+            R.IDEMPOTENCY_KEY_REUSED,
+            R.SIGNING_REFUSED,
+            R.KEY_UNKNOWN,
+        ),
+    ),
+    "TransactionStatus": ("transactions", (R.TRANSACTION_UNKNOWN,)),
+    "EmergencyRevoke": (
+        "ops",
+        (R.REASON_REQUIRED, R.ACTION_CLASS_UNKNOWN, R.SESSION_UNKNOWN, R.WALLET_UNKNOWN),
+    ),
+    "LiftFreeze": ("ops", (R.FREEZE_LIFT_NEEDS_SECOND_OPS, R.ACTION_CLASS_UNKNOWN)),
+}
+
+TAGS: Final = (
+    {"name": "credentials", "description": "Backend credentials: register, inspect, retire"},
+    {"name": "devices", "description": "The owner's devices: pairing codes, pairing, revoking"},
+    {"name": "wallets", "description": "Create or register a smart wallet, proving control"},
+    {"name": "sessions", "description": "Grant, approve, review and revoke sessions"},
+    {"name": "transactions", "description": "Prepare, execute and follow calls in a session"},
+    {"name": "ops", "description": "The kill switch and lifting freezes"},
+    {"name": "service", "description": "Health, readiness and metrics"},
+)
+
+
+def _examples(name: str) -> dict[str, Any]:
+    """The method's example (every method has one: the tests check it)."""
+    if name not in EXAMPLES:
+        return {}
+    return {"examples": {"example": {"value": EXAMPLES[name]}}}
+
+
+def method_reasons(name: str, *, signed: bool) -> list[str]:
+    """Every reason code ``name`` can answer with, in the enum's order (one table above)."""
+    own = METHOD_REASONS.get(name, ("other", ()))[1]
+    codes = {*_EDGE, *_SERVER, *own, *(_SIGNED if signed else ())}
+    return [code.value for code in ReasonCode if code in codes]
