@@ -39,6 +39,12 @@ TEST_TOOLS = {
 }
 
 
+@cache
+def _provided() -> dict[str, list[str]]:
+    """Top-level module -> the installed distributions providing it."""
+    return dict(packages_distributions())
+
+
 def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -55,10 +61,11 @@ def _declared() -> tuple[frozenset[str], frozenset[str]]:
     return names(project["dependencies"]), names(project["optional-dependencies"]["dev"])
 
 
+@cache
 def _third_party_imports(*folders: str) -> dict[str, set[str]]:
     """Top-level module imported -> files importing it, for modules an installed distribution
     provides (the project's own modules and test helpers are not distributions)."""
-    provided = packages_distributions()
+    provided = _provided()
     found: dict[str, set[str]] = {}
     for folder in folders:
         for path in (ROOT / folder).rglob("*.py"):
@@ -79,7 +86,7 @@ def _third_party_imports(*folders: str) -> dict[str, set[str]]:
 
 
 def _undeclared(imports: dict[str, set[str]], declared: frozenset[str]) -> dict[str, list[str]]:
-    provided = packages_distributions()
+    provided = _provided()
     return {
         module: sorted(files)
         for module, files in imports.items()
@@ -94,7 +101,7 @@ def test_every_third_party_import_in_src_is_a_runtime_dependency() -> None:
 
 def test_every_runtime_dependency_is_imported_by_src_or_named_as_used_without_import() -> None:
     runtime, _ = _declared()
-    provided = packages_distributions()
+    provided = _provided()
     imported = {_normal(d) for module in _third_party_imports("src") for d in provided[module]}
     unused = runtime - imported - set(USED_WITHOUT_IMPORT)
     assert unused == set()
