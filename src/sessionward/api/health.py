@@ -17,6 +17,9 @@
   503 ``DATABASE_UNAVAILABLE`` with ``Retry-After``, never 500: the pool drops the dead
   connection, so the client's retry gets a fresh one (:func:`database_outage`).
 
+What speaks SQL or knows the database drivers (the probe, which exceptions are an outage) is
+:mod:`sessionward.store.health`; this module turns it into HTTP.
+
 Reasons never carry secrets: exception class names and the OS's error text only.
 """
 
@@ -25,44 +28,18 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import sqlite3
 from pathlib import Path
-from typing import Any, Final
-
-import psycopg
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from typing import Any
 
 from sessionward.domain.reasons import ReasonCode
 from sessionward.service.waas import Waas
+from sessionward.store.health import database_outage, write_problem
 
 from .errors import RETRY_AFTER_S, ApiError
 
+__all__ = ["Readiness", "database_outage", "unavailable"]
+
 _log = logging.getLogger("sessionward.api")
-
-
-_DRIVER_OUTAGES: Final = (
-    sqlite3.OperationalError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
-
-
-def database_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database could not be reached (not a bug, not a conflict):
-    a connection lost or refused, or no connection to be had from the pool in time."""
-    if isinstance(exc, PoolTimeout):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, (OperationalError, *_DRIVER_OUTAGES)):
-        # Lost connections, refused connections, admin shutdowns, SQLite's "disk I/O error"
-        # or "unable to open database file": the store is unavailable, not the request wrong.
-        # The drivers' own classes too: the Execute path runs plain SQL on the driver.
-        return True
-    cause = exc.__cause__ or exc.__context__
-    return cause is not None and cause is not exc and database_outage(cause)
 
 
 def unavailable(exc: BaseException) -> ApiError:
@@ -102,19 +79,12 @@ class Readiness:
         return ready, {"status": "ready" if ready else "unavailable", "checks": checks}
 
     def _database(self) -> dict[str, Any]:
-        db = self._waas.runtime.store.db
         try:
-            with db.writing() as conn:
-                if db.is_postgresql:
-                    read_only = conn.execute(text("SHOW transaction_read_only")).scalar_one()
-                    if read_only == "on":
-                        return {"ok": False, "reason": "the database is read-only"}
-                else:
-                    conn.execute(text("SELECT 1"))
+            problem = write_problem(self._waas.runtime.store.db)
         except Exception as exc:
             _log.warning("readiness: database check failed: %s", type(exc).__name__)
             return {"ok": False, "reason": _reason(exc)}
-        return {"ok": True}
+        return {"ok": True} if problem is None else {"ok": False, "reason": problem}
 
     def _data_dir(self) -> dict[str, Any]:
         directory = Path(self._waas.runtime.settings.data_dir)
