@@ -65,7 +65,7 @@ class OpsCredential:
 
 @dataclass(frozen=True, slots=True)
 class AnomalyRules:
-    """The policy path's automatic revocation rules (DESIGN section 8). 0 disables a count rule."""
+    """The policy path's automatic revocation rules (docs/design.md section 8). 0 disables a count rule."""
 
     denial_burst_count: int = 5
     denial_burst_window_s: int = 60
