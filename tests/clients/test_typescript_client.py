@@ -1,0 +1,122 @@
+"""The TypeScript client (clients/typescript) against a live server: this test starts
+SessionWard on a free port (embedded defaults, the in-process chain with the demo token and
+router), builds the package with ``tsc`` and runs its ``node --test`` suite with the server's
+URL in the environment: the cross-language vectors and the seed story (register, create a
+wallet, authorize, check and sign the grant, approve, swap, refusal, device pairing, revoke,
+refused after revocation, ops freeze and lift).
+
+A small test-only helper (``SESSIONWARD_FUND_URL``) gives the new account demo USDX and the
+router's allowance, as the demo does: funding is the chain's business, not the API's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from sessionward.chain.demo import fund_demo_wallet
+from sessionward.crypto.secp256k1 import address_from_secret
+from sessionward.server import BackgroundServer
+from sessionward.service.config import OpsCredential, Settings
+from sessionward.service.runtime import Runtime
+from sessionward.service.waas import Waas
+
+PACKAGE = Path(__file__).resolve().parents[2] / "clients" / "typescript"
+
+pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+
+
+def _funding_server(rt: Runtime) -> ThreadingHTTPServer:
+    """POST {account, ownerSecret}: mint 1,000 USDX to the account and let the router pull it."""
+
+    class Fund(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            account = request["account"]
+            deadline = time.monotonic() + 30
+            while not rt.chain.get_code(account) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            fund_demo_wallet(
+                rt.chain,
+                rt.deployment,
+                rt.deployer,
+                owner_secret=bytes.fromhex(request["ownerSecret"][2:]),
+                account=account,
+                usdx=1_000,
+            )
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Fund)
+
+
+@pytest.fixture(scope="module")
+def built_package() -> Path:
+    """``npm ci`` when node_modules is missing, then ``tsc``."""
+    if not (PACKAGE / "node_modules" / ".bin" / "tsc").exists():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PACKAGE, check=True
+        )
+    subprocess.run(
+        [str(PACKAGE / "node_modules" / ".bin" / "tsc"), "-p", "tsconfig.json"],
+        cwd=PACKAGE,
+        check=True,
+    )
+    return PACKAGE
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    ops_secret = secrets.token_bytes(32)
+    ops = OpsCredential("ops-ts-1", "ecdsa-p256k-eip191", address_from_secret(ops_secret))
+    settings = Settings(data_dir=tmp_path_factory.mktemp("ts-live"), ops_credentials=(ops,))
+    waas = Waas.from_settings(settings)
+    rt = waas.runtime
+    fund = _funding_server(rt)
+    threading.Thread(target=fund.serve_forever, daemon=True).start()
+    try:
+        with BackgroundServer(waas) as url:
+            yield {
+                "SESSIONWARD_URL": url,
+                "SESSIONWARD_FUND_URL": f"http://127.0.0.1:{fund.server_address[1]}/",
+                "SESSIONWARD_ROUTER": rt.deployment.router,
+                "SESSIONWARD_USDX": rt.deployment.token("USDX"),
+                "SESSIONWARD_WETHX": rt.deployment.token("WETHX"),
+                "SESSIONWARD_CHAIN_ID": str(rt.chain_id),
+                "SESSIONWARD_OPS_SECRET": "0x" + ops_secret.hex(),
+                "SESSIONWARD_OPS_ID": ops.id,
+            }
+    finally:
+        fund.shutdown()
+        waas.stop()
+
+
+def test_the_typescript_client_runs_the_seed_story_against_a_live_server(
+    built_package: Path, live: dict[str, str]
+) -> None:
+    tests = (built_package / "dist" / "test").glob("*.test.js")
+    result = subprocess.run(
+        ["node", "--test", "--test-reporter=spec", *sorted(map(str, tests))],
+        cwd=built_package,
+        env={**os.environ, **live},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    summary = result.stdout[-3000:]
+    assert "fail 0" in summary and "skipped 0" in summary, summary
+    assert "the seed story runs against a live server" in result.stdout
