@@ -27,11 +27,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Final, Literal, get_args
 
-from sqlalchemy.engine import make_url
-
 from sessionward.domain.report import Rate, WeeklyMetrics
 from sessionward.store import Store, open_store
-from sessionward.store.database import resolve_url
+from sessionward.store.database import missing_sqlite_file, resolve_url
 
 from .config import Settings
 
@@ -470,9 +468,9 @@ def run_report(
     if end <= start:
         return _refuse("the period must end after it starts (--until after --since)")
     url = resolve_url(settings.database_url, settings.data_dir)
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
-        return _refuse(f"no database at {parsed.database}: run `sessionward db upgrade` first")
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        return _refuse(f"no database at {missing}: run `sessionward db upgrade` first")
     store = open_store(url, data_dir=settings.data_dir, schema=settings.database_schema)
     try:
         if store.current_revision() is None:

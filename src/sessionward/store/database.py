@@ -98,6 +98,15 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def missing_sqlite_file(url: str) -> str | None:
+    """The SQLite file ``url`` names when it does not exist (opening the store would create an
+    empty database there); ``None`` when it exists or ``url`` is not SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        return str(parsed.database)
+    return None
+
+
 class Database:
     """An engine plus the transaction discipline described in the module docstring.
 
