@@ -111,5 +111,9 @@ def test_real_answers_validate_against_the_typed_schemas(
     assert txn["intent"] and txn["status"] == "quoted"
     usage = api.ok("GetSessionUsage", {"sessionId": world.session_id}, world.backend)
     conforms(usage, "UsageView")
+    credential = api.ok("InspectCredential", {"credentialId": world.backend.credential_id})
+    conforms(credential, "CredentialView")
+    listed = api.ok("ListAccess", {"walletId": world.wallet_id}, world.owner)
+    conforms(listed, "ListAccessResponse")
     refusal = api.call("GetSession", {"sessionId": "ses_nope"}, world.owner).json()
     conforms(refusal, "Error")

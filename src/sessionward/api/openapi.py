@@ -36,9 +36,12 @@ from sessionward.crypto.typed_data import SCHEMA
 from sessionward.domain.envelope import RuleOp
 from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.strict_json import MAX_SAFE_INTEGER
+from sessionward.service.callers import Role
+from sessionward.service.devices import DeviceStatus
 from sessionward.service.sessions import WIRE_STATUS
 from sessionward.store.transactions import TransactionStatus
 
+from . import models
 from .errors import ERROR_KINDS
 from .methods import METHODS, Method
 
@@ -543,6 +546,15 @@ _FIELD_SCHEMAS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("TransactionView", "intent"): {"type": "array", "items": _ref("CallIntent")},
     ("Verdict", "reasons"): {"type": "array", "items": _ref("ReasonCode")},
     ("Verdict", "violations"): {"type": "array", "items": _ref("Violation")},
+    ("ImportedPermissionView", "grant"): _ref("GrantDocument"),
+    ("ImportedPermissionView", "envelope"): _ref("Envelope"),
+    ("ImportedPermissionView", "status"): {"type": "string", "const": "pending"},
+    ("CredentialView", "role"): {"type": "string", "enum": list(get_args(Role))},
+    ("CredentialView", "alg"): {"type": "string", "enum": list(get_args(models.Alg))},
+    ("DeviceView", "alg"): {"type": "string", "enum": list(get_args(models.Alg))},
+    ("DeviceView", "status"): {"type": "string", "enum": list(get_args(DeviceStatus))},
+    ("WalletView", "ownerKind"): {"type": "string", "enum": list(get_args(models.OwnerKind))},
+    ("SessionDetail", "ownerKind"): {"type": "string", "enum": list(get_args(models.OwnerKind))},
     ("Violation", "code"): _ref("ReasonCode"),
     ("Error", "code"): _ref("ReasonCode"),
     ("Error", "reasons"): {"type": "array", "items": _ref("ReasonCode")},

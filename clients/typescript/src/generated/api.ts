@@ -38,8 +38,8 @@ export interface CreateWalletRequest {
 
 export interface CredentialView {
   credentialId: string;
-  role: string;
-  alg: string;
+  role: "backend" | "owner" | "ops";
+  alg: "ecdsa-p256k-eip191" | "ecdsa-p256-sha256";
   publicKey: string;
   appName: string | null;
   appUrl: string | null;
@@ -52,14 +52,14 @@ export interface CredentialView {
 export interface DeviceView {
   credentialId: string;
   walletId: string;
-  alg: string;
+  alg: "ecdsa-p256k-eip191" | "ecdsa-p256-sha256";
   publicKey: string;
   label: string | null;
   pairedVia: string;
   createdAt: number;
   expiresAt: number | null;
   revokedAt: number | null;
-  status: string;
+  status: "active" | "expired" | "revoked";
 }
 
 export interface Eip712Domain {
@@ -249,13 +249,13 @@ export interface ImportPermissionRequestRequest {
 
 export interface ImportedPermissionView {
   sessionId: string;
-  status: string;
+  status: "pending";
   sessionKey: string;
   summary: string;
-  grant: Record<string, unknown>;
+  grant: GrantDocument;
   grantDigest: string;
   expiresAt: number;
-  envelope: Record<string, unknown>;
+  envelope: Envelope;
   adjustments: Array<string>;
   leftOut: Array<string>;
   justifications: Array<string>;
@@ -453,7 +453,7 @@ export interface SessionDetail {
   grant?: GrantDocument;
   grantDigest?: string;
   owner?: string;
-  ownerKind?: string;
+  ownerKind?: "eoa" | "erc1271";
 }
 
 export interface TransactionStatusRequest {
@@ -509,7 +509,7 @@ export interface WalletView {
   chainId: number;
   account: string;
   owner: string;
-  ownerKind: string;
+  ownerKind: "eoa" | "erc1271";
   ownerCredentialId: string | null;
   createdAt: number;
   frozen: boolean;
