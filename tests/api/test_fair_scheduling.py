@@ -339,9 +339,9 @@ print(json.dumps(counts), flush=True)
 """A tenant flooding ListSessions from ``threads`` connections, without retries, while its
 stdin says ``flood`` (``pause`` stops it); its answers' counts on stdout at the end."""
 
-ROUNDS = 5
-SAMPLES = 40
-PACE_S = 0.025
+ROUNDS = 6
+SAMPLES = 50
+PACE_S = 0.02
 ATTEMPTS = 3
 
 
@@ -389,13 +389,15 @@ def _measure(url: str, victim: BackendClient, flooder: subprocess.Popen[str]) ->
 def test_a_flooding_tenant_leaves_another_tenants_p99_within_twice_its_idle_p99(
     tmp_path: Path,
 ) -> None:
-    """Rationale of the timing: both p99s come from one run, in interleaved windows, on the
-    machine the test runs on, so the ratio does not depend on the machine's speed. Other work
-    on a shared machine can still land in the flooded windows by chance and only ever raises
-    the ratio, so the claim is that one of up to three measurements meets it; a node that lets
-    the flood starve the victim (fair scheduling off, 429s at full speed) misses it in every
-    one on the 2-core machines measured (docs/benchmarks.md, "Tenant fairness"). The flooder
-    must have been refused (429) to count: it really asked for more than its rate."""
+    """Rationale of the timing: both p99s come from one run, in interleaved windows (300
+    requests each), on the machine the test runs on, so the ratio does not depend on the
+    machine's speed. Other work on a shared machine still lands in one window or the other by
+    chance, and a p99 of 300 is the third-worst request, so the claim is that one of up to
+    three measurements meets it. On a machine that busy the ratio cannot tell a fair node
+    from an unfair one (measured on a 2-core machine at load 6-8: fair scheduling off gave
+    ratios from 0.7 to 2.8, docs/benchmarks.md); the deterministic tests above are what
+    pins the scheduling down, this one checks the goal end to end. The flooder must have been
+    refused (429) to count: it really asked for more than its rate."""
     settings = Settings(data_dir=tmp_path, run_relayer=False)
     assert settings.fair_scheduling_enabled and settings.rate_limit_enabled  # the defaults
     waas = Waas.from_settings(settings)
