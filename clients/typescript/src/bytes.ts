@@ -61,7 +61,9 @@ export function bytesToBigInt(bytes: Uint8Array): bigint {
 }
 
 export function base64(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString("base64");
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary); // in browsers and Node alike
 }
 
 /** Strict base64 (padding required, no whitespace); throws on anything else. */
@@ -69,5 +71,8 @@ export function fromBase64(text: string): Uint8Array {
   if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)) {
     throw new TypeError("not base64");
   }
-  return new Uint8Array(Buffer.from(text, "base64"));
+  const binary = atob(text);
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
 }
