@@ -426,6 +426,9 @@ METHODS: Final[dict[str, Method]] = {
             _prepare,
             "Backend: decode and decide a call; returns a quote or the denial's reasons.",
             decision=True,
+            # One unit of work with its replay nonce (on SQLite on the writer thread, with
+            # the Executes); its fee comes from a cache refreshed off the unit (issue 16).
+            one_transaction=True,
         ),
         Method(
             "PrepareEthereumContractCall",
@@ -436,6 +439,9 @@ METHODS: Final[dict[str, Method]] = {
             _prepare_call,
             "Backend: like PrepareEthereumTransaction, from a method signature and JSON args.",
             decision=True,
+            # One unit of work with its replay nonce (on SQLite on the writer thread, with
+            # the Executes); its fee comes from a cache refreshed off the unit (issue 16).
+            one_transaction=True,
         ),
         Method(
             "Execute",

@@ -47,6 +47,9 @@ from .runtime import Runtime
 from .sessions import SessionDirectory
 
 FEE_TTL_S = 3.0
+"""A fee suggestion older than this is refreshed (in the background, see ``_max_fee``)."""
+FEE_MAX_AGE_S = 60.0
+"""A fee suggestion older than this is not used: the chain is asked before answering."""
 
 DecisionListener = Callable[[DecisionEvent, Decision, Usage | None], None]
 
@@ -143,6 +146,7 @@ class Transactions:
         self._on_pending = on_pending
         self._fee: tuple[int, float] | None = None
         self._fee_lock = threading.Lock()
+        self._fee_refreshing = False
         settings = rt.settings
         # The in-process chain stamps its blocks with this node's own clock: nothing to check.
         self._chain_clock = (
@@ -184,55 +188,66 @@ class Transactions:
         data: bytes,
         chain_id: int | None = None,
     ) -> TransactionView:
-        """Decode and decide; record a quote (or a denial, which is raised as ``denied``)."""
+        """Decode and decide; record a quote (or a denial, which is raised as ``denied``).
+
+        One unit of work (:meth:`sessionward.store.database.Database.unit`; it joins the
+        caller's unit, e.g. the API request's): the reads of the decision and the two writes
+        (the quote, the decision event) commit together, so the request takes the database's
+        write lock once. The fee suggestion comes from a cache refreshed off this path
+        (:meth:`_max_fee`); a denial is raised after the unit, whose records stay committed."""
         caller.require("backend", allow_dead=True)
         started = time.perf_counter()
         rt = self._rt
-        record = self._dir.record(session_id)
-        if record.credential_id != caller.credential_id:
-            raise ServiceError(
-                "forbidden",
-                ReasonCode.ROLE_FORBIDDEN,
-                "this session is bound to another credential",
+        fee_per_gas = self._max_fee()  # before the unit: never a chain call under the lock
+        with rt.store.db.unit():
+            record = self._dir.record(session_id)
+            if record.credential_id != caller.credential_id:
+                raise ServiceError(
+                    "forbidden",
+                    ReasonCode.ROLE_FORBIDDEN,
+                    "this session is bound to another credential",
+                )
+            wallet = self._dir.wallet(wallet_id)
+            now = rt.now()
+            view = self._dir.view(record, now=now, caller=caller)
+            calls = _count_calls(
+                wallet.account,
+                to,
+                value,
+                data,
+                rt.catalog.multisend.get(wallet.chain_id, frozenset()),
             )
-        wallet = self._dir.wallet(wallet_id)
-        now = rt.now()
-        view = self._dir.view(record, now=now, caller=caller)
-        calls = _count_calls(
-            wallet.account, to, value, data, rt.catalog.multisend.get(wallet.chain_id, frozenset())
-        )
-        request = CallRequest(
-            chain_id=wallet.chain_id if chain_id is None else chain_id,
-            account=wallet.account,
-            to=to,
-            value=value,
-            data=data,
-            fee_wei=self._fee_estimate(calls),
-        )
-        usage = rt.store.budget.usage_of(session_id)
-        decision = evaluate(request, view, usage, now, catalog=rt.catalog, prices=rt.prices)
-        # The same close as Execute's, so no quote is given that Execute would refuse for it.
-        decision = self._closed_for_signing(decision, expires_at=view.scope.expires_at, now=now)
-        txn_id = new_id("txn")
-        stored = rt.store.transactions.add_quote(
-            txn_id=txn_id,
-            session_id=session_id,
-            wallet_id=wallet_id,
-            credential_id=caller.credential_id,
-            status="quoted" if decision.allowed else "denied",
-            to_address=to,
-            value=value,
-            data=data,
-            fee_wei=request.fee_wei,
-            action_class=decision.action_class,
-            intent=json.dumps(intent_json(decision.intents)),
-            reasons=[r.value for r in decision.reasons],
-            now=now,
-            quote_expires_at=now + rt.settings.quote_ttl_s,
-        )
-        event = self._record_decision(
-            record.id, wallet_id, caller.credential_id, decision, started, "prepare", now
-        )
+            request = CallRequest(
+                chain_id=wallet.chain_id if chain_id is None else chain_id,
+                account=wallet.account,
+                to=to,
+                value=value,
+                data=data,
+                fee_wei=gas_limit_for(calls) * fee_per_gas,
+            )
+            usage = rt.store.budget.usage_of(session_id)
+            decision = evaluate(request, view, usage, now, catalog=rt.catalog, prices=rt.prices)
+            # The same close as Execute's, so no quote is given that Execute would refuse for it.
+            decision = self._closed_for_signing(decision, expires_at=view.scope.expires_at, now=now)
+            stored = rt.store.transactions.add_quote(
+                txn_id=new_id("txn"),
+                session_id=session_id,
+                wallet_id=wallet_id,
+                credential_id=caller.credential_id,
+                status="quoted" if decision.allowed else "denied",
+                to_address=to,
+                value=value,
+                data=data,
+                fee_wei=request.fee_wei,
+                action_class=decision.action_class,
+                intent=json.dumps(intent_json(decision.intents)),
+                reasons=[r.value for r in decision.reasons],
+                now=now,
+                quote_expires_at=now + rt.settings.quote_ttl_s,
+            )
+            event = self._record_decision(
+                record.id, wallet_id, caller.credential_id, decision, started, "prepare", now
+            )
         if not decision.allowed:
             raise denied(
                 decision.violations, event.id, "the session's envelope does not allow this call"
@@ -482,19 +497,42 @@ class Transactions:
         self._rt.store.db.after_commit(notify)
 
     def _fee_estimate(self, calls: int) -> int:
-        """Gas limit the relayer will use × the current max fee (cached a few seconds)."""
+        """Gas limit the relayer will use × the chain's current max fee per gas."""
+        return gas_limit_for(calls) * self._max_fee()
+
+    def _max_fee(self) -> int:
+        """The chain's max fee per gas, cached: younger than :data:`FEE_TTL_S` it is used as
+        is; older (up to :data:`FEE_MAX_AGE_S`) it is used while a background thread asks the
+        chain again, so a Prepare, which runs as one unit of work holding the database's write
+        lock on SQLite, does not wait for the chain. Only a node with no recent suggestion
+        (the first call, or after a minute without one) asks the chain on the spot."""
         with self._fee_lock:
             cached = self._fee
-            if cached is None or time.monotonic() - cached[1] > FEE_TTL_S:
-                try:
-                    fee = self._rt.chain.max_fee().max_fee_per_gas
-                except ChainError:
-                    raise ServiceError(
-                        "conflict", ReasonCode.CHAIN_UNAVAILABLE, "chain unavailable"
-                    ) from None
-                cached = (fee, time.monotonic())
-                self._fee = cached
-        return gas_limit_for(calls) * cached[0]
+            age = float("inf") if cached is None else time.monotonic() - cached[1]
+            if cached is not None and age <= FEE_MAX_AGE_S:
+                if age > FEE_TTL_S and not self._fee_refreshing:
+                    self._fee_refreshing = True
+                    threading.Thread(
+                        target=self._refresh_fee, name="sessionward-fee", daemon=True
+                    ).start()
+                return cached[0]
+        return self._refresh_fee(raising=True)
+
+    def _refresh_fee(self, *, raising: bool = False) -> int:
+        try:
+            fee = self._rt.chain.max_fee().max_fee_per_gas
+        except ChainError:
+            with self._fee_lock:
+                self._fee_refreshing = False
+            if raising:
+                raise ServiceError(
+                    "conflict", ReasonCode.CHAIN_UNAVAILABLE, "chain unavailable"
+                ) from None
+            return 0
+        with self._fee_lock:
+            self._fee = (fee, time.monotonic())
+            self._fee_refreshing = False
+        return fee
 
 
 def decision_event(
