@@ -129,8 +129,12 @@ def test_the_owner_reads_every_field_signs_in_the_wallet_and_the_session_is_appr
 
     # The server's summary, line by line, and the facts the owner checks.
     lines = [p.inner_text() for p in page.locator("#summary p").all()]
-    assert lines == world.owner.get_session(pending["sessionId"])["summary"].split("\n")
-    expect(page.locator("#summary p.app-label")).to_contain_text('"Acme Trading Agent"')
+    # The same consent text AuthorizeRemoteAccess answered (app name and URL quoted).
+    assert lines == pending["summary"].split("\n")
+    assert world.owner.get_session(pending["sessionId"])["summary"] == pending["summary"]
+    expect(page.locator("#summary p.app-label")).to_contain_text(
+        '"Acme Trading Agent" at "https://agent.example"'
+    )
     facts = page.locator("#facts").inner_text()
     assert world.wallet["account"] in facts and "Ethereum (chain 1)" in facts
     assert address_from_secret(key).lower() in facts.lower()

@@ -391,7 +391,7 @@ class Sessions:
         self._erc1271 = ChainErc1271Checker(rt.chain)
         # (session id, app name) -> plain-language summary: a function of the session's
         # immutable scope, the app's name and the catalog, so a list page re-reads none.
-        self._summaries: dict[tuple[str, str], str] = {}
+        self._summaries: dict[tuple[str, str, str | None], str] = {}
 
     # --- AuthorizeRemoteAccess ------------------------------------------------------------
 
@@ -733,7 +733,7 @@ class Sessions:
         """:meth:`detail` of each record, reading each distinct wallet and credential once per
         page (no chain call: everything shown is what the database records)."""
         wallets: dict[str, WalletRecord] = {}
-        apps: dict[str, str] = {}
+        apps: dict[str, tuple[str, str | None]] = {}
         details: list[SessionDetail] = []
         for record in records:
             wallet = wallets.get(record.wallet_id)
@@ -741,16 +741,22 @@ class Sessions:
                 wallet = wallets[record.wallet_id] = self._dir.wallet(record.wallet_id)
             app = apps.get(record.credential_id)
             if app is None:
+                # The app's name and URL, as AuthorizeRemoteAccess showed them in the summary.
                 credential = self._rt.store.credentials.get(record.credential_id)
-                app = (credential.app_name if credential else None) or record.credential_id
+                app = (
+                    (credential.app_name if credential else None) or record.credential_id,
+                    credential.app_url if credential else None,
+                )
                 apps[record.credential_id] = app
-            summary = self._summaries.get((record.id, app))
+            summary = self._summaries.get((record.id, *app))
             if summary is None:
                 scope = self._dir.scope(record)
-                summary = summarize(scope, app_name=app, catalog=self._rt.catalog)
+                summary = summarize(
+                    scope, app_name=app[0], app_url=app[1], catalog=self._rt.catalog
+                )
                 if len(self._summaries) > 10_000:
                     self._summaries.clear()
-                self._summaries[(record.id, app)] = summary
+                self._summaries[(record.id, *app)] = summary
             details.append(session_detail(record, wallet, summary))
         return details
 
