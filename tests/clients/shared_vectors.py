@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.p256 import public_key_bytes, sign_p256
+from sessionward.crypto.registration import registration_digest
 from sessionward.crypto.request_signature import (
     Secp256k1RequestSigner,
     request_preimage,
@@ -115,7 +116,29 @@ def build() -> dict[str, Any]:
     webhook_key = Ed25519PrivateKey.from_private_bytes(_secret("webhook"))
     webhook_body = b'{"eventId":"evt_ts_0001","type":"alert","alert":{"severity":"critical"}}'
     public = webhook_key.public_key().public_bytes_raw()
+    registration: dict[str, Any] = {
+        "service": "sessionward-ts-test",
+        "chainId": 1,
+        "account": ACCOUNT,
+        "owner": address_from_secret(owner),
+        "publicKey": "0x" + public_key_bytes(p256_key).hex(),
+        "nonce": str(2**62 + 5),
+        "deadline": 1_767_226_200,
+    }
+    registration["digest"] = (
+        "0x"
+        + registration_digest(
+            service=registration["service"],
+            chain_id=1,
+            account=ACCOUNT,
+            owner=str(registration["owner"]),
+            public_key=str(registration["publicKey"]),
+            nonce=int(str(registration["nonce"])),
+            deadline=1_767_226_200,
+        ).hex()
+    )
     return {
+        "registration": registration,
         "secp256k1": {
             "secret": "0x" + _secret("credential").hex(),
             "address": k1.address,

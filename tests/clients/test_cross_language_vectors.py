@@ -10,6 +10,7 @@ from typing import Any
 import shared_vectors as vectors
 
 from sessionward.crypto.p256 import verify_p256
+from sessionward.crypto.registration import registration_digest
 from sessionward.crypto.request_signature import (
     CredentialKey,
     InMemoryReplayStore,
@@ -71,3 +72,17 @@ def test_the_webhook_vector_verifies_with_the_services_format() -> None:
     content = signed_content(hook["id"], hook["timestamp"], bytes.fromhex(hook["bodyHex"][2:]))
     key = parse_public_key(hook["publicKey"])
     assert verifies([key], parse_signatures(hook["signature"]), content)
+
+
+def test_the_registration_vector_is_the_services_digest() -> None:
+    r = STORED["registration"]
+    digest = registration_digest(
+        service=r["service"],
+        chain_id=r["chainId"],
+        account=r["account"],
+        owner=r["owner"],
+        public_key=r["publicKey"],
+        nonce=int(r["nonce"]),
+        deadline=r["deadline"],
+    )
+    assert "0x" + digest.hex() == r["digest"]

@@ -8,6 +8,7 @@
 import { fromHex, toHex, type Hex } from "./bytes.js";
 import type { Methods } from "./generated/api.js";
 import { verifyGrant } from "./grants.js";
+import { checkRegistrationChallenge } from "./registration.js";
 import {
   Secp256k1RequestSigner,
   type RequestSigner,
@@ -199,6 +200,32 @@ export class BackendClient extends SignedClient {
   }
 }
 
+/** Who owns a wallet, when it is not this client's own key (an EOA by default). */
+export interface WalletOwnerOptions {
+  owner?: string;
+  ownerKind?: "eoa" | "erc1271";
+  /** Signs a checked registration digest (a contract owner's isValidSignature bytes). */
+  signChallenge?: (digest: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+}
+
+function ownerFields(options: WalletOwnerOptions) {
+  return {
+    ...(options.owner === undefined ? {} : { owner: options.owner }),
+    ...(options.ownerKind === undefined ? {} : { ownerKind: options.ownerKind }),
+  };
+}
+
+async function proof(
+  challenge: { nonce: string; deadline: number; digestBytes: Uint8Array },
+  sign: (digest: Uint8Array) => Uint8Array | Promise<Uint8Array>,
+) {
+  return {
+    nonce: challenge.nonce,
+    deadline: challenge.deadline,
+    signature: toHex(await sign(challenge.digestBytes)),
+  };
+}
+
 /** The wallet's owner: create a wallet, authorize a backend, check and sign the grant, approve,
  * review and revoke. With a secp256k1 signer it signs requests *and* grants; with another
  * signer (a P-256 device key) requests only, and {@link OwnerClient.grantDigest} gives the
@@ -226,12 +253,77 @@ export class OwnerClient extends SignedClient {
   }
 
   /** CreateWallet signed by the owner key itself; remembers `walletId`, `account` and the
-   * owner credential this client signs as afterwards. */
-  async createWallet(salt?: Uint8Array) {
-    const wallet = await this.selfSigned(
-      "CreateWallet",
-      (salt === undefined ? {} : { salt: toHex(salt) }) as Request<"CreateWallet">,
-    );
+   * owner credential this client signs as afterwards. For a contract owner
+   * (`ownerKind: "erc1271"`) `signChallenge(digest)` signs the checked registration challenge
+   * of the account this `salt` (random if not given) makes. */
+  async createWallet(salt?: Uint8Array, options: WalletOwnerOptions = {}) {
+    const body: Record<string, unknown> = {};
+    if (options.ownerKind === "erc1271") {
+      if (options.signChallenge === undefined) {
+        throw new Error("a contract owner signs the registration challenge");
+      }
+      salt = salt ?? crypto.getRandomValues(new Uint8Array(32));
+      const challenge = await this.#challenge({ salt: toHex(salt) }, options, undefined);
+      body.registration = await proof(challenge, options.signChallenge);
+    }
+    if (salt !== undefined) body.salt = toHex(salt);
+    if (options.owner !== undefined) body.owner = options.owner;
+    if (options.ownerKind !== undefined) body.ownerKind = options.ownerKind;
+    return this.#adopt(await this.selfSigned("CreateWallet", body as Omit<Request<"CreateWallet">, "alg" | "publicKey">));
+  }
+
+  /** GetRegistrationChallenge for `account` (or, with `salt`, the account the factory will
+   * make), its digest recomputed here and checked before anyone is asked to sign it. */
+  registrationChallenge(account: string, options: WalletOwnerOptions = {}) {
+    return this.#challenge({ account }, options, account);
+  }
+
+  /** The challenge for the counterfactual account of `salt` (CreateWallet), checked. */
+  saltChallenge(salt: Uint8Array, options: WalletOwnerOptions = {}) {
+    return this.#challenge({ salt: toHex(salt) }, options, undefined);
+  }
+
+  async #challenge(
+    target: { account?: string; salt?: string },
+    options: WalletOwnerOptions,
+    account: string | undefined,
+  ) {
+    const challenge = await this.selfSigned("GetRegistrationChallenge", {
+      ...target,
+      ...ownerFields(options),
+    } as Request<"GetRegistrationChallenge">);
+    const digest = checkRegistrationChallenge(challenge, {
+      account: account ?? challenge.account,
+      publicKey: this.publicKey,
+      owner: options.owner,
+    });
+    return { ...challenge, digestBytes: digest };
+  }
+
+  /** RegisterWallet: an existing account, with its owner's proof of control. The owner signs
+   * the checked challenge digest: by default this client's secp256k1 key (an EOA owner, or
+   * the EIP-7702 EOA itself); for a contract owner `signChallenge(digest)`. */
+  async registerWallet(account: string, options: WalletOwnerOptions = {}) {
+    const challenge = await this.registrationChallenge(account, options);
+    const sign = options.signChallenge ?? ((digest: Uint8Array) => this.#signDigest(digest));
+    const wallet = await this.selfSigned("RegisterWallet", {
+      account,
+      ...ownerFields(options),
+      registration: await proof(challenge, sign),
+    } as Omit<Request<"RegisterWallet">, "alg" | "publicKey">);
+    return this.#adopt(wallet);
+  }
+
+  #signDigest(digest: Uint8Array): Uint8Array {
+    if (!(this.signer instanceof Secp256k1RequestSigner)) {
+      throw new Error("no secp256k1 owner key: pass signChallenge");
+    }
+    return this.signer.signDigest(digest);
+  }
+
+  #adopt<W extends { walletId: string; account: string; ownerCredentialId?: string | null }>(
+    wallet: W,
+  ): W {
     this.walletId = wallet.walletId;
     this.account = wallet.account;
     this.credentialId = wallet.ownerCredentialId ?? undefined;
@@ -314,10 +406,7 @@ export class OwnerClient extends SignedClient {
 
   /** The owner's 65-byte signature of the checked grant digest (a secp256k1 owner only). */
   signGrant(pending: Answer<"AuthorizeRemoteAccess">): Uint8Array {
-    if (!(this.signer instanceof Secp256k1RequestSigner)) {
-      throw new Error("this client has no secp256k1 owner key to sign grants with");
-    }
-    return this.signer.signDigest(this.grantDigest(pending));
+    return this.#signDigest(this.grantDigest(pending));
   }
 
   approveSession(sessionId: string, signature: Uint8Array | Hex) {

@@ -4,6 +4,7 @@ export * from "./bytes.js";
 export * from "./clients.js";
 export * from "./eip712.js";
 export * from "./grants.js";
+export * from "./registration.js";
 export * from "./signing.js";
 export * from "./transport.js";
 export * from "./webhooks.js";

@@ -114,6 +114,13 @@ test("the seed story runs against a live server", { skip: URL === undefined }, a
     assert.equal(funded.status, 200, await funded.text());
   });
 
+  await t.test("a registration challenge from the server is recomputed and checked here", async () => {
+    const other = new OwnerClient(url, Secp256k1RequestSigner.random());
+    const challenge = await other.saltChallenge(crypto.getRandomValues(new Uint8Array(32)));
+    assert.equal(toHex(challenge.digestBytes), challenge.digest);
+    assert.equal(challenge.owner, (other.signer as Secp256k1RequestSigner).address);
+  });
+
   await t.test("the owner authorizes the seed envelope, checks the grant and approves", async () => {
     const inspected = await owner.inspectCredential(credentialId);
     assert.equal(inspected.appName, "TS Trading Agent");

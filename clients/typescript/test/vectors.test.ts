@@ -12,7 +12,9 @@ import {
   WebhookVerificationError,
   fromHex,
   grantDocumentDigest,
+  checkRegistrationChallenge,
   recoverAddress,
+  registrationDigest,
   requestPreimage,
   signRequest,
   toHex,
@@ -125,4 +127,18 @@ test("webhook signatures verify, and tampering, staleness and replays are refuse
     WebhookVerificationError,
   );
   assert.equal(verifyWebhook(`whpk_${w.publicKey}`, headers, body, { nowS: now }).eventId, w.id);
+});
+
+test("the wallet-registration digest equals the service's, and a changed field is refused", () => {
+  const r = V.registration;
+  assert.equal(toHex(registrationDigest(r)), r.digest);
+  const challenge = {
+    serviceId: r.service, chainId: r.chainId, account: r.account, owner: r.owner,
+    nonce: r.nonce, deadline: r.deadline, digest: r.digest,
+  };
+  const expect = { account: r.account, publicKey: r.publicKey, owner: r.owner };
+  assert.equal(toHex(checkRegistrationChallenge(challenge, expect)), r.digest);
+  assert.throws(() => checkRegistrationChallenge({ ...challenge, deadline: r.deadline + 1 }, expect));
+  assert.throws(() => checkRegistrationChallenge(challenge, { ...expect, publicKey: V.secp256k1.address }));
+  assert.throws(() => checkRegistrationChallenge(challenge, { ...expect, owner: V.secp256k1.address }));
 });
