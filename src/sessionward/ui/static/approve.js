@@ -18,7 +18,7 @@
 // wrong-chain, no-wallet, rejected, signing, approved, expired, not-pending, mismatch, error.
 
 import { decimal, duration, el, instant, nowSeconds, say } from "./common.js";
-import { deviceSigner, loadDevice, pairDevice } from "./device.js";
+import { deviceSigner, loadDevice, pairDevice, pairingFailure } from "./device.js";
 import {
   bytesToHex,
   parseSignature,
@@ -611,7 +611,7 @@ function onPairSubmit(event) {
       document.getElementById("pair").hidden = true;
       return start(device);
     })
-    .catch((error) => say(`Pairing failed: ${error.message}`, "error"));
+    .catch((error) => say(pairingFailure(error), "error"));
 }
 
 async function main() {

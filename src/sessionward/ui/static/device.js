@@ -91,3 +91,19 @@ export async function pairDevice(code, label) {
 export function deviceSigner(record) {
   return new RequestSigner(record.privateKey, record.credentialId);
 }
+
+const PAIRING_REFUSALS = {
+  GLOBAL_FREEZE:
+    "SessionWard's operators have frozen all sessions, and no browser can be paired until they " +
+    "lift the freeze. Nothing was stored; your code stays valid until it expires.",
+  PAIRING_CODE_USED: "This code was used already: ask your wallet app for a new one.",
+  PAIRING_CODE_EXPIRED: "This code has expired: ask your wallet app for a new one.",
+  PAIRING_CODE_INVALID: "This is not a code your wallet app issued: check it and type it again.",
+  DEVICE_LIMIT_REACHED: "Your wallet has as many devices as it may have: revoke one first.",
+};
+
+/** What to tell the owner when pairing fails: the server's reason in words, and its code. */
+export function pairingFailure(error) {
+  const text = error && PAIRING_REFUSALS[error.code];
+  return text ? `Pairing failed: ${text} (${error.code})` : `Pairing failed: ${error.message}`;
+}

@@ -14,7 +14,7 @@
 // with a key in it) is ignored and removed from the address bar at once.
 
 import { duration, el, instant, nowSeconds, percent, say, decimal } from "./common.js";
-import { deviceSigner, forgetDevice, loadDevice, pairDevice } from "./device.js";
+import { deviceSigner, forgetDevice, loadDevice, pairDevice, pairingFailure } from "./device.js";
 import { callMethod, callPublic, newIdempotencyKey } from "./signing.js";
 
 const STATUS_TEXT = {
@@ -384,7 +384,7 @@ function onPairSubmit(event) {
       document.getElementById("pair").hidden = true;
       return start(device);
     })
-    .catch((error) => say(`Pairing failed: ${error.message}`, "error"))
+    .catch((error) => say(pairingFailure(error), "error"))
     .finally(() => {
       button.disabled = false;
     });
