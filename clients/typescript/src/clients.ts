@@ -190,6 +190,11 @@ export class BackendClient extends SignedClient {
     return this.read("GetSessionUsage", { sessionId });
   }
 
+  /** ExportPermission: an active session as ERC-7715 PermissionResponse objects. */
+  exportPermission(sessionId: string) {
+    return this.read("ExportPermission", { sessionId });
+  }
+
   /** Retire this credential and every session bound to it. */
   revokeCredential(reason?: string) {
     if (this.credentialId === undefined) throw new Error("no credential id yet: register first");
@@ -233,7 +238,7 @@ async function proof(
 export class OwnerClient extends SignedClient {
   walletId: string | undefined;
   account: string | undefined;
-  readonly #authorized = new Map<string, { credentialId: string; envelope: object }>();
+  readonly #authorized = new Map<string, { credentialId: string; envelope: object | undefined }>();
 
   constructor(
     baseUrl: string,
@@ -391,6 +396,27 @@ export class OwnerClient extends SignedClient {
     });
     this.#authorized.set(pending.sessionId, { credentialId, envelope });
     return pending;
+  }
+
+  /** ImportPermissionRequest: an ERC-7715 `wallet_grantPermissions` request (its params) for
+   * the backend `credentialId`, as a session pending approval; approve it like any other
+   * (its grant is checked by {@link OwnerClient.grantDigest} against the credential). */
+  async importPermissionRequest(
+    credentialId: string,
+    walletId: string | undefined,
+    request: Request<"ImportPermissionRequest">["request"],
+  ) {
+    const pending = await this.call("ImportPermissionRequest", {
+      credentialId,
+      walletId: this.#wallet(walletId),
+      request,
+    });
+    this.#authorized.set(pending.sessionId, { credentialId, envelope: undefined });
+    return pending;
+  }
+
+  exportPermission(sessionId: string) {
+    return this.read("ExportPermission", { sessionId });
   }
 
   /** The grant's digest, recomputed from its document and checked against this client's

@@ -158,6 +158,14 @@ test("the seed story runs against a live server", { skip: URL === undefined }, a
     assert.ok(usd !== undefined && BigInt(usd.spent) > 0n, JSON.stringify(usage));
   });
 
+  await t.test("a swap session has no ERC-7715 form: ExportPermission says so", async () => {
+    // Only ERC-20 transfer allowances to named payees export (docs/protocol.md section 11).
+    const refusal = await refusedWith("PERMISSION_TYPE_UNSUPPORTED", () =>
+      backend.exportPermission(sessionId),
+    );
+    assert.equal(refusal.status, 400);
+  });
+
   await t.test("a swap through another router is refused with its reason", async () => {
     const data = swapCall(10n * USDX_UNIT, [usdx, wethx], account, now() + 600);
     const refusal = await refusedWith("TARGET_NOT_ALLOWED", () =>
