@@ -23,7 +23,7 @@ revoked is not revoked again: later attempts with it raise their warning alert o
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from sessionward.domain.decision import Decision
@@ -50,6 +50,9 @@ FORBIDDEN_ATTEMPT = (
 POST_REVOCATION = (ReasonCode.SESSION_REVOKED.value, ReasonCode.CREDENTIAL_REVOKED.value)
 
 VELOCITY_PREFIX = "velocity:"
+
+Action = Callable[[], None]
+"""What a rule decided to do about a decision, run once the decision has committed."""
 
 
 def velocity_charges(
@@ -85,36 +88,62 @@ class AnomalyMonitor:
     def __call__(
         self, event: DecisionEvent, decision: Decision, usage: Usage | None = None
     ) -> None:
-        try:
-            self._check(event, usage)
-        except Exception:  # a rule must never turn a decision into a 500
-            _log.exception("anomaly rule failed for decision %s", event.id)
+        """Observe a decision and act on it at once (:meth:`observe`, then its action)."""
+        act = self.observe(event, decision, usage)
+        if act is not None:
+            act()
 
-    def _check(self, event: DecisionEvent, usage: Usage | None) -> None:
+    def observe(
+        self, event: DecisionEvent, decision: Decision, usage: Usage | None = None
+    ) -> Action | None:
+        """Count ``event`` and raise the warning alerts it causes, in the caller's transaction
+        (the unit of work that records the decision: one commit for the decision and its
+        counts); return what a rule decided to do about it (revoke, suspend), to be run once
+        that transaction has committed, since an action may commit durably on its own. A rule
+        that fails is logged, never raised: it must not turn a decision into a 500."""
+        try:
+            with self._rt.store.db.unit():  # the caller's, or one of its own
+                action = self._observe(event, usage)
+        except Exception:
+            _log.exception("anomaly rule failed for decision %s", event.id)
+            return None
+        if action is None:
+            return None
+
+        def act() -> None:
+            try:
+                action()
+            except Exception:
+                _log.exception("anomaly action failed for decision %s", event.id)
+
+        return act
+
+    def _observe(self, event: DecisionEvent, usage: Usage | None) -> Action | None:
         rules = self._rt.settings.anomaly
         reasons = set(event.reasons)
         session_id = event.session_id
         if session_id is None:
-            return
+            return None
         now = event.at
         if (
             reasons & set(POST_REVOCATION)
             and event.credential_id
             and rules.post_revocation_attempts
         ):
-            with self._rt.store.db.unit():  # the count and its warning: one transaction
-                attempts = self._counters.hit(
-                    f"post_revocation:{event.credential_id}",
-                    at=now,
-                    window_s=rules.post_revocation_window_s,
-                )
-                self._alert(
-                    "post_revocation_attempt", "warning", event, {"attempts": attempts}, None
-                )
+            credential_id = event.credential_id
+            attempts = self._counters.hit(
+                f"post_revocation:{credential_id}",
+                at=now,
+                window_s=rules.post_revocation_window_s,
+            )
+            self._alert("post_revocation_attempt", "warning", event, {"attempts": attempts}, None)
             already = ReasonCode.CREDENTIAL_REVOKED.value in reasons
-            if attempts >= rules.post_revocation_attempts and not already:
+            if attempts < rules.post_revocation_attempts or already:
+                return None  # a revoked session has nothing left to revoke
+
+            def retire() -> None:
                 revoked = self._revocations.retire_credential(
-                    event.credential_id,
+                    credential_id,
                     by="policy:post_revocation_attempts",
                     reason="repeated use after revocation",
                 )
@@ -123,28 +152,32 @@ class AnomalyMonitor:
                     "critical",
                     event,
                     {"attempts": attempts, "sessions": revoked},
-                    f"revoked credential {event.credential_id}",
+                    f"revoked credential {credential_id}",
                 )
-            return  # a revoked session has nothing left to revoke
+
+            return retire
         if rules.revoke_on_context_mismatch and reasons & set(CONTEXT_MISMATCH):
-            self._revoke(event, "context_mismatch", sorted(reasons & set(CONTEXT_MISMATCH)))
-            return
-        if rules.revoke_on_forbidden_attempt and reasons & set(FORBIDDEN_ATTEMPT):
-            self._revoke(
-                event, "forbidden_action_attempt", sorted(reasons & set(FORBIDDEN_ATTEMPT))
+            return partial(
+                self._revoke, event, "context_mismatch", sorted(reasons & set(CONTEXT_MISMATCH))
             )
-            return
+        if rules.revoke_on_forbidden_attempt and reasons & set(FORBIDDEN_ATTEMPT):
+            return partial(
+                self._revoke,
+                event,
+                "forbidden_action_attempt",
+                sorted(reasons & set(FORBIDDEN_ATTEMPT)),
+            )
         if event.verdict == "deny" and rules.denial_burst_count:
             denials = self._counters.hit(
                 f"deny:{session_id}", at=now, window_s=rules.denial_burst_window_s
             )
-            if denials >= rules.denial_burst_count:
-                self._revoke(
-                    event, "denial_burst", [f"{denials} denials in {rules.denial_burst_window_s} s"]
-                )
-            return
+            if denials < rules.denial_burst_count:
+                return None
+            why = [f"{denials} denials in {rules.denial_burst_window_s} s"]
+            return partial(self._revoke, event, "denial_burst", why)
         if event.verdict == "allow" and usage is not None and rules.velocity_fraction > 0:
-            self._velocity(event, usage)
+            return partial(self._velocity, event, usage)
+        return None
 
     def _velocity(self, event: DecisionEvent, usage: Usage) -> None:
         """Reads the ``velocity:*`` counters the execution just reserved (:func:`velocity_charges`)."""

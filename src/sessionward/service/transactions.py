@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 from sessionward.chain.errors import ChainError
 from sessionward.crypto.typed_data import execution_hash, session_call_digest
@@ -51,7 +51,16 @@ FEE_TTL_S = 3.0
 FEE_MAX_AGE_S = 60.0
 """A fee suggestion older than this is not used: the chain is asked before answering."""
 
-DecisionListener = Callable[[DecisionEvent, Decision, Usage | None], None]
+
+class DecisionListener(Protocol):
+    """Told about every recorded decision (the anomaly rules)."""
+
+    def observe(
+        self, event: DecisionEvent, decision: Decision, usage: Usage | None = None
+    ) -> Callable[[], None] | None:
+        """Called in the transaction that records the decision; returns what to do once it
+        has committed (or ``None``)."""
+        ...
 
 
 class Verdict(TypedDict):
@@ -479,22 +488,26 @@ class Transactions:
         *,
         loaded: SessionRecord | None = None,
     ) -> None:
-        """Tell the listener (the anomaly rules) about a recorded decision, once it is committed:
-        inside a unit of work (the API's Execute) after the unit commits, since a rule may revoke
-        durably. ``loaded``: the session record this use case has just read, which the listener
-        may reuse instead of reading it again."""
+        """Tell the listener (the anomaly rules) about a recorded decision: it counts it in the
+        transaction that records it (inside a unit of work, the unit's), and what it decides
+        to do runs once that has committed, since a rule may revoke durably. ``loaded``: the
+        session record this use case has just read, which the action may reuse instead of
+        reading it again."""
         listener = self._listener
         if listener is None:
             return
+        act = listener.observe(event, decision, usage)
+        if act is None:
+            return
 
-        def notify() -> None:
+        def run() -> None:
             if loaded is None:
-                listener(event, decision, usage)
+                act()
                 return
             with self._dir.pinned(loaded):
-                listener(event, decision, usage)
+                act()
 
-        self._rt.store.db.after_commit(notify)
+        self._rt.store.db.after_commit(run)
 
     def _fee_estimate(self, calls: int) -> int:
         """Gas limit the relayer will use × the chain's current max fee per gas."""
