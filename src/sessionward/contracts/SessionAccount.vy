@@ -7,7 +7,9 @@
           owner's authority (the owner, the account itself, or the ERC-4337 EntryPoint);
         - ERC-4337 v0.7 `validateUserOp` accepting an owner signature or a session signature
           (signature envelope: `0x00 ‖ ownerSignature` or `0x01 ‖ sessionKey ‖ signature`);
-        - ERC-1271 `isValidSignature`, bound to this account by an EIP-712 wrapper;
+        - ERC-1271 `isValidSignature`, bound to this account: ERC-7739 nested typed data
+          (`TypedDataSign`, `PersonalSign`) and SessionWard's own `AccountMessage` wrapper,
+          with the ERC-5267 `eip712Domain` wallets read to build them;
         - the sessions module (`sessions.vy`), whose state lives here;
         - usable as a CREATE2 proxy (`SessionAccountFactory`) or as an EIP-7702 delegation
           target (the EOA is its own owner, nothing to initialise).
@@ -82,6 +84,15 @@ ERC1271_MAGIC: constant(bytes4) = 0x1626BA7E
 ERC1271_INVALID: constant(bytes4) = 0xFFFFFFFF
 # EIP-712 wrapper of a hash submitted to isValidSignature (same SessionWard domain).
 ACCOUNT_MESSAGE_TYPEHASH: constant(bytes32) = keccak256("AccountMessage(bytes32 hash)")
+# ERC-7739 support detection: isValidSignature(0x7739…7739, any) answers 0x77390001.
+ERC7739_DETECTION_HASH: constant(bytes32) = 0x7739773977397739773977397739773977397739773977397739773977397739
+ERC7739_SUPPORTED: constant(bytes4) = 0x77390001
+ERC7739_PERSONAL_SIGN_TYPEHASH: constant(bytes32) = keccak256("PersonalSign(bytes prefixed)")
+# NestedTypedDataVerifier.vy: CREATE2 address of its exact initcode (vyper 0.4.3, default
+# settings) under the deterministic deployment proxy 0x4e59b44847b379578588920ca78fbf26c0b4956c
+# with salt 0; a test recomputes it. Where nothing is deployed there, the TypedDataSign
+# workflow is off (its signatures are invalid); PersonalSign and AccountMessage still work.
+ERC7739_VERIFIER: constant(address) = 0x2423aEC8dDC924e22D6D452f6e4E3ba0aC6B2D1d
 
 
 @deploy
@@ -245,15 +256,52 @@ def _account_paid_gas(userOp: PackedUserOperation) -> (uint256, uint256):
 @view
 def isValidSignature(hash: bytes32, signature: Bytes[account_auth.MAX_OWNER_SIGNATURE]) -> bytes4:
     """
-    @notice ERC-1271: the owner signed `hash` *for this account*. The owner signs the EIP-712
-            digest of `AccountMessage(bytes32 hash)` in this account's SessionWard domain, so a
-            signature for account A never validates on account B of the same owner (nor on
-            another chain). Session keys cannot sign for the account.
+    @notice ERC-1271: the owner signed `hash` *for this account*, so a signature for account A
+            never validates on account B of the same owner, nor on another chain. Three forms:
+            ERC-7739 `TypedDataSign` (the application's typed data nested in this account's
+            domain fields: the wallet shows the application's message), ERC-7739
+            `PersonalSign` (an EIP-191 message hash), and SessionWard's `AccountMessage(bytes32
+            hash)` in this account's SessionWard domain. Session keys cannot sign for the account.
+    @dev The workflow is deduced as ERC-7739 requires: a signature whose nested tail rebuilds
+         `hash` is checked as `TypedDataSign` only; any other as `PersonalSign`, then
+         `AccountMessage`. Never reverts on a bad signature (0xffffffff).
+    @param hash The hash the application verifies.
+    @param signature The owner's signature (65 bytes, or an ERC-1271 owner's), with the
+           ERC-7739 nested tail for `TypedDataSign`.
+    @return 0x1626ba7e when valid; 0x77390001 for the ERC-7739 detection hash; else 0xffffffff.
     """
-    digest: bytes32 = eip712._typed_digest(keccak256(abi_encode(ACCOUNT_MESSAGE_TYPEHASH, hash)))
-    if account_auth._is_owner_signature(digest, signature):
-        return ERC1271_MAGIC
+    if hash == ERC7739_DETECTION_HASH:
+        return ERC7739_SUPPORTED
+    success: bool = False
+    answer: Bytes[96] = b""
+    success, answer = raw_call(
+        ERC7739_VERIFIER,
+        abi_encode(hash, signature, method_id=method_id("nested_digest(bytes32,bytes)")),
+        max_outsize=96,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    if success and len(answer) == 96 and extract32(answer, 0) != empty(bytes32):
+        inner: uint256 = convert(extract32(answer, 64), uint256)
+        if inner != 0 and account_auth._is_owner_signature(extract32(answer, 32), slice(signature, 0, inner)):
+            return ERC1271_MAGIC
+        return ERC1271_INVALID
+    for typehash: bytes32 in [ERC7739_PERSONAL_SIGN_TYPEHASH, ACCOUNT_MESSAGE_TYPEHASH]:
+        digest: bytes32 = eip712._typed_digest(keccak256(abi_encode(typehash, hash)))
+        if account_auth._is_owner_signature(digest, signature):
+            return ERC1271_MAGIC
     return ERC1271_INVALID
+
+
+@external
+@view
+def eip712Domain() -> (bytes1, String[11], String[1], uint256, address, bytes32, DynArray[uint256, 1]):
+    """
+    @notice ERC-5267: this account's EIP-712 domain, the one ERC-7739 signatures are built on.
+    @return fields (0x0f: name, version, chainId, verifyingContract), name "SessionWard",
+            version "1", this chain, this account, no salt, no extensions.
+    """
+    return 0x0f, "SessionWard", "1", chain.id, self, empty(bytes32), []
 
 
 @external
