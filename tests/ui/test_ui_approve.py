@@ -32,7 +32,7 @@ DAY = 86_400
 
 def _pending(world: UiWorld, *, expires_in: int = 1800) -> dict[str, Any]:
     """A session the owner has not approved yet: swaps on the demo router, at most 250 USDX a
-    day, 500 USD in total, 10 uses, 5 per minute, 0.001 ETH of fees."""
+    day, 500 USD in total, 10 uses, 5 per minute, 0.05 ETH of fees."""
     deployment = world.waas.runtime.deployment
     envelope = {
         "capabilities": ["swap.execute"],
@@ -43,7 +43,7 @@ def _pending(world: UiWorld, *, expires_in: int = 1800) -> dict[str, Any]:
         "expiresAt": int(time.time()) + expires_in,
         "tokenLimits": [{"token": deployment.token("USDX"), "limit": "250000000", "period": DAY}],
         "rateLimit": {"count": 5, "interval": 60},
-        "maxFeeWei": "1000000000000000",
+        "maxFeeWei": "50000000000000000",
     }
     return world.owner.authorize_remote_access(
         world.backend_credential, world.wallet["walletId"], envelope
@@ -154,7 +154,7 @@ def test_the_owner_reads_every_field_signs_in_the_wallet_and_the_session_is_appr
         _meaning(page, "message.envelope.tokenLimits[0].limit") == "At most 250 USDX out per day."
     )
     assert _meaning(page, "message.envelope.maxFeeWei") == (
-        "At most 0.001 ETH in fees over the whole session."
+        "At most 0.05 ETH in fees over the whole session."
     )
     assert _meaning(page, "message.envelope.maxUses") == "At most 10 executions."
     assert _meaning(page, "message.envelope.rateCount") == "At most 5 executions per 1 min."
@@ -184,6 +184,13 @@ def test_the_owner_reads_every_field_signs_in_the_wallet_and_the_session_is_appr
     expected = sign_digest(key, bytes.fromhex(pending["grantDigest"][2:]))
     assert body == {"sessionId": pending["sessionId"], "signature": "0x" + expected.hex()}
     assert _lifecycle(world, pending["sessionId"]) in ("installing", "active")
+    # Installed on chain from the wallet's signature, the backend's first swap executes.
+    deadline = time.monotonic() + 30
+    while _lifecycle(world, pending["sessionId"]) != "active":
+        assert time.monotonic() < deadline, "the session was not installed"
+        time.sleep(0.1)
+    swap = world.swap(pending["sessionId"], 10)
+    assert swap["status"] == "executed", swap
     after = world.owner.get_session(pending["sessionId"])
     assert "grant" not in after  # shown only while pending
     # No key in any URL the browser loaded.
