@@ -1,6 +1,8 @@
-"""Pairing a browser during a global freeze (issue 14): the owner page's pairing form is refused
-``GLOBAL_FREEZE`` (409) with a message saying why, and nothing is stored: no device row, no key
-in IndexedDB, the code left unused. Once two ops lift the freeze, the same code pairs.
+"""The pages during a global freeze (issue 14). Pairing a browser: the owner page's pairing form
+is refused ``GLOBAL_FREEZE`` (409) with a message saying why, and nothing is stored: no device
+row, no key in IndexedDB, the code left unused; once two ops lift the freeze, the same code
+pairs. Approving: the approval page's ``ApproveSession`` is refused with a message and the
+session stays pending; after the lift the same page approves it.
 
 The module runs its own service with two ops credentials (lifting a global freeze takes two).
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from ui_browser_support import (
     ops_credential,
     pair_in_page,
 )
+from wallet_support import install_wallet, wallet_requests
 
 from sessionward.crypto.p256 import generate_private_key, public_key_bytes
 from sessionward.crypto.request_signature import ALG_P256, P256RequestSigner
@@ -129,3 +133,55 @@ def test_a_browser_cannot_pair_during_a_global_freeze_and_pairs_after_the_lift(
     assert _devices(world) == devices + 1 and _code_used(world, code)
     page.close()
     assert not problems, problems
+
+
+def test_an_approval_during_a_global_freeze_is_refused_with_a_message_and_goes_through_after(
+    world: UiWorld,
+    browser: BrowserContext,
+    second_ops_key: ec.EllipticCurvePrivateKey,
+    tmp_path: Path,
+) -> None:
+    deployment = world.waas.runtime.deployment
+    envelope = {
+        "capabilities": ["swap.execute"],
+        "maxValueUsd": 100,
+        "maxUses": 3,
+        "allowedDestinations": [deployment.router],
+        "chainId": 1,
+        "expiresAt": int(time.time()) + 1800,
+    }
+    pending = world.owner.authorize_remote_access(
+        world.backend_credential, world.wallet["walletId"], envelope
+    )
+    session_id = pending["sessionId"]
+    page = browser.new_page()
+    install_wallet(page, world.extra["owner_secret"])
+    page.goto(f"{world.url}/ui/approve?session={session_id}")
+    expect(page.locator("body:not([data-state=loading])")).to_have_count(1)
+    if page.locator("body").get_attribute("data-state") == "pair":
+        pair_in_page(page, world.owner.create_pairing_code()["pairingCode"])
+    expect(page.locator("body[data-state=ready]")).to_have_count(1)
+    page.locator("#connect").click()
+    expect(page.locator("body[data-state=connected]")).to_have_count(1)
+
+    second = OpsClient(world.url, P256RequestSigner(second_ops_key), SECOND_OPS)
+    world.ops.emergency_revoke("global", None, "UI test: approval during a freeze")
+    try:
+        page.locator("#sign").click()
+        line = page.locator("#status-line")
+        expect(line).to_contain_text("operators have frozen all sessions")
+        expect(line).to_contain_text("nothing can be approved now")
+        assert wallet_requests(page).count("eth_signTypedData_v4") == 1
+        record = world.waas.runtime.store.sessions.get(session_id)
+        assert record is not None and record.status == "pending_approval"
+        shot = tmp_path / "approve-frozen.png"
+        page.screenshot(path=str(shot))
+        check_screenshot(shot)
+    finally:
+        with pytest.raises(SessionWardApiError):
+            world.ops.lift_freeze("global")
+        second.lift_freeze("global")
+
+    page.locator("#sign").click()
+    expect(page.locator("body[data-state=approved]")).to_have_count(1)
+    page.close()
