@@ -300,6 +300,37 @@ def test_a_request_over_the_rate_is_refused_only_after_the_hold(tight_api: Api) 
     assert held >= HOLD_S
 
 
+def test_a_signer_over_its_rate_is_refused_before_any_worker_thread(tmp_path: Path) -> None:
+    """Once a credential's bucket is empty, its next request is answered 429 from the event
+    loop: it never reaches authentication, the credential read or the method."""
+    settings = Settings(
+        data_dir=tmp_path,
+        run_relayer=False,
+        rate_limit_per_credential_rps=0.2,
+        rate_limit_burst=1,
+        rate_limit_hold_s=0,
+    )
+    waas = Waas.from_settings(settings)
+    try:
+        app = create_app(waas)
+        with TestClient(app) as client:
+            api = Api(client)
+            backend = register_backend(api)
+            reached: list[str] = []
+            answered = app._answered
+
+            def counted(method: Any, *args: Any) -> Any:
+                reached.append(method.name)
+                return answered(method, *args)
+
+            app._answered = counted  # type: ignore[method-assign,assignment]
+            assert api.call("ListSessions", {"limit": 5}, backend).status_code == 200
+            refused(api.call("ListSessions", {"limit": 5}, backend), 429, "RATE_LIMITED_REQUESTS")
+            assert reached == ["ListSessions"]
+    finally:
+        waas.stop()
+
+
 # --- the goal, measured ------------------------------------------------------------------------
 
 FLOODER = """
