@@ -150,7 +150,8 @@ class Settings:
     # Fair scheduling between tenants (sessionward.api.fairness, README configuration table).
     fair_scheduling_enabled: bool = True
     """Requests wait for a slot in per-tenant queues served round-robin before any expensive
-    work; off, every request goes straight to a worker thread."""
+    work, and a request naming a credential over its rate is refused on the event loop; off,
+    every request goes straight to a worker thread (and is refused there)."""
     fair_max_running: int = 2
     """Requests (other than units of work) on worker threads at once, all tenants together;
     the others wait, costing no CPU. About the cores one interpreter can use; raise it where
