@@ -278,6 +278,12 @@ def test_an_optional_permission_of_an_unknown_type_is_left_out_and_listed() -> N
             id="no-period-amount",
         ),
         pytest.param({"chainId": "0xzz"}, ReasonCode.INPUT_MALFORMED, "[0].chainId", id="bad-hex"),
+        pytest.param(
+            {"chainId": "0x-1"}, ReasonCode.INPUT_MALFORMED, "[0].chainId", id="signed-hex"
+        ),
+        pytest.param(
+            {"chainId": "0x" + "1" * 65}, ReasonCode.INPUT_MALFORMED, "[0].chainId", id="long-hex"
+        ),
     ],
 )
 def test_what_cannot_be_enforced_is_refused_with_its_code(
@@ -285,6 +291,45 @@ def test_what_cannot_be_enforced_is_refused_with_its_code(
 ) -> None:
     refused = refusal(periodic_request(**overrides))
     assert (refused.code, refused.path) == (code, path)
+
+
+@pytest.mark.parametrize("amount", ["0x-1", "0x1_0", "0x 1", "-1", "1.5", 1.5, True, None])
+def test_an_amount_that_is_not_a_uint256_is_malformed(amount: object) -> None:
+    permission = {
+        "type": "erc20-token-periodic",
+        "data": {"tokenAddress": TOKEN_X, "periodAmount": amount, "periodDuration": 60},
+    }
+    assert refusal(periodic_request(permission=permission)).code is ReasonCode.INPUT_MALFORMED
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**300), 2**300) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_KEYS = st.sampled_from(
+    ["chainId", "address", "expiry", "signer", "permission", "permissions", "policies", "rules",
+     "type", "data", "to", "tokenAddress", "periodAmount", "periodDuration", "startTime",
+     "addresses", "count", "interval", "timestamp", "required", "isAdjustmentAllowed"]
+)  # fmt: skip
+
+
+@given(
+    request=_JSON | st.lists(st.dictionaries(_KEYS, _JSON, max_size=8), max_size=3),
+    mutation=st.dictionaries(_KEYS, _JSON, max_size=3),
+)
+def test_any_json_is_an_envelope_or_a_coded_refusal_never_a_crash(
+    request: object, mutation: dict[str, Any]
+) -> None:
+    for candidate in (request, [{**periodic_request()[0], **mutation}]):
+        try:
+            result = imported(candidate)
+        except PermissionRequestRefused as refused:
+            assert refused.code in ReasonCode
+        else:
+            Envelope.from_json(result.envelope)
 
 
 def test_a_token_asked_twice_is_refused() -> None:

@@ -33,6 +33,7 @@ their names say.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar
@@ -46,6 +47,8 @@ from .values import (
     parse_count,
     parse_timestamp,
 )
+
+_HEX_QUANTITY: Final = re.compile(r"0x[0-9a-fA-F]{1,64}")
 
 MAX_ENTRIES: Final = 16
 """``PermissionRequest`` objects per import (each grants one token): bounds the work."""
@@ -106,6 +109,20 @@ class _Allowance:
 # --- reading a request ----------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Terms:
+    """What the entries of one request add up to, as they are read."""
+
+    allowances: list[_Allowance] = field(default_factory=list)
+    payees: list[str] = field(default_factory=list)
+    expiries: list[int] = field(default_factory=list)
+    uses: list[int] = field(default_factory=list)
+    rates: list[tuple[int, int]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+
 def envelope_from_permission_request(
     request: object,
     *,
@@ -118,98 +135,99 @@ def envelope_from_permission_request(
 
     Raises :class:`PermissionRequestRefused` (see the module docstring); whether the envelope
     may be granted (tiers, TTL, caps, catalog) is then for :func:`~.grant.validate_grant`."""
-    entries = _entries(request)
-    notes: list[str] = []
-    left_out: list[str] = []
-    texts: list[str] = []
-    allowances: list[_Allowance] = []
-    payees: list[str] = []
-    expiries: list[int] = []
-    uses: list[int] = []
-    rates: list[tuple[int, int]] = []
-    for i, entry in enumerate(entries):
+    terms = _Terms()
+    for i, entry in enumerate(_entries(request)):
         where = f"[{i}]"
         _check_chain(entry, where, chain_id)
         _check_account(entry, where, account)
         _check_signer(entry, where, backend_address)
         if "expiry" in entry:
-            expiries.append(_timestamp(entry["expiry"], f"{where}.expiry"))
+            terms.expiries.append(_timestamp(entry["expiry"], f"{where}.expiry"))
         for j, perm in enumerate(_permissions(entry, where)):
             path = f"{where}.permissions[{j}]" if "permissions" in entry else f"{where}.permission"
-            kind = _type_of(perm, path)
-            if kind in _ERC20_TYPES:
-                allowance, note = _erc20(kind, _data(perm, path), path, _adjustable(perm, path))
-                allowances.append(allowance)
-                if note:
-                    notes.append(note)
-                justification = _data(perm, path).get("justification")
-                if isinstance(justification, str) and justification:
-                    texts.append(justification[:500])
-            elif kind in _NATIVE_TYPES:
-                raise PermissionRequestRefused(
-                    ReasonCode.PERMISSION_UNENFORCEABLE,
-                    path,
-                    f"{kind}: plain native-token transfers are never delegated (every delegated "
-                    "call names a function of a known contract)",
-                )
-            elif perm.get("required") is False:
-                left_out.append(path)
-            else:
-                raise PermissionRequestRefused(
-                    ReasonCode.PERMISSION_TYPE_UNSUPPORTED,
-                    f"{path}.type",
-                    f"{kind!r} is not a permission type SessionWard enforces",
-                )
+            _read_permission(perm, path, terms)
         for key in ("policies", "rules"):
             for j, policy in enumerate(_list(entry.get(key, []), f"{where}.{key}")):
-                path = f"{where}.{key}[{j}]"
-                kind = _type_of(policy, path)
-                data = _data(policy, path)
-                if kind == "payee":
-                    for k, a in enumerate(_list(data.get("addresses"), f"{path}.data.addresses")):
-                        payees.append(_address(a, f"{path}.data.addresses[{k}]"))
-                elif kind == "expiry":
-                    expiries.append(_timestamp(data.get("timestamp"), f"{path}.data.timestamp"))
-                elif kind == "call-limit":
-                    uses.append(_count(data.get("count"), f"{path}.data.count"))
-                elif kind == "rate-limit":
-                    rates.append(
-                        (
-                            _count(data.get("count"), f"{path}.data.count"),
-                            _count(data.get("interval"), f"{path}.data.interval"),
-                        )
-                    )
-                elif kind in _UNENFORCEABLE_POLICIES:
-                    raise PermissionRequestRefused(
-                        ReasonCode.PERMISSION_UNENFORCEABLE, path, _UNENFORCEABLE_POLICIES[kind]
-                    )
-                elif policy.get("required") is False:
-                    left_out.append(path)
-                else:
-                    raise PermissionRequestRefused(
-                        ReasonCode.PERMISSION_TYPE_UNSUPPORTED,
-                        f"{path}.type",
-                        f"{kind!r} is not a policy or rule type SessionWard enforces",
-                    )
-    if not allowances:
+                _read_policy(policy, f"{where}.{key}[{j}]", terms)
+    if not terms.allowances:
         raise PermissionRequestRefused(
             ReasonCode.PERMISSION_UNENFORCEABLE,
             "permission",
             "the request grants no ERC-20 allowance SessionWard can enforce",
         )
-    if not payees:
+    if not terms.payees:
         raise PermissionRequestRefused(
             ReasonCode.PERMISSION_UNENFORCEABLE,
             "policies",
             "a transfer to any recipient is never delegated: name the recipients with a "
             "'payee' policy",
         )
-    if not expiries:
+    if not terms.expiries:
         raise PermissionRequestRefused(ReasonCode.EXPIRY_MISSING, "expiry", "required")
-    expires_at = min(expiries)
-    allowances = [_within_max(a, expires_at, notes) for a in allowances]
-    envelope = _envelope(chain_id, allowances, payees, expires_at, uses, rates, notes)
-    return ImportedRequest(envelope, tuple(notes), tuple(left_out), tuple(texts))
+    expires_at = min(terms.expiries)
+    notes = terms.notes
+    allowances = [_within_max(a, expires_at, notes) for a in terms.allowances]
+    envelope = _envelope(
+        chain_id, allowances, terms.payees, expires_at, terms.uses, terms.rates, notes
+    )
+    return ImportedRequest(envelope, tuple(notes), tuple(terms.left_out), tuple(terms.texts))
+
+
+def _read_permission(perm: object, path: str, terms: _Terms) -> None:
+    kind = _type_of(perm, path)
+    assert isinstance(perm, Mapping)  # _type_of checked it
+    if kind in _ERC20_TYPES:
+        data = _data(perm, path)
+        allowance, note = _erc20(kind, data, path, _adjustable(perm, path))
+        terms.allowances.append(allowance)
+        if note:
+            terms.notes.append(note)
+        justification = data.get("justification")
+        if isinstance(justification, str) and justification:
+            terms.texts.append(justification[:500])
+    elif kind in _NATIVE_TYPES:
+        raise PermissionRequestRefused(
+            ReasonCode.PERMISSION_UNENFORCEABLE,
+            path,
+            f"{kind}: plain native-token transfers are never delegated (every delegated "
+            "call names a function of a known contract)",
+        )
+    elif perm.get("required") is False:
+        terms.left_out.append(path)
+    else:
+        raise PermissionRequestRefused(
+            ReasonCode.PERMISSION_TYPE_UNSUPPORTED,
+            f"{path}.type",
+            f"{kind!r} is not a permission type SessionWard enforces",
+        )
+
+
+def _read_policy(policy: object, path: str, terms: _Terms) -> None:
+    kind = _type_of(policy, path)
+    assert isinstance(policy, Mapping)  # _type_of checked it
+    data = _data(policy, path)
+    if kind == "payee":
+        for k, a in enumerate(_list(data.get("addresses"), f"{path}.data.addresses")):
+            terms.payees.append(_address(a, f"{path}.data.addresses[{k}]"))
+    elif kind == "expiry":
+        terms.expiries.append(_timestamp(data.get("timestamp"), f"{path}.data.timestamp"))
+    elif kind == "call-limit":
+        terms.uses.append(_count(data.get("count"), f"{path}.data.count"))
+    elif kind == "rate-limit":
+        count = _count(data.get("count"), f"{path}.data.count")
+        terms.rates.append((count, _count(data.get("interval"), f"{path}.data.interval")))
+    elif kind in _UNENFORCEABLE_POLICIES:
+        raise PermissionRequestRefused(
+            ReasonCode.PERMISSION_UNENFORCEABLE, path, _UNENFORCEABLE_POLICIES[kind]
+        )
+    elif policy.get("required") is False:
+        terms.left_out.append(path)
+    else:
+        raise PermissionRequestRefused(
+            ReasonCode.PERMISSION_TYPE_UNSUPPORTED,
+            f"{path}.type",
+            f"{kind!r} is not a policy or rule type SessionWard enforces",
+        )
 
 
 def _within_max(allowance: _Allowance, expires_at: int, notes: list[str]) -> _Allowance:
@@ -562,12 +580,10 @@ def _same_backend(address: str, path: str, backend_address: str | None) -> None:
 
 
 def _hex_int(value: str, path: str) -> int:
-    if not value.startswith("0x") or not 2 < len(value) <= 66:
-        raise _fail(path, "expected a 0x hex quantity")
-    try:
-        return int(value[2:], 16)
-    except ValueError:
-        raise _fail(path, "expected a 0x hex quantity") from None
+    """A ``0x`` hex quantity of 1 to 64 hex digits (no sign, underscore or space)."""
+    if _HEX_QUANTITY.fullmatch(value) is None:
+        raise _fail(path, "expected a 0x hex quantity (at most 64 hex digits)")
+    return int(value[2:], 16)
 
 
 def _amount(value: object, path: str) -> int:
