@@ -6,11 +6,14 @@ wallet, authorize, check and sign the grant, approve, swap, refusal, device pair
 refused after revocation, ops freeze and lift).
 
 A small test-only helper (``SESSIONWARD_FUND_URL``) gives the new account demo USDX and the
-router's allowance, as the demo does: funding is the chain's business, not the API's.
+router's allowance, as the demo does (funding is the chain's business, not the API's), and
+receives the alert webhooks (``SESSIONWARD_WEBHOOKS_URL`` lists them raw) so the TypeScript
+verifier checks a real delivery against the configured key.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -19,6 +22,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -30,18 +34,49 @@ from sessionward.server import BackgroundServer
 from sessionward.service.config import OpsCredential, Settings
 from sessionward.service.runtime import Runtime
 from sessionward.service.waas import Waas
+from sessionward.service.webhooks import WebhookSigningKey
 
 PACKAGE = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
 
 
-def _funding_server(rt: Runtime) -> ThreadingHTTPServer:
-    """POST {account, ownerSecret}: mint 1,000 USDX to the account and let the router pull it."""
+class _Helper(ThreadingHTTPServer):
+    """The test-only side door: ``POST /`` {account, ownerSecret} mints 1,000 USDX to the
+    account and lets the router pull it; ``POST /webhook`` is the alert webhook's receiver
+    (deliveries kept raw); ``GET /webhooks`` lists them as JSON for the TypeScript verifier."""
 
-    class Fund(BaseHTTPRequestHandler):
+    runtime: Runtime | None = None
+    deliveries: list[dict[str, object]]
+
+
+def _helper_server() -> _Helper:
+    class Handler(BaseHTTPRequestHandler):
+        server: _Helper
+
+        def do_GET(self) -> None:
+            body = json.dumps(self.server.deliveries).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_POST(self) -> None:
-            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/webhook":
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                self.server.deliveries.append(
+                    {"headers": headers, "body": base64.b64encode(raw).decode()}
+                )
+            else:
+                self._fund(json.loads(raw))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _fund(self, request: dict[str, str]) -> None:
+            rt = self.server.runtime
+            assert rt is not None
             account = request["account"]
             deadline = time.monotonic() + 30
             while not rt.chain.get_code(account) and time.monotonic() < deadline:
@@ -54,13 +89,13 @@ def _funding_server(rt: Runtime) -> ThreadingHTTPServer:
                 account=account,
                 usdx=1_000,
             )
-            self.send_response(200)
-            self.end_headers()
 
         def log_message(self, *_args: object) -> None:
             pass
 
-    return ThreadingHTTPServer(("127.0.0.1", 0), Fund)
+    server = _Helper(("127.0.0.1", 0), Handler)
+    server.deliveries = []
+    return server
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +117,28 @@ def built_package() -> Path:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     ops_secret = secrets.token_bytes(32)
     ops = OpsCredential("ops-ts-1", "ecdsa-p256k-eip191", address_from_secret(ops_secret))
-    settings = Settings(data_dir=tmp_path_factory.mktemp("ts-live"), ops_credentials=(ops,))
-    waas = Waas.from_settings(settings)
+    helper = _helper_server()
+    threading.Thread(target=helper.serve_forever, daemon=True).start()
+    helper_url = f"http://127.0.0.1:{helper.server_address[1]}"
+    webhook_key = base64.b64encode(secrets.token_bytes(32)).decode()
+    settings = replace(
+        Settings(data_dir=tmp_path_factory.mktemp("ts-live"), ops_credentials=(ops,)),
+        webhook_urls=(f"{helper_url}/webhook",),
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SESSIONWARD_WEBHOOK_KEY", webhook_key)
+        waas = Waas.from_settings(settings)
     rt = waas.runtime
-    fund = _funding_server(rt)
-    threading.Thread(target=fund.serve_forever, daemon=True).start()
+    helper.runtime = rt
     try:
         with BackgroundServer(waas) as url:
             yield {
                 "SESSIONWARD_URL": url,
-                "SESSIONWARD_FUND_URL": f"http://127.0.0.1:{fund.server_address[1]}/",
+                "SESSIONWARD_FUND_URL": f"{helper_url}/",
+                "SESSIONWARD_WEBHOOKS_URL": f"{helper_url}/webhooks",
+                "SESSIONWARD_WEBHOOK_PUBLIC_KEY": WebhookSigningKey.from_text(
+                    webhook_key
+                ).public_key_b64,
                 "SESSIONWARD_ROUTER": rt.deployment.router,
                 "SESSIONWARD_USDX": rt.deployment.token("USDX"),
                 "SESSIONWARD_WETHX": rt.deployment.token("WETHX"),
@@ -100,7 +147,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                 "SESSIONWARD_OPS_ID": ops.id,
             }
     finally:
-        fund.shutdown()
+        helper.shutdown()
         waas.stop()
 
 

@@ -3,7 +3,7 @@
  * registers, the owner creates a wallet, authorizes the seed envelope, checks and signs the
  * grant digest, approves; the backend prepares and executes a swap; an out-of-scope call is
  * refused; a P-256 device pairs and reads; the owner revokes and the next execute is refused;
- * ops freezes and lifts the wallet.
+ * ops freezes and lifts the wallet, and the freeze's alert webhook verifies.
  *
  * The harness (tests/clients/test_typescript_client.py) starts the server and sets
  * SESSIONWARD_URL, SESSIONWARD_FUND_URL (a test-only helper that mints demo USDX to the new
@@ -28,6 +28,7 @@ import {
   toHex,
   uintBytes,
   utf8,
+  verifyWebhook,
 } from "../src/index.js";
 
 const env = process.env;
@@ -204,5 +205,26 @@ test("the seed story runs against a live server", { skip: URL === undefined }, a
     await refusedWith("REASON_REQUIRED", () => ops.emergencyRevoke("wallet", walletId, ""));
     const lifted = await ops.liftFreeze("wallet", walletId);
     assert.ok(lifted !== undefined);
+  });
+
+  await t.test("the alert webhooks (revoked-session attempt, freeze) verify with the service's key", { skip: !env.SESSIONWARD_WEBHOOKS_URL }, async () => {
+    type Delivery = { headers: Record<string, string>; body: string };
+    const seen = new Set<string>();
+    const key = env.SESSIONWARD_WEBHOOK_PUBLIC_KEY!;
+    const verified = (d: Delivery) =>
+      verifyWebhook(key, d.headers, Uint8Array.from(atob(d.body), (c) => c.charCodeAt(0)));
+    const events = await until("the freeze's alert webhook", async () => {
+      const deliveries = (await (await fetch(env.SESSIONWARD_WEBHOOKS_URL!)).json()) as Delivery[];
+      const events = deliveries.map(verified); // every delivery verifies
+      const rules = events.map((e) => (e.alert as { rule: string }).rule);
+      return rules.includes("emergency_revoke") ? { deliveries, rules } : undefined;
+    });
+    assert.ok(events.rules.includes("post_revocation_attempt"), String(events.rules));
+    const first = events.deliveries[0]!;
+    const body = Uint8Array.from(atob(first.body), (c) => c.charCodeAt(0));
+    verifyWebhook(key, first.headers, body, { seen });
+    assert.throws(() => verifyWebhook(key, first.headers, body, { seen }), /already accepted/);
+    const otherKey = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+    assert.throws(() => verifyWebhook(otherKey, first.headers, body), /no valid v1a signature/);
   });
 });
