@@ -272,20 +272,23 @@ def isValidSignature(hash: bytes32, signature: Bytes[account_auth.MAX_OWNER_SIGN
     """
     if hash == ERC7739_DETECTION_HASH:
         return ERC7739_SUPPORTED
-    success: bool = False
-    answer: Bytes[96] = b""
-    success, answer = raw_call(
-        ERC7739_VERIFIER,
-        abi_encode(hash, signature, method_id=method_id("nested_digest(bytes32,bytes)")),
-        max_outsize=96,
-        is_static_call=True,
-        revert_on_failure=False,
-    )
-    if success and len(answer) == 96 and extract32(answer, 0) != empty(bytes32):
-        inner: uint256 = convert(extract32(answer, 64), uint256)
-        if inner != 0 and account_auth._is_owner_signature(extract32(answer, 32), slice(signature, 0, inner)):
-            return ERC1271_MAGIC
-        return ERC1271_INVALID
+    # A plain 65-byte signature cannot carry a nested tail: the verifier is not asked (so an
+    # owned account's ERC-4337 validation never touches an address that may have no code).
+    if len(signature) > 66:
+        success: bool = False
+        answer: Bytes[96] = b""
+        success, answer = raw_call(
+            ERC7739_VERIFIER,
+            abi_encode(hash, signature, method_id=method_id("nested_digest(bytes32,bytes)")),
+            max_outsize=96,
+            is_static_call=True,
+            revert_on_failure=False,
+        )
+        if success and len(answer) == 96 and extract32(answer, 0) != empty(bytes32):
+            inner: uint256 = convert(extract32(answer, 64), uint256)
+            if inner != 0 and account_auth._is_owner_signature(extract32(answer, 32), slice(signature, 0, inner)):
+                return ERC1271_MAGIC
+            return ERC1271_INVALID
     for typehash: bytes32 in [ERC7739_PERSONAL_SIGN_TYPEHASH, ACCOUNT_MESSAGE_TYPEHASH]:
         digest: bytes32 = eip712._typed_digest(keccak256(abi_encode(typehash, hash)))
         if account_auth._is_owner_signature(digest, signature):
