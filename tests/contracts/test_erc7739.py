@@ -294,3 +294,15 @@ def test_the_account_message_wrapper_still_validates(world: World, verifier: str
     message = keccak256(b"sign in to example.org")
     signature = wallet.owner.sign(_account_message_digest(wallet.chain_id, wallet.address, message))
     assert wallet.contract.isValidSignature(message, signature) == MAGIC
+
+
+def test_a_plain_signature_never_reaches_the_verifier(world: World) -> None:
+    """Code at the verifier's address that burns every gas it is given: a 65-byte signature
+    still validates (the account does not call there), a nested one does not."""
+    boa.env.evm.patch.chain_id = VECTORS["chainId"]
+    boa.env.set_code(verifier_address(), b"\xfe")
+    account = delegate_7702(VECTORS["account"], world.implementation)
+    personal = VECTORS["personal"][0]
+    assert account.isValidSignature(_hex(personal["hash"]), _hex(personal["signature"])) == MAGIC
+    case = VECTORS["typed"][0]
+    assert account.isValidSignature(_hex(case["hash"]), _hex(case["signature"])) == INVALID
