@@ -63,6 +63,10 @@ def _open(page: Page, world: UiWorld, session_id: str) -> None:
     expect(settled).to_have_count(1)
     if page.locator("body").get_attribute("data-state") == "pair":
         pair_in_page(page, world.owner.create_pairing_code()["pairingCode"], "approval test")
+        # Paired and the request read (until then a navigation could cut the pairing short).
+        expect(page.locator("body:not([data-state=pair]):not([data-state=loading])")).to_have_count(
+            1
+        )
 
 
 def _state(page: Page, state: str) -> None:
@@ -334,6 +338,28 @@ def test_a_grant_that_does_not_hash_to_the_stored_digest_is_never_shown_to_the_w
     expect(page.locator("#grant")).to_be_hidden()
     assert wallet_requests(page) == []
     _shot(page, tmp_path, "mismatch")
+
+
+def test_the_review_page_links_a_pending_session_to_its_approval_page(
+    world: UiWorld, page: Page
+) -> None:
+    pending = _pending(world)
+    install_wallet(page, _owner_key(world))
+    _open(page, world, pending["sessionId"])  # pairs this browser if it is not yet
+    page.goto(world.url + "/ui")
+    expect(page.locator("body[data-loaded=true]")).to_have_count(1)
+    more = page.locator("#load-more")
+    card = page.locator(f'article.session[data-session-id="{pending["sessionId"]}"]')
+    while not card.count() and more.is_visible():
+        more.click()
+        page.wait_for_timeout(200)
+    link = card.locator("a.approve-link")
+    expect(link).to_have_text("Review and approve with your wallet")
+    for other in (world.used_session, world.idle_session):  # active ones have no such link
+        expect(page.locator(f'article[data-session-id="{other}"] a.approve-link')).to_have_count(0)
+    link.click()
+    _state(page, "ready")
+    assert page.url == f"{world.url}/ui/approve?session={pending['sessionId']}"
 
 
 @pytest.mark.parametrize("link", ["", "?session=", "?session=%3Cscript%3E"])

@@ -202,6 +202,15 @@ function sessionCard(session, usage) {
   const limits = el("div", { class: "usage", "aria-label": "Usage against each limit" });
   for (const item of usage.limits) limits.append(usageRow(item));
   card.append(el("h3", {}, "Usage"), limits);
+  if (session.lifecycle === "pending_approval") {
+    // The approval page reads the pending grant itself; only the (public) session id is passed.
+    const link = el(
+      "a",
+      { class: "approve-link", href: `/ui/approve?session=${encodeURIComponent(session.sessionId)}` },
+      "Review and approve with your wallet",
+    );
+    card.append(el("p", { class: "actions" }, link));
+  }
   if (STILL_RUNNING.has(session.status)) card.append(revokeControls(session, card));
   return card;
 }
