@@ -32,8 +32,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import NATIVE, USES, Charge
+from sessionward.reasons import ReasonCode
 from sessionward.store import Store, open_store
 
 T0 = 1_771_700_000

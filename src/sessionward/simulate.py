@@ -53,7 +53,7 @@ from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
 from sessionward.domain.abi import encode_call, parse_signature
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.config import OpsCredential, Settings
 from sessionward.service.errors import ServiceError

@@ -14,7 +14,7 @@ from sessionward.chain.interface import DevChain
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.crypto.owner_signature import verify_owner_signature
 from sessionward.crypto.secp256k1 import SignatureError, address_from_secret, sign_digest
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 DIGEST = bytes(range(32))
 OWNER_SECRET = bytes.fromhex("11" * 32)

@@ -23,7 +23,7 @@ from sessionward.chain.relay_jobs import InMemoryRelayJobStore, JobState, RelayJ
 from sessionward.chain.relayer import Relayer
 from sessionward.chain.rpc import RpcChain
 from sessionward.chain.signer import LocalTransactionSigner
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 CAP = ONE_ETH // 100  # 0.01 ETH of fees per job
 

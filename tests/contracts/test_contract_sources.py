@@ -27,7 +27,7 @@ from sessionward.chain.contracts import compile_vyper
 from sessionward.contracts import load_deployer, source_path
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto import typed_data
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 # Reason codes only the contracts use (proposed for ReasonCode; see docs/contracts.md).
 CONTRACT_ONLY_REASONS = {"NOT_AUTHORIZED", "STORAGE_LAYOUT_MISMATCH"}

@@ -17,7 +17,7 @@ from sessionward.crypto.secp256k1 import (
     to_checksum_address,
 )
 from sessionward.crypto.typed_data import grant_digest
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 DIGEST = grant_digest(CHAIN_ID, ACCOUNT, build_grant())
 OWNER = address_from_secret(OWNER_SECRET)

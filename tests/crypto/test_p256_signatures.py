@@ -17,7 +17,7 @@ from sessionward.crypto.p256 import (
     verify_p256,
 )
 from sessionward.crypto.secp256k1 import SignatureError
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 # A fixed key keeps the property tests reproducible.
 KEY = ec.derive_private_key(0x5E55_10_4A_12D, ec.SECP256R1())

@@ -34,7 +34,7 @@ from sessionward.crypto.request_signature import (
 )
 from sessionward.crypto.secp256k1 import SECP256K1_N, personal_message_hash, sign_digest
 from sessionward.crypto.typed_data import grant_digest
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 NOW = 1_767_225_600_000
 CRED = "cred_test_0001"

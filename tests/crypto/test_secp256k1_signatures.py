@@ -27,7 +27,7 @@ from sessionward.crypto.secp256k1 import (
     to_checksum_address,
     verify_signer,
 )
-from sessionward.domain.reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 
 DIGEST = keccak256(b"a digest to sign")
 _FIELD_P = 2**256 - 2**32 - 977

@@ -41,8 +41,8 @@ from sessionward.domain.envelope import Envelope
 from sessionward.domain.grant import Scope, validate_grant
 from sessionward.domain.policy import CallRequest
 from sessionward.domain.prices import PriceSource
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import Charge, Counter, Usage
+from sessionward.reasons import ReasonCode
 
 # --- more addresses of this folder -----------------------------------------------------------
 ZERO = "0x" + "00" * 20

@@ -49,7 +49,7 @@ from sessionward.domain.abi import (
     static_word_offset,
     validate_argument_path,
 )
-from sessionward.domain.reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 
 ALICE = "0x" + "a1" * 20
 BOB = "0x" + "b0" * 20

@@ -13,8 +13,8 @@ from sessionward.domain.calldata import Call, encode_batch_execution, encode_exe
 from sessionward.domain.decision import GrantRefused
 from sessionward.domain.grant import Scope
 from sessionward.domain.policy import CallRequest, SessionView, evaluate
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import EMPTY_USAGE
+from sessionward.reasons import ReasonCode
 
 TRANSFER = parse_signature("transfer(address to,uint256 amount)")
 

@@ -32,7 +32,7 @@ from sessionward.domain.calldata import (
     unwrap_execution,
     unwrap_request,
 )
-from sessionward.domain.reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 
 ACCOUNT = "0x" + "ac" * 20
 TOKEN = "0x" + "70" * 20

@@ -36,8 +36,8 @@ from sessionward.domain.envelope import (
     TokenLimit,
     ValueLimit,
 )
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.strict_json import MalformedJson
+from sessionward.reasons import ReasonCode
 
 SEED_TEXT = (
     '{"sessionKey": "0x5e5510e0000000000000000000000000000000a1", '

@@ -39,7 +39,7 @@ from sessionward.domain.catalog import Catalog, Tier
 from sessionward.domain.decision import GrantRefused
 from sessionward.domain.envelope import Envelope, RuleOp
 from sessionward.domain.grant import CUSTOM_ACTION, OFFCHAIN_ONLY, Scope, validate_grant
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 HOUR = 3600
 DAY = 86400

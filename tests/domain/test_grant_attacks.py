@@ -51,8 +51,8 @@ from sessionward.domain.grant import (
     validate_grant,
 )
 from sessionward.domain.prices import DEFAULT_PRICES, Price
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import Usage
+from sessionward.reasons import ReasonCode
 
 Decide = Callable[..., Decision]
 LIMIT_USDC = 500 * USDC_UNIT

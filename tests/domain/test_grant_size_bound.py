@@ -21,7 +21,7 @@ from sessionward.domain import bounds
 from sessionward.domain.catalog import Catalog
 from sessionward.domain.decision import GrantRefused
 from sessionward.domain.grant import OFFCHAIN_ONLY, Scope
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 CUSTOM = "0x5555555555555555555555555555555555555555"  # a contract unknown to the catalog
 ARGS = ("a", "b", "c", "d")

@@ -26,7 +26,7 @@ from sessionward.domain.permission_request import (
     permission_response,
     stream_as_periodic,
 )
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 ERC_SIGNER = "0x016562aa41a8697720ce0943f003141f5deae006"
 EXPIRY = NOW + 1800

@@ -61,9 +61,9 @@ from sessionward.domain.decision import Decision
 from sessionward.domain.grant import Scope
 from sessionward.domain.policy import SessionStatus, SessionView, evaluate
 from sessionward.domain.prices import FixedPrices, Price
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import FEE, NATIVE, RATE, USD, USES, Charge, Usage, token_bucket
 from sessionward.domain.values import UINT256_MAX
+from sessionward.reasons import ReasonCode
 
 Decide = Callable[..., Decision]
 ScopeOf = Callable[..., Scope]

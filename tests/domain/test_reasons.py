@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessionward.domain import strict_json
-from sessionward.domain.reasons import ReasonCode, SessionWardError
 from sessionward.domain.strict_json import DEFAULT_MAX_BYTES, MAX_DEPTH, MalformedJson, loads
+from sessionward.reasons import ReasonCode, SessionWardError
 
 
 def refused(raw: bytes | str, code: ReasonCode = ReasonCode.INPUT_MALFORMED, **kw: Any) -> str:

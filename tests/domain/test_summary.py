@@ -16,7 +16,6 @@ from domain_support import MERCHANT, ROUTER_A, ROUTER_B, TOKEN_X, TOKEN_Y, USDC,
 from sessionward.domain.catalog import Catalog
 from sessionward.domain.grant import Scope
 from sessionward.domain.prices import DEFAULT_PRICES
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.summary import (
     APP_NAME_MAX,
     check_app_metadata,
@@ -24,6 +23,7 @@ from sessionward.domain.summary import (
     summarize,
 )
 from sessionward.domain.values import InvalidValue
+from sessionward.reasons import ReasonCode
 
 LABEL = 'App (its own name, not verified by SessionWard): "Acme Agent"'
 TAIL = (

@@ -46,7 +46,6 @@ from sessionward.domain.envelope import Envelope, EnvelopeMalformed, RuleOp
 from sessionward.domain.grant import OFFCHAIN_ONLY, Scope, is_approval_like, validate_grant
 from sessionward.domain.policy import CallRequest, SessionStatus, SessionView, evaluate
 from sessionward.domain.prices import DEFAULT_PRICES
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.summary import (
     ACTIONS,
     APPROVAL_CLASSES,
@@ -62,6 +61,7 @@ from sessionward.domain.summary import (
 )
 from sessionward.domain.usage import USD, Counter, Usage
 from sessionward.domain.values import format_usd, short_address
+from sessionward.reasons import ReasonCode
 
 CATALOG: Catalog = default_catalog().with_contracts(
     [KnownContract(CHAIN_ID, TOKEN_X, frozenset({"erc20"}), "Token X", "TKX", 18)]

@@ -26,7 +26,7 @@ from multinode_support import (
     usd_usage,
 )
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.sdk import OpsClient, SessionWardApiError
 
 RACE_EXECUTES = 200

@@ -36,7 +36,7 @@ from sessionward.chain.interface import Chain
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import address_from_secret
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.config import Settings
 from sessionward.service.dispatcher import Dispatcher

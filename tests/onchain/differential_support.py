@@ -78,8 +78,8 @@ from sessionward.domain.envelope import (
 from sessionward.domain.grant import Scope, validate_grant
 from sessionward.domain.policy import CallRequest, SessionStatus, SessionView, evaluate
 from sessionward.domain.prices import NATIVE_ASSET, FixedPrices, Price
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import FEE, TOKEN_PREFIX, Charge, Counter, Usage
+from sessionward.reasons import ReasonCode
 
 HERE: Final = Path(__file__).resolve().parent
 T0: Final = 1_800_000_000

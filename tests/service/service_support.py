@@ -34,8 +34,8 @@ from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_from_secret, sign_digest
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.calldata import Call, encode_execute, encode_single_execution, mode_single
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import USD, USES, Counter
+from sessionward.reasons import ReasonCode
 from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.config import AnomalyRules, OpsCredential, Settings
 from sessionward.service.errors import ServiceError

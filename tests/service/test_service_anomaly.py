@@ -13,7 +13,7 @@ import pytest
 from service_support import TRANSFER_OWNERSHIP, Session, World, codes
 
 from sessionward.domain.abi import encode_call, parse_signature
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.config import AnomalyRules
 from sessionward.service.errors import ServiceError
 from sessionward.store.alerts import AlertRecord

@@ -10,7 +10,7 @@ import threading
 import pytest
 from service_support import USD_UNIT, USDX_UNIT, World
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.config import AnomalyRules
 from sessionward.service.errors import ServiceError
 

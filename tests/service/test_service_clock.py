@@ -15,7 +15,7 @@ import pytest
 from service_support import ManualClock, Session, World, codes, make_ops_keys
 
 import anvil_node
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.config import AnomalyRules, Settings
 from sessionward.service.errors import ServiceError
 from sessionward.service.runtime import build_runtime

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import address_from_secret
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.callers import SelfSigned
 from sessionward.service.errors import ServiceError
 from sessionward.store.schema import credentials

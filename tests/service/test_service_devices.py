@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from sessionward.crypto.p256 import generate_private_key, public_key_bytes
 from sessionward.crypto.request_signature import ALG_P256, ALG_SECP256K1
 from sessionward.crypto.secp256k1 import address_from_secret
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.devices import MAX_LIVE_DEVICES, normalize_code
 from sessionward.service.errors import ServiceError

@@ -13,7 +13,7 @@ import pytest
 from service_support import Wallet, World
 from test_service_devices import caller_of, counts, device_key, pair, refused
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 
 

@@ -13,7 +13,7 @@ from typing import cast
 import pytest
 from service_support import Session, World, codes
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 from sessionward.service.revocation import EmergencyScope
 from sessionward.service.waas import Waas

@@ -21,7 +21,7 @@ from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import address_from_secret
 from sessionward.domain import bounds
 from sessionward.domain.grant import enable_storage_words
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.errors import ServiceError
 from sessionward.service.onchain import ENABLE_GAS_MARGIN_PERCENT

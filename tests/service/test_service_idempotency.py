@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from database_support import migrated_sqlite_store
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 from sessionward.service.idempotency import (
     KEY_IN_FLIGHT,

@@ -15,7 +15,7 @@ from service_support import ONCHAIN_ACTIVE, ONCHAIN_REVOKED, Backend, Session, W
 
 from sessionward.chain.errors import ChainUnavailable
 from sessionward.chain.relay_jobs import JobState
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 
 NEVER_INSTALLED = 0

@@ -10,7 +10,7 @@ import threading
 
 from service_support import World
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 
 QUOTES = 40

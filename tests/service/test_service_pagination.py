@@ -17,7 +17,7 @@ import pytest
 from service_support import Backend, Wallet, World
 from sqlalchemy import insert, select, text
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 from sessionward.service.pages import MAX_PAGE, Page
 from sessionward.service.sessions import SessionDetail

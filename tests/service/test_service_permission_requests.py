@@ -11,7 +11,7 @@ import pytest
 from service_support import USDX_UNIT, Backend, Session, Wallet, World
 
 from sessionward.domain.abi import encode_call, parse_signature
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 from sessionward.service.permission_requests import PermissionRequests, permission_context
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from service_support import Backend, Wallet, World
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.callers import Caller
 from sessionward.service.errors import ServiceError
 from sessionward.service.pages import MAX_PAGE, Page

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from service_support import ONCHAIN_ACTIVE, ONCHAIN_REVOKED, Backend, Session, Wallet, World, codes
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 from sessionward.vault.interface import VaultRefusal
 

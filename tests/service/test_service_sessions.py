@@ -10,7 +10,7 @@ import pytest
 from service_support import Backend, Wallet, World, high_s_twin
 
 from sessionward.crypto.secp256k1 import SECP256K1_N, sign_digest
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 
 # --- AuthorizeRemoteAccess ------------------------------------------------------------------

@@ -11,7 +11,7 @@ from service_support import USD_UNIT, Backend, Session, World, codes
 
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.policy import SessionView
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.callers import Caller
 from sessionward.service.errors import ServiceError
 from sessionward.store.sessions import SessionRecord

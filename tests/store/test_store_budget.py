@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from store_support import T0, Seeder
 
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import FEE, NATIVE, USES, Charge, Counter, token_bucket
+from sessionward.reasons import ReasonCode
 from sessionward.store import Store
 from sessionward.store.errors import AlreadyExists
 from sessionward.store.freezes import Scope

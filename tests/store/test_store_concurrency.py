@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pytest
 from store_support import T0, Seeder
 
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import NATIVE, Charge, Counter
+from sessionward.reasons import ReasonCode
 from sessionward.store import Store
 from sessionward.store.budget import ReservationOutcome
 

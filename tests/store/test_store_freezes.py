@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from store_support import T0, Seeder
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.store import Store
 from sessionward.store.freezes import FreezeLiftRefused
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from store_support import T0
 
 from sessionward.crypto.secp256k1 import recover_signer
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.store import Store
 from sessionward.store.vault_keys import SqlKeyRecordStore
 from sessionward.vault.interface import VaultRefusal

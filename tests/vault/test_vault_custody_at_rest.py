@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import update
 
 import anvil_node
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.config import Settings
 from sessionward.service.runtime import build_runtime
 from sessionward.service.vault_tamper import TAMPER_RULE

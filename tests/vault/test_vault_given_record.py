@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from sessionward.crypto.secp256k1 import recover_signer
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.vault.interface import RecordVault, VaultRefusal
 from sessionward.vault.memory import InMemoryKeyRecordStore
 

@@ -12,7 +12,7 @@ import pytest
 
 import sessionward.vault.local as local
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_from_secret, recover_signer
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.vault.interface import KeyHandle, RecordVault, Vault, VaultRefusal
 from sessionward.vault.kek import DataKeyWrapper, KeyEncryptionKey
 from sessionward.vault.local import LocalVault

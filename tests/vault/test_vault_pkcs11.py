@@ -21,7 +21,7 @@ from pkcs11 import exceptions as p11
 from vault_support import T0, SoftHsm
 
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_of, recover_signer
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.vault.backends import open_vault
 from sessionward.vault.hsm import (
     ENV_PIN,

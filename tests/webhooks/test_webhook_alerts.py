@@ -13,7 +13,7 @@ from webhook_support import Receiver
 from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
 from sessionward.domain.abi import encode_call, parse_signature
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.config import Settings
 from sessionward.service.errors import ServiceError

@@ -52,7 +52,7 @@ from sessionward.crypto.http_names import (
     REQUEST_ID_HEADER,
     SIGNATURE_HEADER,
 )
-from sessionward.domain.reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 from sessionward.service.errors import ServiceError
 from sessionward.service.waas import Waas
 

@@ -37,7 +37,7 @@ from sessionward.crypto.request_signature import (
     parse_signature_header,
     verify_request,
 )
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.credentials import RegisteredSigner, credential_key, normalize_public_key
 from sessionward.service.errors import ServiceError

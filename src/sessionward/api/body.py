@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.strict_json import MalformedJson, loads
+from sessionward.reasons import ReasonCode
 
 from .errors import invalid, too_large
 

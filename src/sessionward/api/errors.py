@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from sessionward.domain.decision import Violation
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ErrorKind, ServiceError
 
 # ServiceError.kind -> (HTTP status, the error's short kind).

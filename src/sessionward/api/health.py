@@ -31,7 +31,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.waas import Waas
 from sessionward.store.health import database_outage, write_problem
 

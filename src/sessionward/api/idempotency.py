@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 from sessionward.service.idempotency import IdempotentRequests, StoredAnswer
 

@@ -34,8 +34,8 @@ from sessionward.crypto.http_names import (
 )
 from sessionward.crypto.typed_data import SCHEMA
 from sessionward.domain.envelope import RuleOp
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.strict_json import MAX_SAFE_INTEGER
+from sessionward.reasons import ReasonCode
 from sessionward.service.callers import Role
 from sessionward.service.devices import DeviceStatus
 from sessionward.service.sessions import WIRE_STATUS

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 from .errors import ApiError
 

@@ -14,7 +14,7 @@ Messages never contain key material; they may contain addresses, hashes and node
 
 from __future__ import annotations
 
-from sessionward.domain.reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 
 __all__ = [
     "AlreadyKnown",

@@ -56,7 +56,7 @@ from sessionward.chain.transactions import (
     transaction_hash,
 )
 from sessionward.crypto.secp256k1 import normalize_address
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 __all__ = ["Relayer"]
 

@@ -2,7 +2,7 @@
 """
 @title Revert reasons
 @notice Every refusal of the SessionWard contracts reverts with `Error(string)` whose string is
-        a reason code of docs/protocol.md (sessionward.domain.reasons.ReasonCode), so on-chain
+        a reason code of docs/protocol.md (sessionward.reasons.ReasonCode), so on-chain
         and off-chain verdicts compare mechanically.
 
         A plain `assert cond, "REASON"` costs about 110 bytes of code per site and the account

@@ -48,6 +48,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
+from sessionward.reasons import ReasonCode
+
 from ..crypto.address import is_address_text
 from .abi import ADDRESS as _ADDRESS_TYPE
 from .abi import UINT256 as _UINT256_TYPE
@@ -65,7 +67,6 @@ from .abi import (
     parse_signature,
     parse_type,
 )
-from .reasons import ReasonCode
 
 __all__ = [
     "CALLTYPE_BATCH",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
+
 from .usage import Charge
 
 

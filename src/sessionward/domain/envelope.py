@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from .reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
+
 from .values import (
     InvalidValue,
     format_usd,

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from sessionward.reasons import ReasonCode
+
 from . import bounds
 from .abi import (
     AbiJsonError,
@@ -60,7 +62,6 @@ from .envelope import (
     ValueLimit,
 )
 from .prices import NATIVE_ASSET, PriceSource, max_amount_within
-from .reasons import ReasonCode
 from .values import ZERO_ADDRESS, InvalidValue, format_usd
 
 CUSTOM_ACTION = "custom"

@@ -38,8 +38,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar
 
+from sessionward.reasons import ReasonCode, SessionWardError
+
 from .envelope import Envelope
-from .reasons import ReasonCode, SessionWardError
 from .values import (
     InvalidValue,
     parse_address,

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from sessionward.reasons import ReasonCode
+
 from . import bounds
 from .abi import (
     AbiType,
@@ -29,7 +31,6 @@ from .catalog import Catalog, default_catalog
 from .decision import CallIntent, Decision, Violation
 from .grant import GrantedPermission, Scope
 from .prices import DEFAULT_PRICES, NATIVE_ASSET, PriceSource
-from .reasons import ReasonCode
 from .usage import FEE, NATIVE, RATE, USD, USES, Charge, Usage, token_bucket, window_index
 from .values import UINT256_MAX
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 
 MAX_DEPTH = 32
 _JSON_WHITESPACE = " \t\n\r"  # RFC 8259 allows only these around a document

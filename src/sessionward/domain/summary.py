@@ -28,10 +28,11 @@ from decimal import Decimal
 from typing import Final
 from urllib.parse import urlsplit
 
+from sessionward.reasons import ReasonCode
+
 from .catalog import Catalog
 from .envelope import Envelope, RuleOp
 from .grant import CUSTOM_ACTION, GrantedPermission, Scope, is_approval_like
-from .reasons import ReasonCode
 from .values import InvalidValue, format_usd, short_address
 
 CHAIN_NAMES = {

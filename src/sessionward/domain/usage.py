@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 USES = "uses"
 NATIVE = "native"

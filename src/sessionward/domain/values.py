@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from sessionward.reasons import ReasonCode, SessionWardError
+
 from ..crypto.address import (
     ZERO_ADDRESS,
     AddressChecksumError,
     normalize_address,
     to_checksum_address,
 )
-from .reasons import ReasonCode, SessionWardError
 
 __all__ = [
     "MAX_TIMESTAMP",

@@ -1,6 +1,7 @@
 """The policy path's anomaly rules: alerts, and automatic revocation (docs/design.md section 8).
 
-Called after every recorded decision. Defaults (configurable in :class:`AnomalyRules`):
+Told about every recorded decision (:meth:`AnomalyMonitor.observe`, in the transaction that
+records it; its actions run after the commit). Defaults (configurable in :class:`AnomalyRules`):
 
 - any context mismatch (``CHAIN_MISMATCH``, ``ACCOUNT_MISMATCH``) → revoke the session;
 - any forbidden-action attempt (``NON_DELEGABLE_ACTION``, ``SELF_CALL_FORBIDDEN``,
@@ -27,9 +28,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from sessionward.domain.decision import Decision
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import NATIVE, TOKEN_PREFIX, USD, Charge, Usage, window_index
 from sessionward.domain.values import UINT256_MAX
+from sessionward.reasons import ReasonCode
 from sessionward.store.alerts import AlertRecord, AlertSink
 from sessionward.store.anomaly_counters import AnomalyCounters
 from sessionward.store.decisions import DecisionEvent
@@ -84,14 +85,6 @@ class AnomalyMonitor:
         self._revocations = revocations
         self._sink = sink
         self._counters = AnomalyCounters(rt.store.db)
-
-    def __call__(
-        self, event: DecisionEvent, decision: Decision, usage: Usage | None = None
-    ) -> None:
-        """Observe a decision and act on it at once (:meth:`observe`, then its action)."""
-        act = self.observe(event, decision, usage)
-        if act is not None:
-            act()
 
     def observe(
         self, event: DecisionEvent, decision: Decision, usage: Usage | None = None

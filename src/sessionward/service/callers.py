@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 from .errors import ServiceError
 

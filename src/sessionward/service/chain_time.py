@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 from sessionward.chain.errors import ChainError
 from sessionward.chain.interface import Chain
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 from .errors import unavailable
 

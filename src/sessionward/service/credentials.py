@@ -8,9 +8,9 @@ from typing import TypedDict
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sessionward.crypto.request_signature import ALG_P256, ALG_SECP256K1, CredentialKey
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.summary import check_app_metadata
 from sessionward.domain.values import InvalidValue, parse_address
+from sessionward.reasons import ReasonCode
 from sessionward.store.credentials import CredentialRecord
 from sessionward.store.errors import AlreadyExists
 

@@ -41,7 +41,7 @@ import secrets
 from typing import Final, Literal, TypedDict
 
 from sessionward.crypto.request_signature import ALG_P256
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.store.devices import DeviceRecord, OwnerDevices, PairedVia, code_hash
 from sessionward.store.errors import AlreadyExists
 

@@ -23,7 +23,7 @@ import uuid
 
 from sessionward.chain.errors import ChainError
 from sessionward.chain.relay_jobs import JobState, RelayJob
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.store.database import Database
 from sessionward.store.decisions import DecisionEvent
 from sessionward.store.lease import LeaseFence, Leases

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from sessionward.domain.decision import Violation
-from sessionward.domain.reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 
 ErrorKind = Literal[
     "invalid",

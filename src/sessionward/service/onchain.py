@@ -19,7 +19,7 @@ from sessionward.chain.relay_jobs import DuplicateRelayJob, RelayJob
 from sessionward.crypto.secp256k1 import normalize_address
 from sessionward.crypto.typed_data import SCHEMA
 from sessionward.domain.bounds import MAX_TRANSACTION_GAS, enable_gas_ceiling
-from sessionward.domain.reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 from sessionward.store.database import Database
 from sessionward.store.relay_jobs import SqlRelayJobStore
 

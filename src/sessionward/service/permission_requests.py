@@ -24,7 +24,7 @@ from sessionward.domain.permission_request import (
     envelope_from_permission_request,
     permission_response,
 )
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 from .callers import Caller
 from .errors import ServiceError, conflict, not_found

@@ -47,7 +47,7 @@ from typing import Final
 from sessionward.chain.errors import ChainError, ExecutionReverted
 from sessionward.chain.relay_jobs import JobState, RelayJob
 from sessionward.domain.grant import enable_storage_words
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.store.alerts import AlertRecord, AlertSink
 from sessionward.store.relay_jobs import SqlRelayJobStore
 from sessionward.store.sessions import SessionRecord

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Final, Literal, TypedDict
 
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.store.alerts import AlertRecord, AlertSink
 from sessionward.store.freezes import FreezeLiftRefused
 

@@ -45,9 +45,9 @@ from sessionward.domain.decision import GrantRefused
 from sessionward.domain.envelope import Envelope, EnvelopeMalformed
 from sessionward.domain.grant import Scope, enable_storage_words, validate_grant
 from sessionward.domain.policy import SessionStatus, SessionView
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.summary import summarize
 from sessionward.domain.usage import FEE, NATIVE, RATE, USD, USES, token_bucket, window_index
+from sessionward.reasons import ReasonCode
 from sessionward.store.credentials import CredentialRecord
 from sessionward.store.sessions import SessionRecord
 from sessionward.store.wallets import WalletRecord

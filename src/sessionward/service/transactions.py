@@ -29,8 +29,8 @@ from sessionward.domain.abi import (
 from sessionward.domain.calldata import CalldataError, account_execution, unwrap_request
 from sessionward.domain.decision import CallIntent, Decision, Violation
 from sessionward.domain.policy import CallRequest, evaluate
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import Charge, Usage
+from sessionward.reasons import ReasonCode
 from sessionward.store.decisions import DecisionEvent
 from sessionward.store.execution import SignedCall
 from sessionward.store.sessions import SessionRecord

@@ -107,6 +107,7 @@ class Waas:
         if self._loop is not None:
             self._loop.stop()
             self._loop = None
+        self.dispatcher.signal.close()  # its notifying thread, if it ever rang on PostgreSQL
         if self._webhooks is not None:
             self._webhooks.close()
             self._webhooks = None

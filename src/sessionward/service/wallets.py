@@ -15,7 +15,7 @@ from sessionward.crypto.owner_signature import verify_owner_signature
 from sessionward.crypto.registration import MAX_NONCE, registration_digest
 from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import SignatureError
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 from sessionward.store.errors import AlreadyExists
 from sessionward.store.wallets import WalletRecord
 

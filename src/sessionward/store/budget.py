@@ -42,8 +42,8 @@ import orjson
 from sqlalchemy import Connection, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from sessionward.domain.reasons import ReasonCode
 from sessionward.domain.usage import Charge, Counter, Usage
+from sessionward.reasons import ReasonCode
 
 from .database import Database
 from .errors import AlreadyExists, StateChurn

@@ -34,8 +34,8 @@ from typing import Any, Final
 
 from sqlalchemy import Connection
 
-from sessionward.domain.reasons import ReasonCode, SessionWardError
 from sessionward.domain.usage import Charge, Usage
+from sessionward.reasons import ReasonCode, SessionWardError
 from sessionward.vault.interface import KeyRecord
 
 from . import faults
@@ -116,7 +116,7 @@ class Executions:
         ``signing_key``), so the vault need not read it again in a transaction of its own.
 
         ``decision`` (the allowing decision event) is recorded in the same transaction.
-        ``sign`` may raise a :class:`~sessionward.domain.reasons.SessionWardError` (the vault
+        ``sign`` may raise a :class:`~sessionward.reasons.SessionWardError` (the vault
         refusing): the transaction then rolls back and its code is reported.
         """
         try:

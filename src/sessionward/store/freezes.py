@@ -21,7 +21,7 @@ from typing import Final, Literal, cast
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from sessionward.domain.reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 
 from .database import Database
 from .schema import credentials, freeze_lift_approvals, freezes, wallets

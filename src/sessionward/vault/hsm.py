@@ -52,7 +52,7 @@ from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_of
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 from .interface import KeyHandle, KeyRecord, KeyRecordStore, VaultRefusal
 from .key_files import read_private_key_file

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from sessionward.domain.reasons import SessionWardError
+from sessionward.reasons import SessionWardError
 
 
 class VaultRefusal(SessionWardError):

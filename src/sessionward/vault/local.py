@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_from_secret, sign_digest
-from sessionward.domain.reasons import ReasonCode
+from sessionward.reasons import ReasonCode
 
 from .interface import KeyHandle, KeyRecord, KeyRecordStore, VaultRefusal
 from .kek import DataKeyWrapper

@@ -8,7 +8,7 @@ argument path while they propagate and become the public errors at its boundary.
 
 from __future__ import annotations
 
-from ..reasons import ReasonCode, SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 
 __all__ = [
     "AbiEncodeError",
