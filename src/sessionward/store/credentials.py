@@ -57,7 +57,7 @@ def _record(m: RowValues) -> CredentialRecord:
     )
 
 
-class Credentials:
+class CredentialRecords:
     """Registration, lookup and revocation of credentials."""
 
     def __init__(self, db: Database) -> None:
@@ -131,7 +131,7 @@ class Credentials:
 
         Linearizable with reservations: it closes the revocation gate, so once it returns no
         reservation for a session of this credential can succeed. (The sessions themselves are
-        revoked separately, by :meth:`Sessions.revoke_sessions_of_credential`.)
+        revoked separately, by :meth:`SessionRecords.revoke_sessions_of_credential`.)
         """
         with self._db.writing(durable=True) as conn:
             self._db.close_gate(conn)

@@ -18,7 +18,7 @@ from typing import Final, Literal, cast
 
 from sqlalchemy import and_, func, insert, select, update
 
-from .credentials import CredentialRecord, Credentials
+from .credentials import CredentialRecord, CredentialRecords
 from .database import Database
 from .schema import credentials, owner_devices, pairing_codes
 from .sql import RowValues
@@ -97,7 +97,7 @@ def _device(m: RowValues) -> DeviceRecord:
 class OwnerDevices:
     """Devices of wallets, and the pairing codes that add them."""
 
-    def __init__(self, db: Database, credential_store: Credentials) -> None:
+    def __init__(self, db: Database, credential_store: CredentialRecords) -> None:
         self._db = db
         self._credentials = credential_store
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from .alerts import Alerts
 from .audit import AuditLog
 from .budget import Budget
-from .credentials import Credentials
+from .credentials import CredentialRecords
 from .database import Database, resolve_url
 from .decisions import Decisions
 from .execution import Executions
@@ -25,11 +25,11 @@ from .idempotency import IdempotencyKeys
 from .nonces import Nonces, SqlReplayStore
 from .relay_jobs import SqlRelayJobStore
 from .schema import ALL_TABLES
-from .sessions import Sessions
+from .sessions import SessionRecords
 from .telemetry import Telemetry
 from .transactions import Transactions
 from .vault_keys import SqlKeyRecordStore
-from .wallets import Wallets
+from .wallets import WalletRecords
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK: Final = 0x5E55_1011_3A7D  # advisory lock serialising concurrent upgrades
@@ -43,9 +43,9 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db: Final = db
-        self.wallets: Final = Wallets(db)
-        self.credentials: Final = Credentials(db)
-        self.sessions: Final = Sessions(db)
+        self.wallets: Final = WalletRecords(db)
+        self.credentials: Final = CredentialRecords(db)
+        self.sessions: Final = SessionRecords(db)
         self.budget: Final = Budget(db)
         self.nonces: Final = Nonces(db)
         self.replay: Final = SqlReplayStore(self.nonces)

@@ -123,7 +123,7 @@ def _record(m: RowValues) -> SessionRecord:
     )
 
 
-class Sessions:
+class SessionRecords:
     """Creation, approval, lookup and revocation of sessions."""
 
     def __init__(self, db: Database) -> None:

@@ -45,7 +45,7 @@ def _record(m: RowValues) -> WalletRecord:
     )
 
 
-class Wallets:
+class WalletRecords:
     """Registration and lookup of wallets. A (chain, account) pair is registered once."""
 
     def __init__(self, db: Database) -> None:
