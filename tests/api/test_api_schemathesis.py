@@ -37,7 +37,16 @@ from sessionward.api import SessionWardApi
 from sessionward.api.methods import METHODS
 from sessionward.service.waas import Waas
 
-OWNER_METHODS = {"AuthorizeRemoteAccess", "ApproveSession", "ListAccess", "RevokeAccess"}
+OWNER_METHODS = {
+    "AuthorizeRemoteAccess",
+    "ImportPermissionRequest",
+    "ApproveSession",
+    "ListAccess",
+    "RevokeAccess",
+    "CreatePairingCode",
+    "ListDevices",
+    "RevokeDevice",
+}
 OPS_METHODS = {"EmergencyRevoke", "LiftFreeze"}
 ID_FIELDS = {"walletId", "sessionId", "credentialId", "txnId"}
 ID_PATTERN = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
