@@ -203,6 +203,11 @@ class DevChain(Chain, Protocol):
         """Set an account's balance."""
         ...
 
+    def set_code(self, address: str, code: bytes) -> None:
+        """Put ``code`` (runtime code, as a deployment would leave it) at ``address``; the
+        account's balance, nonce and storage are kept."""
+        ...
+
     def mine(self) -> None:
         """Mine one (empty) block."""
         ...
