@@ -445,6 +445,10 @@ class EmbeddedChain:
         with self._lock:
             self._state.set_balance(_raw_address(address), wei)
 
+    def set_code(self, address: str, code: bytes) -> None:
+        with self._lock:
+            self._env.set_code(normalize_address(address), bytes(code))
+
     def mine(self) -> None:
         """Mine an empty block stamped with the clock (the previous block's time if the clock
         has not moved past it)."""

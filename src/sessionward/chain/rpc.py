@@ -333,6 +333,9 @@ class RpcChain:
     def set_balance(self, address: str, wei: int) -> None:
         self._rpc.request("anvil_setBalance", [normalize_address(address), to_quantity(wei)])
 
+    def set_code(self, address: str, code: bytes) -> None:
+        self._rpc.request("anvil_setCode", [normalize_address(address), to_data(code)])
+
     def mine(self) -> None:
         self._rpc.request("evm_mine", [])
 
