@@ -1,0 +1,127 @@
+"""A wallet the service creates validates its owner's ERC-7739 nested typed-data signatures:
+the service's own deployment puts the verifier the accounts call at its fixed address, on the
+in-process chain (which has no deterministic deployment proxy) and on anvil (which has one).
+
+The signature is built from the ERC text (``TypedDataSign`` over the wallet's ``SessionWard``
+domain, implicit description mode), as tests/contracts/test_erc7739.py checks against viem.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from service_support import ManualClock, Wallet, World, make_ops_keys
+
+import anvil_node
+from sessionward.chain.artifacts import ERC7739_VERIFIER, nested_typed_data_verifier
+from sessionward.chain.demo import demo_contract
+from sessionward.crypto.keccak import keccak256
+from sessionward.crypto.secp256k1 import sign_digest
+from sessionward.service.config import Settings
+from sessionward.service.runtime import DEPLOYMENT_FILE, build_runtime
+from sessionward.service.waas import Waas
+
+MAGIC = bytes.fromhex("1626ba7e")
+INVALID = bytes.fromhex("ffffffff")
+MAIL_TYPE = b"Mail(string contents)"
+TYPED_DATA_SIGN = (
+    b"TypedDataSign(Mail contents,string name,string version,uint256 chainId,"
+    b"address verifyingContract,bytes32 salt)" + MAIL_TYPE
+)
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[str]:
+    yield from anvil_node.session_node(31337)
+
+
+@pytest.fixture(scope="module", params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    data_dir = tmp_path_factory.mktemp(f"erc7739-{request.param}")
+    if request.param == "embedded":
+        built = World.build(data_dir)
+    else:
+        ops = make_ops_keys()
+        settings = Settings(
+            data_dir=data_dir,
+            rpc_url=request.getfixturevalue("anvil"),
+            ops_credentials=tuple(o.credential for o in ops),
+        )
+        clock = ManualClock()
+        built = World(Waas(build_runtime(settings, clock=clock)), clock, ops)
+    yield built
+    built.close()
+
+
+def app_domain(chain_id: int) -> bytes:
+    """A dapp's EIP-712 domain separator (``name``, ``version``, ``chainId``)."""
+    typehash = keccak256(b"EIP712Domain(string name,string version,uint256 chainId)")
+    return keccak256(
+        typehash + keccak256(b"Ether Mail") + keccak256(b"1") + chain_id.to_bytes(32, "big")
+    )
+
+
+def mail(text: bytes) -> bytes:
+    """``hashStruct(Mail{contents: text})``."""
+    return keccak256(keccak256(MAIL_TYPE) + keccak256(text))
+
+
+def nested_signature(wallet: Wallet, chain_id: int, domain: bytes, contents: bytes) -> bytes:
+    """The owner's ERC-7739 ``TypedDataSign`` signature of the dapp's ``Mail`` for ``wallet``:
+    ``ownerSignature ‖ appDomainSeparator ‖ contents ‖ contentsType ‖ uint16 length``."""
+    struct = keccak256(
+        keccak256(TYPED_DATA_SIGN)
+        + contents
+        + keccak256(b"SessionWard")
+        + keccak256(b"1")
+        + chain_id.to_bytes(32, "big")
+        + bytes(12)
+        + bytes.fromhex(wallet.account[2:])
+        + bytes(32)
+    )
+    owner_signature = sign_digest(wallet.owner_secret, keccak256(b"\x19\x01" + domain + struct))
+    return owner_signature + domain + contents + MAIL_TYPE + len(MAIL_TYPE).to_bytes(2, "big")
+
+
+def is_valid_signature(world: World, account: str, digest: bytes, signature: bytes) -> bytes:
+    account_code = demo_contract("SessionAccount")
+    data = account_code.encode("isValidSignature", digest, signature)
+    (answer,) = account_code.decode_output("isValidSignature", world.chain.call(account, data))
+    assert isinstance(answer, bytes)
+    return answer
+
+
+def test_the_service_deploys_the_verifier_the_accounts_call_and_records_it(world: World) -> None:
+    assert world.rt.deployment.erc7739_verifier == ERC7739_VERIFIER
+    assert world.chain.get_code(ERC7739_VERIFIER) == nested_typed_data_verifier().runtime
+    if world.rt.settings.rpc_url is not None:  # a node's deployment is kept for other processes
+        record = Path(world.rt.settings.data_dir) / DEPLOYMENT_FILE
+        assert json.loads(record.read_text())["erc7739_verifier"] == ERC7739_VERIFIER
+
+
+def test_a_wallet_created_through_the_service_validates_its_owners_nested_typed_data_signature(
+    world: World,
+) -> None:
+    wallet = world.wallet(usdx=0, approve_router=False)
+    chain_id = world.rt.chain_id
+    domain, contents = app_domain(chain_id), mail(b"Hello, Bob!")
+    app_hash = keccak256(b"\x19\x01" + domain + contents)
+    signature = nested_signature(wallet, chain_id, domain, contents)
+    assert is_valid_signature(world, wallet.account, app_hash, signature) == MAGIC
+
+
+def test_the_nested_signature_does_not_validate_on_another_wallet_of_the_service(
+    world: World,
+) -> None:
+    wallet = world.wallet(usdx=0, approve_router=False)
+    other = world.wallet(usdx=0, approve_router=False)
+    chain_id = world.rt.chain_id
+    domain, contents = app_domain(chain_id), mail(b"Hello, Bob!")
+    app_hash = keccak256(b"\x19\x01" + domain + contents)
+    signature = nested_signature(wallet, chain_id, domain, contents)
+    assert is_valid_signature(world, other.account, app_hash, signature) == INVALID
