@@ -75,6 +75,18 @@ class Dispatcher:
             for job in changed:
                 self._apply(job)
 
+    def poll_receipts(self) -> None:
+        """Only look for the receipts of submitted calls and record their outcomes (what the
+        loop does between full rounds while a call waits to be mined)."""
+        with self._lock:
+            try:
+                changed = self._rt.relayer.poll()
+            except ChainError as exc:
+                _log.warning("receipt poll failed: %s", exc)
+                return
+            for job in changed:
+                self._apply(job)
+
     def reconcile(self) -> None:
         """At start-up: settle the relayer's outstanding jobs, then every outcome, then compare
         every session the chain can contradict with the chain (:mod:`.reconciler`)."""
@@ -216,9 +228,10 @@ def _outcome_event(
 class DispatcherLoop:
     """Runs :meth:`Dispatcher.step` in a daemon thread, on the node that holds the relayer
     lease of its chain (:mod:`sessionward.store.lease`): at once when the dispatcher is woken
-    (:meth:`Dispatcher.wake`, in process or, on PostgreSQL, from another node), every
-    :data:`RECEIPT_POLL_S` while a submitted call waits for its receipt, and otherwise every
-    ``interval`` seconds (the slow poll that finds whatever no wake announced).
+    (:meth:`Dispatcher.wake`, in process or, on PostgreSQL, from another node), and otherwise
+    every ``interval`` seconds (the slow poll that finds whatever no wake announced). While a
+    submitted call waits for its receipt, it also looks for receipts (only:
+    :meth:`Dispatcher.poll_receipts`) every :data:`RECEIPT_POLL_S`.
 
     Every node runs one; a heartbeat thread renews the node's lease (or tries to take an
     expired one) every third of ``lease_ttl_s``, whatever a relaying round is doing. The lease fences the node's relay-job store: every
@@ -291,6 +304,8 @@ class DispatcherLoop:
             target=self._heartbeat, name="sessionward-relayer-lease", daemon=True
         )
         heartbeat.start()
+        receipts_only = False
+        last_round = float("-inf")
         while not self._stop.is_set():
             wait = self._interval
             try:
@@ -304,14 +319,20 @@ class DispatcherLoop:
                         self._term = epoch
                         _log.info("relayer lease held: %s, epoch %d", self._fence.name, epoch)
                         self._begin_term()
-                    self._lead()
+                        receipts_only = False
+                    if receipts_only and time.monotonic() - last_round < self._interval:
+                        self._dispatcher.poll_receipts()  # nothing new was announced
+                    else:
+                        last_round = time.monotonic()
+                        self._lead()
             except Exception:  # never let the loop die: a node that stops relaying stays silent
                 _log.exception("dispatcher loop round failed")
             signal = self._dispatcher.signal
             signal.leading = self._fence.epoch is not None
-            if signal.leading and self._dispatcher.runtime.relayer.awaiting_receipt:
+            awaiting = signal.leading and self._dispatcher.runtime.relayer.awaiting_receipt
+            if awaiting:
                 wait = min(wait, RECEIPT_POLL_S)
-            signal.wait(wait)
+            receipts_only = not signal.wait(wait) and awaiting
         heartbeat.join(timeout=10)
 
     def _heartbeat(self) -> None:
