@@ -10,7 +10,8 @@ chain by default, anvil in tests) because it only uses signed transactions plus
 
 1. the ``SessionAccount`` implementation (constructor: the ERC-4337 EntryPoint, zero for none);
 2. the ``SessionAccountFactory`` over that implementation (both by
-   :func:`~sessionward.chain.artifacts.deploy_account_contracts`);
+   :func:`~sessionward.chain.artifacts.deploy_account_contracts`, which also puts the ERC-7739
+   verifier at its fixed address first if it is not there yet);
 3. the demo tokens ``USDX`` (6 decimals) and ``WETHX`` (18 decimals) — snekmate ERC-20s with
    ``permit`` and ``increaseAllowance``, owned and mintable by the deployer;
 4. the ``DemoRouter`` and its reserves (minted straight to it): 2,000,000 USDX and 1,000 WETHX,
@@ -111,6 +112,7 @@ def deploy_demo(
         entry_point=accounts.entry_point,
         implementation=accounts.implementation,
         factory=accounts.factory,
+        erc7739_verifier=accounts.erc7739_verifier,
         router=router.address,
         tokens={symbol: token.address for symbol, token in tokens.items()},
         relayer=None if relayer is None else relayer.lower(),
