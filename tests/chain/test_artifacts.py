@@ -34,6 +34,7 @@ from sessionward.chain.artifacts import (
     ensure_erc7739_verifier,
     nested_typed_data_verifier,
 )
+from sessionward.chain.contracts import transact
 from sessionward.chain.embedded import EmbeddedChain
 from sessionward.chain.interface import Chain, DevChain
 from sessionward.chain.rpc import RpcChain
@@ -118,6 +119,25 @@ def test_a_verifier_that_disagrees_with_the_accounts_constant_is_refused_before_
     with pytest.raises(VerifierMismatch, match="disagree"):
         deploy_account_contracts(chain, funded)
     assert chain.get_transaction_count(funded.address, "latest") == 0
+
+
+def test_a_verifier_deployed_meanwhile_by_another_process_counts_as_deployed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chain = EmbeddedChain(chain_id=1)
+    mine, other = LocalTransactionSigner(b"\x01" * 32), LocalTransactionSigner(b"\x02" * 32)
+    for signer in (mine, other):
+        chain.set_balance(signer.address, 10**20)
+    make_proxy = artifacts.ensure_create2_proxy
+
+    def proxy_then_another_process_deploys(chain_: Chain, signer: Any) -> None:
+        make_proxy(chain_, signer)
+        initcode = nested_typed_data_verifier().initcode
+        transact(chain_, other, to=CREATE2_PROXY, data=ERC7739_VERIFIER_SALT + initcode)
+
+    monkeypatch.setattr(artifacts, "ensure_create2_proxy", proxy_then_another_process_deploys)
+    assert ensure_erc7739_verifier(chain, mine) == ERC7739_VERIFIER
+    assert chain.get_transaction_count(mine.address, "latest") == 0
 
 
 def test_a_proxy_that_creates_elsewhere_is_refused(

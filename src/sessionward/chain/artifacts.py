@@ -20,12 +20,13 @@ from typing import Final
 
 from sessionward.chain.contracts import (
     ContractArtifact,
+    TransactionFailed,
     compile_vyper,
     deploy,
     transact,
     wait_for_receipt,
 )
-from sessionward.chain.errors import ChainError
+from sessionward.chain.errors import ChainError, ExecutionReverted
 from sessionward.chain.interface import Chain, DevChain
 from sessionward.chain.signer import TransactionSigner
 from sessionward.contracts import source_path
@@ -167,7 +168,8 @@ def ensure_erc7739_verifier(chain: Chain, signer: TransactionSigner) -> str:
     """Make sure the verifier's code sits at :data:`ERC7739_VERIFIER`; returns the address.
 
     Idempotent: nothing is sent when code is already there. Else the proxy is made available
-    (:func:`ensure_create2_proxy`) and ``signer`` calls it with ``salt ‖ initcode``. Raises
+    (:func:`ensure_create2_proxy`) and ``signer`` calls it with ``salt ‖ initcode`` (a
+    deployment that fails because the verifier appeared meanwhile counts as done). Raises
     :class:`VerifierMismatch` before sending anything when the compiled verifier's CREATE2
     address is not the account's constant, and after when the expected code is not at it."""
     if chain.get_code(ERC7739_VERIFIER):
@@ -180,7 +182,14 @@ def ensure_erc7739_verifier(chain: Chain, signer: TransactionSigner) -> str:
             f"{ERC7739_VERIFIER}: the verifier and the account's constant disagree"
         )
     ensure_create2_proxy(chain, signer)
-    transact(chain, signer, to=CREATE2_PROXY, data=ERC7739_VERIFIER_SALT + verifier.initcode)
+    try:
+        transact(chain, signer, to=CREATE2_PROXY, data=ERC7739_VERIFIER_SALT + verifier.initcode)
+    except (ExecutionReverted, TransactionFailed):
+        # The proxy reverts when the address is taken: another process sharing the node may
+        # have deployed the verifier since the check above.
+        if chain.get_code(ERC7739_VERIFIER) != verifier.runtime:
+            raise
+        return ERC7739_VERIFIER
     landed = chain.get_code(ERC7739_VERIFIER)
     if landed != verifier.runtime:
         raise VerifierMismatch(
