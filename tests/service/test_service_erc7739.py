@@ -16,8 +16,10 @@ import pytest
 from service_support import ManualClock, Wallet, World, make_ops_keys
 
 import anvil_node
+from sessionward.chain import artifacts
 from sessionward.chain.artifacts import ERC7739_VERIFIER, nested_typed_data_verifier
 from sessionward.chain.demo import demo_contract
+from sessionward.chain.rpc import RpcChain
 from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.secp256k1 import sign_digest
 from sessionward.service.config import Settings
@@ -125,3 +127,26 @@ def test_the_nested_signature_does_not_validate_on_another_wallet_of_the_service
     app_hash = keccak256(b"\x19\x01" + domain + contents)
     signature = nested_signature(wallet, chain_id, domain, contents)
     assert is_valid_signature(world, other.account, app_hash, signature) == INVALID
+
+
+@pytest.mark.anvil
+def test_a_node_restarted_over_a_record_older_than_the_verifier_deploys_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with anvil_node.running(31337) as url:
+        settings = Settings(data_dir=tmp_path, rpc_url=url, run_relayer=False)
+        with monkeypatch.context() as before_the_verifier:
+            before_the_verifier.setattr(artifacts, "ensure_erc7739_verifier", lambda *_: "")
+            build_runtime(settings).close()
+        record = tmp_path / DEPLOYMENT_FILE
+        doc = json.loads(record.read_text())
+        del doc["erc7739_verifier"]
+        record.write_text(json.dumps(doc))
+        with RpcChain(url) as chain:
+            assert chain.get_code(ERC7739_VERIFIER) == b""
+        runtime = build_runtime(settings)
+        try:
+            assert runtime.deployment.erc7739_verifier == ERC7739_VERIFIER
+            assert runtime.chain.get_code(ERC7739_VERIFIER) == nested_typed_data_verifier().runtime
+        finally:
+            runtime.close()

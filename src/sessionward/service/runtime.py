@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from sessionward.chain.artifacts import ensure_erc7739_verifier
 from sessionward.chain.demo import DemoDeployment, deploy_demo
 from sessionward.chain.interface import Chain, DevChain
 from sessionward.chain.relayer import Relayer
@@ -169,6 +170,8 @@ def _deployment(
     path = data_dir / DEPLOYMENT_FILE
     if not embedded and path.is_file():
         doc = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(chain, DevChain):  # a record older than the ERC-7739 verifier: add it
+            ensure_erc7739_verifier(chain, deployer)
         return DemoDeployment(**doc)
     if not isinstance(chain, DevChain):
         raise RuntimeError(
