@@ -23,7 +23,7 @@ import logging
 import threading
 from typing import Any, Final
 
-from .database import Database, driver_of
+from .database import Database
 
 __all__ = ["RelaySignal"]
 
@@ -105,26 +105,38 @@ class RelaySignal:
                 self._notifier.start()
 
     def _notify(self) -> None:
-        engine = self._db.engine.execution_options(isolation_level="AUTOCOMMIT")
-        while True:
-            self._outgoing.wait()
-            if self._closed.is_set():
-                return
-            self._outgoing.clear()  # rings from now on make another notification
-            try:
-                with engine.connect() as conn:
-                    driver_of(conn).execute("SELECT pg_notify(%s, '')", (self._channel,))
-            except Exception:  # the loop's own poll finds the work: a hint was lost
-                _log.warning("relay notification not sent", exc_info=True)
+        conn: Any = None
+        try:
+            while True:
+                self._outgoing.wait()
+                if self._closed.is_set():
+                    return
+                self._outgoing.clear()  # rings from now on make another notification
+                try:
+                    if conn is None:
+                        conn = self._own_connection()
+                    conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+                except Exception:  # the loop's own poll finds the work: a hint was lost
+                    _log.warning("relay notification not sent", exc_info=True)
+                    _closed(conn)
+                    conn = None
+        finally:
+            _closed(conn)
+
+    def _own_connection(self) -> Any:
+        """A psycopg connection of this signal's own (never handed back to the pool), in
+        autocommit: one round trip per statement."""
+        raw = self._db.engine.raw_connection()
+        conn: Any = raw.driver_connection
+        raw.detach()
+        conn.autocommit = True
+        return conn
 
     def _listen(self) -> None:
         while not self._closed.is_set():
             conn: Any = None
             try:
-                raw = self._db.engine.raw_connection()
-                conn = raw.driver_connection
-                raw.detach()  # a connection of its own, never handed back to the pool
-                conn.autocommit = True
+                conn = self._own_connection()
                 conn.execute(f'LISTEN "{self._channel}"')
                 while not self._closed.is_set():
                     for _ in conn.notifies(timeout=_LISTEN_TICK_S, stop_after=1):
@@ -134,8 +146,13 @@ class RelaySignal:
                     _log.warning("relay notifications not heard; retrying", exc_info=True)
                     self._closed.wait(_RECONNECT_S)
             finally:
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except Exception:  # already broken
-                        _log.debug("listen connection not closed cleanly", exc_info=True)
+                _closed(conn)
+
+
+def _closed(conn: Any) -> None:
+    """Close a connection of a signal's own, if any."""
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # already broken
+            _log.debug("relay signal connection not closed cleanly", exc_info=True)
