@@ -1,4 +1,4 @@
-"""Transaction signing and decoding: ``sessionward.chain.transactions`` vs ``eth-account`` in the
+"""Transaction signing and decoding: ``sessionward.chain.ethereum_transactions`` vs ``eth-account`` in the
 same run (issue 15: keep a hand-written path only if a benchmark shows it matters).
 
 Measures, per second on one core, for the relayer's two transaction shapes (a type-2 ERC-20
@@ -29,7 +29,7 @@ from eth_account import Account
 from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from hexbytes import HexBytes
 
-from sessionward.chain.transactions import (
+from sessionward.chain.ethereum_transactions import (
     Eip1559Transaction,
     SetCodeTransaction,
     decode_signed_transaction,

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from sessionward.chain.errors import InvalidTransaction
-from sessionward.chain.interface import Chain, FeeSuggestion
-from sessionward.chain.signer import TransactionSigner
-from sessionward.chain.transactions import (
+from sessionward.chain.ethereum_transactions import (
     Authorization,
     Eip1559Transaction,
     SetCodeTransaction,
     UnsignedTransaction,
     transaction_hash,
 )
+from sessionward.chain.interface import Chain, FeeSuggestion
+from sessionward.chain.signer import TransactionSigner
 
 CHAIN_ID = 31337
 ONE_ETH = 10**18

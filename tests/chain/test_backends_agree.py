@@ -12,10 +12,10 @@ from chain_support import CHAIN_ID, ONE_ETH, send
 from sessionward.chain.contracts import ContractArtifact, DeployedContract, wait_for_receipt
 from sessionward.chain.demo import demo_contract
 from sessionward.chain.embedded import EmbeddedChain
+from sessionward.chain.ethereum_transactions import sign_authorization
 from sessionward.chain.interface import DevChain, Receipt
 from sessionward.chain.rpc import RpcChain
 from sessionward.chain.signer import LocalTransactionSigner
-from sessionward.chain.transactions import sign_authorization
 
 pytestmark = pytest.mark.anvil
 

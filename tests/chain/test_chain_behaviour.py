@@ -25,9 +25,9 @@ from sessionward.chain.errors import (
     NonceTooLow,
     ReplacementUnderpriced,
 )
+from sessionward.chain.ethereum_transactions import Authorization, sign_authorization
 from sessionward.chain.interface import CallRequest, Chain, DevChain
 from sessionward.chain.signer import LocalTransactionSigner
-from sessionward.chain.transactions import Authorization, sign_authorization
 from sessionward.crypto.keccak import keccak256
 
 STRANGER = "0x" + "42" * 20

@@ -14,6 +14,7 @@ from sqlalchemy import delete
 from database_support import migrated_postgresql_store, migrated_sqlite_store
 from sessionward.chain.contracts import DeployedContract
 from sessionward.chain.embedded import EmbeddedChain
+from sessionward.chain.ethereum_transactions import sign_authorization
 from sessionward.chain.relay_jobs import (
     DuplicateRelayJob,
     InMemoryRelayJobStore,
@@ -23,7 +24,6 @@ from sessionward.chain.relay_jobs import (
 )
 from sessionward.chain.relayer import Relayer
 from sessionward.chain.signer import LocalTransactionSigner
-from sessionward.chain.transactions import sign_authorization
 from sessionward.store import Store, open_store
 from sessionward.store.relay_jobs import SqlRelayJobStore, relay_jobs
 

@@ -14,7 +14,7 @@ from rlp.sedes import big_endian_int  # type: ignore[import-untyped]
 
 
 def encode(item: Any) -> bytes:
-    """As chain/transactions.py encodes: bytes and lists, no type inference."""
+    """As chain/ethereum_transactions.py encodes: bytes and lists, no type inference."""
     encoded: bytes = rlp.encode(item, infer_serializer=False)
     return encoded
 

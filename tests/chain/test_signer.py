@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from sessionward.chain.ethereum_transactions import Eip1559Transaction, decode_signed_transaction
 from sessionward.chain.signer import (
     RELAYER_KEY_ENV,
     LocalTransactionSigner,
     RelayerKeyError,
     TransactionSigner,
 )
-from sessionward.chain.transactions import Eip1559Transaction, decode_signed_transaction
 from sessionward.crypto.secp256k1 import address_from_secret
 
 SECRET_HEX = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"

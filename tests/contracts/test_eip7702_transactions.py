@@ -22,8 +22,8 @@ from sessionward.chain.contracts import (
 )
 from sessionward.chain.demo import demo_contract, deploy_demo
 from sessionward.chain.embedded import EmbeddedChain
+from sessionward.chain.ethereum_transactions import SetCodeTransaction, sign_authorization
 from sessionward.chain.signer import LocalTransactionSigner
-from sessionward.chain.transactions import SetCodeTransaction, sign_authorization
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto import typed_data
 from sessionward.crypto.keccak import keccak256

@@ -32,9 +32,9 @@ from sessionward.chain.contracts import (
     wait_for_receipt,
 )
 from sessionward.chain.demo import DemoDeployment, demo_contract, deploy_demo
+from sessionward.chain.ethereum_transactions import SetCodeTransaction, sign_authorization
 from sessionward.chain.interface import DevChain
 from sessionward.chain.signer import LocalTransactionSigner
-from sessionward.chain.transactions import SetCodeTransaction, sign_authorization
 from sessionward.contracts.encoding import (
     PackedUserOperation,
     grant_struct,

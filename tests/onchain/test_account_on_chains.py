@@ -35,8 +35,8 @@ from onchain_support import (
 )
 
 from sessionward.chain.contracts import compile_vyper, deploy, wait_for_receipt
+from sessionward.chain.ethereum_transactions import SetCodeTransaction, sign_authorization
 from sessionward.chain.interface import DevChain, Receipt
-from sessionward.chain.transactions import SetCodeTransaction, sign_authorization
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto import typed_data
 from sessionward.domain.calldata import Call, encode_batch_execution, mode_batch

@@ -39,7 +39,7 @@ from sessionward.reasons import ReasonCode
 from sessionward.service.callers import Role
 from sessionward.service.devices import DeviceStatus
 from sessionward.service.sessions import WIRE_STATUS
-from sessionward.store.transactions import TransactionStatus
+from sessionward.store.transaction_records import TransactionStatus
 
 from . import models
 from .errors import ERROR_KINDS

@@ -4,7 +4,7 @@
   :class:`DevChain` test helpers;
 - :mod:`~sessionward.chain.embedded`: the in-process chain (titanoboa / py-evm), the default;
 - :mod:`~sessionward.chain.rpc` over :mod:`~sessionward.chain.jsonrpc`: any JSON-RPC node;
-- :mod:`~sessionward.chain.transactions`: type-2 and type-4 (EIP-7702) transactions, encoded
+- :mod:`~sessionward.chain.ethereum_transactions`: type-2 and type-4 (EIP-7702) transactions, encoded
   with the ``rlp`` package and signed with libsecp256k1;
 - :mod:`~sessionward.chain.relayer`, :mod:`~sessionward.chain.relay_jobs`,
   :mod:`~sessionward.chain.signer`: exactly-once submission from the service's hot key;

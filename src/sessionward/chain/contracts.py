@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from sessionward.chain.errors import ChainError
+from sessionward.chain.ethereum_transactions import Eip1559Transaction
 from sessionward.chain.interface import CallRequest, Chain, Receipt
 from sessionward.chain.signer import TransactionSigner
-from sessionward.chain.transactions import Eip1559Transaction
 from sessionward.domain.abi import (
     CalldataMalformed,
     FunctionSignature,

@@ -5,7 +5,7 @@ How raw transactions are applied (the design choice the module is built on): tit
 does. :meth:`EmbeddedChain.send_raw_transaction` therefore
 
 1. decodes and checks the envelope with our own strict decoder
-   (:func:`sessionward.chain.transactions.decode_signed_transaction`: canonical RLP, low ``s``,
+   (:func:`sessionward.chain.ethereum_transactions.decode_signed_transaction`: canonical RLP, low ``s``,
    recoverable sender) and checks what a node checks at submission (chain id, nonce, gas
    limits, base fee, balance, EIP-3607 sender without code);
 2. hands the *same bytes*, decoded by py-evm's own transaction builder, to py-evm's
@@ -52,6 +52,11 @@ from sessionward.chain.errors import (
     ReplacementUnderpriced,
     TransactionRejected,
 )
+from sessionward.chain.ethereum_transactions import (
+    SignedTransaction,
+    TransactionDecodingError,
+    decode_signed_transaction,
+)
 from sessionward.chain.interface import (
     BlockTag,
     CallRequest,
@@ -61,11 +66,6 @@ from sessionward.chain.interface import (
     TransactionView,
 )
 from sessionward.chain.revert import decode_revert_reason
-from sessionward.chain.transactions import (
-    SignedTransaction,
-    TransactionDecodingError,
-    decode_signed_transaction,
-)
 from sessionward.crypto.secp256k1 import normalize_address
 
 __all__ = ["EmbeddedChain"]

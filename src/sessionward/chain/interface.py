@@ -14,7 +14,7 @@ Conventions:
   except where its docstring says otherwise;
 - failures raise :class:`sessionward.chain.errors.ChainError` subclasses.
 
-Transactions are built and signed in Python (:mod:`sessionward.chain.transactions`) and handed
+Transactions are built and signed in Python (:mod:`sessionward.chain.ethereum_transactions`) and handed
 over as raw bytes; the chain never holds a key.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from sessionward.chain.transactions import Authorization
+from sessionward.chain.ethereum_transactions import Authorization
 from sessionward.crypto.secp256k1 import normalize_address
 
 __all__ = [

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
 
-from sessionward.chain.transactions import Authorization
+from sessionward.chain.ethereum_transactions import Authorization
 from sessionward.crypto.secp256k1 import normalize_address
 
 __all__ = [

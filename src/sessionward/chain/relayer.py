@@ -45,16 +45,16 @@ from sessionward.chain.errors import (
     ReplacementUnderpriced,
     TransactionRejected,
 )
-from sessionward.chain.interface import CallRequest, Chain, FeeSuggestion, Receipt
-from sessionward.chain.relay_jobs import OUTSTANDING, JobState, RelayJob, RelayJobStore
-from sessionward.chain.signer import TransactionSigner
-from sessionward.chain.transactions import (
+from sessionward.chain.ethereum_transactions import (
     Authorization,
     Eip1559Transaction,
     SetCodeTransaction,
     UnsignedTransaction,
     transaction_hash,
 )
+from sessionward.chain.interface import CallRequest, Chain, FeeSuggestion, Receipt
+from sessionward.chain.relay_jobs import OUTSTANDING, JobState, RelayJob, RelayJobStore
+from sessionward.chain.signer import TransactionSigner
 from sessionward.crypto.secp256k1 import normalize_address
 from sessionward.reasons import ReasonCode
 

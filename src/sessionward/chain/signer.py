@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Protocol, runtime_checkable
 
-from sessionward.chain.transactions import UnsignedTransaction, sign_transaction
+from sessionward.chain.ethereum_transactions import UnsignedTransaction, sign_transaction
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_from_secret
 from sessionward.vault.key_files import read_private_key_file
 

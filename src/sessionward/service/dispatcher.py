@@ -29,7 +29,7 @@ from sessionward.store.decisions import DecisionEvent
 from sessionward.store.lease import LeaseFence, Leases
 from sessionward.store.relay_jobs import SqlRelayJobStore
 from sessionward.store.relay_signal import RelaySignal
-from sessionward.store.transactions import TransactionRecord
+from sessionward.store.transaction_records import TransactionRecord
 
 from .reconciler import Reconciler
 from .runtime import Runtime

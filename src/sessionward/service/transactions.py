@@ -34,7 +34,7 @@ from sessionward.reasons import ReasonCode
 from sessionward.store.decisions import DecisionEvent
 from sessionward.store.execution import SignedCall
 from sessionward.store.sessions import SessionRecord
-from sessionward.store.transactions import TransactionRecord
+from sessionward.store.transaction_records import TransactionRecord
 from sessionward.vault.interface import KeyRecord
 
 from .anomaly import velocity_charges

@@ -27,7 +27,7 @@ from .relay_jobs import SqlRelayJobStore
 from .schema import ALL_TABLES
 from .sessions import SessionRecords
 from .telemetry import Telemetry
-from .transactions import Transactions
+from .transaction_records import TransactionRecords
 from .vault_keys import SqlKeyRecordStore
 from .wallets import WalletRecords
 
@@ -54,7 +54,7 @@ class Store:
         self.freezes: Final = Freezes(db)
         self.audit: Final = AuditLog(db)
         self.vault_keys: Final = SqlKeyRecordStore(db)
-        self.transactions: Final = Transactions(db)
+        self.transactions: Final = TransactionRecords(db)
         self.relay_jobs: Final = SqlRelayJobStore(db)
         self.executions: Final = Executions(db, self.budget, self.audit)
         self.idempotency: Final = IdempotencyKeys(db)

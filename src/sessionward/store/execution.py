@@ -45,7 +45,7 @@ from .database import Database
 from .decisions import DecisionEvent, Decisions
 from .schema import vault_keys
 from .sql import Select, Sql
-from .transactions import Transactions
+from .transaction_records import TransactionRecords
 from .vault_keys import _record as key_record
 
 
@@ -139,7 +139,7 @@ class Executions:
                 key = None if signing_key is None else _key_in(conn, signing_key)
                 signed = sign(call_nonce, key)
                 faults.point("execute.after_sign")
-                if not Transactions.mark_pending_in(
+                if not TransactionRecords.mark_pending_in(
                     conn,
                     txn_id,
                     reservation_id=reservation_id,

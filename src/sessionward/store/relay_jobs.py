@@ -34,8 +34,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from sessionward.chain.ethereum_transactions import (
+    decode_authorization_list,
+    encode_authorization_list,
+)
 from sessionward.chain.relay_jobs import DuplicateRelayJob, JobState, RelayJob
-from sessionward.chain.transactions import decode_authorization_list, encode_authorization_list
 from sessionward.crypto.secp256k1 import normalize_address
 
 from . import faults

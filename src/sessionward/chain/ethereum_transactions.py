@@ -17,7 +17,7 @@ non-minimal lengths, wrapped single bytes and trailing bytes). Signatures come f
 :func:`sessionward.crypto.secp256k1.sign_digest` (libsecp256k1: low ``s``, ``v`` 27/28), so
 ``yParity = v - 27``. Decoding (:func:`decode_signed_transaction`) is strict: canonical RLP,
 minimal integers, field ranges, ``yParity`` in {0, 1}, low ``s``, and a recoverable non-zero
-sender. The bytes equal eth-account's (``tests/chain/test_transactions.py``); signing and
+sender. The bytes equal eth-account's (``tests/chain/test_ethereum_transactions.py``); signing and
 decoding stay here rather than in eth-account because eth-account's path is 3.5-7x slower to
 sign and 4.5-8x slower to decode in the same run (``bench/tx_signing.py``, docs/benchmarks.md), is
 not a declared runtime dependency, and its decoder accepts the high-``s`` twin of a signature.

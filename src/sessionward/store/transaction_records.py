@@ -93,7 +93,7 @@ def _record(m: RowValues) -> TransactionRecord:
     )
 
 
-class Transactions:
+class TransactionRecords:
     """Quotes and executions of session calls."""
 
     def __init__(self, db: Database) -> None:

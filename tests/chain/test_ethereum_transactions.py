@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rlp.sedes import big_endian_int  # type: ignore[import-untyped]
 
-from sessionward.chain.transactions import (
+from sessionward.chain.ethereum_transactions import (
     AccessListEntry,
     Authorization,
     Eip1559Transaction,
