@@ -351,7 +351,8 @@ class World:
     def settle(self) -> None:
         """Relay what is queued (deploys, installs, calls, removals: the embedded chain mines
         each at once, so one dispatcher round carries it through) and bring the clock level
-        with the chain (each block is stamped at least a second after the previous one)."""
+        with the chain (a block is stamped with the clock, never behind the previous block, so
+        the chain can be ahead of a clock that has not moved since)."""
         self.waas.dispatcher.step()
         self.clock.advance_to(self.chain.block_timestamp())
 
