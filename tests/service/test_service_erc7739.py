@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,48 @@ def test_a_node_restarted_over_a_record_older_than_the_verifier_deploys_it(
             assert runtime.chain.get_code(ERC7739_VERIFIER) == nested_typed_data_verifier().runtime
         finally:
             runtime.close()
+
+
+class _ProductionNode:
+    """A node that is not a development chain (no set_balance, set_code, mine, time_travel):
+    everything else is the in-process chain's."""
+
+    _DEV_ONLY = frozenset({"set_balance", "set_code", "mine", "time_travel"})
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        if name in self._DEV_ONLY:
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def test_a_node_on_a_real_network_without_the_verifier_warns_and_deploys_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sessionward.chain.embedded import EmbeddedChain
+    from sessionward.chain.interface import DevChain
+    from sessionward.chain.signer import LocalTransactionSigner
+    from sessionward.service import runtime
+
+    deployer = LocalTransactionSigner(keccak256(b"erc7739 warning deployer"))
+    inner = EmbeddedChain(chain_id=1)
+    inner.set_balance(deployer.address, 10**21)
+    with pytest.MonkeyPatch.context() as before_the_verifier:
+        before_the_verifier.setattr(artifacts, "ensure_erc7739_verifier", lambda *_: "")
+        deployment = runtime.deploy_demo(inner, deployer=deployer, relayer=deployer.address)
+    doc = {k: v for k, v in asdict(deployment).items() if k != "erc7739_verifier"}
+    (tmp_path / DEPLOYMENT_FILE).write_text(json.dumps(doc))
+    node = _ProductionNode(inner)
+    assert not isinstance(node, DevChain)
+    with caplog.at_level("WARNING", logger="sessionward.runtime"):
+        runtime._deployment(
+            node,  # type: ignore[arg-type]
+            tmp_path,
+            deployer.address,
+            deployer,
+            embedded=False,
+        )
+    assert inner.get_code(ERC7739_VERIFIER) == b""
+    assert any("no ERC-7739 verifier" in r.getMessage() for r in caplog.records)

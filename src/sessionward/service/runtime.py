@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from sessionward.chain.artifacts import ensure_erc7739_verifier
+from sessionward.chain.artifacts import ERC7739_VERIFIER, ensure_erc7739_verifier
 from sessionward.chain.demo import DemoDeployment, deploy_demo
 from sessionward.chain.interface import Chain, DevChain
 from sessionward.chain.relayer import Relayer
@@ -172,6 +172,14 @@ def _deployment(
         doc = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(chain, DevChain):  # a record older than the ERC-7739 verifier: add it
             ensure_erc7739_verifier(chain, deployer)
+        elif not chain.get_code(ERC7739_VERIFIER):
+            # Not ours to deploy on a real network without being asked; say what it costs.
+            _log.warning(
+                "no ERC-7739 verifier at %s on chain %d: the wallets' owners' nested typed-data "
+                "signatures (ERC-1271 through ERC-7739) will be refused until it is deployed",
+                ERC7739_VERIFIER,
+                chain.chain_id,
+            )
         return DemoDeployment(**doc)
     if not isinstance(chain, DevChain):
         raise RuntimeError(
