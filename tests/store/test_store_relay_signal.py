@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
+from store_support import PG_URL
 
-from sessionward.store import Store
+from sessionward.store import Store, open_store
 from sessionward.store.relay_signal import RelaySignal
 
 
@@ -24,14 +24,14 @@ def test_a_ring_wakes_the_waiter_in_process(store: Store) -> None:
     signal.close()
 
 
-def test_a_ring_on_another_node_reaches_the_relaying_node(
-    store: Store, open_another: Callable[[int], Store]
-) -> None:
-    if store.db.is_sqlite:
-        pytest.skip("one SQLite file has one relaying process: rings stay in process")
-    relaying = RelaySignal(store.db)
+@pytest.mark.postgres
+def test_a_ring_on_another_node_reaches_the_relaying_node(pg_store: Store) -> None:
+    """PostgreSQL only: one SQLite file has one relaying process, so its rings stay in
+    process (the test above)."""
+    relaying = RelaySignal(pg_store.db)
     relaying.leading = True
-    other = RelaySignal(open_another(2).db)  # another node, not relaying: it notifies
+    another_node = open_store(PG_URL, schema=pg_store.db.schema, pool_size=2)
+    other = RelaySignal(another_node.db)  # another node, not relaying: it notifies
     try:
         relaying.listen()
         time.sleep(0.5)  # LISTEN is in place
@@ -43,3 +43,4 @@ def test_a_ring_on_another_node_reaches_the_relaying_node(
     finally:
         relaying.close()
         other.close()
+        another_node.close()
