@@ -54,7 +54,7 @@ from pkcs11.util.ec import encode_named_curve_parameters
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_of
 from sessionward.reasons import ReasonCode
 
-from .interface import KeyHandle, KeyRecord, KeyRecordStore, VaultRefusal
+from .interface import KeyHandle, KeyRecord, KeyRecordStore, VaultRefusal, usable_record
 from .key_files import read_private_key_file
 
 SECP256K1_OID: Final = "1.3.132.0.10"
@@ -345,7 +345,7 @@ class Pkcs11Vault:
             raise ValueError("a digest is 32 bytes")
         if record is not None and record.key_id != key_id:
             raise ValueError("the record is not the record of this key")
-        record = self._usable(key_id, now, record)
+        record = usable_record(self._records, key_id, now, record)
         if record.ciphertext != reference(key_id) or record.wrapped_data_key or record.nonces:
             self._tampered(key_id, "is not the token record of this key")
             raise VaultRefusal(
@@ -380,19 +380,6 @@ class Pkcs11Vault:
                 ReasonCode.SIGNING_REFUSED, f"key {key_id} record does not match the token key"
             )
         return signature
-
-    def _usable(self, key_id: str, now: int, record: KeyRecord | None) -> KeyRecord:
-        if record is None:
-            record = self._records.get(key_id)
-        if record is None:
-            raise VaultRefusal(ReasonCode.KEY_UNKNOWN, f"no key {key_id}")
-        if record.destroyed_at is not None or not record.ciphertext:
-            raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} was destroyed")
-        if record.disabled_at is not None:
-            raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} is disabled")
-        if record.not_after is not None and now >= record.not_after:
-            raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} has expired")
-        return record
 
     def _tampered(self, key_id: str, what: str) -> None:
         _security_log.error(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from sessionward.reasons import SessionWardError
+from sessionward.reasons import ReasonCode, SessionWardError
 
 
 class VaultRefusal(SessionWardError):
@@ -114,3 +114,23 @@ class KeyRecordStore(Protocol):
         """Wipe ``ciphertext`` and ``wrapped_data_key`` and set ``destroyed_at`` (and
         ``disabled_at`` if unset); False if unknown or already destroyed."""
         ...
+
+
+def usable_record(
+    records: KeyRecordStore, key_id: str, now: int, record: KeyRecord | None = None
+) -> KeyRecord:
+    """The record of ``key_id`` (``record`` if the caller already read it, else read fresh) if
+    it may sign at ``now``; else a :class:`VaultRefusal`: ``KEY_UNKNOWN`` for no record,
+    ``SIGNING_REFUSED`` for a destroyed, disabled or expired key. Every backend checks a key's
+    state here before it signs, so the rules cannot differ between backends."""
+    if record is None:
+        record = records.get(key_id)
+    if record is None:
+        raise VaultRefusal(ReasonCode.KEY_UNKNOWN, f"no key {key_id}")
+    if record.destroyed_at is not None or not record.ciphertext:
+        raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} was destroyed")
+    if record.disabled_at is not None:
+        raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} is disabled")
+    if record.not_after is not None and now >= record.not_after:
+        raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} has expired")
+    return record

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sessionward.crypto.secp256k1 import SECP256K1_N, address_from_secret, sign_digest
 from sessionward.reasons import ReasonCode
 
-from .interface import KeyHandle, KeyRecord, KeyRecordStore, VaultRefusal
+from .interface import KeyHandle, KeyRecord, KeyRecordStore, VaultRefusal, usable_record
 from .kek import DataKeyWrapper
 
 _NONCE: Final = 12
@@ -167,16 +167,7 @@ class LocalVault:
                 _security_log.exception("could not raise the alert for vault record %s", key_id)
 
     def _usable(self, key_id: str, now: int, record: KeyRecord | None = None) -> KeyRecord:
-        if record is None:
-            record = self._records.get(key_id)
-        if record is None:
-            raise VaultRefusal(ReasonCode.KEY_UNKNOWN, f"no key {key_id}")
-        if record.destroyed_at is not None or not record.ciphertext:
-            raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} was destroyed")
-        if record.disabled_at is not None:
-            raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} is disabled")
-        if record.not_after is not None and now >= record.not_after:
-            raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} has expired")
+        record = usable_record(self._records, key_id, now, record)
         if len(record.nonces) != 2 * _NONCE or len(record.ciphertext) != _SECRET + _TAG:
             raise VaultRefusal(ReasonCode.SIGNING_REFUSED, f"key {key_id} record is malformed")
         return record
