@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from coincurve import PrivateKey
-from crypto_support import OWNER_SECRET, SESSION_SECRET
+from crypto_support import EIP55_TEST_CASES, OWNER_SECRET, SESSION_SECRET
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_defunct
 from eth_utils.address import to_checksum_address as eth_utils_checksum
@@ -161,21 +161,8 @@ class TestVerifySigner:
         assert caught.value.code is ReasonCode.SIGNATURE_MALLEABLE
 
 
-# EIP-55's own examples (all-caps and all-lower are what the checksum gives for those).
-EIP55_EXAMPLES = [
-    "0x52908400098527886E0F7030069857D2E4169EE7",
-    "0x8617E340B3D01FA5F11F306F4090FD50E238070D",
-    "0xde709f2102306220921060314715629080e2fb77",
-    "0x27b1fdb04752bbc536007a920d24acb045561c26",
-    "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-    "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
-    "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB",
-    "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
-]
-
-
 class TestAddresses:
-    @pytest.mark.parametrize("address", EIP55_EXAMPLES)
+    @pytest.mark.parametrize("address", EIP55_TEST_CASES)
     def test_checksum_matches_the_eip55_examples(self, address: str) -> None:
         assert to_checksum_address(address.lower()) == address
         assert is_checksum_valid(address)
