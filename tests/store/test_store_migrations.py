@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 from store_support import PG_URL
 
 from sessionward.store import Store, open_store
@@ -20,48 +18,25 @@ TABLES = set(metadata.tables)
 HEAD = "0008"  # the newest migration in store/migrations/versions
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    ]
-)
-def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store on a database (or PostgreSQL schema) that has never been migrated."""
-    if request.param == "sqlite":
-        store = open_store(data_dir=tmp_path)
-        yield store
-        store.close()
-        return
-    schema = f"sw_mig_{uuid.uuid4().hex[:16]}"
-    store = open_store(PG_URL, schema=schema)
-    yield store
-    store.close()
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
-
-
 def table_names(store: Store) -> set[str]:
     return set(inspect(store.db.engine).get_table_names())
 
 
-def test_upgrade_from_empty_creates_every_table(empty_store: Store) -> None:
-    assert empty_store.current_revision() is None
-    empty_store.upgrade()
-    assert empty_store.current_revision() == HEAD
-    assert table_names(empty_store) == TABLES | {"alembic_version"}
+def test_upgrade_from_empty_creates_every_table(unmigrated_store: Store) -> None:
+    assert unmigrated_store.current_revision() is None
+    unmigrated_store.upgrade()
+    assert unmigrated_store.current_revision() == HEAD
+    assert table_names(unmigrated_store) == TABLES | {"alembic_version"}
 
 
-def test_downgrade_to_base_and_upgrade_again_round_trips(empty_store: Store) -> None:
-    empty_store.upgrade()
-    empty_store.downgrade("base")
-    assert empty_store.current_revision() is None
-    assert table_names(empty_store) == {"alembic_version"}
-    empty_store.upgrade()
-    assert table_names(empty_store) == TABLES | {"alembic_version"}
-    empty_store.wallets.add(
+def test_downgrade_to_base_and_upgrade_again_round_trips(unmigrated_store: Store) -> None:
+    unmigrated_store.upgrade()
+    unmigrated_store.downgrade("base")
+    assert unmigrated_store.current_revision() is None
+    assert table_names(unmigrated_store) == {"alembic_version"}
+    unmigrated_store.upgrade()
+    assert table_names(unmigrated_store) == TABLES | {"alembic_version"}
+    unmigrated_store.wallets.add(
         wallet_id="w",
         chain_id=1,
         account="0x" + "1" * 40,
@@ -69,18 +44,18 @@ def test_downgrade_to_base_and_upgrade_again_round_trips(empty_store: Store) -> 
         owner_kind="eoa",
         now=1,
     )
-    assert empty_store.wallets.get("w") is not None
+    assert unmigrated_store.wallets.get("w") is not None
 
 
-def test_upgrade_is_idempotent(empty_store: Store) -> None:
-    empty_store.upgrade()
-    empty_store.upgrade()
-    assert empty_store.current_revision() == HEAD
+def test_upgrade_is_idempotent(unmigrated_store: Store) -> None:
+    unmigrated_store.upgrade()
+    unmigrated_store.upgrade()
+    assert unmigrated_store.current_revision() == HEAD
 
 
-def test_migrated_schema_matches_the_table_metadata(empty_store: Store) -> None:
-    empty_store.upgrade()
-    with empty_store.db.engine.connect() as conn:
+def test_migrated_schema_matches_the_table_metadata(unmigrated_store: Store) -> None:
+    unmigrated_store.upgrade()
+    with unmigrated_store.db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, metadata) == []
 
