@@ -17,8 +17,8 @@ from sessionward.api.methods import METHODS
 from sessionward.api.openapi import EXAMPLES, METHOD_REASONS, openapi_document
 from sessionward.crypto.typed_data import SCHEMA
 from sessionward.domain.envelope import _ENVELOPE_FIELDS, RuleOp
+from sessionward.domain.wire_types import WIRE_STATUS
 from sessionward.reasons import ReasonCode
-from sessionward.service.sessions import WIRE_STATUS
 from sessionward.service.waas import Waas
 
 DOCUMENT = openapi_document()
@@ -117,3 +117,23 @@ def test_real_answers_validate_against_the_typed_schemas(
     conforms(listed, "ListAccessResponse")
     refusal = api.call("GetSession", {"sessionId": "ses_nope"}, world.owner).json()
     conforms(refusal, "Error")
+
+
+def test_the_wire_enums_have_one_home_that_store_service_and_document_share() -> None:
+    from typing import get_args
+
+    from sessionward.domain import wire_types
+    from sessionward.service import callers, devices, sessions
+    from sessionward.store import credentials, transaction_records
+
+    assert callers.Role is credentials.Role is wire_types.Role
+    assert devices.DeviceStatus is wire_types.DeviceStatus
+    assert transaction_records.TransactionStatus is wire_types.TransactionStatus
+    assert sessions.WIRE_STATUS is wire_types.WIRE_STATUS
+    views = {
+        ("CredentialView", "role"): wire_types.Role,
+        ("DeviceView", "status"): wire_types.DeviceStatus,
+        ("TransactionView", "status"): wire_types.TransactionStatus,
+    }
+    for (component, prop), literal in views.items():
+        assert SCHEMAS[component]["properties"][prop]["enum"] == list(get_args(literal))

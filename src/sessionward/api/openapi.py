@@ -35,11 +35,8 @@ from sessionward.crypto.http_names import (
 from sessionward.crypto.typed_data import SCHEMA
 from sessionward.domain.envelope import RuleOp
 from sessionward.domain.strict_json import MAX_SAFE_INTEGER
+from sessionward.domain.wire_types import WIRE_STATUS, DeviceStatus, Role, TransactionStatus
 from sessionward.reasons import ReasonCode
-from sessionward.service.callers import Role
-from sessionward.service.devices import DeviceStatus
-from sessionward.service.sessions import WIRE_STATUS
-from sessionward.store.transaction_records import TransactionStatus
 
 from . import models
 from .errors import ERROR_KINDS

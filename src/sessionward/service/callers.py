@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
+from sessionward.domain.wire_types import Role
 from sessionward.reasons import ReasonCode
 
 from .errors import ServiceError
-
-Role = Literal["backend", "owner", "ops"]
 
 
 @dataclass(frozen=True, slots=True)

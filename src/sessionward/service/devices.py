@@ -38,9 +38,10 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from typing import Final, Literal, TypedDict
+from typing import Final, TypedDict
 
 from sessionward.crypto.request_signature import ALG_P256
+from sessionward.domain.wire_types import DeviceStatus
 from sessionward.reasons import ReasonCode
 from sessionward.store.devices import DeviceRecord, OwnerDevices, PairedVia, code_hash
 from sessionward.store.errors import AlreadyExists
@@ -59,8 +60,6 @@ MIN_DEVICE_TTL_S: Final = 10
 CODE_BYTES: Final = 15  # 120 bits: 24 base32 characters
 _CODE_TEXT: Final = re.compile(r"^[A-Z2-7]{24}$")
 _CURSOR: Final = re.compile(r"^[A-Za-z0-9_=-]{1,256}$")
-
-DeviceStatus = Literal["active", "expired", "revoked"]
 
 
 class DeviceView(TypedDict):

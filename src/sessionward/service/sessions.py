@@ -47,6 +47,7 @@ from sessionward.domain.grant import Scope, enable_storage_words, validate_grant
 from sessionward.domain.policy import SessionStatus, SessionView
 from sessionward.domain.summary import summarize
 from sessionward.domain.usage import FEE, NATIVE, RATE, USD, USES, token_bucket, window_index
+from sessionward.domain.wire_types import WIRE_STATUS
 from sessionward.reasons import ReasonCode
 from sessionward.store.credentials import CredentialRecord
 from sessionward.store.sessions import SessionRecord
@@ -70,16 +71,6 @@ _DOMAIN_STATUS: Final[dict[str, SessionStatus]] = {
     "revoking": SessionStatus.REVOKED,
     "revoked": SessionStatus.REVOKED,
     "expired": SessionStatus.ACTIVE,
-}
-# What ``status`` says on the wire (the vocabulary clients have always seen).
-WIRE_STATUS: Final[dict[str, str]] = {
-    "pending_approval": "pending",
-    "installing": "pending",
-    "active": "active",
-    "suspended": "suspended",
-    "revoking": "revoked",
-    "revoked": "revoked",
-    "expired": "expired",
 }
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import cast
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
+
+from sessionward.domain.wire_types import ROLES, Role
 
 from .database import Database
 from .errors import AlreadyExists
@@ -14,9 +16,6 @@ from .schema import credentials
 from .sql import RowValues, Select
 
 _BY_ID = Select(credentials, "id = :credential_id")
-
-Role = Literal["backend", "owner", "ops"]
-ROLES: tuple[Role, ...] = ("backend", "owner", "ops")
 
 
 @dataclass(frozen=True, slots=True)

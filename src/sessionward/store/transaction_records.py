@@ -21,6 +21,8 @@ from typing import Literal
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
+from sessionward.domain.wire_types import TransactionStatus
+
 from .database import Database
 from .errors import AlreadyExists
 from .schema import transactions
@@ -53,8 +55,6 @@ _MARK_PENDING = Sql(
     """,
     uint256=["call_nonce"],
 )
-
-TransactionStatus = Literal["quoted", "pending", "executed", "failed", "denied"]
 
 
 @dataclass(frozen=True, slots=True)
