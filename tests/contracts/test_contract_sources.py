@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import boa
@@ -32,6 +36,10 @@ from sessionward.reasons import ReasonCode
 # Reason codes only the contracts use (proposed for ReasonCode; see docs/contracts.md).
 CONTRACT_ONLY_REASONS = {"NOT_AUTHORIZED", "STORAGE_LAYOUT_MISMATCH"}
 EIP170_LIMIT = 24_576
+# SessionAccount's storage layout and ABI as deployed: factory proxies and EIP-7702 accounts
+# keep their storage across implementation upgrades, so a refactoring of the contract modules
+# must leave both exactly as recorded here. Regenerate only for an intended, documented change.
+INTERFACE_FIXTURE = Path(__file__).with_name("session_account_interface.json")
 
 
 def _vyper_constants(name: str) -> dict[str, str]:
@@ -84,6 +92,32 @@ def test_a_reason_constant_reverts_with_its_name_as_the_error_string(
     code = eval(_vyper_constants("reasons")[name])
     with boa.reverts(name):
         harness.fail(code)
+
+
+@cache
+def _compiled_interface(name: str) -> dict[str, Any]:
+    """The ABI and storage/code layout vyper reports for the deployable ``name``."""
+    from vyper.compiler import compile_from_file_input
+    from vyper.compiler.input_bundle import FilesystemInputBundle
+
+    path = source_path(name)
+    bundle = FilesystemInputBundle([path.parent, *(Path(p) for p in sys.path if p)])
+    output = compile_from_file_input(
+        bundle.load_file(path), input_bundle=bundle, output_formats=["abi", "layout"]
+    )
+    return {"abi": output["abi"], **output["layout"]}
+
+
+def test_the_account_storage_layout_is_the_deployed_one() -> None:
+    recorded = json.loads(INTERFACE_FIXTURE.read_text())
+    compiled = _compiled_interface("SessionAccount")
+    assert compiled["storage_layout"] == recorded["storage_layout"]
+    assert compiled["code_layout"] == recorded["code_layout"]
+
+
+def test_the_account_abi_is_the_deployed_one_entry_for_entry() -> None:
+    recorded = json.loads(INTERFACE_FIXTURE.read_text())
+    assert _compiled_interface("SessionAccount")["abi"] == recorded["abi"]
 
 
 def test_the_account_fits_the_eip170_code_size_limit() -> None:
