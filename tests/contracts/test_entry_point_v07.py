@@ -148,6 +148,28 @@ def test_an_out_of_scope_session_op_is_refused_by_the_entry_point_and_costs_noth
     assert wallet.contract.fee_budget(key.address) == ETHER
 
 
+def test_a_forged_session_signature_is_refused_by_the_entry_point_and_costs_nothing(
+    world: World, wallet: Wallet
+) -> None:
+    """The account pays the prefund before answering SIG_VALIDATION_FAILED (ERC-4337), and
+    the EntryPoint reverts the whole handleOps (AA24): no charge, no payment, no call."""
+    key = make_key("forged")
+    _grant(wallet, world, key, ETHER)
+    wallet_nonce = world.entry_point.getNonce(wallet.address, 0)
+    data = wallet.contract.execute_session_op.prepare_calldata(key.address, *single(record(world)))
+    op = user_op(wallet.address, data, nonce=wallet_nonce)
+    mallory = make_key("mallory")
+    forged = mallory.sign(personal_message_hash(world.entry_point.getUserOpHash(op)))
+    op = with_signature(op, session_user_op_signature(key.address, forged))
+    before = _money(world, mallory.address)
+    reverted = _handle_ops(world, op, mallory.address, sender=mallory.address)
+    assert reverted is not None and b"AA24 signature error" in reverted
+    assert _money(world, mallory.address) == before
+    assert wallet.contract.fee_budget(key.address) == ETHER
+    assert world.entry_point.getNonce(wallet.address, 0) == wallet_nonce
+    assert world.target.calls() == 0
+
+
 def test_a_mined_session_op_costs_the_account_at_most_what_its_budget_was_charged(
     world: World, wallet: Wallet
 ) -> None:

@@ -168,7 +168,11 @@ def _validate_session_op(userOp: PackedUserOperation, userOpHash: bytes32, missi
          3. every inner call is in scope: mode, encoding, self-call, maximum approvals,
             target and selector, static argument rules, per-call value cap (the reason
             codes of `sessions._enforce` rules 1-5);
-         4. the signature is the key's (else SIG_VALIDATION_FAILED, nothing charged or paid);
+         4. the signature is the key's, else SIG_VALIDATION_FAILED, returned only after step
+            5's charge and prefund as ERC-4337 asks: the EntryPoint then reverts the whole
+            operation (AA24), so nothing is charged or paid on chain, while a bundler's gas
+            estimate, which simulates with changed gas fields and so a stale or stub
+            signature, sees the prefund paid instead of failing AA21;
          5. the fee budget: the most this operation can cost the account, (all gas limits,
             paymaster gas included) × maxFeePerGas, is charged against the session's
             `maxFeeWei` budget (FEE_LIMIT_EXCEEDED when over; zero when a paymaster pays),
@@ -200,9 +204,8 @@ def _validate_session_op(userOp: PackedUserOperation, userOpHash: bytes32, missi
         (address, bytes32, Bytes[erc7579.MAX_EXECUTION_BYTES]),
     )
     sessions._check_op_scope(state, mode, execution)
-    # 4.
-    if eip712._try_recover(eip712._eth_signed_digest(userOpHash), slice(userOp.signature, 21, 65)) != session_key:
-        return SIG_VALIDATION_FAILED
+    # 4. Checked here, answered after the prefund (see the docstring).
+    signed: bool = eip712._try_recover(eip712._eth_signed_digest(userOpHash), slice(userOp.signature, 21, 65)) == session_key
     valid_after: uint256 = (state >> sessions.ST_VALID_AFTER) & sessions.MASK48
     expires_at: uint256 = (state >> sessions.ST_EXPIRES_AT) & sessions.MASK48
     if expires_at <= 1:
@@ -215,6 +218,8 @@ def _validate_session_op(userOp: PackedUserOperation, userOpHash: bytes32, missi
     if missingAccountFunds > sessions._charge_fee(session_key, gas_units, max_fee_per_gas):
         reasons._fail(reasons.FEE_LIMIT_EXCEEDED)
     self._pay_prefund(missingAccountFunds)
+    if not signed:
+        return SIG_VALIDATION_FAILED
     if valid_after != 0:
         valid_after -= 1
     return ((expires_at - 1) << 160) | (valid_after << 208)
