@@ -48,7 +48,7 @@ def _vyper_constants(name: str) -> dict[str, str]:
 
 
 def test_python_bounds_equal_the_contract_bounds() -> None:
-    sessions = _vyper_constants("sessions")
+    grants = _vyper_constants("session_grants")
     execution = _vyper_constants("erc7579")
     auth = _vyper_constants("account_auth")
     for name in (
@@ -59,11 +59,11 @@ def test_python_bounds_equal_the_contract_bounds() -> None:
         "MAX_DESTINATIONS",
         "MAX_TOKEN_LIMITS",
     ):
-        assert int(sessions[name]) == getattr(contracts, name), name
+        assert int(grants[name]) == getattr(contracts, name), name
     assert int(execution["MAX_BATCH"]) == contracts.MAX_BATCH
     assert int(execution["MAX_EXECUTION_BYTES"]) == contracts.MAX_EXECUTION_BYTES
     assert int(auth["MAX_OWNER_SIGNATURE"]) == contracts.MAX_OWNER_SIGNATURE
-    text = source_path("sessions").read_text()
+    text = source_path("session_grants").read_text()
     for field, bound in contracts.STRING_BOUNDS.items():
         assert f"String[{bound}]" in text, field
     assert contracts.MAX_RULE_VALUES >= contracts.MAX_DESTINATIONS + 1  # [account, destinations...]

@@ -24,29 +24,38 @@ from . import reasons
 from . import erc7579
 from . import account_auth
 from . import sessions
+from . import session_grants
+from . import session_enable
+from . import session_enforce
+from . import session_fees
+from . import session_revocation
 
 initializes: account_auth
-initializes: sessions[account_auth := account_auth]
+initializes: sessions
+initializes: session_enable[sessions := sessions]
+initializes: session_enforce[sessions := sessions, account_auth := account_auth]
+initializes: session_fees[sessions := sessions]
+initializes: session_revocation[sessions := sessions, account_auth := account_auth]
 
 exports: (
     account_auth.ENTRY_POINT,
-    sessions.enable_session,
-    sessions.execute_with_session,
-    sessions.execute_session_op,
-    sessions.revoke_session,
-    sessions.revoke_session_signed,
-    sessions.revoke_all,
+    session_enable.enable_session,
+    session_enforce.execute_with_session,
+    session_enforce.execute_session_op,
+    session_revocation.revoke_session,
+    session_revocation.revoke_session_signed,
+    session_revocation.revoke_all,
     sessions.session,
     sessions.session_nonce,
     sessions.session_nonce_used,
     sessions.token_usage,
-    sessions.fee_budget,
+    session_fees.fee_budget,
     sessions.epoch,
     sessions.owner_nonce,
     sessions.grant_nonce_used,
-    sessions.grant_digest,
-    sessions.session_call_digest,
-    sessions.revocation_digest,
+    session_grants.grant_digest,
+    session_grants.session_call_digest,
+    session_grants.revocation_digest,
 )
 
 
@@ -203,7 +212,7 @@ def _validate_session_op(userOp: PackedUserOperation, userOpHash: bytes32, missi
         slice(userOp.callData, 4, call_data_length - 4),
         (address, bytes32, Bytes[erc7579.MAX_EXECUTION_BYTES]),
     )
-    sessions._check_op_scope(state, mode, execution)
+    session_enforce._check_op_scope(state, mode, execution)
     # 4. Checked here, answered after the prefund (see the docstring).
     signed: bool = eip712._try_recover(eip712._eth_signed_digest(userOpHash), slice(userOp.signature, 21, 65)) == session_key
     valid_after: uint256 = (state >> sessions.ST_VALID_AFTER) & sessions.MASK48
@@ -215,7 +224,7 @@ def _validate_session_op(userOp: PackedUserOperation, userOpHash: bytes32, missi
     gas_units: uint256 = 0
     max_fee_per_gas: uint256 = 0
     gas_units, max_fee_per_gas = self._account_paid_gas(userOp)
-    if missingAccountFunds > sessions._charge_fee(session_key, gas_units, max_fee_per_gas):
+    if missingAccountFunds > session_fees._charge_fee(session_key, gas_units, max_fee_per_gas):
         reasons._fail(reasons.FEE_LIMIT_EXCEEDED)
     self._pay_prefund(missingAccountFunds)
     if not signed:

@@ -1,8 +1,11 @@
 """SessionWard's Vyper 0.4 contracts: where the sources are, their size bounds, and loaders.
 
 Deployable contracts (``*.vy`` with a capital letter) sit next to this file together with the
-modules the account is built from (``sessions``, ``erc7579``, ``account_auth``, ``eip712``,
-``reasons``); snekmate is imported from site-packages. See docs/contracts.md.
+modules the account is built from: the sessions modules (``sessions``: storage and views;
+``session_grants``: the grant type and EIP-712 digests; ``session_catalog``: rule operators and
+token functions; ``session_enable``; ``session_enforce``; ``session_fees``;
+``session_revocation``), ``erc7579``, ``account_auth``, ``eip712`` and ``reasons``; snekmate is
+imported from site-packages. See docs/contracts.md and docs/design.md.
 
 There is one way to compile a source for a JSON-RPC deployment:
 ``sessionward.chain.contracts.compile_vyper(source_path(name))`` (ABI, initcode, runtime,
