@@ -35,6 +35,8 @@ from sessionward.chain.demo import DemoDeployment, demo_contract, deploy_demo
 from sessionward.chain.ethereum_transactions import SetCodeTransaction, sign_authorization
 from sessionward.chain.interface import DevChain
 from sessionward.chain.signer import LocalTransactionSigner
+from sessionward.chain.user_operations import ENTRY_POINT_V07 as ENTRY_POINT_V07
+from sessionward.chain.user_operations import UserOperation
 from sessionward.contracts.encoding import (
     PackedUserOperation,
     grant_struct,
@@ -60,7 +62,6 @@ AA_ARTIFACTS: Final = (
     REPO_ROOT / "node_modules" / "@account-abstraction" / "contracts" / "artifacts"
 )
 DETERMINISTIC_DEPLOYER: Final = "0x4e59b44847b379578588920ca78fbf26c0b4956c"
-ENTRY_POINT_V07: Final = "0x0000000071727de22e5e9d8baf0edac6f37da032"
 ENTRY_POINT_V07_SALT: Final = bytes.fromhex(
     "90d8084deab30c2a37c45e8d47f49f2f7965183cb6990a98943ef94940681de3"
 )
@@ -398,33 +399,7 @@ def max_cost(op: PackedUserOperation) -> int:
 
 def user_op_json(op: PackedUserOperation) -> dict[str, Any]:
     """``op`` in the v0.7 RPC form of ``eth_sendUserOperation`` (unpacked gas fields)."""
-    verification = int.from_bytes(op.account_gas_limits[:16], "big")
-    call = int.from_bytes(op.account_gas_limits[16:], "big")
-    priority = int.from_bytes(op.gas_fees[:16], "big")
-    max_fee = int.from_bytes(op.gas_fees[16:], "big")
-    if op.init_code:
-        raise ValueError("factories are not used by these tests")
-    sponsor: dict[str, Any] = {}
-    if op.paymaster_and_data:
-        pm = op.paymaster_and_data
-        sponsor = {
-            "paymaster": "0x" + pm[:20].hex(),
-            "paymasterVerificationGasLimit": hex(int.from_bytes(pm[20:36], "big")),
-            "paymasterPostOpGasLimit": hex(int.from_bytes(pm[36:52], "big")),
-            "paymasterData": "0x" + pm[52:].hex(),
-        }
-    return {
-        **sponsor,
-        "sender": op.sender,
-        "nonce": hex(op.nonce),
-        "callData": "0x" + op.call_data.hex(),
-        "callGasLimit": hex(call),
-        "verificationGasLimit": hex(verification),
-        "preVerificationGas": hex(op.pre_verification_gas),
-        "maxFeePerGas": hex(max_fee),
-        "maxPriorityFeePerGas": hex(priority),
-        "signature": "0x" + op.signature.hex(),
-    }
+    return dict(UserOperation.from_packed(op).to_rpc())
 
 
 @dataclass

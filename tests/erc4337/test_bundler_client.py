@@ -1,0 +1,201 @@
+"""The service's bundler client (sessionward.chain.bundler) and user operations
+(sessionward.chain.user_operations) against the real alto bundler and EntryPoint v0.7 on anvil.
+
+The flow is the service's own: build the session operation, estimate it with a stub signature,
+set the fees and the bundler's limits, sign the ``userOpHash`` with the session key, send, and
+read the receipt. Sponsored operations are signed by the sample ``VerifyingPaymaster``'s signer,
+with the digest computed in Python and checked against the contract's ``getHash``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from alto_bundler import Alto, running
+from erc4337_support import (
+    ENTRY_POINT_V07,
+    ONE_ETH,
+    USDX,
+    Key,
+    Stage,
+    Wallet,
+    deploy_verifying_paymaster,
+    execution,
+    transfer_call,
+)
+
+from sessionward.chain.bundler import BundlerClient, BundlerRefused, UserOperationReceipt
+from sessionward.chain.user_operations import (
+    UserOperation,
+    verifying_paymaster_data,
+    verifying_paymaster_digest,
+)
+from sessionward.contracts.encoding import session_user_op_signature
+from sessionward.crypto.secp256k1 import address_from_secret, personal_message_hash
+from sessionward.domain.calldata import Call
+from sessionward.reasons import ReasonCode
+
+pytestmark = pytest.mark.anvil
+
+# A well-formed signature by no one involved: estimation needs one the signers' checks can
+# recover (OpenZeppelin's ECDSA.recover reverts on r = s = 0) but will not accept.
+STUB_SIGNATURE = Key().sign(bytes(32))
+
+
+@pytest.fixture(scope="module")
+def bundler(stage: Stage, anvil: str) -> Iterator[tuple[Alto, BundlerClient]]:
+    executor, utility = secrets.token_bytes(32), secrets.token_bytes(32)
+    for secret in (executor, utility):
+        stage.chain.set_balance(address_from_secret(secret), 100 * ONE_ETH)
+    with (
+        running(
+            rpc_url=anvil,
+            entry_point=ENTRY_POINT_V07,
+            executor_secret=executor,
+            utility_secret=utility,
+            safe_mode=False,
+        ) as alto,
+        BundlerClient(alto.url, entry_point=ENTRY_POINT_V07) as client,
+    ):
+        yield alto, client
+
+
+@pytest.fixture
+def client(bundler: tuple[Alto, BundlerClient]) -> BundlerClient:
+    return bundler[1]
+
+
+def _unsigned(wallet: Wallet, *calls: Call) -> UserOperation:
+    """The session operation for ``calls``, with the chain's fees and a stub signature."""
+    fees = wallet.stage.chain.max_fee()
+    return UserOperation(
+        sender=wallet.address,
+        nonce=wallet.nonce(),
+        call_data=wallet.account_code.encode(
+            "execute_session_op", wallet.session.address, *execution(calls)
+        ),
+        max_fee_per_gas=fees.max_fee_per_gas,
+        max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+        signature=session_user_op_signature(wallet.session.address, STUB_SIGNATURE),
+    )
+
+
+def _signed(wallet: Wallet, op: UserOperation) -> UserOperation:
+    digest = op.hash(entry_point=ENTRY_POINT_V07, chain_id=wallet.stage.chain.chain_id)
+    signature = wallet.session.sign(personal_message_hash(digest))
+    return replace(op, signature=session_user_op_signature(wallet.session.address, signature))
+
+
+def _mined(client: BundlerClient, op_hash: str) -> UserOperationReceipt:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        receipt = client.receipt(op_hash)
+        if receipt is not None:
+            return receipt
+        time.sleep(0.05)
+    raise AssertionError(f"{op_hash} was not mined in 30 s")
+
+
+def test_the_bundler_serves_the_canonical_entry_point(client: BundlerClient) -> None:
+    assert client.supports_entry_point()
+
+
+def test_a_session_operation_is_estimated_with_a_stub_signature_then_signed_sent_and_mined(
+    stage: Stage, wallet: Wallet, client: BundlerClient
+) -> None:
+    call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 7 * USDX)
+    estimate = client.estimate(_unsigned(wallet, call))
+    assert 0 < estimate.verification_gas_limit < 1_000_000
+    assert 0 < estimate.call_gas_limit < 1_000_000
+    op = _signed(wallet, _unsigned(wallet, call).with_gas(estimate))
+    budget = wallet.view("fee_budget", wallet.session.address)
+    op_hash = client.send(op)
+    assert op_hash == "0x" + wallet.op_hash(op.packed()).hex()
+    receipt = _mined(client, op_hash)
+    assert (receipt.success, receipt.sender, receipt.nonce) == (True, wallet.address, op.nonce)
+    assert receipt.paymaster is None
+    assert stage.token_balance(wallet.recipient) == 7 * USDX
+    assert wallet.view("fee_budget", wallet.session.address) == budget - op.max_cost()
+    assert receipt.actual_gas_cost <= op.max_cost()
+    mined = stage.chain.get_receipt(receipt.transaction_hash)
+    assert mined is not None and mined.block_number == receipt.block_number
+
+
+@pytest.mark.parametrize("step", ["estimate", "send"])
+def test_an_out_of_scope_operation_is_refused_with_the_accounts_reason_code(
+    stage: Stage, wallet: Wallet, client: BundlerClient, step: str
+) -> None:
+    stranger = Key().address
+    steal = transfer_call(stage.demo.token("USDX"), stranger, 7 * USDX)
+    op = _unsigned(wallet, steal).with_gas(
+        client.estimate(
+            _unsigned(wallet, transfer_call(stage.demo.token("USDX"), wallet.recipient, 1))
+        )
+    )
+    block, nonce = stage.chain.block_number(), wallet.nonce()
+    with pytest.raises(BundlerRefused) as refused:
+        if step == "estimate":
+            client.estimate(op)
+        else:
+            client.send(_signed(wallet, op))
+    assert refused.value.reason is ReasonCode.ARG_RULE_VIOLATED
+    assert refused.value.code == -32500
+    time.sleep(0.5)
+    assert (stage.chain.block_number(), wallet.nonce()) == (block, nonce)
+    assert stage.token_balance(stranger) == 0
+
+
+def test_a_verifying_paymaster_sponsors_a_session_with_no_fee_budget(
+    stage: Stage, client: BundlerClient
+) -> None:
+    wallet = stage.new_wallet(fee_budget=0)
+    paymaster = deploy_verifying_paymaster(stage)
+    call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 7 * USDX)
+    chain_id = stage.chain.chain_id
+
+    def sponsored(op: UserOperation) -> UserOperation:
+        digest = verifying_paymaster_digest(
+            op,
+            paymaster=paymaster.contract.address,
+            chain_id=chain_id,
+            valid_until=0,
+            valid_after=0,
+        )
+        on_chain = paymaster.contract.call_one("getHash", tuple(op.packed()), 0, 0)
+        assert on_chain == digest
+        data = verifying_paymaster_data(
+            valid_until=0,
+            valid_after=0,
+            signature=paymaster.signer.sign(personal_message_hash(digest)),
+        )
+        return replace(op, paymaster_data=data)
+
+    stub = replace(
+        _unsigned(wallet, call),
+        paymaster=paymaster.contract.address,
+        paymaster_data=verifying_paymaster_data(
+            valid_until=0, valid_after=0, signature=STUB_SIGNATURE
+        ),
+    )
+    estimate = client.estimate(stub)
+    assert estimate.paymaster_verification_gas_limit > 0
+    op = _signed(wallet, sponsored(stub.with_gas(estimate)))
+    ether = stage.chain.get_balance(wallet.address)
+    receipt = _mined(client, client.send(op))
+    assert receipt.success and receipt.paymaster == paymaster.contract.address
+    assert stage.token_balance(wallet.recipient) == 7 * USDX
+    assert stage.chain.get_balance(wallet.address) == ether
+    assert wallet.view("fee_budget", wallet.session.address) == 0
+
+
+def test_the_unpacked_form_round_trips_through_the_packed_one(stage: Stage, wallet: Wallet) -> None:
+    call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 1)
+    op = _signed(wallet, _unsigned(wallet, call))
+    assert UserOperation.from_packed(op.packed()) == op
+    assert op.hash(entry_point=ENTRY_POINT_V07, chain_id=stage.chain.chain_id) == wallet.op_hash(
+        op.packed()
+    )
