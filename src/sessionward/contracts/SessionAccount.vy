@@ -10,7 +10,10 @@
         - ERC-1271 `isValidSignature`, bound to this account: ERC-7739 nested typed data
           (`TypedDataSign`, `PersonalSign`) and SessionWard's own `AccountMessage` wrapper,
           with the ERC-5267 `eip712Domain` wallets read to build them;
-        - the sessions module (`sessions.vy`), whose state lives here;
+        - the sessions modules, whose state lives here: `sessions.vy` (storage and views),
+          `session_grants.vy` (grant type, EIP-712 digests), `session_catalog.vy` (rule
+          operators, token functions), `session_enable.vy`, `session_enforce.vy`,
+          `session_fees.vy`, `session_revocation.vy`;
         - usable as a CREATE2 proxy (`SessionAccountFactory`) or as an EIP-7702 delegation
           target (the EOA is its own owner, nothing to initialise).
 
@@ -118,9 +121,14 @@ def __init__(entry_point: address):
 def execute(mode: bytes32, executionCalldata: Bytes[erc7579.MAX_EXECUTION_BYTES]):
     """
     @notice Run a single or batch ERC-7579 execution with the owner's authority.
-    @dev NOT_AUTHORIZED unless called by the owner, the account itself or the EntryPoint.
-         Mode and encoding are checked like a session's (CALL_TYPE_FORBIDDEN, EMPTY_BATCH,
-         CALLDATA_MALFORMED); the owner may call the account itself and send plain value.
+    @dev NOT_AUTHORIZED unless called by the owner, the account itself or the EntryPoint (which
+         runs only owner-validated user operations here: `validateUserOp` lets a session
+         operation call nothing but `execute_session_op`). Mode and encoding are checked like a
+         session's (CALL_TYPE_FORBIDDEN, EMPTY_BATCH, CALLDATA_MALFORMED), but no session rule
+         applies: the owner may call the account itself and send plain value. Never
+         DELEGATECALLs; a failing call reverts the whole execution. Touches no session state.
+    @param mode The ERC-7579 mode: single or batch CALL, default exec type.
+    @param executionCalldata The ERC-7579 execution calldata (canonical encoding only).
     """
     account_auth._check_owner_caller()
     erc7579._run(executionCalldata, erc7579._decode(mode, executionCalldata, 0))
@@ -129,11 +137,20 @@ def execute(mode: bytes32, executionCalldata: Bytes[erc7579.MAX_EXECUTION_BYTES]
 @external
 def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32, missingAccountFunds: uint256) -> uint256:
     """
-    @notice ERC-4337 v0.7 validation. The signer signs the EIP-191 hash of `userOpHash`.
-    @dev `0x00 ‖ ownerSignature`: returns 0, or SIG_VALIDATION_FAILED on a bad signature.
-         `0x01 ‖ sessionKey ‖ signature`: see `_validate_session_op`. Any other envelope
-         fails (SIG_VALIDATION_FAILED). Validation obeys ERC-7562: it reads only this
-         account's storage and code, and uses no TIMESTAMP, NUMBER, BALANCE or bare GAS.
+    @notice ERC-4337 v0.7 validation of a user operation signed by the owner or by a session
+            key. The signer signs the EIP-191 hash of `userOpHash`.
+    @dev Only the EntryPoint may call it (NOT_AUTHORIZED). `0x00 ‖ ownerSignature`: 0, or
+         SIG_VALIDATION_FAILED on a bad signature. `0x01 ‖ sessionKey ‖ signature`: see
+         `_validate_session_op` (scope refusals revert with their reason code, so such an
+         operation is never mined and never paid for). Any other envelope fails
+         (SIG_VALIDATION_FAILED). Validation obeys ERC-7562: it reads only this account's
+         storage and code, and uses no TIMESTAMP, NUMBER, BALANCE or bare GAS. Pays the
+         EntryPoint `missingAccountFunds`, never more.
+    @param userOp The packed user operation (its `signature` is the envelope above).
+    @param userOpHash The EntryPoint's hash of the operation (binds chain and EntryPoint).
+    @param missingAccountFunds What the EntryPoint asks the account to deposit.
+    @return 0 (valid, no window), 1 (SIG_VALIDATION_FAILED), or a session's packed window:
+            `validUntil << 160 | validAfter << 208`.
     """
     if msg.sender != account_auth.ENTRY_POINT or msg.sender == empty(address):
         reasons._fail(reasons.NOT_AUTHORIZED)
@@ -315,6 +332,8 @@ def isValidSignature(hash: bytes32, signature: Bytes[account_auth.MAX_OWNER_SIGN
 def eip712Domain() -> (bytes1, String[11], String[1], uint256, address, bytes32, DynArray[uint256, 1]):
     """
     @notice ERC-5267: this account's EIP-712 domain, the one ERC-7739 signatures are built on.
+    @dev The same domain every SessionWard digest of this account uses: `self` is the account
+         (proxy or EIP-7702 EOA), never the implementation, and the chain id is read live.
     @return fields (0x0f: name, version, chainId, verifyingContract), name "SessionWard",
             version "1", this chain, this account, no salt, no extensions.
     """
@@ -325,7 +344,11 @@ def eip712Domain() -> (bytes1, String[11], String[1], uint256, address, bytes32,
 @view
 def owner() -> address:
     """
-    @notice The owner: the address in a factory proxy's code, or the account itself (EIP-7702).
+    @notice The account's owner.
+    @dev Read from the account's code, never from storage: the address appended to a factory
+         proxy's code, or the account itself under EIP-7702 (and for the inert implementation).
+         Nothing can change it.
+    @return The owner address.
     """
     return account_auth._owner()
 
@@ -333,6 +356,12 @@ def owner() -> address:
 @external
 @view
 def domain_separator() -> bytes32:
+    """
+    @notice The EIP-712 domain separator of this account on this chain.
+    @dev `{name: "SessionWard", version: "1", chainId, verifyingContract: self}`, recomputed on
+         every call so a chain fork or another proxy of the same code never shares it.
+    @return The domain separator.
+    """
     return eip712._domain_separator()
 
 
@@ -340,7 +369,9 @@ def domain_separator() -> bytes32:
 @payable
 def __default__():
     """
-    @notice Receive ether. Unknown functions revert instead of silently succeeding.
+    @notice Receive ether.
+    @dev Accepts only empty call data: an unknown function reverts CALLDATA_MALFORMED instead of
+         silently succeeding. Changes no storage.
     """
     if len(msg.data) != 0:
         reasons._fail(reasons.CALLDATA_MALFORMED)

@@ -55,6 +55,11 @@ def _initcode(owner: address) -> Bytes[85]:
 def get_address(owner: address, salt: bytes32) -> address:
     """
     @notice The address `create_account(owner, salt)` deploys to (or deployed to).
+    @dev Pure function of (this factory, the implementation, owner, salt): the same owner and
+         salt always give the same account, deployed or not.
+    @param owner The account's owner.
+    @param salt Any 32 bytes distinguishing accounts of the same owner.
+    @return The CREATE2 address of the owner's proxy.
     """
     return create2._compute_create2_address_self(salt, keccak256(self._initcode(owner)))
 
@@ -63,7 +68,13 @@ def get_address(owner: address, salt: bytes32) -> address:
 def create_account(owner: address, salt: bytes32) -> address:
     """
     @notice Deploy the account of `owner` for `salt`, or return it if it already exists.
-    @dev The owner is an EOA or an ERC-1271 contract; the zero address is refused.
+    @dev Idempotent, as ERC-4337 `initCode` factories must be: an existing account is returned
+         unchanged and no event is logged. The owner is an EOA or an ERC-1271 contract; the zero
+         address is refused (INPUT_MALFORMED). Nothing is initialised after deployment, so
+         whoever calls this, the owner controls the account.
+    @param owner The account's owner, appended to the proxy's code.
+    @param salt Any 32 bytes distinguishing accounts of the same owner.
+    @return The account's address (`get_address(owner, salt)`).
     """
     if owner == empty(address):
         reasons._fail(reasons.INPUT_MALFORMED)

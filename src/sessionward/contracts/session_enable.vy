@@ -29,15 +29,22 @@ event SessionEnabled:
 @external
 def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[account_auth.MAX_OWNER_SIGNATURE]):
     """
-    @notice Install an owner-signed grant. Anyone may submit it (the relayer does).
+    @notice Install an owner-signed grant for its session key. Anyone may submit it (the
+            relayer does).
     @dev Checks, in order: account (ACCOUNT_MISMATCH), chain (CHAIN_MISMATCH), epoch
          (SESSION_REVOKED), grant nonce never used (NONCE_REPLAYED), session key and window
          (ENVELOPE_MALFORMED, WINDOW_INVALID), the owner's signature over the full EIP-712
          digest (SIGNATURE_*), then each token limit and permission while storing it
-         (ENVELOPE_MALFORMED, SELF_CALL_FORBIDDEN). The grant nonce is then spent forever.
-         Re-enabling a key (after a revocation, or to replace its grant) starts clean counters
-         and drops the old permissions; only the key's used call nonces carry over, so no
-         SessionCall executed under an earlier grant can be replayed.
+         (ENVELOPE_MALFORMED, SELF_CALL_FORBIDDEN, TOKEN_FUNCTION_UNDEFINED); any refusal
+         reverts everything. Invariants: the grant nonce is then spent forever; the grant's
+         records are keyed by a new generation, so re-enabling a key (after a revocation, or
+         to replace its grant) starts clean counters, limits and fee budget and drops the old
+         permissions; only the key's used call nonces carry over, so no SessionCall executed
+         under an earlier grant can be replayed. Amounts above what the packed words hold are
+         clamped (the grant builder refuses them first).
+    @param grant The grant, field for field the EIP-712 `SessionGrant` of docs/protocol.md.
+    @param owner_signature The owner's signature over `grant_digest(grant)`: 65 bytes
+           `r ‖ s ‖ v` (low s), or what the owner's ERC-1271 contract accepts.
     """
     if grant.account != self:
         reasons._fail(reasons.ACCOUNT_MISMATCH)

@@ -75,8 +75,17 @@ def execute_with_session(
          session key's signature over `SessionCall(..., nonce, deadline)` (SIGNATURE_*), the
          nonce never used by this key on this account (NONCE_REPLAYED), then docs/protocol.md
          section 4 (see `_enforce`). Nonces are unordered: any unused value works, so a call
-         that reverted (and therefore did not spend its nonce) blocks no later call. The nonce
-         and the counters are committed before any call runs.
+         that reverted (and therefore did not spend its nonce) blocks no later call.
+         Invariant: the nonce and the counters are committed before any call runs, so a callee
+         re-entering sees them spent; a failing inner call reverts the whole execution.
+    @param session_key The session key that signed the call.
+    @param mode The ERC-7579 mode: single or batch CALL, default exec type (else
+           CALL_TYPE_FORBIDDEN).
+    @param execution_calldata The ERC-7579 execution calldata (canonical encoding only, each
+           call at least 4 bytes: else CALLDATA_MALFORMED).
+    @param nonce An unused `SessionCall` nonce of this key (see `session_nonce`).
+    @param deadline The timestamp from which the call is refused.
+    @param signature The session key's 65-byte signature over `session_call_digest(...)`.
     """
     state: uint256 = sessions._known_session(session_key)
     self._check_window(state)
@@ -105,11 +114,16 @@ def execute_with_session(
 @external
 def execute_session_op(session_key: address, mode: bytes32, execution_calldata: Bytes[erc7579.MAX_EXECUTION_BYTES]):
     """
-    @notice The session execution path of an ERC-4337 user operation: only the EntryPoint
-            may call it, after `validateUserOp` checked the session key's signature over the
-            userOpHash and that this call names that same key.
-    @dev Same state and section 4 checks as `execute_with_session`, without the call
-         signature and nonce (the EntryPoint's nonce covers replay).
+    @notice The session execution path of an ERC-4337 user operation.
+    @dev Only the EntryPoint may call it (NOT_AUTHORIZED), after `validateUserOp` checked the
+         session key's signature over the userOpHash, that this call names that same key,
+         rules 1-5 and the fee budget. Runs the same state and section 4 checks as
+         `execute_with_session` again (the window and rules 6-8 need TIMESTAMP and writes,
+         which validation may not use), without the call signature and nonce: the EntryPoint's
+         nonce covers replay. Counters are committed before any call runs.
+    @param session_key The session key named in the user operation's signature.
+    @param mode The ERC-7579 mode: single or batch CALL, default exec type.
+    @param execution_calldata The ERC-7579 execution calldata.
     """
     if msg.sender != account_auth.ENTRY_POINT or msg.sender == empty(address):
         reasons._fail(reasons.NOT_AUTHORIZED)

@@ -32,7 +32,11 @@ def _charge_fee(session_key: address, gas_units: uint256, max_fee_per_gas: uint2
 @view
 def fee_budget(session_key: address) -> uint256:
     """
-    @notice What is left of the session's fee budget (`maxFeeWei` minus the maximum cost of
-            every session user operation the account paid for), in wei.
+    @notice What is left of the session's fee budget, in wei.
+    @dev `maxFeeWei` of the key's current grant (rewritten by every enable), minus the maximum
+         cost of every session user operation the account paid for; never increased otherwise.
+         Operations a paymaster sponsors are not charged.
+    @param session_key The session key.
+    @return The wei left; 0 for a key never enabled.
     """
     return sessions._fee_budget[session_key]

@@ -226,6 +226,11 @@ def _revocation_digest(session_key: address, epoch: uint256, nonce: uint256) -> 
 def grant_digest(grant: SessionGrant) -> bytes32:
     """
     @notice The EIP-712 digest the owner signs for `grant` on this account.
+    @dev `hashStruct(SessionGrant)` of docs/protocol.md section 2 in this account's SessionWard
+         domain (chain id and `verifyingContract = self`), exactly what `enable_session` checks
+         the owner's signature against. Reads no storage; checks nothing in the grant.
+    @param grant The grant, as `enable_session` takes it.
+    @return The digest.
     """
     return eip712._typed_digest(self._grant_struct_hash(grant))
 
@@ -237,6 +242,15 @@ def session_call_digest(
 ) -> bytes32:
     """
     @notice The EIP-712 digest a session key signs for `execute_with_session`.
+    @dev `SessionCall(account, sessionKey, executionHash, nonce, deadline)` with
+         `executionHash = keccak256(mode ‖ execution_calldata)`, in this account's domain. Reads
+         no storage; checks nothing (a used nonce still has a digest).
+    @param session_key The session key that signs.
+    @param mode The ERC-7579 execution mode.
+    @param execution_calldata The ERC-7579 execution calldata.
+    @param nonce Any nonce the key has not used on this account.
+    @param deadline The timestamp from which the call is refused (SESSION_EXPIRED).
+    @return The digest.
     """
     return self._session_call_digest(session_key, keccak256(concat(mode, execution_calldata)), nonce, deadline)
 
@@ -246,5 +260,11 @@ def session_call_digest(
 def revocation_digest(session_key: address, epoch: uint256, nonce: uint256) -> bytes32:
     """
     @notice The EIP-712 digest the owner signs for `revoke_session_signed`.
+    @dev `Revocation(account, sessionKey, epoch, nonce)` in this account's domain. Reads no
+         storage; checks nothing.
+    @param session_key The session to revoke, or the zero address for all sessions.
+    @param epoch The account's current epoch.
+    @param nonce The account's next owner-operation nonce (`owner_nonce()`).
+    @return The digest.
     """
     return self._revocation_digest(session_key, epoch, nonce)

@@ -49,8 +49,14 @@ def _bump_epoch(account_word: uint256):
 @external
 def revoke_session(session_key: address):
     """
-    @notice Revoke one session. Callable with the owner's authority or by the grant's
-            `revoker` (which can only revoke, never widen): NOT_AUTHORIZED otherwise.
+    @notice Revoke one session.
+    @dev Callable with the owner's authority (owner, the account itself, the EntryPoint) or by
+         the grant's `revoker`, which can only revoke, never widen (NOT_AUTHORIZED otherwise).
+         Deletes the key's state word only: the extra word stays, so the key reads as revoked
+         (not unknown) and a revoked session can never run again unless the owner signs a new
+         grant for it. SESSION_UNKNOWN for a key never enabled, SESSION_REVOKED when already
+         revoked.
+    @param session_key The session key to revoke.
     """
     if not account_auth._is_owner_caller():
         revoker: uint256 = sessions._session_extra[session_key] & sessions.MASK160
@@ -62,7 +68,11 @@ def revoke_session(session_key: address):
 @external
 def revoke_all():
     """
-    @notice Revoke every session of the account at once (epoch bump). Owner authority only.
+    @notice Revoke every session of the account at once.
+    @dev Owner authority only (NOT_AUTHORIZED). Increases the epoch by one: every session
+         enabled in an earlier epoch is refused (SESSION_REVOKED), and so is every signed grant
+         naming an earlier epoch. The epoch never decreases; at 2**32 - 1 it cannot increase
+         (SESSION_REVOKED).
     """
     account_auth._check_owner_caller()
     self._bump_epoch(sessions._account_word())
@@ -73,9 +83,16 @@ def revoke_session_signed(
     session_key: address, epoch: uint256, nonce: uint256, owner_signature: Bytes[account_auth.MAX_OWNER_SIGNATURE]
 ):
     """
-    @notice Relay the owner's EIP-712 `Revocation`; `session_key = 0` revokes all (epoch bump).
-    @dev `nonce` must be the account's next owner-operation nonce and `epoch` the current
-         epoch (a stale message is NONCE_REPLAYED); the nonce is then spent.
+    @notice Relay the owner's EIP-712 `Revocation` of one session, or of all of them.
+    @dev Anyone may relay it. `nonce` must be the account's next owner-operation nonce and
+         `epoch` the current epoch (a stale or replayed message is NONCE_REPLAYED), the owner's
+         signature must be valid (SIGNATURE_*); the nonce is then spent, so each signed
+         revocation applies at most once. Then as `revoke_all` (zero key) or `revoke_session`.
+    @param session_key The session key to revoke, or the zero address for all sessions.
+    @param epoch The account's current epoch (`epoch()`).
+    @param nonce The account's next owner-operation nonce (`owner_nonce()`).
+    @param owner_signature The owner's signature over `revocation_digest(session_key, epoch,
+           nonce)`.
     """
     account_word: uint256 = sessions._account_word()
     if nonce != (account_word >> sessions.ACC_OWNER_NONCE) & sessions.MASK32 or epoch != account_word & sessions.MASK32:

@@ -178,10 +178,17 @@ def _known_session(session_key: address) -> uint256:
 @view
 def session(session_key: address) -> SessionView:
     """
-    @notice The decoded state of a session key: zeroes when never enabled; status 2 with the
-            window, use and epoch fields zero once revoked (the state word is deleted). A
-            status-1 session whose epoch is below `epoch()` is revoked too (revoke-all).
-            `uses` is counted only when the grant has a maxUses.
+    @notice The decoded state of a session key on this account.
+    @dev Reads the key's state, extra and native-value words; writes nothing. Never enabled:
+         all zeroes (status 0). Revoked one by one: status 2 with the window, use and epoch
+         fields zero (the state word is deleted; the extra word, kept forever, tells it from
+         unknown). A status-1 session whose epoch is below `epoch()` is revoked too
+         (revoke-all). `uses` is counted only when the grant has a maxUses; the native window
+         is the one last written (a later window reads as the full limit when next used).
+    @param session_key The session key (its address), as in the grant's `sessionKey`.
+    @return The `SessionView`: status (0 none, 1 active, 2 revoked), validAfter, expiresAt,
+            valuePeriod, maxUses, epoch, generation (which grant), uses, nativeWindow,
+            nativeRemaining, valueLimit (clamped to 2**96 - 1) and revoker.
     """
     state: uint256 = self._session_state[session_key]
     extra: uint256 = self._session_extra[session_key]
@@ -209,10 +216,14 @@ def session(session_key: address) -> SessionView:
 @view
 def session_nonce(session_key: address) -> uint256:
     """
-    @notice The lowest call nonce this key has not used on this account. Any unused nonce is
-            accepted; for a signer that numbers its calls 0, 1, 2, ... and lost none, this is
-            the next one. Scans at most `MAX_NONCE_SCAN_WORDS` bitmap words (262,144 nonces)
-            and returns that bound when they are all used.
+    @notice The lowest call nonce this key has not used on this account.
+    @dev Any unused nonce is accepted by `execute_with_session`; for a signer that numbers its
+         calls 0, 1, 2, ... and lost none, this is the next one. Used nonces stay used across
+         revocations and re-enables (no `SessionCall` can be replayed). Scans at most
+         `MAX_NONCE_SCAN_WORDS` bitmap words (262,144 nonces) and returns that bound when they
+         are all used.
+    @param session_key The session key.
+    @return The lowest unused nonce, or 262,144 when every nonce below it is used.
     """
     for w: uint256 in range(MAX_NONCE_SCAN_WORDS):
         bits: uint256 = self._nonce_bits[session_key][w]
@@ -228,6 +239,11 @@ def session_nonce(session_key: address) -> uint256:
 def session_nonce_used(session_key: address, nonce: uint256) -> bool:
     """
     @notice Whether `nonce` was already used by a `SessionCall` of this key on this account.
+    @dev One bit of the key's nonce bitmap (word `nonce >> 8`, bit `nonce & 255`); a bit once
+         set is never cleared.
+    @param session_key The session key.
+    @param nonce The `SessionCall` nonce.
+    @return True when the nonce is spent (a call with it reverts NONCE_REPLAYED).
     """
     return (self._nonce_bits[session_key][nonce >> NONCE_WORD_SHIFT] >> (nonce & NONCE_BIT_MASK)) & 1 == 1
 
@@ -236,8 +252,15 @@ def session_nonce_used(session_key: address, nonce: uint256) -> bool:
 @view
 def token_usage(session_key: address, token: address) -> (uint256, uint256):
     """
-    @notice `(window, remaining)` of a token limit of the session's current grant, as last
-            written (a later window reads as the full limit when next used).
+    @notice What is left of a token limit of the session's current grant.
+    @dev The token's state word, keyed by (the grant's generation, token): a re-enabled
+         key's new grant starts from its own full limits. As last written: a later window
+         reads as the full limit when the token is next used. A token without a limit in the
+         grant has nothing left.
+    @param session_key The session key.
+    @param token The ERC-20 token of the limit.
+    @return The window index last charged (`(now - validAfter) // period`, 0 without a period).
+    @return The amount left in that window.
     """
     generation: uint256 = (self._session_extra[session_key] >> EX_GENERATION) & MASK32
     state: uint256 = self._token_state[keccak256(abi_encode(generation, token))]
@@ -247,16 +270,36 @@ def token_usage(session_key: address, token: address) -> (uint256, uint256):
 @external
 @view
 def epoch() -> uint256:
+    """
+    @notice The account's session epoch.
+    @dev Only sessions enabled in the current epoch run; `revoke_all` and an owner-signed
+         revoke-all increase it by one and never decrease it (SESSION_REVOKED at 2**32 - 1).
+         STORAGE_LAYOUT_MISMATCH when the account word carries another layout tag.
+    @return The current epoch (a grant must name it to be enabled).
+    """
     return self._account_word() & MASK32
 
 
 @external
 @view
 def owner_nonce() -> uint256:
+    """
+    @notice The nonce the next owner-signed `Revocation` must carry.
+    @dev Increased by one by every relayed owner-signed revocation, never otherwise.
+         STORAGE_LAYOUT_MISMATCH when the account word carries another layout tag.
+    @return The next owner-operation nonce.
+    """
     return (self._account_word() >> ACC_OWNER_NONCE) & MASK32
 
 
 @external
 @view
 def grant_nonce_used(nonce: uint256) -> bool:
+    """
+    @notice Whether a grant with this nonce was already enabled on this account.
+    @dev Set by `enable_session` and never cleared: one signed grant enables at most once,
+         even after its session is revoked.
+    @param nonce The grant's `nonce`.
+    @return True when spent (enabling a grant with it reverts NONCE_REPLAYED).
+    """
     return self._grant_nonce_used[nonce]
