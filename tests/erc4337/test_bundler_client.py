@@ -29,11 +29,9 @@ from erc4337_support import (
 )
 
 from sessionward.chain.bundler import BundlerClient, BundlerRefused, UserOperationReceipt
-from sessionward.chain.user_operations import (
-    UserOperation,
-    verifying_paymaster_data,
-    verifying_paymaster_digest,
-)
+from sessionward.chain.paymaster import VerifyingPaymasterSponsor
+from sessionward.chain.signer import LocalTransactionSigner
+from sessionward.chain.user_operations import UserOperation, verifying_paymaster_digest
 from sessionward.contracts.encoding import session_user_op_signature
 from sessionward.crypto.secp256k1 import address_from_secret, personal_message_hash
 from sessionward.domain.calldata import Call
@@ -152,44 +150,62 @@ def test_an_out_of_scope_operation_is_refused_with_the_accounts_reason_code(
 def test_a_verifying_paymaster_sponsors_a_session_with_no_fee_budget(
     stage: Stage, client: BundlerClient
 ) -> None:
+    """The service signs the sponsorship (chain/paymaster.py) over the estimated operation;
+    its digest is the contract's own ``getHash``; the account pays nothing."""
     wallet = stage.new_wallet(fee_budget=0)
     paymaster = deploy_verifying_paymaster(stage)
-    call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 7 * USDX)
-    chain_id = stage.chain.chain_id
-
-    def sponsored(op: UserOperation) -> UserOperation:
-        digest = verifying_paymaster_digest(
-            op,
-            paymaster=paymaster.contract.address,
-            chain_id=chain_id,
-            valid_until=0,
-            valid_after=0,
-        )
-        on_chain = paymaster.contract.call_one("getHash", tuple(op.packed()), 0, 0)
-        assert on_chain == digest
-        data = verifying_paymaster_data(
-            valid_until=0,
-            valid_after=0,
-            signature=paymaster.signer.sign(personal_message_hash(digest)),
-        )
-        return replace(op, paymaster_data=data)
-
-    stub = replace(
-        _unsigned(wallet, call),
+    sponsor = VerifyingPaymasterSponsor(
         paymaster=paymaster.contract.address,
-        paymaster_data=verifying_paymaster_data(
-            valid_until=0, valid_after=0, signature=STUB_SIGNATURE
-        ),
+        chain_id=stage.chain.chain_id,
+        signer=LocalTransactionSigner(paymaster.signer.secret),
     )
+    call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 7 * USDX)
+    stub = sponsor.for_estimation(_unsigned(wallet, call))
     estimate = client.estimate(stub)
     assert estimate.paymaster_verification_gas_limit > 0
-    op = _signed(wallet, sponsored(stub.with_gas(estimate)))
+    now = stage.chain.block_timestamp()
+    sponsored = sponsor.sponsor(stub.with_gas(estimate), now=now)
+    assert sponsored.paymaster_data[:32] == (now + 600).to_bytes(32, "big")
+    on_chain = paymaster.contract.call_one("getHash", tuple(sponsored.packed()), now + 600, 0)
+    assert on_chain == verifying_paymaster_digest(
+        sponsored,
+        paymaster=paymaster.contract.address,
+        chain_id=stage.chain.chain_id,
+        valid_until=now + 600,
+        valid_after=0,
+    )
+    op = _signed(wallet, sponsored)
     ether = stage.chain.get_balance(wallet.address)
     receipt = _mined(client, client.send(op))
     assert receipt.success and receipt.paymaster == paymaster.contract.address
     assert stage.token_balance(wallet.recipient) == 7 * USDX
     assert stage.chain.get_balance(wallet.address) == ether
     assert wallet.view("fee_budget", wallet.session.address) == 0
+
+
+def test_a_sponsorship_by_another_key_is_refused_and_nothing_is_spent(
+    stage: Stage, client: BundlerClient
+) -> None:
+    wallet = stage.new_wallet(fee_budget=0)
+    paymaster = deploy_verifying_paymaster(stage)
+    impostor = VerifyingPaymasterSponsor(
+        paymaster=paymaster.contract.address,
+        chain_id=stage.chain.chain_id,
+        signer=LocalTransactionSigner(secrets.token_bytes(32)),
+    )
+    call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 7 * USDX)
+    stub = impostor.for_estimation(_unsigned(wallet, call))
+    op = _signed(
+        wallet,
+        impostor.sponsor(stub.with_gas(client.estimate(stub)), now=stage.chain.block_timestamp()),
+    )
+    deposit = paymaster.contract.call_one("getDeposit")
+    with pytest.raises(BundlerRefused) as refused:
+        client.send(op)
+    assert "AA34" in refused.value.message  # the paymaster's signature check failed
+    time.sleep(0.5)
+    assert paymaster.contract.call_one("getDeposit") == deposit
+    assert stage.token_balance(wallet.recipient) == 0
 
 
 def test_the_unpacked_form_round_trips_through_the_packed_one(stage: Stage, wallet: Wallet) -> None:

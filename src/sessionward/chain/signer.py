@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Final, Protocol, runtime_checkable
 
 from sessionward.chain.ethereum_transactions import UnsignedTransaction, sign_transaction
-from sessionward.crypto.secp256k1 import SECP256K1_N, address_from_secret
+from sessionward.crypto.secp256k1 import (
+    SECP256K1_N,
+    address_from_secret,
+    personal_message_hash,
+    sign_digest,
+)
 from sessionward.vault.key_files import read_private_key_file
 
 __all__ = [
@@ -105,6 +110,11 @@ class LocalTransactionSigner:
 
     def sign_transaction(self, unsigned: UnsignedTransaction) -> bytes:
         return sign_transaction(unsigned, self.__secret).raw
+
+    def sign_personal_message(self, message: bytes) -> bytes:
+        """EIP-191 ``personal_sign`` of ``message``: 65 bytes ``r ‖ s ‖ v``, low ``s``,
+        ``v`` in {27, 28} (what ``ECDSA.recover(toEthSignedMessageHash(message))`` takes)."""
+        return sign_digest(self.__secret, personal_message_hash(message))
 
     def __repr__(self) -> str:
         return f"LocalTransactionSigner(address={self._address})"
