@@ -1,9 +1,12 @@
 # pragma version ~=0.4.3
 """
 @title A trivial ERC-7579 validator (tests only)
-@notice Accepts a user operation whose signature is exactly `b"trivial"`, refuses any other
-        (SIG_VALIDATION_FAILED); counts the installs and uninstalls of each account. It proves
-        that module management works on the third-party account, nothing more.
+@notice Accepts a user operation whose signature is exactly `b"trivial"` from an account that
+        installed it, refuses any other (SIG_VALIDATION_FAILED); counts the installs and
+        uninstalls of each account in Vyper HashMaps. It proves that module management works
+        on the third-party account, and it is the negative control of the ERC-7562 storage
+        rule: its validation reads `installs[account]`, at `keccak256(slot ‖ account)`, which
+        is not storage associated with the account (STO-021).
 """
 
 struct PackedUserOperation:
@@ -46,9 +49,9 @@ def isInitialized(smartAccount: address) -> bool:
 
 
 @external
-@pure
+@view
 def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
-    if userOp.signature == b"trivial":
+    if userOp.signature == b"trivial" and self.installs[msg.sender] > self.uninstalls[msg.sender]:
         return 0
     return 1
 

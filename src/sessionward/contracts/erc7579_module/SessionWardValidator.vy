@@ -1,0 +1,628 @@
+# pragma version ~=0.4.3
+"""
+@title SessionWard ERC-7579 validator (prototype: the session-key validation path)
+@notice One deployment per chain serves every ERC-7579 account that installs it (module type 1,
+        validator). An account's owner grants a session key scoped permissions with an EIP-712
+        `SessionGrant` (the same typed data and domain as SessionAccount: `{name "SessionWard",
+        version "1", chainId, verifyingContract: the account}`), checked through the
+        account's own ERC-1271 `isValidSignature`, or enabled by the account calling
+        `enable_session` itself. The session key then signs user operations (the EIP-191 hash
+        of the userOpHash) that the account routes to this module.
+
+        Storage: every per-account word sits at an ERC-7562 *associated* slot of this
+        contract, `keccak256(account ‖ x) + n` (0 <= n <= 128), so a bundler accepts the
+        validation reading and writing it. Vyper's HashMap slot is `keccak256(slot ‖ key)`,
+        never associated, so this module declares no storage variable at all: it reaches its
+        own storage only by DELEGATECALL to AssociatedStorage (54 bytes of hand-written EVM,
+        `associated_storage.py`), at the address the deterministic deployment proxy gives it on
+        any chain; the constructor refuses to deploy where that code is missing or different.
+
+        Uninstalling bumps the account's epoch: every session, fee budget and grant nonce is
+        keyed by the epoch, so a reinstall starts clean (nothing from before is reachable) and
+        no grant signed before can be enabled again (a grant names its epoch).
+
+        Prototype scope (the full rule set of session_grants.vy comes when that module is split):
+        a permission is a (target, selector) pair with no value; a grant that asks for anything
+        this version cannot enforce (on-chain argument rules, value or token limits, uses,
+        rate limits, destinations, approval-like selectors) is refused (ENVELOPE_MALFORMED),
+        never silently widened. The fee budget (`maxFeeWei`) is enforced as in SessionAccount.
+"""
+
+from .. import reasons
+from .. import erc7579
+from .. import session_grants
+from .. import session_catalog
+
+
+# ---------------------------------------------------------------------------------------------
+# ERC-4337 / ERC-7579 types and constants.
+
+struct PackedUserOperation:
+    sender: address
+    nonce: uint256
+    initCode: Bytes[MAX_INIT_CODE]
+    callData: Bytes[MAX_USER_OP_CALLDATA]
+    accountGasLimits: bytes32
+    preVerificationGas: uint256
+    gasFees: bytes32
+    paymasterAndData: Bytes[MAX_PAYMASTER_DATA]
+    signature: Bytes[MAX_SIGNATURE]
+
+
+interface ERC1271:
+    def isValidSignature(hash: bytes32, signature: Bytes[MAX_SIGNATURE]) -> bytes4: view
+
+
+interface AssociatedWords:
+    def associated_word(account: address, key: bytes32, n: uint256) -> uint256: view
+
+
+MAX_INIT_CODE: constant(uint256) = 512
+MAX_PAYMASTER_DATA: constant(uint256) = 1024
+MAX_SIGNATURE: constant(uint256) = 1024
+# execute(bytes32,bytes): selector, mode, offset, length, payload.
+MAX_USER_OP_CALLDATA: constant(uint256) = erc7579.MAX_EXECUTION_BYTES + 4 + 32 * 3
+EXECUTE_SELECTOR: constant(bytes4) = method_id("execute(bytes32,bytes)", output_type=bytes4)
+
+MODULE_TYPE_VALIDATOR: constant(uint256) = 1
+SIG_VALIDATION_FAILED: constant(uint256) = 1
+ERC1271_MAGIC: constant(bytes4) = 0x1626BA7E
+ERC1271_INVALID: constant(bytes4) = 0xFFFFFFFF
+# sessionKey (20) ‖ r ‖ s ‖ v (65)
+SESSION_SIGNATURE_LENGTH: constant(uint256) = 85
+SECP256K1_HALF_N: constant(uint256) = (
+    57896044618658097711785492504343953926418782139537452191302581570759080747168
+)
+MASK32: constant(uint256) = 2**32 - 1
+MASK48: constant(uint256) = 2**48 - 1
+MASK128: constant(uint256) = 2**128 - 1
+# paymaster (20) ‖ paymasterVerificationGasLimit (16) ‖ paymasterPostOpGasLimit (16) ‖ data
+PAYMASTER_DATA_OFFSET: constant(uint256) = 52
+
+# AssociatedStorage (associated_storage.py): CREATE2 address under the deterministic
+# deployment proxy 0x4e59b44847b379578588920ca78fbf26c0b4956c with salt 0, and its code hash.
+ASSOCIATED_STORAGE: constant(address) = 0x886c214D86855514262b0Cb0469Dd39812fC09C3
+ASSOCIATED_STORAGE_CODEHASH: constant(bytes32) = 0x54fb44926b04f7a42df5b8743a24dd4736a48a92453f93e88dcd1f41b4c1aae9
+
+# EIP-712 domain of docs/protocol.md section 1, with the account as verifyingContract.
+DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
+    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+NAME_HASH: constant(bytes32) = keccak256("SessionWard")
+VERSION_HASH: constant(bytes32) = keccak256("1")
+
+# ---------------------------------------------------------------------------------------------
+# Associated storage layout: `x` (the key hashed after the account) and the word offset `n`.
+
+# Account word, x = ACCOUNT_KEY, n = 0.
+ACCOUNT_KEY: constant(bytes32) = keccak256("sessionward.erc7579.account.v1")
+ACC_INSTALLED: constant(uint256) = 1        # bit 0
+ACC_EPOCH: constant(uint256) = 8            # uint32: bumped by uninstall and revoke_all
+ACC_GENERATION: constant(uint256) = 40      # uint32: enables so far (keys a grant's permissions)
+# Session, x = keccak256(abi_encode(SESSION_TAG, epoch, sessionKey)): n = 0 state, n = 1 fee budget.
+SESSION_TAG: constant(bytes32) = keccak256("sessionward.erc7579.session")
+STATUS_ACTIVE: constant(uint256) = 1        # bits 0..7
+ST_VALID_AFTER: constant(uint256) = 8       # uint48
+ST_EXPIRES_AT: constant(uint256) = 56       # uint48
+ST_GENERATION: constant(uint256) = 104      # uint32
+# Permission, x = keccak256(abi_encode(PERMISSION_TAG, generation, target, selector)), n = 0.
+PERMISSION_TAG: constant(bytes32) = keccak256("sessionward.erc7579.permission")
+# Target of some permission, x = keccak256(abi_encode(TARGET_TAG, generation, target)), n = 0.
+TARGET_TAG: constant(bytes32) = keccak256("sessionward.erc7579.target")
+# Grant nonce spent, x = keccak256(abi_encode(GRANT_NONCE_TAG, epoch, nonce)), n = 0.
+GRANT_NONCE_TAG: constant(bytes32) = keccak256("sessionward.erc7579.grant-nonce")
+
+
+event ModuleInstalledFor:
+    account: indexed(address)
+    epoch: uint256
+
+event ModuleUninstalledFor:
+    account: indexed(address)
+    epoch: uint256
+
+event SessionEnabled:
+    account: indexed(address)
+    session_key: indexed(address)
+    grant_nonce: uint256
+    credential: bytes32
+    valid_after: uint48
+    expires_at: uint48
+    epoch: uint256
+
+event SessionRevoked:
+    account: indexed(address)
+    session_key: indexed(address)
+
+event SessionsRevokedAll:
+    account: indexed(address)
+    epoch: uint256
+
+
+@deploy
+def __init__():
+    """
+    @notice Deploy the module on a chain where AssociatedStorage is deployed.
+    @dev Reverts NOT_AUTHORIZED unless the code at ASSOCIATED_STORAGE is exactly
+         AssociatedStorage's (its code hash): the module delegates all its storage to it.
+    """
+    if ASSOCIATED_STORAGE.codehash != ASSOCIATED_STORAGE_CODEHASH:
+        reasons._fail(reasons.NOT_AUTHORIZED)
+
+
+# =============================================================================================
+# Associated storage through AssociatedStorage.
+
+@internal
+def _load(account: address, key: bytes32, n: uint256) -> uint256:
+    """
+    @dev The word of this contract's storage at `keccak256(account ‖ key) + n` (n <= 128).
+         DELEGATECALL with an explicit gas argument: vyper's default pushes GAS long before
+         the call, which ERC-7562 (OP-012) forbids in validation.
+    """
+    word: Bytes[32] = raw_call(
+        ASSOCIATED_STORAGE,
+        abi_encode(account, key, n),
+        max_outsize=32,
+        gas=max_value(uint256),
+        is_delegate_call=True,
+    )
+    return convert(word, uint256)
+
+
+@internal
+def _store(account: address, key: bytes32, n: uint256, word: uint256):
+    """
+    @dev Write `word` at `keccak256(account ‖ key) + n` of this contract's storage.
+    """
+    raw_call(
+        ASSOCIATED_STORAGE,
+        abi_encode(account, key, n, word),
+        gas=max_value(uint256),
+        is_delegate_call=True,
+    )
+
+
+@external
+def associated_word(account: address, key: bytes32, n: uint256) -> uint256:
+    """
+    @notice The module's storage word at `keccak256(account ‖ key) + n` (for the views, which
+            reach it by a static call to this function). Writes nothing.
+    @param account The account the word belongs to.
+    @param key The key hashed after the account.
+    @param n The word offset, at most 128.
+    @return The stored word.
+    """
+    return self._load(account, key, n)
+
+
+@internal
+@view
+def _read(account: address, key: bytes32, n: uint256) -> uint256:
+    return staticcall AssociatedWords(self).associated_word(account, key, n)
+
+
+@internal
+@pure
+def _session_key(epoch: uint256, session_key: address) -> bytes32:
+    return keccak256(abi_encode(SESSION_TAG, epoch, session_key))
+
+
+@internal
+@pure
+def _permission_key(generation: uint256, target: address, selector: bytes4) -> bytes32:
+    return keccak256(abi_encode(PERMISSION_TAG, generation, target, selector))
+
+
+@internal
+@pure
+def _target_key(generation: uint256, target: address) -> bytes32:
+    return keccak256(abi_encode(TARGET_TAG, generation, target))
+
+
+# =============================================================================================
+# ERC-7579 module interface.
+
+@external
+def onInstall(data: Bytes[1024]):
+    """
+    @notice ERC-7579: the calling account installs the module. `data` is ignored (sessions
+            are enabled afterwards with owner-signed grants).
+    @dev Marks the account installed in its current epoch (0 the first time; the epoch an
+         uninstall moved to afterwards, so nothing from before is reachable). Installing
+         twice without an uninstall changes nothing.
+    @param data Ignored.
+    """
+    word: uint256 = self._load(msg.sender, ACCOUNT_KEY, 0)
+    if word & ACC_INSTALLED == 0:
+        self._store(msg.sender, ACCOUNT_KEY, 0, word | ACC_INSTALLED)
+    log ModuleInstalledFor(account=msg.sender, epoch=(word >> ACC_EPOCH) & MASK32)
+
+
+@external
+def onUninstall(data: Bytes[1024]):
+    """
+    @notice ERC-7579: the calling account uninstalls the module; every session, fee budget
+            and grant nonce of the account becomes unreachable.
+    @dev Clears the installed flag and bumps the epoch (the key of all session state), so a
+         reinstall starts clean. The generation counter is kept (permissions stay keyed
+         uniquely). Reverts SESSION_REVOKED if the epoch would overflow uint32.
+    @param data Ignored.
+    """
+    word: uint256 = self._load(msg.sender, ACCOUNT_KEY, 0)
+    epoch: uint256 = self._next_epoch(word)
+    self._store(
+        msg.sender, ACCOUNT_KEY, 0,
+        ((word & ~(MASK32 << ACC_EPOCH)) | (epoch << ACC_EPOCH)) & ~ACC_INSTALLED,
+    )
+    log ModuleUninstalledFor(account=msg.sender, epoch=epoch)
+
+
+@internal
+@pure
+def _next_epoch(word: uint256) -> uint256:
+    epoch: uint256 = ((word >> ACC_EPOCH) & MASK32) + 1
+    if epoch > MASK32:
+        reasons._fail(reasons.SESSION_REVOKED)
+    return epoch
+
+
+@external
+@pure
+def isModuleType(moduleTypeId: uint256) -> bool:
+    """
+    @notice ERC-7579 module type check.
+    @param moduleTypeId The type asked about.
+    @return True for 1 (validator) only.
+    """
+    return moduleTypeId == MODULE_TYPE_VALIDATOR
+
+
+@external
+@view
+def isInitialized(smartAccount: address) -> bool:
+    """
+    @notice Whether `smartAccount` has the module installed.
+    @param smartAccount The account.
+    @return True between its onInstall and its onUninstall.
+    """
+    return self._read(smartAccount, ACCOUNT_KEY, 0) & ACC_INSTALLED != 0
+
+
+@external
+@view
+def isValidSignatureWithSender(sender: address, hash: bytes32, signature: Bytes[MAX_SIGNATURE]) -> bytes4:
+    """
+    @notice ERC-7579 validator ERC-1271 hook: session keys never sign for the account, so
+            this module validates no ERC-1271 signature.
+    @param sender The caller of the account's isValidSignature.
+    @param hash The hash to validate.
+    @param signature The signature.
+    @return Always 0xffffffff.
+    """
+    return ERC1271_INVALID
+
+
+# =============================================================================================
+# Sessions.
+
+@internal
+@view
+def _typed_digest(account: address, struct_hash: bytes32) -> bytes32:
+    """
+    @dev `keccak256(0x1901 ‖ domainSeparator(account) ‖ structHash)`.
+    """
+    separator: bytes32 = keccak256(abi_encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, chain.id, account))
+    return keccak256(concat(b"\x19\x01", separator, struct_hash))
+
+
+@external
+@view
+def grant_digest(grant: session_grants.SessionGrant) -> bytes32:
+    """
+    @notice The EIP-712 digest the owner signs for `grant` (domain: the grant's account).
+    @param grant The grant.
+    @return The digest, equal to SessionAccount's for the same account and grant.
+    """
+    return self._typed_digest(grant.account, session_grants._grant_struct_hash(grant))
+
+
+@internal
+@view
+def _check_grant_authority(grant: session_grants.SessionGrant, signature: Bytes[MAX_SIGNATURE]):
+    """
+    @dev The account itself may enable without a signature; anyone else needs the account's
+         ERC-1271 approval of the grant digest (SIGNATURE_INVALID otherwise: a revert, a
+         short answer or any other value).
+    """
+    if msg.sender == grant.account:
+        return
+    digest: bytes32 = self._typed_digest(grant.account, session_grants._grant_struct_hash(grant))
+    success: bool = False
+    response: Bytes[32] = b""
+    success, response = raw_call(
+        grant.account,
+        abi_encode(digest, signature, method_id=method_id("isValidSignature(bytes32,bytes)")),
+        max_outsize=32,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    if not success or len(response) != 32 or convert(slice(response, 0, 4), bytes4) != ERC1271_MAGIC:
+        reasons._fail(reasons.SIGNATURE_INVALID)
+
+
+@internal
+@pure
+def _check_enforceable(envelope: session_grants.Envelope):
+    """
+    @dev Refuse (ENVELOPE_MALFORMED) every grant field this prototype cannot enforce, so a
+         grant is never widened by being installed here.
+    """
+    if (
+        len(envelope.allowedDestinations) != 0
+        or envelope.valueLimit != 0
+        or len(envelope.tokenLimits) != 0
+        or envelope.maxUses != 0
+        or envelope.rateCount != 0
+    ):
+        reasons._fail(reasons.ENVELOPE_MALFORMED)
+    for permission: session_grants.Permission in envelope.permissions:
+        if permission.maxValuePerCall != 0 or session_catalog._approval_kind(permission.selector) != 0:
+            reasons._fail(reasons.ENVELOPE_MALFORMED)
+        if permission.selector != convert(slice(keccak256(permission.function), 0, 4), bytes4):
+            reasons._fail(reasons.ENVELOPE_MALFORMED)
+        for rule: session_grants.Rule in permission.rules:
+            if rule.offset != session_catalog.OFFCHAIN_ONLY:
+                reasons._fail(reasons.ENVELOPE_MALFORMED)
+
+
+@external
+def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MAX_SIGNATURE]):
+    """
+    @notice Enable a session key on `grant.account` with the owner's grant. Anyone may submit
+            it with the owner's signature (checked by the account's ERC-1271); the account
+            itself may submit it unsigned.
+    @dev Checks, in order: the account has the module installed (NOT_AUTHORIZED), chain
+         (CHAIN_MISMATCH), epoch (SESSION_REVOKED), grant nonce unused in this epoch
+         (NONCE_REPLAYED), session key and window (ENVELOPE_MALFORMED, WINDOW_INVALID),
+         what this version can enforce (ENVELOPE_MALFORMED), permission targets (the account
+         or this module: SELF_CALL_FORBIDDEN; a pair twice: ENVELOPE_MALFORMED), then the
+         owner's authority (SIGNATURE_INVALID). Re-enabling a key replaces its grant: new
+         window, new permissions (a new generation), new fee budget.
+    @param grant The owner's SessionGrant (docs/protocol.md section 2).
+    @param owner_signature What the account's isValidSignature accepts for the grant digest.
+    """
+    account: address = grant.account
+    word: uint256 = self._load(account, ACCOUNT_KEY, 0)
+    if word & ACC_INSTALLED == 0:
+        reasons._fail(reasons.NOT_AUTHORIZED)
+    if grant.envelope.chainId != chain.id:
+        reasons._fail(reasons.CHAIN_MISMATCH)
+    epoch: uint256 = (word >> ACC_EPOCH) & MASK32
+    if grant.epoch != epoch:
+        reasons._fail(reasons.SESSION_REVOKED)
+    nonce_key: bytes32 = keccak256(abi_encode(GRANT_NONCE_TAG, epoch, grant.nonce))
+    if self._load(account, nonce_key, 0) != 0:
+        reasons._fail(reasons.NONCE_REPLAYED)
+    if grant.sessionKey == empty(address):
+        reasons._fail(reasons.ENVELOPE_MALFORMED)
+    if grant.envelope.validAfter >= grant.envelope.expiresAt:
+        reasons._fail(reasons.WINDOW_INVALID)
+    self._check_enforceable(grant.envelope)
+    self._check_grant_authority(grant, owner_signature)
+
+    self._store(account, nonce_key, 0, 1)
+    generation: uint256 = ((word >> ACC_GENERATION) & MASK32) + 1
+    if generation > MASK32:
+        reasons._fail(reasons.ENVELOPE_MALFORMED)
+    self._store(account, ACCOUNT_KEY, 0, (word & ~(MASK32 << ACC_GENERATION)) | (generation << ACC_GENERATION))
+    for permission: session_grants.Permission in grant.envelope.permissions:
+        if permission.target == account or permission.target == self:
+            reasons._fail(reasons.SELF_CALL_FORBIDDEN)
+        permission_key: bytes32 = self._permission_key(generation, permission.target, permission.selector)
+        if self._load(account, permission_key, 0) != 0:
+            reasons._fail(reasons.ENVELOPE_MALFORMED)
+        self._store(account, permission_key, 0, 1)
+        self._store(account, self._target_key(generation, permission.target), 0, 1)
+
+    session: bytes32 = self._session_key(epoch, grant.sessionKey)
+    self._store(
+        account, session, 0,
+        STATUS_ACTIVE
+        | (convert(grant.envelope.validAfter, uint256) << ST_VALID_AFTER)
+        | (convert(grant.envelope.expiresAt, uint256) << ST_EXPIRES_AT)
+        | (generation << ST_GENERATION),
+    )
+    self._store(account, session, 1, grant.envelope.maxFeeWei)
+    log SessionEnabled(
+        account=account,
+        session_key=grant.sessionKey,
+        grant_nonce=grant.nonce,
+        credential=grant.credential,
+        valid_after=grant.envelope.validAfter,
+        expires_at=grant.envelope.expiresAt,
+        epoch=epoch,
+    )
+
+
+@external
+def revoke_session(session_key: address):
+    """
+    @notice The calling account revokes one of its sessions (its owner sends this through
+            the account's `execute`).
+    @dev SESSION_UNKNOWN when the key has no live session in the current epoch.
+    @param session_key The session key to revoke.
+    """
+    epoch: uint256 = (self._load(msg.sender, ACCOUNT_KEY, 0) >> ACC_EPOCH) & MASK32
+    session: bytes32 = self._session_key(epoch, session_key)
+    if self._load(msg.sender, session, 0) == 0:
+        reasons._fail(reasons.SESSION_UNKNOWN)
+    self._store(msg.sender, session, 0, 0)
+    log SessionRevoked(account=msg.sender, session_key=session_key)
+
+
+@external
+def revoke_all():
+    """
+    @notice The calling account revokes every session at once (epoch bump; stays installed).
+    """
+    word: uint256 = self._load(msg.sender, ACCOUNT_KEY, 0)
+    epoch: uint256 = self._next_epoch(word)
+    self._store(msg.sender, ACCOUNT_KEY, 0, (word & ~(MASK32 << ACC_EPOCH)) | (epoch << ACC_EPOCH))
+    log SessionsRevokedAll(account=msg.sender, epoch=epoch)
+
+
+# =============================================================================================
+# Validation.
+
+@external
+def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
+    """
+    @notice ERC-7579 validator: validate a session user operation of the calling account.
+    @dev The signature is `sessionKey (20) ‖ r ‖ s ‖ v` over the EIP-191 hash of `userOpHash`.
+         Returns SIG_VALIDATION_FAILED (1) when the module is not installed for the caller,
+         the operation is not the caller's, the signature has another length, is malleable or
+         is not the key's. Reverts, so the EntryPoint refuses the operation (AA23), when:
+         the key has no live session in the account's epoch (SESSION_UNKNOWN); the call data
+         is not the account's `execute(mode, executionCalldata)` (SELF_CALL_FORBIDDEN); the
+         execution is malformed (CALL_TYPE_FORBIDDEN, EMPTY_BATCH, CALLDATA_MALFORMED); an
+         inner call targets the account or this module (SELF_CALL_FORBIDDEN), sends value
+         (VALUE_CAP_EXCEEDED), or is outside the grant (TARGET_NOT_ALLOWED,
+         SELECTOR_NOT_ALLOWED); the operation's maximum cost to the account exceeds what is
+         left of the fee budget (FEE_LIMIT_EXCEEDED; the cost is charged). On success returns
+         the window as validationData (validAfter - 1, expiresAt - 1: the EntryPoint accepts
+         `validAfter' < now <= validUntil`; no TIMESTAMP in validation). Reads and writes only
+         associated storage of the caller (ERC-7562).
+    @param userOp The packed user operation (v0.7).
+    @param userOpHash The EntryPoint's hash of it.
+    @return validationData (0 window bounds never: expiresAt <= 1 fails).
+    """
+    account: address = msg.sender
+    if userOp.sender != account or len(userOp.signature) != SESSION_SIGNATURE_LENGTH:
+        return SIG_VALIDATION_FAILED
+    word: uint256 = self._load(account, ACCOUNT_KEY, 0)
+    if word & ACC_INSTALLED == 0:
+        return SIG_VALIDATION_FAILED
+    session_key: address = convert(convert(slice(userOp.signature, 0, 20), bytes20), address)
+    session: bytes32 = self._session_key((word >> ACC_EPOCH) & MASK32, session_key)
+    state: uint256 = self._load(account, session, 0)
+    if state == 0:
+        reasons._fail(reasons.SESSION_UNKNOWN)
+
+    # The call: the account's ERC-7579 execute, decoded as the account's ABI decoder reads it.
+    call_data_length: uint256 = len(userOp.callData)
+    if call_data_length < 4 or convert(slice(userOp.callData, 0, 4), bytes4) != EXECUTE_SELECTOR:
+        reasons._fail(reasons.SELF_CALL_FORBIDDEN)
+    mode: bytes32 = empty(bytes32)
+    execution: Bytes[erc7579.MAX_EXECUTION_BYTES] = b""
+    mode, execution = abi_decode(
+        slice(userOp.callData, 4, call_data_length - 4), (bytes32, Bytes[erc7579.MAX_EXECUTION_BYTES])
+    )
+    calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH] = erc7579._decode(mode, execution, 4)
+    generation: uint256 = (state >> ST_GENERATION) & MASK32
+    for c: erc7579.CallRef in calls:
+        if c.target == account or c.target == self:
+            reasons._fail(reasons.SELF_CALL_FORBIDDEN)
+        if c.value != 0:
+            reasons._fail(reasons.VALUE_CAP_EXCEEDED)
+        selector: bytes4 = convert(slice(execution, c.start, 4), bytes4)
+        if self._load(account, self._permission_key(generation, c.target, selector), 0) == 0:
+            if self._load(account, self._target_key(generation, c.target), 0) == 0:
+                reasons._fail(reasons.TARGET_NOT_ALLOWED)
+            reasons._fail(reasons.SELECTOR_NOT_ALLOWED)
+
+    # The session key's signature.
+    r: uint256 = extract32(userOp.signature, 20, output_type=uint256)
+    s: uint256 = extract32(userOp.signature, 52, output_type=uint256)
+    v: uint256 = convert(slice(userOp.signature, 84, 1), uint256)
+    if s > SECP256K1_HALF_N or (v != 27 and v != 28):
+        return SIG_VALIDATION_FAILED
+    digest: bytes32 = keccak256(concat(b"\x19Ethereum Signed Message:\n32", userOpHash))
+    if ecrecover(digest, v, r, s) != session_key:
+        return SIG_VALIDATION_FAILED
+    expires_at: uint256 = (state >> ST_EXPIRES_AT) & MASK48
+    if expires_at <= 1:
+        return SIG_VALIDATION_FAILED
+
+    # The fee budget: the most this operation can cost the account.
+    gas_units: uint256 = 0
+    max_fee_per_gas: uint256 = 0
+    gas_units, max_fee_per_gas = self._account_paid_gas(userOp)
+    if gas_units != 0 and max_fee_per_gas != 0:
+        budget: uint256 = self._load(account, session, 1)
+        if gas_units > budget // max_fee_per_gas:
+            reasons._fail(reasons.FEE_LIMIT_EXCEEDED)
+        self._store(account, session, 1, budget - gas_units * max_fee_per_gas)
+
+    valid_after: uint256 = (state >> ST_VALID_AFTER) & MASK48
+    if valid_after != 0:
+        valid_after -= 1
+    return ((expires_at - 1) << 160) | (valid_after << 208)
+
+
+@internal
+@pure
+def _account_paid_gas(userOp: PackedUserOperation) -> (uint256, uint256):
+    """
+    @dev `(gas, maxFeePerGas)` the EntryPoint v0.7 may take from the account for `userOp`
+         (all gas limits, the paymaster's included when the paymaster address is zero);
+         `(0, 0)` when a paymaster pays. CALLDATA_MALFORMED for a paymasterAndData shorter
+         than 52 bytes, FEE_LIMIT_EXCEEDED for a preVerificationGas above 2**128.
+    """
+    gas_units: uint256 = 0
+    paymaster_length: uint256 = len(userOp.paymasterAndData)
+    if paymaster_length != 0:
+        if paymaster_length < PAYMASTER_DATA_OFFSET:
+            reasons._fail(reasons.CALLDATA_MALFORMED)
+        if convert(slice(userOp.paymasterAndData, 0, 20), bytes20) != empty(bytes20):
+            return 0, 0
+        paymaster_gas: uint256 = extract32(userOp.paymasterAndData, 20, output_type=uint256)
+        gas_units = (paymaster_gas >> 128) + (paymaster_gas & MASK128)
+    if userOp.preVerificationGas > MASK128:
+        reasons._fail(reasons.FEE_LIMIT_EXCEEDED)
+    limits: uint256 = convert(userOp.accountGasLimits, uint256)
+    gas_units += (limits >> 128) + (limits & MASK128) + userOp.preVerificationGas
+    return gas_units, convert(userOp.gasFees, uint256) & MASK128
+
+
+# =============================================================================================
+# Views.
+
+@external
+@view
+def epoch(account: address) -> uint256:
+    """
+    @notice The account's current epoch (grants must name it).
+    @param account The account.
+    @return The epoch: 0 at first install, +1 per uninstall or revoke_all.
+    """
+    return (self._read(account, ACCOUNT_KEY, 0) >> ACC_EPOCH) & MASK32
+
+
+@external
+@view
+def session(account: address, session_key: address) -> (uint256, uint256, uint256):
+    """
+    @notice A session of the account in its current epoch.
+    @param account The account.
+    @param session_key The session key.
+    @return (status: 1 live, 0 none or revoked; validAfter; expiresAt).
+    """
+    state: uint256 = self._read(
+        account, self._session_key((self._read(account, ACCOUNT_KEY, 0) >> ACC_EPOCH) & MASK32, session_key), 0
+    )
+    return state & 255, (state >> ST_VALID_AFTER) & MASK48, (state >> ST_EXPIRES_AT) & MASK48
+
+
+@external
+@view
+def fee_budget(account: address, session_key: address) -> uint256:
+    """
+    @notice What is left of the session's fee budget in the account's current epoch, in wei.
+    @param account The account.
+    @param session_key The session key.
+    @return The remaining budget (0 for an unknown session).
+    """
+    return self._read(
+        account, self._session_key((self._read(account, ACCOUNT_KEY, 0) >> ACC_EPOCH) & MASK32, session_key), 1
+    )
