@@ -120,6 +120,10 @@ class ReasonCode(StrEnum):
     # ERC-7715 permission requests (appended; issue 17).
     PERMISSION_TYPE_UNSUPPORTED = "PERMISSION_TYPE_UNSUPPORTED"
     PERMISSION_UNENFORCEABLE = "PERMISSION_UNENFORCEABLE"
+    # The ERC-4337 submission path (appended; issue 17).
+    USER_OPERATION_REFUSED = "USER_OPERATION_REFUSED"
+    # Several networks per service (appended; issue 19).
+    NETWORK_UNKNOWN = "NETWORK_UNKNOWN"
 
 
 class SessionWardError(Exception):

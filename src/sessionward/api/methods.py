@@ -130,6 +130,7 @@ def _create_wallet(w: Waas, p: Principal, b: m.CreateWalletRequest) -> WalletVie
         owner_kind=b.owner_kind,
         salt=None if b.salt is None else _hex(b.salt),
         proof=_proof(b.registration),
+        network=b.network,
     )
 
 
@@ -142,6 +143,7 @@ def _registration_challenge(
         salt=None if b.salt is None else _hex(b.salt),
         owner=b.owner,
         owner_kind=b.owner_kind,
+        network=b.network,
     )
 
 
@@ -149,7 +151,12 @@ def _register_wallet(w: Waas, p: Principal, b: m.RegisterWalletRequest) -> Walle
     proof = _proof(b.registration)
     assert proof is not None  # required by the model
     return w.wallets.register(
-        p.self_key(), account=b.account, proof=proof, owner=b.owner, owner_kind=b.owner_kind
+        p.self_key(),
+        account=b.account,
+        proof=proof,
+        owner=b.owner,
+        owner_kind=b.owner_kind,
+        network=b.network,
     )
 
 
@@ -158,7 +165,11 @@ def _register_wallet(w: Waas, p: Principal, b: m.RegisterWalletRequest) -> Walle
 
 def _authorize(w: Waas, p: Principal, b: m.AuthorizeRemoteAccessRequest) -> PendingSessionView:
     return w.sessions.authorize(
-        p.registered(), credential_id=b.credential_id, wallet_id=b.wallet_id, envelope=b.envelope
+        p.registered(),
+        credential_id=b.credential_id,
+        wallet_id=b.wallet_id,
+        envelope=b.envelope,
+        network=b.network,
     )
 
 
@@ -190,7 +201,7 @@ def _list_sessions(w: Waas, p: Principal, b: m.ListSessionsRequest) -> Page[Sess
 
 
 def _usage(w: Waas, p: Principal, b: m.GetSessionUsageRequest) -> UsageView:
-    return w.sessions.usage(p.registered(), b.session_id)
+    return w.sessions.usage(p.registered(), b.session_id, network=b.network)
 
 
 def _permission_requests(w: Waas) -> PermissionRequests:
@@ -221,6 +232,7 @@ def _prepare(w: Waas, p: Principal, b: m.PrepareEthereumTransactionRequest) -> T
         value=int(b.value),
         data=_hex(b.data),
         chain_id=b.chain_id,
+        network=b.network,
     )
 
 
@@ -236,6 +248,7 @@ def _prepare_call(
         args=b.args,
         value=int(b.value),
         chain_id=b.chain_id,
+        network=b.network,
     )
 
 

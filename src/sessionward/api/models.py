@@ -56,6 +56,15 @@ ChainId = Annotated[int, Field(ge=0, le=MAX_CHAIN_ID)]
 Limit = Annotated[int, Field(ge=1, le=MAX_PAGE)]
 Cursor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_=-]{1,256}$")]
 OwnerKind = Literal["eoa", "erc1271"]
+NetworkName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+Network = Annotated[
+    NetworkName | ChainId,
+    Field(
+        description="The network: its configured name, or its chain id (a JSON integer or a "
+        "string of decimal digits). Unknown: 404 NETWORK_UNKNOWN; another than the wallet's: "
+        "403 CHAIN_MISMATCH. Nothing is written either way."
+    ),
+]
 Scope = Literal["session", "wallet", "credential", "action_class", "global"]
 
 
@@ -166,6 +175,8 @@ class CreateWalletRequest(Body):
     salt: Bytes32 | None = None
     registration: RegistrationProofBody | None = None
     """Required for an ``erc1271`` owner (with ``salt``): see GetRegistrationChallenge."""
+    network: Network | None = None
+    """The network the wallet is made on (default: the service's first network)."""
 
 
 class GetRegistrationChallengeRequest(Body):
@@ -178,6 +189,7 @@ class GetRegistrationChallengeRequest(Body):
     salt: Bytes32 | None = None
     owner: Address | None = None
     owner_kind: OwnerKind = "eoa"
+    network: Network | None = None
 
 
 class RegisterWalletRequest(Body):
@@ -187,6 +199,7 @@ class RegisterWalletRequest(Body):
     registration: RegistrationProofBody
     owner: Address | None = None
     owner_kind: OwnerKind = "eoa"
+    network: Network | None = None
 
 
 # --- sessions ------------------------------------------------------------------------------
@@ -196,6 +209,7 @@ class AuthorizeRemoteAccessRequest(Body):
     credential_id: Id
     wallet_id: Id
     envelope: Annotated[dict[str, Any], Field(description=_ENVELOPE_RULE)]
+    network: Network | None = None
 
 
 class ApproveSessionRequest(Body):
@@ -226,6 +240,7 @@ class ListSessionsRequest(Body):
 
 class GetSessionUsageRequest(Body):
     session_id: Id
+    network: Network | None = None
 
 
 class ImportPermissionRequestRequest(Body):
@@ -254,6 +269,7 @@ class PrepareEthereumTransactionRequest(Body):
     value: Amount
     data: Hex
     chain_id: ChainId | None = None
+    network: Network | None = None
 
 
 class PrepareEthereumContractCallRequest(Body):
@@ -267,6 +283,7 @@ class PrepareEthereumContractCallRequest(Body):
     args: Annotated[list[Any], Field(description=_ARGS_RULE)]
     value: Amount = "0"
     chain_id: ChainId | None = None
+    network: Network | None = None
 
 
 class ExecuteRequest(Body):

@@ -14,6 +14,8 @@ Guarantees
   job's own if lower) is refused with ``FEE_LIMIT_EXCEEDED``: at :meth:`enqueue` by raising
   :class:`FeeCapExceeded` (nothing stored), at signing time (fees rose) by moving the job to
   ``refused``. Nothing is signed or sent either way.
+- **Confirmation depth.** With ``confirmations`` above 1, :meth:`poll` records a mined job's
+  outcome only once its block is that deep (the head read once per poll).
 - **Recovery.** :meth:`reconcile` (call it at start-up) settles every ``signed``/``submitted``
   job from the chain: receipt → final state; nonce consumed by another transaction → re-queued;
   known to the node → ``submitted``; unknown → the same bytes are rebroadcast. :meth:`poll`
@@ -84,9 +86,15 @@ class Relayer:
         stuck_after_s: float = 30.0,
         fee_ttl_s: float = 3.0,
         clock: Callable[[], float] = time.time,
+        confirmations: int = 1,
     ) -> None:
+        """``confirmations``: blocks a receipt must have (1: the including block alone)
+        before :meth:`poll` records a job's outcome; deeper on a chain that reorganises."""
         if fee_cap_wei <= 0 or gas_margin_percent < 0 or stuck_after_s < 0 or fee_ttl_s < 0:
             raise ValueError("relayer limits must be non-negative (fee cap positive)")
+        if confirmations < 1:
+            raise ValueError("a receipt has at least one confirmation (its own block)")
+        self._confirmations = confirmations
         self._chain = chain
         self._signer = signer
         self._store = store
@@ -105,6 +113,24 @@ class Relayer:
     @property
     def address(self) -> str:
         return self._signer.address
+
+    @property
+    def chain_id(self) -> int:
+        """The chain this relayer signs for (the chain id of every transaction it signs)."""
+        return self._chain.chain_id
+
+    @property
+    def confirmations(self) -> int:
+        return self._confirmations
+
+    def _confirmed(self, receipt: Receipt, head: list[int]) -> bool:
+        """Whether ``receipt`` has :attr:`confirmations` blocks (``head`` caches the chain's
+        head for one poll: read once, and only when more than one confirmation is asked)."""
+        if self._confirmations == 1:
+            return True
+        if not head:
+            head.append(self._chain.block_number())
+        return head[0] - receipt.block_number + 1 >= self._confirmations
 
     @property
     def store(self) -> RelayJobStore:
@@ -407,9 +433,13 @@ class Relayer:
         with self._lock:
             changed: list[RelayJob] = []
             self.awaiting_receipt = False
+            head: list[int] = []
             for job in self._store.in_states(self.address, {JobState.SUBMITTED}):
                 assert job.tx_hash is not None
                 receipt = self._chain.get_receipt(job.tx_hash)
+                if receipt is not None and not self._confirmed(receipt, head):
+                    self.awaiting_receipt = True  # mined, not yet deep enough: wait for it
+                    break
                 if receipt is not None:
                     changed.append(self._finish(job, receipt))
                     continue

@@ -11,6 +11,8 @@ Environment variables (each overrides the file):
 ``SESSIONWARD_DATABASE_URL``       ``postgresql://…`` (default: SQLite in the data dir)
 ``SESSIONWARD_DATABASE_SCHEMA``    PostgreSQL schema to use (default: the server's search_path)
 ``SESSIONWARD_RPC_URL``            JSON-RPC node (default: the in-process chain)
+``SESSIONWARD_NETWORKS``           several networks: a TOML or JSON file, or inline JSON (see
+                                   :class:`NetworkSettings`); exclusive with ``RPC_URL``
 ``SESSIONWARD_CONFIG``             a TOML file with the keys below
 ``SESSIONWARD_CATALOG``            an extra action-catalog TOML
 ``SESSIONWARD_OPS_KEYS``           ``id:alg:publicKey`` entries separated by commas
@@ -34,7 +36,9 @@ Environment variables (each overrides the file):
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -47,6 +51,14 @@ MAX_DEVICE_TTL_S: Final = 90 * 86400
 """The longest an owner device may stay paired, whatever the configuration says."""
 MAX_PAIRING_CODE_TTL_S: Final = 3600
 VAULT_BACKENDS: Final = ("local", "pkcs11")
+DEFAULT_NETWORK: Final = "default"
+"""The name of the one network of the single-chain settings (``rpc_url`` or the in-process
+chain), as requests may name it."""
+NETWORK_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+"""A network's name: starts with a letter (so it is never read as a chain id)."""
+MAX_CONFIRMATIONS: Final = 1000
+_ADDRESS: Final = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 class ConfigError(ValueError):
@@ -78,12 +90,75 @@ class AnomalyRules:
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkSettings:
+    """One network the service serves (``[[networks]]`` in a TOML file, or an object of the
+    ``SESSIONWARD_NETWORKS`` JSON list). A wallet belongs to exactly one network, named by
+    ``name`` or ``chain_id`` in requests.
+
+    - ``rpc_url``: its JSON-RPC node; absent, an in-process chain with ``chain_id`` (new and
+      empty at every start: development and tests only). A node's own ``eth_chainId`` must be
+      ``chain_id`` or the service refuses to start.
+    - ``entry_point``: the ERC-4337 EntryPoint the account implementation is deployed with on a
+      development chain, and the one its deployment record must name (absent: none).
+    - ``relayer_key_file`` (hex, mode 0600; made on first run) or ``relayer_key_env`` (the name
+      of an environment variable holding it): the network's relayer key, default
+      ``<data_dir>/relayer-<name>.key``. Two networks never share a relayer key (its jobs and
+      nonces are kept per sender). The key itself is never a setting.
+    - ``deployment_file``: the deployment record (factory, implementation, demo contracts),
+      default ``<data_dir>/deployment-<name>.json``; on a development node without one, the
+      contracts are deployed and the record written.
+    - ``confirmations``: blocks a relayed transaction's receipt must have (1: the including
+      block) before its outcome is recorded.
+    - ``fee_cap_wei``: the most the relayer pays for one transaction (gas limit x max fee per
+      gas) on this network; absent, ``relayer_fee_cap_wei``.
+    """
+
+    name: str
+    chain_id: int
+    rpc_url: str | None = None
+    entry_point: str | None = None
+    relayer_key_file: Path | None = None
+    relayer_key_env: str | None = None
+    deployment_file: Path | None = None
+    confirmations: int = 1
+    fee_cap_wei: int | None = None
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid field."""
+        where = f"network {self.name!r}"
+        if not isinstance(self.name, str) or not NETWORK_NAME.match(self.name):
+            raise ConfigError(
+                "a network name is 1-64 letters, digits, '.', '_' or '-', starting with a letter"
+            )
+        if not isinstance(self.chain_id, int) or not 0 < self.chain_id < 2**63:
+            raise ConfigError(f"{where}: chain_id must be a positive integer below 2**63")
+        if self.rpc_url is not None and not self.rpc_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: rpc_url must be an http(s) URL")
+        if self.entry_point is not None and not _ADDRESS.match(self.entry_point):
+            raise ConfigError(f"{where}: entry_point must be a 0x address")
+        if self.relayer_key_file is not None and self.relayer_key_env is not None:
+            raise ConfigError(f"{where}: relayer_key_file and relayer_key_env are exclusive")
+        if self.relayer_key_env is not None and not _ENV_NAME.match(self.relayer_key_env):
+            raise ConfigError(f"{where}: relayer_key_env must name an environment variable")
+        confirmations = self.confirmations
+        if not isinstance(confirmations, int) or not 1 <= confirmations <= MAX_CONFIRMATIONS:
+            raise ConfigError(f"{where}: confirmations must be between 1 and {MAX_CONFIRMATIONS}")
+        if self.fee_cap_wei is not None and (
+            not isinstance(self.fee_cap_wei, int) or self.fee_cap_wei <= 0
+        ):
+            raise ConfigError(f"{where}: fee_cap_wei must be a positive integer")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = Path("data")
     database_url: str | None = None
     database_schema: str | None = None
     """PostgreSQL schema (``search_path``) to use, e.g. one per test run on a shared database."""
     rpc_url: str | None = None
+    networks: tuple[NetworkSettings, ...] = ()
+    """Several networks (:class:`NetworkSettings`), exclusive with ``rpc_url``; none: the one
+    network of ``rpc_url`` (or the in-process chain), named :data:`DEFAULT_NETWORK`."""
     catalog_file: Path | None = None
     ops_credentials: tuple[OpsCredential, ...] = ()
     anomaly: AnomalyRules = field(default_factory=AnomalyRules)
@@ -192,7 +267,11 @@ class Settings:
         if path is not None:
             settings = settings.with_document(_read_toml(path))
         settings = replace(settings, **vault_environment(env))
-        return replace(settings, **_environment_overrides(env))
+        settings = replace(settings, **_environment_overrides(env))
+        if env.get("SESSIONWARD_NETWORKS"):
+            settings = replace(settings, networks=networks_from_text(env["SESSIONWARD_NETWORKS"]))
+        settings._check_networks()
+        return settings
 
     def with_document(self, doc: Mapping[str, Any]) -> Settings:
         """These settings with the values of a parsed TOML document (unknown keys refused)."""
@@ -206,6 +285,8 @@ class Settings:
                 changes["ops_credentials"] = tuple(_ops_entry(e, i) for i, e in enumerate(value))
             elif name == "anomaly":
                 changes["anomaly"] = _anomaly(value)
+            elif name == "networks":
+                changes["networks"] = networks_from_document(value)
             elif name in ("data_dir", "catalog_file", "pkcs11_module", "pkcs11_pin_file"):
                 changes[name] = Path(value)
             elif name in ("webhook_urls", "cors_origins"):
@@ -246,6 +327,25 @@ class Settings:
         ids = [o.id for o in self.ops_credentials]
         if len(set(ids)) != len(ids):
             raise ConfigError("ops credential ids must be distinct")
+        self._check_networks()
+
+    def _check_networks(self) -> None:
+        if not self.networks:
+            return
+        if self.rpc_url:
+            raise ConfigError("rpc_url and networks are exclusive: name the node in its network")
+        for network in self.networks:
+            network.check()
+        names = [n.name.lower() for n in self.networks]
+        if len(set(names)) != len(names):
+            raise ConfigError("network names must be distinct (ignoring case)")
+        chain_ids = [n.chain_id for n in self.networks]
+        if len(set(chain_ids)) != len(chain_ids):
+            raise ConfigError("network chain ids must be distinct")
+        keys = [n.relayer_key_file or n.relayer_key_env for n in self.networks]
+        named = [k for k in keys if k is not None]
+        if len(set(named)) != len(named):
+            raise ConfigError("two networks cannot share a relayer key")
 
 
 def _environment_overrides(env: Mapping[str, str]) -> dict[str, Any]:
@@ -406,3 +506,53 @@ def vault_environment(env: Mapping[str, str]) -> dict[str, Any]:
         except ValueError:
             raise ConfigError("SESSIONWARD_PKCS11_SLOT must be a slot id (a number)") from None
     return overrides
+
+
+_NETWORK_FIELDS: Final = frozenset(f.name for f in fields(NetworkSettings))
+
+
+def networks_from_document(doc: Any) -> tuple[NetworkSettings, ...]:
+    """Networks from a parsed TOML or JSON value: a list of tables/objects, or a table with
+    such a list under ``networks``. Unknown keys are refused; every network is checked."""
+    if isinstance(doc, Mapping) and set(doc) == {"networks"}:
+        doc = doc["networks"]
+    if not isinstance(doc, list) or not doc:
+        raise ConfigError("networks must be a non-empty list of tables")
+    result = []
+    for index, entry in enumerate(doc):
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"networks[{index}] must be a table")
+        unknown = sorted(set(entry) - _NETWORK_FIELDS)
+        if unknown:
+            raise ConfigError(f"networks[{index}]: unknown setting {unknown[0]!r}")
+        if "name" not in entry or "chain_id" not in entry:
+            raise ConfigError(f"networks[{index}] needs a name and a chain_id")
+        values = dict(entry)
+        for name in ("relayer_key_file", "deployment_file"):
+            if values.get(name) is not None:
+                values[name] = Path(str(values[name]))
+        if isinstance(values.get("chain_id"), bool):
+            raise ConfigError(f"networks[{index}].chain_id must be an integer")
+        network = NetworkSettings(**values)
+        network.check()
+        result.append(network)
+    return tuple(result)
+
+
+def networks_from_text(text: str) -> tuple[NetworkSettings, ...]:
+    """``SESSIONWARD_NETWORKS``: inline JSON (starting with ``[`` or ``{``), or the path of a
+    ``.json`` or TOML file (``[[networks]]`` tables)."""
+    body = text.strip()
+    if body.startswith(("[", "{")):
+        try:
+            return networks_from_document(json.loads(body))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"SESSIONWARD_NETWORKS is not valid JSON: {exc.msg}") from None
+    path = Path(body)
+    if path.suffix.lower() == ".json":
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read networks {path}: {exc}") from None
+        return networks_from_document(doc)
+    return networks_from_document(_read_toml(path))

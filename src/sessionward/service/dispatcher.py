@@ -45,11 +45,15 @@ poll), so a mined call is recorded within this of its block."""
 
 
 class Dispatcher:
-    """One :meth:`step` moves every piece of on-chain work one stage forward."""
+    """One :meth:`step` moves every piece of on-chain work one stage forward, on the network
+    of its runtime (:attr:`Runtime.network`): with several networks there is one dispatcher
+    per network, each with its own relayer, reconciler and lease, and each carries only the
+    work of its network's wallets."""
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._lock = threading.Lock()
+        self._wallet_chains: dict[str, int] = {}  # a wallet's chain never changes
         self.reconciler = Reconciler(rt)
         self.signal = RelaySignal(rt.store.db)
         """Rung by :meth:`wake`; the relaying loop waits on it between rounds."""
@@ -57,6 +61,19 @@ class Dispatcher:
     @property
     def runtime(self) -> Runtime:
         return self._rt
+
+    def ours(self, wallet_id: str) -> bool:
+        """Whether the wallet's work is this dispatcher's (always, with one network)."""
+        rt = self._rt
+        if not rt.several_networks:
+            return True
+        chain_id = self._wallet_chains.get(wallet_id)
+        if chain_id is None:
+            wallet = rt.store.wallets.get(wallet_id)
+            if wallet is None:
+                return False
+            chain_id = self._wallet_chains[wallet_id] = wallet.chain_id
+        return chain_id == rt.chain_id
 
     def wake(self) -> None:
         """Work for the chain has committed (an Execute): relay it now, on whichever node
@@ -100,6 +117,8 @@ class Dispatcher:
     def _queue_executions(self) -> None:
         rt = self._rt
         for txn in rt.store.transactions.pending():
+            if not self.ours(txn.wallet_id):
+                continue
             job_id = f"exec:{txn.id}"
             job = rt.relayer.job(job_id)
             if job is None:
@@ -186,11 +205,15 @@ class Dispatcher:
         rt = self._rt
         finished = 0
         for txn in rt.store.transactions.pending():
+            if not self.ours(txn.wallet_id):
+                continue
             job = rt.relayer.job(f"exec:{txn.id}")
             if job is not None and job.state.is_final:
                 self._apply(job)
                 finished += 1
         now = rt.now()
+        if rt.several_networks and rt.chain_id != rt.networks[0].chain_id:
+            return finished  # stranded reservations: the first network's dispatcher's work
         for reservation_id in rt.store.executions.stranded_reservations(
             created_before=now - grace_s
         ):
@@ -259,7 +282,7 @@ class DispatcherLoop:
         self._recover_every = recover_every_s
         self._leases = Leases(db)
         self._fence = LeaseFence(
-            f"relayer:{rt.chain_id}",
+            f"relayer:{rt.chain_id}",  # one lease per network
             holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}",
         )
         store = rt.relayer.store
@@ -278,12 +301,18 @@ class DispatcherLoop:
         return self._fence.epoch is not None
 
     @property
+    def network_name(self) -> str:
+        return self._dispatcher.runtime.network_name
+
+    @property
     def lease_epoch(self) -> int | None:
         return self._fence.epoch
 
     def start(self) -> None:
         self._thread = threading.Thread(
-            target=self._run, name="sessionward-dispatcher", daemon=True
+            target=self._run,
+            name=f"sessionward-dispatcher-{self._dispatcher.runtime.network_name}",
+            daemon=True,
         )
         self._thread.start()
 

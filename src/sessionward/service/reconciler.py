@@ -123,6 +123,7 @@ def queue_removal(rt: Runtime, record: SessionRecord) -> RelayJob | None:
         return None
     wallet = rt.store.wallets.get(record.wallet_id)
     assert wallet is not None
+    rt = rt.on(wallet.chain_id)  # removed by the relayer of the wallet's own network
     return queue_relay_job(
         rt.store.db,
         sender=rt.relayer.address,
@@ -192,7 +193,10 @@ class ReconcilerStats:
 
 
 class Reconciler:
-    """Compares non-final sessions with the chain and repairs the database or the chain."""
+    """Compares non-final sessions with the chain and repairs the database or the chain.
+
+    It works on its runtime's network: with several networks there is one per network (each
+    on its dispatcher), and each looks only at the sessions of its network's wallets."""
 
     def __init__(
         self,
@@ -212,7 +216,21 @@ class Reconciler:
         self._clock = clock
         self._last_slow: float | None = None
         self._open: dict[str, str] = {}  # session id -> its open disagreement alert
+        self._wallet_chains: dict[str, int] = {}  # a wallet's chain never changes
         self.stats = ReconcilerStats()
+
+    def ours(self, record: SessionRecord) -> bool:
+        """Whether the session's wallet is on this reconciler's network (always, with one)."""
+        rt = self._rt
+        if not rt.several_networks:
+            return True
+        chain_id = self._wallet_chains.get(record.wallet_id)
+        if chain_id is None:
+            wallet = rt.store.wallets.get(record.wallet_id)
+            if wallet is None:
+                return False
+            chain_id = self._wallet_chains[record.wallet_id] = wallet.chain_id
+        return chain_id == rt.chain_id
 
     # --- rounds ---------------------------------------------------------------------------
 
@@ -231,6 +249,8 @@ class Reconciler:
         with self.stats.lock:
             self.stats.rounds += 1
         for record in records:
+            if not self.ours(record):
+                continue  # another network's reconciler compares it with its chain
             if not self._one(record):
                 break  # the node does not answer: the rest waits for the next round
 
@@ -255,7 +275,7 @@ class Reconciler:
         if kind not in ("enable", "revoke"):
             return
         record = self._rt.store.sessions.get(session_id)
-        if record is not None:
+        if record is not None and self.ours(record):
             self._one(record)
 
     def _one(self, record: SessionRecord) -> bool:
@@ -273,7 +293,10 @@ class Reconciler:
 
     def check(self, record: SessionRecord) -> None:
         """Compare one session with the chain and repair (raises ``ChainError`` when the node
-        cannot answer; nothing is changed then)."""
+        cannot answer; nothing is changed then). A session of another network is left to
+        that network's reconciler."""
+        if not self.ours(record):
+            return
         rt = self._rt
         with self.stats.lock:
             self.stats.checked += 1

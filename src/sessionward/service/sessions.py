@@ -379,7 +379,7 @@ class Sessions:
     def __init__(self, rt: Runtime, directory: SessionDirectory) -> None:
         self._rt = rt
         self._dir = directory
-        self._erc1271 = ChainErc1271Checker(rt.chain)
+        self._erc1271: dict[int, ChainErc1271Checker] = {}  # per chain id
         # (session id, app name) -> plain-language summary: a function of the session's
         # immutable scope, the app's name and the catalog, so a list page re-reads none.
         self._summaries: dict[tuple[str, str, str | None], str] = {}
@@ -387,15 +387,24 @@ class Sessions:
     # --- AuthorizeRemoteAccess ------------------------------------------------------------
 
     def authorize(
-        self, caller: Caller, *, credential_id: str, wallet_id: str, envelope: Mapping[str, Any]
+        self,
+        caller: Caller,
+        *,
+        credential_id: str,
+        wallet_id: str,
+        envelope: Mapping[str, Any],
+        network: str | int | None = None,
     ) -> PendingSessionView:
         """Validate the envelope, make the session key in the vault, and return the grant the
-        owner must sign. Nothing is active until :meth:`approve`."""
+        owner must sign. Nothing is active until :meth:`approve`. ``network`` (name or chain
+        id), when given, must be the wallet's (``CHAIN_MISMATCH``, ``NETWORK_UNKNOWN``;
+        nothing is written): the grant's EIP-712 domain and its revoker are that network's."""
         caller.require_owner_of(wallet_id)
         rt = self._rt
         refuse_during_global_freeze(rt)
         now = rt.now()
         wallet = self._dir.wallet(wallet_id)
+        net = rt.for_wallet(wallet.chain_id, network)
         credential = self._backend(credential_id, now)
         try:
             parsed = Envelope.from_json(envelope)
@@ -416,7 +425,7 @@ class Sessions:
             raise ServiceError(
                 "invalid", refused.code, refused.message, violations=refused.violations
             ) from None
-        epoch = self._epoch(wallet.account)  # before the key: a chain error leaves nothing behind
+        epoch = self._epoch(net, wallet.account)  # before the key: a chain error leaves nothing
         key = rt.vault.create_key(not_after=parsed.expires_at)
         scope = validate_grant(
             parsed,
@@ -426,7 +435,7 @@ class Sessions:
         )
         session_id = new_id("ses")
         nonce = self._grant_nonce(wallet.account)
-        revoker = rt.relayer.address
+        revoker = net.relayer.address  # the relayer of the wallet's network removes it
         message = scope.grant_message(
             credential=credential_hash(credential_id), nonce=nonce, epoch=epoch, revoker=revoker
         )
@@ -497,15 +506,16 @@ class Sessions:
             nonce += 1
         return nonce
 
-    def _epoch(self, account: str) -> int:
-        """The account's session epoch on chain (0 while the account is not deployed)."""
+    def _epoch(self, net: Runtime, account: str) -> int:
+        """The account's session epoch on the chain of ``net`` (the wallet's network; 0 while
+        the account is not deployed)."""
         try:
-            if not self._rt.chain.get_code(account):
+            if not net.chain.get_code(account):
                 return 0
-            data = self._rt.chain.call(account, self._rt.calls.epoch())
+            data = net.chain.call(account, net.calls.epoch())
         except ChainError:
             raise unavailable(ReasonCode.CHAIN_UNAVAILABLE, "chain unavailable") from None
-        return self._rt.calls.decode_uint("epoch", data)
+        return net.calls.decode_uint("epoch", data)
 
     # --- ApproveSession -------------------------------------------------------------------
 
@@ -532,13 +542,14 @@ class Sessions:
             raise conflict(_not_pending_code(record), _not_pending(record))
         grant = json.loads(record.grant)
         self._verify_owner(wallet, bytes.fromhex(grant["digest"][2:]), signature)
-        if self._epoch(wallet.account) != record.epoch:
+        net = rt.on(wallet.chain_id)  # installed by the relayer of the wallet's network
+        if self._epoch(net, wallet.account) != record.epoch:
             # The owner revoked every session (epoch bump) since this grant: the chain would
             # refuse the install.
             raise conflict(ReasonCode.SESSION_REVOKED, "the account revoked all sessions since")
         scope = self._dir.scope(record)
         data = rt.calls.enable_session(grant_message(scope, record, grant["revoker"]), signature)
-        gas_limit = self._enable_gas(wallet, scope, data)
+        gas_limit = self._enable_gas(net, wallet, scope, data)
         now = rt.now()
         db = rt.store.db
         with db.unit(durable=True):
@@ -552,7 +563,7 @@ class Sessions:
                 raise conflict(_not_pending_code(current), _not_pending(current))
             job = queue_relay_job(
                 db,
-                sender=rt.relayer.address,
+                sender=net.relayer.address,
                 job_id=install_job_id(session_id),
                 to=wallet.account,
                 data=data,
@@ -566,13 +577,13 @@ class Sessions:
             )
         return self.detail(self._dir.record(session_id))
 
-    def _enable_gas(self, wallet: WalletRecord, scope: Scope, data: bytes) -> int:
+    def _enable_gas(self, rt: Runtime, wallet: WalletRecord, scope: Scope, data: bytes) -> int:
         """The install job's gas limit, estimated now (:func:`enable_gas_limit`), so that no
         grant is queued to fail on chain for want of gas. Refusals, nothing written: the
         account's own reason code (409) when the estimate reverts (``CALL_FAILED_ON_CHAIN``
         for a revert without one), ``GRANT_TOO_LARGE`` (400) above the transaction gas cap,
-        ``CHAIN_UNAVAILABLE`` (503) when the node cannot answer."""
-        rt = self._rt
+        ``CHAIN_UNAVAILABLE`` (503) when the node cannot answer. ``rt``: on the wallet's
+        network."""
         try:
             return enable_gas_limit(
                 rt.chain,
@@ -640,6 +651,13 @@ class Sessions:
             return False
         return True
 
+    def _erc1271_on(self, chain_id: int) -> ChainErc1271Checker:
+        """ERC-1271 checks on the chain of ``chain_id`` (a contract owner answers there)."""
+        checker = self._erc1271.get(chain_id)
+        if checker is None:
+            checker = self._erc1271[chain_id] = ChainErc1271Checker(self._rt.on(chain_id).chain)
+        return checker
+
     def _verify_owner(self, wallet: WalletRecord, digest: bytes, signature: bytes) -> None:
         try:
             verify_owner_signature(
@@ -648,7 +666,7 @@ class Sessions:
                 chain_id=wallet.chain_id,
                 digest=digest,
                 signature=signature,
-                erc1271=self._erc1271,
+                erc1271=self._erc1271_on(wallet.chain_id),
             )
         except SignatureError as exc:
             raise ServiceError("forbidden", exc.code, exc.message) from None
@@ -751,10 +769,15 @@ class Sessions:
             details.append(session_detail(record, wallet, summary))
         return details
 
-    def usage(self, caller: Caller, session_id: str) -> UsageView:
-        """Spent vs every limit of the session, in the current windows."""
+    def usage(
+        self, caller: Caller, session_id: str, *, network: str | int | None = None
+    ) -> UsageView:
+        """Spent vs every limit of the session, in the current windows. ``network``, when
+        given, must be the session's wallet's (``CHAIN_MISMATCH``, ``NETWORK_UNKNOWN``)."""
         record = self._dir.record(session_id)
         self._may_read(caller, record)
+        if network is not None:
+            self._rt.for_wallet(self._dir.wallet(record.wallet_id).chain_id, network)
         scope = self._dir.scope(record)
         env = scope.envelope
         spent = self._rt.store.budget.usage_of(session_id)

@@ -153,21 +153,35 @@ class Transactions:
         self._dir = directory
         self._listener = listener
         self._on_pending = on_pending
-        self._fee: tuple[int, float] | None = None
+        # Per network (chain id): the fee suggestion and when it was read, and whether a
+        # refresh is running.
+        self._fees: dict[int, tuple[int, float]] = {}
         self._fee_lock = threading.Lock()
-        self._fee_refreshing = False
+        self._fee_refreshing: set[int] = set()
         settings = rt.settings
         # The in-process chain stamps its blocks with this node's own clock: nothing to check.
-        self._chain_clock = (
-            None
-            if settings.rpc_url is None
-            else ChainClock(
-                rt.chain,
-                ttl_s=settings.chain_time_ttl_s,
-                max_behind_s=settings.max_clock_skew_s,
-                max_ahead_s=settings.max_clock_lead_s,
+        self._chain_clocks: dict[int, ChainClock | None] = {}
+        for net in [rt.on(n.chain_id) for n in rt.networks] or [rt]:
+            embedded = settings.rpc_url is None if net.network is None else net.network.embedded
+            self._chain_clocks[net.chain_id] = (
+                None
+                if embedded
+                else ChainClock(
+                    net.chain,
+                    ttl_s=settings.chain_time_ttl_s,
+                    max_behind_s=settings.max_clock_skew_s,
+                    max_ahead_s=settings.max_clock_lead_s,
+                )
             )
-        )
+
+    def _network_of(self, wallet_id: str, network: str | int | None = None) -> Runtime:
+        """The runtime on the wallet's network, checked against the ``network`` a request
+        named (``CHAIN_MISMATCH``, ``NETWORK_UNKNOWN``: raised before anything is written).
+        With one network and none named, nothing is read."""
+        rt = self._rt
+        if network is None and not rt.several_networks:
+            return rt
+        return rt.for_wallet(self._dir.wallet_identity(wallet_id).chain_id, network)
 
     def _closed_for_signing(self, decision: Decision, *, expires_at: int, now: int) -> Decision:
         """``decision``, or a refusal ``SESSION_EXPIRED`` once the session is within
@@ -196,8 +210,14 @@ class Transactions:
         value: int,
         data: bytes,
         chain_id: int | None = None,
+        network: str | int | None = None,
     ) -> TransactionView:
         """Decode and decide; record a quote (or a denial, which is raised as ``denied``).
+
+        ``network`` (a name or a chain id), when given, must be the wallet's: another one is
+        refused ``CHAIN_MISMATCH`` (403), an unknown one ``NETWORK_UNKNOWN`` (404), before the
+        unit, so neither writes anything (no quote, no decision event). ``chain_id`` is the
+        call's chain as the policy sees it (a mismatch there is a recorded denial).
 
         One unit of work (:meth:`sessionward.store.database.Database.unit`; it joins the
         caller's unit, e.g. the API request's): the reads of the decision and the two writes
@@ -207,7 +227,8 @@ class Transactions:
         caller.require("backend", allow_dead=True)
         started = time.perf_counter()
         rt = self._rt
-        fee_per_gas = self._max_fee()  # before the unit: never a chain call under the lock
+        net = self._network_of(wallet_id, network)
+        fee_per_gas = self._max_fee(net)  # before the unit: never a chain call under the lock
         with rt.store.db.unit():
             record = self._dir.record(session_id)
             if record.credential_id != caller.credential_id:
@@ -274,6 +295,7 @@ class Transactions:
         args: Sequence[object],
         value: int = 0,
         chain_id: int | None = None,
+        network: str | int | None = None,
     ) -> TransactionView:
         """:meth:`prepare` for ``method`` (a human-readable signature) with JSON arguments."""
         try:
@@ -303,6 +325,7 @@ class Transactions:
             value=value,
             data=data,
             chain_id=chain_id,
+            network=network,
         )
 
     # --- Execute --------------------------------------------------------------------------
@@ -322,9 +345,10 @@ class Transactions:
             raise ServiceError(
                 "conflict", ReasonCode.QUOTE_EXPIRED, "the quote has expired: prepare again"
             )
-        if self._chain_clock is not None:
+        chain_clock = self._chain_clocks.get(self._network_of(txn.wallet_id).chain_id)
+        if chain_clock is not None:
             # Before anything is read for the decision: a skewed node reserves and signs nothing.
-            self._chain_clock.check(now)
+            chain_clock.check(now)
         record = self._dir.record(txn.session_id)
         # Only immutable fields of the wallet are used here; view() reads its freeze fresh.
         wallet = self._dir.wallet_identity(txn.wallet_id)
@@ -509,42 +533,41 @@ class Transactions:
 
         self._rt.store.db.after_commit(run)
 
-    def _fee_estimate(self, calls: int) -> int:
-        """Gas limit the relayer will use × the chain's current max fee per gas."""
-        return gas_limit_for(calls) * self._max_fee()
-
-    def _max_fee(self) -> int:
+    def _max_fee(self, net: Runtime) -> int:
         """The chain's max fee per gas, cached: younger than :data:`FEE_TTL_S` it is used as
         is; older (up to :data:`FEE_MAX_AGE_S`) it is used while a background thread asks the
         chain again, so a Prepare, which runs as one unit of work holding the database's write
         lock on SQLite, does not wait for the chain. Only a node with no recent suggestion
-        (the first call, or after a minute without one) asks the chain on the spot."""
+        (the first call, or after a minute without one) asks the chain on the spot. One cache
+        per network: ``net`` is the runtime on the wallet's network."""
+        chain_id = net.chain_id
         with self._fee_lock:
-            cached = self._fee
+            cached = self._fees.get(chain_id)
             age = float("inf") if cached is None else time.monotonic() - cached[1]
             if cached is not None and age <= FEE_MAX_AGE_S:
-                if age > FEE_TTL_S and not self._fee_refreshing:
-                    self._fee_refreshing = True
+                if age > FEE_TTL_S and chain_id not in self._fee_refreshing:
+                    self._fee_refreshing.add(chain_id)
                     threading.Thread(
-                        target=self._refresh_fee, name="sessionward-fee", daemon=True
+                        target=self._refresh_fee, args=(net,), name="sessionward-fee", daemon=True
                     ).start()
                 return cached[0]
-        return self._refresh_fee(raising=True)
+        return self._refresh_fee(net, raising=True)
 
-    def _refresh_fee(self, *, raising: bool = False) -> int:
+    def _refresh_fee(self, net: Runtime, *, raising: bool = False) -> int:
+        chain_id = net.chain_id
         try:
-            fee = self._rt.chain.max_fee().max_fee_per_gas
+            fee = net.chain.max_fee().max_fee_per_gas
         except ChainError:
             with self._fee_lock:
-                self._fee_refreshing = False
+                self._fee_refreshing.discard(chain_id)
             if raising:
                 raise ServiceError(
                     "conflict", ReasonCode.CHAIN_UNAVAILABLE, "chain unavailable"
                 ) from None
             return 0
         with self._fee_lock:
-            self._fee = (fee, time.monotonic())
-            self._fee_refreshing = False
+            self._fees[chain_id] = (fee, time.monotonic())
+            self._fee_refreshing.discard(chain_id)
         return fee
 
 

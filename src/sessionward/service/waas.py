@@ -42,16 +42,21 @@ class Waas:
         self.sessions = Sessions(rt, self.directory)
         self.revocations = Revocations(rt, self.directory, alert_sink)
         self.anomaly = AnomalyMonitor(rt, self.directory, self.revocations, alert_sink)
-        self.dispatcher = Dispatcher(rt)
-        self.transactions = Transactions(
-            rt, self.directory, self.anomaly, on_pending=self.dispatcher.wake
+        # One dispatcher (relayer, reconciler, lease) per network; the first is the default's.
+        self.dispatchers = tuple(Dispatcher(rt.on(n.chain_id)) for n in rt.networks) or (
+            Dispatcher(rt),
         )
-        self.dispatcher.reconciler.sink = alert_sink  # disagreement alerts go out as webhooks
+        self.dispatcher = self.dispatchers[0]
+        self.transactions = Transactions(
+            rt, self.directory, self.anomaly, on_pending=self._wake_dispatchers
+        )
+        for dispatcher in self.dispatchers:
+            dispatcher.reconciler.sink = alert_sink  # disagreement alerts go out as webhooks
         self.idempotency = IdempotentRequests(rt.store.idempotency, rt.now)
         self.request_nonces: ReplayStore = rt.store.replay
         """Where the API remembers request-signature nonces (shared by every node)."""
         self.ops_overview = OpsOverview(rt)
-        self._loop: DispatcherLoop | None = None
+        self._loops: list[DispatcherLoop] = []
         self._webhooks: WebhookDispatcher | None = None
         self.credentials.ensure_ops(rt.settings.ops_credentials)
 
@@ -89,25 +94,41 @@ class Waas:
         whatever its driver raised otherwise: the health check."""
         self.runtime.store.current_revision()
 
+    def _wake_dispatchers(self) -> None:
+        for dispatcher in self.dispatchers:
+            dispatcher.wake()
+
     @property
     def holds_relay_lease(self) -> bool | None:
-        """Whether this node holds the relayer lease now; ``None`` when it is not relaying
-        (not started, or ``run_relayer`` off). For readiness reports (``/readyz``)."""
-        return None if self._loop is None else self._loop.holds_lease
+        """Whether this node holds the relayer lease now (of the default network; see
+        :meth:`relay_leases` for each); ``None`` when it is not relaying (not started, or
+        ``run_relayer`` off). For readiness reports (``/readyz``)."""
+        return self._loops[0].holds_lease if self._loops else None
+
+    def relay_leases(self) -> dict[str, bool]:
+        """Each network's name and whether this node holds its relayer lease now (empty when
+        it is not relaying)."""
+        return {
+            loop.network_name: loop.holds_lease for loop in self._loops
+        }
 
     def start(self) -> None:
-        """Start relaying in the background (only on the node that wins the lease)."""
-        if self.runtime.settings.run_relayer and self._loop is None:
-            self._loop = DispatcherLoop(
-                self.dispatcher, self.runtime.store.db, self.runtime.settings.relayer_poll_s
-            )
-            self._loop.start()
+        """Start relaying in the background: one loop per network, each relaying only on the
+        node that wins that network's lease."""
+        if self.runtime.settings.run_relayer and not self._loops:
+            for dispatcher in self.dispatchers:
+                loop = DispatcherLoop(
+                    dispatcher, self.runtime.store.db, self.runtime.settings.relayer_poll_s
+                )
+                loop.start()
+                self._loops.append(loop)
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.stop()
-            self._loop = None
-        self.dispatcher.signal.close()  # its notifying thread, if it ever rang on PostgreSQL
+        for loop in self._loops:
+            loop.stop()
+        self._loops = []
+        for dispatcher in self.dispatchers:
+            dispatcher.signal.close()  # its notifying thread, if it ever rang on PostgreSQL
         if self._webhooks is not None:
             self._webhooks.close()
             self._webhooks = None

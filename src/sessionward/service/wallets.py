@@ -82,6 +82,19 @@ class Wallets:
     def __init__(self, rt: Runtime, credentials: Credentials) -> None:
         self._rt = rt
         self._credentials = credentials
+        self._networks: dict[int, Wallets] = {}
+
+    def _on(self, network: str | int | None) -> Wallets:
+        """These use cases on the network a request chose (its name or chain id; the default
+        network when none): the wallet is that network's, its account deployed, read and
+        proven there. ``NETWORK_UNKNOWN`` (404) for a network the service does not serve."""
+        rt = self._rt.select(network)
+        if rt.chain_id == self._rt.chain_id:
+            return self
+        other = self._networks.get(rt.chain_id)
+        if other is None:
+            other = self._networks[rt.chain_id] = Wallets(rt, self._credentials)
+        return other
 
     def create(
         self,
@@ -91,8 +104,10 @@ class Wallets:
         owner_kind: OwnerKind = "eoa",
         salt: bytes | None = None,
         proof: RegistrationProof | None = None,
+        network: str | int | None = None,
     ) -> WalletView:
-        """A new SessionAccount for ``owner`` (default: the signing key's address).
+        """A new SessionAccount for ``owner`` (default: the signing key's address), on
+        ``network`` (name or chain id; default: the first configured network).
 
         The account's address is the factory's CREATE2 address, so the wallet is usable at
         once; its deployment is queued on the relayer ahead of anything that uses it. An EOA
@@ -101,6 +116,8 @@ class Wallets:
         ``salt`` (``GetRegistrationChallenge`` with the salt): without it nobody gets an owner
         credential over someone else's contract (``REGISTRATION_PROOF_INVALID``).
         """
+        if network is not None and (here := self._on(network)) is not self:
+            return here.create(signer, owner=owner, owner_kind=owner_kind, salt=salt, proof=proof)
         owner = self._owner(signer, owner, owner_kind)
         if owner_kind == "erc1271" and (proof is None or salt is None):
             raise ServiceError(
@@ -171,12 +188,17 @@ class Wallets:
         salt: bytes | None = None,
         owner: str | None = None,
         owner_kind: OwnerKind = "eoa",
+        network: str | int | None = None,
     ) -> RegistrationChallengeView:
         """What the account's owner signs for :meth:`register` (``account``) or
         :meth:`create` (``salt``: the account the factory will make), with a fresh random
         nonce and a deadline ``registration_ttl_s`` ahead; nothing is stored: the nonce is
         spent when the proof is used. ``signer`` is the key that becomes the owner
-        credential."""
+        credential. The challenge names ``network``'s chain (default: the first network)."""
+        if network is not None and (here := self._on(network)) is not self:
+            return here.registration_challenge(
+                signer, account=account, salt=salt, owner=owner, owner_kind=owner_kind
+            )
         owner = self._owner(signer, owner, owner_kind)
         if (account is None) == (salt is None):
             raise invalid(ReasonCode.INPUT_MALFORMED, "name either the account or the salt")
@@ -204,6 +226,7 @@ class Wallets:
         proof: RegistrationProof,
         owner: str | None = None,
         owner_kind: OwnerKind = "eoa",
+        network: str | int | None = None,
     ) -> WalletView:
         """An existing SessionAccount (or an EOA delegated to its code with EIP-7702, which is
         then its own owner). The account's ``owner()`` on chain must be ``owner``, and
@@ -212,7 +235,12 @@ class Wallets:
         ``signer``'s key: an EOA's own signature, or the owner contract's ERC-1271 verdict.
         Refusals: ``REGISTRATION_PROOF_EXPIRED`` (400), ``REGISTRATION_PROOF_INVALID`` (403),
         ``NONCE_REPLAYED`` (409), ``WALLET_ALREADY_REGISTERED`` (409); each changes nothing
-        but a spent nonce of a valid proof."""
+        but a spent nonce of a valid proof. The account is read and registered on ``network``
+        (default: the first network); a proof made for another chain is invalid here."""
+        if network is not None and (here := self._on(network)) is not self:
+            return here.register(
+                signer, account=account, proof=proof, owner=owner, owner_kind=owner_kind
+            )
         owner = self._owner(signer, owner, owner_kind)
         try:
             on_chain = self._rt.calls.decode_owner(
