@@ -10,7 +10,7 @@
         of the userOpHash) that the account routes to this module.
 
         Storage: every per-account word sits at an ERC-7562 *associated* slot of this
-        contract, `keccak256(account ‖ x) + n` (0 <= n <= 128), so a bundler accepts the
+        contract, `keccak256(account ‖ x) + n` (0 <= n <= 127), so a bundler accepts the
         validation reading and writing it. Vyper's HashMap slot is `keccak256(slot ‖ key)`,
         never associated, so this module declares no storage variable at all: it reaches its
         own storage only by DELEGATECALL to AssociatedStorage (54 bytes of hand-written EVM,
@@ -81,8 +81,8 @@ PAYMASTER_DATA_OFFSET: constant(uint256) = 52
 
 # AssociatedStorage (associated_storage.py): CREATE2 address under the deterministic
 # deployment proxy 0x4e59b44847b379578588920ca78fbf26c0b4956c with salt 0, and its code hash.
-ASSOCIATED_STORAGE: constant(address) = 0x886c214D86855514262b0Cb0469Dd39812fC09C3
-ASSOCIATED_STORAGE_CODEHASH: constant(bytes32) = 0x54fb44926b04f7a42df5b8743a24dd4736a48a92453f93e88dcd1f41b4c1aae9
+ASSOCIATED_STORAGE: constant(address) = 0x1EbE076464AA985a424351f74CAce7E8b09376fB
+ASSOCIATED_STORAGE_CODEHASH: constant(bytes32) = 0x78c0aca07c336bb0ea42fc35db2d1e7f4d569f70a7c3d6b3915e4f9ee3afd941
 
 # EIP-712 domain of docs/protocol.md section 1, with the account as verifyingContract.
 DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
@@ -156,7 +156,7 @@ def __init__():
 @internal
 def _load(account: address, key: bytes32, n: uint256) -> uint256:
     """
-    @dev The word of this contract's storage at `keccak256(account ‖ key) + n` (n <= 128).
+    @dev The word of this contract's storage at `keccak256(account ‖ key) + n` (n <= 127).
          DELEGATECALL with an explicit gas argument: vyper's default pushes GAS long before
          the call, which ERC-7562 (OP-012) forbids in validation.
     """
@@ -190,7 +190,7 @@ def associated_word(account: address, key: bytes32, n: uint256) -> uint256:
             reach it by a static call to this function). Writes nothing.
     @param account The account the word belongs to.
     @param key The key hashed after the account.
-    @param n The word offset, at most 128.
+    @param n The word offset, at most 127.
     @return The stored word.
     """
     return self._load(account, key, n)

@@ -4,7 +4,7 @@ one word of the *caller's* storage at an ERC-7562 associated slot ``keccak256(A 
 Why it exists: the SessionWard ERC-7579 module keeps per-account state in its own storage, and
 a bundler accepts validation code that touches another contract's storage only at slots
 *associated* with the sender A (ERC-7562 STO-021): ``A`` itself, or ``keccak256(A ‖ x) + n``
-with ``0 <= n <= 128``. Vyper computes a ``HashMap`` slot as ``keccak256(slot ‖ key)``, the
+with ``0 <= n <= 128`` (alto: ``< 128``). Vyper computes a ``HashMap`` slot as ``keccak256(slot ‖ key)``, the
 operands in the other order, so no Vyper storage variable keyed by the account is associated;
 and Vyper 0.4 has no inline assembly. The module therefore reaches its per-account words through
 a ``DELEGATECALL`` to this contract: its code runs in the module's storage context and hashes
@@ -15,7 +15,8 @@ Interface (no selector; anything else reverts with empty data):
 - load, 96 bytes of calldata ``A ‖ x ‖ n`` (three words): returns the word at
   ``keccak256(A ‖ x) + n``;
 - store, 128 bytes ``A ‖ x ‖ n ‖ value``: writes ``value`` there, returns nothing;
-- ``n > 128`` reverts (such a slot is not associated storage).
+- ``n > 127`` reverts (ERC-7562 allows ``n`` "in range 0..128"; alto reads that as
+  ``0 <= n < 128``: the helper stays inside both readings).
 
 Called directly (``CALL``) it only touches its own, meaningless storage, so it needs no access
 control: the only storage it can change is the one of whoever *delegates* to it. It reads
@@ -34,7 +35,9 @@ from sessionward.crypto.keccak import keccak256
 
 DETERMINISTIC_DEPLOYER: Final = "0x4e59b44847b379578588920ca78fbf26c0b4956c"
 SALT: Final = bytes(32)
-MAX_OFFSET: Final = 128  # ERC-7562: keccak(A ‖ x) + n is associated for 0 <= n <= 128
+# ERC-7562 calls keccak(A ‖ x) + n associated for n "in range 0..128"; alto 0.0.20 accepts
+# 0 <= n < 128 (TracerResultParserV07.associatedWith), so the helper allows what both accept.
+MAX_OFFSET: Final = 127
 
 _OPCODES: Final = {
     "STOP": 0x00, "ADD": 0x01, "LT": 0x10, "EQ": 0x14, "ISZERO": 0x15, "KECCAK256": 0x20,
@@ -49,7 +52,7 @@ PROGRAM: Final[tuple[str | tuple[str, int | str], ...]] = (
     ("PUSH1", 0x40), "PUSH0", "PUSH0", "CALLDATACOPY",  # memory[0:64] = A ‖ x
     ("PUSH1", 0x40), "PUSH0", "KECCAK256",              # [base]
     ("PUSH1", 0x40), "CALLDATALOAD",                    # [base, n]
-    "DUP1", ("PUSH1", MAX_OFFSET), "LT",                # [base, n, 128 < n]
+    "DUP1", ("PUSH1", MAX_OFFSET), "LT",                # [base, n, 127 < n]
     ("PUSH1", ":fail"), "JUMPI",                        # [base, n]
     "ADD",                                              # [slot]
     "CALLDATASIZE", "DUP1", ("PUSH1", 0x60), "EQ",      # [slot, size, size == 96]

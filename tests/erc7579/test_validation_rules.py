@@ -1,0 +1,103 @@
+"""The ERC-7562 rule gate for the module: the validation of a session user operation of the
+OpenZeppelin account through SessionWard's validator, traced on anvil (``simulateValidation``
+of the real EntryPoint v0.7, see tests/erc4337/erc7562.py), breaks no validation scope rule: its
+storage reads and writes in the module are at slots associated with the account (through
+AssociatedStorage's KECCAK256 of ``account ‖ x``). The negative control is the naive design: a
+validator whose validation reads a Vyper ``HashMap`` keyed by the account
+(``keccak256(slot ‖ account)``) is flagged STO-021. The owner's own operation is clean too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import pytest
+from erc4337_support import ENTRY_POINT_V07, USDX, Key, Stage, aa_artifact, transfer_call
+from erc7562 import Trace, Violation, check_account_validation, trace_validation
+from module_support import ModuleWallet, deploy_module, new_module_wallet
+from oz_account import MODULE_TYPE_VALIDATOR, OzAccount, deploy_oz_account, handle_op
+
+from sessionward.chain.contracts import DeployedContract, compile_vyper, deploy
+from sessionward.chain.jsonrpc import JsonRpcClient
+from sessionward.contracts.encoding import PackedUserOperation
+from sessionward.contracts.erc7579_module import associated_storage
+
+pytestmark = pytest.mark.anvil
+
+TRIVIAL_VALIDATOR = Path(__file__).resolve().parent / "TrivialValidator.vy"
+
+
+@pytest.fixture(scope="module")
+def module(stage: Stage) -> DeployedContract:
+    return deploy_module(stage)
+
+
+def _has_code(stage: Stage) -> Callable[[str], bool]:
+    @cache
+    def has_code(address: str) -> bool:
+        return bool(stage.chain.get_code(address))
+
+    return has_code
+
+
+def _validate(rpc: JsonRpcClient, op: PackedUserOperation) -> Trace:
+    """Trace the validation and assert it succeeded (no revert, signature accepted)."""
+    simulations = aa_artifact("EntryPointSimulations")
+    trace = trace_validation(rpc, entry_point=ENTRY_POINT_V07, simulations=simulations, op=op)
+    assert not trace.error, f"simulateValidation reverted: {trace.error} {trace.output.hex()}"
+    (result,) = simulations.decode_output("simulateValidation", trace.output)
+    assert isinstance(result, tuple) and isinstance(result[0], tuple)
+    validation_data = result[0][2]
+    assert isinstance(validation_data, int)
+    assert validation_data & (2**160 - 1) == 0, "the signature was refused"
+    return trace
+
+
+def _violations(stage: Stage, trace: Trace, sender: str) -> list[Violation]:
+    return check_account_validation(
+        trace, sender=sender, entry_point=ENTRY_POINT_V07, has_code=_has_code(stage)
+    )
+
+
+def test_a_session_operation_through_the_module_breaks_no_validation_rule(
+    stage: Stage, rpc: JsonRpcClient, module: DeployedContract
+) -> None:
+    wallet: ModuleWallet = new_module_wallet(stage, module)
+    op = wallet.session_op(transfer_call(stage.demo.token("USDX"), wallet.recipient, USDX))
+    trace = _validate(rpc, op)
+    assert _violations(stage, trace, wallet.address) == []
+    # The module's storage was used, by AssociatedStorage's code, in the module's context.
+    helper_frames = [
+        f for f in trace.frames if f.kind == "DELEGATECALL" and f.code == associated_storage.ADDRESS
+    ]
+    assert helper_frames and {f.storage for f in helper_frames} == {wallet.module_address}
+    used = {s.args[1] for s in trace.steps if s.op in (0x54, 0x55)}
+    assert any(wallet.module_address[2:] in context for context in used)
+
+
+def test_the_owners_operation_on_the_openzeppelin_account_breaks_no_validation_rule(
+    stage: Stage, rpc: JsonRpcClient
+) -> None:
+    account: OzAccount = deploy_oz_account(stage)
+    op = account.owner_op(
+        account.execute_data(transfer_call(stage.demo.token("USDX"), Key().address, USDX))
+    )
+    assert _violations(stage, _validate(rpc, op), account.address) == []
+
+
+def test_a_validator_reading_a_vyper_hashmap_keyed_by_the_account_is_flagged(
+    stage: Stage, rpc: JsonRpcClient
+) -> None:
+    validator = deploy(
+        stage.chain, stage.deployer, compile_vyper(TRIVIAL_VALIDATOR, use_cache=False)
+    )
+    account = deploy_oz_account(stage)
+    module = validator.address.lower()
+    install = account.self_call_data("installModule", MODULE_TYPE_VALIDATOR, module, b"")
+    handle_op(stage, account.owner_op(install), Key())
+    pay = account.execute_data(transfer_call(stage.demo.token("USDX"), Key().address, USDX))
+    op = account.unsigned_op(pay, module=module)._replace(signature=b"trivial")
+    violations = _violations(stage, _validate(rpc, op), account.address)
+    assert {(v.rule, v.opcode, v.contract) for v in violations} == {("STO-021", "SLOAD", module)}
