@@ -88,6 +88,11 @@ class AccountCalls:
             "execute_with_session", session_key, mode, execution, nonce, deadline, signature
         )
 
+    def execute_session_op(self, session_key: str, mode: bytes, execution: bytes) -> bytes:
+        """A session call as a UserOperation's call data (the EntryPoint runs it after the
+        account's ``validateUserOp`` checked the key's signature of the whole operation)."""
+        return self._account.encode("execute_session_op", session_key, mode, execution)
+
     def revoke_session(self, session_key: str) -> bytes:
         return self._account.encode("revoke_session", session_key)
 
