@@ -13,6 +13,7 @@ import boa
 import pytest
 from contracts_support import (
     RECORD,
+    TRANSFER,
     ZERO_ADDRESS,
     Wallet,
     World,
@@ -34,6 +35,7 @@ from sessionward.chain.contracts import compile_vyper
 from sessionward.contracts import load_deployer, source_path
 from sessionward.contracts.encoding import grant_struct
 from sessionward.crypto import typed_data
+from sessionward.crypto.keccak import keccak256
 from sessionward.reasons import ReasonCode
 
 # Reason codes only the contracts use (proposed for ReasonCode; see docs/contracts.md).
@@ -317,3 +319,57 @@ def _hidden(a: uint256) -> uint256:
         "wrong: Method has no parameter 'c'",
     ]
     assert len(DOCUMENTED_SOURCES) >= 13 and "sessions" in DOCUMENTED_SOURCES
+
+
+# The sessions modules by how they touch the account's storage (docs/design.md, "Sessions
+# modules and storage"): the seam a standalone ERC-7579 module would replace.
+SESSION_STORAGE_MODULE = "sessions"
+SESSION_STORAGE_USERS = {"session_enable", "session_enforce", "session_fees", "session_revocation"}
+STATELESS_SESSION_MODULES = {"session_grants", "session_catalog"}
+
+
+def _storage_and_uses(name: str) -> tuple[set[str], set[str]]:
+    """The storage variables ``name`` declares and the modules it declares ``uses:`` of."""
+    module = vy_ast.parse_to_ast(source_path(name).read_text())
+    storage = {
+        decl.target.id
+        for decl in module.get_children(vy_ast.VariableDecl)
+        if not (decl.is_constant or decl.is_immutable or decl.is_transient)
+    }
+    used = set()
+    for decl in module.get_children(vy_ast.UsesDecl):
+        annotation = decl.annotation
+        items = annotation.elements if isinstance(annotation, vy_ast.Tuple) else [annotation]
+        used |= {item.id for item in items}
+    return storage, used
+
+
+def test_session_storage_is_declared_only_in_the_storage_module() -> None:
+    session_modules = {n for n in DOCUMENTED_SOURCES if n == "sessions" or n.startswith("session_")}
+    assert session_modules == (
+        {SESSION_STORAGE_MODULE} | SESSION_STORAGE_USERS | STATELESS_SESSION_MODULES
+    )
+    storage, used = _storage_and_uses(SESSION_STORAGE_MODULE)
+    assert len(storage) == 14 and used == set()
+    for name in SESSION_STORAGE_USERS:
+        storage, used = _storage_and_uses(name)
+        assert storage == set() and SESSION_STORAGE_MODULE in used, name
+    for name in STATELESS_SESSION_MODULES:
+        assert _storage_and_uses(name) == (set(), set()), name
+
+
+def test_a_session_word_sits_at_keccak_of_the_map_slot_then_the_key(
+    world: World, wallet: Wallet
+) -> None:
+    """Vyper derives ``HashMap`` slots as keccak256(slot ‖ key), Solidity as keccak256(key ‖
+    slot): keyed by an address, Vyper's slot is not ERC-7562 "associated" with it."""
+    key = make_key("slot")
+    wallet.enable(wallet.grant(key, permissions=[permission(world.token, TRANSFER)]))
+    slot = json.loads(INTERFACE_FIXTURE.read_text())["storage_layout"]["sessions"]
+    base = slot["_session_state"]["slot"].to_bytes(32, "big")
+    padded_key = bytes(12) + bytes.fromhex(key.address[2:])
+    vyper_slot = int.from_bytes(keccak256(base + padded_key), "big")
+    solidity_slot = int.from_bytes(keccak256(padded_key + base), "big")
+    state = boa.env.get_storage(wallet.address, vyper_slot)
+    assert state & 0xFF == 1  # STATUS_ACTIVE
+    assert boa.env.get_storage(wallet.address, solidity_slot) == 0

@@ -193,7 +193,7 @@ def _validate_session_op(userOp: PackedUserOperation, userOpHash: bytes32, missi
          2. the session is known and unrevoked (SESSION_UNKNOWN / SESSION_REVOKED);
          3. every inner call is in scope: mode, encoding, self-call, maximum approvals,
             target and selector, static argument rules, per-call value cap (the reason
-            codes of `sessions._enforce` rules 1-5);
+            codes of `session_enforce._enforce` rules 1-5);
          4. the signature is the key's, else SIG_VALIDATION_FAILED, returned only after step
             5's charge and prefund as ERC-4337 asks: the EntryPoint then reverts the whole
             operation (AA24), so nothing is charged or paid on chain, while a bundler's gas

@@ -10,8 +10,8 @@ from . import reasons
 from . import eip712
 from . import account_auth
 from . import sessions
-from . import session_grants
-from . import session_catalog
+from . import session_grants as grants
+from . import session_catalog as catalog
 
 uses: sessions
 
@@ -27,7 +27,9 @@ event SessionEnabled:
 # Enabling.
 
 @external
-def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[account_auth.MAX_OWNER_SIGNATURE]):
+def enable_session(
+    grant: grants.SessionGrant, owner_signature: Bytes[account_auth.MAX_OWNER_SIGNATURE]
+):
     """
     @notice Install an owner-signed grant for its session key. Anyone may submit it (the
             relayer does).
@@ -62,7 +64,7 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[ac
         reasons._fail(reasons.WINDOW_INVALID)
 
     account_auth._check_owner_signature(
-        eip712._typed_digest(session_grants._grant_struct_hash(grant)), owner_signature
+        eip712._typed_digest(grants._grant_struct_hash(grant)), owner_signature
     )
 
     sessions._grant_nonce_used[grant.nonce] = True
@@ -70,15 +72,16 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[ac
     if generation > sessions.MASK32:
         reasons._fail(reasons.ENVELOPE_MALFORMED)
     sessions._store_account_word(
-        (account_word & ~(sessions.MASK32 << sessions.ACC_GENERATION)) | (generation << sessions.ACC_GENERATION)
+        (account_word & ~(sessions.MASK32 << sessions.ACC_GENERATION))
+        | (generation << sessions.ACC_GENERATION)
     )
 
     # Token limits of this grant, keyed by (generation, token): a new grant starts clean.
-    for i: uint256 in range(session_grants.MAX_TOKEN_LIMITS):
+    for i: uint256 in range(grants.MAX_TOKEN_LIMITS):
         if i == len(grant.envelope.tokenLimits):
             break
-        limit: session_grants.TokenLimit = grant.envelope.tokenLimits[i]
-        for j: uint256 in range(session_grants.MAX_TOKEN_LIMITS):
+        limit: grants.TokenLimit = grant.envelope.tokenLimits[i]
+        for j: uint256 in range(grants.MAX_TOKEN_LIMITS):
             if j == i:
                 break
             if grant.envelope.tokenLimits[j].token == limit.token:
@@ -87,9 +90,11 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[ac
         if limit.period != 0:
             sessions._token_limit[token_key] = limit.limit
             sessions._token_period[token_key] = convert(limit.period, uint256)
-        sessions._token_state[token_key] = min(limit.limit, sessions.MAX_TOKEN_REMAINING) << sessions.TOKEN_REMAINING
+        sessions._token_state[token_key] = (
+            min(limit.limit, sessions.MAX_TOKEN_REMAINING) << sessions.TOKEN_REMAINING
+        )
 
-    for permission: session_grants.Permission in grant.envelope.permissions:
+    for permission: grants.Permission in grant.envelope.permissions:
         self._store_permission(generation, permission, grant.envelope.tokenLimits)
 
     value_limit: uint256 = min(grant.envelope.valueLimit, sessions.MAX_NATIVE_LIMIT)
@@ -110,7 +115,9 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[ac
         | (generation << sessions.EX_GENERATION)
         | sessions.EX_ENABLED
     )
-    sessions._session_native[key] = (value_limit << sessions.NATIVE_REMAINING) | (value_limit << sessions.NATIVE_LIMIT)
+    sessions._session_native[key] = (
+        (value_limit << sessions.NATIVE_REMAINING) | (value_limit << sessions.NATIVE_LIMIT)
+    )
     # Always written: a re-enabled key must not inherit its previous grant's budget.
     sessions._fee_budget[key] = grant.envelope.maxFeeWei
 
@@ -126,7 +133,9 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[ac
 
 @internal
 def _store_permission(
-    generation: uint256, permission: session_grants.Permission, token_limits: DynArray[session_grants.TokenLimit, session_grants.MAX_TOKEN_LIMITS]
+    generation: uint256,
+    permission: grants.Permission,
+    token_limits: DynArray[grants.TokenLimit, grants.MAX_TOKEN_LIMITS],
 ):
     """
     @dev Store one permission: a packed word at `base = keccak(generation, target, selector)`
@@ -142,15 +151,19 @@ def _store_permission(
 
     word: uint256 = (
         sessions.PERM_PRESENT
-        | (session_catalog._approval_kind(permission.selector) << sessions.PERM_APPROVAL)
+        | (catalog._approval_kind(permission.selector) << sessions.PERM_APPROVAL)
         | (min(permission.maxValuePerCall, sessions.MAX_VALUE_CAP) << sessions.PERM_VALUE_CAP)
     )
-    for limit: session_grants.TokenLimit in token_limits:
+    for limit: grants.TokenLimit in token_limits:
         if limit.token == permission.target:
             word |= sessions.PERM_TOKEN | (convert(limit.period, uint256) << sessions.PERM_TOKEN_PERIOD)
     if len(token_limits) != 0:
-        word |= session_catalog._argument_outflow_kind(permission.selector) << sessions.PERM_ARG_OUTFLOW
-    if word & sessions.PERM_TOKEN != 0 and word & sessions.ARG_OUTFLOW_BITS == 0 and not session_catalog._measured_on_token(permission.selector):
+        word |= catalog._argument_outflow_kind(permission.selector) << sessions.PERM_ARG_OUTFLOW
+    if (
+        word & sessions.PERM_TOKEN != 0
+        and word & sessions.ARG_OUTFLOW_BITS == 0
+        and not catalog._measured_on_token(permission.selector)
+    ):
         # A function on a limited token whose outflow rule 7 does not measure (a custom
         # `transferAndCall`, `increaseApproval`, ...) would move the token uncounted.
         reasons._fail(reasons.TOKEN_FUNCTION_UNDEFINED)
@@ -160,14 +173,14 @@ def _store_permission(
         reasons._fail(reasons.ENVELOPE_MALFORMED)
 
     stored: uint256 = 0
-    for rule: session_grants.Rule in permission.rules:
+    for rule: grants.Rule in permission.rules:
         op: uint256 = convert(rule.op, uint256)
-        if op > session_catalog.OP_NOT_IN:
+        if op > catalog.OP_NOT_IN:
             reasons._fail(reasons.ENVELOPE_MALFORMED)
-        if rule.offset == session_catalog.OFFCHAIN_ONLY:
+        if rule.offset == catalog.OFFCHAIN_ONLY:
             continue
         slot: uint256 = unsafe_add(base, stored + 1)
-        if op == session_catalog.OP_IN or op == session_catalog.OP_NOT_IN:
+        if op == catalog.OP_IN or op == catalog.OP_NOT_IN:
             if len(rule.values) == 0:
                 reasons._fail(reasons.ENVELOPE_MALFORMED)
             for value: bytes32 in rule.values:

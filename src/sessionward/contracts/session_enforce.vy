@@ -12,8 +12,8 @@ from . import eip712
 from . import erc7579
 from . import account_auth
 from . import sessions
-from . import session_grants
-from . import session_catalog
+from . import session_grants as grants
+from . import session_catalog as catalog
 
 uses: sessions
 uses: account_auth
@@ -93,7 +93,7 @@ def execute_with_session(
         reasons._fail(reasons.SESSION_EXPIRED)
     execution_hash: bytes32 = keccak256(concat(mode, execution_calldata))
     signer: address = eip712._recover_strict(
-        session_grants._session_call_digest(session_key, execution_hash, nonce, deadline), signature
+        grants._session_call_digest(session_key, execution_hash, nonce, deadline), signature
     )
     if signer != session_key:
         reasons._fail(reasons.SIGNATURE_INVALID)
@@ -104,7 +104,9 @@ def execute_with_session(
     if bits & bit != 0:
         reasons._fail(reasons.NONCE_REPLAYED)
     sessions._nonce_bits[session_key][word] = bits | bit
-    calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
+    calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH] = erc7579._decode(
+        mode, execution_calldata, SELECTOR_SIZE
+    )
     self._enforce(session_key, state, calls, execution_calldata)
     # Everything is committed before the CALLs: a callee re-entering sees the spent nonce.
     log SessionExecuted(session_key=session_key, nonce=nonce)
@@ -112,7 +114,9 @@ def execute_with_session(
 
 
 @external
-def execute_session_op(session_key: address, mode: bytes32, execution_calldata: Bytes[erc7579.MAX_EXECUTION_BYTES]):
+def execute_session_op(
+    session_key: address, mode: bytes32, execution_calldata: Bytes[erc7579.MAX_EXECUTION_BYTES]
+):
     """
     @notice The session execution path of an ERC-4337 user operation.
     @dev Only the EntryPoint may call it (NOT_AUTHORIZED), after `validateUserOp` checked the
@@ -129,7 +133,9 @@ def execute_session_op(session_key: address, mode: bytes32, execution_calldata: 
         reasons._fail(reasons.NOT_AUTHORIZED)
     state: uint256 = sessions._known_session(session_key)
     self._check_window(state)
-    calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
+    calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH] = erc7579._decode(
+        mode, execution_calldata, SELECTOR_SIZE
+    )
     self._enforce(session_key, state, calls, execution_calldata)
     log SessionExecuted(session_key=session_key, nonce=ENTRY_POINT_NONCE)
     erc7579._run(execution_calldata, calls)
@@ -193,10 +199,10 @@ def _enforce(
         #    its selector, a permitted call's from its permission word (stored at enable).
         kind: uint256 = (word >> sessions.PERM_APPROVAL) & 3
         if word == 0:
-            kind = session_catalog._approval_kind(selector)
-        if kind != session_catalog.APPROVAL_NONE:
+            kind = catalog._approval_kind(selector)
+        if kind != catalog.APPROVAL_NONE:
             approved_word: uint256 = 1
-            if kind != session_catalog.APPROVAL_WORD1:
+            if kind != catalog.APPROVAL_WORD1:
                 approved_word = 2
             # Unchecked: approved_word <= 2, c.start and c.length <= 4096.
             if c.length >= unsafe_add(36, unsafe_mul(32, approved_word)):
@@ -205,7 +211,9 @@ def _enforce(
                     unsafe_add(c.start, unsafe_add(4, unsafe_mul(32, approved_word))),
                     output_type=uint256,
                 )
-                if approved == max_value(uint256) or (kind == session_catalog.APPROVAL_PERMIT2 and approved == sessions.MASK160):
+                if approved == max_value(uint256) or (
+                    kind == catalog.APPROVAL_PERMIT2 and approved == sessions.MASK160
+                ):
                     reasons._fail(reasons.NON_DELEGABLE_ACTION)
         if word == 0:
             if sessions._target_known[keccak256(abi_encode(generation, c.target))]:
@@ -214,7 +222,7 @@ def _enforce(
 
         # 4. Argument rules (static words only; off-chain-only rules were not stored).
         # Unchecked arithmetic below: i < 4, offsets < 2**16, c.start and c.length <= 4096.
-        for i: uint256 in range((word >> sessions.PERM_RULE_COUNT) & sessions.MASK8, bound=session_grants.MAX_RULES):
+        for i: uint256 in range((word >> sessions.PERM_RULE_COUNT) & sessions.MASK8, bound=grants.MAX_RULES):
             spec: uint256 = (word >> unsafe_add(sessions.PERM_RULES, unsafe_mul(24, i))) & sessions.MASK24
             op: uint256 = spec & sessions.MASK8
             position: uint256 = unsafe_add(4, unsafe_mul(32, spec >> 8))
@@ -225,17 +233,17 @@ def _enforce(
             if slot == held_slot and argument == held_argument:
                 continue
             ok: bool = False
-            if op == session_catalog.OP_IN:
+            if op == catalog.OP_IN:
                 ok = sessions._rule_member[slot][argument]
-            elif op == session_catalog.OP_NOT_IN:
+            elif op == catalog.OP_NOT_IN:
                 ok = not sessions._rule_member[slot][argument]
             else:
                 operand: bytes32 = sessions._rule_word[slot]
-                if op == session_catalog.OP_EQ:
+                if op == catalog.OP_EQ:
                     ok = argument == operand
-                elif op == session_catalog.OP_NE:
+                elif op == catalog.OP_NE:
                     ok = argument != operand
-                elif op == session_catalog.OP_LTE:
+                elif op == catalog.OP_LTE:
                     ok = convert(argument, uint256) <= convert(operand, uint256)
                 else:  # OP_GTE (operators were validated when the grant was enabled)
                     ok = convert(argument, uint256) >= convert(operand, uint256)
@@ -266,7 +274,7 @@ def _enforce(
                 if c.length < 36 + 32 * 2:
                     reasons._fail(reasons.CALLDATA_MALFORMED)
                 token_word: uint256 = extract32(execution_calldata, c.start + 4, output_type=uint256)
-                if outflow_kind == session_catalog.ARG_OUTFLOW_SWAP_V2:
+                if outflow_kind == catalog.ARG_OUTFLOW_SWAP_V2:
                     # path[0] (word 2 is the offset of `path`), amountIn (word 0).
                     offset: uint256 = extract32(execution_calldata, c.start + 68, output_type=uint256)
                     if offset > c.length or c.length < offset + 68:
@@ -274,29 +282,33 @@ def _enforce(
                     if extract32(execution_calldata, c.start + 4 + offset, output_type=uint256) == 0:
                         reasons._fail(reasons.CALLDATA_MALFORMED)
                     token_word = extract32(execution_calldata, c.start + 36 + offset, output_type=uint256)
-                elif outflow_kind == session_catalog.ARG_OUTFLOW_PERMIT2_PERMIT:
+                elif outflow_kind == catalog.ARG_OUTFLOW_PERMIT2_PERMIT:
                     # Counted when owner (word 0) is the account: token word 1, amount word 2.
                     counted = token_word == convert(self, uint256)
                     token_word = extract32(execution_calldata, c.start + 36, output_type=uint256)
                     amount_word = 2
-                elif outflow_kind == session_catalog.ARG_OUTFLOW_SWAP_V3:
+                elif outflow_kind == catalog.ARG_OUTFLOW_SWAP_V3:
                     amount_word = 5  # params.amountIn of params.tokenIn (word 0)
-                elif outflow_kind == session_catalog.ARG_OUTFLOW_SWAP_V3_02:
+                elif outflow_kind == catalog.ARG_OUTFLOW_SWAP_V3_02:
                     amount_word = 4  # params.amountIn of params.tokenIn (word 0)
                 else:
                     amount_word = 2  # Permit2 approve: amount of token (word 0)
                 if token_word >> 160 != 0:
                     reasons._fail(reasons.CALLDATA_MALFORMED)
                 token = convert(token_word, address)
-            elif selector == session_catalog.SEL_TRANSFER or selector == session_catalog.SEL_APPROVE or selector == session_catalog.SEL_INCREASE_ALLOWANCE:
+            elif (
+                selector == catalog.SEL_TRANSFER
+                or selector == catalog.SEL_APPROVE
+                or selector == catalog.SEL_INCREASE_ALLOWANCE
+            ):
                 amount_word = 1
-            elif selector == session_catalog.SEL_TRANSFER_FROM or selector == session_catalog.SEL_PERMIT:
+            elif selector == catalog.SEL_TRANSFER_FROM or selector == catalog.SEL_PERMIT:
                 # Counts only when the account is the one paying (`from` / `owner`).
                 if c.length < 36:
                     reasons._fail(reasons.CALLDATA_MALFORMED)
                 counted = extract32(execution_calldata, c.start + 4, output_type=uint256) == convert(self, uint256)
                 amount_word = 2
-            elif selector != session_catalog.SEL_WITHDRAW:
+            elif selector != catalog.SEL_WITHDRAW:
                 counted = False
             if counted:
                 if c.length < 4 + 32 * (amount_word + 1):
@@ -332,7 +344,9 @@ def _enforce(
     # 6. Native value per window (valueLimit = 0: no value at all).
     if native_total != 0:
         native: uint256 = sessions._session_native[session_key]
-        period: uint256 = (sessions._session_extra[session_key] >> sessions.EX_VALUE_PERIOD) & sessions.MASK48
+        period: uint256 = (
+            (sessions._session_extra[session_key] >> sessions.EX_VALUE_PERIOD) & sessions.MASK48
+        )
         window: uint256 = self._window(now, valid_after, period)
         remaining: uint256 = (native >> sessions.NATIVE_REMAINING) & sessions.MASK112
         if window != native & sessions.MASK48:
@@ -355,7 +369,9 @@ def _enforce(
             remaining = min(sessions._token_limit[token_key], sessions.MAX_TOKEN_REMAINING)
         if outflow.amount > remaining:
             reasons._fail(reasons.TOKEN_LIMIT_EXCEEDED)
-        sessions._token_state[token_key] = window | ((remaining - outflow.amount) << sessions.TOKEN_REMAINING)
+        sessions._token_state[token_key] = (
+            window | ((remaining - outflow.amount) << sessions.TOKEN_REMAINING)
+        )
 
     # 8. Use count: counted only under a maxUses (an unread counter would cost an SSTORE).
     max_uses: uint256 = (state >> sessions.ST_MAX_USES) & sessions.MASK32
@@ -366,7 +382,9 @@ def _enforce(
 
 
 @internal
-def _check_op_scope(state: uint256, mode: bytes32, execution_calldata: Bytes[erc7579.MAX_EXECUTION_BYTES]):
+def _check_op_scope(
+    state: uint256, mode: bytes32, execution_calldata: Bytes[erc7579.MAX_EXECUTION_BYTES]
+):
     """
     @dev The stateless scope of a session user operation, for `validateUserOp`: mode and
          encoding (CALL_TYPE_FORBIDDEN, EMPTY_BATCH, CALLDATA_MALFORMED), then rules 1-5 of
@@ -374,5 +392,7 @@ def _check_op_scope(state: uint256, mode: bytes32, execution_calldata: Bytes[erc
          no TIMESTAMP (ERC-7562). The window is the caller's (validationData); rules 6-8 run
          again with everything else in `execute_session_op`.
     """
-    calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH] = erc7579._decode(mode, execution_calldata, SELECTOR_SIZE)
+    calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH] = erc7579._decode(
+        mode, execution_calldata, SELECTOR_SIZE
+    )
     self._enforce(empty(address), state, calls, execution_calldata)

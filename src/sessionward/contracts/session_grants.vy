@@ -109,6 +109,9 @@ def _hash_words(words: DynArray[bytes32, MAX_PERMISSIONS]) -> bytes32:
 @internal
 @pure
 def _hash_rule(rule: Rule) -> bytes32:
+    """
+    @dev `hashStruct(Rule)`; `values` encoded like `_hash_words` (bytes32[] of at most 16).
+    """
     return keccak256(
         abi_encode(
             RULE_TYPEHASH,
@@ -123,6 +126,9 @@ def _hash_rule(rule: Rule) -> bytes32:
 @internal
 @pure
 def _hash_permission(permission: Permission) -> bytes32:
+    """
+    @dev `hashStruct(Permission)`, its `rules` array hashed rule by rule.
+    """
     rule_hashes: DynArray[bytes32, MAX_PERMISSIONS] = []
     for rule: Rule in permission.rules:
         rule_hashes.append(self._hash_rule(rule))
@@ -205,6 +211,9 @@ def _grant_struct_hash(grant: SessionGrant) -> bytes32:
 def _session_call_digest(
     session_key: address, execution_hash: bytes32, nonce: uint256, deadline: uint48
 ) -> bytes32:
+    """
+    @dev The typed digest of `SessionCall(self, session_key, execution_hash, nonce, deadline)`.
+    """
     return eip712._typed_digest(
         keccak256(abi_encode(SESSION_CALL_TYPEHASH, self, session_key, execution_hash, nonce, deadline))
     )
@@ -213,6 +222,9 @@ def _session_call_digest(
 @internal
 @view
 def _revocation_digest(session_key: address, epoch: uint256, nonce: uint256) -> bytes32:
+    """
+    @dev The typed digest of `Revocation(self, session_key, epoch, nonce)`.
+    """
     return eip712._typed_digest(
         keccak256(abi_encode(REVOCATION_TYPEHASH, self, session_key, epoch, nonce))
     )

@@ -9,7 +9,7 @@
 from . import reasons
 from . import account_auth
 from . import sessions
-from . import session_grants
+from . import session_grants as grants
 
 uses: sessions
 uses: account_auth
@@ -39,6 +39,10 @@ def _revoke(session_key: address, revoked_by: address):
 
 @internal
 def _bump_epoch(account_word: uint256):
+    """
+    @dev Store `account_word` with its epoch increased by one (SESSION_REVOKED past
+         2**32 - 1) and log it. The caller's other changes to the word are kept.
+    """
     epoch: uint256 = (account_word & sessions.MASK32) + 1
     if epoch > sessions.MASK32:
         reasons._fail(reasons.SESSION_REVOKED)
@@ -80,7 +84,10 @@ def revoke_all():
 
 @external
 def revoke_session_signed(
-    session_key: address, epoch: uint256, nonce: uint256, owner_signature: Bytes[account_auth.MAX_OWNER_SIGNATURE]
+    session_key: address,
+    epoch: uint256,
+    nonce: uint256,
+    owner_signature: Bytes[account_auth.MAX_OWNER_SIGNATURE],
 ):
     """
     @notice Relay the owner's EIP-712 `Revocation` of one session, or of all of them.
@@ -95,9 +102,14 @@ def revoke_session_signed(
            nonce)`.
     """
     account_word: uint256 = sessions._account_word()
-    if nonce != (account_word >> sessions.ACC_OWNER_NONCE) & sessions.MASK32 or epoch != account_word & sessions.MASK32:
+    if (
+        nonce != (account_word >> sessions.ACC_OWNER_NONCE) & sessions.MASK32
+        or epoch != account_word & sessions.MASK32
+    ):
         reasons._fail(reasons.NONCE_REPLAYED)
-    account_auth._check_owner_signature(session_grants._revocation_digest(session_key, epoch, nonce), owner_signature)
+    account_auth._check_owner_signature(
+        grants._revocation_digest(session_key, epoch, nonce), owner_signature
+    )
     account_word += 1 << sessions.ACC_OWNER_NONCE
     if session_key == empty(address):
         self._bump_epoch(account_word)

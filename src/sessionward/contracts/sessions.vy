@@ -141,6 +141,9 @@ def _account_word() -> uint256:
 
 @internal
 def _store_account_word(word: uint256):
+    """
+    @dev Write the account-wide word with this layout's tag; bits 160..247 are kept zero.
+    """
     self._account[ACCOUNT_NAMESPACE] = (word & MASK160) | (LAYOUT_TAG << ACC_LAYOUT)
 
 
