@@ -221,6 +221,13 @@ class Networks:
         assert isinstance(value, int)
         return value
 
+    def usdx_of(self, network: str, holder: Any) -> int:
+        """USDX of ``holder.account`` (e.g. an SDK owner client) on ``network``."""
+        token = self.token(network, self.net(network).deployment.token("USDX"))
+        value = token.call_one("balanceOf", holder.account)
+        assert isinstance(value, int)
+        return value
+
     def account_view(self, network: str, account: str, function: str, *args: object) -> Any:
         return DeployedContract(self.chain(network), account, self._account).call_one(
             function, *args

@@ -40,9 +40,12 @@ class BackendClient(SignedClient):
         value: int | str,
         data: bytes | str,
         chain_id: int | None = None,
+        *,
+        network: str | int | None = None,
     ) -> dict[str, Any]:
         """PrepareEthereumTransaction: the quote (``status: "quoted"``), or a
-        :class:`SessionWardApiError` ``PolicyDenied`` with the reasons."""
+        :class:`SessionWardApiError` ``PolicyDenied`` with the reasons. ``network`` (name or
+        chain id), when given, must be the wallet's (else 403 ``CHAIN_MISMATCH``)."""
         body: dict[str, Any] = {
             "walletId": wallet_id,
             "sessionId": session_id,
@@ -52,6 +55,8 @@ class BackendClient(SignedClient):
         }
         if chain_id is not None:
             body["chainId"] = chain_id
+        if network is not None:
+            body["network"] = network
         return self._call("PrepareEthereumTransaction", body)
 
     def prepare_contract_call(
@@ -63,6 +68,8 @@ class BackendClient(SignedClient):
         args: Sequence[Any],
         value: int | str = 0,
         chain_id: int | None = None,
+        *,
+        network: str | int | None = None,
     ) -> dict[str, Any]:
         """PrepareEthereumContractCall: ``method`` is a signature such as
         ``"transfer(address,uint256)"``; integer arguments may be Python ints."""
@@ -76,6 +83,8 @@ class BackendClient(SignedClient):
         }
         if chain_id is not None:
             body["chainId"] = chain_id
+        if network is not None:
+            body["network"] = network
         return self._call("PrepareEthereumContractCall", body)
 
     def execute(self, txn_id: str, idempotency_key: str | None = None) -> dict[str, Any]:
@@ -109,9 +118,14 @@ class BackendClient(SignedClient):
         """One page ``{items, nextCursor}`` of this credential's sessions."""
         return self._read("ListSessions", page_body(cursor, limit))
 
-    def get_session_usage(self, session_id: str) -> dict[str, Any]:
+    def get_session_usage(
+        self, session_id: str, *, network: str | int | None = None
+    ) -> dict[str, Any]:
         """``{sessionId, limits: [{limit, bucket, spent, max, window}]}``."""
-        return self._read("GetSessionUsage", {"sessionId": session_id})
+        body: dict[str, Any] = {"sessionId": session_id}
+        if network is not None:
+            body["network"] = network
+        return self._read("GetSessionUsage", body)
 
     def revoke_credential(self, reason: str | None = None) -> dict[str, Any]:
         """Retire this credential and every session bound to it."""

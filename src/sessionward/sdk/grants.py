@@ -98,13 +98,16 @@ def verify_grant(
     *,
     account: str | None = None,
     credential_id: str | None = None,
+    chain_id: int | None = None,
 ) -> bytes:
     """The digest to sign for an AuthorizeRemoteAccess answer, after checking it.
 
     Checks: the locally computed digest of ``pending["grant"]`` equals ``grantDigest``; the
     grant's account is the domain's verifying contract (and ``account`` when given); the
     envelope's chain is the domain's; the session key is the answer's ``sessionKey``; and the
-    grant's credential is ``keccak256(credential_id)`` when ``credential_id`` is given.
+    grant's credential is ``keccak256(credential_id)`` when ``credential_id`` is given; the
+    domain's chain is ``chain_id`` (the wallet's network) when given, so an owner never signs
+    a grant for another network than the wallet's.
     """
     document = pending.get("grant")
     if not isinstance(document, Mapping):
@@ -124,6 +127,8 @@ def verify_grant(
         envelope.get("chainId"), "chainId"
     ) != _integer(domain["chainId"], "domain.chainId"):
         raise GrantVerificationError("the envelope's chain is not the domain's chain")
+    if chain_id is not None and _integer(domain["chainId"], "domain.chainId") != chain_id:
+        raise GrantVerificationError("the grant is for another chain than the wallet's")
     session_key = pending.get("sessionKey")
     if session_key is not None and not _same_address(message.get("sessionKey"), session_key):
         raise GrantVerificationError("the grant names another session key")

@@ -40,6 +40,7 @@ class OwnerClient(SignedClient):
         *,
         wallet_id: str | None = None,
         account: str | None = None,
+        chain_id: int | None = None,
         http: httpx.Client | None = None,
         timeout: float = 10.0,
     ) -> None:
@@ -54,6 +55,9 @@ class OwnerClient(SignedClient):
         self.__secret = secret
         self.wallet_id = wallet_id
         self.account = account
+        self.chain_id = chain_id
+        """The wallet's chain (its network), from CreateWallet/RegisterWallet: grants for
+        another chain are refused before signing."""
         self._authorized: dict[str, str] = {}  # sessionId -> the credential it was asked for
 
     def __repr__(self) -> str:
@@ -68,9 +72,11 @@ class OwnerClient(SignedClient):
         owner: str | None = None,
         owner_kind: str | None = None,
         sign_challenge: Callable[[bytes], bytes] | None = None,
+        network: str | int | None = None,
     ) -> dict[str, Any]:
-        """CreateWallet signed by the owner key itself; remembers ``walletId``, ``account``
-        and ``ownerCredentialId`` (the credential this client signs as afterwards).
+        """CreateWallet signed by the owner key itself, on ``network`` (its name or chain id;
+        the service's default network when None); remembers ``walletId``, ``account``,
+        ``chainId`` and ``ownerCredentialId`` (the credential this client signs as afterwards).
 
         For a contract owner (``owner_kind="erc1271"``) the owner proves control:
         ``sign_challenge(digest)`` signs the checked registration challenge of the account
@@ -80,7 +86,7 @@ class OwnerClient(SignedClient):
             if sign_challenge is None:
                 raise ValueError("a contract owner signs the registration challenge")
             salt = salt if salt is not None else secrets.token_bytes(32)
-            challenge = self._challenge({"salt": hex_bytes(salt)}, owner, owner_kind, None)
+            challenge = self._challenge({"salt": hex_bytes(salt)}, owner, owner_kind, None, network)
             body["registration"] = _proof(challenge, sign_challenge)
         if salt is not None:
             body["salt"] = hex_bytes(salt)
@@ -88,14 +94,21 @@ class OwnerClient(SignedClient):
             body["owner"] = owner
         if owner_kind is not None:
             body["ownerKind"] = owner_kind
+        if network is not None:
+            body["network"] = network
         return self._adopt(self._self_signed("CreateWallet", body))
 
     def registration_challenge(
-        self, account: str, *, owner: str | None = None, owner_kind: str | None = None
+        self,
+        account: str,
+        *,
+        owner: str | None = None,
+        owner_kind: str | None = None,
+        network: str | int | None = None,
     ) -> dict[str, Any]:
-        """GetRegistrationChallenge for ``account``, its digest recomputed here and checked
-        (:func:`check_registration_challenge`) before anyone is asked to sign it."""
-        return self._challenge({"account": account}, owner, owner_kind, account)
+        """GetRegistrationChallenge for ``account`` on ``network``, its digest recomputed here
+        and checked (:func:`check_registration_challenge`) before anyone is asked to sign it."""
+        return self._challenge({"account": account}, owner, owner_kind, account, network)
 
     def _challenge(
         self,
@@ -103,8 +116,11 @@ class OwnerClient(SignedClient):
         owner: str | None,
         owner_kind: str | None,
         account: str | None,
+        network: str | int | None = None,
     ) -> dict[str, Any]:
         body = {**target, **_wallet_body(None, owner, owner_kind)}
+        if network is not None:
+            body["network"] = network
         challenge = self._self_signed("GetRegistrationChallenge", body)
         check_registration_challenge(
             challenge,
@@ -121,15 +137,21 @@ class OwnerClient(SignedClient):
         owner: str | None = None,
         owner_kind: str | None = None,
         sign_challenge: Callable[[bytes], bytes] | None = None,
+        network: str | int | None = None,
     ) -> dict[str, Any]:
-        """RegisterWallet: an existing account, with its owner's proof of control.
+        """RegisterWallet: an existing account on ``network``, with its owner's proof of
+        control (a challenge of that network's chain).
 
         The owner signs the checked challenge digest: by default this client's secp256k1
         secret (an EOA owner, or the EIP-7702 EOA itself); for a contract owner (ERC-1271)
         ``sign_challenge(digest)`` returns the bytes its ``isValidSignature`` accepts."""
-        challenge = self.registration_challenge(account, owner=owner, owner_kind=owner_kind)
+        challenge = self.registration_challenge(
+            account, owner=owner, owner_kind=owner_kind, network=network
+        )
         body = _wallet_body(account, owner, owner_kind)
         body["registration"] = _proof(challenge, sign_challenge or self._sign_with_secret)
+        if network is not None:
+            body["network"] = network
         return self._adopt(self._self_signed("RegisterWallet", body))
 
     def _sign_with_secret(self, digest: bytes) -> bytes:
@@ -140,6 +162,7 @@ class OwnerClient(SignedClient):
     def _adopt(self, wallet: dict[str, Any]) -> dict[str, Any]:
         self.wallet_id = wallet["walletId"]
         self.account = wallet["account"]
+        self.chain_id = wallet.get("chainId")
         self.credential_id = wallet["ownerCredentialId"]
         return wallet
 
@@ -204,17 +227,27 @@ class OwnerClient(SignedClient):
         return self._public("InspectCredential", {"credentialId": credential_id})
 
     def authorize_remote_access(
-        self, credential_id: str, wallet_id: str | None, envelope: Mapping[str, Any]
+        self,
+        credential_id: str,
+        wallet_id: str | None,
+        envelope: Mapping[str, Any],
+        *,
+        network: str | int | None = None,
     ) -> dict[str, Any]:
         """AuthorizeRemoteAccess: ``{sessionId, status: "pending", sessionKey, summary, grant,
-        grantDigest, expiresAt}``. ``wallet_id`` None means this client's wallet."""
+        grantDigest, expiresAt}``. ``wallet_id`` None means this client's wallet; ``network``,
+        when given, must be the wallet's (else 403 ``CHAIN_MISMATCH``)."""
         wallet = wallet_id if wallet_id is not None else self.wallet_id
         if wallet is None:
             raise ValueError("no wallet: create or register one, or pass wallet_id")
-        pending = self._call(
-            "AuthorizeRemoteAccess",
-            {"credentialId": credential_id, "walletId": wallet, "envelope": dict(envelope)},
-        )
+        body: dict[str, Any] = {
+            "credentialId": credential_id,
+            "walletId": wallet,
+            "envelope": dict(envelope),
+        }
+        if network is not None:
+            body["network"] = network
+        pending = self._call("AuthorizeRemoteAccess", body)
         self._authorized[pending["sessionId"]] = credential_id
         return pending
 
@@ -225,6 +258,7 @@ class OwnerClient(SignedClient):
             pending,
             account=self.account,
             credential_id=self._authorized.get(str(pending.get("sessionId"))),
+            chain_id=self.chain_id,
         )
 
     def sign_grant(self, pending: Mapping[str, Any]) -> bytes:
@@ -251,8 +285,13 @@ class OwnerClient(SignedClient):
     def get_session(self, session_id: str) -> dict[str, Any]:
         return self._read("GetSession", {"sessionId": session_id})
 
-    def get_session_usage(self, session_id: str) -> dict[str, Any]:
-        return self._read("GetSessionUsage", {"sessionId": session_id})
+    def get_session_usage(
+        self, session_id: str, *, network: str | int | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"sessionId": session_id}
+        if network is not None:
+            body["network"] = network
+        return self._read("GetSessionUsage", body)
 
     def transaction_status(self, txn_id: str) -> dict[str, Any]:
         return self._read("TransactionStatus", {"txnId": txn_id})
