@@ -1,4 +1,5 @@
-"""The contract sources agree with the Python side: bounds, reason codes, EIP-712 digests, size."""
+"""The contract sources agree with the Python side (bounds, reason codes, EIP-712 digests), fit
+EIP-170, keep the deployed storage layout and ABI, and document every external function."""
 
 from __future__ import annotations
 
@@ -279,6 +280,15 @@ def _natspec_gaps(source: str) -> list[str]:
 @pytest.mark.parametrize("name", DOCUMENTED_SOURCES)
 def test_every_external_function_has_notice_dev_params_and_return(name: str) -> None:
     assert _natspec_gaps(source_path(name).read_text()) == []
+
+
+@pytest.mark.parametrize("name", DOCUMENTED_SOURCES)
+def test_every_contract_and_module_states_its_title_and_notice(name: str) -> None:
+    source = source_path(name).read_text()
+    docstring = getattr(vy_ast.parse_to_ast(source), "doc_string", None)
+    assert docstring is not None, name
+    fields = _parse_docstring(source, docstring.value, ("param", "return"))
+    assert {"title", "notice"} <= fields.keys(), name
 
 
 def test_the_natspec_check_reports_each_missing_tag() -> None:
