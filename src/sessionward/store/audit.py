@@ -67,6 +67,41 @@ def _unhex(value: str) -> bytes:
         return b""
 
 
+class AuditTail:
+    """A stream's head as read under its lock (:meth:`AuditLog.read_head_in`), to chain the
+    next record onto."""
+
+    __slots__ = ("_cursor", "stream")
+
+    def __init__(self, stream: str, cursor: Any) -> None:
+        self.stream: Final = stream
+        self._cursor = cursor
+
+    def append(self, conn: Connection, kind: str, text_payload: str, *, at: int) -> AuditRecord:
+        """Insert the next record (``text_payload``: canonical JSON) and return it; the insert
+        is sent like any :class:`~sessionward.store.sql.Sql` statement (pipelinable). Call it
+        once per tail."""
+        head = self._cursor.fetchone()
+        stream = self.stream
+        seq, prev_hash = (1, GENESIS_HASH) if head is None else (int(head[0]) + 1, _unhex(head[1]))
+        # A damaged head hash (not 32 bytes) raises ValueError here: nothing chains onto it.
+        digest = canonical_chain_hash(prev_hash, stream, seq, at, kind, text_payload)
+        record = AuditRecord(stream, seq, at, kind, json.loads(text_payload), prev_hash, digest)
+        _APPEND.run(
+            conn,
+            {
+                "stream": stream,
+                "seq": record.seq,
+                "at": at,
+                "kind": kind,
+                "payload": text_payload,
+                "prev_hash": record.prev_hash.hex(),
+                "hash": record.hash.hex(),
+            },
+        )
+        return record
+
+
 class AuditLog:
     """Append to and read the audit streams."""
 
@@ -95,25 +130,16 @@ class AuditLog:
         """:meth:`append` inside a transaction the caller holds; the stream's advisory lock
         (PostgreSQL) serialises appenders, so the record commits with the caller's work."""
         text_payload = canonical_json(payload)
+        return self.read_head_in(conn, stream).append(conn, kind, text_payload, at=at)
+
+    def read_head_in(self, conn: Connection, stream: str) -> AuditTail:
+        """Take the stream's lock (PostgreSQL) and send the read of its head, without reading
+        the answer: inside a :func:`sessionward.store.sql.pipeline` both go with the
+        statements around them, no round trip of their own (the head is read once the lock
+        is held: they are two statements). :meth:`AuditTail.append` then appends, in the
+        same transaction."""
         self._db.lock_key(conn, f"audit:{stream}")
-        head = _HEAD_LINK.run(conn, {"stream": stream}).fetchone()
-        seq, prev_hash = (1, GENESIS_HASH) if head is None else (int(head[0]) + 1, _unhex(head[1]))
-        # A damaged head hash (not 32 bytes) raises ValueError here: nothing chains onto it.
-        digest = canonical_chain_hash(prev_hash, stream, seq, at, kind, text_payload)
-        record = AuditRecord(stream, seq, at, kind, json.loads(text_payload), prev_hash, digest)
-        _APPEND.run(
-            conn,
-            {
-                "stream": stream,
-                "seq": record.seq,
-                "at": at,
-                "kind": kind,
-                "payload": text_payload,
-                "prev_hash": record.prev_hash.hex(),
-                "hash": record.hash.hex(),
-            },
-        )
-        return record
+        return AuditTail(stream, _HEAD_LINK.run(conn, {"stream": stream}))
 
     def records(self, stream: str) -> list[AuditRecord]:
         """The records of ``stream`` in seq order."""

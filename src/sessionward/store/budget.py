@@ -48,7 +48,7 @@ from sessionward.reasons import ReasonCode
 from .database import Database
 from .errors import AlreadyExists, StateChurn
 from .schema import UINT256_MAX, reservations, sessions
-from .sql import Sql, insert_of
+from .sql import Sql, insert_of, pipeline
 
 ReservationStatus = Literal["held", "settled", "released"]
 
@@ -129,6 +129,66 @@ _PG_CHARGE: Final = Sql(
     """,
     uint256=["amount", "limit"],
 )
+
+
+@lru_cache(maxsize=64)
+def _pg_reservation(classes: int, charges: int, take_call_nonce: bool) -> Sql:
+    """PostgreSQL: the session check, the reservation row and every charge in ONE statement
+    (one round trip): the reservation and the charges are written only for a session that
+    passed the check (they select from its ``RETURNING``), each charge only while its bucket
+    stays within its own limit (``limit_<i>``, picked by bucket: the buckets must be distinct,
+    an upsert cannot touch one row twice). Answers the call nonce (NULL: the check failed) and
+    the buckets charged.
+
+    Each sub-statement sees the statement's snapshot; the charges, as upserts, act on the
+    latest committed version of each counter (the session row, locked first, serialises
+    every writer of this session's counters), as :data:`_PG_CHARGE` does."""
+    freezes = _freezes_covering(
+        "sessions.wallet_id", "sessions.credential_id", "sessions.id", classes
+    )
+    take = ", call_nonce = call_nonce + 1" if take_call_nonce else ""
+    checked = _SESSION_CHECK.format(freezes=freezes, take_call_nonce=take)
+    held = """
+        INSERT INTO reservations
+            (id, session_id, charges, status, created_at, settled_at, released_at)
+        SELECT :reservation_id, :session_id, :charges, 'held', :now, NULL, NULL FROM checked
+        RETURNING id
+    """
+    if not charges:
+        return Sql(
+            f"WITH checked AS ({checked}), held AS ({held}) "
+            "SELECT (SELECT call_nonce FROM checked), ARRAY[]::text[], "
+            "(SELECT count(*) FROM held)"
+        )
+    rows = ", ".join(
+        f"(CAST(:bucket_{i} AS TEXT), CAST(:window_{i} AS BIGINT), "
+        f"CAST(:amount_{i} AS NUMERIC(78,0)))"
+        for i in range(charges)
+    )
+    limits = " ".join(
+        f"WHEN CAST(:bucket_{i} AS TEXT) THEN CAST(:limit_{i} AS NUMERIC(78,0))"
+        for i in range(charges)
+    )
+    charged = f"""
+        INSERT INTO usage (session_id, bucket, "window", amount)
+        SELECT :session_id, c.bucket, c."window", c.amount
+        FROM (VALUES {rows}) AS c (bucket, "window", amount), checked
+        ON CONFLICT (session_id, bucket) DO UPDATE
+        SET "window" = GREATEST(usage."window", excluded."window"),
+            amount = CASE WHEN usage."window" >= excluded."window"
+                          THEN usage.amount + excluded.amount ELSE excluded.amount END
+        WHERE (CASE WHEN usage."window" >= excluded."window"
+                    THEN usage.amount + excluded.amount ELSE excluded.amount END)
+              <= (CASE excluded.bucket {limits} END)
+        RETURNING bucket
+    """
+    return Sql(
+        f"WITH checked AS ({checked}), held AS ({held}), charged AS ({charged}) "
+        "SELECT (SELECT call_nonce FROM checked), ARRAY(SELECT bucket FROM charged), "
+        "(SELECT count(*) FROM held)",
+        uint256=[name for i in range(charges) for name in (f"amount_{i}", f"limit_{i}")],
+    )
+
 
 _PG_GIVE_BACK: Final = text(
     """
@@ -212,6 +272,136 @@ _HOLD: Final = insert_of(reservations)
 _COUNTERS: Final = Sql('SELECT bucket, "window", amount FROM usage WHERE session_id = :session_id')
 
 
+class SentReservation:
+    """A reservation whose statements were sent (:meth:`Budget.send_reservation`); its
+    :meth:`outcome` reads their answers."""
+
+    __slots__ = (
+        "_charges",
+        "_classes",
+        "_counters",
+        "_cursor",
+        "_done",
+        "_now",
+        "_reservation_id",
+        "_session_id",
+        "_stopped",
+        "_take_call_nonce",
+    )
+
+    def __init__(
+        self,
+        reservation_id: str,
+        session_id: str,
+        now: int,
+        classes: list[str],
+        *,
+        done: tuple[Usage, int | None] | None = None,
+        stopped: Exception | None = None,
+        cursor: Any = None,
+        counters: Any = None,
+        charges: Sequence[Charge] = (),
+        take_call_nonce: bool = False,
+    ) -> None:
+        self._reservation_id = reservation_id
+        self._session_id = session_id
+        self._now = now
+        self._classes = classes
+        self._done = done
+        self._stopped = stopped
+        self._cursor = cursor
+        self._counters = counters
+        self._charges = tuple(charges)
+        self._take_call_nonce = take_call_nonce
+
+    def outcome(self, conn: Connection) -> ReservationOutcome:
+        """The reservation's outcome, as :meth:`Budget.reserve_in` returns it (call it after
+        the pipeline the statements were sent in is over)."""
+        try:
+            after, call_nonce = self.finish(conn)
+        except _Retry:
+            return ReservationOutcome(
+                self._reservation_id, False, (ReasonCode.SESSION_UNKNOWN,), Usage()
+            )
+        except _Refused as refused:
+            return ReservationOutcome(self._reservation_id, False, refused.reasons, Usage())
+        return ReservationOutcome(self._reservation_id, True, (), after, call_nonce)
+
+    def finish(self, conn: Connection) -> tuple[Usage, int | None]:
+        """(usage after the reservation, the call nonce taken or None); raises ``_Refused``
+        (with every reason) or ``_Retry`` (the session changed between the check and its
+        explanation)."""
+        if self._stopped is not None:
+            raise self._stopped
+        if self._done is not None:
+            return self._done
+        call_nonce, charged, _held = self._cursor.fetchone()
+        counters = self._counters.fetchall()
+        if call_nonce is None:
+            raise _refusal(conn, self._session_id, self._now, self._classes)
+        taken = set(charged)
+        failing = [
+            c.reason
+            for c in self._charges
+            if c.bucket not in taken or c.amount > min(c.limit, UINT256_MAX)
+        ]
+        if failing:
+            raise _Refused(_unique(failing))
+        usage = Usage({bucket: Counter(window, int(amount)) for bucket, window, amount in counters})
+        return usage, (int(call_nonce) - 1 if self._take_call_nonce else None)
+
+
+def _refusal(conn: Connection, session_id: str, now: int, classes: Sequence[str]) -> Exception:
+    """Why the session check refused, as the exception to raise: ``_Refused`` with every
+    reason, or ``_Retry`` if none is found (the session changed between the two statements,
+    PostgreSQL)."""
+    reasons = _why_refused(conn, session_id, now, classes)
+    return _Refused(reasons) if reasons else _Retry()
+
+
+def _send_in_one_statement(
+    conn: Connection,
+    session_id: str,
+    reservation_id: str,
+    charges: Sequence[Charge],
+    now: int,
+    classes: list[str],
+    take_call_nonce: bool,
+) -> SentReservation:
+    """PostgreSQL, charges on distinct buckets: :func:`_pg_reservation`, then the session's
+    counters as they are after it (a statement of its own, so it sees the charges), both sent
+    without reading. A charge above its own limit is not sent (it is refused)."""
+    fitting = [c for c in charges if c.amount <= min(c.limit, UINT256_MAX)]
+    params: dict[str, object] = {
+        "session_id": session_id,
+        "now": now,
+        "reservation_id": reservation_id,
+        "charges": _charges_json(charges),
+    }
+    params.update(_class_parameters(classes))
+    for i, charge in enumerate(fitting):
+        params[f"bucket_{i}"] = charge.bucket
+        params[f"window_{i}"] = charge.window
+        params[f"amount_{i}"] = charge.amount
+        params[f"limit_{i}"] = min(charge.limit, UINT256_MAX)
+    statement = _pg_reservation(len(classes), len(fitting), take_call_nonce)
+    try:
+        cursor = statement.run(conn, params)
+    except IntegrityError:
+        raise AlreadyExists(f"reservation {reservation_id} exists") from None
+    counters = _COUNTERS.run(conn, {"session_id": session_id})
+    return SentReservation(
+        reservation_id,
+        session_id,
+        now,
+        classes,
+        cursor=cursor,
+        counters=counters,
+        charges=charges,
+        take_call_nonce=take_call_nonce,
+    )
+
+
 class Budget:
     """Reserve, settle and release usage for sessions."""
 
@@ -245,10 +435,15 @@ class Budget:
         for _ in range(self._ATTEMPTS):
             try:
                 with self._db.writing() as conn:
-                    self._db.pass_gate(conn)
-                    after, _ = self._reserve(
-                        conn, session_id, reservation_id, charges, now, classes
-                    )
+                    try:
+                        with pipeline(conn):  # the gate and the reservation: one round trip
+                            self._db.pass_gate(conn)
+                            sent = self._send(
+                                conn, session_id, reservation_id, charges, now, classes, False
+                            )
+                    except IntegrityError:  # raised by the pipelined reservation statement
+                        raise AlreadyExists(f"reservation {reservation_id} exists") from None
+                    after, _ = sent.finish(conn)
             except _Retry:
                 continue
             except _Refused as refused:
@@ -278,24 +473,74 @@ class Budget:
         outcome's ``call_nonce`` is the one taken. The check's update row-locks the session, so
         the nonces taken are unique and in reservation order (one statement instead of a second
         update of the same row)."""
+        sent = self.send_reservation(
+            conn,
+            session_id,
+            reservation_id,
+            charges,
+            now=now,
+            action_class=action_class,
+            take_call_nonce=take_call_nonce,
+        )
+        return sent.outcome(conn)
+
+    def send_reservation(
+        self,
+        conn: Connection,
+        session_id: str,
+        reservation_id: str,
+        charges: Sequence[Charge],
+        *,
+        now: int,
+        action_class: str | Sequence[str] | None = None,
+        take_call_nonce: bool = False,
+    ) -> SentReservation:
+        """:meth:`reserve_in` in two halves, so that the caller can pipeline the statements
+        (:func:`sessionward.store.sql.pipeline`) with others of its own: this sends them
+        (on PostgreSQL without reading an answer), and :meth:`SentReservation.outcome`,
+        called once the pipeline is over, reads the answers. Raises ``ValueError`` for an
+        invalid charge (nothing sent); :class:`AlreadyExists` for a reused ``reservation_id``
+        is raised by the statement (at the pipeline's end, when pipelined)."""
+        return self._send(
+            conn,
+            session_id,
+            reservation_id,
+            charges,
+            now,
+            _classes(action_class),
+            take_call_nonce,
+        )
+
+    def _send(
+        self,
+        conn: Connection,
+        session_id: str,
+        reservation_id: str,
+        charges: Sequence[Charge],
+        now: int,
+        classes: list[str],
+        take_call_nonce: bool,
+    ) -> SentReservation:
         for charge in charges:
             if not 0 <= charge.amount <= UINT256_MAX or charge.limit < 0:
                 raise ValueError("a charge amount is a uint256 and its limit is non-negative")
+        if self._db.is_postgresql and len({c.bucket for c in charges}) == len(charges):
+            return _send_in_one_statement(
+                conn, session_id, reservation_id, charges, now, classes, take_call_nonce
+            )
         try:
-            after, call_nonce = self._reserve(
+            done = self._reserve(
                 conn,
                 session_id,
                 reservation_id,
                 charges,
                 now,
-                _classes(action_class),
+                classes,
                 take_call_nonce=take_call_nonce,
             )
-        except _Retry:
-            return ReservationOutcome(reservation_id, False, (ReasonCode.SESSION_UNKNOWN,), Usage())
-        except _Refused as refused:
-            return ReservationOutcome(reservation_id, False, refused.reasons, Usage())
-        return ReservationOutcome(reservation_id, True, (), after, call_nonce)
+        except (_Retry, _Refused) as stopped:
+            return SentReservation(reservation_id, session_id, now, classes, stopped=stopped)
+        return SentReservation(reservation_id, session_id, now, classes, done=done)
 
     def _reserve(
         self,
@@ -308,15 +553,13 @@ class Budget:
         *,
         take_call_nonce: bool = False,
     ) -> tuple[Usage, int | None]:
-        """(usage after the reservation, the call nonce taken or None)."""
+        """Statement by statement (SQLite; PostgreSQL when two charges share a bucket): (usage
+        after the reservation, the call nonce taken or None)."""
         check: dict[str, object] = {"session_id": session_id, "now": now}
         check.update(_class_parameters(classes))
         passed = _session_check(len(classes), take_call_nonce).run(conn, check).fetchone()
         if passed is None:
-            reasons = _why_refused(conn, session_id, now, classes)
-            if not reasons:
-                raise _Retry  # changed between the two statements (PostgreSQL): retry
-            raise _Refused(reasons)
+            raise _refusal(conn, session_id, now, classes)
         try:
             _HOLD.run(
                 conn,

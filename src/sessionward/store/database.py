@@ -71,6 +71,9 @@ _BEGIN_OPTION: Final = "sessionward_sqlite_begin"
 _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 """Bytes a SQLite write-ahead log is cut back to once checkpointed (it is reused, not regrown)."""
 
+_SHARED_LOCK: Final = "SELECT pg_advisory_xact_lock_shared(%s)"
+_EXCLUSIVE_LOCK: Final = "SELECT pg_advisory_xact_lock(%s)"
+
 _log = logging.getLogger("sessionward.store")
 
 T = TypeVar("T")
@@ -297,22 +300,28 @@ class Database:
             callbacks.append(callback)
 
     def pass_gate(self, conn: Connection) -> None:
-        """Enter the revocation gate shared (reservations). No-op on SQLite."""
+        """Enter the revocation gate shared (reservations). No-op on SQLite.
+
+        The advisory locks run straight on the driver connection, so that they can be
+        pipelined with the statements after them (:func:`sessionward.store.sql.pipeline`):
+        taking one costs no round trip of its own there. (Each is a statement of its own, so
+        the statements after it take their snapshot once it is held.)"""
         if self.is_postgresql:
-            conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": self._gate_key})
+            driver_of(conn).execute(_SHARED_LOCK, (self._gate_key,))
 
     def close_gate(self, conn: Connection) -> None:
         """Hold the revocation gate exclusively until the transaction ends (freezes, credential
         revocations). No-op on SQLite."""
         if self.is_postgresql:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._gate_key})
+            driver_of(conn).execute(_EXCLUSIVE_LOCK, (self._gate_key,))
 
     def lock_key(self, conn: Connection, name: str) -> None:
         """Serialise transactions on ``name`` until the transaction ends (PostgreSQL advisory
-        lock; no-op on SQLite, whose write transactions are already serial)."""
+        lock, pipelinable as :meth:`pass_gate`; no-op on SQLite, whose write transactions are
+        already serial)."""
         if self.is_postgresql:
             key = _gate_key(f"{self.schema or 'public'}:{name}")
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            driver_of(conn).execute(_EXCLUSIVE_LOCK, (key,))
 
     def ensure_schema(self) -> None:
         """Create the configured PostgreSQL schema if it does not exist yet."""

@@ -32,8 +32,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
+from sessionward.domain.audit import canonical_json
 from sessionward.domain.usage import Charge, Usage
 from sessionward.reasons import ReasonCode, SessionWardError
 from sessionward.vault.interface import KeyRecord
@@ -43,8 +44,9 @@ from .audit import AuditLog
 from .budget import Budget
 from .database import Database
 from .decisions import DecisionEvent, Decisions
+from .errors import AlreadyExists
 from .schema import vault_keys
-from .sql import Select, Sql
+from .sql import Select, Sql, pipeline
 from .transaction_records import TransactionRecords
 from .vault_keys import _record as key_record
 
@@ -71,9 +73,9 @@ class ExecutionOutcome:
     """The session's counters right after the reservation (for velocity rules)."""
 
 
-def _key_in(conn: Connection, key_id: str) -> KeyRecord | None:
-    """The vault key's record, read in the execution transaction."""
-    row = _KEY.first(conn, {"key_id": key_id})
+def _key_of(sent: Any) -> KeyRecord | None:
+    """The vault key's record, read in the execution transaction (:data:`_KEY` sent)."""
+    row = _KEY.read(sent)
     return None if row is None else key_record(row)
 
 
@@ -121,47 +123,59 @@ class Executions:
         """
         try:
             with self._db.writing() as conn:
-                self._db.pass_gate(conn)
-                reserved = self._budget.reserve_in(
-                    conn,
-                    session_id,
-                    reservation_id,
-                    charges,
-                    now=now,
-                    action_class=list(action_classes),
-                    take_call_nonce=True,
-                )
+                # Before the signature, one round trip on PostgreSQL: the gate, the session
+                # check + reservation + charges (one statement), the counters after them, the
+                # key's record, the audit stream's lock and head.
+                try:
+                    with pipeline(conn):
+                        self._db.pass_gate(conn)
+                        sent = self._budget.send_reservation(
+                            conn,
+                            session_id,
+                            reservation_id,
+                            charges,
+                            now=now,
+                            action_class=list(action_classes),
+                            take_call_nonce=True,
+                        )
+                        key_row = (
+                            None
+                            if signing_key is None
+                            else _KEY.send(conn, {"key_id": signing_key})
+                        )
+                        tail = self._audit.read_head_in(conn, audit_stream)
+                except IntegrityError:  # the reservation statement, pipelined
+                    raise AlreadyExists(f"reservation {reservation_id} exists") from None
+                reserved = sent.outcome(conn)
                 if not reserved.accepted:
                     raise _Abort(reserved.reasons)
                 faults.point("execute.after_reserve")
                 call_nonce = reserved.call_nonce
                 assert call_nonce is not None  # taken by the accepted reservation
-                key = None if signing_key is None else _key_in(conn, signing_key)
+                key = None if key_row is None else _key_of(key_row)
                 signed = sign(call_nonce, key)
                 faults.point("execute.after_sign")
-                if not TransactionRecords.mark_pending_in(
-                    conn,
-                    txn_id,
-                    reservation_id=reservation_id,
-                    call_nonce=call_nonce,
-                    deadline=signed.deadline,
-                    mode=signed.mode,
-                    execution=signed.execution,
-                    signature=signed.signature,
-                    now=now,
-                ):
+                # After it, one more: the marking, the audit record and the decision.
+                payload = {**audit_payload, "callNonce": call_nonce, "reservation": reservation_id}
+                with pipeline(conn):
+                    marked = TransactionRecords.send_mark_pending(
+                        conn,
+                        txn_id,
+                        reservation_id=reservation_id,
+                        call_nonce=call_nonce,
+                        deadline=signed.deadline,
+                        mode=signed.mode,
+                        execution=signed.execution,
+                        signature=signed.signature,
+                        now=now,
+                    )
+                    tail.append(conn, "session.call.signed", canonical_json(payload), at=now)
+                    if decision is not None:
+                        Decisions.record_in(conn, decision)
+                if marked.rowcount != 1:  # not quoted any more: everything above is undone
                     raise _Abort((ReasonCode.TRANSACTION_NOT_QUOTED,))
                 faults.point("execute.after_mark_pending")
-                self._audit.append_in(
-                    conn,
-                    audit_stream,
-                    "session.call.signed",
-                    {**audit_payload, "callNonce": call_nonce, "reservation": reservation_id},
-                    at=now,
-                )
                 faults.point("execute.after_audit")
-                if decision is not None:
-                    Decisions.record_in(conn, decision)
                 faults.point("execute.after_decision")
         except _Abort as aborted:
             return ExecutionOutcome(False, aborted.reasons)

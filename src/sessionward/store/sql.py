@@ -20,7 +20,8 @@ What SQLAlchemy did for these statements is explicit instead:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Final
 
 from sqlalchemy import Connection, Table
@@ -115,8 +116,38 @@ class Select:
         self._sql: Final = Sql(f"SELECT {self._columns.sql} FROM {table.name} WHERE {condition}")
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        row = self._sql.run(conn, params).fetchone()
+        return self.read(self._sql.run(conn, params))
+
+    def send(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        """Run the select without reading its answer (pipelinable, see :func:`pipeline`); the
+        driver's cursor, for :meth:`read`."""
+        return self._sql.run(conn, params)
+
+    def read(self, cursor: Any) -> dict[str, Any] | None:
+        """The first row of a :meth:`send`'s cursor, as :meth:`first` gives it."""
+        row = cursor.fetchone()
         return None if row is None else self._columns.mapping(row)
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [self._columns.mapping(row) for row in self._sql.run(conn, params).fetchall()]
+
+
+@contextmanager
+def pipeline(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL, the :class:`Sql` statements run inside the block are sent without waiting
+    for their answers (psycopg's pipeline mode) and the block's end waits for all of them at
+    once: ONE round trip for the lot. Their cursors are read after the block (reading one
+    inside it costs a round trip of its own, correctly). Each statement still runs on its own,
+    in order, with its own snapshot; a statement that fails makes the ones after it fail too,
+    and the error (as SQLAlchemy raises it: ``IntegrityError`` and so on) is raised at the
+    block's end. SQLAlchemy statements must not run inside. No-op on SQLite, where every
+    statement runs when it is issued."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        with driver_of(conn).pipeline():
+            yield
+    except dbapi.Error as exc:
+        raise DBAPIError.instance("<pipeline>", None, exc, dbapi.Error) from exc

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
@@ -163,7 +163,38 @@ class TransactionRecords:
     ) -> bool:
         """``quoted`` → ``pending`` inside the execution transaction. False if it was not quoted
         any more (executed twice, concurrently: the second one must roll back)."""
-        result = _MARK_PENDING.run(
+        return bool(
+            TransactionRecords.send_mark_pending(
+                conn,
+                txn_id,
+                reservation_id=reservation_id,
+                call_nonce=call_nonce,
+                deadline=deadline,
+                mode=mode,
+                execution=execution,
+                signature=signature,
+                now=now,
+            ).rowcount
+            == 1
+        )
+
+    @staticmethod
+    def send_mark_pending(
+        conn: Connection,
+        txn_id: str,
+        *,
+        reservation_id: str,
+        call_nonce: int,
+        deadline: int,
+        mode: bytes,
+        execution: bytes,
+        signature: bytes,
+        now: int,
+    ) -> Any:
+        """:meth:`mark_pending_in`, sent without reading the answer (pipelinable, see
+        :func:`sessionward.store.sql.pipeline`): the driver's cursor, whose ``rowcount`` is 1
+        iff the transaction was marked (read it after the pipeline)."""
+        return _MARK_PENDING.run(
             conn,
             {
                 "txn_id": txn_id,
@@ -176,7 +207,6 @@ class TransactionRecords:
                 "executed_at": now,
             },
         )
-        return bool(result.rowcount == 1)
 
     def deny(self, txn_id: str, reasons: Sequence[str], *, now: int) -> bool:
         """``quoted`` → ``denied`` (refused at execution time)."""
