@@ -33,7 +33,14 @@ from sessionward.service.config import NetworkSettings, Settings
 from sessionward.service.onchain import revert_code
 from sessionward.service.runtime import Runtime, build_runtime
 from sessionward.service.waas import Waas
-from sessionward.store.schema import decision_events, relay_jobs, sessions, transactions, wallets
+from sessionward.store.schema import (
+    decision_events,
+    relay_jobs,
+    sessions,
+    transactions,
+    vault_keys,
+    wallets,
+)
 
 USDX_UNIT = 10**6
 SWAP = parse_signature("swapExactTokensForTokens(uint256,uint256,address[],address,uint256)")
@@ -256,7 +263,7 @@ class Networks:
         """Rows per table that a refused request must not add to."""
         counts = {}
         with self.rt.store.db.reading() as conn:
-            for table in (wallets, sessions, transactions, decision_events, relay_jobs):
+            for table in (wallets, sessions, transactions, decision_events, relay_jobs, vault_keys):
                 counts[table.name] = int(
                     conn.execute(select(func.count()).select_from(table)).scalar_one()
                 )
