@@ -97,7 +97,7 @@ def test_an_approval_can_name_the_one_freeze_it_is_for(
     assert _active(waas) == {first}
     refused(
         api.call("LiftFreeze", {"scope": "global", "target": second}, ops2),
-        404,
+        400,
         "INPUT_MALFORMED",
     )
     refused(

@@ -6,8 +6,11 @@ dicts or free text are typed here from the code's own definitions (:data:`_FIELD
 the envelope, the grant (from the protocol's EIP-712 schema), the call intent, the lifecycle
 and transaction states, and every reason code (``ReasonCode``). Every operation has a tag, an
 example (:data:`EXAMPLES`, each checked against its request model by the tests), the reason
-codes it can answer (``x-reason-codes``, from the one table :data:`METHOD_REASONS`), and the one
-error shape (``Error``) for each status it can answer with.
+codes it can answer (``x-reason-codes``, from :data:`METHOD_REASONS` and the stages of
+:func:`method_stages`), and the one error shape (``Error``) for each status it can answer with;
+each error response lists the codes answered with that status (its own ``x-reason-codes``),
+the status read from the same table the runtime answers from (:data:`.errors.REASON_STATUS`,
+:func:`.errors.answer_status`), so the document and the answers cannot disagree.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from sessionward.domain.wire_types import WIRE_STATUS, DeviceStatus, Role, Trans
 from sessionward.reasons import ReasonCode
 
 from . import models
-from .errors import ERROR_KINDS
+from .errors import ERROR_KINDS, Stage, answer_kind, answer_status
 from .methods import METHODS, Method
 
 OPENAPI_VERSION: Final = "3.1.0"
@@ -50,15 +53,19 @@ IDEMPOTENCY_KEY_PATTERN: Final = r"^[!-~]{1,128}$"
 _ATOMIC: Final[dict[Any, str]] = {str: "string", int: "integer", bool: "boolean"}
 
 _ERROR_DESCRIPTIONS: Final = {
-    400: "Malformed input (strict JSON, unknown field, wrong type): INPUT_MALFORMED and others",
-    401: "Authentication failed: the exact reason code (NONCE_REPLAYED, SIGNATURE_INVALID, ...)",
-    403: "Role or binding refused (ROLE_FORBIDDEN), or the policy denied (PolicyDenied)",
+    400: "Malformed input (strict JSON, unknown field, wrong type), or a grant the checks refuse "
+    "(its violations listed)",
+    401: "Authentication failed: the exact reason code",
+    403: "Role, binding or signature refused (Forbidden), or the policy denied (PolicyDenied, "
+    "with decisionId and violations)",
     404: "No such object",
-    409: "Conflict with the object's state, or an Idempotency-Key reused",
-    413: "Body larger than the configured limit (PAYLOAD_TOO_LARGE)",
-    429: "Over a rate limit (RATE_LIMITED_REQUESTS) or a budget (WALLET_CREATION_BUDGET_"
-    "EXHAUSTED): nothing was done; retry after Retry-After seconds",
-    503: "The database is unavailable (DATABASE_UNAVAILABLE); retry after Retry-After seconds",
+    408: "The request's headers or body did not arrive in time",
+    409: "Conflict with the object's state (nothing was changed), or an Idempotency-Key reused",
+    413: "Body larger than the configured limit",
+    414: "Request target over its limit",
+    429: "Over a rate limit or a budget: nothing was done; retry after Retry-After seconds",
+    431: "Request headers over their limit",
+    503: "A dependency (database, chain) is unavailable; retry after Retry-After seconds",
     500: "Internal error (never caused by a client mistake; the requestId is in the log)",
 }
 
@@ -179,11 +186,17 @@ class _Schemas:
         return {"$ref": REF.format(model=name)}
 
 
-def _error_response(status: int) -> dict[str, Any]:
+def _error_response(status: int, answers: Mapping[str, set[Stage]]) -> dict[str, Any]:
+    """The response of ``status``: the error shape, and the codes (``answers``: code -> the
+    stages it arises at) this method answers with this status."""
+    codes = sorted(answers, key=_CODE_ORDER.__getitem__)
+    kinds = sorted({answer_kind(status, s) for stages in answers.values() for s in stages})
     return {
-        "description": _ERROR_DESCRIPTIONS.get(status, "Error"),
+        "description": f"{_ERROR_DESCRIPTIONS.get(status, 'Error')}. "
+        f"error: {', '.join(kinds)}; code: {', '.join(codes)}",
         "headers": _request_id_header(),
         "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},
+        "x-reason-codes": codes,
     }
 
 
@@ -197,10 +210,7 @@ def _request_id_header() -> dict[str, Any]:
 
 
 def _operation(method: Method, schemas: _Schemas) -> dict[str, Any]:
-    statuses = [400, 403, 404, 409, 413, 500, 503]
-    if method.auth != "public":
-        statuses.insert(1, 401)
-        statuses.insert(-2, 429)  # rate limits (RATE_LIMITED_REQUESTS) and budgets
+    by_status = method_answers(method)
     responses: dict[str, Any] = {
         "200": {
             "description": "Success",
@@ -208,13 +218,15 @@ def _operation(method: Method, schemas: _Schemas) -> dict[str, Any]:
             "content": {"application/json": {"schema": schemas.response(method)}},
         }
     }
-    responses.update({str(s): _error_response(s) for s in statuses})
-    codes = method_reasons(method.name, signed=method.auth != "public")
+    responses.update({str(s): _error_response(s, by_status[s]) for s in sorted(by_status)})
+    codes = method_reasons(method)
     operation: dict[str, Any] = {
         "operationId": method.name,
         "summary": method.summary,
         "tags": [METHOD_REASONS.get(method.name, ("other", ()))[0]],
-        "description": "Reason codes this method can answer: " + ", ".join(codes) + ".",
+        "description": "Reason codes this method can answer (each response lists its own): "
+        + ", ".join(codes)
+        + ".",
         "x-reason-codes": codes,
         "requestBody": {
             "required": True,
@@ -676,22 +688,33 @@ EXAMPLES: Final[dict[str, dict[str, Any]]] = {
 }
 
 R = ReasonCode
-# Every request can be refused at the edge, and every request can meet a server failure.
-_EDGE: Final = (R.INPUT_MALFORMED, R.PAYLOAD_TOO_LARGE, R.HEADER_REPEATED)
+_CODE_ORDER: Final = {code.value: index for index, code in enumerate(ReasonCode)}
+# Every request can be refused at the edge (:mod:`.http_guard`, :mod:`.body`, :mod:`.auth`),
+# and every request can meet a server failure.
+_EDGE: Final = (
+    R.INPUT_MALFORMED,
+    R.PAYLOAD_TOO_LARGE,
+    R.HEADER_REPEATED,
+    R.REQUEST_TARGET_MALFORMED,
+    R.REQUEST_HEADERS_TOO_LARGE,
+    R.REQUEST_LINE_TOO_LONG,
+    R.REQUEST_TIMEOUT,
+)
 _SERVER: Final = (R.INTERNAL_ERROR, R.DATABASE_UNAVAILABLE)
-# Every signed request: the signature header, the signer's credential and its request rate.
-_SIGNED: Final = (
+# Every signed request: the signature header and the signer's credential (Stage.AUTHENTICATION,
+# 401), its role and binding and its request rate (their statuses in REASON_STATUS).
+_AUTHENTICATION: Final = (
     R.SIGNATURE_INVALID,
     R.SIGNATURE_MALLEABLE,
+    R.SIGNER_ZERO_ADDRESS,
     R.SIGNER_MISMATCH,
     R.NONCE_REPLAYED,
     R.TIMESTAMP_OUT_OF_WINDOW,
     R.CREDENTIAL_UNKNOWN,
     R.CREDENTIAL_REVOKED,
     R.CREDENTIAL_EXPIRED,
-    R.ROLE_FORBIDDEN,
-    R.RATE_LIMITED_REQUESTS,
 )
+_SIGNED: Final = (R.ROLE_FORBIDDEN, R.RATE_LIMITED_REQUESTS)
 _SESSION: Final = (
     R.SESSION_UNKNOWN,
     R.SESSION_PENDING_APPROVAL,
@@ -699,6 +722,8 @@ _SESSION: Final = (
     R.SESSION_EXPIRED,
     R.SESSION_REVOKED,
     R.SESSION_SUSPENDED,
+    R.CREDENTIAL_REVOKED,
+    R.CREDENTIAL_EXPIRED,
     R.WALLET_UNKNOWN,
     R.WALLET_FROZEN,
     R.GLOBAL_FREEZE,
@@ -706,6 +731,7 @@ _SESSION: Final = (
     R.CHAIN_MISMATCH,
     R.ACCOUNT_MISMATCH,
 )
+# What a policy decision can refuse with (Stage.POLICY_DECISION: 403 PolicyDenied).
 _DECISION: Final = (
     *_SESSION,
     R.CALLDATA_MALFORMED,
@@ -726,10 +752,8 @@ _DECISION: Final = (
     R.FEE_LIMIT_EXCEEDED,
     R.CHAIN_UNAVAILABLE,
 )
-_GRANT: Final = (
-    R.WALLET_UNKNOWN,
-    R.WALLET_FROZEN,
-    R.GLOBAL_FREEZE,
+# What the grant's checks can refuse with, listing violations (Stage.GRANT_CHECKS: 400).
+_GRANT_CHECKS: Final = (
     R.ENVELOPE_MALFORMED,
     R.UNKNOWN_CAPABILITY,
     R.EXPIRY_MISSING,
@@ -747,7 +771,21 @@ _GRANT: Final = (
     R.NON_DELEGABLE_ACTION,
     R.GRANT_TOO_LARGE,
 )
+# A grant's refusals before its checks: the wallet, the backend credential it names, freezes.
+_GRANT: Final = (
+    R.WALLET_UNKNOWN,
+    R.WALLET_FROZEN,
+    R.GLOBAL_FREEZE,
+    R.ENVELOPE_MALFORMED,
+    R.CHAIN_MISMATCH,
+    R.CREDENTIAL_UNKNOWN,
+    R.CREDENTIAL_REVOKED,
+    R.CREDENTIAL_EXPIRED,
+)
 _REGISTRATION: Final = (
+    R.ACCOUNT_MISMATCH,
+    R.SIGNER_MISMATCH,
+    R.NONCE_REPLAYED,
     R.WALLET_ALREADY_REGISTERED,
     R.REGISTRATION_PROOF_INVALID,
     R.REGISTRATION_PROOF_EXPIRED,
@@ -760,18 +798,42 @@ _PAIRING: Final = (
     R.PAIRING_CODE_USED,
     R.DEVICE_CANNOT_PAIR,
     R.DEVICE_LIMIT_REACHED,
+    R.GLOBAL_FREEZE,
 )
+# The account's own refusals of an enable call, read by simulating it at approval (409), and
+# an enable call over the gas limit (400).
+_ENABLE: Final = (
+    R.NOT_AUTHORIZED,
+    R.STORAGE_LAYOUT_MISMATCH,
+    R.CALL_FAILED_ON_CHAIN,
+    R.GRANT_TOO_LARGE,
+    R.CHAIN_UNAVAILABLE,
+)
+_TRANSACTION: Final = (R.SESSION_UNKNOWN, R.WALLET_UNKNOWN, R.CHAIN_MISMATCH)
 
 # The one table of what each method can answer beyond the edge's and the server's codes:
-# (tag, the method's own reason codes). A signed method also answers the signature's codes.
+# (tag, the method's own reason codes, answered with their REASON_STATUS). A signed method
+# also answers the authentication codes (401) and _SIGNED; a method whose answer is a policy
+# decision (Method.decision) the decision's codes (403 PolicyDenied); a method in
+# GRANT_CHECKED the grant checks' codes (400).
 METHOD_REASONS: Final[dict[str, tuple[str, tuple[ReasonCode, ...]]]] = {
     "RegisterCredential": (
         "credentials",
-        (R.CREDENTIAL_METADATA_INVALID, R.DEVICE_LIMIT_REACHED, R.WALLET_UNKNOWN),
+        (
+            R.CREDENTIAL_METADATA_INVALID,
+            R.WINDOW_INVALID,
+            R.DEVICE_CANNOT_PAIR,
+            R.DEVICE_LIMIT_REACHED,
+            R.WALLET_UNKNOWN,
+            R.GLOBAL_FREEZE,
+        ),
     ),
     "InspectCredential": ("credentials", (R.CREDENTIAL_UNKNOWN,)),
-    "RevokeCredential": ("credentials", (R.REASON_REQUIRED,)),
-    "CreatePairingCode": ("devices", (R.WALLET_UNKNOWN,)),
+    "RevokeCredential": ("credentials", (R.REASON_REQUIRED, R.CREDENTIAL_UNKNOWN)),
+    "CreatePairingCode": (
+        "devices",
+        (R.WALLET_UNKNOWN, R.WINDOW_INVALID, R.DEVICE_CANNOT_PAIR, R.GLOBAL_FREEZE),
+    ),
     "PairDevice": ("devices", _PAIRING),
     "ListDevices": ("devices", (R.WALLET_UNKNOWN,)),
     "RevokeDevice": ("devices", (R.WALLET_UNKNOWN, R.DEVICE_UNKNOWN)),
@@ -783,19 +845,33 @@ METHOD_REASONS: Final[dict[str, tuple[str, tuple[ReasonCode, ...]]]] = {
         "sessions",
         (*_GRANT, R.PERMISSION_TYPE_UNSUPPORTED, R.PERMISSION_UNENFORCEABLE),
     ),
-    "ExportPermission": ("sessions", (R.SESSION_UNKNOWN,)),
+    "ExportPermission": (
+        "sessions",
+        (
+            R.SESSION_UNKNOWN,
+            R.SESSION_PENDING_APPROVAL,
+            R.SESSION_SUSPENDED,
+            R.SESSION_REVOKED,
+            R.SESSION_EXPIRED,
+            R.SESSION_NOT_PENDING,
+            R.PERMISSION_TYPE_UNSUPPORTED,
+        ),
+    ),
     "ApproveSession": (
         "sessions",
         (
             R.SESSION_UNKNOWN,
             R.SESSION_NOT_PENDING,
             R.SESSION_EXPIRED,
+            R.SESSION_REVOKED,
             R.SIGNATURE_INVALID,
+            R.SIGNATURE_MALLEABLE,
+            R.SIGNER_ZERO_ADDRESS,
             R.SIGNER_MISMATCH,
+            R.NONCE_REPLAYED,
             R.WALLET_FROZEN,
             R.GLOBAL_FREEZE,
-            R.GRANT_TOO_LARGE,
-            R.CHAIN_UNAVAILABLE,
+            *_ENABLE,
         ),
     ),
     "ListAccess": ("sessions", (R.WALLET_UNKNOWN,)),
@@ -803,18 +879,20 @@ METHOD_REASONS: Final[dict[str, tuple[str, tuple[ReasonCode, ...]]]] = {
     "GetSession": ("sessions", (R.SESSION_UNKNOWN,)),
     "ListSessions": ("sessions", ()),
     "GetSessionUsage": ("sessions", (R.SESSION_UNKNOWN,)),
-    "PrepareEthereumTransaction": ("transactions", _DECISION),
-    "PrepareEthereumContractCall": ("transactions", _DECISION),
+    "PrepareEthereumTransaction": ("transactions", _TRANSACTION),
+    "PrepareEthereumContractCall": ("transactions", _TRANSACTION),
     "Execute": (
         "transactions",
         (
-            *_DECISION,
+            *_TRANSACTION,
             R.TRANSACTION_UNKNOWN,
             R.TRANSACTION_NOT_QUOTED,
             R.QUOTE_EXPIRED,
             R.IDEMPOTENCY_KEY_REUSED,
             R.SIGNING_REFUSED,
             R.KEY_UNKNOWN,
+            R.CHAIN_UNAVAILABLE,
+            R.CLOCK_SKEW,
         ),
     ),
     "TransactionStatus": ("transactions", (R.TRANSACTION_UNKNOWN,)),
@@ -822,8 +900,15 @@ METHOD_REASONS: Final[dict[str, tuple[str, tuple[ReasonCode, ...]]]] = {
         "ops",
         (R.REASON_REQUIRED, R.ACTION_CLASS_UNKNOWN, R.SESSION_UNKNOWN, R.WALLET_UNKNOWN),
     ),
-    "LiftFreeze": ("ops", (R.FREEZE_LIFT_NEEDS_SECOND_OPS, R.ACTION_CLASS_UNKNOWN)),
+    "LiftFreeze": (
+        "ops",
+        (R.FREEZE_LIFT_NEEDS_SECOND_OPS, R.ACTION_CLASS_UNKNOWN, R.SIGNER_MISMATCH),
+    ),
 }
+GRANT_CHECKED: Final = frozenset({"AuthorizeRemoteAccess", "ImportPermissionRequest"})
+# A request that names its network (a ``network`` field in its model, issue 19) can name one
+# the service does not serve (NETWORK_UNKNOWN) or another chain than its wallet's.
+_NETWORK: Final = (R.NETWORK_UNKNOWN, R.CHAIN_MISMATCH)
 
 TAGS: Final = (
     {"name": "credentials", "description": "Backend credentials: register, inspect, retire"},
@@ -843,8 +928,35 @@ def _examples(name: str) -> dict[str, Any]:
     return {"examples": {"example": {"value": EXAMPLES[name]}}}
 
 
-def method_reasons(name: str, *, signed: bool) -> list[str]:
-    """Every reason code ``name`` can answer with, in the enum's order (one table above)."""
-    own = METHOD_REASONS.get(name, ("other", ()))[1]
-    codes = {*_EDGE, *_SERVER, *own, *(_SIGNED if signed else ())}
+def method_stages(method: Method) -> dict[Stage, tuple[ReasonCode, ...]]:
+    """The codes ``method`` can answer, by the stage each arises at (the tables above)."""
+    own = METHOD_REASONS.get(method.name, ("other", ()))[1]
+    signed = method.auth != "public"
+    network = _NETWORK if "network" in method.request.model_fields else ()
+    stages = {
+        Stage.USE_CASE: (*_EDGE, *_SERVER, *own, *network, *(_SIGNED if signed else ())),
+        Stage.AUTHENTICATION: _AUTHENTICATION if signed else (),
+        Stage.GRANT_CHECKS: _GRANT_CHECKS if method.name in GRANT_CHECKED else (),
+        Stage.POLICY_DECISION: _DECISION if method.decision else (),
+    }
+    return {stage: codes for stage, codes in stages.items() if codes}
+
+
+def method_answers(method: Method) -> dict[int, dict[str, set[Stage]]]:
+    """Every error status ``method`` can answer -> the codes answered with it (each with the
+    stage it arises at), the status read from the runtime's own table
+    (:func:`~.errors.answer_status`)."""
+    answers: dict[int, dict[str, set[Stage]]] = {}
+    for stage, codes in method_stages(method).items():
+        for code in codes:
+            status = answer_status(code, stage)
+            if status is None:
+                raise KeyError(f"{code} has no HTTP status in REASON_STATUS")
+            answers.setdefault(status, {}).setdefault(code.value, set()).add(stage)
+    return answers
+
+
+def method_reasons(method: Method) -> list[str]:
+    """Every reason code ``method`` can answer with, in the enum's order."""
+    codes = {code for codes in method_stages(method).values() for code in codes}
     return [code.value for code in ReasonCode if code in codes]

@@ -11,6 +11,7 @@ export interface AuthorizeRemoteAccessRequest {
   walletId: string;
   /** The capability envelope (docs/protocol.md); amounts and uint values are decimal strings; a JSON integer is accepted only up to 2**53 - 1 in absolute value and refused above (400 INPUT_MALFORMED). */
   envelope: Envelope;
+  network?: string | number | null;
 }
 
 export interface CallIntent {
@@ -34,6 +35,7 @@ export interface CreateWalletRequest {
   ownerKind?: "eoa" | "erc1271";
   salt?: string | null;
   registration?: RegistrationProofBody | null;
+  network?: string | number | null;
 }
 
 export interface CredentialView {
@@ -193,7 +195,7 @@ export interface EnvelopeTokenLimit {
 }
 
 export interface ApiError {
-  error: "InvalidRequest" | "Unauthorized" | "Forbidden" | "PolicyDenied" | "NotFound" | "MethodNotAllowed" | "Conflict" | "PayloadTooLarge" | "Unavailable" | "InternalError" | "TooManyRequests";
+  error: "InvalidRequest" | "Unauthorized" | "Forbidden" | "NotFound" | "MethodNotAllowed" | "RequestTimeout" | "Conflict" | "PayloadTooLarge" | "RequestTooLarge" | "TooManyRequests" | "InternalError" | "Unavailable" | "PolicyDenied";
   code: ReasonCode;
   /** The rule that fired (first violation), the field, or a phrase */
   reason: string;
@@ -220,6 +222,7 @@ export interface GetRegistrationChallengeRequest {
   salt?: string | null;
   owner?: string | null;
   ownerKind?: "eoa" | "erc1271";
+  network?: string | number | null;
 }
 
 export interface GetSessionRequest {
@@ -228,6 +231,7 @@ export interface GetSessionRequest {
 
 export interface GetSessionUsageRequest {
   sessionId: string;
+  network?: string | number | null;
 }
 
 export interface GrantDocument {
@@ -353,6 +357,7 @@ export interface PrepareEthereumContractCallRequest {
   args: Array<unknown>;
   value?: string;
   chainId?: number | null;
+  network?: string | number | null;
 }
 
 export interface PrepareEthereumTransactionRequest {
@@ -362,9 +367,10 @@ export interface PrepareEthereumTransactionRequest {
   value: string;
   data: string;
   chainId?: number | null;
+  network?: string | number | null;
 }
 
-export type ReasonCode = "SESSION_UNKNOWN" | "SESSION_PENDING_APPROVAL" | "SESSION_NOT_YET_VALID" | "SESSION_EXPIRED" | "SESSION_REVOKED" | "SESSION_SUSPENDED" | "CREDENTIAL_REVOKED" | "CREDENTIAL_EXPIRED" | "WALLET_FROZEN" | "GLOBAL_FREEZE" | "ACTION_CLASS_FROZEN" | "CHAIN_MISMATCH" | "ACCOUNT_MISMATCH" | "CALLDATA_MALFORMED" | "EMPTY_BATCH" | "CALL_TYPE_FORBIDDEN" | "SELF_CALL_FORBIDDEN" | "NON_DELEGABLE_ACTION" | "TARGET_NOT_ALLOWED" | "SELECTOR_NOT_ALLOWED" | "ARG_RULE_VIOLATED" | "VALUE_CAP_EXCEEDED" | "VALUE_LIMIT_EXCEEDED" | "TOKEN_LIMIT_EXCEEDED" | "USD_LIMIT_EXCEEDED" | "USD_PRICE_UNKNOWN" | "USAGE_LIMIT_REACHED" | "RATE_LIMITED" | "FEE_LIMIT_EXCEEDED" | "ENVELOPE_MALFORMED" | "UNKNOWN_CAPABILITY" | "EXPIRY_MISSING" | "TTL_EXCEEDS_TIER" | "WINDOW_INVALID" | "EXPIRY_PAST_CREDENTIAL" | "WILDCARD_TARGET" | "CAPS_REQUIRED" | "CAPABILITY_WITHOUT_TARGET" | "SIGNATURE_INVALID" | "SIGNATURE_MALLEABLE" | "SIGNER_ZERO_ADDRESS" | "SIGNER_MISMATCH" | "NONCE_REPLAYED" | "TIMESTAMP_OUT_OF_WINDOW" | "KEY_UNKNOWN" | "SIGNING_REFUSED" | "INPUT_MALFORMED" | "PAYLOAD_TOO_LARGE" | "CREDENTIAL_UNKNOWN" | "WALLET_UNKNOWN" | "TRANSACTION_UNKNOWN" | "ROLE_FORBIDDEN" | "QUOTE_EXPIRED" | "TRANSACTION_NOT_QUOTED" | "IDEMPOTENCY_KEY_REUSED" | "FREEZE_LIFT_NEEDS_SECOND_OPS" | "REASON_REQUIRED" | "CHAIN_UNAVAILABLE" | "METHOD_UNKNOWN" | "SESSION_NOT_PENDING" | "INTERNAL_ERROR" | "ACTION_CLASS_UNKNOWN" | "NOT_AUTHORIZED" | "STORAGE_LAYOUT_MISMATCH" | "HEADER_REPEATED" | "REQUEST_HEADERS_TOO_LARGE" | "REQUEST_LINE_TOO_LONG" | "REQUEST_TIMEOUT" | "REQUEST_TARGET_MALFORMED" | "WALLET_ALREADY_REGISTERED" | "REGISTRATION_PROOF_INVALID" | "REGISTRATION_PROOF_EXPIRED" | "DATABASE_UNAVAILABLE" | "CALL_FAILED_ON_CHAIN" | "CLOCK_SKEW" | "PERMISSION_OVERLAP" | "RULE_NOT_ON_CHAIN" | "TOKEN_FUNCTION_UNDEFINED" | "APPROVAL_UNBOUNDED" | "CREDENTIAL_METADATA_INVALID" | "DEVICE_CANNOT_PAIR" | "DEVICE_UNKNOWN" | "DEVICE_LIMIT_REACHED" | "PAIRING_CODE_INVALID" | "PAIRING_CODE_EXPIRED" | "PAIRING_CODE_USED" | "GRANT_TOO_LARGE" | "RATE_LIMITED_REQUESTS" | "WALLET_CREATION_BUDGET_EXHAUSTED" | "PERMISSION_TYPE_UNSUPPORTED" | "PERMISSION_UNENFORCEABLE";
+export type ReasonCode = "SESSION_UNKNOWN" | "SESSION_PENDING_APPROVAL" | "SESSION_NOT_YET_VALID" | "SESSION_EXPIRED" | "SESSION_REVOKED" | "SESSION_SUSPENDED" | "CREDENTIAL_REVOKED" | "CREDENTIAL_EXPIRED" | "WALLET_FROZEN" | "GLOBAL_FREEZE" | "ACTION_CLASS_FROZEN" | "CHAIN_MISMATCH" | "ACCOUNT_MISMATCH" | "CALLDATA_MALFORMED" | "EMPTY_BATCH" | "CALL_TYPE_FORBIDDEN" | "SELF_CALL_FORBIDDEN" | "NON_DELEGABLE_ACTION" | "TARGET_NOT_ALLOWED" | "SELECTOR_NOT_ALLOWED" | "ARG_RULE_VIOLATED" | "VALUE_CAP_EXCEEDED" | "VALUE_LIMIT_EXCEEDED" | "TOKEN_LIMIT_EXCEEDED" | "USD_LIMIT_EXCEEDED" | "USD_PRICE_UNKNOWN" | "USAGE_LIMIT_REACHED" | "RATE_LIMITED" | "FEE_LIMIT_EXCEEDED" | "ENVELOPE_MALFORMED" | "UNKNOWN_CAPABILITY" | "EXPIRY_MISSING" | "TTL_EXCEEDS_TIER" | "WINDOW_INVALID" | "EXPIRY_PAST_CREDENTIAL" | "WILDCARD_TARGET" | "CAPS_REQUIRED" | "CAPABILITY_WITHOUT_TARGET" | "SIGNATURE_INVALID" | "SIGNATURE_MALLEABLE" | "SIGNER_ZERO_ADDRESS" | "SIGNER_MISMATCH" | "NONCE_REPLAYED" | "TIMESTAMP_OUT_OF_WINDOW" | "KEY_UNKNOWN" | "SIGNING_REFUSED" | "INPUT_MALFORMED" | "PAYLOAD_TOO_LARGE" | "CREDENTIAL_UNKNOWN" | "WALLET_UNKNOWN" | "TRANSACTION_UNKNOWN" | "ROLE_FORBIDDEN" | "QUOTE_EXPIRED" | "TRANSACTION_NOT_QUOTED" | "IDEMPOTENCY_KEY_REUSED" | "FREEZE_LIFT_NEEDS_SECOND_OPS" | "REASON_REQUIRED" | "CHAIN_UNAVAILABLE" | "METHOD_UNKNOWN" | "SESSION_NOT_PENDING" | "INTERNAL_ERROR" | "ACTION_CLASS_UNKNOWN" | "NOT_AUTHORIZED" | "STORAGE_LAYOUT_MISMATCH" | "HEADER_REPEATED" | "REQUEST_HEADERS_TOO_LARGE" | "REQUEST_LINE_TOO_LONG" | "REQUEST_TIMEOUT" | "REQUEST_TARGET_MALFORMED" | "WALLET_ALREADY_REGISTERED" | "REGISTRATION_PROOF_INVALID" | "REGISTRATION_PROOF_EXPIRED" | "DATABASE_UNAVAILABLE" | "CALL_FAILED_ON_CHAIN" | "CLOCK_SKEW" | "PERMISSION_OVERLAP" | "RULE_NOT_ON_CHAIN" | "TOKEN_FUNCTION_UNDEFINED" | "APPROVAL_UNBOUNDED" | "CREDENTIAL_METADATA_INVALID" | "DEVICE_CANNOT_PAIR" | "DEVICE_UNKNOWN" | "DEVICE_LIMIT_REACHED" | "PAIRING_CODE_INVALID" | "PAIRING_CODE_EXPIRED" | "PAIRING_CODE_USED" | "GRANT_TOO_LARGE" | "RATE_LIMITED_REQUESTS" | "WALLET_CREATION_BUDGET_EXHAUSTED" | "PERMISSION_TYPE_UNSUPPORTED" | "PERMISSION_UNENFORCEABLE" | "USER_OPERATION_REFUSED" | "NETWORK_UNKNOWN";
 
 export interface RegisterCredentialRequest {
   alg: "ecdsa-p256k-eip191" | "ecdsa-p256-sha256";
@@ -381,6 +387,7 @@ export interface RegisterWalletRequest {
   registration: RegistrationProofBody;
   owner?: string | null;
   ownerKind?: "eoa" | "erc1271";
+  network?: string | number | null;
 }
 
 export interface RegistrationChallengeView {
