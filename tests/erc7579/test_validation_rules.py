@@ -5,6 +5,10 @@ storage reads and writes in the module are at slots associated with the account 
 AssociatedStorage's KECCAK256 of ``account ‖ x``). The negative control is the naive design: a
 validator whose validation reads a Vyper ``HashMap`` keyed by the account
 (``keccak256(slot ‖ account)``) is flagged STO-021. The owner's own operation is clean too.
+
+The same three operations are also judged by alto's own rule code (tracer and parser of npm
+@pimlico/alto 0.0.20, ``alto_rules``): it accepts the module's and the owner's and refuses the
+naive validator's (an unstaked account reading another contract's unassociated slot).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from alto_rules import alto_verdict
 from erc4337_support import ENTRY_POINT_V07, USDX, Key, Stage, aa_artifact, transfer_call
 from erc7562 import Trace, Violation, check_account_validation, trace_validation
 from module_support import ModuleWallet, deploy_module, new_module_wallet
@@ -62,7 +67,7 @@ def _violations(stage: Stage, trace: Trace, sender: str) -> list[Violation]:
 
 
 def test_a_session_operation_through_the_module_breaks_no_validation_rule(
-    stage: Stage, rpc: JsonRpcClient, module: DeployedContract
+    stage: Stage, rpc: JsonRpcClient, anvil: str, module: DeployedContract
 ) -> None:
     wallet: ModuleWallet = new_module_wallet(stage, module)
     op = wallet.session_op(transfer_call(stage.demo.token("USDX"), wallet.recipient, USDX))
@@ -75,20 +80,24 @@ def test_a_session_operation_through_the_module_breaks_no_validation_rule(
     assert helper_frames and {f.storage for f in helper_frames} == {wallet.module_address}
     used = {s.args[1] for s in trace.steps if s.op in (0x54, 0x55)}
     assert any(wallet.module_address[2:] in context for context in used)
+    verdict = alto_verdict(anvil, op)
+    assert verdict.error is None
+    assert wallet.module_address in verdict.storage_read  # alto saw the module's words, accepted
 
 
 def test_the_owners_operation_on_the_openzeppelin_account_breaks_no_validation_rule(
-    stage: Stage, rpc: JsonRpcClient
+    stage: Stage, rpc: JsonRpcClient, anvil: str
 ) -> None:
     account: OzAccount = deploy_oz_account(stage)
     op = account.owner_op(
         account.execute_data(transfer_call(stage.demo.token("USDX"), Key().address, USDX))
     )
     assert _violations(stage, _validate(rpc, op), account.address) == []
+    assert alto_verdict(anvil, op).error is None
 
 
 def test_a_validator_reading_a_vyper_hashmap_keyed_by_the_account_is_flagged(
-    stage: Stage, rpc: JsonRpcClient
+    stage: Stage, rpc: JsonRpcClient, anvil: str
 ) -> None:
     validator = deploy(
         stage.chain, stage.deployer, compile_vyper(TRIVIAL_VALIDATOR, use_cache=False)
@@ -101,3 +110,5 @@ def test_a_validator_reading_a_vyper_hashmap_keyed_by_the_account_is_flagged(
     op = account.unsigned_op(pay, module=module)._replace(signature=b"trivial")
     violations = _violations(stage, _validate(rpc, op), account.address)
     assert {(v.rule, v.opcode, v.contract) for v in violations} == {("STO-021", "SLOAD", module)}
+    error = alto_verdict(anvil, op).error
+    assert error is not None and error.startswith(f"unstaked account accessed {module} slot")
