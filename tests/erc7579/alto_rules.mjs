@@ -8,7 +8,8 @@
 // alto's safe mode itself cannot be used for v0.7 (tests/erc4337/test_bundler.py).
 //
 // stdin: {"rpcUrl", "entryPoint", "sender", "to", "data", "stateOverrides"}
-X
+// stdout: {"ok": true, "storage": {contract: reads}, "calls": n} or {"ok": false, "error":
+// alto's message, "levels": [[method, target] of each call from the EntryPoint]}
 import { readFileSync } from "node:fs";
 import { createPublicClient, http } from "viem";
 import { bundlerCollectorTracer } from "../../node_modules/@pimlico/alto/esm/rpc/validation/BundlerCollectorTracerV07.js";
