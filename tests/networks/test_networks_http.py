@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +32,8 @@ from sessionward.sdk import BackendClient, OwnerClient
 from sessionward.sdk.errors import SessionWardApiError
 from sessionward.sdk.grants import GrantVerificationError
 from sessionward.server import BackgroundServer
-from sessionward.service.config import Settings
+from sessionward.service.config import ConfigError, NetworkSettings, Settings
+from sessionward.service.runtime import build_runtime
 from sessionward.service.waas import Waas
 
 pytestmark = pytest.mark.anvil
@@ -134,7 +136,12 @@ def test_one_server_serves_two_anvil_chains_in_isolation(served: tuple[Networks,
     sessions = {name: _session(world, name, owner, backend) for name, owner in owners.items()}
     # Each network relays under its own lease, on this (only) node.
     _wait(lambda: world.waas.relay_leases() == {"alpha": True, "beta": True}, "both leases")
-    assert httpx.get(f"{url}/readyz").status_code == 200
+    ready = httpx.get(f"{url}/readyz")
+    assert ready.status_code == 200
+    checks = ready.json()["checks"]
+    assert set(checks["chain"]["networks"]) == {"alpha", "beta"}
+    assert all(c["ok"] for c in checks["chain"]["networks"].values())
+    assert checks["relayer"]["networks"] == {"alpha": "held", "beta": "held"}
 
     # The owner's client never signs a grant for another chain than its wallet's.
     assert backend.credential_id is not None
@@ -181,3 +188,13 @@ def test_one_server_serves_two_anvil_chains_in_isolation(served: tuple[Networks,
 def beta_chain_id_text() -> str:
     """Beta named by its chain id as a string of digits (a network may be named so)."""
     return str(BETA_CHAIN_ID)
+
+
+def test_a_node_answering_another_chain_id_than_configured_stops_the_start(
+    tmp_path: Path,
+) -> None:
+    with anvil_node.running(ALPHA_CHAIN_ID) as node:
+        networks = (NetworkSettings("beta", BETA_CHAIN_ID, rpc_url=node),)
+        with pytest.raises(ConfigError, match=f"answers chain id {ALPHA_CHAIN_ID}, not"):
+            build_runtime(Settings(data_dir=tmp_path, networks=networks))
+        assert not (tmp_path / "deployment-beta.json").exists()  # nothing deployed

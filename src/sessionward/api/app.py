@@ -147,7 +147,7 @@ class SessionWardApi:
     ) -> None:
         self.waas = waas
         self.metrics = ApiMetrics()
-        self.metrics.watch_reconciler(waas.dispatcher.reconciler.stats.snapshot)
+        self.metrics.watch_reconciler(waas.reconciler_snapshot)  # every network's, summed
         self._limit = waas.runtime.settings.max_body_bytes
         self._auth = (
             Authenticator(waas) if clock_ms is None else Authenticator(waas, clock_ms=clock_ms)

@@ -31,6 +31,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from sessionward.chain.interface import Chain
 from sessionward.reasons import ReasonCode
 from sessionward.service.waas import Waas
 from sessionward.store.health import database_outage, write_problem
@@ -53,6 +54,18 @@ def unavailable(exc: BaseException) -> ApiError:
         reason="database",
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )
+
+
+def _block(chain: Chain) -> dict[str, Any]:
+    try:
+        block = chain.block_number()
+    except Exception as exc:
+        return {"ok": False, "reason": _reason(exc)}
+    return {"ok": True, "block": block}
+
+
+def _lease(held: bool) -> str:
+    return "held" if held else "another node relays"
 
 
 def _reason(exc: BaseException) -> str:
@@ -102,11 +115,13 @@ class Readiness:
         return {"ok": True}
 
     def _chain(self) -> dict[str, Any]:
-        try:
-            block = self._waas.runtime.chain.block_number()
-        except Exception as exc:
-            return {"ok": False, "reason": _reason(exc)}
-        return {"ok": True, "block": block}
+        """The node answers its block number; with several networks, every network's node
+        (``networks``: each one's verdict; not ready while any is out)."""
+        rt = self._waas.runtime
+        if not rt.several_networks:
+            return _block(rt.chain)
+        networks = {n.name: _block(n.chain) for n in rt.networks}
+        return {"ok": all(c["ok"] for c in networks.values()), "networks": networks}
 
     def _relayer(self) -> dict[str, Any]:
         if not self._waas.runtime.settings.run_relayer:
@@ -114,4 +129,8 @@ class Readiness:
         holds = self._waas.holds_relay_lease
         if holds is None:
             return {"ok": True, "lease": "not started"}
-        return {"ok": True, "lease": "held" if holds else "another node relays"}
+        answer: dict[str, Any] = {"ok": True, "lease": _lease(holds)}
+        if self._waas.runtime.several_networks:  # one lease per network
+            leases = self._waas.relay_leases()
+            answer["networks"] = {name: _lease(held) for name, held in leases.items()}
+        return answer

@@ -185,13 +185,12 @@ def build_runtime(settings: Settings, *, clock: Callable[[], int] = wall_clock) 
         pkcs11_kek_label=settings.pkcs11_kek_label,
         on_tamper=tamper_alerts(store.alerts, clock),  # a critical alert (issue 14.8)
     )
-    if settings.networks:
-        networks = tuple(_configured_network(settings, store, n, clock) for n in settings.networks)
-    else:
-        networks = (_single_network(settings, store, clock),)
-    relayers = [n.relayer.address for n in networks]
-    if len(set(relayers)) != len(relayers):
-        raise ConfigError("two networks cannot share a relayer key (its jobs are per sender)")
+    try:
+        networks = _networks(settings, store, clock)
+    except BaseException:  # a network that cannot start: nothing stays open
+        vault.close()
+        store.close()
+        raise
     deployments = [n.deployment for n in networks]
     catalog = load_catalog(*([settings.catalog_file] if settings.catalog_file else []))
     catalog = catalog.with_contracts([c for d in deployments for c in demo_contracts(d)])
@@ -222,6 +221,19 @@ def build_runtime(settings: Settings, *, clock: Callable[[], int] = wall_clock) 
             network=network,
         )
     return runtime
+
+
+def _networks(settings: Settings, store: Store, clock: Callable[[], int]) -> tuple[Network, ...]:
+    """Every network of ``settings`` (the single-chain one without ``networks``), checked to
+    use distinct relayer keys."""
+    if settings.networks:
+        networks = tuple(_configured_network(settings, store, n, clock) for n in settings.networks)
+    else:
+        networks = (_single_network(settings, store, clock),)
+    relayers = [n.relayer.address for n in networks]
+    if len(set(relayers)) != len(relayers):
+        raise ConfigError("two networks cannot share a relayer key (its jobs are per sender)")
+    return networks
 
 
 def _single_network(settings: Settings, store: Store, clock: Callable[[], int]) -> Network:
@@ -265,9 +277,11 @@ def _configured_network(
     embedded = config.rpc_url is None
     if config.rpc_url is not None:
         chain = RpcChain(config.rpc_url)
-        if chain.chain_id != config.chain_id:
+        answered = chain.chain_id
+        if answered != config.chain_id:
+            chain.close()
             raise ConfigError(
-                f"network {config.name!r}: its node answers chain id {chain.chain_id}, "
+                f"network {config.name!r}: its node answers chain id {answered}, "
                 f"not {config.chain_id}"
             )
     else:

@@ -108,9 +108,15 @@ class Waas:
     def relay_leases(self) -> dict[str, bool]:
         """Each network's name and whether this node holds its relayer lease now (empty when
         it is not relaying)."""
-        return {
-            loop.network_name: loop.holds_lease for loop in self._loops
-        }
+        return {loop.network_name: loop.holds_lease for loop in self._loops}
+
+    def reconciler_snapshot(self) -> dict[str, float]:
+        """Every network's reconciler counts, summed (for ``/metrics``)."""
+        total: dict[str, float] = {}
+        for dispatcher in self.dispatchers:
+            for name, value in dispatcher.reconciler.stats.snapshot().items():
+                total[name] = total.get(name, 0) + value
+        return total
 
     def start(self) -> None:
         """Start relaying in the background: one loop per network, each relaying only on the
