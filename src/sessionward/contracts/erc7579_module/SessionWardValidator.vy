@@ -481,8 +481,9 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
     @notice ERC-7579 validator: validate a session user operation of the calling account.
     @dev The signature is `sessionKey (20) ‖ r ‖ s ‖ v` over the EIP-191 hash of `userOpHash`.
          Returns SIG_VALIDATION_FAILED (1) when the module is not installed for the caller,
-         the operation is not the caller's, the signature has another length, is malleable or
-         is not the key's. Reverts, so the EntryPoint refuses the operation (AA23), when:
+         the operation is not the caller's or the signature has another length (before any
+         check), or, after the fee charge, when the signature is malleable or not the key's.
+         Reverts, so the EntryPoint refuses the operation (AA23), when:
          the key has no live session in the account's epoch (SESSION_UNKNOWN); the call data
          is not the account's `execute(mode, executionCalldata)` (SELF_CALL_FORBIDDEN); the
          execution is malformed (CALL_TYPE_FORBIDDEN, EMPTY_BATCH, CALLDATA_MALFORMED); an
@@ -531,20 +532,18 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
                 reasons._fail(reasons.TARGET_NOT_ALLOWED)
             reasons._fail(reasons.SELECTOR_NOT_ALLOWED)
 
-    # The session key's signature.
+    # The session key's signature (a malleable or malformed one recovers no signer).
     r: uint256 = extract32(userOp.signature, 20, output_type=uint256)
     s: uint256 = extract32(userOp.signature, 52, output_type=uint256)
     v: uint256 = convert(slice(userOp.signature, 84, 1), uint256)
-    if s > SECP256K1_HALF_N or (v != 27 and v != 28):
-        return SIG_VALIDATION_FAILED
-    digest: bytes32 = keccak256(concat(b"\x19Ethereum Signed Message:\n32", userOpHash))
-    if ecrecover(digest, v, r, s) != session_key:
-        return SIG_VALIDATION_FAILED
-    expires_at: uint256 = (state >> ST_EXPIRES_AT) & MASK48
-    if expires_at <= 1:
-        return SIG_VALIDATION_FAILED
+    signer: address = empty(address)
+    if s <= SECP256K1_HALF_N and (v == 27 or v == 28):
+        digest: bytes32 = keccak256(concat(b"\x19Ethereum Signed Message:\n32", userOpHash))
+        signer = ecrecover(digest, v, r, s)
 
-    # The fee budget: the most this operation can cost the account.
+    # The fee budget: the most this operation can cost the account. Charged before the
+    # signature's verdict, as ERC-4337 asks (a gas estimate simulates with a stub signature
+    # and must see the real cost); a refused signature reverts the whole operation (AA24).
     gas_units: uint256 = 0
     max_fee_per_gas: uint256 = 0
     gas_units, max_fee_per_gas = self._account_paid_gas(userOp)
@@ -554,6 +553,9 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
             reasons._fail(reasons.FEE_LIMIT_EXCEEDED)
         self._store(account, session, 1, budget - gas_units * max_fee_per_gas)
 
+    expires_at: uint256 = (state >> ST_EXPIRES_AT) & MASK48
+    if signer != session_key or expires_at <= 1:
+        return SIG_VALIDATION_FAILED
     valid_after: uint256 = (state >> ST_VALID_AFTER) & MASK48
     if valid_after != 0:
         valid_after -= 1
