@@ -398,3 +398,87 @@ def test_real_refusals_are_answered_with_a_status_the_document_lists_for_their_c
     # The cases cover every stage: use case, authentication, grant checks, policy decision.
     assert {(404, "NotFound"), (401, "Unauthorized"), (400, "InvalidRequest")} <= seen
     assert {(403, "Forbidden"), (403, "PolicyDenied"), (409, "Conflict")} <= seen
+
+
+# --- examples: built by the code, each valid against its schema ----------------------------
+
+
+def _schema_of(response: dict[str, Any]) -> dict[str, Any]:
+    return {**response["content"]["application/json"]["schema"], "components": SCHEMAS_ROOT}
+
+
+SCHEMAS_ROOT = DOCUMENT["components"]
+
+
+def _valid(instance: Any, schema: dict[str, Any]) -> list[str]:
+    return [e.message for e in Draft202012Validator(schema).iter_errors(instance)][:5]
+
+
+def test_every_method_has_an_answer_example_that_validates_against_its_schema() -> None:
+    for name in METHODS:
+        ok = DOCUMENT["paths"][f"/v1/Waas/{name}"]["post"]["responses"]["200"]
+        examples = ok["content"]["application/json"]["examples"]
+        assert list(examples) == ["answer"], name
+        assert not _valid(examples["answer"]["value"], _schema_of(ok)), name
+
+
+def test_every_error_response_has_an_example_of_its_own_status_and_codes() -> None:
+    """Each error example validates against the Error schema, answers the response's status
+    with one of the codes listed under it, and names an error kind the response names; the
+    decision methods' 403 example is a PolicyDenied with its decisionId and violations."""
+    count = 0
+    for name in METHODS:
+        responses = DOCUMENT["paths"][f"/v1/Waas/{name}"]["post"]["responses"]
+        for status, response in responses.items():
+            if status == "200":
+                continue
+            examples = response["content"]["application/json"]["examples"]
+            assert len(examples) == 1, (name, status)
+            ((code, example),) = examples.items()
+            body = example["value"]
+            assert not _valid(body, _schema_of(response)), (name, status)
+            assert body["code"] == code and code in response["x-reason-codes"], (name, status)
+            assert body["status"] == int(status), (name, status)
+            assert body["error"] in response["description"], (name, status)
+            count += 1
+        if METHODS[name].decision:
+            denied = next(iter(responses["403"]["content"]["application/json"]["examples"]))
+            body = responses["403"]["content"]["application/json"]["examples"][denied]["value"]
+            assert body["error"] == "PolicyDenied" and body["decisionId"], name
+            assert body["violations"][0]["code"] == body["code"] == "TARGET_NOT_ALLOWED"
+    assert count > 8 * len(METHODS)
+
+
+def test_the_answer_examples_are_the_codes_own_answers() -> None:
+    """The examples are consistent as only code-built values are: the grant's digest is the
+    EIP-712 digest of its document (recomputed by the SDK's own hashing), the summary is the
+    grant's, the export is the imported request's ERC-7715 form, an approval's answer is the
+    pending grant's session, and each request example is accepted by its model."""
+    from sessionward.api.openapi_examples import REQUEST_EXAMPLES, response_examples
+    from sessionward.sdk.grants import grant_document_digest
+
+    answers = response_examples()
+    assert set(answers) == set(METHODS) == set(REQUEST_EXAMPLES)
+    for name in ("AuthorizeRemoteAccess", "ImportPermissionRequest"):
+        pending = answers[name]
+        assert "0x" + grant_document_digest(pending["grant"]).hex() == pending["grantDigest"]
+        assert (
+            pending["grant"]["domain"]["verifyingContract"].lower()
+            == (REQUEST_EXAMPLES["ImportPermissionRequest"]["request"][0]["address"])
+        )
+    seed = REQUEST_EXAMPLES["AuthorizeRemoteAccess"]["envelope"]
+    assert answers["AuthorizeRemoteAccess"]["expiresAt"] == seed["expiresAt"]
+    assert answers["ApproveSession"]["summary"] == answers["AuthorizeRemoteAccess"]["summary"]
+    assert answers["ApproveSession"]["lifecycle"] == "installing"
+    assert answers["GetSession"]["status"] == "active"
+    exported = answers["ExportPermission"]["permissions"][0]
+    asked = REQUEST_EXAMPLES["ImportPermissionRequest"]["request"][0]
+    assert (
+        exported["permission"]["data"]["tokenAddress"]
+        == asked["permission"]["data"]["tokenAddress"]
+    )
+    assert answers["ImportPermissionRequest"]["justifications"] == [
+        asked["permission"]["data"]["justification"]
+    ]
+    for name, method in METHODS.items():
+        method.request.model_validate_json(json.dumps(REQUEST_EXAMPLES[name]))

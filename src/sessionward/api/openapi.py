@@ -15,6 +15,7 @@ the status read from the same table the runtime answers from (:data:`.errors.REA
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from types import UnionType
 from typing import (
@@ -44,6 +45,7 @@ from sessionward.reasons import ReasonCode
 from . import models
 from .errors import ERROR_KINDS, Stage, answer_kind, answer_status
 from .methods import METHODS, Method
+from .openapi_examples import REQUEST_EXAMPLES, SEED_ENVELOPE, error_example, response_examples
 
 OPENAPI_VERSION: Final = "3.1.0"
 GRANT_PRIMARY_TYPE: Final = "SessionGrant"
@@ -187,15 +189,28 @@ class _Schemas:
 
 
 def _error_response(status: int, answers: Mapping[str, set[Stage]]) -> dict[str, Any]:
-    """The response of ``status``: the error shape, and the codes (``answers``: code -> the
-    stages it arises at) this method answers with this status."""
+    """The response of ``status``: the error shape, the codes (``answers``: code -> the
+    stages it arises at) this method answers with this status, and an example written by the
+    runtime's own translation: a refusal listing violations (a policy decision or the grant's
+    checks) when the status has one, else its first code."""
     codes = sorted(answers, key=_CODE_ORDER.__getitem__)
     kinds = sorted({answer_kind(status, s) for stages in answers.values() for s in stages})
+    order = list(reversed(Stage))  # the richest answers first: decisions, grant checks
+    stage, first = min(
+        ((s, c) for c in codes for s in answers[c]),
+        key=lambda sc: (order.index(sc[0]), sc[1] not in _TYPICAL, _CODE_ORDER[sc[1]]),
+    )
+    example = {first: {"value": error_example(ReasonCode(first), stage)}}
     return {
         "description": f"{_ERROR_DESCRIPTIONS.get(status, 'Error')}. "
         f"error: {', '.join(kinds)}; code: {', '.join(codes)}",
         "headers": _request_id_header(),
-        "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},
+        "content": {
+            "application/json": {
+                "schema": {"$ref": REF.format(model="Error")},
+                "examples": example,
+            }
+        },
         "x-reason-codes": codes,
     }
 
@@ -215,7 +230,12 @@ def _operation(method: Method, schemas: _Schemas) -> dict[str, Any]:
         "200": {
             "description": "Success",
             "headers": _request_id_header(),
-            "content": {"application/json": {"schema": schemas.response(method)}},
+            "content": {
+                "application/json": {
+                    "schema": schemas.response(method),
+                    **_answer_examples(method.name),
+                }
+            },
         }
     }
     responses.update({str(s): _error_response(s, by_status[s]) for s in sorted(by_status)})
@@ -437,7 +457,7 @@ def _envelope_schemas() -> dict[str, Any]:
             ["chainId"],
             description="The capability envelope: what a session may do, where, how long, "
             "how much (docs/protocol.md section 4).",
-            examples=[_SEED_ENVELOPE],
+            examples=[SEED_ENVELOPE],
         ),
         "EnvelopePermission": _closed(
             {
@@ -583,109 +603,11 @@ def _type_fields(components: dict[str, Any]) -> None:
 
 # --- examples, reason codes and tags per method ------------------------------------------------
 
-_ACCOUNT: Final = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
-_ROUTER: Final = "0x7a250d5630b4cf539739df2c5dacb4c659f2488d"
-_KEY: Final = "0x71c7656ec7ab88b098defb751b7401b5f6d8976f"
-_SIG: Final = "0x" + "11" * 64 + "1b"
-_SEED_ENVELOPE: Final = {
-    "capabilities": ["swap.execute"],
-    "maxValueUsd": 500,
-    "allowedDestinations": [_ROUTER],
-    "chainId": 1,
-    "expiresAt": 1767226500,
-}
-_SWAP_DATA: Final = "0x38ed1739" + "00" * 32 * 3
+# Codes an error example prefers when its status answers them (the most common refusals).
+_TYPICAL: Final = frozenset({"TARGET_NOT_ALLOWED", "WILDCARD_TARGET"})
 
-EXAMPLES: Final[dict[str, dict[str, Any]]] = {
-    "RegisterCredential": {
-        "alg": "ecdsa-p256k-eip191",
-        "publicKey": _KEY,
-        "appName": "Acme Trading Agent",
-        "appUrl": "https://agent.example",
-        "expiresAt": 1767312000,
-    },
-    "CreatePairingCode": {"walletId": "wal_0001", "deviceTtlSeconds": 2592000},
-    "PairDevice": {
-        "alg": "ecdsa-p256-sha256",
-        "publicKey": "0x04" + "ab" * 64,
-        "pairingCode": "K7QM-2XPD-9RTA",
-        "label": "Ada's phone",
-    },
-    "ListDevices": {"walletId": "wal_0001", "limit": 50},
-    "RevokeDevice": {"walletId": "wal_0001", "credentialId": "cred_dev_0001", "reason": "lost"},
-    "InspectCredential": {"credentialId": "cred_test_0001"},
-    "CreateWallet": {"alg": "ecdsa-p256k-eip191", "publicKey": _KEY},
-    "GetRegistrationChallenge": {
-        "alg": "ecdsa-p256k-eip191",
-        "publicKey": _KEY,
-        "account": _ACCOUNT,
-    },
-    "RegisterWallet": {
-        "alg": "ecdsa-p256k-eip191",
-        "publicKey": _KEY,
-        "account": _ACCOUNT,
-        "registration": {"nonce": "1", "deadline": 1767226200, "signature": _SIG},
-    },
-    "AuthorizeRemoteAccess": {
-        "credentialId": "cred_test_0001",
-        "walletId": "wal_0001",
-        "envelope": _SEED_ENVELOPE,
-    },
-    "ApproveSession": {"sessionId": "ses_0001", "signature": _SIG},
-    "ImportPermissionRequest": {
-        "credentialId": "cred_test_0001",
-        "walletId": "wal_0001",
-        "request": [
-            {
-                "chainId": "0x1",
-                "address": _ACCOUNT,
-                "expiry": 1767227400,
-                "signer": {"type": "wallet", "data": {}},
-                "permission": {
-                    "type": "erc20-token-periodic",
-                    "data": {
-                        "tokenAddress": _KEY,
-                        "periodAmount": "0x989680",
-                        "periodDuration": 86400,
-                        "justification": "Pay one payee up to 10 USDX a day",
-                    },
-                },
-                "policies": [{"type": "payee", "data": {"addresses": [_ROUTER]}}],
-            }
-        ],
-    },
-    "ExportPermission": {"sessionId": "ses_0001"},
-    "ListAccess": {"walletId": "wal_0001", "limit": 50},
-    "RevokeAccess": {
-        "walletId": "wal_0001",
-        "credentialId": "cred_test_0001",
-        "sessionId": "ses_0001",
-    },
-    "PrepareEthereumTransaction": {
-        "walletId": "wal_0001",
-        "sessionId": "ses_0001",
-        "to": _ROUTER,
-        "value": "0",
-        "data": _SWAP_DATA,
-    },
-    "PrepareEthereumContractCall": {
-        "walletId": "wal_0001",
-        "sessionId": "ses_0001",
-        "contract": _ROUTER,
-        "method": "swapExactTokensForTokens(uint256 amountIn,uint256 amountOutMin,"
-        "address[] path,address to,uint256 deadline)",
-        "args": ["100000000", "0", [_KEY, _ACCOUNT], _ACCOUNT, "1767226200"],
-        "value": "0",
-    },
-    "Execute": {"txnId": "txn_0001"},
-    "TransactionStatus": {"txnId": "txn_0001"},
-    "GetSession": {"sessionId": "ses_0001"},
-    "ListSessions": {"limit": 50},
-    "GetSessionUsage": {"sessionId": "ses_0001"},
-    "RevokeCredential": {"credentialId": "cred_test_0001", "reason": "retired"},
-    "EmergencyRevoke": {"scope": "wallet", "target": "wal_0001", "reason": "incident 42"},
-    "LiftFreeze": {"scope": "wallet", "target": "wal_0001"},
-}
+EXAMPLES: Final = REQUEST_EXAMPLES
+"""Each method's request example (built in :mod:`.openapi_examples` with its answer)."""
 
 R = ReasonCode
 _CODE_ORDER: Final = {code.value: index for index, code in enumerate(ReasonCode)}
@@ -922,10 +844,18 @@ TAGS: Final = (
 
 
 def _examples(name: str) -> dict[str, Any]:
-    """The method's example (every method has one: the tests check it)."""
+    """The method's request example (every method has one: the tests check it)."""
     if name not in EXAMPLES:
         return {}
     return {"examples": {"example": {"value": EXAMPLES[name]}}}
+
+
+def _answer_examples(name: str) -> dict[str, Any]:
+    """The method's example answer (every method has one: the tests validate it)."""
+    answers = response_examples()
+    if name not in answers:
+        return {}
+    return {"examples": {"answer": {"value": copy.deepcopy(answers[name])}}}
 
 
 def method_stages(method: Method) -> dict[Stage, tuple[ReasonCode, ...]]:
