@@ -23,8 +23,9 @@ from module_support import (
 )
 from oz_account import MODULE_TYPE_VALIDATOR, handle_op, handle_op_refusal, op_outcome
 
-from sessionward.chain.contracts import DeployedContract
+from sessionward.chain.contracts import DeployedContract, transact
 from sessionward.chain.jsonrpc import JsonRpcClient
+from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.contracts.encoding import PackedUserOperation, grant_struct
 from sessionward.crypto import typed_data
 from sessionward.crypto.keccak import keccak256
@@ -228,8 +229,47 @@ def test_an_operation_costing_more_than_the_fee_budget_is_refused(
 
 def test_a_revoked_session_is_refused(stage: Stage, wallet: ModuleWallet) -> None:
     wallet.owner_run(wallet.module_call("revoke_session", wallet.session.address))
-    assert wallet.module.call("session", wallet.address, wallet.session.address)[0] == 0
+    assert wallet.module.call("session", wallet.address, wallet.session.address) == (2, 0, 0)
+    _refused_in_validation(wallet, wallet.session_op(_pay(wallet)), "SESSION_REVOKED")
+    again = wallet.module.compiled.encode("revoke_session", wallet.session.address)
+    assert revert_reason(stage, wallet.module_address, again, wallet.address) == "SESSION_REVOKED"
+    unknown = wallet.module.compiled.encode("revoke_session", Key().address)
+    assert revert_reason(stage, wallet.module_address, unknown, wallet.address) == "SESSION_UNKNOWN"
+
+
+def test_revoke_all_refuses_every_session_of_the_account_only(
+    stage: Stage, module: DeployedContract, wallet: ModuleWallet
+) -> None:
+    other = new_module_wallet(stage, module)
+    wallet.owner_run(wallet.module_call("revoke_all"))
+    assert wallet.epoch() == 1 and other.epoch() == 0
+    assert module.call_one("isInitialized", wallet.address) is True
     _refused_in_validation(wallet, wallet.session_op(_pay(wallet)), "SESSION_UNKNOWN")
+    op = other.session_op(_pay(other))
+    assert op_outcome(handle_op(stage, op, Key()), other.account.op_hash(op))[0]
+
+
+@pytest.mark.parametrize("function", ["onUninstall", "revoke_all", "revoke_session", "onInstall"])
+def test_a_stranger_calling_the_module_changes_nothing_of_the_account(
+    stage: Stage, wallet: ModuleWallet, function: str
+) -> None:
+    """Every state-changing entry point acts on ``msg.sender``'s own words only."""
+    module = wallet.module.compiled
+    data = {
+        "onUninstall": module.encode("onUninstall", b""),
+        "revoke_all": module.encode("revoke_all"),
+        "revoke_session": module.encode("revoke_session", wallet.session.address),
+        "onInstall": module.encode("onInstall", b""),
+    }[function]
+    stranger = Key()
+    stage.chain.set_balance(stranger.address, ONE_ETH)
+    transact(stage.chain, LocalTransactionSigner(stranger.secret), to=wallet.module_address,
+             data=data, gas=300_000, check=False)  # fmt: skip
+    assert wallet.epoch() == 0
+    assert wallet.module.call_one("isInitialized", wallet.address) is True
+    op = wallet.session_op(_pay(wallet))
+    assert op_outcome(handle_op(stage, op, Key()), wallet.account.op_hash(op))[0]
+    assert stage.token_balance(wallet.recipient) == 5 * USDX
 
 
 def test_after_uninstall_the_session_is_refused_and_a_reinstall_starts_clean(

@@ -102,6 +102,7 @@ ACC_GENERATION: constant(uint256) = 40      # uint32: enables so far (keys a gra
 # Session, x = keccak256(abi_encode(SESSION_TAG, epoch, sessionKey)): n = 0 state, n = 1 fee budget.
 SESSION_TAG: constant(bytes32) = keccak256("sessionward.erc7579.session")
 STATUS_ACTIVE: constant(uint256) = 1        # bits 0..7
+STATUS_REVOKED: constant(uint256) = 2       # the whole word after revoke_session
 ST_VALID_AFTER: constant(uint256) = 8       # uint48
 ST_EXPIRES_AT: constant(uint256) = 56       # uint48
 ST_GENERATION: constant(uint256) = 104      # uint32
@@ -450,14 +451,15 @@ def revoke_session(session_key: address):
     """
     @notice The calling account revokes one of its sessions (its owner sends this through
             the account's `execute`).
-    @dev SESSION_UNKNOWN when the key has no live session in the current epoch.
+    @dev The session word becomes STATUS_REVOKED (window and generation dropped), so its
+         operations are refused SESSION_REVOKED. SESSION_UNKNOWN when the key has no session
+         in the current epoch, SESSION_REVOKED when it is revoked already.
     @param session_key The session key to revoke.
     """
     epoch: uint256 = (self._load(msg.sender, ACCOUNT_KEY, 0) >> ACC_EPOCH) & MASK32
     session: bytes32 = self._session_key(epoch, session_key)
-    if self._load(msg.sender, session, 0) == 0:
-        reasons._fail(reasons.SESSION_UNKNOWN)
-    self._store(msg.sender, session, 0, 0)
+    self._live_session(self._load(msg.sender, session, 0))
+    self._store(msg.sender, session, 0, STATUS_REVOKED)
     log SessionRevoked(account=msg.sender, session_key=session_key)
 
 
@@ -472,6 +474,18 @@ def revoke_all():
     log SessionsRevokedAll(account=msg.sender, epoch=epoch)
 
 
+@internal
+@pure
+def _live_session(state: uint256):
+    """
+    @dev SESSION_UNKNOWN for an empty session word, SESSION_REVOKED for a revoked one.
+    """
+    if state == 0:
+        reasons._fail(reasons.SESSION_UNKNOWN)
+    if state & 255 != STATUS_ACTIVE:
+        reasons._fail(reasons.SESSION_REVOKED)
+
+
 # =============================================================================================
 # Validation.
 
@@ -484,7 +498,8 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
          the operation is not the caller's or the signature has another length (before any
          check), or, after the fee charge, when the signature is malleable or not the key's.
          Reverts, so the EntryPoint refuses the operation (AA23), when:
-         the key has no live session in the account's epoch (SESSION_UNKNOWN); the call data
+         the key has no session in the account's epoch (SESSION_UNKNOWN: never enabled, or
+         before an uninstall or revoke_all) or a revoked one (SESSION_REVOKED); the call data
          is not the account's `execute(mode, executionCalldata)` (SELF_CALL_FORBIDDEN); the
          execution is malformed (CALL_TYPE_FORBIDDEN, EMPTY_BATCH, CALLDATA_MALFORMED); an
          inner call targets the account or this module (SELF_CALL_FORBIDDEN), sends value
@@ -507,8 +522,7 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
     session_key: address = convert(convert(slice(userOp.signature, 0, 20), bytes20), address)
     session: bytes32 = self._session_key((word >> ACC_EPOCH) & MASK32, session_key)
     state: uint256 = self._load(account, session, 0)
-    if state == 0:
-        reasons._fail(reasons.SESSION_UNKNOWN)
+    self._live_session(state)
 
     # The call: the account's ERC-7579 execute, decoded as the account's ABI decoder reads it.
     call_data_length: uint256 = len(userOp.callData)
@@ -608,7 +622,7 @@ def session(account: address, session_key: address) -> (uint256, uint256, uint25
     @notice A session of the account in its current epoch.
     @param account The account.
     @param session_key The session key.
-    @return (status: 1 live, 0 none or revoked; validAfter; expiresAt).
+    @return (status: 1 live, 2 revoked, 0 none; validAfter; expiresAt).
     """
     state: uint256 = self._read(
         account, self._session_key((self._read(account, ACCOUNT_KEY, 0) >> ACC_EPOCH) & MASK32, session_key), 0
