@@ -156,6 +156,8 @@ class Database:
         self._checkpoints: _WalCheckpoints | None = None
         if self.dialect_name == "sqlite" and parsed.database not in (None, "", ":memory:"):
             self._checkpoints = _WalCheckpoints(self.engine)
+        if self.dialect_name == "postgresql":
+            _install_owed_statements(self.engine)
         self._gate_key: Final = _gate_key(schema or "public")
         self._sqlite_writers: Final = _WriterQueue()
         self._units: Final = _Units()
@@ -185,7 +187,8 @@ class Database:
         if ambient is not None:
             if durable and not self._units.durable:
                 raise RuntimeError("a durable write cannot join a unit of work that is not durable")
-            with _savepoint(ambient):
+            owed = self._units.owed
+            with _savepoint(ambient) if owed is None else _owed_savepoint(ambient, owed):
                 yield ambient
             return
         if not self.is_sqlite:
@@ -232,7 +235,7 @@ class Database:
             return
         callbacks: list[Callable[[], None]] = []
         with self.writing(durable=durable) as conn:
-            self._units.enter(conn, callbacks, durable=durable)
+            self._units.enter(conn, callbacks, durable=durable, owed=self._owed_of(conn))
             try:
                 yield
             finally:
@@ -265,19 +268,24 @@ class Database:
         try:
             with self.writing() as conn:
                 driver = driver_of(conn)
+                owed = self._owed_of(conn)
                 for unit in units:
                     mine: list[Callable[[], None]] = []
                     driver.execute("SAVEPOINT sessionward_grouped_unit")
-                    self._units.enter(conn, mine, durable=False)
+                    self._units.enter(conn, mine, durable=False, owed=owed)
                     try:
                         outcomes.append(unit())
                     except Exception as refused:
                         # If the rollback itself fails, it propagates: the whole group is undone.
+                        if owed is not None:
+                            owed.send(driver)
                         driver.execute("ROLLBACK TO SAVEPOINT sessionward_grouped_unit")
                         outcomes.append(refused)
                         mine = []
                     finally:
                         self._units.leave()
+                    if owed is not None:
+                        owed.send(driver)
                     driver.execute("RELEASE SAVEPOINT sessionward_grouped_unit")
                     callbacks.append(mine)
         except Exception as failed:
@@ -289,6 +297,16 @@ class Database:
             except Exception as failed:
                 outcomes[index] = failed
         return outcomes
+
+    def _owed_of(self, conn: Connection) -> OwedStatements | None:
+        """PostgreSQL: a fresh list of the savepoint statements owed to ``conn``, the unit's
+        connection (see :class:`OwedStatements`); None on SQLite, where savepoints are sent
+        as they are opened (they cost no round trip)."""
+        if not self.is_postgresql:
+            return None
+        owed = OwedStatements()
+        conn.info[OWED_KEY] = owed
+        return owed
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the current :meth:`unit` of this thread has committed (never,
@@ -307,13 +325,13 @@ class Database:
         taking one costs no round trip of its own there. (Each is a statement of its own, so
         the statements after it take their snapshot once it is held.)"""
         if self.is_postgresql:
-            driver_of(conn).execute(_SHARED_LOCK, (self._gate_key,))
+            _execute_after_owed(conn, _SHARED_LOCK, (self._gate_key,))
 
     def close_gate(self, conn: Connection) -> None:
         """Hold the revocation gate exclusively until the transaction ends (freezes, credential
         revocations). No-op on SQLite."""
         if self.is_postgresql:
-            driver_of(conn).execute(_EXCLUSIVE_LOCK, (self._gate_key,))
+            _execute_after_owed(conn, _EXCLUSIVE_LOCK, (self._gate_key,))
 
     def lock_key(self, conn: Connection, name: str) -> None:
         """Serialise transactions on ``name`` until the transaction ends (PostgreSQL advisory
@@ -321,7 +339,7 @@ class Database:
         already serial)."""
         if self.is_postgresql:
             key = _gate_key(f"{self.schema or 'public'}:{name}")
-            driver_of(conn).execute(_EXCLUSIVE_LOCK, (key,))
+            _execute_after_owed(conn, _EXCLUSIVE_LOCK, (key,))
 
     def ensure_schema(self) -> None:
         """Create the configured PostgreSQL schema if it does not exist yet."""
@@ -424,18 +442,90 @@ class _Units(threading.local):
     connection: Connection | None = None
     callbacks: list[Callable[[], None]] | None = None
     durable: bool = False
+    owed: OwedStatements | None = None
 
     def enter(
-        self, connection: Connection, callbacks: list[Callable[[], None]], *, durable: bool
+        self,
+        connection: Connection,
+        callbacks: list[Callable[[], None]],
+        *,
+        durable: bool,
+        owed: OwedStatements | None = None,
     ) -> None:
         self.connection = connection
         self.callbacks = callbacks
         self.durable = durable
+        self.owed = owed
 
     def leave(self) -> None:
+        if self.connection is not None and self.owed is not None:
+            # Whatever is still owed is a RELEASE: the commit (or the rollback) ends every
+            # savepoint anyway. The list goes with the unit.
+            self.connection.info.pop(OWED_KEY, None)
         self.connection = None
         self.callbacks = None
         self.durable = False
+        self.owed = None
+
+
+OWED_KEY: Final = "sessionward_owed_statements"
+"""Where a unit's :class:`OwedStatements` live in its connection's ``info``, for the code that
+runs statements on the driver (:mod:`sessionward.store.sql`)."""
+
+
+class OwedStatements:
+    """The savepoint statements a unit of work owes its PostgreSQL connection.
+
+    Every ``writing`` block inside a unit is a savepoint, and on PostgreSQL a ``SAVEPOINT`` or
+    ``RELEASE`` sent on its own is a round trip of its own. So they are not sent when the
+    block opens or ends, but queued here and sent, in order, in the same round trip as the
+    next statement (pipelined, :mod:`sessionward.store.sql`; before a SQLAlchemy statement,
+    on their own). A block that sent nothing owes nothing: its ``SAVEPOINT`` is dropped; the
+    ``RELEASE`` still owed when the unit ends is never sent (its commit or rollback ends every
+    savepoint). A block that raises after something was sent rolls back to its savepoint at
+    once, as before.
+    """
+
+    __slots__ = ("sends", "statements")
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.sends = 0
+        """How many times statements were sent: a block whose savepoint was queued at
+        ``sends == n`` has had it sent once ``sends > n``."""
+
+    def send(self, driver: Any) -> None:
+        """Send what is owed on ``driver`` (inside a pipeline: queued with it)."""
+        if self.statements:
+            statements, self.statements = self.statements, []
+            self.sends += 1
+            for statement in statements:
+                driver.execute(statement)
+
+
+def owed_statements(conn: Connection) -> OwedStatements | None:
+    """The statements owed to ``conn`` by the unit of work running on it, if any."""
+    owed: OwedStatements | None = conn.info.get(OWED_KEY)
+    return owed
+
+
+def _install_owed_statements(engine: Engine) -> None:
+    """A SQLAlchemy statement on a unit's connection first sends what the unit owes it."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _owed_first(conn: Connection, *_args: Any) -> None:
+        owed: OwedStatements | None = conn.info.get(OWED_KEY)
+        if owed is not None and owed.statements:
+            owed.send(driver_of(conn))
+
+
+def _execute_after_owed(conn: Connection, statement: str, params: tuple[object, ...]) -> None:
+    """Run ``statement`` on the driver connection after what is owed to it (PostgreSQL)."""
+    driver = driver_of(conn)
+    owed = owed_statements(conn)
+    if owed is not None:
+        owed.send(driver)
+    driver.execute(statement, params)
 
 
 @contextmanager
@@ -452,6 +542,34 @@ def _savepoint(conn: Connection) -> Iterator[None]:
         driver.execute("RELEASE SAVEPOINT sessionward_unit")
         raise
     driver.execute("RELEASE SAVEPOINT sessionward_unit")
+
+
+_SAVEPOINT: Final = "SAVEPOINT sessionward_unit"
+_RELEASE: Final = "RELEASE SAVEPOINT sessionward_unit"
+_ROLLBACK_TO: Final = "ROLLBACK TO SAVEPOINT sessionward_unit"
+
+
+@contextmanager
+def _owed_savepoint(conn: Connection, owed: OwedStatements) -> Iterator[None]:
+    """:func:`_savepoint` on PostgreSQL, its ``SAVEPOINT`` and ``RELEASE`` owed to the
+    connection (:class:`OwedStatements`) instead of sent at once."""
+    owed.statements.append(_SAVEPOINT)
+    queued_at = owed.sends
+    try:
+        yield
+    except BaseException:
+        if owed.sends == queued_at:  # nothing sent since it opened: nothing to undo
+            owed.statements.pop()
+        else:
+            driver = driver_of(conn)
+            owed.send(driver)
+            driver.execute(_ROLLBACK_TO)
+            driver.execute(_RELEASE)
+        raise
+    if owed.sends == queued_at:
+        owed.statements.pop()
+    else:
+        owed.statements.append(_RELEASE)
 
 
 def driver_of(conn: Connection) -> Any:

@@ -24,14 +24,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
+from psycopg import pq
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError
 
-from .database import driver_of
+from .database import driver_of, owed_statements
 from .schema import Uint256, uint256_column_value
 
 RowValues = Mapping[Any, Any]
 """A row's values by column name: a Core ``Row._mapping`` or :meth:`Columns.mapping`."""
+
+_PIPELINE_OFF: Final = pq.PipelineStatus.OFF
 
 _NAMED: Final = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -63,8 +66,21 @@ class Sql:
                     params[name] = uint256_column_value(params[name], dialect)
         text = self._texts[dialect]
         dbapi = conn.dialect.loaded_dbapi
+        driver = driver_of(conn)
         try:
-            return driver_of(conn).execute(text, params)
+            if dialect != "postgresql":
+                return driver.execute(text, params)
+            owed = owed_statements(conn)
+            if owed is None or not owed.statements:
+                return driver.execute(text, params)
+            if driver.pgconn.pipeline_status != _PIPELINE_OFF:
+                owed.send(driver)  # inside a pipeline: queued ahead of the statement
+                return driver.execute(text, params)
+            # One round trip for the statement and the savepoints the unit owes first.
+            with driver.pipeline():
+                owed.send(driver)
+                cursor = driver.execute(text, params)
+            return cursor
         except dbapi.Error as exc:
             raise DBAPIError.instance(text, params, exc, dbapi.Error) from exc
 
@@ -146,8 +162,12 @@ def pipeline(conn: Connection) -> Iterator[None]:
         yield
         return
     dbapi = conn.dialect.loaded_dbapi
+    driver = driver_of(conn)
     try:
-        with driver_of(conn).pipeline():
+        with driver.pipeline():
+            owed = owed_statements(conn)
+            if owed is not None:
+                owed.send(driver)
             yield
     except dbapi.Error as exc:
         raise DBAPIError.instance("<pipeline>", None, exc, dbapi.Error) from exc

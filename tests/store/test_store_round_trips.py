@@ -1,0 +1,115 @@
+"""PostgreSQL round trips of the session call (issue 16, item 2), pinned.
+
+The whole request runs as the API runs it (the in-process app over a service on PostgreSQL, a
+fresh schema): a signed ``PrepareEthereumContractCall``, then a signed ``Execute`` of its quote
+with an ``Idempotency-Key``. Every round trip to the server on the store's pooled connections
+is counted from libpq's own protocol trace (:mod:`round_trips`). The counts are taken in the
+steady state (after enough calls for psycopg to have prepared the hot statements) and the
+lowest of a few calls is compared with the budget: a change that adds a round trip to the hot
+path fails here instead of slowing every call unnoticed.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from round_trips import RoundTripCounter
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+
+from api_support import Api, TestClient, World, new_world, quote
+
+from database_support import PG_URL
+from sessionward.api import create_app
+from sessionward.service.config import Settings
+from sessionward.service.waas import Waas
+
+pytestmark = pytest.mark.postgres
+
+EXECUTE_ROUND_TRIPS = 13
+"""BEGIN; the credential read; the request nonce (with its savepoint); the idempotency claim
+(with the nonce's RELEASE and its own savepoint); the quote, session, wallet, freezes and
+counters read for the decision (the first with the claim's RELEASE); the reservation (its
+savepoint, the gate, the check + reservation + charges, the counters, the key, the audit
+lock and head: one pipeline); the marking, audit record and decision (one pipeline); the
+idempotency answer (with its savepoint's ends); COMMIT."""
+
+PREPARE_ROUND_TRIPS = 11
+"""BEGIN; the credential read; the request nonce; the session, wallet (twice), freezes and
+counters read for the decision; the quote; the decision event; COMMIT."""
+
+WARM_UP_CALLS = 8
+"""psycopg prepares a statement on its sixth run on a connection: past that, the counts are
+those of every later call."""
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Waas, Api, World]]:
+    schema = f"sw_rt_{uuid.uuid4().hex[:12]}"
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("round_trips"),
+        database_url=PG_URL,
+        database_schema=schema,
+        run_relayer=False,
+        rate_limit_enabled=False,
+    )
+    waas = Waas.from_settings(settings)
+    try:
+        with TestClient(create_app(waas)) as client:
+            api = Api(client)
+            yield waas, api, new_world(api, waas)
+    finally:
+        waas.stop()
+        admin = create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _execute(api: Api, world: World, txn_id: str) -> None:
+    response = api.call(
+        "Execute",
+        {"txnId": txn_id},
+        world.backend,
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "pending"
+
+
+def _steady_counts(waas: Waas, api: Api, world: World) -> tuple[int, int, list[str]]:
+    """(fewest round trips of a Prepare, of an Execute, the statements of that Execute)."""
+    for _ in range(WARM_UP_CALLS):
+        _execute(api, world, quote(api, waas, world))
+    counter = RoundTripCounter(waas.runtime.store.db.engine)
+    try:
+        for _ in range(2):  # the new pooled connection's first calls: its warm-up
+            _execute(api, world, quote(api, waas, world))
+        prepares, executes = [], []
+        for _ in range(3):
+            with counter.counting() as prepared:
+                txn_id = quote(api, waas, world)
+            with counter.counting() as executed:
+                _execute(api, world, txn_id)
+            prepares.append(prepared.round_trips)
+            executes.append((executed.round_trips, executed.lines))
+    finally:
+        counter.remove()
+    fewest = min(executes, key=lambda e: e[0])
+    return min(prepares), fewest[0], fewest[1]
+
+
+def test_a_session_call_on_postgresql_takes_no_more_round_trips_than_its_budget(
+    service: tuple[Waas, Api, World],
+) -> None:
+    waas, api, world = service
+    prepare, execute, lines = _steady_counts(waas, api, world)
+    trace = "\n".join(line for line in lines if line.startswith("F"))
+    assert execute <= EXECUTE_ROUND_TRIPS, f"{execute} round trips per Execute:\n{trace}"
+    assert prepare <= PREPARE_ROUND_TRIPS, f"{prepare} round trips per Prepare"
+    assert execute > 0 and prepare > 0  # the counter saw the requests at all
