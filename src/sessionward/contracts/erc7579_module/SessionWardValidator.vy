@@ -189,6 +189,8 @@ def associated_word(account: address, key: bytes32, n: uint256) -> uint256:
     """
     @notice The module's storage word at `keccak256(account ‖ key) + n` (for the views, which
             reach it by a static call to this function). Writes nothing.
+    @dev Not a view only because vyper forbids DELEGATECALL in views; AssociatedStorage is
+         given 96 bytes, its load form, so nothing can be written through this function.
     @param account The account the word belongs to.
     @param key The key hashed after the account.
     @param n The word offset, at most 127.
@@ -273,6 +275,7 @@ def _next_epoch(word: uint256) -> uint256:
 def isModuleType(moduleTypeId: uint256) -> bool:
     """
     @notice ERC-7579 module type check.
+    @dev The module is a validator only (no executor, hook or fallback yet).
     @param moduleTypeId The type asked about.
     @return True for 1 (validator) only.
     """
@@ -284,6 +287,7 @@ def isModuleType(moduleTypeId: uint256) -> bool:
 def isInitialized(smartAccount: address) -> bool:
     """
     @notice Whether `smartAccount` has the module installed.
+    @dev The installed bit of the account word; an uninstall clears it and bumps the epoch.
     @param smartAccount The account.
     @return True between its onInstall and its onUninstall.
     """
@@ -296,6 +300,7 @@ def isValidSignatureWithSender(sender: address, hash: bytes32, signature: Bytes[
     """
     @notice ERC-7579 validator ERC-1271 hook: session keys never sign for the account, so
             this module validates no ERC-1271 signature.
+    @dev Never reverts, never reads storage.
     @param sender The caller of the account's isValidSignature.
     @param hash The hash to validate.
     @param signature The signature.
@@ -322,6 +327,8 @@ def _typed_digest(account: address, struct_hash: bytes32) -> bytes32:
 def grant_digest(grant: session_grants.SessionGrant) -> bytes32:
     """
     @notice The EIP-712 digest the owner signs for `grant` (domain: the grant's account).
+    @dev `keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(grant))` with the SessionWard domain
+         of `grant.account` on this chain; session_grants.vy computes `hashStruct`.
     @param grant The grant.
     @return The digest, equal to SessionAccount's for the same account and grant.
     """
@@ -467,6 +474,8 @@ def revoke_session(session_key: address):
 def revoke_all():
     """
     @notice The calling account revokes every session at once (epoch bump; stays installed).
+    @dev Every session, fee budget and grant nonce is keyed by the epoch, so none from before
+         is reachable; SESSION_REVOKED if the epoch would overflow uint32.
     """
     word: uint256 = self._load(msg.sender, ACCOUNT_KEY, 0)
     epoch: uint256 = self._next_epoch(word)
@@ -609,6 +618,7 @@ def _account_paid_gas(userOp: PackedUserOperation) -> (uint256, uint256):
 def epoch(account: address) -> uint256:
     """
     @notice The account's current epoch (grants must name it).
+    @dev Bits 8..39 of the account word.
     @param account The account.
     @return The epoch: 0 at first install, +1 per uninstall or revoke_all.
     """
@@ -620,6 +630,7 @@ def epoch(account: address) -> uint256:
 def session(account: address, session_key: address) -> (uint256, uint256, uint256):
     """
     @notice A session of the account in its current epoch.
+    @dev Sessions of earlier epochs read as none.
     @param account The account.
     @param session_key The session key.
     @return (status: 1 live, 2 revoked, 0 none; validAfter; expiresAt).
@@ -635,6 +646,7 @@ def session(account: address, session_key: address) -> (uint256, uint256, uint25
 def fee_budget(account: address, session_key: address) -> uint256:
     """
     @notice What is left of the session's fee budget in the account's current epoch, in wei.
+    @dev Word 1 of the session; charged by every session operation the account pays for.
     @param account The account.
     @param session_key The session key.
     @return The remaining budget (0 for an unknown session).
