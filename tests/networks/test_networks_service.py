@@ -24,7 +24,8 @@ from sessionward.reasons import ReasonCode
 from sessionward.service.callers import SelfSigned
 from sessionward.service.config import ConfigError, NetworkSettings, Settings
 from sessionward.service.errors import ServiceError
-from sessionward.service.runtime import build_runtime
+from sessionward.service.runtime import EMBEDDED_CHAIN_ID, build_runtime
+from sessionward.service.waas import Waas
 from sessionward.service.wallets import RegistrationProof
 from sessionward.store.lease import LeaseFence, Leases
 
@@ -240,3 +241,22 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "not in time"
         time.sleep(0.05)
+
+
+def test_the_single_chain_settings_are_one_network_named_default(tmp_path: Path) -> None:
+    waas = Waas(build_runtime(Settings(data_dir=tmp_path)))
+    try:
+        rt = waas.runtime
+        assert [(n.name, n.chain_id) for n in rt.networks] == [("default", EMBEDDED_CHAIN_ID)]
+        assert not rt.several_networks and len(waas.dispatchers) == 1
+        for named in (None, "default", "DEFAULT", EMBEDDED_CHAIN_ID, str(EMBEDDED_CHAIN_ID)):
+            assert rt.select(named) is rt
+        with pytest.raises(ServiceError) as refused:
+            rt.select("mainnet")
+        assert refused.value.code is ReasonCode.NETWORK_UNKNOWN
+        owner = SelfSigned(ALG_SECP256K1, address_from_secret(secrets.token_bytes(32)))
+        assert waas.wallets.create(owner, network="default")["chainId"] == EMBEDDED_CHAIN_ID
+        assert (tmp_path / "relayer.key").is_file()  # the single-chain files, as before
+        assert not list(tmp_path.glob("relayer-*.key"))
+    finally:
+        waas.stop()
