@@ -160,13 +160,15 @@ class ModuleWallet:
         *,
         permissions: list[dict[str, Any]] | None = None,
         valid_for: int = 3600,
+        starts_in: int = -60,
         max_fee_wei: int = ONE_ETH,
         epoch: int | None = None,
         nonce: int | None = None,
     ) -> dict[str, Any]:
         """A ``SessionGrant`` for ``key`` (the wallet's session key by default): by default one
-        permission, ``USDX.transfer`` with no on-chain rule; valid from a minute ago for
-        ``valid_for`` seconds; the account's current epoch; a fresh grant nonce."""
+        permission, ``USDX.transfer`` with no on-chain rule; valid from ``starts_in`` seconds
+        from now (a minute ago) for ``valid_for`` seconds from now; the account's current
+        epoch; a fresh grant nonce."""
         now = self.stage.chain.block_timestamp()
         if permissions is None:
             permissions = [self.permission(self.stage.demo.token("USDX"), TRANSFER)]
@@ -179,7 +181,7 @@ class ModuleWallet:
             "revoker": ZERO_ADDRESS,
             "envelope": {
                 "chainId": self.stage.chain.chain_id,
-                "validAfter": now - 60,
+                "validAfter": now + starts_in,
                 "expiresAt": now + valid_for,
                 "capabilities": ["custom"],
                 "permissions": permissions,

@@ -143,6 +143,22 @@ def test_an_expired_session_is_refused_by_the_entry_point(
         assert handle_op_refusal(stage, op).reason == "AA22 expired or not due"
 
 
+def test_a_session_not_yet_valid_is_refused_by_the_entry_point(
+    stage: Stage, wallet: ModuleWallet
+) -> None:
+    later = Key()
+    wallet.enable(wallet.grant(later, starts_in=600, valid_for=3600))
+    op = wallet.session_op(_pay(wallet), key=later)
+    with _nothing_changes(wallet):
+        assert handle_op_refusal(stage, op).reason == "AA22 expired or not due"
+
+
+def test_re_enabling_a_key_replaces_its_permissions(stage: Stage, wallet: ModuleWallet) -> None:
+    weth = stage.demo.token("WETHX")
+    wallet.enable(wallet.grant(permissions=[wallet.permission(weth, TRANSFER)]))
+    _refused_in_validation(wallet, wallet.session_op(_pay(wallet)), "TARGET_NOT_ALLOWED")
+
+
 def test_an_operation_signed_by_another_key_is_refused(stage: Stage, wallet: ModuleWallet) -> None:
     op = wallet.session_op(_pay(wallet), signer=Key())
     with _nothing_changes(wallet):
