@@ -1,6 +1,7 @@
 """Routing of the review pages: ``GET /ui``, ``GET /ui/ops``, ``GET /ui/approve``,
-``GET /ui/static/<file>``, the ops console's signed read ``GET /ui/api/ops/overview`` and the
-public list of known contracts ``GET /ui/api/contracts``.
+``GET /ui/static/<file>``, the ops console's signed read ``GET /ui/api/ops/overview``, the
+public list of known contracts ``GET /ui/api/contracts`` and the public wallet options of the
+approval page ``GET /ui/api/wallets``.
 
 Contracts:
 
@@ -10,6 +11,10 @@ Contracts:
   reach another file.
 - Pages are served with a strict Content-Security-Policy (scripts, styles and requests from the
   same origin only, no inline script, no framing), ``nosniff`` and ``no-referrer``.
+- ``/ui/api/wallets`` is public and the same for everyone: ``{"walletConnect": null}``, or the
+  WalletConnect project id and relay the approval page offers where WalletConnect is configured
+  (:mod:`.walletconnect`; its browser bundle is then ``/ui/static/walletconnect.js``, and the
+  pages' ``connect-src`` also allows the relay's origin).
 - ``/ui/api/contracts`` is public and the same for everyone: the catalog's known contracts
   (``chainId``, ``address``, ``name``, ``symbol``, ``decimals``, ``kinds``), which the approval
   page uses to name targets and to write token amounts in token units. It is configuration,
@@ -50,6 +55,7 @@ How the pages authenticate (nothing secret ever reaches a URL):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Final
@@ -62,10 +68,14 @@ from sessionward.crypto.request_signature import SIGNATURE_HEADER
 from sessionward.service.errors import ServiceError
 from sessionward.service.waas import Waas
 
+from .walletconnect import WalletConnect, walletconnect_from_environ
+
 UI_PREFIX: Final = "/ui"
 STATIC_PREFIX: Final = "/ui/static/"
 OPS_OVERVIEW_PATH: Final = "/ui/api/ops/overview"
 CONTRACTS_PATH: Final = "/ui/api/contracts"
+WALLETS_PATH: Final = "/ui/api/wallets"
+WALLETCONNECT_BUNDLE: Final = "walletconnect.js"
 
 _TYPES: Final = {
     ".html": "text/html; charset=utf-8",
@@ -78,6 +88,18 @@ CONTENT_SECURITY_POLICY: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+
+
+def content_security_policy(walletconnect: WalletConnect | None) -> str:
+    """The pages' policy: :data:`CONTENT_SECURITY_POLICY`, with the WalletConnect relay's origin
+    added to ``connect-src`` where WalletConnect is configured."""
+    if walletconnect is None:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace(
+        "connect-src 'self'", f"connect-src 'self' {walletconnect.relay_origin}"
+    )
+
+
 _PAGE_HEADERS: Final = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -118,11 +140,32 @@ class UiRoutes:
     """Answers the ``/ui`` paths. Synchronous (the ops read queries the database): call
     :meth:`answer` from a worker thread. Raises :class:`ApiError` for every refusal."""
 
-    def __init__(self, waas: Waas, authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        waas: Waas,
+        authenticator: Authenticator,
+        walletconnect: WalletConnect | str | None = "from the environment",
+    ) -> None:
+        """``walletconnect``: what the approval page offers beside ``window.ethereum`` (by
+        default read from the environment, :func:`.walletconnect.walletconnect_from_environ`;
+        ``None``: only the browser wallet)."""
         self._waas = waas
         self._auth = authenticator
         self._static = _load_static()
         self._contracts: bytes | None = None
+        self._walletconnect = (
+            walletconnect_from_environ(os.environ)
+            if isinstance(walletconnect, str)
+            else walletconnect
+        )
+        if self._walletconnect is not None:
+            self._static[WALLETCONNECT_BUNDLE] = (self._walletconnect.bundle, _TYPES[".js"])
+        wallets = None if self._walletconnect is None else self._walletconnect.page_config()
+        self._wallets = _dump({"walletConnect": wallets})
+        self._page_headers = {
+            **_PAGE_HEADERS,
+            "Content-Security-Policy": content_security_policy(self._walletconnect),
+        }
 
     def answer(
         self, verb: str, path: str, path_with_query: str, headers: Mapping[str, str]
@@ -141,6 +184,8 @@ class UiRoutes:
             return self._ops_overview
         if path == CONTRACTS_PATH:
             return self._known_contracts
+        if path == WALLETS_PATH:
+            return self._wallet_options
         name = _PAGES.get(path)
         if name is None and path.startswith(STATIC_PREFIX):
             name = path[len(STATIC_PREFIX) :]
@@ -150,7 +195,18 @@ class UiRoutes:
         return lambda _target, _headers: (
             200,
             body,
-            {"content-type": content_type, **_PAGE_HEADERS},
+            {"content-type": content_type, **self._page_headers},
+        )
+
+    def _wallet_options(self, _target: str, _headers: Mapping[str, str]) -> Outcome:
+        return (
+            200,
+            self._wallets,
+            {
+                "content-type": "application/json",
+                "Cache-Control": "no-cache",
+                "X-Content-Type-Options": "nosniff",
+            },
         )
 
     def _known_contracts(self, _target: str, _headers: Mapping[str, str]) -> Outcome:

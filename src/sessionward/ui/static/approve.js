@@ -10,12 +10,15 @@
 // 3. Shows the server's plain-language summary and, for every field of the typed data, its value
 //    as the wallet shows it next to what it means (contract names, token amounts in token units,
 //    limits, window, chain, fee budget).
-// 4. Connects the EIP-1193 provider (window.ethereum), checks the account is the wallet's owner
-//    and the chain the wallet's chain, asks eth_signTypedData_v4, recovers the signer here and
-//    compares it with the owner, and only then sends ApproveSession.
+// 4. Connects the EIP-1193 provider (window.ethereum, or WalletConnect's EthereumProvider where
+//    the service configures WalletConnect: /ui/api/wallets), checks the account is the wallet's
+//    owner and the chain the wallet's chain, asks eth_signTypedData_v4, recovers the signer here
+//    and compares it with the owner, and only then sends ApproveSession.
 //
 // body[data-state] says where the page is: loading, pair, ready, connected, wrong-account,
-// wrong-chain, no-wallet, rejected, signing, approved, expired, not-pending, mismatch, error.
+// wrong-chain, no-wallet, rejected, signing, approved, expired, not-pending, mismatch, error,
+// wc-connecting, wc-pairing (the WalletConnect link is shown), wc-unreachable (the relay cannot
+// be reached from this browser).
 
 import { decimal, duration, el, instant, nowSeconds, say } from "./common.js";
 import { deviceSigner, loadDevice, pairDevice, pairingFailure } from "./device.js";
@@ -50,6 +53,9 @@ const RULE_OPS = [
 const OFFCHAIN_ONLY = 0xffff;
 const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
 const USER_REJECTED = 4001;
+// How long the page waits for WalletConnect's relay to answer (the provider retries forever; the
+// pairing link exists only once the relay has accepted the connection).
+const RELAY_TIMEOUT_MS = 8000;
 
 let signer = null; // this browser's owner device (requests to SessionWard)
 let sessionId = null;
@@ -60,6 +66,7 @@ let provider = null;
 let account = null; // the connected wallet account
 let walletChain = null; // the connected wallet's chain id (number)
 let finished = false; // approved, expired or refused for good: no more signing
+let walletConnect = null; // {projectId, relayUrl} where the service configures WalletConnect
 
 function setState(state) {
   document.body.dataset.state = state;
@@ -310,6 +317,7 @@ function showExpired() {
   setState("expired");
   document.getElementById("sign").disabled = true;
   document.getElementById("connect").disabled = true;
+  document.getElementById("connect-wc").disabled = true;
   say(
     `This request expired at ${instant(pending.expiresAt)}: it can no longer be approved. ` +
       "Ask the app to request access again.",
@@ -396,6 +404,73 @@ async function connectWallet() {
     walletError(error, "the connection");
     return;
   }
+  watchProvider();
+}
+
+class RelayUnreachable extends Error {}
+
+function relayHost() {
+  try {
+    return new URL(walletConnect.relayUrl).host;
+  } catch {
+    return walletConnect.relayUrl;
+  }
+}
+
+/** Pair with a phone wallet through WalletConnect (v2, EthereumProvider), then use it as the
+ *  EIP-1193 provider: the same account, chain and signature checks as window.ethereum. */
+async function connectWalletConnect() {
+  setState("wc-connecting");
+  say(`Connecting to WalletConnect's relay (${relayHost()})…`);
+  const { EthereumProvider } = await import("./walletconnect.js");
+  const wc = await EthereumProvider.init({
+    projectId: walletConnect.projectId,
+    relayUrl: walletConnect.relayUrl,
+    chains: [Number(pending.chainId)],
+    showQrModal: false,
+    metadata: {
+      name: "SessionWard",
+      description: "Approve a session for your wallet",
+      url: location.origin,
+      icons: [],
+    },
+  });
+  let paired = false;
+  wc.on("display_uri", (uri) => {
+    paired = true;
+    document.getElementById("wc-uri").textContent = uri;
+    document.getElementById("wc-pairing").hidden = false;
+    setState("wc-pairing");
+    say("Approve the connection in your wallet app (scan or paste the WalletConnect link).");
+  });
+  const unreachable = new Promise((_, reject) =>
+    setTimeout(() => {
+      if (!paired) reject(new RelayUnreachable());
+    }, RELAY_TIMEOUT_MS),
+  );
+  try {
+    await Promise.race([wc.connect(), unreachable]);
+  } catch (error) {
+    if (error instanceof RelayUnreachable) {
+      setState("wc-unreachable");
+      say(
+        `WalletConnect's relay (${relayHost()}) cannot be reached from this browser, so no ` +
+          "phone wallet can connect through it. Nothing was signed or approved. Use a browser " +
+          "wallet (Connect wallet), or try WalletConnect again once the relay is reachable.",
+        "error",
+      );
+      return;
+    }
+    walletError(error, "the WalletConnect connection");
+    return;
+  }
+  document.getElementById("wc-pairing").hidden = true;
+  provider = wc;
+  await readConnection();
+  watchProvider();
+}
+
+function watchProvider() {
   if (typeof provider.on === "function") {
     provider.on("accountsChanged", (accounts) => {
       account = accounts && accounts.length ? accounts[0] : null;
@@ -477,6 +552,7 @@ async function signAndApprove() {
     setState("approved");
     document.body.dataset.lifecycle = approved.lifecycle;
     document.getElementById("connect").disabled = true;
+    document.getElementById("connect-wc").disabled = true;
     say(
       `Approved. SessionWard is installing the session on your wallet (${approved.lifecycle}); ` +
         "you can review or revoke it on the review page.",
@@ -614,12 +690,28 @@ function onPairSubmit(event) {
     .catch((error) => say(pairingFailure(error), "error"));
 }
 
+/** Whether the service offers WalletConnect (/ui/api/wallets); without an answer, only the
+ *  browser wallet is offered. */
+async function loadWalletOptions() {
+  try {
+    const response = await fetch("/ui/api/wallets", { headers: { accept: "application/json" } });
+    if (response.ok) walletConnect = (await response.json()).walletConnect || null;
+  } catch {
+    walletConnect = null;
+  }
+  document.getElementById("connect-wc").hidden = walletConnect === null;
+}
+
 async function main() {
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
   document.getElementById("pair-form").addEventListener("submit", onPairSubmit);
   document.getElementById("connect").addEventListener("click", () => {
     connectWallet().catch((error) => walletError(error, "the connection"));
   });
+  document.getElementById("connect-wc").addEventListener("click", () => {
+    connectWalletConnect().catch((error) => walletError(error, "the WalletConnect connection"));
+  });
+  await loadWalletOptions();
   document.getElementById("switch-chain").addEventListener("click", () => switchChain());
   document.getElementById("sign").addEventListener("click", () => {
     signAndApprove().catch((error) => {
