@@ -26,6 +26,7 @@ from erc4337_support import (
     ZERO_ADDRESS,
     Key,
     Stage,
+    execution,
 )
 from oz_account import MODULE_TYPE_VALIDATOR, OzAccount, deploy_oz_account, handle_op, op_outcome
 
@@ -124,17 +125,18 @@ class ModuleWallet:
         assert op_outcome(receipt, self.account.op_hash(op))[0], "the owner operation failed"
         return receipt
 
-    def install(self) -> None:
+    def install(self, module_type: int = MODULE_TYPE_VALIDATOR) -> None:
+        """The owner installs the module as ``module_type`` (its first data byte says which)."""
         self.owner_run(
             self.account.self_call_data(
-                "installModule", MODULE_TYPE_VALIDATOR, self.module_address, b""
+                "installModule", module_type, self.module_address, bytes([module_type])
             )
         )
 
-    def uninstall(self) -> None:
+    def uninstall(self, module_type: int = MODULE_TYPE_VALIDATOR) -> None:
         self.owner_run(
             self.account.self_call_data(
-                "uninstallModule", MODULE_TYPE_VALIDATOR, self.module_address, b""
+                "uninstallModule", module_type, self.module_address, bytes([module_type])
             )
         )
 
@@ -227,6 +229,38 @@ class ModuleWallet:
             data=self.enable_data(grant, self.grant_signature(grant)),
         )
 
+    def relayed_call_data(
+        self,
+        *calls: Call,
+        nonce: int,
+        deadline: int,
+        key: Key | None = None,
+        signer: Key | None = None,
+    ) -> bytes:
+        """``execute_with_session`` of ``calls`` naming ``key`` (the session key by default),
+        signed by ``signer`` (``key`` by default) as SessionAccount's ``SessionCall``."""
+        named = key or self.session
+        mode, execution_calldata = execution(calls)
+        digest = typed_data.session_call_digest(
+            self.stage.chain.chain_id,
+            self.address,
+            named.address,
+            typed_data.execution_hash(mode, execution_calldata),
+            nonce,
+            deadline,
+        )
+        signature = (signer or named).sign(digest)
+        return self.module.compiled.encode(
+            "execute_with_session",
+            self.address,
+            named.address,
+            mode,
+            execution_calldata,
+            nonce,
+            deadline,
+            signature,
+        )
+
     def session_op(
         self, *calls: Call, key: Key | None = None, signer: Key | None = None
     ) -> PackedUserOperation:
@@ -239,13 +273,19 @@ class ModuleWallet:
 
 
 def new_module_wallet(
-    stage: Stage, module: DeployedContract, *, enable: bool = True
+    stage: Stage,
+    module: DeployedContract,
+    *,
+    enable: bool = True,
+    types: tuple[int, ...] = (MODULE_TYPE_VALIDATOR,),
 ) -> ModuleWallet:
-    """A fresh OZ account (1,000 USDX, 10 ether) with ``module`` installed by its owner and, when
-    ``enable``, one session enabled by the owner's grant (USDX.transfer, 1 ether fee budget)."""
+    """A fresh OZ account (1,000 USDX, 10 ether) with ``module`` installed by its owner as each
+    of ``types`` and, when ``enable``, one session enabled by the owner's grant (USDX.transfer,
+    1 ether fee budget)."""
     account = deploy_oz_account(stage, usdx=1_000 * USDX)
     wallet = ModuleWallet(stage, account, module, Key(), Key().address)
-    wallet.install()
+    for module_type in types:
+        wallet.install(module_type)
     if enable:
         wallet.enable(wallet.grant())
     return wallet

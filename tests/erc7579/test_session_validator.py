@@ -84,7 +84,8 @@ def test_the_module_is_a_validator_installed_on_the_account(
     wallet: ModuleWallet, module: DeployedContract
 ) -> None:
     assert module.call_one("isModuleType", MODULE_TYPE_VALIDATOR) is True
-    assert module.call_one("isModuleType", 2) is False
+    assert module.call_one("isModuleType", 2) is True  # also an executor (test_session_executor)
+    assert module.call_one("isModuleType", 3) is False
     assert wallet.account.is_installed(MODULE_TYPE_VALIDATOR, wallet.module_address)
     assert module.call_one("isInitialized", wallet.address) is True
     assert module.call_one("isInitialized", Key().address) is False

@@ -1,8 +1,12 @@
 # pragma version ~=0.4.3
 """
-@title SessionWard ERC-7579 validator (prototype: the session-key validation path)
-@notice One deployment per chain serves every ERC-7579 account that installs it (module type 1,
-        validator). An account's owner grants a session key scoped permissions with an EIP-712
+@title SessionWard ERC-7579 module (prototype: the session-key paths)
+@notice One deployment per chain serves every ERC-7579 account that installs it, as a
+        validator (module type 1: session user operations through an ERC-4337 EntryPoint)
+        and/or as an executor (module type 2: session calls relayed by anyone,
+        `execute_with_session`, run through the account's `executeFromExecutor`). The type is
+        the first byte of the install and uninstall data (empty: validator), because ERC-7579
+        does not pass it to `onInstall`. An account's owner grants a session key scoped permissions with an EIP-712
         `SessionGrant` (the same typed data and domain as SessionAccount: `{name "SessionWard",
         version "1", chainId, verifyingContract: the account}`), checked through the
         account's own ERC-1271 `isValidSignature`, or enabled by the account calling
@@ -17,9 +21,12 @@
         `associated_storage.py`), at the address the deterministic deployment proxy gives it on
         any chain; the constructor refuses to deploy where that code is missing or different.
 
-        Uninstalling bumps the account's epoch: every session, fee budget and grant nonce is
-        keyed by the epoch, so a reinstall starts clean (nothing from before is reachable) and
-        no grant signed before can be enabled again (a grant names its epoch).
+        Uninstalling (either type) bumps the account's epoch: every session, fee budget and
+        grant nonce is keyed by the epoch, so a reinstall starts clean (nothing from before is
+        reachable) and no grant signed before can be enabled again (a grant names its epoch).
+        Only the relayed calls' nonces are kept per key across epochs: a `SessionCall` does
+        not name the epoch, so a call signed before could otherwise be replayed after the
+        owner grants the same key again.
 
         Prototype scope (the full rule set of session_grants.vy comes when that module is split):
         a permission is a (target, selector) pair with no value; a grant that asks for anything
@@ -29,6 +36,7 @@
 """
 
 from .. import reasons
+from .. import eip712
 from .. import erc7579
 from .. import session_grants
 from .. import session_catalog
@@ -65,6 +73,8 @@ MAX_USER_OP_CALLDATA: constant(uint256) = erc7579.MAX_EXECUTION_BYTES + 4 + 32 *
 EXECUTE_SELECTOR: constant(bytes4) = method_id("execute(bytes32,bytes)", output_type=bytes4)
 
 MODULE_TYPE_VALIDATOR: constant(uint256) = 1
+MODULE_TYPE_EXECUTOR: constant(uint256) = 2
+EXECUTE_FROM_EXECUTOR: constant(bytes4) = method_id("executeFromExecutor(bytes32,bytes)", output_type=bytes4)
 SIG_VALIDATION_FAILED: constant(uint256) = 1
 ERC1271_MAGIC: constant(bytes4) = 0x1626BA7E
 ERC1271_INVALID: constant(bytes4) = 0xFFFFFFFF
@@ -96,7 +106,9 @@ VERSION_HASH: constant(bytes32) = keccak256("1")
 
 # Account word, x = ACCOUNT_KEY, n = 0.
 ACCOUNT_KEY: constant(bytes32) = keccak256("sessionward.erc7579.account.v1")
-ACC_INSTALLED: constant(uint256) = 1        # bit 0
+ACC_INSTALLED: constant(uint256) = 1        # bit 0: installed as a validator
+ACC_EXECUTOR: constant(uint256) = 2         # bit 1: installed as an executor
+ACC_ANY_TYPE: constant(uint256) = 3
 ACC_EPOCH: constant(uint256) = 8            # uint32: bumped by uninstall and revoke_all
 ACC_GENERATION: constant(uint256) = 40      # uint32: enables so far (keys a grant's permissions)
 # Session, x = keccak256(abi_encode(SESSION_TAG, epoch, sessionKey)): n = 0 state, n = 1 fee budget.
@@ -112,6 +124,9 @@ PERMISSION_TAG: constant(bytes32) = keccak256("sessionward.erc7579.permission")
 TARGET_TAG: constant(bytes32) = keccak256("sessionward.erc7579.target")
 # Grant nonce spent, x = keccak256(abi_encode(GRANT_NONCE_TAG, epoch, nonce)), n = 0.
 GRANT_NONCE_TAG: constant(bytes32) = keccak256("sessionward.erc7579.grant-nonce")
+# Relayed call nonces of a key (all epochs), x = keccak256(abi_encode(CALL_NONCE_TAG, key,
+# nonce >> 8)), n = 0: bit `nonce & 255` set when used.
+CALL_NONCE_TAG: constant(bytes32) = keccak256("sessionward.erc7579.call-nonce")
 
 
 event ModuleInstalledFor:
@@ -130,6 +145,11 @@ event SessionEnabled:
     valid_after: uint48
     expires_at: uint48
     epoch: uint256
+
+event SessionExecuted:
+    account: indexed(address)
+    session_key: indexed(address)
+    nonce: uint256
 
 event SessionRevoked:
     account: indexed(address)
@@ -226,37 +246,57 @@ def _target_key(generation: uint256, target: address) -> bytes32:
 # =============================================================================================
 # ERC-7579 module interface.
 
+@internal
+@pure
+def _type_bit(data: Bytes[1024]) -> uint256:
+    """
+    @dev The account-word bit of the module type named by the first byte of install or
+         uninstall data: empty or 0x01 validator, 0x02 executor; INPUT_MALFORMED otherwise.
+    """
+    if len(data) == 0:
+        return ACC_INSTALLED
+    kind: uint256 = convert(slice(data, 0, 1), uint256)
+    if kind == MODULE_TYPE_VALIDATOR:
+        return ACC_INSTALLED
+    if kind == MODULE_TYPE_EXECUTOR:
+        return ACC_EXECUTOR
+    reasons._fail(reasons.INPUT_MALFORMED)
+    return 0
+
+
 @external
 def onInstall(data: Bytes[1024]):
     """
-    @notice ERC-7579: the calling account installs the module. `data` is ignored (sessions
-            are enabled afterwards with owner-signed grants).
-    @dev Marks the account installed in its current epoch (0 the first time; the epoch an
-         uninstall moved to afterwards, so nothing from before is reachable). Installing
-         twice without an uninstall changes nothing.
-    @param data Ignored.
+    @notice ERC-7579: the calling account installs the module as the type `data` names.
+            Sessions are enabled afterwards with owner-signed grants.
+    @dev Marks the type installed in the account's current epoch (0 the first time; the
+         epoch an uninstall moved to afterwards, so nothing from before is reachable).
+         Installing a type twice without an uninstall changes nothing.
+    @param data Empty or 0x01: validator; 0x02: executor (INPUT_MALFORMED otherwise).
     """
+    bit: uint256 = self._type_bit(data)
     word: uint256 = self._load(msg.sender, ACCOUNT_KEY, 0)
-    if word & ACC_INSTALLED == 0:
-        self._store(msg.sender, ACCOUNT_KEY, 0, word | ACC_INSTALLED)
+    if word & bit == 0:
+        self._store(msg.sender, ACCOUNT_KEY, 0, word | bit)
     log ModuleInstalledFor(account=msg.sender, epoch=(word >> ACC_EPOCH) & MASK32)
 
 
 @external
 def onUninstall(data: Bytes[1024]):
     """
-    @notice ERC-7579: the calling account uninstalls the module; every session, fee budget
-            and grant nonce of the account becomes unreachable.
-    @dev Clears the installed flag and bumps the epoch (the key of all session state), so a
-         reinstall starts clean. The generation counter is kept (permissions stay keyed
-         uniquely). Reverts SESSION_REVOKED if the epoch would overflow uint32.
-    @param data Ignored.
+    @notice ERC-7579: the calling account uninstalls the module's type `data` names; every
+            session, fee budget and grant nonce of the account becomes unreachable.
+    @dev Clears the type's bit and bumps the epoch (the key of all session state), so a
+         reinstall starts clean. The generation counter and the relayed calls' nonces are
+         kept. Reverts SESSION_REVOKED if the epoch would overflow uint32.
+    @param data Empty or 0x01: validator; 0x02: executor (INPUT_MALFORMED otherwise).
     """
+    bit: uint256 = self._type_bit(data)
     word: uint256 = self._load(msg.sender, ACCOUNT_KEY, 0)
     epoch: uint256 = self._next_epoch(word)
     self._store(
         msg.sender, ACCOUNT_KEY, 0,
-        ((word & ~(MASK32 << ACC_EPOCH)) | (epoch << ACC_EPOCH)) & ~ACC_INSTALLED,
+        ((word & ~(MASK32 << ACC_EPOCH)) | (epoch << ACC_EPOCH)) & ~bit,
     )
     log ModuleUninstalledFor(account=msg.sender, epoch=epoch)
 
@@ -275,23 +315,23 @@ def _next_epoch(word: uint256) -> uint256:
 def isModuleType(moduleTypeId: uint256) -> bool:
     """
     @notice ERC-7579 module type check.
-    @dev The module is a validator only (no executor, hook or fallback yet).
+    @dev A validator and an executor (no hook or fallback).
     @param moduleTypeId The type asked about.
-    @return True for 1 (validator) only.
+    @return True for 1 (validator) and 2 (executor).
     """
-    return moduleTypeId == MODULE_TYPE_VALIDATOR
+    return moduleTypeId == MODULE_TYPE_VALIDATOR or moduleTypeId == MODULE_TYPE_EXECUTOR
 
 
 @external
 @view
 def isInitialized(smartAccount: address) -> bool:
     """
-    @notice Whether `smartAccount` has the module installed.
-    @dev The installed bit of the account word; an uninstall clears it and bumps the epoch.
+    @notice Whether `smartAccount` has the module installed (as either type).
+    @dev The type bits of the account word; an uninstall clears one and bumps the epoch.
     @param smartAccount The account.
-    @return True between its onInstall and its onUninstall.
+    @return True while a type is installed.
     """
-    return self._read(smartAccount, ACCOUNT_KEY, 0) & ACC_INSTALLED != 0
+    return self._read(smartAccount, ACCOUNT_KEY, 0) & ACC_ANY_TYPE != 0
 
 
 @external
@@ -390,7 +430,8 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MA
     @notice Enable a session key on `grant.account` with the owner's grant. Anyone may submit
             it with the owner's signature (checked by the account's ERC-1271); the account
             itself may submit it unsigned.
-    @dev Checks, in order: the account has the module installed (NOT_AUTHORIZED), chain
+    @dev Checks, in order: the account has the module installed as either type
+         (NOT_AUTHORIZED), chain
          (CHAIN_MISMATCH), epoch (SESSION_REVOKED), grant nonce unused in this epoch
          (NONCE_REPLAYED), session key and window (ENVELOPE_MALFORMED, WINDOW_INVALID),
          what this version can enforce (ENVELOPE_MALFORMED), permission targets (the account
@@ -402,7 +443,7 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MA
     """
     account: address = grant.account
     word: uint256 = self._load(account, ACCOUNT_KEY, 0)
-    if word & ACC_INSTALLED == 0:
+    if word & ACC_ANY_TYPE == 0:
         reasons._fail(reasons.NOT_AUTHORIZED)
     if grant.envelope.chainId != chain.id:
         reasons._fail(reasons.CHAIN_MISMATCH)
@@ -484,6 +525,32 @@ def revoke_all():
 
 
 @internal
+def _check_calls(account: address, state: uint256, calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH], selectors: DynArray[bytes4, erc7579.MAX_BATCH]):
+    """
+    @dev Every call (`calls[i]` with selector `selectors[i]`, decoded by erc7579._decode:
+         mode and encoding already checked) is within the session's grant: not the account
+         nor this module (SELF_CALL_FORBIDDEN), no value (VALUE_CAP_EXCEEDED), a granted
+         target and selector (TARGET_NOT_ALLOWED, SELECTOR_NOT_ALLOWED). Reads associated
+         storage only. Takes the decoded calls, not the execution bytes, so the execution is
+         not copied into another memory frame.
+    """
+    generation: uint256 = (state >> ST_GENERATION) & MASK32
+    for i: uint256 in range(erc7579.MAX_BATCH):
+        if i == len(calls):
+            break
+        c: erc7579.CallRef = calls[i]
+        if c.target == account or c.target == self:
+            reasons._fail(reasons.SELF_CALL_FORBIDDEN)
+        if c.value != 0:
+            reasons._fail(reasons.VALUE_CAP_EXCEEDED)
+        selector: bytes4 = selectors[i]
+        if self._load(account, self._permission_key(generation, c.target, selector), 0) == 0:
+            if self._load(account, self._target_key(generation, c.target), 0) == 0:
+                reasons._fail(reasons.TARGET_NOT_ALLOWED)
+            reasons._fail(reasons.SELECTOR_NOT_ALLOWED)
+
+
+@internal
 @pure
 def _live_session(state: uint256):
     """
@@ -501,7 +568,8 @@ def _live_session(state: uint256):
 @external
 def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
     """
-    @notice ERC-7579 validator: validate a session user operation of the calling account.
+    @notice ERC-7579 validator: validate a session user operation of the calling account
+            (installed as a validator).
     @dev The signature is `sessionKey (20) ‖ r ‖ s ‖ v` over the EIP-191 hash of `userOpHash`.
          Returns SIG_VALIDATION_FAILED (1) when the module is not installed for the caller,
          the operation is not the caller's or the signature has another length (before any
@@ -543,17 +611,10 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
         slice(userOp.callData, 4, call_data_length - 4), (bytes32, Bytes[erc7579.MAX_EXECUTION_BYTES])
     )
     calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH] = erc7579._decode(mode, execution, 4)
-    generation: uint256 = (state >> ST_GENERATION) & MASK32
+    selectors: DynArray[bytes4, erc7579.MAX_BATCH] = []
     for c: erc7579.CallRef in calls:
-        if c.target == account or c.target == self:
-            reasons._fail(reasons.SELF_CALL_FORBIDDEN)
-        if c.value != 0:
-            reasons._fail(reasons.VALUE_CAP_EXCEEDED)
-        selector: bytes4 = convert(slice(execution, c.start, 4), bytes4)
-        if self._load(account, self._permission_key(generation, c.target, selector), 0) == 0:
-            if self._load(account, self._target_key(generation, c.target), 0) == 0:
-                reasons._fail(reasons.TARGET_NOT_ALLOWED)
-            reasons._fail(reasons.SELECTOR_NOT_ALLOWED)
+        selectors.append(convert(slice(execution, c.start, 4), bytes4))
+    self._check_calls(account, state, calls, selectors)
 
     # The session key's signature (a malleable or malformed one recovers no signer).
     r: uint256 = extract32(userOp.signature, 20, output_type=uint256)
@@ -608,6 +669,96 @@ def _account_paid_gas(userOp: PackedUserOperation) -> (uint256, uint256):
     limits: uint256 = convert(userOp.accountGasLimits, uint256)
     gas_units += (limits >> 128) + (limits & MASK128) + userOp.preVerificationGas
     return gas_units, convert(userOp.gasFees, uint256) & MASK128
+
+
+# =============================================================================================
+# Relayed session calls (executor).
+
+@internal
+@view
+def _session_call_digest(
+    account: address, session_key: address, execution_hash: bytes32, nonce: uint256, deadline: uint48
+) -> bytes32:
+    """
+    @dev SessionAccount's `SessionCall` digest for `account` (session_grants.vy's type hash).
+    """
+    return self._typed_digest(
+        account,
+        keccak256(abi_encode(session_grants.SESSION_CALL_TYPEHASH, account, session_key, execution_hash, nonce, deadline)),
+    )
+
+
+@external
+def execute_with_session(
+    account: address,
+    session_key: address,
+    mode: bytes32,
+    execution_calldata: Bytes[erc7579.MAX_EXECUTION_BYTES],
+    nonce: uint256,
+    deadline: uint48,
+    signature: Bytes[65],
+):
+    """
+    @notice Run an ERC-7579 execution on `account` with a session's authority, signed by the
+            session key as SessionAccount's `SessionCall`; anyone may relay it. The account
+            runs it through `executeFromExecutor`.
+    @dev Checks, in order: the module is installed on `account` as an executor
+         (NOT_AUTHORIZED); the session (SESSION_UNKNOWN, SESSION_REVOKED); its window
+         (SESSION_NOT_YET_VALID, SESSION_EXPIRED) and the call's deadline (`now < deadline`,
+         SESSION_EXPIRED); the key's signature (SIGNATURE_INVALID, SIGNATURE_MALLEABLE,
+         SIGNER_ZERO_ADDRESS); the nonce unused by this key on this account in any epoch
+         (NONCE_REPLAYED); the scope (as for user operations: mode and encoding, then `_check_calls`). The nonce is spent before
+         the account runs anything.
+    @param account The ERC-7579 account.
+    @param session_key The session key.
+    @param mode The ERC-7579 execution mode (single or batch, default exec type).
+    @param execution_calldata The ERC-7579 execution calldata.
+    @param nonce Any nonce this key has not used on this account.
+    @param deadline The call is refused from this time on.
+    @param signature The session key's 65-byte signature of the SessionCall digest.
+    """
+    word: uint256 = self._load(account, ACCOUNT_KEY, 0)
+    if word & ACC_EXECUTOR == 0:
+        reasons._fail(reasons.NOT_AUTHORIZED)
+    state: uint256 = self._load(account, self._session_key((word >> ACC_EPOCH) & MASK32, session_key), 0)
+    self._live_session(state)
+    if block.timestamp < (state >> ST_VALID_AFTER) & MASK48:
+        reasons._fail(reasons.SESSION_NOT_YET_VALID)
+    if block.timestamp >= (state >> ST_EXPIRES_AT) & MASK48 or block.timestamp >= convert(deadline, uint256):
+        reasons._fail(reasons.SESSION_EXPIRED)
+    digest: bytes32 = self._session_call_digest(
+        account, session_key, keccak256(concat(mode, execution_calldata)), nonce, deadline
+    )
+    if eip712._recover_strict(digest, signature) != session_key:
+        reasons._fail(reasons.SIGNATURE_INVALID)
+    nonce_key: bytes32 = keccak256(abi_encode(CALL_NONCE_TAG, session_key, nonce >> 8))
+    bits: uint256 = self._load(account, nonce_key, 0)
+    bit: uint256 = 1 << (nonce & 255)
+    if bits & bit != 0:
+        reasons._fail(reasons.NONCE_REPLAYED)
+    self._store(account, nonce_key, 0, bits | bit)
+    calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH] = erc7579._decode(mode, execution_calldata, 4)
+    selectors: DynArray[bytes4, erc7579.MAX_BATCH] = []
+    for c: erc7579.CallRef in calls:
+        selectors.append(convert(slice(execution_calldata, c.start, 4), bytes4))
+    self._check_calls(account, state, calls, selectors)
+    log SessionExecuted(account=account, session_key=session_key, nonce=nonce)
+    raw_call(account, abi_encode(mode, execution_calldata, method_id=EXECUTE_FROM_EXECUTOR), max_outsize=0)
+
+
+@external
+@view
+def session_nonce_used(account: address, session_key: address, nonce: uint256) -> bool:
+    """
+    @notice Whether `nonce` was used by a relayed call of `session_key` on `account`.
+    @dev Kept across epochs (see the module notice).
+    @param account The account.
+    @param session_key The session key.
+    @param nonce The nonce.
+    @return True once used.
+    """
+    bits: uint256 = self._read(account, keccak256(abi_encode(CALL_NONCE_TAG, session_key, nonce >> 8)), 0)
+    return (bits >> (nonce & 255)) & 1 == 1
 
 
 # =============================================================================================
