@@ -166,11 +166,12 @@ class ModuleWallet:
         max_fee_wei: int = ONE_ETH,
         epoch: int | None = None,
         nonce: int | None = None,
+        revoker: str = ZERO_ADDRESS,
     ) -> dict[str, Any]:
         """A ``SessionGrant`` for ``key`` (the wallet's session key by default): by default one
         permission, ``USDX.transfer`` with no on-chain rule; valid from ``starts_in`` seconds
         from now (a minute ago) for ``valid_for`` seconds from now; the account's current
-        epoch; a fresh grant nonce."""
+        epoch; a fresh grant nonce; ``revoker`` (none by default)."""
         now = self.stage.chain.block_timestamp()
         if permissions is None:
             permissions = [self.permission(self.stage.demo.token("USDX"), TRANSFER)]
@@ -180,7 +181,7 @@ class ModuleWallet:
             "credential": typed_data.credential_hash("cred-erc7579"),
             "nonce": next(GRANT_NONCES) if nonce is None else nonce,
             "epoch": self.epoch() if epoch is None else epoch,
-            "revoker": ZERO_ADDRESS,
+            "revoker": revoker,
             "envelope": {
                 "chainId": self.stage.chain.chain_id,
                 "validAfter": now + starts_in,

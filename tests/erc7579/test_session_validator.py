@@ -254,6 +254,28 @@ def test_a_revoked_session_is_refused(stage: Stage, wallet: ModuleWallet) -> Non
     assert revert_reason(stage, wallet.module_address, unknown, wallet.address) == "SESSION_UNKNOWN"
 
 
+def test_the_grants_revoker_may_revoke_its_session_and_no_one_else(
+    stage: Stage, wallet: ModuleWallet
+) -> None:
+    revoker, key = Key(), Key()
+    stage.chain.set_balance(revoker.address, ONE_ETH)
+    wallet.enable(wallet.grant(key, revoker=revoker.address))
+    data = wallet.module.compiled.encode("revoke_session_as_revoker", wallet.address, key.address)
+    for stranger in (Key().address, wallet.address):
+        assert revert_reason(stage, wallet.module_address, data, stranger) == "NOT_AUTHORIZED"
+    # A revoker of one session cannot revoke another (the wallet's own session has none).
+    other = wallet.module.compiled.encode(
+        "revoke_session_as_revoker", wallet.address, wallet.session.address
+    )
+    assert revert_reason(stage, wallet.module_address, other, revoker.address) == "NOT_AUTHORIZED"
+    transact(
+        stage.chain, LocalTransactionSigner(revoker.secret), to=wallet.module_address, data=data
+    )
+    assert wallet.module.call("session", wallet.address, key.address)[0] == 2
+    _refused_in_validation(wallet, wallet.session_op(_pay(wallet), key=key), "SESSION_REVOKED")
+    assert wallet.module.call("session", wallet.address, wallet.session.address)[0] == 1
+
+
 def test_revoke_all_refuses_every_session_of_the_account_only(
     stage: Stage, module: DeployedContract, wallet: ModuleWallet
 ) -> None:

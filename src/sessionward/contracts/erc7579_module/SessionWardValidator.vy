@@ -111,7 +111,8 @@ ACC_EXECUTOR: constant(uint256) = 2         # bit 1: installed as an executor
 ACC_ANY_TYPE: constant(uint256) = 3
 ACC_EPOCH: constant(uint256) = 8            # uint32: bumped by uninstall and revoke_all
 ACC_GENERATION: constant(uint256) = 40      # uint32: enables so far (keys a grant's permissions)
-# Session, x = keccak256(abi_encode(SESSION_TAG, epoch, sessionKey)): n = 0 state, n = 1 fee budget.
+# Session, x = keccak256(abi_encode(SESSION_TAG, epoch, sessionKey)): n = 0 state, n = 1 fee
+# budget, n = 2 the grant's revoker (0: none).
 SESSION_TAG: constant(bytes32) = keccak256("sessionward.erc7579.session")
 STATUS_ACTIVE: constant(uint256) = 1        # bits 0..7
 STATUS_REVOKED: constant(uint256) = 2       # the whole word after revoke_session
@@ -483,6 +484,7 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MA
         | (generation << ST_GENERATION),
     )
     self._store(account, session, 1, grant.envelope.maxFeeWei)
+    self._store(account, session, 2, convert(grant.revoker, uint256))
     log SessionEnabled(
         account=account,
         session_key=grant.sessionKey,
@@ -494,21 +496,48 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MA
     )
 
 
+@internal
+def _revoke(account: address, session_key: address, by_revoker: bool):
+    """
+    @dev Mark the session STATUS_REVOKED (window and generation dropped), so its operations
+         are refused SESSION_REVOKED. SESSION_UNKNOWN when the key has no session in the
+         current epoch, SESSION_REVOKED when it is revoked already; with `by_revoker`,
+         NOT_AUTHORIZED unless `msg.sender` is the grant's non-zero revoker.
+    """
+    epoch: uint256 = (self._load(account, ACCOUNT_KEY, 0) >> ACC_EPOCH) & MASK32
+    session: bytes32 = self._session_key(epoch, session_key)
+    if by_revoker:
+        revoker: uint256 = self._load(account, session, 2)
+        if revoker == 0 or convert(msg.sender, uint256) != revoker:
+            reasons._fail(reasons.NOT_AUTHORIZED)
+    self._live_session(self._load(account, session, 0))
+    self._store(account, session, 0, STATUS_REVOKED)
+    log SessionRevoked(account=account, session_key=session_key)
+
+
 @external
 def revoke_session(session_key: address):
     """
     @notice The calling account revokes one of its sessions (its owner sends this through
             the account's `execute`).
-    @dev The session word becomes STATUS_REVOKED (window and generation dropped), so its
-         operations are refused SESSION_REVOKED. SESSION_UNKNOWN when the key has no session
-         in the current epoch, SESSION_REVOKED when it is revoked already.
+    @dev Its operations are then refused SESSION_REVOKED. SESSION_UNKNOWN when the key has
+         no session in the current epoch, SESSION_REVOKED when it is revoked already.
     @param session_key The session key to revoke.
     """
-    epoch: uint256 = (self._load(msg.sender, ACCOUNT_KEY, 0) >> ACC_EPOCH) & MASK32
-    session: bytes32 = self._session_key(epoch, session_key)
-    self._live_session(self._load(msg.sender, session, 0))
-    self._store(msg.sender, session, 0, STATUS_REVOKED)
-    log SessionRevoked(account=msg.sender, session_key=session_key)
+    self._revoke(msg.sender, session_key, False)
+
+
+@external
+def revoke_session_as_revoker(account: address, session_key: address):
+    """
+    @notice The grant's `revoker` revokes the session (it can only revoke, never widen), as
+            SessionAccount's `revoke_session` lets it.
+    @dev NOT_AUTHORIZED unless `msg.sender` is the non-zero revoker of the key's grant in
+         the account's current epoch; then as `revoke_session`.
+    @param account The account.
+    @param session_key The session key to revoke.
+    """
+    self._revoke(account, session_key, True)
 
 
 @external
