@@ -1,8 +1,9 @@
-"""Savepoints of a unit of work, sent with the statements after them (PostgreSQL: each
-``writing`` block inside a unit is a savepoint whose ``SAVEPOINT`` and ``RELEASE`` are owed to
-the connection and sent in the same round trip as the next statement; see
+"""Savepoints and answerless writes of a unit of work, sent with the statements after them
+(PostgreSQL: each ``writing`` block inside a unit is a savepoint whose ``SAVEPOINT`` and
+``RELEASE`` are owed to the connection and sent in the same round trip as the next statement,
+and so are the writes queued with ``Sql.run_later``, or with the unit's COMMIT; see
 ``sessionward.store.database.OwedStatements``). What a block undoes, and what it keeps, is the
-same as with savepoints sent at once; these cases are the ones the deferral could get wrong.
+same as with statements sent at once; these cases are the ones the deferral could get wrong.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from sessionward.store import Store
+from sessionward.store.decisions import DecisionEvent
 from sessionward.store.nonces import GRANT_SCOPE
 from sessionward.store.sql import Sql, pipeline
 
@@ -120,3 +122,54 @@ def test_a_one_statement_block_inside_a_unit_costs_one_round_trip(store: Store) 
     # SAVEPOINT + INSERT, then RELEASE + SAVEPOINT + INSERT: one round trip each.
     assert (second.round_trips, third.round_trips) == (1, 1)
     assert _used(store, "third")
+
+
+def _decision(event_id: str) -> DecisionEvent:
+    return DecisionEvent(event_id, 1, "allow", (), 10, "prepare")
+
+
+def test_an_owed_write_is_seen_by_the_unit_and_committed_with_it(store: Store) -> None:
+    with store.db.unit():
+        store.decisions.record(_decision("dec_seen"))
+        assert [e.id for e in store.decisions.between(0, 2)] == ["dec_seen"]
+        store.decisions.record(_decision("dec_last"))
+    assert [e.id for e in store.decisions.between(0, 2)] == ["dec_last", "dec_seen"]
+
+
+def test_the_owed_write_and_the_commit_go_in_one_round_trip(store: Store) -> None:
+    counter = RoundTripCounter(store.db.engine)
+    try:
+        with counter.counting() as unit, store.db.unit():
+            assert store.nonces.use_once(GRANT_SCOPE, "first", 1, None)  # BEGIN + INSERT
+            store.decisions.record(_decision("dec_1"))
+    finally:
+        counter.remove()
+    # BEGIN; SAVEPOINT + INSERT; the owed RELEASE is dropped, the decision goes with COMMIT.
+    assert unit.round_trips == 3
+    assert [e.id for e in store.decisions.between(0, 2)] == ["dec_1"]
+
+
+def test_an_owed_write_of_a_block_that_raises_is_never_sent(store: Store) -> None:
+    with store.db.unit():
+        assert store.nonces.use_once(GRANT_SCOPE, "kept", 1, None)
+        with pytest.raises(LookupError), store.db.writing():
+            store.decisions.record(_decision("dec_undone"))
+            raise LookupError("before anything was sent")
+        store.decisions.record(_decision("dec_kept"))
+    assert [e.id for e in store.decisions.between(0, 2)] == ["dec_kept"]
+    assert _used(store, "kept")
+
+
+def test_an_owed_write_that_fails_rolls_the_whole_unit_back(store: Store) -> None:
+    store.decisions.record(_decision("dec_taken"))
+    with pytest.raises(IntegrityError), store.db.unit():
+        assert store.nonces.use_once(GRANT_SCOPE, "undone", 1, None)
+        store.decisions.record(_decision("dec_taken"))  # refused by the primary key, at COMMIT
+    assert not _used(store, "undone")
+    assert [e.id for e in store.decisions.between(0, 2)] == ["dec_taken"]
+
+
+def test_outside_a_unit_a_later_write_is_written_at_once(store: Store) -> None:
+    store.decisions.record(_decision("dec_now"))
+    other = store.decisions.between(0, 2)
+    assert [e.id for e in other] == ["dec_now"]

@@ -63,6 +63,7 @@ from typing import Any, Final, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 ENV_DATABASE_URL: Final = "SESSIONWARD_DATABASE_URL"
 SQLITE_FILE_NAME: Final = "sessionward.db"
@@ -235,9 +236,12 @@ class Database:
             return
         callbacks: list[Callable[[], None]] = []
         with self.writing(durable=durable) as conn:
-            self._units.enter(conn, callbacks, durable=durable, owed=self._owed_of(conn))
+            owed = self._owed_of(conn)
+            self._units.enter(conn, callbacks, durable=durable, owed=owed)
             try:
                 yield
+                if owed is not None and owed.writes:
+                    _commit_with(conn, owed)
             finally:
                 self._units.leave()
         for callback in callbacks:
@@ -297,6 +301,18 @@ class Database:
             except Exception as failed:
                 outcomes[index] = failed
         return outcomes
+
+    def write_later(self, statement: str, params: Any) -> bool:
+        """Inside a :meth:`unit` on PostgreSQL: owe the write ``statement`` (SQL for the
+        driver, ``%(name)s`` parameters) to the unit's connection, to be sent with its next
+        statement or its commit (:class:`OwedStatements`), and answer True. Elsewhere answer
+        False and send nothing: the caller runs it as it would have (see
+        :meth:`sessionward.store.sql.Sql.run_later`)."""
+        owed = self._units.owed
+        if owed is None or self._units.connection is None:
+            return False
+        owed.write(statement, params)
+        return True
 
     def _owed_of(self, conn: Connection) -> OwedStatements | None:
         """PostgreSQL: a fresh list of the savepoint statements owed to ``conn``, the unit's
@@ -474,39 +490,70 @@ runs statements on the driver (:mod:`sessionward.store.sql`)."""
 
 
 class OwedStatements:
-    """The savepoint statements a unit of work owes its PostgreSQL connection.
+    """What a unit of work owes its PostgreSQL connection: savepoint statements, and writes
+    whose answer nobody reads.
 
     Every ``writing`` block inside a unit is a savepoint, and on PostgreSQL a ``SAVEPOINT`` or
     ``RELEASE`` sent on its own is a round trip of its own. So they are not sent when the
     block opens or ends, but queued here and sent, in order, in the same round trip as the
     next statement (pipelined, :mod:`sessionward.store.sql`; before a SQLAlchemy statement,
-    on their own). A block that sent nothing owes nothing: its ``SAVEPOINT`` is dropped; the
+    on their own). A block that sent nothing and owes no write drops its ``SAVEPOINT``; the
     ``RELEASE`` still owed when the unit ends is never sent (its commit or rollback ends every
     savepoint). A block that raises after something was sent rolls back to its savepoint at
-    once, as before.
+    once, as before; one that raises before drops what it queued.
+
+    A write queued with :meth:`Database.write_later` (an ``INSERT`` or ``UPDATE`` whose answer
+    is not needed) goes the same way, or, when nothing follows it, with the unit's ``COMMIT``
+    (one round trip for both). Every statement on the connection sends what is owed first,
+    so whatever runs later in the unit sees the write; a write that fails makes the statement
+    it was sent with fail (or the commit: the unit is then rolled back whole).
     """
 
-    __slots__ = ("sends", "statements")
+    __slots__ = ("sends", "statements", "writes")
 
     def __init__(self) -> None:
-        self.statements: list[str] = []
+        self.statements: list[tuple[str, Any]] = []
+        """(SQL for the driver, its parameters or None), in order."""
         self.sends = 0
         """How many times statements were sent: a block whose savepoint was queued at
         ``sends == n`` has had it sent once ``sends > n``."""
+        self.writes = 0
+        """How many of :attr:`statements` are writes (not savepoint statements)."""
 
     def send(self, driver: Any) -> None:
         """Send what is owed on ``driver`` (inside a pipeline: queued with it)."""
         if self.statements:
             statements, self.statements = self.statements, []
             self.sends += 1
-            for statement in statements:
-                driver.execute(statement)
+            self.writes = 0
+            for statement, params in statements:
+                driver.execute(statement, params)
+
+    def write(self, statement: str, params: Any) -> None:
+        """Owe a write (SQL in the driver's parameter style)."""
+        self.statements.append((statement, params))
+        self.writes += 1
 
 
 def owed_statements(conn: Connection) -> OwedStatements | None:
     """The statements owed to ``conn`` by the unit of work running on it, if any."""
     owed: OwedStatements | None = conn.info.get(OWED_KEY)
     return owed
+
+
+def _commit_with(conn: Connection, owed: OwedStatements) -> None:
+    """Send the writes a unit still owes and its ``COMMIT`` in one round trip (psycopg's
+    pipeline mode). The connection is then idle, so the commit SQLAlchemy asks of the driver
+    afterwards sends nothing; if a write fails, the ``COMMIT`` is not run and the error
+    raises (as SQLAlchemy raises it), rolling the unit back."""
+    driver = driver_of(conn)
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        with driver.pipeline():
+            owed.send(driver)
+            driver.execute("COMMIT")
+    except dbapi.Error as exc:
+        raise DBAPIError.instance("COMMIT", None, exc, dbapi.Error) from exc
 
 
 def _install_owed_statements(engine: Engine) -> None:
@@ -547,29 +594,35 @@ def _savepoint(conn: Connection) -> Iterator[None]:
 _SAVEPOINT: Final = "SAVEPOINT sessionward_unit"
 _RELEASE: Final = "RELEASE SAVEPOINT sessionward_unit"
 _ROLLBACK_TO: Final = "ROLLBACK TO SAVEPOINT sessionward_unit"
+_SAVEPOINTS: Final = frozenset({_SAVEPOINT, _RELEASE})
 
 
 @contextmanager
 def _owed_savepoint(conn: Connection, owed: OwedStatements) -> Iterator[None]:
     """:func:`_savepoint` on PostgreSQL, its ``SAVEPOINT`` and ``RELEASE`` owed to the
     connection (:class:`OwedStatements`) instead of sent at once."""
-    owed.statements.append(_SAVEPOINT)
+    at = len(owed.statements)
+    owed.statements.append((_SAVEPOINT, None))
     queued_at = owed.sends
     try:
         yield
     except BaseException:
-        if owed.sends == queued_at:  # nothing sent since it opened: nothing to undo
-            owed.statements.pop()
+        if owed.sends == queued_at:  # nothing sent since it opened: drop what it queued
+            owed.writes -= sum(1 for s, _ in owed.statements[at + 1 :] if s not in _SAVEPOINTS)
+            del owed.statements[at:]
         else:
+            # What is still owed came after its savepoint, but may RELEASE savepoints opened
+            # inside it: sent first, so that ROLLBACK TO finds this block's savepoint (the
+            # newest of that name), and undone with the rest.
             driver = driver_of(conn)
             owed.send(driver)
             driver.execute(_ROLLBACK_TO)
             driver.execute(_RELEASE)
         raise
-    if owed.sends == queued_at:
-        owed.statements.pop()
+    if owed.sends == queued_at and len(owed.statements) == at + 1:
+        owed.statements.pop()  # it sent nothing and owes nothing
     else:
-        owed.statements.append(_RELEASE)
+        owed.statements.append((_RELEASE, None))
 
 
 def driver_of(conn: Connection) -> Any:

@@ -57,6 +57,22 @@ def _event(row: Row[tuple[object, ...]]) -> DecisionEvent:
     )
 
 
+def _row(event: DecisionEvent) -> dict[str, object]:
+    return {
+        "id": event.id,
+        "at": event.at,
+        "session_id": event.session_id,
+        "wallet_id": event.wallet_id,
+        "credential_id": event.credential_id,
+        "action_class": event.action_class,
+        "verdict": event.verdict,
+        "reasons": ",".join(event.reasons),
+        "rule": event.rule,
+        "latency_us": event.latency_us,
+        "request_kind": event.request_kind,
+    }
+
+
 class Decisions:
     """Append and read decision events."""
 
@@ -69,28 +85,13 @@ class Decisions:
             raise ValueError("a verdict is 'allow' or 'deny'")
         if any("," in reason for reason in event.reasons):
             raise ValueError("reason codes contain no comma")
-        with self._db.writing() as conn:
-            self.record_in(conn, event)
+        # Inside a unit of work on PostgreSQL: sent with the unit's next statement or commit.
+        _INSERT.run_later(self._db, _row(event))
 
     @staticmethod
     def record_in(conn: Connection, event: DecisionEvent) -> None:
         """:meth:`record` inside a transaction the caller holds."""
-        _INSERT.run(
-            conn,
-            {
-                "id": event.id,
-                "at": event.at,
-                "session_id": event.session_id,
-                "wallet_id": event.wallet_id,
-                "credential_id": event.credential_id,
-                "action_class": event.action_class,
-                "verdict": event.verdict,
-                "reasons": ",".join(event.reasons),
-                "rule": event.rule,
-                "latency_us": event.latency_us,
-                "request_kind": event.request_kind,
-            },
-        )
+        _INSERT.run(conn, _row(event))
 
     def count_since(
         self,

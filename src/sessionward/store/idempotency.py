@@ -121,17 +121,18 @@ class IdempotencyKeys:
             return Claim("claimed" if taken == 1 else "in_flight")
 
     def complete(self, *, credential_id: str, key: str, status_code: int, body: str) -> None:
-        """Store the answer of the claimed request; later claims replay it."""
-        with self._db.writing() as conn:
-            _COMPLETE.run(
-                conn,
-                {
-                    "credential_id": credential_id,
-                    "key": key,
-                    "status_code": status_code,
-                    "response": body,
-                },
-            )
+        """Store the answer of the claimed request; later claims replay it. Inside a unit of
+        work (the request's) it commits with the unit: on PostgreSQL it is sent with the
+        unit's commit, in the same round trip (:meth:`~sessionward.store.sql.Sql.run_later`)."""
+        _COMPLETE.run_later(
+            self._db,
+            {
+                "credential_id": credential_id,
+                "key": key,
+                "status_code": status_code,
+                "response": body,
+            },
+        )
 
     def release(self, *, credential_id: str, key: str) -> None:
         """Give up an unanswered claim (the request failed on the server): a retry executes."""

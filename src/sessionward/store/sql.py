@@ -28,7 +28,7 @@ from psycopg import pq
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError
 
-from .database import driver_of, owed_statements
+from .database import Database, driver_of, owed_statements
 from .schema import Uint256, uint256_column_value
 
 RowValues = Mapping[Any, Any]
@@ -59,11 +59,7 @@ class Sql:
         """Errors are raised as SQLAlchemy raises them (``IntegrityError`` and so on), so callers
         handle both kinds of statement alike."""
         dialect = conn.dialect.name
-        if self._uint256:
-            params = dict(params)
-            for name in self._uint256:
-                if params[name] is not None:
-                    params[name] = uint256_column_value(params[name], dialect)
+        params = self._bound(params, dialect)
         text = self._texts[dialect]
         dbapi = conn.dialect.loaded_dbapi
         driver = driver_of(conn)
@@ -83,6 +79,25 @@ class Sql:
             return cursor
         except dbapi.Error as exc:
             raise DBAPIError.instance(text, params, exc, dbapi.Error) from exc
+
+    def run_later(self, db: Database, params: Mapping[str, Any]) -> None:
+        """A write whose answer nobody reads: inside a unit of work on PostgreSQL it is owed
+        to the unit's connection and sent with its next statement or its commit, in the same
+        round trip (:meth:`Database.write_later`; an error then raises there); elsewhere it
+        runs at once in a ``writing`` block of its own, as :meth:`run` would."""
+        if not db.write_later(self._texts["postgresql"], self._bound(params, "postgresql")):
+            with db.writing() as conn:
+                self.run(conn, params)
+
+    def _bound(self, params: Mapping[str, Any], dialect: str) -> Mapping[str, Any]:
+        """``params`` with the ``uint256`` ones converted as their column type does."""
+        if not self._uint256:
+            return params
+        bound = dict(params)
+        for name in self._uint256:
+            if bound[name] is not None:
+                bound[name] = uint256_column_value(bound[name], dialect)
+        return bound
 
 
 def insert_of(table: Table) -> Sql:
