@@ -185,3 +185,24 @@ def test_a_receipt_is_parsed_strictly_and_the_zero_paymaster_means_none() -> Non
     for broken in (None, {**answer, "success": "no"}, {**answer, "receipt": None}):
         with pytest.raises(RpcProtocolError):
             UserOperationReceipt.from_rpc(broken)
+
+
+def test_the_rpc_form_parses_back_to_the_same_operation() -> None:
+    for op in (_sponsored(), UserOperation(sender=SENDER, nonce=2**200, call_data=b"\x09")):
+        assert UserOperation.from_rpc(op.to_rpc()) == op
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        None,
+        {**_sponsored().to_rpc(), "nonce": 7},
+        {**_sponsored().to_rpc(), "sender": "0x12"},
+        {**_sponsored().to_rpc(), "factory": "0x" + "11" * 20},
+        {key: value for key, value in _sponsored().to_rpc().items() if key != "paymasterData"},
+    ],
+    ids=["not-an-object", "int-nonce", "short-sender", "factory", "paymaster-without-data"],
+)
+def test_a_malformed_rpc_form_is_refused(broken: object) -> None:
+    with pytest.raises(RpcProtocolError):
+        UserOperation.from_rpc(broken)

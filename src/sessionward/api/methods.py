@@ -253,7 +253,7 @@ def _prepare_call(
 
 
 def _execute(w: Waas, p: Principal, b: m.ExecuteRequest) -> TransactionView:
-    return w.transactions.execute(p.registered(), b.txn_id)
+    return w.transactions.execute(p.registered(), b.txn_id, submission=b.submission)
 
 
 def _status(w: Waas, p: Principal, b: m.TransactionStatusRequest) -> TransactionView:

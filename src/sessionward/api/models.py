@@ -288,6 +288,12 @@ class PrepareEthereumContractCallRequest(Body):
 
 class ExecuteRequest(Body):
     txn_id: Id
+    submission: Literal["relayer", "userop"] = Field(
+        "relayer",
+        description="How the signed call reaches the chain: 'relayer' (the service's relayer "
+        "sends it) or 'userop' (an ERC-4337 UserOperation through the network's bundler; "
+        "sponsored by its paymaster when the session's grant gives the account no fee budget).",
+    )
 
 
 class TransactionStatusRequest(Body):

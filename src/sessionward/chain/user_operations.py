@@ -20,7 +20,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from sessionward.chain.errors import RpcProtocolError
-from sessionward.chain.jsonrpc import parse_quantity, to_data, to_quantity
+from sessionward.chain.jsonrpc import (
+    parse_address,
+    parse_data,
+    parse_quantity,
+    to_data,
+    to_quantity,
+)
 from sessionward.contracts.encoding import (
     PackedUserOperation,
     pack_uint128_pair,
@@ -164,6 +170,39 @@ class UserOperation:
             signature=bytes(op.signature),
             **sponsor,
         )
+
+    @classmethod
+    def from_rpc(cls, doc: object) -> UserOperation:
+        """Parse the bundler JSON form strictly (:meth:`to_rpc`'s output; no factory).
+
+        Raises :class:`RpcProtocolError` for anything else."""
+        if not isinstance(doc, Mapping):
+            raise RpcProtocolError("a user operation is a JSON object")
+        if doc.get("factory") not in (None, "0x"):
+            raise RpcProtocolError("operations with a factory are not supported")
+
+        def quantity(name: str) -> int:
+            return parse_quantity(doc.get(name), name)
+
+        fields: dict[str, Any] = {
+            "sender": parse_address(doc.get("sender"), "sender"),
+            "nonce": quantity("nonce"),
+            "call_data": parse_data(doc.get("callData"), "callData"),
+            "call_gas_limit": quantity("callGasLimit"),
+            "verification_gas_limit": quantity("verificationGasLimit"),
+            "pre_verification_gas": quantity("preVerificationGas"),
+            "max_fee_per_gas": quantity("maxFeePerGas"),
+            "max_priority_fee_per_gas": quantity("maxPriorityFeePerGas"),
+            "signature": parse_data(doc.get("signature", "0x"), "signature"),
+        }
+        if doc.get("paymaster") is not None:
+            fields |= {
+                "paymaster": parse_address(doc.get("paymaster"), "paymaster"),
+                "paymaster_verification_gas_limit": quantity("paymasterVerificationGasLimit"),
+                "paymaster_post_op_gas_limit": quantity("paymasterPostOpGasLimit"),
+                "paymaster_data": parse_data(doc.get("paymasterData"), "paymasterData"),
+            }
+        return cls(**fields)
 
     def to_rpc(self) -> dict[str, str]:
         """The JSON object of ``eth_sendUserOperation`` / ``eth_estimateUserOperationGas``."""

@@ -59,6 +59,8 @@ NETWORK_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 MAX_CONFIRMATIONS: Final = 1000
 _ADDRESS: Final = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+PAYMASTER_KEY_ENV: Final = "SESSIONWARD_PAYMASTER_KEY"
+"""Where the single network's paymaster signer key is read when no key file is given."""
 
 
 class ConfigError(ValueError):
@@ -89,6 +91,39 @@ class AnomalyRules:
     velocity_window_s: int = 300
 
 
+def check_user_operation_settings(
+    where: str,
+    *,
+    entry_point: str | None,
+    bundler_url: str | None,
+    paymaster: str | None,
+    paymaster_key_file: Path | None,
+    paymaster_key_env: str | None,
+) -> None:
+    """The ERC-4337 settings of one network: a bundler needs the EntryPoint it serves, a
+    paymaster needs a bundler and exactly one place for its signer key."""
+    if bundler_url is not None:
+        if not bundler_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: bundler_url must be an http(s) URL")
+        if entry_point is None:
+            raise ConfigError(f"{where}: bundler_url needs the entry_point it serves")
+    if paymaster is None:
+        if paymaster_key_file is not None or paymaster_key_env is not None:
+            raise ConfigError(f"{where}: a paymaster key without a paymaster")
+        return
+    if not _ADDRESS.match(paymaster):
+        raise ConfigError(f"{where}: paymaster must be a 0x address")
+    if bundler_url is None:
+        raise ConfigError(f"{where}: a paymaster needs a bundler_url")
+    if (paymaster_key_file is None) == (paymaster_key_env is None):
+        raise ConfigError(
+            f"{where}: give the paymaster's signer key in exactly one of "
+            "paymaster_key_file and paymaster_key_env"
+        )
+    if paymaster_key_env is not None and not _ENV_NAME.match(paymaster_key_env):
+        raise ConfigError(f"{where}: paymaster_key_env must name an environment variable")
+
+
 @dataclass(frozen=True, slots=True)
 class NetworkSettings:
     """One network the service serves (``[[networks]]`` in a TOML file, or an object of the
@@ -111,6 +146,11 @@ class NetworkSettings:
       block) before its outcome is recorded.
     - ``fee_cap_wei``: the most the relayer pays for one transaction (gas limit x max fee per
       gas) on this network; absent, ``relayer_fee_cap_wei``.
+    - ``bundler_url``: an ERC-4337 bundler (ERC-7769 JSON-RPC) for ``entry_point``; with it,
+      Execute may submit a session call as a UserOperation (``submission: userop``).
+    - ``paymaster``: a ``VerifyingPaymaster`` (v0.7 sample interface) whose signer the service
+      is, with ``paymaster_key_file`` (hex, mode 0600) or ``paymaster_key_env``: it sponsors the
+      operations of sessions whose grant gives the account no fee budget.
     """
 
     name: str
@@ -122,10 +162,22 @@ class NetworkSettings:
     deployment_file: Path | None = None
     confirmations: int = 1
     fee_cap_wei: int | None = None
+    bundler_url: str | None = None
+    paymaster: str | None = None
+    paymaster_key_file: Path | None = None
+    paymaster_key_env: str | None = None
 
     def check(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
         where = f"network {self.name!r}"
+        check_user_operation_settings(
+            where,
+            entry_point=self.entry_point,
+            bundler_url=self.bundler_url,
+            paymaster=self.paymaster,
+            paymaster_key_file=self.paymaster_key_file,
+            paymaster_key_env=self.paymaster_key_env,
+        )
         if not isinstance(self.name, str) or not NETWORK_NAME.match(self.name):
             raise ConfigError(
                 "a network name is 1-64 letters, digits, '.', '_' or '-', starting with a letter"
@@ -156,6 +208,12 @@ class Settings:
     database_schema: str | None = None
     """PostgreSQL schema (``search_path``) to use, e.g. one per test run on a shared database."""
     rpc_url: str | None = None
+    entry_point: str | None = None
+    bundler_url: str | None = None
+    paymaster: str | None = None
+    paymaster_key_file: Path | None = None
+    """The single network's ERC-4337 settings (see :class:`NetworkSettings`); with
+    ``networks``, each network has its own."""
     networks: tuple[NetworkSettings, ...] = ()
     """Several networks (:class:`NetworkSettings`), exclusive with ``rpc_url``; none: the one
     network of ``rpc_url`` (or the in-process chain), named :data:`DEFAULT_NETWORK`."""
@@ -331,7 +389,25 @@ class Settings:
 
     def _check_networks(self) -> None:
         if not self.networks:
+            # The single network's paymaster key: the file, else SESSIONWARD_PAYMASTER_KEY.
+            check_user_operation_settings(
+                "the network",
+                entry_point=self.entry_point,
+                bundler_url=self.bundler_url,
+                paymaster=self.paymaster,
+                paymaster_key_file=self.paymaster_key_file,
+                paymaster_key_env=(
+                    PAYMASTER_KEY_ENV
+                    if self.paymaster is not None and self.paymaster_key_file is None
+                    else None
+                ),
+            )
             return
+        single = (self.entry_point, self.bundler_url, self.paymaster, self.paymaster_key_file)
+        if any(value is not None for value in single):
+            raise ConfigError(
+                "entry_point, bundler_url and paymaster settings go in each network of networks"
+            )
         if self.rpc_url:
             raise ConfigError("rpc_url and networks are exclusive: name the node in its network")
         for network in self.networks:
@@ -373,6 +449,11 @@ def _env_locations(env: Mapping[str, str]) -> dict[str, Any]:
         overrides["catalog_file"] = Path(env["SESSIONWARD_CATALOG"])
     if env.get("SESSIONWARD_SERVICE_ID"):
         overrides["service_id"] = env["SESSIONWARD_SERVICE_ID"]
+    for name in ("entry_point", "bundler_url", "paymaster"):
+        if env.get(f"SESSIONWARD_{name.upper()}"):
+            overrides[name] = env[f"SESSIONWARD_{name.upper()}"]
+    if env.get("SESSIONWARD_PAYMASTER_KEY_FILE"):
+        overrides["paymaster_key_file"] = Path(env["SESSIONWARD_PAYMASTER_KEY_FILE"])
     return overrides
 
 
@@ -528,7 +609,7 @@ def networks_from_document(doc: Any) -> tuple[NetworkSettings, ...]:
         if "name" not in entry or "chain_id" not in entry:
             raise ConfigError(f"networks[{index}] needs a name and a chain_id")
         values = dict(entry)
-        for name in ("relayer_key_file", "deployment_file"):
+        for name in ("relayer_key_file", "deployment_file", "paymaster_key_file"):
             if values.get(name) is not None:
                 values[name] = Path(str(values[name]))
         if isinstance(values.get("chain_id"), bool):

@@ -14,15 +14,20 @@ left half-done (a final job whose call is still pending, a held reservation no c
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 from sessionward.chain.errors import ChainError
 from sessionward.chain.relay_jobs import JobState, RelayJob
+from sessionward.chain.user_operations import UserOperation
+from sessionward.contracts.encoding import session_user_op_signature
+from sessionward.crypto.secp256k1 import SignatureError, personal_message_hash, recover_signer
 from sessionward.reasons import ReasonCode
 from sessionward.store.database import Database
 from sessionward.store.decisions import DecisionEvent
@@ -30,10 +35,12 @@ from sessionward.store.lease import LeaseFence, Leases
 from sessionward.store.relay_jobs import SqlRelayJobStore
 from sessionward.store.relay_signal import RelaySignal
 from sessionward.store.transaction_records import TransactionRecord
+from sessionward.store.user_operations import UserOperationPlanRecord
 
 from .reconciler import Reconciler
 from .runtime import Runtime
 from .transactions import gas_limit_for
+from .user_operations import UserOperationRefused
 
 _log = logging.getLogger(__name__)
 
@@ -53,6 +60,9 @@ class Dispatcher:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._lock = threading.Lock()
+        self.awaiting_user_operations = False
+        """Whether a submitted UserOperation still waits for its receipt (the loop then
+        looks for receipts every :data:`RECEIPT_POLL_S`)."""
         self._wallet_chains: dict[str, int] = {}  # a wallet's chain never changes
         self.reconciler = Reconciler(rt)
         self.signal = RelaySignal(rt.store.db)
@@ -96,6 +106,7 @@ class Dispatcher:
         """Only look for the receipts of submitted calls and record their outcomes (what the
         loop does between full rounds while a call waits to be mined)."""
         with self._lock:
+            self._advance_user_operations()
             try:
                 changed = self._rt.relayer.poll()
             except ChainError as exc:
@@ -116,8 +127,13 @@ class Dispatcher:
 
     def _queue_executions(self) -> None:
         rt = self._rt
+        awaiting = False
         for txn in rt.store.transactions.pending():
             if not self.ours(txn.wallet_id):
+                continue
+            user_operation = self._user_operation_of(txn)
+            if user_operation is not None:
+                awaiting |= self._advance_user_operation(txn, *user_operation)
                 continue
             job_id = f"exec:{txn.id}"
             job = rt.relayer.job(job_id)
@@ -125,6 +141,79 @@ class Dispatcher:
                 self._enqueue_execution(job_id, txn)
             elif job.state.is_final:
                 self._apply(job)
+        self.awaiting_user_operations = awaiting
+
+    # --- the ERC-4337 path ----------------------------------------------------------------
+
+    def _advance_user_operations(self) -> None:
+        """Submit, or look for the receipt of, every pending call sent as a UserOperation."""
+        awaiting = False
+        for txn in self._rt.store.transactions.pending():
+            if self.ours(txn.wallet_id):
+                user_operation = self._user_operation_of(txn)
+                if user_operation is not None:
+                    awaiting |= self._advance_user_operation(txn, *user_operation)
+        self.awaiting_user_operations = awaiting
+
+    def _user_operation_of(
+        self, txn: TransactionRecord
+    ) -> tuple[UserOperation, UserOperationPlanRecord] | None:
+        """The signed UserOperation of a pending call, if it was executed as one: the plan
+        whose ``userOpHash`` the call's signature signs (a call signed for the relayer, or
+        with no plan, is ``None``)."""
+        rt = self._rt
+        plans = rt.store.user_operations.of_transaction(txn.id)
+        if not plans or txn.signature is None:
+            return None
+        record = rt.store.sessions.get(txn.session_id)
+        assert record is not None
+        for plan in plans:
+            digest = personal_message_hash(bytes.fromhex(plan.user_op_hash[2:]))
+            try:
+                signer = recover_signer(digest, txn.signature)
+            except SignatureError:
+                continue
+            if signer == record.session_key_address:
+                unsigned = UserOperation.from_rpc(json.loads(plan.operation))
+                signed = replace(
+                    unsigned,
+                    signature=session_user_op_signature(signer, txn.signature),
+                )
+                return signed, plan
+        return None
+
+    def _advance_user_operation(
+        self, txn: TransactionRecord, op: UserOperation, plan: UserOperationPlanRecord
+    ) -> bool:
+        """One step of a call sent as a UserOperation: submit it (again, if it went unmined
+        for ``call_deadline_s``), or record its outcome from its receipt. Returns whether it
+        still waits for a receipt."""
+        rt = self._rt
+        path = rt.user_operations
+        now = rt.now()
+        if path is None:  # the network's bundler was removed from the configuration
+            self._finish_execution(
+                txn.id, JobState.FAILED, None, ReasonCode.USER_OPERATION_REFUSED.value
+            )
+            return False
+        try:
+            if plan.submitted_at is None or now - plan.submitted_at > rt.settings.call_deadline_s:
+                path.submit(op)
+                rt.store.user_operations.mark_submitted(plan.user_op_hash, now=now)
+                return True
+            receipt = path.outcome(plan.user_op_hash)
+        except UserOperationRefused as refused:
+            self._finish_execution(txn.id, JobState.FAILED, None, refused.code.value)
+            return False
+        except ChainError as exc:
+            _log.warning("bundler round failed for %s: %s", txn.id, exc)
+            return True
+        if receipt is None:
+            return True
+        reason = None if receipt.reason is None else receipt.reason.value
+        state = JobState.EXECUTED if receipt.success else JobState.FAILED
+        self._finish_execution(txn.id, state, receipt.transaction_hash, reason)
+        return False
 
     def _enqueue_execution(self, job_id: str, txn: TransactionRecord) -> None:
         rt = self._rt
@@ -358,7 +447,10 @@ class DispatcherLoop:
                 _log.exception("dispatcher loop round failed")
             signal = self._dispatcher.signal
             signal.leading = self._fence.epoch is not None
-            awaiting = signal.leading and self._dispatcher.runtime.relayer.awaiting_receipt
+            awaiting = signal.leading and (
+                self._dispatcher.runtime.relayer.awaiting_receipt
+                or self._dispatcher.awaiting_user_operations
+            )
             if awaiting:
                 wait = min(wait, RECEIPT_POLL_S)
             receipts_only = not signal.wait(wait) and awaiting

@@ -22,11 +22,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from sessionward.chain.artifacts import ERC7739_VERIFIER, NO_ENTRY_POINT, ensure_erc7739_verifier
+from sessionward.chain.bundler import BundlerClient
 from sessionward.chain.demo import DemoDeployment, deploy_demo
 from sessionward.chain.interface import Chain, DevChain
+from sessionward.chain.paymaster import VerifyingPaymasterSponsor
 from sessionward.chain.relayer import Relayer
 from sessionward.chain.rpc import RpcChain
-from sessionward.chain.signer import RELAYER_KEY_ENV, LocalTransactionSigner
+from sessionward.chain.signer import RELAYER_KEY_ENV, LocalTransactionSigner, RelayerKeyError
 from sessionward.domain.catalog import Catalog, KnownContract, load_catalog
 from sessionward.domain.prices import DEFAULT_PRICES, NATIVE_ASSET, FixedPrices, Price
 from sessionward.reasons import ReasonCode
@@ -36,9 +38,10 @@ from sessionward.store.relay_jobs import SqlRelayJobStore
 from sessionward.vault.backends import open_vault
 from sessionward.vault.interface import RecordVault
 
-from .config import DEFAULT_NETWORK, ConfigError, NetworkSettings, Settings
+from .config import DEFAULT_NETWORK, PAYMASTER_KEY_ENV, ConfigError, NetworkSettings, Settings
 from .errors import forbidden, not_found
 from .onchain import AccountCalls
+from .user_operations import UserOperationPath
 
 EMBEDDED_CHAIN_ID = 1
 DEPLOYMENT_FILE = "deployment.json"
@@ -60,6 +63,8 @@ class Network:
     deployer: LocalTransactionSigner
     confirmations: int = 1
     embedded: bool = False
+    user_operations: UserOperationPath | None = None
+    """The ERC-4337 path (bundler, and paymaster if any), when the network has a bundler."""
 
     @property
     def chain_id(self) -> int:
@@ -98,6 +103,11 @@ class Runtime:
     @property
     def chain_id(self) -> int:
         return self.chain.chain_id
+
+    @property
+    def user_operations(self) -> UserOperationPath | None:
+        """This network's ERC-4337 submission path, if it has a bundler."""
+        return None if self.network is None else self.network.user_operations
 
     @property
     def network_name(self) -> str:
@@ -252,11 +262,30 @@ def _single_network(settings: Settings, store: Store, clock: Callable[[], int]) 
         _warn_of_wallets_from_an_earlier_chain(store, EMBEDDED_CHAIN_ID)
     deployer = LocalTransactionSigner.from_file(data_dir / DEPLOYER_KEY_FILE, create=True)
     deployment = _deployment(
-        chain, data_dir, signer.address, deployer, embedded=not settings.rpc_url
+        chain,
+        data_dir,
+        signer.address,
+        deployer,
+        embedded=not settings.rpc_url,
+        entry_point=settings.entry_point,
     )
     relayer = Relayer(chain, signer, SqlRelayJobStore(store.db), settings.relayer_fee_cap_wei)
+    user_operations = _user_operation_path(
+        chain,
+        entry_point=settings.entry_point,
+        bundler_url=settings.bundler_url,
+        paymaster=settings.paymaster,
+        paymaster_key_file=settings.paymaster_key_file,
+        paymaster_key_env=PAYMASTER_KEY_ENV,
+    )
     return Network(
-        DEFAULT_NETWORK, chain, relayer, deployment, deployer, embedded=not settings.rpc_url
+        DEFAULT_NETWORK,
+        chain,
+        relayer,
+        deployment,
+        deployer,
+        embedded=not settings.rpc_url,
+        user_operations=user_operations,
     )
 
 
@@ -309,6 +338,14 @@ def _configured_network(
     relayer = Relayer(
         chain, signer, SqlRelayJobStore(store.db), fee_cap, confirmations=config.confirmations
     )
+    user_operations = _user_operation_path(
+        chain,
+        entry_point=config.entry_point,
+        bundler_url=config.bundler_url,
+        paymaster=config.paymaster,
+        paymaster_key_file=config.paymaster_key_file,
+        paymaster_key_env=config.paymaster_key_env,
+    )
     return Network(
         config.name,
         chain,
@@ -317,7 +354,41 @@ def _configured_network(
         deployer,
         confirmations=config.confirmations,
         embedded=embedded,
+        user_operations=user_operations,
     )
+
+
+def _user_operation_path(
+    chain: Chain,
+    *,
+    entry_point: str | None,
+    bundler_url: str | None,
+    paymaster: str | None,
+    paymaster_key_file: Path | None,
+    paymaster_key_env: str | None,
+) -> UserOperationPath | None:
+    """The network's ERC-4337 path when it has a bundler; its paymaster's signer key comes
+    from its file (which must exist: it is the signer the paymaster was deployed with) or
+    from the environment variable named."""
+    if bundler_url is None or entry_point is None:
+        return None
+    sponsor = None
+    if paymaster is not None:
+        try:
+            if paymaster_key_file is not None:
+                key = LocalTransactionSigner.from_file(paymaster_key_file)
+            else:
+                variable = paymaster_key_env or PAYMASTER_KEY_ENV
+                key = LocalTransactionSigner.from_env(
+                    {RELAYER_KEY_ENV: os.environ.get(variable, "")}
+                )
+        except RelayerKeyError as exc:
+            raise ConfigError(f"the paymaster's signer key: {exc}") from None
+        sponsor = VerifyingPaymasterSponsor(
+            paymaster=paymaster, chain_id=chain.chain_id, signer=key
+        )
+    bundler = BundlerClient(bundler_url, entry_point=entry_point)
+    return UserOperationPath(chain=chain, bundler=bundler, calls=AccountCalls(), sponsor=sponsor)
 
 
 def _warn_of_wallets_from_an_earlier_chain(store: Store, chain_id: int) -> None:

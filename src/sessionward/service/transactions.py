@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Protocol, TypedDict
+from typing import Any, Literal, Protocol, TypedDict
 
 from sessionward.chain.errors import ChainError
 from sessionward.crypto.typed_data import execution_hash, session_call_digest
@@ -45,6 +45,11 @@ from .ids import new_id
 from .onchain import EXECUTE_BASE_GAS, EXECUTE_GAS_PER_CALL
 from .runtime import Runtime
 from .sessions import SessionDirectory
+from .user_operations import UserOperationPlan, UserOperationRefused
+
+Submission = Literal["relayer", "userop"]
+SUBMISSIONS: tuple[Submission, ...] = ("relayer", "userop")
+"""How Execute submits a session call: through the relayer, or as an ERC-4337 UserOperation."""
 
 FEE_TTL_S = 3.0
 """A fee suggestion older than this is refreshed (in the background, see ``_max_fee``)."""
@@ -330,8 +335,21 @@ class Transactions:
 
     # --- Execute --------------------------------------------------------------------------
 
-    def execute(self, caller: Caller, txn_id: str) -> TransactionView:
-        """Re-decide, then reserve + sign + queue atomically; refuse with reasons otherwise."""
+    def execute(
+        self, caller: Caller, txn_id: str, *, submission: Submission = "relayer"
+    ) -> TransactionView:
+        """Re-decide, then reserve + sign + queue atomically; refuse with reasons otherwise.
+
+        ``submission``: ``relayer`` (the session key signs the session call, the relayer sends
+        it) or ``userop`` (the session key signs an ERC-4337 UserOperation built and
+        estimated before the unit of work, which the network's bundler then runs; see
+        :mod:`.user_operations`). Who pays a UserOperation is what the owner signed: a grant
+        with a fee budget lets the account pay within it; a grant with none has the network's
+        paymaster sponsor it (``FEE_LIMIT_EXCEEDED`` when there is no paymaster)."""
+        if submission not in SUBMISSIONS:
+            raise invalid(
+                ReasonCode.INPUT_MALFORMED, f"submission must be one of {', '.join(SUBMISSIONS)}"
+            )
         caller.require("backend", allow_dead=True)
         started = time.perf_counter()
         rt = self._rt
@@ -377,8 +395,29 @@ class Transactions:
         )
         deadline = min(now + rt.settings.call_deadline_s, view.scope.expires_at)
         exec_hash = execution_hash(mode, execution)
+        plan = None
+        if submission == "userop":
+            try:
+                plan = self._plan_user_operation(
+                    txn,
+                    session_key=record.session_key_address,
+                    account=wallet.account,
+                    mode=mode,
+                    execution=execution,
+                    sponsored=not view.scope.envelope.max_fee_wei,
+                    now=now,
+                )
+            except UserOperationRefused as refused:
+                # The account's own validation refused what the policy allowed.
+                violation = Violation(refused.code, "userOperation", refused.message)
+                return self._refuse(txn, (violation,), decision, started, now)
 
         def sign(call_nonce: int, key: KeyRecord | None) -> SignedCall:
+            if plan is not None:
+                signature = rt.vault.sign(record.session_key_id, plan.digest, now=now, record=key)
+                return SignedCall(
+                    signature=signature, deadline=deadline, mode=mode, execution=execution
+                )
             digest = session_call_digest(
                 wallet.chain_id,
                 wallet.account,
@@ -445,6 +484,58 @@ class Transactions:
                 executed_at=now,
             )
         )
+
+    def _plan_user_operation(
+        self,
+        txn: TransactionRecord,
+        *,
+        session_key: str,
+        account: str,
+        mode: bytes,
+        execution: bytes,
+        sponsored: bool,
+        now: int,
+    ) -> UserOperationPlan:
+        """Build, estimate and (if ``sponsored``) sponsor the call's UserOperation, and record
+        the plan, before the unit of work that signs it (network calls never under the write
+        lock). Raises :class:`UserOperationRefused` when the bundler refuses it."""
+        net = self._network_of(txn.wallet_id)
+        path = net.user_operations
+        if path is None:
+            raise ServiceError(
+                "invalid",
+                ReasonCode.USER_OPERATION_REFUSED,
+                f"network {net.network_name!r} has no bundler: submission 'userop' is unavailable",
+            )
+        if sponsored and path.paymaster is None:
+            raise ServiceError(
+                "invalid",
+                ReasonCode.FEE_LIMIT_EXCEEDED,
+                "the session's grant gives the account no fee budget and network "
+                f"{net.network_name!r} has no paymaster to sponsor the operation",
+            )
+        try:
+            plan = path.plan(
+                txn_id=txn.id,
+                account=account,
+                session_key=session_key,
+                mode=mode,
+                execution=execution,
+                sponsored=sponsored,
+                now=now,
+            )
+        except ChainError as exc:
+            raise ServiceError(
+                "unavailable", ReasonCode.CHAIN_UNAVAILABLE, f"the bundler: {exc}"
+            ) from None
+        net.store.user_operations.add(
+            user_op_hash="0x" + plan.user_op_hash.hex(),
+            txn_id=txn.id,
+            chain_id=net.chain_id,
+            operation=json.dumps(plan.operation.to_rpc(), separators=(",", ":")),
+            now=now,
+        )
+        return plan
 
     def _refuse(
         self,

@@ -28,6 +28,7 @@ from .schema import ALL_TABLES
 from .sessions import SessionRecords
 from .telemetry import Telemetry
 from .transaction_records import TransactionRecords
+from .user_operations import UserOperationRecords
 from .vault_keys import SqlKeyRecordStore
 from .wallets import WalletRecords
 
@@ -56,6 +57,7 @@ class Store:
         self.vault_keys: Final = SqlKeyRecordStore(db)
         self.transactions: Final = TransactionRecords(db)
         self.relay_jobs: Final = SqlRelayJobStore(db)
+        self.user_operations: Final = UserOperationRecords(db)
         self.executions: Final = Executions(db, self.budget, self.audit)
         self.idempotency: Final = IdempotencyKeys(db)
         self.telemetry: Final = Telemetry(db)

@@ -366,6 +366,20 @@ relay_jobs = Table(
     ),
 )
 
+user_operations = Table(
+    # Session calls planned as ERC-4337 user operations (migration 0009): the fields without
+    # the signature, keyed by the userOpHash the transaction's signature covers.
+    "user_operations",
+    metadata,
+    Column("user_op_hash", String(66), primary_key=True),
+    Column("txn_id", ID, nullable=False),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("operation", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("submitted_at", BigInteger, nullable=True),
+    Index("ix_user_operations_txn", "txn_id"),
+)
+
 leases = Table(
     "leases",
     metadata,
@@ -406,6 +420,7 @@ pairing_codes = Table(
 )
 
 ALL_TABLES: Final = (
+    user_operations,
     pairing_codes,
     owner_devices,
     leases,
@@ -448,6 +463,7 @@ __all__ = [
     "sessions",
     "transactions",
     "usage",
+    "user_operations",
     "vault_keys",
     "wallets",
 ]
