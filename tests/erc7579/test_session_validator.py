@@ -392,6 +392,23 @@ def test_an_unacceptable_grant_is_refused_and_enables_nothing(
     assert wallet.module.call("session", wallet.address, key.address)[0] == 0
 
 
+def test_a_session_of_one_account_authorizes_nothing_on_another(
+    stage: Stage, module: DeployedContract, wallet: ModuleWallet
+) -> None:
+    other = new_module_wallet(stage, module, enable=False)
+    # The key's operation on the other account: no session there.
+    op = other.session_op(_pay(other), key=wallet.session)
+    _refused_in_validation(other, op, "SESSION_UNKNOWN")
+    # The owner's grant for the first account, re-addressed to the other: its digest changes,
+    # and the other account's ERC-1271 does not accept the first owner's signature of it.
+    grant = wallet.grant()
+    signature = wallet.grant_signature(grant)
+    grant["account"] = other.address
+    data = other.enable_data(grant, signature)
+    assert revert_reason(stage, other.module_address, data, Key().address) == "SIGNATURE_INVALID"
+    assert module.call("session", other.address, wallet.session.address)[0] == 0
+
+
 def test_the_account_itself_may_enable_a_session_without_a_signature(
     stage: Stage, wallet: ModuleWallet
 ) -> None:
