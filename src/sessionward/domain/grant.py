@@ -691,7 +691,7 @@ def _bound_problems(
 def enable_storage_words(
     token_limits: Iterable[TokenLimit], permissions: Iterable[GrantedPermission]
 ) -> int:
-    """The storage words the account's ``enable_session`` writes for a grant (sessions.vy):
+    """The storage words the account's ``enable_session`` writes for a grant (session_enable.vy):
     per token limit its state word, plus its limit and period words when it refills; per
     permission its packed word and its target's ``target_known`` flag; per rule checked on
     chain one word (``eq``, ``ne``, ``lte``, ``gte``) or one set member per value (``in``,

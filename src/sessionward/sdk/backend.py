@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from .base import SignedClient, page_body
 from .transport import amount, hex_bytes, json_args
@@ -87,11 +87,22 @@ class BackendClient(SignedClient):
             body["network"] = network
         return self._call("PrepareEthereumContractCall", body)
 
-    def execute(self, txn_id: str, idempotency_key: str | None = None) -> dict[str, Any]:
+    def execute(
+        self,
+        txn_id: str,
+        idempotency_key: str | None = None,
+        *,
+        submission: Literal["relayer", "userop"] = "relayer",
+    ) -> dict[str, Any]:
         """Execute a quote. Always sent with an ``Idempotency-Key`` (a fresh one unless given),
-        so that a retry after a network failure can never execute twice."""
+        so that a retry after a network failure can never execute twice. ``submission``:
+        through the service's relayer, or as an ERC-4337 UserOperation through the network's
+        bundler."""
         key = idempotency_key if idempotency_key is not None else uuid.uuid4().hex
-        return self._call("Execute", {"txnId": txn_id}, idempotency_key=key)
+        body: dict[str, Any] = {"txnId": txn_id}
+        if submission != "relayer":
+            body["submission"] = submission
+        return self._call("Execute", body, idempotency_key=key)
 
     def transaction_status(self, txn_id: str) -> dict[str, Any]:
         return self._read("TransactionStatus", {"txnId": txn_id})
