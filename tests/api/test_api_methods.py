@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 
+import pytest
 from api_support import (
     MERCHANT,
     Actor,
@@ -311,3 +312,21 @@ def test_lift_freeze_of_a_wallet_by_one_ops(
     assert lifted["lifted"] == 1
     wallet = waas.runtime.store.wallets.get(world.wallet_id)
     assert wallet is not None
+
+
+@pytest.mark.parametrize(
+    ("submission", "code"),
+    [("userop", "USER_OPERATION_REFUSED"), ("carrier-pigeon", "INPUT_MALFORMED")],
+    ids=["no-bundler-configured", "unknown"],
+)
+def test_execute_with_a_submission_the_network_cannot_make_is_refused_and_signs_nothing(
+    api: Api, world: World, waas: Waas, submission: str, code: str
+) -> None:
+    """The embedded default has no bundler: 'userop' is a client error, never a 500."""
+    txn_id = quote(api, waas, world)
+    refused(
+        api.call("Execute", {"txnId": txn_id, "submission": submission}, world.backend), 400, code
+    )
+    status = api.ok("TransactionStatus", {"txnId": txn_id}, world.backend)
+    assert status["status"] == "quoted"
+    assert waas.runtime.store.user_operations.of_transaction(txn_id) == []
