@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import hashlib
 import multiprocessing
 import os
 import platform
@@ -58,23 +56,28 @@ from datetime import UTC, datetime
 from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 
-if TYPE_CHECKING:
-    from sessionward.api.unit_writer import UnitWriter
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _support import (  # bench/ is not a package: its own directory on the path
+    EXECUTE_PATH,
+    PREPARE_PATH,
+    SIGN_AHEAD_MS,
+    Child,
+    RequestMaker,
+    Setup,
+    host_port,
+    read_response,
+    serve_floor,
+    serve_sessionward,
+    set_up_session,
+)
 
 GOAL_EXECUTES_PER_S: Final = 1_000
 GOAL_P99_MS: Final = 50.0
 GOAL_FLOOR_SHARE: Final = 0.40
-EXECUTE_PATH: Final = "/v1/Waas/Execute"
-PREPARE_PATH: Final = "/v1/Waas/PrepareEthereumTransaction"
-USDX: Final = 10**6
-SWAP_SIGNATURE: Final = (
-    "swapExactTokensForTokens(uint256 amountIn,uint256 amountOutMin,address[] path,"
-    "address to,uint256 deadline)"
-)
 
 
 # --- the HTTP client (load process) --------------------------------------------------------
@@ -85,30 +88,6 @@ class Outcome:
     status: int
     latency_s: float
     body: bytes
-
-
-def http_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    """One HTTP/1.1 keep-alive POST as bytes on the wire."""
-    lines = [
-        f"POST {path} HTTP/1.1",
-        f"Host: {host}:{port}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-        *(f"{k}: {v}" for k, v in headers.items()),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status_line, *header_lines = head[:-4].split(b"\r\n")
-    status = int(status_line.split(b" ", 2)[1])
-    length = 0
-    for line in header_lines:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    return status, await reader.readexactly(length)
 
 
 async def _blast(
@@ -126,7 +105,7 @@ async def _blast(
             for index in cursor:
                 started = time.perf_counter()
                 writer.write(requests[index])
-                status, body = await _read_response(reader)
+                status, body = await read_response(reader)
                 outcomes[index] = Outcome(status, time.perf_counter() - started, body)
         finally:
             writer.close()
@@ -138,52 +117,8 @@ async def _blast(
 
 
 def blast(url: str, requests: Sequence[bytes], concurrency: int) -> tuple[list[Outcome], float]:
-    host, port = _host_port(url)
+    host, port = host_port(url)
     return asyncio.run(_blast(host, port, requests, concurrency))
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    host, _, port = url.removeprefix("http://").partition(":")
-    return host, int(port)
-
-
-SIGN_AHEAD_MS: Final = 50_000
-"""Requests are signed before the clock starts, with their timestamp this far ahead of the
-client's clock: inside the service's ±60 s window, so a signed batch stays valid for about
-110 s instead of 60 (the server's work per request is the same)."""
-
-
-class RequestMaker:
-    """Signs requests as one credential with unique, increasing nonces, for sending soon
-    (see :data:`SIGN_AHEAD_MS`)."""
-
-    def __init__(self, url: str, secret: bytes, credential_id: str) -> None:
-        from sessionward.crypto.request_signature import Secp256k1RequestSigner
-        from sessionward.sdk import NonceCounter
-
-        self._host, self._port = _host_port(url)
-        self._signer = Secp256k1RequestSigner(secret)
-        self._credential_id = credential_id
-        self._nonces = NonceCounter()
-
-    def make(self, path: str, document: dict[str, Any], *, idempotent: bool) -> bytes:
-        from sessionward.crypto.request_signature import SIGNATURE_HEADER, sign_request
-
-        body = orjson.dumps(document)
-        headers = {
-            SIGNATURE_HEADER: sign_request(
-                self._signer,
-                self._credential_id,
-                "POST",
-                path,
-                body,
-                self._nonces.next(),
-                time.time_ns() // 1_000_000 + SIGN_AHEAD_MS,
-            )
-        }
-        if idempotent:
-            headers["Idempotency-Key"] = uuid.uuid4().hex
-        return http_request(self._host, self._port, path, body, headers)
 
 
 # --- statistics ----------------------------------------------------------------------------
@@ -255,22 +190,6 @@ def _answered(status: str) -> Callable[[Outcome], bool]:
 # --- the load process ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Setup:
-    """What the load process needs: the credential (secret: a throwaway key of this run) and
-    the session to prepare calls in."""
-
-    url: str
-    secret: bytes
-    credential_id: str
-    wallet_id: str
-    session_id: str
-    router: str
-    swap_data: str
-    owner_secret: bytes
-    owner_credential_id: str
-
-
 def load_sessionward(
     pipe: Connection, setup: Setup, quotes: int, warmup: int, concurrency: int
 ) -> None:
@@ -322,176 +241,6 @@ def load_floor(
 
 
 # --- the servers (server process) ----------------------------------------------------------
-
-
-def serve_sessionward(pipe: Connection, data_dir: str, run_relayer: bool, switch_ms: float) -> None:
-    """Child: SessionWard on embedded defaults, served by BackgroundServer until told to stop.
-
-    Experiment (off by default, i.e. the production set-up): ``switch_ms`` sets the
-    interpreter's GIL switch interval (default 5 ms). (Bounding the worker-thread pool, the
-    other experiment of earlier sessions, no longer touches Execute: on SQLite it runs on the
-    app's one unit-writer thread.)
-    """
-    import logging
-
-    from sessionward.server import BackgroundServer, freeze_start_up_heap
-    from sessionward.service.config import Settings
-    from sessionward.service.waas import Waas
-
-    logging.basicConfig(level=logging.WARNING)
-    os.environ.pop("SESSIONWARD_DATABASE_URL", None)
-    if switch_ms:
-        sys.setswitchinterval(switch_ms / 1000)
-    # One credential at full speed: the per-signer rate limit (on by default) is off here.
-    waas = Waas.from_settings(
-        Settings(data_dir=Path(data_dir), run_relayer=run_relayer, rate_limit_enabled=False)
-    )
-    deployment = asdict(waas.runtime.deployment)
-    with BackgroundServer(waas) as url:
-        freeze_start_up_heap()  # as `sessionward serve` does
-        pipe.send(("ready", url, os.getpid(), deployment))
-        pipe.recv()
-
-
-def _serve_in_thread(app: Any) -> tuple[str, Callable[[], None]]:
-    """Serve ``app`` with BackgroundServer's uvicorn configuration on a free loopback port;
-    (URL, stop)."""
-    import threading
-
-    import uvicorn
-
-    from sessionward.server import free_port, http_config
-
-    port = free_port()
-    server = uvicorn.Server(http_config(app, host="127.0.0.1", port=port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-    return f"http://127.0.0.1:{port}", stop
-
-
-class FloorApp:
-    """The floor: verify the request signature, sign a digest, answer a small JSON document.
-
-    The same stack as :class:`sessionward.api.app.SessionWardApi`: a bare ASGI callable, the
-    body read from ``receive``, the work on the one thread of a ``UnitWriter`` (as Execute's on
-    SQLite, minus the database: a batch is simply run request by request), a
-    starlette ``Response``.
-    """
-
-    def __init__(self, credential_id: str, address: str) -> None:
-        from sessionward.api.unit_writer import UnitWriter, run_each
-        from sessionward.crypto.request_signature import CredentialKey, InMemoryReplayStore
-
-        self._credential_id = credential_id
-        self._key = CredentialKey.secp256k1(address)
-        self._replay = InMemoryReplayStore()
-        self._signing_secret = secrets.token_bytes(32)
-        self._writer: UnitWriter[tuple[int, bytes]] = UnitWriter(run_each)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        from starlette.datastructures import Headers
-        from starlette.responses import Response
-
-        if scope["type"] != "http":
-            return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        headers = Headers(scope=scope)
-        status, body = await self._writer.run(
-            partial(
-                self._process,
-                headers.get("Oms-Wallet-Signature"),
-                scope["path"],
-                b"".join(chunks),
-            )
-        )
-        await Response(body, status, media_type="application/json")(scope, receive, send)
-
-    def _process(self, header: str | None, path: str, body: bytes) -> tuple[int, bytes]:
-        from sessionward.crypto.request_signature import RequestAuthError, verify_request
-        from sessionward.crypto.secp256k1 import sign_digest
-
-        try:
-            verify_request(
-                header or "",
-                method="POST",
-                path_with_query=path,
-                body=body,
-                now_ms=time.time_ns() // 1_000_000,
-                lookup=lambda cred: self._key if cred == self._credential_id else None,
-                replay=self._replay,
-            )
-        except RequestAuthError as refused:
-            return 401, orjson.dumps({"code": refused.code.value})
-        signature = sign_digest(self._signing_secret, hashlib.sha256(body).digest())
-        return 200, orjson.dumps({"status": "pending", "signature": "0x" + signature.hex()})
-
-
-def serve_floor(pipe: Connection, credential_id: str, address: str) -> None:
-    """Child: the floor app under uvicorn with the BackgroundServer's configuration."""
-    url, stop = _serve_in_thread(FloorApp(credential_id, address))
-    pipe.send(("ready", url, os.getpid()))
-    pipe.recv()
-    stop()
-
-
-# --- set-up over HTTP (parent) -------------------------------------------------------------
-
-
-def set_up_session(url: str, deployment: dict[str, Any]) -> Setup:
-    """A backend credential, a wallet and an approved swap session with a USD budget far above
-    what the run spends (so no limit and no velocity rule fires)."""
-    from sessionward.crypto.request_signature import Secp256k1RequestSigner
-    from sessionward.domain.abi import encode_call, parse_signature
-    from sessionward.sdk import BackendClient, OwnerClient
-
-    secret = secrets.token_bytes(32)
-    with BackendClient(url, Secp256k1RequestSigner(secret)) as backend:
-        credential = backend.register(
-            "Bench Agent", "https://bench.example", int(time.time()) + 86_400
-        )
-    owner_secret = secrets.token_bytes(32)
-    with OwnerClient(url, owner_secret) as owner:
-        wallet = owner.create_wallet()
-        envelope = {
-            "capabilities": ["swap.execute"],
-            "maxValueUsd": 1_000_000_000,
-            "allowedDestinations": [deployment["router"]],
-            "chainId": 1,
-            "expiresAt": int(time.time()) + 3000,
-        }
-        pending = owner.authorize_remote_access(
-            credential["credentialId"], wallet["walletId"], envelope
-        )
-        owner.approve_session(pending["sessionId"], owner.sign_grant(pending))
-        owner_credential_id = str(owner.credential_id)
-    tokens = deployment["tokens"]
-    data = encode_call(
-        parse_signature(SWAP_SIGNATURE),
-        (USDX, 0, (tokens["USDX"], tokens["WETHX"]), wallet["account"], int(time.time()) + 3600),
-    )
-    return Setup(
-        url=url,
-        secret=secret,
-        credential_id=str(credential["credentialId"]),
-        wallet_id=str(wallet["walletId"]),
-        session_id=str(pending["sessionId"]),
-        router=str(deployment["router"]),
-        swap_data="0x" + data.hex(),
-        owner_secret=owner_secret,
-        owner_credential_id=owner_credential_id,
-    )
 
 
 def revoke_each(setups: Sequence[Setup], gap_s: float) -> list[float]:
@@ -888,32 +637,6 @@ def breakdown(count: int, profile: Path | None) -> None:
 # --- orchestration (parent) ----------------------------------------------------------------
 
 
-class Child:
-    """A spawned child process and our end of its pipe."""
-
-    def __init__(self, ctx: Any, target: Callable[..., None], *args: object) -> None:
-        self.pipe, theirs = ctx.Pipe()
-        self.process = ctx.Process(target=target, args=(theirs, *args), daemon=True)
-        self.process.start()
-
-    def receive(self, timeout_s: float) -> tuple[Any, ...]:
-        if not self.pipe.poll(timeout_s):
-            raise TimeoutError(f"no word from {self.process.name} in {timeout_s} s")
-        message = self.pipe.recv()
-        if message[0] == "error":
-            raise RuntimeError(message[1])
-        return tuple(message)
-
-    def stop(self) -> None:
-        if self.process.is_alive():
-            with contextlib.suppress(BrokenPipeError, OSError):
-                self.pipe.send("stop")
-            self.process.join(timeout=15)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(timeout=5)
-
-
 def start_profiler(pid: int, output: Path, seconds: float, mode: str) -> subprocess.Popen[bytes]:
     """py-spy on ``pid`` for ``seconds``, collapsed stacks (``raw``) into ``output``.
 
@@ -949,12 +672,23 @@ def measure(args: argparse.Namespace) -> tuple[list[Run], dict[str, Any]]:
     info: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="sessionward-bench-") as data_dir:
         started = time.monotonic()
-        server = Child(ctx, serve_sessionward, data_dir, args.relayer, args.switch_ms)
+        server = Child(
+            ctx,
+            partial(serve_sessionward, run_relayer=args.relayer, switch_ms=args.switch_ms),
+            data_dir,
+        )
         try:
             _, url, pid, deployment = server.receive(180)
             info["startup_s"] = time.monotonic() - started
             setup = set_up_session(url, deployment)
             to_revoke = [set_up_session(url, deployment) for _ in range(2 * args.revocations)]
+            # Sessions are active once the chain shows them installed: relay the set-up.
+            if args.relayer:
+                time.sleep(3)
+            else:
+                for _ in range(2 + args.revocations // 4):
+                    server.pipe.send("settle")
+                    server.receive(120)
             if to_revoke:
                 info["revoke_idle_ms"] = revoke_each(to_revoke[: args.revocations], 0.02)
             loader = Child(ctx, load_sessionward, setup, args.quotes, args.warmup, args.concurrency)

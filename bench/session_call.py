@@ -2,14 +2,22 @@
 on PostgreSQL; and an agent's ask → mined latency on anvil (issue 16, item 6).
 
 **Session calls.** The service runs on embedded defaults (the in-process chain, the local vault)
-in a spawned child (:class:`sessionward.server.BackgroundServer`, as ``sessionward serve``),
-with its database on SQLite (a temporary data directory) or on PostgreSQL (``--pg-url``, a
-private schema dropped at the end). The relayer is off: this measures the requests, not the
-in-process EVM. A second child is the load: ``--concurrency`` keep-alive connections, each
-making one call at a time: a signed ``PrepareEthereumTransaction`` (signed before the clock
-starts), then, once its quote is back, an ``Execute`` of that quote, signed on the spot (it
-names the quote), with an ``Idempotency-Key``. A call's latency runs from the Prepare sent to
-the Execute answered.
+in a spawned child (``_support.serve_sessionward``: :class:`sessionward.server.BackgroundServer`,
+as ``sessionward serve``), with its database on SQLite (a temporary data directory) or on
+PostgreSQL (``--pg-url``, a private schema dropped at the end). The relayer is off: this
+measures the requests, not the in-process EVM. A second child is the load: ``--concurrency``
+keep-alive connections, each making one call at a time: a signed ``PrepareEthereumTransaction``
+(signed before the clock starts), then, once its quote is back, an ``Execute`` of that quote,
+signed on the spot (it names the quote), with an ``Idempotency-Key``. A call's latency runs
+from the Prepare sent to the Execute answered.
+
+``--sessions N`` sets up N sessions, each of its own backend credential, and connection ``c``
+calls in session ``c mod N``: with one session (the default) every Execute queues on that
+session's row lock (PostgreSQL) and the run measures that lock; with ``--sessions 32`` at 32
+connections each connection has a session of its own. ``--one-wallet`` puts them all on one
+wallet (one audit stream, whose lock every Execute then takes). The CPU the server process
+(and, on PostgreSQL, the database processes serving its connections, found by
+``application_name``) spent during the measured calls is reported per call.
 
 The FLOOR is the bare verify+sign endpoint of ``bench/execute.py`` (same server stack, the work
 on one writer thread) called the same way: two requests per call, the second signed on the spot
@@ -26,8 +34,8 @@ automine.
 
 The machine is shared: keep runs short (the defaults take well under a minute each).
 
-Run: ``.venv/bin/python bench/session_call.py [--calls 1500] [--concurrency 32] [--trials 20]
-[--skip-pg] [--skip-anvil]``.
+Run: ``.venv/bin/python bench/session_call.py [--calls 1500] [--concurrency 32] [--sessions 32]
+[--one-wallet] [--no-floor] [--trials 20] [--skip-sqlite] [--skip-pg] [--skip-anvil]``.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Final
@@ -54,7 +63,7 @@ from typing import Any, Final
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import execute as ex
+import _support as ex  # bench/ is not a package: its own directory on the path
 
 DEFAULT_PG_URL: Final = "postgresql://postgres@127.0.0.1:5432/test"
 GOAL_CALLS_PER_S: Final = 1_000
@@ -86,45 +95,50 @@ def _rank(values: Sequence[float], q: float) -> float:
 async def _two_request_calls(
     host: str,
     port: int,
-    firsts: Sequence[bytes],
-    second: Callable[[int, bytes], bytes | None],
-    concurrency: int,
+    firsts: Sequence[Sequence[bytes]],
+    second: Callable[[int, int, bytes], bytes | None],
 ) -> tuple[list[tuple[int, float, float, float, bytes]], float]:
-    """Each connection: send ``firsts[i]``, then ``second(i, first answer)`` (``None``: the
-    call failed at its first request). Per call: (status, first ms, second ms, call ms, body
-    of the last answer)."""
-    results: list[tuple[int, float, float, float, bytes] | None] = [None] * len(firsts)
-    cursor = iter(range(len(firsts)))
+    """One keep-alive connection per list of ``firsts``: each sends its ``firsts[c][i]`` in
+    turn, then ``second(c, i, first answer)`` (``None``: the call failed at its first
+    request). Per call: (status, first ms, second ms, call ms, body of the last answer)."""
+    results: list[tuple[int, float, float, float, bytes]] = []
 
-    async def connection() -> None:
+    async def connection(c: int) -> None:
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            for index in cursor:
+            for index, first in enumerate(firsts[c]):
                 started = time.perf_counter()
-                writer.write(firsts[index])
-                status, body = await ex._read_response(reader)
+                writer.write(first)
+                status, body = await ex.read_response(reader)
                 answered = time.perf_counter()
-                follow = second(index, body) if status == 200 else None
+                follow = second(c, index, body) if status == 200 else None
                 if follow is None:
-                    results[index] = (status, (answered - started) * 1000, 0.0, 0.0, body)
+                    results.append((status, (answered - started) * 1000, 0.0, 0.0, body))
                     continue
                 sent = time.perf_counter()
                 writer.write(follow)
-                status, body = await ex._read_response(reader)
+                status, body = await ex.read_response(reader)
                 done = time.perf_counter()
-                results[index] = (
-                    status,
-                    (answered - started) * 1000,
-                    (done - sent) * 1000,
-                    (done - started) * 1000,
-                    body,
+                results.append(
+                    (
+                        status,
+                        (answered - started) * 1000,
+                        (done - sent) * 1000,
+                        (done - started) * 1000,
+                        body,
+                    )
                 )
         finally:
             writer.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(concurrency)))
-    return [r for r in results if r is not None], time.perf_counter() - started
+    await asyncio.gather(*(connection(c) for c in range(len(firsts))))
+    return results, time.perf_counter() - started
+
+
+def _spread(count: int, connections: int) -> list[int]:
+    """How many of ``count`` calls each of ``connections`` connections makes."""
+    return [count // connections + (c < count % connections) for c in range(connections)]
 
 
 def _summarize(
@@ -150,31 +164,53 @@ def _summarize(
 
 
 def load_session_calls(
-    pipe: Connection, setup: ex.Setup, calls: int, warmup: int, concurrency: int, name: str
+    pipe: Connection,
+    setups: Sequence[ex.Setup],
+    calls: int,
+    warmup: int,
+    concurrency: int,
+    name: str,
 ) -> None:
-    """Child: ``warmup`` calls (not measured), then ``calls`` measured Prepare + Execute."""
-    maker = ex.RequestMaker(setup.url, setup.secret, setup.credential_id)
-    host, port = ex._host_port(setup.url)
-    body = {
-        "walletId": setup.wallet_id,
-        "sessionId": setup.session_id,
-        "to": setup.router,
-        "value": "0",
-        "data": setup.swap_data,
-    }
+    """Child: ``warmup`` calls (not measured), then ``calls`` measured Prepare + Execute;
+    connection ``c`` calls in session ``setups[c % len(setups)]`` (one session per connection
+    when there are as many), signing as that session's credential. Tells the parent when the
+    measured calls start (``"measuring"``, answered with anything) so it can read CPU
+    counters around them."""
+    makers = [ex.RequestMaker(s.url, s.secret, s.credential_id) for s in setups]
+    host, port = ex.host_port(setups[0].url)
+    bodies = [
+        {
+            "walletId": s.wallet_id,
+            "sessionId": s.session_id,
+            "to": s.router,
+            "value": "0",
+            "data": s.swap_data,
+        }
+        for s in setups
+    ]
 
-    def execute(_index: int, quote: bytes) -> bytes | None:
+    def execute(c: int, _index: int, quote: bytes) -> bytes | None:
         txn_id = orjson.loads(quote).get("txnId")
         if txn_id is None:
             return None
+        maker = makers[c % len(setups)]
         return maker.make(ex.EXECUTE_PATH, {"txnId": txn_id}, idempotent=True)
 
     runs = []
     for count in (warmup, calls):
-        prepares = [maker.make(ex.PREPARE_PATH, body, idempotent=False) for _ in range(count)]
-        results, seconds = asyncio.run(
-            _two_request_calls(host, port, prepares, execute, concurrency)
-        )
+        prepares = [
+            [
+                makers[c % len(setups)].make(
+                    ex.PREPARE_PATH, bodies[c % len(setups)], idempotent=False
+                )
+                for _ in range(n)
+            ]
+            for c, n in enumerate(_spread(count, concurrency))
+        ]
+        if count == calls:
+            pipe.send(("measuring",))
+            pipe.recv()
+        results, seconds = asyncio.run(_two_request_calls(host, port, prepares, execute))
         runs.append(_summarize(name, results, seconds))
     if runs[0].failures:
         print(f"warm-up failures: {runs[0].failures}", file=sys.stderr)
@@ -192,96 +228,94 @@ def load_floor_calls(
 ) -> None:
     """Child: the same two-request calls against the floor endpoint."""
     maker = ex.RequestMaker(url, secret, credential_id)
-    host, port = ex._host_port(url)
+    host, port = ex.host_port(url)
 
-    def second(index: int, _answer: bytes) -> bytes:
-        return maker.make(ex.EXECUTE_PATH, {"txnId": f"txn_{index:032x}"}, idempotent=True)
+    def second(c: int, index: int, _answer: bytes) -> bytes:
+        txn = f"txn_{c:08x}{index:024x}"
+        return maker.make(ex.EXECUTE_PATH, {"txnId": txn}, idempotent=True)
 
     runs = []
     for count in (warmup, calls):
-        firsts = [maker.make(ex.PREPARE_PATH, {"n": i}, idempotent=False) for i in range(count)]
-        results, seconds = asyncio.run(_two_request_calls(host, port, firsts, second, concurrency))
+        firsts = [
+            [maker.make(ex.PREPARE_PATH, {"n": i}, idempotent=False) for i in range(n)]
+            for n in _spread(count, concurrency)
+        ]
+        results, seconds = asyncio.run(_two_request_calls(host, port, firsts, second))
         runs.append(_summarize("floor (verify + sign) x2", results, seconds))
     pipe.send(("done", asdict(runs[-1])))
 
 
-def serve(pipe: Connection, data_dir: str, database_url: str | None, schema: str | None) -> None:
-    """Child: SessionWard on embedded defaults (the database aside), relayer off: the parent
-    asks for ``"settle"`` (three dispatcher rounds) once it has set up a session, which must be
-    installed on chain before it is active."""
-    import logging
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds spent during a measured run: the server process, and (PostgreSQL) the
+    database server's processes serving it."""
 
-    from sessionward.server import BackgroundServer, freeze_start_up_heap
-    from sessionward.service.config import Settings
-    from sessionward.service.waas import Waas
-
-    logging.basicConfig(level=logging.WARNING)
-    os.environ.pop("SESSIONWARD_DATABASE_URL", None)
-    settings = Settings(
-        data_dir=Path(data_dir),
-        database_url=database_url,
-        database_schema=schema,
-        run_relayer=False,
-        rate_limit_enabled=False,
-    )
-    waas = Waas.from_settings(settings)
-    deployment = asdict(waas.runtime.deployment)
-    with BackgroundServer(waas) as url:
-        freeze_start_up_heap()
-        pipe.send(("ready", url, os.getpid(), deployment))
-        while pipe.recv() == "settle":  # relay the set-up (wallet deployed, session installed)
-            for _ in range(3):
-                waas.dispatcher.step()
-            pipe.send(("settled",))
+    server_s: float
+    database_s: float
 
 
-def _drop_schema(pg_url: str, schema: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    from sessionward.store.database import normalize_url
-
-    admin = create_engine(normalize_url(pg_url))
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
-
-
-def measure_backend(ctx: Any, engine: str, args: argparse.Namespace) -> tuple[CallRun, CallRun]:
-    """One database's session-call run, then a floor run right after it."""
+def measure_backend(
+    ctx: Any, engine: str, args: argparse.Namespace, *, floor: bool = True
+) -> tuple[CallRun, CallRun | None, Cpu]:
+    """One database's session-call run (``args.sessions`` sessions, on one wallet if
+    ``args.one_wallet``), then a floor run right after it (unless not ``floor``)."""
     schema = f"sw_bench_{uuid.uuid4().hex[:12]}" if engine == "postgresql" else None
-    url = args.pg_url if engine == "postgresql" else None
+    application = f"sw_bench_{uuid.uuid4().hex[:8]}"
+    url = None
+    if engine == "postgresql":
+        joiner = "&" if "?" in args.pg_url else "?"
+        url = f"{args.pg_url}{joiner}application_name={application}"
     with tempfile.TemporaryDirectory(prefix="sessionward-bench-") as data_dir:
-        server = ex.Child(ctx, serve, data_dir, url, schema)
+        server = ex.Child(
+            ctx, partial(ex.serve_sessionward, database_url=url, schema=schema), data_dir
+        )
         try:
-            _, base, _pid, deployment = server.receive(240)
-            setup = ex.set_up_session(base, deployment)
-            server.pipe.send("settle")
-            server.receive(120)
+            _, base, server_pid, deployment = server.receive(240)
+            setups = ex.set_up_sessions(base, deployment, args.sessions, one_wallet=args.one_wallet)
+            for _ in range(2 + args.sessions // 8):  # installs, a few per dispatcher round
+                server.pipe.send("settle")
+                server.receive(120)
             loader = ex.Child(
                 ctx,
                 load_session_calls,
-                setup,
+                setups,
                 args.calls,
                 args.warmup,
                 args.concurrency,
-                f"session calls, {engine}",
+                f"session calls, {engine}, {args.sessions} session"
+                + ("s" if args.sessions > 1 else "")
+                + (" on one wallet" if args.one_wallet and args.sessions > 1 else ""),
             )
             try:
-                _, doc = loader.receive(300)
+                loader.receive(600)  # "measuring"
+                backends = [] if url is None else ex.backend_pids(args.pg_url, application)
+                server_before = ex.process_cpu_s(server_pid)
+                database_before = ex.cpu_of(backends)
+                loader.pipe.send("go")
+                _, doc = loader.receive(600)
+                server_cpu = ex.process_cpu_s(server_pid) - server_before
+                if url is not None:  # connections opened during the run count from zero
+                    backends = ex.backend_pids(args.pg_url, application)
+                database_cpu = sum(
+                    cpu - database_before.get(pid, 0.0) for pid, cpu in ex.cpu_of(backends).items()
+                )
             finally:
                 loader.stop()
         finally:
             server.stop()
             if schema is not None:
-                _drop_schema(args.pg_url, schema)
+                ex.drop_schema(args.pg_url, schema)
     calls = CallRun(**doc)
+    cpu = Cpu(server_cpu, database_cpu)
+    if not floor:
+        return calls, None, cpu
 
     from sessionward.crypto.secp256k1 import address_from_secret
 
     floor_secret = secrets.token_bytes(32)
-    floor = ex.Child(ctx, ex.serve_floor, "cred_floor", address_from_secret(floor_secret))
+    floor_server = ex.Child(ctx, ex.serve_floor, "cred_floor", address_from_secret(floor_secret))
     try:
-        _, floor_url, _pid = floor.receive(60)
+        _, floor_url, _pid = floor_server.receive(60)
         loader = ex.Child(
             ctx,
             load_floor_calls,
@@ -297,8 +331,8 @@ def measure_backend(ctx: Any, engine: str, args: argparse.Namespace) -> tuple[Ca
         finally:
             loader.stop()
     finally:
-        floor.stop()
-    return calls, CallRun(**doc)
+        floor_server.stop()
+    return calls, CallRun(**doc), cpu
 
 
 # --- ask -> mined on anvil -----------------------------------------------------------------
@@ -401,12 +435,18 @@ def ask_to_mined(block_time: int | None, trials: int) -> list[float]:
 # --- report --------------------------------------------------------------------------------
 
 
-def _row(run: CallRun, floor: CallRun) -> str:
+def _row(run: CallRun, floor: CallRun | None, cpu: Cpu) -> str:
+    per_call = 1000 / run.ok if run.ok else 0.0
     return (
         f"| {run.name} | {run.ok}/{run.calls} | {run.per_second:.0f} | "
         f"{_rank(run.call_ms, 0.5):.1f} | {_rank(run.call_ms, 0.99):.1f} | "
-        f"{_rank(run.request_ms, 0.99):.1f} | {floor.per_second:.0f} | "
-        f"{run.per_second / floor.per_second:.2f} |"
+        f"{_rank(run.request_ms, 0.99):.1f} | {cpu.server_s * per_call:.2f} | "
+        f"{cpu.database_s * per_call:.2f} | "
+        + (
+            f"{floor.per_second:.0f} | {run.per_second / floor.per_second:.2f} |"
+            if floor is not None
+            else "- | - |"
+        )
         + (f" failures {run.failures}" if run.failures else "")
     )
 
@@ -415,7 +455,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1_500, help="measured calls per run")
     parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=32, help="connections")
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=1,
+        help="sessions the connections call in (connection c in session c mod N): as many "
+        "as --concurrency gives each connection a session of its own",
+    )
+    parser.add_argument(
+        "--one-wallet", action="store_true", help="every session on one wallet (one owner)"
+    )
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor runs")
     parser.add_argument("--trials", type=int, default=20, help="ask -> mined trials per mode")
     parser.add_argument(
         "--pg-url", default=os.environ.get("SESSIONWARD_TEST_PG_URL", DEFAULT_PG_URL)
@@ -427,29 +478,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"# session_call bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
     ctx = multiprocessing.get_context("spawn")
     engines = [e for e, skip in (("sqlite", args.skip_sqlite), ("postgresql", args.skip_pg))
                if not skip]  # fmt: skip
     rows = []
     rates: dict[str, float] = {}
+    cpu_per_call: dict[str, float] = {}
     for engine in engines:
-        calls, floor = measure_backend(ctx, engine, args)
+        calls, floor, cpu = measure_backend(ctx, engine, args, floor=not args.no_floor)
         rates[engine] = calls.per_second
-        rows.append(_row(calls, floor))
+        cpu_per_call[engine] = (cpu.server_s + cpu.database_s) / max(calls.ok, 1)
+        rows.append(_row(calls, floor, cpu))
     if rows:
         print(
-            f"\n{args.calls} calls (Prepare + Execute) at {args.concurrency} connections; "
-            f"goal >= {GOAL_CALLS_PER_S}/s and >= {GOAL_FLOOR_SHARE:.0%} of the floor\n"
+            f"\n{args.calls} calls (Prepare + Execute) at {args.concurrency} connections, "
+            f"{args.sessions} session(s){' on one wallet' if args.one_wallet else ''}; "
+            f"goal >= {GOAL_CALLS_PER_S}/s and >= {GOAL_FLOOR_SHARE:.0%} of the floor; "
+            f"load average now {os.getloadavg()[0]:.2f}\n"
         )
         print("| run | ok | calls/s | call p50 ms | call p99 ms | request p99 ms "
-              "| floor calls/s | share of floor |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|")
+              "| server CPU ms/call | PostgreSQL CPU ms/call | floor calls/s "
+              "| share of floor |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for row in rows:
             print(row)
         if "sqlite" in rates and "postgresql" in rates:
-            print(f"\nPostgreSQL / SQLite: {rates['postgresql'] / rates['sqlite']:.2f}")
+            print(
+                f"\nPostgreSQL / SQLite: calls/s {rates['postgresql'] / rates['sqlite']:.2f}, "
+                "CPU per call (server + PostgreSQL's processes) "
+                f"{cpu_per_call['postgresql'] / cpu_per_call['sqlite']:.2f}"
+            )
     if not args.skip_anvil:
         print("\n| anvil | trials | ask->mined p50 ms | p90 ms | max ms |")
         print("|---|---|---|---|---|")
