@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from erc4337_support import ONE_ETH, TRANSFER, USDX, Key, Stage, transfer_call
+from erc4337_support import ONE_ETH, TRANSFER, USDX, ZERO_ADDRESS, Key, Stage, transfer_call
 from module_support import (
     ModuleWallet,
     deploy_module,
@@ -274,6 +274,42 @@ def test_the_grants_revoker_may_revoke_its_session_and_no_one_else(
     assert wallet.module.call("session", wallet.address, key.address)[0] == 2
     _refused_in_validation(wallet, wallet.session_op(_pay(wallet), key=key), "SESSION_REVOKED")
     assert wallet.module.call("session", wallet.address, wallet.session.address)[0] == 1
+
+
+def _signed_revocation(wallet: ModuleWallet, key: str, signer: Key | None = None) -> bytes:
+    epoch = wallet.epoch()
+    nonce = wallet.module.call_one("owner_nonce", wallet.address)
+    assert isinstance(nonce, int)
+    digest = typed_data.revocation_digest(
+        wallet.stage.chain.chain_id, wallet.address, key, epoch, nonce
+    )
+    signature = (signer or wallet.account.owner).sign(digest)
+    return wallet.module.compiled.encode(
+        "revoke_session_signed", wallet.address, key, epoch, nonce, signature
+    )
+
+
+def test_an_owner_signed_revocation_is_relayed_once(stage: Stage, wallet: ModuleWallet) -> None:
+    forged = _signed_revocation(wallet, wallet.session.address, signer=Key())
+    relayer = Key().address
+    assert revert_reason(stage, wallet.module_address, forged, relayer) == "SIGNATURE_INVALID"
+    data = _signed_revocation(wallet, wallet.session.address)
+    transact(stage.chain, stage.deployer, to=wallet.module_address, data=data)
+    assert wallet.module.call_one("owner_nonce", wallet.address) == 1
+    assert wallet.module.call("session", wallet.address, wallet.session.address)[0] == 2
+    _refused_in_validation(wallet, wallet.session_op(_pay(wallet)), "SESSION_REVOKED")
+    assert revert_reason(stage, wallet.module_address, data, relayer) == "NONCE_REPLAYED"
+
+
+def test_an_owner_signed_revocation_of_the_zero_key_revokes_all(
+    stage: Stage, wallet: ModuleWallet
+) -> None:
+    data = _signed_revocation(wallet, ZERO_ADDRESS)
+    transact(stage.chain, stage.deployer, to=wallet.module_address, data=data)
+    assert wallet.epoch() == 1
+    _refused_in_validation(wallet, wallet.session_op(_pay(wallet)), "SESSION_UNKNOWN")
+    # Signed for the old epoch: stale.
+    assert revert_reason(stage, wallet.module_address, data, Key().address) == "NONCE_REPLAYED"
 
 
 def test_revoke_all_refuses_every_session_of_the_account_only(

@@ -111,6 +111,7 @@ ACC_EXECUTOR: constant(uint256) = 2         # bit 1: installed as an executor
 ACC_ANY_TYPE: constant(uint256) = 3
 ACC_EPOCH: constant(uint256) = 8            # uint32: bumped by uninstall and revoke_all
 ACC_GENERATION: constant(uint256) = 40      # uint32: enables so far (keys a grant's permissions)
+ACC_OWNER_NONCE: constant(uint256) = 72     # uint32: next owner-signed revocation nonce
 # Session, x = keccak256(abi_encode(SESSION_TAG, epoch, sessionKey)): n = 0 state, n = 1 fee
 # budget, n = 2 the grant's revoker (0: none).
 SESSION_TAG: constant(bytes32) = keccak256("sessionward.erc7579.session")
@@ -378,19 +379,19 @@ def grant_digest(grant: session_grants.SessionGrant) -> bytes32:
 
 @internal
 @view
-def _check_grant_authority(grant: session_grants.SessionGrant, signature: Bytes[MAX_SIGNATURE]):
+def _check_owner_approval(account: address, digest: bytes32, signature: Bytes[MAX_SIGNATURE]):
     """
-    @dev The account itself may enable without a signature; anyone else needs the account's
-         ERC-1271 approval of the grant digest (SIGNATURE_INVALID otherwise: a revert, a
-         short answer or any other value).
+    @dev The owner's authority over `account` for `digest`: the account itself calling, or
+         the account's ERC-1271 approval of `digest` (SIGNATURE_INVALID otherwise: a
+         revert, a short answer or any other value). The module cannot know what an
+         account's owner is; the account says what its owner signed.
     """
-    if msg.sender == grant.account:
+    if msg.sender == account:
         return
-    digest: bytes32 = self._typed_digest(grant.account, session_grants._grant_struct_hash(grant))
     success: bool = False
     response: Bytes[32] = b""
     success, response = raw_call(
-        grant.account,
+        account,
         abi_encode(digest, signature, method_id=method_id("isValidSignature(bytes32,bytes)")),
         max_outsize=32,
         is_static_call=True,
@@ -459,7 +460,9 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MA
     if grant.envelope.validAfter >= grant.envelope.expiresAt:
         reasons._fail(reasons.WINDOW_INVALID)
     self._check_enforceable(grant.envelope)
-    self._check_grant_authority(grant, owner_signature)
+    self._check_owner_approval(
+        account, self._typed_digest(account, session_grants._grant_struct_hash(grant)), owner_signature
+    )
 
     self._store(account, nonce_key, 0, 1)
     generation: uint256 = ((word >> ACC_GENERATION) & MASK32) + 1
@@ -551,6 +554,55 @@ def revoke_all():
     epoch: uint256 = self._next_epoch(word)
     self._store(msg.sender, ACCOUNT_KEY, 0, (word & ~(MASK32 << ACC_EPOCH)) | (epoch << ACC_EPOCH))
     log SessionsRevokedAll(account=msg.sender, epoch=epoch)
+
+
+@external
+def revoke_session_signed(
+    account: address, session_key: address, epoch: uint256, nonce: uint256, owner_signature: Bytes[MAX_SIGNATURE]
+):
+    """
+    @notice Relay the owner's EIP-712 `Revocation` (SessionAccount's typed data, the
+            account's domain); `session_key = 0` revokes all (epoch bump).
+    @dev `nonce` must be the account's next owner-revocation nonce and `epoch` its current
+         epoch (a stale message is NONCE_REPLAYED); the owner's approval comes from the
+         account's ERC-1271 (SIGNATURE_INVALID) or the account calling; the nonce is then
+         spent, and the key is revoked as by `revoke_session` (SESSION_UNKNOWN,
+         SESSION_REVOKED).
+    @param account The account.
+    @param session_key The session key to revoke, or zero for all.
+    @param epoch The account's current epoch.
+    @param nonce The account's next owner-revocation nonce (`owner_nonce`).
+    @param owner_signature What the account's isValidSignature accepts for the digest.
+    """
+    word: uint256 = self._load(account, ACCOUNT_KEY, 0)
+    if nonce != (word >> ACC_OWNER_NONCE) & MASK32 or epoch != (word >> ACC_EPOCH) & MASK32:
+        reasons._fail(reasons.NONCE_REPLAYED)
+    struct_hash: bytes32 = keccak256(
+        abi_encode(session_grants.REVOCATION_TYPEHASH, account, session_key, epoch, nonce)
+    )
+    self._check_owner_approval(account, self._typed_digest(account, struct_hash), owner_signature)
+    if nonce == MASK32:
+        reasons._fail(reasons.NONCE_REPLAYED)
+    word += 1 << ACC_OWNER_NONCE
+    if session_key == empty(address):
+        next_epoch: uint256 = self._next_epoch(word)
+        self._store(account, ACCOUNT_KEY, 0, (word & ~(MASK32 << ACC_EPOCH)) | (next_epoch << ACC_EPOCH))
+        log SessionsRevokedAll(account=account, epoch=next_epoch)
+        return
+    self._store(account, ACCOUNT_KEY, 0, word)
+    self._revoke(account, session_key, False)
+
+
+@external
+@view
+def owner_nonce(account: address) -> uint256:
+    """
+    @notice The account's next owner-revocation nonce (for `revoke_session_signed`).
+    @dev Bits 72..103 of the account word; kept across epochs.
+    @param account The account.
+    @return The nonce the next signed revocation must carry.
+    """
+    return (self._read(account, ACCOUNT_KEY, 0) >> ACC_OWNER_NONCE) & MASK32
 
 
 @internal
