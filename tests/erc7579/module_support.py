@@ -52,7 +52,7 @@ MODULE_SOURCE: Final = (
     / "sessionward"
     / "contracts"
     / "erc7579_module"
-    / "SessionWardValidator.vy"
+    / "SessionWardModule.vy"
 )
 GRANT_NONCES: Final = count(1)
 REFUSED_TX_GAS: Final = 1_000_000

@@ -24,7 +24,7 @@ neither ``GAS`` nor any opcode ERC-7562 bans in validation.
 
 :data:`RUNTIME` is assembled here from :data:`PROGRAM` (mnemonics, labels resolved);
 :data:`INITCODE` returns it; :data:`ADDRESS` is where the deterministic deployment proxy puts it
-with salt 0 on any chain, the address the module (``SessionWardValidator.vy``) uses.
+with salt 0 on any chain, the address the module (``SessionWardModule.vy``) uses.
 """
 
 from __future__ import annotations
