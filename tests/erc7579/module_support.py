@@ -1,4 +1,4 @@
-"""SessionWard's ERC-7579 validator (src/sessionward/contracts/erc7579_module) on anvil, for the
+"""SessionWard's ERC-7579 module (src/sessionward/contracts/erc7579_module) on anvil, for the
 module tests: AssociatedStorage at its deterministic address, the module deployed once, and
 :class:`ModuleWallet`, an OpenZeppelin ``AccountERC7579`` (``oz_account``) with the module
 installed by its owner and one session enabled by the owner's grant.
