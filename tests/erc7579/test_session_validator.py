@@ -1,5 +1,5 @@
-"""SessionWard's ERC-7579 module as a validator on a third-party account (OpenZeppelin AccountERC7579 from
-npm) against the real EntryPoint v0.7 on anvil: the owner installs the module, relays a signed
+"""SessionWard's ERC-7579 module as a validator on a third-party account (OpenZeppelin
+AccountERC7579 from npm) against the real EntryPoint v0.7 on anvil: the owner installs the module, relays a signed
 grant, and the session key's user operation runs the granted call; every refusal is the exact
 EntryPoint answer (and, inside AA23, the module's reason code) with nothing changed: balances,
 the account's nonce for the module's key, the session's fee budget. Uninstalling bumps the
