@@ -1,10 +1,10 @@
 """SessionWard's ERC-7579 module as a validator on a third-party account (OpenZeppelin
-AccountERC7579 from npm) against the real EntryPoint v0.7 on anvil: the owner installs the module, relays a signed
-grant, and the session key's user operation runs the granted call; every refusal is the exact
-EntryPoint answer (and, inside AA23, the module's reason code) with nothing changed: balances,
-the account's nonce for the module's key, the session's fee budget. Uninstalling bumps the
-account's epoch, so a reinstall starts clean: the old session is unknown, the old grant cannot
-be enabled again, a new grant works.
+AccountERC7579 from npm) against the real EntryPoint v0.7 on anvil: the owner installs the
+module, relays a signed grant, and the session key's user operation runs the granted call;
+every refusal is the exact EntryPoint answer (and, inside AA23, the module's reason code) with
+nothing changed: balances, the account's nonce for the module's key, the session's fee budget.
+Uninstalling bumps the account's epoch, so a reinstall starts clean: the old session is
+unknown, the old grant cannot be enabled again, a new grant works.
 """
 
 from __future__ import annotations
