@@ -68,8 +68,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-def start(chain_id: int) -> tuple[subprocess.Popen[bytes], str]:
-    """Start anvil with ``chain_id`` on a free loopback port; ``(process, url)``.
+def start(chain_id: int, *, block_time: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start anvil with ``chain_id`` on a free loopback port; ``(process, url)``. With
+    ``block_time`` (seconds) it mines a block every so often instead of one per transaction.
 
     Three attempts (a port picked free can be taken before anvil binds it); raises
     :class:`AnvilUnavailable` with anvil's last words otherwise.
@@ -85,7 +86,8 @@ def start(chain_id: int) -> tuple[subprocess.Popen[bytes], str]:
         with tempfile.TemporaryFile() as stderr:
             process = subprocess.Popen(
                 [str(ANVIL_BIN), "--host", "127.0.0.1", "--port", str(port), "--hardfork", "prague",
-                 "--chain-id", str(chain_id), "--silent"],
+                 "--chain-id", str(chain_id), "--silent",
+                 *(["--block-time", str(block_time)] if block_time else [])],
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )  # fmt: skip
@@ -101,9 +103,9 @@ def start(chain_id: int) -> tuple[subprocess.Popen[bytes], str]:
 
 
 @contextmanager
-def running(chain_id: int) -> Iterator[str]:
+def running(chain_id: int, *, block_time: int | None = None) -> Iterator[str]:
     """``with running(31337) as url:`` an anvil node for the block, stopped after."""
-    process, url = start(chain_id)
+    process, url = start(chain_id, block_time=block_time)
     try:
         yield url
     finally:
