@@ -43,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "erc4337")]
 
-from alto_bundler import running  # noqa: E402
+from alto_bundler import funded  # noqa: E402
 from erc4337_support import ENTRY_POINT_V07, ONE_ETH, make_stage, transfer_call  # noqa: E402
 from erc4337_support import execution as execution_of  # noqa: E402
 
@@ -51,7 +51,6 @@ import anvil_node  # noqa: E402
 from networks.networks_support import Networks  # noqa: E402
 from sessionward.chain.bundler import BundlerClient  # noqa: E402
 from sessionward.chain.rpc import RpcChain  # noqa: E402
-from sessionward.crypto.secp256k1 import address_from_secret  # noqa: E402
 from sessionward.service.config import NetworkSettings  # noqa: E402
 from sessionward.service.onchain import AccountCalls  # noqa: E402
 from sessionward.service.user_operations import UserOperationPath  # noqa: E402
@@ -74,16 +73,7 @@ def stack(block_time: int | None) -> Iterator[Stack]:
     with anvil_node.running(CHAIN_ID, block_time=block_time) as rpc_url:
         chain = RpcChain(rpc_url, timeout=60)
         stage = make_stage(chain)
-        executor, utility = secrets.token_bytes(32), secrets.token_bytes(32)
-        for secret in (executor, utility):
-            chain.set_balance(address_from_secret(secret), 1_000 * ONE_ETH)
-        with running(
-            rpc_url=rpc_url,
-            entry_point=ENTRY_POINT_V07,
-            executor_secret=executor,
-            utility_secret=utility,
-            safe_mode=False,
-        ) as alto:
+        with funded(chain, rpc_url) as alto:
             yield Stack(rpc_url, alto.url, stage)
         chain.close()
 

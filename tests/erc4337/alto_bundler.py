@@ -8,6 +8,7 @@ preloaded (``node --require``) to move that listen to 127.0.0.1.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +22,9 @@ from typing import Any, Final
 import httpx
 
 import anvil_node
+from sessionward.chain.interface import DevChain
+from sessionward.chain.user_operations import ENTRY_POINT_V07
+from sessionward.crypto.secp256k1 import address_from_secret
 
 HERE: Final = Path(__file__).resolve().parent
 ALTO_CLI: Final = (
@@ -139,3 +143,20 @@ def running(
             yield alto
         finally:
             _stop(process)
+
+
+@contextmanager
+def funded(chain: DevChain, rpc_url: str, *, safe_mode: bool = False) -> Iterator[Alto]:
+    """``with funded(chain, url) as alto:`` alto for the canonical EntryPoint v0.7 on the node
+    at ``rpc_url``, its executor and utility keys fresh and given 100 ether each on ``chain``."""
+    executor, utility = secrets.token_bytes(32), secrets.token_bytes(32)
+    for secret in (executor, utility):
+        chain.set_balance(address_from_secret(secret), 100 * 10**18)
+    with running(
+        rpc_url=rpc_url,
+        entry_point=ENTRY_POINT_V07,
+        executor_secret=executor,
+        utility_secret=utility,
+        safe_mode=safe_mode,
+    ) as alto:
+        yield alto

@@ -15,17 +15,15 @@ evidence current. The ERC-7562 rule gate is therefore test_validation_rules.py's
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from alto_bundler import Alto, BundlerError, running
+from alto_bundler import Alto, BundlerError, funded
 from erc4337_support import (
     ENTRY_POINT_V07,
-    ONE_ETH,
     USDX,
     Key,
     Stage,
@@ -38,31 +36,15 @@ from erc4337_support import (
 )
 
 from sessionward.contracts.encoding import PackedUserOperation
-from sessionward.crypto.secp256k1 import address_from_secret
 
 pytestmark = pytest.mark.anvil
 
 RECEIPT_TIMEOUT = 30.0
 
 
-def _keys(stage: Stage) -> tuple[bytes, bytes]:
-    """A funded executor key and a funded utility key for one bundler."""
-    executor, utility = secrets.token_bytes(32), secrets.token_bytes(32)
-    for secret in (executor, utility):
-        stage.chain.set_balance(address_from_secret(secret), 100 * ONE_ETH)
-    return executor, utility
-
-
 @pytest.fixture(scope="module")
 def bundler(stage: Stage, anvil: str) -> Iterator[Alto]:
-    executor, utility = _keys(stage)
-    with running(
-        rpc_url=anvil,
-        entry_point=ENTRY_POINT_V07,
-        executor_secret=executor,
-        utility_secret=utility,
-        safe_mode=False,
-    ) as alto:
+    with funded(stage.chain, anvil) as alto:
         yield alto
 
 
@@ -211,15 +193,8 @@ def test_the_pinned_alto_safe_mode_refuses_even_the_reference_simple_account(
     """Evidence for running alto unsafe: its safe mode cannot decode DelegateAndRevert."""
     account = new_simple_account(stage)
     op = account.op(transfer_call(stage.demo.token("USDX"), Key().address, USDX))
-    executor, utility = _keys(stage)
     with (
-        running(
-            rpc_url=anvil,
-            entry_point=ENTRY_POINT_V07,
-            executor_secret=executor,
-            utility_secret=utility,
-            safe_mode=True,
-        ) as safe,
+        funded(stage.chain, anvil, safe_mode=True) as safe,
         pytest.raises(BundlerError) as refused,
     ):
         _send(safe, op)

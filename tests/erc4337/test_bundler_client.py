@@ -15,10 +15,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from alto_bundler import Alto, running
+from alto_bundler import Alto, funded
 from erc4337_support import (
     ENTRY_POINT_V07,
-    ONE_ETH,
     USDX,
     Key,
     Stage,
@@ -33,7 +32,7 @@ from sessionward.chain.paymaster import VerifyingPaymasterSponsor
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.chain.user_operations import UserOperation, verifying_paymaster_digest
 from sessionward.contracts.encoding import session_user_op_signature
-from sessionward.crypto.secp256k1 import address_from_secret, personal_message_hash
+from sessionward.crypto.secp256k1 import personal_message_hash
 from sessionward.domain.calldata import Call
 from sessionward.reasons import ReasonCode
 
@@ -46,17 +45,8 @@ STUB_SIGNATURE = Key().sign(bytes(32))
 
 @pytest.fixture(scope="module")
 def bundler(stage: Stage, anvil: str) -> Iterator[tuple[Alto, BundlerClient]]:
-    executor, utility = secrets.token_bytes(32), secrets.token_bytes(32)
-    for secret in (executor, utility):
-        stage.chain.set_balance(address_from_secret(secret), 100 * ONE_ETH)
     with (
-        running(
-            rpc_url=anvil,
-            entry_point=ENTRY_POINT_V07,
-            executor_secret=executor,
-            utility_secret=utility,
-            safe_mode=False,
-        ) as alto,
+        funded(stage.chain, anvil) as alto,
         BundlerClient(alto.url, entry_point=ENTRY_POINT_V07) as client,
     ):
         yield alto, client

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alto_bundler import running
+from alto_bundler import funded
 from erc4337_support import ENTRY_POINT_V07, ONE_ETH, Stage, deploy_verifying_paymaster
 
 from networks.networks_support import Backend, Networks, Session, Wallet
 from sessionward.chain.contracts import transact
 from sessionward.chain.signer import LocalTransactionSigner
-from sessionward.crypto.secp256k1 import address_from_secret
 from sessionward.reasons import ReasonCode
 from sessionward.service.config import NetworkSettings
 from sessionward.service.errors import ServiceError
@@ -54,20 +53,11 @@ class World(Networks):
 @pytest.fixture(scope="module")
 def world(stage: Stage, anvil: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data_dir = tmp_path_factory.mktemp("userop-service")
-    executor, utility = secrets.token_bytes(32), secrets.token_bytes(32)
-    for secret in (executor, utility):
-        stage.chain.set_balance(address_from_secret(secret), 100 * ONE_ETH)
     paymaster = deploy_verifying_paymaster(stage, deposit=10 * ONE_ETH)
     key_file = data_dir / "paymaster.key"
     key_file.write_text(paymaster.signer.secret.hex(), encoding="utf-8")
     key_file.chmod(0o600)
-    with running(
-        rpc_url=anvil,
-        entry_point=ENTRY_POINT_V07,
-        executor_secret=executor,
-        utility_secret=utility,
-        safe_mode=False,
-    ) as alto:
+    with funded(stage.chain, anvil) as alto:
         network = NetworkSettings(
             "local",
             CHAIN_ID,

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from alto_bundler import running
+from alto_bundler import funded
 from erc4337_support import (
     ENTRY_POINT_V07,
     ONE_ETH,
@@ -25,7 +25,6 @@ from erc4337_support import (
 from sessionward.chain.bundler import BundlerClient, UserOperationReceipt
 from sessionward.chain.paymaster import VerifyingPaymasterSponsor
 from sessionward.chain.signer import LocalTransactionSigner
-from sessionward.crypto.secp256k1 import address_from_secret
 from sessionward.reasons import ReasonCode
 from sessionward.service.onchain import AccountCalls
 from sessionward.service.user_operations import (
@@ -40,17 +39,8 @@ pytestmark = pytest.mark.anvil
 
 @pytest.fixture(scope="module")
 def bundler(stage: Stage, anvil: str) -> Iterator[BundlerClient]:
-    executor, utility = secrets.token_bytes(32), secrets.token_bytes(32)
-    for secret in (executor, utility):
-        stage.chain.set_balance(address_from_secret(secret), 100 * ONE_ETH)
     with (
-        running(
-            rpc_url=anvil,
-            entry_point=ENTRY_POINT_V07,
-            executor_secret=executor,
-            utility_secret=utility,
-            safe_mode=False,
-        ) as alto,
+        funded(stage.chain, anvil) as alto,
         BundlerClient(alto.url, entry_point=ENTRY_POINT_V07) as client,
     ):
         yield client
