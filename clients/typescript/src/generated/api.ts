@@ -209,6 +209,8 @@ export interface ApiError {
 
 export interface ExecuteRequest {
   txnId: string;
+  /** How the signed call reaches the chain: 'relayer' (the service's relayer sends it) or 'userop' (an ERC-4337 UserOperation through the network's bundler; sponsored by its paymaster when the session's grant gives the account no fee budget). */
+  submission?: "relayer" | "userop";
 }
 
 export interface ExportPermissionRequest {
