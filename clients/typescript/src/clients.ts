@@ -157,9 +157,15 @@ export class BackendClient extends SignedClient {
   }
 
   /** Execute a quote, always with an `Idempotency-Key` (fresh unless given), so a retry after
-   * a network failure can never execute twice. */
-  execute(txnId: string, idempotencyKey: string = randomKey()) {
-    return this.call("Execute", { txnId }, { idempotencyKey });
+   * a network failure can never execute twice. `submission`: through the service's relayer
+   * (the default), or as an ERC-4337 UserOperation through the network's bundler. */
+  execute(
+    txnId: string,
+    idempotencyKey: string = randomKey(),
+    submission: "relayer" | "userop" = "relayer",
+  ) {
+    const body = submission === "relayer" ? { txnId } : { txnId, submission };
+    return this.call("Execute", body, { idempotencyKey });
   }
 
   transactionStatus(txnId: string) {
