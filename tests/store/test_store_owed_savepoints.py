@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 from round_trips import RoundTripCounter
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from store_support import PG_URL
 
 from sessionward.store import Store
 from sessionward.store.decisions import DecisionEvent
@@ -173,3 +174,25 @@ def test_outside_a_unit_a_later_write_is_written_at_once(store: Store) -> None:
     store.decisions.record(_decision("dec_now"))
     other = store.decisions.between(0, 2)
     assert [e.id for e in other] == ["dec_now"]
+
+
+def test_a_unit_whose_connection_was_cut_leaves_its_thread_free_for_the_next(
+    store: Store,
+) -> None:
+    """The server ends the unit's connection mid-unit (SQLAlchemy then invalidates it): the
+    unit fails, and the next unit of the same thread gets a connection of its own (not the
+    dead one, still named its unit's)."""
+    admin = create_engine(PG_URL)
+    try:
+        with pytest.raises(DBAPIError), store.db.unit(), store.db.reading() as conn:
+            assert store.nonces.use_once(GRANT_SCOPE, "undone", 1, None)
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            with admin.begin() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            conn.execute(text("SELECT 1"))  # SQLAlchemy: it invalidates the connection
+    finally:
+        admin.dispose()
+    with store.db.unit():
+        assert store.nonces.use_once(GRANT_SCOPE, "after", 1, None)
+    assert _used(store, "after")
+    assert not _used(store, "undone")

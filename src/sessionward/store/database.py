@@ -315,14 +315,12 @@ class Database:
         return True
 
     def _owed_of(self, conn: Connection) -> OwedStatements | None:
-        """PostgreSQL: a fresh list of the savepoint statements owed to ``conn``, the unit's
-        connection (see :class:`OwedStatements`); None on SQLite, where savepoints are sent
-        as they are opened (they cost no round trip)."""
+        """PostgreSQL: a fresh list of what a unit will owe ``conn``, its connection (see
+        :class:`OwedStatements`; :meth:`_Units.enter` hangs it on the connection); None on
+        SQLite, where savepoints are sent as they are opened (they cost no round trip)."""
         if not self.is_postgresql:
             return None
-        owed = OwedStatements()
-        conn.info[OWED_KEY] = owed
-        return owed
+        return OwedStatements()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the current :meth:`unit` of this thread has committed (never,
@@ -472,21 +470,29 @@ class _Units(threading.local):
         self.callbacks = callbacks
         self.durable = durable
         self.owed = owed
+        if owed is not None:
+            setattr(connection, OWED_KEY, owed)
 
     def leave(self) -> None:
-        if self.connection is not None and self.owed is not None:
-            # Whatever is still owed is a RELEASE: the commit (or the rollback) ends every
-            # savepoint anyway. The list goes with the unit.
-            self.connection.info.pop(OWED_KEY, None)
+        """Forget the unit. Touches nothing of the database (the connection may be dead: a
+        unit whose connection was cut must still leave, or every later unit of this thread
+        would find the closed connection)."""
+        connection, owed = self.connection, self.owed
         self.connection = None
         self.callbacks = None
         self.durable = False
         self.owed = None
+        if connection is not None and owed is not None:
+            # Whatever is still owed is a RELEASE: the commit (or the rollback) ends every
+            # savepoint anyway. The list goes with the unit.
+            setattr(connection, OWED_KEY, None)
 
 
-OWED_KEY: Final = "sessionward_owed_statements"
-"""Where a unit's :class:`OwedStatements` live in its connection's ``info``, for the code that
-runs statements on the driver (:mod:`sessionward.store.sql`)."""
+OWED_KEY: Final = "_sessionward_owed_statements"
+"""The attribute of a unit's SQLAlchemy ``Connection`` (an object of that checkout alone, not
+the pooled DBAPI connection, so nothing of a unit can outlive it) that holds its
+:class:`OwedStatements`, for the code that runs statements on the driver
+(:mod:`sessionward.store.sql`)."""
 
 
 class OwedStatements:
@@ -537,7 +543,7 @@ class OwedStatements:
 
 def owed_statements(conn: Connection) -> OwedStatements | None:
     """The statements owed to ``conn`` by the unit of work running on it, if any."""
-    owed: OwedStatements | None = conn.info.get(OWED_KEY)
+    owed: OwedStatements | None = getattr(conn, OWED_KEY, None)
     return owed
 
 
@@ -561,7 +567,7 @@ def _install_owed_statements(engine: Engine) -> None:
 
     @event.listens_for(engine, "before_cursor_execute")
     def _owed_first(conn: Connection, *_args: Any) -> None:
-        owed: OwedStatements | None = conn.info.get(OWED_KEY)
+        owed: OwedStatements | None = getattr(conn, OWED_KEY, None)
         if owed is not None and owed.statements:
             owed.send(driver_of(conn))
 
