@@ -263,14 +263,21 @@ class ModuleWallet:
         )
 
     def session_op(
-        self, *calls: Call, key: Key | None = None, signer: Key | None = None
+        self,
+        *calls: Call,
+        key: Key | None = None,
+        signer: Key | None = None,
+        claimed_time: int | None = None,
     ) -> PackedUserOperation:
         """A session operation ``execute(calls)`` naming ``key`` (the session key by default),
-        signed by ``signer`` (``key`` by default), nonce key = the module."""
+        signed by ``signer`` (``key`` by default), nonce key = the module. ``claimed_time``
+        (6 bytes after the signature) is the time whose refill windows the module charges;
+        without it, window 0."""
         named = key or self.session
         op = self.account.unsigned_op(self.account.execute_data(*calls), module=self.module_address)
         signature = session_signature(signer or named, self.account.op_hash(op))
-        return op._replace(signature=bytes.fromhex(named.address[2:]) + signature[20:])
+        suffix = b"" if claimed_time is None else claimed_time.to_bytes(6, "big")
+        return op._replace(signature=bytes.fromhex(named.address[2:]) + signature[20:] + suffix)
 
 
 def new_module_wallet(

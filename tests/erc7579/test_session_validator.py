@@ -26,7 +26,7 @@ from oz_account import MODULE_TYPE_VALIDATOR, handle_op, handle_op_refusal, op_o
 from sessionward.chain.contracts import DeployedContract, transact
 from sessionward.chain.jsonrpc import JsonRpcClient
 from sessionward.chain.signer import LocalTransactionSigner
-from sessionward.contracts.encoding import PackedUserOperation, grant_struct
+from sessionward.contracts.encoding import PackedUserOperation
 from sessionward.crypto import typed_data
 from sessionward.crypto.keccak import keccak256
 from sessionward.domain.abi import encode_call, parse_signature
@@ -95,12 +95,23 @@ def test_the_module_is_a_validator_installed_on_the_account(
     assert expires_at - valid_after == 3660
 
 
-def test_the_grant_digest_is_sessionaccounts_for_the_same_account(
+def test_the_owner_approves_sessionaccounts_grant_digest_for_the_same_account(
     stage: Stage, wallet: ModuleWallet, module: DeployedContract
 ) -> None:
+    """The module asks the account's ERC-1271 about exactly ``typed_data.grant_digest`` (the
+    digest SessionAccount's ``grant_digest`` returns for its own address): the owner's
+    signature of it enables; the owner's signature of the same grant for another account
+    does not. (The module has no ``grant_digest`` view: EIP-170 leaves no room for a second
+    SessionGrant decoder.)"""
     grant = wallet.grant()
+    other = typed_data.grant_digest(stage.chain.chain_id, Key().address, grant)
+    data = wallet.enable_data(grant, wallet.account.owner.sign(other))
+    assert revert_reason(stage, wallet.module_address, data, Key().address) == "SIGNATURE_INVALID"
     expected = typed_data.grant_digest(stage.chain.chain_id, wallet.address, grant)
-    assert module.call_one("grant_digest", grant_struct(grant)) == expected
+    assert wallet.enable_data(grant, wallet.account.owner.sign(expected)) == wallet.enable_data(
+        grant, wallet.grant_signature(grant)
+    )
+    assert wallet.enable(grant).succeeded
 
 
 def test_a_session_operation_runs_the_granted_call_and_charges_the_fee_budget(
@@ -385,9 +396,10 @@ def test_after_uninstall_the_session_is_refused_and_a_reinstall_starts_clean(
         ("wrong epoch", "SESSION_REVOKED"),
         ("other chain", "CHAIN_MISMATCH"),
         ("empty window", "WINDOW_INVALID"),
-        ("on-chain rule", "ENVELOPE_MALFORMED"),
+        ("unknown rule operator", "ENVELOPE_MALFORMED"),
+        ("scalar rule with two operands", "ENVELOPE_MALFORMED"),
+        ("same function twice", "ENVELOPE_MALFORMED"),
         ("token limit", "ENVELOPE_MALFORMED"),
-        ("approve", "ENVELOPE_MALFORMED"),
         ("account target", "SELF_CALL_FORBIDDEN"),
         ("not installed", "NOT_AUTHORIZED"),
     ],
@@ -412,15 +424,16 @@ def test_an_unacceptable_grant_is_refused_and_enables_nothing(
         envelope["chainId"] = 1
     elif case == "empty window":
         envelope["validAfter"] = envelope["expiresAt"]
-    elif case == "on-chain rule":
-        recipient = bytes(12) + bytes.fromhex(wallet.recipient[2:])
+    elif case == "unknown rule operator":
+        envelope["permissions"][0]["rules"] = [{"arg": "0", "op": 6, "offset": 0, "values": []}]
+    elif case == "scalar rule with two operands":
         envelope["permissions"][0]["rules"] = [
-            {"arg": "0", "op": 4, "offset": 0, "values": [recipient]}
+            {"arg": "1", "op": 2, "offset": 1, "values": [bytes(32), bytes(32)]}
         ]
+    elif case == "same function twice":
+        envelope["permissions"] = envelope["permissions"] * 2
     elif case == "token limit":
         envelope["tokenLimits"] = [{"token": stage.demo.token("USDX"), "limit": USDX, "period": 0}]
-    elif case == "approve":
-        envelope["permissions"] = [wallet.permission(stage.demo.token("USDX"), APPROVE)]
     elif case == "account target":
         envelope["permissions"] = [wallet.permission(wallet.address, TRANSFER)]
     data = wallet.enable_data(grant, wallet.grant_signature(grant, signer))

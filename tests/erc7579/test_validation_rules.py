@@ -28,6 +28,8 @@ from sessionward.chain.contracts import DeployedContract, compile_vyper, deploy
 from sessionward.chain.jsonrpc import JsonRpcClient
 from sessionward.contracts.encoding import PackedUserOperation
 from sessionward.contracts.erc7579_module import associated_storage
+from sessionward.domain.abi import encode_call, parse_signature
+from sessionward.domain.calldata import Call
 
 pytestmark = pytest.mark.anvil
 
@@ -83,6 +85,36 @@ def test_a_session_operation_through_the_module_breaks_no_validation_rule(
     verdict = alto_verdict(anvil, op)
     assert verdict.error is None
     assert wallet.module_address in verdict.storage_read  # alto saw the module's words, accepted
+
+
+def test_a_session_operation_checking_every_kind_of_rule_breaks_no_validation_rule(
+    stage: Stage, rpc: JsonRpcClient, anvil: str, module: DeployedContract
+) -> None:
+    """Argument rules of every storage shape (a set member, a scalar operand) and an approval
+    check: every word validation reads is still associated with the account (n <= 4 here;
+    AssociatedStorage refuses n > 127), and alto accepts the operation."""
+    wallet: ModuleWallet = new_module_wallet(stage, module, enable=False)
+    usdx = stage.demo.token("USDX")
+    recipient = bytes(12) + bytes.fromhex(wallet.recipient[2:])
+    rules = [
+        {"arg": "to", "op": 4, "offset": 0, "values": [recipient]},
+        {"arg": "amount", "op": 2, "offset": 1, "values": [(5 * USDX).to_bytes(32, "big")]},
+        {"arg": "to", "op": 5, "offset": 0, "values": [bytes(32)]},
+    ]
+    wallet.enable(
+        wallet.grant(
+            permissions=[
+                wallet.permission(usdx, "transfer(address,uint256)", rules),
+                wallet.permission(usdx, "approve(address,uint256)"),
+            ]
+        )
+    )
+    approve = Call(
+        usdx, 0, encode_call(parse_signature("approve(address,uint256)"), (wallet.recipient, 1))
+    )
+    op = wallet.session_op(transfer_call(usdx, wallet.recipient, USDX), approve)
+    assert _violations(stage, _validate(rpc, op), wallet.address) == []
+    assert alto_verdict(anvil, op).error is None
 
 
 def test_the_owners_operation_on_the_openzeppelin_account_breaks_no_validation_rule(

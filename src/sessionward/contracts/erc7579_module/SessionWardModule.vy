@@ -28,11 +28,16 @@
         not name the epoch, so a call signed before could otherwise be replayed after the
         owner grants the same key again.
 
-        Prototype scope (the full rule set of session_grants.vy comes when that module is split):
-        a permission is a (target, selector) pair with no value; a grant that asks for anything
-        this version cannot enforce (on-chain argument rules, value or token limits, uses,
-        rate limits, destinations, approval-like selectors) is refused (ENVELOPE_MALFORMED),
-        never silently widened. The fee budget (`maxFeeWei`) is enforced as in SessionAccount.
+        Rules: docs/protocol.md section 4 exactly as session_enforce.vy enforces it in
+        SessionAccount (same order, same reason codes; tests/erc7579/test_module_parity*.py
+        run both side by side): self-calls, maximum approvals, target and selector, static
+        argument rules, the per-call value cap; then per execution the native value and
+        token limits with their refill windows and the use count. A grant field
+        SessionAccount does not enforce on chain (allowed destinations, which the grant
+        builder turns into rules, the USD cap, the rate limit, off-chain-only rules) is
+        signed and left to the service, as there. The fee budget (`maxFeeWei`) is enforced as
+        in SessionAccount. Fields this version still refuses (ENVELOPE_MALFORMED, never
+        silently widened): see `_check_enforceable`.
 """
 
 from .. import reasons
@@ -40,6 +45,11 @@ from .. import eip712
 from .. import erc7579
 from .. import session_grants
 from .. import session_catalog
+# Read-only imports of SessionAccount's modules: sessions.vy for the permission-word packing
+# (the same bits, so a grant means the same on both), session_enforce.vy for `_window` (pure).
+# Neither is initialised: the module touches no storage of theirs.
+from .. import sessions
+from .. import session_enforce
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,8 +130,25 @@ STATUS_REVOKED: constant(uint256) = 2       # the whole word after revoke_sessio
 ST_VALID_AFTER: constant(uint256) = 8       # uint48
 ST_EXPIRES_AT: constant(uint256) = 56       # uint48
 ST_GENERATION: constant(uint256) = 104      # uint32
-# Permission, x = keccak256(abi_encode(PERMISSION_TAG, generation, target, selector)), n = 0.
+ST_MAX_USES: constant(uint256) = 136        # uint32: the grant's maxUses (0: none)
+ST_USES: constant(uint256) = 168            # uint32: executions so far (counted under a maxUses)
+# Session words: n = 3 native value (sessions.vy packing: window | remaining | limit),
+# n = 4 the grant's valuePeriod.
+SESSION_FEE: constant(uint256) = 1
+SESSION_REVOKER: constant(uint256) = 2
+SESSION_NATIVE: constant(uint256) = 3
+SESSION_VALUE_PERIOD: constant(uint256) = 4
+# Permission, x = keccak256(abi_encode(PERMISSION_TAG, generation, target, selector)): n = 0 the
+# permission word (sessions.vy's packing: PERM_*), n = 1 + i the operand of scalar rule i.
 PERMISSION_TAG: constant(bytes32) = keccak256("sessionward.erc7579.permission")
+# Member of the value set of `in` / `not_in` rule i of a permission,
+# x = keccak256(abi_encode(MEMBER_TAG, permission x, i, value)), n = 0: 1 when a member.
+MEMBER_TAG: constant(bytes32) = keccak256("sessionward.erc7579.rule-member")
+# Token limit, x = keccak256(abi_encode(TOKEN_TAG, generation, token)): n = 0 state (window |
+# remaining << 48, sessions.vy's packing), n = 1 limit and n = 2 period (only with a period).
+TOKEN_TAG: constant(bytes32) = keccak256("sessionward.erc7579.token-limit")
+TOKEN_LIMIT: constant(uint256) = 1
+TOKEN_PERIOD: constant(uint256) = 2
 # Target of some permission, x = keccak256(abi_encode(TARGET_TAG, generation, target)), n = 0.
 TARGET_TAG: constant(bytes32) = keccak256("sessionward.erc7579.target")
 # Grant nonce spent, x = keccak256(abi_encode(GRANT_NONCE_TAG, epoch, nonce)), n = 0.
@@ -129,6 +156,13 @@ GRANT_NONCE_TAG: constant(bytes32) = keccak256("sessionward.erc7579.grant-nonce"
 # Relayed call nonces of a key (all epochs), x = keccak256(abi_encode(CALL_NONCE_TAG, key,
 # nonce >> 8)), n = 0: bit `nonce & 255` set when used.
 CALL_NONCE_TAG: constant(bytes32) = keccak256("sessionward.erc7579.call-nonce")
+
+
+# A token's outflow in one execution (rule 7), summed per token.
+struct Outflow:
+    token: address
+    amount: uint256
+    period: uint256
 
 
 event ModuleInstalledFor:
@@ -243,6 +277,18 @@ def _permission_key(generation: uint256, target: address, selector: bytes4) -> b
 @pure
 def _target_key(generation: uint256, target: address) -> bytes32:
     return keccak256(abi_encode(TARGET_TAG, generation, target))
+
+
+@internal
+@pure
+def _member_key(permission: bytes32, index: uint256, member: bytes32) -> bytes32:
+    return keccak256(abi_encode(MEMBER_TAG, permission, index, member))
+
+
+@internal
+@pure
+def _token_key(generation: uint256, token: address) -> bytes32:
+    return keccak256(abi_encode(TOKEN_TAG, generation, token))
 
 
 # =============================================================================================
@@ -364,19 +410,6 @@ def _typed_digest(account: address, struct_hash: bytes32) -> bytes32:
     return keccak256(concat(b"\x19\x01", separator, struct_hash))
 
 
-@external
-@view
-def grant_digest(grant: session_grants.SessionGrant) -> bytes32:
-    """
-    @notice The EIP-712 digest the owner signs for `grant` (domain: the grant's account).
-    @dev `keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(grant))` with the SessionWard domain
-         of `grant.account` on this chain; session_grants.vy computes `hashStruct`.
-    @param grant The grant.
-    @return The digest, equal to SessionAccount's for the same account and grant.
-    """
-    return self._typed_digest(grant.account, session_grants._grant_struct_hash(grant))
-
-
 @internal
 @view
 def _check_owner_approval(account: address, digest: bytes32, signature: Bytes[MAX_SIGNATURE]):
@@ -405,25 +438,15 @@ def _check_owner_approval(account: address, digest: bytes32, signature: Bytes[MA
 @pure
 def _check_enforceable(envelope: session_grants.Envelope):
     """
-    @dev Refuse (ENVELOPE_MALFORMED) every grant field this prototype cannot enforce, so a
-         grant is never widened by being installed here.
+    @dev Refuse (ENVELOPE_MALFORMED) the grant fields this version does not enforce yet, so
+         a grant is never widened by being installed here: native value (valueLimit and
+         per-call caps), token limits and use counts.
     """
-    if (
-        len(envelope.allowedDestinations) != 0
-        or envelope.valueLimit != 0
-        or len(envelope.tokenLimits) != 0
-        or envelope.maxUses != 0
-        or envelope.rateCount != 0
-    ):
+    if envelope.valueLimit != 0 or len(envelope.tokenLimits) != 0 or envelope.maxUses != 0:
         reasons._fail(reasons.ENVELOPE_MALFORMED)
     for permission: session_grants.Permission in envelope.permissions:
-        if permission.maxValuePerCall != 0 or session_catalog._approval_kind(permission.selector) != 0:
+        if permission.maxValuePerCall != 0:
             reasons._fail(reasons.ENVELOPE_MALFORMED)
-        if permission.selector != convert(slice(keccak256(permission.function), 0, 4), bytes4):
-            reasons._fail(reasons.ENVELOPE_MALFORMED)
-        for rule: session_grants.Rule in permission.rules:
-            if rule.offset != session_catalog.OFFCHAIN_ONLY:
-                reasons._fail(reasons.ENVELOPE_MALFORMED)
 
 
 @external
@@ -433,13 +456,19 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MA
             it with the owner's signature (checked by the account's ERC-1271); the account
             itself may submit it unsigned.
     @dev Checks, in order: the account has the module installed as either type
-         (NOT_AUTHORIZED), chain
-         (CHAIN_MISMATCH), epoch (SESSION_REVOKED), grant nonce unused in this epoch
-         (NONCE_REPLAYED), session key and window (ENVELOPE_MALFORMED, WINDOW_INVALID),
-         what this version can enforce (ENVELOPE_MALFORMED), permission targets (the account
-         or this module: SELF_CALL_FORBIDDEN; a pair twice: ENVELOPE_MALFORMED), then the
-         owner's authority (SIGNATURE_INVALID). Re-enabling a key replaces its grant: new
-         window, new permissions (a new generation), new fee budget.
+         (NOT_AUTHORIZED), chain (CHAIN_MISMATCH), epoch (SESSION_REVOKED), grant nonce unused
+         in this epoch (NONCE_REPLAYED), session key and window (ENVELOPE_MALFORMED,
+         WINDOW_INVALID), what this version can enforce (ENVELOPE_MALFORMED), the owner's
+         authority (SIGNATURE_INVALID), then, while storing them as session_enable.vy does,
+         each token limit (a token twice: ENVELOPE_MALFORMED) and each permission (the account
+         or this module as target: SELF_CALL_FORBIDDEN; selector not the function's, a pair
+         twice, an unknown operator, a rule without its operands: ENVELOPE_MALFORMED; a
+         function on a limited token whose outflow rule 7 cannot measure:
+         TOKEN_FUNCTION_UNDEFINED). Off-chain-only rules (offset 0xffff), allowed
+         destinations (already implicit rules of the grant), the USD cap and the rate limit
+         are signed but not stored, as on SessionAccount. Re-enabling a key replaces its
+         grant: new window, permissions and limits (a new generation), new fee budget,
+         native limit and use count.
     @param grant The owner's SessionGrant (docs/protocol.md section 2).
     @param owner_signature What the account's isValidSignature accepts for the grant digest.
     """
@@ -469,14 +498,27 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MA
     if generation > MASK32:
         reasons._fail(reasons.ENVELOPE_MALFORMED)
     self._store(account, ACCOUNT_KEY, 0, (word & ~(MASK32 << ACC_GENERATION)) | (generation << ACC_GENERATION))
+
+    # Token limits, keyed by (generation, token): a new grant starts from full limits.
+    for i: uint256 in range(session_grants.MAX_TOKEN_LIMITS):
+        if i == len(grant.envelope.tokenLimits):
+            break
+        limit: session_grants.TokenLimit = grant.envelope.tokenLimits[i]
+        for j: uint256 in range(session_grants.MAX_TOKEN_LIMITS):
+            if j == i:
+                break
+            if grant.envelope.tokenLimits[j].token == limit.token:
+                reasons._fail(reasons.ENVELOPE_MALFORMED)
+        token_key: bytes32 = self._token_key(generation, limit.token)
+        if limit.period != 0:
+            self._store(account, token_key, TOKEN_LIMIT, limit.limit)
+            self._store(account, token_key, TOKEN_PERIOD, convert(limit.period, uint256))
+        self._store(
+            account, token_key, 0, min(limit.limit, sessions.MAX_TOKEN_REMAINING) << sessions.TOKEN_REMAINING
+        )
+
     for permission: session_grants.Permission in grant.envelope.permissions:
-        if permission.target == account or permission.target == self:
-            reasons._fail(reasons.SELF_CALL_FORBIDDEN)
-        permission_key: bytes32 = self._permission_key(generation, permission.target, permission.selector)
-        if self._load(account, permission_key, 0) != 0:
-            reasons._fail(reasons.ENVELOPE_MALFORMED)
-        self._store(account, permission_key, 0, 1)
-        self._store(account, self._target_key(generation, permission.target), 0, 1)
+        self._store_permission(account, generation, permission, grant.envelope.tokenLimits)
 
     session: bytes32 = self._session_key(epoch, grant.sessionKey)
     self._store(
@@ -484,10 +526,18 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MA
         STATUS_ACTIVE
         | (convert(grant.envelope.validAfter, uint256) << ST_VALID_AFTER)
         | (convert(grant.envelope.expiresAt, uint256) << ST_EXPIRES_AT)
-        | (generation << ST_GENERATION),
+        | (generation << ST_GENERATION)
+        | (convert(grant.envelope.maxUses, uint256) << ST_MAX_USES),
     )
-    self._store(account, session, 1, grant.envelope.maxFeeWei)
-    self._store(account, session, 2, convert(grant.revoker, uint256))
+    # Always written: a re-enabled key must not inherit its previous grant's budget or window.
+    self._store(account, session, SESSION_FEE, grant.envelope.maxFeeWei)
+    self._store(account, session, SESSION_REVOKER, convert(grant.revoker, uint256))
+    value_limit: uint256 = min(grant.envelope.valueLimit, sessions.MAX_NATIVE_LIMIT)
+    self._store(
+        account, session, SESSION_NATIVE,
+        (value_limit << sessions.NATIVE_REMAINING) | (value_limit << sessions.NATIVE_LIMIT),
+    )
+    self._store(account, session, SESSION_VALUE_PERIOD, convert(grant.envelope.valuePeriod, uint256))
     log SessionEnabled(
         account=account,
         session_key=grant.sessionKey,
@@ -497,6 +547,68 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MA
         expires_at=grant.envelope.expiresAt,
         epoch=epoch,
     )
+
+
+@internal
+def _store_permission(
+    account: address,
+    generation: uint256,
+    permission: session_grants.Permission,
+    token_limits: DynArray[session_grants.TokenLimit, session_grants.MAX_TOKEN_LIMITS],
+):
+    """
+    @dev Store one permission as session_enable.vy's `_store_permission` does, in the
+         account's associated storage: the permission word (sessions.vy's PERM_* packing:
+         approval kind, value cap, token and argument-outflow kinds, on-chain rules) at n = 0
+         of the permission key, scalar rule operands at n = 1 + i, `in` / `not_in` values as
+         members (`_member_key`), and the target as known. Refusals as `enable_session` lists.
+    """
+    if permission.target == account or permission.target == self:
+        reasons._fail(reasons.SELF_CALL_FORBIDDEN)
+    if permission.selector != convert(slice(keccak256(permission.function), 0, 4), bytes4):
+        reasons._fail(reasons.ENVELOPE_MALFORMED)
+
+    word: uint256 = (
+        sessions.PERM_PRESENT
+        | (session_catalog._approval_kind(permission.selector) << sessions.PERM_APPROVAL)
+        | (min(permission.maxValuePerCall, sessions.MAX_VALUE_CAP) << sessions.PERM_VALUE_CAP)
+    )
+    for limit: session_grants.TokenLimit in token_limits:
+        if limit.token == permission.target:
+            word |= sessions.PERM_TOKEN | (convert(limit.period, uint256) << sessions.PERM_TOKEN_PERIOD)
+    if len(token_limits) != 0:
+        word |= session_catalog._argument_outflow_kind(permission.selector) << sessions.PERM_ARG_OUTFLOW
+    if (
+        word & sessions.PERM_TOKEN != 0
+        and word & sessions.ARG_OUTFLOW_BITS == 0
+        and not session_catalog._measured_on_token(permission.selector)
+    ):
+        reasons._fail(reasons.TOKEN_FUNCTION_UNDEFINED)
+
+    key: bytes32 = self._permission_key(generation, permission.target, permission.selector)
+    if self._load(account, key, 0) != 0:
+        reasons._fail(reasons.ENVELOPE_MALFORMED)
+
+    stored: uint256 = 0
+    for rule: session_grants.Rule in permission.rules:
+        op: uint256 = convert(rule.op, uint256)
+        if op > session_catalog.OP_NOT_IN:
+            reasons._fail(reasons.ENVELOPE_MALFORMED)
+        if rule.offset == session_catalog.OFFCHAIN_ONLY:
+            continue
+        if op == session_catalog.OP_IN or op == session_catalog.OP_NOT_IN:
+            if len(rule.values) == 0:
+                reasons._fail(reasons.ENVELOPE_MALFORMED)
+            for value: bytes32 in rule.values:
+                self._store(account, self._member_key(key, stored, value), 0, 1)
+        else:
+            if len(rule.values) != 1:
+                reasons._fail(reasons.ENVELOPE_MALFORMED)
+            self._store(account, key, stored + 1, convert(rule.values[0], uint256))
+        word |= (op | (convert(rule.offset, uint256) << 8)) << (sessions.PERM_RULES + 24 * stored)
+        stored += 1
+    self._store(account, key, 0, word | (stored << sessions.PERM_RULE_COUNT))
+    self._store(account, self._target_key(generation, permission.target), 0, 1)
 
 
 @internal
@@ -510,7 +622,7 @@ def _revoke(account: address, session_key: address, by_revoker: bool):
     epoch: uint256 = (self._load(account, ACCOUNT_KEY, 0) >> ACC_EPOCH) & MASK32
     session: bytes32 = self._session_key(epoch, session_key)
     if by_revoker:
-        revoker: uint256 = self._load(account, session, 2)
+        revoker: uint256 = self._load(account, session, SESSION_REVOKER)
         if revoker == 0 or convert(msg.sender, uint256) != revoker:
             reasons._fail(reasons.NOT_AUTHORIZED)
     self._live_session(self._load(account, session, 0))
@@ -606,29 +718,287 @@ def owner_nonce(account: address) -> uint256:
 
 
 @internal
-def _check_calls(account: address, state: uint256, calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH], selectors: DynArray[bytes4, erc7579.MAX_BATCH]):
+def _enforce(
+    account: address,
+    session: bytes32,
+    state: uint256,
+    now: uint256,
+    calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH],
+    base: uint256,
+) -> (uint256, uint256):
     """
-    @dev Every call (`calls[i]` with selector `selectors[i]`, decoded by erc7579._decode:
-         mode and encoding already checked) is within the session's grant: not the account
-         nor this module (SELF_CALL_FORBIDDEN), no value (VALUE_CAP_EXCEEDED), a granted
-         target and selector (TARGET_NOT_ALLOWED, SELECTOR_NOT_ALLOWED). Reads associated
-         storage only. Takes the decoded calls, not the execution bytes, so the execution is
-         not copied into another memory frame.
+    @dev docs/protocol.md section 4 for one decoded execution of `account` (mode and encoding
+         already checked by erc7579._decode; its bytes are read in place from this call's
+         calldata, where they start at byte `base`: no copy of up to 4 KiB into this frame), exactly as session_enforce.vy's `_enforce`, with
+         the rules read from this module's associated storage. Reverts with the first
+         violation: per call in order 1 SELF_CALL_FORBIDDEN (the account or this module),
+         2 NON_DELEGABLE_ACTION (maximum approvals), 3 TARGET_NOT_ALLOWED /
+         SELECTOR_NOT_ALLOWED, 4 CALLDATA_MALFORMED / ARG_RULE_VIOLATED, 5 VALUE_CAP_EXCEEDED;
+         then per execution 6 VALUE_LIMIT_EXCEEDED, 7 TOKEN_LIMIT_EXCEEDED,
+         8 USAGE_LIMIT_REACHED. Charges rules 6-8 (the native and token windows, the use
+         count under a maxUses) at time `now`: `block.timestamp` on the relayer path, the
+         time the user operation claims in validation (no TIMESTAMP there, ERC-7562).
+    @return The time range `[from, until)` in which `now`'s refill windows hold for every
+            periodic limit charged (`(0, 2**256 - 1)` when none): a user operation is valid
+            only inside it, so what validation charged is what execution time would charge.
     """
     generation: uint256 = (state >> ST_GENERATION) & MASK32
-    for i: uint256 in range(erc7579.MAX_BATCH):
-        if i == len(calls):
-            break
-        c: erc7579.CallRef = calls[i]
+    native_total: uint256 = 0
+    outflows: DynArray[Outflow, erc7579.MAX_BATCH] = []
+    # The permission of the previous call, reused when a batch repeats (target, selector).
+    last_target: address = empty(address)
+    last_selector: bytes4 = empty(bytes4)
+    key: bytes32 = empty(bytes32)
+    word: uint256 = 0
+    # The last rule that held, by (permission, rule index + 1, argument).
+    held_key: bytes32 = empty(bytes32)
+    held_index: uint256 = 0
+    held_argument: bytes32 = empty(bytes32)
+
+    for c: erc7579.CallRef in calls:
+        # 1. The account itself and this module.
         if c.target == account or c.target == self:
             reasons._fail(reasons.SELF_CALL_FORBIDDEN)
+        selector: bytes4 = convert(slice(msg.data, base + c.start, 4), bytes4)
+
+        # 3. Target and selector: the permission word.
+        if c.target != last_target or selector != last_selector:
+            key = self._permission_key(generation, c.target, selector)
+            word = self._load(account, key, 0)
+            last_target = c.target
+            last_selector = selector
+
+        # 2. Maximum-amount approvals, before 3 refuses.
+        kind: uint256 = (word >> sessions.PERM_APPROVAL) & 3
+        if word == 0:
+            kind = session_catalog._approval_kind(selector)
+        if kind != session_catalog.APPROVAL_NONE:
+            approved_word: uint256 = 1
+            if kind != session_catalog.APPROVAL_WORD1:
+                approved_word = 2
+            if c.length >= 36 + 32 * approved_word:
+                approved: uint256 = self._arg(base, c.start + 4 + 32 * approved_word)
+                if approved == max_value(uint256) or (
+                    kind == session_catalog.APPROVAL_PERMIT2 and approved == sessions.MASK160
+                ):
+                    reasons._fail(reasons.NON_DELEGABLE_ACTION)
+        if word == 0:
+            if self._load(account, self._target_key(generation, c.target), 0) != 0:
+                reasons._fail(reasons.SELECTOR_NOT_ALLOWED)
+            reasons._fail(reasons.TARGET_NOT_ALLOWED)
+
+        # 4. Argument rules (static words only; off-chain-only rules were not stored).
+        for i: uint256 in range((word >> sessions.PERM_RULE_COUNT) & sessions.MASK8, bound=session_grants.MAX_RULES):
+            spec: uint256 = (word >> (sessions.PERM_RULES + 24 * i)) & sessions.MASK24
+            op: uint256 = spec & sessions.MASK8
+            position: uint256 = 4 + 32 * (spec >> 8)
+            if position + 32 > c.length:
+                reasons._fail(reasons.CALLDATA_MALFORMED)
+            argument: bytes32 = convert(self._arg(base, c.start + position), bytes32)
+            if key == held_key and i + 1 == held_index and argument == held_argument:
+                continue
+            ok: bool = False
+            if op == session_catalog.OP_IN:
+                ok = self._load(account, self._member_key(key, i, argument), 0) != 0
+            elif op == session_catalog.OP_NOT_IN:
+                ok = self._load(account, self._member_key(key, i, argument), 0) == 0
+            else:
+                operand: uint256 = self._load(account, key, i + 1)
+                if op == session_catalog.OP_EQ:
+                    ok = convert(argument, uint256) == operand
+                elif op == session_catalog.OP_NE:
+                    ok = convert(argument, uint256) != operand
+                elif op == session_catalog.OP_LTE:
+                    ok = convert(argument, uint256) <= operand
+                else:  # OP_GTE (operators were validated when the grant was enabled)
+                    ok = convert(argument, uint256) >= operand
+            if not ok:
+                reasons._fail(reasons.ARG_RULE_VIOLATED)
+            held_key = key
+            held_index = i + 1
+            held_argument = argument
+
+        # 5. Per-call native value.
         if c.value != 0:
-            reasons._fail(reasons.VALUE_CAP_EXCEEDED)
-        selector: bytes4 = selectors[i]
-        if self._load(account, self._permission_key(generation, c.target, selector), 0) == 0:
-            if self._load(account, self._target_key(generation, c.target), 0) == 0:
-                reasons._fail(reasons.TARGET_NOT_ALLOWED)
-            reasons._fail(reasons.SELECTOR_NOT_ALLOWED)
+            if c.value > word >> sessions.PERM_VALUE_CAP:
+                reasons._fail(reasons.VALUE_CAP_EXCEEDED)
+            native_total += c.value
+
+        # Token outflow, summed per token: of a limited token called directly, or of the token
+        # an argument names (swaps, Permit2) when the grant has token limits.
+        if word & (sessions.PERM_TOKEN | sessions.ARG_OUTFLOW_BITS) != 0:
+            self._add_outflow(account, generation, word, selector, c, base, outflows)
+
+    # Rules 6-8 (nothing to charge, and no frame to copy the outflows into, without them).
+    if native_total == 0 and len(outflows) == 0 and (state >> ST_MAX_USES) & MASK32 == 0:
+        return 0, max_value(uint256)
+    return self._charge(account, session, state, now, native_total, outflows)
+
+
+@internal
+def _add_outflow(
+    account: address,
+    generation: uint256,
+    word: uint256,
+    selector: bytes4,
+    c: erc7579.CallRef,
+    base: uint256,
+    outflows: DynArray[Outflow, erc7579.MAX_BATCH],
+):
+    """
+    @dev Add the token outflow of call `c` (permission word `word`) to `outflows`, measured as
+         session_enforce.vy measures it (docs/protocol.md rule 7): transfer, approve and
+         increaseAllowance amounts on a limited token, transferFrom and permit when the account
+         pays, WETH withdraw; a swap's input, Permit2 approve, and Permit2 permit of the
+         account, on the token an argument names. CALLDATA_MALFORMED when a word it reads is
+         missing, an offset points outside the call, a path is empty or a token word is dirty.
+         Sums saturate (an overflowing sum exceeds any limit).
+    """
+    token: address = c.target
+    amount_word: uint256 = 0
+    counted: bool = True
+    if word & sessions.ARG_OUTFLOW_BITS != 0:
+        outflow_kind: uint256 = (word >> sessions.PERM_ARG_OUTFLOW) & 7
+        if c.length < 36 + 32 * 2:
+            reasons._fail(reasons.CALLDATA_MALFORMED)
+        token_word: uint256 = self._arg(base, c.start + 4)
+        if outflow_kind == session_catalog.ARG_OUTFLOW_SWAP_V2:
+            offset: uint256 = self._arg(base, c.start + 68)
+            if offset > c.length or c.length < offset + 68:
+                reasons._fail(reasons.CALLDATA_MALFORMED)
+            if self._arg(base, c.start + 4 + offset) == 0:
+                reasons._fail(reasons.CALLDATA_MALFORMED)
+            token_word = self._arg(base, c.start + 36 + offset)
+        elif outflow_kind == session_catalog.ARG_OUTFLOW_PERMIT2_PERMIT:
+            counted = token_word == convert(account, uint256)
+            token_word = self._arg(base, c.start + 36)
+            amount_word = 2
+        elif outflow_kind == session_catalog.ARG_OUTFLOW_SWAP_V3:
+            amount_word = 5
+        elif outflow_kind == session_catalog.ARG_OUTFLOW_SWAP_V3_02:
+            amount_word = 4
+        else:
+            amount_word = 2
+        if token_word >> 160 != 0:
+            reasons._fail(reasons.CALLDATA_MALFORMED)
+        token = convert(token_word, address)
+    elif (
+        selector == session_catalog.SEL_TRANSFER
+        or selector == session_catalog.SEL_APPROVE
+        or selector == session_catalog.SEL_INCREASE_ALLOWANCE
+    ):
+        amount_word = 1
+    elif selector == session_catalog.SEL_TRANSFER_FROM or selector == session_catalog.SEL_PERMIT:
+        if c.length < 36:
+            reasons._fail(reasons.CALLDATA_MALFORMED)
+        counted = self._arg(base, c.start + 4) == convert(account, uint256)
+        amount_word = 2
+    elif selector != session_catalog.SEL_WITHDRAW:
+        counted = False
+    if not counted:
+        return
+    if c.length < 4 + 32 * (amount_word + 1):
+        reasons._fail(reasons.CALLDATA_MALFORMED)
+    amount: uint256 = self._arg(base, c.start + 4 + 32 * amount_word)
+    for k: uint256 in range(erc7579.MAX_BATCH):
+        if k == len(outflows):
+            break
+        if outflows[k].token == token:
+            total: uint256 = unsafe_add(outflows[k].amount, amount)
+            if total < amount:
+                total = max_value(uint256)
+            outflows[k].amount = total
+            return
+    period: uint256 = (word >> sessions.PERM_TOKEN_PERIOD) & sessions.MASK48
+    if word & sessions.ARG_OUTFLOW_BITS != 0:
+        period = self._load(account, self._token_key(generation, token), TOKEN_PERIOD)
+    outflows.append(Outflow(token=token, amount=amount, period=period))
+
+
+@internal
+@view
+def _arg(base: uint256, position: uint256) -> uint256:
+    """
+    @dev The 32-byte word at `position` of the execution whose first byte is calldata byte
+         `base` (the caller keeps `position + 32` within the decoded execution).
+    """
+    return convert(slice(msg.data, base + position, 32), uint256)
+
+
+@internal
+def _charge(
+    account: address,
+    session: bytes32,
+    state: uint256,
+    now: uint256,
+    native_total: uint256,
+    outflows: DynArray[Outflow, erc7579.MAX_BATCH],
+) -> (uint256, uint256):
+    """
+    @dev Rules 6-8 of one execution at time `now`, as session_enforce.vy: native value per
+         refill window (VALUE_LIMIT_EXCEEDED), each token's outflow per window
+         (TOKEN_LIMIT_EXCEEDED; a token without a limit has nothing left), the use count
+         under a maxUses (USAGE_LIMIT_REACHED); writes what it charged. Windows are
+         session_enforce._window of `now`, anchored at the session's validAfter.
+    @return `[from, until)`: the intersection of the refill windows charged (see `_enforce`).
+    """
+    valid_after: uint256 = (state >> ST_VALID_AFTER) & MASK48
+    window_from: uint256 = 0
+    window_until: uint256 = max_value(uint256)
+    if native_total != 0:
+        native: uint256 = self._load(account, session, SESSION_NATIVE)
+        period: uint256 = self._load(account, session, SESSION_VALUE_PERIOD)
+        window: uint256 = session_enforce._window(now, valid_after, period)
+        remaining: uint256 = (native >> sessions.NATIVE_REMAINING) & sessions.MASK112
+        if window != native & sessions.MASK48:
+            remaining = native >> sessions.NATIVE_LIMIT
+        if native_total > remaining:
+            reasons._fail(reasons.VALUE_LIMIT_EXCEEDED)
+        self._store(
+            account, session, SESSION_NATIVE,
+            window
+            | ((remaining - native_total) << sessions.NATIVE_REMAINING)
+            | ((native >> sessions.NATIVE_LIMIT) << sessions.NATIVE_LIMIT),
+        )
+        window_from, window_until = self._narrow(window_from, window_until, valid_after, period, window)
+
+    generation: uint256 = (state >> ST_GENERATION) & MASK32
+    for outflow: Outflow in outflows:
+        token_key: bytes32 = self._token_key(generation, outflow.token)
+        token_state: uint256 = self._load(account, token_key, 0)
+        window: uint256 = session_enforce._window(now, valid_after, outflow.period)
+        remaining: uint256 = token_state >> sessions.TOKEN_REMAINING
+        if window != token_state & sessions.MASK48:
+            remaining = min(self._load(account, token_key, TOKEN_LIMIT), sessions.MAX_TOKEN_REMAINING)
+        if outflow.amount > remaining:
+            reasons._fail(reasons.TOKEN_LIMIT_EXCEEDED)
+        self._store(account, token_key, 0, window | ((remaining - outflow.amount) << sessions.TOKEN_REMAINING))
+        window_from, window_until = self._narrow(window_from, window_until, valid_after, outflow.period, window)
+
+    max_uses: uint256 = (state >> ST_MAX_USES) & MASK32
+    if max_uses != 0:
+        if (state >> ST_USES) & MASK32 >= max_uses:
+            reasons._fail(reasons.USAGE_LIMIT_REACHED)
+        self._store(account, session, 0, state + (1 << ST_USES))
+    return window_from, window_until
+
+
+@internal
+@pure
+def _narrow(
+    window_from: uint256, window_until: uint256, anchor: uint256, period: uint256, window: uint256
+) -> (uint256, uint256):
+    """
+    @dev `[window_from, window_until)` intersected with the times session_enforce._window maps
+         to `window` (period > 0): `(-inf, anchor + period)` for window 0, else
+         `[anchor + window * period, anchor + (window + 1) * period)`.
+    """
+    if period == 0:
+        return window_from, window_until
+    start: uint256 = 0
+    if window != 0:
+        start = anchor + window * period
+    return max(window_from, start), min(window_until, anchor + (window + 1) * period)
 
 
 @internal
@@ -672,7 +1042,10 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
     @return validationData (0 window bounds never: expiresAt <= 1 fails).
     """
     account: address = msg.sender
-    if userOp.sender != account or len(userOp.signature) != SESSION_SIGNATURE_LENGTH:
+    signature_length: uint256 = len(userOp.signature)
+    if userOp.sender != account or (
+        signature_length != SESSION_SIGNATURE_LENGTH and signature_length != SESSION_SIGNATURE_LENGTH + 6
+    ):
         return SIG_VALIDATION_FAILED
     word: uint256 = self._load(account, ACCOUNT_KEY, 0)
     if word & ACC_INSTALLED == 0:
@@ -681,6 +1054,11 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
     session: bytes32 = self._session_key((word >> ACC_EPOCH) & MASK32, session_key)
     state: uint256 = self._load(account, session, 0)
     self._live_session(state)
+    # The time the operation claims to run at (unsigned: it only picks the refill windows,
+    # and the operation is then valid only while they hold; 0 when absent).
+    claimed: uint256 = 0
+    if signature_length != SESSION_SIGNATURE_LENGTH:
+        claimed = convert(slice(userOp.signature, SESSION_SIGNATURE_LENGTH, 6), uint256)
 
     # The call: the account's ERC-7579 execute, decoded as the account's ABI decoder reads it.
     call_data_length: uint256 = len(userOp.callData)
@@ -692,10 +1070,16 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
         slice(userOp.callData, 4, call_data_length - 4), (bytes32, Bytes[erc7579.MAX_EXECUTION_BYTES])
     )
     calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH] = erc7579._decode(mode, execution, 4)
-    selectors: DynArray[bytes4, erc7579.MAX_BATCH] = []
-    for c: erc7579.CallRef in calls:
-        selectors.append(convert(slice(execution, c.start, 4), bytes4))
-    self._check_calls(account, state, calls, selectors)
+    valid_from: uint256 = 0
+    valid_until: uint256 = 0
+    # Byte 0 of the execution in this call's calldata, through the offsets the ABI decoder
+    # followed: the userOp tuple, its callData, the execution inside `execute(mode, bytes)`
+    # (so `_enforce` reads exactly the bytes `execution` holds; tests/erc7579 checks rules at
+    # every position of single and batch executions on both paths).
+    op_start: uint256 = 4 + convert(slice(msg.data, 4, 32), uint256)
+    call_data_start: uint256 = op_start + convert(slice(msg.data, op_start + 96, 32), uint256) + 32
+    base: uint256 = call_data_start + 36 + extract32(userOp.callData, 36, output_type=uint256)
+    valid_from, valid_until = self._enforce(account, session, state, claimed, calls, base)
 
     # The session key's signature (a malleable or malformed one recovers no signer).
     r: uint256 = extract32(userOp.signature, 20, output_type=uint256)
@@ -713,18 +1097,19 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
     max_fee_per_gas: uint256 = 0
     gas_units, max_fee_per_gas = self._account_paid_gas(userOp)
     if gas_units != 0 and max_fee_per_gas != 0:
-        budget: uint256 = self._load(account, session, 1)
+        budget: uint256 = self._load(account, session, SESSION_FEE)
         if gas_units > budget // max_fee_per_gas:
             reasons._fail(reasons.FEE_LIMIT_EXCEEDED)
-        self._store(account, session, 1, budget - gas_units * max_fee_per_gas)
+        self._store(account, session, SESSION_FEE, budget - gas_units * max_fee_per_gas)
 
-    expires_at: uint256 = (state >> ST_EXPIRES_AT) & MASK48
-    if signer != session_key or expires_at <= 1:
+    # The session's window, narrowed to the refill windows charged above.
+    valid_from = max(valid_from, (state >> ST_VALID_AFTER) & MASK48)
+    valid_until = min(valid_until, (state >> ST_EXPIRES_AT) & MASK48)
+    if signer != session_key or valid_until <= 1 or valid_from >= valid_until:
         return SIG_VALIDATION_FAILED
-    valid_after: uint256 = (state >> ST_VALID_AFTER) & MASK48
-    if valid_after != 0:
-        valid_after -= 1
-    return ((expires_at - 1) << 160) | (valid_after << 208)
+    if valid_from != 0:
+        valid_from -= 1
+    return ((valid_until - 1) << 160) | (valid_from << 208)
 
 
 @internal
@@ -801,7 +1186,8 @@ def execute_with_session(
     word: uint256 = self._load(account, ACCOUNT_KEY, 0)
     if word & ACC_EXECUTOR == 0:
         reasons._fail(reasons.NOT_AUTHORIZED)
-    state: uint256 = self._load(account, self._session_key((word >> ACC_EPOCH) & MASK32, session_key), 0)
+    session: bytes32 = self._session_key((word >> ACC_EPOCH) & MASK32, session_key)
+    state: uint256 = self._load(account, session, 0)
     self._live_session(state)
     if block.timestamp < (state >> ST_VALID_AFTER) & MASK48:
         reasons._fail(reasons.SESSION_NOT_YET_VALID)
@@ -819,10 +1205,11 @@ def execute_with_session(
         reasons._fail(reasons.NONCE_REPLAYED)
     self._store(account, nonce_key, 0, bits | bit)
     calls: DynArray[erc7579.CallRef, erc7579.MAX_BATCH] = erc7579._decode(mode, execution_calldata, 4)
-    selectors: DynArray[bytes4, erc7579.MAX_BATCH] = []
-    for c: erc7579.CallRef in calls:
-        selectors.append(convert(slice(execution_calldata, c.start, 4), bytes4))
-    self._check_calls(account, state, calls, selectors)
+    valid_from: uint256 = 0
+    valid_until: uint256 = 0
+    # Byte 0 of `execution_calldata` in the calldata (its offset is the fourth head word).
+    base: uint256 = 36 + convert(slice(msg.data, 100, 32), uint256)
+    valid_from, valid_until = self._enforce(account, session, state, block.timestamp, calls, base)
     log SessionExecuted(account=account, session_key=session_key, nonce=nonce)
     raw_call(account, abi_encode(mode, execution_calldata, method_id=EXECUTE_FROM_EXECUTOR), max_outsize=0)
 
