@@ -52,7 +52,8 @@ const RULE_OPS = [
 ];
 const OFFCHAIN_ONLY = 0xffff;
 const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
-const USER_REJECTED = 4001;
+const USER_REJECTED = 4001; // EIP-1193
+const WC_USER_REJECTED = 5000; // what WalletConnect wallets answer (the SDK's USER_REJECTED)
 // How long the page waits for WalletConnect's relay to answer (the provider retries forever; the
 // pairing link exists only once the relay has accepted the connection).
 const RELAY_TIMEOUT_MS = 8000;
@@ -340,7 +341,7 @@ function tick() {
 // --- the wallet ---------------------------------------------------------------------------
 
 function walletError(error, what) {
-  if (error && error.code === USER_REJECTED) {
+  if (error && (error.code === USER_REJECTED || error.code === WC_USER_REJECTED)) {
     setState("rejected");
     say(`You rejected ${what} in your wallet. Nothing was approved; you can try again.`, "error");
     return;
@@ -427,7 +428,11 @@ async function connectWalletConnect() {
     projectId: walletConnect.projectId,
     relayUrl: walletConnect.relayUrl,
     chains: [Number(pending.chainId)],
+    // The one method this page asks the wallet for: unless the session grants it, the provider
+    // would send it to WalletConnect's public RPC node instead of the wallet.
+    methods: ["eth_signTypedData_v4"],
     showQrModal: false,
+    telemetryEnabled: false, // no usage events to WalletConnect's servers
     metadata: {
       name: "SessionWard",
       description: "Approve a session for your wallet",

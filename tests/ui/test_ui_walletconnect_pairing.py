@@ -1,0 +1,305 @@
+"""The approval page's WalletConnect flow end to end (issue 18), in Chromium.
+
+The page's real ``@walletconnect/ethereum-provider`` (bundled as ``npm run
+build:walletconnect`` does) pairs with a real wallet-side client (``@walletconnect/sign-client``
+in node, signing with viem's local account over the owner's real secp256k1 key) through a
+relay of our own on 127.0.0.1 (:mod:`walletconnect_support`: WalletConnect's public relay
+cannot be reached from this machine and WalletConnect publishes no relay server). The relay
+only routes the clients' end-to-end encrypted messages by topic.
+
+Covered: the owner pairs by the link the page shows, the wallet approves the session for the
+owner's account and chain and signs the grant; the page recovers the owner from the signature,
+ApproveSession succeeds and the session becomes active; the relay saw only ciphertext. And the
+wallet refusing the signature (WalletConnect's USER_REJECTED) gives the page's rejection message
+with nothing sent and the session still pending.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, expect
+from ui_browser_support import Service, UiWorld, check_screenshot, ops_credential, pair_in_page
+from walletconnect_support import LocalRelay, WalletProcess, build_provider_bundle
+
+from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
+from sessionward.server import BackgroundServer
+from sessionward.service.config import Settings
+from sessionward.service.waas import Waas
+from sessionward.ui.walletconnect import ENV_BUNDLE, ENV_PROJECT_ID, ENV_RELAY_URL
+
+PROJECT_ID = "0123456789abcdef0123456789abcdef"
+# The provider's Verify API: an iframe of verify.walletconnect.org, which the page's
+# Content-Security-Policy (default-src 'none') refuses; the provider then proposes the session
+# without an attestation. Chromium logs the refusal; nothing leaves the machine.
+VERIFY_REFUSED = "Framing 'https://verify.walletconnect.org/' violates"
+# The provider's logger reports the wallet's refusal of a request as an error.
+REFUSAL_LOGGED = "msg: User rejected."
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRelay]:
+    relay = LocalRelay.start(tmp_path_factory.mktemp("wc-relay") / "relay.jsonl")
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+@pytest.fixture(scope="module")
+def service(
+    tmp_path_factory: pytest.TempPathFactory,
+    ops_key: ec.EllipticCurvePrivateKey,
+    relay: LocalRelay,
+) -> Iterator[Service]:
+    """The UI service of conftest, with WalletConnect configured to use the local relay."""
+    bundle = build_provider_bundle(tmp_path_factory.mktemp("wc-bundle") / "walletconnect.js")
+    names = ("SESSIONWARD_DATABASE_URL", ENV_PROJECT_ID, ENV_RELAY_URL, ENV_BUNDLE)
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.pop("SESSIONWARD_DATABASE_URL", None)
+    os.environ.update(
+        {ENV_PROJECT_ID: PROJECT_ID, ENV_RELAY_URL: relay.url, ENV_BUNDLE: str(bundle)}
+    )
+    logs = logging.getLogger("sessionward")
+    level = logs.level
+    logs.setLevel(logging.WARNING)
+    try:
+        settings = Settings(
+            data_dir=tmp_path_factory.mktemp("ui-wc-pairing"),
+            ops_credentials=(ops_credential(ops_key),),
+        )
+        waas = Waas.from_settings(settings)
+        with BackgroundServer(waas) as url:
+            yield Service(waas, url)
+    finally:
+        logs.setLevel(level)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def page(browser: BrowserContext) -> Iterator[Page]:
+    """A fresh tab that fails the test on any script error except the refused Verify iframe and
+    the provider's own log of a refusal."""
+    tab = browser.new_page()
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        text = message.text
+        if message.type == "error" and VERIFY_REFUSED not in text and REFUSAL_LOGGED not in text:
+            problems.append(f"console: {message.text}")
+
+    tab.on("console", on_console)
+    tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    yield tab
+    tab.close()
+    assert problems == []
+
+
+@pytest.fixture
+def wallets() -> Iterator[list[WalletProcess]]:
+    """The wallet processes a test starts; each is stopped by its PID afterwards."""
+    started: list[WalletProcess] = []
+    yield started
+    for wallet in started:
+        wallet.stop()
+
+
+def _pending(world: UiWorld) -> dict[str, Any]:
+    deployment = world.waas.runtime.deployment
+    envelope = {
+        "capabilities": ["swap.execute"],
+        "allowedDestinations": [deployment.router],
+        "tokenLimits": [{"token": deployment.token("USDX"), "limit": "250000000"}],
+        "chainId": 1,
+        "expiresAt": int(time.time()) + 1800,
+    }
+    return world.owner.authorize_remote_access(
+        world.backend_credential, world.wallet["walletId"], envelope
+    )
+
+
+def _owner_key(world: UiWorld) -> bytes:
+    key = world.extra["owner_secret"]
+    assert isinstance(key, bytes)
+    return key
+
+
+def _status(world: UiWorld, session_id: str) -> str:
+    record = world.waas.runtime.store.sessions.get(session_id)
+    assert record is not None
+    return record.status
+
+
+def _state(page: Page, state: str, timeout: float = 15_000) -> None:
+    expect(page.locator(f"body[data-state={state}]")).to_have_count(1, timeout=timeout)
+
+
+def _shot(page: Page, tmp_path: Path, name: str) -> None:
+    shot = tmp_path / f"approve-walletconnect-{name}.png"
+    page.screenshot(path=str(shot))
+    check_screenshot(shot)
+
+
+def _pair_through_walletconnect(
+    page: Page,
+    world: UiWorld,
+    relay: LocalRelay,
+    wallets: list[WalletProcess],
+    session_id: str,
+    *,
+    key: bytes,
+    signature: str = "sign",
+) -> WalletProcess:
+    """Open the approval link, click "Connect with WalletConnect", hand the link the page shows
+    to a wallet holding ``key``, and wait until that wallet has approved the WalletConnect
+    session for its account on chain 1."""
+    page.goto(f"{world.url}/ui/approve?session={session_id}")
+    expect(page.locator("body:not([data-state=loading])")).to_have_count(1)
+    if page.locator("body").get_attribute("data-state") == "pair":
+        pair_in_page(page, world.owner.create_pairing_code()["pairingCode"], "walletconnect")
+    _state(page, "ready")
+    page.locator("#connect-wc").click()
+    _state(page, "wc-pairing")
+    uri = page.locator("#wc-uri").inner_text().strip()
+    assert uri.startswith("wc:") and "symKey=" in uri, uri
+    wallet = WalletProcess.start(relay, PROJECT_ID, uri, key, signature=signature)
+    wallets.append(wallet)
+    approved = wallet.wait_for("approved")
+    address = address_from_secret(key).lower()
+    assert [a.lower() for a in approved["accounts"]] == [f"eip155:1:{address}"]
+    return wallet
+
+
+def _connected_as_owner(page: Page, world: UiWorld) -> None:
+    owner = address_from_secret(_owner_key(world)).lower()
+    _state(page, "connected", timeout=30_000)
+    line = re.compile(re.escape(f"Connected: {owner} on Ethereum"), re.IGNORECASE)
+    expect(page.locator("#wallet-line")).to_contain_text(line)
+    expect(page.locator("#wc-pairing")).to_be_hidden()
+    expect(page.locator("#sign")).to_be_enabled()
+
+
+def test_the_owner_pairs_a_walletconnect_wallet_signs_and_the_session_is_approved(
+    page: Page,
+    world: UiWorld,
+    relay: LocalRelay,
+    wallets: list[WalletProcess],
+    tmp_path: Path,
+) -> None:
+    pending = _pending(world)
+    session_id = str(pending["sessionId"])
+    sent: list[Request] = []
+    page.on("request", lambda r: sent.append(r))
+    key = _owner_key(world)
+    wallet = _pair_through_walletconnect(page, world, relay, wallets, session_id, key=key)
+    _connected_as_owner(page, world)
+    _shot(page, tmp_path, "connected")
+
+    page.locator("#sign").click()
+    _state(page, "approved", timeout=30_000)
+    expect(page.locator("#status-line")).to_contain_text("Approved.")
+    _shot(page, tmp_path, "approved")
+
+    # The wallet really signed the grant's digest with the owner's key (viem, in node) ...
+    signed = wallet.wait_for("signed")
+    expected = (
+        "0x" + sign_digest(_owner_key(world), bytes.fromhex(pending["grantDigest"][2:])).hex()
+    )
+    assert signed["signature"].lower() == expected
+    # ... and the page sent exactly that signature to ApproveSession, once.
+    approvals = [r for r in sent if r.url.endswith("/v1/Waas/ApproveSession")]
+    assert len(approvals) == 1
+    assert json.loads(approvals[0].post_data or "") == {
+        "sessionId": session_id,
+        "signature": expected,
+    }
+    deadline = time.monotonic() + 30
+    while _status(world, session_id) != "active":
+        assert time.monotonic() < deadline, f"not installed: {_status(world, session_id)}"
+        time.sleep(0.1)
+
+    # Everything went through the local relay, and the relay saw only ciphertext.
+    methods = {e["method"] for e in relay.events() if e["event"] == "rpc"}
+    assert {"wc_proposeSession", "wc_approveSession", "irn_publish"} <= methods
+    published = relay.published()
+    assert published
+    owner = address_from_secret(_owner_key(world)).lower()[2:].encode()
+    for message in published:
+        assert b"eth_signTypedData_v4" not in message and b"SessionWard" not in message
+        assert owner not in message.lower() and pending["grantDigest"][2:].encode() not in message
+    # Nothing outside this machine was contacted: every socket went to the local relay.
+    sockets = [r.url for r in sent if r.url.startswith(("ws:", "wss:"))]
+    assert all(url.startswith(relay.url + "/") for url in sockets), sockets
+    assert not [r.url for r in sent if "walletconnect" in r.url and world.url not in r.url]
+
+
+def test_the_walletconnect_wallet_refusing_the_signature_leaves_the_session_pending(
+    page: Page,
+    world: UiWorld,
+    relay: LocalRelay,
+    wallets: list[WalletProcess],
+    tmp_path: Path,
+) -> None:
+    pending = _pending(world)
+    session_id = str(pending["sessionId"])
+    sent: list[Request] = []
+    page.on("request", lambda r: sent.append(r))
+    key = _owner_key(world)
+    wallet = _pair_through_walletconnect(
+        page, world, relay, wallets, session_id, key=key, signature="reject"
+    )
+    _connected_as_owner(page, world)
+
+    page.locator("#sign").click()
+    _state(page, "rejected", timeout=30_000)
+    wallet.wait_for("rejected")
+    status = page.locator("#status-line")
+    expect(status).to_contain_text("You rejected the signature in your wallet.")
+    expect(status).to_contain_text("Nothing was approved")
+    expect(page.locator("#sign")).to_be_enabled()  # the owner may try again
+    _shot(page, tmp_path, "rejected")
+    assert not [r for r in sent if r.url.endswith("/v1/Waas/ApproveSession")]
+    assert _status(world, session_id) == "pending_approval"
+
+
+def test_a_walletconnect_wallet_of_another_account_cannot_sign_and_nothing_is_sent(
+    page: Page,
+    world: UiWorld,
+    relay: LocalRelay,
+    wallets: list[WalletProcess],
+    tmp_path: Path,
+) -> None:
+    pending = _pending(world)
+    session_id = str(pending["sessionId"])
+    sent: list[Request] = []
+    page.on("request", lambda r: sent.append(r))
+    stranger = secrets.token_bytes(32)
+    wallet = _pair_through_walletconnect(page, world, relay, wallets, session_id, key=stranger)
+
+    _state(page, "wrong-account", timeout=30_000)
+    status = page.locator("#status-line")
+    expect(status).to_contain_text("is not this wallet's owner")
+    expect(status).to_contain_text(_ignoring_case(address_from_secret(_owner_key(world))))
+    expect(page.locator("#sign")).to_be_disabled()
+    _shot(page, tmp_path, "wrong-account")
+    assert "request" not in wallet.events()  # the page asked the stranger for nothing
+    assert not [r for r in sent if r.url.endswith("/v1/Waas/ApproveSession")]
+    assert _status(world, session_id) == "pending_approval"
+
+
+def _ignoring_case(text: str) -> re.Pattern[str]:
+    return re.compile(re.escape(text), re.IGNORECASE)

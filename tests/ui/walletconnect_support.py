@@ -1,0 +1,184 @@
+"""WalletConnect end to end on this machine: the approval page's real provider bundle, a local
+relay of our own (``walletconnect_relay.mjs``) and a real wallet-side client
+(``walletconnect_wallet.mjs``: ``@walletconnect/sign-client`` with viem's local account).
+
+WalletConnect's public relay cannot be reached from here and WalletConnect publishes no relay
+server, so the relay is a stand-in written for the tests: it routes the clients' end-to-end
+encrypted messages by topic (the relay JSON-RPC of ``@walletconnect/relay-api``) and never reads
+them. Both node processes are started on 127.0.0.1 and stopped by their PID.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
+
+from wallet_support import ESBUILD, ROOT
+
+HERE: Final = Path(__file__).resolve().parent
+RELAY_SCRIPT: Final = HERE / "walletconnect_relay.mjs"
+WALLET_SCRIPT: Final = HERE / "walletconnect_wallet.mjs"
+PROVIDER: Final = ROOT / "node_modules" / "@walletconnect" / "ethereum-provider"
+SIGN_CLIENT: Final = ROOT / "node_modules" / "@walletconnect" / "sign-client"
+
+
+def build_provider_bundle(out: Path) -> Path:
+    """The page's EthereumProvider bundle at ``out``, built with the arguments of
+    ``npm run build:walletconnect`` (package.json) except the output file."""
+    if not PROVIDER.is_dir() or not SIGN_CLIENT.is_dir():
+        raise RuntimeError("the WalletConnect packages are missing: run `npm install`")
+    scripts = json.loads((ROOT / "package.json").read_text())["scripts"]
+    args = scripts["build:walletconnect"].split()[1:]
+    args = [a for a in args if not a.startswith("--outfile=")] + [f"--outfile={out}"]
+    subprocess.run([str(ESBUILD), *args], cwd=ROOT, check=True, timeout=120)
+    return out
+
+
+class _Lines:
+    """The JSON lines a child process prints, read on a thread as they come."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                entry = {"event": "output", "text": line.rstrip()}
+            with self._changed:
+                self.lines.append(entry)
+                self._changed.notify_all()
+
+    def wait_for(self, event: str, timeout: float) -> dict[str, Any]:
+        """The first line whose ``event`` is ``event``; TimeoutError with every line otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for entry in self.lines:
+                    if entry.get("event") == event:
+                        return entry
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {event!r} within {timeout} s: {self.lines}")
+                self._changed.wait(left)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Terminate ``process`` by its PID (kill it if it does not exit within 5 s)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@dataclass
+class LocalRelay:
+    """The test relay, listening on 127.0.0.1; its traffic log is JSON lines in ``log``."""
+
+    process: subprocess.Popen[str]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls, log: Path) -> LocalRelay:
+        process = subprocess.Popen(
+            ["node", str(RELAY_SCRIPT), str(log)],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        try:
+            first = process.stdout.readline()
+            port = int(json.loads(first)["port"])
+        except Exception:
+            _stop(process)
+            raise
+        return cls(process, port, log)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event the relay logged so far."""
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+    def published(self) -> list[bytes]:
+        """Every message published through the relay, decoded from base64 as the relay holds
+        them (the clients' envelopes: a type byte, a nonce and the sealed box)."""
+        return [
+            base64.b64decode(e["message"], validate=True)
+            for e in self.events()
+            if e["event"] == "publish"
+        ]
+
+
+@dataclass
+class WalletProcess:
+    """A running ``walletconnect_wallet.mjs`` paired (or pairing) with a dapp."""
+
+    process: subprocess.Popen[str]
+    output: _Lines
+    config: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def start(
+        cls,
+        relay: LocalRelay,
+        project_id: str,
+        uri: str,
+        key: bytes,
+        *,
+        chain_id: int = 1,
+        signature: str = "sign",
+    ) -> WalletProcess:
+        """Pair with ``uri`` through ``relay``; ``signature`` is ``"sign"`` or ``"reject"``.
+        The key goes to the process on stdin only."""
+        config = {
+            "relayUrl": relay.url,
+            "projectId": project_id,
+            "uri": uri,
+            "key": "0x" + key.hex(),
+            "chainId": chain_id,
+            "signature": signature,
+        }
+        process = subprocess.Popen(
+            ["node", str(WALLET_SCRIPT)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(json.dumps(config) + "\n")
+        process.stdin.close()
+        return cls(process, _Lines(process.stdout), config)
+
+    def wait_for(self, event: str, timeout: float = 30.0) -> dict[str, Any]:
+        return self.output.wait_for(event, timeout)
+
+    def events(self) -> list[str]:
+        return [str(line.get("event")) for line in self.output.lines]
+
+    def stop(self) -> None:
+        _stop(self.process)
