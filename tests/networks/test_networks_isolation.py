@@ -237,3 +237,31 @@ def test_an_owner_signed_revocation_for_one_network_cannot_be_replayed_on_the_ot
     assert world.replay("alpha", account, data) is None  # valid where it was signed
     assert world.account_view("alpha", account, "epoch") == 1
     assert world.chain_state("beta", account, pair.beta.session_key) == before[0]
+
+
+def test_a_session_presented_for_the_same_account_on_the_other_network_signs_nothing(
+    world: Networks, pair: Pair
+) -> None:
+    """The session's own backend names alpha's session with beta's wallet (one account
+    address on both chains) and beta's network: the network is the wallet's, so the policy
+    decides, and the session's chain is not the request's: a recorded CHAIN_MISMATCH denial,
+    nothing signed or sent, beta's chain unchanged; the context-mismatch rule revokes the
+    session (docs/design.md section 8)."""
+    session = world.session(pair.alpha.wallet, pair.backend)
+    beta_before = world.chain_state("beta", pair.beta.wallet.account, pair.beta.session_key)
+    with pytest.raises(ServiceError) as refused:
+        world.waas.transactions.prepare(
+            pair.backend.caller,
+            wallet_id=pair.beta.wallet.wallet_id,
+            session_id=session.session_id,
+            to=world.net("beta").deployment.router,
+            value=0,
+            data=world.swap_data(pair.beta.wallet, 5),
+            network="beta",
+        )
+    assert (refused.value.kind, refused.value.code) == ("denied", ReasonCode.CHAIN_MISMATCH)
+    txns = world.rt.store.transactions.of_session(session.session_id)
+    assert [(t.status, t.signature) for t in txns] == [("denied", None)]
+    assert world.chain_state("beta", pair.beta.wallet.account, pair.beta.session_key) == beta_before
+    record = world.rt.store.sessions.get(session.session_id)
+    assert record is not None and record.status in ("revoking", "revoked")
