@@ -44,6 +44,7 @@ from sessionward.crypto.keccak import keccak256
 from sessionward.domain.calldata import Call
 
 ALLOW: Final = "ALLOW"
+DAY: Final = 86_400  # the pair's grants are valid for a day (tests travel hours ahead)
 # SessionAccount's grant nonces 1 and 2 are its set-up's; the pair's start far above.
 SESSION_ACCOUNT_NONCE_BASE: Final = 1_000_000
 USER_OPERATION_REVERT_REASON: Final = keccak256(
@@ -119,7 +120,7 @@ class Pair:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The same envelope (``permissions``, the module's default window and fee budget,
         then ``envelope``'s fields) as a grant for SessionAccount and one for the module."""
-        module_grant = self.module.grant(permissions=copy.deepcopy(permissions))
+        module_grant = self.module.grant(permissions=copy.deepcopy(permissions), valid_for=DAY)
         module_grant["envelope"].update(copy.deepcopy(envelope))
         account_grant = copy.deepcopy(module_grant)
         account_grant.update(

@@ -100,11 +100,24 @@ def gas(stage: Stage) -> dict[str, int]:
     module_wallet = new_module_wallet(
         stage, deploy_module(stage), types=(MODULE_TYPE_VALIDATOR, MODULE_TYPE_EXECUTOR)
     )
+    ruled_wallet = new_module_wallet(stage, deploy_module(stage), enable=False)
+    recipient_word = bytes(12) + bytes.fromhex(ruled_wallet.recipient[2:])
+    ruled_wallet.enable(
+        ruled_wallet.grant(
+            permissions=[
+                ruled_wallet.permission(
+                    usdx,
+                    "transfer(address,uint256)",
+                    [{"arg": "to", "op": 4, "offset": 0, "values": [recipient_word]}],
+                )
+            ]
+        )
+    )
     plain = stage.new_wallet()
     base = stage.new_wallet()
     rule_free = RuleFreeWallet(**{f: getattr(base, f) for f in Wallet.__dataclass_fields__})
     rule_free.enable_session()
-    for address in (module_wallet.address, plain.address, rule_free.address):
+    for address in (module_wallet.address, ruled_wallet.address, plain.address, rule_free.address):
         stage.entry_point.transact(stage.deployer, "depositTo", address, value=ONE_ETH)
 
     oz = module_wallet.account
@@ -120,6 +133,11 @@ def gas(stage: Stage) -> dict[str, int]:
             stage,
             lambda: module_wallet.session_op(transfer_call(usdx, module_wallet.recipient, USDX)),
             oz.op_hash,
+        ),
+        "OZ AccountERC7579, session via module (recipient 'in' rule)": _measure(
+            stage,
+            lambda: ruled_wallet.session_op(transfer_call(usdx, ruled_wallet.recipient, USDX)),
+            ruled_wallet.account.op_hash,
         ),
         "SessionAccount, owner": _measure(
             stage, lambda: plain.owner_op(transfer_call(usdx, plain.recipient, USDX)), plain.op_hash

@@ -399,7 +399,8 @@ def test_after_uninstall_the_session_is_refused_and_a_reinstall_starts_clean(
         ("unknown rule operator", "ENVELOPE_MALFORMED"),
         ("scalar rule with two operands", "ENVELOPE_MALFORMED"),
         ("same function twice", "ENVELOPE_MALFORMED"),
-        ("token limit", "ENVELOPE_MALFORMED"),
+        ("a token limited twice", "ENVELOPE_MALFORMED"),
+        ("an unmeasured function on a limited token", "TOKEN_FUNCTION_UNDEFINED"),
         ("account target", "SELF_CALL_FORBIDDEN"),
         ("not installed", "NOT_AUTHORIZED"),
     ],
@@ -432,8 +433,12 @@ def test_an_unacceptable_grant_is_refused_and_enables_nothing(
         ]
     elif case == "same function twice":
         envelope["permissions"] = envelope["permissions"] * 2
-    elif case == "token limit":
+    elif case == "a token limited twice":
+        limit = {"token": stage.demo.token("USDX"), "limit": USDX, "period": 0}
+        envelope["tokenLimits"] = [limit, {**limit, "limit": 2 * USDX}]
+    elif case == "an unmeasured function on a limited token":
         envelope["tokenLimits"] = [{"token": stage.demo.token("USDX"), "limit": USDX, "period": 0}]
+        envelope["permissions"] = [wallet.permission(stage.demo.token("USDX"), "burn(uint256)")]
     elif case == "account target":
         envelope["permissions"] = [wallet.permission(wallet.address, TRANSFER)]
     data = wallet.enable_data(grant, wallet.grant_signature(grant, signer))

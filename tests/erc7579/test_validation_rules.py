@@ -117,6 +117,37 @@ def test_a_session_operation_checking_every_kind_of_rule_breaks_no_validation_ru
     assert alto_verdict(anvil, op).error is None
 
 
+def test_a_session_operation_charging_every_cumulative_limit_breaks_no_validation_rule(
+    stage: Stage, rpc: JsonRpcClient, anvil: str, module: DeployedContract
+) -> None:
+    """A token limit with a refill period, native value within a per-window limit, a use
+    count: validation reads and writes their words (the session's n = 0..4, the token's
+    n = 0..2), all associated with the account, without TIMESTAMP (the claimed time)."""
+    wallet: ModuleWallet = new_module_wallet(stage, module, enable=False)
+    usdx, payee = stage.demo.token("USDX"), Key().address
+    grant = wallet.grant(
+        permissions=[
+            wallet.permission(usdx, "transfer(address,uint256)"),
+            {**wallet.permission(payee, "ping()"), "maxValuePerCall": 10},
+        ]
+    )
+    grant["envelope"].update(
+        tokenLimits=[{"token": usdx, "limit": 10 * USDX, "period": 3600}],
+        valueLimit=100,
+        valuePeriod=3600,
+        maxUses=5,
+    )
+    wallet.enable(grant)
+    ping = Call(payee, 10, encode_call(parse_signature("ping()"), ()))
+    op = wallet.session_op(
+        transfer_call(usdx, wallet.recipient, USDX),
+        ping,
+        claimed_time=stage.chain.block_timestamp() + 1,
+    )
+    assert _violations(stage, _validate(rpc, op), wallet.address) == []
+    assert alto_verdict(anvil, op).error is None
+
+
 def test_the_owners_operation_on_the_openzeppelin_account_breaks_no_validation_rule(
     stage: Stage, rpc: JsonRpcClient, anvil: str
 ) -> None:

@@ -36,8 +36,15 @@
         SessionAccount does not enforce on chain (allowed destinations, which the grant
         builder turns into rules, the USD cap, the rate limit, off-chain-only rules) is
         signed and left to the service, as there. The fee budget (`maxFeeWei`) is enforced as
-        in SessionAccount. Fields this version still refuses (ENVELOPE_MALFORMED, never
-        silently widened): see `_check_enforceable`.
+        in SessionAccount.
+
+        Time in validation: a user operation's refill windows (rules 6 and 7 with a period)
+        are those of the time the operation claims (6 bytes after its signature; 0 when
+        absent), and `validationData` narrows its validity to the range where every charged
+        window holds, so the EntryPoint runs it only while what validation charged is what
+        SessionAccount would charge at execution (ERC-7562 bans TIMESTAMP in validation).
+        Rules 6-8 are charged in validation: a charged operation whose calls then revert
+        keeps its charge (SessionAccount's would revert with them), the fee budget's rule too.
 """
 
 from .. import reasons
@@ -434,21 +441,6 @@ def _check_owner_approval(account: address, digest: bytes32, signature: Bytes[MA
         reasons._fail(reasons.SIGNATURE_INVALID)
 
 
-@internal
-@pure
-def _check_enforceable(envelope: session_grants.Envelope):
-    """
-    @dev Refuse (ENVELOPE_MALFORMED) the grant fields this version does not enforce yet, so
-         a grant is never widened by being installed here: native value (valueLimit and
-         per-call caps), token limits and use counts.
-    """
-    if envelope.valueLimit != 0 or len(envelope.tokenLimits) != 0 or envelope.maxUses != 0:
-        reasons._fail(reasons.ENVELOPE_MALFORMED)
-    for permission: session_grants.Permission in envelope.permissions:
-        if permission.maxValuePerCall != 0:
-            reasons._fail(reasons.ENVELOPE_MALFORMED)
-
-
 @external
 def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MAX_SIGNATURE]):
     """
@@ -458,8 +450,7 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MA
     @dev Checks, in order: the account has the module installed as either type
          (NOT_AUTHORIZED), chain (CHAIN_MISMATCH), epoch (SESSION_REVOKED), grant nonce unused
          in this epoch (NONCE_REPLAYED), session key and window (ENVELOPE_MALFORMED,
-         WINDOW_INVALID), what this version can enforce (ENVELOPE_MALFORMED), the owner's
-         authority (SIGNATURE_INVALID), then, while storing them as session_enable.vy does,
+         WINDOW_INVALID), the owner's authority (SIGNATURE_INVALID), then, while storing them as session_enable.vy does,
          each token limit (a token twice: ENVELOPE_MALFORMED) and each permission (the account
          or this module as target: SELF_CALL_FORBIDDEN; selector not the function's, a pair
          twice, an unknown operator, a rule without its operands: ENVELOPE_MALFORMED; a
@@ -488,7 +479,6 @@ def enable_session(grant: session_grants.SessionGrant, owner_signature: Bytes[MA
         reasons._fail(reasons.ENVELOPE_MALFORMED)
     if grant.envelope.validAfter >= grant.envelope.expiresAt:
         reasons._fail(reasons.WINDOW_INVALID)
-    self._check_enforceable(grant.envelope)
     self._check_owner_approval(
         account, self._typed_digest(account, session_grants._grant_struct_hash(grant)), owner_signature
     )
@@ -827,7 +817,7 @@ def _enforce(
         # Token outflow, summed per token: of a limited token called directly, or of the token
         # an argument names (swaps, Permit2) when the grant has token limits.
         if word & (sessions.PERM_TOKEN | sessions.ARG_OUTFLOW_BITS) != 0:
-            self._add_outflow(account, generation, word, selector, c, base, outflows)
+            outflows = self._add_outflow(account, generation, word, selector, c, base, outflows)
 
     # Rules 6-8 (nothing to charge, and no frame to copy the outflows into, without them).
     if native_total == 0 and len(outflows) == 0 and (state >> ST_MAX_USES) & MASK32 == 0:
@@ -844,9 +834,9 @@ def _add_outflow(
     c: erc7579.CallRef,
     base: uint256,
     outflows: DynArray[Outflow, erc7579.MAX_BATCH],
-):
+) -> DynArray[Outflow, erc7579.MAX_BATCH]:
     """
-    @dev Add the token outflow of call `c` (permission word `word`) to `outflows`, measured as
+    @dev `outflows` with the token outflow of call `c` (permission word `word`) added, measured as
          session_enforce.vy measures it (docs/protocol.md rule 7): transfer, approve and
          increaseAllowance amounts on a limited token, transferFrom and permit when the account
          pays, WETH withdraw; a swap's input, Permit2 approve, and Permit2 permit of the
@@ -896,7 +886,7 @@ def _add_outflow(
     elif selector != session_catalog.SEL_WITHDRAW:
         counted = False
     if not counted:
-        return
+        return outflows
     if c.length < 4 + 32 * (amount_word + 1):
         reasons._fail(reasons.CALLDATA_MALFORMED)
     amount: uint256 = self._arg(base, c.start + 4 + 32 * amount_word)
@@ -908,11 +898,12 @@ def _add_outflow(
             if total < amount:
                 total = max_value(uint256)
             outflows[k].amount = total
-            return
+            return outflows
     period: uint256 = (word >> sessions.PERM_TOKEN_PERIOD) & sessions.MASK48
     if word & sessions.ARG_OUTFLOW_BITS != 0:
         period = self._load(account, self._token_key(generation, token), TOKEN_PERIOD)
     outflows.append(Outflow(token=token, amount=amount, period=period))
+    return outflows
 
 
 @internal
