@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 from erc4337_support import USDX, Key, Stage
 from module_support import deploy_module
-from parity_support import ALLOW, Pair, new_pair, permission, word
+from parity_support import ALLOW, Pair, new_pair, permission, simulate, word
 
 from sessionward.chain.contracts import DeployedContract
 from sessionward.chain.jsonrpc import JsonRpcClient
@@ -251,3 +251,32 @@ def test_an_approval_within_the_rules_approves_on_both(pair: Pair) -> None:
     assert pair.relayed(_call(usdx, APPROVE, FRIEND, 50 * USDX)) == ALLOW
     for owner in (pair.account.address, pair.module.address):
         assert pair.stage.usdx.call_one("allowance", owner, FRIEND) == 50 * USDX
+
+
+def _shifted(data: bytes, junk: bytes) -> bytes:
+    """``execute_with_session`` calldata re-encoded non-canonically: ``junk`` (32 bytes)
+    inserted before the tail, both offsets (execution, signature) moved past it."""
+    selector, head, tail = data[:4], bytearray(data[4 : 4 + 7 * 32]), data[4 + 7 * 32 :]
+    for index in (3, 6):
+        offset = int.from_bytes(head[32 * index : 32 * index + 32], "big") + 32
+        head[32 * index : 32 * index + 32] = offset.to_bytes(32, "big")
+    return selector + bytes(head) + junk + tail
+
+
+def test_a_non_canonical_encoding_changes_no_verdict_of_the_module(pair: Pair) -> None:
+    """The module reads rule arguments from the calldata at the offsets the ABI decoder
+    followed, so moving the execution (with a decoy word where it used to start) is read as
+    the decoder read it: the same verdicts as the canonical encoding."""
+    usdx = pair.stage.demo.token("USDX")
+    assert pair.enable([permission(usdx, TRANSFER, (EQ, 0, [word(pair.recipient)]))]) == (
+        ALLOW,
+        ALLOW,
+    )
+    deadline = pair.stage.chain.block_timestamp() + 600
+    decoy = (52 + 68).to_bytes(32, "big")
+    for recipient, expected in ((FRIEND, "ARG_RULE_VIOLATED"), (pair.recipient, ALLOW)):
+        call = _call(usdx, TRANSFER, recipient, USDX)
+        data = pair.module.relayed_call_data(call, nonce=77, deadline=deadline)
+        shifted = _shifted(data, decoy)
+        assert simulate(pair.stage, pair.module.module_address, data) == expected
+        assert simulate(pair.stage, pair.module.module_address, shifted) == expected

@@ -17,10 +17,10 @@ from __future__ import annotations
 import pytest
 from erc4337_support import ONE_ETH, USDX, Key, Stage
 from module_support import deploy_module
-from oz_account import handle_op_refusal
-from parity_support import ALLOW, Pair, new_pair, permission, word
+from oz_account import MODULE_TYPE_EXECUTOR, MODULE_TYPE_VALIDATOR, handle_op_refusal
+from parity_support import ALLOW, Pair, new_pair, permission, simulate, word
 
-from sessionward.chain.contracts import DeployedContract
+from sessionward.chain.contracts import DeployedContract, transact
 from sessionward.chain.jsonrpc import JsonRpcClient
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.calldata import Call
@@ -219,3 +219,31 @@ def test_a_limit_grant_sessionaccount_refuses_the_module_refuses_alike(
     else:
         granted = pair.enable([permission(usdx, "burn(uint256)")], tokenLimits=[_limit(usdx, 1)])
     assert granted == (reason, reason)
+
+
+def test_an_uninstall_and_reinstall_start_the_limits_clean(pair: Pair) -> None:
+    """Limits and uses are keyed by the epoch and the grant's generation: after the owner
+    uninstalls and reinstalls the module and grants again, the new grant starts full, and
+    the old session is gone."""
+    usdx = _usdx(pair)
+    module = pair.module
+    grant = module.grant(permissions=[permission(usdx, TRANSFER)], valid_for=3600)
+    grant["envelope"].update(tokenLimits=[_limit(usdx, 10 * USDX)], maxUses=1)
+    module.enable(grant)
+    deadline = pair.stage.chain.block_timestamp() + 600
+    relay = pair.stage.chain, pair.stage.deployer, module.module_address
+    spend = module.relayed_call_data(_pay(pair, 10 * USDX), nonce=1, deadline=deadline)
+    assert transact(*relay[:2], to=relay[2], data=spend).succeeded
+    again = module.relayed_call_data(_pay(pair, 1), nonce=2, deadline=deadline)
+    assert simulate(pair.stage, module.module_address, again) == "TOKEN_LIMIT_EXCEEDED"
+    for module_type in (MODULE_TYPE_VALIDATOR, MODULE_TYPE_EXECUTOR):
+        module.uninstall(module_type)
+    for module_type in (MODULE_TYPE_VALIDATOR, MODULE_TYPE_EXECUTOR):
+        module.install(module_type)
+    assert simulate(pair.stage, module.module_address, again) == "SESSION_UNKNOWN"
+    fresh = module.grant(permissions=[permission(usdx, TRANSFER)], valid_for=3600)
+    fresh["envelope"].update(tokenLimits=[_limit(usdx, 10 * USDX)], maxUses=1)
+    module.enable(fresh)
+    full = module.relayed_call_data(_pay(pair, 10 * USDX), nonce=3, deadline=deadline)
+    assert transact(*relay[:2], to=relay[2], data=full).succeeded
+    assert simulate(pair.stage, module.module_address, again) == "TOKEN_LIMIT_EXCEEDED"
