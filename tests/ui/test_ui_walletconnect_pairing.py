@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, expect
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, WebSocket, expect
 from ui_browser_support import Service, UiWorld, check_screenshot, ops_credential, pair_in_page
 from walletconnect_support import LocalRelay, WalletProcess, build_provider_bundle
 
@@ -163,6 +163,7 @@ def _pair_through_walletconnect(
     *,
     key: bytes,
     signature: str = "sign",
+    methods: list[str] | None = None,
 ) -> WalletProcess:
     """Open the approval link, click "Connect with WalletConnect", hand the link the page shows
     to a wallet holding ``key``, and wait until that wallet has approved the WalletConnect
@@ -176,7 +177,7 @@ def _pair_through_walletconnect(
     _state(page, "wc-pairing")
     uri = page.locator("#wc-uri").inner_text().strip()
     assert uri.startswith("wc:") and "symKey=" in uri, uri
-    wallet = WalletProcess.start(relay, PROJECT_ID, uri, key, signature=signature)
+    wallet = WalletProcess.start(relay, PROJECT_ID, uri, key, signature=signature, methods=methods)
     wallets.append(wallet)
     approved = wallet.wait_for("approved")
     address = address_from_secret(key).lower()
@@ -204,6 +205,8 @@ def test_the_owner_pairs_a_walletconnect_wallet_signs_and_the_session_is_approve
     session_id = str(pending["sessionId"])
     sent: list[Request] = []
     page.on("request", lambda r: sent.append(r))
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(_url(ws)))
     key = _owner_key(world)
     wallet = _pair_through_walletconnect(page, world, relay, wallets, session_id, key=key)
     _connected_as_owner(page, world)
@@ -241,10 +244,10 @@ def test_the_owner_pairs_a_walletconnect_wallet_signs_and_the_session_is_approve
     for message in published:
         assert b"eth_signTypedData_v4" not in message and b"SessionWard" not in message
         assert owner not in message.lower() and pending["grantDigest"][2:].encode() not in message
-    # Nothing outside this machine was contacted: every socket went to the local relay.
-    sockets = [r.url for r in sent if r.url.startswith(("ws:", "wss:"))]
-    assert all(url.startswith(relay.url + "/") for url in sockets), sockets
-    assert not [r.url for r in sent if "walletconnect" in r.url and world.url not in r.url]
+    # Nothing else was contacted: the page's sockets went to the local relay, its requests to
+    # SessionWard (the Verify iframe is refused by the page's policy before any request).
+    assert sockets and all(url.startswith(relay.url + "/?") for url in sockets), sockets
+    assert [r.url for r in sent if not r.url.startswith(world.url)] == []
 
 
 def test_the_walletconnect_wallet_refusing_the_signature_leaves_the_session_pending(
@@ -299,6 +302,41 @@ def test_a_walletconnect_wallet_of_another_account_cannot_sign_and_nothing_is_se
     assert "request" not in wallet.events()  # the page asked the stranger for nothing
     assert not [r for r in sent if r.url.endswith("/v1/Waas/ApproveSession")]
     assert _status(world, session_id) == "pending_approval"
+
+
+def test_a_walletconnect_wallet_that_does_not_grant_typed_data_signing_is_never_asked(
+    page: Page,
+    world: UiWorld,
+    relay: LocalRelay,
+    wallets: list[WalletProcess],
+    tmp_path: Path,
+) -> None:
+    """Without eth_signTypedData_v4 in the session the provider would route the request to
+    WalletConnect's RPC node, not to the wallet: the page says so and asks nothing."""
+    pending = _pending(world)
+    session_id = str(pending["sessionId"])
+    sent: list[Request] = []
+    page.on("request", lambda r: sent.append(r))
+    key = _owner_key(world)
+    methods = ["personal_sign", "eth_sendTransaction"]
+    wallet = _pair_through_walletconnect(
+        page, world, relay, wallets, session_id, key=key, methods=methods
+    )
+
+    _state(page, "wc-unsupported", timeout=30_000)
+    status = page.locator("#status-line")
+    expect(status).to_contain_text("does not allow signing typed data (eth_signTypedData_v4)")
+    expect(status).to_contain_text("Nothing was signed or approved")
+    expect(page.locator("#sign")).to_be_disabled()
+    _shot(page, tmp_path, "unsupported")
+    assert "request" not in wallet.events()
+    assert [r.url for r in sent if not r.url.startswith(world.url)] == []
+    assert not [r for r in sent if r.url.endswith("/v1/Waas/ApproveSession")]
+    assert _status(world, session_id) == "pending_approval"
+
+
+def _url(ws: WebSocket) -> str:
+    return ws.url
 
 
 def _ignoring_case(text: str) -> re.Pattern[str]:

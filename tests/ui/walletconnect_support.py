@@ -151,9 +151,11 @@ class WalletProcess:
         *,
         chain_id: int = 1,
         signature: str = "sign",
+        methods: list[str] | None = None,
     ) -> WalletProcess:
-        """Pair with ``uri`` through ``relay``; ``signature`` is ``"sign"`` or ``"reject"``.
-        The key goes to the process on stdin only."""
+        """Pair with ``uri`` through ``relay``; ``signature`` is ``"sign"`` or ``"reject"``;
+        ``methods``, when given, are the only methods the wallet grants the session (else every
+        method the dapp asked for). The key goes to the process on stdin only."""
         config = {
             "relayUrl": relay.url,
             "projectId": project_id,
@@ -162,6 +164,8 @@ class WalletProcess:
             "chainId": chain_id,
             "signature": signature,
         }
+        if methods is not None:
+            config["methods"] = methods
         process = subprocess.Popen(
             ["node", str(WALLET_SCRIPT)],
             cwd=ROOT,

@@ -5,12 +5,13 @@
 //
 // Usage: node walletconnect_wallet.mjs   (one JSON line on stdin, the configuration:)
 //   {"relayUrl": "ws://127.0.0.1:N", "projectId": "<32 hex>", "uri": "wc:...",
-//    "key": "0x<32 bytes>", "chainId": 1, "signature": "sign" | "reject"}
+//    "key": "0x<32 bytes>", "chainId": 1, "signature": "sign" | "reject",
+//    "methods": ["personal_sign", ...]}   (optional: grant only these, not what was asked)
 //   The key comes on stdin, never on the command line or in the environment.
 //
 // It pairs with `uri`, approves the session proposal for the key's account on `chainId` (every
-// method and event the dapp asked for, on eip155 only), then answers eth_signTypedData_v4: with
-// "sign" by signing the typed data (after checking the request names its own account), with
+// method and event the dapp asked for, or only `methods`, on eip155 only), then answers
+// eth_signTypedData_v4: with "sign" by signing the typed data (after checking the request names its own account), with
 // "reject" as a user refusing it (WalletConnect's USER_REJECTED, code 5000, what WalletKit
 // wallets send). Any other request is refused (4200). It prints one JSON line per step on
 // stdout ({"event": "ready" | "proposal" (with the namespaces asked for) | "approved" | "request"
@@ -58,7 +59,7 @@ async function readConfig() {
   throw new Error("no configuration on stdin");
 }
 
-function namespacesFor(proposal, account, chainId) {
+function namespacesFor(proposal, account, chainId, methods) {
   const chain = `eip155:${chainId}`;
   const asked = [proposal.requiredNamespaces, proposal.optionalNamespaces]
     .map((namespaces) => (namespaces || {}).eip155 || { chains: [], methods: [], events: [] });
@@ -68,7 +69,7 @@ function namespacesFor(proposal, account, chainId) {
     eip155: {
       chains: [chain],
       accounts: [`${chain}:${account.address}`],
-      methods: [...new Set(asked.flatMap((n) => n.methods || []))],
+      methods: methods || [...new Set(asked.flatMap((n) => n.methods || []))],
       events: [...new Set(asked.flatMap((n) => n.events || []))],
     },
   };
@@ -98,7 +99,7 @@ async function main() {
       optional: params.optionalNamespaces,
     });
     try {
-      const namespaces = namespacesFor(params, account, config.chainId);
+      const namespaces = namespacesFor(params, account, config.chainId, config.methods);
       const { acknowledged } = await client.approve({ id, namespaces });
       const session = await acknowledged();
       say("approved", { topic: session.topic, accounts: session.namespaces.eip155.accounts });

@@ -18,7 +18,8 @@
 // body[data-state] says where the page is: loading, pair, ready, connected, wrong-account,
 // wrong-chain, no-wallet, rejected, signing, approved, expired, not-pending, mismatch, error,
 // wc-connecting, wc-pairing (the WalletConnect link is shown), wc-unreachable (the relay cannot
-// be reached from this browser).
+// be reached from this browser), wc-unsupported (the WalletConnect wallet did not grant
+// eth_signTypedData_v4).
 
 import { decimal, duration, el, instant, nowSeconds, say } from "./common.js";
 import { deviceSigner, loadDevice, pairDevice, pairingFailure } from "./device.js";
@@ -347,7 +348,7 @@ function walletError(error, what) {
     return;
   }
   setState("error");
-  say(`Your wallet could not ${what}: ${(error && error.message) || error}`, "error");
+  say(`Your wallet could not complete ${what}: ${(error && error.message) || error}`, "error");
 }
 
 /** Compare the connected account and chain with the wallet's owner and chain. */
@@ -470,6 +471,20 @@ async function connectWalletConnect() {
     return;
   }
   document.getElementById("wc-pairing").hidden = true;
+  // A wallet may approve the session without the method the page needs; the provider would then
+  // send the grant to WalletConnect's RPC node instead of the wallet. Never ask; say so.
+  const granted = wc.session?.namespaces?.eip155?.methods || [];
+  if (!granted.includes("eth_signTypedData_v4")) {
+    setState("wc-unsupported");
+    say(
+      "Your wallet connected through WalletConnect but does not allow signing typed data " +
+        "(eth_signTypedData_v4), which approving needs. Nothing was signed or approved. " +
+        "Use a wallet that supports it, or a browser wallet (Connect wallet).",
+      "error",
+    );
+    await wc.disconnect().catch(() => {});
+    return;
+  }
   provider = wc;
   await readConnection();
   watchProvider();
@@ -499,7 +514,7 @@ async function switchChain() {
     await readConnection();
     checkConnection();
   } catch (error) {
-    walletError(error, "switch network");
+    walletError(error, "the network switch");
   }
 }
 
