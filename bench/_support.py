@@ -135,6 +135,7 @@ def serve_sessionward(
     schema: str | None = None,
     run_relayer: bool = False,
     switch_ms: float = 0.0,
+    max_running_units: int | None = None,
 ) -> None:
     """Child: SessionWard on embedded defaults (the in-process chain, the local vault; the
     database SQLite in ``data_dir`` unless ``database_url``, with ``schema`` on PostgreSQL),
@@ -146,8 +147,10 @@ def serve_sessionward(
     ``"settle"``: three dispatcher rounds (wallets deployed, sessions installed on chain, as
     sessions must be before they are active), answered ``("settled",)``.
 
-    Experiment (off by default, i.e. the production set-up): ``switch_ms`` sets the
-    interpreter's GIL switch interval (default 5 ms).
+    Experiments (off by default, i.e. the production set-up): ``switch_ms`` sets the
+    interpreter's GIL switch interval (default 5 ms); ``max_running_units`` the units of work
+    (Execute, Prepare) that run at once in worker threads (``fair_max_running_units``; on
+    PostgreSQL every one holds a thread and a connection).
     """
     import logging
 
@@ -165,6 +168,7 @@ def serve_sessionward(
         database_schema=schema,
         run_relayer=run_relayer,
         rate_limit_enabled=False,
+        **({} if max_running_units is None else {"fair_max_running_units": max_running_units}),
     )
     waas = Waas.from_settings(settings)
     deployment = asdict(waas.runtime.deployment)

@@ -267,7 +267,14 @@ def measure_backend(
         url = f"{args.pg_url}{joiner}application_name={application}"
     with tempfile.TemporaryDirectory(prefix="sessionward-bench-") as data_dir:
         server = ex.Child(
-            ctx, partial(ex.serve_sessionward, database_url=url, schema=schema), data_dir
+            ctx,
+            partial(
+                ex.serve_sessionward,
+                database_url=url,
+                schema=schema,
+                max_running_units=args.max_running_units,
+            ),
+            data_dir,
         )
         try:
             _, base, server_pid, deployment = server.receive(240)
@@ -467,6 +474,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--one-wallet", action="store_true", help="every session on one wallet (one owner)"
     )
     parser.add_argument("--no-floor", action="store_true", help="skip the floor runs")
+    parser.add_argument(
+        "--max-running-units",
+        type=int,
+        help="experiment: fair_max_running_units of the server (units of work at once)",
+    )
     parser.add_argument("--trials", type=int, default=20, help="ask -> mined trials per mode")
     parser.add_argument(
         "--pg-url", default=os.environ.get("SESSIONWARD_TEST_PG_URL", DEFAULT_PG_URL)
