@@ -102,3 +102,87 @@ def test_sessionaccount_allows_exactly_what_the_module_allows(
         event(f"call {verdicts[0]}")
         if i == 0:
             assert pair.user_op(*calls) == verdicts
+
+
+LIMITS = (0, 5 * USDX, 10 * USDX, 20 * USDX)
+PERIODS = (0, 600)
+VALUE_LIMITS = (0, 50, 100)
+VALUE_CAPS = (0, 30, 60)
+USES = (0, 1, 2, 3)
+SPENDS = (0, 1, USDX, 3 * USDX, 5 * USDX)
+VALUES = (0, 0, 10, 30, 31, 60)
+JUMPS = (0, 0, 1, 599, 600)
+PAYEE = Key().address
+FRIEND = ADDRESSES[0]
+LIMIT_EXAMPLES = int(os.environ.get("SESSIONWARD_MODULE_LIMIT_PARITY_EXAMPLES", "15"))
+
+step_calls = st.lists(
+    st.one_of(
+        st.tuples(st.just("transfer"), st.sampled_from(SPENDS)),
+        st.tuples(st.just("approve"), st.sampled_from(SPENDS)),
+        st.tuples(st.just("ping"), st.sampled_from(VALUES)),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(
+    max_examples=LIMIT_EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    limit=st.sampled_from(LIMITS),
+    period=st.sampled_from(PERIODS),
+    value_limit=st.sampled_from(VALUE_LIMITS),
+    value_period=st.sampled_from(PERIODS),
+    value_cap=st.sampled_from(VALUE_CAPS),
+    uses=st.sampled_from(USES),
+    steps=st.lists(st.tuples(step_calls, st.sampled_from(JUMPS)), min_size=1, max_size=5),
+)
+def test_limits_run_out_and_refill_identically(
+    pair: Pair,
+    limit: int,
+    period: int,
+    value_limit: int,
+    value_period: int,
+    value_cap: int,
+    uses: int,
+    steps: list[tuple[list[tuple[str, int]], int]],
+) -> None:
+    """Generated token limits (with or without a refill period), native value limits and caps,
+    use counts, then a generated sequence of batches and time jumps: every step, mined on
+    both, gets the same verdict (``Pair.relayed``: a refused step changes nothing)."""
+    usdx = pair.stage.demo.token("USDX")
+    enabled = pair.enable(
+        [
+            permission(usdx, TRANSFER),
+            permission(usdx, "approve(address,uint256)"),
+            permission(PAYEE, "ping()", max_value=value_cap),
+        ],
+        tokenLimits=[{"token": usdx, "limit": limit, "period": period}],
+        valueLimit=value_limit,
+        valuePeriod=value_period,
+        maxUses=uses,
+    )
+    assert enabled == (ALLOW, ALLOW)
+    signatures = {
+        "transfer": parse_signature(TRANSFER),
+        "approve": parse_signature("approve(address,uint256)"),
+        "ping": parse_signature("ping()"),
+    }
+    for calls, jump in steps:
+        built = []
+        for kind, amount in calls:
+            if kind == "ping":
+                built.append(Call(PAYEE, amount, encode_call(signatures["ping"], ())))
+            else:
+                args = (pair.recipient if kind == "transfer" else FRIEND, amount)
+                built.append(Call(usdx, 0, encode_call(signatures[kind], args)))
+        verdict = pair.relayed(*built, tokens=(usdx,))
+        note(f"{calls} -> {verdict}")
+        event(f"step {verdict}")
+        if jump:
+            pair.stage.chain.time_travel(jump)
