@@ -30,6 +30,7 @@ pytestmark = pytest.mark.anvil
 TRANSFER = "transfer(address,uint256)"
 APPROVE = "approve(address,uint256)"
 SWAP = "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)"
+SWAP_V3 = "exactInputSingle((address,address,uint24,address,uint256,uint256,uint256,uint160))"
 PING = "ping()"
 EQ, IN = 0, 4
 HOUR = 3600
@@ -186,14 +187,18 @@ def test_an_operation_claiming_another_window_is_not_run_and_charges_nothing(
     pair: Pair,
 ) -> None:
     """The claimed time picks the window charged; the validity the module returns is that
-    window, so an operation claiming the next hour's window is not due now (AA22) and one
-    claiming none (window 0) is stale once the first hour has passed."""
+    window, so an operation claiming the next hour's window is not due now (AA22), one
+    claiming a window after the session's end can never run (AA24: no validity range, so no
+    far window's refill can be charged now), and one claiming none (window 0) is stale once
+    the first hour has passed."""
     usdx = _usdx(pair)
     limits = [_limit(usdx, 10 * USDX, HOUR)]
     assert pair.enable([permission(usdx, TRANSFER)], tokenLimits=limits) == (ALLOW, ALLOW)
     now = pair.stage.chain.block_timestamp()
     later = pair.module.session_op(_pay(pair, 10 * USDX), claimed_time=now + 2 * HOUR)
     assert handle_op_refusal(pair.stage, later).reason == "AA22 expired or not due"
+    beyond = pair.module.session_op(_pay(pair, 10 * USDX), claimed_time=2**48 - 1)
+    assert handle_op_refusal(pair.stage, beyond).reason == "AA24 signature error"
     pair.stage.chain.time_travel(HOUR)
     unclaimed = pair.module.session_op(_pay(pair, 10 * USDX))
     assert handle_op_refusal(pair.stage, unclaimed).reason == "AA22 expired or not due"
@@ -247,3 +252,30 @@ def test_an_uninstall_and_reinstall_start_the_limits_clean(pair: Pair) -> None:
     full = module.relayed_call_data(_pay(pair, 10 * USDX), nonce=3, deadline=deadline)
     assert transact(*relay[:2], to=relay[2], data=full).succeeded
     assert simulate(pair.stage, module.module_address, again) == "TOKEN_LIMIT_EXCEEDED"
+
+
+def test_a_v3_swaps_input_counts_against_its_tokens_limit_alike(pair: Pair) -> None:
+    """``exactInputSingle`` (the deadline variant): ``params.amountIn`` of ``params.tokenIn``
+    counts, on both, with the approval that pays for it."""
+    usdx, weth = _usdx(pair), pair.stage.demo.token("WETHX")
+    router = pair.stage.demo.router
+    granted = pair.enable(
+        [permission(usdx, APPROVE, (EQ, 0, [word(router)])), permission(router, SWAP_V3)],
+        tokenLimits=[_limit(usdx, 10 * USDX, HOUR)],
+    )
+    assert granted == (ALLOW, ALLOW)
+    deadline = pair.stage.chain.block_timestamp() + HOUR
+
+    def swap(amount: int) -> Call:
+        params = (usdx, weth, 3000, pair.recipient, deadline, amount, 0, 0)
+        return _call(router, SWAP_V3, params)
+
+    tokens = (usdx, weth)
+    assert pair.relayed(_call(usdx, APPROVE, router, 4 * USDX), swap(4 * USDX), tokens=tokens) == (
+        ALLOW
+    )
+    assert pair.relayed(_call(usdx, APPROVE, router, USDX), swap(2 * USDX), tokens=tokens) == (
+        "TOKEN_LIMIT_EXCEEDED"
+    )
+    assert pair.relayed(_call(usdx, APPROVE, router, USDX), swap(USDX), tokens=tokens) == ALLOW
+    assert pair.relayed(swap(0), tokens=tokens) == ALLOW
