@@ -23,6 +23,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -154,21 +155,43 @@ def _shot(page: Page, tmp_path: Path, name: str) -> None:
     check_screenshot(shot)
 
 
+@dataclass
+class Flow:
+    """One pending session opened on the approval page and paired with a WalletConnect wallet;
+    what the page requested (HTTP) and which WebSockets it opened."""
+
+    pending: dict[str, Any]
+    wallet: WalletProcess
+    sent: list[Request]
+    sockets: list[str]
+
+    @property
+    def session_id(self) -> str:
+        return str(self.pending["sessionId"])
+
+    def approvals(self) -> list[Request]:
+        return [r for r in self.sent if r.url.endswith("/v1/Waas/ApproveSession")]
+
+
 def _pair_through_walletconnect(
     page: Page,
     world: UiWorld,
     relay: LocalRelay,
     wallets: list[WalletProcess],
-    session_id: str,
     *,
     key: bytes,
     signature: str = "sign",
     methods: list[str] | None = None,
-) -> WalletProcess:
-    """Open the approval link, click "Connect with WalletConnect", hand the link the page shows
-    to a wallet holding ``key``, and wait until that wallet has approved the WalletConnect
-    session for its account on chain 1."""
-    page.goto(f"{world.url}/ui/approve?session={session_id}")
+) -> Flow:
+    """Ask for a new session, open its approval link, click "Connect with WalletConnect", hand
+    the link the page shows to a wallet holding ``key``, and wait until that wallet has
+    approved the WalletConnect session for its account on chain 1."""
+    pending = _pending(world)
+    sent: list[Request] = []
+    sockets: list[str] = []
+    page.on("request", lambda r: sent.append(r))
+    page.on("websocket", lambda ws: sockets.append(_url(ws)))
+    page.goto(f"{world.url}/ui/approve?session={pending['sessionId']}")
     expect(page.locator("body:not([data-state=loading])")).to_have_count(1)
     if page.locator("body").get_attribute("data-state") == "pair":
         pair_in_page(page, world.owner.create_pairing_code()["pairingCode"], "walletconnect")
@@ -182,7 +205,7 @@ def _pair_through_walletconnect(
     approved = wallet.wait_for("approved")
     address = address_from_secret(key).lower()
     assert [a.lower() for a in approved["accounts"]] == [f"eip155:1:{address}"]
-    return wallet
+    return Flow(pending, wallet, sent, sockets)
 
 
 def _connected_as_owner(page: Page, world: UiWorld) -> None:
@@ -194,6 +217,11 @@ def _connected_as_owner(page: Page, world: UiWorld) -> None:
     expect(page.locator("#sign")).to_be_enabled()
 
 
+def _nothing_approved(world: UiWorld, flow: Flow) -> None:
+    assert flow.approvals() == []
+    assert _status(world, flow.session_id) == "pending_approval"
+
+
 def test_the_owner_pairs_a_walletconnect_wallet_signs_and_the_session_is_approved(
     page: Page,
     world: UiWorld,
@@ -201,14 +229,8 @@ def test_the_owner_pairs_a_walletconnect_wallet_signs_and_the_session_is_approve
     wallets: list[WalletProcess],
     tmp_path: Path,
 ) -> None:
-    pending = _pending(world)
-    session_id = str(pending["sessionId"])
-    sent: list[Request] = []
-    page.on("request", lambda r: sent.append(r))
-    sockets: list[str] = []
-    page.on("websocket", lambda ws: sockets.append(_url(ws)))
     key = _owner_key(world)
-    wallet = _pair_through_walletconnect(page, world, relay, wallets, session_id, key=key)
+    flow = _pair_through_walletconnect(page, world, relay, wallets, key=key)
     _connected_as_owner(page, world)
     _shot(page, tmp_path, "connected")
 
@@ -218,21 +240,17 @@ def test_the_owner_pairs_a_walletconnect_wallet_signs_and_the_session_is_approve
     _shot(page, tmp_path, "approved")
 
     # The wallet really signed the grant's digest with the owner's key (viem, in node) ...
-    signed = wallet.wait_for("signed")
-    expected = (
-        "0x" + sign_digest(_owner_key(world), bytes.fromhex(pending["grantDigest"][2:])).hex()
-    )
+    digest = flow.pending["grantDigest"][2:]
+    signed = flow.wallet.wait_for("signed")
+    expected = "0x" + sign_digest(key, bytes.fromhex(digest)).hex()
     assert signed["signature"].lower() == expected
     # ... and the page sent exactly that signature to ApproveSession, once.
-    approvals = [r for r in sent if r.url.endswith("/v1/Waas/ApproveSession")]
-    assert len(approvals) == 1
-    assert json.loads(approvals[0].post_data or "") == {
-        "sessionId": session_id,
-        "signature": expected,
-    }
+    (approval,) = flow.approvals()
+    body = json.loads(approval.post_data or "")
+    assert body == {"sessionId": flow.session_id, "signature": expected}
     deadline = time.monotonic() + 30
-    while _status(world, session_id) != "active":
-        assert time.monotonic() < deadline, f"not installed: {_status(world, session_id)}"
+    while _status(world, flow.session_id) != "active":
+        assert time.monotonic() < deadline, f"not installed: {_status(world, flow.session_id)}"
         time.sleep(0.1)
 
     # Everything went through the local relay, and the relay saw only ciphertext.
@@ -240,14 +258,14 @@ def test_the_owner_pairs_a_walletconnect_wallet_signs_and_the_session_is_approve
     assert {"wc_proposeSession", "wc_approveSession", "irn_publish"} <= methods
     published = relay.published()
     assert published
-    owner = address_from_secret(_owner_key(world)).lower()[2:].encode()
+    owner = address_from_secret(key).lower()[2:].encode()
     for message in published:
         assert b"eth_signTypedData_v4" not in message and b"SessionWard" not in message
-        assert owner not in message.lower() and pending["grantDigest"][2:].encode() not in message
+        assert owner not in message.lower() and digest.encode() not in message
     # Nothing else was contacted: the page's sockets went to the local relay, its requests to
     # SessionWard (the Verify iframe is refused by the page's policy before any request).
-    assert sockets and all(url.startswith(relay.url + "/?") for url in sockets), sockets
-    assert [r.url for r in sent if not r.url.startswith(world.url)] == []
+    assert flow.sockets and all(u.startswith(relay.url + "/?") for u in flow.sockets)
+    assert [r.url for r in flow.sent if not r.url.startswith(world.url)] == []
 
 
 def test_the_walletconnect_wallet_refusing_the_signature_leaves_the_session_pending(
@@ -257,26 +275,19 @@ def test_the_walletconnect_wallet_refusing_the_signature_leaves_the_session_pend
     wallets: list[WalletProcess],
     tmp_path: Path,
 ) -> None:
-    pending = _pending(world)
-    session_id = str(pending["sessionId"])
-    sent: list[Request] = []
-    page.on("request", lambda r: sent.append(r))
     key = _owner_key(world)
-    wallet = _pair_through_walletconnect(
-        page, world, relay, wallets, session_id, key=key, signature="reject"
-    )
+    flow = _pair_through_walletconnect(page, world, relay, wallets, key=key, signature="reject")
     _connected_as_owner(page, world)
 
     page.locator("#sign").click()
     _state(page, "rejected", timeout=30_000)
-    wallet.wait_for("rejected")
+    flow.wallet.wait_for("rejected")
     status = page.locator("#status-line")
     expect(status).to_contain_text("You rejected the signature in your wallet.")
     expect(status).to_contain_text("Nothing was approved")
     expect(page.locator("#sign")).to_be_enabled()  # the owner may try again
     _shot(page, tmp_path, "rejected")
-    assert not [r for r in sent if r.url.endswith("/v1/Waas/ApproveSession")]
-    assert _status(world, session_id) == "pending_approval"
+    _nothing_approved(world, flow)
 
 
 def test_a_walletconnect_wallet_of_another_account_cannot_sign_and_nothing_is_sent(
@@ -286,12 +297,8 @@ def test_a_walletconnect_wallet_of_another_account_cannot_sign_and_nothing_is_se
     wallets: list[WalletProcess],
     tmp_path: Path,
 ) -> None:
-    pending = _pending(world)
-    session_id = str(pending["sessionId"])
-    sent: list[Request] = []
-    page.on("request", lambda r: sent.append(r))
     stranger = secrets.token_bytes(32)
-    wallet = _pair_through_walletconnect(page, world, relay, wallets, session_id, key=stranger)
+    flow = _pair_through_walletconnect(page, world, relay, wallets, key=stranger)
 
     _state(page, "wrong-account", timeout=30_000)
     status = page.locator("#status-line")
@@ -299,9 +306,8 @@ def test_a_walletconnect_wallet_of_another_account_cannot_sign_and_nothing_is_se
     expect(status).to_contain_text(_ignoring_case(address_from_secret(_owner_key(world))))
     expect(page.locator("#sign")).to_be_disabled()
     _shot(page, tmp_path, "wrong-account")
-    assert "request" not in wallet.events()  # the page asked the stranger for nothing
-    assert not [r for r in sent if r.url.endswith("/v1/Waas/ApproveSession")]
-    assert _status(world, session_id) == "pending_approval"
+    assert "request" not in flow.wallet.events()  # the page asked the stranger for nothing
+    _nothing_approved(world, flow)
 
 
 def test_a_walletconnect_wallet_that_does_not_grant_typed_data_signing_is_never_asked(
@@ -313,14 +319,9 @@ def test_a_walletconnect_wallet_that_does_not_grant_typed_data_signing_is_never_
 ) -> None:
     """Without eth_signTypedData_v4 in the session the provider would route the request to
     WalletConnect's RPC node, not to the wallet: the page says so and asks nothing."""
-    pending = _pending(world)
-    session_id = str(pending["sessionId"])
-    sent: list[Request] = []
-    page.on("request", lambda r: sent.append(r))
-    key = _owner_key(world)
     methods = ["personal_sign", "eth_sendTransaction"]
-    wallet = _pair_through_walletconnect(
-        page, world, relay, wallets, session_id, key=key, methods=methods
+    flow = _pair_through_walletconnect(
+        page, world, relay, wallets, key=_owner_key(world), methods=methods
     )
 
     _state(page, "wc-unsupported", timeout=30_000)
@@ -329,10 +330,9 @@ def test_a_walletconnect_wallet_that_does_not_grant_typed_data_signing_is_never_
     expect(status).to_contain_text("Nothing was signed or approved")
     expect(page.locator("#sign")).to_be_disabled()
     _shot(page, tmp_path, "unsupported")
-    assert "request" not in wallet.events()
-    assert [r.url for r in sent if not r.url.startswith(world.url)] == []
-    assert not [r for r in sent if r.url.endswith("/v1/Waas/ApproveSession")]
-    assert _status(world, session_id) == "pending_approval"
+    assert "request" not in flow.wallet.events()
+    assert [r.url for r in flow.sent if not r.url.startswith(world.url)] == []
+    _nothing_approved(world, flow)
 
 
 def _url(ws: WebSocket) -> str:

@@ -5,7 +5,8 @@ relay of our own (``walletconnect_relay.mjs``) and a real wallet-side client
 WalletConnect's public relay cannot be reached from here and WalletConnect publishes no relay
 server, so the relay is a stand-in written for the tests: it routes the clients' end-to-end
 encrypted messages by topic (the relay JSON-RPC of ``@walletconnect/relay-api``) and never reads
-them. Both node processes are started on 127.0.0.1 and stopped by their PID.
+them. Both node processes are started on 127.0.0.1 and stopped by their PID
+(``anvil_node.stop``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from wallet_support import ESBUILD, ROOT
+
+from anvil_node import stop as _stop
 
 HERE: Final = Path(__file__).resolve().parent
 RELAY_SCRIPT: Final = HERE / "walletconnect_relay.mjs"
@@ -43,18 +46,18 @@ def build_provider_bundle(out: Path) -> Path:
 class _Lines:
     """The JSON lines a child process prints, read on a thread as they come."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self.lines: list[dict[str, Any]] = []
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self._thread.start()
 
-    def _read(self, stream: IO[str]) -> None:
+    def _read(self, stream: IO[bytes]) -> None:
         for line in stream:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
-                entry = {"event": "output", "text": line.rstrip()}
+                entry = {"event": "output", "text": line.decode(errors="replace").rstrip()}
             with self._changed:
                 self.lines.append(entry)
                 self._changed.notify_all()
@@ -73,22 +76,11 @@ class _Lines:
                 self._changed.wait(left)
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
-    """Terminate ``process`` by its PID (kill it if it does not exit within 5 s)."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 @dataclass
 class LocalRelay:
     """The test relay, listening on 127.0.0.1; its traffic log is JSON lines in ``log``."""
 
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     port: int
     log: Path
 
@@ -103,7 +95,6 @@ class LocalRelay:
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            text=True,
         )
         assert process.stdout is not None
         try:
@@ -137,7 +128,7 @@ class LocalRelay:
 class WalletProcess:
     """A running ``walletconnect_wallet.mjs`` paired (or pairing) with a dapp."""
 
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     output: _Lines
     config: dict[str, Any] = field(repr=False)
 
@@ -171,10 +162,9 @@ class WalletProcess:
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            text=True,
         )
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(json.dumps(config) + "\n")
+        process.stdin.write(json.dumps(config).encode() + b"\n")
         process.stdin.close()
         return cls(process, _Lines(process.stdout), config)
 
