@@ -11,7 +11,10 @@ Covered: the owner pairs by the link the page shows, the wallet approves the ses
 owner's account and chain and signs the grant; the page recovers the owner from the signature,
 ApproveSession succeeds and the session becomes active; the relay saw only ciphertext. And the
 wallet refusing the signature (WalletConnect's USER_REJECTED) gives the page's rejection message
-with nothing sent and the session still pending.
+with nothing sent and the session still pending; a wallet of another account is never asked
+to sign; a wallet that does not grant eth_signTypedData_v4 is never asked either (the provider
+would send the request to WalletConnect's RPC node). And the relay's own contract, from a
+client's side: routing by topic, the mailbox, no echo, ttl, refusals.
 """
 
 from __future__ import annotations
@@ -341,3 +344,91 @@ def _url(ws: WebSocket) -> str:
 
 def _ignoring_case(text: str) -> re.Pattern[str]:
     return re.compile(re.escape(text), re.IGNORECASE)
+
+
+# --- the relay itself, as a client sees it (Chromium's WebSocket, no page policy) ------------
+
+_RELAY_PROBE = """
+async ({ url }) => {
+  const jwt = (iss) => "e30." + btoa(JSON.stringify({ iss })).replace(/=+$/, "") + ".c2ln";
+  const open = (query) =>
+    new Promise((resolve) => {
+      const ws = new WebSocket(`${url}/${query}`);
+      const client = { ws, inbox: [], waiting: new Map(), next: 1 };
+      ws.onmessage = (event) => {
+        const message = JSON.parse(event.data);
+        const answer = client.waiting.get(message.id);
+        if (answer && !message.method) answer(message);
+        else client.inbox.push(message);
+      };
+      ws.onopen = () => resolve(client);
+      ws.onerror = () => resolve(null);
+    });
+  const call = (client, method, params) =>
+    new Promise((resolve) => {
+      const id = client.next++;
+      client.waiting.set(id, resolve);
+      client.ws.send(JSON.stringify({ id, jsonrpc: "2.0", method, params }));
+    });
+  const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const delivered = (client) =>
+    client.inbox.filter((m) => m.method === "irn_subscription").map((m) => m.params.data);
+  const topic = "ab".repeat(32);
+  const a = await open(`?auth=${jwt("did:key:a")}`);
+  const b = await open(`?auth=${jwt("did:key:b")}`);
+  const unknown = await call(a, "irn_anything", {});
+  const badTopic = await call(a, "irn_subscribe", { topic: "not-a-topic" });
+  const subscribed = await call(a, "irn_subscribe", { topic });
+  await call(a, "irn_publish", { topic, message: "opaque-1", ttl: 300, tag: 7 });
+  await pause(200);
+  const echoed = delivered(a);
+  await call(b, "irn_subscribe", { topic });
+  await pause(200);
+  const mailbox = delivered(b);
+  await call(b, "irn_publish", { topic, message: "opaque-2", ttl: 300, tag: 8 });
+  await pause(200);
+  const live = delivered(a);
+  b.ws.close();
+  const again = await open(`?auth=${jwt("did:key:b")}`);
+  await call(again, "irn_subscribe", { topic });
+  await call(a, "irn_publish", { topic: "cd".repeat(32), message: "short", ttl: 1, tag: 9 });
+  await pause(1300);
+  const late = await open(`?auth=${jwt("did:key:c")}`);
+  await call(late, "irn_subscribe", { topic: "cd".repeat(32) });
+  await pause(200);
+  const anonymous = await open("");
+  return {
+    unknown: unknown.error.code,
+    badTopic: badTopic.error.code,
+    subscribed: subscribed.result,
+    echoed,
+    mailbox,
+    live,
+    reconnected: delivered(again),
+    expired: delivered(late),
+    anonymous: anonymous === null,
+  };
+}
+"""
+
+
+def test_the_local_relay_routes_by_topic_keeps_a_mailbox_and_refuses_what_it_cannot_route(
+    browser: BrowserContext, relay: LocalRelay
+) -> None:
+    tab = browser.new_page()
+    try:
+        seen = tab.evaluate(_RELAY_PROBE, {"url": relay.url})
+    finally:
+        tab.close()
+    assert (seen["unknown"], seen["badTopic"]) == (-32601, -32602)
+    assert re.fullmatch(r"[0-9a-f]{64}", seen["subscribed"])
+    assert seen["echoed"] == []  # a publisher never gets its own message back
+    topic = "ab" * 32
+    # A later subscriber finds the message in the topic's mailbox, as published (opaque).
+    assert [(m["topic"], m["message"], m["tag"]) for m in seen["mailbox"]] == [
+        (topic, "opaque-1", 7)
+    ]
+    assert [m["message"] for m in seen["live"]] == ["opaque-2"]
+    assert seen["reconnected"] == []  # the same client (its JWT's issuer) is not served twice
+    assert seen["expired"] == []  # a message past its ttl is gone
+    assert seen["anonymous"]  # no JWT, no connection
