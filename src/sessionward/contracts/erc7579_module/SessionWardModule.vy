@@ -1012,22 +1012,24 @@ def validateUserOp(userOp: PackedUserOperation, userOpHash: bytes32) -> uint256:
     """
     @notice ERC-7579 validator: validate a session user operation of the calling account
             (installed as a validator).
-    @dev The signature is `sessionKey (20) ‖ r ‖ s ‖ v` over the EIP-191 hash of `userOpHash`.
+    @dev The signature is `sessionKey (20) ‖ r ‖ s ‖ v` over the EIP-191 hash of `userOpHash`,
+         optionally followed by 6 bytes: the time the operation claims to run at (unsigned;
+         0 when absent), whose refill windows rules 6 and 7 charge.
          Returns SIG_VALIDATION_FAILED (1) when the module is not installed for the caller,
          the operation is not the caller's or the signature has another length (before any
-         check), or, after the fee charge, when the signature is malleable or not the key's.
+         check), or, after the charges, when the signature is malleable or not the key's, or
+         no time is left in which every charged window holds.
          Reverts, so the EntryPoint refuses the operation (AA23), when:
          the key has no session in the account's epoch (SESSION_UNKNOWN: never enabled, or
          before an uninstall or revoke_all) or a revoked one (SESSION_REVOKED); the call data
          is not the account's `execute(mode, executionCalldata)` (SELF_CALL_FORBIDDEN); the
-         execution is malformed (CALL_TYPE_FORBIDDEN, EMPTY_BATCH, CALLDATA_MALFORMED); an
-         inner call targets the account or this module (SELF_CALL_FORBIDDEN), sends value
-         (VALUE_CAP_EXCEEDED), or is outside the grant (TARGET_NOT_ALLOWED,
-         SELECTOR_NOT_ALLOWED); the operation's maximum cost to the account exceeds what is
-         left of the fee budget (FEE_LIMIT_EXCEEDED; the cost is charged). On success returns
-         the window as validationData (validAfter - 1, expiresAt - 1: the EntryPoint accepts
-         `validAfter' < now <= validUntil`; no TIMESTAMP in validation). Reads and writes only
-         associated storage of the caller (ERC-7562).
+         execution is malformed (CALL_TYPE_FORBIDDEN, EMPTY_BATCH, CALLDATA_MALFORMED); any
+         rule of `_enforce` (rules 1-8, SessionAccount's codes; rules 6-8 charged here); the
+         operation's maximum cost to the account exceeds what is left of the fee budget
+         (FEE_LIMIT_EXCEEDED; the cost is charged). On success returns the session's window
+         narrowed to the charged refill windows as validationData (from - 1, until - 1: the
+         EntryPoint accepts `validAfter' < now <= validUntil`; no TIMESTAMP in validation).
+         Reads and writes only associated storage of the caller (ERC-7562).
     @param userOp The packed user operation (v0.7).
     @param userOpHash The EntryPoint's hash of it.
     @return validationData (0 window bounds never: expiresAt <= 1 fails).
@@ -1164,8 +1166,9 @@ def execute_with_session(
          (SESSION_NOT_YET_VALID, SESSION_EXPIRED) and the call's deadline (`now < deadline`,
          SESSION_EXPIRED); the key's signature (SIGNATURE_INVALID, SIGNATURE_MALLEABLE,
          SIGNER_ZERO_ADDRESS); the nonce unused by this key on this account in any epoch
-         (NONCE_REPLAYED); the scope (as for user operations: mode and encoding, then `_check_calls`). The nonce is spent before
-         the account runs anything.
+         (NONCE_REPLAYED); mode and encoding, then `_enforce` at `block.timestamp` (rules 1-8,
+         as SessionAccount's `execute_with_session`). The nonce and the charges are written
+         before the account runs anything.
     @param account The ERC-7579 account.
     @param session_key The session key.
     @param mode The ERC-7579 execution mode (single or batch, default exec type).
