@@ -1,13 +1,11 @@
-"""WalletConnect on the approval page, where configured (``sessionward.ui.walletconnect``).
-
-No WalletConnect relay can run on this machine: WalletConnect publishes no relay server (npm
-has none; its sample relay is archived and unsupported) and the public relay cannot be reached
-from here. So these tests cover what can be exercised for real: the settings (off by default,
-refused when they cannot work), what the pages serve and allow (the wallet options, the
-bundle, the Content-Security-Policy), and in Chromium the page offering WalletConnect beside
-the browser wallet, loading the real ``@walletconnect/ethereum-provider`` (bundled by esbuild
-as ``npm run build:walletconnect`` does), which tries the configured relay, and the clear
-message when that relay cannot be reached, with nothing signed or approved.
+"""WalletConnect on the approval page, where configured (``sessionward.ui.walletconnect``):
+the settings (off by default, refused when they cannot work), what the pages serve and allow
+(the wallet options, the bundle, the Content-Security-Policy), and in Chromium the page
+offering WalletConnect beside the browser wallet, loading the real
+``@walletconnect/ethereum-provider`` (bundled by esbuild as ``npm run build:walletconnect``
+does), and the clear message when the configured relay cannot be reached, with nothing signed
+or approved. A whole approval through a relay and a wallet is in
+test_ui_walletconnect_pairing.py.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import json
 import logging
 import os
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +22,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import BrowserContext, Page, WebSocket, expect
 from ui_browser_support import Service, UiWorld, check_screenshot, ops_credential, pair_in_page
-from wallet_support import ESBUILD, ROOT
+from wallet_support import ROOT
+from walletconnect_support import build_provider_bundle
 
 from sessionward.api.auth import Authenticator
 from sessionward.api.errors import ApiError
@@ -50,14 +48,7 @@ ENTRY = ROOT / "src" / "sessionward" / "ui" / "walletconnect_entry.js"
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real EthereumProvider for the browser, built as ``npm run build:walletconnect``."""
-    if not (ROOT / "node_modules" / "@walletconnect" / "ethereum-provider").is_dir():
-        pytest.fail("@walletconnect/ethereum-provider is missing: run `npm install`")
-    out = tmp_path_factory.mktemp("walletconnect") / "walletconnect.js"
-    scripts = json.loads((ROOT / "package.json").read_text())["scripts"]
-    args = scripts["build:walletconnect"].split()[1:]  # the npm script's own esbuild arguments
-    args = [a for a in args if not a.startswith("--outfile=")] + [f"--outfile={out}"]
-    subprocess.run([str(ESBUILD), *args], cwd=ROOT, check=True, timeout=120)
-    return out
+    return build_provider_bundle(tmp_path_factory.mktemp("walletconnect") / "walletconnect.js")
 
 
 @pytest.fixture(scope="module")
