@@ -22,7 +22,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import BrowserContext, Page, WebSocket, expect
 from ui_browser_support import Service, UiWorld, check_screenshot, ops_credential, pair_in_page
-from wallet_support import ROOT
 from walletconnect_support import build_provider_bundle
 
 from sessionward.api.auth import Authenticator
@@ -42,7 +41,6 @@ from sessionward.ui.walletconnect import (
 )
 
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
-ENTRY = ROOT / "src" / "sessionward" / "ui" / "walletconnect_entry.js"
 
 
 @pytest.fixture(scope="module")
