@@ -162,7 +162,9 @@ class Pair:
 
     # ----------------------------------------------------------------------- relayed calls
 
-    def _relayed_data(self, calls: tuple[Call, ...], nonce: int) -> tuple[bytes, bytes]:
+    def _relayed_data(
+        self, calls: tuple[Call, ...], nonce: int, module_calls: tuple[Call, ...] | None = None
+    ) -> tuple[bytes, bytes]:
         deadline = self.stage.chain.block_timestamp() + 600
         mode, calldata = execution(calls)
         digest = typed_data.session_call_digest(
@@ -182,7 +184,9 @@ class Pair:
             deadline,
             self.account.session.sign(digest),
         )
-        module_data = self.module.relayed_call_data(*calls, nonce=nonce, deadline=deadline)
+        module_data = self.module.relayed_call_data(
+            *(calls if module_calls is None else module_calls), nonce=nonce, deadline=deadline
+        )
         return account_data, module_data
 
     def simulate_relayed(self, *calls: Call) -> tuple[str, str]:
@@ -193,12 +197,18 @@ class Pair:
             simulate(self.stage, self.module.module_address, module_data),
         )
 
-    def relayed(self, *calls: Call, tokens: tuple[str, ...] = ()) -> str:
-        """Relay ``calls`` on both, simulated then mined; the common verdict (asserted equal).
-        An allowed call moves the same tokens (USDX, WETHX) and ether on both; a refused one
-        changes nothing: holdings, the session's words and those of each of ``tokens``."""
+    def relayed(
+        self,
+        *calls: Call,
+        tokens: tuple[str, ...] = (),
+        module_calls: tuple[Call, ...] | None = None,
+    ) -> str:
+        """Relay ``calls`` on both (``module_calls`` on the module's account when a call must
+        name each side's own account), simulated then mined; the common verdict (asserted
+        equal). An allowed call moves the same tokens (USDX, WETHX) and ether on both; a
+        refused one changes nothing: holdings, the session's words and those of ``tokens``."""
         nonce = secrets.randbits(64)
-        account_data, module_data = self._relayed_data(calls, nonce)
+        account_data, module_data = self._relayed_data(calls, nonce, module_calls)
         verdicts = (
             simulate(self.stage, self.account.address, account_data),
             simulate(self.stage, self.module.module_address, module_data),

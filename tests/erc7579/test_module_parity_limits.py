@@ -279,3 +279,37 @@ def test_a_v3_swaps_input_counts_against_its_tokens_limit_alike(pair: Pair) -> N
     )
     assert pair.relayed(_call(usdx, APPROVE, router, USDX), swap(USDX), tokens=tokens) == ALLOW
     assert pair.relayed(swap(0), tokens=tokens) == ALLOW
+
+
+def test_transfer_from_counts_only_when_the_account_pays_alike(pair: Pair) -> None:
+    """``transferFrom(from, to, amount)`` on a limited token counts when ``from`` is the
+    account (each side names its own account), and not otherwise (the token then refuses
+    it on both, with the same message)."""
+    usdx = _usdx(pair)
+    transfer_from = "transferFrom(address,address,uint256)"
+    granted = pair.enable(
+        [permission(usdx, APPROVE), permission(usdx, transfer_from)],
+        tokenLimits=[_limit(usdx, 10 * USDX)],
+    )
+    assert granted == (ALLOW, ALLOW)
+
+    def own(account: str, amount: int) -> tuple[Call, ...]:
+        return (
+            _call(usdx, APPROVE, account, amount),
+            _call(usdx, transfer_from, account, pair.recipient, amount),
+        )
+
+    def both(amount: int) -> str:
+        return pair.relayed(
+            *own(pair.account.address, amount),
+            tokens=(usdx,),
+            module_calls=own(pair.module.address, amount),
+        )
+
+    assert both(6 * USDX) == "TOKEN_LIMIT_EXCEEDED"  # approve 6 + transferFrom 6 > 10
+    assert both(5 * USDX) == ALLOW
+    assert both(1) == "TOKEN_LIMIT_EXCEEDED"
+    stranger = Key().address
+    not_ours = _call(usdx, transfer_from, stranger, pair.recipient, 20 * USDX)
+    verdicts = pair.simulate_relayed(not_ours)
+    assert verdicts[0] == verdicts[1] != "TOKEN_LIMIT_EXCEEDED"
