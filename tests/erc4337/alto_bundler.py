@@ -13,11 +13,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import httpx
 
@@ -31,6 +31,7 @@ ALTO_CLI: Final = (
     anvil_node.REPO_ROOT / "node_modules" / "@pimlico" / "alto" / "esm" / "cli" / "alto.js"
 )
 LOOPBACK_PRELOAD: Final = HERE / "loopback_only.cjs"
+R = TypeVar("R")
 
 
 class AltoUnavailable(RuntimeError):
@@ -160,3 +161,15 @@ def funded(chain: DevChain, rpc_url: str, *, safe_mode: bool = False) -> Iterato
         safe_mode=safe_mode,
     ) as alto:
         yield alto
+
+
+def mined(receipt_of: Callable[[str], R | None], op_hash: str, *, timeout_s: float = 30.0) -> R:
+    """The receipt of ``op_hash`` as ``receipt_of`` reads it (None while not mined), waited for
+    up to ``timeout_s``; an ``AssertionError`` if it never comes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        receipt = receipt_of(op_hash)
+        if receipt is not None:
+            return receipt
+        time.sleep(0.05)
+    raise AssertionError(f"{op_hash} was not mined in {timeout_s} s")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alto_bundler import Alto, BundlerError, funded
+from alto_bundler import Alto, BundlerError, funded, mined
 from erc4337_support import (
     ENTRY_POINT_V07,
     USDX,
@@ -55,14 +55,12 @@ def _send(bundler: Alto, op: PackedUserOperation) -> str:
 
 
 def _receipt(bundler: Alto, op_hash: str) -> dict[str, Any]:
-    deadline = time.monotonic() + RECEIPT_TIMEOUT
-    while time.monotonic() < deadline:
+    def read(op_hash: str) -> dict[str, Any] | None:
         receipt = bundler.request("eth_getUserOperationReceipt", [op_hash])
-        if receipt:
-            assert isinstance(receipt, dict)
-            return receipt
-        time.sleep(0.1)
-    raise AssertionError(f"{op_hash} not mined in {RECEIPT_TIMEOUT} s: {bundler.output()}")
+        assert receipt is None or isinstance(receipt, dict)
+        return receipt
+
+    return mined(read, op_hash, timeout_s=RECEIPT_TIMEOUT)
 
 
 def _listening_addresses(port: int) -> set[str]:

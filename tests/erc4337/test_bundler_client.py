@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from alto_bundler import Alto, funded
+from alto_bundler import Alto, funded, mined
 from erc4337_support import (
     ENTRY_POINT_V07,
     USDX,
@@ -27,7 +27,7 @@ from erc4337_support import (
     transfer_call,
 )
 
-from sessionward.chain.bundler import BundlerClient, BundlerRefused, UserOperationReceipt
+from sessionward.chain.bundler import BundlerClient, BundlerRefused
 from sessionward.chain.paymaster import VerifyingPaymasterSponsor
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.chain.user_operations import UserOperation, verifying_paymaster_digest
@@ -78,16 +78,6 @@ def _signed(wallet: Wallet, op: UserOperation) -> UserOperation:
     return replace(op, signature=session_user_op_signature(wallet.session.address, signature))
 
 
-def _mined(client: BundlerClient, op_hash: str) -> UserOperationReceipt:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        receipt = client.receipt(op_hash)
-        if receipt is not None:
-            return receipt
-        time.sleep(0.05)
-    raise AssertionError(f"{op_hash} was not mined in 30 s")
-
-
 def test_the_bundler_serves_the_canonical_entry_point(client: BundlerClient) -> None:
     assert client.supports_entry_point()
 
@@ -103,14 +93,14 @@ def test_a_session_operation_is_estimated_with_a_stub_signature_then_signed_sent
     budget = wallet.view("fee_budget", wallet.session.address)
     op_hash = client.send(op)
     assert op_hash == "0x" + wallet.op_hash(op.packed()).hex()
-    receipt = _mined(client, op_hash)
+    receipt = mined(client.receipt, op_hash)
     assert (receipt.success, receipt.sender, receipt.nonce) == (True, wallet.address, op.nonce)
     assert receipt.paymaster is None
     assert stage.token_balance(wallet.recipient) == 7 * USDX
     assert wallet.view("fee_budget", wallet.session.address) == budget - op.max_cost()
     assert receipt.actual_gas_cost <= op.max_cost()
-    mined = stage.chain.get_receipt(receipt.transaction_hash)
-    assert mined is not None and mined.block_number == receipt.block_number
+    on_chain = stage.chain.get_receipt(receipt.transaction_hash)
+    assert on_chain is not None and on_chain.block_number == receipt.block_number
 
 
 @pytest.mark.parametrize("step", ["estimate", "send"])
@@ -166,7 +156,7 @@ def test_a_verifying_paymaster_sponsors_a_session_with_no_fee_budget(
     )
     op = _signed(wallet, sponsored)
     ether = stage.chain.get_balance(wallet.address)
-    receipt = _mined(client, client.send(op))
+    receipt = mined(client.receipt, client.send(op))
     assert receipt.success and receipt.paymaster == paymaster.contract.address
     assert stage.token_balance(wallet.recipient) == 7 * USDX
     assert stage.chain.get_balance(wallet.address) == ether

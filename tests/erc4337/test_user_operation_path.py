@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from alto_bundler import funded
+from alto_bundler import funded, mined
 from erc4337_support import (
     ENTRY_POINT_V07,
     ONE_ETH,
@@ -22,7 +22,7 @@ from erc4337_support import (
     transfer_call,
 )
 
-from sessionward.chain.bundler import BundlerClient, UserOperationReceipt
+from sessionward.chain.bundler import BundlerClient
 from sessionward.chain.paymaster import VerifyingPaymasterSponsor
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.reasons import ReasonCode
@@ -74,16 +74,6 @@ def _plan(
     )
 
 
-def _outcome(path: UserOperationPath, user_op_hash: str) -> UserOperationReceipt:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        receipt = path.outcome(user_op_hash)
-        if receipt is not None:
-            return receipt
-        time.sleep(0.05)
-    raise AssertionError(f"{user_op_hash} was not mined in 30 s")
-
-
 @pytest.mark.parametrize("sponsored", [False, True], ids=["account-pays", "sponsored"])
 def test_a_planned_signed_operation_is_mined_and_its_outcome_read(
     path: UserOperationPath, stage: Stage, sponsored: bool
@@ -93,7 +83,7 @@ def test_a_planned_signed_operation_is_mined_and_its_outcome_read(
     assert plan.user_op_hash == wallet.op_hash(plan.operation.packed())
     op = plan.signed(wallet.session.sign(plan.digest))
     ether = stage.chain.get_balance(wallet.address)
-    receipt = _outcome(path, path.submit(op))
+    receipt = mined(path.outcome, path.submit(op))
     assert receipt.success and receipt.user_op_hash == "0x" + plan.user_op_hash.hex()
     assert stage.token_balance(wallet.recipient) == 7 * USDX
     if sponsored:
@@ -110,7 +100,7 @@ def test_resending_a_mined_operation_answers_its_hash_and_runs_nothing_twice(
     plan = _plan(path, stage, wallet, wallet.recipient)
     op = plan.signed(wallet.session.sign(plan.digest))
     first = path.submit(op)
-    _outcome(path, first)
+    mined(path.outcome, first)
     assert path.submit(op) == first
     time.sleep(0.5)
     assert stage.token_balance(wallet.recipient) == 7 * USDX

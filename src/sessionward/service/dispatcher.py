@@ -106,7 +106,8 @@ class Dispatcher:
         """Only look for the receipts of submitted calls and record their outcomes (what the
         loop does between full rounds while a call waits to be mined)."""
         with self._lock:
-            self._advance_user_operations()
+            if self.awaiting_user_operations:
+                self._advance_user_operations(self._pending())
             try:
                 changed = self._rt.relayer.poll()
             except ChainError as exc:
@@ -125,35 +126,36 @@ class Dispatcher:
 
     # --- queueing -------------------------------------------------------------------------
 
+    def _pending(self) -> list[TransactionRecord]:
+        """This dispatcher's pending calls."""
+        return [t for t in self._rt.store.transactions.pending() if self.ours(t.wallet_id)]
+
     def _queue_executions(self) -> None:
         rt = self._rt
-        awaiting = False
-        for txn in rt.store.transactions.pending():
-            if not self.ours(txn.wallet_id):
-                continue
-            user_operation = self._user_operation_of(txn)
-            if user_operation is not None:
-                awaiting |= self._advance_user_operation(txn, *user_operation)
-                continue
+        for txn in self._advance_user_operations(self._pending()):
             job_id = f"exec:{txn.id}"
             job = rt.relayer.job(job_id)
             if job is None:
                 self._enqueue_execution(job_id, txn)
             elif job.state.is_final:
                 self._apply(job)
-        self.awaiting_user_operations = awaiting
 
     # --- the ERC-4337 path ----------------------------------------------------------------
 
-    def _advance_user_operations(self) -> None:
-        """Submit, or look for the receipt of, every pending call sent as a UserOperation."""
-        awaiting = False
-        for txn in self._rt.store.transactions.pending():
-            if self.ours(txn.wallet_id):
-                user_operation = self._user_operation_of(txn)
-                if user_operation is not None:
-                    awaiting |= self._advance_user_operation(txn, *user_operation)
+    def _advance_user_operations(self, pending: list[TransactionRecord]) -> list[TransactionRecord]:
+        """Submit, or look for the receipt of, every pending call sent as a UserOperation
+        (one read finds which have a plan); returns the others, which go through the
+        relayer."""
+        planned = self._rt.store.user_operations.planned_among([t.id for t in pending])
+        relayed, awaiting = [], False
+        for txn in pending:
+            user_operation = self._user_operation_of(txn) if txn.id in planned else None
+            if user_operation is None:
+                relayed.append(txn)
+            else:
+                awaiting |= self._advance_user_operation(txn, *user_operation)
         self.awaiting_user_operations = awaiting
+        return relayed
 
     def _user_operation_of(
         self, txn: TransactionRecord

@@ -9,10 +9,14 @@ concurrent Executes of one quote cannot pair one's signature with the other's fi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from sqlalchemy import select
+
 from .database import Database
+from .schema import user_operations
 from .sql import Sql
 
 __all__ = ["UserOperationPlanRecord", "UserOperationRecords"]
@@ -70,6 +74,18 @@ class UserOperationRecords:
         with self._db.reading() as conn:
             rows = _OF_TXN.run(conn, {"txn": txn_id}).fetchall()
         return [UserOperationPlanRecord(*row) for row in rows]
+
+    def planned_among(self, txn_ids: Sequence[str]) -> set[str]:
+        """Which of ``txn_ids`` have a plan (one read)."""
+        if not txn_ids:
+            return set()
+        query = (
+            select(user_operations.c.txn_id)
+            .where(user_operations.c.txn_id.in_(list(txn_ids)))
+            .distinct()
+        )
+        with self._db.reading() as conn:
+            return {row[0] for row in conn.execute(query)}
 
     def mark_submitted(self, user_op_hash: str, *, now: int) -> None:
         """A bundler took the operation (the first time only is kept)."""
