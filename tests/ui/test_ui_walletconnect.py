@@ -11,8 +11,6 @@ test_ui_walletconnect_pairing.py.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -21,14 +19,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import BrowserContext, Page, WebSocket, expect
-from ui_browser_support import Service, UiWorld, check_screenshot, ops_credential, pair_in_page
-from walletconnect_support import build_provider_bundle
+from ui_browser_support import Service, UiWorld, check_screenshot, pair_in_page
+from walletconnect_support import PROJECT_ID, build_provider_bundle, walletconnect_service
 
 from sessionward.api.auth import Authenticator
 from sessionward.api.errors import ApiError
-from sessionward.server import BackgroundServer
-from sessionward.service.config import Settings
-from sessionward.service.waas import Waas
 from sessionward.ui.routes import CONTENT_SECURITY_POLICY, UiRoutes
 from sessionward.ui.walletconnect import (
     DEFAULT_RELAY_URL,
@@ -39,8 +34,6 @@ from sessionward.ui.walletconnect import (
     WalletConnectConfigError,
     walletconnect_from_environ,
 )
-
-PROJECT_ID = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -66,29 +59,10 @@ def service(
     relay_url: str,
 ) -> Iterator[Service]:
     """The UI service of conftest, with WalletConnect configured through the environment."""
-    names = ("SESSIONWARD_DATABASE_URL", ENV_PROJECT_ID, ENV_RELAY_URL, ENV_BUNDLE)
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.pop("SESSIONWARD_DATABASE_URL", None)
-    os.environ.update(
-        {ENV_PROJECT_ID: PROJECT_ID, ENV_RELAY_URL: relay_url, ENV_BUNDLE: str(bundle)}
-    )
-    logs = logging.getLogger("sessionward")
-    level = logs.level
-    logs.setLevel(logging.WARNING)
-    try:
-        settings = Settings(
-            data_dir=tmp_path_factory.mktemp("ui-wc"), ops_credentials=(ops_credential(ops_key),)
-        )
-        waas = Waas.from_settings(settings)
-        with BackgroundServer(waas) as url:
-            yield Service(waas, url)
-    finally:
-        logs.setLevel(level)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with walletconnect_service(
+        tmp_path_factory.mktemp("ui-wc"), ops_key, relay_url=relay_url, bundle=bundle
+    ) as service:
+        yield service
 
 
 @pytest.fixture

@@ -20,8 +20,6 @@ client's side: routing by topic, the mailbox, no echo, ttl, refusals.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import re
 import secrets
 import time
@@ -33,16 +31,17 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, WebSocket, expect
-from ui_browser_support import Service, UiWorld, check_screenshot, ops_credential, pair_in_page
-from walletconnect_support import LocalRelay, WalletProcess, build_provider_bundle
+from ui_browser_support import Service, UiWorld, check_screenshot, pair_in_page
+from walletconnect_support import (
+    PROJECT_ID,
+    LocalRelay,
+    WalletProcess,
+    build_provider_bundle,
+    walletconnect_service,
+)
 
 from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
-from sessionward.server import BackgroundServer
-from sessionward.service.config import Settings
-from sessionward.service.waas import Waas
-from sessionward.ui.walletconnect import ENV_BUNDLE, ENV_PROJECT_ID, ENV_RELAY_URL
 
-PROJECT_ID = "0123456789abcdef0123456789abcdef"
 # The provider's Verify API: an iframe of verify.walletconnect.org, which the page's
 # Content-Security-Policy (default-src 'none') refuses; the provider then proposes the session
 # without an attestation. Chromium logs the refusal; nothing leaves the machine.
@@ -68,30 +67,10 @@ def service(
 ) -> Iterator[Service]:
     """The UI service of conftest, with WalletConnect configured to use the local relay."""
     bundle = build_provider_bundle(tmp_path_factory.mktemp("wc-bundle") / "walletconnect.js")
-    names = ("SESSIONWARD_DATABASE_URL", ENV_PROJECT_ID, ENV_RELAY_URL, ENV_BUNDLE)
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.pop("SESSIONWARD_DATABASE_URL", None)
-    os.environ.update(
-        {ENV_PROJECT_ID: PROJECT_ID, ENV_RELAY_URL: relay.url, ENV_BUNDLE: str(bundle)}
-    )
-    logs = logging.getLogger("sessionward")
-    level = logs.level
-    logs.setLevel(logging.WARNING)
-    try:
-        settings = Settings(
-            data_dir=tmp_path_factory.mktemp("ui-wc-pairing"),
-            ops_credentials=(ops_credential(ops_key),),
-        )
-        waas = Waas.from_settings(settings)
-        with BackgroundServer(waas) as url:
-            yield Service(waas, url)
-    finally:
-        logs.setLevel(level)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with walletconnect_service(
+        tmp_path_factory.mktemp("ui-wc-pairing"), ops_key, relay_url=relay.url, bundle=bundle
+    ) as service:
+        yield service
 
 
 @pytest.fixture

@@ -13,22 +13,58 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from ui_browser_support import Service, ops_credential
 from wallet_support import ESBUILD, ROOT
 
 from anvil_node import stop as _stop
+from sessionward.server import BackgroundServer
+from sessionward.service.config import Settings
+from sessionward.service.waas import Waas
+from sessionward.ui.walletconnect import ENV_BUNDLE, ENV_PROJECT_ID, ENV_RELAY_URL
 
 HERE: Final = Path(__file__).resolve().parent
 RELAY_SCRIPT: Final = HERE / "walletconnect_relay.mjs"
 WALLET_SCRIPT: Final = HERE / "walletconnect_wallet.mjs"
 PROVIDER: Final = ROOT / "node_modules" / "@walletconnect" / "ethereum-provider"
 SIGN_CLIENT: Final = ROOT / "node_modules" / "@walletconnect" / "sign-client"
+
+
+PROJECT_ID: Final = "0123456789abcdef0123456789abcdef"
+
+
+@contextmanager
+def walletconnect_service(
+    data_dir: Path, ops_key: ec.EllipticCurvePrivateKey, *, relay_url: str, bundle: Path
+) -> Iterator[Service]:
+    """The UI service of conftest on SQLite in ``data_dir``, with WalletConnect configured
+    through the environment (restored after) to ``relay_url`` and the provider ``bundle``."""
+    logs = logging.getLogger("sessionward")
+    level = logs.level
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("SESSIONWARD_DATABASE_URL", raising=False)
+        env.setenv(ENV_PROJECT_ID, PROJECT_ID)
+        env.setenv(ENV_RELAY_URL, relay_url)
+        env.setenv(ENV_BUNDLE, str(bundle))
+        logs.setLevel(logging.WARNING)
+        try:
+            settings = Settings(data_dir=data_dir, ops_credentials=(ops_credential(ops_key),))
+            waas = Waas.from_settings(settings)
+            with BackgroundServer(waas) as url:
+                yield Service(waas, url)
+        finally:
+            logs.setLevel(level)
 
 
 def build_provider_bundle(out: Path) -> Path:
