@@ -8,45 +8,12 @@ when they are missing these tests FAIL with how to get them, they never skip.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from erc4337_support import Stage, Wallet, make_stage
-
-import anvil_node
-from sessionward.chain.jsonrpc import JsonRpcClient
-from sessionward.chain.rpc import RpcChain
-
-CHAIN_ID = 31337
-
-
-@pytest.fixture(scope="session")
-def anvil() -> Iterator[str]:
-    """``anvil`` (Prague, chain id ``CHAIN_ID``) on a free local port, for the whole session."""
-    yield from anvil_node.session_node(CHAIN_ID)
-
-
-@pytest.fixture(scope="session")
-def chain(anvil: str) -> Iterator[RpcChain]:
-    with RpcChain(anvil, timeout=60) as rpc:
-        yield rpc
-
-
-@pytest.fixture(scope="session")
-def rpc(anvil: str) -> Iterator[JsonRpcClient]:
-    """A raw JSON-RPC client of the node (``debug_traceCall``)."""
-    client = JsonRpcClient(anvil, timeout=60)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def stage(chain: RpcChain) -> Stage:
-    """EntryPoint v0.7 (canonical address) and the demo world whose SessionAccount trusts it."""
-    return make_stage(chain)
+from erc4337_fixtures import anvil, chain, rpc, stage  # noqa: F401  (fixtures of this room)
+from erc4337_support import Stage, Wallet
 
 
 @pytest.fixture
-def wallet(stage: Stage) -> Wallet:
+def wallet(stage: Stage) -> Wallet:  # noqa: F811  (the imported fixture)
     """A fresh account with 1,000 USDX, 10 ether and one enabled session."""
     return stage.new_wallet()
