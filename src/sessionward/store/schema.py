@@ -92,6 +92,9 @@ wallets = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("frozen_at", BigInteger),
     Column("frozen_reason", Text),
+    # The SessionWardModule a third-party ERC-7579 account has installed (migration 0010);
+    # NULL for a SessionAccount, whose sessions live in the account itself.
+    Column("session_module", String(42)),
     UniqueConstraint("chain_id", "account", name="uq_wallets_chain_account"),
     # The wallet-creation budget counts an owner's wallets of the last day (migration 0007).
     Index("ix_wallets_owner_created", "owner", "created_at"),

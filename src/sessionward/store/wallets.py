@@ -20,7 +20,10 @@ OwnerKind = Literal["eoa", "erc1271"]
 
 @dataclass(frozen=True, slots=True)
 class WalletRecord:
-    """A registered wallet. ``account`` and ``owner`` are lower-case ``0x`` addresses."""
+    """A registered wallet. ``account`` and ``owner`` are lower-case ``0x`` addresses.
+
+    ``session_module``: for a third-party ERC-7579 account, the SessionWardModule it has
+    installed (its sessions live there); ``None`` for a SessionAccount."""
 
     id: str
     chain_id: int
@@ -30,6 +33,7 @@ class WalletRecord:
     created_at: int
     frozen_at: int | None
     frozen_reason: str | None
+    session_module: str | None = None
 
 
 def _record(m: RowValues) -> WalletRecord:
@@ -42,6 +46,7 @@ def _record(m: RowValues) -> WalletRecord:
         created_at=m["created_at"],
         frozen_at=m["frozen_at"],
         frozen_reason=m["frozen_reason"],
+        session_module=m["session_module"],
     )
 
 
@@ -60,6 +65,7 @@ class WalletRecords:
         owner: str,
         owner_kind: OwnerKind,
         now: int,
+        session_module: str | None = None,
     ) -> WalletRecord:
         """Register a wallet. Raises :class:`AlreadyExists` for a taken id or (chain, account)."""
         if owner_kind not in ("eoa", "erc1271"):
@@ -71,6 +77,7 @@ class WalletRecords:
             "owner": owner.lower(),
             "owner_kind": owner_kind,
             "created_at": now,
+            "session_module": None if session_module is None else session_module.lower(),
         }
         try:
             with self._db.writing() as conn:
@@ -86,6 +93,7 @@ class WalletRecords:
             created_at=now,
             frozen_at=None,
             frozen_reason=None,
+            session_module=values["session_module"],
         )
 
     def get(self, wallet_id: str) -> WalletRecord | None:

@@ -1240,6 +1240,21 @@ def epoch(account: address) -> uint256:
 
 @external
 @view
+def grant_nonce_used(account: address, nonce: uint256) -> bool:
+    """
+    @notice Whether a grant with `nonce` was enabled on `account` in its current epoch.
+    @dev Grant nonces are keyed by the epoch: after an uninstall or revoke_all every nonce
+         reads unused, and a grant of an earlier epoch is refused SESSION_REVOKED anyway.
+    @param account The account.
+    @param nonce The grant's nonce.
+    @return True once a grant with this nonce was enabled in the current epoch.
+    """
+    epoch: uint256 = (self._read(account, ACCOUNT_KEY, 0) >> ACC_EPOCH) & MASK32
+    return self._read(account, keccak256(abi_encode(GRANT_NONCE_TAG, epoch, nonce)), 0) != 0
+
+
+@external
+@view
 def session(account: address, session_key: address) -> (uint256, uint256, uint256):
     """
     @notice A session of the account in its current epoch.
