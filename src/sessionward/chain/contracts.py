@@ -50,6 +50,7 @@ __all__ = [
     "TransactionFailed",
     "compile_vyper",
     "deploy",
+    "storage_layout_path",
     "transact",
     "wait_for_receipt",
 ]
@@ -164,7 +165,17 @@ def _cache_key(path: Path) -> str:
     ):
         digest.update(str(source.relative_to(path.parent)).encode() + b"\0")
         digest.update(hashlib.sha256(source.read_bytes()).digest())
+    layout = storage_layout_path(path)
+    if layout.is_file():
+        digest.update(b"storage layout\0" + hashlib.sha256(layout.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def storage_layout_path(path: Path) -> Path:
+    """Where the storage-layout override of the Vyper source ``path`` sits, when it has one:
+    ``<stem>.layout.json`` next to it (the format of vyper's ``layout`` output, ``n_slots``
+    included). :func:`compile_vyper` compiles with it (vyper checks every variable is in it)."""
+    return path.with_suffix(".layout.json")
 
 
 def _compile_uncached(path: Path) -> dict[str, Any]:
@@ -173,10 +184,20 @@ def _compile_uncached(path: Path) -> dict[str, Any]:
 
     search_paths = [path.parent, *(Path(p) for p in sys.path if p)]
     bundle = FilesystemInputBundle(search_paths)
+    layout = storage_layout_path(path)
+    override = None
+    if layout.is_file():
+        from vyper.compiler.input_bundle import JSONInput
+
+        text = layout.read_text()
+        override = JSONInput(
+            contents=text, data=json.loads(text), source_id=-1, path=layout, resolved_path=layout
+        )
     output = compile_from_file_input(
         bundle.load_file(path),
         input_bundle=bundle,
         output_formats=["abi", "bytecode", "bytecode_runtime"],
+        storage_layout_override=override,
     )
     return {
         "abi": output["abi"],
