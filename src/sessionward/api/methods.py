@@ -144,6 +144,7 @@ def _registration_challenge(
         owner=b.owner,
         owner_kind=b.owner_kind,
         network=b.network,
+        account_kind=b.account_kind,
     )
 
 
@@ -157,6 +158,7 @@ def _register_wallet(w: Waas, p: Principal, b: m.RegisterWalletRequest) -> Walle
         owner=b.owner,
         owner_kind=b.owner_kind,
         network=b.network,
+        account_kind=b.account_kind,
     )
 
 
@@ -368,7 +370,9 @@ METHODS: Final[dict[str, Method]] = {
             _register_wallet,
             "An existing SessionAccount (or EIP-7702-delegated EOA), with its on-chain owner's "
             "signature over GetRegistrationChallenge's digest (EOA key, or ERC-1271 "
-            "isValidSignature): no owner credential without proof of control.",
+            "isValidSignature); or, with accountKind erc7579, any ERC-7579 account with the "
+            "network's SessionWard module installed, proven by its own ERC-1271 answer: no "
+            "owner credential without proof of control.",
         ),
         Method(
             "AuthorizeRemoteAccess",

@@ -56,6 +56,7 @@ ChainId = Annotated[int, Field(ge=0, le=MAX_CHAIN_ID)]
 Limit = Annotated[int, Field(ge=1, le=MAX_PAGE)]
 Cursor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_=-]{1,256}$")]
 OwnerKind = Literal["eoa", "erc1271"]
+AccountKind = Literal["session_account", "erc7579"]
 NetworkName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 Network = Annotated[
     NetworkName | ChainId,
@@ -190,6 +191,9 @@ class GetRegistrationChallengeRequest(Body):
     owner: Address | None = None
     owner_kind: OwnerKind = "eoa"
     network: Network | None = None
+    account_kind: AccountKind = "session_account"
+    """``erc7579``: any ERC-7579 account with the network's SessionWard module installed; the
+    account is its own owner (ERC-1271), so ``owner`` is the account or absent."""
 
 
 class RegisterWalletRequest(Body):
@@ -200,6 +204,10 @@ class RegisterWalletRequest(Body):
     owner: Address | None = None
     owner_kind: OwnerKind = "eoa"
     network: Network | None = None
+    account_kind: AccountKind = "session_account"
+    """``session_account`` (its ``owner()`` on chain is the owner) or ``erc7579`` (any ERC-7579
+    account with the network's SessionWard module installed as validator and executor, proven
+    by its own ERC-1271 answer to the challenge)."""
 
 
 # --- sessions ------------------------------------------------------------------------------

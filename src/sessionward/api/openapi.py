@@ -21,6 +21,7 @@ from types import UnionType
 from typing import (
     Any,
     Final,
+    Literal,
     NotRequired,
     Union,
     get_args,
@@ -154,6 +155,8 @@ class _Schemas:
             return {"type": "null"}
         if hint in _ATOMIC:
             return {"type": _ATOMIC[hint]}
+        if origin is Literal and all(isinstance(a, str) for a in args):
+            return {"type": "string", "enum": list(args)}
         if origin in (Union, UnionType):
             return {"anyOf": [self.of_type(a, bindings=bound) for a in args]}
         if origin is list:

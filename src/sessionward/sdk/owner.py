@@ -105,10 +105,14 @@ class OwnerClient(SignedClient):
         owner: str | None = None,
         owner_kind: str | None = None,
         network: str | int | None = None,
+        account_kind: str | None = None,
     ) -> dict[str, Any]:
         """GetRegistrationChallenge for ``account`` on ``network``, its digest recomputed here
         and checked (:func:`check_registration_challenge`) before anyone is asked to sign it."""
-        return self._challenge({"account": account}, owner, owner_kind, account, network)
+        target: dict[str, Any] = {"account": account}
+        if account_kind is not None:
+            target["accountKind"] = account_kind
+        return self._challenge(target, owner, owner_kind, account, network)
 
     def _challenge(
         self,
@@ -138,20 +142,30 @@ class OwnerClient(SignedClient):
         owner_kind: str | None = None,
         sign_challenge: Callable[[bytes], bytes] | None = None,
         network: str | int | None = None,
+        account_kind: str | None = None,
     ) -> dict[str, Any]:
         """RegisterWallet: an existing account on ``network``, with its owner's proof of
         control (a challenge of that network's chain).
 
         The owner signs the checked challenge digest: by default this client's secp256k1
         secret (an EOA owner, or the EIP-7702 EOA itself); for a contract owner (ERC-1271)
-        ``sign_challenge(digest)`` returns the bytes its ``isValidSignature`` accepts."""
+        ``sign_challenge(digest)`` returns the bytes its ``isValidSignature`` accepts.
+        ``account_kind="erc7579"``: any ERC-7579 account with the network's SessionWard
+        module installed; the account's ERC-1271 judges the signature (by default this
+        client's secret, for an account whose signer is this key)."""
         challenge = self.registration_challenge(
-            account, owner=owner, owner_kind=owner_kind, network=network
+            account,
+            owner=owner,
+            owner_kind=owner_kind,
+            network=network,
+            account_kind=account_kind,
         )
         body = _wallet_body(account, owner, owner_kind)
         body["registration"] = _proof(challenge, sign_challenge or self._sign_with_secret)
         if network is not None:
             body["network"] = network
+        if account_kind is not None:
+            body["accountKind"] = account_kind
         return self._adopt(self._self_signed("RegisterWallet", body))
 
     def _sign_with_secret(self, digest: bytes) -> bytes:

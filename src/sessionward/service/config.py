@@ -13,6 +13,9 @@ Environment variables (each overrides the file):
 ``SESSIONWARD_RPC_URL``            JSON-RPC node (default: the in-process chain)
 ``SESSIONWARD_NETWORKS``           several networks: a TOML or JSON file, or inline JSON (see
                                    :class:`NetworkSettings`); exclusive with ``RPC_URL``
+``SESSIONWARD_ENTRY_POINT``        the ERC-4337 EntryPoint; ``_BUNDLER_URL``, ``_PAYMASTER``,
+                                   ``_PAYMASTER_KEY_FILE``: the single network's ERC-4337 path
+``SESSIONWARD_SESSION_MODULE``     the single network's SessionWard ERC-7579 module
 ``SESSIONWARD_CONFIG``             a TOML file with the keys below
 ``SESSIONWARD_CATALOG``            an extra action-catalog TOML
 ``SESSIONWARD_OPS_KEYS``           ``id:alg:publicKey`` entries separated by commas
@@ -124,6 +127,12 @@ def check_user_operation_settings(
         raise ConfigError(f"{where}: paymaster_key_env must name an environment variable")
 
 
+def check_session_module(where: str, session_module: str | None) -> None:
+    """The network's SessionWard module, if any, is a ``0x`` address."""
+    if session_module is not None and not _ADDRESS.match(str(session_module)):
+        raise ConfigError(f"{where}: session_module must be a 0x address")
+
+
 @dataclass(frozen=True, slots=True)
 class NetworkSettings:
     """One network the service serves (``[[networks]]`` in a TOML file, or an object of the
@@ -151,6 +160,9 @@ class NetworkSettings:
     - ``paymaster``: a ``VerifyingPaymaster`` (v0.7 sample interface) whose signer the service
       is, with ``paymaster_key_file`` (hex, mode 0600) or ``paymaster_key_env``: it sponsors the
       operations of sessions whose grant gives the account no fee budget.
+    - ``session_module``: SessionWard's ERC-7579 module (``SessionWardModule.vy``) deployed on
+      this chain; with it, RegisterWallet accepts any ERC-7579 account that has installed it
+      (``accountKind: erc7579``) and the service drives that account's sessions through it.
     """
 
     name: str
@@ -166,10 +178,12 @@ class NetworkSettings:
     paymaster: str | None = None
     paymaster_key_file: Path | None = None
     paymaster_key_env: str | None = None
+    session_module: str | None = None
 
     def check(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
         where = f"network {self.name!r}"
+        check_session_module(where, self.session_module)
         check_user_operation_settings(
             where,
             entry_point=self.entry_point,
@@ -212,8 +226,9 @@ class Settings:
     bundler_url: str | None = None
     paymaster: str | None = None
     paymaster_key_file: Path | None = None
-    """The single network's ERC-4337 settings (see :class:`NetworkSettings`); with
-    ``networks``, each network has its own."""
+    session_module: str | None = None
+    """The single network's ERC-4337 and ERC-7579 settings (see :class:`NetworkSettings`);
+    with ``networks``, each network has its own."""
     networks: tuple[NetworkSettings, ...] = ()
     """Several networks (:class:`NetworkSettings`), exclusive with ``rpc_url``; none: the one
     network of ``rpc_url`` (or the in-process chain), named :data:`DEFAULT_NETWORK`."""
@@ -389,6 +404,7 @@ class Settings:
 
     def _check_networks(self) -> None:
         if not self.networks:
+            check_session_module("the network", self.session_module)
             # The single network's paymaster key: the file, else SESSIONWARD_PAYMASTER_KEY.
             check_user_operation_settings(
                 "the network",
@@ -403,10 +419,17 @@ class Settings:
                 ),
             )
             return
-        single = (self.entry_point, self.bundler_url, self.paymaster, self.paymaster_key_file)
+        single = (
+            self.entry_point,
+            self.bundler_url,
+            self.paymaster,
+            self.paymaster_key_file,
+            self.session_module,
+        )
         if any(value is not None for value in single):
             raise ConfigError(
-                "entry_point, bundler_url and paymaster settings go in each network of networks"
+                "entry_point, bundler_url, paymaster and session_module settings go in each "
+                "network of networks"
             )
         if self.rpc_url:
             raise ConfigError("rpc_url and networks are exclusive: name the node in its network")
@@ -449,7 +472,7 @@ def _env_locations(env: Mapping[str, str]) -> dict[str, Any]:
         overrides["catalog_file"] = Path(env["SESSIONWARD_CATALOG"])
     if env.get("SESSIONWARD_SERVICE_ID"):
         overrides["service_id"] = env["SESSIONWARD_SERVICE_ID"]
-    for name in ("entry_point", "bundler_url", "paymaster"):
+    for name in ("entry_point", "bundler_url", "paymaster", "session_module"):
         if env.get(f"SESSIONWARD_{name.upper()}"):
             overrides[name] = env[f"SESSIONWARD_{name.upper()}"]
     if env.get("SESSIONWARD_PAYMASTER_KEY_FILE"):

@@ -21,12 +21,10 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import replace
 
 from sessionward.chain.errors import ChainError
 from sessionward.chain.relay_jobs import JobState, RelayJob
 from sessionward.chain.user_operations import UserOperation
-from sessionward.contracts.encoding import session_user_op_signature
 from sessionward.crypto.secp256k1 import SignatureError, personal_message_hash, recover_signer
 from sessionward.reasons import ReasonCode
 from sessionward.store.database import Database
@@ -40,7 +38,7 @@ from sessionward.store.user_operations import UserOperationPlanRecord
 from .reconciler import Reconciler
 from .runtime import Runtime
 from .transactions import gas_limit_for
-from .user_operations import UserOperationRefused
+from .user_operations import UserOperationRefused, with_session_signature
 
 _log = logging.getLogger(__name__)
 
@@ -177,11 +175,7 @@ class Dispatcher:
                 continue
             if signer == record.session_key_address:
                 unsigned = UserOperation.from_rpc(json.loads(plan.operation))
-                signed = replace(
-                    unsigned,
-                    signature=session_user_op_signature(signer, txn.signature),
-                )
-                return signed, plan
+                return with_session_signature(unsigned, txn.signature), plan
         return None
 
     def _advance_user_operation(
@@ -224,7 +218,8 @@ class Dispatcher:
         assert record is not None and wallet is not None
         assert txn.mode is not None and txn.execution is not None and txn.signature is not None
         assert txn.deadline is not None and txn.call_nonce is not None
-        data = rt.calls.execute_with_session(
+        sessions = rt.calls.sessions_of(wallet)  # the account, or the module it installed
+        data = sessions.execute_with_session(
             record.session_key_address,
             txn.mode,
             txn.execution,
@@ -233,7 +228,7 @@ class Dispatcher:
             txn.signature,
         )
         try:
-            rt.relayer.enqueue(job_id, to=wallet.account, data=data, gas_limit=gas_limit_for(8))
+            rt.relayer.enqueue(job_id, to=sessions.address, data=data, gas_limit=gas_limit_for(8))
         except ChainError as exc:  # fee cap or node refusal: the call will not be relayed
             self._finish_execution(txn.id, JobState.REFUSED, None, str(exc))
 

@@ -59,7 +59,6 @@ from .onchain import (
     Installed,
     enable_gas_limit,
     queue_relay_job,
-    read_onchain_session,
 )
 from .runtime import Runtime
 from .sessions import SessionDirectory, global_freeze_in_force, grant_message, install_job_id
@@ -124,12 +123,13 @@ def queue_removal(rt: Runtime, record: SessionRecord) -> RelayJob | None:
     wallet = rt.store.wallets.get(record.wallet_id)
     assert wallet is not None
     rt = rt.on(wallet.chain_id)  # removed by the relayer of the wallet's own network
+    holder = rt.calls.sessions_of(wallet)  # the account, or the module it installed
     return queue_relay_job(
         rt.store.db,
         sender=rt.relayer.address,
         job_id=removal_job_id(record.id, len(removals) + 1),
-        to=wallet.account,
-        data=rt.calls.revoke_session(record.session_key_address),
+        to=holder.address,
+        data=holder.revoke_session(record.session_key_address),
         gas_limit=REVOKE_GAS,
     )
 
@@ -302,14 +302,16 @@ class Reconciler:
             self.stats.checked += 1
         wallet = rt.store.wallets.get(record.wallet_id)
         assert wallet is not None
-        onchain = read_onchain_session(
-            rt.chain,
-            rt.calls,
-            account=wallet.account,
-            session_key=record.session_key_address,
-            grant_nonce=record.grant_nonce,
-            grant_epoch=record.epoch,
-        ).state
+        onchain = (
+            rt.calls.sessions_of(wallet)
+            .read(
+                rt.chain,
+                session_key=record.session_key_address,
+                grant_nonce=record.grant_nonce,
+                grant_epoch=record.epoch,
+            )
+            .state
+        )
         now = rt.now()
         if record.status == "installing":
             self._installing(record, onchain, now)
@@ -438,7 +440,8 @@ class Reconciler:
         assert wallet is not None
         grant = json.loads(record.grant)
         scope = SessionDirectory(rt).scope(record)
-        data = rt.calls.enable_session(
+        holder = rt.calls.sessions_of(wallet)  # the account, or the module it installed
+        data = holder.enable_session(
             grant_message(scope, record, grant["revoker"]), bytes.fromhex(record.owner_signature)
         )
         # The approval's estimate when there is one (a held install is the same call); else
@@ -451,7 +454,7 @@ class Reconciler:
                 gas_limit = enable_gas_limit(
                     rt.chain,
                     sender=rt.relayer.address,
-                    account=wallet.account,
+                    to=holder.address,
                     data=data,
                     words=enable_storage_words(
                         scope.token_limits.values(), scope.permissions.values()
@@ -466,7 +469,7 @@ class Reconciler:
             rt.store.db,
             sender=rt.relayer.address,
             job_id=install_job_id(record.id, attempt),
-            to=wallet.account,
+            to=holder.address,
             data=data,
             gas_limit=gas_limit,
         )

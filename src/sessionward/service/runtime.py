@@ -65,6 +65,8 @@ class Network:
     embedded: bool = False
     user_operations: UserOperationPath | None = None
     """The ERC-4337 path (bundler, and paymaster if any), when the network has a bundler."""
+    session_module: str | None = None
+    """SessionWard's ERC-7579 module on this chain, when configured (lower-case)."""
 
     @property
     def chain_id(self) -> int:
@@ -108,6 +110,11 @@ class Runtime:
     def user_operations(self) -> UserOperationPath | None:
         """This network's ERC-4337 submission path, if it has a bundler."""
         return None if self.network is None else self.network.user_operations
+
+    @property
+    def session_module(self) -> str | None:
+        """This network's SessionWard ERC-7579 module, if configured."""
+        return None if self.network is None else self.network.session_module
 
     @property
     def network_name(self) -> str:
@@ -286,6 +293,7 @@ def _single_network(settings: Settings, store: Store, clock: Callable[[], int]) 
         deployer,
         embedded=not settings.rpc_url,
         user_operations=user_operations,
+        session_module=_lower(settings.session_module),
     )
 
 
@@ -355,7 +363,12 @@ def _configured_network(
         confirmations=config.confirmations,
         embedded=embedded,
         user_operations=user_operations,
+        session_module=_lower(config.session_module),
     )
+
+
+def _lower(address: str | None) -> str | None:
+    return None if address is None else address.lower()
 
 
 def _user_operation_path(

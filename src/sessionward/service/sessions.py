@@ -425,7 +425,7 @@ class Sessions:
             raise ServiceError(
                 "invalid", refused.code, refused.message, violations=refused.violations
             ) from None
-        epoch = self._epoch(net, wallet.account)  # before the key: a chain error leaves nothing
+        epoch = self._epoch(net, wallet)  # before the key: a chain error leaves nothing
         key = rt.vault.create_key(not_after=parsed.expires_at)
         scope = validate_grant(
             parsed,
@@ -506,16 +506,13 @@ class Sessions:
             nonce += 1
         return nonce
 
-    def _epoch(self, net: Runtime, account: str) -> int:
-        """The account's session epoch on the chain of ``net`` (the wallet's network; 0 while
-        the account is not deployed)."""
+    def _epoch(self, net: Runtime, wallet: WalletRecord) -> int:
+        """The wallet's session epoch on the chain of ``net`` (the wallet's network), as the
+        contract holding its sessions says (0 while a SessionAccount is not deployed)."""
         try:
-            if not net.chain.get_code(account):
-                return 0
-            data = net.chain.call(account, net.calls.epoch())
+            return net.calls.sessions_of(wallet).epoch(net.chain)
         except ChainError:
             raise unavailable(ReasonCode.CHAIN_UNAVAILABLE, "chain unavailable") from None
-        return net.calls.decode_uint("epoch", data)
 
     # --- ApproveSession -------------------------------------------------------------------
 
@@ -543,12 +540,13 @@ class Sessions:
         grant = json.loads(record.grant)
         self._verify_owner(wallet, bytes.fromhex(grant["digest"][2:]), signature)
         net = rt.on(wallet.chain_id)  # installed by the relayer of the wallet's network
-        if self._epoch(net, wallet.account) != record.epoch:
+        if self._epoch(net, wallet) != record.epoch:
             # The owner revoked every session (epoch bump) since this grant: the chain would
             # refuse the install.
             raise conflict(ReasonCode.SESSION_REVOKED, "the account revoked all sessions since")
         scope = self._dir.scope(record)
-        data = rt.calls.enable_session(grant_message(scope, record, grant["revoker"]), signature)
+        holder = rt.calls.sessions_of(wallet)  # the account, or the module it installed
+        data = holder.enable_session(grant_message(scope, record, grant["revoker"]), signature)
         gas_limit = self._enable_gas(net, wallet, scope, data)
         now = rt.now()
         db = rt.store.db
@@ -565,7 +563,7 @@ class Sessions:
                 db,
                 sender=net.relayer.address,
                 job_id=install_job_id(session_id),
-                to=wallet.account,
+                to=holder.address,
                 data=data,
                 gas_limit=gas_limit,
             )
@@ -588,7 +586,7 @@ class Sessions:
             return enable_gas_limit(
                 rt.chain,
                 sender=rt.relayer.address,
-                account=wallet.account,
+                to=rt.calls.sessions_of(wallet).address,
                 data=data,
                 words=enable_storage_words(scope.token_limits.values(), scope.permissions.values()),
                 contract_owner=wallet.owner_kind == "erc1271",

@@ -35,6 +35,7 @@ from sessionward.store.decisions import DecisionEvent
 from sessionward.store.execution import SignedCall
 from sessionward.store.sessions import SessionRecord
 from sessionward.store.transaction_records import TransactionRecord
+from sessionward.store.wallets import WalletRecord
 from sessionward.vault.interface import KeyRecord
 
 from .anomaly import velocity_charges
@@ -401,7 +402,7 @@ class Transactions:
                 plan = self._plan_user_operation(
                     txn,
                     session_key=record.session_key_address,
-                    account=wallet.account,
+                    wallet=wallet,
                     mode=mode,
                     execution=execution,
                     sponsored=not view.scope.envelope.max_fee_wei,
@@ -490,7 +491,7 @@ class Transactions:
         txn: TransactionRecord,
         *,
         session_key: str,
-        account: str,
+        wallet: WalletRecord,
         mode: bytes,
         execution: bytes,
         sponsored: bool,
@@ -517,7 +518,8 @@ class Transactions:
         try:
             plan = path.plan(
                 txn_id=txn.id,
-                account=account,
+                account=wallet.account,
+                sessions=net.calls.sessions_of(wallet),
                 session_key=session_key,
                 mode=mode,
                 execution=execution,

@@ -16,7 +16,9 @@ lock):
    and :meth:`UserOperationPath.outcome` reads its receipt.
 
 Nonces: every operation gets a nonce *key* of its own, derived from the transaction's id
-(ERC-4337's two-dimensional nonce: ``key << 64 | sequence``, sequence 0). Operations of one
+(ERC-4337's two-dimensional nonce: ``key << 64 | sequence``, sequence 0; on a module wallet
+the key's first 160 bits name the module, which the account then asks to validate it, and
+the transaction has the last 32: :meth:`~sessionward.service.onchain.OnchainSessions.user_operation_nonce`). Operations of one
 account never wait on each other, a dropped one leaves no gap, rebuilding after a crash gives
 the same nonce, and once mined the key's sequence is 1, so the operation cannot be replayed.
 The cost is the first write of that key's slot in the EntryPoint (about 20,000 gas).
@@ -31,13 +33,22 @@ from sessionward.chain.bundler import BundlerClient, BundlerRefused, UserOperati
 from sessionward.chain.interface import Chain
 from sessionward.chain.paymaster import VerifyingPaymasterSponsor
 from sessionward.chain.user_operations import UserOperation
-from sessionward.contracts.encoding import session_user_op_signature
-from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.secp256k1 import personal_message_hash
 from sessionward.reasons import ReasonCode, SessionWardError
-from sessionward.service.onchain import AccountCalls
+from sessionward.service.onchain import (
+    AccountCalls,
+    AccountSessions,
+    OnchainSessions,
+    transaction_nonce_key,
+)
 
-__all__ = ["UserOperationPath", "UserOperationPlan", "UserOperationRefused", "nonce_for"]
+__all__ = [
+    "UserOperationPath",
+    "UserOperationPlan",
+    "UserOperationRefused",
+    "nonce_for",
+    "with_session_signature",
+]
 
 # A well-formed signature by no session key (r = the generator's x, s = 1): the account's
 # checks recover an address and find it is not the key's.
@@ -46,9 +57,9 @@ _STUB_SIGNATURE: Final = bytes.fromhex(
     "0000000000000000000000000000000000000000000000000000000000000001"
     "1b"
 )
-# The "already mined or queued" answers of a resent operation: the EntryPoint's nonce check
-# (AA25) and bundlers' duplicate answers.
-_ALREADY_SEEN: Final = ("AA25", "already known", "already in mempool", "duplicate")
+# The "already mined or queued" answers of a resent operation, compared in lower case: the
+# EntryPoint's nonce check (AA25) and bundlers' duplicate answers (alto: "Already known").
+_ALREADY_SEEN: Final = ("aa25", "already known", "already in mempool", "duplicate")
 
 
 class UserOperationRefused(SessionWardError):
@@ -57,10 +68,22 @@ class UserOperationRefused(SessionWardError):
 
 
 def nonce_for(txn_id: str) -> int:
-    """The EntryPoint nonce of the operation of transaction ``txn_id``: a 192-bit key from
-    ``keccak256(txn_id)`` and sequence 0."""
-    key = int.from_bytes(keccak256(b"sessionward/user-operation\x00" + txn_id.encode())[:24])
-    return key << 64
+    """The EntryPoint nonce of transaction ``txn_id``'s operation on a SessionAccount: a
+    192-bit key from ``keccak256(txn_id)`` and sequence 0."""
+    return transaction_nonce_key(txn_id, bits=192) << 64
+
+
+def with_session_signature(op: UserOperation, signature: bytes) -> UserOperation:
+    """``op`` as planned (its signature field laid out around the stub signature, in the
+    wallet's own format) carrying the session key's 65-byte ``signature`` instead of the
+    stub. Raises ``ValueError`` for an operation without the stub (not a plan)."""
+    if len(signature) != 65:
+        raise ValueError("a session signature is 65 bytes r ‖ s ‖ v")
+    at = op.signature.find(_STUB_SIGNATURE)
+    if at < 0:
+        raise ValueError("the operation carries no stub signature to replace")
+    spliced = op.signature[:at] + bytes(signature) + op.signature[at + len(_STUB_SIGNATURE) :]
+    return replace(op, signature=spliced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +99,7 @@ class UserOperationPlan:
 
     def signed(self, signature: bytes) -> UserOperation:
         """The operation carrying the session key's 65-byte signature of :attr:`digest`."""
-        return replace(
-            self.operation, signature=session_user_op_signature(self.session_key, signature)
-        )
+        return with_session_signature(self.operation, signature)
 
 
 class UserOperationPath:
@@ -116,8 +137,11 @@ class UserOperationPath:
         execution: bytes,
         sponsored: bool,
         now: int,
+        sessions: OnchainSessions | None = None,
     ) -> UserOperationPlan:
         """Build, estimate and (when ``sponsored``) sponsor the operation of one session call.
+        ``sessions``: where the wallet's sessions live (default: ``account`` is a
+        SessionAccount), which sets the operation's call data, nonce and signature format.
 
         Raises :class:`UserOperationRefused` when the bundler refuses it (the account's reason
         code when it gave one), ``ValueError`` when sponsorship is asked of a network without
@@ -125,14 +149,16 @@ class UserOperationPath:
         or the node cannot be reached."""
         if sponsored and self._sponsor is None:
             raise ValueError("this network has no paymaster to sponsor operations")
+        if sessions is None:
+            sessions = AccountSessions(self._calls, account)
         fees = self._chain.max_fee()
         op = UserOperation(
             sender=account,
-            nonce=nonce_for(txn_id),
-            call_data=self._calls.execute_session_op(session_key, mode, execution),
+            nonce=sessions.user_operation_nonce(txn_id),
+            call_data=sessions.user_operation_call_data(session_key, mode, execution),
             max_fee_per_gas=fees.max_fee_per_gas,
             max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
-            signature=session_user_op_signature(session_key, _STUB_SIGNATURE),
+            signature=sessions.user_operation_signature(session_key, _STUB_SIGNATURE, now=now),
         )
         if sponsored:
             assert self._sponsor is not None
@@ -163,7 +189,7 @@ class UserOperationPath:
         try:
             return self._bundler.send(op)
         except BundlerRefused as refused:
-            if any(mark in refused.message for mark in _ALREADY_SEEN):
+            if any(mark in refused.message.lower() for mark in _ALREADY_SEEN):
                 return user_op_hash
             raise _refusal(refused) from None
 

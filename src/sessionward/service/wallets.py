@@ -1,7 +1,17 @@
 """Wallets: a SessionAccount created through the CREATE2 factory, or an existing account (an
 EIP-7702-delegated EOA included) registered after checking its owner on chain *and* the owner's
 proof of control: its signature over a registration challenge bound to this service, the chain,
-the account and the key that becomes the owner credential (issue 14.4)."""
+the account and the key that becomes the owner credential (issue 14.4).
+
+An existing account is one of two kinds (``accountKind``):
+
+- ``session_account``: a SessionAccount; its ``owner()`` on chain must be the owner;
+- ``erc7579``: any ERC-7579 account with SessionWard's module (the network's
+  ``session_module``) installed as validator *and* executor, as its own
+  ``isModuleInstalled`` says. Such an account has no standard owner view, so the account is
+  its own owner (``erc1271``): the proof of control is the account's ERC-1271 verdict on the
+  registration challenge, exactly the check the module makes of every grant.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +20,12 @@ from dataclasses import dataclass
 from typing import Literal, TypedDict
 
 from sessionward.chain.erc1271 import ChainErc1271Checker
-from sessionward.chain.errors import ChainError
+from sessionward.chain.errors import ChainError, ExecutionReverted
 from sessionward.crypto.owner_signature import verify_owner_signature
 from sessionward.crypto.registration import MAX_NONCE, registration_digest
 from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import SignatureError
+from sessionward.domain.abi import CalldataMalformed
 from sessionward.reasons import ReasonCode
 from sessionward.store.errors import AlreadyExists
 from sessionward.store.wallets import WalletRecord
@@ -23,13 +34,21 @@ from .callers import SelfSigned
 from .credentials import Credentials
 from .errors import ServiceError, conflict, invalid
 from .ids import new_id
-from .onchain import DEPLOY_GAS
+from .onchain import (
+    DEPLOY_GAS,
+    MODULE_TYPE_EXECUTOR,
+    MODULE_TYPE_VALIDATOR,
+    decode_bool,
+    is_module_installed_call,
+)
 from .runtime import Runtime
 
 _DAY_S = 86_400
 """The window of the wallet-creation budget (``wallet_creation_per_owner_per_day``)."""
 
 OwnerKind = Literal["eoa", "erc1271"]
+AccountKind = Literal["session_account", "erc7579"]
+ACCOUNT_KINDS: tuple[AccountKind, ...] = ("session_account", "erc7579")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +80,8 @@ class WalletView(TypedDict):
     ownerCredentialId: str | None
     createdAt: int
     frozen: bool
+    accountKind: AccountKind
+    sessionModule: str | None
 
 
 def wallet_view(record: WalletRecord, owner_credential_id: str | None = None) -> WalletView:
@@ -73,6 +94,8 @@ def wallet_view(record: WalletRecord, owner_credential_id: str | None = None) ->
         "ownerCredentialId": owner_credential_id,
         "createdAt": record.created_at,
         "frozen": record.frozen_at is not None,
+        "accountKind": "session_account" if record.session_module is None else "erc7579",
+        "sessionModule": record.session_module,
     }
 
 
@@ -189,16 +212,30 @@ class Wallets:
         owner: str | None = None,
         owner_kind: OwnerKind = "eoa",
         network: str | int | None = None,
+        account_kind: AccountKind = "session_account",
     ) -> RegistrationChallengeView:
         """What the account's owner signs for :meth:`register` (``account``) or
         :meth:`create` (``salt``: the account the factory will make), with a fresh random
         nonce and a deadline ``registration_ttl_s`` ahead; nothing is stored: the nonce is
         spent when the proof is used. ``signer`` is the key that becomes the owner
-        credential. The challenge names ``network``'s chain (default: the first network)."""
+        credential. The challenge names ``network``'s chain (default: the first network).
+        For an ``erc7579`` account the owner is the account itself (see the module
+        docstring)."""
         if network is not None and (here := self._on(network)) is not self:
             return here.registration_challenge(
-                signer, account=account, salt=salt, owner=owner, owner_kind=owner_kind
+                signer,
+                account=account,
+                salt=salt,
+                owner=owner,
+                owner_kind=owner_kind,
+                account_kind=account_kind,
             )
+        if account_kind == "erc7579":
+            if account is None or salt is not None:
+                raise invalid(
+                    ReasonCode.INPUT_MALFORMED, "an erc7579 account is registered by its address"
+                )
+            owner, owner_kind = self._erc7579_owner(account, owner)
         owner = self._owner(signer, owner, owner_kind)
         if (account is None) == (salt is None):
             raise invalid(ReasonCode.INPUT_MALFORMED, "name either the account or the salt")
@@ -227,9 +264,11 @@ class Wallets:
         owner: str | None = None,
         owner_kind: OwnerKind = "eoa",
         network: str | int | None = None,
+        account_kind: AccountKind = "session_account",
     ) -> WalletView:
         """An existing SessionAccount (or an EOA delegated to its code with EIP-7702, which is
-        then its own owner). The account's ``owner()`` on chain must be ``owner``, and
+        then its own owner), or with ``account_kind="erc7579"`` any ERC-7579 account with the
+        network's SessionWard module installed (:meth:`_register_erc7579`). The account's ``owner()`` on chain must be ``owner``, and
         ``proof`` the owner's signature over the registration challenge
         (:mod:`sessionward.crypto.registration`) for this service, chain, account and
         ``signer``'s key: an EOA's own signature, or the owner contract's ERC-1271 verdict.
@@ -239,8 +278,17 @@ class Wallets:
         (default: the first network); a proof made for another chain is invalid here."""
         if network is not None and (here := self._on(network)) is not self:
             return here.register(
-                signer, account=account, proof=proof, owner=owner, owner_kind=owner_kind
+                signer,
+                account=account,
+                proof=proof,
+                owner=owner,
+                owner_kind=owner_kind,
+                account_kind=account_kind,
             )
+        if account_kind == "erc7579":
+            return self._register_erc7579(signer, account=account, proof=proof, owner=owner)
+        if account_kind != "session_account":
+            raise invalid(ReasonCode.INPUT_MALFORMED, "accountKind is session_account or erc7579")
         owner = self._owner(signer, owner, owner_kind)
         try:
             on_chain = self._rt.calls.decode_owner(
@@ -259,6 +307,66 @@ class Wallets:
         self._check_proof(signer, account, owner, owner_kind, proof)
         record = self._add(account, owner, owner_kind)
         return self._finish(record, signer, "wallet.registered")
+
+    def _register_erc7579(
+        self, signer: SelfSigned, *, account: str, proof: RegistrationProof, owner: str | None
+    ) -> WalletView:
+        """An ERC-7579 account with the network's SessionWard module installed as validator
+        and executor, proven by the account's own ERC-1271 answer to the registration
+        challenge. Refusals, nothing written: ``ACCOUNT_MISMATCH`` (400) when the network has
+        no module configured, no contract is at ``account``, it does not answer
+        ``isModuleInstalled`` or has not installed the module as both types;
+        ``SIGNER_MISMATCH`` (403) for an ``owner`` other than the account;
+        ``CHAIN_UNAVAILABLE`` (503) when the node cannot answer; then as :meth:`register`."""
+        owner, owner_kind = self._erc7579_owner(account, owner)
+        module = self._installed_module(owner)
+        self._check_proof(signer, owner, owner, owner_kind, proof)
+        record = self._add(owner, owner, owner_kind, session_module=module)
+        return self._finish(record, signer, "wallet.registered")
+
+    def _erc7579_owner(self, account: str, owner: str | None) -> tuple[str, OwnerKind]:
+        """An ERC-7579 account's owner for the service: the account itself, by ERC-1271."""
+        account = account.lower()
+        if owner is not None and owner.lower() != account:
+            raise ServiceError(
+                "forbidden",
+                ReasonCode.SIGNER_MISMATCH,
+                "an erc7579 account is its own owner: its ERC-1271 answer proves control",
+            )
+        return account, "erc1271"
+
+    def _installed_module(self, account: str) -> str:
+        """The network's SessionWard module, checked installed on ``account`` as validator
+        and executor by the account's own ``isModuleInstalled``."""
+        module = self._rt.session_module
+        if module is None:
+            raise invalid(
+                ReasonCode.ACCOUNT_MISMATCH,
+                f"network {self._rt.network_name!r} has no SessionWard module configured "
+                "(session_module): it registers SessionAccounts only",
+            )
+        chain = self._rt.chain
+        try:
+            if not chain.get_code(account):
+                raise invalid(ReasonCode.ACCOUNT_MISMATCH, "no contract is at this account")
+            for module_type in (MODULE_TYPE_VALIDATOR, MODULE_TYPE_EXECUTOR):
+                answer = chain.call(account, is_module_installed_call(module_type, module))
+                if not decode_bool(answer):
+                    raise invalid(
+                        ReasonCode.ACCOUNT_MISMATCH,
+                        "the account has not installed the SessionWard module as validator "
+                        "and executor",
+                    )
+        except (ExecutionReverted, CalldataMalformed):
+            raise invalid(
+                ReasonCode.ACCOUNT_MISMATCH,
+                "the account does not answer ERC-7579's isModuleInstalled",
+            ) from None
+        except ChainError:
+            raise ServiceError(
+                "unavailable", ReasonCode.CHAIN_UNAVAILABLE, "the chain could not be asked"
+            ) from None
+        return module
 
     def _registration_digest(
         self, signer: SelfSigned, account: str, owner: str, nonce: int, deadline: int
@@ -334,7 +442,14 @@ class Wallets:
             )
         return owner.lower()
 
-    def _add(self, account: str, owner: str, owner_kind: OwnerKind) -> WalletRecord:
+    def _add(
+        self,
+        account: str,
+        owner: str,
+        owner_kind: OwnerKind,
+        *,
+        session_module: str | None = None,
+    ) -> WalletRecord:
         try:
             return self._rt.store.wallets.add(
                 wallet_id=new_id("wal"),
@@ -343,6 +458,7 @@ class Wallets:
                 owner=owner,
                 owner_kind=owner_kind,
                 now=self._rt.now(),
+                session_module=session_module,
             )
         except AlreadyExists:
             raise conflict(

@@ -70,6 +70,7 @@ class WalletRecords:
         """Register a wallet. Raises :class:`AlreadyExists` for a taken id or (chain, account)."""
         if owner_kind not in ("eoa", "erc1271"):
             raise ValueError("owner_kind is 'eoa' or 'erc1271'")
+        module = None if session_module is None else session_module.lower()
         values = {
             "id": wallet_id,
             "chain_id": chain_id,
@@ -77,7 +78,7 @@ class WalletRecords:
             "owner": owner.lower(),
             "owner_kind": owner_kind,
             "created_at": now,
-            "session_module": None if session_module is None else session_module.lower(),
+            "session_module": module,
         }
         try:
             with self._db.writing() as conn:
@@ -93,7 +94,7 @@ class WalletRecords:
             created_at=now,
             frozen_at=None,
             frozen_reason=None,
-            session_module=values["session_module"],
+            session_module=module,
         )
 
     def get(self, wallet_id: str) -> WalletRecord | None:

@@ -1,0 +1,159 @@
+"""The service with a SessionWard module configured (``session_module``), and third-party
+ERC-7579 accounts that installed it, registered through RegisterWallet (``accountKind:
+erc7579``): :class:`ModuleWorld` extends the several-networks test world with them.
+
+An account here is OpenZeppelin's ``AccountERC7579`` with one ECDSA owner
+(tests/erc7579/OwnedAccountERC7579.sol): its ERC-1271 accepts the owner's signature of a hash,
+which is all the service and the module ask of it (the registration challenge, the grant).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from erc4337_support import ENTRY_POINT_V07, ONE_ETH, Key, Stage
+from module_support import ModuleWallet, deploy_module
+from oz_account import MODULE_TYPE_VALIDATOR, deploy_oz_account
+
+from networks.networks_support import APPROVE, USDX_UNIT, Networks, Wallet
+from sessionward.chain.contracts import DeployedContract
+from sessionward.crypto.request_signature import ALG_SECP256K1
+from sessionward.domain.abi import encode_call
+from sessionward.domain.calldata import Call
+from sessionward.service.callers import Caller, SelfSigned
+from sessionward.service.config import NetworkSettings
+from sessionward.service.wallets import RegistrationProof
+
+CHAIN_ID = 31337
+NETWORK = "local"
+MODULE_TYPE_EXECUTOR = 2
+FEE_BUDGET = 10**17
+
+
+def module_network(
+    anvil: str, module: str | None, *, bundler_url: str | None = None
+) -> NetworkSettings:
+    """The one network of these tests: anvil, the canonical EntryPoint, the module."""
+    return NetworkSettings(
+        NETWORK,
+        CHAIN_ID,
+        rpc_url=anvil,
+        entry_point=ENTRY_POINT_V07,
+        bundler_url=bundler_url,
+        session_module=module,
+    )
+
+
+class ModuleWorld(Networks):
+    """The service on ``local`` with the module, and the accounts of these tests."""
+
+    def __init__(self, built: Networks, stage: Stage, module: DeployedContract) -> None:
+        super().__init__(built.waas)
+        self.stage = stage
+        self.module = module
+        self.accounts: dict[str, ModuleWallet] = {}
+
+    @classmethod
+    def start(
+        cls,
+        data_dir: Path,
+        stage: Stage,
+        anvil: str,
+        *,
+        bundler_url: str | None = None,
+        module: DeployedContract | None = None,
+    ) -> ModuleWorld:
+        module = module or deploy_module(stage)
+        built = Networks.build(
+            data_dir, (module_network(anvil, module.address, bundler_url=bundler_url),)
+        )
+        return cls(built, stage, module)
+
+    fee_budget: int | None = FEE_BUDGET
+    """The grants' ``maxFeeWei``: the account pays its own UserOperations within it."""
+
+    def settle(self, rounds: int = 6) -> None:
+        super().settle(rounds)
+
+    def envelope(self, network: str) -> dict[str, Any]:
+        envelope = super().envelope(network)
+        if self.fee_budget is not None:
+            envelope["maxFeeWei"] = str(self.fee_budget)
+        return envelope
+
+    # --- the account, as its owner sets it up (outside the service) -----------------------
+
+    def module_account(self, *, install: tuple[int, ...] = (1, 2)) -> ModuleWallet:
+        """A fresh OZ account with the module installed as ``install`` (validator and
+        executor by default) by its owner, 1,000 of the service's USDX, 10 ether, and the
+        service's router approved by the owner's own operation."""
+        account = deploy_oz_account(self.stage)
+        wallet = ModuleWallet(self.stage, account, self.module, Key(), Key().address)
+        for module_type in install:
+            wallet.install(module_type)
+        rt = self.net(NETWORK)
+        usdx = rt.deployment.token("USDX")
+        self.token(NETWORK, usdx).transact(rt.deployer, "mint", wallet.address, 1_000 * USDX_UNIT)
+        approve = encode_call(APPROVE, (rt.deployment.router, 2**255))
+        wallet.owner_run(account.execute_data(Call(usdx, 0, approve)))
+        self.accounts[wallet.address] = wallet
+        return wallet
+
+    def proof(self, account: ModuleWallet, *, signer: Key | None = None) -> RegistrationProof:
+        """The owner's answer to GetRegistrationChallenge for the account (``signer``: who
+        signs instead, for a forged proof)."""
+        challenge = self.waas.wallets.registration_challenge(
+            self.self_signed(account),
+            account=account.address,
+            account_kind="erc7579",
+            network=NETWORK,
+        )
+        digest = bytes.fromhex(challenge["digest"][2:])
+        return RegistrationProof(
+            int(challenge["nonce"]),
+            challenge["deadline"],
+            (signer or account.account.owner).sign(digest),
+        )
+
+    @staticmethod
+    def self_signed(account: ModuleWallet) -> SelfSigned:
+        return SelfSigned(ALG_SECP256K1, account.account.owner.address)
+
+    def register(self, account: ModuleWallet) -> Wallet:
+        """RegisterWallet (``accountKind: erc7579``) with the owner's proof."""
+        view = self.waas.wallets.register(
+            self.self_signed(account),
+            account=account.address,
+            proof=self.proof(account),
+            account_kind="erc7579",
+            network=NETWORK,
+        )
+        assert view["accountKind"] == "erc7579"
+        assert view["sessionModule"] == self.module.address.lower()
+        caller = Caller(view["ownerCredentialId"] or "", "owner", view["walletId"])
+        owner = account.account.owner
+        return Wallet(
+            view["walletId"], NETWORK, view["account"], owner.address, owner.secret, caller
+        )
+
+    def module_view(self, function: str, *args: object) -> Any:
+        return self.module.call_one(function, *args)
+
+    def status_on_chain(self, wallet: Wallet, session_key: str) -> int:
+        """The module's ``session(account, key).status``: 0 none, 1 live, 2 revoked."""
+        status, _valid_after, _expires_at = self.module.call("session", wallet.account, session_key)
+        assert isinstance(status, int)
+        return status
+
+    def fund_for_operations(self, wallet: Wallet) -> None:
+        """Ether for the account's own UserOperation prefunds."""
+        self.chain(NETWORK).set_balance(wallet.account, 10 * ONE_ETH)
+
+
+def fresh_salt() -> bytes:
+    return secrets.token_bytes(32)
+
+
+__all__ = ["MODULE_TYPE_EXECUTOR", "MODULE_TYPE_VALIDATOR", "NETWORK", "ModuleWorld"]

@@ -1,0 +1,120 @@
+"""The seed story on an ERC-7579 account SessionWard did not write: a wallet team's existing
+OpenZeppelin ``AccountERC7579`` installs SessionWard's module, registers through the service
+(``accountKind: erc7579``), and the owner grants a backend a session that swaps within its caps,
+is refused outside them, and is revoked, through the relayer and through the real alto bundler,
+on anvil with the canonical EntryPoint v0.7.
+
+Each refusal is asserted with its exact reason code and with nothing changed: no token moved,
+no session state on chain, no row in the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from alto_bundler import funded
+from erc4337_support import Stage
+from module_wallet_support import NETWORK, ModuleWorld
+
+from networks.networks_support import USDX_UNIT, Backend, Session
+from sessionward.reasons import ReasonCode
+from sessionward.service.errors import ServiceError
+
+pytestmark = pytest.mark.anvil
+
+
+@pytest.fixture(scope="module")
+def world(
+    stage: Stage, anvil: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ModuleWorld]:
+    with funded(stage.chain, anvil) as alto:
+        world = ModuleWorld.start(
+            tmp_path_factory.mktemp("module-wallets") / "service",
+            stage,
+            anvil,
+            bundler_url=alto.url,
+        )
+        try:
+            yield world
+        finally:
+            world.close()
+
+
+@pytest.fixture(scope="module")
+def backend(world: ModuleWorld) -> Backend:
+    return world.backend()
+
+
+def _granted(world: ModuleWorld, backend: Backend) -> Session:
+    """A registered module account with a session the owner approved and the service
+    installed through the module."""
+    account = world.module_account()
+    wallet = world.register(account)
+    world.fund_for_operations(wallet)
+    session = world.session(wallet, backend)
+    assert world.status_on_chain(wallet, session.session_key) == 1
+    return session
+
+
+def _settled(world: ModuleWorld, session: Session, txn_id: str) -> dict[str, Any]:
+    for _ in range(100):
+        world.settle(rounds=1)
+        status = world.waas.transactions.status(session.backend.caller, txn_id)
+        if status["status"] != "pending":
+            return dict(status)
+    raise AssertionError(f"{txn_id} stayed pending")
+
+
+def _swap(world: ModuleWorld, session: Session, usdx: int, submission: str) -> dict[str, Any]:
+    quote = world.prepare(session, usdx, network=NETWORK)
+    view = world.waas.transactions.execute(
+        session.backend.caller,
+        quote["txnId"],
+        submission=submission,  # type: ignore[arg-type]
+    )
+    assert view["status"] == "pending"
+    return _settled(world, session, quote["txnId"])
+
+
+def test_the_seed_story_runs_on_a_third_party_erc7579_account(
+    world: ModuleWorld, backend: Backend
+) -> None:
+    session = _granted(world, backend)
+    wallet = session.wallet
+    record = world.rt.store.sessions.get(session.session_id)
+    assert record is not None and record.status == "active"
+
+    # Swaps within the caps: one relayed (module as executor), one as a UserOperation (module
+    # as validator, through alto).
+    for usdx, submission in ((40, "relayer"), (60, "userop")):
+        before = world.usdx(wallet)
+        status = _swap(world, session, usdx, submission)
+        assert status["status"] == "executed", status
+        assert world.usdx(wallet) == before - usdx * USDX_UNIT
+
+    # Over the envelope's USD cap: refused by policy before anything is signed.
+    before, counts = world.usdx(wallet), world.db_counts()
+    with pytest.raises(ServiceError) as refused:
+        world.prepare(session, 450, network=NETWORK)
+    assert refused.value.code is ReasonCode.USD_LIMIT_EXCEEDED
+    assert world.usdx(wallet) == before
+    assert world.db_counts()["relay_jobs"] == counts["relay_jobs"]
+
+    # Revocation: the service removes the session through the module (its relayer is the
+    # grant's revoker); the chain then refuses the key and the service agrees.
+    world.waas.revocations.revoke_access(
+        wallet.caller,
+        wallet_id=wallet.wallet_id,
+        credential_id=backend.credential_id,
+        session_id=session.session_id,
+    )
+    world.settle()
+    assert world.status_on_chain(wallet, session.session_key) == 2
+    record = world.rt.store.sessions.get(session.session_id)
+    assert record is not None and record.status == "revoked"
+    assert record.onchain_revoked_at is not None
+    with pytest.raises(ServiceError) as after:
+        world.prepare(session, 5, network=NETWORK)
+    assert after.value.code is ReasonCode.SESSION_REVOKED
