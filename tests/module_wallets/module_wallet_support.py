@@ -121,6 +121,10 @@ class ModuleWorld(Networks):
     def self_signed(account: ModuleWallet) -> SelfSigned:
         return SelfSigned(ALG_SECP256K1, account.account.owner.address)
 
+    @staticmethod
+    def self_signed_key(key: Key) -> SelfSigned:
+        return SelfSigned(ALG_SECP256K1, key.address)
+
     def register(self, account: ModuleWallet) -> Wallet:
         """RegisterWallet (``accountKind: erc7579``) with the owner's proof."""
         view = self.waas.wallets.register(
