@@ -215,6 +215,9 @@ export class BackendClient extends SignedClient {
 export interface WalletOwnerOptions {
   owner?: string;
   ownerKind?: "eoa" | "erc1271";
+  /** `"erc7579"`: any ERC-7579 account with the network's SessionWard module installed, its
+   * own owner by ERC-1271 (RegisterWallet only); `"session_account"` by default. */
+  accountKind?: "session_account" | "erc7579";
   /** Signs a checked registration digest (a contract owner's isValidSignature bytes). */
   signChallenge?: (digest: Uint8Array) => Uint8Array | Promise<Uint8Array>;
 }
@@ -223,6 +226,7 @@ function ownerFields(options: WalletOwnerOptions) {
   return {
     ...(options.owner === undefined ? {} : { owner: options.owner }),
     ...(options.ownerKind === undefined ? {} : { ownerKind: options.ownerKind }),
+    ...(options.accountKind === undefined ? {} : { accountKind: options.accountKind }),
   };
 }
 

@@ -225,6 +225,7 @@ export interface GetRegistrationChallengeRequest {
   owner?: string | null;
   ownerKind?: "eoa" | "erc1271";
   network?: string | number | null;
+  accountKind?: "session_account" | "erc7579";
 }
 
 export interface GetSessionRequest {
@@ -390,6 +391,7 @@ export interface RegisterWalletRequest {
   owner?: string | null;
   ownerKind?: "eoa" | "erc1271";
   network?: string | number | null;
+  accountKind?: "session_account" | "erc7579";
 }
 
 export interface RegistrationChallengeView {
@@ -522,6 +524,8 @@ export interface WalletView {
   ownerCredentialId: string | null;
   createdAt: number;
   frozen: boolean;
+  accountKind: "session_account" | "erc7579";
+  sessionModule: string | null;
 }
 
 /** Each `POST /v1/Waas/<Method>`: its request body and its answer. */
