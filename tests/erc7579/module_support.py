@@ -18,6 +18,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Final
 
+from account7579_support import ACCOUNT7579, create_account7579
 from erc4337_support import (
     DETERMINISTIC_DEPLOYER,
     ONE_ETH,
@@ -28,7 +29,14 @@ from erc4337_support import (
     Stage,
     execution,
 )
-from oz_account import MODULE_TYPE_VALIDATOR, OzAccount, deploy_oz_account, handle_op, op_outcome
+from oz_account import (
+    MODULE_TYPE_EXECUTOR,
+    MODULE_TYPE_VALIDATOR,
+    OzAccount,
+    deploy_oz_account,
+    handle_op,
+    op_outcome,
+)
 
 from sessionward.chain.contracts import (
     ContractArtifact,
@@ -55,6 +63,9 @@ MODULE_SOURCE: Final = (
     / "SessionWardModule.vy"
 )
 GRANT_NONCES: Final = count(1)
+OZ_ACCOUNT: Final = "OwnedAccountERC7579"
+ACCOUNT_KINDS: Final = (OZ_ACCOUNT, ACCOUNT7579)
+"""The ERC-7579 accounts the module's behavioural tests run on."""
 REFUSED_TX_GAS: Final = 1_000_000
 
 
@@ -127,11 +138,11 @@ class ModuleWallet:
 
     def install(self, module_type: int = MODULE_TYPE_VALIDATOR) -> None:
         """The owner installs the module as ``module_type`` (its first data byte says which)."""
-        self.owner_run(
-            self.account.self_call_data(
-                "installModule", module_type, self.module_address, bytes([module_type])
-            )
-        )
+        self.install_module(module_type, self.module_address, bytes([module_type]))
+
+    def install_module(self, module_type: int, module: str, data: bytes) -> None:
+        """The owner installs any ``module`` as ``module_type`` with ``data``."""
+        self.owner_run(self.account.self_call_data("installModule", module_type, module, data))
 
     def uninstall(self, module_type: int = MODULE_TYPE_VALIDATOR) -> None:
         self.owner_run(
@@ -214,9 +225,10 @@ class ModuleWallet:
         }
 
     def grant_signature(self, grant: dict[str, Any], signer: Key | None = None) -> bytes:
-        """The owner's (or ``signer``'s) ECDSA signature of the grant's EIP-712 digest."""
+        """The owner's (or ``signer``'s) approval of the grant's EIP-712 digest, in the form
+        the account's ERC-1271 accepts (``erc1271_signature``)."""
         digest = typed_data.grant_digest(self.stage.chain.chain_id, self.address, grant)
-        return (signer or self.account.owner).sign(digest)
+        return self.account.erc1271_signature(digest, signer)
 
     def enable_data(self, grant: dict[str, Any], signature: bytes) -> bytes:
         return self.module.compiled.encode("enable_session", grant_struct(grant), signature)
@@ -286,14 +298,26 @@ def new_module_wallet(
     *,
     enable: bool = True,
     types: tuple[int, ...] = (MODULE_TYPE_VALIDATOR,),
+    account_kind: str = OZ_ACCOUNT,
 ) -> ModuleWallet:
-    """A fresh OZ account (1,000 USDX, 10 ether) with ``module`` installed by its owner as each
-    of ``types`` and, when ``enable``, one session enabled by the owner's grant (USDX.transfer,
-    1 ether fee budget)."""
-    account = deploy_oz_account(stage, usdx=1_000 * USDX)
-    wallet = ModuleWallet(stage, account, module, Key(), Key().address)
-    for module_type in types:
-        wallet.install(module_type)
+    """A fresh account (1,000 USDX, 10 ether) with ``module`` installed as each of ``types``
+    and, when ``enable``, one session enabled by the owner's grant (USDX.transfer, 1 ether fee
+    budget). ``account_kind``: :data:`OZ_ACCOUNT`, OpenZeppelin's AccountERC7579 on which the
+    owner installs the module; or ``account7579_support.ACCOUNT7579``, SessionWard's own
+    account, created by its factory with the module installed as both types (the owner
+    uninstalls a type not in ``types``)."""
+    if account_kind == ACCOUNT7579:
+        account: OzAccount = create_account7579(stage, module, usdx=1_000 * USDX)
+        wallet = ModuleWallet(stage, account, module, Key(), Key().address)
+        for module_type in (MODULE_TYPE_VALIDATOR, MODULE_TYPE_EXECUTOR):
+            if module_type not in types:
+                wallet.uninstall(module_type)
+    else:
+        assert account_kind == OZ_ACCOUNT, account_kind
+        account = deploy_oz_account(stage, usdx=1_000 * USDX)
+        wallet = ModuleWallet(stage, account, module, Key(), Key().address)
+        for module_type in types:
+            wallet.install(module_type)
     if enable:
         wallet.enable(wallet.grant())
     return wallet

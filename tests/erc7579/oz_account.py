@@ -121,6 +121,11 @@ class OzAccount:
         op = self.unsigned_op(call_data)
         return op._replace(signature=self.owner.sign(self.op_hash(op)))
 
+    def erc1271_signature(self, digest: bytes, signer: Key | None = None) -> bytes:
+        """The owner's (or ``signer``'s) signature the account's ``isValidSignature`` accepts
+        for ``digest``: OwnedAccountERC7579 checks an ECDSA signature of the raw hash."""
+        return (signer or self.owner).sign(digest)
+
     def self_call_data(self, function: str, *args: object) -> bytes:
         """``execute`` of one call of the account to itself (``installModule``...)."""
         inner = self.contract.compiled.encode(function, *args)

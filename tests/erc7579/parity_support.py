@@ -1,6 +1,7 @@
 """The differential harness of the module's rule parity: one grant and one call, run on
 SessionAccount (a factory account of ``erc4337_support``) and through SessionWard's ERC-7579
-module on the OpenZeppelin ``AccountERC7579`` (``module_support``), both on the same anvil node,
+module on an ERC-7579 account (``module_support``: the OpenZeppelin ``AccountERC7579``, or
+SessionWard's own ``SessionAccount7579``; the parity tests run on each), both on the same anvil node,
 holding the same tokens and ether, paying the same recipient.
 
 - :meth:`Pair.enable` gives both the same envelope (each grant names its own account, session
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from erc4337_support import ENTRY_POINT_V07, Key, Stage, Wallet, execution
-from module_support import GRANT_NONCES, ModuleWallet, new_module_wallet
+from module_support import GRANT_NONCES, OZ_ACCOUNT, ModuleWallet, new_module_wallet
 from oz_account import (
     MODULE_TYPE_EXECUTOR,
     MODULE_TYPE_VALIDATOR,
@@ -320,12 +321,19 @@ class Pair:
         raise AssertionError("no UserOperationEvent")
 
 
-def new_pair(stage: Stage, module: DeployedContract, rpc: JsonRpcClient) -> Pair:
-    """A fresh SessionAccount and a fresh OZ account with ``module`` installed as validator and
-    executor (each 1,000 USDX and 10 ether), and a new common recipient."""
+def new_pair(
+    stage: Stage, module: DeployedContract, rpc: JsonRpcClient, account_kind: str = OZ_ACCOUNT
+) -> Pair:
+    """A fresh SessionAccount and a fresh ERC-7579 account of ``account_kind`` (the OZ account
+    or SessionAccount7579, ``module_support.ACCOUNT_KINDS``) with ``module`` installed as
+    validator and executor (each 1,000 USDX and 10 ether), and a new common recipient."""
     account = stage.new_wallet()
     module_wallet = new_module_wallet(
-        stage, module, enable=False, types=(MODULE_TYPE_VALIDATOR, MODULE_TYPE_EXECUTOR)
+        stage,
+        module,
+        enable=False,
+        types=(MODULE_TYPE_VALIDATOR, MODULE_TYPE_EXECUTOR),
+        account_kind=account_kind,
     )
     return Pair(stage, account, module_wallet, Key().address, rpc)
 

@@ -1,4 +1,5 @@
-"""SessionWard's ERC-7579 module on the OpenZeppelin account through a real bundler, alto (npm
+"""SessionWard's ERC-7579 module on the OpenZeppelin account and on SessionAccount7579
+(``account_kind``) through a real bundler, alto (npm
 ``@pimlico/alto``, started on loopback against anvil and the canonical EntryPoint v0.7, stopped
 by its PID; see tests/erc4337/alto_bundler.py for why it runs in its unsafe mode), driven by the
 service's own bundler client (``sessionward.chain.bundler``): a session operation is estimated
@@ -63,9 +64,9 @@ def _mined(bundler: BundlerClient, op_hash: str) -> UserOperationReceipt:
 
 
 def test_a_session_operation_is_estimated_signed_and_mined_through_alto(
-    stage: Stage, module: DeployedContract, bundler: BundlerClient
+    stage: Stage, module: DeployedContract, bundler: BundlerClient, account_kind: str
 ) -> None:
-    wallet: ModuleWallet = new_module_wallet(stage, module)
+    wallet: ModuleWallet = new_module_wallet(stage, module, account_kind=account_kind)
     call = transfer_call(stage.demo.token("USDX"), wallet.recipient, 7 * USDX)
     unsigned = wallet.account.unsigned_op(
         wallet.account.execute_data(call), module=wallet.module_address
@@ -92,9 +93,9 @@ def test_a_session_operation_is_estimated_signed_and_mined_through_alto(
 
 
 def test_an_out_of_scope_session_operation_is_refused_by_alto_and_nothing_moves(
-    stage: Stage, module: DeployedContract, bundler: BundlerClient
+    stage: Stage, module: DeployedContract, bundler: BundlerClient, account_kind: str
 ) -> None:
-    wallet = new_module_wallet(stage, module)
+    wallet = new_module_wallet(stage, module, account_kind=account_kind)
     op = wallet.session_op(transfer_call(stage.demo.token("WETHX"), wallet.recipient, 1))
 
     def state() -> tuple[int, ...]:

@@ -1,5 +1,6 @@
 """Gas of an ERC-20 transfer on anvil: as a user operation through the real EntryPoint v0.7,
-the session path through SessionWard's ERC-7579 module on the OpenZeppelin account, against
+the session path through SessionWard's ERC-7579 module on the OpenZeppelin account and on
+SessionWard's own SessionAccount7579, against
 SessionAccount's session path and each account's owner path; as a relayed session call, the
 module's ``execute_with_session`` (executor) against SessionAccount's. Every figure is the
 ``gasUsed`` of a mined transaction (intrinsic and calldata gas included): ``handleOps`` of one
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from account7579_support import ACCOUNT7579
 from erc4337_support import ONE_ETH, USDX, Key, Stage, Wallet, execution, transfer_call
 from module_support import deploy_module, new_module_wallet
 from oz_account import MODULE_TYPE_EXECUTOR, MODULE_TYPE_VALIDATOR, handle_op, op_outcome
@@ -113,14 +115,27 @@ def gas(stage: Stage) -> dict[str, int]:
             ]
         )
     )
+    own_wallet = new_module_wallet(
+        stage,
+        deploy_module(stage),
+        types=(MODULE_TYPE_VALIDATOR, MODULE_TYPE_EXECUTOR),
+        account_kind=ACCOUNT7579,
+    )
     plain = stage.new_wallet()
     base = stage.new_wallet()
     rule_free = RuleFreeWallet(**{f: getattr(base, f) for f in Wallet.__dataclass_fields__})
     rule_free.enable_session()
-    for address in (module_wallet.address, ruled_wallet.address, plain.address, rule_free.address):
+    for address in (
+        module_wallet.address,
+        ruled_wallet.address,
+        own_wallet.address,
+        plain.address,
+        rule_free.address,
+    ):
         stage.entry_point.transact(stage.deployer, "depositTo", address, value=ONE_ETH)
 
     oz = module_wallet.account
+    own = own_wallet.account
     results = {
         "OZ AccountERC7579, owner": _measure(
             stage,
@@ -138,6 +153,16 @@ def gas(stage: Stage) -> dict[str, int]:
             stage,
             lambda: ruled_wallet.session_op(transfer_call(usdx, ruled_wallet.recipient, USDX)),
             ruled_wallet.account.op_hash,
+        ),
+        "SessionAccount7579, owner": _measure(
+            stage,
+            lambda: own.owner_op(own.execute_data(transfer_call(usdx, own_wallet.recipient, USDX))),
+            own.op_hash,
+        ),
+        "SessionAccount7579, session via SessionWard module": _measure(
+            stage,
+            lambda: own_wallet.session_op(transfer_call(usdx, own_wallet.recipient, USDX)),
+            own.op_hash,
         ),
         "SessionAccount, owner": _measure(
             stage, lambda: plain.owner_op(transfer_call(usdx, plain.recipient, USDX)), plain.op_hash
@@ -157,6 +182,15 @@ def gas(stage: Stage) -> dict[str, int]:
             module_wallet.module_address,
             lambda nonce: module_wallet.relayed_call_data(
                 transfer_call(usdx, module_wallet.recipient, USDX),
+                nonce=nonce,
+                deadline=stage.chain.block_timestamp() + 600,
+            ),
+        ),
+        "relayed: SessionAccount7579 via SessionWard module (executor)": _measure_relayed(
+            stage,
+            own_wallet.module_address,
+            lambda nonce: own_wallet.relayed_call_data(
+                transfer_call(usdx, own_wallet.recipient, USDX),
                 nonce=nonce,
                 deadline=stage.chain.block_timestamp() + 600,
             ),
@@ -182,7 +216,13 @@ def test_the_module_session_overhead_is_within_sessionaccounts_plus_10k(
         gas["OZ AccountERC7579, session via SessionWard module"] - gas["OZ AccountERC7579, owner"]
     )
     account_overhead = gas["SessionAccount, session (no rule)"] - gas["SessionAccount, owner"]
-    print(f"module session overhead {module_overhead:,}, SessionAccount's {account_overhead:,}")
+    own_overhead = (
+        gas["SessionAccount7579, session via SessionWard module"] - gas["SessionAccount7579, owner"]
+    )
+    print(
+        f"module session overhead {module_overhead:,} (OZ account), {own_overhead:,}"
+        f" (SessionAccount7579), SessionAccount's {account_overhead:,}"
+    )
     assert module_overhead <= account_overhead + 10_000
 
 

@@ -41,8 +41,8 @@ def module(stage: Stage) -> DeployedContract:
 
 
 @pytest.fixture(scope="module")
-def pair(stage: Stage, module: DeployedContract, rpc: JsonRpcClient) -> Pair:
-    return new_pair(stage, module, rpc)
+def pair(stage: Stage, module: DeployedContract, rpc: JsonRpcClient, account_kind: str) -> Pair:
+    return new_pair(stage, module, rpc, account_kind)
 
 
 def _call(target: str, function: str, *args: object, value: int = 0) -> Call:

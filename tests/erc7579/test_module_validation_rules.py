@@ -1,5 +1,6 @@
 """The ERC-7562 rule gate for the module: the validation of a session user operation of the
-OpenZeppelin account through SessionWard's validator, traced on anvil (``simulateValidation``
+OpenZeppelin account, and of SessionWard's own SessionAccount7579 (``account_kind``), through
+SessionWard's validator, traced on anvil (``simulateValidation``
 of the real EntryPoint v0.7, see tests/erc4337/erc7562.py), breaks no validation scope rule: its
 storage reads and writes in the module are at slots associated with the account (through
 AssociatedStorage's KECCAK256 of ``account ‖ x``). The negative control is the naive design: a
@@ -69,9 +70,9 @@ def _violations(stage: Stage, trace: Trace, sender: str) -> list[Violation]:
 
 
 def test_a_session_operation_through_the_module_breaks_no_validation_rule(
-    stage: Stage, rpc: JsonRpcClient, anvil: str, module: DeployedContract
+    stage: Stage, rpc: JsonRpcClient, anvil: str, module: DeployedContract, account_kind: str
 ) -> None:
-    wallet: ModuleWallet = new_module_wallet(stage, module)
+    wallet: ModuleWallet = new_module_wallet(stage, module, account_kind=account_kind)
     op = wallet.session_op(transfer_call(stage.demo.token("USDX"), wallet.recipient, USDX))
     trace = _validate(rpc, op)
     assert _violations(stage, trace, wallet.address) == []
@@ -88,12 +89,12 @@ def test_a_session_operation_through_the_module_breaks_no_validation_rule(
 
 
 def test_a_session_operation_checking_every_kind_of_rule_breaks_no_validation_rule(
-    stage: Stage, rpc: JsonRpcClient, anvil: str, module: DeployedContract
+    stage: Stage, rpc: JsonRpcClient, anvil: str, module: DeployedContract, account_kind: str
 ) -> None:
     """Argument rules of every storage shape (a set member, a scalar operand) and an approval
     check: every word validation reads is still associated with the account (n <= 4 here;
     AssociatedStorage refuses n > 127), and alto accepts the operation."""
-    wallet: ModuleWallet = new_module_wallet(stage, module, enable=False)
+    wallet: ModuleWallet = new_module_wallet(stage, module, enable=False, account_kind=account_kind)
     usdx = stage.demo.token("USDX")
     recipient = bytes(12) + bytes.fromhex(wallet.recipient[2:])
     rules = [
@@ -118,12 +119,12 @@ def test_a_session_operation_checking_every_kind_of_rule_breaks_no_validation_ru
 
 
 def test_a_session_operation_charging_every_cumulative_limit_breaks_no_validation_rule(
-    stage: Stage, rpc: JsonRpcClient, anvil: str, module: DeployedContract
+    stage: Stage, rpc: JsonRpcClient, anvil: str, module: DeployedContract, account_kind: str
 ) -> None:
     """A token limit with a refill period, native value within a per-window limit, a use
     count: validation reads and writes their words (the session's n = 0..4, the token's
     n = 0..2), all associated with the account, without TIMESTAMP (the claimed time)."""
-    wallet: ModuleWallet = new_module_wallet(stage, module, enable=False)
+    wallet: ModuleWallet = new_module_wallet(stage, module, enable=False, account_kind=account_kind)
     usdx, payee = stage.demo.token("USDX"), Key().address
     grant = wallet.grant(
         permissions=[
