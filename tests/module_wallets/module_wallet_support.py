@@ -54,6 +54,7 @@ class ModuleWorld(Networks):
         self.stage = stage
         self.module = module
         self.accounts: dict[str, ModuleWallet] = {}
+        self.network = self.rt.network_name  # NETWORK, or "default" for single-chain settings
 
     @classmethod
     def start(
@@ -93,9 +94,11 @@ class ModuleWorld(Networks):
         wallet = ModuleWallet(self.stage, account, self.module, Key(), Key().address)
         for module_type in install:
             wallet.install(module_type)
-        rt = self.net(NETWORK)
+        rt = self.net(self.network)
         usdx = rt.deployment.token("USDX")
-        self.token(NETWORK, usdx).transact(rt.deployer, "mint", wallet.address, 1_000 * USDX_UNIT)
+        self.token(self.network, usdx).transact(
+            rt.deployer, "mint", wallet.address, 1_000 * USDX_UNIT
+        )
         approve = encode_call(APPROVE, (rt.deployment.router, 2**255))
         wallet.owner_run(account.execute_data(Call(usdx, 0, approve)))
         self.accounts[wallet.address] = wallet
@@ -108,7 +111,7 @@ class ModuleWorld(Networks):
             self.self_signed(account),
             account=account.address,
             account_kind="erc7579",
-            network=NETWORK,
+            network=self.network,
         )
         digest = bytes.fromhex(challenge["digest"][2:])
         return RegistrationProof(
@@ -132,28 +135,39 @@ class ModuleWorld(Networks):
             account=account.address,
             proof=self.proof(account),
             account_kind="erc7579",
-            network=NETWORK,
+            network=self.network,
         )
         assert view["accountKind"] == "erc7579"
         assert view["sessionModule"] == self.module.address.lower()
         caller = Caller(view["ownerCredentialId"] or "", "owner", view["walletId"])
         owner = account.account.owner
         return Wallet(
-            view["walletId"], NETWORK, view["account"], owner.address, owner.secret, caller
+            view["walletId"], self.network, view["account"], owner.address, owner.secret, caller
         )
 
     def module_view(self, function: str, *args: object) -> Any:
         return self.module.call_one(function, *args)
 
-    def status_on_chain(self, wallet: Wallet, session_key: str) -> int:
-        """The module's ``session(account, key).status``: 0 none, 1 live, 2 revoked."""
-        status, _valid_after, _expires_at = self.module.call("session", wallet.account, session_key)
+    def status_on_chain(self, wallet: Wallet | str, session_key: str) -> int:
+        """The module's ``session(account, key).status`` for a wallet or an account
+        address: 0 none, 1 live, 2 revoked."""
+        account = wallet if isinstance(wallet, str) else wallet.account
+        status, _valid_after, _expires_at = self.module.call("session", account, session_key)
         assert isinstance(status, int)
         return status
 
+    def usdx_at(self, account: str) -> int:
+        """The service's USDX held by ``account`` on the world's network."""
+        rt = self.rt
+        value = self.token(rt.network_name, rt.deployment.token("USDX")).call_one(
+            "balanceOf", account
+        )
+        assert isinstance(value, int)
+        return value
+
     def fund_for_operations(self, wallet: Wallet) -> None:
         """Ether for the account's own UserOperation prefunds."""
-        self.chain(NETWORK).set_balance(wallet.account, 10 * ONE_ETH)
+        self.chain(self.network).set_balance(wallet.account, 10 * ONE_ETH)
 
 
 def fresh_salt() -> bytes:
