@@ -98,6 +98,7 @@ def test_networks_are_read_from_the_configuration_file(tmp_path: Path) -> None:
         ({0: {"relayer_key_file": "/k", "relayer_key_env": "K"}}, "are exclusive"),
         ({0: {"relayer_key_env": "not a name"}}, "must name an environment variable"),
         ({0: {"relayer_key": "0x11"}}, "unknown setting 'relayer_key'"),
+        ({1: {"session_module": "module"}}, "session_module must be a 0x address"),
     ],
 )
 def test_an_invalid_network_is_refused_naming_the_setting(
@@ -123,3 +124,24 @@ def test_malformed_or_empty_networks_are_refused(tmp_path: Path) -> None:
             Settings.load({"SESSIONWARD_NETWORKS": text})
     with pytest.raises(ConfigError, match="cannot read"):
         Settings.load({"SESSIONWARD_NETWORKS": str(tmp_path / "missing.toml")})
+
+
+MODULE = "0x" + "ab" * 20
+
+
+def test_the_session_module_is_a_setting_of_each_network_or_of_the_single_one() -> None:
+    doc = [dict(entry) for entry in TWO]
+    doc[1]["session_module"] = MODULE
+    settings = Settings.load({"SESSIONWARD_NETWORKS": json.dumps(doc)})
+    assert [n.session_module for n in settings.networks] == [None, MODULE]
+    single = Settings.load({"SESSIONWARD_SESSION_MODULE": MODULE})
+    assert single.session_module == MODULE
+    with pytest.raises(ConfigError, match="session_module must be a 0x address"):
+        Settings.load({"SESSIONWARD_SESSION_MODULE": "0x1234"})
+
+
+def test_a_single_session_module_beside_networks_is_refused() -> None:
+    with pytest.raises(ConfigError, match="go in each network"):
+        Settings.load(
+            {"SESSIONWARD_NETWORKS": json.dumps(TWO), "SESSIONWARD_SESSION_MODULE": MODULE}
+        )
