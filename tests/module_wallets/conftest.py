@@ -15,4 +15,14 @@ TESTS = Path(__file__).resolve().parents[1]
 for room in ("erc4337", "erc7579"):
     sys.path.insert(0, str(TESTS / room))
 
+import pytest  # noqa: E402
 from erc4337_fixtures import anvil, chain, rpc, stage  # noqa: E402, F401  (fixtures of this room)
+from module_wallet_support import ModuleWorld  # noqa: E402
+
+from networks.networks_support import Backend  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def backend(world: ModuleWorld) -> Backend:
+    """A backend credential of the test module's ``world``."""
+    return world.backend()

@@ -9,7 +9,6 @@ which is all the service and the module ask of it (the registration challenge, t
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,14 @@ from erc4337_support import ENTRY_POINT_V07, ONE_ETH, Key, Stage
 from module_support import ModuleWallet, deploy_module
 from oz_account import MODULE_TYPE_VALIDATOR, deploy_oz_account
 
-from networks.networks_support import APPROVE, USDX_UNIT, Networks, Wallet
+from networks.networks_support import APPROVE, USDX_UNIT, Backend, Networks, Session, Wallet
 from sessionward.chain.contracts import DeployedContract
 from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.domain.abi import encode_call
 from sessionward.domain.calldata import Call
 from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.config import NetworkSettings
+from sessionward.service.errors import ServiceError
 from sessionward.service.wallets import RegistrationProof
 
 CHAIN_ID = 31337
@@ -169,9 +169,33 @@ class ModuleWorld(Networks):
         """Ether for the account's own UserOperation prefunds."""
         self.chain(self.network).set_balance(wallet.account, 10 * ONE_ETH)
 
+    def granted(self, backend: Backend) -> Session:
+        """A registered module account, funded for its operations, with a session the owner
+        approved and the service installed through the module."""
+        wallet = self.register(self.module_account())
+        self.fund_for_operations(wallet)
+        session = self.session(wallet, backend)
+        assert self.status_on_chain(wallet, session.session_key) == 1
+        return session
 
-def fresh_salt() -> bytes:
-    return secrets.token_bytes(32)
+    def run(self, session: Session, usdx: int, submission: str) -> str:
+        """Prepare and Execute a swap of ``usdx`` as ``submission``, settled: the final
+        status, or the refusal's reason code."""
+        try:
+            quote = self.prepare(session, usdx, network=self.network)
+            self.waas.transactions.execute(
+                session.backend.caller,
+                quote["txnId"],
+                submission=submission,  # type: ignore[arg-type]
+            )
+        except ServiceError as refused:
+            return refused.code.value
+        for _ in range(100):
+            self.settle(rounds=1)
+            status = self.waas.transactions.status(session.backend.caller, quote["txnId"])
+            if status["status"] != "pending":
+                return str(status["status"])
+        raise AssertionError("the call stayed pending")
 
 
 __all__ = ["MODULE_TYPE_EXECUTOR", "MODULE_TYPE_VALIDATOR", "NETWORK", "ModuleWorld"]

@@ -17,7 +17,7 @@ from erc4337_support import TRANSFER, Key, Stage
 from module_support import module_artifact
 from module_wallet_support import NETWORK, ModuleWorld
 
-from networks.networks_support import USDX_UNIT, Backend, Session
+from networks.networks_support import USDX_UNIT, Backend
 from sessionward.chain.artifacts import session_account as world_free_session_account
 from sessionward.crypto import typed_data
 from sessionward.crypto.keccak import keccak256
@@ -42,18 +42,6 @@ def world(
         yield world
     finally:
         world.close()
-
-
-@pytest.fixture(scope="module")
-def backend(world: ModuleWorld) -> Backend:
-    return world.backend()
-
-
-def _granted(world: ModuleWorld, backend: Backend) -> Session:
-    wallet = world.register(world.module_account())
-    session = world.session(wallet, backend)
-    assert world.status_on_chain(wallet, session.session_key) == 1
-    return session
 
 
 # --- registration ------------------------------------------------------------------------
@@ -142,7 +130,7 @@ def test_a_session_key_that_ignores_the_service_is_refused_by_the_module(
 ) -> None:
     """The session key's holder signs its own relayed call, a USDX transfer to itself (the
     grant allows swaps on the router only): the module refuses it, nothing moves."""
-    session = _granted(world, backend)
+    session = world.granted(backend)
     wallet = session.wallet
     record = world.rt.store.sessions.get(session.session_id)
     assert record is not None
@@ -176,7 +164,7 @@ def test_an_outsider_resending_the_public_calldata_changes_nothing(
 ) -> None:
     """The enable transaction and a relayed call are public once mined: sent again by anyone,
     the module refuses them (the grant nonce and the call nonce are spent)."""
-    session = _granted(world, backend)
+    session = world.granted(backend)
     wallet = session.wallet
     txn_id = world.swap(session, 10)
     assert world.waas.transactions.status(session.backend.caller, txn_id)["status"] == "executed"
@@ -198,7 +186,7 @@ def test_an_owner_who_uninstalls_the_module_behind_the_service_is_seen_and_agree
     """The owner uninstalls the module with its own operation: the module forgets the
     account's sessions (a new epoch); the reconciler sees the session is not live on chain,
     revokes it in the database and disables its key, and Prepare then refuses it."""
-    session = _granted(world, backend)
+    session = world.granted(backend)
     wallet = session.wallet
     account = world.accounts[wallet.account]
     account.uninstall(2)

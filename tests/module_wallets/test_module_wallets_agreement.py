@@ -21,10 +21,9 @@ from hypothesis import strategies as st
 from module_support import deploy_module
 from module_wallet_support import CHAIN_ID, NETWORK, ModuleWorld
 
-from networks.networks_support import USDX_UNIT, Backend, Networks, Session, Wallet
+from networks.networks_support import USDX_UNIT, Backend, Networks, Wallet
 from sessionward.reasons import ReasonCode
 from sessionward.service.config import AnomalyRules, NetworkSettings
-from sessionward.service.errors import ServiceError
 
 pytestmark = pytest.mark.anvil
 
@@ -65,35 +64,10 @@ def world(
 
 
 @pytest.fixture(scope="module")
-def backend(world: ModuleWorld) -> Backend:
-    return world.backend()
-
-
-@pytest.fixture(scope="module")
 def wallet(world: ModuleWorld) -> Wallet:
     wallet = world.register(world.module_account())
     world.fund_for_operations(wallet)
     return wallet
-
-
-def _run(world: ModuleWorld, session: Session, usdx: int, submission: str) -> str:
-    """Prepare and Execute ``usdx`` as ``submission``, settled: the final status, or the
-    refusal's reason code."""
-    try:
-        quote = world.prepare(session, usdx, network=NETWORK)
-        world.waas.transactions.execute(
-            session.backend.caller,
-            quote["txnId"],
-            submission=submission,  # type: ignore[arg-type]
-        )
-    except ServiceError as refused:
-        return refused.code.value
-    for _ in range(100):
-        world.settle(rounds=1)
-        status = world.waas.transactions.status(session.backend.caller, quote["txnId"])
-        if status["status"] != "pending":
-            return str(status["status"])
-    raise AssertionError("the call stayed pending")
 
 
 @settings(
@@ -116,7 +90,7 @@ def test_what_the_service_allows_executes_and_what_it_refuses_changes_nothing(
     token = world.token(NETWORK, rt.deployment.token("USDX"))
     token.transact(rt.deployer, "mint", wallet.account, usdx * USDX_UNIT)
     before, counts = world.usdx(wallet), world.db_counts()
-    outcome = _run(world, session, usdx, submission)
+    outcome = world.run(session, usdx, submission)
     note(f"{usdx} USDX as {submission}: {outcome}")
     event(outcome)
     if outcome == "executed":
@@ -140,6 +114,6 @@ def test_a_grant_without_a_fee_budget_is_sponsored_by_the_services_paymaster(
         world.fee_budget = 10**17
     chain = world.chain(NETWORK)
     ether, usdx = chain.get_balance(wallet.account), world.usdx(wallet)
-    assert _run(world, sponsored, 25, "userop") == "executed"
+    assert world.run(sponsored, 25, "userop") == "executed"
     assert world.usdx(wallet) == usdx - 25 * USDX_UNIT
     assert chain.get_balance(wallet.account) == ether  # the paymaster paid

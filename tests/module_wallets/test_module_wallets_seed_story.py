@@ -11,14 +11,13 @@ no session state on chain, no row in the database.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from alto_bundler import funded
 from erc4337_support import Stage
 from module_wallet_support import NETWORK, ModuleWorld
 
-from networks.networks_support import USDX_UNIT, Backend, Session
+from networks.networks_support import USDX_UNIT, Backend
 from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
 
@@ -42,46 +41,10 @@ def world(
             world.close()
 
 
-@pytest.fixture(scope="module")
-def backend(world: ModuleWorld) -> Backend:
-    return world.backend()
-
-
-def _granted(world: ModuleWorld, backend: Backend) -> Session:
-    """A registered module account with a session the owner approved and the service
-    installed through the module."""
-    account = world.module_account()
-    wallet = world.register(account)
-    world.fund_for_operations(wallet)
-    session = world.session(wallet, backend)
-    assert world.status_on_chain(wallet, session.session_key) == 1
-    return session
-
-
-def _settled(world: ModuleWorld, session: Session, txn_id: str) -> dict[str, Any]:
-    for _ in range(100):
-        world.settle(rounds=1)
-        status = world.waas.transactions.status(session.backend.caller, txn_id)
-        if status["status"] != "pending":
-            return dict(status)
-    raise AssertionError(f"{txn_id} stayed pending")
-
-
-def _swap(world: ModuleWorld, session: Session, usdx: int, submission: str) -> dict[str, Any]:
-    quote = world.prepare(session, usdx, network=NETWORK)
-    view = world.waas.transactions.execute(
-        session.backend.caller,
-        quote["txnId"],
-        submission=submission,  # type: ignore[arg-type]
-    )
-    assert view["status"] == "pending"
-    return _settled(world, session, quote["txnId"])
-
-
 def test_the_seed_story_runs_on_a_third_party_erc7579_account(
     world: ModuleWorld, backend: Backend
 ) -> None:
-    session = _granted(world, backend)
+    session = world.granted(backend)
     wallet = session.wallet
     record = world.rt.store.sessions.get(session.session_id)
     assert record is not None and record.status == "active"
@@ -90,8 +53,7 @@ def test_the_seed_story_runs_on_a_third_party_erc7579_account(
     # as validator, through alto).
     for usdx, submission in ((40, "relayer"), (60, "userop")):
         before = world.usdx(wallet)
-        status = _swap(world, session, usdx, submission)
-        assert status["status"] == "executed", status
+        assert world.run(session, usdx, submission) == "executed"
         assert world.usdx(wallet) == before - usdx * USDX_UNIT
 
     # Over the envelope's USD cap: refused by policy before anything is signed.
