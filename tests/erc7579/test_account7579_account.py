@@ -494,6 +494,19 @@ def test_the_session_modules_executor_is_refused_once_uninstalled(
     assert revert_reason(stage, wallet.module_address, again, Key().address) == "NOT_AUTHORIZED"
 
 
+def test_the_session_modules_validator_is_refused_once_uninstalled(
+    stage: Stage, wallet: ModuleWallet
+) -> None:
+    """Without the validator a nonce key naming the module is the owner's path: a session
+    signature is no owner signature (AA24), and the owner's operations still work."""
+    pay = transfer_call(stage.demo.token("USDX"), wallet.recipient, USDX)
+    wallet.uninstall(MODULE_TYPE_VALIDATOR)
+    assert not wallet.account.is_installed(MODULE_TYPE_VALIDATOR, wallet.module_address)
+    assert handle_op_refusal(stage, wallet.session_op(pay)).reason == "AA24 signature error"
+    wallet.owner_run(wallet.account.execute_data(pay))
+    assert stage.token_balance(wallet.recipient) == USDX
+
+
 def test_an_installed_executor_runs_calls_and_gets_their_return_data(
     stage: Stage, wallet: ModuleWallet, executor: DeployedContract
 ) -> None:

@@ -243,7 +243,6 @@ def _install(moduleTypeId: uint256, module: address, initData: Bytes[MAX_MODULE_
 
 
 @external
-@payable
 def installModule(moduleTypeId: uint256, module: address, initData: Bytes[MAX_MODULE_DATA]):
     """
     @notice ERC-7579: install `module` as `moduleTypeId` (1 validator, 2 executor).
@@ -263,7 +262,6 @@ def installModule(moduleTypeId: uint256, module: address, initData: Bytes[MAX_MO
 
 
 @external
-@payable
 def uninstallModule(moduleTypeId: uint256, module: address, deInitData: Bytes[MAX_MODULE_DATA]):
     """
     @notice ERC-7579: uninstall `module` as `moduleTypeId`.
