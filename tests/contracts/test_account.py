@@ -28,20 +28,14 @@ from sessionward.contracts.proxy import (
     proxy_initcode,
     proxy_runtime,
 )
-from sessionward.crypto.eip712 import typed_data_digest
 from sessionward.crypto.keccak import keccak256
-from sessionward.crypto.typed_data import domain_separator_for
+from sessionward.crypto.typed_data import account_message_digest
 from sessionward.domain.calldata import Call
 
 MAGIC = bytes.fromhex("1626ba7e")
 INVALID = bytes.fromhex("ffffffff")
-ACCOUNT_MESSAGE_TYPEHASH = keccak256(b"AccountMessage(bytes32 hash)")
-
-
-def _account_message_digest(chain_id: int, account: str, message_hash: bytes) -> bytes:
-    return typed_data_digest(
-        domain_separator_for(chain_id, account), keccak256(ACCOUNT_MESSAGE_TYPEHASH + message_hash)
-    )
+# One home for the wrapper's digest (the SDK signs with it too); the tests keep their name.
+_account_message_digest = account_message_digest
 
 
 # ------------------------------------------------------------------------------ execute

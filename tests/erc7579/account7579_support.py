@@ -32,13 +32,12 @@ from sessionward.chain.contracts import (
 from sessionward.chain.ethereum_transactions import SetCodeTransaction, sign_authorization
 from sessionward.contracts import source_path
 from sessionward.contracts.encoding import PackedUserOperation
-from sessionward.crypto import typed_data
 from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.secp256k1 import personal_message_hash
+from sessionward.crypto.typed_data import account_message_digest
 
 ACCOUNT7579: Final = "SessionAccount7579"
 FACTORY7579: Final = "SessionAccount7579Factory"
-ACCOUNT_MESSAGE_TYPEHASH: Final = keccak256(b"AccountMessage(bytes32 hash)")
 MODULES_SLOT: Final = int.from_bytes(keccak256(b"sessionward.account7579.modules"), "big")
 SALTS: Final = count(1)
 
@@ -52,16 +51,6 @@ def account7579_artifact() -> ContractArtifact:
 @cache
 def factory7579_artifact() -> ContractArtifact:
     return compile_vyper(source_path(FACTORY7579))
-
-
-def account_message_digest(chain_id: int, account: str, digest: bytes) -> bytes:
-    """What the owner signs for the account's ERC-1271: the EIP-712 digest of
-    ``AccountMessage(bytes32 hash)`` in the account's SessionWard domain."""
-    return keccak256(
-        b"\x19\x01"
-        + typed_data.domain_separator_for(chain_id, account)
-        + keccak256(ACCOUNT_MESSAGE_TYPEHASH + digest)
-    )
 
 
 def installed_word_slot(module: str) -> int:

@@ -9,9 +9,11 @@ which is all the service and the module ask of it (the registration challenge, t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from account7579_support import Account7579, create_account7579
 from erc4337_support import ENTRY_POINT_V07, ONE_ETH, Key, Stage
 from module_support import ModuleWallet, deploy_module
 from oz_account import MODULE_TYPE_VALIDATOR, deploy_oz_account
@@ -19,6 +21,8 @@ from oz_account import MODULE_TYPE_VALIDATOR, deploy_oz_account
 from networks.networks_support import APPROVE, USDX_UNIT, Backend, Networks, Session, Wallet
 from sessionward.chain.contracts import DeployedContract
 from sessionward.crypto.request_signature import ALG_SECP256K1
+from sessionward.crypto.secp256k1 import sign_digest
+from sessionward.crypto.typed_data import account_message_digest
 from sessionward.domain.abi import encode_call
 from sessionward.domain.calldata import Call
 from sessionward.service.callers import Caller, SelfSigned
@@ -44,6 +48,20 @@ def module_network(
         bundler_url=bundler_url,
         session_module=module,
     )
+
+
+@dataclass(frozen=True)
+class AccountMessageWallet(Wallet):
+    """A wallet whose account's ERC-1271 takes the owner's signature of SessionWard's
+    ``AccountMessage(hash)`` (SessionAccount7579): its owner signs grants wrapped so."""
+
+    chain_id: int = 0
+
+    def sign(self, digest_hex: str) -> bytes:
+        digest = bytes.fromhex(digest_hex.removeprefix("0x"))
+        return sign_digest(
+            self.owner_secret, account_message_digest(self.chain_id, self.account, digest)
+        )
 
 
 class ModuleWorld(Networks):
@@ -94,6 +112,17 @@ class ModuleWorld(Networks):
         wallet = ModuleWallet(self.stage, account, self.module, Key(), Key().address)
         for module_type in install:
             wallet.install(module_type)
+        return self._ready(wallet)
+
+    def account7579(self) -> ModuleWallet:
+        """A fresh SessionAccount7579 from its factory (the module installed as validator and
+        executor in its constructor), funded and approving the router as
+        :meth:`module_account`'s."""
+        account = create_account7579(self.stage, self.module)
+        return self._ready(ModuleWallet(self.stage, account, self.module, Key(), Key().address))
+
+    def _ready(self, wallet: ModuleWallet) -> ModuleWallet:
+        account = wallet.account
         rt = self.net(self.network)
         usdx = rt.deployment.token("USDX")
         self.token(self.network, usdx).transact(
@@ -114,11 +143,11 @@ class ModuleWorld(Networks):
             network=self.network,
         )
         digest = bytes.fromhex(challenge["digest"][2:])
-        return RegistrationProof(
-            int(challenge["nonce"]),
-            challenge["deadline"],
-            (signer or account.account.owner).sign(digest),
-        )
+        if isinstance(account.account, Account7579):  # its ERC-1271 takes AccountMessage
+            signature = account.account.erc1271_signature(digest, signer)
+        else:
+            signature = (signer or account.account.owner).sign(digest)
+        return RegistrationProof(int(challenge["nonce"]), challenge["deadline"], signature)
 
     @staticmethod
     def self_signed(account: ModuleWallet) -> SelfSigned:
@@ -141,6 +170,16 @@ class ModuleWorld(Networks):
         assert view["sessionModule"] == self.module.address.lower()
         caller = Caller(view["ownerCredentialId"] or "", "owner", view["walletId"])
         owner = account.account.owner
+        if isinstance(account.account, Account7579):
+            return AccountMessageWallet(
+                view["walletId"],
+                self.network,
+                view["account"],
+                owner.address,
+                owner.secret,
+                caller,
+                chain_id=self.rt.chain_id,
+            )
         return Wallet(
             view["walletId"], self.network, view["account"], owner.address, owner.secret, caller
         )

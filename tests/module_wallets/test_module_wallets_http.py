@@ -1,5 +1,6 @@
 """The "done when" of issue 17, over HTTP: a wallet team's existing ERC-7579 account
-(OpenZeppelin's ``AccountERC7579``) installs SessionWard's module, registers through the
+(OpenZeppelin's ``AccountERC7579``, or SessionWard's own SessionAccount7579) with
+SessionWard's module installed registers through the
 ``sessionward`` server with the Python SDK (``account_kind="erc7579"``), and runs the seed
 story (grant, swaps within caps through the relayer and through the real alto bundler, a
 refusal, revocation), on anvil. The server is configured through the environment
@@ -66,13 +67,18 @@ def _wait(check: Any, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("kind", ["oz-account", "session-account7579"])
 def test_a_wallet_teams_erc7579_account_runs_the_seed_story_over_http(
-    served: tuple[ModuleWorld, str],
+    served: tuple[ModuleWorld, str], kind: str
 ) -> None:
+    """``oz-account``: OpenZeppelin's account, the module installed by its owner;
+    ``session-account7579``: SessionWard's own, the module installed by its factory, whose
+    ERC-1271 takes ``AccountMessage`` signatures (the SDK's ``account_messages``)."""
     world, url = served
-    account = world.module_account()  # the team's account, the module installed by its owner
+    ours = kind == "session-account7579"
+    account = world.account7579() if ours else world.module_account()
     world.chain(world.rt.network_name).set_balance(account.address, 10 * ONE_ETH)
-    owner = OwnerClient(url, account.account.owner.secret)
+    owner = OwnerClient(url, account.account.owner.secret, account_messages=ours)
     wallet = owner.register_wallet(account.address, account_kind="erc7579")
     assert (wallet["accountKind"], wallet["sessionModule"]) == (
         "erc7579",

@@ -141,6 +141,21 @@ def _digest(chain_id: int, account: str, primary_type: str, message: Mapping[str
     )
 
 
+ACCOUNT_MESSAGE_TYPEHASH: Final = keccak256(b"AccountMessage(bytes32 hash)")
+
+
+def account_message_digest(chain_id: int, account: str, digest: bytes) -> bytes:
+    """EIP-712 digest of SessionWard's ``AccountMessage(bytes32 hash)`` in ``account``'s
+    domain: what the owner signs for the account's ERC-1271 to accept ``digest``
+    (SessionAccount accepts it beside ERC-7739; SessionAccount7579 accepts only it, so a bare
+    signature made for another account at the same address never counts)."""
+    if len(digest) != 32:
+        raise ValueError("an AccountMessage wraps a 32-byte hash")
+    return typed_data_digest(
+        domain_separator_for(chain_id, account), keccak256(ACCOUNT_MESSAGE_TYPEHASH + digest)
+    )
+
+
 def grant_digest(chain_id: int, account: str, grant: Mapping[str, Any]) -> bytes:
     """EIP-712 digest of a ``SessionGrant`` message, the one the owner signs."""
     return _digest(chain_id, account, "SessionGrant", grant)

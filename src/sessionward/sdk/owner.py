@@ -18,6 +18,7 @@ import httpx
 from sessionward.crypto.registration import registration_digest
 from sessionward.crypto.request_signature import RequestSigner, Secp256k1RequestSigner
 from sessionward.crypto.secp256k1 import sign_digest
+from sessionward.crypto.typed_data import account_message_digest
 
 from .base import SignedClient, page_body
 from .grants import verify_grant
@@ -43,7 +44,11 @@ class OwnerClient(SignedClient):
         chain_id: int | None = None,
         http: httpx.Client | None = None,
         timeout: float = 10.0,
+        account_messages: bool = False,
     ) -> None:
+        """``account_messages``: the wallet's account judges the owner's signatures as
+        SessionWard's ``AccountMessage(hash)`` (SessionAccount7579's ERC-1271): the
+        registration challenge and grants are then signed wrapped so."""
         secret: bytes | None = None
         signer: RequestSigner
         if isinstance(owner_secret_or_signer, bytes | bytearray):
@@ -53,6 +58,7 @@ class OwnerClient(SignedClient):
             signer = owner_secret_or_signer
         super().__init__(base_url, signer, credential_id, http=http, timeout=timeout)
         self.__secret = secret
+        self._account_messages = account_messages
         self.wallet_id = wallet_id
         self.account = account
         self.chain_id = chain_id
@@ -161,7 +167,14 @@ class OwnerClient(SignedClient):
             account_kind=account_kind,
         )
         body = _wallet_body(account, owner, owner_kind)
-        body["registration"] = _proof(challenge, sign_challenge or self._sign_with_secret)
+        sign = sign_challenge or self._sign_with_secret
+        if sign_challenge is None and self._account_messages:
+            chain_id = int(challenge["chainId"])
+
+            def sign(digest: bytes) -> bytes:
+                return self._sign_with_secret(account_message_digest(chain_id, account, digest))
+
+        body["registration"] = _proof(challenge, sign)
         if network is not None:
             body["network"] = network
         if account_kind is not None:
@@ -280,7 +293,12 @@ class OwnerClient(SignedClient):
         :class:`GrantVerificationError` rather than sign anything unexpected)."""
         if self.__secret is None:
             raise ValueError("this client has no secp256k1 owner secret to sign grants with")
-        return sign_digest(self.__secret, self.grant_digest(pending))
+        digest = self.grant_digest(pending)
+        if self._account_messages:
+            if self.chain_id is None or self.account is None:
+                raise ValueError("an AccountMessage names the wallet: register it first")
+            digest = account_message_digest(self.chain_id, self.account, digest)
+        return sign_digest(self.__secret, digest)
 
     def approve_session(self, session_id: str, signature: bytes | str) -> dict[str, Any]:
         return self._call(
