@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from itertools import count
-from pathlib import Path
 from typing import Any, Final
 
 from account7579_support import ACCOUNT7579, create_account7579
@@ -38,10 +37,10 @@ from oz_account import (
     op_outcome,
 )
 
+from sessionward.chain.artifacts import session_module
 from sessionward.chain.contracts import (
     ContractArtifact,
     DeployedContract,
-    compile_vyper,
     deploy,
     transact,
 )
@@ -54,14 +53,6 @@ from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.secp256k1 import personal_message_hash
 from sessionward.domain.calldata import Call
 
-MODULE_SOURCE: Final = (
-    Path(__file__).resolve().parents[2]
-    / "src"
-    / "sessionward"
-    / "contracts"
-    / "erc7579_module"
-    / "SessionWardModule.vy"
-)
 GRANT_NONCES: Final = count(1)
 OZ_ACCOUNT: Final = "OwnedAccountERC7579"
 ACCOUNT_KINDS: Final = (OZ_ACCOUNT, ACCOUNT7579)
@@ -71,9 +62,9 @@ REFUSED_TX_GAS: Final = 1_000_000
 
 @cache
 def module_artifact() -> ContractArtifact:
-    """The module, compiled fresh once per test session (its imports live outside its folder,
-    which the compile cache's key does not cover)."""
-    return compile_vyper(MODULE_SOURCE, use_cache=False)
+    """The module, as the service compiles it (``chain.artifacts.session_module``: the
+    compile cache's key covers the whole contracts package it imports from)."""
+    return session_module()
 
 
 def deploy_associated_storage(stage: Stage) -> str:

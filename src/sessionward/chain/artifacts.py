@@ -29,7 +29,8 @@ from sessionward.chain.contracts import (
 from sessionward.chain.errors import ChainError, ExecutionReverted
 from sessionward.chain.interface import Chain, DevChain
 from sessionward.chain.signer import TransactionSigner
-from sessionward.contracts import source_path
+from sessionward.contracts import CONTRACTS_DIR, source_path
+from sessionward.contracts.erc7579_module import associated_storage
 from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.secp256k1 import normalize_address
 
@@ -45,16 +46,22 @@ __all__ = [
     "SESSION_ACCOUNT",
     "SESSION_ACCOUNT_FACTORY",
     "AccountDeployment",
+    "ModuleDeployment",
     "VerifierMismatch",
     "contract_artifact",
     "create2_address",
     "deploy_account_contracts",
     "deploy_create2_proxy",
+    "deploy_module_contracts",
+    "ensure_associated_storage",
     "ensure_create2_proxy",
     "ensure_erc7739_verifier",
     "nested_typed_data_verifier",
     "session_account",
+    "session_account7579",
+    "session_account7579_factory",
     "session_account_factory",
+    "session_module",
 ]
 
 SESSION_ACCOUNT: Final = "SessionAccount"
@@ -199,18 +206,78 @@ def ensure_erc7739_verifier(chain: Chain, signer: TransactionSigner) -> str:
     return ERC7739_VERIFIER
 
 
+def session_module() -> ContractArtifact:
+    """SessionWard's ERC-7579 module (``erc7579_module/SessionWardModule.vy``)."""
+    return compile_vyper(CONTRACTS_DIR / "erc7579_module" / "SessionWardModule.vy")
+
+
+def session_account7579() -> ContractArtifact:
+    """SessionAccount7579 (constructor: the EntryPoint and the module it installs)."""
+    return compile_vyper(source_path("SessionAccount7579"))
+
+
+def session_account7579_factory() -> ContractArtifact:
+    """SessionAccount7579Factory (constructor: the implementation)."""
+    return compile_vyper(source_path("SessionAccount7579Factory"))
+
+
+def ensure_associated_storage(chain: Chain, signer: TransactionSigner) -> str:
+    """Make sure AssociatedStorage (the module's storage helper, 54 bytes of hand-written EVM)
+    sits at its CREATE2 address under :data:`CREATE2_PROXY`; returns the address. Idempotent,
+    as :func:`ensure_erc7739_verifier`; the module refuses to deploy over any other code."""
+    address = associated_storage.ADDRESS
+    if chain.get_code(address) == associated_storage.RUNTIME:
+        return address
+    ensure_create2_proxy(chain, signer)
+    data = associated_storage.SALT + associated_storage.INITCODE
+    try:
+        transact(chain, signer, to=CREATE2_PROXY, data=data)
+    except (ExecutionReverted, TransactionFailed):
+        if chain.get_code(address) != associated_storage.RUNTIME:
+            raise  # not taken by another deployment of the same code: a real failure
+    if chain.get_code(address) != associated_storage.RUNTIME:
+        raise ChainError(f"{address} does not hold AssociatedStorage after its deployment")
+    return address
+
+
+@dataclass(frozen=True)
+class ModuleDeployment:
+    """SessionWard's ERC-7579 contracts on one chain: the module, and SessionAccount7579's
+    implementation and factory (accounts made with the module installed)."""
+
+    session_module: str
+    implementation: str
+    factory: str
+
+
+def deploy_module_contracts(
+    chain: Chain, signer: TransactionSigner, *, entry_point: str = NO_ENTRY_POINT
+) -> ModuleDeployment:
+    """AssociatedStorage (:func:`ensure_associated_storage`), the module, SessionAccount7579's
+    implementation (with ``entry_point`` and the module) and its factory, from ``signer``."""
+    ensure_associated_storage(chain, signer)
+    module = deploy(chain, signer, session_module())
+    implementation = deploy(chain, signer, session_account7579(), entry_point, module.address)
+    factory = deploy(chain, signer, session_account7579_factory(), implementation.address)
+    return ModuleDeployment(module.address, implementation.address, factory.address)
+
+
 @dataclass(frozen=True)
 class AccountDeployment:
     """Where SessionWard's contracts live on one chain (lower-case ``0x`` addresses).
 
     ``erc7739_verifier`` defaults to :data:`ERC7739_VERIFIER` (keyword-only) so that records
-    written before it existed still load."""
+    written before it existed still load; so do ``session_module`` and
+    ``account7579_factory`` (SessionWard's ERC-7579 module and SessionAccount7579's factory,
+    :func:`deploy_module_contracts`), ``None`` in a record from before them."""
 
     chain_id: int
     entry_point: str
     implementation: str
     factory: str
     erc7739_verifier: str = field(default=ERC7739_VERIFIER, kw_only=True)
+    session_module: str | None = field(default=None, kw_only=True)
+    account7579_factory: str | None = field(default=None, kw_only=True)
 
 
 def deploy_account_contracts(

@@ -3,8 +3,9 @@
 
 Compilation is slow (tens of seconds for the SessionAccount), so artifacts (ABI, init code,
 runtime code) are cached on disk, keyed by the SHA-256 of the Vyper and snekmate versions, the
-compiled file's path and *every* ``.vy``/``.vyi`` file in its directory tree (so an edited
-imported module invalidates the entry). The cache directory is ``$SESSIONWARD_CACHE_DIR/vyper``
+compiled file's path and *every* ``.vy``/``.vyi`` file it may import (its directory tree, or
+for a source of SessionWard's contracts package the whole package: an edited imported module
+invalidates the entry). The cache directory is ``$SESSIONWARD_CACHE_DIR/vyper``
 or ``~/.cache/sessionward/vyper``; writes are atomic, so parallel test workers can share it.
 A corrupt entry is ignored and rebuilt.
 
@@ -156,14 +157,24 @@ def _cache_dir() -> Path:
     return base / "vyper"
 
 
+def _source_tree(path: Path) -> Path:
+    """The folder whose every Vyper file may be imported by ``path``: SessionWard's contracts
+    package for a source inside it (a module in a subfolder imports its parent's files, as
+    ``erc7579_module/SessionWardModule.vy`` does with ``from .. import sessions``), else the
+    source's own folder."""
+    package = Path(__file__).resolve().parents[1] / "contracts"
+    return package if path.is_relative_to(package) else path.parent
+
+
 def _cache_key(path: Path) -> str:
     versions = f"vyper {metadata.version('vyper')}, snekmate {metadata.version('snekmate')}"
     digest = hashlib.sha256()
     digest.update(f"{_CACHE_FORMAT}|{versions}|{path}|".encode())
+    tree = _source_tree(path)
     for source in sorted(
-        p for p in path.parent.rglob("*") if p.suffix in (".vy", ".vyi") and p.is_file()
+        p for p in tree.rglob("*") if p.suffix in (".vy", ".vyi") and p.is_file()
     ):
-        digest.update(str(source.relative_to(path.parent)).encode() + b"\0")
+        digest.update(str(source.relative_to(tree)).encode() + b"\0")
         digest.update(hashlib.sha256(source.read_bytes()).digest())
     layout = storage_layout_path(path)
     if layout.is_file():

@@ -15,7 +15,11 @@ chain by default, anvil in tests) because it only uses signed transactions plus
 3. the demo tokens ``USDX`` (6 decimals) and ``WETHX`` (18 decimals) — snekmate ERC-20s with
    ``permit`` and ``increaseAllowance``, owned and mintable by the deployer;
 4. the ``DemoRouter`` and its reserves (minted straight to it): 2,000,000 USDX and 1,000 WETHX,
-   i.e. 2,000 USDX per WETHX.
+   i.e. 2,000 USDX per WETHX;
+5. SessionWard's ERC-7579 module (its storage helper at its CREATE2 address first) and
+   SessionAccount7579's implementation and factory
+   (:func:`~sessionward.chain.artifacts.deploy_module_contracts`): last, so the addresses of
+   everything above are what they were before these existed.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sessionward.chain.artifacts import (
     AccountDeployment,
     contract_artifact,
     deploy_account_contracts,
+    deploy_module_contracts,
 )
 from sessionward.chain.contracts import ContractArtifact, DeployedContract, deploy, transact
 from sessionward.chain.interface import Chain, DevChain
@@ -104,6 +109,7 @@ def deploy_demo(
     router = deploy(chain, signer, demo_contract("DemoRouter"))
     for symbol, reserve in ROUTER_RESERVES.items():
         tokens[symbol].transact(signer, "mint", router.address, reserve)
+    modules = deploy_module_contracts(chain, signer, entry_point=entry_point)
     if relayer is not None:
         chain.set_balance(relayer, relayer_funding_wei)
     return DemoDeployment(
@@ -113,6 +119,8 @@ def deploy_demo(
         implementation=accounts.implementation,
         factory=accounts.factory,
         erc7739_verifier=accounts.erc7739_verifier,
+        session_module=modules.session_module,
+        account7579_factory=modules.factory,
         router=router.address,
         tokens={symbol: token.address for symbol, token in tokens.items()},
         relayer=None if relayer is None else relayer.lower(),

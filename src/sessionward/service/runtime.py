@@ -66,7 +66,9 @@ class Network:
     user_operations: UserOperationPath | None = None
     """The ERC-4337 path (bundler, and paymaster if any), when the network has a bundler."""
     session_module: str | None = None
-    """SessionWard's ERC-7579 module on this chain, when configured (lower-case)."""
+    """SessionWard's ERC-7579 module on this chain (lower-case): the ``session_module``
+    setting, else the one the deployment record names (a development chain's demo world
+    deploys it), else none."""
 
     @property
     def chain_id(self) -> int:
@@ -293,7 +295,7 @@ def _single_network(settings: Settings, store: Store, clock: Callable[[], int]) 
         deployer,
         embedded=not settings.rpc_url,
         user_operations=user_operations,
-        session_module=_lower(settings.session_module),
+        session_module=_lower(settings.session_module or deployment.session_module),
     )
 
 
@@ -363,7 +365,7 @@ def _configured_network(
         confirmations=config.confirmations,
         embedded=embedded,
         user_operations=user_operations,
-        session_module=_lower(config.session_module),
+        session_module=_lower(config.session_module or deployment.session_module),
     )
 
 
