@@ -32,6 +32,7 @@ from vyper.ast.natspec import _parse_docstring
 from vyper.exceptions import NatSpecSyntaxException
 
 from sessionward import contracts
+from sessionward.chain.artifacts import session_module
 from sessionward.chain.contracts import compile_vyper
 from sessionward.contracts import load_deployer, source_path
 from sessionward.contracts.encoding import grant_struct
@@ -133,6 +134,7 @@ def test_the_account_abi_is_the_deployed_one_entry_for_entry() -> None:
 def test_the_account_fits_the_eip170_code_size_limit() -> None:
     for name in contracts.DEPLOYABLE:
         assert len(compile_vyper(source_path(name)).runtime) < EIP170_LIMIT, name
+    assert len(session_module().runtime) < EIP170_LIMIT, "SessionWardModule"
 
 
 def test_the_account_has_no_initializer_to_front_run() -> None:

@@ -52,7 +52,14 @@ from sessionward.domain.bounds import (
 )
 
 CONTRACTS_DIR: Final = Path(__file__).resolve().parent
-DEPLOYABLE: Final = ("SessionAccount", "SessionAccountFactory", "DemoToken", "DemoRouter")
+DEPLOYABLE: Final = (
+    "SessionAccount",
+    "SessionAccountFactory",
+    "SessionAccount7579",
+    "SessionAccount7579Factory",
+    "DemoToken",
+    "DemoRouter",
+)
 
 # The account's size bounds are defined once, in the domain (which must refuse what the account
 # cannot hold); a test keeps them equal to the Vyper constants.
