@@ -206,12 +206,17 @@ class Stage:
         return address
 
     def _delegate(self, eoa: Key) -> str:
-        """Delegate ``eoa`` to the SessionAccount implementation (EIP-7702 type-4 transaction
-        sent and paid by the deployer); the EOA is its own owner."""
+        """Delegate ``eoa`` to the SessionAccount implementation; the EOA is its own owner."""
+        self.delegate(eoa, self.demo.implementation)
+        return eoa.address
+
+    def delegate(self, eoa: Key, implementation: str) -> None:
+        """Delegate ``eoa`` to ``implementation`` (EIP-7702 type-4 transaction, sent and paid
+        by the deployer); asserts the delegation designator is the EOA's code afterwards."""
         authorization = sign_authorization(
             eoa.secret,
             chain_id=self.chain.chain_id,
-            address=self.demo.implementation,
+            address=implementation,
             nonce=self.chain.get_transaction_count(eoa.address),
         )
         fees = self.chain.max_fee()
@@ -228,9 +233,8 @@ class Stage:
         )
         tx_hash = self.chain.send_raw_transaction(self.deployer.sign_transaction(delegate))
         assert wait_for_receipt(self.chain, tx_hash).succeeded
-        designator = b"\xef\x01\x00" + bytes.fromhex(self.demo.implementation[2:])
+        designator = b"\xef\x01\x00" + bytes.fromhex(implementation[2:])
         assert self.chain.get_code(eoa.address) == designator
-        return eoa.address
 
 
 def make_stage(chain: DevChain) -> Stage:

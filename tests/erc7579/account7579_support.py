@@ -27,9 +27,7 @@ from sessionward.chain.contracts import (
     DeployedContract,
     compile_vyper,
     deploy,
-    wait_for_receipt,
 )
-from sessionward.chain.ethereum_transactions import SetCodeTransaction, sign_authorization
 from sessionward.contracts import source_path
 from sessionward.contracts.encoding import PackedUserOperation
 from sessionward.crypto.keccak import keccak256
@@ -134,29 +132,8 @@ def create_account7579(
 
 
 def delegate(stage: Stage, eoa: Key, implementation: str) -> None:
-    """Delegate ``eoa`` to ``implementation`` (EIP-7702 type-4 transaction, sent and paid by
-    the stage's deployer); asserts the delegation designator is the EOA's code afterwards."""
-    authorization = sign_authorization(
-        eoa.secret,
-        chain_id=stage.chain.chain_id,
-        address=implementation,
-        nonce=stage.chain.get_transaction_count(eoa.address),
-    )
-    fees = stage.chain.max_fee()
-    transaction = SetCodeTransaction(
-        chain_id=stage.chain.chain_id,
-        nonce=stage.chain.get_transaction_count(stage.deployer.address),
-        max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
-        max_fee_per_gas=fees.max_fee_per_gas,
-        gas=200_000,
-        to=eoa.address,
-        value=0,
-        data=b"",
-        authorization_list=(authorization,),
-    )
-    tx_hash = stage.chain.send_raw_transaction(stage.deployer.sign_transaction(transaction))
-    assert wait_for_receipt(stage.chain, tx_hash).succeeded
-    assert stage.chain.get_code(eoa.address) == b"\xef\x01\x00" + bytes.fromhex(implementation[2:])
+    """Delegate ``eoa`` to ``implementation`` (EIP-7702, sent and paid by the deployer)."""
+    stage.delegate(eoa, implementation)
 
 
 def eoa_account7579(stage: Stage, eoa: Key) -> Account7579:
