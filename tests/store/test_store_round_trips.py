@@ -31,17 +31,18 @@ from sessionward.service.waas import Waas
 
 pytestmark = pytest.mark.postgres
 
-EXECUTE_ROUND_TRIPS = 12
+EXECUTE_ROUND_TRIPS = 9
 """BEGIN; the credential read; the request nonce (with its savepoint); the idempotency claim
-(with the nonce's RELEASE and its own savepoint); the quote, session, wallet, freezes and
-counters read for the decision (the first with the claim's RELEASE); the reservation (its
-savepoint, the gate, the check + reservation + charges, the counters, the key, the audit
-lock and head: one pipeline); the marking, audit record and decision (one pipeline); the
-idempotency answer with the COMMIT (one pipeline)."""
+(with the nonce's RELEASE and its own savepoint); the quote; the session, wallet, freezes
+and counters read for the decision, prefetched together (one pipeline, with the claim's
+RELEASE); the reservation (its savepoint, the gate, the check + reservation + charges, the
+counters, the key, the audit lock and head: one pipeline); the marking, audit record and
+decision (one pipeline); the idempotency answer with the COMMIT (one pipeline)."""
 
-PREPARE_ROUND_TRIPS = 10
-"""BEGIN; the credential read; the request nonce; the session, wallet (twice), freezes and
-counters read for the decision; the quote; the decision event with the COMMIT."""
+PREPARE_ROUND_TRIPS = 6
+"""BEGIN; the credential read; the request nonce; the session, wallet, freezes and counters
+read for the decision, prefetched together (one pipeline; the wallet is read twice, both
+answered from it); the quote; the decision event with the COMMIT."""
 
 WARM_UP_CALLS = 8
 """psycopg prepares a statement on its sixth run on a connection: past that, the counts are

@@ -236,6 +236,7 @@ class Transactions:
         net = self._network_of(wallet_id, network)
         fee_per_gas = self._max_fee(net)  # before the unit: never a chain call under the lock
         with rt.store.db.unit():
+            rt.store.prefetch_decision_reads(session_id=session_id, wallet_id=wallet_id)
             record = self._dir.record(session_id)
             if record.credential_id != caller.credential_id:
                 raise ServiceError(
@@ -368,6 +369,8 @@ class Transactions:
         if chain_clock is not None:
             # Before anything is read for the decision: a skewed node reserves and signs nothing.
             chain_clock.check(now)
+        # The reads of the decision below, in one round trip (PostgreSQL, inside a unit).
+        rt.store.prefetch_decision_reads(session_id=txn.session_id, wallet_id=txn.wallet_id)
         record = self._dir.record(txn.session_id)
         # Only immutable fields of the wallet are used here; view() reads its freeze fresh.
         wallet = self._dir.wallet_identity(txn.wallet_id)

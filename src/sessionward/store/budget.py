@@ -270,6 +270,8 @@ class _Retry(Exception):
 # Built once: the hot statements of every reservation (statement building is per-call CPU).
 _HOLD: Final = insert_of(reservations)
 _COUNTERS: Final = Sql('SELECT bucket, "window", amount FROM usage WHERE session_id = :session_id')
+USAGE_COUNTERS: Final = _COUNTERS
+"""The read of a session's counters (``session_id``), for :mod:`.prefetches`."""
 
 
 class SentReservation:

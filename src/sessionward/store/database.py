@@ -482,6 +482,8 @@ class _Units(threading.local):
         self.callbacks = None
         self.durable = False
         self.owed = None
+        if owed is not None:
+            owed.prefetched = None  # never across units (a group shares one list)
         if connection is not None and owed is not None:
             # Whatever is still owed is a RELEASE: the commit (or the rollback) ends every
             # savepoint anyway. The list goes with the unit.
@@ -515,7 +517,7 @@ class OwedStatements:
     it was sent with fail (or the commit: the unit is then rolled back whole).
     """
 
-    __slots__ = ("sends", "statements", "writes")
+    __slots__ = ("prefetched", "sends", "statements", "writes")
 
     def __init__(self) -> None:
         self.statements: list[tuple[str, Any]] = []
@@ -525,9 +527,14 @@ class OwedStatements:
         ``sends == n`` has had it sent once ``sends > n``."""
         self.writes = 0
         """How many of :attr:`statements` are writes (not savepoint statements)."""
+        self.prefetched: dict[tuple[Any, ...], Any] | None = None
+        """Answers of reads run ahead (:func:`sessionward.store.sql.prefetch`), until any
+        other statement runs on the connection: everything here that runs a statement, or
+        owes one, forgets them."""
 
     def send(self, driver: Any) -> None:
         """Send what is owed on ``driver`` (inside a pipeline: queued with it)."""
+        self.prefetched = None
         if self.statements:
             statements, self.statements = self.statements, []
             self.sends += 1
@@ -537,6 +544,7 @@ class OwedStatements:
 
     def write(self, statement: str, params: Any) -> None:
         """Owe a write (SQL in the driver's parameter style)."""
+        self.prefetched = None
         self.statements.append((statement, params))
         self.writes += 1
 
@@ -568,8 +576,10 @@ def _install_owed_statements(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def _owed_first(conn: Connection, *_args: Any) -> None:
         owed: OwedStatements | None = getattr(conn, OWED_KEY, None)
-        if owed is not None and owed.statements:
-            owed.send(driver_of(conn))
+        if owed is not None:
+            owed.prefetched = None
+            if owed.statements:
+                owed.send(driver_of(conn))
 
 
 def _execute_after_owed(conn: Connection, statement: str, params: tuple[object, ...]) -> None:
@@ -607,12 +617,14 @@ _SAVEPOINTS: Final = frozenset({_SAVEPOINT, _RELEASE})
 def _owed_savepoint(conn: Connection, owed: OwedStatements) -> Iterator[None]:
     """:func:`_savepoint` on PostgreSQL, its ``SAVEPOINT`` and ``RELEASE`` owed to the
     connection (:class:`OwedStatements`) instead of sent at once."""
+    owed.prefetched = None
     at = len(owed.statements)
     owed.statements.append((_SAVEPOINT, None))
     queued_at = owed.sends
     try:
         yield
     except BaseException:
+        owed.prefetched = None
         if owed.sends == queued_at:  # nothing sent since it opened: drop what it queued
             owed.writes -= sum(1 for s, _ in owed.statements[at + 1 :] if s not in _SAVEPOINTS)
             del owed.statements[at:]
@@ -625,6 +637,7 @@ def _owed_savepoint(conn: Connection, owed: OwedStatements) -> Iterator[None]:
             driver.execute(_ROLLBACK_TO)
             driver.execute(_RELEASE)
         raise
+    owed.prefetched = None
     if owed.sends == queued_at and len(owed.statements) == at + 1:
         owed.statements.pop()  # it sent nothing and owes nothing
     else:

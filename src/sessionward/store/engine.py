@@ -23,6 +23,7 @@ from .execution import Executions
 from .freezes import Freezes
 from .idempotency import IdempotencyKeys
 from .nonces import Nonces, SqlReplayStore
+from .prefetches import prefetch_decision_reads
 from .relay_jobs import SqlRelayJobStore
 from .schema import ALL_TABLES
 from .sessions import SessionRecords
@@ -74,6 +75,12 @@ class Store:
     @property
     def dialect_name(self) -> str:
         return self.db.dialect_name
+
+    def prefetch_decision_reads(self, *, session_id: str, wallet_id: str) -> None:
+        """Inside a unit of work on PostgreSQL: the session, wallet, freezes and counters
+        reads of a decision, run now in one round trip, so that the same reads made next by
+        the unit are answered without one (:mod:`.prefetches`). No-op elsewhere."""
+        prefetch_decision_reads(self.db, session_id=session_id, wallet_id=wallet_id)
 
     def upgrade(self, revision: str = "head") -> None:
         """Migrate the schema up to ``revision`` (creating the PostgreSQL schema if needed)."""

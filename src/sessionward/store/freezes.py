@@ -28,6 +28,8 @@ from .schema import credentials, freeze_lift_approvals, freezes, wallets
 from .sql import RowValues, Select
 
 _ACTIVE: Final = Select(freezes, "lifted_at IS NULL ORDER BY created_at, id")
+ACTIVE_FREEZES: Final = _ACTIVE
+"""The read of every freeze not lifted (no parameters), for :mod:`.prefetches`."""
 
 Scope = Literal["global", "wallet", "credential", "session", "action_class"]
 SCOPES: Final[tuple[Scope, ...]] = ("global", "wallet", "credential", "session", "action_class")

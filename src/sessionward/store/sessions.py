@@ -42,6 +42,8 @@ from .sql import RowValues, Select
 
 # Built once: the hot read of every decision (statement building is per-call CPU).
 _BY_ID = Select(sessions, "id = :session_id")
+SESSION_BY_ID: Final = _BY_ID
+"""The read of one session by id (``session_id``), for :mod:`.prefetches`."""
 
 Status = Literal[
     "pending_approval", "installing", "active", "suspended", "revoking", "revoked", "expired"

@@ -67,6 +67,11 @@ class Sql:
             if dialect != "postgresql":
                 return _fetched(driver.execute(text, params))
             owed = owed_statements(conn)
+            if owed is not None and owed.prefetched is not None:
+                answer = owed.prefetched.get(_key_of(text, params))
+                if answer is not None:
+                    return answer.again()
+                owed.prefetched = None  # any other statement: what was read before is stale
             if owed is None or not owed.statements:
                 return driver.execute(text, params)
             if driver.pgconn.pipeline_status != _PIPELINE_OFF:
@@ -100,6 +105,50 @@ class Sql:
         return bound
 
 
+def _key_of(text: str, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (text, *sorted(params.items()))
+
+
+def prefetch(conn: Connection, reads: Sequence[tuple[Sql, Mapping[str, Any]]]) -> None:
+    """On PostgreSQL inside a unit of work: run the reads (statements that only read) now, in
+    ONE round trip (:func:`pipeline`), and keep their answers, so that the unit's next
+    statements asking the same (same SQL, same parameters) are answered from them without
+    a round trip. They are kept until any other statement runs on the unit's connection (a
+    write, a lock, a savepoint rolled back, a read not prefetched) or the unit ends: an answer
+    is only ever given where asking the database again could have answered the same (nothing
+    of this unit ran in between). No-op on SQLite (every read is local) and outside a unit.
+
+    For a request whose reads are known up front but made one after another by code that
+    needs each answer (the session, its wallet, the freezes and the counters of a decision):
+    one round trip instead of one per read."""
+    if conn.dialect.name != "postgresql":
+        return
+    owed = owed_statements(conn)
+    if owed is None:
+        return
+    sent = []
+    with pipeline(conn):
+        for sql, params in reads:
+            bound = sql._bound(params, "postgresql")
+            sent.append((_key_of(sql._texts["postgresql"], bound), sql.run(conn, params)))
+    owed.prefetched = {key: _Prefetched(cursor) for key, cursor in sent}
+
+
+class _Prefetched:
+    """A prefetched answer (see :func:`prefetch`): its rows, handed out afresh each time."""
+
+    __slots__ = ("_description", "_rowcount", "_rows")
+
+    def __init__(self, cursor: Any) -> None:
+        self._rows: list[Any] = cursor.fetchall()
+        self._description = cursor.description
+        self._rowcount: int = cursor.rowcount
+        cursor.close()
+
+    def again(self) -> _Fetched:
+        return _Fetched.of(self._rows, self._description, self._rowcount)
+
+
 class _Fetched:
     """A SQLite statement's answer, read to the end at once (see :func:`_fetched`); offers
     what callers use of a driver cursor."""
@@ -113,6 +162,14 @@ class _Fetched:
         self.rowcount: int = cursor.rowcount
         self.lastrowid = cursor.lastrowid
         cursor.close()
+
+    @classmethod
+    def of(cls, rows: list[Any], description: Any, rowcount: int) -> _Fetched:
+        """An answer of ``rows`` already read (a prefetched one, :func:`prefetch`)."""
+        answer = cls.__new__(cls)
+        answer._rows, answer._at = rows, 0
+        answer.description, answer.rowcount, answer.lastrowid = description, rowcount, None
+        return answer
 
     def fetchone(self) -> Any:
         if self._at >= len(self._rows):
@@ -203,6 +260,11 @@ class Select:
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [self._columns.mapping(row) for row in self._sql.run(conn, params).fetchall()]
 
+    @property
+    def sql(self) -> Sql:
+        """The statement (for :func:`prefetch`)."""
+        return self._sql
+
 
 @contextmanager
 def pipeline(conn: Connection) -> Iterator[None]:
@@ -223,6 +285,7 @@ def pipeline(conn: Connection) -> Iterator[None]:
         with driver.pipeline():
             owed = owed_statements(conn)
             if owed is not None:
+                owed.prefetched = None
                 owed.send(driver)
             yield
     except dbapi.Error as exc:
