@@ -1,0 +1,403 @@
+"""Crashes on the ERC-4337 path of a session call (``Execute {submission: "userop"}``): the
+service dies at each step boundary (the plan recorded, the userOpHash signed, the operation
+handed to the bundler, its receipt read), is started again on the same data directory, and
+the database must then agree with the chain: the operation ran at most once (its EntryPoint
+nonce key), TransactionStatus says what its receipt says, a plan that never committed has no
+signature and never ran, and nothing is spent twice or lost (see
+:mod:`user_operation_crash_support` for every check).
+
+The real parts: anvil, the canonical EntryPoint v0.7 from npm, the alto bundler from npm, and
+the service's own database, vault and dispatcher. The crash points are
+:data:`user_operation_fault_points.STEPS`.
+
+- ``test_a_node_killed_*``: a ``sessionward serve`` process armed at one step dies there by
+  SIGKILL (``kill -9``); a clean process recovers on the same data directory (SQLite).
+- ``test_a_crash_*`` and the property: the service in process, abandoned at the step by an
+  exception (everything it held in memory is dropped, the database keeps what committed) and
+  built again over the same data directory, as a new process would be. The property draws
+  the crash step, on which reaching of it the crash comes, a sequence of calls of an account
+  with ample USDX and of one with 5 USDX (whose calls may be refused at planning or revert on
+  chain), and whether the chain stalls (mines nothing) around the crash.
+
+The property runs ``SW_USEROP_CRASH_EXAMPLES`` examples (default 6, about a second each);
+a deep run: ``SW_USEROP_CRASH_EXAMPLES=200 pytest tests/faults/test_faults_user_operation_crash.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import user_operation_fault_points as fault_points
+from faults_support import statuses, wait_final, wait_killed
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from multinode_support import Cluster, OpsKey, Party, free_port, node_environment, wait_until
+from user_operation_crash_support import (
+    CHAIN_ID,
+    ENTRY_POINT_V07,
+    Alto,
+    Call,
+    InProcess,
+    Ledger,
+    assert_database_agrees_with_chain,
+    automine,
+    bundle_in_pool,
+    deploy_entry_point,
+    funded,
+    grant_user_operation_session,
+    start_node,
+)
+
+import anvil_node
+from sessionward.chain.bundler import BundlerClient
+from sessionward.chain.demo import DemoDeployment
+from sessionward.chain.rpc import RpcChain
+from sessionward.chain.signer import LocalTransactionSigner
+from sessionward.sdk import SessionWardApiError
+from sessionward.service.config import NetworkSettings
+from sessionward.store import Store, faults, open_store
+
+pytestmark = [pytest.mark.anvil, pytest.mark.slow]
+
+EXAMPLES = int(os.environ.get("SW_USEROP_CRASH_EXAMPLES", "10"))
+# A real process per crash costs two service starts (about 3 s each on a loaded machine): the
+# four boundaries between the path's steps. The two steps inside a unit of work (Execute's,
+# the outcome's) are crashed in process, and by tests/faults/test_kill_nine.py's kill -9.
+KILL_STEPS = (
+    "userop.after_plan",
+    "userop.before_send",
+    "userop.after_send",
+    "userop.after_receipt",
+)
+CONFIG = """\
+relayer_lease_ttl_s = 2.0
+[anomaly]
+velocity_fraction = 0.0
+denial_burst_count = 0
+"""
+
+
+@pytest.fixture(scope="module")
+def userop_anvil() -> Iterator[str]:
+    yield from anvil_node.session_node(CHAIN_ID)
+
+
+@pytest.fixture(scope="module")
+def userop_chain(userop_anvil: str) -> Iterator[RpcChain]:
+    """The node, with the canonical EntryPoint v0.7 deployed."""
+    with RpcChain(userop_anvil, timeout=60) as chain:
+        deployer = LocalTransactionSigner(secrets.token_bytes(32))
+        chain.set_balance(deployer.address, 10**21)
+        deploy_entry_point(chain, deployer)
+        yield chain
+
+
+@pytest.fixture(scope="module")
+def alto(userop_chain: RpcChain, userop_anvil: str) -> Iterator[Alto]:
+    with funded(userop_chain, userop_anvil) as bundler:
+        yield bundler
+
+
+@pytest.fixture(scope="module")
+def bundler(alto: Alto) -> Iterator[BundlerClient]:
+    """The test's own client of the bundler (receipts)."""
+    with BundlerClient(alto.url, entry_point=ENTRY_POINT_V07) as client:
+        yield client
+
+
+@pytest.fixture
+def no_faults() -> Iterator[None]:
+    fault_points.disarm()
+    yield
+    fault_points.disarm()
+
+
+# --- in process ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def service(
+    userop_chain: RpcChain, userop_anvil: str, alto: Alto, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcess]:
+    network = NetworkSettings(
+        "local", CHAIN_ID, rpc_url=userop_anvil, entry_point=ENTRY_POINT_V07, bundler_url=alto.url
+    )
+    built = InProcess(tmp_path_factory.mktemp("userop-crash"), network, userop_chain)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def _check(service: InProcess, bundler: BundlerClient) -> None:
+    assert_database_agrees_with_chain(
+        service.store, service.chain, bundler, service.token, service.ledger
+    )
+
+
+def test_a_crash_after_the_bundler_took_the_operation_while_the_chain_stalls_records_it_once(
+    service: InProcess, bundler: BundlerClient, no_faults: None
+) -> None:
+    """Regression: the restarted service hands the operation to the bundler again while it
+    still waits in alto's mempool; alto answers "Already known", which the service took for
+    a refusal (it matched "already known" in lower case only), recorded the call failed and
+    released its budget, and the operation then ran on chain. (While the operation is still
+    queued in alto, not yet in a bundle, alto answers AA25 instead, which was matched.)"""
+    service.begin()
+    call = service.quote(service.rich, 3)
+    assert service.execute(call) == "pending"
+    fault_points.arm("userop.after_send")
+    automine(service.chain, on=False)
+    try:
+        with pytest.raises(faults.FaultInjected):
+            service.drive([call.txn_id], paused_rounds=100, timeout_s=10)
+        fault_points.disarm()
+        # alto sent it in a bundle: the operation is no longer queued there.
+        assert bundle_in_pool(service.chain)
+        service.restart()
+        # Still unmined when the new service sends it again: it must wait for the receipt.
+        service.drive([call.txn_id], paused_rounds=3)
+    finally:
+        fault_points.disarm()
+        automine(service.chain, on=True)
+    _check(service, bundler)
+
+
+def _crash_and_restart(service: InProcess, quoted: list[Call], step: str, stall: bool) -> None:
+    """Execute every call, drive them to their end, with a crash at ``step`` (armed by the
+    caller): the service is then restarted, the backend executes again what was never
+    committed, and every call is driven to its end."""
+    ids = [c.txn_id for c in quoted]
+    paused = 4 if stall else 0
+    try:
+        try:
+            for call in quoted:
+                service.execute(call)
+            if stall:
+                automine(service.chain, on=False)
+            service.drive(ids, paused_rounds=paused)
+        except faults.FaultInjected:
+            fault_points.disarm()
+            if stall:  # the chain still stalls after the restart
+                automine(service.chain, on=False)
+                bundle_in_pool(service.chain, timeout_s=0.5)  # whatever was sent, in a bundle
+            service.restart()
+            for call in quoted:  # the backend executes again what was never answered
+                if statuses(service.store, [call.txn_id])[call.txn_id] == "quoted":
+                    service.execute(call)
+            service.drive(ids, paused_rounds=paused)
+    finally:
+        fault_points.disarm()
+        automine(service.chain, on=True)
+
+
+@pytest.mark.parametrize("step", fault_points.STEPS)
+def test_a_service_crashed_at_this_step_runs_the_operation_once_and_records_what_the_chain_did(
+    service: InProcess, bundler: BundlerClient, step: str, no_faults: None
+) -> None:
+    """Three calls signed before any is mined: the poor account's two (3 USDX each of its 5)
+    both pass the bundler's estimate, the second one mined reverts on chain."""
+    service.begin()
+    restarts = service.restarts
+    calls = [service.quote(service.rich, 2), service.quote(service.poor, 3)]
+    calls.append(service.quote(service.poor, 3))
+    fault_points.arm(step)
+    _crash_and_restart(service, calls, step, stall=False)
+    assert service.restarts == restarts + 1, f"the service never reached {step}"
+    _check(service, bundler)
+    assert sorted(service.statuses([c.txn_id for c in calls])) == ["executed", "executed", "failed"]
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(data=st.data(), step=st.sampled_from(fault_points.STEPS), stall=st.booleans())
+def test_wherever_the_service_crashes_each_operation_runs_at_most_once_and_is_recorded_as_it_ran(
+    service: InProcess,
+    bundler: BundlerClient,
+    data: st.DataObject,
+    step: str,
+    stall: bool,
+) -> None:
+    calls = data.draw(
+        st.lists(st.tuples(st.booleans(), st.integers(1, 4)), min_size=1, max_size=3),
+        label="calls (ample account?, USDX)",
+    )
+    hit = data.draw(st.integers(1, len(calls)), label="the crash at the step's reaching")
+    event(f"{step}, stall={stall}")
+    service.begin()
+    quoted = [service.quote(service.rich if ample else service.poor, usdx) for ample, usdx in calls]
+    fault_points.arm(step, hit=hit)
+    _crash_and_restart(service, quoted, step, stall)
+    _check(service, bundler)
+
+
+# --- kill -9 of a real process ---------------------------------------------------------------
+
+
+class Served:
+    """The module's data directory, its service's environment and port, the chain, one
+    party with a UserOperation session, and the ledger."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], port: int) -> None:
+        self.data_dir, self.env, self.port = data_dir, env, port
+        self.ledger = Ledger()
+        self.cluster: Cluster
+        self.party: Party
+        self.session: str
+        self.runs = 0
+
+    @property
+    def store(self) -> Store:
+        return self.cluster.store
+
+    def log(self, name: str) -> Path:
+        return self.data_dir / f"{name}.log"
+
+
+@pytest.fixture(scope="module")
+def served(
+    userop_chain: RpcChain, userop_anvil: str, alto: Alto, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    data_dir = tmp_path_factory.mktemp("userop-kill9")
+    config = data_dir / "userop-kill9.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    ops = OpsKey("ops-1", secrets.token_bytes(32))
+    env = node_environment(
+        data_dir=data_dir,
+        schema="unused",
+        rpc_url=userop_anvil,
+        ops_keys=ops.entry,
+        config=config,
+    )
+    for name in ("SESSIONWARD_DATABASE_URL", "SESSIONWARD_DATABASE_SCHEMA"):
+        env.pop(name)  # the embedded default: SQLite in the data directory
+    env.update(SESSIONWARD_ENTRY_POINT=ENTRY_POINT_V07, SESSIONWARD_BUNDLER_URL=alto.url)
+    built = Served(data_dir, env, free_port())
+    first = start_node("setup", env, built.log("setup"), port=built.port)
+    store: Store | None = None
+    try:
+        first.wait_ready()
+        deployment = DemoDeployment(**json.loads((data_dir / "deployment.json").read_text()))
+        store = open_store(data_dir=data_dir)
+        built.cluster = Cluster([first], data_dir, "", userop_chain, deployment, store, [ops])
+        built.party = built.cluster.new_party(usdx=1_000)
+        userop_chain.set_balance(built.party.account, 10**18)  # it pays its operations
+        built.session = grant_user_operation_session(built.party)
+        built.ledger.start_usdx[built.party.account] = 1_000 * 10**6
+    finally:
+        first.stop()
+    try:
+        yield built
+    finally:
+        built.party.close()
+        if store is not None:
+            store.close()
+
+
+def _execute(party: Party, txn_id: str) -> bool:
+    """Execute as a UserOperation; False if no answer came (the node died mid-request)."""
+    try:
+        view = party.backends[0].execute(txn_id, submission="userop")
+    except httpx.HTTPError:
+        return False
+    except SessionWardApiError as refused:
+        if refused.status >= 500:
+            return False
+        raise
+    assert view["status"] == "pending", view
+    return True
+
+
+def _killed_at(served: Served, step: str, *, usdx: int, stall: bool = False) -> Call:
+    """Start a node armed at ``step``, make one call that reaches it, wait for the SIGKILL.
+    With ``stall`` the chain mines nothing from the Execute on (the caller restarts it)."""
+    served.runs += 1
+    party = served.party
+    dying = start_node(
+        f"dying-{served.runs}", served.env, served.log(step), port=served.port, kill_at=step
+    )
+    try:
+        dying.wait_ready()
+        txn_id = party.quote(served.session, usdx)
+        call = Call(txn_id, served.session, party.wallet_id, party.account, usdx)
+        served.ledger.add(call)
+        if stall:
+            automine(served.cluster.chain, on=False)
+        answered = _execute(party, txn_id)
+        assert wait_killed(dying) == -9, f"the node did not die at {step}"
+    finally:
+        dying.stop()
+    row = served.store.transactions.get(txn_id)
+    assert row is not None
+    if step in ("userop.after_plan", "execute.after_sign"):
+        # Died before the unit committed: no answer, no signature, nothing sent. (Over HTTP on
+        # SQLite the whole request is one unit of the server's writer thread, the plan's write
+        # among them: no plan survives either.)
+        assert not answered and row.status == "quoted" and row.signature is None
+        plans = served.store.user_operations.of_transaction(txn_id)
+        assert all(p.submitted_at is None for p in plans)
+    else:
+        assert row.status == "pending" and row.signature is not None
+    return call
+
+
+def _recover(served: Served, call: Call, *, stall: bool = False) -> None:
+    """A clean node on the same data directory; the backend executes again a call that was
+    never committed; every call so far must end as the chain has it."""
+    clean = start_node(f"clean-{served.runs}", served.env, served.log("clean"), port=served.port)
+    try:
+        clean.wait_ready()
+        if statuses(served.store, [call.txn_id])[call.txn_id] == "quoted":
+            assert _execute(served.party, call.txn_id)
+        if stall:  # the clean node sends the operation again while it is still unmined
+            wait_until(
+                lambda: (
+                    any(
+                        p.submitted_at is not None
+                        for p in served.store.user_operations.of_transaction(call.txn_id)
+                    )
+                    or statuses(served.store, [call.txn_id])[call.txn_id] != "pending"
+                ),
+                "the clean node's submission",
+                30,
+            )
+            automine(served.cluster.chain, on=True)
+        wait_final(served.store, [call.txn_id])
+        with BundlerClient(
+            served.env["SESSIONWARD_BUNDLER_URL"], entry_point=ENTRY_POINT_V07
+        ) as bundler:
+            assert_database_agrees_with_chain(
+                served.store,
+                served.cluster.chain,
+                bundler,
+                served.cluster.deployment.token("USDX"),
+                served.ledger,
+            )
+    finally:
+        automine(served.cluster.chain, on=True)
+        clean.stop()
+
+
+@pytest.mark.parametrize("step", KILL_STEPS)
+def test_a_node_killed_at_this_step_runs_the_operation_once_and_records_what_the_chain_did(
+    served: Served, step: str
+) -> None:
+    call = _killed_at(served, step, usdx=2)
+    _recover(served, call)
+
+
+def test_a_node_killed_after_sending_while_the_chain_stalls_records_the_operation_once(
+    served: Served,
+) -> None:
+    """The regression above, with a real process: the clean node sends the operation again
+    while alto still holds it ("Already known")."""
+    try:
+        call = _killed_at(served, "userop.after_send", usdx=3, stall=True)
+        _recover(served, call, stall=True)
+    finally:
+        automine(served.cluster.chain, on=True)
