@@ -16,10 +16,17 @@ started here is stopped by its PID.
    path; the session key signs in Python here, the vault is not what is measured), then all
    are handed to the bundler at once; reported is operations sent → all mined (automine).
 
-The set-up code is the test suite's (tests/erc4337 and tests/networks), so the bench measures
-exactly what the tests check.
+``--account``: ``session-account`` (SessionWard's SessionAccount, the default),
+``oz-module`` (OpenZeppelin's ``AccountERC7579`` compiled from npm, with SessionWard's ERC-7579
+module installed and registered as an ``erc7579`` wallet: the module validates each
+operation) or ``account7579`` (SessionWard's SessionAccount7579, the module installed by its
+factory).
 
-Run: ``.venv/bin/python bench/user_operations.py [--trials 30] [--ops 64] [--wallets 8]``.
+The set-up code is the test suite's (tests/erc4337, tests/erc7579, tests/networks and
+tests/module_wallets), so the bench measures exactly what the tests check.
+
+Run: ``.venv/bin/python bench/user_operations.py [--account oz-module] [--trials 30] [--ops 64]
+[--wallets 8]``.
 """
 
 from __future__ import annotations
@@ -41,22 +48,27 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "erc4337")]
+sys.path[:0] = [str(ROOT / "tests" / room) for room in ("", "erc4337", "erc7579", "module_wallets")]
 
 from alto_bundler import funded  # noqa: E402
-from erc4337_support import ENTRY_POINT_V07, ONE_ETH, make_stage, transfer_call  # noqa: E402
+from erc4337_support import ENTRY_POINT_V07, ONE_ETH, Key, make_stage, transfer_call  # noqa: E402
 from erc4337_support import execution as execution_of  # noqa: E402
+from module_support import ModuleWallet, deploy_module  # noqa: E402
+from module_wallet_support import ModuleWorld  # noqa: E402
 
 import anvil_node  # noqa: E402
-from networks.networks_support import Networks  # noqa: E402
+from networks.networks_support import Networks, Session  # noqa: E402
 from sessionward.chain.bundler import BundlerClient  # noqa: E402
+from sessionward.chain.contracts import transact  # noqa: E402
 from sessionward.chain.rpc import RpcChain  # noqa: E402
+from sessionward.crypto import typed_data  # noqa: E402
 from sessionward.service.config import NetworkSettings  # noqa: E402
-from sessionward.service.onchain import AccountCalls  # noqa: E402
+from sessionward.service.onchain import AccountCalls, ModuleSessions  # noqa: E402
 from sessionward.service.user_operations import UserOperationPath  # noqa: E402
 
 CHAIN_ID = 31337
 USDX = 10**6
+ACCOUNTS = ("session-account", "oz-module", "account7579")
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,15 @@ def stack(block_time: int | None) -> Iterator[Stack]:
         chain.close()
 
 
+def settle_paced(world: World | BenchModuleWorld, rounds: int) -> None:
+    """Step the dispatchers ``rounds`` times, four times as often with timed blocks, waiting
+    ``pause_s`` between steps so that blocks get mined."""
+    for _ in range(rounds * (4 if world.pause_s else 1)):
+        for dispatcher in world.waas.dispatchers:
+            dispatcher.step()
+        time.sleep(world.pause_s)
+
+
 class World(Networks):
     """The service on one network; with timed blocks, settling waits for them."""
 
@@ -85,10 +106,7 @@ class World(Networks):
     fee_budget = 10**18
 
     def settle(self, rounds: int = 3) -> None:
-        for _ in range(rounds * (4 if self.pause_s else 1)):
-            for dispatcher in self.waas.dispatchers:
-                dispatcher.step()
-            time.sleep(self.pause_s)
+        settle_paced(self, rounds)
 
     def envelope(self, network: str) -> dict[str, Any]:
         return {**super().envelope(network), "maxFeeWei": str(self.fee_budget)}
@@ -108,25 +126,49 @@ def wait_for(done: Callable[[], bool], *, timeout_s: float, every_s: float) -> f
     raise TimeoutError("not final in time")
 
 
-def execute_to_receipt(block_time: int | None, trials: int) -> list[float]:
+class BenchModuleWorld(ModuleWorld):
+    """:class:`ModuleWorld` settling as :class:`World` does."""
+
+    pause_s = 0.0
+    fee_budget = 10**18
+
+    def settle(self, rounds: int = 3) -> None:
+        settle_paced(self, rounds)
+
+
+def _session(world: World | BenchModuleWorld, account: str) -> Session:
+    """A session of a new wallet of kind ``account``, funded for its operations."""
+    backend = world.backend()
+    if isinstance(world, BenchModuleWorld):
+        made = world.module_account() if account == "oz-module" else world.account7579()
+        wallet = world.register(made)
+    else:
+        wallet = world.wallet("local", secrets.token_bytes(32), secrets.token_bytes(32))
+    world.chain("local").set_balance(wallet.account, ONE_ETH)
+    return world.session(wallet, backend)
+
+
+def execute_to_receipt(block_time: int | None, trials: int, account: str) -> list[float]:
     """Execute called → call final (ms), for ``trials`` userop calls through the service."""
     with stack(block_time) as s, tempfile.TemporaryDirectory() as data_dir:
+        module = None if account == "session-account" else deploy_module(s.stage)
         network = NetworkSettings(
             "local",
             CHAIN_ID,
             rpc_url=s.rpc_url,
             entry_point=ENTRY_POINT_V07,
             bundler_url=s.bundler_url,
+            session_module=None if module is None else module.address,
         )
         built = Networks.build(Path(data_dir), (network,), rate_limit_enabled=False)
-        world = World(built.waas)
+        world: World | BenchModuleWorld = (
+            World(built.waas) if module is None else BenchModuleWorld(built, s.stage, module)
+        )
         world.pause_s = 0.0 if block_time is None else block_time / 3
         try:
-            backend = world.backend()
             # Set up with the dispatcher stepped by hand, then let its loop run.
-            wallet = world.wallet("local", secrets.token_bytes(32), secrets.token_bytes(32))
-            world.chain("local").set_balance(wallet.account, ONE_ETH)
-            session = world.session(wallet, backend)
+            session = _session(world, account)
+            backend = session.backend
             world.waas.start()
             latencies = []
             for _ in range(trials + 2):  # two warm-up calls
@@ -148,29 +190,74 @@ def execute_to_receipt(block_time: int | None, trials: int) -> list[float]:
             world.close()
 
 
-def operations_per_second(ops: int, wallets: int) -> tuple[float, float]:
+def _module_wallets(stage: Any, wallets: int, account: str) -> list[ModuleWallet]:
+    """``wallets`` accounts of kind ``account`` with the module and an enabled session
+    (USDX transfers, a fee budget), set up by their owners outside the service."""
+    module = deploy_module(stage)
+    made = []
+    for _ in range(wallets):
+        if account == "oz-module":
+            from oz_account import deploy_oz_account
+
+            wallet = ModuleWallet(stage, deploy_oz_account(stage), module, Key(), Key().address)
+            wallet.install(1)
+        else:
+            from account7579_support import create_account7579
+
+            wallet = ModuleWallet(
+                stage, create_account7579(stage, module), module, Key(), Key().address
+            )
+        grant = wallet.grant(max_fee_wei=10**18)
+        if account == "account7579":  # its ERC-1271 takes AccountMessage signatures
+            digest = typed_data.grant_digest(stage.chain.chain_id, wallet.address, grant)
+            data = wallet.enable_data(grant, wallet.account.erc1271_signature(digest))
+            transact(stage.chain, stage.deployer, to=wallet.module_address, data=data)
+        else:
+            wallet.enable(grant)
+        made.append(wallet)
+    return made
+
+
+def operations_per_second(ops: int, wallets: int, account: str) -> tuple[float, float]:
     """(operations/s, seconds) for ``ops`` session operations of ``wallets`` accounts, all
     handed to the bundler at once (automine)."""
     with stack(None) as s, BundlerClient(s.bundler_url, entry_point=ENTRY_POINT_V07) as bundler:
         stage = s.stage
-        path = UserOperationPath(chain=stage.chain, bundler=bundler, calls=AccountCalls())
-        accounts = [stage.new_wallet(fee_budget=10**18) for _ in range(wallets)]
+        calls = AccountCalls()
+        path = UserOperationPath(chain=stage.chain, bundler=bundler, calls=calls)
+        usdx = stage.demo.token("USDX")
         signed = []
-        for i in range(ops):
-            wallet = accounts[i % wallets]
-            mode, data = execution_of(
-                (transfer_call(stage.demo.token("USDX"), wallet.recipient, USDX),)
-            )
-            plan = path.plan(
-                txn_id=f"txn_bench_{i}",
-                account=wallet.address,
-                session_key=wallet.session.address,
-                mode=mode,
-                execution=data,
-                sponsored=False,
-                now=stage.chain.block_timestamp(),
-            )
-            signed.append(plan.signed(wallet.session.sign(plan.digest)))
+        if account == "session-account":
+            accounts = [stage.new_wallet(fee_budget=10**18) for _ in range(wallets)]
+            for i in range(ops):
+                wallet = accounts[i % wallets]
+                mode, data = execution_of((transfer_call(usdx, wallet.recipient, USDX),))
+                plan = path.plan(
+                    txn_id=f"txn_bench_{i}",
+                    account=wallet.address,
+                    session_key=wallet.session.address,
+                    mode=mode,
+                    execution=data,
+                    sponsored=False,
+                    now=stage.chain.block_timestamp(),
+                )
+                signed.append(plan.signed(wallet.session.sign(plan.digest)))
+        else:
+            holders = _module_wallets(stage, wallets, account)
+            for i in range(ops):
+                holder = holders[i % wallets]
+                mode, data = execution_of((transfer_call(usdx, holder.recipient, USDX),))
+                plan = path.plan(
+                    txn_id=f"txn_bench_{i}",
+                    account=holder.address,
+                    session_key=holder.session.address,
+                    mode=mode,
+                    execution=data,
+                    sponsored=False,
+                    now=stage.chain.block_timestamp(),
+                    sessions=ModuleSessions(calls, holder.address, holder.module_address),
+                )
+                signed.append(plan.signed(holder.session.sign(plan.digest)))
         started = time.perf_counter()
         hashes = [path.submit(op) for op in signed]
         pending = set(hashes)
@@ -190,20 +277,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--ops", type=int, default=64)
     parser.add_argument("--wallets", type=int, default=8)
+    parser.add_argument("--account", choices=ACCOUNTS, default="session-account")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
-    print(f"# UserOperations through alto — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+    print(f"# UserOperations through alto ({args.account}) — "
+          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
           f"{platform.machine()}, python {platform.python_version()}")  # fmt: skip
     print("\n| anvil | trials | Execute->receipt p50 ms | p99 ms | max ms |")
     print("|---|---|---|---|---|")
     for block_time in (1, None):
-        latencies = execute_to_receipt(block_time, args.trials)
+        latencies = execute_to_receipt(block_time, args.trials, args.account)
         label = "1 s blocks" if block_time else "automine"
         print(
             f"| {label} | {len(latencies)} | {statistics.median(latencies):.0f} | "
             f"{_rank(latencies, 0.99):.0f} | {max(latencies):.0f} |"
         )
-    rate, seconds = operations_per_second(args.ops, args.wallets)
+    rate, seconds = operations_per_second(args.ops, args.wallets, args.account)
     print("\n| operations | accounts | seconds | operations/s |")
     print("|---|---|---|---|")
     print(f"| {args.ops} | {args.wallets} | {seconds:.2f} | {rate:.1f} |")
