@@ -10,6 +10,7 @@ no session state on chain, no row in the database.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +21,8 @@ from module_wallet_support import NETWORK, ModuleWorld
 from networks.networks_support import USDX_UNIT, Backend
 from sessionward.reasons import ReasonCode
 from sessionward.service.errors import ServiceError
+from sessionward.service.onchain import ModuleSessions
+from sessionward.store.schema import user_operations
 
 pytestmark = pytest.mark.anvil
 
@@ -80,3 +83,29 @@ def test_the_seed_story_runs_on_a_third_party_erc7579_account(
     with pytest.raises(ServiceError) as after:
         world.prepare(session, 5, network=NETWORK)
     assert after.value.code is ReasonCode.SESSION_REVOKED
+
+
+def test_two_calls_whose_nonce_keys_collide_both_execute(
+    world: ModuleWorld, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module wallet's UserOperation nonce key has 32 bits of the transaction's own: two
+    calls of one account may draw the same. The second then takes its next candidate key
+    (the service records the keys an account's calls took), and both run."""
+    session = world.granted(backend)
+    real = ModuleSessions.user_operation_nonce
+
+    def colliding(self: ModuleSessions, txn_id: str, *, attempt: int = 0) -> int:
+        return real(self, "the same for every call" if attempt == 0 else txn_id, attempt=attempt)
+
+    monkeypatch.setattr(ModuleSessions, "user_operation_nonce", colliding)
+    before = world.usdx(session.wallet)
+    assert world.run(session, 7, "userop") == "executed"
+    assert world.run(session, 8, "userop") == "executed"
+    assert world.usdx(session.wallet) == before - 15 * USDX_UNIT
+    nonces = set()
+    with world.rt.store.db.reading() as conn:
+        for row in conn.execute(user_operations.select()):
+            operation = json.loads(row.operation)
+            if operation["sender"].lower() == session.wallet.account:
+                nonces.add(int(operation["nonce"], 16))
+    assert len(nonces) == 2

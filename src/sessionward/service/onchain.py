@@ -152,6 +152,11 @@ def transaction_nonce_key(txn_id: str, *, bits: int) -> int:
     return int.from_bytes(digest) >> (256 - bits)
 
 
+def _candidate(txn_id: str, attempt: int) -> str:
+    """What names the ``attempt``-th nonce key of a transaction (the first: its id alone)."""
+    return txn_id if attempt == 0 else f"{txn_id}#{attempt}"
+
+
 class OnchainSessions(Protocol):
     """The contract that holds one wallet's sessions, as the service drives it.
 
@@ -196,8 +201,9 @@ class OnchainSessions(Protocol):
         """A session call as a UserOperation's ``callData``."""
         ...
 
-    def user_operation_nonce(self, txn_id: str) -> int:
-        """The EntryPoint nonce of transaction ``txn_id``'s operation (sequence 0)."""
+    def user_operation_nonce(self, txn_id: str, *, attempt: int = 0) -> int:
+        """The EntryPoint nonce of transaction ``txn_id``'s operation (sequence 0); its key
+        is the transaction's ``attempt``-th candidate (another when a key is taken)."""
         ...
 
     def user_operation_signature(self, session_key: str, signature: bytes, *, now: int) -> bytes:
@@ -256,9 +262,9 @@ class AccountSessions:
     def user_operation_call_data(self, session_key: str, mode: bytes, execution: bytes) -> bytes:
         return self._calls.execute_session_op(session_key, mode, execution)
 
-    def user_operation_nonce(self, txn_id: str) -> int:
+    def user_operation_nonce(self, txn_id: str, *, attempt: int = 0) -> int:
         # The whole 192-bit key is the transaction's: the account validates every operation.
-        return transaction_nonce_key(txn_id, bits=192) << 64
+        return transaction_nonce_key(_candidate(txn_id, attempt), bits=192) << 64
 
     def user_operation_signature(self, session_key: str, signature: bytes, *, now: int) -> bytes:
         return session_user_op_signature(session_key, signature)
@@ -371,9 +377,9 @@ class ModuleSessions:
     def user_operation_call_data(self, session_key: str, mode: bytes, execution: bytes) -> bytes:
         return encode_execute(mode, execution)
 
-    def user_operation_nonce(self, txn_id: str) -> int:
-        key = (int(self._module, 16) << 32) | transaction_nonce_key(txn_id, bits=32)
-        return key << 64
+    def user_operation_nonce(self, txn_id: str, *, attempt: int = 0) -> int:
+        own = transaction_nonce_key(_candidate(txn_id, attempt), bits=32)
+        return ((int(self._module, 16) << 32) | own) << 64
 
     def user_operation_signature(self, session_key: str, signature: bytes, *, now: int) -> bytes:
         if len(signature) != 65:

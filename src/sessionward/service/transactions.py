@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any, Literal, Protocol, TypedDict
 
 from sessionward.chain.errors import ChainError
+from sessionward.chain.user_operations import UserOperation
 from sessionward.crypto.typed_data import execution_hash, session_call_digest
 from sessionward.domain.abi import (
     AbiEncodeError,
@@ -43,7 +44,7 @@ from .callers import Caller
 from .chain_time import ChainClock
 from .errors import ServiceError, denied, invalid, not_found
 from .ids import new_id
-from .onchain import EXECUTE_BASE_GAS, EXECUTE_GAS_PER_CALL
+from .onchain import EXECUTE_BASE_GAS, EXECUTE_GAS_PER_CALL, OnchainSessions
 from .runtime import Runtime
 from .sessions import SessionDirectory
 from .user_operations import UserOperationPlan, UserOperationRefused
@@ -56,6 +57,9 @@ FEE_TTL_S = 3.0
 """A fee suggestion older than this is refreshed (in the background, see ``_max_fee``)."""
 FEE_MAX_AGE_S = 60.0
 """A fee suggestion older than this is not used: the chain is asked before answering."""
+_NONCE_KEY_SCOPE = "userop-key"
+"""The nonces table's scope of the UserOperation nonce keys an account's calls took."""
+_NONCE_KEY_ATTEMPTS = 16
 
 
 class DecisionListener(Protocol):
@@ -518,11 +522,14 @@ class Transactions:
                 "the session's grant gives the account no fee budget and network "
                 f"{net.network_name!r} has no paymaster to sponsor the operation",
             )
+        sessions = net.calls.sessions_of(wallet)
+        nonce = self._user_operation_nonce(net, txn, wallet.account, sessions)
         try:
             plan = path.plan(
                 txn_id=txn.id,
                 account=wallet.account,
-                sessions=net.calls.sessions_of(wallet),
+                sessions=sessions,
+                nonce=nonce,
                 session_key=session_key,
                 mode=mode,
                 execution=execution,
@@ -541,6 +548,28 @@ class Transactions:
             now=now,
         )
         return plan
+
+    def _user_operation_nonce(
+        self, net: Runtime, txn: TransactionRecord, account: str, sessions: OnchainSessions
+    ) -> int:
+        """The EntryPoint nonce of the call's operation: the one an earlier plan of this call
+        used (an Execute retried after a crash plans the same operation again), else the first
+        of the transaction's candidate keys that no other operation of the account took. Taken
+        keys are recorded, so two calls of one account never share a key (a module wallet's
+        key has only 32 bits of its own after the module's address: a shared key would leave
+        one of the two operations unmineable and its call pending)."""
+        earlier = net.store.user_operations.of_transaction(txn.id)
+        if earlier:
+            return UserOperation.from_rpc(json.loads(earlier[-1].operation)).nonce
+        for attempt in range(_NONCE_KEY_ATTEMPTS):
+            nonce = sessions.user_operation_nonce(txn.id, attempt=attempt)
+            if net.store.nonces.use_once(_NONCE_KEY_SCOPE, account, nonce >> 64, None):
+                return nonce
+        raise ServiceError(
+            "unavailable",
+            ReasonCode.USER_OPERATION_REFUSED,
+            f"no free nonce key for this call after {_NONCE_KEY_ATTEMPTS} candidates",
+        )
 
     def _refuse(
         self,

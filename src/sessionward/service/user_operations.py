@@ -138,10 +138,12 @@ class UserOperationPath:
         sponsored: bool,
         now: int,
         sessions: OnchainSessions | None = None,
+        nonce: int | None = None,
     ) -> UserOperationPlan:
         """Build, estimate and (when ``sponsored``) sponsor the operation of one session call.
         ``sessions``: where the wallet's sessions live (default: ``account`` is a
-        SessionAccount), which sets the operation's call data, nonce and signature format.
+        SessionAccount), which sets the operation's call data, nonce and signature format;
+        ``nonce``: the EntryPoint nonce to use (default: the transaction's first candidate).
 
         Raises :class:`UserOperationRefused` when the bundler refuses it (the account's reason
         code when it gave one), ``ValueError`` when sponsorship is asked of a network without
@@ -154,7 +156,7 @@ class UserOperationPath:
         fees = self._chain.max_fee()
         op = UserOperation(
             sender=account,
-            nonce=sessions.user_operation_nonce(txn_id),
+            nonce=sessions.user_operation_nonce(txn_id) if nonce is None else nonce,
             call_data=sessions.user_operation_call_data(session_key, mode, execution),
             max_fee_per_gas=fees.max_fee_per_gas,
             max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
