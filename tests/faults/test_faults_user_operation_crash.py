@@ -169,6 +169,29 @@ def test_a_crash_after_the_bundler_took_the_operation_while_the_chain_stalls_rec
     _check(service, bundler)
 
 
+def test_a_service_down_longer_than_the_call_deadline_records_the_operation_mined_meanwhile(
+    service: InProcess, bundler: BundlerClient, no_faults: None
+) -> None:
+    """Regression: the service dies after the operation was submitted (and mined) and comes
+    back more than ``call_deadline_s`` later. The dispatcher took the operation for one gone
+    unmined: it sent it again (the bundler answers AA25, which is "already seen") on every
+    round and never read its receipt, so the call stayed pending and its budget held."""
+    service.begin()
+    call = service.quote(service.rich, 2)
+    assert service.execute(call) == "pending"
+    fault_points.arm("userop.after_receipt")
+    with pytest.raises(faults.FaultInjected):
+        service.drive([call.txn_id])
+    fault_points.disarm()
+    deadline = service.world.rt.settings.call_deadline_s
+    try:
+        service.restart(later_s=deadline + 60)
+        service.drive([call.txn_id], timeout_s=10)
+    finally:
+        service.restart()  # the module's service on the wall clock again
+    _check(service, bundler)
+
+
 def _crash_and_restart(service: InProcess, quoted: list[Call], step: str, stall: bool) -> None:
     """Execute every call, drive them to their end, with a crash at ``step`` (armed by the
     caller): the service is then restarted, the backend executes again what was never

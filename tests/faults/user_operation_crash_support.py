@@ -56,9 +56,11 @@ from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.calldata import Call as AccountCall
 from sessionward.domain.calldata import encode_execute, encode_single_execution, mode_single
 from sessionward.domain.usage import USD
-from sessionward.service.config import NetworkSettings
+from sessionward.service.config import NetworkSettings, Settings
 from sessionward.service.errors import ServiceError
+from sessionward.service.runtime import build_runtime, wall_clock
 from sessionward.service.user_operations import nonce_for
+from sessionward.service.waas import Waas
 from sessionward.store import Store
 from sessionward.store.schema import reservations, transactions
 
@@ -289,10 +291,14 @@ class InProcess:
             )
         return self.ledger
 
-    def restart(self) -> None:
+    def restart(self, *, later_s: int = 0) -> None:
+        """``later_s``: the new service starts that many seconds after the crash (its clock
+        runs that far ahead of the chain's and of the wall clock)."""
         self.restarts += 1
         self.world.close()
-        self.world = UserOperationWorld.build(self.data_dir, (self.network,))
+        settings = Settings(data_dir=self.data_dir, networks=(self.network,))
+        runtime = build_runtime(settings, clock=lambda: wall_clock() + later_s)
+        self.world = UserOperationWorld(Waas(runtime))
         for dispatcher in self.world.waas.dispatchers:
             dispatcher.reconcile()
             dispatcher.recover()

@@ -193,11 +193,16 @@ class Dispatcher:
             )
             return False
         try:
-            if plan.submitted_at is None or now - plan.submitted_at > rt.settings.call_deadline_s:
+            if plan.submitted_at is None:
                 path.submit(op)
                 rt.store.user_operations.mark_submitted(plan.user_op_hash, now=now)
                 return True
+            # The receipt first: an operation mined while the service was down (or late) is
+            # recorded, never only sent again.
             receipt = path.outcome(plan.user_op_hash)
+            if receipt is None and now - plan.submitted_at > rt.settings.call_deadline_s:
+                path.submit(op)
+                return True
         except UserOperationRefused as refused:
             self._finish_execution(txn.id, JobState.FAILED, None, refused.code.value)
             return False
