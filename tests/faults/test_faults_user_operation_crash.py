@@ -196,29 +196,38 @@ def test_a_service_down_longer_than_the_call_deadline_records_the_operation_mine
     _check(service, bundler)
 
 
-def _crash_and_restart(service: InProcess, quoted: list[Call], step: str, stall: bool) -> None:
-    """Execute every call, drive them to their end, with a crash at ``step`` (armed by the
-    caller): the service is then restarted, the backend executes again what was never
-    committed, and every call is driven to its end."""
+def _crash_and_restart(
+    service: InProcess, quoted: list[Call], crashes: list[tuple[str, int]], stall: bool
+) -> None:
+    """Execute every call and drive them to their end, through ``crashes``: each is a step
+    and at which reaching of it the service dies, armed in turn (the next one once the service
+    is restarted after the previous, so a crash may come in the middle of a recovery). After a
+    crash the backend executes again what was never committed."""
     ids = [c.txn_id for c in quoted]
     paused = 4 if stall else 0
+    left = list(crashes)
+    step, hit = left.pop(0)
+    fault_points.arm(step, hit=hit)
     try:
-        try:
-            for call in quoted:
-                service.execute(call)
-            if stall:
-                automine(service.chain, on=False)
-            service.drive(ids, paused_rounds=paused)
-        except faults.FaultInjected:
-            fault_points.disarm()
-            if stall:  # the chain still stalls after the restart
-                automine(service.chain, on=False)
-                bundle_in_pool(service.chain, timeout_s=0.5)  # whatever was sent, in a bundle
-            service.restart()
-            for call in quoted:  # the backend executes again what was never answered
-                if statuses(service.store, [call.txn_id])[call.txn_id] == "quoted":
-                    service.execute(call)
-            service.drive(ids, paused_rounds=paused)
+        for _ in range(len(crashes) + 1):
+            try:
+                for call in quoted:
+                    if statuses(service.store, [call.txn_id])[call.txn_id] == "quoted":
+                        service.execute(call)
+                if stall:
+                    automine(service.chain, on=False)
+                service.drive(ids, paused_rounds=paused)
+                return
+            except faults.FaultInjected:
+                fault_points.disarm()
+                if stall:  # the chain still stalls after the restart
+                    automine(service.chain, on=False)
+                    bundle_in_pool(service.chain, timeout_s=0.5)  # whatever was sent, bundled
+                service.restart()
+                if left:
+                    step, hit = left.pop(0)
+                    fault_points.arm(step, hit=hit)
+        raise AssertionError("more crashes than were armed")
     finally:
         fault_points.disarm()
         automine(service.chain, on=True)
@@ -234,32 +243,27 @@ def test_a_service_crashed_at_this_step_runs_the_operation_once_and_records_what
     restarts = service.restarts
     calls = [service.quote(service.rich, 2), service.quote(service.poor, 3)]
     calls.append(service.quote(service.poor, 3))
-    fault_points.arm(step)
-    _crash_and_restart(service, calls, step, stall=False)
+    _crash_and_restart(service, calls, [(step, 1)], stall=False)
     assert service.restarts == restarts + 1, f"the service never reached {step}"
     _check(service, bundler)
     assert sorted(service.statuses([c.txn_id for c in calls])) == ["executed", "executed", "failed"]
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(data=st.data(), step=st.sampled_from(fault_points.STEPS), stall=st.booleans())
+@given(data=st.data(), stall=st.booleans())
 def test_wherever_the_service_crashes_each_operation_runs_at_most_once_and_is_recorded_as_it_ran(
-    service: InProcess,
-    bundler: BundlerClient,
-    data: st.DataObject,
-    step: str,
-    stall: bool,
+    service: InProcess, bundler: BundlerClient, data: st.DataObject, stall: bool
 ) -> None:
     calls = data.draw(
         st.lists(st.tuples(st.booleans(), st.integers(1, 4)), min_size=1, max_size=3),
         label="calls (ample account?, USDX)",
     )
-    hit = data.draw(st.integers(1, len(calls)), label="the crash at the step's reaching")
-    event(f"{step}, stall={stall}")
+    crash = st.tuples(st.sampled_from(fault_points.STEPS), st.integers(1, len(calls)))
+    crashes = data.draw(st.lists(crash, min_size=1, max_size=2), label="crashes (step, reaching)")
+    event(f"{crashes[0][0]}, stall={stall}, crashes={len(crashes)}")
     service.begin()
     quoted = [service.quote(service.rich if ample else service.poor, usdx) for ample, usdx in calls]
-    fault_points.arm(step, hit=hit)
-    _crash_and_restart(service, quoted, step, stall)
+    _crash_and_restart(service, quoted, crashes, stall)
     _check(service, bundler)
 
 

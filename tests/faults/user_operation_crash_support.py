@@ -156,7 +156,12 @@ def _assert_call_agrees(store: Store, chain: Chain, bundler: BundlerClient, call
     assert (receipt is not None) == (ran == 1), (call, receipt, ran)
     if txn.status in FINAL and receipt is not None:
         # Recorded as the chain decided, with the bundle's transaction.
-        assert txn.status == ("executed" if receipt.success else "failed"), (call, txn, receipt)
+        recorded = (txn.status, txn.failure)
+        assert txn.status == ("executed" if receipt.success else "failed"), (
+            call,
+            recorded,
+            receipt,
+        )
         assert txn.tx_hash == receipt.transaction_hash, (call, txn.tx_hash, receipt)
         bundle = chain.get_receipt(receipt.transaction_hash)
         assert bundle is not None and bundle.succeeded, call
