@@ -4,10 +4,10 @@ directory it can be restarted on, and the check that the database and the chain 
 crash.
 
 What the test knows of every call it made is a :class:`Call` in a :class:`Ledger`; what
-:func:`assert_database_agrees_with_chain` checks, over every call so far:
+:func:`assert_database_agrees_with_chain` checks, over every call of the ledger:
 
-- the operation ran on chain at most once: its EntryPoint nonce key (one per transaction,
-  :func:`sessionward.service.user_operations.nonce_for`) has sequence 0 (never ran) or 1 (ran);
+- the operation ran on chain at most once: its EntryPoint nonce key (one per call, the same in
+  every plan of it) has sequence 0 (never ran) or 1 (ran);
 - the database's TransactionStatus is the chain's: an operation that ran and succeeded is
   ``executed`` with its bundle's transaction hash, one that ran and reverted is ``failed``, a
   call that never committed is ``quoted`` with no signature and nothing ran;
@@ -21,6 +21,7 @@ What the test knows of every call it made is a :class:`Call` in a :class:`Ledger
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import sys
@@ -51,6 +52,7 @@ from sessionward.chain.demo import demo_contract
 from sessionward.chain.interface import Chain, DevChain
 from sessionward.chain.rpc import RpcChain
 from sessionward.chain.signer import LocalTransactionSigner
+from sessionward.chain.user_operations import UserOperation
 from sessionward.crypto.secp256k1 import SignatureError, personal_message_hash, recover_signer
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.calldata import Call as AccountCall
@@ -107,11 +109,15 @@ def usdx_of(chain: Chain, token: str, holder: str) -> int:
     return value
 
 
-def sequence_ran(chain: Chain, account: str, txn_id: str) -> int:
+def sequence_ran(chain: Chain, account: str, txn_id: str, plans: list[str]) -> int:
     """The sequence of the call's nonce key in the EntryPoint: how many operations with that
-    key ran (0 or 1)."""
+    key ran (0 or 1). The key is the plans' (``plans``: their operations' JSON; every plan of
+    a call has the same), else the service's for the transaction."""
+    keys = {UserOperation.from_rpc(json.loads(plan)).nonce >> 64 for plan in plans}
+    assert len(keys) <= 1, (txn_id, keys)  # one nonce key per call, whatever was re-planned
+    key = keys.pop() if keys else nonce_for(txn_id) >> 64
     entry_point = DeployedContract(chain, ENTRY_POINT_V07, aa_artifact("EntryPoint"))
-    nonce = entry_point.call_one("getNonce", account, nonce_for(txn_id) >> 64)
+    nonce = entry_point.call_one("getNonce", account, key)
     assert isinstance(nonce, int)
     return nonce & SEQUENCE_MASK
 
@@ -135,9 +141,9 @@ def _assert_call_agrees(store: Store, chain: Chain, bundler: BundlerClient, call
     txn = store.transactions.get(call.txn_id)
     session = store.sessions.get(call.session_id)
     assert txn is not None and session is not None, call
-    ran = sequence_ran(chain, call.account, call.txn_id)
-    assert ran in (0, 1), (call, ran)  # at most once, whatever the crash
     plans = store.user_operations.of_transaction(call.txn_id)
+    ran = sequence_ran(chain, call.account, call.txn_id, [p.operation for p in plans])
+    assert ran in (0, 1), (call, ran)  # at most once, whatever the crash
     signed = []
     if txn.signature is not None:
         signed = _signed_plans(store, call.txn_id, txn.signature, session.session_key_address)
