@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -390,22 +391,56 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def backend_pids(pg_url: str, application_name: str) -> list[int]:
-    """The PostgreSQL server processes serving connections named ``application_name``."""
-    from sqlalchemy import create_engine, text
+class BackendCpu:
+    """CPU seconds the PostgreSQL processes serving connections named ``application_name``
+    spend between :meth:`start` and :meth:`stop`, sampled every ``every_s`` in between (one
+    admin connection, kept open): a process that exits during the run (a pooled connection
+    closed, the pool having no room for it) counts up to its last sample instead of not at
+    all. Processes that appear during the run count from zero."""
 
-    from sessionward.store.database import normalize_url
+    def __init__(self, pg_url: str, application_name: str, every_s: float = 0.25) -> None:
+        from sqlalchemy import create_engine
 
-    admin = create_engine(normalize_url(pg_url))
-    try:
-        with admin.connect() as conn:
-            rows = conn.execute(
-                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
-                {"name": application_name},
-            ).fetchall()
-    finally:
-        admin.dispose()
-    return [int(r[0]) for r in rows]
+        from sessionward.store.database import normalize_url
+
+        self._engine = create_engine(normalize_url(pg_url), pool_size=1)
+        self._name = application_name
+        self._every_s = every_s
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self, conn: Any) -> None:
+        from sqlalchemy import text
+
+        rows = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": self._name},
+        ).fetchall()
+        for pid, cpu in cpu_of([int(r[0]) for r in rows]).items():
+            self._first.setdefault(pid, cpu if self._thread.ident is None else 0.0)
+            self._last[pid] = cpu
+
+    def start(self) -> None:
+        with self._engine.connect() as conn:
+            self._sample(conn)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self._engine.connect() as conn:
+            while not self._stopped.wait(self._every_s):
+                self._sample(conn)
+                conn.rollback()  # a fresh snapshot of pg_stat_activity next time
+
+    def stop(self) -> float:
+        """Stop sampling; the CPU seconds used in between."""
+        self._stopped.set()
+        self._thread.join(timeout=10)
+        with self._engine.connect() as conn:
+            self._sample(conn)
+        self._engine.dispose()
+        return sum(self._last[pid] - self._first[pid] for pid in self._last)
 
 
 def cpu_of(pids: list[int]) -> dict[int, float]:

@@ -295,17 +295,14 @@ def measure_backend(
             )
             try:
                 loader.receive(600)  # "measuring"
-                backends = [] if url is None else ex.backend_pids(args.pg_url, application)
+                backends = None if url is None else ex.BackendCpu(args.pg_url, application)
+                if backends is not None:
+                    backends.start()
                 server_before = ex.process_cpu_s(server_pid)
-                database_before = ex.cpu_of(backends)
                 loader.pipe.send("go")
                 _, doc = loader.receive(600)
                 server_cpu = ex.process_cpu_s(server_pid) - server_before
-                if url is not None:  # connections opened during the run count from zero
-                    backends = ex.backend_pids(args.pg_url, application)
-                database_cpu = sum(
-                    cpu - database_before.get(pid, 0.0) for pid, cpu in ex.cpu_of(backends).items()
-                )
+                database_cpu = 0.0 if backends is None else backends.stop()
             finally:
                 loader.stop()
         finally:
