@@ -8,7 +8,9 @@ same as with statements sent at once; these cases are the ones the deferral coul
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from round_trips import RoundTripCounter
@@ -17,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from store_support import PG_URL
 
 from sessionward.store import Store
+from sessionward.store.database import GROUP_LOCK_WAIT
 from sessionward.store.decisions import DecisionEvent
 from sessionward.store.nonces import GRANT_SCOPE
 from sessionward.store.sql import Sql, pipeline
@@ -196,3 +199,167 @@ def test_a_unit_whose_connection_was_cut_leaves_its_thread_free_for_the_next(
         assert store.nonces.use_once(GRANT_SCOPE, "after", 1, None)
     assert _used(store, "after")
     assert not _used(store, "undone")
+
+
+# --- units committed together (Database.run_units) on PostgreSQL ---------------------------
+
+
+def test_a_group_of_units_costs_its_units_no_savepoint_round_trips(store: Store) -> None:
+    def unit(key: str) -> Callable[[], str]:
+        def use() -> str:
+            assert store.nonces.use_once(GRANT_SCOPE, key, 1, None)
+            return key
+
+        return use
+
+    counter = RoundTripCounter(store.db.engine)
+    try:
+        with counter.counting() as group:
+            outcomes = store.db.run_units([unit("a"), unit("b"), unit("c")])
+    finally:
+        counter.remove()
+    assert outcomes == ["a", "b", "c"]
+    # BEGIN; one INSERT per unit, each with the savepoints owed before it; COMMIT.
+    assert group.round_trips == 5
+    assert all(_used(store, key) for key in "abc")
+
+
+def test_an_owed_write_that_fails_is_the_failure_of_its_own_grouped_unit(store: Store) -> None:
+    store.decisions.record(_decision("dec_taken"))
+
+    def first() -> str:
+        assert store.nonces.use_once(GRANT_SCOPE, "first", 1, None)
+        store.decisions.record(_decision("dec_first"))
+        return "first"
+
+    def failing() -> str:
+        assert store.nonces.use_once(GRANT_SCOPE, "failing", 1, None)
+        store.decisions.record(_decision("dec_taken"))  # refused by the primary key, later
+        return "failing"
+
+    def after() -> str:
+        assert store.nonces.use_once(GRANT_SCOPE, "after", 1, None)
+        store.decisions.record(_decision("dec_after"))
+        return "after"
+
+    outcomes = store.db.run_units([first, failing, after])
+    assert outcomes[0] == "first" and outcomes[2] == "after"
+    assert isinstance(outcomes[1], IntegrityError)
+    assert _used(store, "first") and _used(store, "after")
+    assert not _used(store, "failing")
+    assert sorted(e.id for e in store.decisions.between(0, 2)) == [
+        "dec_after",
+        "dec_first",
+        "dec_taken",
+    ]
+
+
+def test_an_owed_write_of_the_last_grouped_unit_that_fails_undoes_the_group(
+    store: Store,
+) -> None:
+    store.decisions.record(_decision("dec_taken"))
+
+    def first() -> str:
+        assert store.nonces.use_once(GRANT_SCOPE, "first", 1, None)
+        return "first"
+
+    def last() -> str:
+        store.decisions.record(_decision("dec_taken"))  # refused at the group's COMMIT
+        return "last"
+
+    outcomes = store.db.run_units([first, last])
+    assert all(isinstance(outcome, IntegrityError) for outcome in outcomes)
+    assert not _used(store, "first")
+
+
+def test_a_grouped_unit_that_raises_after_sending_is_undone_alone(store: Store) -> None:
+    def kept(key: str) -> Callable[[], str]:
+        def unit() -> str:
+            assert store.nonces.use_once(GRANT_SCOPE, key, 1, None)
+            store.decisions.record(_decision(f"dec_{key}"))
+            return key
+
+        return unit
+
+    def sent_then_raised() -> str:
+        assert store.nonces.use_once(GRANT_SCOPE, "undone", 1, None)
+        store.decisions.record(_decision("dec_undone"))
+        raise LookupError("after a statement was sent")
+
+    outcomes = store.db.run_units([kept("before"), sent_then_raised, kept("after")])
+    assert outcomes[0] == "before" and outcomes[2] == "after"
+    assert isinstance(outcomes[1], LookupError)
+    assert not _used(store, "undone")
+    assert _used(store, "before") and _used(store, "after")
+    assert sorted(e.id for e in store.decisions.between(0, 2)) == ["dec_after", "dec_before"]
+
+
+def test_a_grouped_unit_whose_statement_fails_is_undone_alone(store: Store) -> None:
+    def failing() -> str:
+        store.decisions.record(_decision("dec_undone"))
+        _INSERT.run_later(store.db, {"key": "dup"})
+        _INSERT.run_later(store.db, {"key": "dup"})  # the primary key refuses it
+        with store.db.reading() as conn:  # the owed writes go with this read, which fails
+            conn.exec_driver_sql("SELECT 1")
+        return "failing"
+
+    def after() -> str:
+        assert store.nonces.use_once(GRANT_SCOPE, "after", 1, None)
+        return "after"
+
+    outcomes = store.db.run_units([failing, after])
+    assert isinstance(outcomes[0], DBAPIError) and outcomes[1] == "after"
+    assert _used(store, "after")
+    assert not _used(store, "dup")
+    assert store.decisions.between(0, 2) == []
+
+
+def test_a_grouped_unit_that_would_close_a_lock_cycle_gives_way_and_runs_again_alone(
+    store: Store,
+) -> None:
+    """A group holds every unit's locks until it commits: a unit waiting for a transaction
+    that waits for the group gives up after GROUP_LOCK_WAIT (before the server's deadlock
+    timeout, so the other transaction is never the one cancelled), and runs again alone once
+    the group has committed."""
+    group_holds_a, other_holds_b = threading.Event(), threading.Event()
+    other_done: list[str] = []
+    runs: list[int] = []
+
+    def other() -> None:
+        assert group_holds_a.wait(timeout=30)
+        with store.db.unit():
+            with store.db.reading() as conn:
+                store.db.lock_key(conn, "b")
+            other_holds_b.set()
+            with store.db.reading() as conn:
+                store.db.lock_key(conn, "a")  # waits for the group's commit
+            other_done.append("committed")
+
+    def takes_a() -> str:
+        with store.db.reading() as conn:
+            store.db.lock_key(conn, "a")
+        group_holds_a.set()
+        return "a"
+
+    def takes_b() -> str:
+        runs.append(1)
+        assert other_holds_b.wait(timeout=30)
+        time.sleep(0.1)  # the other transaction now waits for "a"
+        with store.db.reading() as conn:
+            store.db.lock_key(conn, "b")
+        assert store.nonces.use_once(GRANT_SCOPE, "b", 1, None)
+        return "b"
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    try:
+        started = time.monotonic()
+        outcomes = store.db.run_units([takes_a, takes_b])
+        took = time.monotonic() - started
+    finally:
+        worker.join(timeout=30)
+    assert outcomes == ["a", "b"]
+    assert other_done == ["committed"]  # not cancelled to break a deadlock
+    assert len(runs) == 2  # given way once, then run alone
+    assert GROUP_LOCK_WAIT <= took < 1.0  # well before the server's deadlock timeout
+    assert _used(store, "b")

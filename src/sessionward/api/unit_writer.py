@@ -9,6 +9,12 @@ arrived while the previous batch ran forms the next one, and the batch commits o
 (:meth:`sessionward.store.database.Database.run_units`). An idle server runs a lone request
 at once, so batching adds no wait; a busy one gets larger batches and fewer commits.
 
+On PostgreSQL the same: a node's units run on the one writer thread and commit in groups.
+There each unit in its own transaction on a thread of its own cost a BEGIN and a COMMIT
+round trip, a pooled connection and a thread hand-off per round trip (measured at 32
+connections, server and database CPU per session call together: 7.4-8.5 ms that way, 4.9-5.4
+ms grouped). A second writer thread was measured too: no more calls per second, more CPU.
+
 Answers are released only after the batch's commit has returned: a client never sees a
 signature whose reservation could still be rolled back.
 """

@@ -261,6 +261,15 @@ class Database:
         - An interrupt (a ``BaseException`` that is not an ``Exception``) rolls back every unit
           and propagates.
 
+        On PostgreSQL a group holds the row and advisory locks of every unit in it until it
+        commits, so a unit that waits for a lock could close a cycle no unit alone would (a
+        revocation holding a session's row and waiting for the wallet's audit lock that an
+        earlier unit of the group took, while the unit waits for that row). So a group waits
+        for a lock at most :data:`GROUP_LOCK_WAIT` (``lock_timeout``, well below the server's
+        deadlock timeout, so the group gives way, never the other transaction): a unit that
+        waited that long (or was chosen to break a deadlock) is undone and, once the group
+        has committed, run again alone as a unit of its own, which waits as any unit does.
+
         Nothing a unit writes is visible to other connections before the commit, so an answer
         a unit computed must not be released before this returns. Raises ``RuntimeError``
         inside a unit.
@@ -269,29 +278,21 @@ class Database:
             raise RuntimeError("units cannot be grouped inside a unit of work")
         outcomes: list[T | Exception] = []
         callbacks: list[list[Callable[[], None]]] = []
+        again: list[int] = []
         try:
             with self.writing() as conn:
-                driver = driver_of(conn)
                 owed = self._owed_of(conn)
-                for unit in units:
-                    mine: list[Callable[[], None]] = []
-                    driver.execute("SAVEPOINT sessionward_grouped_unit")
-                    self._units.enter(conn, mine, durable=False, owed=owed)
-                    try:
-                        outcomes.append(unit())
-                    except Exception as refused:
-                        # If the rollback itself fails, it propagates: the whole group is undone.
-                        if owed is not None:
-                            owed.send(driver)
-                        driver.execute("ROLLBACK TO SAVEPOINT sessionward_grouped_unit")
-                        outcomes.append(refused)
-                        mine = []
-                    finally:
-                        self._units.leave()
-                    if owed is not None:
-                        owed.send(driver)
-                    driver.execute("RELEASE SAVEPOINT sessionward_grouped_unit")
-                    callbacks.append(mine)
+                if owed is not None:
+                    owed.statements.append((_GROUP_LOCK_TIMEOUT, None))
+                for index, unit in enumerate(units):
+                    grouped = _GroupedUnit(conn, owed, index, last=index == len(units) - 1)
+                    outcome, mine = self._run_grouped(conn, owed, grouped, unit)
+                    if mine is None and owed is not None and _waited_for_a_lock(outcome):
+                        again.append(index)
+                    outcomes.append(outcome)
+                    callbacks.append(mine or [])
+                if owed is not None and owed.writes:
+                    _commit_with(conn, owed)
         except Exception as failed:
             return [failed] * len(units)
         for index, after in enumerate(callbacks):
@@ -300,7 +301,38 @@ class Database:
                     callback()
             except Exception as failed:
                 outcomes[index] = failed
+        for index in again:
+            try:
+                with self.unit():
+                    outcomes[index] = units[index]()
+            except Exception as failed:
+                outcomes[index] = failed
         return outcomes
+
+    def _run_grouped(
+        self,
+        conn: Connection,
+        owed: OwedStatements | None,
+        grouped: _GroupedUnit,
+        unit: Callable[[], T],
+    ) -> tuple[T | Exception, list[Callable[[], None]] | None]:
+        """One unit of a group (:meth:`run_units`): its outcome, and its after-commit
+        callbacks (None when it was undone). If undoing it fails, that raises: the whole
+        group is undone."""
+        mine: list[Callable[[], None]] = []
+        self._units.enter(conn, mine, durable=False, owed=owed)
+        try:
+            try:
+                outcome = unit()
+            finally:
+                self._units.leave()
+        except Exception as raised:
+            grouped.undo()
+            return raised, None
+        failed_write = grouped.end()
+        if failed_write is not None:
+            return failed_write, None
+        return outcome, mine
 
     def write_later(self, statement: str, params: Any) -> bool:
         """Inside a :meth:`unit` on PostgreSQL: owe the write ``statement`` (SQL for the
@@ -560,14 +592,21 @@ def _commit_with(conn: Connection, owed: OwedStatements) -> None:
     pipeline mode). The connection is then idle, so the commit SQLAlchemy asks of the driver
     afterwards sends nothing; if a write fails, the ``COMMIT`` is not run and the error
     raises (as SQLAlchemy raises it), rolling the unit back."""
+    _send_owed_with(conn, owed, "COMMIT")
+
+
+def _send_owed_with(conn: Connection, owed: OwedStatements, statement: str) -> None:
+    """Send what is owed to ``conn`` and then ``statement`` in one round trip (psycopg's
+    pipeline mode); an error raises as SQLAlchemy raises it, and ``statement`` is then not
+    run."""
     driver = driver_of(conn)
     dbapi = conn.dialect.loaded_dbapi
     try:
         with driver.pipeline():
             owed.send(driver)
-            driver.execute("COMMIT")
+            driver.execute(statement)
     except dbapi.Error as exc:
-        raise DBAPIError.instance("COMMIT", None, exc, dbapi.Error) from exc
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
 
 
 def _install_owed_statements(engine: Engine) -> None:
@@ -642,6 +681,117 @@ def _owed_savepoint(conn: Connection, owed: OwedStatements) -> Iterator[None]:
         owed.statements.pop()  # it sent nothing and owes nothing
     else:
         owed.statements.append((_RELEASE, None))
+
+
+class _GroupedUnit:
+    """The savepoint of one unit of a :meth:`Database.run_units` group, opened when the unit
+    starts and named after its place in the group (``sessionward_grouped_unit_<index>``).
+
+    On SQLite it is sent when the unit starts and released when it ends. On PostgreSQL its
+    ``SAVEPOINT`` and ``RELEASE`` are owed (:class:`OwedStatements`): they go in the same
+    round trip as the statements around them, so grouping costs a unit no round trip of its
+    own. What a unit still owes when it ends (its answerless writes) is sent then, with its
+    ``RELEASE``, in one round trip, so that a write that fails is the failure of ITS unit
+    (rolled back to its savepoint) and never of the next one; the last unit's go with the
+    group's ``COMMIT`` (a failure there fails the whole group, as any failed commit does).
+    The names differ per unit so that a ``ROLLBACK TO`` can only ever reach its own unit's
+    savepoint: if one were skipped (a pipeline stops at its first error), the rollback
+    fails and undoes the whole group instead of another unit's work.
+    """
+
+    __slots__ = ("_at", "_conn", "_driver", "_last", "_name", "_owed", "_queued_at")
+
+    def __init__(
+        self, conn: Connection, owed: OwedStatements | None, index: int, *, last: bool
+    ) -> None:
+        self._conn = conn
+        self._driver = driver_of(conn)
+        self._owed = owed
+        self._last = last
+        self._name = f"sessionward_grouped_unit_{index}"
+        self._at = 0
+        self._queued_at = 0
+        if owed is None:
+            self._driver.execute(f"SAVEPOINT {self._name}")
+        else:
+            self._at = len(owed.statements)
+            self._queued_at = owed.sends
+            owed.statements.append((f"SAVEPOINT {self._name}", None))
+
+    def undo(self) -> None:
+        """Roll the unit back (a unit that sent nothing drops what it queued)."""
+        owed = self._owed
+        if owed is not None and owed.sends == self._queued_at:
+            queued = owed.statements[self._at + 1 :]
+            owed.writes -= sum(1 for s, _ in queued if not _is_savepoint_statement(s))
+            del owed.statements[self._at :]
+            return
+        if owed is not None:
+            owed.send(self._driver)
+        self._driver.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
+        self._release()
+
+    def end(self) -> Exception | None:
+        """Release the unit's savepoint; the error of a write it owed that failed (the unit is
+        then rolled back), else None."""
+        owed = self._owed
+        if owed is None or not owed.writes or self._last:
+            self._release()
+            return None
+        release = f"RELEASE SAVEPOINT {self._name}"
+        try:
+            _send_owed_with(self._conn, owed, release)
+        except DBAPIError as failed:
+            self._driver.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
+            self._driver.execute(release)
+            return failed
+        return None
+
+    def _release(self) -> None:
+        release = f"RELEASE SAVEPOINT {self._name}"
+        if self._owed is None:
+            self._driver.execute(release)
+        elif self._owed.sends == self._queued_at and len(self._owed.statements) == self._at + 1:
+            self._owed.statements.pop()  # it sent nothing and owes nothing
+        else:
+            self._owed.statements.append((release, None))
+
+
+GROUP_LOCK_WAIT: Final = 0.2
+"""Seconds a group of units (:meth:`Database.run_units`, PostgreSQL) waits for a lock before
+the waiting unit is undone and run again alone: below PostgreSQL's ``deadlock_timeout``
+(1 s by default), so that in a cycle the group's unit gives way, not the other transaction."""
+
+_GROUP_LOCK_TIMEOUT: Final = f"SET LOCAL lock_timeout = '{int(GROUP_LOCK_WAIT * 1000)}ms'"
+
+_LOCK_WAITS: Final = frozenset({"55P03", "40P01"})
+"""SQLSTATEs of a statement that waited too long for a lock, or was cancelled to break a
+deadlock (``lock_not_available``, ``deadlock_detected``)."""
+
+
+def _waited_for_a_lock(outcome: object) -> bool:
+    """Whether ``outcome`` is an exception that is (or was raised from) a PostgreSQL lock wait
+    given up."""
+    seen = outcome if isinstance(outcome, BaseException) else None
+    for _ in range(8):  # the chain of causes, as far as it plausibly goes
+        if seen is None:
+            return False
+        original = getattr(seen, "orig", None)
+        for candidate in (seen, original):
+            if getattr(candidate, "sqlstate", None) in _LOCK_WAITS:
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _is_savepoint_statement(statement: str) -> bool:
+    return statement in _SAVEPOINTS or statement.startswith(_GROUPED_PREFIXES)
+
+
+_GROUPED_PREFIXES: Final = (
+    "SAVEPOINT sessionward_grouped_",
+    "RELEASE SAVEPOINT sessionward_grouped_",
+)
 
 
 def driver_of(conn: Connection) -> Any:
