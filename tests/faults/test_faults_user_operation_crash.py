@@ -22,9 +22,11 @@ the service's own database, vault and dispatcher. The crash points are
   (whose calls may be refused at planning or revert on chain), and whether the chain stalls
   (mines nothing) around the crash.
 
-The property runs ``SW_USEROP_CRASH_EXAMPLES`` examples (default 10, about half a second
-each); a deep run: ``SW_USEROP_CRASH_EXAMPLES=200 pytest tests/faults/test_faults_user_operation_crash.py``
-(60 examples: 53 s).
+The in-process tests at every step and the regressions run on SQLite and on PostgreSQL
+(``SESSIONWARD_TEST_PG_URL``, a fresh schema); the property on SQLite. It runs
+``SW_USEROP_CRASH_EXAMPLES`` examples (default 8, about half a second each); a deep run:
+``SW_USEROP_CRASH_EXAMPLES=200 pytest tests/faults/test_faults_user_operation_crash.py``
+(40 examples: 45 s).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +45,7 @@ from faults_support import statuses, wait_final, wait_killed
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from multinode_support import Cluster, OpsKey, Party, free_port, node_environment
+from sqlalchemy import create_engine, text
 from user_operation_crash_support import (
     CHAIN_ID,
     ENTRY_POINT_V07,
@@ -59,6 +63,7 @@ from user_operation_crash_support import (
 )
 
 import anvil_node
+from database_support import PG_URL
 from sessionward.chain.bundler import BundlerClient
 from sessionward.chain.demo import DemoDeployment
 from sessionward.chain.rpc import RpcChain
@@ -69,7 +74,7 @@ from sessionward.store import Store, faults, open_store
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
-EXAMPLES = int(os.environ.get("SW_USEROP_CRASH_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("SW_USEROP_CRASH_EXAMPLES", "8"))
 # A real process per crash costs two service starts (3-5 s each on the loaded 2-core machine):
 # the four boundaries between the path's steps. The two steps inside a unit of work (Execute's,
 # the outcome's) are crashed in process here, and by kill -9 in tests/faults/test_kill_nine.py.
@@ -125,18 +130,65 @@ def no_faults() -> Iterator[None]:
 # --- in process ------------------------------------------------------------------------------
 
 
+class Services:
+    """The service in process, built on first use: on SQLite (in its data directory) or on
+    PostgreSQL (a fresh schema, dropped at the end)."""
+
+    def __init__(
+        self, chain: RpcChain, network: NetworkSettings, tmp: pytest.TempPathFactory
+    ) -> None:
+        self._chain, self._network, self._tmp = chain, network, tmp
+        self._built: dict[str, InProcess] = {}
+        self._schema = f"sw_userop_crash_{uuid.uuid4().hex[:12]}"
+
+    def on(self, backend: str) -> InProcess:
+        if backend not in self._built:
+            database = {}
+            if backend == "postgresql":
+                database = {"database_url": PG_URL, "database_schema": self._schema}
+            data_dir = self._tmp.mktemp(f"userop-crash-{backend}")
+            self._built[backend] = InProcess(data_dir, self._network, self._chain, **database)
+        return self._built[backend]
+
+    def close(self) -> None:
+        for built in self._built.values():
+            built.close()
+        if "postgresql" in self._built:
+            admin = create_engine(PG_URL)
+            try:
+                with admin.begin() as conn:
+                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{self._schema}" CASCADE'))
+            finally:
+                admin.dispose()
+
+
 @pytest.fixture(scope="module")
-def service(
+def services(
     userop_chain: RpcChain, userop_anvil: str, alto: Alto, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[InProcess]:
+) -> Iterator[Services]:
     network = NetworkSettings(
         "local", CHAIN_ID, rpc_url=userop_anvil, entry_point=ENTRY_POINT_V07, bundler_url=alto.url
     )
-    built = InProcess(tmp_path_factory.mktemp("userop-crash"), network, userop_chain)
+    built = Services(userop_chain, network, tmp_path_factory)
     try:
         yield built
     finally:
         built.close()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def service(request: pytest.FixtureRequest, services: Services) -> InProcess:
+    """The service in process, on each database."""
+    return services.on(request.param)
+
+
+@pytest.fixture(scope="module")
+def sqlite_service(services: Services) -> InProcess:
+    """The service in process on SQLite (the property's: its examples cost half as much as on
+    PostgreSQL; the tests at every step run on both)."""
+    return services.on("sqlite")
 
 
 def _check(service: InProcess, bundler: BundlerClient) -> None:
@@ -252,8 +304,9 @@ def test_a_service_crashed_at_this_step_runs_the_operation_once_and_records_what
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(data=st.data(), stall=st.booleans())
 def test_wherever_the_service_crashes_each_operation_runs_at_most_once_and_is_recorded_as_it_ran(
-    service: InProcess, bundler: BundlerClient, data: st.DataObject, stall: bool
+    sqlite_service: InProcess, bundler: BundlerClient, data: st.DataObject, stall: bool
 ) -> None:
+    service = sqlite_service
     calls = data.draw(
         st.lists(st.tuples(st.booleans(), st.integers(1, 4)), min_size=1, max_size=3),
         label="calls (ample account?, USDX)",

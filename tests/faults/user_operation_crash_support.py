@@ -246,11 +246,22 @@ class InProcess:
     new one over the same database, vault and keys, as a new process would; its dispatcher
     begins as the relaying loop begins a term (reconcile, then the recovery pass)."""
 
-    def __init__(self, data_dir: Path, network: NetworkSettings, chain: DevChain) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        network: NetworkSettings,
+        chain: DevChain,
+        *,
+        database_url: str | None = None,
+        database_schema: str | None = None,
+    ) -> None:
+        """``database_url``: PostgreSQL (in ``database_schema``); none, SQLite in the data
+        directory."""
         self.data_dir = data_dir
         self.network = network
         self.chain = chain
-        self.world = UserOperationWorld.build(data_dir, (network,))
+        self.database = {"database_url": database_url, "database_schema": database_schema}
+        self.world = UserOperationWorld.build(data_dir, (network,), **self.database)
         self.ledger = Ledger()
         self.backend = self.world.backend()
         self.rich = self._session(usdx=1_000)
@@ -307,7 +318,7 @@ class InProcess:
         runs that far ahead of the chain's and of the wall clock)."""
         self.restarts += 1
         self.world.close()
-        settings = Settings(data_dir=self.data_dir, networks=(self.network,))
+        settings = Settings(data_dir=self.data_dir, networks=(self.network,), **self.database)
         runtime = build_runtime(settings, clock=lambda: wall_clock() + later_s)
         self.world = UserOperationWorld(Waas(runtime))
         for dispatcher in self.world.waas.dispatchers:
