@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from store_support import PG_URL
 
 from sessionward.store import Store, open_store
@@ -97,3 +97,31 @@ def test_schema_option_is_validated(tmp_path: Path) -> None:
         open_store(PG_URL, schema='x"; DROP TABLE wallets; --')
     with pytest.raises(ValueError):
         open_store("mysql://u@h/d")
+
+
+def test_wallets_registered_before_0010_survive_it_as_session_accounts(
+    unmigrated_store: Store,
+) -> None:
+    """0010 adds ``wallets.session_module`` in place: rows other tables refer to stay (a
+    table copy would have to drop ``wallets``, which SQLite refuses under foreign keys)."""
+    unmigrated_store.upgrade("0009")
+    with unmigrated_store.db.writing() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO wallets (id, chain_id, account, owner, owner_kind, created_at) "
+                "VALUES ('wal_1', 1, :a, :o, 'eoa', 100)"
+            ),
+            {"a": "0x" + "11" * 20, "o": "0x" + "22" * 20},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO credentials (id, role, alg, public_key, wallet_id, created_at)"
+                " VALUES ('cred_1', 'owner', 'ecdsa-p256k-eip191', '0x22', 'wal_1', 100)"
+            )
+        )
+    unmigrated_store.upgrade()
+    record = unmigrated_store.wallets.get("wal_1")
+    assert record is not None and record.session_module is None
+    unmigrated_store.downgrade("0009")
+    unmigrated_store.upgrade()
+    assert unmigrated_store.wallets.get("wal_1") is not None

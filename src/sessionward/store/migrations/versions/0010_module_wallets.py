@@ -25,10 +25,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("wallets") as batch:
-        batch.add_column(sa.Column("session_module", sa.String(42), nullable=True))
+    # A plain ADD COLUMN on both databases: a batch (copy-and-move) migration would drop and
+    # re-create ``wallets``, which SQLite refuses once other tables' rows refer to it.
+    op.add_column("wallets", sa.Column("session_module", sa.String(42), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("wallets") as batch:
-        batch.drop_column("session_module")
+    # DROP COLUMN: PostgreSQL, and SQLite from 3.35 (Python 3.11's sqlite3 is newer).
+    op.execute("ALTER TABLE wallets DROP COLUMN session_module")
