@@ -241,7 +241,12 @@ class SessionWardApi:
         try:
             if self._threads is not None:  # on the loop: the refusal costs no thread hop
                 self._auth.refuse_early(claimed_credential(signature))
-            outcome = await self._scheduled(method, tenant_of(signature, _peer(scope)), answer)
+            in_unit = method.one_transaction and not (
+                method.calls_out is not None and method.calls_out(body)
+            )
+            outcome = await self._scheduled(
+                method, tenant_of(signature, _peer(scope)), answer, in_unit=in_unit
+            )
         except ApiError as exc:
             if exc.status == 429:
                 await self._hold()
@@ -251,16 +256,17 @@ class SessionWardApi:
         return outcome
 
     async def _scheduled(
-        self, method: Method, tenant: str, answer: Callable[[], Outcome]
+        self, method: Method, tenant: str, answer: Callable[[], Outcome], *, in_unit: bool
     ) -> Outcome:
         """``answer`` run in its tenant's turn: on a worker thread (at most
-        ``fair_max_running`` at once), or as a unit of work (at most ``fair_max_running_units``:
-        they wait on the database more than on the interpreter)."""
-        if not method.one_transaction:
-            async with _turn(self._threads, tenant):
-                return await run_in_threadpool(answer)
+        ``fair_max_running`` at once), or, ``in_unit``, as a unit of work (at most
+        ``fair_max_running_units``: they wait on the database more than on the
+        interpreter)."""
         started = time.perf_counter()
         try:
+            if not in_unit:
+                async with _turn(self._threads, tenant):
+                    return await run_in_threadpool(answer)
             async with _turn(self._units, tenant):
                 if self._unit_writer is not None and not method.durable:
                     return await self._unit_writer.run(answer)

@@ -8,6 +8,7 @@ roles, bindings and every decision stay in :mod:`sessionward.service`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -41,7 +42,11 @@ class Method:
     replay nonce, idempotency key and service call commit together, in one database
     transaction (a unit of work), or not at all; ``durable``: that unit commits durably (a
     revocation, a freeze or its lifting survives a power cut once answered), and alone (never
-    grouped with others)."""
+    grouped with others). ``calls_out(body)``: this request of a ``one_transaction`` method
+    calls a network service before its writes (an Execute sent as a UserOperation asks the
+    bundler), so it runs outside a unit (the use case opens its own after those calls): a
+    unit holds the database's write lock (SQLite) or the one writer thread (both databases)
+    for as long as it runs."""
 
     name: str
     request: type[m.Body]
@@ -54,6 +59,7 @@ class Method:
     revocation_path: str | None = None
     one_transaction: bool = False
     durable: bool = False
+    calls_out: Callable[[bytes], bool] | None = None
 
 
 def _hex(value: str) -> bytes:
@@ -256,6 +262,19 @@ def _prepare_call(
 
 def _execute(w: Waas, p: Principal, b: m.ExecuteRequest) -> TransactionView:
     return w.transactions.execute(p.registered(), b.txn_id, submission=b.submission)
+
+
+def _asks_for_a_user_operation(body: bytes) -> bool:
+    """Whether an Execute body asks for ``submission: "userop"``, whose planning asks the
+    bundler (estimate) and the chain (fees) before the unit of work that signs. Read leniently:
+    a body that is not such a JSON object says no, and is refused in its unit as before."""
+    if b"userop" not in body:
+        return False  # the common case, without parsing
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and document.get("submission") == "userop"
 
 
 def _status(w: Waas, p: Principal, b: m.TransactionStatusRequest) -> TransactionView:
@@ -469,9 +488,11 @@ METHODS: Final[dict[str, Method]] = {
             _execute,
             "Backend: re-decide, reserve, sign with the session key and queue a quote.",
             decision=True,
-            # No chain call on this path, so the unit never holds the write lock while it waits
-            # for the chain (the dispatcher holds the chain while it writes).
+            # No chain call on the relayer path, so the unit never holds the write lock while it
+            # waits for the chain (the dispatcher holds the chain while it writes); the
+            # UserOperation path plans with the bundler first, outside any unit.
             one_transaction=True,
+            calls_out=_asks_for_a_user_operation,
         ),
         Method(
             "TransactionStatus",
