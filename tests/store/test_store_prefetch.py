@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from round_trips import RoundTripCounter, Traced
-from store_support import PG_URL, Seeder
+from store_support import PG_URL, T0, Seeder
 
 from sessionward.store import Store, open_store
 from sessionward.store.budget import USAGE_COUNTERS
@@ -139,3 +139,62 @@ def test_outside_a_unit_and_on_sqlite_prefetching_runs_nothing(tmp_path: Path) -
             prefetch(conn, [(ACTIVE_FREEZES.sql, {})])  # no unit: nothing kept, nothing sent
     finally:
         postgresql.close()
+
+
+def _quote(store: Store) -> tuple[str, str, str]:
+    """A quoted transaction of a new session: (txn id, session id, wallet id)."""
+    seeded = Seeder(store).session()
+    store.transactions.add_quote(
+        txn_id="txn_prefetched",
+        session_id=seeded.session_id,
+        wallet_id=seeded.wallet_id,
+        credential_id=seeded.credential_id,
+        status="quoted",
+        to_address="0x" + "11" * 20,
+        value=2**200,
+        data=b"\x01\x02",
+        fee_wei=7,
+        action_class="erc20.transfer",
+        intent="[]",
+        reasons=[],
+        now=T0,
+        quote_expires_at=T0 + 60,
+    )
+    return "txn_prefetched", seeded.session_id, seeded.wallet_id
+
+
+def test_an_executes_reads_go_in_one_round_trip_found_through_its_transaction(
+    store: Store,
+) -> None:
+    txn_id, session_id, wallet_id = _quote(store)
+    counter = RoundTripCounter(store.db.engine)
+    try:
+        with counter.counting() as unit, store.db.unit():
+            store.prefetch_execute_reads(txn_id=txn_id)
+            txn = store.transactions.get(txn_id)
+            store.prefetch_decision_reads(session_id=session_id, wallet_id=wallet_id)  # has them
+            session = store.sessions.get(session_id)
+            wallet = store.wallets.get(wallet_id)
+            usage = store.budget.usage_of(session_id)
+            assert store.freezes.active() == []
+    finally:
+        counter.remove()
+    assert unit.round_trips == 3  # BEGIN; the five reads together; COMMIT
+    assert txn is not None and txn.value == 2**200 and txn.session_id == session_id
+    assert session is not None and session.id == session_id
+    assert wallet is not None and wallet.id == wallet_id
+    assert usage.counters == {}
+    assert (txn, session, wallet) == (
+        store.transactions.get(txn_id),
+        store.sessions.get(session_id),
+        store.wallets.get(wallet_id),
+    )  # the same as read on their own
+
+
+def test_the_reads_of_an_unknown_transaction_find_nothing(store: Store) -> None:
+    _, session_id, wallet_id = _quote(store)
+    with store.db.unit():
+        store.prefetch_execute_reads(txn_id="txn_unknown")
+        assert store.transactions.get("txn_unknown") is None
+        assert store.sessions.get(session_id) is not None  # asked, not answered from nothing
+        assert store.wallets.get(wallet_id) is not None

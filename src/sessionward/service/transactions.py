@@ -359,6 +359,8 @@ class Transactions:
         caller.require("backend", allow_dead=True)
         started = time.perf_counter()
         rt = self._rt
+        # The transaction's read and its decision's, in one round trip (PostgreSQL, in a unit).
+        rt.store.prefetch_execute_reads(txn_id=txn_id)
         txn = self._txn(caller, txn_id)
         now = rt.now()
         if txn.status != "quoted":
@@ -373,7 +375,7 @@ class Transactions:
         if chain_clock is not None:
             # Before anything is read for the decision: a skewed node reserves and signs nothing.
             chain_clock.check(now)
-        # The reads of the decision below, in one round trip (PostgreSQL, inside a unit).
+        # The reads of the decision below (prefetched above unless a statement came between).
         rt.store.prefetch_decision_reads(session_id=txn.session_id, wallet_id=txn.wallet_id)
         record = self._dir.record(txn.session_id)
         # Only immutable fields of the wallet are used here; view() reads its freeze fresh.

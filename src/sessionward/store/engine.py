@@ -23,7 +23,7 @@ from .execution import Executions
 from .freezes import Freezes
 from .idempotency import IdempotencyKeys
 from .nonces import Nonces, SqlReplayStore
-from .prefetches import prefetch_decision_reads
+from .prefetches import prefetch_decision_reads, prefetch_execute_reads
 from .relay_jobs import SqlRelayJobStore
 from .schema import ALL_TABLES
 from .sessions import SessionRecords
@@ -81,6 +81,11 @@ class Store:
         reads of a decision, run now in one round trip, so that the same reads made next by
         the unit are answered without one (:mod:`.prefetches`). No-op elsewhere."""
         prefetch_decision_reads(self.db, session_id=session_id, wallet_id=wallet_id)
+
+    def prefetch_execute_reads(self, *, txn_id: str) -> None:
+        """Inside a unit of work on PostgreSQL: the read of transaction ``txn_id`` and those
+        of its decision, run now in one round trip (:mod:`.prefetches`). No-op elsewhere."""
+        prefetch_execute_reads(self.db, txn_id=txn_id)
 
     def upgrade(self, revision: str = "head") -> None:
         """Migrate the schema up to ``revision`` (creating the PostgreSQL schema if needed)."""

@@ -68,7 +68,7 @@ class Sql:
                 return _fetched(driver.execute(text, params))
             owed = owed_statements(conn)
             if owed is not None and owed.prefetched is not None:
-                answer = owed.prefetched.get(_key_of(text, params))
+                answer = owed.prefetched.get(_key_of(text, params))  # params: bound already
                 if answer is not None:
                     return answer.again()
                 owed.prefetched = None  # any other statement: what was read before is stale
@@ -84,6 +84,10 @@ class Sql:
             return cursor
         except dbapi.Error as exc:
             raise DBAPIError.instance(text, params, exc, dbapi.Error) from exc
+
+    def key(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """What identifies this statement with ``params`` on PostgreSQL (:func:`prefetch`)."""
+        return _key_of(self._texts["postgresql"], self._bound(params, "postgresql"))
 
     def run_later(self, db: Database, params: Mapping[str, Any]) -> None:
         """A write whose answer nobody reads: inside a unit of work on PostgreSQL it is owed
@@ -109,7 +113,9 @@ def _key_of(text: str, params: Mapping[str, Any]) -> tuple[Any, ...]:
     return (text, *sorted(params.items()))
 
 
-def prefetch(conn: Connection, reads: Sequence[tuple[Sql, Mapping[str, Any]]]) -> None:
+def prefetch(
+    conn: Connection, reads: Sequence[tuple[Sql, Mapping[str, Any]]]
+) -> list[list[Any]] | None:
     """On PostgreSQL inside a unit of work: run the reads (statements that only read) now, in
     ONE round trip (:func:`pipeline`), and keep their answers, so that the unit's next
     statements asking the same (same SQL, same parameters) are answered from them without
@@ -120,33 +126,58 @@ def prefetch(conn: Connection, reads: Sequence[tuple[Sql, Mapping[str, Any]]]) -
 
     For a request whose reads are known up front but made one after another by code that
     needs each answer (the session, its wallet, the freezes and the counters of a decision):
-    one round trip instead of one per read."""
+    one round trip instead of one per read.
+
+    Answers the rows of each read, in order (None where nothing was run); :func:`answer_as`
+    can then file an answer under another statement that would have answered the same."""
     if conn.dialect.name != "postgresql":
-        return
+        return None
     owed = owed_statements(conn)
     if owed is None:
-        return
+        return None
     sent = []
     with pipeline(conn):
         for sql, params in reads:
-            bound = sql._bound(params, "postgresql")
-            sent.append((_key_of(sql._texts["postgresql"], bound), sql.run(conn, params)))
-    owed.prefetched = {key: _Prefetched(cursor) for key, cursor in sent}
+            sent.append((sql.key(params), sql.run(conn, params)))
+    answers = [(key, _Prefetched(cursor)) for key, cursor in sent]
+    owed.prefetched = dict(answers)
+    return [answer.rows for _, answer in answers]
+
+
+def prefetched(conn: Connection, sql: Sql, params: Mapping[str, Any]) -> bool:
+    """Whether ``sql`` with ``params`` would be answered from a :func:`prefetch` now."""
+    owed = owed_statements(conn)
+    return owed is not None and owed.prefetched is not None and sql.key(params) in owed.prefetched
+
+
+def answer_as(conn: Connection, sql: Sql, params: Mapping[str, Any], rows: list[Any]) -> None:
+    """After :func:`prefetch` (and nothing else since) on ``conn``: answer ``sql`` with
+    ``params`` with ``rows``, which the caller knows to be what it would answer now (e.g. the
+    session read by id, found by a read that followed the transaction's ``session_id``)."""
+    owed = owed_statements(conn)
+    if owed is not None and owed.prefetched is not None:
+        owed.prefetched[sql.key(params)] = _Prefetched.of(rows)
 
 
 class _Prefetched:
     """A prefetched answer (see :func:`prefetch`): its rows, handed out afresh each time."""
 
-    __slots__ = ("_description", "_rowcount", "_rows")
+    __slots__ = ("_description", "_rowcount", "rows")
 
     def __init__(self, cursor: Any) -> None:
-        self._rows: list[Any] = cursor.fetchall()
+        self.rows: list[Any] = cursor.fetchall()
         self._description = cursor.description
         self._rowcount: int = cursor.rowcount
         cursor.close()
 
+    @classmethod
+    def of(cls, rows: list[Any]) -> _Prefetched:
+        answer = cls.__new__(cls)
+        answer.rows, answer._description, answer._rowcount = rows, None, len(rows)
+        return answer
+
     def again(self) -> _Fetched:
-        return _Fetched.of(self._rows, self._description, self._rowcount)
+        return _Fetched.of(self.rows, self._description, self._rowcount)
 
 
 class _Fetched:

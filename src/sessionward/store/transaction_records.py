@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +31,8 @@ from .sql import RowValues, Select, Sql, insert_of
 # Built once: the hot statements of every Prepare and Execute (statement building is per-call
 # CPU).
 _BY_ID = Select(transactions, "id = :txn_id")
+TRANSACTION_BY_ID: Final = _BY_ID
+"""The read of one transaction by id (``txn_id``), for :mod:`.prefetches`."""
 _INSERT = insert_of(transactions)
 _UNSET: dict[str, None] = {
     "executed_at": None,
