@@ -63,7 +63,12 @@ from sessionward.chain.contracts import transact  # noqa: E402
 from sessionward.chain.rpc import RpcChain  # noqa: E402
 from sessionward.crypto import typed_data  # noqa: E402
 from sessionward.service.config import NetworkSettings  # noqa: E402
-from sessionward.service.onchain import AccountCalls, ModuleSessions  # noqa: E402
+from sessionward.service.onchain import (  # noqa: E402
+    AccountCalls,
+    AccountSessions,
+    ModuleSessions,
+    OnchainSessions,
+)
 from sessionward.service.user_operations import UserOperationPath  # noqa: E402
 
 CHAIN_ID = 31337
@@ -107,9 +112,6 @@ class World(Networks):
 
     def settle(self, rounds: int = 3) -> None:
         settle_paced(self, rounds)
-
-    def envelope(self, network: str) -> dict[str, Any]:
-        return {**super().envelope(network), "maxFeeWei": str(self.fee_budget)}
 
 
 def _rank(values: Sequence[float], q: float) -> float:
@@ -226,38 +228,31 @@ def operations_per_second(ops: int, wallets: int, account: str) -> tuple[float, 
         calls = AccountCalls()
         path = UserOperationPath(chain=stage.chain, bundler=bundler, calls=calls)
         usdx = stage.demo.token("USDX")
-        signed = []
+        # (address, session key, recipient, where its sessions live) per account
+        holders: list[tuple[str, Key, str, OnchainSessions]] = []
         if account == "session-account":
-            accounts = [stage.new_wallet(fee_budget=10**18) for _ in range(wallets)]
-            for i in range(ops):
-                wallet = accounts[i % wallets]
-                mode, data = execution_of((transfer_call(usdx, wallet.recipient, USDX),))
-                plan = path.plan(
-                    txn_id=f"txn_bench_{i}",
-                    account=wallet.address,
-                    session_key=wallet.session.address,
-                    mode=mode,
-                    execution=data,
-                    sponsored=False,
-                    now=stage.chain.block_timestamp(),
-                )
-                signed.append(plan.signed(wallet.session.sign(plan.digest)))
+            for wallet in (stage.new_wallet(fee_budget=10**18) for _ in range(wallets)):
+                sessions = AccountSessions(calls, wallet.address)
+                holders.append((wallet.address, wallet.session, wallet.recipient, sessions))
         else:
-            holders = _module_wallets(stage, wallets, account)
-            for i in range(ops):
-                holder = holders[i % wallets]
-                mode, data = execution_of((transfer_call(usdx, holder.recipient, USDX),))
-                plan = path.plan(
-                    txn_id=f"txn_bench_{i}",
-                    account=holder.address,
-                    session_key=holder.session.address,
-                    mode=mode,
-                    execution=data,
-                    sponsored=False,
-                    now=stage.chain.block_timestamp(),
-                    sessions=ModuleSessions(calls, holder.address, holder.module_address),
-                )
-                signed.append(plan.signed(holder.session.sign(plan.digest)))
+            for holder in _module_wallets(stage, wallets, account):
+                sessions = ModuleSessions(calls, holder.address, holder.module_address)
+                holders.append((holder.address, holder.session, holder.recipient, sessions))
+        signed = []
+        for i in range(ops):
+            address, key, recipient, sessions = holders[i % wallets]
+            mode, data = execution_of((transfer_call(usdx, recipient, USDX),))
+            plan = path.plan(
+                txn_id=f"txn_bench_{i}",
+                account=address,
+                session_key=key.address,
+                mode=mode,
+                execution=data,
+                sponsored=False,
+                now=stage.chain.block_timestamp(),
+                sessions=sessions,
+            )
+            signed.append(plan.signed(key.sign(plan.digest)))
         started = time.perf_counter()
         hashes = [path.submit(op) for op in signed]
         pending = set(hashes)

@@ -37,17 +37,9 @@ FEE_BUDGET = 10**17
 class World(Networks):
     """The service on one network, ``local``, whose sessions may carry a fee budget."""
 
-    fee_budget: int | None = None
-
     def settle(self, rounds: int = 6) -> None:
         """More rounds than the default: the bundler shares the node (and the machine)."""
         super().settle(rounds)
-
-    def envelope(self, network: str) -> dict[str, Any]:
-        envelope = super().envelope(network)
-        if self.fee_budget is not None:
-            envelope["maxFeeWei"] = str(self.fee_budget)
-        return envelope
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,14 @@ which is all the service and the module ask of it (the registration challenge, t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from account7579_support import Account7579, create_account7579
+from alto_bundler import funded
 from erc4337_support import ENTRY_POINT_V07, ONE_ETH, Key, Stage
 from module_support import ModuleWallet, deploy_module
 from oz_account import MODULE_TYPE_VALIDATOR, deploy_oz_account
@@ -95,12 +98,6 @@ class ModuleWorld(Networks):
 
     def settle(self, rounds: int = 6) -> None:
         super().settle(rounds)
-
-    def envelope(self, network: str) -> dict[str, Any]:
-        envelope = super().envelope(network)
-        if self.fee_budget is not None:
-            envelope["maxFeeWei"] = str(self.fee_budget)
-        return envelope
 
     # --- the account, as its owner sets it up (outside the service) -----------------------
 
@@ -235,6 +232,27 @@ class ModuleWorld(Networks):
             if status["status"] != "pending":
                 return str(status["status"])
         raise AssertionError("the call stayed pending")
+
+
+@contextmanager
+def module_world(
+    stage: Stage, anvil: str, data_dir: Path, *, bundler: bool = True
+) -> Iterator[ModuleWorld]:
+    """``with module_world(...) as world:`` the service on anvil with a fresh module, and
+    with ``bundler`` the real alto (funded, stopped by its PID) as its bundler."""
+    if not bundler:
+        world = ModuleWorld.start(data_dir, stage, anvil)
+        try:
+            yield world
+        finally:
+            world.close()
+        return
+    with funded(stage.chain, anvil) as alto:
+        world = ModuleWorld.start(data_dir, stage, anvil, bundler_url=alto.url)
+        try:
+            yield world
+        finally:
+            world.close()
 
 
 __all__ = ["MODULE_TYPE_EXECUTOR", "MODULE_TYPE_VALIDATOR", "NETWORK", "ModuleWorld"]

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from alto_bundler import funded
 from erc4337_support import Stage
-from module_wallet_support import AccountMessageWallet, ModuleWorld
+from module_wallet_support import AccountMessageWallet, ModuleWorld, module_world
 
 from networks.networks_support import USDX_UNIT, Backend
 from sessionward.reasons import ReasonCode
@@ -26,17 +25,9 @@ pytestmark = pytest.mark.anvil
 def world(
     stage: Stage, anvil: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ModuleWorld]:
-    with funded(stage.chain, anvil) as alto:
-        world = ModuleWorld.start(
-            tmp_path_factory.mktemp("module-account7579") / "service",
-            stage,
-            anvil,
-            bundler_url=alto.url,
-        )
-        try:
-            yield world
-        finally:
-            world.close()
+    data_dir = tmp_path_factory.mktemp("module-account7579") / "service"
+    with module_world(stage, anvil, data_dir) as world:
+        yield world
 
 
 def test_a_session_account7579_runs_the_seed_story_through_the_service(
@@ -53,13 +44,7 @@ def test_a_session_account7579_runs_the_seed_story_through_the_service(
     assert world.run(session, 60, "userop") == "executed"
     assert world.usdx(wallet) == before - 100 * USDX_UNIT
     assert world.run(session, 450, "relayer") == ReasonCode.USD_LIMIT_EXCEEDED.value
-    world.waas.revocations.revoke_access(
-        wallet.caller,
-        wallet_id=wallet.wallet_id,
-        credential_id=backend.credential_id,
-        session_id=session.session_id,
-    )
-    world.settle()
+    world.revoke(session)
     assert world.status_on_chain(wallet, session.session_key) == 2
     assert world.run(session, 5, "relayer") == ReasonCode.SESSION_REVOKED.value
     assert world.usdx(wallet) == before - 100 * USDX_UNIT

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from erc4337_support import TRANSFER, Key, Stage
 from module_support import module_artifact
-from module_wallet_support import NETWORK, ModuleWorld
+from module_wallet_support import NETWORK, ModuleWorld, module_world
 
 from networks.networks_support import USDX_UNIT, Backend
 from sessionward.chain.artifacts import session_account as world_free_session_account
@@ -35,13 +35,9 @@ pytestmark = pytest.mark.anvil
 def world(
     stage: Stage, anvil: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ModuleWorld]:
-    world = ModuleWorld.start(
-        tmp_path_factory.mktemp("module-adversaries") / "service", stage, anvil
-    )
-    try:
+    data_dir = tmp_path_factory.mktemp("module-adversaries") / "service"
+    with module_world(stage, anvil, data_dir, bundler=False) as world:
         yield world
-    finally:
-        world.close()
 
 
 # --- registration ------------------------------------------------------------------------

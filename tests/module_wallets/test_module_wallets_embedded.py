@@ -111,13 +111,7 @@ def test_a_session_account7579_runs_a_session_on_embedded_defaults(world: Networ
     with pytest.raises(ServiceError) as refused:
         world.prepare(session, 600, network=NETWORK)
     assert refused.value.code is ReasonCode.USD_LIMIT_EXCEEDED
-    world.waas.revocations.revoke_access(
-        wallet.caller,
-        wallet_id=wallet.wallet_id,
-        credential_id=backend.credential_id,
-        session_id=session.session_id,
-    )
-    world.settle()
+    world.revoke(session)
     record = rt.store.sessions.get(session.session_id)
     assert record is not None and record.onchain_revoked_at is not None
     with pytest.raises(ServiceError) as revoked:

@@ -14,9 +14,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from alto_bundler import funded
 from erc4337_support import Stage
-from module_wallet_support import NETWORK, ModuleWorld
+from module_wallet_support import NETWORK, ModuleWorld, module_world
 
 from networks.networks_support import USDX_UNIT, Backend
 from sessionward.reasons import ReasonCode
@@ -31,17 +30,9 @@ pytestmark = pytest.mark.anvil
 def world(
     stage: Stage, anvil: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ModuleWorld]:
-    with funded(stage.chain, anvil) as alto:
-        world = ModuleWorld.start(
-            tmp_path_factory.mktemp("module-wallets") / "service",
-            stage,
-            anvil,
-            bundler_url=alto.url,
-        )
-        try:
-            yield world
-        finally:
-            world.close()
+    data_dir = tmp_path_factory.mktemp("module-wallets") / "service"
+    with module_world(stage, anvil, data_dir) as world:
+        yield world
 
 
 def test_the_seed_story_runs_on_a_third_party_erc7579_account(
@@ -69,13 +60,7 @@ def test_the_seed_story_runs_on_a_third_party_erc7579_account(
 
     # Revocation: the service removes the session through the module (its relayer is the
     # grant's revoker); the chain then refuses the key and the service agrees.
-    world.waas.revocations.revoke_access(
-        wallet.caller,
-        wallet_id=wallet.wallet_id,
-        credential_id=backend.credential_id,
-        session_id=session.session_id,
-    )
-    world.settle()
+    world.revoke(session)
     assert world.status_on_chain(wallet, session.session_key) == 2
     record = world.rt.store.sessions.get(session.session_id)
     assert record is not None and record.status == "revoked"

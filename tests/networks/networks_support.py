@@ -94,7 +94,12 @@ class Session:
 
 
 class Networks:
-    """One Waas on two networks, and what the tests do and read on each."""
+    """One Waas on two networks, and what the tests do and read on each.
+
+    ``fee_budget``: the ``maxFeeWei`` of the envelopes it authorizes (None: no fee budget, so
+    a UserOperation of the session can only be sponsored)."""
+
+    fee_budget: int | None = None
 
     def __init__(self, waas: Waas) -> None:
         self.waas = waas
@@ -160,13 +165,16 @@ class Networks:
 
     def envelope(self, network: str) -> dict[str, Any]:
         rt = self.net(network)
-        return {
+        envelope = {
             "capabilities": ["swap.execute"],
             "maxValueUsd": 500,
             "allowedDestinations": [rt.deployment.router],
             "chainId": rt.chain_id,
             "expiresAt": int(time.time()) + 1800,
         }
+        if self.fee_budget is not None:
+            envelope["maxFeeWei"] = str(self.fee_budget)
+        return envelope
 
     def authorize(self, wallet: Wallet, backend: Backend) -> dict[str, Any]:
         return dict(
@@ -208,6 +216,16 @@ class Networks:
             data=self.swap_data(session.wallet, usdx),
             **kw,
         )
+
+    def revoke(self, session: Session) -> None:
+        """The owner revokes the session (RevokeAccess), then the dispatchers settle."""
+        self.waas.revocations.revoke_access(
+            session.wallet.caller,
+            wallet_id=session.wallet.wallet_id,
+            credential_id=session.backend.credential_id,
+            session_id=session.session_id,
+        )
+        self.settle()
 
     def swap(self, session: Session, usdx: int) -> str:
         """Prepare, Execute and settle one swap on the session's network: its txn id."""
