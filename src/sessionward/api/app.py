@@ -14,10 +14,10 @@ The HTTP layer only translates. A request goes through, in order:
 4. then, in a worker thread (the service and the store are synchronous): authentication of the
    raw bytes (:mod:`.auth`), the ``Idempotency-Key`` claim for mutations (:mod:`.idempotency`),
    strict JSON and the request model (:mod:`.body`), the one service call (:mod:`.methods`),
-   and the stored answer for the key. Execute does all of it in one unit of work: on SQLite
-   on the one thread of a :class:`~.unit_writer.UnitWriter`, committed with the Executes
-   queued beside it; on PostgreSQL in a worker thread of its own. The revocation methods and
-   LiftFreeze do it in one durable unit of work each, in a worker thread.
+   and the stored answer for the key. Execute does all of it in one unit of work, on the one
+   thread of a :class:`~.unit_writer.UnitWriter`, committed with the units queued beside it
+   (SQLite and PostgreSQL alike). The revocation methods and LiftFreeze do it in one durable
+   unit of work each, in a worker thread.
 
 Every response carries ``X-Request-Id``; every error has the shape of :mod:`.errors`; a
 database outage becomes 503 ``DATABASE_UNAVAILABLE`` with ``Retry-After``; anything else
@@ -159,8 +159,8 @@ class SessionWardApi:
         )
         self._readiness = Readiness(waas)
         self._entry = _with_cors(self._handle, waas.runtime.settings.cors_origins)
-        # Requests that run as one unit of work (Execute) run on one thread and commit in
-        # groups where the database serialises writers anyway (SQLite); see unit_writer.
+        # Requests that run as one unit of work (Prepare, Execute) run on one thread and
+        # commit in groups (Waas.groups_units: both databases); see unit_writer.
         self._unit_writer: UnitWriter[Outcome] | None = (
             UnitWriter(waas.run_units) if waas.groups_units else None
         )
