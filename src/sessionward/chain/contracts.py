@@ -171,9 +171,7 @@ def _cache_key(path: Path) -> str:
     digest = hashlib.sha256()
     digest.update(f"{_CACHE_FORMAT}|{versions}|{path}|".encode())
     tree = _source_tree(path)
-    for source in sorted(
-        p for p in tree.rglob("*") if p.suffix in (".vy", ".vyi") and p.is_file()
-    ):
+    for source in sorted(p for p in tree.rglob("*") if p.suffix in (".vy", ".vyi") and p.is_file()):
         digest.update(str(source.relative_to(tree)).encode() + b"\0")
         digest.update(hashlib.sha256(source.read_bytes()).digest())
     layout = storage_layout_path(path)
