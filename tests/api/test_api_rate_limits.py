@@ -10,7 +10,6 @@ and 2 wallets per owner per day: a third CreateWallet by one owner is refused wi
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +27,8 @@ from api_support import (
 )
 from sqlalchemy import func, select
 
+from sessionward.api.errors import ApiError
+from sessionward.api.rate_limit import RateLimiter, RateLimits
 from sessionward.service.config import Settings
 from sessionward.service.waas import Waas
 from sessionward.store.schema import relay_jobs, wallets
@@ -92,8 +93,9 @@ def test_a_burst_over_the_limit_is_refused_with_retry_after_and_writes_nothing(
     accepted, response, raw, header = _flood_until_refused(api, waas, owner, backend)
     assert accepted >= BURST
     doc = refused(response, 429, "RATE_LIMITED_REQUESTS")
+    # How long exactly is the limiter's (test_retry_after_is_the_time_until_the_next_token);
+    # that it is long enough is what the retry below shows.
     wait = int(response.headers["Retry-After"])
-    assert 1 <= wait <= math.ceil(1 / RPS)  # a whole second, at most one token's time
     assert doc["reason"] == "request rate" and doc["error"] == "TooManyRequests"
     assert _sessions_of(waas, owner) == accepted  # the refused request wrote no session
     # Its nonce was not recorded either: the very same signed request is taken after the wait.
@@ -171,3 +173,30 @@ def test_a_signer_over_its_limit_is_refused_before_verification_and_forgeries_ta
     time.sleep(wait)
     answer = api.call("AuthorizeRemoteAccess", _authorize_body(waas, owner, backend), owner)
     assert answer.status_code == 200, answer.text
+
+
+def test_retry_after_is_the_time_until_the_next_token_in_whole_seconds() -> None:
+    """On a clock the test moves: a full bucket serves the burst at once, then each refusal's
+    Retry-After is the wait for the next token rounded up (never 0), and the token is there
+    when it says."""
+    now = [100.0]
+    limiter = RateLimiter(
+        RateLimits(per_credential_rps=RPS, per_owner_rps=RPS, burst=BURST), clock=lambda: now[0]
+    )
+    for _ in range(BURST):
+        limiter.admit(signer="0xabc", wallet_id=None)
+
+    def retry_after() -> str:
+        with pytest.raises(ApiError) as refusal:
+            limiter.admit(signer="0xabc", wallet_id=None)
+        assert refusal.value.status == 429
+        return refusal.value.headers["Retry-After"]
+
+    assert retry_after() == "2"  # one token at 0.5 per second: 2 s
+    now[0] += 1.25  # 0.625 of a token: 0.75 s to go, said as 1
+    assert retry_after() == "1"
+    now[0] += 0.5  # 0.25 s to go: still a whole second, never 0
+    assert retry_after() == "1"
+    now[0] += 0.25  # (binary fractions: the clock's sums are exact)
+    limiter.admit(signer="0xabc", wallet_id=None)  # the token is there
+    assert retry_after() == "2"
