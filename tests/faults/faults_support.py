@@ -35,17 +35,18 @@ def start_node(
     *,
     port: int | None = None,
     kill_at: str | None = None,
+    script: Path = FAULT_NODE,
 ) -> ServiceNode:
     """``sessionward serve`` through ``fault_node.py`` on ``port`` (default: a free one; a
     restarted node takes its predecessor's, so clients keep their URL); ``kill_at`` arms that
-    fault point."""
+    fault point; ``script``: another node script with fault points of its own."""
     node_env = {k: v for k, v in env.items() if k != "SW_TEST_KILL_AT"}
     if kill_at is not None:
         node_env["SW_TEST_KILL_AT"] = kill_at
     port = port or free_port()
     log_file = log.open("ab")
     process = subprocess.Popen(
-        [sys.executable, str(FAULT_NODE), "serve", "--port", str(port)],
+        [sys.executable, str(script), "serve", "--port", str(port)],
         env=node_env,
         stdout=log_file,
         stderr=subprocess.STDOUT,

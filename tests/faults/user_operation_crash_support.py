@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -37,13 +36,14 @@ from sqlalchemy import func, select
 # for the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "erc4337"))
 
+import faults_support
 from alto_bundler import Alto as Alto
 from alto_bundler import funded as funded
 from erc4337_fixtures import CHAIN_ID as CHAIN_ID
 from erc4337_support import ENTRY_POINT_V07, aa_artifact
 from erc4337_support import deploy_entry_point as deploy_entry_point
 from faults_support import statuses
-from multinode_support import REPO_ROOT, Party, ServiceNode, wait_until
+from multinode_support import Party, ServiceNode
 
 from networks.networks_support import Networks, Session
 from sessionward.chain.bundler import BundlerClient
@@ -402,40 +402,10 @@ def start_node(
 ) -> ServiceNode:
     """``sessionward serve`` on ``port`` through ``user_operation_fault_node.py``;
     ``kill_at`` arms that step (:data:`user_operation_fault_points.STEPS`) to ``kill -9`` it."""
-    node_env = {k: v for k, v in env.items() if k != "SW_TEST_KILL_AT"}
-    if kill_at is not None:
-        node_env["SW_TEST_KILL_AT"] = kill_at
-    log_file = log.open("ab")
-    process = subprocess.Popen(
-        [sys.executable, str(FAULT_NODE), "serve", "--port", str(port)],
-        env=node_env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        cwd=REPO_ROOT,
-    )
-    return ServiceNode(name, port, log, process, log_file)
+    return faults_support.start_node(name, env, log, port=port, kill_at=kill_at, script=FAULT_NODE)
 
 
 def grant_user_operation_session(party: Party, *, max_usd: int = 1_000_000) -> str:
-    """Authorize and approve a ``swap.execute`` session on the demo router whose grant gives
-    the account a fee budget (it pays its own UserOperations), installed on chain."""
-    deployment = party.cluster.deployment
-    envelope: dict[str, Any] = {
-        "capabilities": ["swap.execute"],
-        "maxValueUsd": max_usd,
-        "maxFeeWei": str(FEE_BUDGET),
-        "allowedDestinations": [deployment.router],
-        "chainId": party.cluster.chain.chain_id,
-        "expiresAt": int(time.time()) + 3600,
-    }
-    owner = party.owners[0]
-    pending = owner.authorize_remote_access(party.credential_id, party.wallet_id, envelope)
-    owner.approve_session(pending["sessionId"], owner.sign_grant(pending))
-    session_id = str(pending["sessionId"])
-    wait_until(
-        lambda: owner.get_session(session_id)["lifecycle"] == "active",
-        f"session {session_id} installed on chain",
-        60.0,
-    )
-    party.sessions.append(session_id)
-    return session_id
+    """A ``swap.execute`` session on the demo router whose grant gives the account a fee
+    budget (it pays its own UserOperations), installed on chain."""
+    return party.grant_swap_session(max_usd=max_usd, ttl_s=3600, fee_budget=FEE_BUDGET)

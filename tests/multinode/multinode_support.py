@@ -264,17 +264,22 @@ class Party:
     owners: list[OwnerClient]
     sessions: list[str] = field(default_factory=list)
 
-    def grant_swap_session(self, *, max_usd: int, ttl_s: int = 900) -> str:
+    def grant_swap_session(
+        self, *, max_usd: int, ttl_s: int = 900, fee_budget: int | None = None
+    ) -> str:
         """Authorize and approve (on node 1) a ``swap.execute`` session on the demo router,
-        capped at ``max_usd`` dollars."""
+        capped at ``max_usd`` dollars; ``fee_budget``: its ``maxFeeWei`` (the account then
+        pays its own UserOperations within it)."""
         deployment = self.cluster.deployment
         envelope: dict[str, Any] = {
             "capabilities": ["swap.execute"],
             "maxValueUsd": max_usd,
             "allowedDestinations": [deployment.router],
-            "chainId": CHAIN_ID,
+            "chainId": self.cluster.chain.chain_id,
             "expiresAt": int(time.time()) + ttl_s,
         }
+        if fee_budget is not None:
+            envelope["maxFeeWei"] = str(fee_budget)
         owner = self.owners[0]
         pending = owner.authorize_remote_access(self.credential_id, self.wallet_id, envelope)
         owner.approve_session(pending["sessionId"], owner.sign_grant(pending))
