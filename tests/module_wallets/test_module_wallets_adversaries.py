@@ -149,9 +149,10 @@ def test_a_session_key_that_ignores_the_service_is_refused_by_the_module(
     data = sessions.execute_with_session(
         session.session_key, mode, execution, 7, deadline, signature
     )
-    before = world.usdx(wallet)
+    before, counts = world.usdx(wallet), world.db_counts()
     assert world.replay(NETWORK, world.module.address, data) is ReasonCode.TARGET_NOT_ALLOWED
     assert world.usdx(wallet) == before
+    assert world.db_counts() == counts  # nothing recorded by the service either
     assert not world.module_view("session_nonce_used", wallet.account, session.session_key, 7)
 
 
@@ -169,10 +170,11 @@ def test_an_outsider_resending_the_public_calldata_changes_nothing(
     call = relayer.job(f"exec:{txn_id}")
     assert enable is not None and call is not None
     assert enable.to == call.to == world.module.address.lower()
-    before = world.usdx(wallet)
+    before, counts = world.usdx(wallet), world.db_counts()
     assert world.replay(NETWORK, enable.to, enable.data) is ReasonCode.NONCE_REPLAYED
     assert world.replay(NETWORK, call.to, call.data) is ReasonCode.NONCE_REPLAYED
     assert world.usdx(wallet) == before
+    assert world.db_counts() == counts  # nothing recorded by the service either
     assert world.status_on_chain(wallet, session.session_key) == 1
 
 
