@@ -55,6 +55,13 @@ def test_max_depth_is_accepted() -> None:
     assert value == []
 
 
+def test_many_shallow_brackets_are_not_depth() -> None:
+    """More openers than MAX_DEPTH (so the depth is walked, not bounded by their count), but
+    two levels deep."""
+    doc = "[" + ",".join(["[]"] * (MAX_DEPTH * 2)) + "]"
+    assert loads(doc) == [[]] * (MAX_DEPTH * 2)
+
+
 def test_brackets_inside_strings_do_not_count_as_depth() -> None:
     deep_text = "[" * 1000 + '\\"' + "{" * 1000
     assert loads(json.dumps({"s": deep_text})) == {"s": deep_text}

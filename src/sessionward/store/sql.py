@@ -160,46 +160,49 @@ def answer_as(conn: Connection, sql: Sql, params: Mapping[str, Any], rows: list[
 
 
 class _Prefetched:
-    """A prefetched answer (see :func:`prefetch`): its rows, handed out afresh each time."""
+    """A prefetched answer (see :func:`prefetch`): its rows, handed out afresh each time.
 
-    __slots__ = ("_description", "_rowcount", "rows")
+    Rows only: psycopg builds a cursor's ``description`` anew on every access (a column
+    object per column), which cost 7 % of the interpreter's time of a PostgreSQL session call
+    (py-spy, issue 16), and no caller reads it."""
+
+    __slots__ = ("_rowcount", "rows")
 
     def __init__(self, cursor: Any) -> None:
         self.rows: list[Any] = cursor.fetchall()
-        self._description = cursor.description
         self._rowcount: int = cursor.rowcount
         cursor.close()
 
     @classmethod
     def of(cls, rows: list[Any]) -> _Prefetched:
         answer = cls.__new__(cls)
-        answer.rows, answer._description, answer._rowcount = rows, None, len(rows)
+        answer.rows, answer._rowcount = rows, len(rows)
         return answer
 
     def again(self) -> _Fetched:
-        return _Fetched.of(self.rows, self._description, self._rowcount)
+        return _Fetched.of(self.rows, self._rowcount)
 
 
 class _Fetched:
-    """A SQLite statement's answer, read to the end at once (see :func:`_fetched`); offers
-    what callers use of a driver cursor."""
+    """A statement's rows, read to the end at once (see :func:`_fetched`); offers what
+    callers use of a driver cursor (``fetchone``, ``fetchall``, iteration, ``rowcount``,
+    ``lastrowid``)."""
 
-    __slots__ = ("_at", "_rows", "description", "lastrowid", "rowcount")
+    __slots__ = ("_at", "_rows", "lastrowid", "rowcount")
 
     def __init__(self, cursor: Any) -> None:
         self._rows: list[Any] = cursor.fetchall()
         self._at = 0
-        self.description = cursor.description
         self.rowcount: int = cursor.rowcount
         self.lastrowid = cursor.lastrowid
         cursor.close()
 
     @classmethod
-    def of(cls, rows: list[Any], description: Any, rowcount: int) -> _Fetched:
+    def of(cls, rows: list[Any], rowcount: int) -> _Fetched:
         """An answer of ``rows`` already read (a prefetched one, :func:`prefetch`)."""
         answer = cls.__new__(cls)
         answer._rows, answer._at = rows, 0
-        answer.description, answer.rowcount, answer.lastrowid = description, rowcount, None
+        answer.rowcount, answer.lastrowid = rowcount, None
         return answer
 
     def fetchone(self) -> Any:
