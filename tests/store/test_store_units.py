@@ -62,6 +62,63 @@ def test_a_failing_block_inside_a_unit_is_undone_alone(store: Store) -> None:
     assert not _used(store, "undone", 1)
 
 
+def test_a_block_without_a_savepoint_that_fails_fails_its_whole_unit(store: Store) -> None:
+    """``writing(savepoint=False)``: the block is the unit's transaction as it is, so its error
+    undoes the unit, not the block alone."""
+    with pytest.raises(LookupError), store.db.unit():
+        assert store.nonces.use_once(GRANT_SCOPE, "before", 1, None)
+        with store.db.writing(savepoint=False):
+            store.nonces.use_once(GRANT_SCOPE, "inside", 1, None)
+            raise LookupError("fails the unit")
+    assert not _used(store, "before", 1)
+    assert not _used(store, "inside", 1)
+
+
+def test_a_grouped_unit_whose_block_without_a_savepoint_fails_is_undone_alone(
+    store: Store,
+) -> None:
+    def failing() -> str:
+        store.nonces.use_once(GRANT_SCOPE, "b0", 1, None)
+        with store.db.writing(savepoint=False):
+            store.nonces.use_once(GRANT_SCOPE, "b1", 1, None)
+            raise LookupError("b")
+
+    outcomes = store.db.run_units([_use(store, "a"), failing, _use(store, "c")])
+    assert outcomes[0] == "a" and outcomes[2] == "c"
+    assert isinstance(outcomes[1], LookupError)
+    assert _used(store, "a", 1) and _used(store, "c", 1)
+    assert not _used(store, "b0", 1) and not _used(store, "b1", 1)
+
+
+def test_a_nonce_used_again_inside_a_unit_leaves_the_unit_going(store: Store) -> None:
+    """The nonce upsert runs without a savepoint of its own: a nonce seen before is an answer
+    (False), never a failed statement, so the unit writes on (on PostgreSQL a failed
+    statement would end the transaction)."""
+    assert store.nonces.use_once(GRANT_SCOPE, "seen", 1, None)
+    with store.db.unit():
+        assert not store.nonces.use_once(GRANT_SCOPE, "seen", 1, None)
+        assert store.nonces.use_once(GRANT_SCOPE, "after", 1, None)
+    assert _used(store, "after", 1)
+
+
+def test_on_sqlite_the_nonce_upsert_inside_a_unit_takes_no_savepoint(tmp_path: Path) -> None:
+    store = open_store(data_dir=tmp_path)
+    store.upgrade()
+    seen: list[str] = []
+    try:
+        with store.db.unit():
+            conn = store.db._units.connection
+            assert conn is not None
+            conn.connection.driver_connection.set_trace_callback(seen.append)
+            assert store.nonces.use_once(GRANT_SCOPE, "a", 1, None)
+            with store.db.writing():
+                pass
+            conn.connection.driver_connection.set_trace_callback(None)
+    finally:
+        store.close()
+    assert [s.split()[0] for s in seen] == ["INSERT", "SAVEPOINT", "RELEASE"]
+
+
 def test_nothing_of_an_open_unit_is_visible_to_another_thread(
     store: Store, open_another: Callable[[int], Store]
 ) -> None:

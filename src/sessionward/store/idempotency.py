@@ -97,7 +97,9 @@ class IdempotencyKeys:
             "request_hash": request_hash,
             "now": now,
         }
-        with self._db.writing() as conn:
+        # An insert that does nothing on a taken key, reads, a conditional update: none fails
+        # but as the database fails, so no savepoint of its own.
+        with self._db.writing(savepoint=False) as conn:
             if _CLAIM.run(conn, params).rowcount == 1:
                 return Claim("claimed")
             row = conn.execute(_ROW, params).one()._mapping

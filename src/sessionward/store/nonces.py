@@ -70,7 +70,8 @@ class Nonces:
             "expires_at": expires_at,
             "now": -1 if now is None else now,
         }
-        with self._db.writing() as conn:
+        # One upsert, which never fails on a nonce used before: no savepoint of its own.
+        with self._db.writing(savepoint=False) as conn:
             return bool(_USE_ONCE.run(conn, params).rowcount == 1)
 
     def prune(self, now: int) -> int:

@@ -95,7 +95,7 @@ class Sql:
         round trip (:meth:`Database.write_later`; an error then raises there); elsewhere it
         runs at once in a ``writing`` block of its own, as :meth:`run` would."""
         if not db.write_later(self._texts["postgresql"], self._bound(params, "postgresql")):
-            with db.writing() as conn:
+            with db.writing(savepoint=False) as conn:  # one statement, its error uncaught
                 self.run(conn, params)
 
     def _bound(self, params: Mapping[str, Any], dialect: str) -> Mapping[str, Any]:
