@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from multiprocessing.connection import Connection
@@ -146,7 +146,9 @@ def serve_sessionward(
 
     Sends ``("ready", url, pid, deployment)``. While the relayer is off, the parent may send
     ``"settle"``: three dispatcher rounds (wallets deployed, sessions installed on chain, as
-    sessions must be before they are active), answered ``("settled",)``.
+    sessions must be before they are active), answered ``("settled",)``; and
+    ``("service work", setups, calls)``: :func:`service_work` in this process, answered
+    ``("service work", seconds of CPU per call)``.
 
     Experiments (off by default, i.e. the production set-up): ``switch_ms`` sets the
     interpreter's GIL switch interval (default 5 ms); ``max_running_units`` the units of work
@@ -176,10 +178,84 @@ def serve_sessionward(
     with BackgroundServer(waas) as url:
         freeze_start_up_heap()  # as `sessionward serve` does
         pipe.send(("ready", url, os.getpid(), deployment))
-        while pipe.recv() == "settle":
-            for _ in range(3):
-                waas.dispatcher.step()
-            pipe.send(("settled",))
+        while True:
+            message = pipe.recv()
+            if message == "settle":
+                for _ in range(3):
+                    waas.dispatcher.step()
+                pipe.send(("settled",))
+            elif isinstance(message, tuple) and message[0] == "service work":
+                pipe.send(("service work", service_work(waas, message[1], message[2])))
+            else:
+                return
+
+
+def service_work(waas: Any, setups: Sequence[Setup], calls: int, *, group: int = 16) -> float:
+    """CPU seconds per session call of the server's own work for it, without HTTP: signed
+    Prepare and Execute requests (those of the load: same sessions, bodies and headers) handed
+    to the request handler of the app ``sessionward serve`` runs, as units of work committed
+    in groups of ``group`` (as the unit writer runs them under load). Only the thread's CPU
+    inside the units counts: not the signing (the client's), not the HTTP stack, the event
+    loop or a thread hand-off. What bounds the session-call rate of one interpreter from
+    below: its units run one after another on one thread."""
+    from starlette.datastructures import Headers
+
+    from sessionward.api.methods import METHODS
+    from sessionward.server import create_http_app
+
+    app = create_http_app(waas)
+    makers = [RequestMaker(s.url, s.secret, s.credential_id) for s in setups]
+
+    def request(c: int, path: str, document: dict[str, Any], *, idempotent: bool) -> Any:
+        raw = makers[c].make(path, document, idempotent=idempotent)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")[1:]
+        headers = Headers(
+            raw=[(k.strip().lower().encode(), v.strip().encode())
+                 for k, _, v in (line.partition(":") for line in lines)]
+        )  # fmt: skip
+        method = METHODS[path.rsplit("/", 1)[1]]
+        return partial(app._answered, method, headers, path, body, "req_service_work")
+
+    def run(units: list[Any]) -> tuple[list[Any], float]:
+        started = time.thread_time()
+        outcomes = waas.run_units(units)
+        return outcomes, time.thread_time() - started
+
+    spent = 0.0
+    done = 0
+    while done < calls:
+        chosen = [(done + i) % len(setups) for i in range(group)]
+        prepares = [
+            request(
+                c,
+                PREPARE_PATH,
+                {
+                    "walletId": setups[c].wallet_id,
+                    "sessionId": setups[c].session_id,
+                    "to": setups[c].router,
+                    "value": "0",
+                    "data": setups[c].swap_data,
+                },
+                idempotent=False,
+            )
+            for c in chosen
+        ]
+        outcomes, cpu = run(prepares)
+        spent += cpu
+        quotes = [orjson.loads(o[1])["txnId"] for o in outcomes if o[0] == 200]
+        if len(quotes) != len(chosen):
+            raise RuntimeError(f"a Prepare was refused: {outcomes}")
+        executes = [
+            request(c, EXECUTE_PATH, {"txnId": q}, idempotent=True)
+            for c, q in zip(chosen, quotes, strict=True)
+        ]
+        outcomes, cpu = run(executes)
+        spent += cpu
+        if any(o[0] != 200 for o in outcomes):
+            raise RuntimeError(f"an Execute was refused: {outcomes}")
+        done += group
+    return spent / done
 
 
 def drop_schema(pg_url: str, schema: str) -> None:

@@ -24,6 +24,13 @@ on one writer thread) called the same way: two requests per call, the second sig
 after the first is answered. Each database's run is followed by a floor run, so every
 comparison is with the floor measured under the same machine load.
 
+**Service work.** After each database's run the server child runs ``--service-calls`` more
+calls (the same sessions, requests signed the same way) straight through the request handler of
+its app, as units of work committed in groups of 16, and reports that thread's CPU per call
+(``_support.service_work``): the server's own work for a call without the HTTP stack, the event
+loop or a thread hand-off. A node runs its units one after another on one thread, so one over
+this figure bounds its session-call rate from above, whatever the HTTP side costs.
+
 **Ask → mined.** One service in this process on anvil (``node_modules/.bin/anvil``, started on a
 free port and stopped by PID) with the relaying loop running as ``sessionward serve`` runs it
 (fallback poll ``relayer_poll_s``, woken by each Execute). A trial: Prepare + Execute of a 1-USDX
@@ -35,7 +42,8 @@ automine.
 The machine is shared: keep runs short (the defaults take well under a minute each).
 
 Run: ``.venv/bin/python bench/session_call.py [--calls 1500] [--concurrency 32] [--sessions 32]
-[--one-wallet] [--no-floor] [--trials 20] [--skip-sqlite] [--skip-pg] [--skip-anvil]``.
+[--one-wallet] [--no-floor] [--service-calls 512] [--trials 20] [--skip-sqlite] [--skip-pg]
+[--skip-anvil]``.
 """
 
 from __future__ import annotations
@@ -252,6 +260,8 @@ class Cpu:
 
     server_s: float
     database_s: float
+    service_work_s: float = 0.0
+    """Per call: the server's own work for it in process, without HTTP (``ex.service_work``)."""
 
 
 def measure_backend(
@@ -305,12 +315,14 @@ def measure_backend(
                 database_cpu = 0.0 if backends is None else backends.stop()
             finally:
                 loader.stop()
+            server.pipe.send(("service work", setups, args.service_calls))
+            _, service_work_s = server.receive(600)
         finally:
             server.stop()
             if schema is not None:
                 ex.drop_schema(args.pg_url, schema)
     calls = CallRun(**doc)
-    cpu = Cpu(server_cpu, database_cpu)
+    cpu = Cpu(server_cpu, database_cpu, service_work_s)
     if not floor:
         return calls, None, cpu
 
@@ -445,7 +457,7 @@ def _row(run: CallRun, floor: CallRun | None, cpu: Cpu) -> str:
         f"| {run.name} | {run.ok}/{run.calls} | {run.per_second:.0f} | "
         f"{_rank(run.call_ms, 0.5):.1f} | {_rank(run.call_ms, 0.99):.1f} | "
         f"{_rank(run.request_ms, 0.99):.1f} | {cpu.server_s * per_call:.2f} | "
-        f"{cpu.database_s * per_call:.2f} | "
+        f"{cpu.database_s * per_call:.2f} | {cpu.service_work_s * 1000:.2f} | "
         + (
             f"{floor.per_second:.0f} | {run.per_second / floor.per_second:.2f} |"
             if floor is not None
@@ -475,6 +487,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max-running-units",
         type=int,
         help="experiment: fair_max_running_units of the server (units of work at once)",
+    )
+    parser.add_argument(
+        "--service-calls",
+        type=int,
+        default=512,
+        help="calls of the in-process 'service work' figure (after each database's run)",
     )
     parser.add_argument("--trials", type=int, default=20, help="ask -> mined trials per mode")
     parser.add_argument(
@@ -509,9 +527,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"load average now {os.getloadavg()[0]:.2f}\n"
         )
         print("| run | ok | calls/s | call p50 ms | call p99 ms | request p99 ms "
-              "| server CPU ms/call | PostgreSQL CPU ms/call | floor calls/s "
-              "| share of floor |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "| server CPU ms/call | PostgreSQL CPU ms/call | service work ms/call "
+              "| floor calls/s | share of floor |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for row in rows:
             print(row)
         if "sqlite" in rates and "postgresql" in rates:
