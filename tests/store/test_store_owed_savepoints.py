@@ -363,3 +363,19 @@ def test_a_grouped_unit_that_would_close_a_lock_cycle_gives_way_and_runs_again_a
     assert len(runs) == 2  # given way once, then run alone
     assert GROUP_LOCK_WAIT <= took < 1.0  # well before the server's deadlock timeout
     assert _used(store, "b")
+
+
+def test_the_nonce_upsert_inside_a_unit_owes_no_savepoint(store: Store) -> None:
+    """``writing(savepoint=False)`` (the nonce upsert's): nothing owed for the block itself,
+    where a plain ``writing`` block owes its SAVEPOINT and RELEASE."""
+    with store.db.unit():
+        owed = store.db._units.owed
+        assert owed is not None
+        assert store.nonces.use_once(GRANT_SCOPE, "upsert", 1, None)
+        after_upsert = [s for s, _ in owed.statements]  # what was owed went with the upsert
+        with store.db.writing():
+            assert store.nonces.use_once(GRANT_SCOPE, "plain", 1, None)
+        after_plain = [s for s, _ in owed.statements]
+    assert not any("SAVEPOINT" in s for s in after_upsert)
+    assert after_plain == ["RELEASE SAVEPOINT sessionward_unit"]
+    assert _used(store, "upsert") and _used(store, "plain")
