@@ -54,12 +54,17 @@ def migrated_postgresql_store(schema_prefix: str) -> Iterator[Store]:
         finally:
             store.close()
     finally:
-        admin = create_engine(PG_URL)
-        try:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        finally:
-            admin.dispose()
+        drop_schema(schema)
+
+
+def drop_schema(schema: str) -> None:
+    """Drop a PostgreSQL schema a test made, and everything in it (if it exists)."""
+    admin = create_engine(PG_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
 
 
 @contextmanager

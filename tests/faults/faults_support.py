@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from multinode_support import REPO_ROOT, USDX, Cluster, Party, ServiceNode, free_port, wait_until
@@ -81,8 +82,23 @@ def execute(party: Party, txn_id: str, usdx: int, ledger: Ledger, node: int = 0)
     """Execute ``txn_id``; a 2xx answer goes into the ledger. False if no answer came (the node
     died mid-request) or the answer was 5xx."""
     ledger.amounts[txn_id] = usdx
+    if not answered_execute(party, txn_id, node=node):
+        return False
+    ledger.answered.add(txn_id)
+    return True
+
+
+def answered_execute(
+    party: Party,
+    txn_id: str,
+    *,
+    node: int = 0,
+    submission: Literal["relayer", "userop"] = "relayer",
+) -> bool:
+    """Execute ``txn_id`` (``submission``: ``relayer`` or ``userop``) and assert it is
+    pending; False if no answer came (the node died mid-request) or the answer was 5xx."""
     try:
-        view = party.backends[node].execute(txn_id)
+        view = party.backends[node].execute(txn_id, submission=submission)
     except httpx.HTTPError:
         return False
     except SessionWardApiError as refused:
@@ -90,7 +106,6 @@ def execute(party: Party, txn_id: str, usdx: int, ledger: Ledger, node: int = 0)
             return False
         raise
     assert view["status"] == "pending", view
-    ledger.answered.add(txn_id)
     return True
 
 

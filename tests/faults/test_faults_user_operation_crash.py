@@ -38,14 +38,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import user_operation_fault_points as fault_points
-from faults_support import statuses, wait_final, wait_killed
+from faults_support import answered_execute, statuses, wait_final, wait_killed
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from multinode_support import Cluster, OpsKey, Party, free_port, node_environment
-from sqlalchemy import create_engine, text
 from user_operation_crash_support import (
     CHAIN_ID,
     ENTRY_POINT_V07,
@@ -63,12 +61,11 @@ from user_operation_crash_support import (
 )
 
 import anvil_node
-from database_support import PG_URL
+from database_support import PG_URL, drop_schema
 from sessionward.chain.bundler import BundlerClient
 from sessionward.chain.demo import DemoDeployment
 from sessionward.chain.rpc import RpcChain
 from sessionward.chain.signer import LocalTransactionSigner
-from sessionward.sdk import SessionWardApiError
 from sessionward.service.config import NetworkSettings
 from sessionward.store import Store, faults, open_store
 
@@ -154,12 +151,7 @@ class Services:
         for built in self._built.values():
             built.close()
         if "postgresql" in self._built:
-            admin = create_engine(PG_URL)
-            try:
-                with admin.begin() as conn:
-                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{self._schema}" CASCADE'))
-            finally:
-                admin.dispose()
+            drop_schema(self._schema)
 
 
 @pytest.fixture(scope="module")
@@ -385,16 +377,7 @@ def served(
 
 def _execute(party: Party, txn_id: str) -> bool:
     """Execute as a UserOperation; False if no answer came (the node died mid-request)."""
-    try:
-        view = party.backends[0].execute(txn_id, submission="userop")
-    except httpx.HTTPError:
-        return False
-    except SessionWardApiError as refused:
-        if refused.status >= 500:
-            return False
-        raise
-    assert view["status"] == "pending", view
-    return True
+    return answered_execute(party, txn_id, submission="userop")
 
 
 def _killed_at(served: Served, step: str, *, usdx: int) -> Call:

@@ -5,11 +5,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import Connection, text
+
 from database_support import PG_URL as PG_URL  # re-exported: the store tests import it from here
 from database_support import RowWriter
 from sessionward.store.credentials import Role
 
 T0 = 1_771_700_000
+
+
+def insert_old_wallet(conn: Connection, wallet_id: str = "wal_1") -> None:
+    """A wallet row in plain SQL, with only the columns every schema version has had (for the
+    migration tests, which write rows at an old version before upgrading)."""
+    conn.execute(
+        text(
+            "INSERT INTO wallets (id, chain_id, account, owner, owner_kind, created_at) "
+            "VALUES (:id, 1, :a, :o, 'eoa', 100)"
+        ),
+        {"id": wallet_id, "a": "0x" + "11" * 20, "o": "0x" + "22" * 20},
+    )
+
+
 """A fixed 'now' for store tests (unix seconds)."""
 
 

@@ -8,7 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
-from store_support import PG_URL
+from store_support import PG_URL, insert_old_wallet
 
 from sessionward.store import Store, open_store
 from sessionward.store.database import ENV_DATABASE_URL, normalize_url, resolve_url
@@ -106,13 +106,7 @@ def test_wallets_registered_before_0010_survive_it_as_session_accounts(
     table copy would have to drop ``wallets``, which SQLite refuses under foreign keys)."""
     unmigrated_store.upgrade("0009")
     with unmigrated_store.db.writing() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO wallets (id, chain_id, account, owner, owner_kind, created_at) "
-                "VALUES ('wal_1', 1, :a, :o, 'eoa', 100)"
-            ),
-            {"a": "0x" + "11" * 20, "o": "0x" + "22" * 20},
-        )
+        insert_old_wallet(conn)
         conn.execute(
             text(
                 "INSERT INTO credentials (id, role, alg, public_key, wallet_id, created_at)"

@@ -5,6 +5,7 @@ each wallet's own owner credential and backends are untouched."""
 from __future__ import annotations
 
 from sqlalchemy import select, text
+from store_support import insert_old_wallet
 
 from sessionward.store import Store
 from sessionward.store.schema import credentials, owner_devices
@@ -13,13 +14,7 @@ from sessionward.store.schema import credentials, owner_devices
 def test_upgrade_retires_device_keys_of_the_old_rules(unmigrated_store: Store) -> None:
     unmigrated_store.upgrade("0005")
     with unmigrated_store.db.writing() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO wallets (id, chain_id, account, owner, owner_kind, created_at) "
-                "VALUES ('wal_1', 1, :a, :o, 'eoa', 100)"
-            ),
-            {"a": "0x" + "11" * 20, "o": "0x" + "22" * 20},
-        )
+        insert_old_wallet(conn)
         for cid, role, wallet, at in (
             ("cred_root", "owner", "wal_1", 100),
             ("cred_dev", "owner", "wal_1", 200),

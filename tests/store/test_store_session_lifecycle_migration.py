@@ -6,6 +6,7 @@ back down again."""
 from __future__ import annotations
 
 from sqlalchemy import text
+from store_support import insert_old_wallet
 
 from sessionward.store import Store
 
@@ -29,13 +30,7 @@ def _statuses(unmigrated_store: Store) -> dict[str, str]:
 def test_old_statuses_map_to_the_lifecycle_and_back(unmigrated_store: Store) -> None:
     unmigrated_store.upgrade("0003")
     with unmigrated_store.db.writing() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO wallets (id, chain_id, account, owner, owner_kind, created_at) "
-                "VALUES ('wal_1', 1, :a, :o, 'eoa', 100)"
-            ),
-            {"a": "0x" + "11" * 20, "o": "0x" + "22" * 20},
-        )
+        insert_old_wallet(conn)
         conn.execute(
             text(
                 "INSERT INTO credentials (id, role, alg, public_key, created_at)"
