@@ -61,7 +61,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from multiprocessing.connection import Connection
@@ -101,18 +101,18 @@ def _rank(values: Sequence[float], q: float) -> float:
 
 
 async def _two_request_calls(
-    host: str,
-    port: int,
+    addresses: Sequence[tuple[str, int]],
     firsts: Sequence[Sequence[bytes]],
     second: Callable[[int, int, bytes], bytes | None],
 ) -> tuple[list[tuple[int, float, float, float, bytes]], float]:
-    """One keep-alive connection per list of ``firsts``: each sends its ``firsts[c][i]`` in
-    turn, then ``second(c, i, first answer)`` (``None``: the call failed at its first
-    request). Per call: (status, first ms, second ms, call ms, body of the last answer)."""
+    """One keep-alive connection per list of ``firsts``, connection ``c`` to
+    ``addresses[c % len(addresses)]``: each sends its ``firsts[c][i]`` in turn, then
+    ``second(c, i, first answer)`` (``None``: the call failed at its first request). Per call:
+    (status, first ms, second ms, call ms, body of the last answer)."""
     results: list[tuple[int, float, float, float, bytes]] = []
 
     async def connection(c: int) -> None:
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(*addresses[c % len(addresses)])
         try:
             for index, first in enumerate(firsts[c]):
                 started = time.perf_counter()
@@ -181,11 +181,11 @@ def load_session_calls(
 ) -> None:
     """Child: ``warmup`` calls (not measured), then ``calls`` measured Prepare + Execute;
     connection ``c`` calls in session ``setups[c % len(setups)]`` (one session per connection
-    when there are as many), signing as that session's credential. Tells the parent when the
-    measured calls start (``"measuring"``, answered with anything) so it can read CPU
-    counters around them."""
+    when there are as many), signing as that session's credential, on the node at that
+    setup's ``url``. Tells the parent when the measured calls start (``"measuring"``,
+    answered with anything) so it can read CPU counters around them."""
     makers = [ex.RequestMaker(s.url, s.secret, s.credential_id) for s in setups]
-    host, port = ex.host_port(setups[0].url)
+    addresses = [ex.host_port(s.url) for s in setups]
     bodies = [
         {
             "walletId": s.wallet_id,
@@ -218,7 +218,7 @@ def load_session_calls(
         if count == calls:
             pipe.send(("measuring",))
             pipe.recv()
-        results, seconds = asyncio.run(_two_request_calls(host, port, prepares, execute))
+        results, seconds = asyncio.run(_two_request_calls(addresses, prepares, execute))
         runs.append(_summarize(name, results, seconds))
     if runs[0].failures:
         print(f"warm-up failures: {runs[0].failures}", file=sys.stderr)
@@ -248,7 +248,7 @@ def load_floor_calls(
             [maker.make(ex.PREPARE_PATH, {"n": i}, idempotent=False) for i in range(n)]
             for n in _spread(count, concurrency)
         ]
-        results, seconds = asyncio.run(_two_request_calls(host, port, firsts, second))
+        results, seconds = asyncio.run(_two_request_calls([(host, port)], firsts, second))
         runs.append(_summarize("floor (verify + sign) x2", results, seconds))
     pipe.send(("done", asdict(runs[-1])))
 
@@ -265,16 +265,22 @@ class Cpu:
 
 
 def measure_backend(
-    ctx: Any, engine: str, args: argparse.Namespace, *, floor: bool = True
+    ctx: Any, engine: str, args: argparse.Namespace, *, nodes: int = 1, floor: bool = True
 ) -> tuple[CallRun, CallRun | None, Cpu]:
     """One database's session-call run (``args.sessions`` sessions, on one wallet if
-    ``args.one_wallet``), then a floor run right after it (unless not ``floor``)."""
+    ``args.one_wallet``), then a floor run right after it (unless not ``floor``).
+
+    ``nodes`` > 1 (PostgreSQL): that many servers on the one schema, each a child of its own
+    sharing the first one's data directory (so the same vault key and the same embedded
+    deployment), started once the sessions are set up; connection ``c`` calls on node
+    ``c mod nodes``. The server CPU is theirs summed; the service work is the first node's."""
     schema = f"sw_bench_{uuid.uuid4().hex[:12]}" if engine == "postgresql" else None
     application = f"sw_bench_{uuid.uuid4().hex[:8]}"
     url = None
     if engine == "postgresql":
         joiner = "&" if "?" in args.pg_url else "?"
         url = f"{args.pg_url}{joiner}application_name={application}"
+    more_servers: list[ex.Child] = []
     with tempfile.TemporaryDirectory(prefix="sessionward-bench-") as data_dir:
         server = ex.Child(
             ctx,
@@ -292,6 +298,16 @@ def measure_backend(
             for _ in range(2 + args.sessions // 8):  # installs, a few per dispatcher round
                 server.pipe.send("settle")
                 server.receive(120)
+            server_pids, node_urls = [server_pid], [base]
+            for _ in range(nodes - 1):
+                extra = ex.Child(
+                    ctx, partial(ex.serve_sessionward, database_url=url, schema=schema), data_dir
+                )
+                more_servers.append(extra)
+                _, node_url, node_pid, _ = extra.receive(240)
+                server_pids.append(node_pid)
+                node_urls.append(node_url)
+            setups = [replace(s, url=node_urls[c % nodes]) for c, s in enumerate(setups)]
             loader = ex.Child(
                 ctx,
                 load_session_calls,
@@ -299,7 +315,9 @@ def measure_backend(
                 args.calls,
                 args.warmup,
                 args.concurrency,
-                f"session calls, {engine}, {args.sessions} session"
+                f"session calls, {engine}"
+                + (f", {nodes} nodes" if nodes > 1 else "")
+                + f", {args.sessions} session"
                 + ("s" if args.sessions > 1 else "")
                 + (" on one wallet" if args.one_wallet and args.sessions > 1 else ""),
             )
@@ -308,16 +326,18 @@ def measure_backend(
                 backends = None if url is None else ex.BackendCpu(args.pg_url, application)
                 if backends is not None:
                     backends.start()
-                server_before = ex.process_cpu_s(server_pid)
+                server_before = sum(ex.process_cpu_s(pid) for pid in server_pids)
                 loader.pipe.send("go")
                 _, doc = loader.receive(600)
-                server_cpu = ex.process_cpu_s(server_pid) - server_before
+                server_cpu = sum(ex.process_cpu_s(pid) for pid in server_pids) - server_before
                 database_cpu = 0.0 if backends is None else backends.stop()
             finally:
                 loader.stop()
             server.pipe.send(("service work", setups, args.service_calls))
             _, service_work_s = server.receive(600)
         finally:
+            for node in more_servers:
+                node.stop()
             server.stop()
             if schema is not None:
                 ex.drop_schema(args.pg_url, schema)
@@ -467,6 +487,14 @@ def _row(run: CallRun, floor: CallRun | None, cpu: Cpu) -> str:
     )
 
 
+def _node_counts(text: str) -> list[int]:
+    """``--pg-nodes``: "1,2" -> [1, 2]."""
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise SystemExit("--pg-nodes: one or more node counts, each at least 1")
+    return counts
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1_500, help="measured calls per run")
@@ -498,6 +526,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--pg-url", default=os.environ.get("SESSIONWARD_TEST_PG_URL", DEFAULT_PG_URL)
     )
+    parser.add_argument(
+        "--pg-nodes",
+        default="1,2",
+        help="PostgreSQL runs, by number of nodes on the one database (comma-separated)",
+    )
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-pg", action="store_true")
     parser.add_argument("--skip-anvil", action="store_true")
@@ -514,10 +547,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     rates: dict[str, float] = {}
     cpu_per_call: dict[str, float] = {}
-    for engine in engines:
-        calls, floor, cpu = measure_backend(ctx, engine, args, floor=not args.no_floor)
-        rates[engine] = calls.per_second
-        cpu_per_call[engine] = (cpu.server_s + cpu.database_s) / max(calls.ok, 1)
+    runs = [(engine, nodes) for engine in engines
+            for nodes in ([1] if engine == "sqlite" else _node_counts(args.pg_nodes))]  # fmt: skip
+    for engine, nodes in runs:
+        calls, floor, cpu = measure_backend(ctx, engine, args, nodes=nodes, floor=not args.no_floor)
+        label = engine if nodes == 1 else f"{engine}, {nodes} nodes"
+        rates[label] = calls.per_second
+        cpu_per_call[label] = (cpu.server_s + cpu.database_s) / max(calls.ok, 1)
         rows.append(_row(calls, floor, cpu))
     if rows:
         print(
@@ -532,12 +568,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for row in rows:
             print(row)
-        if "sqlite" in rates and "postgresql" in rates:
-            print(
-                f"\nPostgreSQL / SQLite: calls/s {rates['postgresql'] / rates['sqlite']:.2f}, "
-                "CPU per call (server + PostgreSQL's processes) "
-                f"{cpu_per_call['postgresql'] / cpu_per_call['sqlite']:.2f}"
-            )
+        for label in rates:
+            if label.startswith("postgresql") and "sqlite" in rates:
+                print(
+                    f"\n{label} / sqlite: calls/s {rates[label] / rates['sqlite']:.2f}, "
+                    "CPU per call (servers + PostgreSQL's processes) "
+                    f"{cpu_per_call[label] / cpu_per_call['sqlite']:.2f}"
+                )
     if not args.skip_anvil:
         print("\n| anvil | trials | ask->mined p50 ms | p90 ms | max ms |")
         print("|---|---|---|---|---|")
