@@ -79,3 +79,23 @@ class Seeder(RowWriter):
             approved_at=T0 if approve else None,
         )
         return Seeded(wallet_id, credential_id, session_id)
+
+    def quote(self, txn_id: str, seeded: Seeded) -> None:
+        """A quoted transaction ``txn_id`` in ``seeded``'s session, made at T0 (a quote of
+        2**200 wei, to show uint256 values survive)."""
+        self.store.transactions.add_quote(
+            txn_id=txn_id,
+            session_id=seeded.session_id,
+            wallet_id=seeded.wallet_id,
+            credential_id=seeded.credential_id,
+            status="quoted",
+            to_address="0x" + "11" * 20,
+            value=2**200,
+            data=b"\x01\x02",
+            fee_wei=7,
+            action_class="erc20.transfer",
+            intent="[]",
+            reasons=[],
+            now=T0,
+            quote_expires_at=T0 + 60,
+        )

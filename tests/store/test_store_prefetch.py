@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from round_trips import RoundTripCounter, Traced
-from store_support import PG_URL, T0, Seeder
+from store_support import PG_URL, Seeder
 
 from sessionward.store import Store, open_store
 from sessionward.store.budget import USAGE_COUNTERS
@@ -143,23 +143,9 @@ def test_outside_a_unit_and_on_sqlite_prefetching_runs_nothing(tmp_path: Path) -
 
 def _quote(store: Store) -> tuple[str, str, str]:
     """A quoted transaction of a new session: (txn id, session id, wallet id)."""
-    seeded = Seeder(store).session()
-    store.transactions.add_quote(
-        txn_id="txn_prefetched",
-        session_id=seeded.session_id,
-        wallet_id=seeded.wallet_id,
-        credential_id=seeded.credential_id,
-        status="quoted",
-        to_address="0x" + "11" * 20,
-        value=2**200,
-        data=b"\x01\x02",
-        fee_wei=7,
-        action_class="erc20.transfer",
-        intent="[]",
-        reasons=[],
-        now=T0,
-        quote_expires_at=T0 + 60,
-    )
+    seeder = Seeder(store)
+    seeded = seeder.session()
+    seeder.quote("txn_prefetched", seeded)
     return "txn_prefetched", seeded.session_id, seeded.wallet_id
 
 

@@ -40,10 +40,11 @@ reservation (its savepoint, the gate, the check + reservation + charges, the cou
 key, the audit lock and head: one pipeline); the marking, audit record and decision (one
 pipeline); the idempotency answer with the COMMIT (one pipeline)."""
 
-PREPARE_ROUND_TRIPS = 6
+PREPARE_ROUND_TRIPS = 5
 """BEGIN; the credential read; the request nonce; the session, wallet, freezes and counters
 read for the decision, prefetched together (one pipeline; the wallet is read twice, both
-answered from it); the quote; the decision event with the COMMIT."""
+answered from it); the quote and the decision event (both owed, no savepoint) with the
+COMMIT."""
 
 WARM_UP_CALLS = 8
 """psycopg prepares a statement on its sixth run on a connection: past that, the counts are

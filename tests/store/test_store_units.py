@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event
-from store_support import T0
+from sqlalchemy.exc import IntegrityError
+from store_support import T0, Seeder
 
 from sessionward.store import Store, open_store
+from sessionward.store.errors import AlreadyExists
 from sessionward.store.nonces import GRANT_SCOPE
 
 
@@ -117,6 +119,43 @@ def test_on_sqlite_the_nonce_upsert_inside_a_unit_takes_no_savepoint(tmp_path: P
     finally:
         store.close()
     assert [s.split()[0] for s in seen] == ["INSERT", "SAVEPOINT", "RELEASE"]
+
+
+def test_a_quote_with_a_taken_id_fails_its_whole_unit(store: Store) -> None:
+    """The quote's insert has no savepoint of its own (on PostgreSQL it is owed, sent with the
+    unit's next statement or commit): a taken id fails the unit, and nothing of it stays."""
+    seeder = Seeder(store)
+    seeded = seeder.session()
+    seeder.quote("txn_taken", seeded)
+    with pytest.raises((AlreadyExists, IntegrityError)), store.db.unit():
+        assert store.nonces.use_once(GRANT_SCOPE, "with the quote", 1, None)
+        seeder.quote("txn_taken", seeded)
+    assert not _used(store, "with the quote", 1)
+    taken = store.transactions.get("txn_taken")
+    assert taken is not None and taken.status == "quoted" and taken.value == 2**200
+
+
+def test_a_grouped_unit_whose_quote_id_is_taken_is_undone_alone(store: Store) -> None:
+    seeder = Seeder(store)
+    seeded = seeder.session()
+    seeder.quote("txn_taken", seeded)
+
+    def unit(nonce_key: str, txn_id: str) -> Callable[[], None]:
+        def run() -> None:
+            assert store.nonces.use_once(GRANT_SCOPE, nonce_key, 1, None)
+            seeder.quote(txn_id, seeded)
+
+        return run
+
+    outcomes = store.db.run_units(
+        [unit("before", "txn_a"), unit("taken", "txn_taken"), unit("after", "txn_b")]
+    )
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], (AlreadyExists, IntegrityError))
+    assert not _used(store, "taken", 1)
+    assert _used(store, "before", 1) and _used(store, "after", 1)
+    assert store.transactions.get("txn_a") is not None
+    assert store.transactions.get("txn_b") is not None
 
 
 def test_nothing_of_an_open_unit_is_visible_to_another_thread(

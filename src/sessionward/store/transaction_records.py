@@ -120,7 +120,9 @@ class TransactionRecords:
         quote_expires_at: int,
     ) -> TransactionRecord:
         """Record a quote (or a quote-time denial) and return its row as stored (built from the
-        values written, not read back). Raises :class:`AlreadyExists` for a taken id."""
+        values written, not read back). Raises :class:`AlreadyExists` for a taken id; inside a
+        unit of work on PostgreSQL the write is sent later (:meth:`~sessionward.store.sql.Sql.run_later`), so a taken
+        id fails the unit when it is sent instead (the unit is undone whole)."""
         values: dict[str, object] = {
             "id": txn_id,
             "session_id": session_id,
@@ -138,9 +140,12 @@ class TransactionRecords:
             "quote_expires_at": quote_expires_at,
             **_UNSET,
         }
+        # Nothing reads its answer (the record is built from the values written) and nothing
+        # in a unit catches its failure: inside a unit on PostgreSQL the insert is owed to the
+        # unit's connection and goes with its next statement or its commit, in the same round
+        # trip and with no savepoint of its own (a taken id then fails the whole unit there).
         try:
-            with self._db.writing() as conn:
-                _INSERT.run(conn, values)
+            _INSERT.run_later(self._db, values)
         except IntegrityError:
             raise AlreadyExists(f"transaction {txn_id} exists or references nothing") from None
         return _record(values)
