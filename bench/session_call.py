@@ -19,6 +19,12 @@ wallet (one audit stream, whose lock every Execute then takes). The CPU the serv
 (and, on PostgreSQL, the database processes serving its connections, found by
 ``application_name``) spent during the measured calls is reported per call.
 
+**Two nodes** (``--pg-nodes 1,2``, the default): PostgreSQL is measured once per node count.
+Each further node is a server child of its own on the same schema, sharing the first node's
+data directory (the same vault key, the same embedded deployment; it logs that the in-process
+chain it starts has none of the wallets, which the relayer-less run never needs), started
+once the sessions are set up; connection ``c`` calls on node ``c mod nodes``.
+
 The FLOOR is the bare verify+sign endpoint of ``bench/execute.py`` (same server stack, the work
 on one writer thread) called the same way: two requests per call, the second signed on the spot
 after the first is answered. Each database's run is followed by a floor run, so every
@@ -42,7 +48,8 @@ automine.
 The machine is shared: keep runs short (the defaults take well under a minute each).
 
 Run: ``.venv/bin/python bench/session_call.py [--calls 1500] [--concurrency 32] [--sessions 32]
-[--one-wallet] [--no-floor] [--service-calls 512] [--trials 20] [--skip-sqlite] [--skip-pg]
+[--one-wallet] [--no-floor] [--service-calls 512] [--trials 20] [--pg-nodes 1,2]
+[--skip-sqlite] [--skip-pg]
 [--skip-anvil]``.
 """
 
