@@ -11,6 +11,7 @@ and 2 wallets per owner per day: a third CreateWallet by one owner is refused wi
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +32,7 @@ from sessionward.api.errors import ApiError
 from sessionward.api.rate_limit import RateLimiter, RateLimits
 from sessionward.service.config import Settings
 from sessionward.service.waas import Waas
-from sessionward.store.schema import relay_jobs, wallets
+from sessionward.store.schema import idempotency, relay_jobs, wallets
 
 BURST = 3
 RPS = 0.5
@@ -71,18 +72,21 @@ def _signed(api: Api, actor: Actor, method: str, body: dict[str, Any]) -> tuple[
 
 
 def _flood_until_refused(
-    api: Api, waas: Waas, owner: Actor, backend: Actor
-) -> tuple[int, httpx.Response, bytes, str]:
+    api: Api, waas: Waas, owner: Actor, backend: Actor, *, keyed: bool = False
+) -> tuple[int, httpx.Response, bytes, dict[str, str]]:
     """AuthorizeRemoteAccess as ``owner`` until one is refused: (accepted, refusal, its body and
-    signature header)."""
+    headers). ``keyed``: each request with an ``Idempotency-Key`` of its own."""
     for accepted in range(BURST + 10):
         raw, header = _signed(
             api, owner, "AuthorizeRemoteAccess", _authorize_body(waas, owner, backend)
         )
-        response = api.post_raw("AuthorizeRemoteAccess", raw, {"Oms-Wallet-Signature": header})
+        headers = {"Oms-Wallet-Signature": header}
+        if keyed:
+            headers["Idempotency-Key"] = f"flood-{uuid.uuid4().hex}"
+        response = api.post_raw("AuthorizeRemoteAccess", raw, headers)
         if response.status_code != 200:
             assert response.status_code == 429, response.text
-            return accepted, response, raw, header
+            return accepted, response, raw, headers
     raise AssertionError("never limited")
 
 
@@ -90,7 +94,7 @@ def test_a_burst_over_the_limit_is_refused_with_retry_after_and_writes_nothing(
     api: Api, waas: Waas
 ) -> None:
     owner, backend = create_owner(api), register_backend(api)
-    accepted, response, raw, header = _flood_until_refused(api, waas, owner, backend)
+    accepted, response, raw, headers = _flood_until_refused(api, waas, owner, backend)
     assert accepted >= BURST
     doc = refused(response, 429, "RATE_LIMITED_REQUESTS")
     # How long exactly is the limiter's (test_retry_after_is_the_time_until_the_next_token);
@@ -100,9 +104,36 @@ def test_a_burst_over_the_limit_is_refused_with_retry_after_and_writes_nothing(
     assert _sessions_of(waas, owner) == accepted  # the refused request wrote no session
     # Its nonce was not recorded either: the very same signed request is taken after the wait.
     time.sleep(wait)
-    again = api.post_raw("AuthorizeRemoteAccess", raw, {"Oms-Wallet-Signature": header})
+    again = api.post_raw("AuthorizeRemoteAccess", raw, headers)
     assert again.status_code == 200, again.text
     assert _sessions_of(waas, owner) == accepted + 1
+
+
+def test_a_refused_request_claims_no_idempotency_key(api: Api, waas: Waas) -> None:
+    """The key is claimed with the nonce, after admission: a 429 claims neither, so the very
+    same request (signature and key) executes once after the wait, and only then is its key
+    taken."""
+    owner, backend = create_owner(api), register_backend(api)
+    accepted, response, raw, headers = _flood_until_refused(api, waas, owner, backend, keyed=True)
+    refused(response, 429, "RATE_LIMITED_REQUESTS")
+    key = headers["Idempotency-Key"]
+    assert _claimed(waas, owner, key) is None
+    time.sleep(int(response.headers["Retry-After"]))
+    again = api.post_raw("AuthorizeRemoteAccess", raw, headers)
+    assert again.status_code == 200 and "idempotent-replayed" not in again.headers, again.text
+    assert _sessions_of(waas, owner) == accepted + 1
+    assert _claimed(waas, owner, key) == 200
+
+
+def _claimed(waas: Waas, owner: Actor, key: str) -> int | None:
+    """The stored status of ``owner``'s claim of ``key`` (0 while unanswered), None if none."""
+    with waas.runtime.store.db.reading() as conn:
+        row = conn.execute(
+            select(idempotency.c.status_code).where(
+                idempotency.c.credential_id == owner.credential_id, idempotency.c.key == key
+            )
+        ).first()
+    return None if row is None else (row[0] or 0)
 
 
 def test_another_signer_is_unaffected(api: Api, waas: Waas) -> None:

@@ -6,6 +6,10 @@ inside a unit of work (``Database.writing(savepoint=False)``): a nonce seen befo
 answer of the upsert, never a failed statement. So a replay is refused ``NONCE_REPLAYED``
 and changes nothing, in the database or on chain, and the units grouped with it commit as if
 it had not been there.
+
+A registered credential's ``Idempotency-Key`` is claimed in the statement that records the
+request's nonce (``api.auth.KeyToClaim``), and only if the nonce is fresh: a replay under a
+new key, a forgery, or a request refused after its nonce (a self-only method) claims no key.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import Api, TestClient, World, new_world, quote, raw_json, settle
+from api_support import Api, TestClient, World, new_world, quote, raw_json, refused, settle
 from sqlalchemy import text
 
 from database_support import BACKENDS, PG_URL, drop_schema
@@ -158,3 +162,70 @@ def test_replayed_requests_in_a_group_change_nothing_and_their_neighbours_commit
         assert record is not None and record.status == "executed", record
     assert token.call_one("balanceOf", account) == funded - (1 + FRESH) * AMOUNT  # type: ignore[operator]
     assert waas.runtime.store.audit.verify(world.wallet_id).ok
+
+
+def _claim_of(waas: Waas, credential_id: str, key: str) -> tuple[object, ...] | None:
+    """The claim of ``key`` by ``credential_id``: (method, status code), None if none."""
+    with waas.runtime.store.db.reading() as conn:
+        row = conn.execute(
+            text(
+                'SELECT method, status_code FROM idempotency WHERE credential_id = :c AND "key" = :k'
+            ),
+            {"c": credential_id, "k": key},
+        ).first()
+    return None if row is None else tuple(row)
+
+
+def test_keys_are_claimed_with_fresh_nonces_only(served: tuple[Waas, SessionWardApi]) -> None:
+    waas, app = served
+    with TestClient(app) as client:
+        api = Api(client)
+        world = new_world(api, waas)
+        backend = world.backend
+        txn_id = quote(api, waas, world, str(AMOUNT))
+        body = raw_json({"txnId": txn_id})
+        signature = backend.header("Execute", body)
+        first = api.post_raw("Execute", body, {SIG: signature, "Idempotency-Key": "k-first"})
+        assert first.json()["status"] == "pending", first.text
+        assert _claim_of(waas, backend.credential_id, "k-first") == ("Execute", 200)
+        before = _state(waas, world, txn_id)
+
+        # An outsider re-sends the public bytes under a key of its own: refused, nothing
+        # claimed, nothing changed.
+        replay = api.post_raw("Execute", body, {SIG: signature, "Idempotency-Key": "k-outsider"})
+        refused(replay, 401, "NONCE_REPLAYED")
+        assert _claim_of(waas, backend.credential_id, "k-outsider") is None
+        assert _state(waas, world, txn_id) == before
+
+        # A forgery (another key's signature) with a key: refused, the key stays free.
+        forged = api.post_raw(
+            "Execute",
+            body,
+            {SIG: world.owner.header("Execute", b"{}"), "Idempotency-Key": "k-forged"},
+        )
+        assert forged.status_code == 401
+        assert _claim_of(waas, backend.credential_id, "k-forged") is None
+        assert _claim_of(waas, world.owner.credential_id, "k-forged") is None
+        assert _state(waas, world, txn_id) == before
+
+        # A registered credential on a self-only method: 403 after its nonce, no key claimed.
+        wallet = raw_json({"owner": backend.signer.address, "ownerKind": "eoa"})
+        forbidden = api.post_raw(
+            "CreateWallet",
+            wallet,
+            {SIG: backend.header("CreateWallet", wallet), "Idempotency-Key": "k-self-only"},
+        )
+        refused(forbidden, 403, "ROLE_FORBIDDEN")
+        assert _claim_of(waas, backend.credential_id, "k-self-only") is None
+
+        # The owner of the key retries (a fresh nonce): the first answer, nothing run again.
+        retry = api.post_raw(
+            "Execute", body, {SIG: backend.header("Execute", body), "Idempotency-Key": "k-first"}
+        )
+        assert retry.status_code == 200 and retry.headers["idempotent-replayed"] == "true"
+        assert retry.content == first.content
+        after = _state(waas, world, txn_id)
+        assert after[:4] == before[:4]
+        # Nonces of the 403 and of the retry; none of the replay or the forgery.
+        assert after[4]["nonces"] == before[4]["nonces"] + 2  # type: ignore[index]
+        assert after[4]["idempotency"] == before[4]["idempotency"]  # type: ignore[index]

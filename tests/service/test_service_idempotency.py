@@ -57,7 +57,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def requests(store: Store) -> IdempotentRequests:
-    return IdempotentRequests(store.idempotency, lambda: 1_000)
+    return IdempotentRequests(store.idempotency, lambda: 1_000, nonces=store.replay)
 
 
 def _run(

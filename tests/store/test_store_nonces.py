@@ -8,6 +8,7 @@ from collections.abc import Callable
 from store_support import T0
 
 from sessionward.store import Store
+from sessionward.store.idempotency import ClaimRequest
 from sessionward.store.nonces import GRANT_SCOPE, REQUEST_SCOPE, SqlReplayStore
 
 
@@ -74,3 +75,72 @@ def test_exactly_one_of_racing_nodes_accepts_a_nonce(
     for t in threads:
         t.join(timeout=60)
     assert sorted(results) == [False] * 15 + [True]
+
+
+def _claim(key: str, request_hash: str = "h1") -> ClaimRequest:
+    return ClaimRequest(key=key, method="Execute", request_hash=request_hash, now=T0)
+
+
+def test_a_fresh_nonce_claims_a_free_key_with_it(store: Store) -> None:
+    replay = SqlReplayStore(store.nonces, clock_ms=lambda: T0 * 1000)
+    assert replay.remember_and_claim("c1", 1, (T0 + 60) * 1000, _claim("k1")) == (True, True)
+    assert not replay.remember("c1", 1, (T0 + 60) * 1000)  # the nonce is recorded
+    state = store.idempotency.claim(
+        credential_id="c1", key="k1", method="Execute", request_hash="h1", now=T0
+    )
+    assert state.state == "in_flight"  # and the key claimed for that request
+
+
+def test_a_fresh_nonce_leaves_a_taken_key_as_it_was(store: Store) -> None:
+    replay = SqlReplayStore(store.nonces, clock_ms=lambda: T0 * 1000)
+    store.idempotency.claim(
+        credential_id="c1", key="k1", method="Execute", request_hash="h0", now=T0
+    )
+    store.idempotency.complete(credential_id="c1", key="k1", status_code=200, body="{}")
+    fresh, claimed = replay.remember_and_claim("c1", 2, (T0 + 60) * 1000, _claim("k1", "h9"))
+    assert (fresh, claimed) == (True, False)
+    kept = store.idempotency.claim(
+        credential_id="c1", key="k1", method="Execute", request_hash="h0", now=T0
+    )
+    assert kept.state == "replay" and kept.response is not None and kept.response.body == "{}"
+
+
+def test_a_nonce_seen_before_claims_nothing(store: Store) -> None:
+    replay = SqlReplayStore(store.nonces, clock_ms=lambda: T0 * 1000)
+    assert replay.remember("c1", 3, (T0 + 60) * 1000)
+    assert replay.remember_and_claim("c1", 3, (T0 + 60) * 1000, _claim("k2")) == (False, False)
+    free = store.idempotency.claim(
+        credential_id="c1", key="k2", method="Execute", request_hash="h1", now=T0
+    )
+    assert free.state == "claimed"  # nobody had claimed it
+
+
+def test_keys_are_claimed_under_the_nonces_credential(store: Store) -> None:
+    replay = SqlReplayStore(store.nonces, clock_ms=lambda: T0 * 1000)
+    assert replay.remember_and_claim("c1", 4, (T0 + 60) * 1000, _claim("k3")) == (True, True)
+    assert replay.remember_and_claim("c2", 4, (T0 + 60) * 1000, _claim("k3")) == (True, True)
+
+
+def test_exactly_one_of_racing_requests_claims_a_key(
+    store: Store, open_another: Callable[[int], Store]
+) -> None:
+    """Sixteen requests of one credential, each with a nonce of its own and the same key, at
+    once on a 16-connection node: every nonce is fresh, one request claims the key."""
+    node = open_another(16)
+    replay = SqlReplayStore(node.nonces, clock_ms=lambda: T0 * 1000)
+    barrier = threading.Barrier(16)
+    results: list[tuple[bool, bool]] = []
+    lock = threading.Lock()
+
+    def worker(nonce: int) -> None:
+        barrier.wait()
+        outcome = replay.remember_and_claim("cred-1", nonce, (T0 + 120) * 1000, _claim("k"))
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == [(True, False)] * 15 + [(True, True)]

@@ -31,14 +31,14 @@ from sessionward.service.waas import Waas
 
 pytestmark = pytest.mark.postgres
 
-EXECUTE_ROUND_TRIPS = 8
-"""BEGIN; the credential read; the request nonce (with its savepoint); the idempotency claim
-(with the nonce's RELEASE and its own savepoint); the quote with the session, wallet,
-freezes and counters read for the decision, prefetched together (one pipeline, with the
-claim's RELEASE; the session, wallet and counters found through the quote's row); the
-reservation (its savepoint, the gate, the check + reservation + charges, the counters, the
-key, the audit lock and head: one pipeline); the marking, audit record and decision (one
-pipeline); the idempotency answer with the COMMIT (one pipeline)."""
+EXECUTE_ROUND_TRIPS = 7
+"""BEGIN; the credential read; the request nonce and the idempotency claim (one statement,
+the claim made only if the nonce is fresh); the quote with the session, wallet, freezes and
+counters read for the decision, prefetched together (one pipeline; the session, wallet and
+counters found through the quote's row); the reservation (its savepoint, the gate, the check +
+reservation + charges, the counters, the key, the audit lock and head: one pipeline); the
+marking, audit record and decision (one pipeline); the idempotency answer with the COMMIT (one
+pipeline)."""
 
 PREPARE_ROUND_TRIPS = 5
 """BEGIN; the credential read; the request nonce; the session, wallet, freezes and counters

@@ -57,7 +57,7 @@ from sessionward.service.errors import ServiceError
 from sessionward.service.waas import Waas
 
 from .answers import Outcome
-from .auth import Authenticator, Principal, single_header
+from .auth import Authenticator, KeyToClaim, Principal, single_header
 from .body import declared_length, parse_document, read_bounded, validate
 from .errors import (
     RETRY_AFTER_S,
@@ -69,7 +69,7 @@ from .errors import (
 from .fairness import FairScheduler, claimed_credential, tenant_of
 from .health import Readiness, database_outage, unavailable
 from .http_guard import RAW_TARGET
-from .idempotency import Idempotency
+from .idempotency import Idempotency, well_formed
 from .methods import METHODS, Method
 from .metrics import ApiMetrics
 from .mounts import Mount, MountedRoutes
@@ -310,6 +310,10 @@ class SessionWardApi:
                 parsed.append(parse_document(body, self._limit))
             return parsed[0]
 
+        key = headers.get(IDEMPOTENCY_HEADER) if method.mutation else None
+        to_claim = (
+            None if key is None or not well_formed(key) else KeyToClaim(key, method.name, body)
+        )
         try:
             principal = self._auth.authenticate(
                 method.auth,
@@ -318,8 +322,8 @@ class SessionWardApi:
                 path_with_query=path_with_query,
                 body=body,
                 document=document,
+                claim=to_claim,
             )
-            key = headers.get(IDEMPOTENCY_HEADER) if method.mutation else None
             if key is None:
                 return self._answer(method, principal, document, request_id)
             return self._idempotency.run(
@@ -328,6 +332,7 @@ class SessionWardApi:
                 method=method.name,
                 body=body,
                 answer=lambda: self._answer(method, principal, document, request_id),
+                claimed=principal.key_claimed,
             )
         except ApiError as exc:
             return _error(exc, request_id)

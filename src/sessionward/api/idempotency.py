@@ -35,6 +35,11 @@ REPLAYED_HEADER: Final = "Idempotent-Replayed"
 REASON: Final = "Idempotency-Key"
 
 
+def well_formed(key: str) -> bool:
+    """Whether ``key`` is a well-formed ``Idempotency-Key`` (1-128 printable ASCII)."""
+    return _KEY.fullmatch(key) is not None
+
+
 def _stored(outcome: Outcome) -> StoredAnswer:
     """What a retry gets back of an outcome: its status and body (never its headers)."""
     status, body, _headers = outcome
@@ -55,14 +60,22 @@ class Idempotency:
         method: str,
         body: bytes,
         answer: Callable[[], Outcome],
+        claimed: bool = False,
     ) -> Outcome:
         """The outcome of ``answer`` or the stored one (see the module docstring); raises
-        :class:`ApiError` for a malformed or reused key."""
-        if _KEY.fullmatch(key) is None:
+        :class:`ApiError` for a malformed or reused key. ``claimed``: the key was claimed
+        with the request's nonce (:class:`sessionward.api.auth.KeyToClaim`)."""
+        if not well_formed(key):
             raise invalid("Idempotency-Key: 1-128 printable ASCII characters", reason=REASON)
         try:
             result = self._requests.run(
-                subject=subject, key=key, method=method, body=body, answer=answer, stored=_stored
+                subject=subject,
+                key=key,
+                method=method,
+                body=body,
+                answer=answer,
+                stored=_stored,
+                claimed=claimed,
             )
         except ServiceError as exc:
             # Only the key's own refusal is translated here; ``answer`` turns every refusal into

@@ -52,7 +52,7 @@ class Waas:
         )
         for dispatcher in self.dispatchers:
             dispatcher.reconciler.sink = alert_sink  # disagreement alerts go out as webhooks
-        self.idempotency = IdempotentRequests(rt.store.idempotency, rt.now)
+        self.idempotency = IdempotentRequests(rt.store.idempotency, rt.now, nonces=rt.store.replay)
         self.request_nonces: ReplayStore = rt.store.replay
         """Where the API remembers request-signature nonces (shared by every node)."""
         self.ops_overview = OpsOverview(rt)

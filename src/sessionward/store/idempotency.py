@@ -26,12 +26,19 @@ ClaimState = Literal["claimed", "replay", "mismatch", "in_flight"]
 
 DEFAULT_STALE_AFTER_S: Final = 300
 
+CLAIM_INTO: Final = (
+    'INSERT INTO idempotency (credential_id, "key", method, request_hash, created_at)'
+)
+"""The claim's insert, up to its values (also made with a request's nonce:
+:meth:`sessionward.store.nonces.Nonces.use_once_and_claim`)."""
+CLAIM_CONFLICT: Final = 'ON CONFLICT (credential_id, "key") DO NOTHING'
+
 # Conflicts are answers, never exceptions (both SQLite and PostgreSQL know this form).
-_CLAIM: Final = Sql(
-    """
-    INSERT INTO idempotency (credential_id, "key", method, request_hash, created_at)
+CLAIM: Final = Sql(
+    f"""
+    {CLAIM_INTO}
     VALUES (:credential_id, :key, :method, :request_hash, :now)
-    ON CONFLICT (credential_id, "key") DO NOTHING
+    {CLAIM_CONFLICT}
     """
 )
 
@@ -53,6 +60,18 @@ class StoredResponse:
 
     status_code: int
     body: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """What :meth:`IdempotencyKeys.claim` claims a key with, for claiming it elsewhere (with a
+    request's nonce: :meth:`sessionward.store.nonces.SqlReplayStore.remember_and_claim`):
+    the key, the API method, the request's hash and the time of the claim (seconds)."""
+
+    key: str
+    method: str
+    request_hash: str
+    now: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +119,7 @@ class IdempotencyKeys:
         # An insert that does nothing on a taken key, reads, a conditional update: none fails
         # but as the database fails, so no savepoint of its own.
         with self._db.writing(savepoint=False) as conn:
-            if _CLAIM.run(conn, params).rowcount == 1:
+            if CLAIM.run(conn, params).rowcount == 1:
                 return Claim("claimed")
             row = conn.execute(_ROW, params).one()._mapping
             if row["method"] != method or row["request_hash"] != request_hash:

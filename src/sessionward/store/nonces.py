@@ -19,6 +19,7 @@ from typing import Final
 from sqlalchemy import text
 
 from .database import Database
+from .idempotency import CLAIM, CLAIM_CONFLICT, CLAIM_INTO, ClaimRequest
 from .sql import Sql
 
 GRANT_SCOPE: Final = "grant"
@@ -26,12 +27,26 @@ REQUEST_SCOPE: Final = "request"
 
 # A remembered nonce that has expired may be used again (its row is taken over in place);
 # one that has not, or that never expires, may not. Conflicts are answers, never exceptions.
-_USE_ONCE: Final = Sql(
-    """
+_UPSERT: Final = """
     INSERT INTO nonces (scope, "key", nonce, expires_at)
     VALUES (:scope, :key, :nonce, :expires_at)
     ON CONFLICT (scope, "key", nonce) DO UPDATE SET expires_at = excluded.expires_at
     WHERE nonces.expires_at IS NOT NULL AND nonces.expires_at <= :now
+"""
+_USE_ONCE: Final = Sql(_UPSERT)
+# The same upsert, and an idempotency claim made only if it recorded the nonce (PostgreSQL: a
+# data-modifying WITH, whose second insert runs only on the first one's RETURNING rows).
+_USE_ONCE_AND_CLAIM: Final = Sql(
+    f"""
+    WITH used AS ({_UPSERT} RETURNING 1),
+    claimed AS (
+        {CLAIM_INTO}
+        SELECT :credential_id, :claim_key, :method, :request_hash, :claimed_at
+        WHERE EXISTS (SELECT 1 FROM used)
+        {CLAIM_CONFLICT}
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM used), (SELECT count(*) FROM claimed)
     """
 )
 _PRUNE: Final = text("DELETE FROM nonces WHERE expires_at IS NOT NULL AND expires_at < :now")
@@ -74,6 +89,46 @@ class Nonces:
         with self._db.writing(savepoint=False) as conn:
             return bool(_USE_ONCE.run(conn, params).rowcount == 1)
 
+    def use_once_and_claim(
+        self,
+        scope: str,
+        key: str,
+        nonce: int,
+        expires_at: int,
+        *,
+        now: int,
+        claim: ClaimRequest,
+    ) -> tuple[bool, bool]:
+        """:meth:`use_once`, and only if it recorded the nonce, the first step of
+        :meth:`sessionward.store.idempotency.IdempotencyKeys.claim` for ``claim`` under
+        ``key`` (the credential): whether the nonce was recorded, and whether the key was
+        claimed by this request (False when it was taken already, or the nonce was not
+        recorded). A nonce seen before claims nothing. One statement on PostgreSQL (one round
+        trip); on SQLite two, in one transaction."""
+        if nonce < 0:
+            raise ValueError("nonces are non-negative")
+        params = {
+            "scope": scope,
+            "key": key,
+            "nonce": str(nonce),
+            "expires_at": expires_at,
+            "now": now,
+            "credential_id": key,
+            "claim_key": claim.key,
+            "method": claim.method,
+            "request_hash": claim.request_hash,
+            "claimed_at": claim.now,
+        }
+        # Inserts that never fail on a taken nonce or key: no savepoint of their own.
+        with self._db.writing(savepoint=False) as conn:
+            if self._db.is_postgresql:
+                used, claimed = _USE_ONCE_AND_CLAIM.run(conn, params).fetchone()
+                return used == 1, claimed == 1
+            if _USE_ONCE.run(conn, params).rowcount != 1:
+                return False, False
+            claim_params = {**params, "key": claim.key, "credential_id": key, "now": claim.now}
+            return True, CLAIM.run(conn, claim_params).rowcount == 1
+
     def prune(self, now: int) -> int:
         """Forget nonces that expired before ``now``; the number forgotten."""
         with self._db.writing() as conn:
@@ -98,3 +153,15 @@ class SqlReplayStore:
         expires_at = -(-expires_at_ms // 1000)  # ceiling division, exact for any int
         now = self._clock_ms() // 1000
         return self._nonces.use_once(REQUEST_SCOPE, credential_id, nonce, expires_at, now=now)
+
+    def remember_and_claim(
+        self, credential_id: str, nonce: int, expires_at_ms: int, claim: ClaimRequest
+    ) -> tuple[bool, bool]:
+        """:meth:`remember`, and, only if the nonce was not remembered, ``claim`` of an
+        Idempotency-Key for ``credential_id`` (:meth:`Nonces.use_once_and_claim`): whether
+        the nonce was fresh, and whether this request claimed the key."""
+        expires_at = -(-expires_at_ms // 1000)
+        now = self._clock_ms() // 1000
+        return self._nonces.use_once_and_claim(
+            REQUEST_SCOPE, credential_id, nonce, expires_at, now=now, claim=claim
+        )
