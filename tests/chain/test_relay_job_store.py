@@ -26,6 +26,7 @@ from sessionward.chain.relayer import Relayer
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.store import Store, open_store
 from sessionward.store.relay_jobs import SqlRelayJobStore, relay_jobs
+from sessionward.store.schema import relay_job_refs
 
 SENDER = "0x" + "5e" * 20
 OTHER_SENDER = "0x" + "0e" * 20
@@ -55,6 +56,7 @@ def jobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RelayJobSto
         return
     pg: Store = request.getfixturevalue("pg_store")
     with pg.db.writing() as conn:
+        conn.execute(delete(relay_job_refs))
         conn.execute(delete(relay_jobs))
     yield SqlRelayJobStore(pg.db)
 
@@ -121,6 +123,28 @@ def test_duplicate_ids_are_refused(jobs: RelayJobStore) -> None:
         jobs.add(job(value=5))
     stored = jobs.get("j1")
     assert stored is not None and stored.value == 0
+
+
+def test_a_job_carries_its_refs_in_order(jobs: RelayJobStore) -> None:
+    jobs.add(job(), ("txn_b", "txn_a", "txn_c"))
+    jobs.add(job(job_id="j2"))
+    assert jobs.refs_of("j1") == ("txn_b", "txn_a", "txn_c")
+    assert jobs.refs_of("j2") == () and jobs.refs_of("missing") == ()
+    carrier = jobs.job_of_ref("txn_a")
+    assert carrier is not None and carrier.job_id == "j1"
+    assert jobs.job_of_ref("txn_x") is None
+
+
+def test_a_ref_is_carried_by_one_job_ever(jobs: RelayJobStore) -> None:
+    """A call that went into a batch can never be queued again: the second job, and its other
+    refs, are not stored at all."""
+    jobs.add(job(), ("txn_a", "txn_b"))
+    with pytest.raises(DuplicateRelayJob):
+        jobs.add(job(job_id="j2"), ("txn_c", "txn_b"))
+    assert jobs.get("j2") is None and jobs.job_of_ref("txn_c") is None
+    with pytest.raises(DuplicateRelayJob):
+        jobs.add(job(job_id="j3"), ("txn_d", "txn_d"))
+    assert jobs.get("j3") is None and jobs.job_of_ref("txn_d") is None
 
 
 def test_compare_and_set_lets_only_one_writer_win(jobs: RelayJobStore) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from sessionward.chain.contracts import DeployedContract
 from sessionward.chain.demo import demo_contract
+from sessionward.chain.relay_batch import relayed_outcomes
 from sessionward.chain.relay_jobs import JobState
 from sessionward.sdk import SessionWardApiError
 from sessionward.store import Store
@@ -164,13 +165,19 @@ def assert_database_equals_chain(cluster: Cluster, parties: list[Party], ledger:
         for t in finished:
             # No call relayed twice: of every transaction ever signed for the call, exactly
             # one was mined, and the database records its receipt as the chain does.
-            job = jobs.get(f"exec:{t.id}")
+            job = jobs.job_of_ref(t.id) or jobs.get(f"exec:{t.id}")
             assert job is not None and job.state in (JobState.EXECUTED, JobState.FAILED), t.id
             mined = [h for h in job.tx_hashes if cluster.chain.get_receipt(h) is not None]
             assert mined == [job.tx_hash], (t.id, job.tx_hashes)
             receipt = cluster.chain.get_receipt(mined[0])
-            assert receipt is not None and receipt.succeeded == (t.status == "executed"), t.id
-            assert t.tx_hash == receipt.tx_hash
+            assert receipt is not None and t.tx_hash == receipt.tx_hash, t.id
+            ran = receipt.succeeded
+            if job.job_id.startswith("batch:"):  # the call's own outcome within its batch
+                calls = jobs.refs_of(job.job_id)
+                outcomes = relayed_outcomes(receipt, batch=job.to, calls=len(calls))
+                assert outcomes is not None, job.job_id
+                ran = outcomes[calls.index(t.id)].success
+            assert ran == (t.status == "executed"), t.id
         # No budget lost or counted twice: spent = what executed (failed calls came back),
         # in the service's counters and on chain.
         for session in party.sessions:

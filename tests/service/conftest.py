@@ -16,6 +16,7 @@ import pytest
 from service_support import Backend, Session, Wallet, World
 
 from sessionward.service.config import AnomalyRules
+from sessionward.store import faults
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +49,10 @@ def session(world: World, wallet: Wallet, backend: Backend) -> Session:
     """An approved, installed session of ``backend`` on ``wallet`` for the seed envelope
     (swap on the demo router, at most 500 USD, 30 minutes)."""
     return world.session(wallet, backend)
+
+
+@pytest.fixture
+def no_faults() -> Iterator[None]:
+    """Clears every installed fault point when the test ends (however it ends)."""
+    yield
+    faults.clear()

@@ -5,7 +5,7 @@ reconciles and relays what was left, exactly once."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -131,12 +131,6 @@ def _outcome_rows(world: World, session: Session, txn_id: str) -> tuple[object, 
         kinds.count("session.call.executed") + kinds.count("session.call.failed"),
         sum(1 for e in relayed if e.request_kind == "relay"),
     )
-
-
-@pytest.fixture
-def no_faults() -> Iterator[None]:
-    yield
-    faults.clear()
 
 
 @pytest.mark.parametrize("step", OUTCOME_STEPS)

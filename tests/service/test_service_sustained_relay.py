@@ -1,14 +1,17 @@
 """Sustained relaying on the in-process chain: chain time follows the clock, not the number of
 blocks, so a session's calls keep executing however many are mined (issue 16, item 4).
 
-Each relayed call is mined in its own block. When every block was stamped a second after the
-previous one, chain time ran ahead of the clock by one second per call: after a few hundred
+Each relayed call is mined in its own block: this world's deployment record names no
+``RelayBatch`` (as one written before it existed), so the dispatcher relays every call in a
+transaction of its own (the path such deployments take). When every block was stamped a
+second after the previous one, chain time ran ahead of the clock by one second per call: after a few hundred
 calls Execute refused with ``CLOCK_SKEW`` and after 1,800 the contract refused every call of
 a 30-minute session with ``SESSION_EXPIRED``, although no real time had passed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 
@@ -30,6 +33,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     built = World.build(
         tmp_path_factory.mktemp("waas"), anomaly=AnomalyRules(velocity_fraction=0.0)
     )
+    relaying = built.waas.dispatcher.runtime
+    relaying.deployment = dataclasses.replace(relaying.deployment, relay_batch=None)
     yield built
     built.close()
 

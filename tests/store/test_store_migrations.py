@@ -15,7 +15,7 @@ from sessionward.store.database import ENV_DATABASE_URL, normalize_url, resolve_
 from sessionward.store.schema import metadata
 
 TABLES = set(metadata.tables)
-HEAD = "0010"  # the newest migration in store/migrations/versions
+HEAD = "0011"  # the newest migration in store/migrations/versions
 
 
 def table_names(store: Store) -> set[str]:

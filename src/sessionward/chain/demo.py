@@ -18,8 +18,10 @@ chain by default, anvil in tests) because it only uses signed transactions plus
    i.e. 2,000 USDX per WETHX;
 5. SessionWard's ERC-7579 module (its storage helper at its CREATE2 address first) and
    SessionAccount7579's implementation and factory
-   (:func:`~sessionward.chain.artifacts.deploy_module_contracts`): last, so the addresses of
-   everything above are what they were before these existed.
+   (:func:`~sessionward.chain.artifacts.deploy_module_contracts`), so the addresses of
+   everything above are what they were before these existed;
+6. the ``RelayBatch`` the relayer sends several session calls of one account through, last
+   for the same reason.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ class DemoDeployment(AccountDeployment):
     router: str
     tokens: Mapping[str, str] = field(default_factory=dict)
     relayer: str | None = None
+    relay_batch: str | None = None
+    """The ``RelayBatch`` contract the relayer sends several session calls of one account
+    through, in one transaction; None (a record written before it existed): each call is a
+    transaction of its own."""
 
     def token(self, symbol: str) -> str:
         """Address of demo token ``symbol`` (``"USDX"``, ``"WETHX"``)."""
@@ -110,6 +116,7 @@ def deploy_demo(
     for symbol, reserve in ROUTER_RESERVES.items():
         tokens[symbol].transact(signer, "mint", router.address, reserve)
     modules = deploy_module_contracts(chain, signer, entry_point=entry_point)
+    relay_batch = deploy(chain, signer, demo_contract("RelayBatch"))  # last: see the docstring
     if relayer is not None:
         chain.set_balance(relayer, relayer_funding_wei)
     return DemoDeployment(
@@ -124,6 +131,7 @@ def deploy_demo(
         router=router.address,
         tokens={symbol: token.address for symbol, token in tokens.items()},
         relayer=None if relayer is None else relayer.lower(),
+        relay_batch=relay_batch.address,
     )
 
 

@@ -21,7 +21,7 @@ A job's life (the relayer's write-ahead discipline makes every crash point recov
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
@@ -108,12 +108,22 @@ class RelayJob:
 class RelayJobStore(Protocol):
     """Durable job records (SQL in the service, memory in unit tests)."""
 
-    def add(self, job: RelayJob) -> None:
-        """Insert a new job; raises :class:`DuplicateRelayJob` if the id exists."""
+    def add(self, job: RelayJob, refs: Sequence[str] = ()) -> None:
+        """Insert a new job and, with it (atomically), what it carries: ``refs``, in order
+        (a batch's calls). Raises :class:`DuplicateRelayJob` if the id exists or one of the
+        refs belongs to a job already; nothing is stored then."""
         ...
 
     def get(self, job_id: str) -> RelayJob | None:
         """The job as last stored."""
+        ...
+
+    def refs_of(self, job_id: str) -> tuple[str, ...]:
+        """The refs the job was added with, in order (empty for none, or no such job)."""
+        ...
+
+    def job_of_ref(self, ref: str) -> RelayJob | None:
+        """The job that carries ``ref``, if any (at most one ever does)."""
         ...
 
     def replace(self, job: RelayJob) -> bool:
@@ -138,17 +148,32 @@ class InMemoryRelayJobStore:
 
     def __init__(self) -> None:
         self._jobs: dict[str, RelayJob] = {}
+        self._refs: dict[str, tuple[str, ...]] = {}
+        self._job_of_ref: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def add(self, job: RelayJob) -> None:
+    def add(self, job: RelayJob, refs: Sequence[str] = ()) -> None:
         with self._lock:
-            if job.job_id in self._jobs:
+            taken = any(ref in self._job_of_ref for ref in refs) or len(set(refs)) < len(refs)
+            if job.job_id in self._jobs or taken:
                 raise DuplicateRelayJob(job.job_id)
             self._jobs[job.job_id] = job
+            if refs:
+                self._refs[job.job_id] = tuple(refs)
+                self._job_of_ref.update((ref, job.job_id) for ref in refs)
 
     def get(self, job_id: str) -> RelayJob | None:
         with self._lock:
             return self._jobs.get(job_id)
+
+    def refs_of(self, job_id: str) -> tuple[str, ...]:
+        with self._lock:
+            return self._refs.get(job_id, ())
+
+    def job_of_ref(self, ref: str) -> RelayJob | None:
+        with self._lock:
+            job_id = self._job_of_ref.get(ref)
+            return None if job_id is None else self._jobs[job_id]
 
     def replace(self, job: RelayJob) -> bool:
         with self._lock:

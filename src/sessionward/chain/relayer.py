@@ -140,6 +140,14 @@ class Relayer:
     def job(self, job_id: str) -> RelayJob | None:
         return self._store.get(job_id)
 
+    def job_of_ref(self, ref: str) -> RelayJob | None:
+        """The job that carries ``ref`` (:meth:`enqueue`'s ``refs``), if any."""
+        return self._store.job_of_ref(ref)
+
+    def refs_of(self, job_id: str) -> tuple[str, ...]:
+        """What job ``job_id`` carries, in order."""
+        return self._store.refs_of(job_id)
+
     # ------------------------------------------------------------------ helpers
 
     def _fee_suggestion(self, *, fresh: bool = False) -> FeeSuggestion:
@@ -198,8 +206,11 @@ class Relayer:
         gas_limit: int | None = None,
         fee_cap_wei: int | None = None,
         authorization_list: tuple[Authorization, ...] = (),
+        refs: tuple[str, ...] = (),
     ) -> RelayJob:
-        """Accept a job (idempotent on ``job_id`` for identical contents).
+        """Accept a job (idempotent on ``job_id`` for identical contents). ``refs``: what the
+        job carries, stored with it (:meth:`RelayJobStore.add`; a ref already carried by a
+        job raises :class:`DuplicateRelayJob` and nothing is stored).
 
         Without ``gas_limit`` the call is estimated from the relayer's address and a margin
         added; a reverting call raises :class:`ExecutionReverted` and nothing is stored.
@@ -241,7 +252,7 @@ class Relayer:
                 fee_cap_wei=fee_cap_wei,
                 authorization_list=tuple(authorization_list),
             )
-            self._store.add(job)
+            self._store.add(job, refs)
             _log.info("relay job %s queued (gas %d)", job_id, gas_limit)
             return job
 

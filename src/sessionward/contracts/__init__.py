@@ -59,6 +59,7 @@ DEPLOYABLE: Final = (
     "SessionAccount7579Factory",
     "DemoToken",
     "DemoRouter",
+    "RelayBatch",
 )
 
 # The account's size bounds are defined once, in the domain (which must refuse what the account

@@ -2,8 +2,15 @@
 back (transaction status, reservation settled or released, session installed or removed).
 
 Relay job ids say what a job is for: ``deploy:<wallet>``, ``enable:<session>``,
-``exec:<txn>``, ``revoke:<session>``. The relayer is FIFO per key, so a session is installed
-before its calls and removed after them. With several service nodes on one database, only the
+``exec:<txn>``, ``batch:<hash of its calls>``, ``revoke:<session>``. The relayer is FIFO per key, so a
+session is installed before its calls and removed after them.
+
+Calls of one account that are pending together go in one transaction through the network's
+``RelayBatch`` contract (:mod:`sessionward.chain.relay_batch`; up to eight a batch): each runs
+on its own there (one that reverts undoes nothing of the others) and is recorded from the
+batch contract's own event for it. A job carries the ids of its calls (``refs``, stored with
+it), and a call is carried by one job at most, ever: a call once batched is never queued again
+on its own. With several service nodes on one database, only the
 node holding the relayer lease of the chain runs it, and the lease fences its writes (see
 :class:`DispatcherLoop`).
 
@@ -21,10 +28,19 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 
-from sessionward.chain.errors import ChainError
-from sessionward.chain.relay_jobs import JobState, RelayJob
+from sessionward.chain.errors import ChainError, FeeCapExceeded
+from sessionward.chain.relay_batch import (
+    MAX_CALLS,
+    batch_gas_limit,
+    encode_relay,
+    relayed_outcomes,
+)
+from sessionward.chain.relay_jobs import DuplicateRelayJob, JobState, RelayJob
+from sessionward.chain.revert import decode_revert_reason
 from sessionward.chain.user_operations import UserOperation
+from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.secp256k1 import SignatureError, personal_message_hash, recover_signer
 from sessionward.reasons import ReasonCode
 from sessionward.store.database import Database
@@ -35,9 +51,9 @@ from sessionward.store.relay_signal import RelaySignal
 from sessionward.store.transaction_records import TransactionRecord
 from sessionward.store.user_operations import UserOperationPlanRecord
 
+from .onchain import relayed_session_call
 from .reconciler import Reconciler
 from .runtime import Runtime
-from .transactions import gas_limit_for
 from .user_operations import UserOperationRefused, with_session_signature
 
 _log = logging.getLogger(__name__)
@@ -90,8 +106,13 @@ class Dispatcher:
 
     def step(self) -> None:
         with self._lock:
+            # The sessions first, then the calls: a session read as revoking has every call
+            # it signed committed already (an Execute signs only while the session's row says
+            # active, and the revocation's update of that row waits for it), so all of them
+            # are queued below, ahead of its removal.
+            due = self.reconciler.due()
             self._queue_executions()
-            self._queue_revocations()
+            self.reconciler.compare(due)
             try:
                 changed = self._rt.relayer.process()
             except ChainError as exc:
@@ -129,14 +150,39 @@ class Dispatcher:
         return [t for t in self._rt.store.transactions.pending() if self.ours(t.wallet_id)]
 
     def _queue_executions(self) -> None:
-        rt = self._rt
+        unqueued: list[TransactionRecord] = []
         for txn in self._advance_user_operations(self._pending()):
-            job_id = f"exec:{txn.id}"
-            job = rt.relayer.job(job_id)
+            job = self._job_of(txn.id)
             if job is None:
-                self._enqueue_execution(job_id, txn)
+                unqueued.append(txn)
             elif job.state.is_final:
                 self._apply(job)
+        for calls in self._batches(unqueued):
+            if len(calls) == 1:
+                self._enqueue_execution(calls[0])
+            else:
+                self._enqueue_batch(calls)
+
+    def _job_of(self, txn_id: str) -> RelayJob | None:
+        """The relay job that carries call ``txn_id``: the batch it went in, or its own job
+        (``exec:<txn>``; one queued before jobs carried refs has none)."""
+        relayer = self._rt.relayer
+        return relayer.job_of_ref(txn_id) or relayer.job(f"exec:{txn_id}")
+
+    def _batches(self, calls: list[TransactionRecord]) -> list[list[TransactionRecord]]:
+        """``calls`` (in the order they became pending) as the relay jobs to queue: each
+        account's calls together, up to :data:`~sessionward.chain.relay_batch.MAX_CALLS` a
+        batch, when the network has a ``RelayBatch``; else one job per call."""
+        if self._rt.deployment.relay_batch is None:
+            return [[txn] for txn in calls]
+        by_wallet: dict[str, list[TransactionRecord]] = {}
+        for txn in calls:
+            by_wallet.setdefault(txn.wallet_id, []).append(txn)
+        return [
+            mine[i : i + MAX_CALLS]
+            for mine in by_wallet.values()
+            for i in range(0, len(mine), MAX_CALLS)
+        ]
 
     # --- the ERC-4337 path ----------------------------------------------------------------
 
@@ -216,31 +262,41 @@ class Dispatcher:
         self._finish_execution(txn.id, state, receipt.transaction_hash, reason)
         return False
 
-    def _enqueue_execution(self, job_id: str, txn: TransactionRecord) -> None:
-        rt = self._rt
-        record = rt.store.sessions.get(txn.session_id)
-        wallet = rt.store.wallets.get(txn.wallet_id)
-        assert record is not None and wallet is not None
-        assert txn.mode is not None and txn.execution is not None and txn.signature is not None
-        assert txn.deadline is not None and txn.call_nonce is not None
-        sessions = rt.calls.sessions_of(wallet)  # the account, or the module it installed
-        data = sessions.execute_with_session(
-            record.session_key_address,
-            txn.mode,
-            txn.execution,
-            txn.call_nonce,
-            txn.deadline,
-            txn.signature,
-        )
+    def _enqueue_execution(self, txn: TransactionRecord) -> None:
+        call = relayed_session_call(self._rt, txn)
         try:
-            rt.relayer.enqueue(job_id, to=sessions.address, data=data, gas_limit=gas_limit_for(8))
+            self._rt.relayer.enqueue(
+                f"exec:{txn.id}", to=call.target, data=call.data, gas_limit=call.gas, refs=(txn.id,)
+            )
+        except DuplicateRelayJob:  # queued meanwhile (another round or node): nothing to do
+            return
         except ChainError as exc:  # fee cap or node refusal: the call will not be relayed
             self._finish_execution(txn.id, JobState.REFUSED, None, str(exc))
 
-    def _queue_revocations(self) -> None:
-        """Sessions and chain compared, installs and removals queued or repaired (the
-        reconciler; a session the node cannot answer for waits for the next round)."""
-        self.reconciler.run()
+    def _enqueue_batch(self, txns: list[TransactionRecord]) -> None:
+        """One job for several calls of one account, carrying their transaction ids in order
+        (its id names exactly those calls: :func:`batch_job_id`). Queued as one job per call
+        instead when the batch is over the fee cap (each then checked against the cap alone)
+        or when one of its calls was queued meanwhile (by another node's round): every call
+        this round saw pending then has a job before any removal this round queues."""
+        batch = self._rt.deployment.relay_batch
+        assert batch is not None
+        calls = [relayed_session_call(self._rt, txn) for txn in txns]
+        txn_ids = tuple(txn.id for txn in txns)
+        try:
+            self._rt.relayer.enqueue(
+                batch_job_id(txn_ids),
+                to=batch,
+                data=encode_relay(calls),
+                gas_limit=batch_gas_limit(calls),
+                refs=txn_ids,
+            )
+        except (DuplicateRelayJob, FeeCapExceeded):
+            for txn in txns:
+                self._enqueue_execution(txn)
+        except ChainError as exc:
+            for txn in txns:
+                self._finish_execution(txn.id, JobState.REFUSED, None, str(exc))
 
     # --- outcomes -------------------------------------------------------------------------
 
@@ -250,13 +306,42 @@ class Dispatcher:
         kind, _, subject = job.job_id.partition(":")
         if kind == "exec":
             self._finish_execution(subject, job.state, job.tx_hash, job.revert_reason or job.error)
+        elif kind == "batch":
+            self._finish_batch(job)
         elif kind in ("enable", "revoke"):
             # Installed or removed is recorded from the chain's own view, not the receipt alone.
             self.reconciler.settle(job)
-        if kind != "exec" and job.state is not JobState.EXECUTED:
+        if kind not in ("exec", "batch") and job.state is not JobState.EXECUTED:
             _log.warning(
                 "relay job %s ended %s: %s", job.job_id, job.state, job.revert_reason or job.error
             )
+
+    def _finish_batch(self, job: RelayJob) -> None:
+        """Record each call of a final batch job: from the batch contract's own events when
+        its transaction was mined (a call that reverted failed with its own reason, the others
+        executed); all failed when it reverted or was never sent. Events that do not account
+        for every call once record nothing (the calls stay pending; logged)."""
+        rt = self._rt
+        txn_ids = rt.relayer.refs_of(job.job_id)
+        if job.state is not JobState.EXECUTED or job.tx_hash is None:
+            for txn_id in txn_ids:
+                self._finish_execution(
+                    txn_id, job.state, job.tx_hash, job.revert_reason or job.error
+                )
+            return
+        receipt = rt.chain.get_receipt(job.tx_hash)
+        outcomes = (
+            None if receipt is None else relayed_outcomes(receipt, batch=job.to, calls=len(txn_ids))
+        )
+        if outcomes is None:
+            _log.error("relay batch %s: its receipt does not account for its calls", job.job_id)
+            return
+        for txn_id, outcome in zip(txn_ids, outcomes, strict=True):
+            if outcome.success:
+                self._finish_execution(txn_id, JobState.EXECUTED, job.tx_hash, None)
+            else:
+                reason = decode_revert_reason(outcome.revert_data) or "reverted"
+                self._finish_execution(txn_id, JobState.FAILED, job.tx_hash, reason)
 
     def _finish_execution(
         self, txn_id: str, state: JobState, tx_hash: str | None, failure: str | None
@@ -298,7 +383,7 @@ class Dispatcher:
         for txn in rt.store.transactions.pending():
             if not self.ours(txn.wallet_id):
                 continue
-            job = rt.relayer.job(f"exec:{txn.id}")
+            job = self._job_of(txn.id)
             if job is not None and job.state.is_final:
                 self._apply(job)
                 finished += 1
@@ -313,6 +398,13 @@ class Dispatcher:
                 _log.warning("stranded reservation %s %s by recovery", reservation_id, outcome)
                 finished += 1
         return finished
+
+
+def batch_job_id(txn_ids: Sequence[str]) -> str:
+    """The relay job id of a batch of exactly these calls, in this order:
+    ``batch:<keccak256 of their ids, 20 bytes>``. Two nodes queueing the same batch name the
+    same job (queued once); a batch of other calls never does."""
+    return "batch:" + keccak256(",".join(txn_ids).encode()).hex()[:40]
 
 
 def _outcome_event(

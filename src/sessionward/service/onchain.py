@@ -25,10 +25,11 @@ from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from sessionward.chain.artifacts import session_account, session_account_factory
 from sessionward.chain.interface import CallRequest, Chain
+from sessionward.chain.relay_batch import BatchedCall
 from sessionward.chain.relay_jobs import DuplicateRelayJob, RelayJob
 from sessionward.contracts.encoding import session_user_op_signature
 from sessionward.crypto.keccak import keccak256
@@ -36,12 +37,16 @@ from sessionward.crypto.secp256k1 import normalize_address
 from sessionward.crypto.typed_data import SCHEMA
 from sessionward.domain.abi import TupleType as AbiTuple
 from sessionward.domain.abi import decode_tuple, encode_call, parse_signature
-from sessionward.domain.bounds import MAX_TRANSACTION_GAS, enable_gas_ceiling
+from sessionward.domain.bounds import MAX_BATCH, MAX_TRANSACTION_GAS, enable_gas_ceiling
 from sessionward.domain.calldata import encode_execute
 from sessionward.reasons import ReasonCode, SessionWardError
 from sessionward.store.database import Database
 from sessionward.store.relay_jobs import SqlRelayJobStore
+from sessionward.store.transaction_records import TransactionRecord
 from sessionward.store.wallets import WalletRecord
+
+if TYPE_CHECKING:  # the runtime holds this module's AccountCalls
+    from .runtime import Runtime
 
 # Gas limits given to the relayer for the service's own calls (no estimation: an estimate
 # against the current state would fail for a call that depends on an earlier queued one, such
@@ -52,6 +57,9 @@ REVOKE_GAS: Final = 150_000
 ENABLE_GAS_MARGIN_PERCENT: Final = 20
 EXECUTE_BASE_GAS: Final = 300_000
 EXECUTE_GAS_PER_CALL: Final = 250_000
+RELAYED_CALL_GAS: Final = EXECUTE_BASE_GAS + EXECUTE_GAS_PER_CALL * MAX_BATCH
+"""The gas the relayer gives a session call: enough for the largest execution an Execute
+signs (``MAX_BATCH`` calls)."""
 
 
 class AccountCalls:
@@ -483,6 +491,27 @@ def enable_gas_limit(
     return min(estimate + estimate * ENABLE_GAS_MARGIN_PERCENT // 100, MAX_TRANSACTION_GAS)
 
 
+def relayed_session_call(rt: Runtime, txn: TransactionRecord) -> BatchedCall:
+    """A signed (pending) session call as the relayer sends it: ``execute_with_session`` on
+    the account, or the module it installed, with the gas of the largest call an Execute
+    signs."""
+    record = rt.store.sessions.get(txn.session_id)
+    wallet = rt.store.wallets.get(txn.wallet_id)
+    assert record is not None and wallet is not None
+    assert txn.mode is not None and txn.execution is not None and txn.signature is not None
+    assert txn.deadline is not None and txn.call_nonce is not None
+    sessions = rt.calls.sessions_of(wallet)
+    data = sessions.execute_with_session(
+        record.session_key_address,
+        txn.mode,
+        txn.execution,
+        txn.call_nonce,
+        txn.deadline,
+        txn.signature,
+    )
+    return BatchedCall(sessions.address, RELAYED_CALL_GAS, data)
+
+
 def revert_code(reason: str | None) -> ReasonCode | None:
     """The reason code an account revert carries as its ``Error(string)`` text (the
     SessionAccount reverts with the code itself), or ``None`` for any other text."""
@@ -493,12 +522,20 @@ def revert_code(reason: str | None) -> ReasonCode | None:
 
 
 def queue_relay_job(
-    db: Database, *, sender: str, job_id: str, to: str, data: bytes, gas_limit: int
+    db: Database,
+    *,
+    sender: str,
+    job_id: str,
+    to: str,
+    data: bytes,
+    gas_limit: int,
+    refs: tuple[str, ...] = (),
 ) -> RelayJob:
     """Write a relay job for the relayer (``queued``) in the caller's transaction or unit of
     work, without asking the chain anything: so a state transition and the job that carries it
     to the chain commit together, even while the node is down. The fee cap is checked when the
-    relayer signs it (refused then, nothing sent). Idempotent on ``job_id``."""
+    relayer signs it (refused then, nothing sent). Idempotent on ``job_id``; ``refs``: what
+    it carries (:meth:`sessionward.chain.relayer.Relayer.enqueue`)."""
     store = SqlRelayJobStore(db)
     job = RelayJob(
         job_id=job_id,
@@ -513,7 +550,7 @@ def queue_relay_job(
     if existing is not None:
         return existing
     with suppress(DuplicateRelayJob):  # another node wrote it first: the same job
-        store.add(job)
+        store.add(job, refs)
     stored = store.get(job_id)
     assert stored is not None
     return stored

@@ -59,6 +59,7 @@ from .onchain import (
     Installed,
     enable_gas_limit,
     queue_relay_job,
+    relayed_session_call,
 )
 from .runtime import Runtime
 from .sessions import SessionDirectory, global_freeze_in_force, grant_message, install_job_id
@@ -161,9 +162,41 @@ def carry_revocation(rt: Runtime, record: SessionRecord) -> str:
         JobState.EXECUTED,
     )
     if sent or record.onchain_enabled_at is not None:
+        queue_signed_calls(rt, record)
         queue_removal(rt, record)
         return "removal queued"
     return "watch"
+
+
+def queue_signed_calls(rt: Runtime, record: SessionRecord) -> None:
+    """Give each call the session signed that has no relay job yet a job of its own, now: in
+    the revocation's unit, just before the removal, so the relayer sends them first (the
+    account refuses a removed session's calls). Every call the session signed is committed
+    by then (an Execute signs only while the session's row says active, and the revocation's
+    update of that row waited for it); one the dispatcher would relay later would reach the
+    chain after the removal and fail ``SESSION_REVOKED``. Calls with a UserOperation plan go
+    through the bundler, not the relayer: left to the dispatcher."""
+    waiting = rt.store.transactions.pending_of_session(record.id)
+    if not waiting:
+        return
+    wallet = rt.store.wallets.get(record.wallet_id)
+    assert wallet is not None
+    rt = rt.on(wallet.chain_id)
+    planned = rt.store.user_operations.planned_among([txn.id for txn in waiting])
+    jobs = SqlRelayJobStore(rt.store.db)
+    for txn in waiting:
+        if txn.id in planned or jobs.job_of_ref(txn.id) or jobs.get(f"exec:{txn.id}"):
+            continue
+        call = relayed_session_call(rt, txn)
+        queue_relay_job(
+            rt.store.db,
+            sender=rt.relayer.address,
+            job_id=f"exec:{txn.id}",
+            to=call.target,
+            data=call.data,
+            gas_limit=call.gas,
+            refs=(txn.id,),
+        )
 
 
 @dataclass
@@ -235,17 +268,26 @@ class Reconciler:
     # --- rounds ---------------------------------------------------------------------------
 
     def run(self, *, everything: bool = False) -> None:
-        """One round: every ``installing``/``revoking`` session, and every ``slow_every_s``
-        the next ``slow_batch`` of the sessions the database thinks settled (``active``,
-        ``suspended``, revoked ones still within their window), in id order, wrapping around;
-        with ``everything``, all of those at once. A chain error leaves a session for the next
-        round."""
+        """One round: :meth:`compare` the sessions :meth:`due` names."""
+        self.compare(self.due(everything=everything))
+
+    def due(self, *, everything: bool = False) -> list[SessionRecord]:
+        """The sessions a round compares, as the database has them now: every
+        ``installing``/``revoking`` one, and every ``slow_every_s`` the next ``slow_batch`` of
+        the sessions the database thinks settled (``active``, ``suspended``, revoked ones still
+        within their window), in id order, wrapping around; with ``everything``, all of
+        those at once."""
         store = self._rt.store.sessions
         records = store.in_status("installing", "revoking")
         now_s = self._clock()
         if everything or self._last_slow is None or now_s - self._last_slow >= self._slow_every_s:
             self._last_slow = now_s
             records += self._slow_page(everything=everything)
+        return records
+
+    def compare(self, records: list[SessionRecord]) -> None:
+        """Compare each of ``records`` with the chain, queueing installs and removals or
+        repairing; a chain error leaves a session (and the rest) for the next round."""
         with self.stats.lock:
             self.stats.rounds += 1
         for record in records:

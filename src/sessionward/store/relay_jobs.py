@@ -21,7 +21,7 @@ covers it once this module is imported.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -44,7 +44,7 @@ from sessionward.crypto.secp256k1 import normalize_address
 from . import faults
 from .database import Database
 from .lease import FENCE_CONDITION, LeaseFence
-from .schema import relay_jobs
+from .schema import relay_job_refs, relay_jobs
 
 __all__ = ["SqlRelayJobStore", "relay_jobs"]
 
@@ -132,16 +132,42 @@ class SqlRelayJobStore:
         self._db = db
         self.fence = fence
 
-    def add(self, job: RelayJob) -> None:
+    def add(self, job: RelayJob, refs: Sequence[str] = ()) -> None:
         try:
             with self._db.writing() as conn:
                 conn.execute(insert(relay_jobs).values(**_values(job)))
+                if refs:
+                    conn.execute(
+                        insert(relay_job_refs),
+                        [
+                            {"job_id": job.job_id, "position": i, "ref": ref}
+                            for i, ref in enumerate(refs)
+                        ],
+                    )
         except IntegrityError:
             raise DuplicateRelayJob(job.job_id) from None
 
     def get(self, job_id: str) -> RelayJob | None:
         with self._db.reading() as conn:
             row = conn.execute(select(relay_jobs).where(relay_jobs.c.job_id == job_id)).first()
+        return None if row is None else _job(row)
+
+    def refs_of(self, job_id: str) -> tuple[str, ...]:
+        with self._db.reading() as conn:
+            rows = conn.execute(
+                select(relay_job_refs.c.ref)
+                .where(relay_job_refs.c.job_id == job_id)
+                .order_by(relay_job_refs.c.position)
+            )
+            return tuple(str(ref) for (ref,) in rows)
+
+    def job_of_ref(self, ref: str) -> RelayJob | None:
+        with self._db.reading() as conn:
+            row = conn.execute(
+                select(relay_jobs)
+                .join(relay_job_refs, relay_job_refs.c.job_id == relay_jobs.c.job_id)
+                .where(relay_job_refs.c.ref == ref)
+            ).first()
         return None if row is None else _job(row)
 
     def replace(self, job: RelayJob) -> bool:

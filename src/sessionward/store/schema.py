@@ -422,11 +422,25 @@ pairing_codes = Table(
     Column("used_by", ID),
 )
 
+relay_job_refs = Table(
+    "relay_job_refs",
+    metadata,
+    Column("job_id", ID, ForeignKey("relay_jobs.job_id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("ref", ID, nullable=False),
+    PrimaryKeyConstraint("job_id", "position", name="pk_relay_job_refs"),
+    UniqueConstraint("ref", name="uq_relay_job_refs_ref"),
+)
+"""What a relay job carries, in order (a batch's calls: their transaction ids), written with
+the job. A ref belongs to one job at most, ever: a call relayed in a batch can never be
+relayed again on its own."""
+
 ALL_TABLES: Final = (
     user_operations,
     pairing_codes,
     owner_devices,
     leases,
+    relay_job_refs,
     relay_jobs,
     audit,
     alerts,
@@ -461,6 +475,7 @@ __all__ = [
     "nonces",
     "owner_devices",
     "pairing_codes",
+    "relay_job_refs",
     "relay_jobs",
     "reservations",
     "sessions",

@@ -266,6 +266,16 @@ class TransactionRecords:
         with self._db.reading() as conn:
             return [_record(row._mapping) for row in conn.execute(statement)]
 
+    def pending_of_session(self, session_id: str) -> list[TransactionRecord]:
+        """The session's pending transactions (signed, not final yet), oldest first."""
+        statement = (
+            select(transactions)
+            .where(transactions.c.session_id == session_id, transactions.c.status == "pending")
+            .order_by(transactions.c.executed_at, transactions.c.id)
+        )
+        with self._db.reading() as conn:
+            return [_record(row._mapping) for row in conn.execute(statement)]
+
     def of_session(self, session_id: str) -> list[TransactionRecord]:
         statement = (
             select(transactions)
