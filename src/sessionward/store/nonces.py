@@ -56,6 +56,15 @@ def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _use_params(
+    scope: str, key: str, nonce: int | str, expires_at: int | None, now: int
+) -> dict[str, object]:
+    """The upsert's parameters (``ValueError`` for a negative nonce)."""
+    if isinstance(nonce, int) and nonce < 0:
+        raise ValueError("nonces are non-negative")
+    return {"scope": scope, "key": key, "nonce": str(nonce), "expires_at": expires_at, "now": now}
+
+
 class Nonces:
     """The single-use nonce store (times in unix seconds)."""
 
@@ -76,15 +85,7 @@ class Nonces:
         ``expires_at`` None keeps it forever. With ``now``, a nonce remembered until a time
         ``<= now`` counts as forgotten (as if pruned).
         """
-        if isinstance(nonce, int) and nonce < 0:
-            raise ValueError("nonces are non-negative")
-        params = {
-            "scope": scope,
-            "key": key,
-            "nonce": str(nonce),
-            "expires_at": expires_at,
-            "now": -1 if now is None else now,
-        }
+        params = _use_params(scope, key, nonce, expires_at, -1 if now is None else now)
         # One upsert, which never fails on a nonce used before: no savepoint of its own.
         with self._db.writing(savepoint=False) as conn:
             return bool(_USE_ONCE.run(conn, params).rowcount == 1)
@@ -105,14 +106,8 @@ class Nonces:
         claimed by this request (False when it was taken already, or the nonce was not
         recorded). A nonce seen before claims nothing. One statement on PostgreSQL (one round
         trip); on SQLite two, in one transaction."""
-        if nonce < 0:
-            raise ValueError("nonces are non-negative")
         params = {
-            "scope": scope,
-            "key": key,
-            "nonce": str(nonce),
-            "expires_at": expires_at,
-            "now": now,
+            **_use_params(scope, key, nonce, expires_at, now),
             "credential_id": key,
             "claim_key": claim.key,
             "method": claim.method,
