@@ -111,11 +111,18 @@ def test_an_outsider_resending_a_batch_moves_nothing(world: World) -> None:
     assert after == before
 
 
-@pytest.mark.parametrize(
-    "step",
-    ["relay_job.after_save.executed", "outcome.after_commit"],
-    ids=["died-after-the-receipt", "died-after-the-first-outcome"],
+CRASH_STEPS = (
+    "relay_job.before_save.signed",
+    "relay_job.after_save.signed",
+    "relay_job.after_save.submitted",
+    "relay_job.after_save.executed",
+    *sorted(step for step in faults.STEPS if step.startswith("outcome.")),
 )
+"""Every step between a batch's write-ahead record and its calls' outcomes (the first
+call's outcome, between its writes and after its commit)."""
+
+
+@pytest.mark.parametrize("step", CRASH_STEPS)
 def test_a_batch_whose_outcomes_a_crash_cut_short_is_finished_not_sent_again(
     world: World, no_faults: None, step: str
 ) -> None:
@@ -129,15 +136,16 @@ def test_a_batch_whose_outcomes_a_crash_cut_short_is_finished_not_sent_again(
         for _ in range(3):
             dying.step()
     faults.clear()
-    job = world.rt.relayer.job_of_ref(txns[0]["txnId"])
-    assert job is not None and job.state == "executed"
     assert "pending" in [v["status"] for v in _views(world, session, txns)]
 
     restarted = Dispatcher(world.process())
-    assert restarted.recover(grace_s=0) >= 1
-    for _ in range(2):
+    restarted.reconcile()  # as a node starting up: the relayer's outstanding jobs first
+    restarted.recover(grace_s=0)
+    for _ in range(3):
         restarted.step()
 
+    job = world.rt.relayer.job_of_ref(txns[0]["txnId"])
+    assert job is not None and job.state == "executed"
     views = _views(world, session, txns)
     assert [(v["status"], v["txHash"]) for v in views] == [("executed", job.tx_hash)] * 2
     assert _sent_by_relayer(world) == sent + 1  # the batch, once
