@@ -151,11 +151,13 @@ class Dispatcher:
 
     def _queue_executions(self) -> None:
         unqueued: list[TransactionRecord] = []
+        applied: set[str] = set()  # a batch's calls share its job: applied once
         for txn in self._advance_user_operations(self._pending()):
             job = self._job_of(txn.id)
             if job is None:
                 unqueued.append(txn)
-            elif job.state.is_final:
+            elif job.state.is_final and job.job_id not in applied:
+                applied.add(job.job_id)
                 self._apply(job)
         for calls in self._batches(unqueued):
             if len(calls) == 1:
@@ -333,8 +335,9 @@ class Dispatcher:
         outcomes = (
             None if receipt is None else relayed_outcomes(receipt, batch=job.to, calls=len(txn_ids))
         )
-        if outcomes is None:
-            _log.error("relay batch %s: its receipt does not account for its calls", job.job_id)
+        if outcomes is None:  # left pending: looked at again next round
+            why = "no receipt" if receipt is None else "events not accounting for every call"
+            _log.error("relay batch %s mined, but %s: its calls stay pending", job.job_id, why)
             return
         for txn_id, outcome in zip(txn_ids, outcomes, strict=True):
             if outcome.success:
@@ -380,12 +383,15 @@ class Dispatcher:
     def _recover(self, grace_s: int) -> int:
         rt = self._rt
         finished = 0
+        applied: set[str] = set()  # a batch's calls share its job: applied once
         for txn in rt.store.transactions.pending():
             if not self.ours(txn.wallet_id):
                 continue
             job = self._job_of(txn.id)
             if job is not None and job.state.is_final:
-                self._apply(job)
+                if job.job_id not in applied:
+                    applied.add(job.job_id)
+                    self._apply(job)
                 finished += 1
         now = rt.now()
         if rt.several_networks and rt.chain_id != rt.networks[0].chain_id:
