@@ -21,6 +21,7 @@ from sessionward.chain.demo import demo_contract
 from sessionward.chain.relay_batch import relayed_outcomes
 from sessionward.chain.relay_jobs import JobState
 from sessionward.sdk import SessionWardApiError
+from sessionward.service.onchain import job_of_call
 from sessionward.store import Store
 from sessionward.store.relay_jobs import SqlRelayJobStore
 from sessionward.store.schema import reservations, transactions
@@ -165,7 +166,7 @@ def assert_database_equals_chain(cluster: Cluster, parties: list[Party], ledger:
         for t in finished:
             # No call relayed twice: of every transaction ever signed for the call, exactly
             # one was mined, and the database records its receipt as the chain does.
-            job = jobs.job_of_ref(t.id) or jobs.get(f"exec:{t.id}")
+            job = job_of_call(jobs, t.id)
             assert job is not None and job.state in (JobState.EXECUTED, JobState.FAILED), t.id
             mined = [h for h in job.tx_hashes if cluster.chain.get_receipt(h) is not None]
             assert mined == [job.tx_hash], (t.id, job.tx_hashes)

@@ -51,7 +51,7 @@ from sessionward.store.relay_signal import RelaySignal
 from sessionward.store.transaction_records import TransactionRecord
 from sessionward.store.user_operations import UserOperationPlanRecord
 
-from .onchain import relayed_session_call
+from .onchain import call_job_id, job_of_call, relayed_session_call
 from .reconciler import Reconciler
 from .runtime import Runtime
 from .user_operations import UserOperationRefused, with_session_signature
@@ -168,8 +168,7 @@ class Dispatcher:
     def _job_of(self, txn_id: str) -> RelayJob | None:
         """The relay job that carries call ``txn_id``: the batch it went in, or its own job
         (``exec:<txn>``; one queued before jobs carried refs has none)."""
-        relayer = self._rt.relayer
-        return relayer.job_of_ref(txn_id) or relayer.job(f"exec:{txn_id}")
+        return job_of_call(self._rt.relayer.store, txn_id)
 
     def _batches(self, calls: list[TransactionRecord]) -> list[list[TransactionRecord]]:
         """``calls`` (in the order they became pending) as the relay jobs to queue: each
@@ -268,7 +267,11 @@ class Dispatcher:
         call = relayed_session_call(self._rt, txn)
         try:
             self._rt.relayer.enqueue(
-                f"exec:{txn.id}", to=call.target, data=call.data, gas_limit=call.gas, refs=(txn.id,)
+                call_job_id(txn.id),
+                to=call.target,
+                data=call.data,
+                gas_limit=call.gas,
+                refs=(txn.id,),
             )
         except DuplicateRelayJob:  # queued meanwhile (another round or node): nothing to do
             return

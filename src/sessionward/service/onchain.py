@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from sessionward.chain.artifacts import session_account, session_account_factory
 from sessionward.chain.interface import CallRequest, Chain
 from sessionward.chain.relay_batch import BatchedCall
-from sessionward.chain.relay_jobs import DuplicateRelayJob, RelayJob
+from sessionward.chain.relay_jobs import DuplicateRelayJob, RelayJob, RelayJobStore
 from sessionward.contracts.encoding import session_user_op_signature
 from sessionward.crypto.keccak import keccak256
 from sessionward.crypto.secp256k1 import normalize_address
@@ -489,6 +489,17 @@ def enable_gas_limit(
     if estimate > MAX_TRANSACTION_GAS:
         raise EnableTooCostly(estimate)
     return min(estimate + estimate * ENABLE_GAS_MARGIN_PERCENT // 100, MAX_TRANSACTION_GAS)
+
+
+def call_job_id(txn_id: str) -> str:
+    """The relay job id of a call relayed alone: ``exec:<txn>``."""
+    return f"exec:{txn_id}"
+
+
+def job_of_call(jobs: RelayJobStore, txn_id: str) -> RelayJob | None:
+    """The relay job that carries call ``txn_id``: the batch it went in, or its own job (one
+    queued before jobs carried refs is found by its id alone)."""
+    return jobs.job_of_ref(txn_id) or jobs.get(call_job_id(txn_id))
 
 
 def relayed_session_call(rt: Runtime, txn: TransactionRecord) -> BatchedCall:

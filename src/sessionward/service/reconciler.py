@@ -57,7 +57,9 @@ from .onchain import (
     REVOKE_GAS,
     EnableTooCostly,
     Installed,
+    call_job_id,
     enable_gas_limit,
+    job_of_call,
     queue_relay_job,
     relayed_session_call,
 )
@@ -185,13 +187,13 @@ def queue_signed_calls(rt: Runtime, record: SessionRecord) -> None:
     planned = rt.store.user_operations.planned_among([txn.id for txn in waiting])
     jobs = SqlRelayJobStore(rt.store.db)
     for txn in waiting:
-        if txn.id in planned or jobs.job_of_ref(txn.id) or jobs.get(f"exec:{txn.id}"):
+        if txn.id in planned or job_of_call(jobs, txn.id) is not None:
             continue
         call = relayed_session_call(rt, txn)
         queue_relay_job(
             rt.store.db,
             sender=rt.relayer.address,
-            job_id=f"exec:{txn.id}",
+            job_id=call_job_id(txn.id),
             to=call.target,
             data=call.data,
             gas_limit=call.gas,
