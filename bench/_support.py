@@ -163,6 +163,7 @@ def serve_sessionward(
 
     logging.basicConfig(level=logging.WARNING)
     os.environ.pop("SESSIONWARD_DATABASE_URL", None)
+    switch_ms = switch_ms or float(os.environ.get("SW_SWITCH_MS", "0"))
     if switch_ms:
         sys.setswitchinterval(switch_ms / 1000)
     settings = Settings(
@@ -185,7 +186,16 @@ def serve_sessionward(
                     waas.dispatcher.step()
                 pipe.send(("settled",))
             elif isinstance(message, tuple) and message[0] == "service work":
-                pipe.send(("service work", service_work(waas, message[1], message[2])))
+                profile_to = os.environ.get("SESSIONWARD_BENCH_PROFILE")
+                if profile_to:  # a cProfile of the service work, for finding where it goes
+                    import cProfile
+
+                    with cProfile.Profile() as profile:
+                        spent = service_work(waas, message[1], message[2])
+                    profile.dump_stats(f"{profile_to}.{os.getpid()}")
+                else:
+                    spent = service_work(waas, message[1], message[2])
+                pipe.send(("service work", spent))
             else:
                 return
 

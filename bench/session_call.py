@@ -37,6 +37,13 @@ its app, as units of work committed in groups of 16, and reports that thread's C
 loop or a thread hand-off. A node runs its units one after another on one thread, so one over
 this figure bounds its session-call rate from above, whatever the HTTP side costs.
 
+**CPU and ceilings.** Around each measured run the CPU of the server processes, of
+PostgreSQL's processes serving them and of the load's process is read, per call. Two ceilings
+follow (the measured floor that rules a rate goal in or out): the machine's, cores x calls /
+(server + PostgreSQL + load CPU), which no spreading of the work over processes can pass; and
+one core per node, nodes x calls / server CPU (a node's Python work runs one thread at a time).
+The floor run reports its server CPU per call the same way.
+
 **Ask → mined.** One service in this process on anvil (``node_modules/.bin/anvil``, started on a
 free port and stopped by PID) with the relaying loop running as ``sessionward serve`` runs it
 (fallback poll ``relayer_poll_s``, woken by each Execute). A trial: Prepare + Execute of a 1-USDX
@@ -241,7 +248,8 @@ def load_floor_calls(
     warmup: int,
     concurrency: int,
 ) -> None:
-    """Child: the same two-request calls against the floor endpoint."""
+    """Child: the same two-request calls against the floor endpoint (telling the parent when
+    the measured ones start, as :func:`load_session_calls` does)."""
     maker = ex.RequestMaker(url, secret, credential_id)
     host, port = ex.host_port(url)
 
@@ -255,6 +263,9 @@ def load_floor_calls(
             [maker.make(ex.PREPARE_PATH, {"n": i}, idempotent=False) for i in range(n)]
             for n in _spread(count, concurrency)
         ]
+        if count == calls:
+            pipe.send(("measuring",))
+            pipe.recv()
         results, seconds = asyncio.run(_two_request_calls([(host, port)], firsts, second))
         runs.append(_summarize("floor (verify + sign) x2", results, seconds))
     pipe.send(("done", asdict(runs[-1])))
@@ -262,18 +273,52 @@ def load_floor_calls(
 
 @dataclass(frozen=True)
 class Cpu:
-    """CPU seconds spent during a measured run: the server process, and (PostgreSQL) the
-    database server's processes serving it."""
+    """CPU seconds spent during a measured run: the server processes, (PostgreSQL) the
+    database server's processes serving them, and the load's process (signing and sending)."""
 
     server_s: float
     database_s: float
+    load_s: float
+    nodes: int = 1
     service_work_s: float = 0.0
     """Per call: the server's own work for it in process, without HTTP (``ex.service_work``)."""
+
+    def ceilings(self, calls: int) -> tuple[float, float]:
+        """Calls/s that the CPU these ``calls`` took allows (the measured floor of the rate
+        goals): (one core per node: a node's Python work runs on one interpreter, one thread
+        at a time, so about one second of its CPU per second; approximate, as its GIL-free
+        work, SQLite's statements, secp256k1, socket calls, can overlap it; the machine:
+        exact, its cores shared by the servers, PostgreSQL and the load)."""
+        if calls <= 0 or self.server_s <= 0:
+            return 0.0, 0.0
+        interpreters = self.nodes * calls / self.server_s
+        machine = (os.cpu_count() or 1) * calls / (self.server_s + self.database_s + self.load_s)
+        return interpreters, machine
+
+
+def _measured(
+    loader: ex.Child, server_pids: Sequence[int], backends: ex.BackendCpu | None
+) -> tuple[dict[str, Any], float, float, float]:
+    """Start ``loader``'s measured calls (once it says ``"measuring"``) and read the CPU the
+    servers, PostgreSQL's backends and the loader spent on them: (its run, seconds each)."""
+    loader.receive(600)  # "measuring"
+    if backends is not None:
+        backends.start()
+    load_pid = loader.process.pid
+    assert load_pid is not None
+    server_before = sum(ex.process_cpu_s(pid) for pid in server_pids)
+    load_before = ex.process_cpu_s(load_pid)
+    loader.pipe.send("go")
+    _, doc = loader.receive(600)
+    load_s = ex.process_cpu_s(load_pid) - load_before
+    server_s = sum(ex.process_cpu_s(pid) for pid in server_pids) - server_before
+    database_s = 0.0 if backends is None else backends.stop()
+    return doc, server_s, database_s, load_s
 
 
 def measure_backend(
     ctx: Any, engine: str, args: argparse.Namespace, *, nodes: int = 1, floor: bool = True
-) -> tuple[CallRun, CallRun | None, Cpu]:
+) -> tuple[CallRun, CallRun | None, Cpu, Cpu | None]:
     """One database's session-call run (``args.sessions`` sessions, on one wallet if
     ``args.one_wallet``), then a floor run right after it (unless not ``floor``).
 
@@ -329,15 +374,8 @@ def measure_backend(
                 + (" on one wallet" if args.one_wallet and args.sessions > 1 else ""),
             )
             try:
-                loader.receive(600)  # "measuring"
                 backends = None if url is None else ex.BackendCpu(args.pg_url, application)
-                if backends is not None:
-                    backends.start()
-                server_before = sum(ex.process_cpu_s(pid) for pid in server_pids)
-                loader.pipe.send("go")
-                _, doc = loader.receive(600)
-                server_cpu = sum(ex.process_cpu_s(pid) for pid in server_pids) - server_before
-                database_cpu = 0.0 if backends is None else backends.stop()
+                doc, server_cpu, database_cpu, load_cpu = _measured(loader, server_pids, backends)
             finally:
                 loader.stop()
             server.pipe.send(("service work", setups, args.service_calls))
@@ -349,16 +387,16 @@ def measure_backend(
             if schema is not None:
                 ex.drop_schema(args.pg_url, schema)
     calls = CallRun(**doc)
-    cpu = Cpu(server_cpu, database_cpu, service_work_s)
+    cpu = Cpu(server_cpu, database_cpu, load_cpu, nodes, service_work_s)
     if not floor:
-        return calls, None, cpu
+        return calls, None, cpu, None
 
     from sessionward.crypto.secp256k1 import address_from_secret
 
     floor_secret = secrets.token_bytes(32)
     floor_server = ex.Child(ctx, ex.serve_floor, "cred_floor", address_from_secret(floor_secret))
     try:
-        _, floor_url, _pid = floor_server.receive(60)
+        _, floor_url, floor_pid = floor_server.receive(60)
         loader = ex.Child(
             ctx,
             load_floor_calls,
@@ -370,12 +408,12 @@ def measure_backend(
             args.concurrency,
         )
         try:
-            _, doc = loader.receive(300)
+            doc, server_cpu, _, load_cpu = _measured(loader, [floor_pid], None)
         finally:
             loader.stop()
     finally:
         floor_server.stop()
-    return calls, CallRun(**doc), cpu
+    return calls, CallRun(**doc), cpu, Cpu(server_cpu, 0.0, load_cpu)
 
 
 # --- ask -> mined on anvil -----------------------------------------------------------------
@@ -478,20 +516,42 @@ def ask_to_mined(block_time: int | None, trials: int) -> list[float]:
 # --- report --------------------------------------------------------------------------------
 
 
-def _row(run: CallRun, floor: CallRun | None, cpu: Cpu) -> str:
+def _row(run: CallRun, floor: CallRun | None, cpu: Cpu, floor_cpu: Cpu | None) -> str:
     per_call = 1000 / run.ok if run.ok else 0.0
+    interpreters, machine = cpu.ceilings(run.ok)
+    floor_part = "- | - | - | - |"
+    if floor is not None and floor_cpu is not None:
+        floor_per_call = 1000 / floor.ok if floor.ok else 0.0
+        floor_part = (
+            f"{floor.per_second:.0f} | {floor_cpu.server_s * floor_per_call:.2f} | "
+            f"{run.per_second / floor.per_second:.2f} | "
+            f"{min(interpreters, machine) / floor.per_second:.2f} |"
+        )
     return (
         f"| {run.name} | {run.ok}/{run.calls} | {run.per_second:.0f} | "
         f"{_rank(run.call_ms, 0.5):.1f} | {_rank(run.call_ms, 0.99):.1f} | "
         f"{_rank(run.request_ms, 0.99):.1f} | {cpu.server_s * per_call:.2f} | "
-        f"{cpu.database_s * per_call:.2f} | {cpu.service_work_s * 1000:.2f} | "
-        + (
-            f"{floor.per_second:.0f} | {run.per_second / floor.per_second:.2f} |"
-            if floor is not None
-            else "- | - |"
-        )
+        f"{cpu.database_s * per_call:.2f} | {cpu.load_s * per_call:.2f} | "
+        f"{cpu.service_work_s * 1000:.2f} | {interpreters:.0f} | {machine:.0f} | "
+        + floor_part
         + (f" failures {run.failures}" if run.failures else "")
     )
+
+
+ROW_HEADER: Final = (
+    "| run | ok | calls/s | call p50 ms | call p99 ms | request p99 ms "
+    "| server CPU ms/call | PostgreSQL CPU ms/call | load CPU ms/call | service work ms/call "
+    "| ceiling: one core per node, calls/s | ceiling: machine, calls/s "
+    "| floor calls/s | floor server CPU ms/call | share of floor | share at the ceiling |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+CEILINGS: Final = """\
+Ceilings (the measured floor of the rate goals): the machine's cores are shared by the servers,
+PostgreSQL and the load, so cores x calls / their CPU bounds the rate, however the work were
+spread over processes; a node's Python work runs on one interpreter, one thread at a time, so
+nodes x calls / server CPU bounds it too (approximately: GIL-free work can overlap it). "Share
+at the ceiling" is the lower ceiling over the floor's rate in the same run: the share of the
+floor this build's CPU per call allows at best."""
 
 
 def _node_counts(text: str) -> list[int]:
@@ -557,11 +617,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = [(engine, nodes) for engine in engines
             for nodes in ([1] if engine == "sqlite" else _node_counts(args.pg_nodes))]  # fmt: skip
     for engine, nodes in runs:
-        calls, floor, cpu = measure_backend(ctx, engine, args, nodes=nodes, floor=not args.no_floor)
+        calls, floor, cpu, floor_cpu = measure_backend(
+            ctx, engine, args, nodes=nodes, floor=not args.no_floor
+        )
         label = engine if nodes == 1 else f"{engine}, {nodes} nodes"
         rates[label] = calls.per_second
         cpu_per_call[label] = (cpu.server_s + cpu.database_s) / max(calls.ok, 1)
-        rows.append(_row(calls, floor, cpu))
+        rows.append(_row(calls, floor, cpu, floor_cpu))
     if rows:
         print(
             f"\n{args.calls} calls (Prepare + Execute) at {args.concurrency} connections, "
@@ -569,12 +631,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"goal >= {GOAL_CALLS_PER_S}/s and >= {GOAL_FLOOR_SHARE:.0%} of the floor; "
             f"load average now {os.getloadavg()[0]:.2f}\n"
         )
-        print("| run | ok | calls/s | call p50 ms | call p99 ms | request p99 ms "
-              "| server CPU ms/call | PostgreSQL CPU ms/call | service work ms/call "
-              "| floor calls/s | share of floor |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print(ROW_HEADER)
         for row in rows:
             print(row)
+        print(f"\n{CEILINGS}")
         for label in rates:
             if label.startswith("postgresql") and "sqlite" in rates:
                 print(
