@@ -163,7 +163,6 @@ def serve_sessionward(
 
     logging.basicConfig(level=logging.WARNING)
     os.environ.pop("SESSIONWARD_DATABASE_URL", None)
-    switch_ms = switch_ms or float(os.environ.get("SW_SWITCH_MS", "0"))
     if switch_ms:
         sys.setswitchinterval(switch_ms / 1000)
     settings = Settings(
