@@ -176,6 +176,10 @@ def test_metrics_expose_the_disagreements_the_reconciler_counted(world: World) -
 def test_the_weekly_report_counts_disagreements_and_their_time_to_agreement(
     world: World, session: Session
 ) -> None:
+    # The module's world is shared: an earlier test's disagreement, settled in the same
+    # second, would fall in a window starting now (seen under -n 2). Start it a second later.
+    world.settle()
+    world.clock.advance(1)
     since = world.now()
     revoke(world, session)
     removal = world.rt.relayer.job(f"revoke:{session.session_id}")
