@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from alto_bundler import funded
 from erc4337_support import ENTRY_POINT_V07, ONE_ETH, Stage, deploy_verifying_paymaster
+from sqlalchemy import select
 
 from networks.networks_support import Backend, Networks, Session, Wallet
 from sessionward.chain.contracts import transact
@@ -26,7 +27,7 @@ from sessionward.reasons import ReasonCode
 from sessionward.service.config import NetworkSettings
 from sessionward.service.errors import ServiceError
 from sessionward.service.user_operations import UserOperationPath
-from sessionward.store.schema import user_operations
+from sessionward.store.schema import reservations, user_operations
 
 pytestmark = pytest.mark.anvil
 
@@ -180,6 +181,59 @@ def test_a_session_the_owner_revoked_on_chain_is_refused_at_planning_and_nothing
     assert status["status"] == "denied"
     world.settle()
     assert world.usdx(wallet) == usdx
+
+
+def _counters(world: World, session_id: str) -> dict[str, int]:
+    usage = world.rt.store.budget.usage_of(session_id)
+    return {bucket: counter.amount for bucket, counter in usage.counters.items()}
+
+
+def _reservation_statuses(world: World, session_id: str) -> list[str]:
+    statement = select(reservations.c.status).where(reservations.c.session_id == session_id)
+    with world.rt.store.db.reading() as conn:
+        return [str(status) for (status,) in conn.execute(statement)]
+
+
+def test_a_user_operation_the_owner_revokes_before_it_is_bundled_fails_and_gives_its_budget_back(
+    world: World, backend: Backend
+) -> None:
+    """The race a revocation wins on this path: the service signed the session call's
+    UserOperation (pending, not handed to the bundler yet), then the owner's own revocation
+    is mined first. The bundler's validation of the account refuses it: the call is recorded
+    failed with the account's code, its reservation released and its counters back; nothing
+    moved on chain, and it is not submitted again."""
+    session = _session(world, backend, fee_budget=FEE_BUDGET)
+    wallet = session.wallet
+    counters_before = _counters(world, session.session_id)
+    quote = world.prepare(session, 5)
+    view = world.waas.transactions.execute(
+        session.backend.caller, quote["txnId"], submission="userop"
+    )
+    assert view["status"] == "pending"
+    chain = world.chain("local")
+    usdx, key = world.usdx(wallet), session.session_key
+    nonce = world.account_view("local", wallet.account, "session_nonce", key)
+    transact(
+        chain,
+        LocalTransactionSigner(wallet.owner_secret),
+        to=wallet.account,
+        data=world._account.encode("revoke_session", key),
+    )
+    for _ in range(100):
+        world.settle(rounds=1)
+        status = world.waas.transactions.status(session.backend.caller, quote["txnId"])
+        if status["status"] != "pending":
+            break
+    assert status["status"] == "failed", status
+    assert status.get("failure") == ReasonCode.SESSION_REVOKED.value, status
+    assert _reservation_statuses(world, session.session_id) == ["released"]
+    counters = _counters(world, session.session_id)
+    assert counters and all(counters[b] == counters_before.get(b, 0) for b in counters), counters
+    world.settle()  # more rounds: a failed call is never submitted again
+    assert world.usdx(wallet) == usdx
+    assert world.account_view("local", wallet.account, "session_nonce", key) == nonce
+    assert world.onchain_status("local", wallet.account, key) == 2  # revoked
+    assert world.rt.store.sessions.get(session.session_id).status == "revoked"
 
 
 def test_a_session_without_a_fee_budget_on_a_network_without_a_paymaster_is_refused(

@@ -11,7 +11,16 @@ import secrets
 import time
 from typing import Any
 
-from service_support import ONCHAIN_ACTIVE, ONCHAIN_REVOKED, Backend, Session, Wallet, World
+import pytest
+from service_support import (
+    ONCHAIN_ACTIVE,
+    ONCHAIN_REVOKED,
+    USDX_UNIT,
+    Backend,
+    Session,
+    Wallet,
+    World,
+)
 from sqlalchemy import update
 
 from sessionward.api.app import SessionWardApi
@@ -19,6 +28,8 @@ from sessionward.chain.contracts import transact
 from sessionward.chain.relay_jobs import JobState
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.crypto.secp256k1 import address_from_secret
+from sessionward.reasons import ReasonCode
+from sessionward.service.errors import ServiceError
 from sessionward.service.reconciler import DISAGREEMENT, Reconciler, cancel_queued
 from sessionward.store.alerts import AlertRecord
 from sessionward.store.schema import sessions
@@ -161,6 +172,62 @@ def test_a_session_the_owner_removed_on_chain_is_revoked_in_the_database(
     assert agree(world, session.wallet, session.session_id) == "revoked"
     [alert] = disagreements(world, session.session_id)
     assert alert.action_taken == "agreed with chain"
+
+
+def _without_slow_pass(world: World, monkeypatch: pytest.MonkeyPatch) -> Reconciler:
+    """The world's reconciler, its slow pass pushed out of the test (it only compares
+    ``installing``/``revoking`` sessions, and the ones it is told to)."""
+    reconciler = world.waas.dispatcher.reconciler
+    monkeypatch.setattr(reconciler, "_slow_every_s", 1e9)
+    monkeypatch.setattr(reconciler, "_last_slow", time.monotonic())
+    return reconciler
+
+
+def test_a_call_the_chain_refuses_for_a_removed_session_revokes_it_at_once(
+    world: World, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The owner removes the key on the account behind the service's back, after the service
+    signed a call: the chain refuses the call, and its failure has the session compared with
+    the chain at once, not at its turn in the slow pass. The next call is refused off chain:
+    the service never again allows what the chain refuses."""
+    _without_slow_pass(world, monkeypatch)
+    before = world.balance(world.usdx, session.wallet.account)
+    txn = world.swap(session, 1)
+    transact(
+        world.chain,
+        LocalTransactionSigner(session.wallet.owner_secret),
+        to=session.wallet.account,
+        data=world.rt.calls.revoke_session(session.session_key),
+    )
+    world.settle()
+    view = world.waas.transactions.status(session.backend.caller, txn["txnId"])
+    assert (view["status"], view["failure"]) == ("failed", "SESSION_REVOKED")
+    record = world.record(session.session_id)
+    assert (record.status, record.revoked_by) == ("revoked", "chain")
+    assert agree(world, session.wallet, session.session_id) == "revoked"
+    assert world.usd_spent(session.session_id) == 0
+    assert world.balance(world.usdx, session.wallet.account) == before
+    with pytest.raises(ServiceError) as refused:
+        world.quote(session, 1)
+    assert refused.value.code is ReasonCode.SESSION_REVOKED
+
+
+def test_a_call_that_fails_for_its_own_reasons_leaves_a_live_session_alone(
+    world: World, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chain decides, not the failure: a call that reverts because the account lacks the
+    tokens has its session compared with the chain, which still has it, so nothing changes and
+    no disagreement is raised."""
+    _without_slow_pass(world, monkeypatch)
+    wallet = world.wallet(usdx=1 * USDX_UNIT)
+    session = world.session(wallet, backend)
+    txn = world.swap(session, 5)  # more than the account holds
+    world.settle()
+    view = world.waas.transactions.status(session.backend.caller, txn["txnId"])
+    assert view["status"] == "failed"
+    assert agree(world, wallet, session.session_id) == "active"
+    assert disagreements(world, session.session_id) == []
+    assert world.uses(session.session_id) == 0
 
 
 def test_metrics_expose_the_disagreements_the_reconciler_counted(world: World) -> None:

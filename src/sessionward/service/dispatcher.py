@@ -354,7 +354,8 @@ class Dispatcher:
     ) -> None:
         """Record a relayed call's outcome: status, reservation, audit record and decision
         event in one database transaction (:meth:`sessionward.store.execution.Executions.finish`);
-        a no-op for a transaction that is not pending any more."""
+        a no-op for a transaction that is not pending any more. A call that did not execute
+        has its session compared with the chain at once (:meth:`Reconciler.call_failed`)."""
         rt = self._rt
         txn = rt.store.transactions.get(txn_id)
         if txn is None or txn.status != "pending":
@@ -369,6 +370,8 @@ class Dispatcher:
             failure=failure,
             decision=_outcome_event(txn, executed=executed, failure=failure, now=now),
         )
+        if not executed:  # the chain may no longer have the session: ask it now
+            self.reconciler.call_failed(txn.session_id)
 
     # --- recovery -------------------------------------------------------------------------
 

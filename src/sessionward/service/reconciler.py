@@ -1,7 +1,8 @@
 """The reconciler: the database and the chain agree on every session (docs/design.md section 8).
 
 It runs on the relaying node, from the dispatcher's loop (:meth:`Reconciler.run` every round,
-and :meth:`Reconciler.settle` as soon as an install or removal job ends). For every session the
+:meth:`Reconciler.settle` as soon as an install or removal job ends, and
+:meth:`Reconciler.call_failed` as soon as a session's call fails). For every session the
 chain can still contradict (``installing``, ``revoking`` every round; ``active``,
 ``suspended`` and recently revoked ones ``slow_batch`` at a time every ``slow_every_s``
 seconds) it reads the account's own views (``session(key)``, ``epoch()``,
@@ -316,8 +317,19 @@ class Reconciler:
     def settle(self, job: RelayJob) -> None:
         """An install or removal job ended: compare its session with the chain now."""
         kind, session_id = job_subject(job.job_id)
-        if kind not in ("enable", "revoke"):
-            return
+        if kind in ("enable", "revoke"):
+            self._compare_now(session_id)
+
+    def call_failed(self, session_id: str) -> None:
+        """A call the session signed did not execute (reverted, refused by the bundler's
+        validation, or never relayed): compare the session with the chain now, not at its
+        turn in the slow pass. A session its owner removed behind the service's back then
+        stops signing after its first failed call, instead of being allowed calls the chain
+        refuses for up to ``slow_every_s``. The account's own views decide, not the failure's
+        reason: nothing is repaired unless they contradict the database."""
+        self._compare_now(session_id)
+
+    def _compare_now(self, session_id: str) -> None:
         record = self._rt.store.sessions.get(session_id)
         if record is not None and self.ours(record):
             self._one(record)
