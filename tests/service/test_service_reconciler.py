@@ -24,7 +24,7 @@ from service_support import (
 from sqlalchemy import update
 
 from sessionward.api.app import SessionWardApi
-from sessionward.chain.contracts import transact
+from sessionward.chain.contracts import DeployedContract, transact
 from sessionward.chain.relay_jobs import JobState
 from sessionward.chain.signer import LocalTransactionSigner
 from sessionward.crypto.secp256k1 import address_from_secret
@@ -210,6 +210,36 @@ def test_a_call_the_chain_refuses_for_a_removed_session_revokes_it_at_once(
     with pytest.raises(ServiceError) as refused:
         world.quote(session, 1)
     assert refused.value.code is ReasonCode.SESSION_REVOKED
+
+
+def test_after_an_owners_revoke_all_on_chain_a_failed_call_revokes_every_session_of_the_wallet(
+    world: World, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``revoke_all`` on the account (a new epoch) removes every session of the wallet at
+    once. The first call that fails for it has its session found removed, and then the
+    wallet's other live sessions are compared too: none of them is allowed another call."""
+    _without_slow_pass(world, monkeypatch)
+    wallet = world.wallet()
+    first, second = world.session(wallet, backend), world.session(wallet, backend)
+    txn = world.swap(first, 1)
+    transact(
+        world.chain,
+        LocalTransactionSigner(wallet.owner_secret),
+        to=wallet.account,
+        data=world._account.encode("revoke_all"),
+    )
+    world.settle()
+    view = world.waas.transactions.status(first.backend.caller, txn["txnId"])
+    assert (view["status"], view["failure"]) == ("failed", "SESSION_REVOKED")
+    account = DeployedContract(world.chain, wallet.account, world._account)
+    assert account.call_one("epoch") == 1  # every session of epoch 0 is removed on chain
+    assert world.rt.store.audit.verify(wallet.wallet_id).ok
+    for session in (first, second):
+        record = world.record(session.session_id)
+        assert (record.status, record.revoked_by) == ("revoked", "chain")
+        with pytest.raises(ServiceError) as refused:
+            world.quote(session, 1)
+        assert refused.value.code is ReasonCode.SESSION_REVOKED
 
 
 def test_a_call_that_fails_for_its_own_reasons_leaves_a_live_session_alone(

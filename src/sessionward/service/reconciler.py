@@ -74,6 +74,9 @@ MAX_ATTEMPTS: Final = 16
 DISAGREEMENT: Final = "chain_disagreement"
 CANCELLED_BY_REVOCATION: Final = "cancelled: the session was revoked before it was sent"
 HELD_BY_FREEZE: Final = ReasonCode.GLOBAL_FREEZE.value
+_LIVE: Final = frozenset({"active", "suspended"})
+"""The statuses in which a session signs, or may sign again once renewed (``suspended``): what
+the database must not go on believing of a session the chain has removed."""
 
 
 def removal_job_id(session_id: str, attempt: int = 1) -> str:
@@ -326,13 +329,30 @@ class Reconciler:
         turn in the slow pass. A session its owner removed behind the service's back then
         stops signing after its first failed call, instead of being allowed calls the chain
         refuses for up to ``slow_every_s``. The account's own views decide, not the failure's
-        reason: nothing is repaired unless they contradict the database."""
-        self._compare_now(session_id)
+        reason: nothing is repaired unless they contradict the database.
 
-    def _compare_now(self, session_id: str) -> None:
+        If the chain did not have the session any more, the wallet's other live sessions are
+        compared too: an owner's ``revoke_all`` (a new epoch) removes them all at once. Only
+        then: a call failing for its own reasons costs one comparison, whatever the wallet's
+        number of sessions."""
+        before = self._compare_now(session_id)
+        if before is None or before.status not in _LIVE:
+            return
+        after = self._rt.store.sessions.get(session_id)
+        if after is None or after.status in _LIVE:
+            return
+        for other in self._rt.store.sessions.of_wallet(before.wallet_id):
+            if other.id != session_id and other.status in _LIVE and not self._one(other):
+                return  # the node does not answer: the slow pass will come to the rest
+
+    def _compare_now(self, session_id: str) -> SessionRecord | None:
+        """Compare one session with the chain now (if it is this network's): the record as
+        it was before."""
         record = self._rt.store.sessions.get(session_id)
-        if record is not None and self.ours(record):
-            self._one(record)
+        if record is None or not self.ours(record):
+            return None
+        self._one(record)
+        return record
 
     def _one(self, record: SessionRecord) -> bool:
         """Compare one session; False if the chain node could not answer."""
