@@ -68,6 +68,27 @@ def outsider(world: World) -> LocalTransactionSigner:
     return LocalTransactionSigner(secret)
 
 
+def owner_calls_the_account(world: World, wallet: Wallet, data: bytes) -> None:
+    """The owner sends ``data`` to its account itself, behind the service's back."""
+    transact(world.chain, LocalTransactionSigner(wallet.owner_secret), to=wallet.account, data=data)
+
+
+def outcome(world: World, session: Session, txn: Any) -> tuple[str, str | None]:
+    """(status, failure) of call ``txn`` as the service reports it."""
+    view = world.waas.transactions.status(session.backend.caller, txn["txnId"])
+    return view["status"], view.get("failure")
+
+
+def assert_revoked_by_the_chain_and_refused(world: World, session: Session) -> None:
+    """The database has the session revoked from the chain's word, and a new call in it is
+    refused off chain."""
+    record = world.record(session.session_id)
+    assert (record.status, record.revoked_by) == ("revoked", "chain")
+    with pytest.raises(ServiceError) as refused:
+        world.quote(session, 1)
+    assert refused.value.code is ReasonCode.SESSION_REVOKED
+
+
 def test_an_outsider_installing_an_approved_grant_is_recognised_and_then_removed(
     world: World, wallet: Wallet, backend: Backend
 ) -> None:
@@ -159,12 +180,8 @@ def test_a_session_the_owner_removed_on_chain_is_revoked_in_the_database(
     world: World, session: Session
 ) -> None:
     """The chain wins: the owner revoked the key straight on the account."""
-    data = world.rt.calls.revoke_session(session.session_key)
-    transact(
-        world.chain,
-        LocalTransactionSigner(session.wallet.owner_secret),
-        to=session.wallet.account,
-        data=data,
+    owner_calls_the_account(
+        world, session.wallet, world.rt.calls.revoke_session(session.session_key)
     )
     world.waas.dispatcher.reconciler.run(everything=True)
     record = world.record(session.session_id)
@@ -193,23 +210,15 @@ def test_a_call_the_chain_refuses_for_a_removed_session_revokes_it_at_once(
     _without_slow_pass(world, monkeypatch)
     before = world.balance(world.usdx, session.wallet.account)
     txn = world.swap(session, 1)
-    transact(
-        world.chain,
-        LocalTransactionSigner(session.wallet.owner_secret),
-        to=session.wallet.account,
-        data=world.rt.calls.revoke_session(session.session_key),
+    owner_calls_the_account(
+        world, session.wallet, world.rt.calls.revoke_session(session.session_key)
     )
     world.settle()
-    view = world.waas.transactions.status(session.backend.caller, txn["txnId"])
-    assert (view["status"], view["failure"]) == ("failed", "SESSION_REVOKED")
-    record = world.record(session.session_id)
-    assert (record.status, record.revoked_by) == ("revoked", "chain")
+    assert outcome(world, session, txn) == ("failed", "SESSION_REVOKED")
     assert agree(world, session.wallet, session.session_id) == "revoked"
     assert world.usd_spent(session.session_id) == 0
     assert world.balance(world.usdx, session.wallet.account) == before
-    with pytest.raises(ServiceError) as refused:
-        world.quote(session, 1)
-    assert refused.value.code is ReasonCode.SESSION_REVOKED
+    assert_revoked_by_the_chain_and_refused(world, session)
 
 
 def test_after_an_owners_revoke_all_on_chain_a_failed_call_revokes_every_session_of_the_wallet(
@@ -222,24 +231,14 @@ def test_after_an_owners_revoke_all_on_chain_a_failed_call_revokes_every_session
     wallet = world.wallet()
     first, second = world.session(wallet, backend), world.session(wallet, backend)
     txn = world.swap(first, 1)
-    transact(
-        world.chain,
-        LocalTransactionSigner(wallet.owner_secret),
-        to=wallet.account,
-        data=world._account.encode("revoke_all"),
-    )
+    owner_calls_the_account(world, wallet, world._account.encode("revoke_all"))
     world.settle()
-    view = world.waas.transactions.status(first.backend.caller, txn["txnId"])
-    assert (view["status"], view["failure"]) == ("failed", "SESSION_REVOKED")
+    assert outcome(world, first, txn) == ("failed", "SESSION_REVOKED")
     account = DeployedContract(world.chain, wallet.account, world._account)
     assert account.call_one("epoch") == 1  # every session of epoch 0 is removed on chain
     assert world.rt.store.audit.verify(wallet.wallet_id).ok
     for session in (first, second):
-        record = world.record(session.session_id)
-        assert (record.status, record.revoked_by) == ("revoked", "chain")
-        with pytest.raises(ServiceError) as refused:
-            world.quote(session, 1)
-        assert refused.value.code is ReasonCode.SESSION_REVOKED
+        assert_revoked_by_the_chain_and_refused(world, session)
 
 
 def test_a_call_that_fails_for_its_own_reasons_leaves_a_live_session_alone(
@@ -253,8 +252,7 @@ def test_a_call_that_fails_for_its_own_reasons_leaves_a_live_session_alone(
     session = world.session(wallet, backend)
     txn = world.swap(session, 5)  # more than the account holds
     world.settle()
-    view = world.waas.transactions.status(session.backend.caller, txn["txnId"])
-    assert view["status"] == "failed"
+    assert outcome(world, session, txn)[0] == "failed"
     assert agree(world, wallet, session.session_id) == "active"
     assert disagreements(world, session.session_id) == []
     assert world.uses(session.session_id) == 0
