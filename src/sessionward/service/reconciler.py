@@ -391,7 +391,7 @@ class Reconciler:
         now = rt.now()
         if record.status == "installing":
             self._installing(record, onchain, now)
-        elif record.status in ("active", "suspended"):
+        elif record.status in _LIVE:
             self._live(record, onchain, now)
         elif record.status == "revoking":
             self._revoking(record, onchain, now)
