@@ -189,7 +189,7 @@ def serve_sessionward(
                 if profile_to:  # a cProfile of the service work, for finding where it goes
                     import cProfile
 
-                    with cProfile.Profile() as profile:
+                    with cProfile.Profile(time.thread_time) as profile:
                         spent = service_work(waas, message[1], message[2])
                     profile.dump_stats(f"{profile_to}.{os.getpid()}")
                 else:

@@ -116,7 +116,7 @@ def test_a_one_statement_block_inside_a_unit_costs_one_round_trip(store: Store) 
     counter = RoundTripCounter(store.db.engine)
     try:
         with store.db.unit():
-            assert store.nonces.use_once(GRANT_SCOPE, "first", 1, None)  # BEGIN on its own
+            assert store.nonces.use_once(GRANT_SCOPE, "first", 1, None)  # with the BEGIN
             with counter.counting() as second:
                 assert store.nonces.use_once(GRANT_SCOPE, "second", 1, None)
             with counter.counting() as third:
@@ -144,12 +144,13 @@ def test_the_owed_write_and_the_commit_go_in_one_round_trip(store: Store) -> Non
     counter = RoundTripCounter(store.db.engine)
     try:
         with counter.counting() as unit, store.db.unit():
-            assert store.nonces.use_once(GRANT_SCOPE, "first", 1, None)  # BEGIN + INSERT
+            assert store.nonces.use_once(GRANT_SCOPE, "first", 1, None)  # BEGIN, INSERT
             store.decisions.record(_decision("dec_1"))
     finally:
         counter.remove()
-    # BEGIN; SAVEPOINT + INSERT; the owed RELEASE is dropped, the decision goes with COMMIT.
-    assert unit.round_trips == 3
+    # BEGIN with the SAVEPOINT and the INSERT; the owed RELEASE is dropped, the decision goes
+    # with the COMMIT.
+    assert unit.round_trips == 2
     assert [e.id for e in store.decisions.between(0, 2)] == ["dec_1"]
 
 
@@ -219,8 +220,9 @@ def test_a_group_of_units_costs_its_units_no_savepoint_round_trips(store: Store)
     finally:
         counter.remove()
     assert outcomes == ["a", "b", "c"]
-    # BEGIN; one INSERT per unit, each with the savepoints owed before it; COMMIT.
-    assert group.round_trips == 5
+    # One INSERT per unit, each with the savepoints owed before it (the first with the BEGIN);
+    # COMMIT.
+    assert group.round_trips == 4
     assert all(_used(store, key) for key in "abc")
 
 

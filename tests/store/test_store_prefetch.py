@@ -56,7 +56,7 @@ def test_prefetched_reads_are_answered_without_a_round_trip(store: Store) -> Non
         again = store.wallets.get(wallet_id)
         freezes = store.freezes.active()
         usage = store.budget.usage_of(session_id)
-    assert unit.round_trips == 3  # BEGIN; the four reads together; COMMIT
+    assert unit.round_trips == 2  # BEGIN and the four reads together; COMMIT
     assert session is not None and session.id == session_id
     assert wallet is not None and again == wallet and wallet.id == wallet_id
     assert freezes == [] and usage.counters == {}
@@ -82,9 +82,9 @@ def test_a_read_after_another_statement_is_asked_again(store: Store) -> None:
     with _prefetched_unit(store, session_id, wallet_id) as unit:
         assert store.nonces.use_once(GRANT_SCOPE, "between", 1, None)
         store.sessions.get(session_id)
-    # BEGIN; the prefetch; the nonce (its savepoint owed with it); the session read again;
-    # COMMIT.
-    assert unit.round_trips == 5
+    # BEGIN with the prefetch; the nonce (its savepoint owed with it); the session read
+    # again; COMMIT.
+    assert unit.round_trips == 4
 
 
 def test_a_read_with_other_parameters_is_asked_again(store: Store) -> None:
@@ -165,7 +165,7 @@ def test_an_executes_reads_go_in_one_round_trip_found_through_its_transaction(
             assert store.freezes.active() == []
     finally:
         counter.remove()
-    assert unit.round_trips == 3  # BEGIN; the five reads together; COMMIT
+    assert unit.round_trips == 2  # BEGIN and the five reads together; COMMIT
     assert txn is not None and txn.value == 2**200 and txn.session_id == session_id
     assert session is not None and session.id == session_id
     assert wallet is not None and wallet.id == wallet_id

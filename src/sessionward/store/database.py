@@ -65,6 +65,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from .pg_wire import wire_of
+
 ENV_DATABASE_URL: Final = "SESSIONWARD_DATABASE_URL"
 SQLITE_FILE_NAME: Final = "sessionward.db"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -145,8 +147,12 @@ class Database:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": busy_timeout_s, "check_same_thread": False}
-        elif schema is not None:
-            kwargs["connect_args"] = {"options": f"-c search_path={schema}"}
+        else:
+            # psycopg prepares nothing itself: it would answer a ROLLBACK with DEALLOCATE ALL,
+            # which drops the statements the store's wire prepared (.pg_wire) too.
+            kwargs["connect_args"] = {"prepare_threshold": None}
+            if schema is not None:
+                kwargs["connect_args"]["options"] = f"-c search_path={schema}"
         # Last in, first out: the connection just returned is the next one handed out. SQLite
         # keeps a page cache per connection and empties it whenever another connection has
         # written since; rotating writers through the whole pool (first in, first out) made
@@ -805,9 +811,13 @@ _GROUPED_PREFIXES: Final = (
 
 
 def driver_of(conn: Connection) -> Any:
-    """The DB-API connection (sqlite3 or psycopg) under ``conn``, in ``conn``'s transaction."""
+    """What runs the store's own statements on ``conn``, in ``conn``'s transaction: the
+    sqlite3 connection, or on PostgreSQL the :class:`~.pg_wire.Wire` of the psycopg one (the
+    same ``execute`` and ``pipeline``, straight through libpq)."""
     driver = conn.connection.driver_connection
     assert driver is not None
+    if conn.dialect.name == "postgresql":
+        return wire_of(driver)
     return driver
 
 

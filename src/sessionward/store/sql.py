@@ -24,7 +24,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
-from psycopg import pq
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError
 
@@ -33,8 +32,6 @@ from .schema import Uint256, uint256_column_value
 
 RowValues = Mapping[Any, Any]
 """A row's values by column name: a Core ``Row._mapping`` or :meth:`Columns.mapping`."""
-
-_PIPELINE_OFF: Final = pq.PipelineStatus.OFF
 
 _NAMED: Final = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -74,7 +71,7 @@ class Sql:
                 owed.prefetched = None  # any other statement: what was read before is stale
             if owed is None or not owed.statements:
                 return driver.execute(text, params)
-            if driver.pgconn.pipeline_status != _PIPELINE_OFF:
+            if driver.in_pipeline:
                 owed.send(driver)  # inside a pipeline: queued ahead of the statement
                 return driver.execute(text, params)
             # One round trip for the statement and the savepoints the unit owes first.
