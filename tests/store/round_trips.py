@@ -27,19 +27,58 @@ from sqlalchemy import Engine, event
 
 @dataclass
 class Traced:
-    """What the connections sent while counting: round trips and the messages in order."""
+    """What the connections sent while counting: round trips and the messages in order (a
+    message whose SQL spans lines is one line here)."""
 
     round_trips: int = 0
     lines: list[str] = field(default_factory=list)
+    prepared: dict[str, str] = field(default_factory=dict)
+    """The SQL of each named statement the connections prepared, inside the block or before."""
 
     def statements(self) -> list[str]:
-        """The SQL sent (Query and Parse messages), in order."""
+        """The SQL run (Query and unnamed Parse messages, and each Bind of a named statement
+        as that statement's SQL), in order."""
         found = []
         for line in self.lines:
             parts = line.split("\t")
-            if len(parts) >= 4 and parts[0] == "F" and parts[2] in ("Query", "Parse"):
+            if len(parts) < 4 or parts[0] != "F":
+                continue
+            if parts[2] == "Query" or (parts[2] == "Parse" and parts[3].startswith(' ""')):
                 found.append(parts[3].strip())
+            elif parts[2] == "Bind":
+                name = _quoted(parts[3], 1)
+                if name:
+                    found.append(self.prepared.get(name, f"<prepared {name}>"))
         return found
+
+
+def _quoted(text: str, index: int) -> str:
+    """The ``index``-th double-quoted field of a trace message's text."""
+    return text.split('"')[2 * index + 1] if text.count('"') > 2 * index else ""
+
+
+def _messages(text: str) -> list[str]:
+    """A trace's lines, a message whose text spans several lines joined into one."""
+    messages: list[str] = []
+    for line in text.split("\n"):
+        if not line:
+            continue
+        if messages and not line.startswith(("F\t", "B\t")):
+            messages[-1] += "\n" + line
+        else:
+            messages.append(line)
+    return messages
+
+
+def _named_statements(messages: list[str]) -> dict[str, str]:
+    named = {}
+    for message in messages:
+        parts = message.split("\t", 3)
+        if len(parts) == 4 and parts[0] == "F" and parts[2] == "Parse":
+            name = _quoted(parts[3], 0)
+            if name:
+                named[name] = parts[3].strip()
+    return named
 
 
 def count_round_trips(lines: list[str]) -> int:
@@ -89,11 +128,12 @@ class RoundTripCounter:
         traced = Traced()
         yield traced
         for _pgconn, _fd, path in self._files.values():
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                handle.seek(before.get(path, 0))
-                lines = handle.read().splitlines()
+            with open(path, "rb") as handle:
+                earlier = handle.read(before.get(path, 0)).decode("utf-8", errors="replace")
+                lines = _messages(handle.read().decode("utf-8", errors="replace"))
             traced.round_trips += count_round_trips(lines)
             traced.lines.extend(lines)
+            traced.prepared.update(_named_statements(_messages(earlier) + lines))
 
     def remove(self) -> None:
         """Stop tracing; the pool is disposed of (its connections were traced)."""

@@ -184,3 +184,78 @@ def test_the_reads_of_an_unknown_transaction_find_nothing(store: Store) -> None:
         assert store.transactions.get("txn_unknown") is None
         assert store.sessions.get(session_id) is not None  # asked, not answered from nothing
         assert store.wallets.get(wallet_id) is not None
+
+
+# --- reads ahead: sent behind the request's replay nonce ----------------------------------
+
+
+def _nonce(store: Store, nonce: int) -> bool:
+    return store.nonces.use_once("request", "cred_ahead", nonce, 2**40)
+
+
+def test_reads_ahead_go_behind_the_nonce_in_its_round_trip(store: Store) -> None:
+    session_id, wallet_id = _session(store)
+    counter = RoundTripCounter(store.db.engine)
+    try:
+        with counter.counting() as unit, store.db.unit():
+            store.read_decision_reads_ahead(session_id=session_id, wallet_id=wallet_id)
+            assert _nonce(store, 1)
+            session = store.sessions.get(session_id)
+            wallet = store.wallets.get(wallet_id)
+            store.freezes.active()
+            store.budget.usage_of(session_id)
+    finally:
+        counter.remove()
+    assert unit.round_trips == 2  # BEGIN, the nonce and the four reads together; COMMIT
+    assert session is not None and session.id == session_id
+    assert wallet is not None and wallet.id == wallet_id
+    statements = unit.statements()
+    nonce_at = next(i for i, s in enumerate(statements) if "INTO nonces" in s)
+    assert all(i > nonce_at for i, s in enumerate(statements) if "FROM sessions" in s)
+
+
+def test_reads_ahead_see_what_the_write_carrying_them_wrote(store: Store) -> None:
+    with store.db.unit():
+        store.read_decision_reads_ahead(session_id="ses_x", wallet_id="wal_x")
+        assert _nonce(store, 2)
+        assert not _nonce(store, 2)  # the first write is seen: the nonce is taken
+
+
+def test_reads_ahead_are_never_sent_without_the_write_that_carries_them(store: Store) -> None:
+    """Registered before a request is authenticated: a request refused before its nonce (a
+    forged signature, a rate limit) never has them sent."""
+    session_id, wallet_id = _session(store)
+    counter = RoundTripCounter(store.db.engine)
+    try:
+        with counter.counting() as unit, store.db.unit():
+            store.read_decision_reads_ahead(session_id=session_id, wallet_id=wallet_id)
+            store.credentials.get("cred_unknown")  # the credential read of authentication
+    finally:
+        counter.remove()
+    assert not [s for s in unit.statements() if "FROM sessions" in s]
+
+
+def test_reads_ahead_do_not_outlive_their_unit(store: Store) -> None:
+    session_id, wallet_id = _session(store)
+
+    def registers() -> None:
+        store.read_decision_reads_ahead(session_id=session_id, wallet_id=wallet_id)
+
+    def suspend() -> None:
+        with store.db.writing() as conn:
+            _SET_STATUS.run(conn, {"status": "suspended", "session_id": session_id})
+
+    def authenticated_then_reads() -> str | None:
+        assert _nonce(store, 3)  # would carry the first unit's reads, were they kept
+        session = store.sessions.get(session_id)
+        return None if session is None else session.status
+
+    counter = RoundTripCounter(store.db.engine)
+    try:
+        with counter.counting() as group:
+            outcomes = store.db.run_units([registers, suspend, authenticated_then_reads])
+    finally:
+        counter.remove()
+    assert outcomes[2] == "suspended"
+    nonce_at = next(i for i, s in enumerate(group.statements()) if "INTO nonces" in s)
+    assert "FROM wallets" not in " ".join(group.statements()[nonce_at:])

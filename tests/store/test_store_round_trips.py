@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from round_trips import RoundTripCounter
+from round_trips import RoundTripCounter, Traced
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
-from api_support import Api, TestClient, World, new_world, quote
+from api_support import Actor, Api, TestClient, World, new_world, quote, raw_json, refused
 
 from database_support import PG_URL
 from sessionward.api import create_app
@@ -31,23 +31,24 @@ from sessionward.service.waas import Waas
 
 pytestmark = pytest.mark.postgres
 
-EXECUTE_ROUND_TRIPS = 7
-"""BEGIN; the credential read; the request nonce and the idempotency claim (one statement,
-the claim made only if the nonce is fresh); the quote with the session, wallet, freezes and
-counters read for the decision, prefetched together (one pipeline; the session, wallet and
-counters found through the quote's row); the reservation (its savepoint, the gate, the check +
-reservation + charges, the counters, the key, the audit lock and head: one pipeline); the
-marking, audit record and decision (one pipeline); the idempotency answer with the COMMIT (one
-pipeline)."""
+EXECUTE_ROUND_TRIPS = 5
+"""BEGIN with the credential read; the request nonce and the idempotency claim (one statement,
+the claim made only if the nonce is fresh) with, behind them, the quote and the session,
+wallet, freezes and counters its decision reads (one pipeline, sent once the signature has
+verified; the session, wallet and counters found through the quote's row); the reservation
+(its savepoint, the gate, the check + reservation + charges, the counters, the key, the audit
+lock and head: one pipeline); the marking, audit record and decision (one pipeline); the
+idempotency answer with the COMMIT (one pipeline)."""
 
-PREPARE_ROUND_TRIPS = 5
-"""BEGIN; the credential read; the request nonce; the session, wallet, freezes and counters
-read for the decision, prefetched together (one pipeline; the wallet is read twice, both
+PREPARE_ROUND_TRIPS = 3
+"""BEGIN with the credential read; the request nonce with, behind it, the session, wallet,
+freezes and counters read for the decision (one pipeline; the wallet is read twice, both
 answered from it); the quote and the decision event (both owed, no savepoint) with the
 COMMIT."""
 
 WARM_UP_CALLS = 8
-"""psycopg prepares a statement on its sixth run on a connection: past that, the counts are
+"""Calls before counting, so that every pooled connection has prepared the hot statements
+(the store's wire prepares one at its first run on a connection): past that, the counts are
 those of every later call."""
 
 
@@ -116,3 +117,51 @@ def test_a_session_call_on_postgresql_takes_no_more_round_trips_than_its_budget(
     assert execute <= EXECUTE_ROUND_TRIPS, f"{execute} round trips per Execute:\n{trace}"
     assert prepare <= PREPARE_ROUND_TRIPS, f"{prepare} round trips per Prepare"
     assert execute > 0 and prepare > 0  # the counter saw the requests at all
+
+
+# --- what an adversary's request makes the store read -------------------------------------
+
+
+def _reads_of_transactions(traced: Traced) -> list[str]:
+    return [s for s in traced.statements() if "FROM transactions" in s]
+
+
+def test_a_forged_execute_reads_nothing_its_body_names_and_writes_nothing(
+    service: tuple[Waas, Api, World],
+) -> None:
+    """The reads an Execute's body names go only with its replay nonce, once its signature has
+    verified: a request signed by another key than its credential's costs the credential
+    read alone."""
+    waas, api, world = service
+    txn_id = quote(api, waas, world)
+    forger = Actor.secp256k1()
+    forger.credential_id = world.backend.credential_id
+    counter = RoundTripCounter(waas.runtime.store.db.engine)
+    try:
+        with counter.counting() as forged:
+            response = api.call("Execute", {"txnId": txn_id}, forger)
+    finally:
+        counter.remove()
+    refused(response, 401, "SIGNER_MISMATCH")
+    assert _reads_of_transactions(forged) == []
+    assert not [s for s in forged.statements() if "INTO nonces" in s]  # no nonce recorded
+    assert waas.runtime.store.transactions.get(txn_id).status == "quoted"  # type: ignore[union-attr]
+
+
+def test_a_replayed_execute_is_refused_and_changes_nothing(
+    service: tuple[Waas, Api, World],
+) -> None:
+    """A replay's nonce is refused in the round trip that carries the reads ahead: the reads
+    come back unused, the call is answered NONCE_REPLAYED, and nothing is written."""
+    waas, api, world = service
+    txn_id = quote(api, waas, world)
+    body = raw_json({"txnId": txn_id})
+    header = world.backend.header("Execute", body)
+    first = api.post_raw("Execute", body, {"Oms-Wallet-Signature": header})
+    assert first.status_code == 200, first.text
+    store = waas.runtime.store
+    before = (store.transactions.get(txn_id), store.budget.usage_of(first.json()["sessionId"]))
+    replayed = api.post_raw("Execute", body, {"Oms-Wallet-Signature": header})
+    refused(replayed, 401, "NONCE_REPLAYED")
+    after = (store.transactions.get(txn_id), store.budget.usage_of(first.json()["sessionId"]))
+    assert after == before

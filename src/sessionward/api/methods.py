@@ -46,7 +46,9 @@ class Method:
     calls a network service before its writes (an Execute sent as a UserOperation asks the
     bundler), so it runs outside a unit (the use case opens its own after those calls): a
     unit holds the database's write lock (SQLite) or the one writer thread (both databases)
-    for as long as it runs."""
+    for as long as it runs. ``expects(waas, body)``: tells the service, before the request is
+    authenticated, which records its answer will read (from the parsed body, unvalidated), so
+    that they are read with its replay nonce once the signature has verified."""
 
     name: str
     request: type[m.Body]
@@ -60,6 +62,7 @@ class Method:
     one_transaction: bool = False
     durable: bool = False
     calls_out: Callable[[bytes], bool] | None = None
+    expects: Callable[[Waas, Mapping[str, Any]], None] | None = None
 
 
 def _hex(value: str) -> bytes:
@@ -258,6 +261,14 @@ def _prepare_call(
         chain_id=b.chain_id,
         network=b.network,
     )
+
+
+def _expect_prepare(w: Waas, body: Mapping[str, Any]) -> None:
+    w.transactions.expect_prepare(wallet_id=body.get("walletId"), session_id=body.get("sessionId"))
+
+
+def _expect_execute(w: Waas, body: Mapping[str, Any]) -> None:
+    w.transactions.expect_execute(txn_id=body.get("txnId"))
 
 
 def _execute(w: Waas, p: Principal, b: m.ExecuteRequest) -> TransactionView:
@@ -465,6 +476,7 @@ METHODS: Final[dict[str, Method]] = {
             # One unit of work with its replay nonce (on SQLite on the writer thread, with
             # the Executes); its fee comes from a cache refreshed off the unit (issue 16).
             one_transaction=True,
+            expects=_expect_prepare,
         ),
         Method(
             "PrepareEthereumContractCall",
@@ -478,6 +490,7 @@ METHODS: Final[dict[str, Method]] = {
             # One unit of work with its replay nonce (on SQLite on the writer thread, with
             # the Executes); its fee comes from a cache refreshed off the unit (issue 16).
             one_transaction=True,
+            expects=_expect_prepare,
         ),
         Method(
             "Execute",
@@ -493,6 +506,7 @@ METHODS: Final[dict[str, Method]] = {
             # UserOperation path plans with the bundler first, outside any unit.
             one_transaction=True,
             calls_out=_asks_for_a_user_operation,
+            expects=_expect_execute,
         ),
         Method(
             "TransactionStatus",

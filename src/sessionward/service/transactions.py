@@ -184,6 +184,21 @@ class Transactions:
                 )
             )
 
+    def expect_prepare(self, *, wallet_id: object, session_id: object) -> None:
+        """A Prepare on ``session_id`` of ``wallet_id`` is about to be authenticated in this
+        unit of work: its decision's reads go with the request's replay nonce, once its
+        signature has verified (PostgreSQL; :meth:`sessionward.store.engine.Store.read_decision_reads_ahead`).
+        Values that are not ids, as an unparsed body may give, expect nothing: the request is
+        refused later as before."""
+        if isinstance(wallet_id, str) and isinstance(session_id, str):
+            self._rt.store.read_decision_reads_ahead(session_id=session_id, wallet_id=wallet_id)
+
+    def expect_execute(self, *, txn_id: object) -> None:
+        """:meth:`expect_prepare` for an Execute of ``txn_id``: the transaction's read and its
+        decision's go with the replay nonce."""
+        if isinstance(txn_id, str):
+            self._rt.store.read_execute_reads_ahead(txn_id=txn_id)
+
     def _network_of(self, wallet_id: str, network: str | int | None = None) -> Runtime:
         """The runtime on the wallet's network, checked against the ``network`` a request
         named (``CHAIN_MISMATCH``, ``NETWORK_UNKNOWN``: raised before anything is written).

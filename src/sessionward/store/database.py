@@ -370,6 +370,12 @@ class Database:
             return None
         return OwedStatements()
 
+    @property
+    def owed_by_unit(self) -> OwedStatements | None:
+        """What the unit of work open on this thread owes its connection (PostgreSQL), if a
+        unit is open; None otherwise and on SQLite."""
+        return self._units.owed
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the current :meth:`unit` of this thread has committed (never,
         if it rolls back); at once outside a unit."""
@@ -532,6 +538,7 @@ class _Units(threading.local):
         self.owed = None
         if owed is not None:
             owed.prefetched = None  # never across units (a group shares one list)
+            owed.reads_ahead = None
         if connection is not None and owed is not None:
             # Whatever is still owed is a RELEASE: the commit (or the rollback) ends every
             # savepoint anyway. The list goes with the unit.
@@ -565,7 +572,7 @@ class OwedStatements:
     it was sent with fail (or the commit: the unit is then rolled back whole).
     """
 
-    __slots__ = ("prefetched", "sends", "statements", "writes")
+    __slots__ = ("prefetched", "reads_ahead", "sends", "statements", "writes")
 
     def __init__(self) -> None:
         self.statements: list[tuple[str, Any]] = []
@@ -579,6 +586,10 @@ class OwedStatements:
         """Answers of reads run ahead (:func:`sessionward.store.sql.prefetch`), until any
         other statement runs on the connection: everything here that runs a statement, or
         owes one, forgets them."""
+        self.reads_ahead: Callable[[Connection], Callable[[], None]] | None = None
+        """Reads the unit will make, to be sent behind its next write that carries them
+        (:func:`sessionward.store.sql.read_ahead`): a function that sends them on the
+        connection, inside a pipeline, and returns the one that files their answers."""
 
     def send(self, driver: Any) -> None:
         """Send what is owed on ``driver`` (inside a pipeline: queued with it)."""

@@ -23,7 +23,12 @@ from .execution import Executions
 from .freezes import Freezes
 from .idempotency import IdempotencyKeys
 from .nonces import Nonces, SqlReplayStore
-from .prefetches import prefetch_decision_reads, prefetch_execute_reads
+from .prefetches import (
+    prefetch_decision_reads,
+    prefetch_execute_reads,
+    read_decision_reads_ahead,
+    read_execute_reads_ahead,
+)
 from .relay_jobs import SqlRelayJobStore
 from .schema import ALL_TABLES
 from .sessions import SessionRecords
@@ -86,6 +91,17 @@ class Store:
         """Inside a unit of work on PostgreSQL: the read of transaction ``txn_id`` and those
         of its decision, run now in one round trip (:mod:`.prefetches`). No-op elsewhere."""
         prefetch_execute_reads(self.db, txn_id=txn_id)
+
+    def read_decision_reads_ahead(self, *, session_id: str, wallet_id: str) -> None:
+        """Inside a unit of work on PostgreSQL: the reads of :meth:`prefetch_decision_reads`,
+        sent behind the request's replay nonce once its signature has verified (in that
+        write's round trip), not now (:func:`sessionward.store.sql.read_ahead`). No-op
+        elsewhere."""
+        read_decision_reads_ahead(self.db, session_id=session_id, wallet_id=wallet_id)
+
+    def read_execute_reads_ahead(self, *, txn_id: str) -> None:
+        """:meth:`prefetch_execute_reads` as :meth:`read_decision_reads_ahead` does it."""
+        read_execute_reads_ahead(self.db, txn_id=txn_id)
 
     def upgrade(self, revision: str = "head") -> None:
         """Migrate the schema up to ``revision`` (creating the PostgreSQL schema if needed)."""

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from .database import Database
 from .idempotency import CLAIM, CLAIM_CONFLICT, CLAIM_INTO, ClaimRequest
-from .sql import Sql
+from .sql import Sql, behind_it_the_reads_ahead
 
 GRANT_SCOPE: Final = "grant"
 REQUEST_SCOPE: Final = "request"
@@ -86,9 +86,12 @@ class Nonces:
         ``<= now`` counts as forgotten (as if pruned).
         """
         params = _use_params(scope, key, nonce, expires_at, -1 if now is None else now)
-        # One upsert, which never fails on a nonce used before: no savepoint of its own.
+        # One upsert, which never fails on a nonce used before: no savepoint of its own. The
+        # unit's reads ahead, if any, go behind it in its round trip.
         with self._db.writing(savepoint=False) as conn:
-            return bool(_USE_ONCE.run(conn, params).rowcount == 1)
+            with behind_it_the_reads_ahead(conn):
+                used = _USE_ONCE.run(conn, params)
+            return bool(used.rowcount == 1)
 
     def use_once_and_claim(
         self,
@@ -117,7 +120,9 @@ class Nonces:
         # Inserts that never fail on a taken nonce or key: no savepoint of their own.
         with self._db.writing(savepoint=False) as conn:
             if self._db.is_postgresql:
-                used, claimed = _USE_ONCE_AND_CLAIM.run(conn, params).fetchone()
+                with behind_it_the_reads_ahead(conn):  # in the same round trip
+                    answer = _USE_ONCE_AND_CLAIM.run(conn, params)
+                used, claimed = answer.fetchone()
                 return used == 1, claimed == 1
             if _USE_ONCE.run(conn, params).rowcount != 1:
                 return False, False

@@ -83,9 +83,7 @@ class _Statement:
             raise ValueError("a statement's parameters are all named or all positional")
         self.names: Final = tuple(names)
         self.count: Final = len(names) or positional
-        self.preparable: Final = self.count > 0 and statement.lstrip().upper().startswith(
-            _PREPARABLE
-        )
+        self.preparable: Final = statement.lstrip().upper().startswith(_PREPARABLE)
 
     def values(self, params: Mapping[str, Any] | Sequence[Any] | None) -> list[Any]:
         """The parameters in binding order (``KeyError``/``ValueError`` for missing ones)."""
@@ -105,7 +103,7 @@ class Answer:
     ``fetchall``, iteration and ``rowcount`` (``-1`` for a statement that counts no rows).
     Inside a pipeline it is filled when the pipeline syncs; reading it before syncs first."""
 
-    __slots__ = ("_at", "_error", "_rows", "_wire", "rowcount")
+    __slots__ = ("_at", "_error", "_rowcount", "_rows", "_wire")
 
     lastrowid: Final = None
 
@@ -114,7 +112,12 @@ class Answer:
         self._rows: list[Any] = []
         self._at = 0
         self._error: psycopg.Error | None = None
-        self.rowcount = -1
+        self._rowcount = -1
+
+    @property
+    def rowcount(self) -> int:
+        self._ready()
+        return self._rowcount
 
     def fetchone(self) -> Any:
         self._ready()
@@ -141,7 +144,7 @@ class Answer:
             raise self._error
 
     def _settle(self, rows: list[Any], rowcount: int) -> None:
-        self._rows, self.rowcount, self._wire = rows, rowcount, None
+        self._rows, self._rowcount, self._wire = rows, rowcount, None
 
     def _fail(self, error: psycopg.Error) -> None:
         self._error, self._wire = error, None
@@ -164,6 +167,7 @@ class Wire:
         "_began",
         "_depth",
         "_driver",
+        "_named",
         "_prepared",
         "_read",
         "_sent",
@@ -178,6 +182,7 @@ class Wire:
         self.pgconn: Final = driver.pgconn
         self._transformer = Transformer(driver)
         self._prepared: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+        self._named = 0
         self._statements: dict[str, _Statement] = {}
         self._sent: list[Answer | _Preparing] = []
         self._depth = 0
@@ -273,7 +278,7 @@ class Wire:
             self._sent.append(Answer(self))
             self._began = True
         values = parsed.values(params)
-        if not values:
+        if not values and not parsed.preparable:  # a savepoint, a SET LOCAL, a COMMIT
             pgconn.send_query_params(parsed.query, None)
         else:
             transformer = self._transformer
@@ -282,7 +287,8 @@ class Wire:
             key = (parsed.query, types)
             name = self._prepared.get(key)
             if name is None and parsed.preparable and len(self._prepared) < _MAX_PREPARED:
-                name = b"sessionward_%d" % len(self._prepared)
+                self._named += 1  # never reused, so a name never meets an older one
+                name = b"sessionward_%d" % self._named
                 pgconn.send_prepare(name, parsed.query, param_types=types)
                 self._sent.append(_Preparing(key))
                 self._prepared[key] = name

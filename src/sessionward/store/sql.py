@@ -20,7 +20,7 @@ What SQLAlchemy did for these statements is explicit instead:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -127,18 +127,70 @@ def prefetch(
 
     Answers the rows of each read, in order (None where nothing was run); :func:`answer_as`
     can then file an answer under another statement that would have answered the same."""
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or owed_statements(conn) is None:
         return None
-    owed = owed_statements(conn)
-    if owed is None:
-        return None
-    sent = []
     with pipeline(conn):
-        for sql, params in reads:
-            sent.append((sql.key(params), sql.run(conn, params)))
+        sent = send_reads(conn, reads)
+    return file_reads(conn, sent)
+
+
+SentReads = list[tuple[tuple[Any, ...], Any]]
+"""Reads sent by :func:`send_reads`, their answers still to come."""
+
+
+def send_reads(conn: Connection, reads: Sequence[tuple[Sql, Mapping[str, Any]]]) -> SentReads:
+    """The first half of :func:`prefetch`, inside a :func:`pipeline` the caller holds (which
+    may carry statements of its own before them): send the reads."""
+    return [(sql.key(params), sql.run(conn, params)) for sql, params in reads]
+
+
+def file_reads(conn: Connection, sent: SentReads) -> list[list[Any]]:
+    """The second half of :func:`prefetch`, once the pipeline is over: keep the answers of
+    the reads :func:`send_reads` sent for the unit's next statements; their rows, in order.
+    Nothing may have run on ``conn`` since the pipeline."""
     answers = [(key, _Prefetched(cursor)) for key, cursor in sent]
-    owed.prefetched = dict(answers)
+    owed = owed_statements(conn)
+    if owed is not None:
+        owed.prefetched = dict(answers)
     return [answer.rows for _, answer in answers]
+
+
+ReadsAhead = Callable[[Connection], Callable[[], None]]
+"""Reads a unit will make (:func:`read_ahead`): sends them on the connection, inside a
+pipeline, and returns what files their answers once it is over."""
+
+
+def read_ahead(db: Database, reads: ReadsAhead) -> None:
+    """Inside a unit of work on PostgreSQL: send ``reads`` behind the unit's next write that
+    carries reads ahead (:func:`behind_it_the_reads_ahead`), in the same round trip, and
+    answer the unit's next statements from them (:func:`prefetch`); replaces reads registered
+    before. No-op elsewhere.
+
+    For a request whose first write is its replay nonce (authentication) and whose reads are
+    known from its body before it is authenticated: the reads go only once the signature has
+    verified, and cost no round trip of their own."""
+    owed = db.owed_by_unit
+    if owed is not None:
+        owed.reads_ahead = reads
+
+
+@contextmanager
+def behind_it_the_reads_ahead(conn: Connection) -> Iterator[None]:
+    """The statements the block runs, then the reads registered with :func:`read_ahead` (if
+    any, once), in one round trip (one :func:`pipeline`): the reads run after the block's
+    statements, so they see what those wrote. Without reads registered, the block runs as
+    it would. The block must not read an answer of its own statements (that would cost a
+    round trip): read them after it."""
+    owed = owed_statements(conn)
+    reads = None if owed is None else owed.reads_ahead
+    if owed is None or reads is None:
+        yield
+        return
+    owed.reads_ahead = None
+    with pipeline(conn):
+        yield
+        file = reads(conn)
+    file()
 
 
 def prefetched(conn: Connection, sql: Sql, params: Mapping[str, Any]) -> bool:
