@@ -47,6 +47,10 @@ _MAX_PREPARED: Final = 512
 """Named statements per connection at most (the store has a few dozen hot ones; past this,
 statements run unprepared rather than fill the server's memory)."""
 
+_MAX_STATEMENTS: Final = 4096
+"""Statement texts whose conversion is kept per connection (a cache: past this it starts
+again, so statements that embed their values cannot grow it without bound)."""
+
 _TUPLES_OK: Final = pq.ExecStatus.TUPLES_OK
 _COMMAND_OK: Final = pq.ExecStatus.COMMAND_OK
 _FATAL_ERROR: Final = pq.ExecStatus.FATAL_ERROR
@@ -269,6 +273,8 @@ class Wire:
     def _send(self, statement: str, params: Mapping[str, Any] | Sequence[Any] | None) -> Answer:
         parsed = self._statements.get(statement)
         if parsed is None:
+            if len(self._statements) >= _MAX_STATEMENTS:  # statements built with their values
+                self._statements.clear()
             parsed = self._statements[statement] = _Statement(statement)
         pgconn = self.pgconn
         if not self._began and pgconn.transaction_status == _IDLE and not self._driver.autocommit:
