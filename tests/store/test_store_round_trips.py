@@ -165,3 +165,22 @@ def test_a_replayed_execute_is_refused_and_changes_nothing(
     refused(replayed, 401, "NONCE_REPLAYED")
     after = (store.transactions.get(txn_id), store.budget.usage_of(first.json()["sessionId"]))
     assert after == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[1]", b'{"txnId": 7}', b'{"txnId": "txn_unknown"}', b"{not json"],
+    ids=["not-an-object", "id-not-a-string", "unknown-transaction", "not-json"],
+)
+def test_an_execute_body_read_ahead_is_refused_as_before(
+    service: tuple[Waas, Api, World], body: bytes
+) -> None:
+    """What the API reads from a body before authentication is only a hint: a body the
+    service refuses is refused with the same answer, and a 4xx, never a 500."""
+    _waas, api, world = service
+    header = world.backend.header("Execute", body)
+    response = api.post_raw("Execute", body, {"Oms-Wallet-Signature": header})
+    assert 400 <= response.status_code < 500, response.text
+    expected = "TRANSACTION_UNKNOWN" if b"txn_unknown" in body else None
+    if expected is not None:
+        assert response.json()["code"] == expected

@@ -187,9 +187,10 @@ class Transactions:
     def expect_prepare(self, *, wallet_id: object, session_id: object) -> None:
         """A Prepare on ``session_id`` of ``wallet_id`` is about to be authenticated in this
         unit of work: its decision's reads go with the request's replay nonce, once its
-        signature has verified (PostgreSQL; :meth:`sessionward.store.engine.Store.read_decision_reads_ahead`).
-        Values that are not ids, as an unparsed body may give, expect nothing: the request is
-        refused later as before."""
+        signature has verified (PostgreSQL; see
+        :meth:`sessionward.store.engine.Store.read_decision_reads_ahead`). Values that are not
+        ids, as an unvalidated body may hold, expect nothing: the request is refused later, as
+        before."""
         if isinstance(wallet_id, str) and isinstance(session_id, str):
             self._rt.store.read_decision_reads_ahead(session_id=session_id, wallet_id=wallet_id)
 

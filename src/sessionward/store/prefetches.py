@@ -81,6 +81,8 @@ def prefetch_decision_reads(db: Database, *, session_id: str, wallet_id: str) ->
 def read_decision_reads_ahead(db: Database, *, session_id: str, wallet_id: str) -> None:
     """The reads of :func:`prefetch_decision_reads`, sent with the unit's next write that
     carries reads ahead instead of now (:func:`sessionward.store.sql.read_ahead`)."""
+    if db.owed_by_unit is None:  # outside a unit, or on SQLite: nothing to read ahead
+        return
     reads = decision_reads(session_id, wallet_id)
 
     def send(conn: Connection) -> Callable[[], None]:
