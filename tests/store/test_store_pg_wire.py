@@ -6,12 +6,15 @@ Every test runs the same statement through the wire and through psycopg's own
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from psycopg import errors, pq
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import IntegrityError, ProgrammingError
@@ -281,3 +284,92 @@ def test_a_bad_statement_is_a_programming_error_as_sqlalchemy_names_it() -> None
             Sql("SELECT * FROM no_such_table WHERE id = :id").run(conn, {"id": "a"})
     finally:
         engine.dispose()
+
+
+# --- properties: the wire and psycopg agree on any values and any pipeline of writes ------
+
+_VALUE = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**256 - 1),
+    st.decimals(allow_nan=False, allow_infinity=False, places=6),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00")),
+    st.binary(max_size=64),
+    st.booleans(),
+    st.none(),
+)
+
+
+@given(values=st.lists(_VALUE, min_size=1, max_size=6))
+@settings(max_examples=150)
+def test_any_values_come_back_from_the_wire_as_from_psycopg(
+    pg_driver: psycopg.Connection[Any], values: list[Any]
+) -> None:
+    statement = "SELECT " + ", ".join(f"%(v{i})s::{_cast(v)}" for i, v in enumerate(values))
+    params = {f"v{i}": v for i, v in enumerate(values)}
+    wired = _outcome(lambda: wire_of(pg_driver).execute(statement, params).fetchall())
+    pg_driver.rollback()
+    reference = _outcome(lambda: _reference(pg_driver, statement, params))
+    pg_driver.rollback()
+    assert wired == reference
+
+
+def _cast(value: Any) -> str:
+    """A type for the placeholder, so that PostgreSQL need not guess one (as the store's
+    statements give every parameter a column or a cast)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | decimal.Decimal):
+        return "numeric"
+    if isinstance(value, bytes):
+        return "bytea"
+    return "text"
+
+
+_WRITE = st.tuples(st.sampled_from(["insert", "update", "delete"]), st.integers(0, 5))
+
+
+@given(writes=st.lists(_WRITE, min_size=1, max_size=8), pipelined=st.booleans())
+@settings(max_examples=150)
+def test_any_writes_leave_the_same_rows_and_raise_the_same_error_as_psycopg(
+    pg_driver: psycopg.Connection[Any], writes: list[tuple[str, int]], pipelined: bool
+) -> None:
+    """The same writes, in a pipeline or one by one, through the wire on one table and through
+    psycopg's own pipeline on another: the same first error (or none), and the same rows once
+    committed (none of them after an error: the transaction is rolled back)."""
+    outcomes = []
+    for table, through_wire in (("wired_a", True), ("wired_b", False)):
+        pg_driver.execute(f"TRUNCATE {table}")
+        pg_driver.commit()
+        run = wire_of(pg_driver) if through_wire else pg_driver
+        error: type[BaseException] | None = None
+        try:
+            with run.pipeline() if pipelined else contextlib.nullcontext():
+                for kind, key in writes:
+                    run.execute(_WRITES[kind].format(table=table), {"id": str(key)})
+            pg_driver.commit()
+        except psycopg.Error as failed:
+            error = type(failed)
+            pg_driver.rollback()
+        rows = _reference(pg_driver, f"SELECT id, amount FROM {table} ORDER BY id")
+        pg_driver.rollback()
+        outcomes.append((error, rows))
+    assert outcomes[0] == outcomes[1]
+
+
+_WRITES = {
+    "insert": "INSERT INTO {table} (id, amount) VALUES (%(id)s, 1)",
+    "update": "UPDATE {table} SET amount = amount + 1 WHERE id = %(id)s",
+    "delete": "DELETE FROM {table} WHERE id = %(id)s",
+}
+
+
+@pytest.fixture(scope="module")
+def pg_driver() -> Iterator[psycopg.Connection[Any]]:
+    """One psycopg connection for a property's examples, with the two tables it writes."""
+    conn = psycopg.connect(
+        PG_URL.replace("postgresql+psycopg", "postgresql"), prepare_threshold=None
+    )
+    for table in ("wired_a", "wired_b"):
+        conn.execute(f"CREATE TEMP TABLE {table} (id text PRIMARY KEY, amount numeric)")
+    conn.commit()
+    yield conn
+    conn.close()
