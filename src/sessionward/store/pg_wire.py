@@ -23,9 +23,10 @@ What psycopg would do is kept, so callers cannot tell the difference:
   the block's end; reading an answer inside the block first syncs what was sent (a round
   trip of its own). An inner block syncs at its end, as psycopg's does.
 
-A statement with parameters is prepared on its connection at first use, once per set of
-parameter types, as a named protocol-level statement: it lasts as long as the connection
-(a rollback does not undo it). SQLAlchemy's own statements still run through psycopg, never
+A statement that reads or writes rows (``SELECT``, ``INSERT``, ``UPDATE``, ``DELETE``,
+``WITH``) is prepared on its connection at its first run, once per set of parameter types, as
+a named protocol-level statement: it lasts as long as the connection (a rollback does not
+undo it). Other statements (savepoints, ``SET LOCAL``, ``COMMIT``) are sent as they are. SQLAlchemy's own statements still run through psycopg, never
 inside a :meth:`Wire.pipeline` block.
 """
 
