@@ -186,7 +186,7 @@ def serve_sessionward(
                 pipe.send(("settled",))
             elif isinstance(message, tuple) and message[0] == "service work":
                 profile_to = os.environ.get("SESSIONWARD_BENCH_PROFILE")
-                if profile_to:  # a cProfile of the service work, for finding where it goes
+                if profile_to:  # a cProfile of the service work in thread CPU time, where it goes
                     import cProfile
 
                     with cProfile.Profile(time.thread_time) as profile:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import errors, pq
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from database_support import PG_URL
@@ -29,16 +29,34 @@ pytestmark = pytest.mark.postgres
 _TABLE = "CREATE TEMP TABLE wired (id text PRIMARY KEY, amount numeric, raw bytea, flag bool)"
 
 
-@pytest.fixture
-def driver() -> Iterator[psycopg.Connection[Any]]:
-    """A psycopg connection as the store's engine opens them (psycopg prepares nothing)."""
+@contextlib.contextmanager
+def _connected(*tables: str) -> Iterator[psycopg.Connection[Any]]:
+    """A psycopg connection as the store's engine opens them (psycopg prepares nothing), with
+    ``tables`` created on it (temporary)."""
     conn = psycopg.connect(
         PG_URL.replace("postgresql+psycopg", "postgresql"), prepare_threshold=None
     )
-    conn.execute(_TABLE)
-    conn.commit()
-    yield conn
-    conn.close()
+    try:
+        for table in tables:
+            conn.execute(table)
+        conn.commit()
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    """An engine whose connections are opened as the store's are (psycopg prepares nothing)."""
+    engine = create_engine(PG_URL, connect_args={"prepare_threshold": None})
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def driver() -> Iterator[psycopg.Connection[Any]]:
+    with _connected(_TABLE) as conn:
+        yield conn
 
 
 def _reference(driver: psycopg.Connection[Any], statement: str, params: Any = None) -> list[Any]:
@@ -113,16 +131,12 @@ def test_a_statement_on_an_idle_connection_opens_the_transaction_psycopg_would(
     driver.rollback()
 
 
-def test_the_isolation_level_asked_through_sqlalchemy_holds() -> None:
-    engine = create_engine(PG_URL, connect_args={"prepare_threshold": None})
-    try:
-        with engine.connect() as conn:
-            conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                shown = driver_of(conn).execute("SHOW transaction_isolation").fetchone()
-        assert shown == ("repeatable read",)
-    finally:
-        engine.dispose()
+def test_the_isolation_level_asked_through_sqlalchemy_holds(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            shown = driver_of(conn).execute("SHOW transaction_isolation").fetchone()
+    assert shown == ("repeatable read",)
 
 
 def test_a_pipeline_sends_its_statements_in_one_round_trip_and_answers_after_it(
@@ -170,20 +184,12 @@ def test_the_first_error_of_a_pipeline_raises_at_its_end_and_stops_the_rest(
     driver.rollback()
 
 
-def test_an_error_is_the_one_sqlalchemy_maps_for_psycopg() -> None:
-    engine = create_engine(PG_URL, connect_args={"prepare_threshold": None})
-    try:
-        with engine.connect() as conn, conn.begin():
-            conn.execute(text(_TABLE))
-            conn.execute(text("INSERT INTO wired (id) VALUES ('x')"))
-            with pytest.raises(IntegrityError):
-                _run(conn, "INSERT INTO wired (id) VALUES (%(id)s)", {"id": "x"})
-    finally:
-        engine.dispose()
-
-
-def _run(conn: Connection, statement: str, params: dict[str, Any]) -> None:
-    Sql(statement.replace("%(id)s", ":id")).run(conn, params)
+def test_an_error_is_the_one_sqlalchemy_maps_for_psycopg(engine: Engine) -> None:
+    with engine.connect() as conn, conn.begin():
+        conn.execute(text(_TABLE))
+        conn.execute(text("INSERT INTO wired (id) VALUES ('x')"))
+        with pytest.raises(IntegrityError):
+            Sql("INSERT INTO wired (id) VALUES (:id)").run(conn, {"id": "x"})
 
 
 def test_a_block_that_raises_leaves_the_connection_usable_and_its_own_error_wins(
@@ -277,13 +283,9 @@ def _prepared_names(driver: psycopg.Connection[Any]) -> list[str]:
     return [row[0] for row in rows if row[0].startswith("sessionward_")]
 
 
-def test_a_bad_statement_is_a_programming_error_as_sqlalchemy_names_it() -> None:
-    engine = create_engine(PG_URL, connect_args={"prepare_threshold": None})
-    try:
-        with engine.connect() as conn, conn.begin(), pytest.raises(ProgrammingError):
-            Sql("SELECT * FROM no_such_table WHERE id = :id").run(conn, {"id": "a"})
-    finally:
-        engine.dispose()
+def test_a_bad_statement_is_a_programming_error_as_sqlalchemy_names_it(engine: Engine) -> None:
+    with engine.connect() as conn, conn.begin(), pytest.raises(ProgrammingError):
+        Sql("SELECT * FROM no_such_table WHERE id = :id").run(conn, {"id": "a"})
 
 
 # --- properties: the wire and psycopg agree on any values and any pipeline of writes ------
@@ -364,12 +366,10 @@ _WRITES = {
 
 @pytest.fixture(scope="module")
 def pg_driver() -> Iterator[psycopg.Connection[Any]]:
-    """One psycopg connection for a property's examples, with the two tables it writes."""
-    conn = psycopg.connect(
-        PG_URL.replace("postgresql+psycopg", "postgresql"), prepare_threshold=None
-    )
-    for table in ("wired_a", "wired_b"):
-        conn.execute(f"CREATE TEMP TABLE {table} (id text PRIMARY KEY, amount numeric)")
-    conn.commit()
-    yield conn
-    conn.close()
+    """One connection for a property's examples, with the two tables it writes."""
+    tables = [
+        f"CREATE TEMP TABLE {table} (id text PRIMARY KEY, amount numeric)"
+        for table in ("wired_a", "wired_b")
+    ]
+    with _connected(*tables) as conn:
+        yield conn

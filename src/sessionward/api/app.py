@@ -315,7 +315,7 @@ class SessionWardApi:
             None if key is None or not well_formed(key) else KeyToClaim(key, method.name, body)
         )
         if method.expects is not None:
-            self._expect(method, document)
+            self._expect(method.expects, document)
         try:
             principal = self._auth.authenticate(
                 method.auth,
@@ -339,15 +339,18 @@ class SessionWardApi:
         except ApiError as exc:
             return _error(exc, request_id)
 
-    def _expect(self, method: Method, document: Callable[[], dict[str, Any]]) -> None:
+    def _expect(
+        self,
+        expects: Callable[[Waas, Mapping[str, Any]], None],
+        document: Callable[[], dict[str, Any]],
+    ) -> None:
         """Tell the service what the request will read (``Method.expects``), if its body
         parses; one that does not is refused as before, in its turn."""
-        assert method.expects is not None
         try:
             body = document()
         except ApiError:
             return
-        method.expects(self.waas, body)
+        expects(self.waas, body)
 
     def _answer(
         self,

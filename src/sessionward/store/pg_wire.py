@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 import select
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Final
 
 import psycopg
@@ -226,9 +226,8 @@ class Wire:
         except BaseException:
             self._depth -= 1
             try:
-                self.sync()
-            except psycopg.Error:
-                pass  # the block's own exception is the one to report
+                with suppress(psycopg.Error):  # the block's own exception is the one to report
+                    self.sync()
             finally:
                 if outer:
                     self._leave()
@@ -259,8 +258,7 @@ class Wire:
                 error = self._take(item, result)
                 if first_error is None:
                     first_error = error
-            while (got := self._next_result()) is None or got.status != _PIPELINE_SYNC:
-                pass
+            self._read_to_the_sync()
         except BaseException:
             # The connection's state is unknown half way through a pipeline: close it, so
             # that SQLAlchemy's pool discards it rather than hand it out again.
@@ -335,6 +333,12 @@ class Wire:
         counted = result.command_tuples
         item._settle(rows, -1 if counted is None else counted)
         return None
+
+    def _read_to_the_sync(self) -> None:
+        """Read past the answers' separators to the pipeline's sync result."""
+        got = self._next_result()
+        while got is None or got.status != _PIPELINE_SYNC:
+            got = self._next_result()
 
     def _next_result(self) -> pq.abc.PGresult | None:
         pgconn = self.pgconn
