@@ -13,7 +13,7 @@ session call at most the owner's equivalent + 25,000; a token-limited transfer a
 owner's transfer + 30,000; a revocation at most 30,000; a session user operation at most the
 owner's + 30,000. Without the npm packages the user-operation paths are skipped.
 
-Measured on the in-process chain (``EmbeddedChain``) and, if ``node_modules/.bin/anvil`` exists,
+Measured on the in-process chain (``EmbeddedChain``) and, if anvil is installed from npm,
 on anvil (started on 127.0.0.1 with ``--hardfork prague``, stopped by its PID).
 
 Run: ``.venv/bin/python bench/gas.py`` (a few seconds; prints markdown tables; exit status 1 if a
@@ -25,10 +25,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,7 +60,10 @@ from sessionward.domain.calldata import (
 )
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
-ANVIL_BIN: Final = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # the tests' anvil launcher
+
+import anvil_node  # noqa: E402
+
 ENTRY_POINT_ARTIFACT: Final = (
     REPO_ROOT
     / "node_modules"
@@ -388,52 +388,12 @@ def table(title: str, results: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def anvil() -> Iterator[RpcChain]:
-    """Our own anvil on a free local port, stopped by its PID when done."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            str(ANVIL_BIN),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--hardfork",
-            "prague",
-            "--chain-id",
-            str(CHAIN_ID),
-            "--silent",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    chain = RpcChain(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if chain.chain_id == CHAIN_ID:
-                    break
-            except Exception:  # not listening yet
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("anvil did not start") from None
-                time.sleep(0.1)
+    """Our own anvil on a free local port, started and stopped by its own PID as the tests
+    start it (``tests/anvil_node.py``: the binary, not npm's wrapper)."""
+    with anvil_node.running(CHAIN_ID) as url, RpcChain(url) as chain:
         yield chain
-    finally:
-        chain.close()
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def machine() -> str:
@@ -455,7 +415,7 @@ def main() -> int:
             lambda: measure(EmbeddedChain(chain_id=CHAIN_ID)),
         )
     ]
-    if ANVIL_BIN.exists():
+    if anvil_node.ANVIL_BIN.exists():
 
         def on_anvil() -> dict[str, int]:
             with anvil() as chain:

@@ -27,7 +27,6 @@ import argparse
 import platform
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,14 +37,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-import httpx
 from sqlalchemy import update
 
 from sessionward.chain.contracts import DeployedContract
 from sessionward.chain.demo import demo_contract
 from sessionward.crypto.request_signature import ALG_SECP256K1
 from sessionward.crypto.secp256k1 import address_from_secret, sign_digest
-from sessionward.server import free_port
 from sessionward.service.callers import Caller, SelfSigned
 from sessionward.service.config import Settings
 from sessionward.service.reconciler import cancel_queued
@@ -54,38 +51,19 @@ from sessionward.service.waas import Waas
 from sessionward.store.schema import sessions
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
-ANVIL: Final = REPO_ROOT / "node_modules" / ".bin" / "anvil"
 REMOVED: Final = 2
 
 
 @contextmanager
-def anvil(block_time: int) -> Iterator[str]:
-    """anvil on a free loopback port mining a block every ``block_time`` s; stopped by PID."""
-    port = free_port()
-    process = subprocess.Popen(
-        [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--hardfork", "prague",
-         "--chain-id", "1", "--block-time", str(block_time), "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+def anvil(block_time: int | None, *, chain_id: int = 1) -> Iterator[str]:
+    """anvil on a free loopback port, mining a block every ``block_time`` s (None: one per
+    transaction); the URL. Started and stopped by its own PID as the tests start it
+    (``tests/anvil_node.py``: the binary, not npm's wrapper, and a port it listens on itself)."""
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    import anvil_node
+
+    with anvil_node.running(chain_id, block_time=block_time) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 class Relaying:

@@ -44,7 +44,7 @@ follow (the measured floor that rules a rate goal in or out): the machine's, cor
 one core per node, nodes x calls / server CPU (a node's Python work runs one thread at a time).
 The floor run reports its server CPU per call the same way.
 
-**Ask → mined.** One service in this process on anvil (``node_modules/.bin/anvil``, started on a
+**Ask → mined.** One service in this process on anvil (npm's anvil, started on a
 free port and stopped by PID) with the relaying loop running as ``sessionward serve`` runs it
 (fallback poll ``relayer_poll_s``, woken by each Execute). A trial: Prepare + Execute of a 1-USDX
 swap (in process, no HTTP), then the store is read every 2 ms until the call is final
@@ -424,92 +424,64 @@ def ask_to_mined(block_time: int | None, trials: int) -> list[float]:
     automine)."""
     import logging
 
-    from revocation_onchain import ANVIL, Bench, wait_for
+    from revocation_onchain import Bench, anvil, wait_for
     from sessionward.chain.demo import fund_demo_wallet
     from sessionward.domain.abi import encode_call, parse_signature
-    from sessionward.server import free_port
     from sessionward.service.callers import Caller
     from sessionward.service.config import Settings
     from sessionward.service.waas import Waas
 
     logging.disable(logging.WARNING)
-    port = free_port()
-    command = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--hardfork", "prague",
-               "--chain-id", "1", "--silent"]  # fmt: skip
-    if block_time is not None:
-        command += ["--block-time", str(block_time)]
-    import subprocess
-
-    import httpx
-
-    anvil = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rpc = f"http://127.0.0.1:{port}"
     latencies: list[float] = []
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.post(rpc, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        with tempfile.TemporaryDirectory() as data_dir:
-            settings = Settings(data_dir=Path(data_dir), rpc_url=rpc, rate_limit_enabled=False)
-            os.environ.pop("SESSIONWARD_DATABASE_URL", None)
-            waas = Waas.from_settings(settings)
-            waas.start()
-            try:
-                bench = Bench(waas)
-                rt = waas.runtime
-                fund_demo_wallet(
-                    rt.chain,
-                    rt.deployment,
-                    rt.deployer,
-                    owner_secret=bench.owner_secret,
-                    account=bench.account,
-                    usdx=10_000,
-                )
-                session_id, _key = bench.active_session()
-                caller = Caller(bench.credential_id, "backend")
-                swap = parse_signature(ex.SWAP_SIGNATURE)
-                tokens = rt.deployment.tokens
-                for _ in range(trials + 2):  # two warm-up calls
-                    data = encode_call(
-                        swap,
-                        (ex.USDX, 0, (tokens["USDX"], tokens["WETHX"]), bench.account,
-                         rt.now() + 3_600),
-                    )  # fmt: skip
-                    started = time.perf_counter()
-                    quote = waas.transactions.prepare(
-                        caller,
-                        wallet_id=bench.wallet_id,
-                        session_id=session_id,
-                        to=rt.deployment.router,
-                        value=0,
-                        data=data,
-                    )
-                    waas.transactions.execute(caller, quote["txnId"])
-
-                    def final(txn_id: str = quote["txnId"]) -> bool:
-                        record = rt.store.transactions.get(txn_id)
-                        return record is not None and record.status in ("executed", "failed")
-
-                    mined = wait_for(final, timeout_s=30, every_s=0.002)
-                    record = rt.store.transactions.get(quote["txnId"])
-                    assert record is not None and record.status == "executed", record
-                    latencies.append((mined - started) * 1000)
-                    # The next ask at a random moment, not just after a block was mined.
-                    time.sleep(random.uniform(0, 0.2 if block_time is None else block_time))
-            finally:
-                waas.stop()
-    finally:
-        anvil.terminate()
+    with anvil(block_time) as rpc, tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings(data_dir=Path(data_dir), rpc_url=rpc, rate_limit_enabled=False)
+        os.environ.pop("SESSIONWARD_DATABASE_URL", None)
+        waas = Waas.from_settings(settings)
+        waas.start()
         try:
-            anvil.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            anvil.kill()
+            bench = Bench(waas)
+            rt = waas.runtime
+            fund_demo_wallet(
+                rt.chain,
+                rt.deployment,
+                rt.deployer,
+                owner_secret=bench.owner_secret,
+                account=bench.account,
+                usdx=10_000,
+            )
+            session_id, _key = bench.active_session()
+            caller = Caller(bench.credential_id, "backend")
+            swap = parse_signature(ex.SWAP_SIGNATURE)
+            tokens = rt.deployment.tokens
+            for _ in range(trials + 2):  # two warm-up calls
+                data = encode_call(
+                    swap,
+                    (ex.USDX, 0, (tokens["USDX"], tokens["WETHX"]), bench.account,
+                     rt.now() + 3_600),
+                )  # fmt: skip
+                started = time.perf_counter()
+                quote = waas.transactions.prepare(
+                    caller,
+                    wallet_id=bench.wallet_id,
+                    session_id=session_id,
+                    to=rt.deployment.router,
+                    value=0,
+                    data=data,
+                )
+                waas.transactions.execute(caller, quote["txnId"])
+
+                def final(txn_id: str = quote["txnId"]) -> bool:
+                    record = rt.store.transactions.get(txn_id)
+                    return record is not None and record.status in ("executed", "failed")
+
+                mined = wait_for(final, timeout_s=30, every_s=0.002)
+                record = rt.store.transactions.get(quote["txnId"])
+                assert record is not None and record.status == "executed", record
+                latencies.append((mined - started) * 1000)
+                # The next ask at a random moment, not just after a block was mined.
+                time.sleep(random.uniform(0, 0.2 if block_time is None else block_time))
+        finally:
+            waas.stop()
     return latencies[2:]
 
 

@@ -11,11 +11,10 @@ other's): each conftest keeps its own fixture, with its own scope, and delegates
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
@@ -23,12 +22,23 @@ from typing import Final
 import httpx
 import pytest
 
+from loopback_processes import free_port, listens_on, stop
 from sessionward.chain.embedded import EmbeddedChain
 from sessionward.chain.interface import DevChain
 from sessionward.chain.rpc import RpcChain
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-ANVIL_BIN = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+
+
+def _anvil_binary() -> Path:
+    """anvil itself, from npm's platform package (``@foundry-rs/anvil-<os>-<arch>``), not
+    ``node_modules/.bin/anvil``: that is a Node.js wrapper which spawns the binary, so the PID
+    we would hold, check and stop would be the wrapper's, not the node's."""
+    found = sorted((REPO_ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil"))
+    return found[0] if found else REPO_ROOT / "node_modules" / "@foundry-rs" / "anvil-<platform>"
+
+
+ANVIL_BIN: Final = _anvil_binary()
 
 
 # The ``params`` of a ``chain`` fixture: every behavioural test runs on the in-process chain and,
@@ -38,12 +48,6 @@ BACKENDS: Final = ("embedded", pytest.param("anvil", marks=pytest.mark.anvil))
 
 class AnvilUnavailable(RuntimeError):
     """anvil is not installed or did not start."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _answers(url: str, chain_id: int) -> bool:
@@ -56,23 +60,16 @@ def _answers(url: str, chain_id: int) -> bool:
         return False
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop our own anvil by its PID: terminate, then kill if it lingers."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
-def start(chain_id: int, *, block_time: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    chain_id: int, *, block_time: int | None = None, options: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start anvil with ``chain_id`` on a free loopback port; ``(process, url)``. With
-    ``block_time`` (seconds) it mines a block every so often instead of one per transaction.
+    ``block_time`` (seconds) it mines a block every so often instead of one per transaction;
+    ``options``: more of anvil's command-line options.
 
-    Three attempts (a port picked free can be taken before anvil binds it); raises
+    It counts as started once it listens on the port itself and answers there
+    (:func:`loopback_processes.listens_on`: another worker's anvil may answer on a port picked
+    free). Three attempts (a port picked free can be taken before anvil binds it); raises
     :class:`AnvilUnavailable` with anvil's last words otherwise.
     """
     if not ANVIL_BIN.exists():
@@ -87,13 +84,13 @@ def start(chain_id: int, *, block_time: int | None = None) -> tuple[subprocess.P
             process = subprocess.Popen(
                 [str(ANVIL_BIN), "--host", "127.0.0.1", "--port", str(port), "--hardfork", "prague",
                  "--chain-id", str(chain_id), "--silent",
-                 *(["--block-time", str(block_time)] if block_time else [])],
+                 *(["--block-time", str(block_time)] if block_time else []), *options],
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )  # fmt: skip
             deadline = time.monotonic() + 20
             while process.poll() is None and time.monotonic() < deadline:
-                if _answers(url, chain_id):
+                if listens_on(process, port) and _answers(url, chain_id):
                     return process, url
                 time.sleep(0.05)
             stderr.seek(0)

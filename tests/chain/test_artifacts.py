@@ -9,9 +9,6 @@ development chain.
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -172,27 +169,15 @@ class NotADevChain:
 
 @pytest.fixture
 def anvil_without_proxy() -> Iterator[RpcChain]:
-    port = anvil_node.free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(
-            [str(anvil_node.ANVIL_BIN), "--host", "127.0.0.1", "--port", str(port),
-             "--hardfork", "prague", "--chain-id", "31337", "--silent",
-             "--disable-default-create2-deployer"],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 20
-            while not anvil_node._answers(url, 31337):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    stderr.seek(0)
-                    pytest.fail(f"anvil did not start: {stderr.read().decode()[-2000:]}")
-                time.sleep(0.05)
-            with RpcChain(url) as chain:
-                yield chain
-        finally:
-            anvil_node.stop(process)
+    try:
+        process, url = anvil_node.start(31337, options=("--disable-default-create2-deployer",))
+    except anvil_node.AnvilUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        with RpcChain(url) as chain:
+            yield chain
+    finally:
+        anvil_node.stop(process)
 
 
 @pytest.mark.anvil

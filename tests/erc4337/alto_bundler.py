@@ -22,6 +22,7 @@ from typing import Any, Final, TypeVar
 import httpx
 
 import anvil_node
+from loopback_processes import free_port, listens_on, stop
 from sessionward.chain.interface import DevChain
 from sessionward.chain.user_operations import ENTRY_POINT_V07
 from sessionward.crypto.secp256k1 import address_from_secret
@@ -83,17 +84,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 @contextmanager
 def running(
     *,
@@ -106,44 +96,59 @@ def running(
 ) -> Iterator[Alto]:
     """``with running(...) as alto:`` a bundler for the block, stopped by its PID after.
 
-    Raises :class:`AltoUnavailable` with alto's last words if it does not answer in 90 s."""
+    Three attempts, each on a new free port (one picked free can be taken before alto binds
+    it, and alto then exits); raises :class:`AltoUnavailable` with alto's last words if none
+    comes up (listening on its port and answering) within 90 s."""
     node = shutil.which("node")
     if node is None or not ALTO_CLI.exists():
         raise AltoUnavailable(f"node or alto is missing ({ALTO_CLI}): run `npm install`")
-    port = anvil_node.free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="alto-") as workdir:
-        log = Path(workdir) / "alto.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [node, "--require", str(LOOPBACK_PRELOAD), str(ALTO_CLI),
-                 "--entrypoints", entry_point,
-                 "--executor-private-keys", "0x" + executor_secret.hex(),
-                 "--utility-private-key", "0x" + utility_secret.hex(),
-                 "--rpc-url", rpc_url,
-                 "--port", str(port),
-                 "--safe-mode", "true" if safe_mode else "false",
-                 "--min-bundle-interval", "50",
-                 "--max-bundle-interval", "200",
-                 "--block-time", "250",
-                 "--utility-wallet-monitor", "false",
-                 "--refilling-wallets", "false",
-                 "--log-level", "warn",
-                 *extra],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-            )  # fmt: skip
-        alto = Alto(process, url, log)
-        try:
-            deadline = time.monotonic() + 90
-            while not _answers(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AltoUnavailable(f"alto did not start: {alto.output()}")
-                time.sleep(0.2)
-            yield alto
-        finally:
-            _stop(process)
+    last_words = ""
+    for _attempt in range(3):  # a port picked free can be taken before alto binds it
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with tempfile.TemporaryDirectory(prefix="alto-") as workdir:
+            log = Path(workdir) / "alto.log"
+            with log.open("wb") as sink:
+                process = subprocess.Popen(
+                    [node, "--require", str(LOOPBACK_PRELOAD), str(ALTO_CLI),
+                     "--entrypoints", entry_point,
+                     "--executor-private-keys", "0x" + executor_secret.hex(),
+                     "--utility-private-key", "0x" + utility_secret.hex(),
+                     "--rpc-url", rpc_url,
+                     "--port", str(port),
+                     "--safe-mode", "true" if safe_mode else "false",
+                     "--min-bundle-interval", "50",
+                     "--max-bundle-interval", "200",
+                     "--block-time", "250",
+                     "--utility-wallet-monitor", "false",
+                     "--refilling-wallets", "false",
+                     "--log-level", "warn",
+                     *extra],
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    cwd=workdir,
+                )  # fmt: skip
+            alto = Alto(process, url, log)
+            try:
+                if _started(alto, port):
+                    yield alto
+                    return
+                last_words = alto.output()
+            finally:
+                stop(process, grace_s=10)
+    raise AltoUnavailable(f"alto did not start: {last_words}")
+
+
+def _started(alto: Alto, port: int, *, timeout_s: float = 90) -> bool:
+    """Whether alto came up: it listens on ``port`` itself (not another worker's process on
+    a port it took meanwhile, see :mod:`loopback_processes`) and answers there. False once it
+    has exited or after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while alto.process.poll() is None and time.monotonic() < deadline:
+        if listens_on(alto.process, port) and _answers(alto.url):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 @contextmanager

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 import httpx
-from multinode_support import REPO_ROOT, USDX, Cluster, Party, ServiceNode, free_port, wait_until
+from multinode_support import REPO_ROOT, USDX, Cluster, Party, ServiceNode, wait_until
 from sqlalchemy import func, select
 
+from loopback_processes import free_port
 from sessionward.chain.contracts import DeployedContract
 from sessionward.chain.demo import demo_contract
 from sessionward.chain.relay_batch import relayed_outcomes
@@ -106,6 +107,7 @@ def answered_execute(
     except SessionWardApiError as refused:
         if refused.status >= 500:
             return False
+        refused.add_note(f"violations: {refused.violations}")  # the refusal's why, on failure
         raise
     assert view["status"] == "pending", view
     return True

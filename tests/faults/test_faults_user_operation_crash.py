@@ -43,7 +43,7 @@ import user_operation_fault_points as fault_points
 from faults_support import answered_execute, statuses, wait_final, wait_killed
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
-from multinode_support import Cluster, OpsKey, Party, free_port, node_environment
+from multinode_support import Cluster, OpsKey, Party, node_environment
 from user_operation_crash_support import (
     CHAIN_ID,
     ENTRY_POINT_V07,
@@ -62,6 +62,7 @@ from user_operation_crash_support import (
 
 import anvil_node
 from database_support import PG_URL, drop_schema
+from loopback_processes import free_port
 from sessionward.chain.bundler import BundlerClient
 from sessionward.chain.demo import DemoDeployment
 from sessionward.chain.rpc import RpcChain

@@ -346,6 +346,10 @@ class InProcess:
                 self.backend.caller, call.txn_id, submission="userop"
             )
         except ServiceError as refused:
+            # Shown with a failing test's output: a refusal's code alone hides its why.
+            print(
+                f"Execute {call.txn_id}: {refused.code.value} {refused.violations}", file=sys.stderr
+            )
             return refused.code.value
         return str(view["status"])
 

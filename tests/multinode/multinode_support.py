@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import IO, Any, Final
 
 import httpx
 
+from loopback_processes import free_port, listens_on, stop
 from sessionward.chain.demo import DemoDeployment, fund_demo_wallet
 from sessionward.chain.rpc import RpcChain
 from sessionward.chain.signer import LocalTransactionSigner
@@ -60,23 +60,11 @@ denial_burst_count = 0
 """
 
 
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop_process(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
-    """Stop one process we started, by its PID: terminate, then kill if it lingers."""
-    if process.poll() is not None:
-        return
-    process.terminate()
+def _healthy(url: str) -> bool:
     try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _tail(path: Path, limit: int = 3000) -> str:
@@ -128,11 +116,9 @@ class ServiceNode:
                 raise RuntimeError(
                     f"{self.name} exited with {self.process.returncode}:\n{_tail(self.log)}"
                 )
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+            # Ours only: another worker's node may answer on a port it took meanwhile.
+            if listens_on(self.process, self.port) and _healthy(self.url):
+                return
             time.sleep(0.1)
         raise RuntimeError(
             f"{self.name} did not answer /healthz in {timeout_s} s:\n{_tail(self.log)}"
@@ -140,7 +126,7 @@ class ServiceNode:
 
     def stop(self) -> None:
         try:
-            stop_process(self.process)
+            stop(self.process, grace_s=10)
         finally:
             self._log_file.close()
 

@@ -30,6 +30,7 @@ from multinode_support import PG_URL
 from sqlalchemy import create_engine, text
 
 import anvil_node
+from loopback_processes import listens_on
 from sessionward.chain.contracts import transact
 from sessionward.chain.errors import ChainError
 from sessionward.chain.interface import Chain
@@ -80,8 +81,8 @@ class RestartableAnvil:
         )  # fmt: skip
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if self.answers():
-                return
+            if listens_on(self.process, self.port) and self.answers():
+                return  # ours, not another worker's anvil on a port it took meanwhile
             time.sleep(0.1)
         raise RuntimeError("anvil did not start")
 

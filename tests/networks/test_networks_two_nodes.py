@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 import anvil_node
+from loopback_processes import free_port, listens_on, stop
 from sessionward.chain.contracts import DeployedContract, transact
 from sessionward.chain.demo import DemoDeployment, demo_contract
 from sessionward.chain.rpc import RpcChain
@@ -68,23 +68,11 @@ class Node:
 
     def stop(self) -> None:
         """Stop by PID: terminate, then kill if it lingers."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        stop(self.process, grace_s=15)
 
 
 def _start(name: str, env: dict[str, str], data_dir: Path) -> Node:
-    port, log = _free_port(), data_dir / f"{name}.log"
+    port, log = free_port(), data_dir / f"{name}.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "sessionward.cli", "serve", "--port", str(port)],
@@ -98,8 +86,11 @@ def _start(name: str, env: dict[str, str], data_dir: Path) -> Node:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited: {log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"{node.url}/healthz", timeout=1).status_code == 200:
+        try:  # ours only: another worker's node may answer on a port it took meanwhile
+            if (
+                listens_on(process, port)
+                and httpx.get(f"{node.url}/healthz", timeout=1).status_code == 200
+            ):
                 return node
         except httpx.HTTPError:
             pass
