@@ -124,7 +124,8 @@ def serve_forever(waas: Waas, *, host: str, port: int, workers_log_level: str = 
 
 
 class BackgroundServer:
-    """``with BackgroundServer(waas) as url:`` serves on a free 127.0.0.1 port until the block ends."""
+    """``with BackgroundServer(waas) as url:`` serves on a free 127.0.0.1 port (bound when it
+    is made, so no other process can take it first) until the block ends."""
 
     def __init__(
         self,
@@ -138,7 +139,11 @@ class BackgroundServer:
         timeouts)."""
         self._waas = waas
         self._host = host
-        self._port = port or free_port(host)
+        # Bound here and handed to uvicorn, not a port picked free and bound later: another
+        # process could take a picked port in between.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind((host, port or 0))
+        self._port: int = self._socket.getsockname()[1]
         self._app = create_http_app(waas)
         self._server = uvicorn.Server(
             http_config(
@@ -149,7 +154,10 @@ class BackgroundServer:
             )
         )
         self._thread = threading.Thread(
-            target=self._server.run, name="sessionward-http", daemon=True
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name="sessionward-http",
+            daemon=True,
         )
 
     @property
@@ -174,5 +182,6 @@ class BackgroundServer:
     ) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+        self._socket.close()
         self._app.close()
         self._waas.stop()
