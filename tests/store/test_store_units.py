@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from store_support import T0, Seeder
 
 from sessionward.store import Store, open_store
+from sessionward.store.database import driver_of
 from sessionward.store.errors import AlreadyExists
 from sessionward.store.nonces import GRANT_SCOPE
 
@@ -238,6 +239,21 @@ def test_units_are_per_thread(store: Store) -> None:
         worker.join(timeout=30)
     assert done.is_set()
     assert _used(store, "thread", 1)
+
+
+def test_a_unit_finds_its_driver_once_and_leaves_nothing_of_it_on_the_connection(
+    store: Store,
+) -> None:
+    """The driver a unit's statements run on is looked up once, at its start, and forgotten
+    at its end: a unit after the pool's connections were replaced runs on the new one."""
+    with store.db.unit(), store.db.reading() as conn:
+        assert driver_of(conn) is driver_of(conn)
+        store.nonces.use_once(GRANT_SCOPE, "before", 1, None)
+    assert getattr(conn, "_sessionward_driver", None) is None
+    store.db.engine.dispose()  # every pooled connection closed: the next unit gets a new one
+    with store.db.unit():
+        store.nonces.use_once(GRANT_SCOPE, "after", 1, None)
+    assert _used(store, "before", 1) and _used(store, "after", 1)
 
 
 # --- units committed together (Database.run_units) ---------------------------------------

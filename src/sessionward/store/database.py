@@ -524,6 +524,9 @@ class _Units(threading.local):
         self.callbacks = callbacks
         self.durable = durable
         self.owed = owed
+        # Looked up once per unit, not on each of its ~30 statements (SQLAlchemy's pool
+        # properties, and on PostgreSQL the wire's own lookup).
+        setattr(connection, _DRIVER_KEY, _driver_looked_up(connection))
         if owed is not None:
             setattr(connection, OWED_KEY, owed)
 
@@ -539,6 +542,8 @@ class _Units(threading.local):
         if owed is not None:
             owed.prefetched = None  # never across units (a group shares one list)
             owed.reads_ahead = None
+        if connection is not None:
+            setattr(connection, _DRIVER_KEY, None)
         if connection is not None and owed is not None:
             # Whatever is still owed is a RELEASE: the commit (or the rollback) ends every
             # savepoint anyway. The list goes with the unit.
@@ -821,10 +826,22 @@ _GROUPED_PREFIXES: Final = (
 )
 
 
+_DRIVER_KEY: Final = "_sessionward_driver"
+"""The attribute of a unit's SQLAlchemy ``Connection`` that holds :func:`driver_of` it while
+the unit runs (set and cleared by :class:`_Units`, like :data:`OWED_KEY`)."""
+
+
 def driver_of(conn: Connection) -> Any:
     """What runs the store's own statements on ``conn``, in ``conn``'s transaction: the
     sqlite3 connection, or on PostgreSQL the :class:`~.pg_wire.Wire` of the psycopg one (the
     same ``execute`` and ``pipeline``, straight through libpq)."""
+    held = getattr(conn, _DRIVER_KEY, None)
+    if held is not None:
+        return held
+    return _driver_looked_up(conn)
+
+
+def _driver_looked_up(conn: Connection) -> Any:
     driver = conn.connection.driver_connection
     assert driver is not None
     if conn.dialect.name == "postgresql":
