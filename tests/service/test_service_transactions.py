@@ -88,6 +88,61 @@ def test_a_backend_cannot_prepare_on_a_session_bound_to_another_credential(
     assert world.rt.store.transactions.of_session(session.session_id) == []
 
 
+def test_a_session_aimed_at_another_owners_wallet_is_denied_revoked_and_never_signs(
+    world: World, session: Session
+) -> None:
+    """The backend names another owner's wallet with its own session: the policy sees the
+    session's own account (read in the same unit), refuses ``ACCOUNT_MISMATCH``, the anomaly
+    rules revoke the session for drifting out of its context, and the denied row can never
+    be executed; neither wallet has anything signed or spent."""
+    other = world.wallet()
+    usage = world.usage(session.session_id)
+    with pytest.raises(ServiceError) as refused:
+        world.waas.transactions.prepare(
+            session.backend.caller,
+            wallet_id=other.wallet_id,
+            session_id=session.session_id,
+            to=world.router,
+            value=0,
+            data=world.swap_data(other, 1),
+        )
+    assert refused.value.kind == "denied"
+    # (The swap's recipient, the other account, breaks the session's argument rule too.)
+    assert ReasonCode.ACCOUNT_MISMATCH in codes(refused.value)
+    assert world.record(session.session_id).status == "revoking"
+    txn_id = _only_txn(world, session)
+    with pytest.raises(ServiceError) as again:
+        world.execute(session, txn_id)
+    assert again.value.code is ReasonCode.TRANSACTION_NOT_QUOTED
+    (txn,) = world.rt.store.transactions.of_session(session.session_id)
+    assert txn.status == "denied" and txn.signature is None and txn.reservation_id is None
+    assert world.usage(session.session_id) == usage
+    assert world.signed_calls(session.wallet.wallet_id) == []
+    assert world.signed_calls(other.wallet_id) == []
+
+
+def test_a_prepare_naming_another_wallet_is_judged_on_the_sessions_own_wallet(
+    world: World, session: Session
+) -> None:
+    """The wallet a request names is read first; the session's view must still be built on
+    the session's own wallet: here the named one is frozen and the session's is not, so the
+    refusal says the account is wrong, never that the (session's) wallet is frozen."""
+    other = world.wallet()
+    world.waas.revocations.emergency_revoke(
+        world.ops[0].caller, scope="wallet", target=other.wallet_id, reason="the other one"
+    )
+    with pytest.raises(ServiceError) as refused:
+        world.waas.transactions.prepare(
+            session.backend.caller,
+            wallet_id=other.wallet_id,
+            session_id=session.session_id,
+            to=world.router,
+            value=0,
+            data=world.swap_data(session.wallet, 1),
+        )
+    assert codes(refused.value) == (ReasonCode.ACCOUNT_MISMATCH,)
+
+
 # --- Execute re-checks -----------------------------------------------------------------------------
 
 

@@ -221,13 +221,22 @@ class SessionDirectory:
             self._scopes[record.id] = scope
         return scope
 
-    def view(self, record: SessionRecord, *, now: int, caller: Caller | None = None) -> SessionView:
+    def view(
+        self,
+        record: SessionRecord,
+        *,
+        now: int,
+        caller: Caller | None = None,
+        wallet_read: WalletRecord | None = None,
+    ) -> SessionView:
         """The session with its credential, wallet and freeze state, read now.
 
         ``caller``, when it is the session's own credential and carries the credential's state
         as read with its request, saves reading that credential again (inside one unit of work
         it is the same read; outside, a revocation committed in between is still refused by the
-        reservation, which checks the credential in the execution transaction)."""
+        reservation, which checks the credential in the execution transaction).
+        ``wallet_read``: a wallet the caller read in the same unit of work; used only when it
+        is the session's own (a request may name another), else the session's is read."""
         credential: CredentialState | CredentialRecord | None
         if (
             caller is not None
@@ -237,7 +246,10 @@ class SessionDirectory:
             credential = caller.state
         else:
             credential = self._rt.store.credentials.get(record.credential_id)
-        wallet = self.wallet(record.wallet_id)
+        if wallet_read is not None and wallet_read.id == record.wallet_id:
+            wallet = wallet_read
+        else:
+            wallet = self.wallet(record.wallet_id)
         frozen_classes: set[str] = set()
         global_freeze = False
         wallet_frozen = wallet.frozen_at is not None

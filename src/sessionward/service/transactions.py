@@ -266,7 +266,7 @@ class Transactions:
                 )
             wallet = self._dir.wallet(wallet_id)
             now = rt.now()
-            view = self._dir.view(record, now=now, caller=caller)
+            view = self._dir.view(record, now=now, caller=caller, wallet_read=wallet)
             calls = _count_calls(
                 wallet.account,
                 to,
