@@ -20,6 +20,8 @@ import subprocess
 from pathlib import Path
 from typing import Final
 
+import httpx
+
 _LISTEN: Final = "0A"
 """The ``st`` column of ``/proc/net/tcp`` for a socket in the LISTEN state."""
 
@@ -67,6 +69,15 @@ def listens_on(process: subprocess.Popen[bytes], port: int) -> bool:
         except OSError:  # that descriptor closed meanwhile
             continue
     return False
+
+
+def serves_health(url: str) -> bool:
+    """Whether the SessionWard node at ``url`` answers ``GET /healthz`` with 200 (pair it with
+    :func:`listens_on`: another worker's node answers too)."""
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def stop(process: subprocess.Popen[bytes], *, grace_s: float = 5.0) -> None:

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
-import httpx
-
-from loopback_processes import free_port, listens_on, stop
+from loopback_processes import free_port, listens_on, serves_health, stop
 from sessionward.chain.demo import DemoDeployment, fund_demo_wallet
 from sessionward.chain.rpc import RpcChain
 from sessionward.chain.signer import LocalTransactionSigner
@@ -58,13 +56,6 @@ CLUSTER_CONFIG: Final = """\
 velocity_fraction = 0.0
 denial_burst_count = 0
 """
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _tail(path: Path, limit: int = 3000) -> str:
@@ -117,7 +108,7 @@ class ServiceNode:
                     f"{self.name} exited with {self.process.returncode}:\n{_tail(self.log)}"
                 )
             # Ours only: another worker's node may answer on a port it took meanwhile.
-            if listens_on(self.process, self.port) and _healthy(self.url):
+            if listens_on(self.process, self.port) and serves_health(self.url):
                 return
             time.sleep(0.1)
         raise RuntimeError(

@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 import anvil_node
-from loopback_processes import free_port, listens_on, stop
+from loopback_processes import free_port, listens_on, serves_health, stop
 from sessionward.chain.contracts import DeployedContract, transact
 from sessionward.chain.demo import DemoDeployment, demo_contract
 from sessionward.chain.rpc import RpcChain
@@ -86,14 +86,9 @@ def _start(name: str, env: dict[str, str], data_dir: Path) -> Node:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited: {log.read_text(errors='replace')[-3000:]}")
-        try:  # ours only: another worker's node may answer on a port it took meanwhile
-            if (
-                listens_on(process, port)
-                and httpx.get(f"{node.url}/healthz", timeout=1).status_code == 200
-            ):
-                return node
-        except httpx.HTTPError:
-            pass
+        # Ours only: another worker's node may answer on a port it took meanwhile.
+        if listens_on(process, port) and serves_health(node.url):
+            return node
         time.sleep(0.1)
     node.stop()
     raise RuntimeError(f"{name} did not start: {log.read_text(errors='replace')[-3000:]}")
