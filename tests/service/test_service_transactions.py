@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from service_support import USD_UNIT, Backend, Session, World, codes
+from service_support import USD_UNIT, Backend, Session, Wallet, World, codes
 
 from sessionward.domain.abi import encode_call, parse_signature
 from sessionward.domain.policy import SessionView
@@ -88,6 +88,20 @@ def test_a_backend_cannot_prepare_on_a_session_bound_to_another_credential(
     assert world.rt.store.transactions.of_session(session.session_id) == []
 
 
+def _swap_naming_wallet(
+    world: World, session: Session, named: Wallet, *, recipient: Wallet
+) -> None:
+    """Prepare a 1-USDX swap into ``recipient`` in ``session``, naming wallet ``named``."""
+    world.waas.transactions.prepare(
+        session.backend.caller,
+        wallet_id=named.wallet_id,
+        session_id=session.session_id,
+        to=world.router,
+        value=0,
+        data=world.swap_data(recipient, 1),
+    )
+
+
 def test_a_session_aimed_at_another_owners_wallet_is_denied_revoked_and_never_signs(
     world: World, session: Session
 ) -> None:
@@ -98,14 +112,7 @@ def test_a_session_aimed_at_another_owners_wallet_is_denied_revoked_and_never_si
     other = world.wallet()
     usage = world.usage(session.session_id)
     with pytest.raises(ServiceError) as refused:
-        world.waas.transactions.prepare(
-            session.backend.caller,
-            wallet_id=other.wallet_id,
-            session_id=session.session_id,
-            to=world.router,
-            value=0,
-            data=world.swap_data(other, 1),
-        )
+        _swap_naming_wallet(world, session, other, recipient=other)
     assert refused.value.kind == "denied"
     # (The swap's recipient, the other account, breaks the session's argument rule too.)
     assert ReasonCode.ACCOUNT_MISMATCH in codes(refused.value)
@@ -132,14 +139,7 @@ def test_a_prepare_naming_another_wallet_is_judged_on_the_sessions_own_wallet(
         world.ops[0].caller, scope="wallet", target=other.wallet_id, reason="the other one"
     )
     with pytest.raises(ServiceError) as refused:
-        world.waas.transactions.prepare(
-            session.backend.caller,
-            wallet_id=other.wallet_id,
-            session_id=session.session_id,
-            to=world.router,
-            value=0,
-            data=world.swap_data(session.wallet, 1),
-        )
+        _swap_naming_wallet(world, session, other, recipient=session.wallet)
     assert codes(refused.value) == (ReasonCode.ACCOUNT_MISMATCH,)
 
 
