@@ -280,24 +280,31 @@ def drop_schema(pg_url: str, schema: str) -> None:
 
 
 def _serve_in_thread(app: Any) -> tuple[str, Callable[[], None]]:
-    """Serve ``app`` with BackgroundServer's uvicorn configuration on a free loopback port;
-    (URL, stop)."""
+    """Serve ``app`` with BackgroundServer's uvicorn configuration on a free loopback port,
+    bound here as BackgroundServer binds it (no other process can take it first); (URL, stop).
+    """
+    import socket
     import threading
 
     import uvicorn
 
-    from sessionward.server import free_port, http_config
+    from sessionward.server import http_config
 
-    port = free_port()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     server = uvicorn.Server(http_config(app, host="127.0.0.1", port=port))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the floor's HTTP server did not start")
         time.sleep(0.02)
 
     def stop() -> None:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()
 
     return f"http://127.0.0.1:{port}", stop
 
