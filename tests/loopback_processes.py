@@ -15,23 +15,16 @@ as "method not found"). A start counts only once the listening socket is our pro
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
 from typing import Final
 
 import httpx
 
+from sessionward.server import free_port as free_port  # the one home; a port picked free
+
 _LISTEN: Final = "0A"
 """The ``st`` column of ``/proc/net/tcp`` for a socket in the LISTEN state."""
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now (the OS picks it; see the module
-    docstring for why that is not yet a promise)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _listening_socket_inodes(port: int) -> set[str]:

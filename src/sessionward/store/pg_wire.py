@@ -26,8 +26,9 @@ What psycopg would do is kept, so callers cannot tell the difference:
 A statement that reads or writes rows (``SELECT``, ``INSERT``, ``UPDATE``, ``DELETE``,
 ``WITH``) is prepared on its connection at its first run, once per set of parameter types, as
 a named protocol-level statement: it lasts as long as the connection (a rollback does not
-undo it). Other statements (savepoints, ``SET LOCAL``, ``COMMIT``) are sent as they are. SQLAlchemy's own statements still run through psycopg, never
-inside a :meth:`Wire.pipeline` block.
+undo it). Other statements (savepoints, ``SET LOCAL``, ``COMMIT``) are sent as they are.
+SQLAlchemy's own statements still run through psycopg, never inside a :meth:`Wire.pipeline`
+block.
 """
 
 from __future__ import annotations
