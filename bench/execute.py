@@ -284,8 +284,8 @@ BUCKETS: Final = (
     (
         STAGE,
         "sessionward/store/transaction_records.py",
-        "mark_pending_in",
-        "execute txn: mark pending",
+        "send_claim",
+        "execute txn: claim the quote",
     ),
     (STAGE, "sessionward/store/execution.py", None, "execute txn: gate, call nonce, commit"),
     (STAGE, "sessionward/api/body.py", None, "JSON: parse + validate request"),

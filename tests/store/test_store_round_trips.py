@@ -31,14 +31,14 @@ from sessionward.service.waas import Waas
 
 pytestmark = pytest.mark.postgres
 
-EXECUTE_ROUND_TRIPS = 5
+EXECUTE_ROUND_TRIPS = 4
 """BEGIN with the credential read; the request nonce and the idempotency claim (one statement,
 the claim made only if the nonce is fresh) with, behind them, the quote and the session,
 wallet, freezes and counters its decision reads (one pipeline, sent once the signature has
 verified; the session, wallet and counters found through the quote's row); the reservation
 (its savepoint, the gate, the check + reservation + charges, the counters, the key, the audit
-lock and head: one pipeline); the marking, audit record and decision (one pipeline); the
-idempotency answer with the COMMIT (one pipeline)."""
+lock and head, the quote's claim: one pipeline); the signature on the claimed row, the audit
+record and the decision (owed) with the idempotency answer and the COMMIT (one pipeline)."""
 
 PREPARE_ROUND_TRIPS = 3
 """BEGIN with the credential read; the request nonce with, behind it, the session, wallet,

@@ -81,25 +81,40 @@ class AuditTail:
         """Insert the next record (``text_payload``: canonical JSON) and return it; the insert
         is sent like any :class:`~sessionward.store.sql.Sql` statement (pipelinable). Call it
         once per tail."""
+        record = self._next(kind, text_payload, at=at)
+        _APPEND.run(conn, _row_of(record, text_payload))
+        return record
+
+    def append_owed(
+        self, conn: Connection, kind: str, text_payload: str, *, at: int
+    ) -> AuditRecord:
+        """:meth:`append` as an answerless write: owed to the unit of work on PostgreSQL and
+        sent with its next statement or its end (:meth:`~sessionward.store.sql.Sql.run_owed`).
+        The tail was read under the stream's lock, held to the commit, so no other appender
+        can take its place. Call it once per tail."""
+        record = self._next(kind, text_payload, at=at)
+        _APPEND.run_owed(conn, _row_of(record, text_payload))
+        return record
+
+    def _next(self, kind: str, text_payload: str, *, at: int) -> AuditRecord:
         head = self._cursor.fetchone()
         stream = self.stream
         seq, prev_hash = (1, GENESIS_HASH) if head is None else (int(head[0]) + 1, _unhex(head[1]))
         # A damaged head hash (not 32 bytes) raises ValueError here: nothing chains onto it.
         digest = canonical_chain_hash(prev_hash, stream, seq, at, kind, text_payload)
-        record = AuditRecord(stream, seq, at, kind, json.loads(text_payload), prev_hash, digest)
-        _APPEND.run(
-            conn,
-            {
-                "stream": stream,
-                "seq": record.seq,
-                "at": at,
-                "kind": kind,
-                "payload": text_payload,
-                "prev_hash": record.prev_hash.hex(),
-                "hash": record.hash.hex(),
-            },
-        )
-        return record
+        return AuditRecord(stream, seq, at, kind, json.loads(text_payload), prev_hash, digest)
+
+
+def _row_of(record: AuditRecord, text_payload: str) -> dict[str, Any]:
+    return {
+        "stream": record.stream,
+        "seq": record.seq,
+        "at": record.at,
+        "kind": record.kind,
+        "payload": text_payload,
+        "prev_hash": record.prev_hash.hex(),
+        "hash": record.hash.hex(),
+    }
 
 
 class AuditLog:

@@ -570,8 +570,9 @@ class OwedStatements:
     savepoint). A block that raises after something was sent rolls back to its savepoint at
     once, as before; one that raises before drops what it queued.
 
-    A write queued with :meth:`Database.write_later` (an ``INSERT`` or ``UPDATE`` whose answer
-    is not needed) goes the same way, or, when nothing follows it, with the unit's ``COMMIT``
+    A write queued with :meth:`Database.write_later` or
+    :meth:`sessionward.store.sql.Sql.run_owed` (an ``INSERT`` or ``UPDATE`` whose answer is
+    not needed) goes the same way, or, when nothing follows it, with the unit's ``COMMIT``
     (one round trip for both). Every statement on the connection sends what is owed first,
     so whatever runs later in the unit sees the write; a write that fails makes the statement
     it was sent with fail (or the commit: the unit is then rolled back whole).

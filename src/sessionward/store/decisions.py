@@ -90,8 +90,10 @@ class Decisions:
 
     @staticmethod
     def record_in(conn: Connection, event: DecisionEvent) -> None:
-        """:meth:`record` inside a transaction the caller holds."""
-        _INSERT.run(conn, _row(event))
+        """:meth:`record` inside a transaction the caller holds: on PostgreSQL inside a unit
+        of work, owed to it and sent with its next statement or its end
+        (:meth:`~sessionward.store.sql.Sql.run_owed`: a new event's row cannot miss)."""
+        _INSERT.run_owed(conn, _row(event))
 
     def count_since(
         self,

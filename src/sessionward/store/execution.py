@@ -10,9 +10,11 @@ in the audit log. :meth:`Executions.execute` gets that from the database alone:
    if every limit holds (:meth:`sessionward.store.budget.Budget.reserve_in`);
 3. take the session's next call nonce, in that same update of the session row (the row is
    locked, so nonces are unique and ordered);
-4. call ``sign(call_nonce, key)``: the vault signs *inside* the transaction (with the key's
+4. claim the quote: ``quoted`` → ``pending``, which row-locks it to the commit (a quote another
+   Execute took is refused here, before anything is signed);
+5. call ``sign(call_nonce, key)``: the vault signs *inside* the transaction (with the key's
    record read in it, so a key disabled or destroyed before this transaction is refused);
-5. mark the transaction ``pending`` with the signature, and append the audit record.
+6. write the signature on the claimed row, and append the audit record.
 
 A revoke updates the same session row, so it waits for this transaction or this transaction
 waits for it: either the signature commits (and its audit record precedes the revoke's), or the
@@ -111,7 +113,7 @@ class Executions:
         decision: DecisionEvent | None = None,
         signing_key: str | None = None,
     ) -> ExecutionOutcome:
-        """Do steps 1-5 of the module docstring; nothing is written unless all of them pass.
+        """Do steps 1-6 of the module docstring; nothing is written unless all of them pass.
 
         ``sign(call_nonce, key)`` gets, when ``signing_key`` is given, that vault key's record
         as read inside this transaction (``None`` if there is no such row, or without
@@ -125,7 +127,7 @@ class Executions:
             with self._db.writing() as conn:
                 # Before the signature, one round trip on PostgreSQL: the gate, the session
                 # check + reservation + charges (one statement), the counters after them, the
-                # key's record, the audit stream's lock and head.
+                # key's record, the audit stream's lock and head, the quote's claim.
                 try:
                     with pipeline(conn):
                         self._db.pass_gate(conn)
@@ -144,38 +146,44 @@ class Executions:
                             else _KEY.send(conn, {"key_id": signing_key})
                         )
                         tail = self._audit.read_head_in(conn, audit_stream)
+                        # After the session row (the lock order of every Execute), the quote's
+                        # row: claimed and locked before anything is signed.
+                        claimed = TransactionRecords.send_claim(
+                            conn, txn_id, reservation_id=reservation_id, now=now
+                        )
                 except IntegrityError:  # the reservation statement, pipelined
                     raise AlreadyExists(f"reservation {reservation_id} exists") from None
                 reserved = sent.outcome(conn)
                 if not reserved.accepted:
                     raise _Abort(reserved.reasons)
+                if claimed.rowcount != 1:  # not quoted any more: everything above is undone
+                    raise _Abort((ReasonCode.TRANSACTION_NOT_QUOTED,))
                 faults.point("execute.after_reserve")
                 call_nonce = reserved.call_nonce
                 assert call_nonce is not None  # taken by the accepted reservation
                 key = None if key_row is None else _key_of(key_row)
                 signed = sign(call_nonce, key)
                 faults.point("execute.after_sign")
-                # After it, one more: the marking, the audit record and the decision.
-                payload = {**audit_payload, "callNonce": call_nonce, "reservation": reservation_id}
-                with pipeline(conn):
-                    marked = TransactionRecords.send_mark_pending(
-                        conn,
-                        txn_id,
-                        reservation_id=reservation_id,
-                        call_nonce=call_nonce,
-                        deadline=signed.deadline,
-                        mode=signed.mode,
-                        execution=signed.execution,
-                        signature=signed.signature,
-                        now=now,
-                    )
-                    tail.append(conn, "session.call.signed", canonical_json(payload), at=now)
-                    if decision is not None:
-                        Decisions.record_in(conn, decision)
-                if marked.rowcount != 1:  # not quoted any more: everything above is undone
-                    raise _Abort((ReasonCode.TRANSACTION_NOT_QUOTED,))
+                # After it, no round trip of its own: the signature, the audit record and the
+                # decision are answerless writes, owed to the unit of work (PostgreSQL) and
+                # sent with its end. None can miss: the quote's row is claimed and locked, the
+                # audit stream's lock is held and its head read under it, a decision is new.
+                TransactionRecords.record_signature_in(
+                    conn,
+                    txn_id,
+                    reservation_id=reservation_id,
+                    call_nonce=call_nonce,
+                    deadline=signed.deadline,
+                    mode=signed.mode,
+                    execution=signed.execution,
+                    signature=signed.signature,
+                )
                 faults.point("execute.after_mark_pending")
+                payload = {**audit_payload, "callNonce": call_nonce, "reservation": reservation_id}
+                tail.append_owed(conn, "session.call.signed", canonical_json(payload), at=now)
                 faults.point("execute.after_audit")
+                if decision is not None:
+                    Decisions.record_in(conn, decision)
                 faults.point("execute.after_decision")
         except _Abort as aborted:
             return ExecutionOutcome(False, aborted.reasons)

@@ -47,16 +47,26 @@ _UNSET: dict[str, None] = {
     "failure": None,
 }
 """The columns a quote leaves empty (Execute and the relayed outcome fill them)."""
-_MARK_PENDING = Sql(
+_CLAIM = Sql(
     """
     UPDATE transactions
-    SET status = 'pending', reservation_id = :reservation_id, call_nonce = :call_nonce,
-        deadline = :deadline, mode = :mode, execution = :execution, signature = :signature,
-        executed_at = :executed_at
+    SET status = 'pending', reservation_id = :reservation_id, executed_at = :executed_at
     WHERE id = :txn_id AND status = 'quoted'
+    """
+)
+"""``quoted`` → ``pending``, before the signature: the row is locked from here to the commit,
+so no other transaction can claim it or change it in between."""
+
+_SIGNED = Sql(
+    """
+    UPDATE transactions
+    SET call_nonce = :call_nonce, deadline = :deadline, mode = :mode, execution = :execution,
+        signature = :signature
+    WHERE id = :txn_id AND status = 'pending' AND reservation_id = :reservation_id
     """,
     uint256=["call_nonce"],
 )
+"""The signature of a transaction this same database transaction claimed (:data:`_CLAIM`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,37 +166,21 @@ class TransactionRecords:
         return None if row is None else _record(row)
 
     @staticmethod
-    def mark_pending_in(
-        conn: Connection,
-        txn_id: str,
-        *,
-        reservation_id: str,
-        call_nonce: int,
-        deadline: int,
-        mode: bytes,
-        execution: bytes,
-        signature: bytes,
-        now: int,
-    ) -> bool:
-        """``quoted`` → ``pending`` inside the execution transaction. False if it was not quoted
-        any more (executed twice, concurrently: the second one must roll back)."""
-        return bool(
-            TransactionRecords.send_mark_pending(
-                conn,
-                txn_id,
-                reservation_id=reservation_id,
-                call_nonce=call_nonce,
-                deadline=deadline,
-                mode=mode,
-                execution=execution,
-                signature=signature,
-                now=now,
-            ).rowcount
-            == 1
+    def send_claim(conn: Connection, txn_id: str, *, reservation_id: str, now: int) -> Any:
+        """``quoted`` → ``pending`` for ``reservation_id``, inside the execution transaction
+        and before anything is signed, sent without reading the answer (pipelinable, see
+        :func:`sessionward.store.sql.pipeline`): the driver's cursor, whose ``rowcount`` is 1
+        iff this transaction claimed it (read it after the pipeline). 0 means it is not quoted
+        any more (executed twice, concurrently: the second one must roll back, unsigned).
+
+        Invariant: a claimed row stays row-locked by the claiming transaction until it ends,
+        so :meth:`record_signature_in` in that transaction always finds it."""
+        return _CLAIM.run(
+            conn, {"txn_id": txn_id, "reservation_id": reservation_id, "executed_at": now}
         )
 
     @staticmethod
-    def send_mark_pending(
+    def record_signature_in(
         conn: Connection,
         txn_id: str,
         *,
@@ -196,12 +190,13 @@ class TransactionRecords:
         mode: bytes,
         execution: bytes,
         signature: bytes,
-        now: int,
-    ) -> Any:
-        """:meth:`mark_pending_in`, sent without reading the answer (pipelinable, see
-        :func:`sessionward.store.sql.pipeline`): the driver's cursor, whose ``rowcount`` is 1
-        iff the transaction was marked (read it after the pipeline)."""
-        return _MARK_PENDING.run(
+    ) -> None:
+        """Write the signature of a transaction claimed (:meth:`send_claim`) in the caller's
+        database transaction ``conn``: an answerless write, owed to the unit of work on
+        PostgreSQL and sent with its next statement or its end
+        (:meth:`~sessionward.store.sql.Sql.run_owed`). Nothing needs its answer: the claim
+        holds the row, so it changes exactly that row."""
+        _SIGNED.run_owed(
             conn,
             {
                 "txn_id": txn_id,
@@ -211,7 +206,6 @@ class TransactionRecords:
                 "mode": mode,
                 "execution": execution,
                 "signature": signature,
-                "executed_at": now,
             },
         )
 
