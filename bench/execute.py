@@ -284,8 +284,8 @@ BUCKETS: Final = (
     (
         STAGE,
         "sessionward/store/transaction_records.py",
-        "send_claim",
-        "execute txn: claim the quote",
+        "mark_pending_in",
+        "execute txn: mark pending",
     ),
     (STAGE, "sessionward/store/execution.py", None, "execute txn: gate, call nonce, commit"),
     (STAGE, "sessionward/api/body.py", None, "JSON: parse + validate request"),

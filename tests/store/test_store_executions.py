@@ -1,6 +1,6 @@
-"""The execution step (:class:`sessionward.store.execution.Executions`): a quote is claimed,
-row-locked, before anything is signed, and what follows the signature is written in the
-same transaction, never apart from it.
+"""The execution step (:class:`sessionward.store.execution.Executions`): a quote's row is
+locked while it is quoted, before anything is signed, and what follows the signature is
+written in the same transaction, never apart from it.
 
 Each test runs on SQLite and on PostgreSQL, inside a unit of work as the service runs it (on
 PostgreSQL the signature, the audit record and the decision are then owed to the unit and go
@@ -90,7 +90,7 @@ def _signed_records(store: Store, wallet_id: str) -> list[dict[str, object]]:
     return [r.payload for r in store.audit.records(wallet_id) if r.kind == "session.call.signed"]
 
 
-def test_an_execute_writes_the_signature_the_audit_record_and_the_decision_with_its_claim(
+def test_an_execute_writes_the_signature_the_audit_record_and_the_decision_in_its_transaction(
     store: Store, seed: Seeder
 ) -> None:
     seeded = seed.session()
@@ -184,11 +184,11 @@ def test_a_quote_another_node_is_executing_is_refused_there_unsigned_and_nothing
 
 
 @pytest.mark.parametrize("refusing", ["vault", "fault"])
-def test_a_failure_after_the_claim_leaves_the_quote_quoted_and_nothing_written(
+def test_a_failure_after_the_quote_lock_leaves_the_quote_quoted_and_nothing_written(
     store: Store, seed: Seeder, refusing: str
 ) -> None:
-    """After the claim, a vault refusing to sign (a refusal) or a crash after the owed writes
-    were queued (a fault) undoes the claim with everything else."""
+    """After the quote's lock, a vault refusing to sign (a refusal) or a crash after the owed
+    writes were queued (a fault) undoes everything: the quote stays quoted."""
     seeded = seed.session()
     seed.quote("txn_1", seeded)
     signer = Signer(refuse=refusing == "vault")

@@ -10,11 +10,11 @@ in the audit log. :meth:`Executions.execute` gets that from the database alone:
    if every limit holds (:meth:`sessionward.store.budget.Budget.reserve_in`);
 3. take the session's next call nonce, in that same update of the session row (the row is
    locked, so nonces are unique and ordered);
-4. claim the quote: ``quoted`` → ``pending``, which row-locks it to the commit (a quote another
-   Execute took is refused here, before anything is signed);
+4. lock the quote's row while it is ``quoted``, to the commit (a quote another Execute took
+   is refused here, before anything is signed);
 5. call ``sign(call_nonce, key)``: the vault signs *inside* the transaction (with the key's
    record read in it, so a key disabled or destroyed before this transaction is refused);
-6. write the signature on the claimed row, and append the audit record.
+6. mark the transaction ``pending`` with the signature, and append the audit record.
 
 A revoke updates the same session row, so it waits for this transaction or this transaction
 waits for it: either the signature commits (and its audit record precedes the revoke's), or the
@@ -127,7 +127,7 @@ class Executions:
             with self._db.writing() as conn:
                 # Before the signature, one round trip on PostgreSQL: the gate, the session
                 # check + reservation + charges (one statement), the counters after them, the
-                # key's record, the audit stream's lock and head, the quote's claim.
+                # key's record, the audit stream's lock and head, the quote's lock.
                 try:
                     with pipeline(conn):
                         self._db.pass_gate(conn)
@@ -147,16 +147,14 @@ class Executions:
                         )
                         tail = self._audit.read_head_in(conn, audit_stream)
                         # After the session row (the lock order of every Execute), the quote's
-                        # row: claimed and locked before anything is signed.
-                        claimed = TransactionRecords.send_claim(
-                            conn, txn_id, reservation_id=reservation_id, now=now
-                        )
+                        # row: locked while quoted, before anything is signed.
+                        quoted = TransactionRecords.send_quote_lock(conn, txn_id)
                 except IntegrityError:  # the reservation statement, pipelined
                     raise AlreadyExists(f"reservation {reservation_id} exists") from None
                 reserved = sent.outcome(conn)
                 if not reserved.accepted:
                     raise _Abort(reserved.reasons)
-                if claimed.rowcount != 1:  # not quoted any more: everything above is undone
+                if quoted.fetchone() is None:  # not quoted any more: everything above is undone
                     raise _Abort((ReasonCode.TRANSACTION_NOT_QUOTED,))
                 faults.point("execute.after_reserve")
                 call_nonce = reserved.call_nonce
@@ -164,11 +162,11 @@ class Executions:
                 key = None if key_row is None else _key_of(key_row)
                 signed = sign(call_nonce, key)
                 faults.point("execute.after_sign")
-                # After it, no round trip of its own: the signature, the audit record and the
+                # After it, no round trip of its own: the marking, the audit record and the
                 # decision are answerless writes, owed to the unit of work (PostgreSQL) and
-                # sent with its end. None can miss: the quote's row is claimed and locked, the
-                # audit stream's lock is held and its head read under it, a decision is new.
-                TransactionRecords.record_signature_in(
+                # sent with its end. None can miss: the quote's row is locked while quoted,
+                # the audit stream's lock is held and its head read under it, a decision is new.
+                TransactionRecords.mark_pending_in(
                     conn,
                     txn_id,
                     reservation_id=reservation_id,
@@ -177,6 +175,7 @@ class Executions:
                     mode=signed.mode,
                     execution=signed.execution,
                     signature=signed.signature,
+                    now=now,
                 )
                 faults.point("execute.after_mark_pending")
                 payload = {**audit_payload, "callNonce": call_nonce, "reservation": reservation_id}

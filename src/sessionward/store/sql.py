@@ -48,8 +48,15 @@ class Sql:
 
     __slots__ = ("_texts", "_uint256")
 
-    def __init__(self, sql: str, *, uint256: Iterable[str] = ()) -> None:
-        self._texts: Final = {"sqlite": sql, "postgresql": _pyformat(sql)}
+    def __init__(
+        self, sql: str, *, postgresql: str | None = None, uint256: Iterable[str] = ()
+    ) -> None:
+        """``postgresql``: the statement's text there when it differs from ``sql`` (a row
+        lock, for which SQLite has no syntax: its one writer holds the whole database)."""
+        self._texts: Final = {
+            "sqlite": sql,
+            "postgresql": _pyformat(sql if postgresql is None else postgresql),
+        }
         self._uint256: Final = tuple(uint256)
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> Any:

@@ -47,26 +47,26 @@ _UNSET: dict[str, None] = {
     "failure": None,
 }
 """The columns a quote leaves empty (Execute and the relayed outcome fill them)."""
-_CLAIM = Sql(
-    """
-    UPDATE transactions
-    SET status = 'pending', reservation_id = :reservation_id, executed_at = :executed_at
-    WHERE id = :txn_id AND status = 'quoted'
-    """
+_QUOTE_LOCK: Final = Sql(
+    "SELECT 1 FROM transactions WHERE id = :txn_id AND status = 'quoted'",
+    postgresql=(
+        "SELECT 1 FROM transactions WHERE id = :txn_id AND status = 'quoted' FOR NO KEY UPDATE"
+    ),
 )
-"""``quoted`` → ``pending``, before the signature: the row is locked from here to the commit,
-so no other transaction can claim it or change it in between."""
+"""A row iff the transaction is quoted, which it then stays until the caller's transaction
+ends: on PostgreSQL the row is locked (a concurrent lock or update waits, and after it finds
+the row as it then is); on SQLite the writer holds the whole database."""
 
-_SIGNED = Sql(
+_MARK_PENDING: Final = Sql(
     """
     UPDATE transactions
-    SET call_nonce = :call_nonce, deadline = :deadline, mode = :mode, execution = :execution,
-        signature = :signature
-    WHERE id = :txn_id AND status = 'pending' AND reservation_id = :reservation_id
+    SET status = 'pending', reservation_id = :reservation_id, call_nonce = :call_nonce,
+        deadline = :deadline, mode = :mode, execution = :execution, signature = :signature,
+        executed_at = :executed_at
+    WHERE id = :txn_id AND status = 'quoted'
     """,
     uint256=["call_nonce"],
 )
-"""The signature of a transaction this same database transaction claimed (:data:`_CLAIM`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,21 +166,19 @@ class TransactionRecords:
         return None if row is None else _record(row)
 
     @staticmethod
-    def send_claim(conn: Connection, txn_id: str, *, reservation_id: str, now: int) -> Any:
-        """``quoted`` → ``pending`` for ``reservation_id``, inside the execution transaction
-        and before anything is signed, sent without reading the answer (pipelinable, see
-        :func:`sessionward.store.sql.pipeline`): the driver's cursor, whose ``rowcount`` is 1
-        iff this transaction claimed it (read it after the pipeline). 0 means it is not quoted
-        any more (executed twice, concurrently: the second one must roll back, unsigned).
+    def send_quote_lock(conn: Connection, txn_id: str) -> Any:
+        """Lock the transaction if it is ``quoted``, inside the execution transaction and
+        before anything is signed, without reading the answer (pipelinable, see
+        :func:`sessionward.store.sql.pipeline`): the driver's cursor, which answers a row iff
+        it was quoted (read it after the pipeline). No row: it is not quoted any more
+        (executed twice, concurrently: the second one must roll back, unsigned).
 
-        Invariant: a claimed row stays row-locked by the claiming transaction until it ends,
-        so :meth:`record_signature_in` in that transaction always finds it."""
-        return _CLAIM.run(
-            conn, {"txn_id": txn_id, "reservation_id": reservation_id, "executed_at": now}
-        )
+        Invariant: a transaction locked so stays ``quoted`` until the caller's transaction
+        ends, but for the caller's own writes; :meth:`mark_pending_in` in it always marks it."""
+        return _QUOTE_LOCK.run(conn, {"txn_id": txn_id})
 
     @staticmethod
-    def record_signature_in(
+    def mark_pending_in(
         conn: Connection,
         txn_id: str,
         *,
@@ -190,13 +188,14 @@ class TransactionRecords:
         mode: bytes,
         execution: bytes,
         signature: bytes,
+        now: int,
     ) -> None:
-        """Write the signature of a transaction claimed (:meth:`send_claim`) in the caller's
-        database transaction ``conn``: an answerless write, owed to the unit of work on
-        PostgreSQL and sent with its next statement or its end
-        (:meth:`~sessionward.store.sql.Sql.run_owed`). Nothing needs its answer: the claim
-        holds the row, so it changes exactly that row."""
-        _SIGNED.run_owed(
+        """``quoted`` → ``pending`` with its signature, for a transaction the caller's
+        database transaction ``conn`` locked (:meth:`send_quote_lock`): an answerless write,
+        owed to the unit of work on PostgreSQL and sent with its next statement or its end
+        (:meth:`~sessionward.store.sql.Sql.run_owed`). Nothing needs its answer: the lock
+        keeps the row quoted, so it changes exactly that row."""
+        _MARK_PENDING.run_owed(
             conn,
             {
                 "txn_id": txn_id,
@@ -206,6 +205,7 @@ class TransactionRecords:
                 "mode": mode,
                 "execution": execution,
                 "signature": signature,
+                "executed_at": now,
             },
         )
 
