@@ -199,14 +199,20 @@ def serve_sessionward(
                 return
 
 
-def service_work(waas: Any, setups: Sequence[Setup], calls: int, *, group: int = 16) -> float:
+def service_work(
+    waas: Any, setups: Sequence[Setup], calls: int, *, group: int = 16
+) -> tuple[float, float]:
     """CPU seconds per session call of the server's own work for it, without HTTP: signed
     Prepare and Execute requests (those of the load: same sessions, bodies and headers) handed
     to the request handler of the app ``sessionward serve`` runs, as units of work committed
     in groups of ``group`` (as the unit writer runs them under load). Only the thread's CPU
     inside the units counts: not the signing (the client's), not the HTTP stack, the event
     loop or a thread hand-off. What bounds the session-call rate of one interpreter from
-    below: its units run one after another on one thread."""
+    below: its units run one after another on one thread.
+
+    Answers (CPU seconds, wall seconds) per call. The wall time is the units' on that one
+    thread, the machine otherwise quiet: their CPU, and on PostgreSQL their waits for the
+    server's answers too (one round trip each), so 1 / it bounds one node's rate."""
     from starlette.datastructures import Headers
 
     from sessionward.api.methods import METHODS
@@ -226,12 +232,12 @@ def service_work(waas: Any, setups: Sequence[Setup], calls: int, *, group: int =
         method = METHODS[path.rsplit("/", 1)[1]]
         return partial(app._answered, method, headers, path, body, "req_service_work")
 
-    def run(units: list[Any]) -> tuple[list[Any], float]:
-        started = time.thread_time()
+    def run(units: list[Any]) -> tuple[list[Any], float, float]:
+        started, started_wall = time.thread_time(), time.perf_counter()
         outcomes = waas.run_units(units)
-        return outcomes, time.thread_time() - started
+        return outcomes, time.thread_time() - started, time.perf_counter() - started_wall
 
-    spent = 0.0
+    spent = waited = 0.0
     done = 0
     while done < calls:
         chosen = [(done + i) % len(setups) for i in range(group)]
@@ -250,8 +256,9 @@ def service_work(waas: Any, setups: Sequence[Setup], calls: int, *, group: int =
             )
             for c in chosen
         ]
-        outcomes, cpu = run(prepares)
+        outcomes, cpu, wall = run(prepares)
         spent += cpu
+        waited += wall
         quotes = [orjson.loads(o[1])["txnId"] for o in outcomes if o[0] == 200]
         if len(quotes) != len(chosen):
             raise RuntimeError(f"a Prepare was refused: {outcomes}")
@@ -259,12 +266,13 @@ def service_work(waas: Any, setups: Sequence[Setup], calls: int, *, group: int =
             request(c, EXECUTE_PATH, {"txnId": q}, idempotent=True)
             for c, q in zip(chosen, quotes, strict=True)
         ]
-        outcomes, cpu = run(executes)
+        outcomes, cpu, wall = run(executes)
         spent += cpu
+        waited += wall
         if any(o[0] != 200 for o in outcomes):
             raise RuntimeError(f"an Execute was refused: {outcomes}")
         done += group
-    return spent / done
+    return spent / done, waited / done
 
 
 def drop_schema(pg_url: str, schema: str) -> None:

@@ -35,7 +35,9 @@ calls (the same sessions, requests signed the same way) straight through the req
 its app, as units of work committed in groups of 16, and reports that thread's CPU per call
 (``_support.service_work``): the server's own work for a call without the HTTP stack, the event
 loop or a thread hand-off. A node runs its units one after another on one thread, so one over
-this figure bounds its session-call rate from above, whatever the HTTP side costs.
+this figure bounds its session-call rate from above, whatever the HTTP side costs. Its wall
+time per call on that thread is reported too ("service work wall"): on PostgreSQL it adds the
+waits for the server's answers, one per round trip, so one over it bounds one node's rate.
 
 **CPU and ceilings.** Around each measured run the CPU of the server processes, of
 PostgreSQL's processes serving them and of the load's process is read, per call. Two ceilings
@@ -282,6 +284,8 @@ class Cpu:
     nodes: int = 1
     service_work_s: float = 0.0
     """Per call: the server's own work for it in process, without HTTP (``ex.service_work``)."""
+    service_wall_s: float = 0.0
+    """Per call: the wall time of that work on its one thread, round trips included."""
 
     def ceilings(self, calls: int) -> tuple[float, float]:
         """Calls/s that the CPU these ``calls`` took allows (the measured floor of the rate
@@ -379,7 +383,7 @@ def measure_backend(
             finally:
                 loader.stop()
             server.pipe.send(("service work", setups, args.service_calls))
-            _, service_work_s = server.receive(600)
+            _, (service_work_s, service_wall_s) = server.receive(600)
         finally:
             for node in more_servers:
                 node.stop()
@@ -387,7 +391,7 @@ def measure_backend(
             if schema is not None:
                 ex.drop_schema(args.pg_url, schema)
     calls = CallRun(**doc)
-    cpu = Cpu(server_cpu, database_cpu, load_cpu, nodes, service_work_s)
+    cpu = Cpu(server_cpu, database_cpu, load_cpu, nodes, service_work_s, service_wall_s)
     if not floor:
         return calls, None, cpu, None
 
@@ -504,7 +508,8 @@ def _row(run: CallRun, floor: CallRun | None, cpu: Cpu, floor_cpu: Cpu | None) -
         f"{_rank(run.call_ms, 0.5):.1f} | {_rank(run.call_ms, 0.99):.1f} | "
         f"{_rank(run.request_ms, 0.99):.1f} | {cpu.server_s * per_call:.2f} | "
         f"{cpu.database_s * per_call:.2f} | {cpu.load_s * per_call:.2f} | "
-        f"{cpu.service_work_s * 1000:.2f} | {interpreters:.0f} | {machine:.0f} | "
+        f"{cpu.service_work_s * 1000:.2f} | {cpu.service_wall_s * 1000:.2f} | "
+        f"{interpreters:.0f} | {machine:.0f} | "
         + floor_part
         + (f" failures {run.failures}" if run.failures else "")
     )
@@ -513,9 +518,10 @@ def _row(run: CallRun, floor: CallRun | None, cpu: Cpu, floor_cpu: Cpu | None) -
 ROW_HEADER: Final = (
     "| run | ok | calls/s | call p50 ms | call p99 ms | request p99 ms "
     "| server CPU ms/call | PostgreSQL CPU ms/call | load CPU ms/call | service work ms/call "
+    "| service work wall ms/call "
     "| ceiling: one core per node, calls/s | ceiling: machine, calls/s "
     "| floor calls/s | floor server CPU ms/call | share of floor | share at the ceiling |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 CEILINGS: Final = """\
 Ceilings (the measured floor of the rate goals): the machine's cores are shared by the servers,
