@@ -12,13 +12,16 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 from store_support import T0, Seeded, Seeder
 
 from sessionward.domain.usage import NATIVE, Charge
 from sessionward.reasons import ReasonCode, SessionWardError
 from sessionward.store import Store, faults
 from sessionward.store.decisions import DecisionEvent
+from sessionward.store.errors import MarkingMissed
 from sessionward.store.execution import ExecutionOutcome, SignedCall
+from sessionward.store.transaction_records import TransactionRecords
 from sessionward.vault.interface import KeyRecord
 
 NOW = T0 + 10
@@ -208,6 +211,41 @@ def test_a_failure_after_the_quote_lock_leaves_the_quote_quoted_and_nothing_writ
     record = store.transactions.get("txn_1")
     assert record is not None
     assert (record.status, record.reservation_id, record.signature) == ("quoted", None, None)
+    assert store.budget.reservation("res_1") is None
+    assert store.sessions.get(seeded.session_id).call_nonce == 0  # type: ignore[union-attr]
+    assert _signed_records(store, seeded.wallet_id) == []
+    assert store.decisions.count_since(0, session_id=seeded.session_id) == 0
+
+
+class _StaleQuoteLock:
+    """An injected fault: the quote's lock answers "quoted" for a quote that is not."""
+
+    def fetchone(self) -> tuple[int]:
+        return (1,)
+
+
+def test_a_marking_that_misses_fails_the_unit_and_commits_no_signature(
+    store: Store, seed: Seeder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should the lock's invariant ever break (here: a lock that lies about a denied quote),
+    the marking itself refuses to pass unnoticed: on SQLite it raises at once, on PostgreSQL
+    its owed statement fails where it is sent (the unit's commit). The signature was made in
+    process but nothing of it commits: no reservation, call nonce, audit record or decision."""
+    seeded = seed.session()
+    seed.quote("txn_1", seeded)
+    assert store.transactions.deny("txn_1", ["POLICY_DENIED"], now=T0 + 1)
+    monkeypatch.setattr(
+        TransactionRecords, "send_quote_lock", staticmethod(lambda _conn, _txn: _StaleQuoteLock())
+    )
+    signer = Signer()
+
+    with pytest.raises((MarkingMissed, DBAPIError)):
+        _execute(store, seeded, "txn_1", "res_1", signer)
+
+    assert signer.calls == [("res_1", 0)]
+    record = store.transactions.get("txn_1")
+    assert record is not None
+    assert (record.status, record.reservation_id, record.signature) == ("denied", None, None)
     assert store.budget.reservation("res_1") is None
     assert store.sessions.get(seeded.session_id).call_nonce == 0  # type: ignore[union-attr]
     assert _signed_records(store, seeded.wallet_id) == []

@@ -16,3 +16,9 @@ class StateChurn(StoreError):
 
     Only possible on PostgreSQL, after several attempts; the caller may retry the whole request.
     """
+
+
+class MarkingMissed(StoreError):
+    """An Execute's marking (``quoted`` → ``pending``) found its transaction no longer quoted,
+    although the execution transaction had locked it while quoted: an invariant broken. The
+    execution transaction rolls back, so its signature is never committed."""

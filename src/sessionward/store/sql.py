@@ -102,17 +102,18 @@ class Sql:
             with db.writing(savepoint=False) as conn:  # one statement, its error uncaught
                 self.run(conn, params)
 
-    def run_owed(self, conn: Connection, params: Mapping[str, Any]) -> None:
+    def run_owed(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         """A write whose answer nobody reads, in the caller's transaction ``conn``: on
         PostgreSQL inside a unit of work it is owed to the unit's connection and sent with its
         next statement or its end, in that round trip (an error then raises there, and fails
-        the unit); elsewhere it runs at once on ``conn``, as :meth:`run` would. Only for a
-        write that cannot miss nor fail but as the database fails (its row locked, or new)."""
+        the unit), and None is answered; elsewhere it runs at once on ``conn``, as :meth:`run`
+        would, and its cursor is answered. Only for a write that cannot miss nor fail but as
+        the database fails (its row locked, or new)."""
         owed = owed_statements(conn)
         if owed is None:
-            self.run(conn, params)
-            return
+            return self.run(conn, params)
         owed.write(self._texts["postgresql"], self._bound(params, "postgresql"))
+        return None
 
     def _bound(self, params: Mapping[str, Any], dialect: str) -> Mapping[str, Any]:
         """``params`` with the ``uint256`` ones converted as their column type does."""

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sessionward.domain.wire_types import TransactionStatus
 
 from .database import Database
-from .errors import AlreadyExists
+from .errors import AlreadyExists, MarkingMissed
 from .schema import transactions
 from .sql import RowValues, Select, Sql, insert_of
 
@@ -47,6 +47,7 @@ _UNSET: dict[str, None] = {
     "failure": None,
 }
 """The columns a quote leaves empty (Execute and the relayed outcome fill them)."""
+
 _QUOTE_LOCK: Final = Sql(
     "SELECT 1 FROM transactions WHERE id = :txn_id AND status = 'quoted'",
     postgresql=(
@@ -57,16 +58,20 @@ _QUOTE_LOCK: Final = Sql(
 ends: on PostgreSQL the row is locked (a concurrent lock or update waits, and after it finds
 the row as it then is); on SQLite the writer holds the whole database."""
 
-_MARK_PENDING: Final = Sql(
-    """
+_MARK = """
     UPDATE transactions
     SET status = 'pending', reservation_id = :reservation_id, call_nonce = :call_nonce,
         deadline = :deadline, mode = :mode, execution = :execution, signature = :signature,
         executed_at = :executed_at
     WHERE id = :txn_id AND status = 'quoted'
-    """,
+"""
+_MARK_PENDING: Final = Sql(
+    _MARK,
+    postgresql=f"WITH marked AS ({_MARK} RETURNING 1) SELECT 1 / count(*) FROM marked",
     uint256=["call_nonce"],
 )
+"""On PostgreSQL a marking that marks nothing fails (division by zero), where nobody reads its
+answer (it is owed): a signature is never committed without its transaction's marking."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +199,10 @@ class TransactionRecords:
         database transaction ``conn`` locked (:meth:`send_quote_lock`): an answerless write,
         owed to the unit of work on PostgreSQL and sent with its next statement or its end
         (:meth:`~sessionward.store.sql.Sql.run_owed`). Nothing needs its answer: the lock
-        keeps the row quoted, so it changes exactly that row."""
-        _MARK_PENDING.run_owed(
+        keeps the row quoted, so it changes exactly that row. Should it not, the marking
+        fails (``MarkingMissed`` here, or on PostgreSQL the owed statement's error where it
+        is sent) and the signature is never committed."""
+        marked = _MARK_PENDING.run_owed(
             conn,
             {
                 "txn_id": txn_id,
@@ -208,6 +215,8 @@ class TransactionRecords:
                 "executed_at": now,
             },
         )
+        if marked is not None and marked.rowcount != 1:  # run at once: its count is there
+            raise MarkingMissed(f"transaction {txn_id} was not quoted any more")
 
     def deny(self, txn_id: str, reasons: Sequence[str], *, now: int) -> bool:
         """``quoted`` → ``denied`` (refused at execution time)."""
