@@ -9,7 +9,8 @@ with its end)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import DBAPIError
@@ -89,8 +90,21 @@ def _execute(
         )
 
 
-def _signed_records(store: Store, wallet_id: str) -> list[dict[str, object]]:
+def _signed_records(store: Store, wallet_id: str) -> list[Mapping[str, Any]]:
     return [r.payload for r in store.audit.records(wallet_id) if r.kind == "session.call.signed"]
+
+
+def assert_nothing_of_it_committed(store: Store, seeded: Seeded, *, status: str) -> None:
+    """The Execute of ``txn_1`` with reservation ``res_1`` left no trace: the transaction as
+    it was (``status``, unsigned), no reservation, the call nonce untaken, no audit record,
+    no decision."""
+    record = store.transactions.get("txn_1")
+    assert record is not None
+    assert (record.status, record.reservation_id, record.signature) == (status, None, None)
+    assert store.budget.reservation("res_1") is None
+    assert store.sessions.get(seeded.session_id).call_nonce == 0  # type: ignore[union-attr]
+    assert _signed_records(store, seeded.wallet_id) == []
+    assert store.decisions.count_since(0, session_id=seeded.session_id) == 0
 
 
 def test_an_execute_writes_the_signature_the_audit_record_and_the_decision_in_its_transaction(
@@ -131,13 +145,7 @@ def test_a_quote_no_longer_quoted_is_refused_before_anything_is_signed(
 
     assert (outcome.accepted, outcome.reasons) == (False, (ReasonCode.TRANSACTION_NOT_QUOTED,))
     assert signer.calls == []
-    record = store.transactions.get("txn_1")
-    assert record is not None
-    assert (record.status, record.reservation_id, record.signature) == ("denied", None, None)
-    assert store.budget.reservation("res_1") is None
-    assert store.sessions.get(seeded.session_id).call_nonce == 0  # type: ignore[union-attr]
-    assert _signed_records(store, seeded.wallet_id) == []
-    assert store.decisions.count_since(0, session_id=seeded.session_id) == 0
+    assert_nothing_of_it_committed(store, seeded, status="denied")
 
 
 def test_a_quote_another_node_is_executing_is_refused_there_unsigned_and_nothing_of_it_is_kept(
@@ -208,13 +216,7 @@ def test_a_failure_after_the_quote_lock_leaves_the_quote_quoted_and_nothing_writ
         faults.clear()
 
     assert signer.calls == [("res_1", 0)]
-    record = store.transactions.get("txn_1")
-    assert record is not None
-    assert (record.status, record.reservation_id, record.signature) == ("quoted", None, None)
-    assert store.budget.reservation("res_1") is None
-    assert store.sessions.get(seeded.session_id).call_nonce == 0  # type: ignore[union-attr]
-    assert _signed_records(store, seeded.wallet_id) == []
-    assert store.decisions.count_since(0, session_id=seeded.session_id) == 0
+    assert_nothing_of_it_committed(store, seeded, status="quoted")
 
 
 class _StaleQuoteLock:
@@ -243,10 +245,4 @@ def test_a_marking_that_misses_fails_the_unit_and_commits_no_signature(
         _execute(store, seeded, "txn_1", "res_1", signer)
 
     assert signer.calls == [("res_1", 0)]
-    record = store.transactions.get("txn_1")
-    assert record is not None
-    assert (record.status, record.reservation_id, record.signature) == ("denied", None, None)
-    assert store.budget.reservation("res_1") is None
-    assert store.sessions.get(seeded.session_id).call_nonce == 0  # type: ignore[union-attr]
-    assert _signed_records(store, seeded.wallet_id) == []
-    assert store.decisions.count_since(0, session_id=seeded.session_id) == 0
+    assert_nothing_of_it_committed(store, seeded, status="denied")
