@@ -350,18 +350,6 @@ class Database:
             return failed_write, None
         return outcome, mine
 
-    def write_later(self, statement: str, params: Any) -> bool:
-        """Inside a :meth:`unit` on PostgreSQL: owe the write ``statement`` (SQL for the
-        driver, ``%(name)s`` parameters) to the unit's connection, to be sent with its next
-        statement or its commit (:class:`OwedStatements`), and answer True. Elsewhere answer
-        False and send nothing: the caller runs it as it would have (see
-        :meth:`sessionward.store.sql.Sql.run_later`)."""
-        owed = self._units.owed
-        if owed is None or self._units.connection is None:
-            return False
-        owed.write(statement, params)
-        return True
-
     def _owed_of(self, conn: Connection) -> OwedStatements | None:
         """PostgreSQL: a fresh list of what a unit will owe ``conn``, its connection (see
         :class:`OwedStatements`; :meth:`_Units.enter` hangs it on the connection); None on
@@ -570,9 +558,8 @@ class OwedStatements:
     savepoint). A block that raises after something was sent rolls back to its savepoint at
     once, as before; one that raises before drops what it queued.
 
-    A write queued with :meth:`Database.write_later` or
-    :meth:`sessionward.store.sql.Sql.run_owed` (an ``INSERT`` or ``UPDATE`` whose answer is
-    not needed) goes the same way, or, when nothing follows it, with the unit's ``COMMIT``
+    A write queued with :meth:`sessionward.store.sql.Sql.run_owed` (or ``run_later``; an
+    ``INSERT`` or ``UPDATE`` whose answer is not needed) goes the same way, or, when nothing follows it, with the unit's ``COMMIT``
     (one round trip for both). Every statement on the connection sends what is owed first,
     so whatever runs later in the unit sees the write; a write that fails makes the statement
     it was sent with fail (or the commit: the unit is then rolled back whole).

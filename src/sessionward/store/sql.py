@@ -94,13 +94,12 @@ class Sql:
         return _key_of(self._texts["postgresql"], self._bound(params, "postgresql"))
 
     def run_later(self, db: Database, params: Mapping[str, Any]) -> None:
-        """A write whose answer nobody reads: inside a unit of work on PostgreSQL it is owed
-        to the unit's connection and sent with its next statement or its commit, in the same
-        round trip (:meth:`Database.write_later`; an error then raises there); elsewhere it
-        runs at once in a ``writing`` block of its own, as :meth:`run` would."""
-        if not db.write_later(self._texts["postgresql"], self._bound(params, "postgresql")):
-            with db.writing(savepoint=False) as conn:  # one statement, its error uncaught
-                self.run(conn, params)
+        """:meth:`run_owed` for a caller outside any transaction: inside a unit of work it
+        joins the unit's (on PostgreSQL owed, sent with its next statement or its commit, in
+        the same round trip; an error then raises there); elsewhere it runs at once in a
+        ``writing`` block of its own, as :meth:`run` would."""
+        with db.writing(savepoint=False) as conn:  # one statement, its error uncaught
+            self.run_owed(conn, params)
 
     def run_owed(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         """A write whose answer nobody reads, in the caller's transaction ``conn``: on
